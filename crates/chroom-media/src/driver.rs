@@ -1,0 +1,642 @@
+//! The media actor: one UDP socket, many links, a bounded command inbox.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use chroom_types::{LinkId, MediaKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, Frequency, MediaTime};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Input, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::link::{Link, LinkOutput};
+
+/// Largest UDP datagram read; WebRTC keeps datagrams under ~1200 bytes, 2000 leaves slack.
+const RECV_BUFFER_BYTES: usize = 2000;
+
+/// Media driver configuration.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// UDP address to bind. Default `127.0.0.1:0` (loopback, any port) for local development.
+    pub bind: SocketAddr,
+    /// Addresses offered to peers as ICE host candidates. Default empty: the bound address, or
+    /// 127.0.0.1 when bound to an unspecified address.
+    pub advertise: Vec<IpAddr>,
+    /// Most links at once; further offers are refused with [`MediaError::TooManyLinks`].
+    /// Default 64.
+    pub max_links: usize,
+    /// A link that has not connected by then is closed. Default 15 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            advertise: Vec::new(),
+            max_links: 64,
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A media operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The UDP socket could not be bound.
+    #[error("binding udp {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SDP could not be parsed or negotiated.
+    #[error("bad sdp: {reason}")]
+    BadSdp {
+        /// What str0m reported.
+        reason: String,
+    },
+    /// The node already has [`MediaConfig::max_links`] links.
+    #[error("too many links (limit {limit})")]
+    TooManyLinks {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// No such link, or it has closed.
+    #[error("{link} is not open")]
+    UnknownLink {
+        /// The link asked for.
+        link: LinkId,
+    },
+    /// The answer came for a link that has no offer outstanding.
+    #[error("{link} has no pending offer")]
+    NoPendingOffer {
+        /// The link asked for.
+        link: LinkId,
+    },
+    /// The media actor has stopped.
+    #[error("media actor stopped")]
+    Stopped,
+}
+
+/// A frame received on a link.
+#[derive(Debug, Clone)]
+pub struct ReceivedFrame {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// RTP timestamp, extended to 64 bits, in the kind's clock rate.
+    pub rtp_time: u64,
+    /// False when packets were lost since the previous frame.
+    pub contiguous: bool,
+    /// The depacketized codec frame.
+    pub data: Arc<[u8]>,
+    /// When its first packet arrived.
+    pub received_at: Instant,
+}
+
+/// Why a link closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkClosed {
+    /// The node asked for it.
+    ByRequest,
+    /// It did not connect within [`MediaConfig::connect_timeout`].
+    ConnectTimeout,
+    /// ICE, DTLS or str0m failed; the text says how.
+    Failed(String),
+}
+
+/// What the media actor reports to the node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// ICE and DTLS completed: media can flow.
+    LinkConnected {
+        /// The link.
+        link: LinkId,
+    },
+    /// The link is gone.
+    LinkClosed {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        reason: LinkClosed,
+    },
+    /// A frame arrived.
+    Frame {
+        /// The link it came on.
+        link: LinkId,
+        /// The frame.
+        frame: ReceivedFrame,
+    },
+}
+
+#[derive(Debug)]
+enum Command {
+    CreateOffer {
+        kinds: Vec<MediaKind>,
+        reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
+    },
+    AcceptAnswer {
+        link: LinkId,
+        answer_sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    AcceptOffer {
+        offer_sdp: String,
+        reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
+    },
+    CloseLink {
+        link: LinkId,
+    },
+    SendFrame {
+        kind: MediaKind,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    },
+}
+
+/// Cloneable handle to a running [`MediaActor`].
+#[derive(Debug, Clone)]
+pub struct MediaHandle {
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl MediaHandle {
+    /// The UDP address every link of this node uses.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Opens a link that receives `kinds` and returns its SDP offer. Complete it with
+    /// [`Self::accept_answer`]. Cancel-safe: dropping the future may leave a link that closes
+    /// itself after the connect timeout.
+    pub async fn create_receive_offer(
+        &self,
+        kinds: &[MediaKind],
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::CreateOffer {
+            kinds: kinds.to_vec(),
+            reply,
+        })
+        .await
+    }
+
+    /// Completes a link opened by [`Self::create_receive_offer`].
+    pub async fn accept_answer(&self, link: LinkId, answer_sdp: String) -> Result<(), MediaError> {
+        self.request(|reply| Command::AcceptAnswer {
+            link,
+            answer_sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// Accepts a peer's offer: the new link sends every local frame of the kinds it asked for.
+    pub async fn accept_offer(&self, offer_sdp: String) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::AcceptOffer { offer_sdp, reply })
+            .await
+    }
+
+    /// Closes a link. Closing an unknown link does nothing.
+    pub async fn close_link(&self, link: LinkId) {
+        // The actor being gone means the link is gone too.
+        let _ = self.commands.send(Command::CloseLink { link }).await;
+    }
+
+    /// Sends a local frame to every connected link that receives `kind`. `rtp_time` is in the
+    /// kind's RTP clock ([`crate::VIDEO_CLOCK_HZ`], [`crate::AUDIO_CLOCK_HZ`]).
+    pub async fn send_frame(
+        &self,
+        kind: MediaKind,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    ) -> Result<(), MediaError> {
+        self.commands
+            .send(Command::SendFrame {
+                kind,
+                rtp_time,
+                data,
+            })
+            .await
+            .map_err(|_| MediaError::Stopped)
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, MediaError>>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        response.await.map_err(|_| MediaError::Stopped)?
+    }
+}
+
+/// Owns the UDP socket and every link. Create with [`MediaActor::bind`], then spawn
+/// [`MediaActor::run`].
+#[derive(Debug)]
+pub struct MediaActor {
+    config: MediaConfig,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    candidates: Vec<SocketAddr>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<MediaEvent>,
+    links: HashMap<LinkId, LinkState>,
+    next_link: u64,
+    started: Instant,
+}
+
+#[derive(Debug)]
+struct LinkState {
+    link: Link,
+    pending_offer: Option<SdpPendingOffer>,
+    connect_deadline: Option<Instant>,
+    next_timeout: Instant,
+    close_cause: Option<LinkClosed>,
+}
+
+impl MediaActor {
+    /// Binds the UDP socket. Events are delivered on `events`; a slow reader back-pressures the
+    /// actor rather than losing frames.
+    pub async fn bind(
+        config: MediaConfig,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Result<(Self, MediaHandle), MediaError> {
+        static CRYPTO: Once = Once::new();
+        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+
+        let socket = UdpSocket::bind(config.bind)
+            .await
+            .map_err(|source| MediaError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| MediaError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let candidates = host_candidates(&config, local_addr);
+        let (tx, rx) = mpsc::channel(256);
+        let handle = MediaHandle {
+            commands: tx,
+            local_addr,
+        };
+        let actor = Self {
+            config,
+            socket,
+            local_addr,
+            candidates,
+            commands: rx,
+            events,
+            links: HashMap::new(),
+            next_link: 1,
+            started: Instant::now(),
+        };
+        Ok((actor, handle))
+    }
+
+    /// Runs until `shutdown` is cancelled or every handle is dropped. Closes all links on exit.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let span = tracing::info_span!("media", addr = %self.local_addr);
+        async move {
+            tracing::info!("media listening");
+            let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+            loop {
+                let deadline = self.next_deadline();
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    command = self.commands.recv() => {
+                        let Some(command) = command else { break };
+                        self.handle_command(command);
+                    }
+                    received = self.socket.recv_from(&mut buf) => match received {
+                        Ok((len, source)) => self.handle_datagram(&buf[..len], source),
+                        // ICMP port-unreachable from a vanished peer surfaces here on Linux.
+                        Err(e) => tracing::debug!(error = %e, "udp receive failed"),
+                    },
+                    () = tokio::time::sleep_until(deadline.into()) => self.handle_timeout(),
+                }
+                self.flush().await;
+            }
+            for state in self.links.values_mut() {
+                state.link.close();
+            }
+            self.flush().await;
+        }
+        .instrument(span)
+        .await;
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = Instant::now() + Duration::from_secs(1);
+        self.links
+            .values()
+            .map(|s| {
+                s.connect_deadline
+                    .map_or(s.next_timeout, |d| d.min(s.next_timeout))
+            })
+            .fold(idle, Instant::min)
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::CreateOffer { kinds, reply } => {
+                let _ = reply.send(self.create_offer(&kinds));
+            }
+            Command::AcceptAnswer {
+                link,
+                answer_sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_answer(link, &answer_sdp));
+            }
+            Command::AcceptOffer { offer_sdp, reply } => {
+                let _ = reply.send(self.accept_offer(&offer_sdp));
+            }
+            Command::CloseLink { link } => {
+                if let Some(state) = self.links.get_mut(&link) {
+                    state.close(LinkClosed::ByRequest);
+                }
+            }
+            Command::SendFrame {
+                kind,
+                rtp_time,
+                data,
+            } => {
+                let now = Instant::now();
+                let clock = match kind {
+                    MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+                    MediaKind::Video => Frequency::NINETY_KHZ,
+                };
+                let time = MediaTime::new(rtp_time, clock);
+                for state in self.links.values_mut() {
+                    state.link.write_frame(now, kind, time, &data);
+                }
+            }
+        }
+    }
+
+    fn new_rtc(&self) -> Rtc {
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_vp8(true)
+            .enable_opus(true, false)
+            .build(Instant::now());
+        for addr in &self.candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(candidate) => {
+                    rtc.add_local_candidate(candidate);
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "unusable host candidate"),
+            }
+        }
+        rtc
+    }
+
+    fn allocate(&mut self, rtc: Rtc, pending_offer: Option<SdpPendingOffer>) -> LinkId {
+        let id = LinkId(self.next_link);
+        self.next_link += 1;
+        let now = Instant::now();
+        self.links.insert(
+            id,
+            LinkState {
+                link: Link::new(id, rtc),
+                pending_offer,
+                connect_deadline: Some(now + self.config.connect_timeout),
+                next_timeout: now,
+                close_cause: None,
+            },
+        );
+        id
+    }
+
+    fn check_capacity(&self) -> Result<(), MediaError> {
+        if self.links.len() >= self.config.max_links {
+            return Err(MediaError::TooManyLinks {
+                limit: self.config.max_links,
+            });
+        }
+        Ok(())
+    }
+
+    fn create_offer(&mut self, kinds: &[MediaKind]) -> Result<(LinkId, String), MediaError> {
+        self.check_capacity()?;
+        let mut rtc = self.new_rtc();
+        let mut change = rtc.sdp_api();
+        for kind in kinds {
+            let kind = match kind {
+                MediaKind::Audio => str0m::media::MediaKind::Audio,
+                MediaKind::Video => str0m::media::MediaKind::Video,
+            };
+            change.add_media(kind, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
+            reason: "offer has no media".into(),
+        })?;
+        let sdp = offer.to_sdp_string();
+        let link = self.allocate(rtc, Some(pending));
+        tracing::debug!(%link, "created receive offer");
+        Ok((link, sdp))
+    }
+
+    fn accept_answer(&mut self, link: LinkId, answer_sdp: &str) -> Result<(), MediaError> {
+        let state = self
+            .links
+            .get_mut(&link)
+            .ok_or(MediaError::UnknownLink { link })?;
+        let pending = state
+            .pending_offer
+            .take()
+            .ok_or(MediaError::NoPendingOffer { link })?;
+        let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| MediaError::BadSdp {
+            reason: e.to_string(),
+        })?;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state.link.rtc_mut().sdp_api().accept_answer(pending, answer)
+        }));
+        match result {
+            Ok(Ok(())) => {
+                state.next_timeout = Instant::now();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                state.link.close();
+                Err(MediaError::BadSdp {
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                state.link.close();
+                Err(MediaError::BadSdp {
+                    reason: "answer crashed the sdp parser".into(),
+                })
+            }
+        }
+    }
+
+    fn accept_offer(&mut self, offer_sdp: &str) -> Result<(LinkId, String), MediaError> {
+        self.check_capacity()?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::BadSdp {
+            reason: e.to_string(),
+        })?;
+        let mut rtc = self.new_rtc();
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rtc.sdp_api().accept_offer(offer)
+        }))
+        .map_err(|_| MediaError::BadSdp {
+            reason: "offer crashed the sdp parser".into(),
+        })?
+        .map_err(|e| MediaError::BadSdp {
+            reason: e.to_string(),
+        })?;
+        let link = self.allocate(rtc, None);
+        tracing::debug!(%link, "accepted offer");
+        Ok((link, answer.to_sdp_string()))
+    }
+
+    fn handle_datagram(&mut self, bytes: &[u8], source: SocketAddr) {
+        let Ok(contents) = bytes.try_into() else {
+            tracing::trace!(%source, "unrecognised datagram");
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        let Some(state) = self.links.values_mut().find(|s| s.link.accepts(&input)) else {
+            tracing::trace!(%source, "no link accepts datagram");
+            return;
+        };
+        state.link.handle_input(input);
+        state.next_timeout = Instant::now();
+    }
+
+    fn handle_timeout(&mut self) {
+        let now = Instant::now();
+        for state in self.links.values_mut() {
+            if state.connect_deadline.is_some_and(|d| d <= now) {
+                tracing::info!(link = %state.link.id, "link did not connect in time");
+                state.close(LinkClosed::ConnectTimeout);
+                continue;
+            }
+            if state.next_timeout <= now {
+                state.link.handle_input(Input::Timeout(now));
+            }
+        }
+    }
+
+    /// Drains every link, sends what they produced and reports events. Dead links are removed.
+    async fn flush(&mut self) {
+        let now = Instant::now();
+        let mut outputs = Vec::new();
+        let mut events = Vec::new();
+        let mut dead = Vec::new();
+        for (id, state) in &mut self.links {
+            outputs.clear();
+            state.next_timeout = state.link.drain(now, &mut outputs);
+            for output in outputs.drain(..) {
+                match output {
+                    LinkOutput::Transmit {
+                        destination,
+                        contents,
+                    } => {
+                        // UDP is lossy anyway: a full socket buffer drops, it does not stall
+                        // every other link.
+                        if let Err(e) = self.socket.try_send_to(&contents, destination) {
+                            tracing::debug!(%destination, error = %e, "udp send dropped");
+                        }
+                    }
+                    LinkOutput::Connected => {
+                        state.connect_deadline = None;
+                        tracing::info!(link = %id, elapsed = ?self.started.elapsed(), "link connected");
+                        events.push(MediaEvent::LinkConnected { link: *id });
+                    }
+                    LinkOutput::Frame {
+                        kind,
+                        rtp_time,
+                        contiguous,
+                        data,
+                    } => events.push(MediaEvent::Frame {
+                        link: *id,
+                        frame: ReceivedFrame {
+                            kind,
+                            rtp_time,
+                            contiguous,
+                            data,
+                            received_at: now,
+                        },
+                    }),
+                }
+            }
+            if !state.link.is_alive() {
+                dead.push(*id);
+            }
+        }
+        for id in dead {
+            let Some(state) = self.links.remove(&id) else {
+                continue;
+            };
+            let reason = state.close_reason();
+            tracing::info!(link = %id, ?reason, "link closed");
+            events.push(MediaEvent::LinkClosed { link: id, reason });
+        }
+        for event in events {
+            if self.events.send(event).await.is_err() {
+                // Nobody listens any more; keep serving links until shutdown.
+                break;
+            }
+        }
+    }
+}
+
+impl LinkState {
+    fn close(&mut self, cause: LinkClosed) {
+        self.close_cause.get_or_insert(cause);
+        self.connect_deadline = None;
+        self.pending_offer = None;
+        self.link.close();
+    }
+
+    fn close_reason(&self) -> LinkClosed {
+        if let Some(cause) = &self.close_cause {
+            return cause.clone();
+        }
+        LinkClosed::Failed(self.link.failure().unwrap_or("closed by peer").to_owned())
+    }
+}
+
+/// The ICE host candidates for a socket bound at `local`.
+fn host_candidates(config: &MediaConfig, local: SocketAddr) -> Vec<SocketAddr> {
+    if !config.advertise.is_empty() {
+        return config
+            .advertise
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, local.port()))
+            .collect();
+    }
+    if local.ip().is_unspecified() {
+        // Without an advertised address a wildcard bind is only reachable on loopback for sure.
+        return vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port())];
+    }
+    vec![local]
+}

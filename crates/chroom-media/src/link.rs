@@ -1,0 +1,236 @@
+//! One WebRTC link: a str0m `Rtc` plus what the driver must remember about it.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chroom_types::{LinkId, MediaKind};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaTime, Mid};
+use str0m::{Event, Input, Output, Rtc};
+
+/// Shortest gap between two keyframe requests a link sends upstream (RFC 4585 leaves the rate
+/// to the application; one per second is what libwebrtc's receivers use after loss).
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What draining a link produced, handed back to the driver.
+#[derive(Debug)]
+pub(crate) enum LinkOutput {
+    Transmit {
+        destination: std::net::SocketAddr,
+        contents: Vec<u8>,
+    },
+    Connected,
+    Frame {
+        kind: MediaKind,
+        rtp_time: u64,
+        contiguous: bool,
+        data: Arc<[u8]>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) id: LinkId,
+    rtc: Rtc,
+    connected: bool,
+    send_mids: HashMap<MediaKind, Mid>,
+    recv_mids: HashMap<Mid, MediaKind>,
+    last_keyframe_request: Option<Instant>,
+    /// Set when str0m panicked or failed: the link is dead and must be dropped.
+    failure: Option<String>,
+}
+
+impl Link {
+    pub(crate) fn new(id: LinkId, rtc: Rtc) -> Self {
+        Self {
+            id,
+            rtc,
+            connected: false,
+            send_mids: HashMap::new(),
+            recv_mids: HashMap::new(),
+            last_keyframe_request: None,
+            failure: None,
+        }
+    }
+
+    pub(crate) fn rtc_mut(&mut self) -> &mut Rtc {
+        &mut self.rtc
+    }
+
+    pub(crate) fn accepts(&self, input: &Input<'_>) -> bool {
+        self.failure.is_none() && self.rtc.accepts(input)
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.failure.is_none() && self.rtc.is_alive()
+    }
+
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    pub(crate) fn handle_input(&mut self, input: Input<'_>) {
+        let rtc = &mut self.rtc;
+        match catch_unwind(AssertUnwindSafe(|| rtc.handle_input(input))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.fail(format!("input rejected: {e}")),
+            Err(_) => self.fail("str0m panicked handling input".into()),
+        }
+    }
+
+    /// Writes one frame to this link if it sends `kind` and is connected. Returns whether the
+    /// frame was handed to str0m.
+    pub(crate) fn write_frame(
+        &mut self,
+        now: Instant,
+        kind: MediaKind,
+        rtp_time: MediaTime,
+        data: &Arc<[u8]>,
+    ) -> bool {
+        if !self.connected || self.failure.is_some() {
+            return false;
+        }
+        let Some(&mid) = self.send_mids.get(&kind) else {
+            return false;
+        };
+        let rtc = &mut self.rtc;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let Some(writer) = rtc.writer(mid) else {
+                return Ok(false);
+            };
+            let Some(pt) = writer
+                .payload_params()
+                .find(|p| p.spec().codec == codec_for(kind))
+                .map(|p| p.pt())
+            else {
+                return Ok(false);
+            };
+            writer.write(pt, now, rtp_time, data.clone()).map(|()| true)
+        }));
+        match result {
+            Ok(Ok(written)) => written,
+            Ok(Err(e)) => {
+                self.fail(format!("write failed: {e}"));
+                false
+            }
+            Err(_) => {
+                self.fail("str0m panicked writing a frame".into());
+                false
+            }
+        }
+    }
+
+    /// Drains str0m's output until it returns a timeout; returns that deadline.
+    pub(crate) fn drain(&mut self, now: Instant, out: &mut Vec<LinkOutput>) -> Instant {
+        loop {
+            if !self.is_alive() {
+                return now;
+            }
+            let rtc = &mut self.rtc;
+            let output = match catch_unwind(AssertUnwindSafe(|| rtc.poll_output())) {
+                Ok(Ok(output)) => output,
+                Ok(Err(e)) => {
+                    self.fail(format!("poll failed: {e}"));
+                    return now;
+                }
+                Err(_) => {
+                    self.fail("str0m panicked polling output".into());
+                    return now;
+                }
+            };
+            match output {
+                Output::Timeout(deadline) => return deadline,
+                Output::Transmit(t) => out.push(LinkOutput::Transmit {
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                }),
+                Output::Event(event) => self.handle_event(now, event, out),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, event: Event, out: &mut Vec<LinkOutput>) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                out.push(LinkOutput::Connected);
+                // A subscriber can only decode from a keyframe: ask for one right away instead of
+                // waiting for the sender's next periodic keyframe.
+                self.request_keyframe(now);
+            }
+            Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
+                self.fail("ice disconnected".into());
+            }
+            Event::MediaAdded(added) => {
+                let kind = match added.kind {
+                    str0m::media::MediaKind::Audio => MediaKind::Audio,
+                    str0m::media::MediaKind::Video => MediaKind::Video,
+                };
+                if matches!(added.direction, Direction::SendOnly | Direction::SendRecv) {
+                    self.send_mids.insert(kind, added.mid);
+                }
+                if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) {
+                    self.recv_mids.insert(added.mid, kind);
+                }
+            }
+            Event::MediaData(data) => {
+                let Some(&kind) = self.recv_mids.get(&data.mid) else {
+                    return;
+                };
+                if !data.contiguous && kind == MediaKind::Video {
+                    self.request_keyframe(now);
+                }
+                out.push(LinkOutput::Frame {
+                    kind,
+                    rtp_time: data.time.numer(),
+                    contiguous: data.contiguous,
+                    data: data.data,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn request_keyframe(&mut self, now: Instant) {
+        if self
+            .last_keyframe_request
+            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        let Some(mid) = self
+            .recv_mids
+            .iter()
+            .find(|(_, kind)| **kind == MediaKind::Video)
+            .map(|(mid, _)| *mid)
+        else {
+            return;
+        };
+        if let Some(mut writer) = self.rtc.writer(mid)
+            && writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
+            && writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok()
+        {
+            self.last_keyframe_request = Some(now);
+        }
+    }
+
+    pub(crate) fn close(&mut self) {
+        self.rtc.disconnect();
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.failure.is_none() {
+            tracing::warn!(link = %self.id, %reason, "link failed");
+            self.failure = Some(reason);
+        }
+    }
+}
+
+fn codec_for(kind: MediaKind) -> Codec {
+    match kind {
+        MediaKind::Audio => Codec::Opus,
+        MediaKind::Video => Codec::Vp8,
+    }
+}

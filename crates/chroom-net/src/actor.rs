@@ -1,0 +1,649 @@
+//! The network actor: owns the swarm, turns commands into swarm calls and swarm events into
+//! [`NetEvent`]s.
+
+use std::collections::{HashMap, HashSet};
+
+use chroom_proto::{
+    DecodeError, ErrorCode, SignalError, SignalRequest, SignalResponse, decode_request,
+    decode_response, encode_request, encode_response,
+};
+use chroom_types::RoomId;
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, gossipsub, identify, identity::Keypair, kad, multiaddr::Protocol,
+    noise, request_response, tcp, yamux,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::config::NetConfig;
+use crate::signal::Frame;
+
+/// Correlates a [`NetEvent::SignalRequest`] with the [`NetHandle::respond`] that answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignalReplyId(u64);
+
+/// What the network reports to the node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// Now listening on `addr`.
+    Listening {
+        /// The address.
+        addr: Multiaddr,
+    },
+    /// A peer connected (first connection).
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// The address we reached it at or it came from.
+        addr: Multiaddr,
+    },
+    /// A peer's last connection closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A peer identified itself: its listen addresses are worth remembering.
+    PeerIdentified {
+        /// The peer.
+        peer: PeerId,
+        /// Where it listens.
+        listen_addrs: Vec<Multiaddr>,
+    },
+    /// A well-formed signaling request. Answer it with [`NetHandle::respond`].
+    SignalRequest {
+        /// Who asked.
+        peer: PeerId,
+        /// Pass back to `respond`.
+        reply: SignalReplyId,
+        /// What was asked.
+        request: SignalRequest,
+    },
+    /// A peer sent something that broke the protocol; it has been answered with an error.
+    PeerMisbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        reason: String,
+    },
+}
+
+/// A network operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The swarm could not be built or could not listen.
+    #[error("starting libp2p: {0}")]
+    Start(String),
+    /// A signaling request got no usable response.
+    #[error("signaling {peer} failed: {reason}")]
+    Signal {
+        /// The peer asked.
+        peer: PeerId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The peer answered with a refusal.
+    #[error("{peer} refused: {error}")]
+    Refused {
+        /// The peer asked.
+        peer: PeerId,
+        /// Its refusal.
+        error: SignalError,
+    },
+    /// A DHT query failed.
+    #[error("dht query failed: {0}")]
+    Query(String),
+    /// The network actor has stopped.
+    #[error("network actor stopped")]
+    Stopped,
+}
+
+#[derive(Debug)]
+enum Command {
+    Dial(Multiaddr),
+    JoinRoom(RoomId),
+    LeaveRoom(RoomId),
+    FindProviders {
+        room: RoomId,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+    },
+    Request {
+        peer: PeerId,
+        request: SignalRequest,
+        reply: oneshot::Sender<Result<SignalResponse, NetError>>,
+    },
+    Respond {
+        reply: SignalReplyId,
+        response: SignalResponse,
+    },
+    AddPeerAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+}
+
+/// Cloneable handle to a running [`NetActor`].
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl NetHandle {
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Dials `addr` (with or without a `/p2p/` suffix).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.send(Command::Dial(addr)).await
+    }
+
+    /// Announces this node as a provider of `room` in the DHT and subscribes to its gossip topic.
+    /// Providing is retried until the DHT has peers to store the record.
+    pub async fn join_room(&self, room: RoomId) -> Result<(), NetError> {
+        self.send(Command::JoinRoom(room)).await
+    }
+
+    /// Stops providing `room` and leaves its gossip topic.
+    pub async fn leave_room(&self, room: RoomId) -> Result<(), NetError> {
+        self.send(Command::LeaveRoom(room)).await
+    }
+
+    /// The peers the DHT lists as providers of `room`, this node excluded.
+    pub async fn find_providers(&self, room: RoomId) -> Result<HashSet<PeerId>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::FindProviders { room, reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Sends a signaling request and waits for the response. A refusal is `Ok(Error(..))`.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: SignalRequest,
+    ) -> Result<SignalResponse, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Answers a [`NetEvent::SignalRequest`].
+    pub async fn respond(
+        &self,
+        reply: SignalReplyId,
+        response: SignalResponse,
+    ) -> Result<(), NetError> {
+        self.send(Command::Respond { reply, response }).await
+    }
+
+    /// Tells the DHT where `peer` can be reached (from the peer book, say).
+    pub async fn add_peer_address(&self, peer: PeerId, addr: Multiaddr) -> Result<(), NetError> {
+        self.send(Command::AddPeerAddress { peer, addr }).await
+    }
+
+    /// The addresses the swarm listens on now.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ListenAddrs(reply)).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Peers with at least one open connection.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ConnectedPeers(reply)).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), NetError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+}
+
+/// Owns the libp2p swarm. Create with [`NetActor::new`], then spawn [`NetActor::run`].
+pub struct NetActor {
+    swarm: Swarm<Behaviour>,
+    config: NetConfig,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    rooms: HashSet<RoomId>,
+    /// Rooms whose provider record could not be stored yet (no DHT peers).
+    unprovided: HashSet<RoomId>,
+    provider_queries: HashMap<kad::QueryId, ProviderQuery>,
+    outbound: HashMap<request_response::OutboundRequestId, OutboundRequest>,
+    inbound: HashMap<SignalReplyId, request_response::ResponseChannel<Frame>>,
+    next_reply: u64,
+}
+
+struct ProviderQuery {
+    found: HashSet<PeerId>,
+    reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+}
+
+struct OutboundRequest {
+    peer: PeerId,
+    reply: oneshot::Sender<Result<SignalResponse, NetError>>,
+}
+
+impl std::fmt::Debug for NetActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetActor")
+            .field("peer_id", self.swarm.local_peer_id())
+            .field("rooms", &self.rooms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetActor {
+    /// Builds the swarm and starts listening. Events go to `events`.
+    pub fn new(
+        key: Keypair,
+        config: NetConfig,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Result<(Self, NetHandle), NetError> {
+        let peer_id = key.public().to_peer_id();
+        let idle = config.idle_connection_timeout;
+        let behaviour = Behaviour::new(&key, &config).map_err(NetError::Start)?;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Start(format!("tcp transport: {e}")))?
+            .with_quic()
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| NetError::Start(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Start(format!("listening on {addr}: {e}")))?;
+        }
+        for addr in &config.bootstrap {
+            if let Some(peer) = peer_of(addr) {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        let (tx, rx) = mpsc::channel(128);
+        let actor = Self {
+            swarm,
+            config,
+            commands: rx,
+            events,
+            rooms: HashSet::new(),
+            unprovided: HashSet::new(),
+            provider_queries: HashMap::new(),
+            outbound: HashMap::new(),
+            inbound: HashMap::new(),
+            next_reply: 0,
+        };
+        Ok((
+            actor,
+            NetHandle {
+                commands: tx,
+                peer_id,
+            },
+        ))
+    }
+
+    /// Runs until `shutdown` is cancelled or every handle is dropped.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let span = tracing::info_span!("net", peer = %self.swarm.local_peer_id());
+        async move {
+            let mut provide_retry = tokio::time::interval(self.config.provide_retry_interval);
+            provide_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    command = self.commands.recv() => {
+                        let Some(command) = command else { break };
+                        self.handle_command(command);
+                    }
+                    event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+                    _ = provide_retry.tick() => self.provide_pending(),
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Dial(addr) => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, error = %e, "dial failed");
+                }
+            }
+            Command::JoinRoom(room) => {
+                if self.rooms.insert(room) {
+                    tracing::info!(room = %room.fmt_short(), "joined room");
+                    let topic = topic(room);
+                    if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+                        tracing::warn!(error = %e, "gossip subscribe failed");
+                    }
+                    self.unprovided.insert(room);
+                    self.provide_pending();
+                }
+            }
+            Command::LeaveRoom(room) => {
+                if self.rooms.remove(&room) {
+                    self.unprovided.remove(&room);
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .stop_providing(&room_key(room));
+                    self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic(room));
+                }
+            }
+            Command::FindProviders { room, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(room_key(room));
+                self.provider_queries.insert(
+                    id,
+                    ProviderQuery {
+                        found: HashSet::new(),
+                        reply,
+                    },
+                );
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let frame = Frame::Payload(encode_request(&request));
+                let id = self.swarm.behaviour_mut().signal.send_request(&peer, frame);
+                self.outbound.insert(id, OutboundRequest { peer, reply });
+            }
+            Command::Respond { reply, response } => {
+                let Some(channel) = self.inbound.remove(&reply) else {
+                    tracing::debug!(?reply, "response for a request that timed out");
+                    return;
+                };
+                let frame = Frame::Payload(encode_response(&response));
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .signal
+                    .send_response(channel, frame)
+                    .is_err()
+                {
+                    tracing::debug!(?reply, "peer went away before the response");
+                }
+            }
+            Command::AddPeerAddress { peer, addr } => {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::ConnectedPeers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+        }
+    }
+
+    fn provide_pending(&mut self) {
+        let rooms: Vec<RoomId> = self.unprovided.iter().copied().collect();
+        for room in rooms {
+            match self.swarm.behaviour_mut().kad.start_providing(room_key(room)) {
+                // The record is stored locally at once; the query result says whether peers
+                // took it too. Until one does, keep the room pending.
+                Ok(_) => {}
+                Err(e) => tracing::warn!(room = %room.fmt_short(), error = %e, "cannot provide"),
+            }
+        }
+    }
+
+    async fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let addr = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                tracing::info!(%addr, "listening");
+                self.emit(NetEvent::Listening { addr }).await;
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                tracing::debug!(peer = %peer_id, "connected");
+                self.emit(NetEvent::PeerConnected {
+                    peer: peer_id,
+                    addr: endpoint.get_remote_address().clone(),
+                })
+                .await;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, "disconnected");
+                self.emit(NetEvent::PeerDisconnected { peer: peer_id }).await;
+            }
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event).await,
+            _ => {}
+        }
+    }
+
+    async fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let speaks_kad = info
+                    .protocols
+                    .iter()
+                    .any(|p| p.as_ref() == crate::KAD_PROTOCOL);
+                if speaks_kad {
+                    for addr in &info.listen_addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
+                self.emit(NetEvent::PeerIdentified {
+                    peer: peer_id,
+                    listen_addrs: info.listen_addrs,
+                })
+                .await;
+            }
+            BehaviourEvent::Kad(event) => self.handle_kad_event(event),
+            BehaviourEvent::Signal(event) => self.handle_signal_event(event).await,
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                tracing::trace!(topic = %message.topic, "gossip message");
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_kad_event(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            if let kad::Event::RoutingUpdated { is_new_peer: true, .. } = event {
+                self.provide_pending();
+            }
+            return;
+        };
+        match result {
+            kad::QueryResult::StartProviding(Ok(kad::AddProviderOk { key })) => {
+                if let Some(room) = self.rooms.iter().find(|r| room_key(**r) == key).copied() {
+                    tracing::debug!(room = %room.fmt_short(), "provider record stored");
+                    self.unprovided.remove(&room);
+                }
+            }
+            kad::QueryResult::StartProviding(Err(e)) => {
+                tracing::debug!(error = %e, "providing failed, will retry");
+            }
+            kad::QueryResult::GetProviders(result) => {
+                let local = *self.swarm.local_peer_id();
+                if let Some(query) = self.provider_queries.get_mut(&id) {
+                    match result {
+                        Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                            query.found.extend(providers.into_iter().filter(|p| *p != local));
+                        }
+                        Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => {}
+                        Err(e) if query.found.is_empty() => {
+                            if let Some(query) = self.provider_queries.remove(&id) {
+                                let _ = query.reply.send(Err(NetError::Query(e.to_string())));
+                            }
+                            return;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                if step.last
+                    && let Some(query) = self.provider_queries.remove(&id)
+                {
+                    let _ = query.reply.send(Ok(query.found));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn handle_signal_event(
+        &mut self,
+        event: request_response::Event<Frame, Frame>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let decoded = match request {
+                    Frame::Payload(bytes) => decode_request(&bytes),
+                    Frame::Oversized { len } => Err(DecodeError::TooLarge {
+                        len: usize::try_from(len).unwrap_or(usize::MAX),
+                    }),
+                };
+                match decoded {
+                    Ok(request) => {
+                        let reply = SignalReplyId(self.next_reply);
+                        self.next_reply += 1;
+                        self.inbound.insert(reply, channel);
+                        self.emit(NetEvent::SignalRequest {
+                            peer,
+                            reply,
+                            request,
+                        })
+                        .await;
+                    }
+                    Err(error) => {
+                        let code = match error {
+                            DecodeError::TooLarge { .. } => ErrorCode::TooLarge,
+                            _ => ErrorCode::Malformed,
+                        };
+                        let reason = error.to_string();
+                        tracing::warn!(%peer, %reason, "refused bad signaling request");
+                        let response =
+                            SignalResponse::Error(SignalError::new(code, reason.clone()));
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .signal
+                            .send_response(channel, Frame::Payload(encode_response(&response)));
+                        self.emit(NetEvent::PeerMisbehaved { peer, reason }).await;
+                    }
+                }
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some(outbound) = self.outbound.remove(&request_id) else {
+                    return;
+                };
+                let peer = outbound.peer;
+                let result = match response {
+                    Frame::Payload(bytes) => {
+                        decode_response(&bytes).map_err(|e| NetError::Signal {
+                            peer,
+                            reason: format!("bad response: {e}"),
+                        })
+                    }
+                    Frame::Oversized { len } => Err(NetError::Signal {
+                        peer,
+                        reason: format!("response of {len} bytes is over the limit"),
+                    }),
+                };
+                let _ = outbound.reply.send(result);
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(outbound) = self.outbound.remove(&request_id) {
+                    let _ = outbound.reply.send(Err(NetError::Signal {
+                        peer: outbound.peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound signaling failed");
+                // Drop channels whose stream is gone so the map cannot grow without bound.
+                self.inbound.retain(|_, channel| channel.is_open());
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    async fn emit(&mut self, event: NetEvent) {
+        // The node stopping its receiver means it is shutting down; nothing to report to.
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// The DHT key under which a room's members register as providers.
+fn room_key(room: RoomId) -> kad::RecordKey {
+    let mut key = b"/chroom/room/".to_vec();
+    key.extend_from_slice(room.as_bytes());
+    kad::RecordKey::new(&key)
+}
+
+/// The gossip topic of a room.
+fn topic(room: RoomId) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("chroom/room/{room}"))
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}

@@ -1,0 +1,24 @@
+//! Chroom's libp2p driver: discovery, room gossip and node-to-node signaling.
+//!
+//! One [`NetActor`] owns the node's `Swarm`: TCP and QUIC transports, Noise, Yamux, Kademlia on
+//! Chroom's own protocol name (never the IPFS DHT), identify, ping, gossipsub and the signaling
+//! request-response protocol `/chroom/signal/1.0.0` ([`signal`]).
+//!
+//! It owns: connections, the DHT (a room is found by the providers of its id), gossip topics,
+//! the signaling codec and its size limit, and replying to frames that do not decode. It does
+//! not decide who may join a room, whether to answer an offer or which link to open: it reports
+//! requests as [`NetEvent`]s and carries out commands from [`NetHandle`].
+
+mod actor;
+mod behaviour;
+mod config;
+pub mod signal;
+
+pub use actor::{NetActor, NetError, NetEvent, NetHandle, SignalReplyId};
+pub use config::{KadMode, NetConfig};
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+
+/// Kademlia protocol name. Chroom runs its own DHT so IPFS nodes never enter its routing tables.
+pub const KAD_PROTOCOL: &str = "/chroom/kad/1.0.0";
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/chroom/id/1.0.0";

@@ -1,0 +1,301 @@
+//! Native signaling messages and their conversion to and from `chroom.signal.v1`.
+
+use bytes::Bytes;
+use chroom_types::{MAX_SIGNAL_MESSAGE_BYTES, RoomId};
+use prost::Message;
+
+use crate::generated::signal as pb;
+
+/// A request one node sends another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignalRequest {
+    /// Receive the peer's published tracks in `room`; `offer_sdp` is a complete SDP offer.
+    Subscribe {
+        /// The room the link belongs to.
+        room: RoomId,
+        /// SDP offer with receive-only sections and all local candidates.
+        offer_sdp: String,
+    },
+}
+
+/// The reply to a [`SignalRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignalResponse {
+    /// The SDP answer completing a subscribe.
+    Answer {
+        /// SDP answer with the responder's candidates.
+        answer_sdp: String,
+    },
+    /// The request was refused.
+    Error(SignalError),
+}
+
+/// A refusal: a machine-readable code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SignalError {
+    /// What kind of refusal.
+    pub code: ErrorCode,
+    /// Why, in words.
+    pub message: String,
+}
+
+impl SignalError {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The SDP could not be parsed or negotiated.
+    BadSdp,
+    /// Something failed inside the responder.
+    Internal,
+    /// The bytes were not a valid request.
+    Malformed,
+    /// The responder is in the room but publishes nothing there.
+    NotPublishing,
+    /// The responder is not in the named room.
+    NotInRoom,
+    /// The responder has no capacity for another link.
+    Overloaded,
+    /// The request exceeded the responder's size limit.
+    TooLarge,
+    /// A code this version does not know (sent by a newer peer).
+    Unknown(i32),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            Self::BadSdp => "bad sdp",
+            Self::Internal => "internal error",
+            Self::Malformed => "malformed request",
+            Self::NotPublishing => "not publishing",
+            Self::NotInRoom => "not in room",
+            Self::Overloaded => "overloaded",
+            Self::TooLarge => "too large",
+            Self::Unknown(code) => return write!(f, "error code {code}"),
+        };
+        f.write_str(text)
+    }
+}
+
+impl From<ErrorCode> for i32 {
+    fn from(code: ErrorCode) -> Self {
+        let pb = match code {
+            ErrorCode::BadSdp => pb::ErrorCode::BadSdp,
+            ErrorCode::Internal => pb::ErrorCode::Internal,
+            ErrorCode::Malformed => pb::ErrorCode::Malformed,
+            ErrorCode::NotPublishing => pb::ErrorCode::NotPublishing,
+            ErrorCode::NotInRoom => pb::ErrorCode::NotInRoom,
+            ErrorCode::Overloaded => pb::ErrorCode::Overloaded,
+            ErrorCode::TooLarge => pb::ErrorCode::TooLarge,
+            ErrorCode::Unknown(other) => return other,
+        };
+        pb as Self
+    }
+}
+
+impl From<i32> for ErrorCode {
+    fn from(value: i32) -> Self {
+        match pb::ErrorCode::try_from(value) {
+            Ok(pb::ErrorCode::BadSdp) => Self::BadSdp,
+            Ok(pb::ErrorCode::Internal) => Self::Internal,
+            Ok(pb::ErrorCode::Malformed) => Self::Malformed,
+            Ok(pb::ErrorCode::NotPublishing) => Self::NotPublishing,
+            Ok(pb::ErrorCode::NotInRoom) => Self::NotInRoom,
+            Ok(pb::ErrorCode::Overloaded) => Self::Overloaded,
+            Ok(pb::ErrorCode::TooLarge) => Self::TooLarge,
+            Ok(pb::ErrorCode::Unspecified) | Err(_) => Self::Unknown(value),
+        }
+    }
+}
+
+/// Why bytes did not decode into a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Larger than [`MAX_SIGNAL_MESSAGE_BYTES`].
+    #[error("message is {len} bytes, the limit is {MAX_SIGNAL_MESSAGE_BYTES}")]
+    TooLarge {
+        /// Size of the rejected message.
+        len: usize,
+    },
+    /// Not valid protobuf for the expected message.
+    #[error("not a valid {message}: {reason}")]
+    Protobuf {
+        /// Which message was expected.
+        message: &'static str,
+        /// What prost reported.
+        reason: String,
+    },
+    /// Valid protobuf without the `kind` the message needs.
+    #[error("{message} has no kind set")]
+    MissingKind {
+        /// Which message it was.
+        message: &'static str,
+    },
+    /// A room id that is not 32 bytes.
+    #[error("room id is {len} bytes, expected 32")]
+    BadRoomId {
+        /// Length of the bytes sent.
+        len: usize,
+    },
+}
+
+/// Decodes a request received from a peer.
+pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
+    check_size(bytes)?;
+    let msg = pb::SignalRequest::decode(bytes).map_err(|e| DecodeError::Protobuf {
+        message: "SignalRequest",
+        reason: e.to_string(),
+    })?;
+    match msg.kind {
+        Some(pb::signal_request::Kind::Subscribe(sub)) => {
+            let room = RoomId::try_from(sub.room_id.as_ref())
+                .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
+            Ok(SignalRequest::Subscribe {
+                room,
+                offer_sdp: sub.offer_sdp,
+            })
+        }
+        None => Err(DecodeError::MissingKind {
+            message: "SignalRequest",
+        }),
+    }
+}
+
+/// Encodes a request for the wire.
+pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
+    let kind = match request {
+        SignalRequest::Subscribe { room, offer_sdp } => {
+            pb::signal_request::Kind::Subscribe(pb::Subscribe {
+                room_id: Bytes::copy_from_slice(room.as_bytes()),
+                offer_sdp: offer_sdp.clone(),
+            })
+        }
+    };
+    pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
+}
+
+/// Decodes a response received from a peer.
+pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
+    check_size(bytes)?;
+    let msg = pb::SignalResponse::decode(bytes).map_err(|e| DecodeError::Protobuf {
+        message: "SignalResponse",
+        reason: e.to_string(),
+    })?;
+    Ok(match msg.kind {
+        Some(pb::signal_response::Kind::Answer(answer)) => SignalResponse::Answer {
+            answer_sdp: answer.answer_sdp,
+        },
+        Some(pb::signal_response::Kind::Error(error)) => SignalResponse::Error(SignalError {
+            code: ErrorCode::from(error.code),
+            message: error.message,
+        }),
+        None => {
+            return Err(DecodeError::MissingKind {
+                message: "SignalResponse",
+            });
+        }
+    })
+}
+
+/// Encodes a response for the wire.
+pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
+    let kind = match response {
+        SignalResponse::Answer { answer_sdp } => pb::signal_response::Kind::Answer(pb::Answer {
+            answer_sdp: answer_sdp.clone(),
+        }),
+        SignalResponse::Error(error) => pb::signal_response::Kind::Error(pb::SignalError {
+            code: error.code.into(),
+            message: error.message.clone(),
+        }),
+    };
+    pb::SignalResponse { kind: Some(kind) }.encode_to_vec()
+}
+
+fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
+    if bytes.len() > MAX_SIGNAL_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge { len: bytes.len() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> RoomId {
+        RoomId::from_bytes([7; 32])
+    }
+
+    #[test]
+    fn request_round_trips() {
+        let request = SignalRequest::Subscribe {
+            room: room(),
+            offer_sdp: "v=0\r\n".into(),
+        };
+        assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        for response in [
+            SignalResponse::Answer {
+                answer_sdp: "v=0\r\n".into(),
+            },
+            SignalResponse::Error(SignalError::new(ErrorCode::NotInRoom, "not in room x")),
+            SignalResponse::Error(SignalError::new(ErrorCode::Unknown(99), "from the future")),
+        ] {
+            assert_eq!(decode_response(&encode_response(&response)), Ok(response));
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error() {
+        assert!(matches!(
+            decode_request(&[0xff, 0xff, 0xff]),
+            Err(DecodeError::Protobuf { .. })
+        ));
+        assert_eq!(
+            decode_request(&[]),
+            Err(DecodeError::MissingKind {
+                message: "SignalRequest"
+            })
+        );
+    }
+
+    #[test]
+    fn short_room_id_is_refused() {
+        let bytes = pb::SignalRequest {
+            kind: Some(pb::signal_request::Kind::Subscribe(pb::Subscribe {
+                room_id: Bytes::from_static(&[1, 2, 3]),
+                offer_sdp: String::new(),
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(decode_request(&bytes), Err(DecodeError::BadRoomId { len: 3 }));
+    }
+
+    #[test]
+    fn oversized_message_is_refused_before_parsing() {
+        let bytes = vec![0u8; MAX_SIGNAL_MESSAGE_BYTES + 1];
+        assert_eq!(
+            decode_request(&bytes),
+            Err(DecodeError::TooLarge {
+                len: MAX_SIGNAL_MESSAGE_BYTES + 1
+            })
+        );
+    }
+}

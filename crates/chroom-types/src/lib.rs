@@ -1,0 +1,233 @@
+//! Identifiers and small value types shared by every Chroom crate.
+//!
+//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`TrackId`], [`MediaKind`] and the
+//! limits that every layer agrees on. It does no IO and depends on nothing heavier than a hash
+//! function, so the sans-IO cores can use it freely.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha3::{Digest, Keccak256};
+
+/// Largest signaling message a node accepts from a peer, in bytes.
+///
+/// An SDP offer with audio, video and a handful of candidates is ~3–6 KiB; 64 KiB leaves room for
+/// simulcast and many candidates while keeping a hostile peer from making us buffer megabytes.
+pub const MAX_SIGNAL_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Longest room name accepted anywhere (CLI, config, wire).
+pub const MAX_ROOM_NAME_BYTES: usize = 128;
+
+/// A room, named by the Keccak-256 hash of its name.
+///
+/// Keccak-256 is what the on-chain registry computes for `keccak256(bytes(name))`, so the same id
+/// names the room in the DHT, in gossip topics and in the contract.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId([u8; 32]);
+
+impl RoomId {
+    /// The id of the room called `name`.
+    pub fn from_name(name: &RoomName) -> Self {
+        Self(Keccak256::digest(name.as_str().as_bytes()).into())
+    }
+
+    /// Wraps raw id bytes (as read from the wire or the chain).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first five bytes in hex, for logs.
+    pub fn fmt_short(&self) -> String {
+        hex::encode(&self.0[..5])
+    }
+}
+
+impl TryFrom<&[u8]> for RoomId {
+    type Error = InvalidLength;
+
+    fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+        let array: [u8; 32] = bytes.try_into().map_err(|_| InvalidLength {
+            expected: 32,
+            actual: bytes.len(),
+        })?;
+        Ok(Self(array))
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoomId({})", self.fmt_short())
+    }
+}
+
+/// A byte string had the wrong length for the id it should hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected} bytes, got {actual}")]
+pub struct InvalidLength {
+    /// Length the id needs.
+    pub expected: usize,
+    /// Length that was given.
+    pub actual: usize,
+}
+
+/// A validated room name: 1..=[`MAX_ROOM_NAME_BYTES`] bytes of printable characters, no
+/// surrounding whitespace.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The room's id.
+    pub fn id(&self) -> RoomId {
+        RoomId::from_name(self)
+    }
+}
+
+/// Why a string is not a usable room name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomNameError {
+    /// The name is empty.
+    #[error("room name is empty")]
+    Empty,
+    /// The name is longer than [`MAX_ROOM_NAME_BYTES`].
+    #[error("room name is {len} bytes, the limit is {MAX_ROOM_NAME_BYTES}")]
+    TooLong {
+        /// Length of the rejected name.
+        len: usize,
+    },
+    /// The name contains a control character or leading/trailing whitespace.
+    #[error("room name must be printable text without surrounding whitespace")]
+    NotPrintable,
+}
+
+impl FromStr for RoomName {
+    type Err = RoomNameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Err(RoomNameError::Empty);
+        }
+        if s.len() > MAX_ROOM_NAME_BYTES {
+            return Err(RoomNameError::TooLong { len: s.len() });
+        }
+        if s.trim() != s || s.chars().any(char::is_control) {
+            return Err(RoomNameError::NotPrintable);
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RoomName({:?})", self.0)
+    }
+}
+
+/// A node, named by its ed25519 public key (the key behind its libp2p `PeerId`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId([u8; 32]);
+
+impl NodeId {
+    /// Wraps an ed25519 public key.
+    pub const fn from_public_key(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The ed25519 public key.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first five bytes in hex, for logs.
+    pub fn fmt_short(&self) -> String {
+        hex::encode(&self.0[..5])
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", self.fmt_short())
+    }
+}
+
+/// Identifies one link (a WebRTC peer connection) inside a node. Local, never on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub u64);
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link-{}", self.0)
+    }
+}
+
+/// Kind of a media track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MediaKind {
+    /// Opus audio.
+    Audio,
+    /// VP8 video.
+    Video,
+}
+
+/// What a node wants from a link it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkIntent {
+    /// Receive the remote's published tracks.
+    Subscribe,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_id_is_keccak_of_name() {
+        let name: RoomName = "hello".parse().unwrap();
+        // keccak256("hello"), as Solidity's keccak256(bytes("hello")) computes it.
+        assert_eq!(
+            name.id().to_string(),
+            "1c8aff950685c2ed4bc3174f3472287b56d9517b9c948127319a09a7a36deac8"
+        );
+        assert_ne!(name.id(), "hello2".parse::<RoomName>().unwrap().id());
+    }
+
+    #[test]
+    fn room_names_are_validated() {
+        assert_eq!("".parse::<RoomName>(), Err(RoomNameError::Empty));
+        assert_eq!(" a".parse::<RoomName>(), Err(RoomNameError::NotPrintable));
+        assert_eq!("a\nb".parse::<RoomName>(), Err(RoomNameError::NotPrintable));
+        let long = "x".repeat(MAX_ROOM_NAME_BYTES + 1);
+        assert!(matches!(long.parse::<RoomName>(), Err(RoomNameError::TooLong { .. })));
+        assert!("team standup".parse::<RoomName>().is_ok());
+    }
+
+    #[test]
+    fn room_id_from_wrong_length_is_an_error() {
+        let err = RoomId::try_from(&[0u8; 31][..]).unwrap_err();
+        assert_eq!(err, InvalidLength { expected: 32, actual: 31 });
+    }
+}

@@ -1,0 +1,1 @@
+//! chroom integration test helpers
