@@ -1,1 +1,42 @@
-//! placeholder
+//! The room session: a sans-IO state machine that decides who this node links with in each room.
+//!
+//! It owns the decisions of the signaling layer: which providers of a room to subscribe to, when
+//! to retry after a failure, whether to accept a peer's request to subscribe (is this node in the
+//! room, does it publish there, has it room for another subscriber), and which links to close.
+//! It does not own sockets, timers, the DHT or WebRTC: a driver feeds it inputs and carries out
+//! its [`Output`]s. Registry membership checks join it in a later issue.
+//!
+//! Peers are a type parameter `P` so the core never depends on libp2p.
+//!
+//! # Run loop
+//!
+//! ```no_run
+//! use std::time::{Duration, Instant};
+//! use chroom_room::{Output, RoomSession, SessionConfig, Participation};
+//! use chroom_types::{MediaKind, RoomName};
+//!
+//! let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default());
+//! let room: RoomName = "lobby".parse().unwrap();
+//! session.join(Instant::now(), room.id(), Participation::Receive(vec![MediaKind::Video]));
+//! loop {
+//!     // 1. Drain every output and carry it out (query the DHT, send signaling, open links).
+//!     while let Some(output) = session.poll_output() {
+//!         match output {
+//!             Output::FindProviders { room } => { /* ask the DHT, later call handle_providers */ }
+//!             _ => { /* ... */ }
+//!         }
+//!     }
+//!     // 2. Sleep until poll_timeout() or until an input arrives, then feed it in.
+//!     let deadline = session.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+//!     session.handle_timeout(deadline);
+//!     # break;
+//! }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod session;
+
+pub use session::{
+    Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure, SubscribeId,
+};

@@ -1,0 +1,521 @@
+//! [`RoomSession`]: rooms, subscriptions and subscribers.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use chroom_proto::{ErrorCode, SignalError};
+use chroom_types::{LinkId, MediaKind, RoomId};
+
+/// Most outputs queued before the oldest events are dropped. Commands are never dropped: they are
+/// bounded by the number of rooms and peers, which the caller controls.
+const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// Tuning of a [`RoomSession`].
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// How often to look for publishers while a receiving room has no link. Default 1 s.
+    pub discovery_interval: Duration,
+    /// How often to look for new publishers once linked. Default 10 s.
+    pub rediscovery_interval: Duration,
+    /// First retry delay after a failed subscribe; doubles per failure. Default 500 ms.
+    pub retry_backoff: Duration,
+    /// Longest retry delay. Default 10 s.
+    pub max_retry_backoff: Duration,
+    /// How long before asking a peer again that said it publishes nothing. Default 10 s.
+    pub not_publishing_backoff: Duration,
+    /// Most subscribers this node feeds per room. Default 32.
+    pub max_subscribers_per_room: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            discovery_interval: Duration::from_secs(1),
+            rediscovery_interval: Duration::from_secs(10),
+            retry_backoff: Duration::from_millis(500),
+            max_retry_backoff: Duration::from_secs(10),
+            not_publishing_backoff: Duration::from_secs(10),
+            max_subscribers_per_room: 32,
+        }
+    }
+}
+
+/// How this node takes part in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Participation {
+    /// Publish tracks of these kinds; accept subscribers.
+    Publish(Vec<MediaKind>),
+    /// Receive tracks of these kinds from every publisher found.
+    Receive(Vec<MediaKind>),
+}
+
+/// Correlates an [`Output::Subscribe`] with [`RoomSession::handle_subscribe_result`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscribeId(u64);
+
+/// Why a subscribe attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeFailure {
+    /// The peer refused.
+    Refused(SignalError),
+    /// The request or the link setup failed (unreachable, timeout, bad answer).
+    Failed(String),
+}
+
+/// A command for the driver, or an event to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output<P> {
+    /// Look up the providers of `room`; answer with [`RoomSession::handle_providers`].
+    FindProviders {
+        /// The room.
+        room: RoomId,
+    },
+    /// Open a receive link to `peer`: create an offer for `kinds`, send it as a subscribe
+    /// request, apply the answer. Report with [`RoomSession::handle_subscribe_result`].
+    Subscribe {
+        /// Pass back with the result.
+        id: SubscribeId,
+        /// The room.
+        room: RoomId,
+        /// The publisher.
+        peer: P,
+        /// What to receive.
+        kinds: Vec<MediaKind>,
+    },
+    /// Accept `peer`'s subscribe offer with a sending link, and answer it. Report the new link
+    /// with [`RoomSession::handle_subscriber_linked`].
+    AcceptSubscriber {
+        /// The room.
+        room: RoomId,
+        /// The subscriber.
+        peer: P,
+    },
+    /// Refuse a signaling request with `error`.
+    Refuse {
+        /// The requester.
+        peer: P,
+        /// Why.
+        error: SignalError,
+    },
+    /// Close a link.
+    CloseLink {
+        /// The link.
+        link: LinkId,
+    },
+    /// Something worth reporting happened.
+    Event(RoomEvent<P>),
+}
+
+/// Reportable changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomEvent<P> {
+    /// Receiving from `peer` over `link`.
+    Subscribed {
+        /// The room.
+        room: RoomId,
+        /// The publisher.
+        peer: P,
+        /// The link.
+        link: LinkId,
+    },
+    /// A receive link closed; a new attempt follows after backoff.
+    SubscriptionLost {
+        /// The room.
+        room: RoomId,
+        /// The publisher.
+        peer: P,
+        /// The link.
+        link: LinkId,
+    },
+    /// Feeding `peer` over `link`.
+    SubscriberAdded {
+        /// The room.
+        room: RoomId,
+        /// The subscriber.
+        peer: P,
+        /// The link.
+        link: LinkId,
+    },
+    /// A send link closed.
+    SubscriberRemoved {
+        /// The room.
+        room: RoomId,
+        /// The subscriber.
+        peer: P,
+        /// The link.
+        link: LinkId,
+    },
+    /// A subscribe attempt failed.
+    SubscribeFailed {
+        /// The room.
+        room: RoomId,
+        /// The publisher.
+        peer: P,
+        /// Why.
+        failure: SubscribeFailure,
+    },
+    /// A peer's request was refused.
+    RequestRefused {
+        /// The requester.
+        peer: P,
+        /// Why.
+        error: SignalError,
+    },
+}
+
+/// The room session state machine. See the crate docs for the run loop.
+#[derive(Debug)]
+pub struct RoomSession<P> {
+    config: SessionConfig,
+    rooms: BTreeMap<RoomId, Room<P>>,
+    links: HashMap<LinkId, (RoomId, LinkRole<P>)>,
+    outputs: VecDeque<Output<P>>,
+    queued_events: usize,
+    dropped_events: u64,
+    next_subscribe: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LinkRole<P> {
+    Receiving(P),
+    Sending(P),
+}
+
+#[derive(Debug)]
+struct Room<P> {
+    participation: Participation,
+    /// When to next ask the DHT, if receiving and no query is outstanding.
+    next_discovery: Option<Instant>,
+    publishers: HashMap<P, Publisher>,
+    subscribers: HashMap<P, LinkId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publisher {
+    /// Known provider, nothing under way; subscribe at `at`.
+    Waiting { at: Instant, failures: u32 },
+    Subscribing { id: SubscribeId, failures: u32 },
+    Linked { link: LinkId },
+}
+
+impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
+    /// A session in no room.
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            config,
+            rooms: BTreeMap::new(),
+            links: HashMap::new(),
+            outputs: VecDeque::new(),
+            queued_events: 0,
+            dropped_events: 0,
+            next_subscribe: 0,
+        }
+    }
+
+    /// Takes part in `room`. Joining a room again replaces how this node takes part.
+    pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
+        let receives = matches!(participation, Participation::Receive(_));
+        let entry = self.rooms.entry(room).or_insert_with(|| Room {
+            participation: participation.clone(),
+            next_discovery: None,
+            publishers: HashMap::new(),
+            subscribers: HashMap::new(),
+        });
+        entry.participation = participation;
+        entry.next_discovery = receives.then_some(now);
+        self.handle_timeout(now);
+    }
+
+    /// Leaves `room`, closing its links.
+    pub fn leave(&mut self, room: RoomId) {
+        let Some(state) = self.rooms.remove(&room) else {
+            return;
+        };
+        let mut to_close: Vec<LinkId> = state.subscribers.values().copied().collect();
+        to_close.extend(state.publishers.values().filter_map(|p| match p {
+            Publisher::Linked { link } => Some(*link),
+            _ => None,
+        }));
+        for link in to_close {
+            self.links.remove(&link);
+            self.outputs.push_back(Output::CloseLink { link });
+        }
+    }
+
+    /// The DHT answered an [`Output::FindProviders`].
+    pub fn handle_providers(&mut self, now: Instant, room: RoomId, providers: &[P]) {
+        let interval = self.config.discovery_interval;
+        let rediscovery = self.config.rediscovery_interval;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if !matches!(state.participation, Participation::Receive(_)) {
+            return;
+        }
+        for peer in providers {
+            state
+                .publishers
+                .entry(*peer)
+                .or_insert(Publisher::Waiting { at: now, failures: 0 });
+        }
+        let linked = state
+            .publishers
+            .values()
+            .any(|p| matches!(p, Publisher::Linked { .. }));
+        state.next_discovery = Some(now + if linked { rediscovery } else { interval });
+        self.handle_timeout(now);
+    }
+
+    /// The result of an [`Output::Subscribe`].
+    pub fn handle_subscribe_result(
+        &mut self,
+        now: Instant,
+        id: SubscribeId,
+        result: Result<LinkId, SubscribeFailure>,
+    ) {
+        let Some((room, peer, failures)) = self.find_subscribe(id) else {
+            // The room was left meanwhile: a link that was opened anyway must not leak.
+            if let Ok(link) = result {
+                self.outputs.push_back(Output::CloseLink { link });
+            }
+            return;
+        };
+        let backoff = match &result {
+            Ok(_) => Duration::ZERO,
+            Err(SubscribeFailure::Refused(error)) if error.code == ErrorCode::NotPublishing => {
+                self.config.not_publishing_backoff
+            }
+            Err(_) => self.retry_delay(failures),
+        };
+        let state = self.rooms.get_mut(&room).expect("find_subscribe found the room");
+        match result {
+            Ok(link) => {
+                state.publishers.insert(peer, Publisher::Linked { link });
+                self.links.insert(link, (room, LinkRole::Receiving(peer)));
+                self.emit(RoomEvent::Subscribed { room, peer, link });
+            }
+            Err(failure) => {
+                state.publishers.insert(
+                    peer,
+                    Publisher::Waiting {
+                        at: now + backoff,
+                        failures: failures + 1,
+                    },
+                );
+                self.emit(RoomEvent::SubscribeFailed {
+                    room,
+                    peer,
+                    failure,
+                });
+            }
+        }
+        self.handle_timeout(now);
+    }
+
+    /// A peer asks to subscribe to this node's tracks in `room`.
+    pub fn handle_subscribe_request(&mut self, peer: P, room: RoomId) {
+        let refusal = match self.rooms.get(&room) {
+            None => Some(SignalError::new(
+                ErrorCode::NotInRoom,
+                format!("this node is not in room {}", room.fmt_short()),
+            )),
+            Some(state) if !matches!(state.participation, Participation::Publish(_)) => {
+                Some(SignalError::new(
+                    ErrorCode::NotPublishing,
+                    format!("this node publishes nothing in room {}", room.fmt_short()),
+                ))
+            }
+            Some(state)
+                if state.subscribers.len() >= self.config.max_subscribers_per_room
+                    && !state.subscribers.contains_key(&peer) =>
+            {
+                Some(SignalError::new(
+                    ErrorCode::Overloaded,
+                    format!(
+                        "room {} already has {} subscribers here",
+                        room.fmt_short(),
+                        state.subscribers.len()
+                    ),
+                ))
+            }
+            Some(_) => None,
+        };
+        match refusal {
+            Some(error) => {
+                self.emit(RoomEvent::RequestRefused {
+                    peer,
+                    error: error.clone(),
+                });
+                self.outputs.push_back(Output::Refuse { peer, error });
+            }
+            None => self.outputs.push_back(Output::AcceptSubscriber { room, peer }),
+        }
+    }
+
+    /// The driver opened the sending link for an [`Output::AcceptSubscriber`].
+    pub fn handle_subscriber_linked(&mut self, room: RoomId, peer: P, link: LinkId) {
+        let Some(state) = self.rooms.get_mut(&room) else {
+            self.outputs.push_back(Output::CloseLink { link });
+            return;
+        };
+        // A peer that subscribes again replaces its old link (it restarted, say).
+        if let Some(old) = state.subscribers.insert(peer, link) {
+            self.links.remove(&old);
+            self.outputs.push_back(Output::CloseLink { link: old });
+        }
+        self.links.insert(link, (room, LinkRole::Sending(peer)));
+        self.emit(RoomEvent::SubscriberAdded { room, peer, link });
+    }
+
+    /// A link closed, for whatever reason.
+    pub fn handle_link_closed(&mut self, now: Instant, link: LinkId) {
+        let Some((room, role)) = self.links.remove(&link) else {
+            return;
+        };
+        let retry = self.config.retry_backoff;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        match role {
+            LinkRole::Receiving(peer) => {
+                state.publishers.insert(
+                    peer,
+                    Publisher::Waiting {
+                        at: now + retry,
+                        failures: 1,
+                    },
+                );
+                // The publisher may be gone for good: look again soon.
+                state.next_discovery = Some(now + retry);
+                self.emit(RoomEvent::SubscriptionLost { room, peer, link });
+            }
+            LinkRole::Sending(peer) => {
+                if state.subscribers.get(&peer) == Some(&link) {
+                    state.subscribers.remove(&peer);
+                }
+                self.emit(RoomEvent::SubscriberRemoved { room, peer, link });
+            }
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Time passed. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut subscribes = Vec::new();
+        for (room, state) in &mut self.rooms {
+            let Participation::Receive(kinds) = &state.participation else {
+                continue;
+            };
+            if state.next_discovery.is_some_and(|at| at <= now) {
+                state.next_discovery = None;
+                self.outputs.push_back(Output::FindProviders { room: *room });
+            }
+            for (peer, publisher) in &mut state.publishers {
+                if let Publisher::Waiting { at, failures } = *publisher
+                    && at <= now
+                {
+                    let id = SubscribeId(self.next_subscribe);
+                    self.next_subscribe += 1;
+                    *publisher = Publisher::Subscribing { id, failures };
+                    subscribes.push(Output::Subscribe {
+                        id,
+                        room: *room,
+                        peer: *peer,
+                        kinds: kinds.clone(),
+                    });
+                }
+            }
+        }
+        self.outputs.extend(subscribes);
+    }
+
+    /// Next output to carry out, if any.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output<P>> {
+        let output = self.outputs.pop_front()?;
+        if matches!(output, Output::Event(_)) {
+            self.queued_events -= 1;
+        }
+        Some(output)
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.rooms
+            .values()
+            .flat_map(|state| {
+                let waiting = state.publishers.values().filter_map(|p| match p {
+                    Publisher::Waiting { at, .. } => Some(*at),
+                    _ => None,
+                });
+                state.next_discovery.into_iter().chain(waiting)
+            })
+            .min()
+    }
+
+    /// Whether this node is in `room`.
+    pub fn is_in_room(&self, room: RoomId) -> bool {
+        self.rooms.contains_key(&room)
+    }
+
+    /// Links receiving in `room`.
+    pub fn receiving_links(&self, room: RoomId) -> Vec<LinkId> {
+        self.rooms.get(&room).map_or_else(Vec::new, |state| {
+            state
+                .publishers
+                .values()
+                .filter_map(|p| match p {
+                    Publisher::Linked { link } => Some(*link),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// Subscribers fed in `room`.
+    pub fn subscriber_count(&self, room: RoomId) -> usize {
+        self.rooms.get(&room).map_or(0, |s| s.subscribers.len())
+    }
+
+    /// Events dropped because the queue was full (the driver did not drain).
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    fn find_subscribe(&self, id: SubscribeId) -> Option<(RoomId, P, u32)> {
+        self.rooms.iter().find_map(|(room, state)| {
+            state.publishers.iter().find_map(|(peer, p)| match p {
+                Publisher::Subscribing { id: pending, failures } if *pending == id => {
+                    Some((*room, *peer, *failures))
+                }
+                _ => None,
+            })
+        })
+    }
+
+    fn retry_delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.min(16));
+        self.config
+            .retry_backoff
+            .saturating_mul(factor)
+            .min(self.config.max_retry_backoff)
+    }
+
+    fn emit(&mut self, event: RoomEvent<P>) {
+        if self.queued_events >= MAX_QUEUED_EVENTS {
+            self.dropped_events += 1;
+            return;
+        }
+        self.queued_events += 1;
+        self.outputs.push_back(Output::Event(event));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,286 @@
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chroom_proto::{ErrorCode, SignalError};
+use chroom_types::{LinkId, MediaKind, RoomId, RoomName};
+
+use super::*;
+
+fn room() -> RoomId {
+    "lobby".parse::<RoomName>().unwrap().id()
+}
+
+fn drain(session: &mut RoomSession<u32>) -> Vec<Output<u32>> {
+    std::iter::from_fn(|| session.poll_output()).collect()
+}
+
+fn receiver(now: Instant) -> RoomSession<u32> {
+    let mut session = RoomSession::new(SessionConfig::default());
+    session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
+    session
+}
+
+fn subscribe_ids(outputs: &[Output<u32>]) -> Vec<(SubscribeId, u32)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Subscribe { id, peer, .. } => Some((*id, *peer)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn joining_to_receive_looks_for_providers_at_once() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    assert_eq!(drain(&mut session), vec![Output::FindProviders { room: room() }]);
+    assert_eq!(session.poll_timeout(), None, "no query is due while one is out");
+}
+
+#[test]
+fn every_provider_gets_one_subscribe() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1, 2, 2]);
+    let mut peers: Vec<u32> = subscribe_ids(&drain(&mut session)).iter().map(|s| s.1).collect();
+    peers.sort_unstable();
+    assert_eq!(peers, vec![1, 2]);
+    // The same providers again while subscribing start nothing new.
+    session.handle_providers(now, room(), &[1, 2]);
+    assert!(subscribe_ids(&drain(&mut session)).is_empty());
+}
+
+#[test]
+fn a_successful_subscribe_is_reported_and_slows_discovery() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1]);
+    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    session.handle_subscribe_result(now, id, Ok(LinkId(9)));
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::Event(RoomEvent::Subscribed {
+            room: room(),
+            peer: 1,
+            link: LinkId(9)
+        })]
+    );
+    assert_eq!(session.receiving_links(room()), vec![LinkId(9)]);
+    // Discovery was scheduled before the link existed (fast interval).
+    assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(1)));
+    session.handle_timeout(now + Duration::from_secs(1));
+    assert_eq!(drain(&mut session), vec![Output::FindProviders { room: room() }]);
+    session.handle_providers(now + Duration::from_secs(1), room(), &[1]);
+    assert_eq!(
+        session.poll_timeout(),
+        Some(now + Duration::from_secs(11)),
+        "once linked, rediscovery uses the slow interval"
+    );
+}
+
+#[test]
+fn failures_back_off_exponentially() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1]);
+    let (mut id, _) = subscribe_ids(&drain(&mut session))[0];
+    let mut t = now;
+    let expected_ms = [500, 1000, 2000, 4000, 8000, 10_000, 10_000];
+    for expected in expected_ms.map(Duration::from_millis) {
+        session.handle_subscribe_result(t, id, Err(SubscribeFailure::Failed("timeout".into())));
+        drain(&mut session);
+        // Step through due timeouts (discovery queries included) until the retry is sent.
+        loop {
+            let due = session.poll_timeout().unwrap();
+            session.handle_timeout(due);
+            let mut outputs = drain(&mut session);
+            if outputs.contains(&Output::FindProviders { room: room() }) {
+                session.handle_providers(due, room(), &[]);
+                outputs.extend(drain(&mut session));
+            }
+            if let Some((next_id, _)) = subscribe_ids(&outputs).first().copied() {
+                assert_eq!(due - t, expected);
+                id = next_id;
+                t = due;
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn not_publishing_waits_longer() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1]);
+    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    let refusal = SignalError::new(ErrorCode::NotPublishing, "nothing here");
+    session.handle_subscribe_result(now, id, Err(SubscribeFailure::Refused(refusal)));
+    drain(&mut session);
+    session.handle_timeout(now + Duration::from_secs(9));
+    let outputs = drain(&mut session);
+    assert!(subscribe_ids(&outputs).is_empty(), "{outputs:?}");
+    session.handle_timeout(now + Duration::from_secs(10));
+    assert_eq!(subscribe_ids(&drain(&mut session)).len(), 1);
+}
+
+#[test]
+fn a_lost_link_is_reported_and_retried() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1]);
+    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    session.handle_subscribe_result(now, id, Ok(LinkId(3)));
+    drain(&mut session);
+    session.handle_link_closed(now, LinkId(3));
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::Event(RoomEvent::SubscriptionLost {
+            room: room(),
+            peer: 1,
+            link: LinkId(3)
+        })]
+    );
+    let retry = now + SessionConfig::default().retry_backoff;
+    assert_eq!(session.poll_timeout(), Some(retry));
+    session.handle_timeout(retry);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::FindProviders { room: room() }));
+    assert_eq!(subscribe_ids(&outputs).len(), 1);
+    // A second close of the same link is ignored.
+    session.handle_link_closed(retry, LinkId(3));
+    assert!(drain(&mut session).is_empty());
+}
+
+#[test]
+fn requests_are_checked_against_room_and_role() {
+    let now = Instant::now();
+    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig {
+        max_subscribers_per_room: 1,
+        ..SessionConfig::default()
+    });
+    let refused = |session: &mut RoomSession<u32>| -> Option<ErrorCode> {
+        drain(session).into_iter().find_map(|o| match o {
+            Output::Refuse { error, .. } => Some(error.code),
+            _ => None,
+        })
+    };
+
+    session.handle_subscribe_request(7, room());
+    assert_eq!(refused(&mut session), Some(ErrorCode::NotInRoom));
+
+    session.join(now, room(), Participation::Receive(vec![MediaKind::Audio]));
+    drain(&mut session);
+    session.handle_subscribe_request(7, room());
+    assert_eq!(refused(&mut session), Some(ErrorCode::NotPublishing));
+
+    session.join(now, room(), Participation::Publish(vec![MediaKind::Audio]));
+    drain(&mut session);
+    session.handle_subscribe_request(7, room());
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::AcceptSubscriber {
+            room: room(),
+            peer: 7
+        }]
+    );
+    session.handle_subscriber_linked(room(), 7, LinkId(1));
+    drain(&mut session);
+
+    session.handle_subscribe_request(8, room());
+    assert_eq!(refused(&mut session), Some(ErrorCode::Overloaded));
+    // The existing subscriber may re-subscribe (it restarted): its old link is replaced.
+    session.handle_subscribe_request(7, room());
+    assert!(matches!(drain(&mut session)[0], Output::AcceptSubscriber { .. }));
+    session.handle_subscriber_linked(room(), 7, LinkId(2));
+    assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(1) }));
+    assert_eq!(session.subscriber_count(room()), 1);
+}
+
+#[test]
+fn leaving_closes_every_link_and_late_results_do_not_leak() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1, 2]);
+    let subs = subscribe_ids(&drain(&mut session));
+    session.handle_subscribe_result(now, subs[0].0, Ok(LinkId(1)));
+    drain(&mut session);
+    session.leave(room());
+    assert_eq!(drain(&mut session), vec![Output::CloseLink { link: LinkId(1) }]);
+    // The second attempt completes after the leave: its link is closed, not kept.
+    session.handle_subscribe_result(now, subs[1].0, Ok(LinkId(2)));
+    assert_eq!(drain(&mut session), vec![Output::CloseLink { link: LinkId(2) }]);
+    assert!(!session.is_in_room(room()));
+}
+
+#[test]
+fn spurious_timeouts_do_nothing() {
+    let now = Instant::now();
+    let mut session = receiver(now);
+    drain(&mut session);
+    for i in 0..10 {
+        session.handle_timeout(now + Duration::from_millis(i));
+    }
+    assert!(drain(&mut session).is_empty());
+}
+
+/// Random input sequences never produce two concurrent attempts or links to one publisher, and
+/// every link the session reports is either tracked or closed.
+#[test]
+fn random_sequences_never_double_subscribe() {
+    // A small xorshift keeps the test deterministic without a rand dependency.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    for _ in 0..200 {
+        let start = Instant::now();
+        let mut now = start;
+        let mut session = receiver(now);
+        let mut pending: Vec<(SubscribeId, u32)> = Vec::new();
+        let mut live: HashMap<u32, LinkId> = HashMap::new();
+        let mut next_link = 0;
+        for _ in 0..100 {
+            now += Duration::from_millis(next(2000));
+            match next(5) {
+                0 => session.handle_providers(now, room(), &[next(4) as u32, next(4) as u32]),
+                1 if !pending.is_empty() => {
+                    let (id, peer) = pending.remove(next(pending.len() as u64) as usize);
+                    if next(2) == 0 {
+                        next_link += 1;
+                        session.handle_subscribe_result(now, id, Ok(LinkId(next_link)));
+                        assert!(live.insert(peer, LinkId(next_link)).is_none());
+                    } else {
+                        let failure = SubscribeFailure::Failed("x".into());
+                        session.handle_subscribe_result(now, id, Err(failure));
+                    }
+                }
+                2 if !live.is_empty() => {
+                    let peer = *live.keys().next().unwrap();
+                    let link = live.remove(&peer).unwrap();
+                    session.handle_link_closed(now, link);
+                }
+                _ => session.handle_timeout(now),
+            }
+            for output in drain(&mut session) {
+                if let Output::Subscribe { id, peer, .. } = output {
+                    assert!(
+                        !pending.iter().any(|p| p.1 == peer) && !live.contains_key(&peer),
+                        "second attempt for peer {peer}"
+                    );
+                    pending.push((id, peer));
+                }
+            }
+        }
+    }
+}
