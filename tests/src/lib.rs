@@ -1,1 +1,87 @@
-//! chroom integration test helpers
+//! Helpers for Chroom's loopback integration tests: real nodes (libp2p over TCP/QUIC, WebRTC
+//! over UDP) on 127.0.0.1, in one process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use chroom_net::Multiaddr;
+use chroom_node::{NodeConfig, RunningNode};
+
+/// Installs a test tracing subscriber once (`RUST_LOG` overrides the default `chroom=info`).
+pub fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("chroom=info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_path_buf()
+}
+
+/// Paths of the generated VP8 and Opus fixtures, generating them with ffmpeg if missing.
+pub fn fixtures() -> (PathBuf, PathBuf) {
+    static GENERATE: Once = Once::new();
+    let dir = workspace_root().join("fixtures/generated");
+    let video = dir.join("video.ivf");
+    let audio = dir.join("audio.ogg");
+    GENERATE.call_once(|| {
+        if video.exists() && audio.exists() {
+            return;
+        }
+        let status = Command::new("bash")
+            .arg(workspace_root().join("scripts/fixtures.sh"))
+            .arg(&dir)
+            .status()
+            .expect("running scripts/fixtures.sh (needs ffmpeg: scripts/setup.sh installs it)");
+        assert!(status.success(), "scripts/fixtures.sh failed");
+    });
+    (video, audio)
+}
+
+/// Starts a loopback node with its state in `dir`, bootstrapping from `bootstrap`.
+pub async fn start_node(dir: &Path, bootstrap: &[Multiaddr]) -> RunningNode {
+    let mut config = NodeConfig::loopback(dir.to_path_buf());
+    config.net.bootstrap = bootstrap.to_vec();
+    RunningNode::start(config).await.expect("node starts")
+}
+
+/// The node's TCP listen address (with `/p2p/`).
+pub async fn tcp_addr(node: &RunningNode) -> Multiaddr {
+    node.listen_addrs()
+        .await
+        .expect("listen addrs")
+        .into_iter()
+        .find(|a| a.to_string().contains("/tcp/"))
+        .expect("a tcp listen address")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

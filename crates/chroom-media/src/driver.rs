@@ -438,18 +438,25 @@ impl MediaActor {
         self.check_capacity()?;
         let mut rtc = self.new_rtc();
         let mut change = rtc.sdp_api();
+        let mut mids = Vec::new();
         for kind in kinds {
-            let kind = match kind {
+            let str0m_kind = match kind {
                 MediaKind::Audio => str0m::media::MediaKind::Audio,
                 MediaKind::Video => str0m::media::MediaKind::Video,
             };
-            change.add_media(kind, Direction::RecvOnly, None, None, None);
+            let mid = change.add_media(str0m_kind, Direction::RecvOnly, None, None, None);
+            mids.push((mid, *kind));
         }
         let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
             reason: "offer has no media".into(),
         })?;
         let sdp = offer.to_sdp_string();
         let link = self.allocate(rtc, Some(pending));
+        if let Some(state) = self.links.get_mut(&link) {
+            for (mid, kind) in mids {
+                state.link.expect_receive(mid, kind);
+            }
+        }
         tracing::debug!(%link, "created receive offer");
         Ok((link, sdp))
     }
@@ -467,7 +474,11 @@ impl MediaActor {
             reason: e.to_string(),
         })?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            state.link.rtc_mut().sdp_api().accept_answer(pending, answer)
+            state
+                .link
+                .rtc_mut()
+                .sdp_api()
+                .accept_answer(pending, answer)
         }));
         match result {
             Ok(Ok(())) => {
@@ -636,7 +647,10 @@ fn host_candidates(config: &MediaConfig, local: SocketAddr) -> Vec<SocketAddr> {
     }
     if local.ip().is_unspecified() {
         // Without an advertised address a wildcard bind is only reachable on loopback for sure.
-        return vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port())];
+        return vec![SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            local.port(),
+        )];
     }
     vec![local]
 }

@@ -55,6 +55,12 @@ impl Link {
         }
     }
 
+    /// Records a receive m-line this side added to its own offer (str0m reports `MediaAdded`
+    /// only for m-lines the remote added).
+    pub(crate) fn expect_receive(&mut self, mid: Mid, kind: MediaKind) {
+        self.recv_mids.insert(mid, kind);
+    }
+
     pub(crate) fn rtc_mut(&mut self) -> &mut Rtc {
         &mut self.rtc
     }
@@ -164,6 +170,7 @@ impl Link {
                 self.fail("ice disconnected".into());
             }
             Event::MediaAdded(added) => {
+                tracing::debug!(link = %self.id, mid = %added.mid, kind = ?added.kind, direction = ?added.direction, "media added");
                 let kind = match added.kind {
                     str0m::media::MediaKind::Audio => MediaKind::Audio,
                     str0m::media::MediaKind::Video => MediaKind::Video,
@@ -176,8 +183,11 @@ impl Link {
                 }
             }
             Event::MediaData(data) => {
-                let Some(&kind) = self.recv_mids.get(&data.mid) else {
-                    return;
+                // The codec says what the frame is, whoever added the m-line.
+                let kind = if data.params.spec().codec.is_audio() {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
                 };
                 if !data.contiguous && kind == MediaKind::Video {
                     self.request_keyframe(now);
@@ -210,7 +220,9 @@ impl Link {
         };
         if let Some(mut writer) = self.rtc.writer(mid)
             && writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
-            && writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok()
+            && writer
+                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .is_ok()
         {
             self.last_keyframe_request = Some(now);
         }

@@ -357,7 +357,10 @@ impl NetActor {
                         .behaviour_mut()
                         .kad
                         .stop_providing(&room_key(room));
-                    self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic(room));
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .unsubscribe(&topic(room));
                 }
             }
             Command::FindProviders { room, reply } => {
@@ -410,7 +413,12 @@ impl NetActor {
     fn provide_pending(&mut self) {
         let rooms: Vec<RoomId> = self.unprovided.iter().copied().collect();
         for room in rooms {
-            match self.swarm.behaviour_mut().kad.start_providing(room_key(room)) {
+            match self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .start_providing(room_key(room))
+            {
                 // The record is stored locally at once; the query result says whether peers
                 // took it too. Until one does, keep the room pending.
                 Ok(_) => {}
@@ -445,7 +453,8 @@ impl NetActor {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, "disconnected");
-                self.emit(NetEvent::PeerDisconnected { peer: peer_id }).await;
+                self.emit(NetEvent::PeerDisconnected { peer: peer_id })
+                    .await;
             }
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event).await,
             _ => {}
@@ -487,7 +496,10 @@ impl NetActor {
             id, result, step, ..
         } = event
         else {
-            if let kad::Event::RoutingUpdated { is_new_peer: true, .. } = event {
+            if let kad::Event::RoutingUpdated {
+                is_new_peer: true, ..
+            } = event
+            {
                 self.provide_pending();
             }
             return;
@@ -507,7 +519,9 @@ impl NetActor {
                 if let Some(query) = self.provider_queries.get_mut(&id) {
                     match result {
                         Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                            query.found.extend(providers.into_iter().filter(|p| *p != local));
+                            query
+                                .found
+                                .extend(providers.into_iter().filter(|p| *p != local));
                         }
                         Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => {}
                         Err(e) if query.found.is_empty() => {
@@ -529,10 +543,7 @@ impl NetActor {
         }
     }
 
-    async fn handle_signal_event(
-        &mut self,
-        event: request_response::Event<Frame, Frame>,
-    ) {
+    async fn handle_signal_event(&mut self, event: request_response::Event<Frame, Frame>) {
         match event {
             request_response::Event::Message {
                 peer,

@@ -141,7 +141,10 @@ mod tests {
             let mut wire = Cursor::new(Vec::new());
             block_on(write_frame(&mut wire, Frame::Payload(payload.clone()))).unwrap();
             wire.set_position(0);
-            assert_eq!(block_on(read_frame(&mut wire)).unwrap(), Frame::Payload(payload));
+            assert_eq!(
+                block_on(read_frame(&mut wire)).unwrap(),
+                Frame::Payload(payload)
+            );
         }
     }
 
@@ -149,7 +152,10 @@ mod tests {
     fn oversized_length_is_reported_without_reading_the_body() {
         let len = MAX_SIGNAL_MESSAGE_BYTES as u64 + 1;
         let mut wire = Cursor::new(encode_varint(len));
-        assert_eq!(block_on(read_frame(&mut wire)).unwrap(), Frame::Oversized { len });
+        assert_eq!(
+            block_on(read_frame(&mut wire)).unwrap(),
+            Frame::Oversized { len }
+        );
     }
 
     #[test]

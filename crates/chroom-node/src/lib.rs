@@ -1,1 +1,16 @@
-//! placeholder
+//! The `chroom` node: configuration, the node runtime that wires the drivers to the room core,
+//! and the headless publisher and recorder used by bots, demos, tests and benchmarks.
+//!
+//! This crate decides nothing about rooms (that is `chroom-room`) and speaks no protocol itself
+//! (that is `chroom-net` and `chroom-media`); it owns process concerns: config files, the node
+//! key on disk, logging, the CLI and its exit codes.
+
+pub mod bench;
+pub mod config;
+pub mod identity;
+pub mod node;
+pub mod publish;
+pub mod record;
+
+pub use config::{ConfigError, NodeConfig, Overrides};
+pub use node::{NodeFrame, NodeStats, RunningNode};

@@ -285,7 +285,10 @@ mod tests {
             })),
         }
         .encode_to_vec();
-        assert_eq!(decode_request(&bytes), Err(DecodeError::BadRoomId { len: 3 }));
+        assert_eq!(
+            decode_request(&bytes),
+            Err(DecodeError::BadRoomId { len: 3 })
+        );
     }
 
     #[test]

@@ -38,5 +38,6 @@
 mod session;
 
 pub use session::{
-    Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure, SubscribeId,
+    InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
+    SubscribeId,
 };

@@ -51,6 +51,11 @@ pub enum Participation {
     Receive(Vec<MediaKind>),
 }
 
+/// Correlates a peer's subscribe request with the [`Output::AcceptSubscriber`] or
+/// [`Output::Refuse`] that answers it. Chosen by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InboundId(pub u64);
+
 /// Correlates an [`Output::Subscribe`] with [`RoomSession::handle_subscribe_result`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscribeId(u64);
@@ -89,6 +94,8 @@ pub enum Output<P> {
     /// Accept `peer`'s subscribe offer with a sending link, and answer it. Report the new link
     /// with [`RoomSession::handle_subscriber_linked`].
     AcceptSubscriber {
+        /// The request being answered.
+        request: InboundId,
         /// The room.
         room: RoomId,
         /// The subscriber.
@@ -96,6 +103,8 @@ pub enum Output<P> {
     },
     /// Refuse a signaling request with `error`.
     Refuse {
+        /// The request being answered.
+        request: InboundId,
         /// The requester.
         peer: P,
         /// Why.
@@ -198,9 +207,17 @@ struct Room<P> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Publisher {
     /// Known provider, nothing under way; subscribe at `at`.
-    Waiting { at: Instant, failures: u32 },
-    Subscribing { id: SubscribeId, failures: u32 },
-    Linked { link: LinkId },
+    Waiting {
+        at: Instant,
+        failures: u32,
+    },
+    Subscribing {
+        id: SubscribeId,
+        failures: u32,
+    },
+    Linked {
+        link: LinkId,
+    },
 }
 
 impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
@@ -258,10 +275,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             return;
         }
         for peer in providers {
-            state
-                .publishers
-                .entry(*peer)
-                .or_insert(Publisher::Waiting { at: now, failures: 0 });
+            state.publishers.entry(*peer).or_insert(Publisher::Waiting {
+                at: now,
+                failures: 0,
+            });
         }
         let linked = state
             .publishers
@@ -292,7 +309,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             }
             Err(_) => self.retry_delay(failures),
         };
-        let state = self.rooms.get_mut(&room).expect("find_subscribe found the room");
+        let state = self
+            .rooms
+            .get_mut(&room)
+            .expect("find_subscribe found the room");
         match result {
             Ok(link) => {
                 state.publishers.insert(peer, Publisher::Linked { link });
@@ -318,7 +338,7 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     }
 
     /// A peer asks to subscribe to this node's tracks in `room`.
-    pub fn handle_subscribe_request(&mut self, peer: P, room: RoomId) {
+    pub fn handle_subscribe_request(&mut self, request: InboundId, peer: P, room: RoomId) {
         let refusal = match self.rooms.get(&room) {
             None => Some(SignalError::new(
                 ErrorCode::NotInRoom,
@@ -351,9 +371,17 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                     peer,
                     error: error.clone(),
                 });
-                self.outputs.push_back(Output::Refuse { peer, error });
+                self.outputs.push_back(Output::Refuse {
+                    request,
+                    peer,
+                    error,
+                });
             }
-            None => self.outputs.push_back(Output::AcceptSubscriber { room, peer }),
+            None => self.outputs.push_back(Output::AcceptSubscriber {
+                request,
+                room,
+                peer,
+            }),
         }
     }
 
@@ -413,7 +441,8 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             };
             if state.next_discovery.is_some_and(|at| at <= now) {
                 state.next_discovery = None;
-                self.outputs.push_back(Output::FindProviders { room: *room });
+                self.outputs
+                    .push_back(Output::FindProviders { room: *room });
             }
             for (peer, publisher) in &mut state.publishers {
                 if let Publisher::Waiting { at, failures } = *publisher
@@ -491,9 +520,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     fn find_subscribe(&self, id: SubscribeId) -> Option<(RoomId, P, u32)> {
         self.rooms.iter().find_map(|(room, state)| {
             state.publishers.iter().find_map(|(peer, p)| match p {
-                Publisher::Subscribing { id: pending, failures } if *pending == id => {
-                    Some((*room, *peer, *failures))
-                }
+                Publisher::Subscribing {
+                    id: pending,
+                    failures,
+                } if *pending == id => Some((*room, *peer, *failures)),
                 _ => None,
             })
         })

@@ -147,7 +147,7 @@ impl Store {
                 last_seen_unix,
             });
         }
-        out.sort_by(|a, b| b.last_seen_unix.cmp(&a.last_seen_unix));
+        out.sort_by_key(|p| std::cmp::Reverse(p.last_seen_unix));
         Ok(out)
     }
 
@@ -157,51 +157,53 @@ impl Store {
     }
 
     fn record_start(&self, peer_id: &str, now_unix: u64) -> Result<StartRecord, StoreError> {
-        let path = self.path.clone();
-        let mut record = None;
-        self.write(|txn| {
-            let mut meta = txn.open_table(META)?;
-            let read_u64 = |meta: &redb::Table<&str, &[u8]>, key: &str| -> Result<Option<u64>, redb::Error> {
-                Ok(meta.get(key)?.and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes)))
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_write().map_err(|e| io(e.into()))?;
+        let record = {
+            let mut meta = txn.open_table(META).map_err(|e| io(e.into()))?;
+            let read_u64 = |meta: &redb::Table<&str, &[u8]>, key: &str| {
+                meta.get(key)
+                    .map(|v| v.and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes)))
+                    .map_err(|e| io(e.into()))
             };
             if let Some(found) = read_u64(&meta, "schema_version")?
                 && found != SCHEMA_VERSION
             {
-                record = Some(Err(StoreError::SchemaVersion {
-                    path: path.clone(),
+                // Dropping the transaction aborts it: nothing of this start is written.
+                return Err(StoreError::SchemaVersion {
+                    path: self.path.clone(),
                     found,
-                }));
-                return Ok(());
+                });
             }
             let first_start_unix = read_u64(&meta, "first_start_unix")?.unwrap_or(now_unix);
             let starts = read_u64(&meta, "starts")?.unwrap_or(0) + 1;
             let previous_peer_id = meta
-                .get("peer_id")?
+                .get("peer_id")
+                .map_err(|e| io(e.into()))?
                 .map(|v| String::from_utf8_lossy(v.value()).into_owned())
                 .filter(|previous| previous != peer_id);
-            meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
-            meta.insert("first_start_unix", first_start_unix.to_le_bytes().as_slice())?;
-            meta.insert("starts", starts.to_le_bytes().as_slice())?;
-            meta.insert("peer_id", peer_id.as_bytes())?;
-            // Create the peer book on first start so readers never see a missing table.
-            txn.open_table(PEERS)?;
-            record = Some(Ok(StartRecord {
+            let writes: [(&str, &[u8]); 4] = [
+                ("schema_version", &SCHEMA_VERSION.to_le_bytes()),
+                ("first_start_unix", &first_start_unix.to_le_bytes()),
+                ("starts", &starts.to_le_bytes()),
+                ("peer_id", peer_id.as_bytes()),
+            ];
+            for (key, value) in writes {
+                meta.insert(key, value).map_err(|e| io(e.into()))?;
+            }
+            StartRecord {
                 first_start_unix,
                 starts,
                 previous_peer_id,
-            }));
-            Ok(())
-        })?;
-        record.unwrap_or_else(|| {
-            Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                what: "start record was not written".into(),
-            })
-        })
+            }
+        };
+        // Create the peer book on first start so readers never see a missing table.
+        txn.open_table(PEERS).map_err(|e| io(e.into()))?;
+        txn.commit().map_err(|e| io(e.into()))?;
+        Ok(record)
     }
 
-    /// Runs `f` in a write transaction and commits it. A schema-version mismatch aborts by
-    /// dropping the transaction inside `f`'s caller, so nothing half-written is committed.
+    /// Runs `f` in a write transaction and commits it; an error from `f` aborts it.
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
@@ -267,8 +269,13 @@ mod tests {
     fn addresses_per_peer_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(dir.path().join("s.redb"), "me", 1).unwrap();
-        let many: Vec<String> = (0..100).map(|i| format!("/ip4/127.0.0.1/tcp/{i}")).collect();
+        let many: Vec<String> = (0..100)
+            .map(|i| format!("/ip4/127.0.0.1/tcp/{i}"))
+            .collect();
         store.remember_peer("p", &many, 1).unwrap();
-        assert_eq!(store.known_peers().unwrap()[0].addrs.len(), MAX_ADDRS_PER_PEER);
+        assert_eq!(
+            store.known_peers().unwrap()[0].addrs.len(),
+            MAX_ADDRS_PER_PEER
+        );
     }
 }

@@ -221,13 +221,22 @@ mod tests {
         assert_eq!(" a".parse::<RoomName>(), Err(RoomNameError::NotPrintable));
         assert_eq!("a\nb".parse::<RoomName>(), Err(RoomNameError::NotPrintable));
         let long = "x".repeat(MAX_ROOM_NAME_BYTES + 1);
-        assert!(matches!(long.parse::<RoomName>(), Err(RoomNameError::TooLong { .. })));
+        assert!(matches!(
+            long.parse::<RoomName>(),
+            Err(RoomNameError::TooLong { .. })
+        ));
         assert!("team standup".parse::<RoomName>().is_ok());
     }
 
     #[test]
     fn room_id_from_wrong_length_is_an_error() {
         let err = RoomId::try_from(&[0u8; 31][..]).unwrap_err();
-        assert_eq!(err, InvalidLength { expected: 32, actual: 31 });
+        assert_eq!(
+            err,
+            InvalidLength {
+                expected: 32,
+                actual: 31
+            }
+        );
     }
 }

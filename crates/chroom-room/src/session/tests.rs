@@ -6,6 +6,13 @@ use chroom_types::{LinkId, MediaKind, RoomId, RoomName};
 
 use super::*;
 
+/// The origin of virtual time. `Instant` has no constructor but `now()`, so the tests take one
+/// reading and derive every other time from it.
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
 fn room() -> RoomId {
     "lobby".parse::<RoomName>().unwrap().id()
 }
@@ -32,19 +39,29 @@ fn subscribe_ids(outputs: &[Output<u32>]) -> Vec<(SubscribeId, u32)> {
 
 #[test]
 fn joining_to_receive_looks_for_providers_at_once() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
-    assert_eq!(drain(&mut session), vec![Output::FindProviders { room: room() }]);
-    assert_eq!(session.poll_timeout(), None, "no query is due while one is out");
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::FindProviders { room: room() }]
+    );
+    assert_eq!(
+        session.poll_timeout(),
+        None,
+        "no query is due while one is out"
+    );
 }
 
 #[test]
 fn every_provider_gets_one_subscribe() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     session.handle_providers(now, room(), &[1, 2, 2]);
-    let mut peers: Vec<u32> = subscribe_ids(&drain(&mut session)).iter().map(|s| s.1).collect();
+    let mut peers: Vec<u32> = subscribe_ids(&drain(&mut session))
+        .iter()
+        .map(|s| s.1)
+        .collect();
     peers.sort_unstable();
     assert_eq!(peers, vec![1, 2]);
     // The same providers again while subscribing start nothing new.
@@ -54,7 +71,7 @@ fn every_provider_gets_one_subscribe() {
 
 #[test]
 fn a_successful_subscribe_is_reported_and_slows_discovery() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     session.handle_providers(now, room(), &[1]);
@@ -72,7 +89,10 @@ fn a_successful_subscribe_is_reported_and_slows_discovery() {
     // Discovery was scheduled before the link existed (fast interval).
     assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(1)));
     session.handle_timeout(now + Duration::from_secs(1));
-    assert_eq!(drain(&mut session), vec![Output::FindProviders { room: room() }]);
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::FindProviders { room: room() }]
+    );
     session.handle_providers(now + Duration::from_secs(1), room(), &[1]);
     assert_eq!(
         session.poll_timeout(),
@@ -83,7 +103,7 @@ fn a_successful_subscribe_is_reported_and_slows_discovery() {
 
 #[test]
 fn failures_back_off_exponentially() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     session.handle_providers(now, room(), &[1]);
@@ -114,7 +134,7 @@ fn failures_back_off_exponentially() {
 
 #[test]
 fn not_publishing_waits_longer() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     session.handle_providers(now, room(), &[1]);
@@ -131,7 +151,7 @@ fn not_publishing_waits_longer() {
 
 #[test]
 fn a_lost_link_is_reported_and_retried() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     session.handle_providers(now, room(), &[1]);
@@ -160,7 +180,7 @@ fn a_lost_link_is_reported_and_retried() {
 
 #[test]
 fn requests_are_checked_against_room_and_role() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session: RoomSession<u32> = RoomSession::new(SessionConfig {
         max_subscribers_per_room: 1,
         ..SessionConfig::default()
@@ -172,20 +192,21 @@ fn requests_are_checked_against_room_and_role() {
         })
     };
 
-    session.handle_subscribe_request(7, room());
+    session.handle_subscribe_request(InboundId(0), 7, room());
     assert_eq!(refused(&mut session), Some(ErrorCode::NotInRoom));
 
     session.join(now, room(), Participation::Receive(vec![MediaKind::Audio]));
     drain(&mut session);
-    session.handle_subscribe_request(7, room());
+    session.handle_subscribe_request(InboundId(0), 7, room());
     assert_eq!(refused(&mut session), Some(ErrorCode::NotPublishing));
 
     session.join(now, room(), Participation::Publish(vec![MediaKind::Audio]));
     drain(&mut session);
-    session.handle_subscribe_request(7, room());
+    session.handle_subscribe_request(InboundId(0), 7, room());
     assert_eq!(
         drain(&mut session),
         vec![Output::AcceptSubscriber {
+            request: InboundId(0),
             room: room(),
             peer: 7
         }]
@@ -193,11 +214,14 @@ fn requests_are_checked_against_room_and_role() {
     session.handle_subscriber_linked(room(), 7, LinkId(1));
     drain(&mut session);
 
-    session.handle_subscribe_request(8, room());
+    session.handle_subscribe_request(InboundId(0), 8, room());
     assert_eq!(refused(&mut session), Some(ErrorCode::Overloaded));
     // The existing subscriber may re-subscribe (it restarted): its old link is replaced.
-    session.handle_subscribe_request(7, room());
-    assert!(matches!(drain(&mut session)[0], Output::AcceptSubscriber { .. }));
+    session.handle_subscribe_request(InboundId(0), 7, room());
+    assert!(matches!(
+        drain(&mut session)[0],
+        Output::AcceptSubscriber { .. }
+    ));
     session.handle_subscriber_linked(room(), 7, LinkId(2));
     assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(1) }));
     assert_eq!(session.subscriber_count(room()), 1);
@@ -205,7 +229,7 @@ fn requests_are_checked_against_room_and_role() {
 
 #[test]
 fn leaving_closes_every_link_and_late_results_do_not_leak() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     session.handle_providers(now, room(), &[1, 2]);
@@ -213,16 +237,22 @@ fn leaving_closes_every_link_and_late_results_do_not_leak() {
     session.handle_subscribe_result(now, subs[0].0, Ok(LinkId(1)));
     drain(&mut session);
     session.leave(room());
-    assert_eq!(drain(&mut session), vec![Output::CloseLink { link: LinkId(1) }]);
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::CloseLink { link: LinkId(1) }]
+    );
     // The second attempt completes after the leave: its link is closed, not kept.
     session.handle_subscribe_result(now, subs[1].0, Ok(LinkId(2)));
-    assert_eq!(drain(&mut session), vec![Output::CloseLink { link: LinkId(2) }]);
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::CloseLink { link: LinkId(2) }]
+    );
     assert!(!session.is_in_room(room()));
 }
 
 #[test]
 fn spurious_timeouts_do_nothing() {
-    let now = Instant::now();
+    let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
     for i in 0..10 {
@@ -244,7 +274,7 @@ fn random_sequences_never_double_subscribe() {
         state % n
     };
     for _ in 0..200 {
-        let start = Instant::now();
+        let start = epoch();
         let mut now = start;
         let mut session = receiver(now);
         let mut pending: Vec<(SubscribeId, u32)> = Vec::new();

@@ -1,0 +1,336 @@
+//! Node configuration: the TOML file, command-line overrides, and the typed configs the crates
+//! take.
+//!
+//! The file is parsed strictly (`deny_unknown_fields`); every error names the file and the key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chroom_media::MediaConfig;
+use chroom_net::{KadMode, Multiaddr, NetConfig};
+use serde::Deserialize;
+
+/// The TOML file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[node]`
+    #[serde(default)]
+    pub node: NodeSection,
+    /// `[net]`
+    #[serde(default)]
+    pub net: NetSection,
+    /// `[media]`
+    #[serde(default)]
+    pub media: MediaSection,
+    /// `[log]`
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[node]`: where the node keeps its state.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Directory for the node key and the store. Relative paths are relative to the working
+    /// directory. Default `.chroom/node`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".chroom/node")
+}
+
+/// `[net]`: libp2p.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSection {
+    /// Multiaddrs to listen on. Default TCP and QUIC on 127.0.0.1, any port.
+    pub listen: Option<Vec<String>>,
+    /// Multiaddrs of peers to dial at start (`/p2p/<PeerId>` suffix recommended).
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
+    /// `server` (default), `client` or `auto`.
+    #[serde(default)]
+    pub kad_mode: KadModeSetting,
+    /// End-to-end limit of one signaling request. Default 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub signal_timeout: Option<Duration>,
+}
+
+/// Kademlia mode as written in the file.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KadModeSetting {
+    /// Decide from confirmed external addresses.
+    Auto,
+    /// Query only.
+    Client,
+    /// Serve the DHT.
+    #[default]
+    Server,
+}
+
+/// `[media]`: the WebRTC socket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    /// UDP address for all WebRTC links. Default `127.0.0.1:0`.
+    pub bind: Option<SocketAddr>,
+    /// IPs to offer as ICE host candidates. Default: the bound IP (127.0.0.1 for a wildcard).
+    #[serde(default)]
+    pub advertise: Vec<IpAddr>,
+    /// Most WebRTC links at once. Default 64.
+    pub max_links: Option<usize>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `tracing` filter, e.g. `chroom=debug,libp2p=info`. Default `chroom=info`; `RUST_LOG`
+    /// overrides it.
+    pub filter: Option<String>,
+}
+
+/// Overrides from the command line, applied on top of the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// Replaces `node.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Replaces `net.listen`.
+    pub listen: Vec<String>,
+    /// Added to `net.bootstrap`.
+    pub bootstrap: Vec<String>,
+}
+
+/// A configuration error: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The config file (or `<command line>`).
+    pub file: String,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// Everything a node needs, validated.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the key and store live.
+    pub data_dir: PathBuf,
+    /// libp2p settings.
+    pub net: NetConfig,
+    /// WebRTC settings.
+    pub media: MediaConfig,
+    /// Log filter.
+    pub log_filter: String,
+}
+
+impl NodeConfig {
+    /// Reads and validates `path`, then applies `overrides`.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file, overrides)
+    }
+
+    /// Parses config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let parsed: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            // toml's message quotes the offending line, so the key is named, and says what is
+            // expected instead.
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Self::from_file(parsed, file, overrides)
+    }
+
+    /// Validates a parsed file.
+    pub fn from_file(
+        parsed: FileConfig,
+        file: &str,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let error = |message: String| ConfigError {
+            file: file.to_owned(),
+            message,
+        };
+        let cli_error = |message: String| ConfigError {
+            file: "<command line>".to_owned(),
+            message,
+        };
+        let mut net = NetConfig::default();
+        if let Some(listen) = &parsed.net.listen {
+            net.listen = parse_addrs(listen, "net.listen").map_err(error)?;
+        }
+        if !overrides.listen.is_empty() {
+            net.listen = parse_addrs(&overrides.listen, "--listen").map_err(cli_error)?;
+        }
+        if net.listen.is_empty() {
+            return Err(error("net.listen: at least one address is needed".into()));
+        }
+        net.bootstrap = parse_addrs(&parsed.net.bootstrap, "net.bootstrap").map_err(error)?;
+        net.bootstrap
+            .extend(parse_addrs(&overrides.bootstrap, "--bootstrap").map_err(cli_error)?);
+        net.kad_mode = match parsed.net.kad_mode {
+            KadModeSetting::Auto => KadMode::Auto,
+            KadModeSetting::Client => KadMode::Client,
+            KadModeSetting::Server => KadMode::Server,
+        };
+        if let Some(timeout) = parsed.net.signal_timeout {
+            if timeout.is_zero() {
+                return Err(error("net.signal_timeout: must be more than zero".into()));
+            }
+            net.signal_timeout = timeout;
+        }
+
+        let mut media = MediaConfig::default();
+        if let Some(bind) = parsed.media.bind {
+            media.bind = bind;
+        }
+        media.advertise = parsed.media.advertise;
+        if let Some(max_links) = parsed.media.max_links {
+            if max_links == 0 {
+                return Err(error("media.max_links: must be at least 1".into()));
+            }
+            media.max_links = max_links;
+        }
+
+        let data_dir = overrides.data_dir.clone().unwrap_or(parsed.node.data_dir);
+        if data_dir.as_os_str().is_empty() {
+            return Err(error("node.data_dir: must not be empty".into()));
+        }
+        Ok(Self {
+            data_dir,
+            net,
+            media,
+            log_filter: parsed
+                .log
+                .filter
+                .unwrap_or_else(|| "chroom=info".to_owned()),
+        })
+    }
+
+    /// A config for tests and benchmarks: everything on loopback with OS-chosen ports.
+    pub fn loopback(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            net: NetConfig::default(),
+            media: MediaConfig::default(),
+            log_filter: "chroom=info".to_owned(),
+        }
+    }
+}
+
+fn parse_addrs(values: &[String], key: &str) -> Result<Vec<Multiaddr>, String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            value
+                .parse()
+                .map_err(|e| format!("{key}[{i}]: {value:?} is not a multiaddr ({e})"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(text, "dev.toml", &Overrides::default())
+    }
+
+    #[test]
+    fn empty_file_gives_loopback_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.net.listen.len(), 2);
+        assert_eq!(config.data_dir, PathBuf::from(".chroom/node"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let err = parse("[net]\nlisn = []\n").unwrap_err().to_string();
+        assert!(err.starts_with("dev.toml: "), "{err}");
+        assert!(err.contains("lisn"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_refused() {
+        let err = parse("[nett]\n").unwrap_err().to_string();
+        assert!(err.contains("nett"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_file() {
+        let err = parse("[net]\nkad_mode = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dev.toml") && err.contains("kad_mode"),
+            "{err}"
+        );
+        let err = parse("[net]\nlisten = [\"not an addr\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dev.toml") && err.contains("net.listen[0]"),
+            "{err}"
+        );
+        let err = parse("[media]\nbind = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bind"), "{err}");
+        let err = parse("[net]\nsignal_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("signal_timeout"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let overrides = Overrides {
+            data_dir: Some("/tmp/x".into()),
+            listen: vec!["/ip4/127.0.0.1/tcp/5000".into()],
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        };
+        let config = NodeConfig::parse("", "dev.toml", &overrides).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.net.listen.len(), 1);
+        assert_eq!(config.net.bootstrap.len(), 1);
+        let bad = Overrides {
+            bootstrap: vec!["nope".into()],
+            ..Overrides::default()
+        };
+        let err = NodeConfig::parse("", "dev.toml", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--bootstrap[0]"), "{err}");
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node-config");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                NodeConfig::load(&path, &Overrides::default()).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The node key: an ed25519 secret in `<data_dir>/node.key`, created on first start with mode
+//! 0600 and reused after, so a node keeps its PeerId across restarts.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use chroom_net::Keypair;
+
+/// File name of the node key inside the data dir.
+pub const NODE_KEY_FILE: &str = "node.key";
+
+/// Loads the node key from `data_dir`, creating it (and the directory) if absent.
+pub fn load_or_create_node_key(data_dir: &Path) -> anyhow::Result<Keypair> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let path = data_dir.join(NODE_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"),
+                    "node key is readable by other users; chmod 600 it");
+            }
+            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{} holds {} bytes, an ed25519 secret key has 32",
+                    path.display(),
+                    bytes.len()
+                )
+            })?;
+            Keypair::ed25519_from_bytes(secret)
+                .with_context(|| format!("{} is not an ed25519 secret key", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn create(path: &Path) -> anyhow::Result<Keypair> {
+    let keypair = Keypair::generate_ed25519();
+    let ed = keypair
+        .clone()
+        .try_into_ed25519()
+        .context("a freshly generated ed25519 key converts to ed25519")?;
+    let secret = ed.secret();
+    // create_new: two nodes started on one data dir must not overwrite each other's key.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(secret.as_ref())?;
+    file.sync_all()?;
+    if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
+        bail!("{} was created readable by others", path.display());
+    }
+    tracing::info!(path = %path.display(), "created node key");
+    Ok(keypair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create_node_key(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(NODE_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = load_or_create_node_key(dir.path()).unwrap();
+        assert_eq!(first.public().to_peer_id(), second.public().to_peer_id());
+    }
+
+    #[test]
+    fn a_corrupt_key_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(NODE_KEY_FILE), b"short").unwrap();
+        let err = load_or_create_node_key(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("holds 5 bytes"), "{err}");
+    }
+}

@@ -1,0 +1,644 @@
+//! A running node: wires the libp2p driver, the media driver, the store and the room session
+//! core together. This module decides nothing: every decision comes out of
+//! [`chroom_room::RoomSession`]; this loop carries it out and feeds results back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame};
+use chroom_net::{Multiaddr, NetActor, NetEvent, NetHandle, PeerId, SignalReplyId};
+use chroom_proto::{ErrorCode, SignalError, SignalRequest, SignalResponse};
+use chroom_room::{
+    InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
+    SubscribeId,
+};
+use chroom_store::Store;
+use chroom_types::{LinkId, MediaKind, RoomId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::NodeConfig;
+use crate::identity::load_or_create_node_key;
+
+/// Most bootstrap candidates taken from the peer book at start.
+const PEER_BOOK_DIALS: usize = 8;
+
+/// A frame received from a publisher, as handed to the application (the recorder).
+#[derive(Debug, Clone)]
+pub struct NodeFrame {
+    /// The publisher.
+    pub peer: PeerId,
+    /// The link it came on.
+    pub link: LinkId,
+    /// The frame.
+    pub frame: ReceivedFrame,
+}
+
+/// A started node. Dropping it without [`RunningNode::shutdown`] stops it too, less tidily.
+#[derive(Debug)]
+pub struct RunningNode {
+    peer_id: PeerId,
+    net: NetHandle,
+    media: MediaHandle,
+    commands: mpsc::Sender<DriverCommand>,
+    frames: Option<mpsc::Receiver<NodeFrame>>,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    started_at: Instant,
+}
+
+#[derive(Debug)]
+enum DriverCommand {
+    Join {
+        room: RoomId,
+        participation: Participation,
+        done: oneshot::Sender<()>,
+    },
+    Leave {
+        room: RoomId,
+    },
+    Stats(oneshot::Sender<NodeStats>),
+}
+
+/// Counters of a node, for tests and the CLI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Links receiving media.
+    pub receiving_links: usize,
+    /// Links sending media.
+    pub sending_links: usize,
+    /// Signaling requests refused so far.
+    pub requests_refused: u64,
+    /// Signaling requests that did not decode.
+    pub malformed_requests: u64,
+}
+
+impl RunningNode {
+    /// Starts a node: loads or creates its key and store, starts libp2p and the media socket.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
+        let started_at = Instant::now();
+        let key = load_or_create_node_key(&config.data_dir)?;
+        let peer_id = key.public().to_peer_id();
+        let store_path = config.data_dir.join("chroom.redb");
+        let (store, record) = Store::open(&store_path, &peer_id.to_base58(), unix_now())
+            .with_context(|| format!("opening store {}", store_path.display()))?;
+        if let Some(previous) = &record.previous_peer_id {
+            tracing::warn!(%previous, current = %peer_id, "node key changed since the last start");
+        }
+        tracing::info!(%peer_id, starts = record.starts, data_dir = %config.data_dir.display(), "node starting");
+        let store = Arc::new(store);
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+
+        let (net_tx, net_rx) = mpsc::channel(256);
+        let (net_actor, net) = NetActor::new(key, config.net.clone(), net_tx)?;
+        tasks.spawn(net_actor.run(shutdown.child_token()));
+
+        let (media_tx, media_rx) = mpsc::channel(1024);
+        let (media_actor, media) = MediaActor::bind(config.media.clone(), media_tx).await?;
+        tasks.spawn(media_actor.run(shutdown.child_token()));
+
+        // Peers from earlier runs help a node find the network without a bootstrap address.
+        let known = store.known_peers()?;
+        for peer in known.iter().take(PEER_BOOK_DIALS) {
+            let Ok(id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            for addr in peer
+                .addrs
+                .iter()
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+            {
+                net.add_peer_address(id, addr).await?;
+            }
+            if config.net.bootstrap.is_empty()
+                && let Some(addr) = peer.addrs.first().and_then(|a| a.parse().ok())
+            {
+                net.dial(addr).await?;
+            }
+        }
+
+        let (commands_tx, commands_rx) = mpsc::channel(64);
+        let (frames_tx, frames_rx) = mpsc::channel(4096);
+        let driver = Driver {
+            session: RoomSession::new(SessionConfig::default()),
+            net: net.clone(),
+            media: media.clone(),
+            store: store.clone(),
+            commands: commands_rx,
+            net_events: net_rx,
+            media_events: media_rx,
+            frames: frames_tx,
+            links: HashMap::new(),
+            inbound: HashMap::new(),
+            next_inbound: 0,
+            stats: NodeStats::default(),
+        };
+        let span =
+            tracing::info_span!(parent: tracing::Span::none(), "node", peer = %short(&peer_id));
+        tasks.spawn(driver.run(shutdown.child_token()).instrument(span));
+
+        Ok(Self {
+            peer_id,
+            net,
+            media,
+            commands: commands_tx,
+            frames: Some(frames_rx),
+            store,
+            shutdown,
+            tasks,
+            started_at,
+        })
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The libp2p addresses this node listens on, each with its `/p2p/` suffix. Waits until the
+    /// listeners are up (at most a few seconds).
+    pub async fn listen_addrs(&self) -> anyhow::Result<Vec<Multiaddr>> {
+        for _ in 0..100 {
+            let addrs = self.net.listen_addrs().await?;
+            if !addrs.is_empty() {
+                let p2p = Multiaddr::empty().with(libp2p::multiaddr::Protocol::P2p(self.peer_id));
+                return Ok(addrs
+                    .into_iter()
+                    .map(|a| a.into_iter().chain(p2p.iter()).collect())
+                    .collect());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::bail!("no listen address after 2 s")
+    }
+
+    /// The UDP address of this node's WebRTC socket.
+    pub fn media_addr(&self) -> std::net::SocketAddr {
+        self.media.local_addr()
+    }
+
+    /// The network handle (DHT queries, raw requests).
+    pub fn net(&self) -> &NetHandle {
+        &self.net
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// When [`Self::start`] was called.
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// Joins `room`: provides it in the DHT, subscribes to its gossip, and then publishes or
+    /// receives as `participation` says.
+    pub async fn join(&self, room: RoomId, participation: Participation) -> anyhow::Result<()> {
+        self.net.join_room(room).await?;
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Join {
+                room,
+                participation,
+                done,
+            })
+            .await
+            .context("node stopped")?;
+        wait.await.context("node stopped")
+    }
+
+    /// Leaves `room` and closes its links.
+    pub async fn leave(&self, room: RoomId) -> anyhow::Result<()> {
+        self.net.leave_room(room).await?;
+        self.commands
+            .send(DriverCommand::Leave { room })
+            .await
+            .context("node stopped")
+    }
+
+    /// Sends a local frame to every subscriber of this node.
+    pub async fn send_frame(
+        &self,
+        kind: MediaKind,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    ) -> anyhow::Result<()> {
+        Ok(self.media.send_frame(kind, rtp_time, data).await?)
+    }
+
+    /// Frames received from publishers. Can be taken once; untaken frames are dropped.
+    pub fn take_frames(&mut self) -> Option<mpsc::Receiver<NodeFrame>> {
+        self.frames.take()
+    }
+
+    /// Current counters.
+    pub async fn stats(&self) -> anyhow::Result<NodeStats> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Stats(tx))
+            .await
+            .context("node stopped")?;
+        rx.await.context("node stopped")
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Results of spawned signaling steps, fed back into the session.
+#[derive(Debug)]
+enum StepResult {
+    Providers {
+        room: RoomId,
+        peers: Vec<PeerId>,
+    },
+    Subscribed {
+        id: SubscribeId,
+        peer: PeerId,
+        result: Result<LinkId, SubscribeFailure>,
+    },
+    SubscriberLinked {
+        room: RoomId,
+        peer: PeerId,
+        link: LinkId,
+    },
+}
+
+struct Driver {
+    session: RoomSession<PeerId>,
+    net: NetHandle,
+    media: MediaHandle,
+    store: Arc<Store>,
+    commands: mpsc::Receiver<DriverCommand>,
+    net_events: mpsc::Receiver<NetEvent>,
+    media_events: mpsc::Receiver<MediaEvent>,
+    frames: mpsc::Sender<NodeFrame>,
+    /// Which peer each receiving link is from, to attribute frames.
+    links: HashMap<LinkId, (PeerId, LinkDirection)>,
+    inbound: HashMap<InboundId, PendingRequest>,
+    next_inbound: u64,
+    stats: NodeStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkDirection {
+    Receive,
+    Send,
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    reply: SignalReplyId,
+    offer_sdp: String,
+}
+
+impl Driver {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let (results_tx, mut results_rx) = mpsc::channel::<StepResult>(64);
+        let mut steps = JoinSet::new();
+        loop {
+            let deadline = self
+                .session
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(command) = self.commands.recv() => self.handle_command(command),
+                Some(event) = self.net_events.recv() => self.handle_net_event(event),
+                Some(event) = self.media_events.recv() => self.handle_media_event(event).await,
+                Some(result) = results_rx.recv() => self.handle_step_result(result),
+                Some(_) = steps.join_next(), if !steps.is_empty() => {}
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    // Trust the clock, not the timer: a spurious wakeup is harmless to the core.
+                    self.session.handle_timeout(Instant::now());
+                }
+                else => break,
+            }
+            self.drain_outputs(&results_tx, &mut steps);
+        }
+        steps.shutdown().await;
+    }
+
+    fn handle_command(&mut self, command: DriverCommand) {
+        match command {
+            DriverCommand::Join {
+                room,
+                participation,
+                done,
+            } => {
+                tracing::info!(room = %room.fmt_short(), ?participation, "taking part in room");
+                self.session.join(Instant::now(), room, participation);
+                let _ = done.send(());
+            }
+            DriverCommand::Leave { room } => self.session.leave(room),
+            DriverCommand::Stats(reply) => {
+                let mut stats = self.stats.clone();
+                stats.receiving_links = self
+                    .links
+                    .values()
+                    .filter(|(_, d)| *d == LinkDirection::Receive)
+                    .count();
+                stats.sending_links = self.links.len() - stats.receiving_links;
+                let _ = reply.send(stats);
+            }
+        }
+    }
+
+    fn handle_net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::SignalRequest {
+                peer,
+                reply,
+                request,
+            } => match request {
+                SignalRequest::Subscribe { room, offer_sdp } => {
+                    let id = InboundId(self.next_inbound);
+                    self.next_inbound += 1;
+                    self.inbound.insert(id, PendingRequest { reply, offer_sdp });
+                    self.session.handle_subscribe_request(id, peer, room);
+                }
+                other => {
+                    tracing::warn!(%peer, ?other, "unsupported signaling request");
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        let error = SignalError::new(ErrorCode::Malformed, "unsupported request");
+                        let _ = net.respond(reply, SignalResponse::Error(error)).await;
+                    });
+                }
+            },
+            NetEvent::PeerMisbehaved { peer, reason } => {
+                self.stats.malformed_requests += 1;
+                tracing::warn!(target: "chroom::_events::peer_misbehaved", %peer, %reason);
+            }
+            NetEvent::PeerIdentified { peer, listen_addrs } => {
+                let store = self.store.clone();
+                let addrs: Vec<String> = listen_addrs.iter().map(ToString::to_string).collect();
+                // redb fsyncs on commit: keep it off the async threads.
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.remember_peer(&peer.to_base58(), &addrs, unix_now()) {
+                        tracing::warn!(error = %e, "cannot update peer book");
+                    }
+                });
+            }
+            NetEvent::Listening { addr } => {
+                tracing::debug!(%addr, "listen address");
+            }
+            _ => {}
+        }
+    }
+
+    async fn handle_media_event(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::Frame { link, frame } => {
+                let Some((peer, _)) = self.links.get(&link) else {
+                    return;
+                };
+                // Frames are only taken by a recorder; without one they are dropped here.
+                if !self.frames.is_closed() {
+                    let frame = NodeFrame {
+                        peer: *peer,
+                        link,
+                        frame,
+                    };
+                    let _ = self.frames.send(frame).await;
+                }
+            }
+            MediaEvent::LinkClosed { link, reason } => {
+                tracing::info!(%link, ?reason, "link closed");
+                self.links.remove(&link);
+                self.session.handle_link_closed(Instant::now(), link);
+            }
+            MediaEvent::LinkConnected { link } => {
+                tracing::debug!(%link, "link connected");
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_step_result(&mut self, result: StepResult) {
+        match result {
+            StepResult::Providers { room, peers } => {
+                tracing::debug!(room = %room.fmt_short(), providers = peers.len(), "providers found");
+                self.session.handle_providers(Instant::now(), room, &peers);
+            }
+            StepResult::Subscribed { id, peer, result } => {
+                if let Ok(link) = &result {
+                    self.links.insert(*link, (peer, LinkDirection::Receive));
+                }
+                self.session
+                    .handle_subscribe_result(Instant::now(), id, result);
+            }
+            StepResult::SubscriberLinked { room, peer, link } => {
+                self.links.insert(link, (peer, LinkDirection::Send));
+                self.session.handle_subscriber_linked(room, peer, link);
+            }
+        }
+    }
+
+    fn drain_outputs(&mut self, results: &mpsc::Sender<StepResult>, steps: &mut JoinSet<()>) {
+        while let Some(output) = self.session.poll_output() {
+            match output {
+                Output::FindProviders { room } => {
+                    let (net, results) = (self.net.clone(), results.clone());
+                    steps.spawn(async move {
+                        let peers = match net.find_providers(room).await {
+                            Ok(found) => found.into_iter().collect(),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "provider lookup failed");
+                                Vec::new()
+                            }
+                        };
+                        let _ = results.send(StepResult::Providers { room, peers }).await;
+                    });
+                }
+                Output::Subscribe {
+                    id,
+                    room,
+                    peer,
+                    kinds,
+                } => {
+                    let (net, media, results) =
+                        (self.net.clone(), self.media.clone(), results.clone());
+                    steps.spawn(async move {
+                        let result = subscribe(&net, &media, room, peer, &kinds).await;
+                        let _ = results
+                            .send(StepResult::Subscribed { id, peer, result })
+                            .await;
+                    });
+                }
+                Output::AcceptSubscriber {
+                    request,
+                    room,
+                    peer,
+                } => {
+                    let Some(pending) = self.inbound.remove(&request) else {
+                        continue;
+                    };
+                    let (net, media, results) =
+                        (self.net.clone(), self.media.clone(), results.clone());
+                    steps.spawn(async move {
+                        if let Some(link) = accept(&net, &media, pending, peer).await {
+                            let _ = results
+                                .send(StepResult::SubscriberLinked { room, peer, link })
+                                .await;
+                        }
+                    });
+                }
+                Output::Refuse {
+                    request,
+                    peer,
+                    error,
+                } => {
+                    self.stats.requests_refused += 1;
+                    let Some(pending) = self.inbound.remove(&request) else {
+                        continue;
+                    };
+                    tracing::warn!(%peer, %error, "refused signaling request");
+                    let net = self.net.clone();
+                    steps.spawn(async move {
+                        let _ = net
+                            .respond(pending.reply, SignalResponse::Error(error))
+                            .await;
+                    });
+                }
+                Output::CloseLink { link } => {
+                    let media = self.media.clone();
+                    steps.spawn(async move { media.close_link(link).await });
+                }
+                Output::Event(event) => log_room_event(&event),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Opens a receive link to `peer`: offer, subscribe request, answer.
+async fn subscribe(
+    net: &NetHandle,
+    media: &MediaHandle,
+    room: RoomId,
+    peer: PeerId,
+    kinds: &[MediaKind],
+) -> Result<LinkId, SubscribeFailure> {
+    let failed = |e: &dyn std::fmt::Display| SubscribeFailure::Failed(e.to_string());
+    let (link, offer_sdp) = media
+        .create_receive_offer(kinds)
+        .await
+        .map_err(|e| failed(&e))?;
+    let response = net
+        .request(peer, SignalRequest::Subscribe { room, offer_sdp })
+        .await;
+    let outcome = match response {
+        Ok(SignalResponse::Answer { answer_sdp }) => media
+            .accept_answer(link, answer_sdp)
+            .await
+            .map_err(|e| failed(&e)),
+        Ok(SignalResponse::Error(error)) => Err(SubscribeFailure::Refused(error)),
+        Ok(other) => Err(SubscribeFailure::Failed(format!(
+            "unexpected response {other:?}"
+        ))),
+        Err(e) => Err(failed(&e)),
+    };
+    match outcome {
+        Ok(()) => Ok(link),
+        Err(failure) => {
+            media.close_link(link).await;
+            Err(failure)
+        }
+    }
+}
+
+/// Accepts a subscriber's offer and answers it. Returns the new link, or `None` if the offer was
+/// refused (the refusal has been sent).
+async fn accept(
+    net: &NetHandle,
+    media: &MediaHandle,
+    pending: PendingRequest,
+    peer: PeerId,
+) -> Option<LinkId> {
+    let response = match media.accept_offer(pending.offer_sdp).await {
+        Ok((link, answer_sdp)) => {
+            if net
+                .respond(pending.reply, SignalResponse::Answer { answer_sdp })
+                .await
+                .is_ok()
+            {
+                return Some(link);
+            }
+            media.close_link(link).await;
+            return None;
+        }
+        Err(chroom_media::MediaError::TooManyLinks { limit }) => SignalError::new(
+            ErrorCode::Overloaded,
+            format!("this node already has {limit} links"),
+        ),
+        Err(chroom_media::MediaError::BadSdp { reason }) => {
+            SignalError::new(ErrorCode::BadSdp, format!("offer refused: {reason}"))
+        }
+        Err(e) => SignalError::new(ErrorCode::Internal, e.to_string()),
+    };
+    tracing::warn!(%peer, error = %response, "refused subscribe offer");
+    let _ = net
+        .respond(pending.reply, SignalResponse::Error(response))
+        .await;
+    None
+}
+
+fn log_room_event(event: &RoomEvent<PeerId>) {
+    match event {
+        RoomEvent::Subscribed { room, peer, link } => {
+            tracing::info!(room = %room.fmt_short(), peer = %short(peer), %link, "receiving from publisher");
+        }
+        RoomEvent::SubscriptionLost { room, peer, link } => {
+            tracing::info!(room = %room.fmt_short(), peer = %short(peer), %link, "lost publisher link, retrying");
+        }
+        RoomEvent::SubscriberAdded { room, peer, link } => {
+            tracing::info!(room = %room.fmt_short(), peer = %short(peer), %link, "subscriber added");
+        }
+        RoomEvent::SubscriberRemoved { room, peer, link } => {
+            tracing::info!(room = %room.fmt_short(), peer = %short(peer), %link, "subscriber removed");
+        }
+        RoomEvent::SubscribeFailed {
+            room,
+            peer,
+            failure,
+        } => {
+            tracing::debug!(room = %room.fmt_short(), peer = %short(peer), ?failure, "subscribe failed");
+        }
+        RoomEvent::RequestRefused { peer, error } => {
+            tracing::info!(peer = %short(peer), %error, "request refused");
+        }
+        _ => {}
+    }
+    tracing::debug!(target: "chroom::_events::room", event = ?event);
+}
+
+/// The last 8 characters of a PeerId: enough to tell nodes apart in logs.
+pub fn short(peer: &PeerId) -> String {
+    let text = peer.to_base58();
+    text[text.len().saturating_sub(8)..].to_owned()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Chroom needs on a fresh Debian machine with a Rust toolchain, then builds it.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+if ((${#need_apt[@]})); then
+    echo "setup: installing ${need_apt[*]} from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo-nextest >/dev/null; then
+    echo "setup: installing cargo-nextest"
+    cargo install --locked cargo-nextest
+fi
+
+bash scripts/fixtures.sh fixtures/generated

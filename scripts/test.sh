@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs every check and test Chroom has. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+echo "== format"
+cargo fmt --all --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== layering"
+bash scripts/check-layering.sh
+
+echo "== tests"
+cargo nextest run --workspace --locked --profile ci
+
+echo "== doc tests"
+cargo test --workspace --locked --doc
+
+echo "== fuzz targets (bounded)"
+bash scripts/fuzz.sh 20

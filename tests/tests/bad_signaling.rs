@@ -1,0 +1,165 @@
+//! A peer that sends garbage, oversized or misaddressed signaling gets a clear error reply, and
+//! the node keeps serving its real subscribers meanwhile.
+
+use std::time::{Duration, Instant};
+
+use chroom_net::signal::{Frame, PROTOCOL, SignalCodec};
+use chroom_node::publish::{Looping, MediaSource, publish};
+use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, decode_response, encode_request};
+use chroom_room::Participation;
+use chroom_tests::{fixtures, init_tracing, start_node, tcp_addr};
+use chroom_types::{MAX_SIGNAL_MESSAGE_BYTES, MediaKind, RoomName};
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, noise, request_response, tcp, yamux};
+use tokio_util::sync::CancellationToken;
+
+/// A bare libp2p client that speaks only the signaling protocol, with no chroom logic.
+fn raw_client() -> Swarm<request_response::Behaviour<SignalCodec>> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::new(
+                [(PROTOCOL, request_response::ProtocolSupport::Outbound)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build()
+}
+
+/// Sends one raw frame and returns the decoded response.
+async fn ask(
+    client: &mut Swarm<request_response::Behaviour<SignalCodec>>,
+    peer: PeerId,
+    frame: Frame,
+) -> SignalResponse {
+    let id = client.behaviour_mut().send_request(&peer, frame);
+    loop {
+        match client.select_next_some().await {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response: Frame::Payload(bytes),
+                    },
+                ..
+            }) if request_id == id => return decode_response(&bytes).expect("a valid response"),
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                panic!("request failed: {error}")
+            }
+            _ => {}
+        }
+    }
+}
+
+fn refusal_code(response: &SignalResponse) -> ErrorCode {
+    match response {
+        SignalResponse::Error(error) => {
+            assert!(!error.message.is_empty(), "refusals explain themselves");
+            error.code
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
+    init_tracing();
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let room = "robust".parse::<RoomName>().unwrap().id();
+
+    let publisher = start_node(&dir.path().join("publisher"), &[]).await;
+    publisher
+        .join(room, Participation::Publish(source.kinds()))
+        .await
+        .unwrap();
+    let addr: Multiaddr = tcp_addr(&publisher).await;
+
+    // A real subscriber, receiving before, during and after the abuse.
+    let mut recorder = start_node(&dir.path().join("recorder"), std::slice::from_ref(&addr)).await;
+    let mut frames = recorder.take_frames().unwrap();
+    recorder
+        .join(room, Participation::Receive(vec![MediaKind::Video]))
+        .await
+        .unwrap();
+
+    let cancel = CancellationToken::new();
+    let abuse = async {
+        // Wait for the real link to carry media first.
+        let first = tokio::time::timeout(Duration::from_secs(30), frames.recv())
+            .await
+            .expect("recorder receives")
+            .unwrap();
+        assert_eq!(first.peer, publisher.peer_id());
+
+        let mut client = raw_client();
+        client.dial(addr.clone()).unwrap();
+        let peer = publisher.peer_id();
+
+        let garbage = ask(
+            &mut client,
+            peer,
+            Frame::Payload(vec![0xff, 0x13, 0x37, 0x00]),
+        )
+        .await;
+        assert_eq!(refusal_code(&garbage), ErrorCode::Malformed);
+
+        let huge = Frame::Payload(vec![0x0a; MAX_SIGNAL_MESSAGE_BYTES + 1]);
+        assert_eq!(
+            refusal_code(&ask(&mut client, peer, huge).await),
+            ErrorCode::TooLarge
+        );
+
+        let elsewhere = SignalRequest::Subscribe {
+            room: "not-here".parse::<RoomName>().unwrap().id(),
+            offer_sdp: "v=0".into(),
+        };
+        let reply = ask(
+            &mut client,
+            peer,
+            Frame::Payload(encode_request(&elsewhere)),
+        )
+        .await;
+        assert_eq!(refusal_code(&reply), ErrorCode::NotInRoom);
+
+        let bad_sdp = SignalRequest::Subscribe {
+            room,
+            offer_sdp: "this is not sdp".into(),
+        };
+        let reply = ask(&mut client, peer, Frame::Payload(encode_request(&bad_sdp))).await;
+        assert_eq!(refusal_code(&reply), ErrorCode::BadSdp);
+
+        // The real subscriber still receives, without a new link.
+        let after = Instant::now();
+        let mut received = 0;
+        while received < 30 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.recv())
+                .await
+                .expect("media keeps flowing after the abuse")
+                .unwrap();
+            if frame.frame.received_at >= after {
+                received += 1;
+            }
+        }
+        let stats = publisher.stats().await.unwrap();
+        assert_eq!(stats.sending_links, 1, "{stats:?}");
+        assert!(stats.malformed_requests >= 2, "{stats:?}");
+    };
+    tokio::select! {
+        () = abuse => {}
+        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
+    }
+    cancel.cancel();
+    recorder.shutdown().await;
+    publisher.shutdown().await;
+}
