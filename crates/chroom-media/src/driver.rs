@@ -1,6 +1,6 @@
 //! The media actor: one UDP socket, many links, a bounded command inbox.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -19,6 +19,12 @@ use crate::link::{Link, LinkOutput};
 
 /// Largest UDP datagram read; WebRTC keeps datagrams under ~1200 bytes, 2000 leaves slack.
 const RECV_BUFFER_BYTES: usize = 2000;
+
+/// Datagrams that no link accepted yet, kept briefly. The DTLS ClientHello often arrives in the
+/// same millisecond as the ICE check that makes its source viable; dropping it costs a DTLS
+/// retransmission (about a second) on every connect.
+const MAX_UNROUTED_DATAGRAMS: usize = 64;
+const UNROUTED_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Media driver configuration.
 #[derive(Debug, Clone)]
@@ -258,6 +264,14 @@ pub struct MediaActor {
     links: HashMap<LinkId, LinkState>,
     next_link: u64,
     started: Instant,
+    unrouted: VecDeque<Unrouted>,
+}
+
+#[derive(Debug)]
+struct Unrouted {
+    received_at: Instant,
+    source: SocketAddr,
+    bytes: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -305,6 +319,7 @@ impl MediaActor {
             links: HashMap::new(),
             next_link: 1,
             started: Instant::now(),
+            unrouted: VecDeque::new(),
         };
         Ok((actor, handle))
     }
@@ -521,12 +536,32 @@ impl MediaActor {
     }
 
     fn handle_datagram(&mut self, bytes: &[u8], source: SocketAddr) {
+        let now = Instant::now();
+        if self.route(now, bytes, source) {
+            // A link just made progress: datagrams it could not take before may fit now.
+            self.retry_unrouted(now);
+            return;
+        }
+        if self.unrouted.len() >= MAX_UNROUTED_DATAGRAMS {
+            self.unrouted.pop_front();
+        }
+        tracing::trace!(%source, "no link accepts datagram yet");
+        self.unrouted.push_back(Unrouted {
+            received_at: now,
+            source,
+            bytes: bytes.to_vec(),
+        });
+    }
+
+    /// Feeds a datagram to the link that accepts it; false if none does.
+    fn route(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) -> bool {
         let Ok(contents) = bytes.try_into() else {
             tracing::trace!(%source, "unrecognised datagram");
-            return;
+            // Not WebRTC at all: count it as handled so it is never retried.
+            return true;
         };
         let input = Input::Receive(
-            Instant::now(),
+            now,
             Receive {
                 proto: Protocol::Udp,
                 source,
@@ -535,11 +570,23 @@ impl MediaActor {
             },
         );
         let Some(state) = self.links.values_mut().find(|s| s.link.accepts(&input)) else {
-            tracing::trace!(%source, "no link accepts datagram");
-            return;
+            return false;
         };
         state.link.handle_input(input);
-        state.next_timeout = Instant::now();
+        state.next_timeout = now;
+        true
+    }
+
+    fn retry_unrouted(&mut self, now: Instant) {
+        let pending = std::mem::take(&mut self.unrouted);
+        for datagram in pending {
+            if now.saturating_duration_since(datagram.received_at) > UNROUTED_MAX_AGE {
+                continue;
+            }
+            if !self.route(now, &datagram.bytes, datagram.source) {
+                self.unrouted.push_back(datagram);
+            }
+        }
     }
 
     fn handle_timeout(&mut self) {
