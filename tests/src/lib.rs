@@ -7,7 +7,11 @@ use std::sync::Once;
 use std::time::Duration;
 
 use chroom_net::Multiaddr;
+use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
+use chroom_room::Participation;
+use chroom_types::RoomId;
+use tokio_util::sync::CancellationToken;
 
 /// Installs a test tracing subscriber once (`RUST_LOG` overrides the default `chroom=info`).
 pub fn init_tracing() {
@@ -83,5 +87,39 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A node publishing the fixtures in a room.
+#[derive(Debug)]
+pub struct Publisher {
+    /// The node.
+    pub node: RunningNode,
+    /// What it publishes.
+    pub source: MediaSource,
+}
+
+impl Publisher {
+    /// Starts a node in `dir` that publishes the fixture video and audio in `room`.
+    pub async fn start(dir: &Path, room: RoomId) -> Self {
+        let (video, audio) = fixtures();
+        let source = MediaSource::load(Some(&video), Some(&audio)).expect("fixtures load");
+        let node = start_node(dir, &[]).await;
+        node.join(room, Participation::Publish(source.kinds()))
+            .await
+            .expect("publisher joins");
+        Self { node, source }
+    }
+
+    /// Runs `work` while the fixtures play (looping) into the room.
+    pub async fn while_publishing<T>(&self, work: impl Future<Output = T>) -> T {
+        let cancel = CancellationToken::new();
+        let playing = publish(&self.node, &self.source, Looping::Forever, cancel.clone());
+        let result = tokio::select! {
+            result = work => result,
+            stopped = playing => panic!("publisher stopped: {stopped:?}"),
+        };
+        cancel.cancel();
+        result
     }
 }

@@ -4,15 +4,13 @@
 use std::time::{Duration, Instant};
 
 use chroom_net::signal::{Frame, PROTOCOL, SignalCodec};
-use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, decode_response, encode_request};
 use chroom_room::Participation;
-use chroom_tests::{fixtures, init_tracing, start_node, tcp_addr};
+use chroom_tests::{Publisher, init_tracing, start_node, tcp_addr};
 use chroom_types::{MAX_SIGNAL_MESSAGE_BYTES, MediaKind, RoomName};
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, noise, request_response, tcp, yamux};
-use tokio_util::sync::CancellationToken;
 
 /// A bare libp2p client that speaks only the signaling protocol, with no chroom logic.
 fn raw_client() -> Swarm<request_response::Behaviour<SignalCodec>> {
@@ -73,17 +71,10 @@ fn refusal_code(response: &SignalResponse) -> ErrorCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
     init_tracing();
-    let (video, audio) = fixtures();
-    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let room = "robust".parse::<RoomName>().unwrap().id();
-
-    let publisher = start_node(&dir.path().join("publisher"), &[]).await;
-    publisher
-        .join(room, Participation::Publish(source.kinds()))
-        .await
-        .unwrap();
-    let addr: Multiaddr = tcp_addr(&publisher).await;
+    let publisher = Publisher::start(&dir.path().join("publisher"), room).await;
+    let addr: Multiaddr = tcp_addr(&publisher.node).await;
 
     // A real subscriber, receiving before, during and after the abuse.
     let mut recorder = start_node(&dir.path().join("recorder"), std::slice::from_ref(&addr)).await;
@@ -93,18 +84,17 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
         .await
         .unwrap();
 
-    let cancel = CancellationToken::new();
     let abuse = async {
         // Wait for the real link to carry media first.
         let first = tokio::time::timeout(Duration::from_secs(30), frames.recv())
             .await
             .expect("recorder receives")
             .unwrap();
-        assert_eq!(first.peer, publisher.peer_id());
+        assert_eq!(first.peer, publisher.node.peer_id());
 
         let mut client = raw_client();
         client.dial(addr.clone()).unwrap();
-        let peer = publisher.peer_id();
+        let peer = publisher.node.peer_id();
 
         let garbage = ask(
             &mut client,
@@ -151,15 +141,11 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
                 received += 1;
             }
         }
-        let stats = publisher.stats().await.unwrap();
+        let stats = publisher.node.stats().await.unwrap();
         assert_eq!(stats.sending_links, 1, "{stats:?}");
         assert!(stats.malformed_requests >= 2, "{stats:?}");
     };
-    tokio::select! {
-        () = abuse => {}
-        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
-    }
-    cancel.cancel();
+    publisher.while_publishing(abuse).await;
     recorder.shutdown().await;
-    publisher.shutdown().await;
+    publisher.node.shutdown().await;
 }

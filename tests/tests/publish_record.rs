@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use chroom_media::container::ivf;
 use chroom_node::RunningNode;
-use chroom_node::publish::{Looping, MediaSource, publish};
+use chroom_node::publish::MediaSource;
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_room::Participation;
-use chroom_tests::{fixtures, init_tracing, start_node, tcp_addr};
+use chroom_tests::{Publisher, init_tracing, start_node, tcp_addr};
 use chroom_types::{MediaKind, RoomId, RoomName};
-use tokio_util::sync::CancellationToken;
 
 /// Records from the room until `frames` video frames are written; returns the output dir.
 async fn record(
@@ -113,25 +112,17 @@ fn ffprobe_ok(path: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorder_receives_every_frame_byte_identical() {
     init_tracing();
-    let (video, audio) = fixtures();
-    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let room = "publish-record".parse::<RoomName>().unwrap().id();
-
-    let publisher = start_node(&dir.path().join("publisher"), &[]).await;
-    publisher
-        .join(room, Participation::Publish(source.kinds()))
-        .await
-        .unwrap();
-    let cancel = CancellationToken::new();
-    let recorder = start_node(&dir.path().join("recorder"), &[tcp_addr(&publisher).await]).await;
+    let publisher = Publisher::start(&dir.path().join("publisher"), room).await;
+    let boot = tcp_addr(&publisher.node).await;
+    let recorder = start_node(&dir.path().join("recorder"), &[boot]).await;
     let out = dir.path().join("out");
-    let stats = tokio::select! {
-        stats = record(recorder, room, 150, &out) => stats,
-        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
-    };
-    cancel.cancel();
-    publisher.shutdown().await;
+    let stats = publisher
+        .while_publishing(record(recorder, room, 150, &out))
+        .await;
+    let source = publisher.source.clone();
+    publisher.node.shutdown().await;
 
     assert_eq!(stats.publishers.len(), 1);
     let recording = &stats.publishers[0];
@@ -146,17 +137,10 @@ async fn recorder_receives_every_frame_byte_identical() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_serves_three_recorders_at_once() {
     init_tracing();
-    let (video, audio) = fixtures();
-    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let room = "fan-out".parse::<RoomName>().unwrap().id();
-
-    let publisher = start_node(&dir.path().join("publisher"), &[]).await;
-    publisher
-        .join(room, Participation::Publish(source.kinds()))
-        .await
-        .unwrap();
-    let boot = tcp_addr(&publisher).await;
+    let publisher = Publisher::start(&dir.path().join("publisher"), room).await;
+    let boot = tcp_addr(&publisher.node).await;
     let mut recordings = Vec::new();
     for i in 0..3 {
         let node = start_node(
@@ -167,14 +151,11 @@ async fn one_publisher_serves_three_recorders_at_once() {
         let out = dir.path().join(format!("out-{i}"));
         recordings.push(async move { (record(node, room, 60, &out).await, out) });
     }
-    let cancel = CancellationToken::new();
-    let all = futures::future::join_all(recordings);
-    let results = tokio::select! {
-        results = all => results,
-        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
-    };
-    cancel.cancel();
-    publisher.shutdown().await;
+    let results = publisher
+        .while_publishing(futures::future::join_all(recordings))
+        .await;
+    let source = publisher.source.clone();
+    publisher.node.shutdown().await;
     for (stats, _) in &results {
         let recording = &stats.publishers[0];
         assert!(recording.video_frames >= 60, "{recording:?}");
