@@ -27,6 +27,17 @@ fn receiver(now: Instant) -> RoomSession<u32> {
     session
 }
 
+/// A receiving session that found publisher 1 and started subscribing to it.
+fn subscribing_to_one_publisher() -> (Instant, RoomSession<u32>, SubscribeId) {
+    let now = epoch();
+    let mut session = receiver(now);
+    drain(&mut session);
+    session.handle_providers(now, room(), &[1]);
+    let (id, peer) = subscribe_ids(&drain(&mut session))[0];
+    assert_eq!(peer, 1);
+    (now, session, id)
+}
+
 fn subscribe_ids(outputs: &[Output<u32>]) -> Vec<(SubscribeId, u32)> {
     outputs
         .iter()
@@ -71,11 +82,7 @@ fn every_provider_gets_one_subscribe() {
 
 #[test]
 fn a_successful_subscribe_is_reported_and_slows_discovery() {
-    let now = epoch();
-    let mut session = receiver(now);
-    drain(&mut session);
-    session.handle_providers(now, room(), &[1]);
-    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    let (now, mut session, id) = subscribing_to_one_publisher();
     session.handle_subscribe_result(now, id, Ok(LinkId(9)));
     assert_eq!(
         drain(&mut session),
@@ -103,11 +110,7 @@ fn a_successful_subscribe_is_reported_and_slows_discovery() {
 
 #[test]
 fn failures_back_off_exponentially() {
-    let now = epoch();
-    let mut session = receiver(now);
-    drain(&mut session);
-    session.handle_providers(now, room(), &[1]);
-    let (mut id, _) = subscribe_ids(&drain(&mut session))[0];
+    let (now, mut session, mut id) = subscribing_to_one_publisher();
     let mut t = now;
     let expected_ms = [500, 1000, 2000, 4000, 8000, 10_000, 10_000];
     for expected in expected_ms.map(Duration::from_millis) {
@@ -134,11 +137,7 @@ fn failures_back_off_exponentially() {
 
 #[test]
 fn not_publishing_waits_longer() {
-    let now = epoch();
-    let mut session = receiver(now);
-    drain(&mut session);
-    session.handle_providers(now, room(), &[1]);
-    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    let (now, mut session, id) = subscribing_to_one_publisher();
     let refusal = SignalError::new(ErrorCode::NotPublishing, "nothing here");
     session.handle_subscribe_result(now, id, Err(SubscribeFailure::Refused(refusal)));
     drain(&mut session);
@@ -151,11 +150,7 @@ fn not_publishing_waits_longer() {
 
 #[test]
 fn a_lost_link_is_reported_and_retried() {
-    let now = epoch();
-    let mut session = receiver(now);
-    drain(&mut session);
-    session.handle_providers(now, room(), &[1]);
-    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    let (now, mut session, id) = subscribing_to_one_publisher();
     session.handle_subscribe_result(now, id, Ok(LinkId(3)));
     drain(&mut session);
     session.handle_link_closed(now, LinkId(3));
