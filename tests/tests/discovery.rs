@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chroom_net::{PeerId, Presence};
 use chroom_room::Participation;
 use chroom_tests::{eventually, init_tracing, start_node, tcp_addr};
 use chroom_types::{MediaKind, RoomName};
@@ -25,27 +26,41 @@ async fn five_nodes_resolve_every_provider_of_a_room() {
     }
     let room = "discovery".parse::<RoomName>().unwrap().id();
     let other_room = "elsewhere".parse::<RoomName>().unwrap().id();
-    for node in &nodes {
-        node.join(room, Participation::Publish(vec![MediaKind::Audio]))
-            .await
-            .unwrap();
+    // Nodes 0 and 1 publish, the rest are plain members.
+    for (i, node) in nodes.iter().enumerate() {
+        let participation = if i < 2 {
+            Participation::Publish(vec![MediaKind::Audio])
+        } else {
+            Participation::Receive(vec![MediaKind::Audio])
+        };
+        node.join(room, participation).await.unwrap();
     }
     let everyone: HashSet<_> = nodes.iter().map(|n| n.peer_id()).collect();
+    let publishers: HashSet<_> = nodes[..2].iter().map(|n| n.peer_id()).collect();
     for node in &nodes {
-        let others: HashSet<_> = everyone
-            .iter()
-            .copied()
-            .filter(|p| *p != node.peer_id())
-            .collect();
-        eventually(Duration::from_secs(30), "all providers", || async {
-            let found = node.net().find_providers(room).await.ok()?;
-            (found == others).then_some(())
-        })
-        .await;
+        let me = node.peer_id();
+        let others = |set: &HashSet<PeerId>| -> HashSet<PeerId> {
+            set.iter().copied().filter(|p| *p != me).collect()
+        };
+        for (presence, expected) in [
+            (Presence::Member, others(&everyone)),
+            (Presence::Publisher, others(&publishers)),
+        ] {
+            eventually(Duration::from_secs(30), "every provider", || async {
+                let found = node.net().find_providers(room, presence).await.ok()?;
+                eprintln!(
+                    "{me} {presence:?} found {} expected {}",
+                    found.len(),
+                    expected.len()
+                );
+                (found == expected).then_some(())
+            })
+            .await;
+        }
         // A room nobody joined has no providers.
         let none = node
             .net()
-            .find_providers(other_room)
+            .find_providers(other_room, Presence::Member)
             .await
             .unwrap_or_default();
         assert!(none.is_empty(), "{none:?}");

@@ -106,11 +106,12 @@ pub enum NetError {
 #[derive(Debug)]
 enum Command {
     Dial(Multiaddr),
-    JoinRoom(RoomId),
+    JoinRoom(RoomId, Presence),
     LeaveRoom(RoomId),
     FindProviders {
         room: RoomId,
-        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+        presence: Presence,
+        reply: ProviderReply,
     },
     Request {
         peer: PeerId,
@@ -147,10 +148,11 @@ impl NetHandle {
         self.send(Command::Dial(addr)).await
     }
 
-    /// Announces this node as a provider of `room` in the DHT and subscribes to its gossip topic.
-    /// Providing is retried until the DHT has peers to store the record.
-    pub async fn join_room(&self, room: RoomId) -> Result<(), NetError> {
-        self.send(Command::JoinRoom(room)).await
+    /// Announces this node in `room` in the DHT (as a member, and as a publisher if
+    /// `presence` says so) and subscribes to the room's gossip topic. Providing is retried until
+    /// the DHT has peers to store the record. Joining again changes the presence.
+    pub async fn join_room(&self, room: RoomId, presence: Presence) -> Result<(), NetError> {
+        self.send(Command::JoinRoom(room, presence)).await
     }
 
     /// Stops providing `room` and leaves its gossip topic.
@@ -158,11 +160,39 @@ impl NetHandle {
         self.send(Command::LeaveRoom(room)).await
     }
 
-    /// The peers the DHT lists as providers of `room`, this node excluded.
-    pub async fn find_providers(&self, room: RoomId) -> Result<HashSet<PeerId>, NetError> {
+    /// Every peer the DHT lists in `room` with at least `presence`, this node excluded, once
+    /// the whole query has finished.
+    pub async fn find_providers(
+        &self,
+        room: RoomId,
+        presence: Presence,
+    ) -> Result<HashSet<PeerId>, NetError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::FindProviders { room, reply }).await?;
+        self.send(Command::FindProviders {
+            room,
+            presence,
+            reply: ProviderReply::Complete(reply),
+        })
+        .await?;
         rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Like [`Self::find_providers`], but yields providers as peers report them; the stream
+    /// ends with the query. Use this to act on the first answers: a query also waits on
+    /// unreachable peers (a QUIC dial to a vanished node takes seconds to time out).
+    pub async fn stream_providers(
+        &self,
+        room: RoomId,
+        presence: Presence,
+    ) -> Result<mpsc::Receiver<Vec<PeerId>>, NetError> {
+        let (tx, rx) = mpsc::channel(16);
+        self.send(Command::FindProviders {
+            room,
+            presence,
+            reply: ProviderReply::Stream(tx),
+        })
+        .await?;
+        Ok(rx)
     }
 
     /// Sends a signaling request and waits for the response. A refusal is `Ok(Error(..))`.
@@ -223,9 +253,9 @@ pub struct NetActor {
     config: NetConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
-    rooms: HashSet<RoomId>,
-    /// Rooms whose provider record could not be stored yet (no DHT peers).
-    unprovided: HashSet<RoomId>,
+    rooms: HashMap<RoomId, Presence>,
+    /// Provider keys whose record could not be stored on any peer yet (no DHT peers).
+    unprovided: HashSet<kad::RecordKey>,
     provider_queries: HashMap<kad::QueryId, ProviderQuery>,
     outbound: HashMap<request_response::OutboundRequestId, OutboundRequest>,
     inbound: HashMap<SignalReplyId, request_response::ResponseChannel<Frame>>,
@@ -234,7 +264,13 @@ pub struct NetActor {
 
 struct ProviderQuery {
     found: HashSet<PeerId>,
-    reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+    reply: ProviderReply,
+}
+
+#[derive(Debug)]
+enum ProviderReply {
+    Complete(oneshot::Sender<Result<HashSet<PeerId>, NetError>>),
+    Stream(mpsc::Sender<Vec<PeerId>>),
 }
 
 struct OutboundRequest {
@@ -293,7 +329,7 @@ impl NetActor {
             config,
             commands: rx,
             events,
-            rooms: HashSet::new(),
+            rooms: HashMap::new(),
             unprovided: HashSet::new(),
             provider_queries: HashMap::new(),
             outbound: HashMap::new(),
@@ -339,32 +375,45 @@ impl NetActor {
                     tracing::warn!(%addr, error = %e, "dial failed");
                 }
             }
-            Command::JoinRoom(room) => {
-                if self.rooms.insert(room) {
-                    tracing::info!(room = %room.fmt_short(), "joined room");
-                    let topic = topic(room);
-                    if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+            Command::JoinRoom(room, presence) => {
+                let previous = self.rooms.insert(room, presence);
+                if previous.is_none() {
+                    tracing::info!(room = %room.fmt_short(), ?presence, "joined room");
+                    if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic(room)) {
                         tracing::warn!(error = %e, "gossip subscribe failed");
                     }
-                    self.unprovided.insert(room);
-                    self.provide_pending();
                 }
+                let provided = presence.provided_keys(room);
+                for key in Presence::ALL.map(|p| room_key(room, p)) {
+                    if provided.contains(&key) {
+                        self.unprovided.insert(key);
+                    } else {
+                        self.unprovided.remove(&key);
+                        self.swarm.behaviour_mut().kad.stop_providing(&key);
+                    }
+                }
+                self.provide_pending();
             }
             Command::LeaveRoom(room) => {
-                if self.rooms.remove(&room) {
-                    self.unprovided.remove(&room);
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .stop_providing(&room_key(room));
+                if self.rooms.remove(&room).is_some() {
+                    for presence in Presence::ALL {
+                        let key = room_key(room, presence);
+                        self.unprovided.remove(&key);
+                        self.swarm.behaviour_mut().kad.stop_providing(&key);
+                    }
                     self.swarm
                         .behaviour_mut()
                         .gossipsub
                         .unsubscribe(&topic(room));
                 }
             }
-            Command::FindProviders { room, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(room_key(room));
+            Command::FindProviders {
+                room,
+                presence,
+                reply,
+            } => {
+                let key = room_key(room, presence);
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.provider_queries.insert(
                     id,
                     ProviderQuery {
@@ -411,18 +460,12 @@ impl NetActor {
     }
 
     fn provide_pending(&mut self) {
-        let rooms: Vec<RoomId> = self.unprovided.iter().copied().collect();
-        for room in rooms {
-            match self
-                .swarm
-                .behaviour_mut()
-                .kad
-                .start_providing(room_key(room))
-            {
-                // The record is stored locally at once; the query result says whether peers
-                // took it too. Until one does, keep the room pending.
-                Ok(_) => {}
-                Err(e) => tracing::warn!(room = %room.fmt_short(), error = %e, "cannot provide"),
+        let keys: Vec<kad::RecordKey> = self.unprovided.iter().cloned().collect();
+        for key in keys {
+            // The record is stored locally at once; the query result says whether peers took it
+            // too. Until one does, the key stays pending.
+            if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                tracing::warn!(error = %e, "cannot provide room");
             }
         }
     }
@@ -506,9 +549,8 @@ impl NetActor {
         };
         match result {
             kad::QueryResult::StartProviding(Ok(kad::AddProviderOk { key })) => {
-                if let Some(room) = self.rooms.iter().find(|r| room_key(**r) == key).copied() {
-                    tracing::debug!(room = %room.fmt_short(), "provider record stored");
-                    self.unprovided.remove(&room);
+                if self.unprovided.remove(&key) {
+                    tracing::debug!("provider record stored");
                 }
             }
             kad::QueryResult::StartProviding(Err(e)) => {
@@ -516,27 +558,39 @@ impl NetActor {
             }
             kad::QueryResult::GetProviders(result) => {
                 let local = *self.swarm.local_peer_id();
-                if let Some(query) = self.provider_queries.get_mut(&id) {
-                    match result {
-                        Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                            query
-                                .found
-                                .extend(providers.into_iter().filter(|p| *p != local));
+                let Some(query) = self.provider_queries.get_mut(&id) else {
+                    return;
+                };
+                let mut failure = None;
+                match result {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        let new: Vec<PeerId> = providers
+                            .into_iter()
+                            .filter(|p| *p != local && !query.found.contains(p))
+                            .collect();
+                        query.found.extend(new.iter().copied());
+                        if let ProviderReply::Stream(tx) = &query.reply
+                            && !new.is_empty()
+                        {
+                            // A full stream means a slow reader; it will ask again.
+                            let _ = tx.try_send(new);
                         }
-                        Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => {}
-                        Err(e) if query.found.is_empty() => {
-                            if let Some(query) = self.provider_queries.remove(&id) {
-                                let _ = query.reply.send(Err(NetError::Query(e.to_string())));
-                            }
-                            return;
-                        }
-                        Err(_) => {}
                     }
+                    Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => {}
+                    Err(e) => failure = Some(e.to_string()),
                 }
-                if step.last
-                    && let Some(query) = self.provider_queries.remove(&id)
-                {
-                    let _ = query.reply.send(Ok(query.found));
+                if !step.last {
+                    return;
+                }
+                let Some(query) = self.provider_queries.remove(&id) else {
+                    return;
+                };
+                if let ProviderReply::Complete(reply) = query.reply {
+                    let answer = match failure {
+                        Some(e) if query.found.is_empty() => Err(NetError::Query(e)),
+                        _ => Ok(query.found),
+                    };
+                    let _ = reply.send(answer);
                 }
             }
             _ => {}
@@ -640,10 +694,37 @@ impl NetActor {
     }
 }
 
-/// The DHT key under which a room's members register as providers.
-fn room_key(room: RoomId) -> kad::RecordKey {
+/// How a node is listed in a room in the DHT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// Listed among the room's members.
+    Member,
+    /// Listed among the members and among the publishers, so subscribers find it without
+    /// asking every member.
+    Publisher,
+}
+
+impl Presence {
+    const ALL: [Self; 2] = [Self::Member, Self::Publisher];
+
+    /// The DHT keys a node with this presence provides in `room`.
+    fn provided_keys(self, room: RoomId) -> Vec<kad::RecordKey> {
+        match self {
+            Self::Member => vec![room_key(room, Self::Member)],
+            Self::Publisher => Self::ALL.map(|p| room_key(room, p)).to_vec(),
+        }
+    }
+}
+
+/// The DHT key under which a room's members (or publishers) register as providers.
+fn room_key(room: RoomId, presence: Presence) -> kad::RecordKey {
+    let suffix: &[u8] = match presence {
+        Presence::Member => b"/members",
+        Presence::Publisher => b"/publishers",
+    };
     let mut key = b"/chroom/room/".to_vec();
     key.extend_from_slice(room.as_bytes());
+    key.extend_from_slice(suffix);
     kad::RecordKey::new(&key)
 }
 

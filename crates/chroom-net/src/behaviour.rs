@@ -9,6 +9,9 @@ use crate::config::{KadMode, NetConfig};
 use crate::signal::{PROTOCOL as SIGNAL_PROTOCOL, SignalCodec};
 use crate::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 
+/// How long a provider record of a room lives without being republished.
+const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(10 * 60);
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -24,6 +27,10 @@ impl Behaviour {
 
         let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         kad_config.set_query_timeout(Duration::from_secs(30));
+        // Room membership changes by the minute, not by the day: records of a node that left
+        // without a word expire within minutes (libp2p's defaults are 24 h and 12 h).
+        kad_config.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
+        kad_config.set_provider_publication_interval(Some(PROVIDER_RECORD_TTL / 2));
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         kad.set_mode(match config.kad_mode {

@@ -14,7 +14,7 @@ mod behaviour;
 mod config;
 pub mod signal;
 
-pub use actor::{NetActor, NetError, NetEvent, NetHandle, SignalReplyId};
+pub use actor::{NetActor, NetError, NetEvent, NetHandle, Presence, SignalReplyId};
 pub use config::{KadMode, NetConfig};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame};
-use chroom_net::{Multiaddr, NetActor, NetEvent, NetHandle, PeerId, SignalReplyId};
+use chroom_net::{Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence, SignalReplyId};
 use chroom_proto::{ErrorCode, SignalError, SignalRequest, SignalResponse};
 use chroom_room::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
@@ -202,7 +202,11 @@ impl RunningNode {
     /// Joins `room`: provides it in the DHT, subscribes to its gossip, and then publishes or
     /// receives as `participation` says.
     pub async fn join(&self, room: RoomId, participation: Participation) -> anyhow::Result<()> {
-        self.net.join_room(room).await?;
+        let presence = match participation {
+            Participation::Publish(_) => Presence::Publisher,
+            Participation::Receive(_) => Presence::Member,
+        };
+        self.net.join_room(room, presence).await?;
         let (done, wait) = oneshot::channel();
         self.commands
             .send(DriverCommand::Join {
@@ -265,9 +269,12 @@ impl Drop for RunningNode {
 /// Results of spawned signaling steps, fed back into the session.
 #[derive(Debug)]
 enum StepResult {
-    Providers {
+    Publishers {
         room: RoomId,
         peers: Vec<PeerId>,
+    },
+    LookupFinished {
+        room: RoomId,
     },
     Subscribed {
         id: SubscribeId,
@@ -435,9 +442,12 @@ impl Driver {
 
     fn handle_step_result(&mut self, result: StepResult) {
         match result {
-            StepResult::Providers { room, peers } => {
-                tracing::debug!(room = %room.fmt_short(), providers = peers.len(), "providers found");
-                self.session.handle_providers(Instant::now(), room, &peers);
+            StepResult::Publishers { room, peers } => {
+                tracing::debug!(room = %room.fmt_short(), providers = peers.len(), "publishers found");
+                self.session.handle_publishers(Instant::now(), room, &peers);
+            }
+            StepResult::LookupFinished { room } => {
+                self.session.handle_lookup_finished(Instant::now(), room);
             }
             StepResult::Subscribed { id, peer, result } => {
                 if let Ok(link) = &result {
@@ -456,17 +466,23 @@ impl Driver {
     fn drain_outputs(&mut self, results: &mpsc::Sender<StepResult>, steps: &mut JoinSet<()>) {
         while let Some(output) = self.session.poll_output() {
             match output {
-                Output::FindProviders { room } => {
+                Output::FindPublishers { room } => {
                     let (net, results) = (self.net.clone(), results.clone());
                     steps.spawn(async move {
-                        let peers = match net.find_providers(room).await {
-                            Ok(found) => found.into_iter().collect(),
+                        // Act on each answer as it comes rather than after the whole query.
+                        let mut found = match net.stream_providers(room, Presence::Publisher).await
+                        {
+                            Ok(found) => found,
                             Err(e) => {
                                 tracing::debug!(error = %e, "provider lookup failed");
-                                Vec::new()
+                                let _ = results.send(StepResult::LookupFinished { room }).await;
+                                return;
                             }
                         };
-                        let _ = results.send(StepResult::Providers { room, peers }).await;
+                        while let Some(peers) = found.recv().await {
+                            let _ = results.send(StepResult::Publishers { room, peers }).await;
+                        }
+                        let _ = results.send(StepResult::LookupFinished { room }).await;
                     });
                 }
                 Output::Subscribe {

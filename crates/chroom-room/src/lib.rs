@@ -22,7 +22,7 @@
 //!     // 1. Drain every output and carry it out (query the DHT, send signaling, open links).
 //!     while let Some(output) = session.poll_output() {
 //!         match output {
-//!             Output::FindProviders { room } => { /* ask the DHT, later call handle_providers */ }
+//!             Output::FindPublishers { room } => { /* ask the DHT, later call handle_publishers */ }
 //!             _ => { /* ... */ }
 //!         }
 //!     }

@@ -74,8 +74,8 @@ pub enum SubscribeFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Output<P> {
-    /// Look up the providers of `room`; answer with [`RoomSession::handle_providers`].
-    FindProviders {
+    /// Look up the providers of `room`; answer with [`RoomSession::handle_publishers`].
+    FindPublishers {
         /// The room.
         room: RoomId,
     },
@@ -198,8 +198,10 @@ enum LinkRole<P> {
 #[derive(Debug)]
 struct Room<P> {
     participation: Participation,
-    /// When to next ask the DHT, if receiving and no query is outstanding.
+    /// When to next ask the DHT, if receiving and no lookup is running.
     next_discovery: Option<Instant>,
+    /// A lookup is under way; the next is scheduled when it ends.
+    lookup_running: bool,
     publishers: HashMap<P, Publisher>,
     subscribers: HashMap<P, LinkId>,
 }
@@ -240,11 +242,12 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         let entry = self.rooms.entry(room).or_insert_with(|| Room {
             participation: participation.clone(),
             next_discovery: None,
+            lookup_running: false,
             publishers: HashMap::new(),
             subscribers: HashMap::new(),
         });
         entry.participation = participation;
-        entry.next_discovery = receives.then_some(now);
+        entry.next_discovery = (receives && !entry.lookup_running).then_some(now);
         self.handle_timeout(now);
     }
 
@@ -264,22 +267,38 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         }
     }
 
-    /// The DHT answered an [`Output::FindProviders`].
-    pub fn handle_providers(&mut self, now: Instant, room: RoomId, providers: &[P]) {
-        let interval = self.config.discovery_interval;
-        let rediscovery = self.config.rediscovery_interval;
+    /// Part of the answer to an [`Output::FindPublishers`]: subscribing to these starts at once,
+    /// while the lookup goes on. Peers already known are ignored.
+    pub fn handle_publishers(&mut self, now: Instant, room: RoomId, publishers: &[P]) {
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
         if !matches!(state.participation, Participation::Receive(_)) {
             return;
         }
-        for peer in providers {
+        for peer in publishers {
             state.publishers.entry(*peer).or_insert(Publisher::Waiting {
                 at: now,
                 failures: 0,
             });
         }
+        self.handle_timeout(now);
+    }
+
+    /// The lookup of an [`Output::FindPublishers`] ended; the next one is scheduled from here,
+    /// so lookups never overlap.
+    pub fn handle_lookup_finished(&mut self, now: Instant, room: RoomId) {
+        let (interval, rediscovery) = (
+            self.config.discovery_interval,
+            self.config.rediscovery_interval,
+        );
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if !state.lookup_running {
+            return;
+        }
+        state.lookup_running = false;
         let linked = state
             .publishers
             .values()
@@ -419,7 +438,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                     },
                 );
                 // The publisher may be gone for good: look again soon.
-                state.next_discovery = Some(now + retry);
+                if !state.lookup_running {
+                    let soon = now + retry;
+                    state.next_discovery = Some(state.next_discovery.map_or(soon, |t| t.min(soon)));
+                }
                 self.emit(RoomEvent::SubscriptionLost { room, peer, link });
             }
             LinkRole::Sending(peer) => {
@@ -441,8 +463,9 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             };
             if state.next_discovery.is_some_and(|at| at <= now) {
                 state.next_discovery = None;
+                state.lookup_running = true;
                 self.outputs
-                    .push_back(Output::FindProviders { room: *room });
+                    .push_back(Output::FindPublishers { room: *room });
             }
             for (peer, publisher) in &mut state.publishers {
                 if let Publisher::Waiting { at, failures } = *publisher

@@ -32,10 +32,16 @@ fn subscribing_to_one_publisher() -> (Instant, RoomSession<u32>, SubscribeId) {
     let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
-    session.handle_providers(now, room(), &[1]);
+    found(&mut session, now, &[1]);
     let (id, peer) = subscribe_ids(&drain(&mut session))[0];
     assert_eq!(peer, 1);
     (now, session, id)
+}
+
+/// The DHT answered a lookup with `publishers`, and the lookup ended.
+fn found(session: &mut RoomSession<u32>, now: Instant, publishers: &[u32]) {
+    session.handle_publishers(now, room(), publishers);
+    session.handle_lookup_finished(now, room());
 }
 
 fn subscribe_ids(outputs: &[Output<u32>]) -> Vec<(SubscribeId, u32)> {
@@ -54,7 +60,7 @@ fn joining_to_receive_looks_for_providers_at_once() {
     let mut session = receiver(now);
     assert_eq!(
         drain(&mut session),
-        vec![Output::FindProviders { room: room() }]
+        vec![Output::FindPublishers { room: room() }]
     );
     assert_eq!(
         session.poll_timeout(),
@@ -68,7 +74,7 @@ fn every_provider_gets_one_subscribe() {
     let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
-    session.handle_providers(now, room(), &[1, 2, 2]);
+    found(&mut session, now, &[1, 2, 2]);
     let mut peers: Vec<u32> = subscribe_ids(&drain(&mut session))
         .iter()
         .map(|s| s.1)
@@ -76,7 +82,7 @@ fn every_provider_gets_one_subscribe() {
     peers.sort_unstable();
     assert_eq!(peers, vec![1, 2]);
     // The same providers again while subscribing start nothing new.
-    session.handle_providers(now, room(), &[1, 2]);
+    found(&mut session, now, &[1, 2]);
     assert!(subscribe_ids(&drain(&mut session)).is_empty());
 }
 
@@ -98,9 +104,9 @@ fn a_successful_subscribe_is_reported_and_slows_discovery() {
     session.handle_timeout(now + Duration::from_secs(1));
     assert_eq!(
         drain(&mut session),
-        vec![Output::FindProviders { room: room() }]
+        vec![Output::FindPublishers { room: room() }]
     );
-    session.handle_providers(now + Duration::from_secs(1), room(), &[1]);
+    found(&mut session, now + Duration::from_secs(1), &[1]);
     assert_eq!(
         session.poll_timeout(),
         Some(now + Duration::from_secs(11)),
@@ -121,8 +127,8 @@ fn failures_back_off_exponentially() {
             let due = session.poll_timeout().unwrap();
             session.handle_timeout(due);
             let mut outputs = drain(&mut session);
-            if outputs.contains(&Output::FindProviders { room: room() }) {
-                session.handle_providers(due, room(), &[]);
+            if outputs.contains(&Output::FindPublishers { room: room() }) {
+                found(&mut session, due, &[]);
                 outputs.extend(drain(&mut session));
             }
             if let Some((next_id, _)) = subscribe_ids(&outputs).first().copied() {
@@ -166,7 +172,7 @@ fn a_lost_link_is_reported_and_retried() {
     assert_eq!(session.poll_timeout(), Some(retry));
     session.handle_timeout(retry);
     let outputs = drain(&mut session);
-    assert!(outputs.contains(&Output::FindProviders { room: room() }));
+    assert!(outputs.contains(&Output::FindPublishers { room: room() }));
     assert_eq!(subscribe_ids(&outputs).len(), 1);
     // A second close of the same link is ignored.
     session.handle_link_closed(retry, LinkId(3));
@@ -227,7 +233,7 @@ fn leaving_closes_every_link_and_late_results_do_not_leak() {
     let now = epoch();
     let mut session = receiver(now);
     drain(&mut session);
-    session.handle_providers(now, room(), &[1, 2]);
+    found(&mut session, now, &[1, 2]);
     let subs = subscribe_ids(&drain(&mut session));
     session.handle_subscribe_result(now, subs[0].0, Ok(LinkId(1)));
     drain(&mut session);
@@ -278,7 +284,7 @@ fn random_sequences_never_double_subscribe() {
         for _ in 0..100 {
             now += Duration::from_millis(next(2000));
             match next(5) {
-                0 => session.handle_providers(now, room(), &[next(4) as u32, next(4) as u32]),
+                0 => found(&mut session, now, &[next(4) as u32, next(4) as u32]),
                 1 if !pending.is_empty() => {
                     let (id, peer) = pending.remove(next(pending.len() as u64) as usize);
                     if next(2) == 0 {
@@ -308,4 +314,32 @@ fn random_sequences_never_double_subscribe() {
             }
         }
     }
+}
+
+#[test]
+fn lookups_never_overlap_and_partial_answers_subscribe_at_once() {
+    let now = epoch();
+    let mut session = receiver(now);
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::FindPublishers { room: room() }]
+    );
+    // First batch of a lookup still running: subscribe now.
+    session.handle_publishers(now, room(), &[1]);
+    assert_eq!(subscribe_ids(&drain(&mut session)).len(), 1);
+    // However long the lookup takes, no second one starts meanwhile.
+    let later = now + Duration::from_secs(60);
+    session.handle_timeout(later);
+    let outputs = drain(&mut session);
+    assert!(
+        !outputs.contains(&Output::FindPublishers { room: room() }),
+        "{outputs:?}"
+    );
+    session.handle_publishers(later, room(), &[2]);
+    assert_eq!(subscribe_ids(&drain(&mut session)).len(), 1);
+    session.handle_lookup_finished(later, room());
+    assert_eq!(session.poll_timeout(), Some(later + Duration::from_secs(1)));
+    // A finished report for a lookup that is not running is ignored.
+    session.handle_lookup_finished(later, room());
+    assert_eq!(session.poll_timeout(), Some(later + Duration::from_secs(1)));
 }
