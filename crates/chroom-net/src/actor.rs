@@ -548,10 +548,10 @@ impl NetActor {
             return;
         };
         match result {
-            kad::QueryResult::StartProviding(Ok(kad::AddProviderOk { key })) => {
-                if self.unprovided.remove(&key) {
-                    tracing::debug!("provider record stored");
-                }
+            kad::QueryResult::StartProviding(Ok(kad::AddProviderOk { key }))
+                if self.unprovided.remove(&key) =>
+            {
+                tracing::debug!("provider record stored");
             }
             kad::QueryResult::StartProviding(Err(e)) => {
                 tracing::debug!(error = %e, "providing failed, will retry");
