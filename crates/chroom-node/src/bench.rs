@@ -36,6 +36,9 @@ pub async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Result<()
         let mut first_frame = Vec::new();
         let mut first_key = Vec::new();
         for run in 0..runs {
+            // Each run would otherwise start right after the previous keyframe; spread the
+            // starts over the keyframe interval so the keyframe wait is sampled fairly.
+            tokio::time::sleep(Duration::from_millis((run as u64 * 173) % 500)).await;
             let started = Instant::now();
             let mut config = NodeConfig::loopback(dir.path().join(format!("recorder-{run}")));
             config.net.bootstrap = bootstrap.clone();
@@ -163,7 +166,7 @@ pub async fn serve(
                 .arg(&bootstrap)
                 .arg("--out")
                 .arg(&out)
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
@@ -186,13 +189,50 @@ pub async fn serve(
             rss / 1024,
             peak_rss / 1024
         );
-        for mut child in recorders {
-            let _ = child.kill().await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let frames = stop_recorders(recorders).await?;
+        let min = frames.iter().min().copied().unwrap_or(0);
+        let max = frames.iter().max().copied().unwrap_or(0);
+        println!(
+            "{count} recorders: each received {min}..={max} video frames ({} of {count} received any)",
+            frames.iter().filter(|f| **f > 0).count()
+        );
     }
     let _ = publisher.kill().await;
     Ok(())
+}
+
+/// Stops recorders with SIGINT (so they finish their files) and returns the video frames each
+/// reported.
+async fn stop_recorders(recorders: Vec<Child>) -> anyhow::Result<Vec<u64>> {
+    let mut frames = Vec::new();
+    for mut child in recorders {
+        let pid = child.id().context("recorder pid")?;
+        Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await?;
+        let stdout = child.stdout.take().context("recorder stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut video = 0;
+        let read = async {
+            while let Some(line) = lines.next_line().await? {
+                // "done <peer> video_frames N audio_packets M"
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.first() == Some(&"done")
+                    && let Some(n) = fields.get(3).and_then(|n| n.parse::<u64>().ok())
+                {
+                    video += n;
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .context("recorder did not stop")??;
+        let _ = child.wait().await;
+        frames.push(video);
+    }
+    Ok(frames)
 }
 
 /// (CPU ticks used, RSS in KiB) of a process.
