@@ -380,7 +380,8 @@ impl Driver {
                     let id = InboundId(self.next_inbound);
                     self.next_inbound += 1;
                     self.inbound.insert(id, PendingRequest { reply, offer_sdp });
-                    self.session.handle_subscribe_request(id, peer, room);
+                    self.session
+                        .handle_subscribe_request(Instant::now(), id, peer, room);
                 }
                 other => {
                     tracing::warn!(%peer, ?other, "unsupported signaling request");
@@ -638,6 +639,9 @@ fn log_room_event(event: &RoomEvent<PeerId>) {
             failure,
         } => {
             tracing::debug!(room = %room.fmt_short(), peer = %short(peer), ?failure, "subscribe failed");
+        }
+        RoomEvent::AccessRevoked { room, peer, link } => {
+            tracing::warn!(room = %room.fmt_short(), peer = %short(peer), %link, "closed link: access revoked");
         }
         RoomEvent::RequestRefused { peer, error } => {
             tracing::info!(peer = %short(peer), %error, "request refused");

@@ -62,6 +62,8 @@ pub enum ErrorCode {
     Internal,
     /// The bytes were not a valid request.
     Malformed,
+    /// The requester's account may not do this in this room, or it proved no account.
+    NotAuthorized,
     /// The responder is in the room but publishes nothing there.
     NotPublishing,
     /// The responder is not in the named room.
@@ -70,6 +72,8 @@ pub enum ErrorCode {
     Overloaded,
     /// The request exceeded the responder's size limit.
     TooLarge,
+    /// The responder could not learn the requester's rights in time.
+    Unavailable,
     /// A code this version does not know (sent by a newer peer).
     Unknown(i32),
 }
@@ -80,10 +84,12 @@ impl std::fmt::Display for ErrorCode {
             Self::BadSdp => "bad sdp",
             Self::Internal => "internal error",
             Self::Malformed => "malformed request",
+            Self::NotAuthorized => "not authorized",
             Self::NotPublishing => "not publishing",
             Self::NotInRoom => "not in room",
             Self::Overloaded => "overloaded",
             Self::TooLarge => "too large",
+            Self::Unavailable => "unavailable",
             Self::Unknown(code) => return write!(f, "error code {code}"),
         };
         f.write_str(text)
@@ -96,10 +102,12 @@ impl From<ErrorCode> for i32 {
             ErrorCode::BadSdp => pb::ErrorCode::BadSdp,
             ErrorCode::Internal => pb::ErrorCode::Internal,
             ErrorCode::Malformed => pb::ErrorCode::Malformed,
+            ErrorCode::NotAuthorized => pb::ErrorCode::NotAuthorized,
             ErrorCode::NotPublishing => pb::ErrorCode::NotPublishing,
             ErrorCode::NotInRoom => pb::ErrorCode::NotInRoom,
             ErrorCode::Overloaded => pb::ErrorCode::Overloaded,
             ErrorCode::TooLarge => pb::ErrorCode::TooLarge,
+            ErrorCode::Unavailable => pb::ErrorCode::Unavailable,
             ErrorCode::Unknown(other) => return other,
         };
         pb as Self
@@ -112,10 +120,12 @@ impl From<i32> for ErrorCode {
             Ok(pb::ErrorCode::BadSdp) => Self::BadSdp,
             Ok(pb::ErrorCode::Internal) => Self::Internal,
             Ok(pb::ErrorCode::Malformed) => Self::Malformed,
+            Ok(pb::ErrorCode::NotAuthorized) => Self::NotAuthorized,
             Ok(pb::ErrorCode::NotPublishing) => Self::NotPublishing,
             Ok(pb::ErrorCode::NotInRoom) => Self::NotInRoom,
             Ok(pb::ErrorCode::Overloaded) => Self::Overloaded,
             Ok(pb::ErrorCode::TooLarge) => Self::TooLarge,
+            Ok(pb::ErrorCode::Unavailable) => Self::Unavailable,
             Ok(pb::ErrorCode::Unspecified) | Err(_) => Self::Unknown(value),
         }
     }

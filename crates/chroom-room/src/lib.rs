@@ -35,8 +35,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod access;
 mod session;
 
+pub use access::{AccessFacts, AccessPolicy};
 pub use session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
     SubscribeId,

@@ -6,7 +6,9 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use chroom_proto::{ErrorCode, SignalError};
-use chroom_types::{LinkId, MediaKind, RoomId};
+use chroom_types::{Account, Action, LinkId, MediaKind, RoomId};
+
+use crate::access::{AccessBook, AccessFacts, AccessPolicy, Verdict};
 
 /// Most outputs queued before the oldest events are dropped. Commands are never dropped: they are
 /// bounded by the number of rooms and peers, which the caller controls.
@@ -27,6 +29,14 @@ pub struct SessionConfig {
     pub not_publishing_backoff: Duration,
     /// Most subscribers this node feeds per room. Default 32.
     pub max_subscribers_per_room: usize,
+    /// Whether requests are checked against the registry. Default [`AccessPolicy::Open`]
+    /// (local development without a chain).
+    pub access: AccessPolicy,
+    /// How long a request may wait for registry facts before it is refused as unavailable.
+    /// Default 5 s.
+    pub access_lookup_timeout: Duration,
+    /// Most requests waiting for registry facts; more are refused as overloaded. Default 256.
+    pub max_pending_requests: usize,
 }
 
 impl Default for SessionConfig {
@@ -38,6 +48,9 @@ impl Default for SessionConfig {
             max_retry_backoff: Duration::from_secs(10),
             not_publishing_backoff: Duration::from_secs(10),
             max_subscribers_per_room: 32,
+            access: AccessPolicy::Open,
+            access_lookup_timeout: Duration::from_secs(5),
+            max_pending_requests: 256,
         }
     }
 }
@@ -110,6 +123,14 @@ pub enum Output<P> {
         /// Why.
         error: SignalError,
     },
+    /// Learn what the registry says about `account` in `room`; answer with
+    /// [`RoomSession::handle_access`].
+    LookupAccess {
+        /// The room.
+        room: RoomId,
+        /// The account.
+        account: Account,
+    },
     /// Close a link.
     CloseLink {
         /// The link.
@@ -168,6 +189,16 @@ pub enum RoomEvent<P> {
         /// Why.
         failure: SubscribeFailure,
     },
+    /// A link was closed because its peer lost the right it needed (revoked, banned, binding
+    /// expired).
+    AccessRevoked {
+        /// The room.
+        room: RoomId,
+        /// The peer.
+        peer: P,
+        /// The link closed.
+        link: LinkId,
+    },
     /// A peer's request was refused.
     RequestRefused {
         /// The requester.
@@ -184,9 +215,21 @@ pub struct RoomSession<P> {
     rooms: BTreeMap<RoomId, Room<P>>,
     links: HashMap<LinkId, (RoomId, LinkRole<P>)>,
     outputs: VecDeque<Output<P>>,
+    access: AccessBook<P>,
+    /// Subscribe requests waiting for registry facts.
+    pending: Vec<PendingRequest<P>>,
     queued_events: usize,
     dropped_events: u64,
     next_subscribe: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PendingRequest<P> {
+    request: InboundId,
+    peer: P,
+    room: RoomId,
+    account: Account,
+    deadline: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -226,10 +269,12 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     /// A session in no room.
     pub fn new(config: SessionConfig) -> Self {
         Self {
+            access: AccessBook::new(config.access),
             config,
             rooms: BTreeMap::new(),
             links: HashMap::new(),
             outputs: VecDeque::new(),
+            pending: Vec::new(),
             queued_events: 0,
             dropped_events: 0,
             next_subscribe: 0,
@@ -337,6 +382,8 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                 state.publishers.insert(peer, Publisher::Linked { link });
                 self.links.insert(link, (room, LinkRole::Receiving(peer)));
                 self.emit(RoomEvent::Subscribed { room, peer, link });
+                // Media is only taken from those the registry lets publish.
+                self.enforce_link(now, link);
             }
             Err(failure) => {
                 state.publishers.insert(
@@ -357,7 +404,13 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     }
 
     /// A peer asks to subscribe to this node's tracks in `room`.
-    pub fn handle_subscribe_request(&mut self, request: InboundId, peer: P, room: RoomId) {
+    pub fn handle_subscribe_request(
+        &mut self,
+        now: Instant,
+        request: InboundId,
+        peer: P,
+        room: RoomId,
+    ) {
         let refusal = match self.rooms.get(&room) {
             None => Some(SignalError::new(
                 ErrorCode::NotInRoom,
@@ -369,38 +422,97 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                     format!("this node publishes nothing in room {}", room.fmt_short()),
                 ))
             }
-            Some(state)
-                if state.subscribers.len() >= self.config.max_subscribers_per_room
-                    && !state.subscribers.contains_key(&peer) =>
-            {
-                Some(SignalError::new(
-                    ErrorCode::Overloaded,
-                    format!(
-                        "room {} already has {} subscribers here",
-                        room.fmt_short(),
-                        state.subscribers.len()
-                    ),
-                ))
-            }
             Some(_) => None,
         };
-        match refusal {
-            Some(error) => {
-                self.emit(RoomEvent::RequestRefused {
-                    peer,
-                    error: error.clone(),
-                });
-                self.outputs.push_back(Output::Refuse {
+        if let Some(error) = refusal {
+            self.refuse(request, peer, error);
+            return;
+        }
+        match self.access.check(peer, room, Action::Listen) {
+            Verdict::Allowed => self.admit(request, peer, room),
+            Verdict::NoAccount => self.refuse(
+                request,
+                peer,
+                SignalError::new(
+                    ErrorCode::NotAuthorized,
+                    "no verified identity binding: sign one with the account you act for",
+                ),
+            ),
+            Verdict::Denied(account, facts) => {
+                let error = denial(room, account, facts, Action::Listen);
+                self.refuse(request, peer, error);
+            }
+            Verdict::Unknown(account) => {
+                if self.pending.len() >= self.config.max_pending_requests {
+                    let error = SignalError::new(
+                        ErrorCode::Overloaded,
+                        "too many requests waiting for the registry",
+                    );
+                    self.refuse(request, peer, error);
+                    return;
+                }
+                self.pending.push(PendingRequest {
                     request,
                     peer,
-                    error,
+                    room,
+                    account,
+                    deadline: now + self.config.access_lookup_timeout,
                 });
+                if self.access.start_lookup(room, account) {
+                    self.outputs
+                        .push_back(Output::LookupAccess { room, account });
+                }
             }
-            None => self.outputs.push_back(Output::AcceptSubscriber {
-                request,
-                room,
-                peer,
-            }),
+        }
+    }
+
+    /// A peer proved (or stopped proving: `None`) which account it acts for. Its links are
+    /// re-checked at once.
+    pub fn handle_peer_account(&mut self, now: Instant, peer: P, account: Option<Account>) {
+        if self.access.account(peer) == account {
+            return;
+        }
+        self.access.set_account(peer, account);
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (_, role))| role.peer() == peer)
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.enforce_link(now, link);
+        }
+    }
+
+    /// What the registry says about `account` in `room`: answers an [`Output::LookupAccess`],
+    /// or reports a change (role granted or revoked, ban) the driver saw on chain. Links that
+    /// lose their right close at once; waiting requests are decided.
+    pub fn handle_access(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        facts: AccessFacts,
+    ) {
+        self.access.set_facts(room, account, facts);
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|p| p.room == room && p.account == account);
+        self.pending = waiting;
+        for pending in ready {
+            // Re-run the whole check: the peer may have left or changed account meanwhile.
+            self.handle_subscribe_request(now, pending.request, pending.peer, room);
+        }
+        let peers = self.access.peers_of(account);
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (link_room, role))| *link_room == room && peers.contains(&role.peer()))
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.enforce_link(now, link);
         }
     }
 
@@ -456,6 +568,20 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
 
     /// Time passed. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let (expired, waiting): (Vec<_>, Vec<_>) =
+            self.pending.drain(..).partition(|p| p.deadline <= now);
+        self.pending = waiting;
+        for pending in expired {
+            let error = SignalError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "could not learn the rights of {} in room {} in time",
+                    pending.account,
+                    pending.room.fmt_short()
+                ),
+            );
+            self.refuse(pending.request, pending.peer, error);
+        }
         let mut subscribes = Vec::new();
         for (room, state) in &mut self.rooms {
             let Participation::Receive(kinds) = &state.participation else {
@@ -499,6 +625,7 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     /// When [`Self::handle_timeout`] should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let pending = self.pending.iter().map(|p| p.deadline).min();
         self.rooms
             .values()
             .flat_map(|state| {
@@ -508,6 +635,7 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                 });
                 state.next_discovery.into_iter().chain(waiting)
             })
+            .chain(pending)
             .min()
     }
 
@@ -538,6 +666,83 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     /// Events dropped because the queue was full (the driver did not drain).
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
+    }
+
+    fn refuse(&mut self, request: InboundId, peer: P, error: SignalError) {
+        self.emit(RoomEvent::RequestRefused {
+            peer,
+            error: error.clone(),
+        });
+        self.outputs.push_back(Output::Refuse {
+            request,
+            peer,
+            error,
+        });
+    }
+
+    /// Accepts a subscriber whose rights are established, if the room has capacity.
+    fn admit(&mut self, request: InboundId, peer: P, room: RoomId) {
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        if state.subscribers.len() >= self.config.max_subscribers_per_room
+            && !state.subscribers.contains_key(&peer)
+        {
+            let error = SignalError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "room {} already has {} subscribers here",
+                    room.fmt_short(),
+                    state.subscribers.len()
+                ),
+            );
+            self.refuse(request, peer, error);
+            return;
+        }
+        self.outputs.push_back(Output::AcceptSubscriber {
+            request,
+            room,
+            peer,
+        });
+    }
+
+    /// Closes `link` if its peer no longer has the right the link needs: a subscriber must be
+    /// allowed to listen, a publisher to publish. Unknown facts are looked up; the link stays
+    /// until they arrive.
+    fn enforce_link(&mut self, now: Instant, link: LinkId) {
+        let Some(&(room, role)) = self.links.get(&link) else {
+            return;
+        };
+        let action = match role {
+            LinkRole::Sending(_) => Action::Listen,
+            LinkRole::Receiving(_) => Action::Publish,
+        };
+        match self.access.check(role.peer(), room, action) {
+            Verdict::Allowed => {}
+            Verdict::Unknown(account) => {
+                if self.access.start_lookup(room, account) {
+                    self.outputs
+                        .push_back(Output::LookupAccess { room, account });
+                }
+            }
+            Verdict::NoAccount | Verdict::Denied(..) => {
+                let peer = role.peer();
+                self.outputs.push_back(Output::CloseLink { link });
+                self.emit(RoomEvent::AccessRevoked { room, peer, link });
+                // Forget the link now so a revoked peer cannot keep a slot; the driver's
+                // close report is then ignored.
+                self.handle_link_closed(now, link);
+                if let LinkRole::Receiving(peer) = role
+                    && let Some(state) = self.rooms.get_mut(&room)
+                {
+                    // Asking a publisher that may not publish again soon only repeats this.
+                    let at = now + self.config.not_publishing_backoff;
+                    state
+                        .publishers
+                        .insert(peer, Publisher::Waiting { at, failures: 1 });
+                }
+            }
+        }
     }
 
     fn find_subscribe(&self, id: SubscribeId) -> Option<(RoomId, P, u32)> {
@@ -572,3 +777,32 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
 
 #[cfg(test)]
 mod tests;
+
+impl<P: Copy> LinkRole<P> {
+    fn peer(self) -> P {
+        match self {
+            Self::Receiving(peer) | Self::Sending(peer) => peer,
+        }
+    }
+}
+
+/// A refusal that says who may not do what, and why.
+fn denial(room: RoomId, account: Account, facts: AccessFacts, action: Action) -> SignalError {
+    let what = match action {
+        Action::Listen => "join",
+        Action::Publish => "publish in",
+        Action::Moderate => "moderate",
+    };
+    let why = match facts {
+        AccessFacts::UnknownRoom => "the registry has no such room".to_owned(),
+        AccessFacts::Known { membership, .. } => match membership {
+            chroom_types::Membership::Banned => "the account is banned".to_owned(),
+            chroom_types::Membership::NotMember => "the account is not a member".to_owned(),
+            chroom_types::Membership::Member(role) => format!("its role is {role:?}"),
+        },
+    };
+    SignalError::new(
+        ErrorCode::NotAuthorized,
+        format!("{account} may not {what} room {}: {why}", room.fmt_short()),
+    )
+}

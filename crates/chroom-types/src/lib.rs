@@ -1,7 +1,8 @@
 //! Identifiers and small value types shared by every Chroom crate.
 //!
-//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`TrackId`], [`MediaKind`] and the
-//! limits that every layer agrees on. It does no IO and depends on nothing heavier than a hash
+//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`LinkId`], [`MediaKind`], the
+//! access model ([`Account`], [`Role`], [`Membership`], [`RoomKind`], and which [`Action`] each
+//! role permits) and the limits that every layer agrees on. It does no IO and depends on nothing heavier than a hash
 //! function, so the sans-IO cores can use it freely.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -10,6 +11,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use sha3::{Digest, Keccak256};
+
+mod access;
+
+pub use access::{Account, Action, InvalidAccount, Membership, Role, RoomKind};
 
 /// Largest signaling message a node accepts from a peer, in bytes.
 ///

@@ -2,9 +2,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chroom_proto::{ErrorCode, SignalError};
-use chroom_types::{LinkId, MediaKind, RoomId, RoomName};
+use chroom_types::{Account, LinkId, MediaKind, Membership, Role, RoomId, RoomKind, RoomName};
 
 use super::*;
+use crate::access::{AccessFacts, AccessPolicy};
 
 /// The origin of virtual time. `Instant` has no constructor but `now()`, so the tests take one
 /// reading and derive every other time from it.
@@ -193,17 +194,17 @@ fn requests_are_checked_against_room_and_role() {
         })
     };
 
-    session.handle_subscribe_request(InboundId(0), 7, room());
+    session.handle_subscribe_request(now, InboundId(0), 7, room());
     assert_eq!(refused(&mut session), Some(ErrorCode::NotInRoom));
 
     session.join(now, room(), Participation::Receive(vec![MediaKind::Audio]));
     drain(&mut session);
-    session.handle_subscribe_request(InboundId(0), 7, room());
+    session.handle_subscribe_request(now, InboundId(0), 7, room());
     assert_eq!(refused(&mut session), Some(ErrorCode::NotPublishing));
 
     session.join(now, room(), Participation::Publish(vec![MediaKind::Audio]));
     drain(&mut session);
-    session.handle_subscribe_request(InboundId(0), 7, room());
+    session.handle_subscribe_request(now, InboundId(0), 7, room());
     assert_eq!(
         drain(&mut session),
         vec![Output::AcceptSubscriber {
@@ -215,10 +216,10 @@ fn requests_are_checked_against_room_and_role() {
     session.handle_subscriber_linked(room(), 7, LinkId(1));
     drain(&mut session);
 
-    session.handle_subscribe_request(InboundId(0), 8, room());
+    session.handle_subscribe_request(now, InboundId(0), 8, room());
     assert_eq!(refused(&mut session), Some(ErrorCode::Overloaded));
     // The existing subscriber may re-subscribe (it restarted): its old link is replaced.
-    session.handle_subscribe_request(InboundId(0), 7, room());
+    session.handle_subscribe_request(now, InboundId(0), 7, room());
     assert!(matches!(
         drain(&mut session)[0],
         Output::AcceptSubscriber { .. }
@@ -342,4 +343,191 @@ fn lookups_never_overlap_and_partial_answers_subscribe_at_once() {
     // A finished report for a lookup that is not running is ignored.
     session.handle_lookup_finished(later, room());
     assert_eq!(session.poll_timeout(), Some(later + Duration::from_secs(1)));
+}
+
+fn account(n: u8) -> Account {
+    Account::from_bytes([n; 20])
+}
+
+fn facts(kind: RoomKind, membership: Membership) -> AccessFacts {
+    AccessFacts::Known { kind, membership }
+}
+
+/// An enforcing session publishing in `room()`.
+fn enforcing_publisher(now: Instant) -> RoomSession<u32> {
+    let mut session = RoomSession::new(SessionConfig {
+        access: AccessPolicy::Enforce,
+        ..SessionConfig::default()
+    });
+    session.join(now, room(), Participation::Publish(vec![MediaKind::Video]));
+    drain(&mut session);
+    session
+}
+
+fn refusal(outputs: &[Output<u32>]) -> Option<SignalError> {
+    outputs.iter().find_map(|o| match o {
+        Output::Refuse { error, .. } => Some(error.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_peer_without_a_binding_is_refused() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    session.handle_subscribe_request(now, InboundId(1), 7, room());
+    let error = refusal(&drain(&mut session)).unwrap();
+    assert_eq!(error.code, ErrorCode::NotAuthorized);
+    assert!(
+        error.message.contains("identity binding"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn requests_wait_for_registry_facts_and_share_one_lookup() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    session.handle_peer_account(now, 7, Some(account(1)));
+    session.handle_peer_account(now, 8, Some(account(1)));
+    session.handle_subscribe_request(now, InboundId(1), 7, room());
+    session.handle_subscribe_request(now, InboundId(2), 8, room());
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::LookupAccess {
+            room: room(),
+            account: account(1)
+        }],
+        "one lookup for two requests of one account"
+    );
+    let member = facts(RoomKind::Conference, Membership::Member(Role::Listener));
+    session.handle_access(now, room(), account(1), member);
+    let accepted: Vec<InboundId> = drain(&mut session)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::AcceptSubscriber { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accepted, vec![InboundId(1), InboundId(2)]);
+}
+
+#[test]
+fn banned_and_non_members_are_refused_with_a_reason() {
+    let now = epoch();
+    for (membership, reason) in [
+        (Membership::Banned, "banned"),
+        (Membership::NotMember, "not a member"),
+    ] {
+        let mut session = enforcing_publisher(now);
+        session.handle_peer_account(now, 7, Some(account(1)));
+        session.handle_access(
+            now,
+            room(),
+            account(1),
+            facts(RoomKind::Conference, membership),
+        );
+        session.handle_subscribe_request(now, InboundId(1), 7, room());
+        let error = refusal(&drain(&mut session)).unwrap();
+        assert_eq!(error.code, ErrorCode::NotAuthorized);
+        assert!(error.message.contains(reason), "{}", error.message);
+        assert!(
+            error.message.contains(&account(1).to_string()),
+            "{}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn an_unanswered_lookup_refuses_as_unavailable() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    session.handle_peer_account(now, 7, Some(account(1)));
+    session.handle_subscribe_request(now, InboundId(1), 7, room());
+    drain(&mut session);
+    let deadline = now + SessionConfig::default().access_lookup_timeout;
+    assert_eq!(session.poll_timeout(), Some(deadline));
+    session.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(refusal(&drain(&mut session)).is_none());
+    session.handle_timeout(deadline);
+    assert_eq!(
+        refusal(&drain(&mut session)).unwrap().code,
+        ErrorCode::Unavailable
+    );
+}
+
+#[test]
+fn a_revoke_or_an_expired_binding_closes_the_link() {
+    let now = epoch();
+    for revoke_by_chain in [true, false] {
+        let mut session = enforcing_publisher(now);
+        session.handle_peer_account(now, 7, Some(account(1)));
+        let member = facts(RoomKind::Conference, Membership::Member(Role::Listener));
+        session.handle_access(now, room(), account(1), member);
+        session.handle_subscribe_request(now, InboundId(1), 7, room());
+        drain(&mut session);
+        session.handle_subscriber_linked(room(), 7, LinkId(5));
+        drain(&mut session);
+        if revoke_by_chain {
+            let banned = facts(RoomKind::Conference, Membership::Banned);
+            session.handle_access(now, room(), account(1), banned);
+        } else {
+            session.handle_peer_account(now, 7, None);
+        }
+        let outputs = drain(&mut session);
+        assert!(
+            outputs.contains(&Output::CloseLink { link: LinkId(5) }),
+            "{outputs:?}"
+        );
+        assert!(outputs.contains(&Output::Event(RoomEvent::AccessRevoked {
+            room: room(),
+            peer: 7,
+            link: LinkId(5)
+        })));
+        assert_eq!(session.subscriber_count(room()), 0);
+        // The driver's later close report changes nothing.
+        session.handle_link_closed(now, LinkId(5));
+        assert!(drain(&mut session).is_empty());
+    }
+}
+
+#[test]
+fn media_is_only_taken_from_accounts_that_may_publish() {
+    let now = epoch();
+    let mut session = RoomSession::new(SessionConfig {
+        access: AccessPolicy::Enforce,
+        ..SessionConfig::default()
+    });
+    session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
+    drain(&mut session);
+    found(&mut session, now, &[1]);
+    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    // The publisher's answer proved account 9, a mere listener of this broadcast.
+    session.handle_peer_account(now, 1, Some(account(9)));
+    session.handle_access(
+        now,
+        room(),
+        account(9),
+        facts(RoomKind::Broadcast, Membership::Member(Role::Listener)),
+    );
+    session.handle_subscribe_result(now, id, Ok(LinkId(3)));
+    let outputs = drain(&mut session);
+    assert!(
+        outputs.contains(&Output::CloseLink { link: LinkId(3) }),
+        "{outputs:?}"
+    );
+    assert!(session.receiving_links(room()).is_empty());
+    // It is not asked again before the long backoff, even when the DHT lists it again.
+    let soon = now + Duration::from_secs(9);
+    session.handle_timeout(soon);
+    let mut outputs = drain(&mut session);
+    if outputs.contains(&Output::FindPublishers { room: room() }) {
+        found(&mut session, soon, &[1]);
+        outputs.extend(drain(&mut session));
+    }
+    assert!(subscribe_ids(&outputs).is_empty(), "{outputs:?}");
+    session.handle_timeout(now + Duration::from_secs(10));
+    assert_eq!(subscribe_ids(&drain(&mut session)).len(), 1);
 }

@@ -1,0 +1,129 @@
+//! What the session knows about who may do what: accounts proven by peers and registry facts
+//! about accounts in rooms. Pure bookkeeping; the decisions are in `session.rs`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
+
+use chroom_types::{Account, Action, Membership, RoomId, RoomKind};
+
+/// Most (room, account) facts kept; the oldest are forgotten first and looked up again if
+/// needed.
+const MAX_FACTS: usize = 16 * 1024;
+
+/// Whether rights are checked against the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessPolicy {
+    /// No registry: every peer may do everything. For local development only.
+    #[default]
+    Open,
+    /// Every request is checked against the peer's proven account and the registry.
+    Enforce,
+}
+
+/// What the registry says about an account in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessFacts {
+    /// The room exists; the account has this membership in it.
+    Known {
+        /// The room's kind.
+        kind: RoomKind,
+        /// The account's standing.
+        membership: Membership,
+    },
+    /// The registry has no such room.
+    UnknownRoom,
+}
+
+impl AccessFacts {
+    /// Whether these facts permit `action`.
+    pub fn allows(self, action: Action) -> bool {
+        match self {
+            Self::Known { kind, membership } => membership.allows(kind, action),
+            Self::UnknownRoom => false,
+        }
+    }
+}
+
+/// Outcome of checking a peer's right to an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Allowed,
+    /// The peer proved no account.
+    NoAccount,
+    /// The account's facts are not known yet: look them up.
+    Unknown(Account),
+    Denied(Account, AccessFacts),
+}
+
+#[derive(Debug)]
+pub(crate) struct AccessBook<P> {
+    policy: AccessPolicy,
+    accounts: HashMap<P, Account>,
+    facts: HashMap<(RoomId, Account), AccessFacts>,
+    /// Insertion order of `facts`, for forgetting the oldest.
+    order: VecDeque<(RoomId, Account)>,
+    lookups: HashSet<(RoomId, Account)>,
+}
+
+impl<P: Copy + Eq + Hash> AccessBook<P> {
+    pub(crate) fn new(policy: AccessPolicy) -> Self {
+        Self {
+            policy,
+            accounts: HashMap::new(),
+            facts: HashMap::new(),
+            order: VecDeque::new(),
+            lookups: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn set_account(&mut self, peer: P, account: Option<Account>) {
+        match account {
+            Some(account) => self.accounts.insert(peer, account),
+            None => self.accounts.remove(&peer),
+        };
+    }
+
+    pub(crate) fn account(&self, peer: P) -> Option<Account> {
+        self.accounts.get(&peer).copied()
+    }
+
+    pub(crate) fn check(&self, peer: P, room: RoomId, action: Action) -> Verdict {
+        if self.policy == AccessPolicy::Open {
+            return Verdict::Allowed;
+        }
+        let Some(account) = self.account(peer) else {
+            return Verdict::NoAccount;
+        };
+        match self.facts.get(&(room, account)) {
+            None => Verdict::Unknown(account),
+            Some(facts) if facts.allows(action) => Verdict::Allowed,
+            Some(facts) => Verdict::Denied(account, *facts),
+        }
+    }
+
+    /// Marks a lookup as started; false if one is already under way.
+    pub(crate) fn start_lookup(&mut self, room: RoomId, account: Account) -> bool {
+        self.lookups.insert((room, account))
+    }
+
+    pub(crate) fn set_facts(&mut self, room: RoomId, account: Account, facts: AccessFacts) {
+        self.lookups.remove(&(room, account));
+        if self.facts.insert((room, account), facts).is_none() {
+            self.order.push_back((room, account));
+            if self.order.len() > MAX_FACTS
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.facts.remove(&oldest);
+            }
+        }
+    }
+
+    /// Peers currently proven to act for `account`.
+    pub(crate) fn peers_of(&self, account: Account) -> Vec<P> {
+        self.accounts
+            .iter()
+            .filter(|(_, a)| **a == account)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}

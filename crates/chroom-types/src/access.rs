@@ -1,0 +1,153 @@
+//! Accounts, roles and what each role may do in each kind of room.
+//!
+//! The registry contract is the source of truth for roles; this module is the one place that
+//! turns a role into permissions, so every check in every crate agrees.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An Ethereum account (20-byte address) a node acts for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Account([u8; 20]);
+
+impl Account {
+    /// Wraps raw address bytes.
+    pub const fn from_bytes(bytes: [u8; 20]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw 20 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 20] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Account({self})")
+    }
+}
+
+/// Text that is not a `0x`-prefixed 20-byte hex address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an account address (0x followed by 40 hex digits)")]
+pub struct InvalidAccount(pub String);
+
+impl FromStr for Account {
+    type Err = InvalidAccount;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidAccount(s.to_owned());
+        let digits = s.strip_prefix("0x").ok_or_else(invalid)?;
+        let bytes = hex::decode(digits).map_err(|_| invalid())?;
+        Ok(Self(bytes.try_into().map_err(|_| invalid())?))
+    }
+}
+
+/// A member's role in a room, lowest first. The order is the contract's: nobody may grant a
+/// role above their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Member of a conference, listener of an audio space or viewer of a broadcast.
+    Listener,
+    /// Presenter or speaker: may publish in every kind of room.
+    Speaker,
+    /// Runs the session: may mute or remove participants.
+    Host,
+    /// Manages roles below their own.
+    Admin,
+    /// Created the room.
+    Owner,
+}
+
+/// What the registry says about an account in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Membership {
+    /// Banned: beats every join policy and every role.
+    Banned,
+    /// Neither granted a role nor admitted by the room's join policy.
+    NotMember,
+    /// Admitted with this role.
+    Member(Role),
+}
+
+/// The kind of a room, fixed when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoomKind {
+    /// Everyone admitted may send audio and video.
+    Conference,
+    /// Audio only; speakers talk, listeners listen.
+    AudioSpace,
+    /// One or a few presenters, any number of viewers, carried by relayers.
+    Broadcast,
+}
+
+/// Something a node asks to do in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Receive the room's media and chat.
+    Listen,
+    /// Send media into the room.
+    Publish,
+    /// Mute or remove others.
+    Moderate,
+}
+
+impl Membership {
+    /// Whether this membership permits `action` in a room of `kind`.
+    pub fn allows(self, kind: RoomKind, action: Action) -> bool {
+        let Self::Member(role) = self else {
+            return false;
+        };
+        let needed = match (kind, action) {
+            (_, Action::Listen) => Role::Listener,
+            // In a conference every admitted member shows their camera.
+            (RoomKind::Conference, Action::Publish) => Role::Listener,
+            (RoomKind::AudioSpace | RoomKind::Broadcast, Action::Publish) => Role::Speaker,
+            (_, Action::Moderate) => Role::Host,
+        };
+        role >= needed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_parse_and_print() {
+        let text = "0x00112233445566778899aabbccddeeff00112233";
+        let account: Account = text.parse().unwrap();
+        assert_eq!(account.to_string(), text);
+        for bad in ["00112233445566778899aabbccddeeff00112233", "0x1234", "0xzz"] {
+            assert!(bad.parse::<Account>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn permissions_follow_kind_and_role() {
+        use Action::*;
+        use RoomKind::*;
+        let listener = Membership::Member(Role::Listener);
+        let speaker = Membership::Member(Role::Speaker);
+        assert!(listener.allows(Conference, Publish));
+        assert!(!listener.allows(AudioSpace, Publish));
+        assert!(!listener.allows(Broadcast, Publish));
+        assert!(speaker.allows(Broadcast, Publish));
+        assert!(!speaker.allows(Conference, Moderate));
+        assert!(Membership::Member(Role::Host).allows(AudioSpace, Moderate));
+        for kind in [Conference, AudioSpace, Broadcast] {
+            for action in [Listen, Publish, Moderate] {
+                assert!(!Membership::Banned.allows(kind, action));
+                assert!(!Membership::NotMember.allows(kind, action));
+                assert!(Membership::Member(Role::Owner).allows(kind, action));
+            }
+        }
+    }
+}
