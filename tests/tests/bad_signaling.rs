@@ -113,6 +113,7 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
         let elsewhere = SignalRequest::Subscribe {
             room: "not-here".parse::<RoomName>().unwrap().id(),
             offer_sdp: "v=0".into(),
+            binding: None,
         };
         let reply = ask(
             &mut client,
@@ -125,6 +126,7 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
         let bad_sdp = SignalRequest::Subscribe {
             room,
             offer_sdp: "this is not sdp".into(),
+            binding: None,
         };
         let reply = ask(&mut client, peer, Frame::Payload(encode_request(&bad_sdp))).await;
         assert_eq!(refusal_code(&reply), ErrorCode::BadSdp);

@@ -27,6 +27,22 @@ pub struct FileConfig {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
+    /// `[identity]`: the account this node acts for. Absent: it proves no account, and nodes
+    /// that enforce the registry refuse it.
+    pub identity: Option<IdentitySection>,
+}
+
+/// `[identity]`: where the account key comes from. Exactly one of the two sources.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySection {
+    /// File holding the account's secp256k1 private key as hex (mode 0600).
+    pub account_key_file: Option<PathBuf>,
+    /// Environment variable holding the key as hex.
+    pub account_key_env: Option<String>,
+    /// How long a signed identity binding stays valid. Default 24 h.
+    #[serde(default, with = "humantime_serde")]
+    pub binding_ttl: Option<Duration>,
 }
 
 /// `[node]`: where the node keeps its state.
@@ -124,6 +140,24 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Where the account key is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountKeySource {
+    /// A file of hex.
+    File(PathBuf),
+    /// An environment variable of hex.
+    Env(String),
+}
+
+/// The account a node acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// Where the key comes from.
+    pub key: AccountKeySource,
+    /// Validity of each signed binding.
+    pub binding_ttl: Duration,
+}
+
 /// Everything a node needs, validated.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -135,6 +169,8 @@ pub struct NodeConfig {
     pub media: MediaConfig,
     /// Log filter.
     pub log_filter: String,
+    /// The account this node acts for, if any.
+    pub identity: Option<IdentityConfig>,
 }
 
 impl NodeConfig {
@@ -210,6 +246,30 @@ impl NodeConfig {
             media.max_links = max_links;
         }
 
+        let identity = parsed
+            .identity
+            .map(|section| {
+                let key = match (section.account_key_file, section.account_key_env) {
+                    (Some(file), None) => AccountKeySource::File(file),
+                    (None, Some(var)) => AccountKeySource::Env(var),
+                    _ => {
+                        return Err(error(
+                            "identity: set exactly one of account_key_file and account_key_env"
+                                .into(),
+                        ));
+                    }
+                };
+                let binding_ttl = section.binding_ttl.unwrap_or(DEFAULT_BINDING_TTL);
+                if binding_ttl < MIN_BINDING_TTL {
+                    return Err(error(format!(
+                        "identity.binding_ttl: must be at least {}",
+                        humantime::format_duration(MIN_BINDING_TTL)
+                    )));
+                }
+                Ok(IdentityConfig { key, binding_ttl })
+            })
+            .transpose()?;
+
         let data_dir = overrides.data_dir.clone().unwrap_or(parsed.node.data_dir);
         if data_dir.as_os_str().is_empty() {
             return Err(error("node.data_dir: must not be empty".into()));
@@ -222,6 +282,7 @@ impl NodeConfig {
                 .log
                 .filter
                 .unwrap_or_else(|| "chroom=info".to_owned()),
+            identity,
         })
     }
 
@@ -232,9 +293,15 @@ impl NodeConfig {
             net: NetConfig::default(),
             media: MediaConfig::default(),
             log_filter: "chroom=info".to_owned(),
+            identity: None,
         }
     }
 }
+
+/// Default validity of a signed identity binding.
+const DEFAULT_BINDING_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Shorter bindings would expire between signing and first use on a slow network.
+const MIN_BINDING_TTL: Duration = Duration::from_secs(60);
 
 fn parse_addrs(values: &[String], key: &str) -> Result<Vec<Multiaddr>, String> {
     values
@@ -300,6 +367,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("signal_timeout"), "{err}");
+    }
+
+    #[test]
+    fn identity_needs_exactly_one_key_source() {
+        let config = parse("[identity]\naccount_key_env = \"KEY\"\n").unwrap();
+        assert_eq!(
+            config.identity.unwrap().key,
+            AccountKeySource::Env("KEY".into())
+        );
+        for bad in [
+            "[identity]\n",
+            "[identity]\naccount_key_env = \"K\"\naccount_key_file = \"f\"\n",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("dev.toml") && err.contains("identity"),
+                "{err}"
+            );
+        }
+        let err = parse("[identity]\naccount_key_env = \"K\"\nbinding_ttl = \"1s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("identity.binding_ttl"), "{err}");
     }
 
     #[test]

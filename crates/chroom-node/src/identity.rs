@@ -1,12 +1,16 @@
-//! The node key: an ed25519 secret in `<data_dir>/node.key`, created on first start with mode
-//! 0600 and reused after, so a node keeps its PeerId across restarts.
+//! Keys: the node key (an ed25519 secret in `<data_dir>/node.key`, created on first start with
+//! mode 0600 and reused after, so a node keeps its PeerId across restarts) and the account key
+//! (secp256k1, from a file or an environment variable, never logged).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use chroom_net::Keypair;
+
+use crate::config::AccountKeySource;
 
 /// File name of the node key inside the data dir.
 pub const NODE_KEY_FILE: &str = "node.key";
@@ -36,6 +40,38 @@ pub fn load_or_create_node_key(data_dir: &Path) -> anyhow::Result<Keypair> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Loads the account key. Error messages name the source, never the key.
+pub fn load_account_key(source: &AccountKeySource) -> anyhow::Result<PrivateKeySigner> {
+    let (hex, origin) = match source {
+        AccountKeySource::File(path) => {
+            let mode = std::fs::metadata(path)
+                .with_context(|| format!("reading account key {}", path.display()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "account key is readable by other users; chmod 600 it");
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading account key {}", path.display()))?;
+            (text, format!("account key file {}", path.display()))
+        }
+        AccountKeySource::Env(var) => {
+            let text = std::env::var(var)
+                .with_context(|| format!("environment variable {var} (account key) is not set"))?;
+            (text, format!("account key in ${var}"))
+        }
+    };
+    let trimmed = hex.trim();
+    let digits = trimmed.strip_prefix("0x").unwrap_or(trimmed);
+    // Parse by hand so no library error can echo the secret back into a log.
+    let bytes: [u8; 32] = ::hex::decode(digits)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("{origin} is not 32 bytes of hex"))?;
+    PrivateKeySigner::from_bytes(&bytes.into())
+        .map_err(|_| anyhow::anyhow!("{origin} is not a valid secp256k1 private key"))
 }
 
 fn create(path: &Path) -> anyhow::Result<Keypair> {
@@ -76,6 +112,30 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let second = load_or_create_node_key(dir.path()).unwrap();
         assert_eq!(first.public().to_peer_id(), second.public().to_peer_id());
+    }
+
+    #[test]
+    fn account_keys_load_from_file_and_errors_never_show_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("account.key");
+        // anvil's first dev account.
+        let secret = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+        std::fs::write(&path, format!("{secret}\n")).unwrap();
+        let signer = load_account_key(&AccountKeySource::File(path.clone())).unwrap();
+        assert_eq!(
+            signer.address().to_string().to_lowercase(),
+            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+        );
+        std::fs::write(&path, "0xnot-a-key-deadbeef").unwrap();
+        let err = load_account_key(&AccountKeySource::File(path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not 32 bytes of hex"), "{err}");
+        assert!(!err.contains("deadbeef"), "{err}");
+        let err = load_account_key(&AccountKeySource::Env("CHROOM_TEST_UNSET_VAR".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CHROOM_TEST_UNSET_VAR"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame};
 use chroom_net::{Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence, SignalReplyId};
@@ -15,14 +16,14 @@ use chroom_room::{
     SubscribeId,
 };
 use chroom_store::Store;
-use chroom_types::{LinkId, MediaKind, RoomId};
+use chroom_types::{IdentityBinding, LinkId, MediaKind, RoomId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::NodeConfig;
-use crate::identity::load_or_create_node_key;
+use crate::identity::{load_account_key, load_or_create_node_key};
 
 /// Most bootstrap candidates taken from the peer book at start.
 const PEER_BOOK_DIALS: usize = 8;
@@ -93,6 +94,15 @@ impl RunningNode {
         tracing::info!(%peer_id, starts = record.starts, data_dir = %config.data_dir.display(), "node starting");
         let store = Arc::new(store);
 
+        let identity = match &config.identity {
+            Some(identity) => {
+                let signer = load_account_key(&identity.key)?;
+                tracing::info!(account = %signer.address(), "acting for account");
+                Some(Identity::new(signer, identity.binding_ttl, &peer_id)?)
+            }
+            None => None,
+        };
+
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -139,6 +149,8 @@ impl RunningNode {
             inbound: HashMap::new(),
             next_inbound: 0,
             stats: NodeStats::default(),
+            identity,
+            peer_bindings: HashMap::new(),
         };
         let span =
             tracing::info_span!(parent: tracing::Span::none(), "node", peer = %short(&peer_id));
@@ -279,6 +291,8 @@ enum StepResult {
     Subscribed {
         id: SubscribeId,
         peer: PeerId,
+        /// The publisher's binding from its answer.
+        binding: Option<IdentityBinding>,
         result: Result<LinkId, SubscribeFailure>,
     },
     SubscriberLinked {
@@ -302,6 +316,43 @@ struct Driver {
     inbound: HashMap<InboundId, PendingRequest>,
     next_inbound: u64,
     stats: NodeStats,
+    identity: Option<Identity>,
+    /// Peers that proved an account, with the binding's expiry (unix seconds).
+    peer_bindings: HashMap<PeerId, u64>,
+}
+
+/// The account this node acts for and its current binding, re-signed when half its life is
+/// gone so peers never see an expired one.
+#[derive(Debug)]
+struct Identity {
+    signer: PrivateKeySigner,
+    ttl: Duration,
+    peer_id: String,
+    binding: IdentityBinding,
+}
+
+impl Identity {
+    fn new(signer: PrivateKeySigner, ttl: Duration, peer_id: &PeerId) -> anyhow::Result<Self> {
+        let peer_id = peer_id.to_base58();
+        let binding = chroom_registry::sign(&signer, &peer_id, unix_now() + ttl.as_secs())?;
+        Ok(Self {
+            signer,
+            ttl,
+            peer_id,
+            binding,
+        })
+    }
+
+    fn current(&mut self) -> IdentityBinding {
+        let now = unix_now();
+        if self.binding.expires_at_unix.saturating_sub(now) < self.ttl.as_secs() / 2 {
+            match chroom_registry::sign(&self.signer, &self.peer_id, now + self.ttl.as_secs()) {
+                Ok(binding) => self.binding = binding,
+                Err(e) => tracing::error!(error = %e, "cannot renew identity binding"),
+            }
+        }
+        self.binding.clone()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +371,7 @@ impl Driver {
     async fn run(mut self, shutdown: CancellationToken) {
         let (results_tx, mut results_rx) = mpsc::channel::<StepResult>(64);
         let mut steps = JoinSet::new();
+        let mut expiry_check = tokio::time::interval(Duration::from_secs(1));
         loop {
             let deadline = self
                 .session
@@ -333,6 +385,7 @@ impl Driver {
                 Some(event) = self.media_events.recv() => self.handle_media_event(event).await,
                 Some(result) = results_rx.recv() => self.handle_step_result(result),
                 Some(_) = steps.join_next(), if !steps.is_empty() => {}
+                _ = expiry_check.tick() => self.expire_bindings(),
                 () = tokio::time::sleep_until(deadline.into()) => {
                     // Trust the clock, not the timer: a spurious wakeup is harmless to the core.
                     self.session.handle_timeout(Instant::now());
@@ -376,7 +429,14 @@ impl Driver {
                 reply,
                 request,
             } => match request {
-                SignalRequest::Subscribe { room, offer_sdp } => {
+                SignalRequest::Subscribe {
+                    room,
+                    offer_sdp,
+                    binding,
+                } => {
+                    if let Some(binding) = binding {
+                        self.handle_binding(peer, &binding);
+                    }
                     let id = InboundId(self.next_inbound);
                     self.next_inbound += 1;
                     self.inbound.insert(id, PendingRequest { reply, offer_sdp });
@@ -450,7 +510,15 @@ impl Driver {
             StepResult::LookupFinished { room } => {
                 self.session.handle_lookup_finished(Instant::now(), room);
             }
-            StepResult::Subscribed { id, peer, result } => {
+            StepResult::Subscribed {
+                id,
+                peer,
+                binding,
+                result,
+            } => {
+                if let Some(binding) = binding {
+                    self.handle_binding(peer, &binding);
+                }
                 if let Ok(link) = &result {
                     self.links.insert(*link, (peer, LinkDirection::Receive));
                 }
@@ -461,6 +529,38 @@ impl Driver {
                 self.links.insert(link, (peer, LinkDirection::Send));
                 self.session.handle_subscriber_linked(room, peer, link);
             }
+        }
+    }
+
+    /// Verifies a peer's binding against the PeerId its connection authenticated, and tells
+    /// the core which account the peer acts for (none, if the binding is bad).
+    fn handle_binding(&mut self, peer: PeerId, binding: &IdentityBinding) {
+        let now = Instant::now();
+        match chroom_registry::verify(binding, &peer.to_base58(), unix_now()) {
+            Ok(account) => {
+                self.peer_bindings.insert(peer, binding.expires_at_unix);
+                self.session.handle_peer_account(now, peer, Some(account));
+            }
+            Err(e) => {
+                tracing::warn!(peer = %short(&peer), error = %e, "refused identity binding");
+                self.peer_bindings.remove(&peer);
+                self.session.handle_peer_account(now, peer, None);
+            }
+        }
+    }
+
+    fn expire_bindings(&mut self) {
+        let now_unix = unix_now();
+        let expired: Vec<PeerId> = self
+            .peer_bindings
+            .iter()
+            .filter(|(_, expiry)| **expiry <= now_unix)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            tracing::info!(peer = %short(&peer), "identity binding expired");
+            self.peer_bindings.remove(&peer);
+            self.session.handle_peer_account(Instant::now(), peer, None);
         }
     }
 
@@ -494,10 +594,17 @@ impl Driver {
                 } => {
                     let (net, media, results) =
                         (self.net.clone(), self.media.clone(), results.clone());
+                    let own = self.identity.as_mut().map(Identity::current);
                     steps.spawn(async move {
-                        let result = subscribe(&net, &media, room, peer, &kinds).await;
+                        let (result, binding) =
+                            subscribe(&net, &media, room, peer, &kinds, own).await;
                         let _ = results
-                            .send(StepResult::Subscribed { id, peer, result })
+                            .send(StepResult::Subscribed {
+                                id,
+                                peer,
+                                binding,
+                                result,
+                            })
                             .await;
                     });
                 }
@@ -511,8 +618,9 @@ impl Driver {
                     };
                     let (net, media, results) =
                         (self.net.clone(), self.media.clone(), results.clone());
+                    let own = self.identity.as_mut().map(Identity::current);
                     steps.spawn(async move {
-                        if let Some(link) = accept(&net, &media, pending, peer).await {
+                        if let Some(link) = accept(&net, &media, pending, peer, own).await {
                             let _ = results
                                 .send(StepResult::SubscriberLinked { room, peer, link })
                                 .await;
@@ -547,27 +655,38 @@ impl Driver {
     }
 }
 
-/// Opens a receive link to `peer`: offer, subscribe request, answer.
+/// Opens a receive link to `peer`: offer, subscribe request, answer. Returns the publisher's
+/// binding too, when its answer carried one.
 async fn subscribe(
     net: &NetHandle,
     media: &MediaHandle,
     room: RoomId,
     peer: PeerId,
     kinds: &[MediaKind],
-) -> Result<LinkId, SubscribeFailure> {
+    binding: Option<IdentityBinding>,
+) -> (Result<LinkId, SubscribeFailure>, Option<IdentityBinding>) {
     let failed = |e: &dyn std::fmt::Display| SubscribeFailure::Failed(e.to_string());
-    let (link, offer_sdp) = media
-        .create_receive_offer(kinds)
-        .await
-        .map_err(|e| failed(&e))?;
-    let response = net
-        .request(peer, SignalRequest::Subscribe { room, offer_sdp })
-        .await;
-    let outcome = match response {
-        Ok(SignalResponse::Answer { answer_sdp }) => media
-            .accept_answer(link, answer_sdp)
-            .await
-            .map_err(|e| failed(&e)),
+    let (link, offer_sdp) = match media.create_receive_offer(kinds).await {
+        Ok(offer) => offer,
+        Err(e) => return (Err(failed(&e)), None),
+    };
+    let request = SignalRequest::Subscribe {
+        room,
+        offer_sdp,
+        binding,
+    };
+    let mut publisher_binding = None;
+    let outcome = match net.request(peer, request).await {
+        Ok(SignalResponse::Answer {
+            answer_sdp,
+            binding,
+        }) => {
+            publisher_binding = binding;
+            media
+                .accept_answer(link, answer_sdp)
+                .await
+                .map_err(|e| failed(&e))
+        }
         Ok(SignalResponse::Error(error)) => Err(SubscribeFailure::Refused(error)),
         Ok(other) => Err(SubscribeFailure::Failed(format!(
             "unexpected response {other:?}"
@@ -575,10 +694,10 @@ async fn subscribe(
         Err(e) => Err(failed(&e)),
     };
     match outcome {
-        Ok(()) => Ok(link),
+        Ok(()) => (Ok(link), publisher_binding),
         Err(failure) => {
             media.close_link(link).await;
-            Err(failure)
+            (Err(failure), publisher_binding)
         }
     }
 }
@@ -590,14 +709,15 @@ async fn accept(
     media: &MediaHandle,
     pending: PendingRequest,
     peer: PeerId,
+    binding: Option<IdentityBinding>,
 ) -> Option<LinkId> {
     let response = match media.accept_offer(pending.offer_sdp).await {
         Ok((link, answer_sdp)) => {
-            if net
-                .respond(pending.reply, SignalResponse::Answer { answer_sdp })
-                .await
-                .is_ok()
-            {
+            let answer = SignalResponse::Answer {
+                answer_sdp,
+                binding,
+            };
+            if net.respond(pending.reply, answer).await.is_ok() {
                 return Some(link);
             }
             media.close_link(link).await;

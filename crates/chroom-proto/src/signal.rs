@@ -1,7 +1,7 @@
 //! Native signaling messages and their conversion to and from `chroom.signal.v1`.
 
 use bytes::Bytes;
-use chroom_types::{MAX_SIGNAL_MESSAGE_BYTES, RoomId};
+use chroom_types::{Account, IdentityBinding, MAX_SIGNAL_MESSAGE_BYTES, RoomId};
 use prost::Message;
 
 use crate::generated::signal as pb;
@@ -16,6 +16,8 @@ pub enum SignalRequest {
         room: RoomId,
         /// SDP offer with receive-only sections and all local candidates.
         offer_sdp: String,
+        /// The account the subscriber acts for, if it proves one.
+        binding: Option<IdentityBinding>,
     },
 }
 
@@ -27,6 +29,8 @@ pub enum SignalResponse {
     Answer {
         /// SDP answer with the responder's candidates.
         answer_sdp: String,
+        /// The account the publisher acts for, if it proves one.
+        binding: Option<IdentityBinding>,
     },
     /// The request was refused.
     Error(SignalError),
@@ -161,6 +165,16 @@ pub enum DecodeError {
         /// Length of the bytes sent.
         len: usize,
     },
+    /// An identity binding with a field of the wrong length.
+    #[error("identity binding {field} is {len} bytes, expected {expected}")]
+    BadBinding {
+        /// Which field.
+        field: &'static str,
+        /// Length sent.
+        len: usize,
+        /// Length required.
+        expected: usize,
+    },
 }
 
 /// Decodes a request received from a peer.
@@ -177,6 +191,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
             Ok(SignalRequest::Subscribe {
                 room,
                 offer_sdp: sub.offer_sdp,
+                binding: sub.binding.map(binding_from_wire).transpose()?,
             })
         }
         None => Err(DecodeError::MissingKind {
@@ -188,12 +203,15 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
 /// Encodes a request for the wire.
 pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
     let kind = match request {
-        SignalRequest::Subscribe { room, offer_sdp } => {
-            pb::signal_request::Kind::Subscribe(pb::Subscribe {
-                room_id: Bytes::copy_from_slice(room.as_bytes()),
-                offer_sdp: offer_sdp.clone(),
-            })
-        }
+        SignalRequest::Subscribe {
+            room,
+            offer_sdp,
+            binding,
+        } => pb::signal_request::Kind::Subscribe(pb::Subscribe {
+            room_id: Bytes::copy_from_slice(room.as_bytes()),
+            offer_sdp: offer_sdp.clone(),
+            binding: binding.as_ref().map(binding_to_wire),
+        }),
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -208,6 +226,7 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
     Ok(match msg.kind {
         Some(pb::signal_response::Kind::Answer(answer)) => SignalResponse::Answer {
             answer_sdp: answer.answer_sdp,
+            binding: answer.binding.map(binding_from_wire).transpose()?,
         },
         Some(pb::signal_response::Kind::Error(error)) => SignalResponse::Error(SignalError {
             code: ErrorCode::from(error.code),
@@ -224,8 +243,12 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
 /// Encodes a response for the wire.
 pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
     let kind = match response {
-        SignalResponse::Answer { answer_sdp } => pb::signal_response::Kind::Answer(pb::Answer {
+        SignalResponse::Answer {
+            answer_sdp,
+            binding,
+        } => pb::signal_response::Kind::Answer(pb::Answer {
             answer_sdp: answer_sdp.clone(),
+            binding: binding.as_ref().map(binding_to_wire),
         }),
         SignalResponse::Error(error) => pb::signal_response::Kind::Error(pb::SignalError {
             code: error.code.into(),
@@ -233,6 +256,33 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
         }),
     };
     pb::SignalResponse { kind: Some(kind) }.encode_to_vec()
+}
+
+fn binding_from_wire(wire: pb::IdentityBinding) -> Result<IdentityBinding, DecodeError> {
+    let field = |field: &'static str, bytes: &[u8], expected: usize| DecodeError::BadBinding {
+        field,
+        len: bytes.len(),
+        expected,
+    };
+    let account: [u8; 20] = wire.account[..]
+        .try_into()
+        .map_err(|_| field("account", &wire.account, 20))?;
+    let signature: [u8; 65] = wire.signature[..]
+        .try_into()
+        .map_err(|_| field("signature", &wire.signature, 65))?;
+    Ok(IdentityBinding {
+        account: Account::from_bytes(account),
+        expires_at_unix: wire.expires_at_unix,
+        signature,
+    })
+}
+
+fn binding_to_wire(binding: &IdentityBinding) -> pb::IdentityBinding {
+    pb::IdentityBinding {
+        account: Bytes::copy_from_slice(binding.account.as_bytes()),
+        expires_at_unix: binding.expires_at_unix,
+        signature: Bytes::copy_from_slice(&binding.signature),
+    }
 }
 
 fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
@@ -252,11 +302,14 @@ mod tests {
 
     #[test]
     fn request_round_trips() {
-        let request = SignalRequest::Subscribe {
-            room: room(),
-            offer_sdp: "v=0\r\n".into(),
-        };
-        assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+        for binding in [None, Some(binding())] {
+            let request = SignalRequest::Subscribe {
+                room: room(),
+                offer_sdp: "v=0\r\n".into(),
+                binding,
+            };
+            assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+        }
     }
 
     #[test]
@@ -264,6 +317,7 @@ mod tests {
         for response in [
             SignalResponse::Answer {
                 answer_sdp: "v=0\r\n".into(),
+                binding: Some(binding()),
             },
             SignalResponse::Error(SignalError::new(ErrorCode::NotInRoom, "not in room x")),
             SignalResponse::Error(SignalError::new(ErrorCode::Unknown(99), "from the future")),
@@ -286,12 +340,42 @@ mod tests {
         );
     }
 
+    fn binding() -> IdentityBinding {
+        IdentityBinding {
+            account: Account::from_bytes([3; 20]),
+            expires_at_unix: 1_700_000_000,
+            signature: [9; 65],
+        }
+    }
+
+    #[test]
+    fn binding_fields_of_the_wrong_length_are_refused() {
+        let mut wire = binding_to_wire(&binding());
+        wire.signature = Bytes::from_static(&[1; 64]);
+        let bytes = pb::SignalResponse {
+            kind: Some(pb::signal_response::Kind::Answer(pb::Answer {
+                answer_sdp: String::new(),
+                binding: Some(wire),
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            decode_response(&bytes),
+            Err(DecodeError::BadBinding {
+                field: "signature",
+                len: 64,
+                expected: 65
+            })
+        );
+    }
+
     #[test]
     fn short_room_id_is_refused() {
         let bytes = pb::SignalRequest {
             kind: Some(pb::signal_request::Kind::Subscribe(pb::Subscribe {
                 room_id: Bytes::from_static(&[1, 2, 3]),
                 offer_sdp: String::new(),
+                binding: None,
             })),
         }
         .encode_to_vec();

@@ -50,6 +50,19 @@ impl FromStr for Account {
     }
 }
 
+/// A signed statement "account A lets node P act for it until T" (P is implied: the verifier
+/// checks the signature against the PeerId it is talking to). Signing and verification live in
+/// `chroom-registry`; this is the value that travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityBinding {
+    /// The account that signed.
+    pub account: Account,
+    /// Unix seconds after which the binding is void.
+    pub expires_at_unix: u64,
+    /// EIP-191 signature (r, s, v) over the binding text.
+    pub signature: [u8; 65],
+}
+
 /// A member's role in a room, lowest first. The order is the contract's: nobody may grant a
 /// role above their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
