@@ -1,14 +1,17 @@
-//! The node's durable state in one redb file: identity facts and the peer book.
+//! The node's durable state in one redb file: identity facts, the peer book, and the registry
+//! cache with its chain cursor.
 //!
 //! redb commits are durable when `commit()` returns, so a node that crashes right after learning
 //! a peer still knows it on restart. This crate owns the schema (table names, value layout,
 //! schema version) and nothing else: it does not decide which peers to keep or when to write.
-//! Later issues add the registry cache with its chain cursor and file chunks here.
+//! Registry facts and the block they were read at are written in one transaction with the chain
+//! cursor, so after a crash the node resumes from a cursor that matches its cache.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
+use chroom_types::{Account, Membership, Role, RoomId, RoomKind};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// Bumped when a table's layout changes incompatibly.
@@ -18,6 +21,11 @@ const SCHEMA_VERSION: u64 = 1;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Peer book: PeerId (base58 text) -> (last seen, unix seconds; newline-separated multiaddrs).
 const PEERS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("peers");
+
+/// Registry cache: room id (32) ‖ account (20) -> encoded [`AccessRecord`].
+const ACCESS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("registry_access");
+/// Key in `META` of the last chain block whose registry events are in `ACCESS`.
+const REGISTRY_CURSOR: &str = "registry_cursor";
 
 /// Most addresses remembered per peer; a peer advertising more is truncated, not trusted.
 pub const MAX_ADDRS_PER_PEER: usize = 16;
@@ -49,6 +57,76 @@ pub struct KnownPeer {
     pub addrs: Vec<String>,
     /// When it was last seen, unix seconds.
     pub last_seen_unix: u64,
+}
+
+/// What the registry said about an account in a room, and at which block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRecord {
+    /// The room's kind, or `None` if the registry has no such room.
+    pub room_kind: Option<RoomKind>,
+    /// The account's standing.
+    pub membership: Membership,
+    /// The block the facts were read at.
+    pub block: u64,
+}
+
+impl AccessRecord {
+    fn encode(&self) -> [u8; 10] {
+        let kind = match self.room_kind {
+            None => 0,
+            Some(RoomKind::Conference) => 1,
+            Some(RoomKind::AudioSpace) => 2,
+            Some(RoomKind::Broadcast) => 3,
+        };
+        let membership = match self.membership {
+            Membership::Banned => 0,
+            Membership::NotMember => 1,
+            Membership::Member(Role::Listener) => 2,
+            Membership::Member(Role::Speaker) => 3,
+            Membership::Member(Role::Host) => 4,
+            Membership::Member(Role::Admin) => 5,
+            Membership::Member(Role::Owner) => 6,
+        };
+        let mut out = [0u8; 10];
+        out[0] = kind;
+        out[1] = membership;
+        out[2..].copy_from_slice(&self.block.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; 10] = bytes.try_into().ok()?;
+        let room_kind = match bytes[0] {
+            0 => None,
+            1 => Some(RoomKind::Conference),
+            2 => Some(RoomKind::AudioSpace),
+            3 => Some(RoomKind::Broadcast),
+            _ => return None,
+        };
+        let membership = match bytes[1] {
+            0 => Membership::Banned,
+            1 => Membership::NotMember,
+            2 => Membership::Member(Role::Listener),
+            3 => Membership::Member(Role::Speaker),
+            4 => Membership::Member(Role::Host),
+            5 => Membership::Member(Role::Admin),
+            6 => Membership::Member(Role::Owner),
+            _ => return None,
+        };
+        let block = u64::from_le_bytes(bytes[2..].try_into().ok()?);
+        Some(Self {
+            room_kind,
+            membership,
+            block,
+        })
+    }
+}
+
+fn access_key(room: RoomId, account: Account) -> [u8; 52] {
+    let mut key = [0u8; 52];
+    key[..32].copy_from_slice(room.as_bytes());
+    key[32..].copy_from_slice(account.as_bytes());
+    key
 }
 
 /// A store operation failed.
@@ -151,6 +229,83 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes registry facts and advances the chain cursor to `cursor_block`, atomically.
+    pub fn apply_registry(
+        &self,
+        records: &[(RoomId, Account, AccessRecord)],
+        cursor_block: u64,
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut access = txn.open_table(ACCESS)?;
+            for (room, account, record) in records {
+                access.insert(
+                    access_key(*room, *account).as_slice(),
+                    record.encode().as_slice(),
+                )?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(REGISTRY_CURSOR, cursor_block.to_le_bytes().as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The cached facts about `account` in `room`.
+    pub fn access(
+        &self,
+        room: RoomId,
+        account: Account,
+    ) -> Result<Option<AccessRecord>, StoreError> {
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
+        let access = txn.open_table(ACCESS).map_err(|e| io(e.into()))?;
+        let Some(value) = access
+            .get(access_key(room, account).as_slice())
+            .map_err(|e| io(e.into()))?
+        else {
+            return Ok(None);
+        };
+        AccessRecord::decode(value.value())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("registry record of {account} in room {}", room.fmt_short()),
+            })
+    }
+
+    /// Every cached registry fact.
+    pub fn all_access(&self) -> Result<Vec<(RoomId, Account, AccessRecord)>, StoreError> {
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
+        let access = txn.open_table(ACCESS).map_err(|e| io(e.into()))?;
+        let mut out = Vec::new();
+        for entry in access.iter().map_err(|e| io(e.into()))? {
+            let (key, value) = entry.map_err(|e| io(e.into()))?;
+            let key = key.value();
+            let corrupt = || StoreError::Corrupt {
+                path: self.path.clone(),
+                what: "registry cache entry".into(),
+            };
+            let room =
+                RoomId::try_from(key.get(..32).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+            let account: [u8; 20] = key
+                .get(32..)
+                .and_then(|a| a.try_into().ok())
+                .ok_or_else(corrupt)?;
+            let record = AccessRecord::decode(value.value()).ok_or_else(corrupt)?;
+            out.push((room, Account::from_bytes(account), record));
+        }
+        Ok(out)
+    }
+
+    /// The last block whose registry events are applied, if any.
+    pub fn registry_cursor(&self) -> Result<Option<u64>, StoreError> {
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
+        let meta = txn.open_table(META).map_err(|e| io(e.into()))?;
+        let value = meta.get(REGISTRY_CURSOR).map_err(|e| io(e.into()))?;
+        Ok(value.and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes)))
+    }
+
     /// Where the store lives.
     pub fn path(&self) -> &Path {
         &self.path
@@ -197,8 +352,9 @@ impl Store {
                 previous_peer_id,
             }
         };
-        // Create the peer book on first start so readers never see a missing table.
+        // Create every table on first start so readers never see a missing one.
         txn.open_table(PEERS).map_err(|e| io(e.into()))?;
+        txn.open_table(ACCESS).map_err(|e| io(e.into()))?;
         txn.commit().map_err(|e| io(e.into()))?;
         Ok(record)
     }
@@ -254,6 +410,67 @@ mod tests {
                 last_seen_unix: 150,
             }]
         );
+    }
+
+    #[test]
+    fn registry_facts_and_cursor_survive_a_restart_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let room = RoomId::from_bytes([1; 32]);
+        let alice = Account::from_bytes([2; 20]);
+        let record = |membership, block| AccessRecord {
+            room_kind: Some(RoomKind::Broadcast),
+            membership,
+            block,
+        };
+        {
+            let (store, _) = Store::open(&path, "me", 1).unwrap();
+            assert_eq!(store.registry_cursor().unwrap(), None);
+            assert_eq!(store.access(room, alice).unwrap(), None);
+            let speaker = record(Membership::Member(Role::Speaker), 10);
+            store.apply_registry(&[(room, alice, speaker)], 10).unwrap();
+            store
+                .apply_registry(&[(room, alice, record(Membership::Banned, 12))], 12)
+                .unwrap();
+        }
+        let (store, _) = Store::open(&path, "me", 2).unwrap();
+        assert_eq!(store.registry_cursor().unwrap(), Some(12));
+        assert_eq!(
+            store.access(room, alice).unwrap(),
+            Some(record(Membership::Banned, 12))
+        );
+        assert_eq!(store.all_access().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn every_access_record_round_trips() {
+        let kinds = [
+            None,
+            Some(RoomKind::Conference),
+            Some(RoomKind::AudioSpace),
+            Some(RoomKind::Broadcast),
+        ];
+        let memberships = [
+            Membership::Banned,
+            Membership::NotMember,
+            Membership::Member(Role::Listener),
+            Membership::Member(Role::Speaker),
+            Membership::Member(Role::Host),
+            Membership::Member(Role::Admin),
+            Membership::Member(Role::Owner),
+        ];
+        for room_kind in kinds {
+            for membership in memberships {
+                let record = AccessRecord {
+                    room_kind,
+                    membership,
+                    block: u64::MAX - 1,
+                };
+                assert_eq!(AccessRecord::decode(&record.encode()), Some(record));
+            }
+        }
+        assert_eq!(AccessRecord::decode(&[9; 10]), None);
+        assert_eq!(AccessRecord::decode(&[0; 3]), None);
     }
 
     #[test]
