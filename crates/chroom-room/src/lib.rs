@@ -2,9 +2,11 @@
 //!
 //! It owns the decisions of the signaling layer: which providers of a room to subscribe to, when
 //! to retry after a failure, whether to accept a peer's request to subscribe (is this node in the
-//! room, does it publish there, has it room for another subscriber), and which links to close.
-//! It does not own sockets, timers, the DHT or WebRTC: a driver feeds it inputs and carries out
-//! its [`Output`]s. Registry membership checks join it in a later issue.
+//! room, does it publish there, may the peer's account listen, has it room for another
+//! subscriber), and which links to close when rights change. [`follower`] owns how registry
+//! facts are kept in step with the chain (polling, cursor, backoff, staleness). Neither owns
+//! sockets, timers, the DHT, WebRTC or RPC: drivers feed inputs and carry out outputs.
+//! `docs/session.md` describes the state machine.
 //!
 //! Peers are a type parameter `P` so the core never depends on libp2p.
 //!
@@ -36,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod follower;
 mod session;
 
 pub use access::{AccessFacts, AccessPolicy};
