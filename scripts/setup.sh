@@ -13,6 +13,12 @@ if ((${#need_apt[@]})); then
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# forge, anvil and solcjs come from npm, pinned in package-lock.json.
+if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc ]]; then
+    echo "setup: installing npm tools (forge, anvil, solc)"
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+
 if ! command -v cargo-nextest >/dev/null; then
     echo "setup: installing cargo-nextest"
     cargo install --locked cargo-nextest

@@ -14,6 +14,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== layering"
 bash scripts/check-layering.sh
 
+echo "== contracts (forge build + test, artifact freshness)"
+bash scripts/contracts.sh --check
+
 echo "== tests"
 cargo nextest run --workspace --locked --profile ci
 
