@@ -8,3 +8,7 @@
 pub mod binding;
 
 pub use binding::{BindingError, binding_text, sign, verify};
+pub mod client;
+pub mod contract;
+
+pub use client::{AccessRead, RegistryClient, RegistryError};

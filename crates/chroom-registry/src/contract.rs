@@ -1,0 +1,119 @@
+//! alloy bindings generated from the committed contract artifacts, and the mapping between the
+//! contract's enums and Chroom's types.
+
+use chroom_types::{Membership, Role, RoomKind};
+
+alloy::sol!(
+    #[allow(missing_docs, clippy::too_many_arguments)]
+    #[sol(rpc)]
+    RoomRegistry,
+    "../../contracts/artifacts/RoomRegistry.json"
+);
+
+alloy::sol!(
+    #[allow(missing_docs)]
+    #[sol(rpc)]
+    TestERC20,
+    "../../contracts/artifacts/TestERC20.json"
+);
+
+alloy::sol!(
+    #[allow(missing_docs)]
+    #[sol(rpc)]
+    TestERC721,
+    "../../contracts/artifacts/TestERC721.json"
+);
+
+// The JSON ABI carries Solidity enums as uint8; these follow the declaration order in
+// contracts/src/RoomRegistry.sol (Kind, JoinPolicy, Role).
+
+/// The contract's `Kind` value for `kind`.
+pub(crate) fn kind_value(kind: RoomKind) -> u8 {
+    match kind {
+        RoomKind::Conference => 0,
+        RoomKind::AudioSpace => 1,
+        RoomKind::Broadcast => 2,
+    }
+}
+
+/// The contract's kind as Chroom's; `None` for a value this build does not know.
+pub(crate) fn room_kind(kind: u8) -> Option<RoomKind> {
+    Some(match kind {
+        0 => RoomKind::Conference,
+        1 => RoomKind::AudioSpace,
+        2 => RoomKind::Broadcast,
+        _ => return None,
+    })
+}
+
+/// The contract's `Role` value (`None` revokes).
+pub(crate) fn role_value(role: Option<Role>) -> u8 {
+    match role {
+        None => 0,
+        Some(Role::Listener) => 1,
+        Some(Role::Speaker) => 2,
+        Some(Role::Host) => 3,
+        Some(Role::Admin) => 4,
+        Some(Role::Owner) => 5,
+    }
+}
+
+/// A contract role value as a word, for messages.
+pub(crate) fn role_name(role: u8) -> &'static str {
+    match role {
+        0 => "none",
+        1 => "listener",
+        2 => "speaker",
+        3 => "host",
+        4 => "admin",
+        5 => "owner",
+        _ => "unknown",
+    }
+}
+
+/// The contract's effective role and ban flag as a membership.
+pub(crate) fn membership(role: u8, banned: bool) -> Membership {
+    if banned {
+        return Membership::Banned;
+    }
+    match role {
+        1 => Membership::Member(Role::Listener),
+        2 => Membership::Member(Role::Speaker),
+        3 => Membership::Member(Role::Host),
+        4 => Membership::Member(Role::Admin),
+        5 => Membership::Member(Role::Owner),
+        // None, or a value from a newer contract: no access is the safe reading.
+        _ => Membership::NotMember,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_values_round_trip() {
+        for role in [
+            Role::Listener,
+            Role::Speaker,
+            Role::Host,
+            Role::Admin,
+            Role::Owner,
+        ] {
+            assert_eq!(
+                membership(role_value(Some(role)), false),
+                Membership::Member(role)
+            );
+            assert_eq!(membership(role_value(Some(role)), true), Membership::Banned);
+        }
+        assert_eq!(membership(role_value(None), false), Membership::NotMember);
+        assert_eq!(membership(99, false), Membership::NotMember);
+        for kind in [
+            RoomKind::Conference,
+            RoomKind::AudioSpace,
+            RoomKind::Broadcast,
+        ] {
+            assert_eq!(room_kind(kind_value(kind)), Some(kind));
+        }
+    }
+}
