@@ -27,9 +27,35 @@ pub struct FileConfig {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
+    /// `[registry]`: the chain registry. Absent: no membership checks (local development).
+    pub registry: Option<RegistrySection>,
     /// `[identity]`: the account this node acts for. Absent: it proves no account, and nodes
     /// that enforce the registry refuse it.
     pub identity: Option<IdentitySection>,
+}
+
+/// `[registry]`: where the room registry lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    /// JSON-RPC endpoint of the chain.
+    pub rpc_url: String,
+    /// Address of the `RoomRegistry` contract.
+    pub address: String,
+    /// How often the chain head is polled. Default 500 ms.
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
+}
+
+/// The registry a node checks rooms against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    /// JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// Contract address.
+    pub address: alloy::primitives::Address,
+    /// Head polling period.
+    pub poll_interval: Duration,
 }
 
 /// `[identity]`: where the account key comes from. Exactly one of the two sources.
@@ -171,6 +197,8 @@ pub struct NodeConfig {
     pub log_filter: String,
     /// The account this node acts for, if any.
     pub identity: Option<IdentityConfig>,
+    /// The registry rooms are checked against; `None` admits everyone.
+    pub registry: Option<RegistryConfig>,
 }
 
 impl NodeConfig {
@@ -270,6 +298,31 @@ impl NodeConfig {
             })
             .transpose()?;
 
+        let registry = parsed
+            .registry
+            .map(|section| {
+                let address = section.address.parse().map_err(|_| {
+                    error(format!(
+                        "registry.address: {:?} is not a contract address (0x and 40 hex digits)",
+                        section.address
+                    ))
+                })?;
+                if !section.rpc_url.starts_with("http://")
+                    && !section.rpc_url.starts_with("https://")
+                {
+                    return Err(error(format!(
+                        "registry.rpc_url: {:?} is not an http(s) url",
+                        section.rpc_url
+                    )));
+                }
+                Ok(RegistryConfig {
+                    rpc_url: section.rpc_url,
+                    address,
+                    poll_interval: section.poll_interval.unwrap_or(Duration::from_millis(500)),
+                })
+            })
+            .transpose()?;
+
         let data_dir = overrides.data_dir.clone().unwrap_or(parsed.node.data_dir);
         if data_dir.as_os_str().is_empty() {
             return Err(error("node.data_dir: must not be empty".into()));
@@ -283,6 +336,7 @@ impl NodeConfig {
                 .filter
                 .unwrap_or_else(|| "chroom=info".to_owned()),
             identity,
+            registry,
         })
     }
 
@@ -294,6 +348,7 @@ impl NodeConfig {
             media: MediaConfig::default(),
             log_filter: "chroom=info".to_owned(),
             identity: None,
+            registry: None,
         }
     }
 }
@@ -390,6 +445,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("identity.binding_ttl"), "{err}");
+    }
+
+    #[test]
+    fn registry_section_is_validated() {
+        let ok = "[registry]\nrpc_url = \"http://127.0.0.1:8545\"\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+        assert!(parse(ok).unwrap().registry.is_some());
+        let err = parse("[registry]\nrpc_url = \"http://x\"\naddress = \"0x12\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dev.toml") && err.contains("registry.address"),
+            "{err}"
+        );
+        let err = parse("[registry]\nrpc_url = \"ftp://x\"\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("registry.rpc_url"), "{err}");
     }
 
     #[test]

@@ -11,9 +11,11 @@ use anyhow::Context;
 use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame};
 use chroom_net::{Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence, SignalReplyId};
 use chroom_proto::{ErrorCode, SignalError, SignalRequest, SignalResponse};
+use chroom_registry::{AccessRead, RegistryActor, RegistryClient, RegistryEvent, RegistryHandle};
+use chroom_room::follower::{FollowerConfig, Freshness};
 use chroom_room::{
-    InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
-    SubscribeId,
+    AccessFacts, AccessPolicy, InboundId, Output, Participation, RoomEvent, RoomSession,
+    SessionConfig, SubscribeFailure, SubscribeId,
 };
 use chroom_store::Store;
 use chroom_types::{IdentityBinding, LinkId, MediaKind, RoomId};
@@ -77,6 +79,10 @@ pub struct NodeStats {
     pub requests_refused: u64,
     /// Signaling requests that did not decode.
     pub malformed_requests: u64,
+    /// The registry is unreachable and the node serves cached memberships.
+    pub registry_stale: bool,
+    /// The latest refusal a publisher sent this node, in words.
+    pub last_refusal: Option<String>,
 }
 
 impl RunningNode {
@@ -134,10 +140,42 @@ impl RunningNode {
             }
         }
 
+        let (registry_tx, registry_rx) = mpsc::channel(1024);
+        let registry = match &config.registry {
+            Some(registry) => {
+                let client = RegistryClient::connect(&registry.rpc_url, registry.address, None)?;
+                let follower = FollowerConfig {
+                    poll_interval: registry.poll_interval,
+                    ..FollowerConfig::default()
+                };
+                let (actor, handle) =
+                    RegistryActor::new(client, store.clone(), follower, registry_tx)?;
+                tasks.spawn(actor.run(shutdown.child_token()));
+                tracing::info!(address = %registry.address, rpc = %registry.rpc_url, "checking rooms against the registry");
+                Some(handle)
+            }
+            None => {
+                tracing::warn!(
+                    "no [registry] configured: every peer is admitted (development mode)"
+                );
+                None
+            }
+        };
+        let access = if registry.is_some() {
+            AccessPolicy::Enforce
+        } else {
+            AccessPolicy::Open
+        };
+
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (frames_tx, frames_rx) = mpsc::channel(4096);
         let driver = Driver {
-            session: RoomSession::new(SessionConfig::default()),
+            session: RoomSession::new(SessionConfig {
+                access,
+                ..SessionConfig::default()
+            }),
+            registry,
+            registry_events: registry_rx,
             net: net.clone(),
             media: media.clone(),
             store: store.clone(),
@@ -317,6 +355,8 @@ struct Driver {
     next_inbound: u64,
     stats: NodeStats,
     identity: Option<Identity>,
+    registry: Option<RegistryHandle>,
+    registry_events: mpsc::Receiver<RegistryEvent>,
     /// Peers that proved an account, with the binding's expiry (unix seconds).
     peer_bindings: HashMap<PeerId, u64>,
 }
@@ -384,6 +424,7 @@ impl Driver {
                 Some(event) = self.net_events.recv() => self.handle_net_event(event),
                 Some(event) = self.media_events.recv() => self.handle_media_event(event).await,
                 Some(result) = results_rx.recv() => self.handle_step_result(result),
+                Some(event) = self.registry_events.recv() => self.handle_registry_event(event),
                 Some(_) = steps.join_next(), if !steps.is_empty() => {}
                 _ = expiry_check.tick() => self.expire_bindings(),
                 () = tokio::time::sleep_until(deadline.into()) => {
@@ -532,6 +573,34 @@ impl Driver {
         }
     }
 
+    fn handle_registry_event(&mut self, event: RegistryEvent) {
+        match event {
+            RegistryEvent::Facts {
+                room,
+                account,
+                read,
+                block,
+            } => {
+                tracing::debug!(room = %room.fmt_short(), %account, ?read, block, "registry facts");
+                let facts = match read {
+                    AccessRead {
+                        room_kind: Some(kind),
+                        membership,
+                    } => AccessFacts::Known { kind, membership },
+                    AccessRead {
+                        room_kind: None, ..
+                    } => AccessFacts::UnknownRoom,
+                };
+                self.session
+                    .handle_access(Instant::now(), room, account, facts);
+            }
+            RegistryEvent::Freshness(freshness) => {
+                self.stats.registry_stale = matches!(freshness, Freshness::Stale { .. });
+            }
+            _ => {}
+        }
+    }
+
     /// Verifies a peer's binding against the PeerId its connection authenticated, and tells
     /// the core which account the peer acts for (none, if the binding is bad).
     fn handle_binding(&mut self, peer: PeerId, binding: &IdentityBinding) {
@@ -644,11 +713,24 @@ impl Driver {
                             .await;
                     });
                 }
+                Output::LookupAccess { room, account } => match &self.registry {
+                    Some(registry) => registry.lookup(room, account),
+                    None => tracing::error!("access lookup without a registry: a bug"),
+                },
                 Output::CloseLink { link } => {
                     let media = self.media.clone();
                     steps.spawn(async move { media.close_link(link).await });
                 }
-                Output::Event(event) => log_room_event(&event),
+                Output::Event(event) => {
+                    if let RoomEvent::SubscribeFailed {
+                        failure: SubscribeFailure::Refused(error),
+                        ..
+                    } = &event
+                    {
+                        self.stats.last_refusal = Some(error.to_string());
+                    }
+                    log_room_event(&event);
+                }
                 _ => {}
             }
         }

@@ -249,6 +249,23 @@ impl Store {
         })
     }
 
+    /// Caches facts read outside a cursor advance (a lookup at the head).
+    pub fn cache_access(
+        &self,
+        records: &[(RoomId, Account, AccessRecord)],
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut access = txn.open_table(ACCESS)?;
+            for (room, account, record) in records {
+                access.insert(
+                    access_key(*room, *account).as_slice(),
+                    record.encode().as_slice(),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// The cached facts about `account` in `room`.
     pub fn access(
         &self,

@@ -1,0 +1,166 @@
+//! Membership enforced end to end: a real anvil chain with the registry, nodes that prove their
+//! accounts with identity bindings, a member that records, a stranger that is refused, and a
+//! ban that cuts a member off.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::signers::local::PrivateKeySigner;
+use chroom_net::Multiaddr;
+use chroom_node::config::{AccountKeySource, IdentityConfig, RegistryConfig};
+use chroom_node::publish::{Looping, MediaSource, publish};
+use chroom_node::{NodeConfig, RunningNode};
+use chroom_registry::RegistryClient;
+use chroom_registry::client::JoinPolicy;
+use chroom_room::Participation;
+use chroom_tests::{eventually, fixtures, init_tracing, tcp_addr, workspace_root};
+use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
+use tokio_util::sync::CancellationToken;
+
+fn anvil() -> AnvilInstance {
+    let path: PathBuf =
+        workspace_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(
+        path.exists(),
+        "anvil missing at {}: run scripts/setup.sh",
+        path.display()
+    );
+    Anvil::at(path).spawn()
+}
+
+struct Chain {
+    anvil: AnvilInstance,
+    registry: RegistryClient,
+}
+
+impl Chain {
+    fn key(&self, i: usize) -> PrivateKeySigner {
+        PrivateKeySigner::from(self.anvil.keys()[i].clone())
+    }
+
+    fn account(&self, i: usize) -> Account {
+        Account::from_bytes(self.key(i).address().into_array())
+    }
+
+    /// A loopback node acting for anvil account `i`, checking rooms against the registry.
+    async fn node(&self, dir: &Path, i: usize, bootstrap: &[Multiaddr]) -> RunningNode {
+        let key_file = dir.join("account.key");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            &key_file,
+            alloy::hex::encode(self.anvil.keys()[i].to_bytes()),
+        )
+        .unwrap();
+        let mut config = NodeConfig::loopback(dir.to_path_buf());
+        config.net.bootstrap = bootstrap.to_vec();
+        config.identity = Some(IdentityConfig {
+            key: AccountKeySource::File(key_file),
+            binding_ttl: Duration::from_secs(3600),
+        });
+        config.registry = Some(RegistryConfig {
+            rpc_url: self.anvil.endpoint(),
+            address: self.registry.address(),
+            poll_interval: Duration::from_millis(200),
+        });
+        RunningNode::start(config).await.expect("node starts")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_record_strangers_are_refused_and_a_ban_cuts_the_link() {
+    init_tracing();
+    let anvil = anvil();
+    let registry = RegistryClient::deploy(
+        &anvil.endpoint(),
+        PrivateKeySigner::from(anvil.keys()[0].clone()),
+    )
+    .await
+    .unwrap();
+    let chain = Chain { anvil, registry };
+    let name: RoomName = "members-only".parse().unwrap();
+    let room = name.id();
+    chain
+        .registry
+        .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
+        .await
+        .unwrap();
+    // Account 1 publishes, account 2 is a member; account 3 is nobody.
+    chain
+        .registry
+        .set_role(room, chain.account(1), Some(Role::Speaker))
+        .await
+        .unwrap();
+    chain
+        .registry
+        .set_role(room, chain.account(2), Some(Role::Listener))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    let publisher = chain.node(&dir.path().join("publisher"), 1, &[]).await;
+    publisher
+        .join(room, Participation::Publish(source.kinds()))
+        .await
+        .unwrap();
+    let boot = tcp_addr(&publisher).await;
+    let mut member = chain
+        .node(&dir.path().join("member"), 2, std::slice::from_ref(&boot))
+        .await;
+    let stranger = chain
+        .node(&dir.path().join("stranger"), 3, std::slice::from_ref(&boot))
+        .await;
+    let receive = Participation::Receive(vec![MediaKind::Audio, MediaKind::Video]);
+    let mut frames = member.take_frames().unwrap();
+    member.join(room, receive.clone()).await.unwrap();
+    stranger.join(room, receive).await.unwrap();
+
+    let cancel = CancellationToken::new();
+    let scenario = async {
+        // The member receives.
+        tokio::time::timeout(Duration::from_secs(30), frames.recv())
+            .await
+            .expect("member receives")
+            .unwrap();
+
+        // The stranger is refused, with a reason naming its account.
+        let refusal = eventually(Duration::from_secs(30), "stranger refused", || async {
+            stranger.stats().await.ok()?.last_refusal
+        })
+        .await;
+        assert!(refusal.contains("not authorized"), "{refusal}");
+        assert!(refusal.contains(&chain.account(3).to_string()), "{refusal}");
+        assert!(refusal.contains("not a member"), "{refusal}");
+
+        // A ban on chain closes the member's link within 2 s of the block.
+        chain.registry.ban(room, chain.account(2)).await.unwrap();
+        let banned_at = Instant::now();
+        eventually(Duration::from_secs(5), "link closed", || async {
+            (publisher.stats().await.ok()?.sending_links == 0).then_some(())
+        })
+        .await;
+        let closed_after = banned_at.elapsed();
+        assert!(
+            closed_after < Duration::from_secs(2),
+            "link closed {closed_after:?} after the ban"
+        );
+        // Nothing flows to the banned member any more.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while frames.try_recv().is_ok() {}
+        let late = tokio::time::timeout(Duration::from_secs(2), frames.recv()).await;
+        assert!(late.is_err(), "frames still arrive after the ban");
+        // And it gets no new link.
+        let stats = publisher.stats().await.unwrap();
+        assert_eq!(stats.sending_links, 0, "{stats:?}");
+    };
+    tokio::select! {
+        () = scenario => {}
+        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
+    }
+    cancel.cancel();
+    member.shutdown().await;
+    stranger.shutdown().await;
+    publisher.shutdown().await;
+}
