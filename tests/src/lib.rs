@@ -123,3 +123,80 @@ impl Publisher {
         result
     }
 }
+
+/// A TCP proxy in front of a server (the chain RPC) that a test can cut and restore, to play an
+/// outage without losing the server's state.
+#[derive(Debug)]
+pub struct CuttableProxy {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped on every cut so connections from before it close.
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    /// Proxies a loopback port to `upstream`.
+    pub async fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = std::sync::Arc::new(AtomicBool::new(true));
+        let epoch = std::sync::Arc::new(AtomicU64::new(0));
+        let (task_up, task_epoch) = (up.clone(), epoch.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !task_up.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is reset
+                }
+                let (up, epoch) = (task_up.clone(), task_epoch.clone());
+                let born = epoch.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while up.load(Ordering::SeqCst) && epoch.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        () = cut => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            epoch,
+            task,
+        }
+    }
+
+    /// The proxy's URL, for an HTTP RPC client.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Cuts every connection and refuses new ones until [`Self::restore`].
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

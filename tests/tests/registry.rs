@@ -14,7 +14,7 @@ use chroom_node::{NodeConfig, RunningNode};
 use chroom_registry::RegistryClient;
 use chroom_registry::client::JoinPolicy;
 use chroom_room::Participation;
-use chroom_tests::{eventually, fixtures, init_tracing, tcp_addr, workspace_root};
+use chroom_tests::{CuttableProxy, eventually, fixtures, init_tracing, tcp_addr, workspace_root};
 use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,8 @@ fn anvil() -> AnvilInstance {
 struct Chain {
     anvil: AnvilInstance,
     registry: RegistryClient,
+    /// Nodes reach the chain through this, so a test can cut them off.
+    proxy: CuttableProxy,
 }
 
 impl Chain {
@@ -59,7 +61,7 @@ impl Chain {
             binding_ttl: Duration::from_secs(3600),
         });
         config.registry = Some(RegistryConfig {
-            rpc_url: self.anvil.endpoint(),
+            rpc_url: self.proxy.url(),
             address: self.registry.address(),
             poll_interval: Duration::from_millis(200),
         });
@@ -77,7 +79,12 @@ async fn members_record_strangers_are_refused_and_a_ban_cuts_the_link() {
     )
     .await
     .unwrap();
-    let chain = Chain { anvil, registry };
+    let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
+    let chain = Chain {
+        anvil,
+        registry,
+        proxy,
+    };
     let name: RoomName = "members-only".parse().unwrap();
     let room = name.id();
     chain
@@ -162,5 +169,117 @@ async fn members_record_strangers_are_refused_and_a_ban_cuts_the_link() {
     cancel.cancel();
     member.shutdown().await;
     stranger.shutdown().await;
+    publisher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_outage_serves_the_cache_and_catches_up_afterwards() {
+    init_tracing();
+    let anvil = anvil();
+    let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
+    let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
+        .await
+        .unwrap();
+    let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
+    let chain = Chain {
+        anvil,
+        registry,
+        proxy,
+    };
+    let name: RoomName = "outage".parse().unwrap();
+    let room = name.id();
+    chain
+        .registry
+        .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
+        .await
+        .unwrap();
+    chain
+        .registry
+        .set_role(room, chain.account(1), Some(Role::Speaker))
+        .await
+        .unwrap();
+    chain
+        .registry
+        .set_role(room, chain.account(2), Some(Role::Listener))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    let publisher = chain.node(&dir.path().join("publisher"), 1, &[]).await;
+    publisher
+        .join(room, Participation::Publish(source.kinds()))
+        .await
+        .unwrap();
+    let boot = tcp_addr(&publisher).await;
+    let receive = Participation::Receive(vec![MediaKind::Video]);
+    let mut member = chain
+        .node(&dir.path().join("member"), 2, std::slice::from_ref(&boot))
+        .await;
+    let mut member_frames = member.take_frames().unwrap();
+    member.join(room, receive.clone()).await.unwrap();
+
+    let cancel = CancellationToken::new();
+    let scenario = async {
+        tokio::time::timeout(Duration::from_secs(30), member_frames.recv())
+            .await
+            .expect("member receives")
+            .unwrap();
+
+        // The chain goes out of reach.
+        chain.proxy.cut();
+        eventually(Duration::from_secs(10), "staleness reported", || async {
+            publisher.stats().await.ok()?.registry_stale.then_some(())
+        })
+        .await;
+        // A known member keeps being served from the cache.
+        let before = Instant::now();
+        let mut received_during_outage = 0;
+        while received_during_outage < 30 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), member_frames.recv())
+                .await
+                .expect("known member still served during the outage")
+                .unwrap();
+            if frame.frame.received_at > before {
+                received_during_outage += 1;
+            }
+        }
+
+        // Meanwhile a role is granted on chain; a newcomer cannot get in yet.
+        chain
+            .registry
+            .set_role(room, chain.account(3), Some(Role::Listener))
+            .await
+            .unwrap();
+        let mut newcomer = chain
+            .node(&dir.path().join("newcomer"), 3, std::slice::from_ref(&boot))
+            .await;
+        let mut newcomer_frames = newcomer.take_frames().unwrap();
+        newcomer.join(room, receive.clone()).await.unwrap();
+        let early = tokio::time::timeout(Duration::from_secs(3), newcomer_frames.recv()).await;
+        assert!(
+            early.is_err(),
+            "the newcomer got in while its grant was unknowable"
+        );
+
+        // The chain is back: the grant takes effect without a restart.
+        chain.proxy.restore();
+        eventually(Duration::from_secs(10), "fresh again", || async {
+            (!publisher.stats().await.ok()?.registry_stale).then_some(())
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(30), newcomer_frames.recv())
+            .await
+            .expect("the newcomer is admitted once the rpc is back")
+            .unwrap();
+        newcomer.shutdown().await;
+    };
+    tokio::select! {
+        () = scenario => {}
+        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
+    }
+    cancel.cancel();
+    member.shutdown().await;
     publisher.shutdown().await;
 }
