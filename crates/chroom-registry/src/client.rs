@@ -1,6 +1,9 @@
 //! RPC access to the registry: reads for the follower, transactions for the CLI, and reverts
 //! turned into sentences people can act on.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -10,7 +13,12 @@ use alloy::sol_types::SolEvent;
 use chroom_room::follower::Change;
 use chroom_types::{Account, Membership, Role, RoomId, RoomKind, RoomName};
 
-use crate::contract::{RoomRegistry, kind_value, membership, role_name, role_value, room_kind};
+use crate::contract::{
+    RoomRegistry, TestERC20, kind_value, membership, role_name, role_value, room_kind,
+};
+
+/// The contract's `JoinPolicy.TokenGated` value.
+const TOKEN_GATED: u8 = 2;
 
 /// A room's join policy, as the CLI sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,9 @@ pub enum RegistryError {
 pub struct RegistryClient {
     provider: DynProvider,
     address: Address,
+    /// Token contracts gating rooms this client has read, and the rooms each gates: their
+    /// transfers change who may join, so [`Self::changes`] follows them too.
+    gates: Arc<Mutex<HashMap<Address, HashSet<RoomId>>>>,
 }
 
 impl RegistryClient {
@@ -76,7 +87,11 @@ impl RegistryClient {
                 .erased(),
             None => ProviderBuilder::new().connect_http(url).erased(),
         };
-        Ok(Self { provider, address })
+        Ok(Self {
+            provider,
+            address,
+            gates: Arc::default(),
+        })
     }
 
     /// Deploys a new registry with `signer`'s account.
@@ -87,7 +102,7 @@ impl RegistryClient {
             .map_err(|e| RegistryError::Rpc(e.to_string()))?;
         Ok(Self {
             address: *deployed.address(),
-            provider: client.provider,
+            ..client
         })
     }
 
@@ -129,6 +144,20 @@ impl RegistryClient {
                 membership: Membership::NotMember,
             });
         }
+        let info = registry
+            .roomInfo(B256::from(*room.as_bytes()))
+            .block(block.into())
+            .call()
+            .await
+            .map_err(rpc)?;
+        if info.policy == TOKEN_GATED {
+            self.gates
+                .lock()
+                .expect("gate map lock is never poisoned: no panics while held")
+                .entry(info.token)
+                .or_default()
+                .insert(room);
+        }
         Ok(AccessRead {
             // A kind this build does not know is treated like an unknown room: no access.
             room_kind: room_kind(read.kind),
@@ -138,14 +167,35 @@ impl RegistryClient {
 
     /// The registry's changes in blocks `from..=to`, decoded.
     pub async fn changes(&self, from: u64, to: u64) -> Result<Vec<Change>, RegistryError> {
+        let gates = self
+            .gates
+            .lock()
+            .expect("gate map lock is never poisoned: no panics while held")
+            .clone();
+        let mut addresses = vec![self.address];
+        addresses.extend(gates.keys().copied());
         let filter = Filter::new()
-            .address(self.address)
+            .address(addresses)
             .from_block(from)
             .to_block(to);
         let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
         let mut changes = Vec::new();
         for log in logs {
             let Some(topic) = log.topic0() else { continue };
+            if let Some(rooms) = gates.get(&log.address()) {
+                // ERC-20 and ERC-721 share Transfer(address,address,uint256) with from and to
+                // as the first two indexed topics.
+                if *topic == TestERC20::Transfer::SIGNATURE_HASH {
+                    let parties = log.topics()[1..]
+                        .iter()
+                        .take(2)
+                        .map(|t| Account::from_bytes(Address::from_word(*t).into_array()));
+                    for party in parties {
+                        changes.extend(rooms.iter().map(|room| Change::Account(*room, party)));
+                    }
+                }
+                continue;
+            }
             let room = || log.topics().get(1).map(|t| RoomId::from_bytes(t.0));
             let account = || {
                 log.topics()

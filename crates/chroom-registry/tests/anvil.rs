@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::signers::local::PrivateKeySigner;
 use chroom_registry::client::JoinPolicy;
+use chroom_registry::contract::TestERC721;
 use chroom_registry::{RegistryClient, RegistryError};
 use chroom_room::follower::Change;
 use chroom_types::{Account, Membership, Role, RoomKind, RoomName};
@@ -122,4 +123,78 @@ async fn relayer_registration() {
     );
     let err = registry.register_relayer(b"", 8).await.unwrap_err();
     assert!(err.to_string().contains("1 to 64 bytes"), "{err}");
+}
+
+#[tokio::test]
+async fn token_transfers_change_access_and_are_followed() {
+    let anvil = anvil();
+    let url = anvil.endpoint();
+    let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
+    let alice = PrivateKeySigner::from(anvil.keys()[1].clone());
+    let bob = PrivateKeySigner::from(anvil.keys()[2].clone());
+    let registry = RegistryClient::deploy(&url, owner).await.unwrap();
+    let nft = TestERC721::deploy(registry.provider()).await.unwrap();
+    let name: RoomName = "holders".parse().unwrap();
+    let room = name.id();
+    let gate = JoinPolicy::TokenGated {
+        token: *nft.address(),
+        min_balance: alloy::primitives::U256::from(1),
+    };
+    registry
+        .create_room(&name, RoomKind::Broadcast, gate, "")
+        .await
+        .unwrap();
+    nft.mint(alice.address(), alloy::primitives::U256::from(7))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let minted = registry.head().await.unwrap();
+    let read = registry
+        .access(room, account(&alice), minted)
+        .await
+        .unwrap();
+    assert_eq!(
+        read.membership,
+        Membership::Member(Role::Listener),
+        "holder is in"
+    );
+
+    let as_alice = RegistryClient::connect(&url, registry.address(), Some(alice.clone())).unwrap();
+    TestERC721::new(*nft.address(), as_alice.provider())
+        .transferFrom(
+            alice.address(),
+            bob.address(),
+            alloy::primitives::U256::from(7),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let moved = registry.head().await.unwrap();
+    let changes = registry.changes(minted + 1, moved).await.unwrap();
+    assert!(
+        changes.contains(&Change::Account(room, account(&alice))),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&Change::Account(room, account(&bob))),
+        "{changes:?}"
+    );
+    let read = registry.access(room, account(&alice), moved).await.unwrap();
+    assert_eq!(
+        read.membership,
+        Membership::NotMember,
+        "transferred away: out"
+    );
+    let read = registry.access(room, account(&bob), moved).await.unwrap();
+    assert_eq!(
+        read.membership,
+        Membership::Member(Role::Listener),
+        "new holder: in"
+    );
 }
