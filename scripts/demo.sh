@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up everything and runs a local demo: 4 nodes on loopback, one publishing a test video,
-# two recording it (printing live frame counts), found through the DHT via one bootstrap node.
-# Ctrl-C stops it all. Output files land in .chroom/demo/out-*.
+# Sets up everything and runs a local demo on a devnet: anvil with the room registry, a room
+# "demo" that only its members may join, a bootstrap node, a publisher playing a test video,
+# a member recording it (live frame counts) and a non-member that is refused with the reason.
+# Output files land in .chroom/demo/out-*.  DEMO_SECONDS sets how long the recorders run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,26 +16,46 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$chroom" node --config node-config/dev.toml --data-dir "$state/bootstrap" >"$state/bootstrap.out" 2>"$state/bootstrap.log" &
+wait_for() { # file pattern
+    for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    echo "demo: timed out waiting for '$2' in $1" >&2
+    exit 1
+}
+
+"$chroom" devnet up --port "${DEMO_RPC_PORT:-8545}" --dir "$state/devnet" >"$state/devnet.out" 2>"$state/devnet.log" &
 pids+=($!)
-for _ in $(seq 100); do grep -q '^listen .*/tcp/' "$state/bootstrap.out" 2>/dev/null && break; sleep 0.1; done
+wait_for "$state/devnet.out" "devnet ready"
+account() { grep "^account $1 " "$state/devnet.out" | cut -d' ' -f3; }
+config() { echo "$state/devnet/node-$1.toml"; }
+echo "demo: devnet up, registry $(grep '^registry' "$state/devnet.out" | cut -d' ' -f2)"
+
+# Account 0 owns the room; 1 may speak (publish), 2 may listen; 3 is nobody.
+"$chroom" room --config "$(config 0)" create demo --kind conference --policy allowlist
+"$chroom" room --config "$(config 0)" grant demo "$(account 1)" speaker
+"$chroom" room --config "$(config 0)" grant demo "$(account 2)" listener
+
+"$chroom" node --config "$(config 0)" >"$state/bootstrap.out" 2>"$state/bootstrap.log" &
+pids+=($!)
+wait_for "$state/bootstrap.out" '^listen .*/tcp/'
 boot=$(grep -m1 '^listen .*/tcp/' "$state/bootstrap.out" | cut -d' ' -f2)
 echo "demo: bootstrap node at $boot"
 
-"$chroom" publish --config node-config/dev.toml --data-dir "$state/publisher" --bootstrap "$boot" \
-    --room demo --video fixtures/generated/video.ivf --audio fixtures/generated/audio.ogg \
+"$chroom" publish --config "$(config 1)" --bootstrap "$boot" --room demo \
+    --video fixtures/generated/video.ivf --audio fixtures/generated/audio.ogg \
     2>"$state/publisher.log" | sed 's/^/publisher: /' &
 pids+=($!)
 
-for i in 1 2; do
-    "$chroom" record --config node-config/dev.toml --data-dir "$state/recorder-$i" --bootstrap "$boot" \
-        --room demo --out "$state/out-$i" --duration "${DEMO_SECONDS:-30}s" \
-        2>"$state/recorder-$i.log" | sed "s/^/recorder $i: /" &
-    pids+=($!)
-done
-wait "${pids[-1]}" "${pids[-2]}"
-echo "demo: recordings:"
-for f in "$state"/out-*/*; do
+"$chroom" record --config "$(config 2)" --bootstrap "$boot" --room demo --out "$state/out-member" \
+    --duration "${DEMO_SECONDS:-30}s" 2>"$state/member.log" | sed "s/^/member: /" &
+member=$!
+"$chroom" record --config "$(config 3)" --bootstrap "$boot" --room demo --out "$state/out-stranger" \
+    --duration "${DEMO_SECONDS:-30}s" 2>"$state/stranger.log" | sed "s/^/non-member: /" &
+stranger=$!
+pids+=("$member" "$stranger")
+wait "$member" "$stranger"
+echo "demo: the member's recording:"
+for f in "$state"/out-member/*; do
     printf '  %s: ' "$f"
     ffprobe -v error -show_entries stream=codec_name,nb_read_packets -count_packets -of csv=p=0 "$f"
 done
+echo "demo: the non-member recorded $(find "$state/out-stranger" -type f | wc -l) files"

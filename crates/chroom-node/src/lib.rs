@@ -5,6 +5,7 @@
 //! (that is `chroom-net` and `chroom-media`); it owns process concerns: config files, the node
 //! key on disk, logging, the CLI and its exit codes.
 
+pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod identity;

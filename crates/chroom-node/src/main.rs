@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chroom_node::admin::{self, RoomAction};
 use chroom_node::bench;
 use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_node::{NodeConfig, Overrides, RunningNode};
 use chroom_room::Participation;
-use chroom_types::{MediaKind, RoomName};
+use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -65,6 +66,133 @@ enum Command {
     /// Benchmarks (figures for docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A local chain with the registry deployed, for development.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
+    /// Create and manage rooms in the registry (signs with the config's [identity]).
+    Room {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(subcommand)]
+        action: RoomCommand,
+    },
+    /// Manage this node's entry in the relayer directory.
+    Relayer {
+        #[command(flatten)]
+        node: NodeArgs,
+        #[command(subcommand)]
+        action: RelayerCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevnetCommand {
+    /// Start anvil, deploy the registry, write dev account keys and node configs; run until
+    /// Ctrl-C.
+    Up {
+        /// RPC port.
+        #[arg(long, default_value_t = 8545)]
+        port: u16,
+        /// Where keys and configs go.
+        #[arg(long, default_value = ".chroom/devnet")]
+        dir: PathBuf,
+        /// The anvil binary.
+        #[arg(
+            long,
+            default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+        )]
+        anvil: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoomCommand {
+    /// Create a room owned by the config's account.
+    Create {
+        /// Room name.
+        name: RoomName,
+        /// conference, audio-space or broadcast.
+        #[arg(long, value_enum, default_value = "conference")]
+        kind: KindArg,
+        /// open, allowlist or token.
+        #[arg(long, default_value = "allowlist")]
+        policy: String,
+        /// ERC-20 or ERC-721 gating the room (with --policy token).
+        #[arg(long)]
+        token: Option<alloy::primitives::Address>,
+        /// Balance that admits (with --policy token). Default 1.
+        #[arg(long)]
+        min_balance: Option<u64>,
+        /// Metadata URI.
+        #[arg(long, default_value = "")]
+        metadata: String,
+    },
+    /// Show a room, and an account's standing in it.
+    Show {
+        /// Room name.
+        name: RoomName,
+        /// Account to check.
+        #[arg(long)]
+        account: Option<Account>,
+    },
+    /// List every room.
+    List,
+    /// Give an account a role.
+    Grant {
+        /// Room name.
+        name: RoomName,
+        /// The account.
+        account: Account,
+        /// listener, speaker, host or admin.
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
+    /// Take an account's role away.
+    Revoke {
+        /// Room name.
+        name: RoomName,
+        /// The account.
+        account: Account,
+    },
+    /// Ban an account from the room.
+    Ban {
+        /// Room name.
+        name: RoomName,
+        /// The account.
+        account: Account,
+    },
+    /// Lift a ban.
+    Unban {
+        /// Room name.
+        name: RoomName,
+        /// The account.
+        account: Account,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RelayerCommand {
+    /// Register this node (PeerId from the data dir) as a relayer of the config's account.
+    Register {
+        /// Children this relayer can feed.
+        #[arg(long)]
+        capacity: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Conference,
+    AudioSpace,
+    Broadcast,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Listener,
+    Speaker,
+    Host,
+    Admin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,10 +359,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut recorder = Recorder::new(&out, started)?;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+            let mut last_refusal = None;
             while !recorder.is_done(&stop) {
                 tokio::select! {
                     Some(frame) = received.recv() => recorder.write(&frame)?,
-                    _ = tick.tick() => print_progress(&recorder),
+                    _ = tick.tick() => {
+                        print_progress(&recorder);
+                        // Say why nothing arrives, when a publisher refused us.
+                        let refusal = node.stats().await?.last_refusal;
+                        if refusal.is_some() && refusal != last_refusal {
+                            println!("refused: {}", refusal.as_deref().unwrap_or_default());
+                            last_refusal = refusal;
+                        }
+                    }
                     _ = &mut ctrl_c => break,
                 }
             }
@@ -249,6 +386,65 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             node.shutdown().await;
+        }
+        Command::Devnet(DevnetCommand::Up { port, dir, anvil }) => {
+            init_tracing("chroom=info");
+            admin::devnet_up(&anvil, port, &dir).await?;
+        }
+        Command::Room { node, action } => {
+            let config = node.load()?;
+            init_tracing("chroom=warn");
+            let action = match action {
+                RoomCommand::Create {
+                    name,
+                    kind,
+                    policy,
+                    token,
+                    min_balance,
+                    metadata,
+                } => RoomAction::Create {
+                    name,
+                    kind: match kind {
+                        KindArg::Conference => RoomKind::Conference,
+                        KindArg::AudioSpace => RoomKind::AudioSpace,
+                        KindArg::Broadcast => RoomKind::Broadcast,
+                    },
+                    policy: admin::join_policy(&policy, token, min_balance)?,
+                    metadata_uri: metadata,
+                },
+                RoomCommand::Show { name, account } => RoomAction::Show { name, account },
+                RoomCommand::List => RoomAction::List,
+                RoomCommand::Grant {
+                    name,
+                    account,
+                    role,
+                } => RoomAction::SetRole {
+                    name,
+                    account,
+                    role: Some(match role {
+                        RoleArg::Listener => Role::Listener,
+                        RoleArg::Speaker => Role::Speaker,
+                        RoleArg::Host => Role::Host,
+                        RoleArg::Admin => Role::Admin,
+                    }),
+                },
+                RoomCommand::Revoke { name, account } => RoomAction::SetRole {
+                    name,
+                    account,
+                    role: None,
+                },
+                RoomCommand::Ban { name, account } => RoomAction::Ban { name, account },
+                RoomCommand::Unban { name, account } => RoomAction::Unban { name, account },
+            };
+            admin::room(&config, action).await?;
+        }
+        Command::Relayer {
+            node,
+            action: RelayerCommand::Register { capacity },
+        } => {
+            let config = node.load()?;
+            init_tracing("chroom=warn");
+            admin::register_relayer(&config, capacity).await?;
         }
         Command::Bench(BenchCommand::FirstFrame { video, audio, runs }) => {
             init_tracing("chroom=warn");

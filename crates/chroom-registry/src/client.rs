@@ -36,6 +36,19 @@ pub enum JoinPolicy {
     },
 }
 
+/// A room's settings as the registry holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Its owner.
+    pub owner: Account,
+    /// Its kind, if this build knows it.
+    pub kind: Option<RoomKind>,
+    /// Who may join without a role.
+    pub policy: JoinPolicy,
+    /// Where its description lives.
+    pub metadata_uri: String,
+}
+
 /// What the registry says about an account in a room at some block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccessRead {
@@ -268,6 +281,70 @@ impl RegistryClient {
             Address::from(*account.as_bytes()),
         );
         self.mined(call.send().await).await
+    }
+
+    /// Lifts `account`'s ban from `room`.
+    pub async fn unban(&self, room: RoomId, account: Account) -> Result<u64, RegistryError> {
+        let registry = RoomRegistry::new(self.address, &self.provider);
+        let call = registry.unban(
+            B256::from(*room.as_bytes()),
+            Address::from(*account.as_bytes()),
+        );
+        self.mined(call.send().await).await
+    }
+
+    /// Names and ids of every room created so far, oldest first (from `RoomCreated` logs).
+    pub async fn rooms(&self) -> Result<Vec<(String, RoomId)>, RegistryError> {
+        let filter = Filter::new()
+            .address(self.address)
+            .event_signature(RoomRegistry::RoomCreated::SIGNATURE_HASH)
+            .from_block(0);
+        let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
+        Ok(logs
+            .iter()
+            .filter_map(|log| log.log_decode::<RoomRegistry::RoomCreated>().ok())
+            .map(|decoded| {
+                let event = decoded.inner.data;
+                (event.name, RoomId::from_bytes(event.room.0))
+            })
+            .collect())
+    }
+
+    /// A room's settings: owner, kind and join policy, or `None` if there is no such room.
+    pub async fn room_info(&self, room: RoomId) -> Result<Option<RoomInfo>, RegistryError> {
+        let registry = RoomRegistry::new(self.address, &self.provider);
+        let id = B256::from(*room.as_bytes());
+        let head = self.head().await?;
+        let exists = registry
+            .access(id, Address::ZERO)
+            .block(head.into())
+            .call()
+            .await
+            .map_err(rpc)?
+            .exists;
+        if !exists {
+            return Ok(None);
+        }
+        let info = registry
+            .roomInfo(id)
+            .block(head.into())
+            .call()
+            .await
+            .map_err(rpc)?;
+        let policy = match info.policy {
+            0 => JoinPolicy::Open,
+            1 => JoinPolicy::Allowlist,
+            _ => JoinPolicy::TokenGated {
+                token: info.token,
+                min_balance: info.minBalance,
+            },
+        };
+        Ok(Some(RoomInfo {
+            owner: Account::from_bytes(info.owner.into_array()),
+            kind: room_kind(info.kind),
+            policy,
+            metadata_uri: info.metadataUri,
+        }))
     }
 
     /// Registers the signer as a relayer for node `peer_id` with room for `capacity` children.
