@@ -4,7 +4,7 @@
 # With --check, fails if the committed artifacts differ from what the sources compile to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[[ -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge ]] || npm ci --no-audit --no-fund
+[[ -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge ]] || npm install --no-audit --no-fund --no-save --loglevel=error
 forge=$PWD/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
 cd contracts

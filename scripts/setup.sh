@@ -16,7 +16,9 @@ fi
 # forge, anvil and solcjs come from npm, pinned in package-lock.json.
 if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc ]]; then
     echo "setup: installing npm tools (forge, anvil, solc)"
-    npm ci --no-audit --no-fund --loglevel=error
+    # `npm ci` rejects this lock: the registry has no entries for the other platforms'
+    # optional binaries. `install --no-save` honours the exact pins and leaves the lock alone.
+    npm install --no-audit --no-fund --no-save --loglevel=error
 fi
 
 if ! command -v cargo-nextest >/dev/null; then

@@ -200,3 +200,86 @@ impl Drop for CuttableProxy {
         self.task.abort();
     }
 }
+
+/// A bare libp2p client that speaks only the signaling protocol, with no chroom logic: the
+/// tests' stand-in for a misbehaving or forging peer.
+#[allow(missing_debug_implementations)]
+pub struct RawSignalClient {
+    swarm: libp2p::Swarm<libp2p::request_response::Behaviour<chroom_net::signal::SignalCodec>>,
+}
+
+impl RawSignalClient {
+    /// A client with a fresh identity.
+    pub fn new() -> Self {
+        use libp2p::{noise, request_response, tcp, yamux};
+        let swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("tcp transport")
+            .with_behaviour(|_| {
+                request_response::Behaviour::new(
+                    [(
+                        chroom_net::signal::PROTOCOL,
+                        request_response::ProtocolSupport::Outbound,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                )
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+            .build();
+        Self { swarm }
+    }
+
+    /// The client's PeerId.
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Dials a node.
+    pub fn dial(&mut self, addr: Multiaddr) {
+        self.swarm.dial(addr).expect("dial");
+    }
+
+    /// Sends one raw frame and returns the decoded response.
+    pub async fn ask(
+        &mut self,
+        peer: libp2p::PeerId,
+        frame: chroom_net::signal::Frame,
+    ) -> chroom_proto::SignalResponse {
+        use chroom_net::signal::Frame;
+        use futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        let id = self.swarm.behaviour_mut().send_request(&peer, frame);
+        loop {
+            match self.swarm.select_next_some().await {
+                SwarmEvent::Behaviour(Event::Message {
+                    message:
+                        Message::Response {
+                            request_id,
+                            response: Frame::Payload(bytes),
+                        },
+                    ..
+                }) if request_id == id => {
+                    return chroom_proto::decode_response(&bytes).expect("a valid response");
+                }
+                SwarmEvent::Behaviour(Event::OutboundFailure { error, .. }) => {
+                    panic!("request failed: {error}")
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Default for RawSignalClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -3,60 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use chroom_net::signal::{Frame, PROTOCOL, SignalCodec};
-use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, decode_response, encode_request};
+use chroom_net::signal::Frame;
+use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, encode_request};
 use chroom_room::Participation;
-use chroom_tests::{Publisher, init_tracing, start_node, tcp_addr};
+use chroom_tests::{Publisher, RawSignalClient, init_tracing, start_node, tcp_addr};
 use chroom_types::{MAX_SIGNAL_MESSAGE_BYTES, MediaKind, RoomName};
-use futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, noise, request_response, tcp, yamux};
-
-/// A bare libp2p client that speaks only the signaling protocol, with no chroom logic.
-fn raw_client() -> Swarm<request_response::Behaviour<SignalCodec>> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::new(
-                [(PROTOCOL, request_response::ProtocolSupport::Outbound)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
-}
-
-/// Sends one raw frame and returns the decoded response.
-async fn ask(
-    client: &mut Swarm<request_response::Behaviour<SignalCodec>>,
-    peer: PeerId,
-    frame: Frame,
-) -> SignalResponse {
-    let id = client.behaviour_mut().send_request(&peer, frame);
-    loop {
-        match client.select_next_some().await {
-            SwarmEvent::Behaviour(request_response::Event::Message {
-                message:
-                    request_response::Message::Response {
-                        request_id,
-                        response: Frame::Payload(bytes),
-                    },
-                ..
-            }) if request_id == id => return decode_response(&bytes).expect("a valid response"),
-            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
-                panic!("request failed: {error}")
-            }
-            _ => {}
-        }
-    }
-}
+use libp2p::Multiaddr;
 
 fn refusal_code(response: &SignalResponse) -> ErrorCode {
     match response {
@@ -92,21 +44,18 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
             .unwrap();
         assert_eq!(first.peer, publisher.node.peer_id());
 
-        let mut client = raw_client();
-        client.dial(addr.clone()).unwrap();
+        let mut client = RawSignalClient::new();
+        client.dial(addr.clone());
         let peer = publisher.node.peer_id();
 
-        let garbage = ask(
-            &mut client,
-            peer,
-            Frame::Payload(vec![0xff, 0x13, 0x37, 0x00]),
-        )
-        .await;
+        let garbage = client
+            .ask(peer, Frame::Payload(vec![0xff, 0x13, 0x37, 0x00]))
+            .await;
         assert_eq!(refusal_code(&garbage), ErrorCode::Malformed);
 
         let huge = Frame::Payload(vec![0x0a; MAX_SIGNAL_MESSAGE_BYTES + 1]);
         assert_eq!(
-            refusal_code(&ask(&mut client, peer, huge).await),
+            refusal_code(&client.ask(peer, huge).await),
             ErrorCode::TooLarge
         );
 
@@ -115,12 +64,9 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
             offer_sdp: "v=0".into(),
             binding: None,
         };
-        let reply = ask(
-            &mut client,
-            peer,
-            Frame::Payload(encode_request(&elsewhere)),
-        )
-        .await;
+        let reply = client
+            .ask(peer, Frame::Payload(encode_request(&elsewhere)))
+            .await;
         assert_eq!(refusal_code(&reply), ErrorCode::NotInRoom);
 
         let bad_sdp = SignalRequest::Subscribe {
@@ -128,7 +74,9 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
             offer_sdp: "this is not sdp".into(),
             binding: None,
         };
-        let reply = ask(&mut client, peer, Frame::Payload(encode_request(&bad_sdp))).await;
+        let reply = client
+            .ask(peer, Frame::Payload(encode_request(&bad_sdp)))
+            .await;
         assert_eq!(refusal_code(&reply), ErrorCode::BadSdp);
 
         // The real subscriber still receives, without a new link.

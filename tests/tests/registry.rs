@@ -14,7 +14,9 @@ use chroom_node::{NodeConfig, RunningNode};
 use chroom_registry::RegistryClient;
 use chroom_registry::client::JoinPolicy;
 use chroom_room::Participation;
-use chroom_tests::{CuttableProxy, eventually, fixtures, init_tracing, tcp_addr, workspace_root};
+use chroom_tests::{
+    CuttableProxy, RawSignalClient, eventually, fixtures, init_tracing, tcp_addr, workspace_root,
+};
 use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
 use tokio_util::sync::CancellationToken;
 
@@ -281,5 +283,92 @@ async fn an_rpc_outage_serves_the_cache_and_catches_up_afterwards() {
     }
     cancel.cancel();
     member.shutdown().await;
+    publisher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_bindings_are_refused() {
+    use chroom_net::signal::Frame;
+    use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, encode_request};
+
+    init_tracing();
+    let anvil = anvil();
+    let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
+    let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
+        .await
+        .unwrap();
+    let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
+    let chain = Chain {
+        anvil,
+        registry,
+        proxy,
+    };
+    let name: RoomName = "forgery".parse().unwrap();
+    let room = name.id();
+    chain
+        .registry
+        .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
+        .await
+        .unwrap();
+    chain
+        .registry
+        .set_role(room, chain.account(1), Some(Role::Speaker))
+        .await
+        .unwrap();
+    chain
+        .registry
+        .set_role(room, chain.account(2), Some(Role::Listener))
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = chain.node(&dir.path().join("publisher"), 1, &[]).await;
+    publisher
+        .join(room, Participation::Publish(vec![MediaKind::Video]))
+        .await
+        .unwrap();
+    let mut client = RawSignalClient::new();
+    client.dial(tcp_addr(&publisher).await);
+    let me = client.peer_id().to_base58();
+    let member = chain.key(2);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let mut ask = async |binding| {
+        let request = SignalRequest::Subscribe {
+            room,
+            offer_sdp: "not sdp".into(),
+            binding: Some(binding),
+        };
+        let response = client
+            .ask(
+                publisher.peer_id(),
+                Frame::Payload(encode_request(&request)),
+            )
+            .await;
+        match response {
+            SignalResponse::Error(error) => error,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+
+    // Signed by the member, but for another node's PeerId: a replayed binding.
+    let other_peer = publisher.peer_id().to_base58();
+    let replayed = chroom_registry::sign(&member, &other_peer, now + 600).unwrap();
+    let error = ask(replayed).await;
+    assert_eq!(error.code, ErrorCode::NotAuthorized, "{error}");
+    // Expired.
+    let expired = chroom_registry::sign(&member, &me, now - 1).unwrap();
+    assert_eq!(ask(expired).await.code, ErrorCode::NotAuthorized);
+    // Claims the member's account, signed by someone else.
+    let mut stolen = chroom_registry::sign(&chain.key(4), &me, now + 600).unwrap();
+    stolen.account = chain.account(2);
+    assert_eq!(ask(stolen).await.code, ErrorCode::NotAuthorized);
+    // A genuine binding passes the identity and membership checks (and then fails on the SDP).
+    let genuine = chroom_registry::sign(&member, &me, now + 600).unwrap();
+    let error = ask(genuine).await;
+    assert_eq!(error.code, ErrorCode::BadSdp, "{error}");
     publisher.shutdown().await;
 }
