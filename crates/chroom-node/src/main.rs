@@ -209,6 +209,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// Time from a ban being mined to the banned member's link closing, on a local anvil.
+    Revoke {
+        /// VP8 IVF file to publish.
+        #[arg(long, default_value = "fixtures/generated/video.ivf")]
+        video: PathBuf,
+        /// Opus Ogg file to publish.
+        #[arg(long, default_value = "fixtures/generated/audio.ogg")]
+        audio: PathBuf,
+        /// The anvil binary.
+        #[arg(
+            long,
+            default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+        )]
+        anvil: PathBuf,
+        /// Bans to time (one fresh member each, at most 8).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// CPU and RSS of a publisher node serving N recorder processes.
     Serve {
         /// VP8 IVF file to publish.
@@ -450,6 +468,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("chroom=warn");
             let source = MediaSource::load(Some(&video), Some(&audio))?;
             bench::first_frame(&source, runs).await?;
+        }
+        Command::Bench(BenchCommand::Revoke {
+            video,
+            audio,
+            anvil,
+            runs,
+        }) => {
+            init_tracing("chroom=warn");
+            let source = MediaSource::load(Some(&video), Some(&audio))?;
+            bench::revoke(&anvil, &source, runs).await?;
         }
         Command::Bench(BenchCommand::Serve {
             video,
