@@ -39,6 +39,37 @@ struct Chain {
 }
 
 impl Chain {
+    /// A fresh chain with the registry and an allowlist conference `name` in which account 1
+    /// may speak and account 2 may listen (account 0 owns it).
+    async fn with_room(name: &str) -> (Self, chroom_types::RoomId) {
+        let anvil = anvil();
+        let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
+        let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
+            .await
+            .unwrap();
+        let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
+        let chain = Self {
+            anvil,
+            registry,
+            proxy,
+        };
+        let name: RoomName = name.parse().unwrap();
+        let room = name.id();
+        chain
+            .registry
+            .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
+            .await
+            .unwrap();
+        for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
+            chain
+                .registry
+                .set_role(room, chain.account(account), Some(role))
+                .await
+                .unwrap();
+        }
+        (chain, room)
+    }
+
     fn key(&self, i: usize) -> PrivateKeySigner {
         PrivateKeySigner::from(self.anvil.keys()[i].clone())
     }
@@ -74,37 +105,7 @@ impl Chain {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_record_strangers_are_refused_and_a_ban_cuts_the_link() {
     init_tracing();
-    let anvil = anvil();
-    let registry = RegistryClient::deploy(
-        &anvil.endpoint(),
-        PrivateKeySigner::from(anvil.keys()[0].clone()),
-    )
-    .await
-    .unwrap();
-    let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
-    let chain = Chain {
-        anvil,
-        registry,
-        proxy,
-    };
-    let name: RoomName = "members-only".parse().unwrap();
-    let room = name.id();
-    chain
-        .registry
-        .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
-        .await
-        .unwrap();
-    // Account 1 publishes, account 2 is a member; account 3 is nobody.
-    chain
-        .registry
-        .set_role(room, chain.account(1), Some(Role::Speaker))
-        .await
-        .unwrap();
-    chain
-        .registry
-        .set_role(room, chain.account(2), Some(Role::Listener))
-        .await
-        .unwrap();
+    let (chain, room) = Chain::with_room("members-only").await;
 
     let dir = tempfile::tempdir().unwrap();
     let (video, audio) = fixtures();
@@ -177,34 +178,7 @@ async fn members_record_strangers_are_refused_and_a_ban_cuts_the_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpc_outage_serves_the_cache_and_catches_up_afterwards() {
     init_tracing();
-    let anvil = anvil();
-    let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
-    let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
-        .await
-        .unwrap();
-    let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
-    let chain = Chain {
-        anvil,
-        registry,
-        proxy,
-    };
-    let name: RoomName = "outage".parse().unwrap();
-    let room = name.id();
-    chain
-        .registry
-        .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
-        .await
-        .unwrap();
-    chain
-        .registry
-        .set_role(room, chain.account(1), Some(Role::Speaker))
-        .await
-        .unwrap();
-    chain
-        .registry
-        .set_role(room, chain.account(2), Some(Role::Listener))
-        .await
-        .unwrap();
+    let (chain, room) = Chain::with_room("outage").await;
 
     let dir = tempfile::tempdir().unwrap();
     let (video, audio) = fixtures();
@@ -292,34 +266,7 @@ async fn forged_bindings_are_refused() {
     use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, encode_request};
 
     init_tracing();
-    let anvil = anvil();
-    let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
-    let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
-        .await
-        .unwrap();
-    let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
-    let chain = Chain {
-        anvil,
-        registry,
-        proxy,
-    };
-    let name: RoomName = "forgery".parse().unwrap();
-    let room = name.id();
-    chain
-        .registry
-        .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
-        .await
-        .unwrap();
-    chain
-        .registry
-        .set_role(room, chain.account(1), Some(Role::Speaker))
-        .await
-        .unwrap();
-    chain
-        .registry
-        .set_role(room, chain.account(2), Some(Role::Listener))
-        .await
-        .unwrap();
+    let (chain, room) = Chain::with_room("forgery").await;
 
     let dir = tempfile::tempdir().unwrap();
     let publisher = chain.node(&dir.path().join("publisher"), 1, &[]).await;

@@ -1,6 +1,5 @@
 //! `chroom devnet`, `chroom room` and `chroom relayer`: the chain-side commands.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use alloy::node_bindings::Anvil;
@@ -12,7 +11,7 @@ use chroom_registry::client::JoinPolicy;
 use chroom_types::{Account, Role, RoomKind, RoomName};
 
 use crate::config::NodeConfig;
-use crate::identity::{load_account_key, load_or_create_node_key};
+use crate::identity::{load_account_key, load_or_create_node_key, write_private_file};
 
 /// Dev accounts written by `devnet up` (anvil's well-known keys; never use them elsewhere).
 const DEV_ACCOUNTS: usize = 6;
@@ -39,7 +38,12 @@ pub async fn devnet_up(anvil_path: &Path, port: u16, dir: &Path) -> anyhow::Resu
     println!("registry {}", registry.address());
     for (i, key) in anvil.keys().iter().take(DEV_ACCOUNTS).enumerate() {
         let key_path = accounts_dir.join(format!("{i}.key"));
-        write_private(&key_path, &alloy::hex::encode_prefixed(key.to_bytes()))?;
+        // A rerun of `devnet up` writes the same well-known keys again.
+        let _ = std::fs::remove_file(&key_path);
+        write_private_file(
+            &key_path,
+            alloy::hex::encode_prefixed(key.to_bytes()).as_bytes(),
+        )?;
         let address = PrivateKeySigner::from(key.clone()).address();
         let config_path = dir.join(format!("node-{i}.toml"));
         std::fs::write(
@@ -65,19 +69,6 @@ fn node_config(dir: &Path, i: usize, key: &Path, rpc_url: &str, registry: Addres
         data = dir.join(format!("node-{i}")).display(),
         key = key.display(),
     )
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// A registry client for `config`, signing with its account key if it has one.

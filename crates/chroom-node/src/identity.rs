@@ -74,6 +74,19 @@ pub fn load_account_key(source: &AccountKeySource) -> anyhow::Result<PrivateKeyS
         .map_err(|_| anyhow::anyhow!("{origin} is not a valid secp256k1 private key"))
 }
 
+/// Creates `path` (which must not exist) readable by its owner only, and syncs it.
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
 fn create(path: &Path) -> anyhow::Result<Keypair> {
     let keypair = Keypair::generate_ed25519();
     let ed = keypair
@@ -82,14 +95,7 @@ fn create(path: &Path) -> anyhow::Result<Keypair> {
         .context("a freshly generated ed25519 key converts to ed25519")?;
     let secret = ed.secret();
     // create_new: two nodes started on one data dir must not overwrite each other's key.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(secret.as_ref())?;
-    file.sync_all()?;
+    write_private_file(path, secret.as_ref())?;
     if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
         bail!("{} was created readable by others", path.display());
     }

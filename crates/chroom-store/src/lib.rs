@@ -122,6 +122,20 @@ impl AccessRecord {
     }
 }
 
+fn insert_access(
+    txn: &redb::WriteTransaction,
+    records: &[(RoomId, Account, AccessRecord)],
+) -> Result<(), redb::Error> {
+    let mut access = txn.open_table(ACCESS)?;
+    for (room, account, record) in records {
+        access.insert(
+            access_key(*room, *account).as_slice(),
+            record.encode().as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
 fn access_key(room: RoomId, account: Account) -> [u8; 52] {
     let mut key = [0u8; 52];
     key[..32].copy_from_slice(room.as_bytes());
@@ -236,13 +250,7 @@ impl Store {
         cursor_block: u64,
     ) -> Result<(), StoreError> {
         self.write(|txn| {
-            let mut access = txn.open_table(ACCESS)?;
-            for (room, account, record) in records {
-                access.insert(
-                    access_key(*room, *account).as_slice(),
-                    record.encode().as_slice(),
-                )?;
-            }
+            insert_access(txn, records)?;
             let mut meta = txn.open_table(META)?;
             meta.insert(REGISTRY_CURSOR, cursor_block.to_le_bytes().as_slice())?;
             Ok(())
@@ -254,16 +262,7 @@ impl Store {
         &self,
         records: &[(RoomId, Account, AccessRecord)],
     ) -> Result<(), StoreError> {
-        self.write(|txn| {
-            let mut access = txn.open_table(ACCESS)?;
-            for (room, account, record) in records {
-                access.insert(
-                    access_key(*room, *account).as_slice(),
-                    record.encode().as_slice(),
-                )?;
-            }
-            Ok(())
-        })
+        self.write(|txn| insert_access(txn, records))
     }
 
     /// The cached facts about `account` in `room`.
