@@ -319,3 +319,94 @@ async fn forged_bindings_are_refused() {
     assert_eq!(error.code, ErrorCode::BadSdp, "{error}");
     publisher.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_lets_its_holder_in_and_transferring_it_takes_them_out() {
+    use alloy::primitives::U256;
+    use chroom_registry::contract::TestERC721;
+
+    init_tracing();
+    // Reuse the chain setup, then add a token-gated broadcast next to its allowlist room.
+    let (chain, _) = Chain::with_room("unused").await;
+    let nft = TestERC721::deploy(chain.registry.provider()).await.unwrap();
+    let name: RoomName = "holders".parse().unwrap();
+    let room = name.id();
+    let gate = JoinPolicy::TokenGated {
+        token: *nft.address(),
+        min_balance: U256::from(1),
+    };
+    chain
+        .registry
+        .create_room(&name, RoomKind::Broadcast, gate, "")
+        .await
+        .unwrap();
+    chain
+        .registry
+        .set_role(room, chain.account(1), Some(Role::Speaker))
+        .await
+        .unwrap();
+    nft.mint(chain.key(2).address(), U256::from(1))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    let publisher = chain.node(&dir.path().join("publisher"), 1, &[]).await;
+    publisher
+        .join(room, Participation::Publish(source.kinds()))
+        .await
+        .unwrap();
+    let boot = tcp_addr(&publisher).await;
+    let mut holder = chain
+        .node(&dir.path().join("holder"), 2, std::slice::from_ref(&boot))
+        .await;
+    let mut frames = holder.take_frames().unwrap();
+    holder
+        .join(room, Participation::Receive(vec![MediaKind::Video]))
+        .await
+        .unwrap();
+
+    let cancel = CancellationToken::new();
+    let scenario = async {
+        tokio::time::timeout(Duration::from_secs(30), frames.recv())
+            .await
+            .expect("the token holder receives")
+            .unwrap();
+        assert_eq!(publisher.stats().await.unwrap().sending_links, 1);
+        // The holder gives the token away: out of the room.
+        let as_holder = RegistryClient::connect(
+            &chain.anvil.endpoint(),
+            chain.registry.address(),
+            Some(chain.key(2)),
+        )
+        .unwrap();
+        TestERC721::new(*nft.address(), as_holder.provider())
+            .transferFrom(
+                chain.key(2).address(),
+                chain.key(4).address(),
+                U256::from(1),
+            )
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        eventually(Duration::from_secs(5), "link closed", || async {
+            (publisher.stats().await.ok()?.sending_links == 0).then_some(())
+        })
+        .await;
+    };
+    tokio::select! {
+        () = scenario => {}
+        r = publish(&publisher, &source, Looping::Forever, cancel.clone()) => panic!("publisher stopped: {r:?}"),
+    }
+    cancel.cancel();
+    holder.shutdown().await;
+    publisher.shutdown().await;
+}
