@@ -234,7 +234,8 @@ impl Link {
 
     fn fail(&mut self, reason: String) {
         if self.failure.is_none() {
-            tracing::warn!(link = %self.id, %reason, "link failed");
+            // The driver reports the close with this reason at info; a peer leaving is routine.
+            tracing::debug!(link = %self.id, %reason, "link failed");
             self.failure = Some(reason);
         }
     }
