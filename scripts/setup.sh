@@ -13,7 +13,7 @@ if ((${#need_apt[@]})); then
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# forge, anvil and solcjs come from npm, pinned in package-lock.json.
+# forge, anvil and solcjs come from npm, pinned to exact versions in package.json.
 if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc ]]; then
     echo "setup: installing npm tools (forge, anvil, solc)"
     # `npm ci` rejects this lock: the registry has no entries for the other platforms'
