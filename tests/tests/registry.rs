@@ -410,3 +410,122 @@ async fn a_token_lets_its_holder_in_and_transferring_it_takes_them_out() {
     holder.shutdown().await;
     publisher.shutdown().await;
 }
+
+/// Sends `text` from `node` until `receiver` has it (the gossip mesh takes a heartbeat or two
+/// to form), and returns what arrived.
+async fn chat_until_received(
+    node: &RunningNode,
+    room: chroom_types::RoomId,
+    text: &str,
+    receiver: &mut tokio::sync::broadcast::Receiver<chroom_node::ChatMessage>,
+    seen: &mut Vec<String>,
+) -> chroom_node::ChatMessage {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Failures only mean that no topic peer is known yet.
+        let _ = node.send_chat(room, text).await;
+        let wait = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                match receiver.recv().await {
+                    Ok(message) if message.text == text => return Some(message),
+                    Ok(message) => seen.push(message.text),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .await;
+        if let Ok(Some(message)) = wait {
+            return message;
+        }
+        assert!(Instant::now() < deadline, "{text:?} never arrived");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_chat_reaches_members_and_strangers_and_banned_accounts_are_not_heard() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("chatty").await;
+    let dir = tempfile::tempdir().unwrap();
+    let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
+    let boot = tcp_addr(&speaker).await;
+    let listener = chain
+        .node(&dir.path().join("listener"), 2, std::slice::from_ref(&boot))
+        .await;
+    let stranger = chain
+        .node(&dir.path().join("stranger"), 3, std::slice::from_ref(&boot))
+        .await;
+    let nodes = [&speaker, &listener, &stranger];
+    for node in nodes {
+        node.join(room, Participation::Receive(vec![MediaKind::Audio]))
+            .await
+            .unwrap();
+    }
+    let mut heard = listener.chat_messages();
+    let mut seen = Vec::new();
+
+    let first = chat_until_received(&speaker, room, "hello", &mut heard, &mut seen).await;
+    assert_eq!(first.author, speaker.peer_id());
+    assert_eq!(first.account, Some(chain.account(1)));
+
+    // The stranger's node publishes happily; every member node rejects it and forwards nothing.
+    for _ in 0..5 {
+        let _ = stranger.send_chat(room, "let me in").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    chat_until_received(&speaker, room, "still here", &mut heard, &mut seen).await;
+    let rejected = async {
+        let mut total = 0;
+        for node in [&speaker, &listener] {
+            total += node.stats().await.unwrap().gossip_rejected;
+        }
+        total
+    };
+    assert!(rejected.await >= 1, "a member node rejected the stranger");
+    assert!(!seen.iter().any(|t| t == "let me in"), "heard {seen:?}");
+
+    // Once the speaker is banned on chain, its words stop reaching the room.
+    chain.registry.ban(room, chain.account(1)).await.unwrap();
+    let rejected_by_listener = || async { listener.stats().await.unwrap().gossip_rejected };
+    let before = rejected_by_listener().await;
+    eventually(
+        Duration::from_secs(30),
+        "the ban reaches the listener",
+        || async {
+            let _ = speaker.send_chat(room, "anyone?").await;
+            (rejected_by_listener().await > before).then_some(())
+        },
+    )
+    .await;
+    let before = rejected_by_listener().await;
+    for _ in 0..3 {
+        speaker.send_chat(room, "banned words").await.unwrap();
+    }
+    eventually(Duration::from_secs(10), "3 rejections", || async {
+        (rejected_by_listener().await >= before + 3).then_some(())
+    })
+    .await;
+    while let Ok(message) = heard.try_recv() {
+        seen.push(message.text);
+    }
+    assert!(!seen.iter().any(|t| t == "banned words"), "heard {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_prove_their_accounts_to_each_other_on_connect() {
+    init_tracing();
+    let (chain, _room) = Chain::with_room("hello").await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = chain.node(&dir.path().join("first"), 1, &[]).await;
+    let boot = tcp_addr(&first).await;
+    let second = chain
+        .node(&dir.path().join("second"), 2, std::slice::from_ref(&boot))
+        .await;
+    // No room joined, no request sent: the bindings came with the connection.
+    for node in [&first, &second] {
+        eventually(Duration::from_secs(10), "binding verified", || async {
+            (node.stats().await.ok()?.peers_with_accounts == 1).then_some(())
+        })
+        .await;
+    }
+}

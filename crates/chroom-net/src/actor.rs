@@ -26,6 +26,26 @@ use crate::signal::Frame;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalReplyId(u64);
 
+/// Names a room gossip message waiting for [`NetHandle::report_message`]. Until it is reported,
+/// gossipsub neither forwards the message nor counts it against anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GossipMessageRef {
+    id: gossipsub::MessageId,
+    /// The peer it came from (not necessarily its author).
+    from: PeerId,
+}
+
+/// What to do with a room gossip message after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipAcceptance {
+    /// Valid: deliver and forward it.
+    Accept,
+    /// Invalid: drop it and lower the score of the peer that sent it.
+    Reject,
+    /// Drop it without penalty.
+    Ignore,
+}
+
 /// What the network reports to the node.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -63,6 +83,18 @@ pub enum NetEvent {
         /// What was asked.
         request: SignalRequest,
     },
+    /// A message arrived in a joined room's gossip topic, correctly signed by its author. It is
+    /// neither delivered nor forwarded until [`NetHandle::report_message`] says so.
+    RoomMessage {
+        /// Pass back to `report_message`.
+        message: GossipMessageRef,
+        /// The room of the topic.
+        room: RoomId,
+        /// The author, whose libp2p key signed the message.
+        author: PeerId,
+        /// The payload (a `chroom.room.v1.RoomMessage`, still to be decoded).
+        data: Vec<u8>,
+    },
     /// A peer sent something that broke the protocol; it has been answered with an error.
     PeerMisbehaved {
         /// The peer.
@@ -95,6 +127,9 @@ pub enum NetError {
         /// Its refusal.
         error: SignalError,
     },
+    /// A gossip message could not be published.
+    #[error("publishing to the room's gossip failed: {0}")]
+    Publish(String),
     /// A DHT query failed.
     #[error("dht query failed: {0}")]
     Query(String),
@@ -125,6 +160,15 @@ enum Command {
     AddPeerAddress {
         peer: PeerId,
         addr: Multiaddr,
+    },
+    Publish {
+        room: RoomId,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    ReportMessage {
+        message: GossipMessageRef,
+        acceptance: GossipAcceptance,
     },
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
@@ -193,6 +237,27 @@ impl NetHandle {
         })
         .await?;
         Ok(rx)
+    }
+
+    /// Publishes `data` in the gossip topic of `room` (joined first). Fails when no peer
+    /// of the topic is known yet.
+    pub async fn publish(&self, room: RoomId, data: Vec<u8>) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Publish { room, data, reply }).await?;
+        rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Says what to do with a [`NetEvent::RoomMessage`].
+    pub async fn report_message(
+        &self,
+        message: GossipMessageRef,
+        acceptance: GossipAcceptance,
+    ) -> Result<(), NetError> {
+        self.send(Command::ReportMessage {
+            message,
+            acceptance,
+        })
+        .await
     }
 
     /// Sends a signaling request and waits for the response. A refusal is `Ok(Error(..))`.
@@ -450,6 +515,20 @@ impl NetActor {
             Command::AddPeerAddress { peer, addr } => {
                 self.swarm.behaviour_mut().kad.add_address(&peer, addr);
             }
+            Command::Publish { room, data, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic(room), data)
+                    .map(|_| ())
+                    .map_err(|e| NetError::Publish(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::ReportMessage {
+                message,
+                acceptance,
+            } => self.report_message(&message, acceptance),
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
@@ -457,6 +536,20 @@ impl NetActor {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
         }
+    }
+
+    fn report_message(&mut self, message: &GossipMessageRef, acceptance: GossipAcceptance) {
+        let acceptance = match acceptance {
+            GossipAcceptance::Accept => gossipsub::MessageAcceptance::Accept,
+            GossipAcceptance::Reject => gossipsub::MessageAcceptance::Reject,
+            GossipAcceptance::Ignore => gossipsub::MessageAcceptance::Ignore,
+        };
+        // False when gossipsub has already forgotten the message: nothing left to do.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&message.id, &message.from, acceptance);
     }
 
     fn provide_pending(&mut self) {
@@ -527,8 +620,33 @@ impl NetActor {
             }
             BehaviourEvent::Kad(event) => self.handle_kad_event(event),
             BehaviourEvent::Signal(event) => self.handle_signal_event(event).await,
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
-                tracing::trace!(topic = %message.topic, "gossip message");
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                let reference = GossipMessageRef {
+                    id: message_id,
+                    from: propagation_source,
+                };
+                let room = self
+                    .rooms
+                    .keys()
+                    .find(|room| topic(**room).hash() == message.topic)
+                    .copied();
+                // Strict validation makes gossipsub drop unsigned messages before this point.
+                match (room, message.source) {
+                    (Some(room), Some(author)) => {
+                        self.emit(NetEvent::RoomMessage {
+                            message: reference,
+                            room,
+                            author,
+                            data: message.data,
+                        })
+                        .await;
+                    }
+                    _ => self.report_message(&reference, GossipAcceptance::Ignore),
+                }
             }
             _ => {}
         }
@@ -611,6 +729,7 @@ impl NetActor {
                     Frame::Payload(bytes) => decode_request(&bytes),
                     Frame::Oversized { len } => Err(DecodeError::TooLarge {
                         len: usize::try_from(len).unwrap_or(usize::MAX),
+                        limit: chroom_types::MAX_SIGNAL_MESSAGE_BYTES,
                     }),
                 };
                 match decoded {

@@ -41,6 +41,8 @@ impl Behaviour {
 
         let gossipsub_config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Strict)
+            // Nothing is forwarded before the node has checked its author against the registry.
+            .validate_messages()
             .max_transmit_size(64 * 1024)
             .build()
             .map_err(|e| format!("gossipsub config: {e}"))?;

@@ -4,7 +4,8 @@
 //! Chroom's own protocol name (never the IPFS DHT), identify, ping, gossipsub and the signaling
 //! request-response protocol `/chroom/signal/1.0.0` ([`signal`]).
 //!
-//! It owns: connections, the DHT (a room is found by the providers of its id), gossip topics,
+//! It owns: connections, the DHT (a room is found by the providers of its id), gossip topics
+//! (messages wait for the node's verdict before gossipsub forwards them),
 //! the signaling codec and its size limit, and replying to frames that do not decode. It does
 //! not decide who may join a room, whether to answer an offer or which link to open: it reports
 //! requests as [`NetEvent`]s and carries out commands from [`NetHandle`].
@@ -14,7 +15,10 @@ mod behaviour;
 mod config;
 pub mod signal;
 
-pub use actor::{NetActor, NetError, NetEvent, NetHandle, Presence, SignalReplyId};
+pub use actor::{
+    GossipAcceptance, GossipMessageRef, NetActor, NetError, NetEvent, NetHandle, Presence,
+    SignalReplyId,
+};
 pub use config::{KadMode, NetConfig};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 

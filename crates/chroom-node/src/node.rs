@@ -9,17 +9,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame};
-use chroom_net::{Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence, SignalReplyId};
-use chroom_proto::{ErrorCode, SignalError, SignalRequest, SignalResponse};
+use chroom_net::{
+    GossipAcceptance, GossipMessageRef, Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence,
+    SignalReplyId,
+};
+use chroom_proto::{
+    ErrorCode, RoomMessage, RoomMessageBody, SignalError, SignalRequest, SignalResponse,
+    decode_room_message, encode_room_message,
+};
 use chroom_registry::{AccessRead, RegistryActor, RegistryClient, RegistryEvent, RegistryHandle};
 use chroom_room::follower::{FollowerConfig, Freshness};
 use chroom_room::{
-    AccessFacts, AccessPolicy, InboundId, Output, Participation, RoomEvent, RoomSession,
-    SessionConfig, SubscribeFailure, SubscribeId,
+    AccessFacts, AccessPolicy, GossipId, GossipVerdict, InboundId, Output, Participation,
+    RoomEvent, RoomSession, SessionConfig, SubscribeFailure, SubscribeId,
 };
 use chroom_store::Store;
-use chroom_types::{IdentityBinding, LinkId, MediaKind, RoomId};
-use tokio::sync::{mpsc, oneshot};
+use chroom_types::{Account, Action, IdentityBinding, LinkId, MediaKind, RoomId};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -41,6 +47,24 @@ pub struct NodeFrame {
     pub frame: ReceivedFrame,
 }
 
+/// A chat line from the room's gossip, delivered once the registry let its author chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// The room.
+    pub room: RoomId,
+    /// The author's node.
+    pub author: PeerId,
+    /// The account the author proved, if any (always, where the registry is enforced).
+    pub account: Option<Account>,
+    /// When the author sent it, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+/// Chat lines kept for receivers that fall behind; older ones are skipped for them.
+const CHAT_BUFFER: usize = 256;
+
 /// A started node. Dropping it without [`RunningNode::shutdown`] stops it too, less tidily.
 #[derive(Debug)]
 pub struct RunningNode {
@@ -49,6 +73,7 @@ pub struct RunningNode {
     media: MediaHandle,
     commands: mpsc::Sender<DriverCommand>,
     frames: Option<mpsc::Receiver<NodeFrame>>,
+    chat: broadcast::Sender<ChatMessage>,
     store: Arc<Store>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
@@ -64,6 +89,11 @@ enum DriverCommand {
     },
     Leave {
         room: RoomId,
+    },
+    SendChat {
+        room: RoomId,
+        text: String,
+        done: oneshot::Sender<anyhow::Result<()>>,
     },
     Stats(oneshot::Sender<NodeStats>),
 }
@@ -83,6 +113,13 @@ pub struct NodeStats {
     pub registry_stale: bool,
     /// The latest refusal a publisher sent this node, in words.
     pub last_refusal: Option<String>,
+    /// Peers whose identity binding this node has verified (on connect, or with a request).
+    pub peers_with_accounts: usize,
+    /// Room gossip messages delivered (their authors may write in the room).
+    pub gossip_delivered: u64,
+    /// Room gossip messages rejected: undecodable, badly bound, or from an author the registry
+    /// does not allow. Rejected messages are not forwarded.
+    pub gossip_rejected: u64,
 }
 
 impl RunningNode {
@@ -169,6 +206,8 @@ impl RunningNode {
 
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (frames_tx, frames_rx) = mpsc::channel(4096);
+        let (chat_tx, _) = broadcast::channel(CHAT_BUFFER);
+        let (results_tx, results_rx) = mpsc::channel(64);
         let driver = Driver {
             session: RoomSession::new(SessionConfig {
                 access,
@@ -183,6 +222,10 @@ impl RunningNode {
             net_events: net_rx,
             media_events: media_rx,
             frames: frames_tx,
+            chat: chat_tx.clone(),
+            results: results_tx,
+            gossip: HashMap::new(),
+            next_gossip: 0,
             links: HashMap::new(),
             inbound: HashMap::new(),
             next_inbound: 0,
@@ -192,7 +235,11 @@ impl RunningNode {
         };
         let span =
             tracing::info_span!(parent: tracing::Span::none(), "node", peer = %short(&peer_id));
-        tasks.spawn(driver.run(shutdown.child_token()).instrument(span));
+        tasks.spawn(
+            driver
+                .run(results_rx, shutdown.child_token())
+                .instrument(span),
+        );
 
         Ok(Self {
             peer_id,
@@ -200,6 +247,7 @@ impl RunningNode {
             media,
             commands: commands_tx,
             frames: Some(frames_rx),
+            chat: chat_tx,
             store,
             shutdown,
             tasks,
@@ -293,6 +341,25 @@ impl RunningNode {
         self.frames.take()
     }
 
+    /// Writes `text` in `room`'s chat (joined first), signed with this node's account binding.
+    pub async fn send_chat(&self, room: RoomId, text: impl Into<String>) -> anyhow::Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::SendChat {
+                room,
+                text: text.into(),
+                done,
+            })
+            .await
+            .context("node stopped")?;
+        wait.await.context("node stopped")?
+    }
+
+    /// Chat lines from other nodes, from now on. Each call gives an independent receiver.
+    pub fn chat_messages(&self) -> broadcast::Receiver<ChatMessage> {
+        self.chat.subscribe()
+    }
+
     /// Current counters.
     pub async fn stats(&self) -> anyhow::Result<NodeStats> {
         let (tx, rx) = oneshot::channel();
@@ -338,6 +405,11 @@ enum StepResult {
         peer: PeerId,
         link: LinkId,
     },
+    /// A peer answered this node's hello.
+    Hello {
+        peer: PeerId,
+        binding: Option<IdentityBinding>,
+    },
 }
 
 struct Driver {
@@ -349,6 +421,12 @@ struct Driver {
     net_events: mpsc::Receiver<NetEvent>,
     media_events: mpsc::Receiver<MediaEvent>,
     frames: mpsc::Sender<NodeFrame>,
+    chat: broadcast::Sender<ChatMessage>,
+    /// Where spawned steps report back.
+    results: mpsc::Sender<StepResult>,
+    /// Room messages waiting for the core's verdict.
+    gossip: HashMap<GossipId, PendingGossip>,
+    next_gossip: u64,
     /// Which peer each receiving link is from, to attribute frames.
     links: HashMap<LinkId, (PeerId, LinkDirection)>,
     inbound: HashMap<InboundId, PendingRequest>,
@@ -407,9 +485,21 @@ struct PendingRequest {
     offer_sdp: String,
 }
 
+#[derive(Debug)]
+struct PendingGossip {
+    message: GossipMessageRef,
+    author: PeerId,
+    account: Option<Account>,
+    decoded: RoomMessage,
+}
+
 impl Driver {
-    async fn run(mut self, shutdown: CancellationToken) {
-        let (results_tx, mut results_rx) = mpsc::channel::<StepResult>(64);
+    async fn run(
+        mut self,
+        mut results_rx: mpsc::Receiver<StepResult>,
+        shutdown: CancellationToken,
+    ) {
+        let results_tx = self.results.clone();
         let mut steps = JoinSet::new();
         let mut expiry_check = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -450,6 +540,19 @@ impl Driver {
                 let _ = done.send(());
             }
             DriverCommand::Leave { room } => self.session.leave(room),
+            DriverCommand::SendChat { room, text, done } => {
+                let message = RoomMessage {
+                    room,
+                    author: self.identity.as_mut().map(Identity::current),
+                    sent_at_unix_ms: unix_now_ms(),
+                    body: RoomMessageBody::Chat { text },
+                };
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let result = net.publish(room, encode_room_message(&message)).await;
+                    let _ = done.send(result.map_err(Into::into));
+                });
+            }
             DriverCommand::Stats(reply) => {
                 let mut stats = self.stats.clone();
                 stats.receiving_links = self
@@ -458,6 +561,7 @@ impl Driver {
                     .filter(|(_, d)| *d == LinkDirection::Receive)
                     .count();
                 stats.sending_links = self.links.len() - stats.receiving_links;
+                stats.peers_with_accounts = self.peer_bindings.len();
                 let _ = reply.send(stats);
             }
         }
@@ -470,6 +574,17 @@ impl Driver {
                 reply,
                 request,
             } => match request {
+                SignalRequest::Hello { binding } => {
+                    if let Some(binding) = binding {
+                        self.handle_binding(peer, &binding);
+                    }
+                    let own = self.identity.as_mut().map(Identity::current);
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        let hello = SignalResponse::Hello { binding: own };
+                        let _ = net.respond(reply, hello).await;
+                    });
+                }
                 SignalRequest::Subscribe {
                     room,
                     offer_sdp,
@@ -493,6 +608,13 @@ impl Driver {
                     });
                 }
             },
+            NetEvent::PeerConnected { peer, .. } => self.say_hello(peer),
+            NetEvent::RoomMessage {
+                message,
+                room,
+                author,
+                data,
+            } => self.handle_room_message(message, room, author, &data),
             NetEvent::PeerMisbehaved { peer, reason } => {
                 self.stats.malformed_requests += 1;
                 tracing::warn!(target: "chroom::_events::peer_misbehaved", %peer, %reason);
@@ -566,6 +688,10 @@ impl Driver {
                 self.session
                     .handle_subscribe_result(Instant::now(), id, result);
             }
+            StepResult::Hello { peer, binding } => match binding {
+                Some(binding) => self.handle_binding(peer, &binding),
+                None => tracing::debug!(peer = %short(&peer), "peer acts for no account"),
+            },
             StepResult::SubscriberLinked { room, peer, link } => {
                 self.links.insert(link, (peer, LinkDirection::Send));
                 self.session.handle_subscriber_linked(room, peer, link);
@@ -598,6 +724,118 @@ impl Driver {
                 self.stats.registry_stale = matches!(freshness, Freshness::Stale { .. });
             }
             _ => {}
+        }
+    }
+
+    /// Tells a newly connected peer which account this node acts for, and learns its account
+    /// from the answer, so rights are known before the first room request.
+    fn say_hello(&mut self, peer: PeerId) {
+        let Some(identity) = self.identity.as_mut() else {
+            return;
+        };
+        let request = SignalRequest::Hello {
+            binding: Some(identity.current()),
+        };
+        let (net, results) = (self.net.clone(), self.results.clone());
+        tokio::spawn(async move {
+            match net.request(peer, request).await {
+                Ok(SignalResponse::Hello { binding }) => {
+                    let _ = results.send(StepResult::Hello { peer, binding }).await;
+                }
+                // Peers that are not Chroom nodes (bootstrap tools, probes) need not answer.
+                Ok(other) => {
+                    tracing::debug!(peer = %short(&peer), ?other, "unexpected hello answer")
+                }
+                Err(e) => tracing::debug!(peer = %short(&peer), error = %e, "hello failed"),
+            }
+        });
+    }
+
+    /// Checks what can be checked locally (it decodes, names the topic's room, is recent, its
+    /// author binding names the author's PeerId), then asks the core whether the author may
+    /// write in the room.
+    fn handle_room_message(
+        &mut self,
+        message: GossipMessageRef,
+        room: RoomId,
+        author: PeerId,
+        data: &[u8],
+    ) {
+        let decoded = match decode_room_message(data) {
+            Ok(decoded) if decoded.room == room => decoded,
+            Ok(_) => return self.reject_gossip(message, author, "names another room"),
+            Err(e) => return self.reject_gossip(message, author, &e.to_string()),
+        };
+        if !chroom_room::gossip::is_fresh(decoded.sent_at_unix_ms, unix_now_ms()) {
+            tracing::debug!(author = %short(&author), "ignored stale room message");
+            self.report_gossip(message, GossipAcceptance::Ignore);
+            return;
+        }
+        let account = decoded.author.as_ref().and_then(|binding| {
+            chroom_registry::verify(binding, &author.to_base58(), unix_now())
+                .inspect_err(
+                    |e| tracing::debug!(author = %short(&author), error = %e, "bad author binding"),
+                )
+                .ok()
+        });
+        let action = match decoded.body {
+            RoomMessageBody::Chat { .. } => Action::Chat,
+            _ => return self.reject_gossip(message, author, "unknown message kind"),
+        };
+        let id = GossipId(self.next_gossip);
+        self.next_gossip += 1;
+        self.gossip.insert(
+            id,
+            PendingGossip {
+                message,
+                author,
+                account,
+                decoded,
+            },
+        );
+        self.session
+            .handle_room_message(Instant::now(), id, room, account, action);
+    }
+
+    fn reject_gossip(&mut self, message: GossipMessageRef, author: PeerId, reason: &str) {
+        self.stats.gossip_rejected += 1;
+        tracing::warn!(target: "chroom::_events::gossip_rejected", author = %short(&author), %reason, "rejected room message");
+        self.report_gossip(message, GossipAcceptance::Reject);
+    }
+
+    fn report_gossip(&self, message: GossipMessageRef, acceptance: GossipAcceptance) {
+        let net = self.net.clone();
+        tokio::spawn(async move { net.report_message(message, acceptance).await });
+    }
+
+    fn decide_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {
+        let Some(pending) = self.gossip.remove(&id) else {
+            return;
+        };
+        match verdict {
+            GossipVerdict::Deliver => {
+                self.stats.gossip_delivered += 1;
+                self.report_gossip(pending.message, GossipAcceptance::Accept);
+                let RoomMessageBody::Chat { text } = pending.decoded.body else {
+                    return;
+                };
+                tracing::info!(room = %pending.decoded.room.fmt_short(), author = %short(&pending.author), "chat message");
+                // No receiver is fine: nobody is reading chat on this node.
+                let _ = self.chat.send(ChatMessage {
+                    room: pending.decoded.room,
+                    author: pending.author,
+                    account: pending.account,
+                    sent_at_unix_ms: pending.decoded.sent_at_unix_ms,
+                    text,
+                });
+            }
+            GossipVerdict::Reject(error) => {
+                self.reject_gossip(pending.message, pending.author, &error.to_string());
+            }
+            GossipVerdict::Ignore(reason) => {
+                tracing::debug!(author = %short(&pending.author), %reason, "ignored room message");
+                self.report_gossip(pending.message, GossipAcceptance::Ignore);
+            }
         }
     }
 
@@ -713,6 +951,7 @@ impl Driver {
                             .await;
                     });
                 }
+                Output::GossipVerdict { id, verdict, .. } => self.decide_gossip(id, verdict),
                 Output::LookupAccess { room, account } => match &self.registry {
                     Some(registry) => registry.lookup(room, account),
                     None => tracing::error!("access lookup without a registry: a bug"),
@@ -857,6 +1096,12 @@ fn log_room_event(event: &RoomEvent<PeerId>) {
 pub fn short(peer: &PeerId) -> String {
     let text = peer.to_base58();
     text[text.len().saturating_sub(8)..].to_owned()
+}
+
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unix_now() -> u64 {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use chroom_types::{Account, IdentityBinding, MAX_SIGNAL_MESSAGE_BYTES, RoomId};
 use prost::Message;
 
-use crate::generated::signal as pb;
+use crate::generated::chroom::signal::v1 as pb;
 
 /// A request one node sends another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,11 @@ pub enum SignalRequest {
         /// SDP offer with receive-only sections and all local candidates.
         offer_sdp: String,
         /// The account the subscriber acts for, if it proves one.
+        binding: Option<IdentityBinding>,
+    },
+    /// Sent when a connection comes up: which account the sender acts for.
+    Hello {
+        /// The sender's binding, if it acts for an account.
         binding: Option<IdentityBinding>,
     },
 }
@@ -34,6 +39,11 @@ pub enum SignalResponse {
     },
     /// The request was refused.
     Error(SignalError),
+    /// The answer to a [`SignalRequest::Hello`]: the responder's own binding.
+    Hello {
+        /// The responder's binding, if it acts for an account.
+        binding: Option<IdentityBinding>,
+    },
 }
 
 /// A refusal: a machine-readable code and a sentence for people.
@@ -139,11 +149,13 @@ impl From<i32> for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
-    /// Larger than [`MAX_SIGNAL_MESSAGE_BYTES`].
-    #[error("message is {len} bytes, the limit is {MAX_SIGNAL_MESSAGE_BYTES}")]
+    /// Larger than the receiver accepts for this kind of message.
+    #[error("message is {len} bytes, the limit is {limit}")]
     TooLarge {
         /// Size of the rejected message.
         len: usize,
+        /// The limit.
+        limit: usize,
     },
     /// Not valid protobuf for the expected message.
     #[error("not a valid {message}: {reason}")]
@@ -158,6 +170,15 @@ pub enum DecodeError {
     MissingKind {
         /// Which message it was.
         message: &'static str,
+    },
+    /// A chat line longer than [`chroom_types::MAX_CHAT_TEXT_BYTES`].
+    #[error(
+        "chat text is {len} bytes, the limit is {}",
+        chroom_types::MAX_CHAT_TEXT_BYTES
+    )]
+    ChatTooLong {
+        /// Length sent.
+        len: usize,
     },
     /// A room id that is not 32 bytes.
     #[error("room id is {len} bytes, expected 32")]
@@ -179,7 +200,7 @@ pub enum DecodeError {
 
 /// Decodes a request received from a peer.
 pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
-    check_size(bytes)?;
+    check_size(bytes, MAX_SIGNAL_MESSAGE_BYTES)?;
     let msg = pb::SignalRequest::decode(bytes).map_err(|e| DecodeError::Protobuf {
         message: "SignalRequest",
         reason: e.to_string(),
@@ -194,6 +215,9 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
                 binding: sub.binding.map(binding_from_wire).transpose()?,
             })
         }
+        Some(pb::signal_request::Kind::Hello(hello)) => Ok(SignalRequest::Hello {
+            binding: hello.binding.map(binding_from_wire).transpose()?,
+        }),
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -212,13 +236,16 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
             offer_sdp: offer_sdp.clone(),
             binding: binding.as_ref().map(binding_to_wire),
         }),
+        SignalRequest::Hello { binding } => pb::signal_request::Kind::Hello(pb::Hello {
+            binding: binding.as_ref().map(binding_to_wire),
+        }),
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
 
 /// Decodes a response received from a peer.
 pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
-    check_size(bytes)?;
+    check_size(bytes, MAX_SIGNAL_MESSAGE_BYTES)?;
     let msg = pb::SignalResponse::decode(bytes).map_err(|e| DecodeError::Protobuf {
         message: "SignalResponse",
         reason: e.to_string(),
@@ -232,6 +259,9 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
             code: ErrorCode::from(error.code),
             message: error.message,
         }),
+        Some(pb::signal_response::Kind::Hello(hello)) => SignalResponse::Hello {
+            binding: hello.binding.map(binding_from_wire).transpose()?,
+        },
         None => {
             return Err(DecodeError::MissingKind {
                 message: "SignalResponse",
@@ -254,11 +284,14 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
             code: error.code.into(),
             message: error.message.clone(),
         }),
+        SignalResponse::Hello { binding } => pb::signal_response::Kind::Hello(pb::Hello {
+            binding: binding.as_ref().map(binding_to_wire),
+        }),
     };
     pb::SignalResponse { kind: Some(kind) }.encode_to_vec()
 }
 
-fn binding_from_wire(wire: pb::IdentityBinding) -> Result<IdentityBinding, DecodeError> {
+pub(crate) fn binding_from_wire(wire: pb::IdentityBinding) -> Result<IdentityBinding, DecodeError> {
     let field = |field: &'static str, bytes: &[u8], expected: usize| DecodeError::BadBinding {
         field,
         len: bytes.len(),
@@ -277,7 +310,7 @@ fn binding_from_wire(wire: pb::IdentityBinding) -> Result<IdentityBinding, Decod
     })
 }
 
-fn binding_to_wire(binding: &IdentityBinding) -> pb::IdentityBinding {
+pub(crate) fn binding_to_wire(binding: &IdentityBinding) -> pb::IdentityBinding {
     pb::IdentityBinding {
         account: Bytes::copy_from_slice(binding.account.as_bytes()),
         expires_at_unix: binding.expires_at_unix,
@@ -285,9 +318,12 @@ fn binding_to_wire(binding: &IdentityBinding) -> pb::IdentityBinding {
     }
 }
 
-fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
-    if bytes.len() > MAX_SIGNAL_MESSAGE_BYTES {
-        return Err(DecodeError::TooLarge { len: bytes.len() });
+pub(crate) fn check_size(bytes: &[u8], limit: usize) -> Result<(), DecodeError> {
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
     }
     Ok(())
 }
@@ -303,12 +339,15 @@ mod tests {
     #[test]
     fn request_round_trips() {
         for binding in [None, Some(binding())] {
-            let request = SignalRequest::Subscribe {
+            let subscribe = SignalRequest::Subscribe {
                 room: room(),
                 offer_sdp: "v=0\r\n".into(),
-                binding,
+                binding: binding.clone(),
             };
-            assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+            let hello = SignalRequest::Hello { binding };
+            for request in [subscribe, hello] {
+                assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+            }
         }
     }
 
@@ -321,6 +360,10 @@ mod tests {
             },
             SignalResponse::Error(SignalError::new(ErrorCode::NotInRoom, "not in room x")),
             SignalResponse::Error(SignalError::new(ErrorCode::Unknown(99), "from the future")),
+            SignalResponse::Hello { binding: None },
+            SignalResponse::Hello {
+                binding: Some(binding()),
+            },
         ] {
             assert_eq!(decode_response(&encode_response(&response)), Ok(response));
         }
@@ -391,7 +434,8 @@ mod tests {
         assert_eq!(
             decode_request(&bytes),
             Err(DecodeError::TooLarge {
-                len: MAX_SIGNAL_MESSAGE_BYTES + 1
+                len: MAX_SIGNAL_MESSAGE_BYTES + 1,
+                limit: MAX_SIGNAL_MESSAGE_BYTES
             })
         );
     }

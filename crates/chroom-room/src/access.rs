@@ -87,11 +87,22 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
         self.accounts.get(&peer).copied()
     }
 
+    /// Checks the account `peer` proved.
     pub(crate) fn check(&self, peer: P, room: RoomId, action: Action) -> Verdict {
+        self.check_account(self.account(peer), room, action)
+    }
+
+    /// Checks an account proven some other way (the author binding of a gossip message).
+    pub(crate) fn check_account(
+        &self,
+        account: Option<Account>,
+        room: RoomId,
+        action: Action,
+    ) -> Verdict {
         if self.policy == AccessPolicy::Open {
             return Verdict::Allowed;
         }
-        let Some(account) = self.account(peer) else {
+        let Some(account) = account else {
             return Verdict::NoAccount;
         };
         match self.facts.get(&(room, account)) {

@@ -3,7 +3,8 @@
 //! It owns the decisions of the signaling layer: which providers of a room to subscribe to, when
 //! to retry after a failure, whether to accept a peer's request to subscribe (is this node in the
 //! room, does it publish there, may the peer's account listen, has it room for another
-//! subscriber), and which links to close when rights change. [`follower`] owns how registry
+//! subscriber), whether a room gossip message may be delivered and forwarded, and which links to
+//! close when rights change. [`follower`] owns how registry
 //! facts are kept in step with the chain (polling, cursor, backoff, staleness). Neither owns
 //! sockets, timers, the DHT, WebRTC or RPC: drivers feed inputs and carry out outputs.
 //! `docs/session.md` describes the state machine.
@@ -39,9 +40,11 @@
 
 mod access;
 pub mod follower;
+pub mod gossip;
 mod session;
 
 pub use access::{AccessFacts, AccessPolicy};
+pub use gossip::{GossipId, GossipVerdict};
 pub use session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
     SubscribeId,

@@ -9,6 +9,7 @@ use chroom_proto::{ErrorCode, SignalError};
 use chroom_types::{Account, Action, LinkId, MediaKind, RoomId};
 
 use crate::access::{AccessBook, AccessFacts, AccessPolicy, Verdict};
+use crate::gossip::{GossipId, GossipVerdict};
 
 /// Most outputs queued before the oldest events are dropped. Commands are never dropped: they are
 /// bounded by the number of rooms and peers, which the caller controls.
@@ -35,7 +36,8 @@ pub struct SessionConfig {
     /// How long a request may wait for registry facts before it is refused as unavailable.
     /// Default 5 s.
     pub access_lookup_timeout: Duration,
-    /// Most requests waiting for registry facts; more are refused as overloaded. Default 256.
+    /// Most requests and gossip messages waiting for registry facts; more are refused as
+    /// overloaded (requests) or ignored (messages). Default 256.
     pub max_pending_requests: usize,
 }
 
@@ -131,6 +133,16 @@ pub enum Output<P> {
         /// The account.
         account: Account,
     },
+    /// Deliver, reject or ignore a room gossip message (answers
+    /// [`RoomSession::handle_room_message`]).
+    GossipVerdict {
+        /// The message.
+        id: GossipId,
+        /// Its room.
+        room: RoomId,
+        /// What to do with it.
+        verdict: GossipVerdict,
+    },
     /// Close a link.
     CloseLink {
         /// The link.
@@ -216,7 +228,7 @@ pub struct RoomSession<P> {
     links: HashMap<LinkId, (RoomId, LinkRole<P>)>,
     outputs: VecDeque<Output<P>>,
     access: AccessBook<P>,
-    /// Subscribe requests waiting for registry facts.
+    /// Subscribe requests and gossip messages waiting for registry facts.
     pending: Vec<PendingRequest<P>>,
     queued_events: usize,
     dropped_events: u64,
@@ -225,11 +237,17 @@ pub struct RoomSession<P> {
 
 #[derive(Debug, Clone, Copy)]
 struct PendingRequest<P> {
-    request: InboundId,
-    peer: P,
+    waiting: Waiting<P>,
     room: RoomId,
     account: Account,
     deadline: Instant,
+}
+
+/// What waits for registry facts.
+#[derive(Debug, Clone, Copy)]
+enum Waiting<P> {
+    Subscribe { request: InboundId, peer: P },
+    Gossip { id: GossipId, action: Action },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -443,27 +461,51 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                 self.refuse(request, peer, error);
             }
             Verdict::Unknown(account) => {
-                if self.pending.len() >= self.config.max_pending_requests {
+                if !self.wait_for_facts(now, room, account, Waiting::Subscribe { request, peer }) {
                     let error = SignalError::new(
                         ErrorCode::Overloaded,
                         "too many requests waiting for the registry",
                     );
                     self.refuse(request, peer, error);
-                    return;
-                }
-                self.pending.push(PendingRequest {
-                    request,
-                    peer,
-                    room,
-                    account,
-                    deadline: now + self.config.access_lookup_timeout,
-                });
-                if self.access.start_lookup(room, account) {
-                    self.outputs
-                        .push_back(Output::LookupAccess { room, account });
                 }
             }
         }
+    }
+
+    /// A message arrived in `room`'s gossip topic, written by `author` (the account its
+    /// verified binding names, if any) and asking for `action` (chat needs
+    /// [`Action::Chat`]). Answered by an [`Output::GossipVerdict`], at once or once the
+    /// registry has answered.
+    pub fn handle_room_message(
+        &mut self,
+        now: Instant,
+        id: GossipId,
+        room: RoomId,
+        author: Option<Account>,
+        action: Action,
+    ) {
+        if !self.rooms.contains_key(&room) {
+            let reason = format!("this node is not in room {}", room.fmt_short());
+            self.gossip_verdict(id, room, GossipVerdict::Ignore(reason));
+            return;
+        }
+        let verdict = match self.access.check_account(author, room, action) {
+            Verdict::Allowed => GossipVerdict::Deliver,
+            Verdict::NoAccount => GossipVerdict::Reject(SignalError::new(
+                ErrorCode::NotAuthorized,
+                "the message carries no valid author binding",
+            )),
+            Verdict::Denied(account, facts) => {
+                GossipVerdict::Reject(denial(room, account, facts, action))
+            }
+            Verdict::Unknown(account) => {
+                if self.wait_for_facts(now, room, account, Waiting::Gossip { id, action }) {
+                    return;
+                }
+                GossipVerdict::Ignore("too many messages waiting for the registry".to_owned())
+            }
+        };
+        self.gossip_verdict(id, room, verdict);
     }
 
     /// A peer proved (or stopped proving: `None`) which account it acts for. Its links are
@@ -502,7 +544,14 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         self.pending = waiting;
         for pending in ready {
             // Re-run the whole check: the peer may have left or changed account meanwhile.
-            self.handle_subscribe_request(now, pending.request, pending.peer, room);
+            match pending.waiting {
+                Waiting::Subscribe { request, peer } => {
+                    self.handle_subscribe_request(now, request, peer, room);
+                }
+                Waiting::Gossip { id, action } => {
+                    self.handle_room_message(now, id, room, Some(account), action);
+                }
+            }
         }
         let peers = self.access.peers_of(account);
         let links: Vec<LinkId> = self
@@ -572,15 +621,20 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
         for pending in expired {
-            let error = SignalError::new(
-                ErrorCode::Unavailable,
-                format!(
-                    "could not learn the rights of {} in room {} in time",
-                    pending.account,
-                    pending.room.fmt_short()
-                ),
+            let reason = format!(
+                "could not learn the rights of {} in room {} in time",
+                pending.account,
+                pending.room.fmt_short()
             );
-            self.refuse(pending.request, pending.peer, error);
+            match pending.waiting {
+                Waiting::Subscribe { request, peer } => {
+                    let error = SignalError::new(ErrorCode::Unavailable, reason);
+                    self.refuse(request, peer, error);
+                }
+                Waiting::Gossip { id, .. } => {
+                    self.gossip_verdict(id, pending.room, GossipVerdict::Ignore(reason));
+                }
+            }
         }
         let mut subscribes = Vec::new();
         for (room, state) in &mut self.rooms {
@@ -666,6 +720,36 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     /// Events dropped because the queue was full (the driver did not drain).
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
+    }
+
+    /// Parks `waiting` until the registry's facts about `account` in `room` arrive, starting the
+    /// lookup if none is under way. False if too many things wait already.
+    fn wait_for_facts(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        waiting: Waiting<P>,
+    ) -> bool {
+        if self.pending.len() >= self.config.max_pending_requests {
+            return false;
+        }
+        self.pending.push(PendingRequest {
+            waiting,
+            room,
+            account,
+            deadline: now + self.config.access_lookup_timeout,
+        });
+        if self.access.start_lookup(room, account) {
+            self.outputs
+                .push_back(Output::LookupAccess { room, account });
+        }
+        true
+    }
+
+    fn gossip_verdict(&mut self, id: GossipId, room: RoomId, verdict: GossipVerdict) {
+        self.outputs
+            .push_back(Output::GossipVerdict { id, room, verdict });
     }
 
     fn refuse(&mut self, request: InboundId, peer: P, error: SignalError) {
@@ -791,6 +875,7 @@ fn denial(room: RoomId, account: Account, facts: AccessFacts, action: Action) ->
     let what = match action {
         Action::Listen => "join",
         Action::Publish => "publish in",
+        Action::Chat => "chat in",
         Action::Moderate => "moderate",
     };
     let why = match facts {

@@ -108,6 +108,8 @@ pub enum Action {
     Listen,
     /// Send media into the room.
     Publish,
+    /// Write in the room's chat.
+    Chat,
     /// Mute or remove others.
     Moderate,
 }
@@ -119,7 +121,8 @@ impl Membership {
             return false;
         };
         let needed = match (kind, action) {
-            (_, Action::Listen) => Role::Listener,
+            // Viewers and listeners chat too, as in a live stream's chat.
+            (_, Action::Listen | Action::Chat) => Role::Listener,
             // In a conference every admitted member shows their camera.
             (RoomKind::Conference, Action::Publish) => Role::Listener,
             (RoomKind::AudioSpace | RoomKind::Broadcast, Action::Publish) => Role::Speaker,
@@ -156,7 +159,8 @@ mod tests {
         assert!(!speaker.allows(Conference, Moderate));
         assert!(Membership::Member(Role::Host).allows(AudioSpace, Moderate));
         for kind in [Conference, AudioSpace, Broadcast] {
-            for action in [Listen, Publish, Moderate] {
+            assert!(listener.allows(kind, Chat));
+            for action in [Listen, Publish, Chat, Moderate] {
                 assert!(!Membership::Banned.allows(kind, action));
                 assert!(!Membership::NotMember.allows(kind, action));
                 assert!(Membership::Member(Role::Owner).allows(kind, action));

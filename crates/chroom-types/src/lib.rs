@@ -22,6 +22,12 @@ pub use access::{Account, Action, IdentityBinding, InvalidAccount, Membership, R
 /// simulcast and many candidates while keeping a hostile peer from making us buffer megabytes.
 pub const MAX_SIGNAL_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Largest room gossip message (the encoded `RoomMessage`) a node accepts, in bytes.
+pub const MAX_ROOM_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Longest chat line, in bytes of UTF-8.
+pub const MAX_CHAT_TEXT_BYTES: usize = 4096;
+
 /// Longest room name accepted anywhere (CLI, config, wire).
 pub const MAX_ROOM_NAME_BYTES: usize = 128;
 

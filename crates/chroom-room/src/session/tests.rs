@@ -6,6 +6,7 @@ use chroom_types::{Account, LinkId, MediaKind, Membership, Role, RoomId, RoomKin
 
 use super::*;
 use crate::access::{AccessFacts, AccessPolicy};
+use crate::gossip::{GossipId, GossipVerdict};
 
 /// The origin of virtual time. `Instant` has no constructor but `now()`, so the tests take one
 /// reading and derive every other time from it.
@@ -530,4 +531,96 @@ fn media_is_only_taken_from_accounts_that_may_publish() {
     assert!(subscribe_ids(&outputs).is_empty(), "{outputs:?}");
     session.handle_timeout(now + Duration::from_secs(10));
     assert_eq!(subscribe_ids(&drain(&mut session)).len(), 1);
+}
+
+fn verdicts(outputs: &[Output<u32>]) -> Vec<(GossipId, GossipVerdict)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::GossipVerdict { id, verdict, .. } => Some((*id, verdict.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn gossip_is_delivered_only_for_accounts_the_registry_lets_chat() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    let conference = |m| facts(RoomKind::Conference, m);
+    session.handle_access(
+        now,
+        room(),
+        account(1),
+        conference(Membership::Member(Role::Listener)),
+    );
+    session.handle_access(now, room(), account(2), conference(Membership::NotMember));
+    session.handle_access(now, room(), account(3), conference(Membership::Banned));
+    drain(&mut session);
+
+    session.handle_room_message(now, GossipId(1), room(), Some(account(1)), Action::Chat);
+    session.handle_room_message(now, GossipId(2), room(), Some(account(2)), Action::Chat);
+    session.handle_room_message(now, GossipId(3), room(), Some(account(3)), Action::Chat);
+    session.handle_room_message(now, GossipId(4), room(), None, Action::Chat);
+    let decided = verdicts(&drain(&mut session));
+    assert_eq!(decided[0], (GossipId(1), GossipVerdict::Deliver));
+    let reason = |i: usize| match &decided[i].1 {
+        GossipVerdict::Reject(error) => error.message.clone(),
+        other => panic!("message {i} was not rejected: {other:?}"),
+    };
+    assert!(reason(1).contains("not a member"), "{}", reason(1));
+    assert!(reason(2).contains("banned"), "{}", reason(2));
+    assert!(reason(3).contains("author binding"), "{}", reason(3));
+}
+
+#[test]
+fn gossip_waits_for_registry_facts_and_is_ignored_when_none_come() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    session.handle_room_message(now, GossipId(1), room(), Some(account(5)), Action::Chat);
+    session.handle_room_message(now, GossipId(2), room(), Some(account(5)), Action::Chat);
+    let outputs = drain(&mut session);
+    assert!(verdicts(&outputs).is_empty(), "{outputs:?}");
+    let lookups = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::LookupAccess { .. }))
+        .count();
+    assert_eq!(lookups, 1, "one lookup serves both messages");
+    session.handle_access(
+        now,
+        room(),
+        account(5),
+        facts(RoomKind::AudioSpace, Membership::Member(Role::Listener)),
+    );
+    assert_eq!(
+        verdicts(&drain(&mut session)),
+        vec![
+            (GossipId(1), GossipVerdict::Deliver),
+            (GossipId(2), GossipVerdict::Deliver)
+        ]
+    );
+
+    // No answer at all: the message is dropped without blaming the peer that forwarded it.
+    session.handle_room_message(now, GossipId(3), room(), Some(account(6)), Action::Chat);
+    drain(&mut session);
+    session.handle_timeout(now + SessionConfig::default().access_lookup_timeout);
+    let decided = verdicts(&drain(&mut session));
+    assert!(
+        matches!(&decided[..], [(GossipId(3), GossipVerdict::Ignore(_))]),
+        "{decided:?}"
+    );
+}
+
+#[test]
+fn gossip_of_a_room_this_node_left_is_ignored() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    session.leave(room());
+    drain(&mut session);
+    session.handle_room_message(now, GossipId(1), room(), Some(account(1)), Action::Chat);
+    let decided = verdicts(&drain(&mut session));
+    assert!(
+        matches!(&decided[..], [(GossipId(1), GossipVerdict::Ignore(_))]),
+        "{decided:?}"
+    );
 }

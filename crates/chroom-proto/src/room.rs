@@ -1,0 +1,143 @@
+//! Native room gossip messages and their conversion to and from `chroom.room.v1`.
+
+use bytes::Bytes;
+use chroom_types::{IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_ROOM_MESSAGE_BYTES, RoomId};
+use prost::Message;
+
+use crate::generated::chroom::room::v1 as pb;
+use crate::signal::{DecodeError, binding_from_wire, binding_to_wire, check_size};
+
+/// A message published in a room's gossip topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMessage {
+    /// The room; must be the room of the topic it arrived on.
+    pub room: RoomId,
+    /// The author's account, if it proves one.
+    pub author: Option<IdentityBinding>,
+    /// When the author sent it, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// What it says.
+    pub body: RoomMessageBody,
+}
+
+/// The content of a [`RoomMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RoomMessageBody {
+    /// A line of chat, at most [`MAX_CHAT_TEXT_BYTES`] bytes.
+    Chat {
+        /// The text.
+        text: String,
+    },
+}
+
+/// Decodes a room message received over gossip.
+pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
+    check_size(bytes, MAX_ROOM_MESSAGE_BYTES)?;
+    let msg = pb::RoomMessage::decode(bytes).map_err(|e| DecodeError::Protobuf {
+        message: "RoomMessage",
+        reason: e.to_string(),
+    })?;
+    let room = RoomId::try_from(msg.room_id.as_ref())
+        .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
+    let body = match msg.body {
+        Some(pb::room_message::Body::Chat(chat)) => {
+            if chat.text.len() > MAX_CHAT_TEXT_BYTES {
+                return Err(DecodeError::ChatTooLong {
+                    len: chat.text.len(),
+                });
+            }
+            RoomMessageBody::Chat { text: chat.text }
+        }
+        None => {
+            return Err(DecodeError::MissingKind {
+                message: "RoomMessage",
+            });
+        }
+    };
+    Ok(RoomMessage {
+        room,
+        author: msg.author.map(binding_from_wire).transpose()?,
+        sent_at_unix_ms: msg.sent_at_unix_ms,
+        body,
+    })
+}
+
+/// Encodes a room message for gossip.
+pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
+    let body = match &message.body {
+        RoomMessageBody::Chat { text } => {
+            pb::room_message::Body::Chat(pb::Chat { text: text.clone() })
+        }
+    };
+    pb::RoomMessage {
+        room_id: Bytes::copy_from_slice(message.room.as_bytes()),
+        author: message.author.as_ref().map(binding_to_wire),
+        sent_at_unix_ms: message.sent_at_unix_ms,
+        body: Some(body),
+    }
+    .encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use chroom_types::Account;
+
+    use super::*;
+
+    fn chat(text: &str) -> RoomMessage {
+        RoomMessage {
+            room: RoomId::from_bytes([5; 32]),
+            author: Some(IdentityBinding {
+                account: Account::from_bytes([1; 20]),
+                expires_at_unix: 1_800_000_000,
+                signature: [2; 65],
+            }),
+            sent_at_unix_ms: 1_790_000_000_000,
+            body: RoomMessageBody::Chat { text: text.into() },
+        }
+    }
+
+    #[test]
+    fn chat_round_trips() {
+        let message = chat("hello, room");
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Ok(message)
+        );
+    }
+
+    #[test]
+    fn overlong_chat_is_refused() {
+        let message = chat(&"x".repeat(MAX_CHAT_TEXT_BYTES + 1));
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Err(DecodeError::ChatTooLong {
+                len: MAX_CHAT_TEXT_BYTES + 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_message_without_body_or_room_is_refused() {
+        let no_body = pb::RoomMessage {
+            room_id: Bytes::copy_from_slice(&[5; 32]),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode_room_message(&no_body.encode_to_vec()),
+            Err(DecodeError::MissingKind {
+                message: "RoomMessage"
+            })
+        );
+        assert_eq!(
+            decode_room_message(&[]),
+            Err(DecodeError::BadRoomId { len: 0 })
+        );
+        let huge = vec![0u8; MAX_ROOM_MESSAGE_BYTES + 1];
+        assert!(matches!(
+            decode_room_message(&huge),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+}
