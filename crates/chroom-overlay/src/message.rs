@@ -1,0 +1,88 @@
+//! What tree members say to each other.
+
+/// Most candidates a message carries; receivers ignore the rest.
+pub const MAX_CANDIDATES: usize = 8;
+
+/// A possible parent: a tree member, its level when the sender last heard of it, and how many
+/// children it could still take then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Candidate<P> {
+    /// The member.
+    pub peer: P,
+    /// Its level (the root is 0, its children 1, …).
+    pub level: u32,
+    /// Free child slots it had, as far as the sender knows.
+    pub spare: u32,
+}
+
+/// A message between two members of one broadcast tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<P> {
+    /// Asks the receiver to become the sender's parent.
+    Join {
+        /// The sender has children of its own at level > this: the receiver may only accept if
+        /// its level is below it. This is what keeps the tree free of cycles (docs/tree.md).
+        below_level: Option<u32>,
+        /// Children the sender can feed (0 for a viewer). Relayers may push a viewer down.
+        capacity: u32,
+    },
+    /// The receiver of a [`Message::Join`] took the sender as a child.
+    Accepted {
+        /// The new parent's level.
+        level: u32,
+        /// Backup parents for the new child.
+        candidates: Vec<Candidate<P>>,
+    },
+    /// No room here: try these instead (best first).
+    Redirected {
+        /// Where to ask next.
+        candidates: Vec<Candidate<P>>,
+    },
+    /// No room here and nothing better known.
+    Refused,
+    /// Parent to children, when it changes: the parent's level and fresh backup parents.
+    State {
+        /// The parent's level.
+        level: u32,
+        /// Backup parents.
+        candidates: Vec<Candidate<P>>,
+    },
+    /// Child to parent, when it changes: what the child's subtree offers to joiners.
+    Report {
+        /// The shallowest member of the subtree with a free slot.
+        spare: Option<Candidate<P>>,
+        /// Free slots in the whole subtree.
+        spare_total: u32,
+        /// The shallowest relayer of the subtree feeding a viewer it could push down.
+        pushdown: Option<Candidate<P>>,
+        /// The deepest member of the subtree: the one to move up when a slot frees near the
+        /// root.
+        deepest: Option<Candidate<P>>,
+    },
+    /// Parent to a deep member of its subtree: a slot is free here, at `level`; move up.
+    Invite {
+        /// The inviter's level.
+        level: u32,
+    },
+    /// Parent to children: it is leaving; move to one of these (then send [`Message::Left`]).
+    Handover {
+        /// Where to go.
+        candidates: Vec<Candidate<P>>,
+    },
+    /// Parent to a viewer child: its slot went to a relayer; join `to` instead.
+    Evicted {
+        /// The relayer that took the slot, which will take the viewer.
+        to: Candidate<P>,
+    },
+    /// Child to parent: stop feeding me.
+    Left,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit<P> {
+    /// The recipient.
+    pub to: P,
+    /// The message.
+    pub message: Message<P>,
+}

@@ -1,0 +1,1116 @@
+//! [`Overlay`]: one member's part in one broadcast tree.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::message::{Candidate, MAX_CANDIDATES, Message, Transmit};
+
+/// Most messages queued for sending; beyond it new ones are dropped and counted
+/// ([`Overlay::dropped_transmits`]): the driver is not draining.
+const MAX_QUEUED_TRANSMITS: usize = 4096;
+/// Most candidates waiting to be asked in one search.
+const MAX_QUEUED_CANDIDATES: usize = 32;
+/// Most events queued.
+const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// Tuning of an [`Overlay`].
+#[derive(Debug, Clone)]
+pub struct OverlayConfig {
+    /// How long to wait for an answer to a join request before asking the next candidate.
+    /// Default 500 ms (ten median round trips).
+    pub request_timeout: Duration,
+    /// Most candidates asked in one round before starting again from the entry. Default 12.
+    pub max_join_hops: u32,
+    /// Pause after a round that found no parent; doubles per failed round. Default 200 ms.
+    pub retry_backoff: Duration,
+    /// Longest pause between rounds. Default 5 s.
+    pub max_retry_backoff: Duration,
+    /// Least time between two state updates to children that change only their backup
+    /// candidates (a level change goes out at once). Default 1 s.
+    pub state_interval: Duration,
+    /// How often a member with a free slot looks for a deep member of its subtree to move up.
+    /// Default 1 s, jittered.
+    pub improve_interval: Duration,
+    /// How long a leaving relayer keeps feeding children that have not moved yet. Default 3 s.
+    pub handover_timeout: Duration,
+}
+
+impl Default for OverlayConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_millis(500),
+            max_join_hops: 12,
+            retry_backoff: Duration::from_millis(200),
+            max_retry_backoff: Duration::from_secs(5),
+            state_interval: Duration::from_secs(1),
+            improve_interval: Duration::from_secs(1),
+            handover_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What a member is in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A relayer: feeds up to `capacity` children.
+    Relayer {
+        /// Most children.
+        capacity: u32,
+    },
+    /// The broadcaster: the root, feeding up to `capacity` children.
+    Root {
+        /// Most children.
+        capacity: u32,
+    },
+    /// A viewer: a leaf that feeds nobody.
+    Viewer,
+}
+
+impl Role {
+    fn capacity(self) -> u32 {
+        match self {
+            Self::Relayer { capacity } | Self::Root { capacity } => capacity,
+            Self::Viewer => 0,
+        }
+    }
+}
+
+/// Why a member is looking for a parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeekReason {
+    /// Its parent's slot went to a relayer.
+    Evicted,
+    /// Its parent is leaving and handed it over.
+    Handover,
+    /// A slot freed nearer the root.
+    Improve,
+    /// First join.
+    Join,
+    /// Its parent vanished.
+    Repair,
+}
+
+/// Something worth reporting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverlayEvent<P> {
+    /// Now fed by `parent` (open its link; close the one to `previous`, if any).
+    Attached {
+        /// The new parent.
+        parent: P,
+        /// The parent before, still linked during a move.
+        previous: Option<P>,
+        /// This member's level now.
+        level: u32,
+        /// Why it looked for a parent.
+        reason: SeekReason,
+        /// From the start of the search to the acceptance.
+        took: Duration,
+    },
+    /// Now feeding `child`.
+    ChildAdded {
+        /// The child.
+        child: P,
+    },
+    /// No longer feeding `child`.
+    ChildRemoved {
+        /// The child.
+        child: P,
+    },
+    /// A graceful leave finished: every child moved or the handover timed out.
+    Left,
+    /// The parent vanished; a repair has started.
+    ParentLost {
+        /// The lost parent.
+        parent: P,
+    },
+    /// A peer broke the protocol; its message was ignored.
+    PeerMisbehaved {
+        /// The peer.
+        peer: P,
+        /// What it did.
+        reason: &'static str,
+    },
+    /// A round of candidates found no parent; the next round starts after a backoff.
+    SeekFailed {
+        /// Why the member is looking.
+        reason: SeekReason,
+        /// Rounds failed so far.
+        rounds: u32,
+    },
+}
+
+/// Why [`Overlay::join`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The member joined already (or has left: make a new one).
+    #[error("already joined")]
+    AlreadyJoined,
+    /// The root is the tree; it joins nothing.
+    #[error("the root does not join")]
+    Root,
+}
+
+/// One member's part in one broadcast tree. See the crate docs for the run loop and
+/// `docs/tree.md` for the algorithm.
+#[derive(Debug)]
+pub struct Overlay<P> {
+    config: OverlayConfig,
+    local: P,
+    role: Role,
+    rng: ChaCha8Rng,
+    phase: Phase,
+    /// Where joins start when nothing better is known: the root.
+    entry: Option<P>,
+    parent: Option<P>,
+    /// The root's level is 0; a child's is its parent's + 1. Kept while orphaned: it bounds
+    /// where the member may re-attach while it has children.
+    level: u32,
+    children: BTreeMap<P, Child<P>>,
+    /// Backup parents, from the parent's latest state.
+    backups: Vec<Candidate<P>>,
+    seek: Option<Seek<P>>,
+    /// The report last sent to the current parent.
+    reported: Option<Report<P>>,
+    /// The state last sent to children.
+    state_sent: Option<(u32, Vec<Candidate<P>>)>,
+    last_state_at: Option<Instant>,
+    state_due: Option<Instant>,
+    /// Deep members invited to move up, until when the invitation holds a slot.
+    invites: Vec<(P, Instant)>,
+    next_improve: Option<Instant>,
+    leave_deadline: Option<Instant>,
+    transmits: VecDeque<Transmit<P>>,
+    events: VecDeque<OverlayEvent<P>>,
+    dropped_transmits: u64,
+    dropped_events: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not joined yet.
+    Idle,
+    /// In the tree (attached, looking for a parent, or both).
+    Member,
+    /// Handing children over before leaving.
+    Leaving,
+    /// Left.
+    Gone,
+}
+
+#[derive(Debug, Clone)]
+struct Child<P> {
+    capacity: u32,
+    report: Report<P>,
+}
+
+/// What a subtree offers, as its root reports it upward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Report<P> {
+    spare: Option<Candidate<P>>,
+    spare_total: u32,
+    pushdown: Option<Candidate<P>>,
+    deepest: Option<Candidate<P>>,
+}
+
+impl<P> Default for Report<P> {
+    fn default() -> Self {
+        Self {
+            spare: None,
+            spare_total: 0,
+            pushdown: None,
+            deepest: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Seek<P> {
+    reason: SeekReason,
+    started: Instant,
+    /// Candidates not asked yet in this round.
+    queue: Vec<Candidate<P>>,
+    tried: HashSet<P>,
+    /// The candidate asked, until when, and the level bound the request carried.
+    current: Option<(P, Instant, Option<u32>)>,
+    hops: u32,
+    rounds: u32,
+    retry_at: Option<Instant>,
+}
+
+impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
+    /// A member of the tree. A [`Role::Root`] is in the tree at once; others call
+    /// [`Self::join`]. `seed` drives the only randomness (timer jitter).
+    pub fn new(config: OverlayConfig, local: P, role: Role, seed: u64, now: Instant) -> Self {
+        let mut overlay = Self {
+            config,
+            local,
+            role,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            phase: Phase::Idle,
+            entry: None,
+            parent: None,
+            level: 0,
+            children: BTreeMap::new(),
+            backups: Vec::new(),
+            seek: None,
+            reported: None,
+            state_sent: None,
+            last_state_at: None,
+            state_due: None,
+            invites: Vec::new(),
+            next_improve: None,
+            leave_deadline: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped_transmits: 0,
+            dropped_events: 0,
+        };
+        if matches!(role, Role::Root { .. }) {
+            overlay.phase = Phase::Member;
+            overlay.schedule_improve(now);
+        }
+        overlay
+    }
+
+    /// Joins the tree through `entry` (the root, or any member): it answers with a parent or
+    /// with better candidates.
+    pub fn join(&mut self, now: Instant, entry: P) -> Result<(), JoinError> {
+        if matches!(self.role, Role::Root { .. }) {
+            return Err(JoinError::Root);
+        }
+        if self.phase != Phase::Idle {
+            return Err(JoinError::AlreadyJoined);
+        }
+        self.phase = Phase::Member;
+        self.entry = Some(entry);
+        let first = Candidate {
+            peer: entry,
+            level: 0,
+            spare: 0,
+        };
+        self.start_seek(now, SeekReason::Join, vec![first]);
+        self.schedule_improve(now);
+        Ok(())
+    }
+
+    /// Leaves the tree: children are handed over first (to this member's parent and siblings)
+    /// and fed until they have moved or [`OverlayConfig::handover_timeout`] passed.
+    pub fn leave(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Member) {
+            return;
+        }
+        self.seek = None;
+        if self.children.is_empty() {
+            self.finish_leave();
+            return;
+        }
+        self.phase = Phase::Leaving;
+        self.leave_deadline = Some(now + self.config.handover_timeout);
+        // The parent, the nearest backups, and the children with free slots (for viewers).
+        let mut candidates = self.candidates_for_children();
+        candidates.retain(|c| c.peer != self.local);
+        let children: Vec<P> = self.children.keys().copied().collect();
+        for child in children {
+            let candidates = candidates.clone();
+            self.transmit(child, Message::Handover { candidates });
+        }
+    }
+
+    /// A message from `from`.
+    pub fn handle_message(&mut self, now: Instant, from: P, message: Message<P>) {
+        if from == self.local {
+            return;
+        }
+        if matches!(self.phase, Phase::Idle | Phase::Gone) {
+            match message {
+                // Release a slot reserved for a request this member no longer stands by.
+                Message::Accepted { .. } => self.transmit(from, Message::Left),
+                Message::Join { .. } => self.transmit(from, Message::Refused),
+                _ => {}
+            }
+            return;
+        }
+        match message {
+            Message::Join {
+                below_level,
+                capacity,
+            } => self.on_join(now, from, below_level, capacity),
+            Message::Accepted { level, candidates } => {
+                self.on_accepted(now, from, level, candidates);
+            }
+            Message::Redirected { candidates } => {
+                if self.is_asking(from) {
+                    self.enqueue(candidates);
+                    self.clear_current();
+                    self.try_next(now);
+                }
+            }
+            Message::Refused => {
+                if self.is_asking(from) {
+                    self.clear_current();
+                    self.try_next(now);
+                }
+            }
+            Message::State { level, candidates } => {
+                if self.parent == Some(from) {
+                    self.on_parent_state(now, from, level, candidates);
+                }
+            }
+            Message::Report {
+                spare,
+                spare_total,
+                pushdown,
+                deepest,
+            } => {
+                if let Some(child) = self.children.get_mut(&from) {
+                    child.report = Report {
+                        spare,
+                        spare_total,
+                        pushdown,
+                        deepest,
+                    };
+                    self.after_change(now);
+                }
+            }
+            Message::Invite { level } => self.on_invite(now, from, level),
+            Message::Handover { candidates } => {
+                if self.parent == Some(from) && self.phase == Phase::Member {
+                    let mut candidates = candidates;
+                    candidates.extend(self.backups.iter().filter(|c| c.peer != from).copied());
+                    self.start_seek(now, SeekReason::Handover, candidates);
+                }
+            }
+            Message::Evicted { to } => {
+                if self.parent == Some(from) {
+                    // The parent has already dropped this member.
+                    self.parent = None;
+                    self.reported = None;
+                    let mut candidates = vec![to];
+                    candidates.extend(self.backups.iter().filter(|c| c.peer != from).copied());
+                    self.start_seek(now, SeekReason::Evicted, candidates);
+                }
+            }
+            Message::Left => {
+                if self.children.remove(&from).is_some() {
+                    self.event(OverlayEvent::ChildRemoved { child: from });
+                    self.after_change(now);
+                    self.finish_leave_if_done();
+                }
+            }
+        }
+    }
+
+    /// The transport lost `peer` (link closed, or silent for too long).
+    pub fn handle_peer_disconnected(&mut self, now: Instant, peer: P) {
+        self.backups.retain(|c| c.peer != peer);
+        self.invites.retain(|(p, _)| *p != peer);
+        if self.children.remove(&peer).is_some() {
+            self.event(OverlayEvent::ChildRemoved { child: peer });
+            self.after_change(now);
+            self.finish_leave_if_done();
+        }
+        if self.parent == Some(peer) {
+            self.parent = None;
+            self.reported = None;
+            self.event(OverlayEvent::ParentLost { parent: peer });
+            if self.phase == Phase::Member {
+                let backups = self.backups.clone();
+                self.start_seek(now, SeekReason::Repair, backups);
+                // Others may still list the lost parent for a while: never ask it.
+                if let Some(seek) = &mut self.seek {
+                    seek.tried.insert(peer);
+                }
+            }
+        } else if self.is_asking(peer) {
+            self.clear_current();
+            self.try_next(now);
+        }
+    }
+
+    /// Time passed. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(seek) = &mut self.seek {
+            if seek.current.is_some_and(|(_, deadline, _)| deadline <= now) {
+                seek.current = None;
+                self.try_next(now);
+            } else if seek.retry_at.is_some_and(|at| at <= now) {
+                self.restart_round(now);
+            }
+        }
+        if self.state_due.is_some_and(|at| at <= now) {
+            self.send_state(now);
+        }
+        if self.leave_deadline.is_some_and(|at| at <= now) {
+            self.finish_leave();
+        }
+        self.invites.retain(|(_, until)| *until > now);
+        if self.next_improve.is_some_and(|at| at <= now) {
+            self.invite_deepest(now);
+            self.schedule_improve(now);
+        }
+    }
+
+    /// Next message to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit<P>> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<OverlayEvent<P>> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let seek = self.seek.as_ref().and_then(|s| {
+            s.current
+                .map(|(_, deadline, _)| deadline)
+                .or(s.retry_at)
+        });
+        let invites = self.invites.iter().map(|(_, until)| *until);
+        [seek, self.state_due, self.leave_deadline, self.next_improve]
+            .into_iter()
+            .flatten()
+            .chain(invites)
+            .min()
+    }
+
+    /// This member.
+    pub fn local(&self) -> P {
+        self.local
+    }
+
+    /// The member feeding this one, if attached.
+    pub fn parent(&self) -> Option<P> {
+        self.parent
+    }
+
+    /// This member's level (0 for the root). Meaningful while attached or feeding children.
+    pub fn level(&self) -> u32 {
+        self.level
+    }
+
+    /// The members this one feeds.
+    pub fn children(&self) -> impl Iterator<Item = P> + '_ {
+        self.children.keys().copied()
+    }
+
+    /// How many members this one feeds.
+    pub fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Most children this member feeds.
+    pub fn capacity(&self) -> u32 {
+        self.role.capacity()
+    }
+
+    /// Whether this member is the root or has a parent.
+    pub fn is_attached(&self) -> bool {
+        self.parent.is_some() || matches!(self.role, Role::Root { .. })
+    }
+
+    /// Whether this member is looking for a parent.
+    pub fn is_seeking(&self) -> bool {
+        self.seek.is_some()
+    }
+
+    /// Whether this member has left (or finished handing over).
+    pub fn has_left(&self) -> bool {
+        self.phase == Phase::Gone
+    }
+
+    /// Messages not queued because the queue was full.
+    pub fn dropped_transmits(&self) -> u64 {
+        self.dropped_transmits
+    }
+
+    /// Events not queued because the queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    fn on_join(&mut self, now: Instant, from: P, below_level: Option<u32>, capacity: u32) {
+        if self.phase != Phase::Member || !self.is_attached() || self.parent == Some(from) {
+            self.transmit(from, Message::Refused);
+            return;
+        }
+        if self.children.contains_key(&from) {
+            // A repeated request (the answer was slow): answer the same.
+            let candidates = self.candidates_for_children();
+            let level = self.level;
+            self.transmit(from, Message::Accepted { level, candidates });
+            return;
+        }
+        if below_level.is_none_or(|below| self.level < below) {
+            let invited = self.invites.iter().any(|(p, _)| *p == from);
+            if self.spare() > 0 || invited {
+                self.accept(now, from, capacity);
+                return;
+            }
+            let viewer = self
+                .children
+                .iter()
+                .find(|(_, child)| child.capacity == 0)
+                .map(|(peer, _)| *peer);
+            if capacity > 0
+                && let Some(viewer) = viewer
+            {
+                // SplitStream's push-down: relayers belong near the root, viewers below them.
+                self.children.remove(&viewer);
+                self.event(OverlayEvent::ChildRemoved { child: viewer });
+                let to = Candidate {
+                    peer: from,
+                    level: self.level + 1,
+                    spare: capacity,
+                };
+                self.transmit(viewer, Message::Evicted { to });
+                self.accept(now, from, capacity);
+                return;
+            }
+        }
+        self.redirect(from, below_level, capacity);
+    }
+
+    fn accept(&mut self, now: Instant, child: P, capacity: u32) {
+        self.children.insert(
+            child,
+            Child {
+                capacity,
+                report: Report::default(),
+            },
+        );
+        self.invites.retain(|(p, _)| *p != child);
+        let candidates = self.candidates_for_children();
+        let level = self.level;
+        self.transmit(child, Message::Accepted { level, candidates });
+        self.event(OverlayEvent::ChildAdded { child });
+        self.after_change(now);
+    }
+
+    /// Points a joiner this member cannot take further down: at children drawn in proportion to
+    /// the free slots under them (and, for a relayer, at relayers that can push a viewer down),
+    /// or, when this member's level is too deep for the joiner, at the members above it.
+    ///
+    /// Drawing by free slots rather than naming the single best slot keeps joiners that arrive
+    /// together from racing for one slot that fills before the reports catch up; the walk
+    /// still stops at the first free slot on its way down, so joiners land as near the root as
+    /// the free slots allow.
+    fn redirect(&mut self, from: P, below_level: Option<u32>, capacity: u32) {
+        let fits = |c: &Candidate<P>| c.peer != from && below_level.is_none_or(|b| c.level < b);
+        let level = self.level + 1;
+        let mut candidates: Vec<Candidate<P>> = self
+            .draw_children_by_spare(2)
+            .into_iter()
+            .map(|(peer, spare)| Candidate { peer, level, spare })
+            .filter(fits)
+            .collect();
+        if capacity > 0 {
+            let mut pushdown: Vec<Candidate<P>> = self
+                .children
+                .values()
+                .filter_map(|c| c.report.pushdown)
+                .filter(fits)
+                .map(|c| Candidate { spare: 1, ..c })
+                .collect();
+            pushdown.sort_by_key(|c| c.level);
+            candidates.extend(pushdown.into_iter().take(2));
+        }
+        if below_level.is_some_and(|b| self.level >= b) || candidates.is_empty() {
+            candidates.extend(self.backups.iter().copied().filter(fits));
+        }
+        candidates.sort_by_key(|c| (c.spare == 0, c.level));
+        dedup_by_peer(&mut candidates);
+        candidates.truncate(MAX_CANDIDATES);
+        if candidates.is_empty() {
+            self.transmit(from, Message::Refused);
+        } else {
+            self.transmit(from, Message::Redirected { candidates });
+        }
+    }
+
+    /// Up to `count` distinct children, each drawn with probability proportional to the free
+    /// slots in its subtree, with those free slots.
+    fn draw_children_by_spare(&mut self, count: usize) -> Vec<(P, u32)> {
+        let mut pool: Vec<(P, u32)> = self
+            .children
+            .iter()
+            .filter(|(_, c)| c.report.spare_total > 0)
+            .map(|(peer, c)| (*peer, c.report.spare_total))
+            .collect();
+        let mut drawn = Vec::with_capacity(count);
+        while drawn.len() < count && !pool.is_empty() {
+            let total: u64 = pool.iter().map(|(_, w)| u64::from(*w)).sum();
+            let mut ticket = self.rng.random_range(0..total);
+            let index = pool
+                .iter()
+                .position(|(_, w)| {
+                    let hit = ticket < u64::from(*w);
+                    ticket = ticket.saturating_sub(u64::from(*w));
+                    hit
+                })
+                .unwrap_or(pool.len() - 1);
+            drawn.push(pool.swap_remove(index));
+        }
+        drawn
+    }
+
+    fn on_accepted(&mut self, now: Instant, from: P, level: u32, candidates: Vec<Candidate<P>>) {
+        let Some((_, _, below)) = self
+            .seek
+            .as_ref()
+            .and_then(|s| s.current)
+            .filter(|(peer, _, _)| *peer == from)
+        else {
+            if self.parent != Some(from) {
+                // Late (the request timed out) or unasked: release the slot.
+                self.transmit(from, Message::Left);
+            }
+            return;
+        };
+        let new_level = level.saturating_add(1);
+        if !self.children.is_empty() && new_level > self.level {
+            // Going deeper while feeding children could close a cycle through them.
+            if below.is_some_and(|b| level >= b) {
+                self.event(OverlayEvent::PeerMisbehaved {
+                    peer: from,
+                    reason: "accepted a join below the level it was asked to be under",
+                });
+            }
+            self.transmit(from, Message::Left);
+            self.clear_current();
+            self.try_next(now);
+            return;
+        }
+        let seek = self.seek.take().expect("checked above");
+        let previous = self.parent.replace(from).filter(|old| *old != from);
+        if let Some(old) = previous {
+            self.transmit(old, Message::Left);
+        }
+        self.level = new_level;
+        self.set_backups(candidates);
+        self.reported = None;
+        self.event(OverlayEvent::Attached {
+            parent: from,
+            previous,
+            level: new_level,
+            reason: seek.reason,
+            took: now.saturating_duration_since(seek.started),
+        });
+        self.after_change(now);
+    }
+
+    fn on_parent_state(&mut self, now: Instant, from: P, level: u32, candidates: Vec<Candidate<P>>) {
+        let new_level = level.saturating_add(1);
+        if new_level > self.level && !self.children.is_empty() {
+            // A parent never goes deeper while it feeds children (this one): ignore the level.
+            self.event(OverlayEvent::PeerMisbehaved {
+                peer: from,
+                reason: "its level grew while it fed children",
+            });
+        } else {
+            self.level = new_level;
+        }
+        self.set_backups(candidates);
+        self.after_change(now);
+    }
+
+    fn on_invite(&mut self, now: Instant, from: P, level: u32) {
+        let moves_up = level.saturating_add(1) < self.level;
+        if self.phase == Phase::Member
+            && self.parent.is_some()
+            && self.parent != Some(from)
+            && self.seek.is_none()
+            && moves_up
+        {
+            let inviter = Candidate {
+                peer: from,
+                level,
+                spare: 1,
+            };
+            self.start_seek(now, SeekReason::Improve, vec![inviter]);
+        }
+    }
+
+    fn start_seek(&mut self, now: Instant, reason: SeekReason, candidates: Vec<Candidate<P>>) {
+        self.seek = Some(Seek {
+            reason,
+            started: now,
+            queue: Vec::new(),
+            tried: HashSet::new(),
+            current: None,
+            hops: 0,
+            rounds: 0,
+            retry_at: None,
+        });
+        self.enqueue(candidates);
+        self.try_next(now);
+    }
+
+    fn enqueue(&mut self, candidates: Vec<Candidate<P>>) {
+        let Some(seek) = &mut self.seek else {
+            return;
+        };
+        for candidate in candidates.into_iter().take(2 * MAX_CANDIDATES) {
+            if seek.queue.len() < MAX_QUEUED_CANDIDATES
+                && candidate.peer != self.local
+                && !seek.tried.contains(&candidate.peer)
+                && !seek.queue.iter().any(|c| c.peer == candidate.peer)
+            {
+                seek.queue.push(candidate);
+            }
+        }
+    }
+
+    /// Asks the best untried candidate, or ends the round.
+    fn try_next(&mut self, now: Instant) {
+        let below = self.seek_bound();
+        let capacity = self.capacity();
+        let Some(seek) = &mut self.seek else {
+            return;
+        };
+        if seek.current.is_some() {
+            return;
+        }
+        let usable = |c: &Candidate<P>| {
+            !self.children.contains_key(&c.peer)
+                && Some(c.peer) != self.parent
+                && below.is_none_or(|b| c.level < b)
+        };
+        seek.queue.retain(usable);
+        let entry_untried = self
+            .entry
+            .filter(|e| !seek.tried.contains(e) && !self.children.contains_key(e));
+        let next = if seek.hops >= self.config.max_join_hops {
+            None
+        } else if let Some(index) = pick_candidate(&seek.queue, &mut self.rng) {
+            Some(seek.queue.swap_remove(index).peer)
+        } else if seek.reason == SeekReason::Improve {
+            None
+        } else {
+            // Nothing local worked: ask the root, which knows where the free slots are.
+            entry_untried
+        };
+        if let Some(peer) = next {
+            seek.tried.insert(peer);
+            seek.hops += 1;
+            seek.current = Some((peer, now + self.config.request_timeout, below));
+            self.transmit(
+                peer,
+                Message::Join {
+                    below_level: below,
+                    capacity,
+                },
+            );
+            return;
+        }
+        if seek.reason == SeekReason::Improve {
+            self.seek = None;
+            return;
+        }
+        seek.rounds += 1;
+        let factor = 2u32.saturating_pow(seek.rounds.saturating_sub(1).min(16));
+        let backoff = self
+            .config
+            .retry_backoff
+            .saturating_mul(factor)
+            .min(self.config.max_retry_backoff);
+        seek.retry_at = Some(now + backoff);
+        let (reason, rounds) = (seek.reason, seek.rounds);
+        self.event(OverlayEvent::SeekFailed { reason, rounds });
+    }
+
+    fn restart_round(&mut self, now: Instant) {
+        let backups = self.backups.clone();
+        if let Some(seek) = &mut self.seek {
+            seek.retry_at = None;
+            seek.tried.clear();
+            seek.hops = 0;
+        }
+        self.enqueue(backups);
+        self.try_next(now);
+    }
+
+    /// The level a new parent must be below: moving up must really move up, and a member
+    /// feeding children may never go deeper than it is (docs/tree.md, "No cycles").
+    fn seek_bound(&self) -> Option<u32> {
+        match self.seek.as_ref().map(|s| s.reason) {
+            Some(SeekReason::Improve) => Some(self.level.saturating_sub(1)),
+            _ if self.children.is_empty() => None,
+            _ => Some(self.level),
+        }
+    }
+
+    fn is_asking(&self, peer: P) -> bool {
+        self.seek
+            .as_ref()
+            .and_then(|s| s.current)
+            .is_some_and(|(p, _, _)| p == peer)
+    }
+
+    fn clear_current(&mut self) {
+        if let Some(seek) = &mut self.seek {
+            seek.current = None;
+        }
+    }
+
+    fn set_backups(&mut self, candidates: Vec<Candidate<P>>) {
+        let mut backups: Vec<Candidate<P>> = candidates
+            .into_iter()
+            .take(MAX_CANDIDATES)
+            .filter(|c| c.peer != self.local && !self.children.contains_key(&c.peer))
+            .collect();
+        dedup_by_peer(&mut backups);
+        self.backups = backups;
+    }
+
+    fn spare(&self) -> u32 {
+        let used = self.children.len() + self.invites.len();
+        self.capacity()
+            .saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
+    }
+
+    fn me(&self) -> Candidate<P> {
+        Candidate {
+            peer: self.local,
+            level: self.level,
+            spare: self.spare(),
+        }
+    }
+
+    /// What this member's subtree offers, from its own slots and its children's reports.
+    fn aggregate(&self) -> Report<P> {
+        let attached = self.is_attached();
+        let me = self.me();
+        let reports = || self.children.values().map(|c| &c.report);
+        let spare = if attached && me.spare > 0 {
+            Some(me)
+        } else {
+            reports()
+                .filter_map(|r| r.spare)
+                .min_by_key(|c| c.level)
+        };
+        let feeds_viewer = self.children.values().any(|c| c.capacity == 0);
+        let pushdown = if attached && self.capacity() > 0 && feeds_viewer {
+            Some(me)
+        } else {
+            reports()
+                .filter_map(|r| r.pushdown)
+                .min_by_key(|c| c.level)
+        };
+        let deepest = reports()
+            .filter_map(|r| r.deepest)
+            .max_by_key(|c| c.level)
+            .or(Some(me));
+        let own = if attached { me.spare } else { 0 };
+        let spare_total = reports().fold(own, |sum, r| sum.saturating_add(r.spare_total));
+        Report {
+            spare,
+            spare_total,
+            pushdown,
+            deepest,
+        }
+    }
+
+    /// Backup parents for this member's children: itself (for their children), its parent,
+    /// its own nearest backups, and the children with the most free slots under them. Each
+    /// advertises the free slots of its whole subtree: a full member with room below it is a
+    /// good place to ask, since it passes the asker down to that room.
+    fn candidates_for_children(&self) -> Vec<Candidate<P>> {
+        let own_total = self.aggregate().spare_total;
+        let mut candidates = vec![Candidate {
+            spare: own_total,
+            ..self.me()
+        }];
+        if let Some(parent) = self.parent {
+            let known = self.backups.iter().find(|c| c.peer == parent).copied();
+            candidates.push(known.unwrap_or(Candidate {
+                peer: parent,
+                level: self.level.saturating_sub(1),
+                spare: 0,
+            }));
+        }
+        let mut others: Vec<Candidate<P>> = self
+            .backups
+            .iter()
+            .filter(|c| Some(c.peer) != self.parent)
+            .copied()
+            .collect();
+        others.sort_by_key(|c| (c.spare == 0, c.level));
+        candidates.extend(others.into_iter().take(2));
+        let level = self.level + 1;
+        let mut roomy: Vec<Candidate<P>> = self
+            .children
+            .iter()
+            .filter(|(_, child)| child.report.spare_total > 0)
+            .map(|(peer, child)| Candidate {
+                peer: *peer,
+                level,
+                spare: child.report.spare_total,
+            })
+            .collect();
+        roomy.sort_by_key(|c| std::cmp::Reverse(c.spare));
+        candidates.extend(roomy.into_iter().take(4));
+        dedup_by_peer(&mut candidates);
+        candidates.truncate(MAX_CANDIDATES);
+        candidates
+    }
+
+    /// Tells the parent what the subtree offers and the children what is above them, when
+    /// either changed. Level changes go out at once; backup updates at most once per
+    /// [`OverlayConfig::state_interval`].
+    fn after_change(&mut self, now: Instant) {
+        if let Some(parent) = self.parent {
+            let report = self.aggregate();
+            if self.reported.as_ref() != Some(&report) {
+                self.reported = Some(report.clone());
+                self.transmit(
+                    parent,
+                    Message::Report {
+                        spare: report.spare,
+                        spare_total: report.spare_total,
+                        pushdown: report.pushdown,
+                        deepest: report.deepest,
+                    },
+                );
+            }
+        }
+        if self.children.is_empty() {
+            self.state_due = None;
+            return;
+        }
+        let desired = (self.level, self.candidates_for_children());
+        if self.state_sent.as_ref() == Some(&desired) {
+            self.state_due = None;
+            return;
+        }
+        let level_changed = self.state_sent.as_ref().is_none_or(|(l, _)| *l != self.level);
+        if level_changed {
+            self.send_state(now);
+        } else if self.state_due.is_none() {
+            let earliest = self
+                .last_state_at
+                .map_or(now, |at| at + self.config.state_interval);
+            self.state_due = Some(earliest.max(now));
+        }
+    }
+
+    fn send_state(&mut self, now: Instant) {
+        self.state_due = None;
+        self.last_state_at = Some(now);
+        let level = self.level;
+        let candidates = self.candidates_for_children();
+        let children: Vec<P> = self.children.keys().copied().collect();
+        for child in children {
+            let candidates = candidates.clone();
+            self.transmit(child, Message::State { level, candidates });
+        }
+        self.state_sent = Some((level, candidates));
+    }
+
+    /// With a free slot, invites the deepest member of the subtree (two or more levels down)
+    /// to move up into it.
+    fn invite_deepest(&mut self, now: Instant) {
+        if self.phase != Phase::Member || !self.is_attached() || self.spare() == 0 {
+            return;
+        }
+        let deepest = self
+            .children
+            .values()
+            .filter_map(|c| c.report.deepest)
+            .filter(|c| c.level >= self.level + 2 && !self.invites.iter().any(|(p, _)| *p == c.peer))
+            .max_by_key(|c| c.level);
+        if let Some(deepest) = deepest {
+            let level = self.level;
+            self.transmit(deepest.peer, Message::Invite { level });
+            self.invites
+                .push((deepest.peer, now + self.config.request_timeout * 4));
+        }
+    }
+
+    fn schedule_improve(&mut self, now: Instant) {
+        if self.capacity() == 0 {
+            return;
+        }
+        let interval = self.config.improve_interval;
+        let jitter = interval.mul_f64(self.rng.random_range(0.5..1.5));
+        self.next_improve = Some(now + jitter);
+    }
+
+    fn finish_leave_if_done(&mut self) {
+        if self.phase == Phase::Leaving && self.children.is_empty() {
+            self.finish_leave();
+        }
+    }
+
+    fn finish_leave(&mut self) {
+        if let Some(parent) = self.parent.take() {
+            self.transmit(parent, Message::Left);
+        }
+        let children: Vec<P> = std::mem::take(&mut self.children).into_keys().collect();
+        for child in children {
+            self.event(OverlayEvent::ChildRemoved { child });
+        }
+        self.phase = Phase::Gone;
+        self.seek = None;
+        self.leave_deadline = None;
+        self.state_due = None;
+        self.next_improve = None;
+        self.invites.clear();
+        self.event(OverlayEvent::Left);
+    }
+
+    fn transmit(&mut self, to: P, message: Message<P>) {
+        if self.transmits.len() >= MAX_QUEUED_TRANSMITS {
+            self.dropped_transmits += 1;
+            return;
+        }
+        self.transmits.push_back(Transmit { to, message });
+    }
+
+    fn event(&mut self, event: OverlayEvent<P>) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.dropped_events += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+}
+
+/// The candidate to ask next: one with free slots at the shallowest level known, chosen at
+/// random weighted by its free slots, so members repairing or joining at the same moment spread
+/// over the slots instead of all asking the same member.
+fn pick_candidate<P>(queue: &[Candidate<P>], rng: &mut ChaCha8Rng) -> Option<usize> {
+    let key = |c: &Candidate<P>| (c.spare == 0, c.level);
+    let best = queue.iter().map(key).min()?;
+    let ties: Vec<usize> = (0..queue.len()).filter(|i| key(&queue[*i]) == best).collect();
+    let total: u64 = ties.iter().map(|i| u64::from(queue[*i].spare.max(1))).sum();
+    let mut ticket = rng.random_range(0..total);
+    for index in &ties {
+        let weight = u64::from(queue[*index].spare.max(1));
+        if ticket < weight {
+            return Some(*index);
+        }
+        ticket -= weight;
+    }
+    ties.last().copied()
+}
+
+/// Keeps the first entry of each peer.
+fn dedup_by_peer<P: Eq + Hash + Copy>(candidates: &mut Vec<Candidate<P>>) {
+    let mut seen = HashSet::new();
+    candidates.retain(|c| seen.insert(c.peer));
+}
+
+#[cfg(test)]
+mod tests;
