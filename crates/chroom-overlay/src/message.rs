@@ -3,16 +3,18 @@
 /// Most candidates a message carries; receivers ignore the rest.
 pub const MAX_CANDIDATES: usize = 8;
 
-/// A possible parent: a tree member, its level when the sender last heard of it, and how many
-/// children it could still take then.
+/// A possible parent: a tree member, its level when the sender last heard of it, and the room
+/// it had then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Candidate<P> {
     /// The member.
     pub peer: P,
     /// Its level (the root is 0, its children 1, …).
     pub level: u32,
-    /// Free child slots it had, as far as the sender knows.
+    /// Free child slots of its own.
     pub spare: u32,
+    /// Free child slots in its whole subtree, its own included: asking it leads there.
+    pub room: u32,
 }
 
 /// A message between two members of one broadcast tree.
@@ -49,10 +51,10 @@ pub enum Message<P> {
     },
     /// Child to parent, when it changes: what the child's subtree offers to joiners.
     Report {
-        /// The shallowest member of the subtree with a free slot.
+        /// The shallowest member of the subtree with a free slot of its own.
         spare: Option<Candidate<P>>,
         /// Free slots in the whole subtree.
-        spare_total: u32,
+        room: u32,
         /// The shallowest relayer of the subtree feeding a viewer it could push down.
         pushdown: Option<Candidate<P>>,
         /// The deepest member of the subtree: the one to move up when a slot frees near the

@@ -210,11 +210,18 @@ struct Child<P> {
     report: Report<P>,
 }
 
+impl<P: PartialEq> Child<P> {
+    /// Whether the child feeds nobody, as far as its last report says.
+    fn is_leaf(&self, peer: P) -> bool {
+        self.report.deepest.as_ref().is_some_and(|d| d.peer == peer)
+    }
+}
+
 /// What a subtree offers, as its root reports it upward.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Report<P> {
     spare: Option<Candidate<P>>,
-    spare_total: u32,
+    room: u32,
     pushdown: Option<Candidate<P>>,
     deepest: Option<Candidate<P>>,
 }
@@ -223,17 +230,29 @@ impl<P> Default for Report<P> {
     fn default() -> Self {
         Self {
             spare: None,
-            spare_total: 0,
+            room: 0,
             pushdown: None,
             deepest: None,
         }
     }
 }
 
+/// Where [`Overlay::enqueue`] puts candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// From the answer just received.
+    Fresh,
+    /// From earlier knowledge (backups, handovers).
+    Known,
+}
+
 #[derive(Debug)]
 struct Seek<P> {
     reason: SeekReason,
     started: Instant,
+    /// Candidates from the latest redirect: fresher than `queue`, and pointing down the
+    /// subtree that answered, so they are asked first.
+    fresh: Vec<Candidate<P>>,
     /// Candidates not asked yet in this round.
     queue: Vec<Candidate<P>>,
     tried: HashSet<P>,
@@ -294,6 +313,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             peer: entry,
             level: 0,
             spare: 0,
+            room: 1,
         };
         self.start_seek(now, SeekReason::Join, vec![first]);
         self.schedule_improve(now);
@@ -347,7 +367,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             }
             Message::Redirected { candidates } => {
                 if self.is_asking(from) {
-                    self.enqueue(candidates);
+                    if let Some(seek) = &mut self.seek {
+                        let older = std::mem::take(&mut seek.fresh);
+                        seek.queue.extend(older);
+                    }
+                    self.enqueue(candidates, Freshness::Fresh);
                     self.clear_current();
                     self.try_next(now);
                 }
@@ -365,14 +389,14 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             }
             Message::Report {
                 spare,
-                spare_total,
+                room,
                 pushdown,
                 deepest,
             } => {
                 if let Some(child) = self.children.get_mut(&from) {
                     child.report = Report {
                         spare,
-                        spare_total,
+                        room,
                         pushdown,
                         deepest,
                     };
@@ -558,23 +582,27 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 self.accept(now, from, capacity);
                 return;
             }
-            let viewer = self
+            // SplitStream's push-down: relayers belong near the root, viewers below them. A
+            // relayer that must stay this high (it feeds children) may also push down a
+            // relayer that feeds nobody, which can go anywhere.
+            let viewer = self.children.iter().find(|(_, c)| c.capacity == 0);
+            let idle_relayer = self
                 .children
                 .iter()
-                .find(|(_, child)| child.capacity == 0)
-                .map(|(peer, _)| *peer);
+                .find(|(peer, c)| c.capacity > 0 && c.is_leaf(**peer))
+                .filter(|_| below_level.is_some());
             if capacity > 0
-                && let Some(viewer) = viewer
+                && let Some((&pushed, _)) = viewer.or(idle_relayer)
             {
-                // SplitStream's push-down: relayers belong near the root, viewers below them.
-                self.children.remove(&viewer);
-                self.event(OverlayEvent::ChildRemoved { child: viewer });
+                self.children.remove(&pushed);
+                self.event(OverlayEvent::ChildRemoved { child: pushed });
                 let to = Candidate {
                     peer: from,
                     level: self.level + 1,
                     spare: capacity,
+                    room: capacity,
                 };
-                self.transmit(viewer, Message::Evicted { to });
+                self.transmit(pushed, Message::Evicted { to });
                 self.accept(now, from, capacity);
                 return;
             }
@@ -609,18 +637,33 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     fn redirect(&mut self, from: P, below_level: Option<u32>, capacity: u32) {
         let fits = |c: &Candidate<P>| c.peer != from && below_level.is_none_or(|b| c.level < b);
         let level = self.level + 1;
-        let mut candidates: Vec<Candidate<P>> = self
-            .draw_children_by_spare(2)
-            .into_iter()
-            .map(|(peer, spare)| Candidate { peer, level, spare })
+        // The shallowest free slot under each of a few children, and children drawn by room.
+        let mut spots: Vec<Candidate<P>> = self
+            .children
+            .values()
+            .filter_map(|c| c.report.spare)
             .filter(fits)
             .collect();
+        spots.sort_by_key(|c| c.level);
+        let mut candidates: Vec<Candidate<P>> = spots.into_iter().take(3).collect();
+        candidates.extend(
+            self.draw_children_by_room(2)
+                .into_iter()
+                .map(|(peer, room)| Candidate {
+                    peer,
+                    level,
+                    spare: 0,
+                    room,
+                })
+                .filter(fits),
+        );
         if capacity > 0 {
             let mut pushdown: Vec<Candidate<P>> = self
                 .children
                 .values()
                 .filter_map(|c| c.report.pushdown)
                 .filter(fits)
+                // A viewer's slot is as good as a free one to a relayer.
                 .map(|c| Candidate { spare: 1, ..c })
                 .collect();
             pushdown.sort_by_key(|c| c.level);
@@ -629,7 +672,6 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         if below_level.is_some_and(|b| self.level >= b) || candidates.is_empty() {
             candidates.extend(self.backups.iter().copied().filter(fits));
         }
-        candidates.sort_by_key(|c| (c.spare == 0, c.level));
         dedup_by_peer(&mut candidates);
         candidates.truncate(MAX_CANDIDATES);
         if candidates.is_empty() {
@@ -641,12 +683,12 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
 
     /// Up to `count` distinct children, each drawn with probability proportional to the free
     /// slots in its subtree, with those free slots.
-    fn draw_children_by_spare(&mut self, count: usize) -> Vec<(P, u32)> {
+    fn draw_children_by_room(&mut self, count: usize) -> Vec<(P, u32)> {
         let mut pool: Vec<(P, u32)> = self
             .children
             .iter()
-            .filter(|(_, c)| c.report.spare_total > 0)
-            .map(|(peer, c)| (*peer, c.report.spare_total))
+            .filter(|(_, c)| c.report.room > 0)
+            .map(|(peer, c)| (*peer, c.report.room))
             .collect();
         let mut drawn = Vec::with_capacity(count);
         while drawn.len() < count && !pool.is_empty() {
@@ -737,6 +779,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 peer: from,
                 level,
                 spare: 1,
+                room: 1,
             };
             self.start_seek(now, SeekReason::Improve, vec![inviter]);
         }
@@ -746,6 +789,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.seek = Some(Seek {
             reason,
             started: now,
+            fresh: Vec::new(),
             queue: Vec::new(),
             tried: HashSet::new(),
             current: None,
@@ -753,21 +797,25 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             rounds: 0,
             retry_at: None,
         });
-        self.enqueue(candidates);
+        self.enqueue(candidates, Freshness::Known);
         self.try_next(now);
     }
 
-    fn enqueue(&mut self, candidates: Vec<Candidate<P>>) {
+    fn enqueue(&mut self, candidates: Vec<Candidate<P>>, freshness: Freshness) {
         let Some(seek) = &mut self.seek else {
             return;
         };
         for candidate in candidates.into_iter().take(2 * MAX_CANDIDATES) {
-            if seek.queue.len() < MAX_QUEUED_CANDIDATES
+            let known = seek.queue.iter().chain(&seek.fresh).any(|c| c.peer == candidate.peer);
+            if seek.queue.len() + seek.fresh.len() < MAX_QUEUED_CANDIDATES
                 && candidate.peer != self.local
                 && !seek.tried.contains(&candidate.peer)
-                && !seek.queue.iter().any(|c| c.peer == candidate.peer)
+                && !known
             {
-                seek.queue.push(candidate);
+                match freshness {
+                    Freshness::Fresh => seek.fresh.push(candidate),
+                    Freshness::Known => seek.queue.push(candidate),
+                }
             }
         }
     }
@@ -788,12 +836,15 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 && below.is_none_or(|b| c.level < b)
         };
         seek.queue.retain(usable);
+        seek.fresh.retain(usable);
         let entry_untried = self
             .entry
             .filter(|e| !seek.tried.contains(e) && !self.children.contains_key(e));
         let next = if seek.hops >= self.config.max_join_hops {
             None
-        } else if let Some(index) = pick_candidate(&seek.queue, &mut self.rng) {
+        } else if let Some(index) = pick_candidate(&seek.fresh, self.entry, &mut self.rng) {
+            Some(seek.fresh.swap_remove(index).peer)
+        } else if let Some(index) = pick_candidate(&seek.queue, self.entry, &mut self.rng) {
             Some(seek.queue.swap_remove(index).peer)
         } else if seek.reason == SeekReason::Improve {
             None
@@ -835,9 +886,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         if let Some(seek) = &mut self.seek {
             seek.retry_at = None;
             seek.tried.clear();
+            seek.fresh.clear();
             seek.hops = 0;
         }
-        self.enqueue(backups);
+        self.enqueue(backups, Freshness::Known);
         self.try_next(now);
     }
 
@@ -885,6 +937,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             peer: self.local,
             level: self.level,
             spare: self.spare(),
+            room: self.spare(),
         }
     }
 
@@ -900,8 +953,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 .filter_map(|r| r.spare)
                 .min_by_key(|c| c.level)
         };
-        let feeds_viewer = self.children.values().any(|c| c.capacity == 0);
-        let pushdown = if attached && self.capacity() > 0 && feeds_viewer {
+        let can_push = self
+            .children
+            .iter()
+            .any(|(peer, c)| c.capacity == 0 || c.is_leaf(*peer));
+        let pushdown = if attached && self.capacity() > 0 && can_push {
             Some(me)
         } else {
             reports()
@@ -913,31 +969,27 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .max_by_key(|c| c.level)
             .or(Some(me));
         let own = if attached { me.spare } else { 0 };
-        let spare_total = reports().fold(own, |sum, r| sum.saturating_add(r.spare_total));
+        let room = reports().fold(own, |sum, r| sum.saturating_add(r.room));
         Report {
             spare,
-            spare_total,
+            room,
             pushdown,
             deepest,
         }
     }
 
     /// Backup parents for this member's children: itself (for their children), its parent,
-    /// its own nearest backups, and the children with the most free slots under them. Each
-    /// advertises the free slots of its whole subtree: a full member with room below it is a
-    /// good place to ask, since it passes the asker down to that room.
+    /// its own nearest backups, and the children with the most room under them.
     fn candidates_for_children(&self) -> Vec<Candidate<P>> {
-        let own_total = self.aggregate().spare_total;
-        let mut candidates = vec![Candidate {
-            spare: own_total,
-            ..self.me()
-        }];
+        let room = self.aggregate().room;
+        let mut candidates = vec![Candidate { room, ..self.me() }];
         if let Some(parent) = self.parent {
             let known = self.backups.iter().find(|c| c.peer == parent).copied();
             candidates.push(known.unwrap_or(Candidate {
                 peer: parent,
                 level: self.level.saturating_sub(1),
                 spare: 0,
+                room: 0,
             }));
         }
         let mut others: Vec<Candidate<P>> = self
@@ -946,21 +998,25 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .filter(|c| Some(c.peer) != self.parent)
             .copied()
             .collect();
-        others.sort_by_key(|c| (c.spare == 0, c.level));
+        others.sort_by_key(|c| (c.spare == 0, c.room == 0, c.level));
         candidates.extend(others.into_iter().take(2));
         let level = self.level + 1;
         let mut roomy: Vec<Candidate<P>> = self
             .children
             .iter()
-            .filter(|(_, child)| child.report.spare_total > 0)
-            .map(|(peer, child)| Candidate {
-                peer: *peer,
-                level,
-                spare: child.report.spare_total,
+            .filter(|(_, child)| child.report.room > 0)
+            .map(|(peer, child)| {
+                let own = child.report.spare.filter(|s| s.peer == *peer);
+                Candidate {
+                    peer: *peer,
+                    level,
+                    spare: own.map_or(0, |s| s.spare),
+                    room: child.report.room,
+                }
             })
             .collect();
-        roomy.sort_by_key(|c| std::cmp::Reverse(c.spare));
-        candidates.extend(roomy.into_iter().take(4));
+        roomy.sort_by_key(|c| std::cmp::Reverse(c.room));
+        candidates.extend(roomy.into_iter().take(3));
         dedup_by_peer(&mut candidates);
         candidates.truncate(MAX_CANDIDATES);
         candidates
@@ -978,7 +1034,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                     parent,
                     Message::Report {
                         spare: report.spare,
-                        spare_total: report.spare_total,
+                        room: report.room,
                         pushdown: report.pushdown,
                         deepest: report.deepest,
                     },
@@ -1087,23 +1143,37 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     }
 }
 
-/// The candidate to ask next: one with free slots at the shallowest level known, chosen at
-/// random weighted by its free slots, so members repairing or joining at the same moment spread
-/// over the slots instead of all asking the same member.
-fn pick_candidate<P>(queue: &[Candidate<P>], rng: &mut ChaCha8Rng) -> Option<usize> {
-    let key = |c: &Candidate<P>| (c.spare == 0, c.level);
-    let best = queue.iter().map(key).min()?;
-    let ties: Vec<usize> = (0..queue.len()).filter(|i| key(&queue[*i]) == best).collect();
-    let total: u64 = ties.iter().map(|i| u64::from(queue[*i].spare.max(1))).sum();
+/// The candidate to ask next: one with room (free slots in its subtree, its own included),
+/// drawn at random weighted by that room, the entry (the root) excepted; else the shallowest
+/// one without known room. `None` when only the entry is left: the caller asks it last.
+///
+/// Weighting by room sends members that join or repair at the same moment where the slots are
+/// in proportion to them, instead of letting them all race for the few nearest free slots
+/// (each of which turns into another round trip when it fills first).
+fn pick_candidate<P: Copy + PartialEq>(
+    queue: &[Candidate<P>],
+    entry: Option<P>,
+    rng: &mut ChaCha8Rng,
+) -> Option<usize> {
+    let room = |c: &Candidate<P>| u64::from(c.room.max(c.spare));
+    let roomy: Vec<usize> = (0..queue.len())
+        .filter(|i| room(&queue[*i]) > 0 && Some(queue[*i].peer) != entry)
+        .collect();
+    if roomy.is_empty() {
+        return (0..queue.len())
+            .filter(|i| Some(queue[*i].peer) != entry)
+            .min_by_key(|i| queue[*i].level);
+    }
+    let total: u64 = roomy.iter().map(|i| room(&queue[*i])).sum();
     let mut ticket = rng.random_range(0..total);
-    for index in &ties {
-        let weight = u64::from(queue[*index].spare.max(1));
-        if ticket < weight {
+    for index in &roomy {
+        let w = room(&queue[*index]);
+        if ticket < w {
             return Some(*index);
         }
-        ticket -= weight;
+        ticket -= w;
     }
-    ties.last().copied()
+    roomy.last().copied()
 }
 
 /// Keeps the first entry of each peer.
