@@ -341,6 +341,16 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             let candidates = candidates.clone();
             self.transmit(child, Message::Handover { candidates });
         }
+        if let Some(parent) = self.parent {
+            // Joiners must not be sent here any more.
+            let nothing = Message::Report {
+                spare: None,
+                room: 0,
+                pushdown: None,
+                deepest: None,
+            };
+            self.transmit(parent, nothing);
+        }
     }
 
     /// A message from `from`.
@@ -496,11 +506,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     /// When [`Self::handle_timeout`] should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let seek = self.seek.as_ref().and_then(|s| {
-            s.current
-                .map(|(_, deadline, _)| deadline)
-                .or(s.retry_at)
-        });
+        let seek = self
+            .seek
+            .as_ref()
+            .and_then(|s| s.current.map(|(_, deadline, _)| deadline).or(s.retry_at));
         let invites = self.invites.iter().map(|(_, until)| *until);
         [seek, self.state_due, self.leave_deadline, self.next_improve]
             .into_iter()
@@ -752,7 +761,13 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.after_change(now);
     }
 
-    fn on_parent_state(&mut self, now: Instant, from: P, level: u32, candidates: Vec<Candidate<P>>) {
+    fn on_parent_state(
+        &mut self,
+        now: Instant,
+        from: P,
+        level: u32,
+        candidates: Vec<Candidate<P>>,
+    ) {
         let new_level = level.saturating_add(1);
         if new_level > self.level && !self.children.is_empty() {
             // A parent never goes deeper while it feeds children (this one): ignore the level.
@@ -806,7 +821,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             return;
         };
         for candidate in candidates.into_iter().take(2 * MAX_CANDIDATES) {
-            let known = seek.queue.iter().chain(&seek.fresh).any(|c| c.peer == candidate.peer);
+            let known = seek
+                .queue
+                .iter()
+                .chain(&seek.fresh)
+                .any(|c| c.peer == candidate.peer);
             if seek.queue.len() + seek.fresh.len() < MAX_QUEUED_CANDIDATES
                 && candidate.peer != self.local
                 && !seek.tried.contains(&candidate.peer)
@@ -949,9 +968,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         let spare = if attached && me.spare > 0 {
             Some(me)
         } else {
-            reports()
-                .filter_map(|r| r.spare)
-                .min_by_key(|c| c.level)
+            reports().filter_map(|r| r.spare).min_by_key(|c| c.level)
         };
         let can_push = self
             .children
@@ -960,9 +977,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         let pushdown = if attached && self.capacity() > 0 && can_push {
             Some(me)
         } else {
-            reports()
-                .filter_map(|r| r.pushdown)
-                .min_by_key(|c| c.level)
+            reports().filter_map(|r| r.pushdown).min_by_key(|c| c.level)
         };
         let deepest = reports()
             .filter_map(|r| r.deepest)
@@ -1019,6 +1034,12 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         candidates.extend(roomy.into_iter().take(3));
         dedup_by_peer(&mut candidates);
         candidates.truncate(MAX_CANDIDATES);
+        // Powers of two are precise enough to weigh choices by, and keep every join below
+        // from changing the state (and sending it to every child).
+        for candidate in &mut candidates {
+            candidate.spare = coarse(candidate.spare);
+            candidate.room = coarse(candidate.room);
+        }
         candidates
     }
 
@@ -1026,7 +1047,8 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     /// either changed. Level changes go out at once; backup updates at most once per
     /// [`OverlayConfig::state_interval`].
     fn after_change(&mut self, now: Instant) {
-        if let Some(parent) = self.parent {
+        // A leaving member offers nothing: it told its parent so when it started leaving.
+        if let Some(parent) = self.parent.filter(|_| self.phase == Phase::Member) {
             let report = self.aggregate();
             if self.reported.as_ref() != Some(&report) {
                 self.reported = Some(report.clone());
@@ -1050,7 +1072,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             self.state_due = None;
             return;
         }
-        let level_changed = self.state_sent.as_ref().is_none_or(|(l, _)| *l != self.level);
+        let level_changed = self
+            .state_sent
+            .as_ref()
+            .is_none_or(|(l, _)| *l != self.level);
         if level_changed {
             self.send_state(now);
         } else if self.state_due.is_none() {
@@ -1084,7 +1109,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .children
             .values()
             .filter_map(|c| c.report.deepest)
-            .filter(|c| c.level >= self.level + 2 && !self.invites.iter().any(|(p, _)| *p == c.peer))
+            .filter(|c| {
+                c.level >= self.level + 2 && !self.invites.iter().any(|(p, _)| *p == c.peer)
+            })
             .max_by_key(|c| c.level);
         if let Some(deepest) = deepest {
             let level = self.level;
@@ -1174,6 +1201,11 @@ fn pick_candidate<P: Copy + PartialEq>(
         ticket -= w;
     }
     roomy.last().copied()
+}
+
+/// The largest power of two not above `n` (0 for 0).
+fn coarse(n: u32) -> u32 {
+    n.checked_ilog2().map_or(0, |bits| 1 << bits)
 }
 
 /// Keeps the first entry of each peer.

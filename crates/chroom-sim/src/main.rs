@@ -45,7 +45,10 @@ fn main() -> ExitCode {
     scenario.trace = args.trace;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "chroom_sim=info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "chroom_sim=info".into()),
+        )
         .init();
     let started = Instant::now();
     let report = run(&scenario);
@@ -72,7 +75,10 @@ fn main() -> ExitCode {
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
-        eprintln!("seed {} failed: rerun with CHROOM_SIM_SEED={}", args.seed, args.seed);
+        eprintln!(
+            "seed {} failed: rerun with CHROOM_SIM_SEED={}",
+            args.seed, args.seed
+        );
         ExitCode::FAILURE
     }
 }
@@ -107,10 +113,19 @@ fn write_outputs(dir: &PathBuf, report: &SimReport, summary: &str) -> std::io::R
     ];
     std::fs::write(
         dir.join("times-cdf.svg"),
-        line_chart("Join, repair and handover times (CDF)", "milliseconds", "share", &cdfs),
+        line_chart(
+            "Join, repair and handover times (CDF)",
+            "milliseconds",
+            "share",
+            &cdfs,
+        ),
     )?;
     let over_time = |f: fn(&chroom_sim::Sample) -> f64| -> Vec<(f64, f64)> {
-        report.samples.iter().map(|s| (s.at.as_secs_f64(), f(s))).collect()
+        report
+            .samples
+            .iter()
+            .map(|s| (s.at.as_secs_f64(), f(s)))
+            .collect()
     };
     let series = [
         Series {
@@ -124,7 +139,12 @@ fn write_outputs(dir: &PathBuf, report: &SimReport, summary: &str) -> std::io::R
     ];
     std::fs::write(
         dir.join("fanout.svg"),
-        line_chart("Fan-out use and connected share over time", "seconds", "share", &series),
+        line_chart(
+            "Fan-out use and connected share over time",
+            "seconds",
+            "share",
+            &series,
+        ),
     )?;
     Ok(())
 }

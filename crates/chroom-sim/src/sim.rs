@@ -1,7 +1,7 @@
 //! The event loop, the network model, the invariant checks and the measurements.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -184,8 +184,12 @@ pub struct SimReport {
     pub evictions: u64,
     /// Moves up into freed slots.
     pub improvements: u64,
-    /// Rounds of candidates that found no parent, by reason.
-    pub failed_rounds: std::collections::BTreeMap<String, u64>,
+    /// Rounds of candidates that found no parent, by why the member was looking.
+    pub failed_rounds: BTreeMap<&'static str, u64>,
+    /// Messages delivered, by kind.
+    pub messages_by_kind: BTreeMap<&'static str, u64>,
+    /// Messages sent to members that had crashed or left.
+    pub lost_messages: u64,
     /// Children of crashed relayers not re-attached by the end.
     pub unrepaired: usize,
     /// Members that never attached.
@@ -242,7 +246,12 @@ impl SimReport {
     pub fn summary(&self) -> String {
         let s = &self.scenario;
         let mut out = String::new();
-        let ms = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| format!("{:.0} ms", d.as_secs_f64() * 1e3));
+        let ms = |d: Option<Duration>| {
+            d.map_or_else(
+                || "-".to_owned(),
+                |d| format!("{:.0} ms", d.as_secs_f64() * 1e3),
+            )
+        };
         let dist = |v: &[Duration]| {
             format!(
                 "n={} p50 {} p90 {} p99 {} max {}",
@@ -279,7 +288,18 @@ impl SimReport {
             "pushed down {} viewers | {} moves up | {} never joined | {} unrepaired",
             self.evictions, self.improvements, self.never_joined, self.unrepaired
         );
-        let _ = writeln!(out, "rounds without a parent: {:?}", self.failed_rounds);
+        let kinds: Vec<String> = self
+            .messages_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "messages by kind: {} | lost to departed members {}",
+            kinds.join(", "),
+            self.lost_messages
+        );
+        let _ = writeln!(out, "rounds that found no parent: {:?}", self.failed_rounds);
         let histogram: Vec<String> = self
             .depth_histogram
             .iter()
@@ -312,7 +332,11 @@ impl SimReport {
         }
         let _ = writeln!(out, "invariant violations: {}", self.violation_count);
         for v in &self.violations {
-            let _ = writeln!(out, "  {:?} at {:?} on {}: {}", v.invariant, v.at, v.member, v.detail);
+            let _ = writeln!(
+                out,
+                "  {:?} at {:?} on {}: {}",
+                v.invariant, v.at, v.member, v.detail
+            );
         }
         out
     }
@@ -327,12 +351,27 @@ pub fn run(scenario: &Scenario) -> SimReport {
 
 #[derive(Debug)]
 enum Action {
-    Deliver { from: u32, to: u32, message: Message<u32> },
-    Disconnect { member: u32, peer: u32 },
-    Timer { member: u32 },
-    Join { member: u32 },
-    Crash { member: u32 },
-    Leave { member: u32 },
+    Deliver {
+        from: u32,
+        to: u32,
+        message: Message<u32>,
+    },
+    Disconnect {
+        member: u32,
+        peer: u32,
+    },
+    Timer {
+        member: u32,
+    },
+    Join {
+        member: u32,
+    },
+    Crash {
+        member: u32,
+    },
+    Leave {
+        member: u32,
+    },
     Sample,
 }
 
@@ -395,7 +434,9 @@ struct Sim {
     handover_times: Vec<Duration>,
     evictions: u64,
     improvements: u64,
-    failed_rounds: std::collections::BTreeMap<String, u64>,
+    failed_rounds: BTreeMap<&'static str, u64>,
+    messages_by_kind: BTreeMap<&'static str, u64>,
+    lost_messages: u64,
     samples: Vec<Sample>,
     max_depth: u32,
     violations: Vec<Violation>,
@@ -463,7 +504,9 @@ impl Sim {
             handover_times: Vec::new(),
             evictions: 0,
             improvements: 0,
-            failed_rounds: Default::default(),
+            failed_rounds: BTreeMap::new(),
+            messages_by_kind: BTreeMap::new(),
+            lost_messages: 0,
             samples: Vec::new(),
             max_depth: 0,
             violations: Vec::new(),
@@ -531,11 +574,9 @@ impl Sim {
                     let alive = self.members[to as usize].alive;
                     tracing::info!(at = ?self.now, from, to, alive, ?message, "deliver");
                 }
-                let kind = format!("{message:?}");
-                let kind = kind.split([' ', '{']).next().unwrap_or("").to_owned();
-                *self.failed_rounds.entry(format!("msg {kind}")).or_default() += 1;
+                *self.messages_by_kind.entry(kind_of(&message)).or_default() += 1;
                 if !self.members[to as usize].alive {
-                    *self.failed_rounds.entry(format!("lost {kind}")).or_default() += 1;
+                    self.lost_messages += 1;
                 }
                 if self.members[to as usize].alive {
                     self.touch(to, |o| o.handle_message(now, from, message));
@@ -593,7 +634,8 @@ impl Sim {
             if transmit.to == ROOT {
                 self.root_messages += 1;
             }
-            let delay = (self.members[index].access + self.members[transmit.to as usize].access) / 2;
+            let delay =
+                (self.members[index].access + self.members[transmit.to as usize].access) / 2;
             let at = self.now + delay;
             self.push(
                 at,
@@ -634,12 +676,11 @@ impl Sim {
                     SeekReason::Evicted | SeekReason::Repair => {}
                 }
                 if let Some(crashed_at) = self.repairing.remove(&member) {
-                    self.repair_times.push(self.now - crashed_at);
-                    let kind = if self.members[member as usize].overlay.capacity() > 0 { "relayer" } else { "viewer" };
-                    if self.now - crashed_at > Duration::from_secs(1) {
-                        tracing::info!(member, took = ?(self.now - crashed_at), "slow repair");
-                        *self.failed_rounds.entry(format!("slow repair {kind} {reason:?}")).or_default() += 1;
+                    let took = self.now - crashed_at;
+                    if took > Duration::from_secs(1) {
+                        tracing::info!(member, ?took, "slow repair: rerun with --trace {member}");
                     }
+                    self.repair_times.push(took);
                 }
             }
             OverlayEvent::ChildRemoved { .. } | OverlayEvent::ChildAdded { .. } => {}
@@ -650,10 +691,14 @@ impl Sim {
                 self.notify_neighbours(member, (Duration::ZERO, Duration::ZERO));
             }
             OverlayEvent::PeerMisbehaved { peer, reason } => {
-                self.violation(Invariant::LevelOrder, member, format!("{peer} misbehaved: {reason}"));
+                self.violation(
+                    Invariant::LevelOrder,
+                    member,
+                    format!("{peer} misbehaved: {reason}"),
+                );
             }
             OverlayEvent::SeekFailed { reason, .. } => {
-                *self.failed_rounds.entry(format!("{reason:?}")).or_default() += 1;
+                *self.failed_rounds.entry(reason_name(reason)).or_default() += 1;
             }
             OverlayEvent::ParentLost { .. } => {}
             _ => {}
@@ -717,10 +762,16 @@ impl Sim {
         let o = &m.overlay;
         let mut found = Vec::new();
         if o.child_count() > o.capacity() as usize {
-            found.push((Invariant::FanOut, format!("{} children, capacity {}", o.child_count(), o.capacity())));
+            found.push((
+                Invariant::FanOut,
+                format!("{} children, capacity {}", o.child_count(), o.capacity()),
+            ));
         }
         if o.dropped_transmits() > 0 {
-            found.push((Invariant::DroppedMessages, format!("{} dropped", o.dropped_transmits())));
+            found.push((
+                Invariant::DroppedMessages,
+                format!("{} dropped", o.dropped_transmits()),
+            ));
         }
         let level = o.level();
         if (o.parent() != parent_before || level != level_before)
@@ -730,7 +781,10 @@ impl Sim {
             if p.alive && p.overlay.level() >= level {
                 found.push((
                     Invariant::LevelOrder,
-                    format!("parent {parent} at level {} not above {level}", p.overlay.level()),
+                    format!(
+                        "parent {parent} at level {} not above {level}",
+                        p.overlay.level()
+                    ),
                 ));
             }
         }
@@ -740,7 +794,10 @@ impl Sim {
                 if c.alive && c.overlay.parent() == Some(member) && c.overlay.level() <= level {
                     found.push((
                         Invariant::LevelOrder,
-                        format!("child {child} at level {} not below {level}", c.overlay.level()),
+                        format!(
+                            "child {child} at level {} not below {level}",
+                            c.overlay.level()
+                        ),
                     ));
                 }
             }
@@ -790,10 +847,15 @@ impl Sim {
                 }
             };
             for (i, member) in path.iter().rev().enumerate() {
-                depth[*member] = if base >= UNFED { UNFED } else { base + 1 + i as u32 };
+                depth[*member] = if base >= UNFED {
+                    UNFED
+                } else {
+                    base + 1 + i as u32
+                };
             }
         }
-        let (mut members, mut fed, mut used, mut offered, mut deepest) = (0u32, 0u32, 0u64, 0u64, 0u32);
+        let (mut members, mut fed, mut used, mut offered, mut deepest) =
+            (0u32, 0u32, 0u64, 0u64, 0u32);
         // A crash is noticed within the detection window; a graceful exit at once.
         let stale_after = self.scenario.detection.1 + Duration::from_millis(1);
         let died: Vec<Option<Duration>> = self.members.iter().map(|m| m.died_at).collect();
@@ -829,7 +891,11 @@ impl Sim {
                 let since = *m.unattached_since.get_or_insert(self.now);
                 if self.now - since > MAX_ORPHAN_TIME && !m.orphan_reported {
                     m.orphan_reported = true;
-                    found.push((Invariant::OrphanedTooLong, id as u32, format!("no parent since {since:?}")));
+                    found.push((
+                        Invariant::OrphanedTooLong,
+                        id as u32,
+                        format!("no parent since {since:?}"),
+                    ));
                 }
             }
         }
@@ -837,8 +903,16 @@ impl Sim {
         self.samples.push(Sample {
             at: self.now,
             members,
-            connected: if members == 0 { 1.0 } else { f64::from(fed) / f64::from(members) },
-            fanout_use: if offered == 0 { 0.0 } else { used as f64 / offered as f64 },
+            connected: if members == 0 {
+                1.0
+            } else {
+                f64::from(fed) / f64::from(members)
+            },
+            fanout_use: if offered == 0 {
+                0.0
+            } else {
+                used as f64 / offered as f64
+            },
             max_depth: deepest,
         });
         for (invariant, member, detail) in found {
@@ -882,6 +956,8 @@ impl Sim {
             evictions: self.evictions,
             improvements: self.improvements,
             failed_rounds: self.failed_rounds,
+            messages_by_kind: self.messages_by_kind,
+            lost_messages: self.lost_messages,
             unrepaired,
             never_joined,
             depth_histogram,
@@ -943,6 +1019,31 @@ impl Sim {
         }
         let span = (to - from).as_micros() as u64;
         from + Duration::from_micros(self.rng.random_range(0..span))
+    }
+}
+
+fn kind_of<P>(message: &Message<P>) -> &'static str {
+    match message {
+        Message::Accepted { .. } => "accepted",
+        Message::Evicted { .. } => "evicted",
+        Message::Handover { .. } => "handover",
+        Message::Invite { .. } => "invite",
+        Message::Join { .. } => "join",
+        Message::Left => "left",
+        Message::Redirected { .. } => "redirected",
+        Message::Refused => "refused",
+        Message::Report { .. } => "report",
+        Message::State { .. } => "state",
+    }
+}
+
+fn reason_name(reason: SeekReason) -> &'static str {
+    match reason {
+        SeekReason::Evicted => "evicted",
+        SeekReason::Handover => "handover",
+        SeekReason::Improve => "improve",
+        SeekReason::Join => "join",
+        SeekReason::Repair => "repair",
     }
 }
 
