@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use chroom_types::{LinkId, MediaKind};
+use chroom_types::{LinkId, LinkMode, MediaKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaTime};
 use str0m::net::{Protocol, Receive};
@@ -146,10 +146,26 @@ pub enum MediaEvent {
     },
 }
 
+/// What a relaying node forwarded so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Links fed from another link.
+    pub children: usize,
+    /// Packets written to children.
+    pub packets_forwarded: u64,
+    /// Payload bytes written to children.
+    pub bytes_forwarded: u64,
+    /// Packets that could not be written to a child (not connected yet, or failed).
+    pub dropped: u64,
+    /// Keyframe requests from children passed upstream (after merging).
+    pub keyframe_requests: u64,
+}
+
 #[derive(Debug)]
 enum Command {
     CreateOffer {
         kinds: Vec<MediaKind>,
+        mode: LinkMode,
         reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
     },
     AcceptAnswer {
@@ -159,8 +175,14 @@ enum Command {
     },
     AcceptOffer {
         offer_sdp: String,
+        mode: LinkMode,
         reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
     },
+    Forward {
+        upstream: LinkId,
+        downstream: Vec<LinkId>,
+    },
+    RelayStats(oneshot::Sender<RelayStats>),
     CloseLink {
         link: LinkId,
     },
@@ -190,12 +212,38 @@ impl MediaHandle {
     pub async fn create_receive_offer(
         &self,
         kinds: &[MediaKind],
+        mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.request(|reply| Command::CreateOffer {
             kinds: kinds.to_vec(),
+            mode,
             reply,
         })
         .await
+    }
+
+    /// Forwards every RTP packet arriving on `upstream` to each of `downstream` (all in
+    /// [`LinkMode::Packets`]), and keyframe requests from them back up, merged. Replaces the
+    /// previous forwarding from `upstream`; an empty `downstream` stops it.
+    pub async fn forward(&self, upstream: LinkId, downstream: Vec<LinkId>) {
+        // The actor being gone means there is nothing to forward.
+        let _ = self
+            .commands
+            .send(Command::Forward {
+                upstream,
+                downstream,
+            })
+            .await;
+    }
+
+    /// What this node has relayed so far.
+    pub async fn relay_stats(&self) -> Result<RelayStats, MediaError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::RelayStats(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        response.await.map_err(|_| MediaError::Stopped)
     }
 
     /// Completes a link opened by [`Self::create_receive_offer`].
@@ -208,10 +256,20 @@ impl MediaHandle {
         .await
     }
 
-    /// Accepts a peer's offer: the new link sends every local frame of the kinds it asked for.
-    pub async fn accept_offer(&self, offer_sdp: String) -> Result<(LinkId, String), MediaError> {
-        self.request(|reply| Command::AcceptOffer { offer_sdp, reply })
-            .await
+    /// Accepts a peer's offer. In [`LinkMode::Frames`] the new link sends every local frame of
+    /// the kinds it asked for; in [`LinkMode::Packets`] it sends what [`Self::forward`] routes
+    /// to it.
+    pub async fn accept_offer(
+        &self,
+        offer_sdp: String,
+        mode: LinkMode,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::AcceptOffer {
+            offer_sdp,
+            mode,
+            reply,
+        })
+        .await
     }
 
     /// Closes a link. Closing an unknown link does nothing.
@@ -265,6 +323,10 @@ pub struct MediaActor {
     next_link: u64,
     started: Instant,
     unrouted: VecDeque<Unrouted>,
+    /// Upstream link -> the links its packets go to.
+    forwarding: HashMap<LinkId, Vec<LinkId>>,
+    relay: RelayStats,
+    last_relay_log: Instant,
 }
 
 #[derive(Debug)]
@@ -320,6 +382,9 @@ impl MediaActor {
             next_link: 1,
             started: Instant::now(),
             unrouted: VecDeque::new(),
+            forwarding: HashMap::new(),
+            relay: RelayStats::default(),
+            last_relay_log: Instant::now(),
         };
         Ok((actor, handle))
     }
@@ -370,8 +435,8 @@ impl MediaActor {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::CreateOffer { kinds, reply } => {
-                let _ = reply.send(self.create_offer(&kinds));
+            Command::CreateOffer { kinds, mode, reply } => {
+                let _ = reply.send(self.create_offer(&kinds, mode));
             }
             Command::AcceptAnswer {
                 link,
@@ -380,8 +445,26 @@ impl MediaActor {
             } => {
                 let _ = reply.send(self.accept_answer(link, &answer_sdp));
             }
-            Command::AcceptOffer { offer_sdp, reply } => {
-                let _ = reply.send(self.accept_offer(&offer_sdp));
+            Command::AcceptOffer {
+                offer_sdp,
+                mode,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_offer(&offer_sdp, mode));
+            }
+            Command::Forward {
+                upstream,
+                downstream,
+            } => {
+                if downstream.is_empty() {
+                    self.forwarding.remove(&upstream);
+                } else {
+                    self.forwarding.insert(upstream, downstream);
+                }
+                self.relay.children = self.forwarding.values().map(Vec::len).sum();
+            }
+            Command::RelayStats(reply) => {
+                let _ = reply.send(self.relay);
             }
             Command::CloseLink { link } => {
                 if let Some(state) = self.links.get_mut(&link) {
@@ -406,8 +489,9 @@ impl MediaActor {
         }
     }
 
-    fn new_rtc(&self) -> Rtc {
+    fn new_rtc(&self, mode: LinkMode) -> Rtc {
         let mut rtc = Rtc::builder()
+            .set_rtp_mode(mode == LinkMode::Packets)
             .clear_codecs()
             .enable_vp8(true)
             .enable_opus(true, false)
@@ -423,14 +507,19 @@ impl MediaActor {
         rtc
     }
 
-    fn allocate(&mut self, rtc: Rtc, pending_offer: Option<SdpPendingOffer>) -> LinkId {
+    fn allocate(
+        &mut self,
+        rtc: Rtc,
+        mode: LinkMode,
+        pending_offer: Option<SdpPendingOffer>,
+    ) -> LinkId {
         let id = LinkId(self.next_link);
         self.next_link += 1;
         let now = Instant::now();
         self.links.insert(
             id,
             LinkState {
-                link: Link::new(id, rtc),
+                link: Link::new(id, rtc, mode),
                 pending_offer,
                 connect_deadline: Some(now + self.config.connect_timeout),
                 next_timeout: now,
@@ -449,9 +538,13 @@ impl MediaActor {
         Ok(())
     }
 
-    fn create_offer(&mut self, kinds: &[MediaKind]) -> Result<(LinkId, String), MediaError> {
+    fn create_offer(
+        &mut self,
+        kinds: &[MediaKind],
+        mode: LinkMode,
+    ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc();
+        let mut rtc = self.new_rtc(mode);
         let mut change = rtc.sdp_api();
         let mut mids = Vec::new();
         for kind in kinds {
@@ -466,7 +559,7 @@ impl MediaActor {
             reason: "offer has no media".into(),
         })?;
         let sdp = offer.to_sdp_string();
-        let link = self.allocate(rtc, Some(pending));
+        let link = self.allocate(rtc, mode, Some(pending));
         if let Some(state) = self.links.get_mut(&link) {
             for (mid, kind) in mids {
                 state.link.expect_receive(mid, kind);
@@ -515,12 +608,16 @@ impl MediaActor {
         }
     }
 
-    fn accept_offer(&mut self, offer_sdp: &str) -> Result<(LinkId, String), MediaError> {
+    fn accept_offer(
+        &mut self,
+        offer_sdp: &str,
+        mode: LinkMode,
+    ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::BadSdp {
             reason: e.to_string(),
         })?;
-        let mut rtc = self.new_rtc();
+        let mut rtc = self.new_rtc(mode);
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             rtc.sdp_api().accept_offer(offer)
         }))
@@ -530,7 +627,7 @@ impl MediaActor {
         .map_err(|e| MediaError::BadSdp {
             reason: e.to_string(),
         })?;
-        let link = self.allocate(rtc, None);
+        let link = self.allocate(rtc, mode, None);
         tracing::debug!(%link, "accepted offer");
         Ok((link, answer.to_sdp_string()))
     }
@@ -606,10 +703,54 @@ impl MediaActor {
     /// Drains every link, sends what they produced and reports events. Dead links are removed.
     async fn flush(&mut self) {
         let now = Instant::now();
-        let mut outputs = Vec::new();
         let mut events = Vec::new();
-        let mut dead = Vec::new();
-        for (id, state) in &mut self.links {
+        let mut relayed = Vec::new();
+        let ids: Vec<LinkId> = self.links.keys().copied().collect();
+        self.drain_links(now, &ids, &mut events, &mut relayed);
+        if !relayed.is_empty() {
+            // Forwarded packets wait in the children's links: send them now.
+            let children = self.forward_packets(now, relayed);
+            let mut more = Vec::new();
+            self.drain_links(now, &children, &mut events, &mut more);
+        }
+        self.log_relay(now);
+        let dead: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, state)| !state.link.is_alive())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            let Some(state) = self.links.remove(&id) else {
+                continue;
+            };
+            self.forwarding.remove(&id);
+            let reason = state.close_reason();
+            tracing::info!(link = %id, ?reason, "link closed");
+            events.push(MediaEvent::LinkClosed { link: id, reason });
+        }
+        for event in events {
+            if self.events.send(event).await.is_err() {
+                // Nobody listens any more; keep serving links until shutdown.
+                break;
+            }
+        }
+    }
+
+    /// Drains `ids`, sending their datagrams; frames and link changes go to `events`, packets
+    /// and keyframe requests to relay to `relayed`.
+    fn drain_links(
+        &mut self,
+        now: Instant,
+        ids: &[LinkId],
+        events: &mut Vec<MediaEvent>,
+        relayed: &mut Vec<(LinkId, LinkOutput)>,
+    ) {
+        let mut outputs = Vec::new();
+        for id in ids {
+            let Some(state) = self.links.get_mut(id) else {
+                continue;
+            };
             outputs.clear();
             state.next_timeout = state.link.drain(now, &mut outputs);
             for output in outputs.drain(..) {
@@ -644,26 +785,76 @@ impl MediaActor {
                             received_at: now,
                         },
                     }),
+                    relay @ (LinkOutput::Packet { .. } | LinkOutput::KeyframeRequested) => {
+                        relayed.push((*id, relay));
+                    }
                 }
             }
-            if !state.link.is_alive() {
-                dead.push(*id);
+        }
+    }
+
+    /// Writes relayed packets to the children of the link they came on, and passes children's
+    /// keyframe requests to their upstream link (which merges them: one per second at most).
+    /// Returns the links written to.
+    fn forward_packets(&mut self, now: Instant, relayed: Vec<(LinkId, LinkOutput)>) -> Vec<LinkId> {
+        let mut written = Vec::new();
+        for (from, output) in relayed {
+            match output {
+                LinkOutput::Packet { kind, packet } => {
+                    let Some(children) = self.forwarding.get(&from) else {
+                        continue;
+                    };
+                    for child in children {
+                        let sent = self
+                            .links
+                            .get_mut(child)
+                            .is_some_and(|state| state.link.write_packet(kind, &packet));
+                        if sent {
+                            self.relay.packets_forwarded += 1;
+                            self.relay.bytes_forwarded += packet.payload.len() as u64;
+                            if !written.contains(child) {
+                                written.push(*child);
+                            }
+                        } else {
+                            self.relay.dropped += 1;
+                        }
+                    }
+                }
+                LinkOutput::KeyframeRequested => {
+                    let upstream = self
+                        .forwarding
+                        .iter()
+                        .find(|(_, children)| children.contains(&from))
+                        .map(|(upstream, _)| *upstream);
+                    if let Some(state) = upstream.and_then(|u| self.links.get_mut(&u)) {
+                        self.relay.keyframe_requests += 1;
+                        state.link.request_keyframe(now);
+                        state.next_timeout = now;
+                    }
+                }
+                _ => {}
             }
         }
-        for id in dead {
-            let Some(state) = self.links.remove(&id) else {
-                continue;
-            };
-            let reason = state.close_reason();
-            tracing::info!(link = %id, ?reason, "link closed");
-            events.push(MediaEvent::LinkClosed { link: id, reason });
+        written
+    }
+
+    /// Relay figures in the log every 10 s while relaying.
+    fn log_relay(&mut self, now: Instant) {
+        if self.forwarding.is_empty()
+            || now.saturating_duration_since(self.last_relay_log) < Duration::from_secs(10)
+        {
+            return;
         }
-        for event in events {
-            if self.events.send(event).await.is_err() {
-                // Nobody listens any more; keep serving links until shutdown.
-                break;
-            }
-        }
+        self.last_relay_log = now;
+        let r = self.relay;
+        tracing::info!(
+            children = r.children,
+            packets = r.packets_forwarded,
+            bytes = r.bytes_forwarded,
+            dropped = r.dropped,
+            keyframe_requests = r.keyframe_requests,
+            "relaying"
+        );
     }
 }
 

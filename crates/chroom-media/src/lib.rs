@@ -20,7 +20,9 @@ mod link;
 
 pub use driver::{
     LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle, ReceivedFrame,
+    RelayStats,
 };
+pub use chroom_types::LinkMode;
 
 /// RTP clock rate of VP8 video (RFC 7741).
 pub const VIDEO_CLOCK_HZ: u32 = 90_000;

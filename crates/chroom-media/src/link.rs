@@ -5,9 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chroom_types::{LinkId, MediaKind};
+use chroom_types::{LinkId, LinkMode, MediaKind};
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaTime, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaTime, Mid, Pt};
+use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
 
 /// Shortest gap between two keyframe requests a link sends upstream (RFC 4585 leaves the rate
@@ -28,12 +29,20 @@ pub(crate) enum LinkOutput {
         contiguous: bool,
         data: Arc<[u8]>,
     },
+    /// An RTP packet (links in [`LinkMode::Packets`]), to forward as it is.
+    Packet {
+        kind: MediaKind,
+        packet: RtpPacket,
+    },
+    /// The peer asked for a keyframe.
+    KeyframeRequested,
 }
 
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) id: LinkId,
     rtc: Rtc,
+    mode: LinkMode,
     connected: bool,
     send_mids: HashMap<MediaKind, Mid>,
     recv_mids: HashMap<Mid, MediaKind>,
@@ -43,10 +52,11 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(id: LinkId, rtc: Rtc) -> Self {
+    pub(crate) fn new(id: LinkId, rtc: Rtc, mode: LinkMode) -> Self {
         Self {
             id,
             rtc,
+            mode,
             connected: false,
             send_mids: HashMap::new(),
             recv_mids: HashMap::new(),
@@ -128,6 +138,93 @@ impl Link {
         }
     }
 
+    /// Forwards an RTP packet received on another link, keeping its sequence number and RTP
+    /// time (so every hop of a relay tree numbers packets alike, and a child that changes
+    /// parent sees no jump). Returns whether str0m took it.
+    pub(crate) fn write_packet(&mut self, kind: MediaKind, packet: &RtpPacket) -> bool {
+        if !self.connected || self.failure.is_some() || self.mode != LinkMode::Packets {
+            return false;
+        }
+        let Some(&mid) = self.send_mids.get(&kind) else {
+            return false;
+        };
+        let Some(pt) = self.send_pt(mid, kind) else {
+            return false;
+        };
+        let rtc = &mut self.rtc;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut api = rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                return false;
+            };
+            // Only the low 32 bits of the extended time travel in the header.
+            let time = packet.time.numer() as u32;
+            let write = RtpWrite::new(pt, packet.seq_no, time, packet.timestamp, packet.payload.clone())
+                .marker(packet.header.marker)
+                .nackable(kind == MediaKind::Video);
+            stream.write_rtp(write);
+            true
+        }));
+        match result {
+            Ok(written) => written,
+            Err(_) => {
+                self.fail("str0m panicked forwarding a packet".into());
+                false
+            }
+        }
+    }
+
+    /// The payload type negotiated on `mid` for `kind`'s codec.
+    fn send_pt(&self, mid: Mid, kind: MediaKind) -> Option<Pt> {
+        let media = self.rtc.media(mid)?;
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| media.remote_pts().contains(&p.pt()) && p.spec().codec == codec_for(kind))
+            .map(|p| p.pt())
+    }
+
+    /// Asks the peer for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`]: requests
+    /// from many children are merged into one upstream.
+    pub(crate) fn request_keyframe(&mut self, now: Instant) {
+        if self
+            .last_keyframe_request
+            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_REQUEST_INTERVAL)
+        {
+            return;
+        }
+        let Some(mid) = self
+            .recv_mids
+            .iter()
+            .find(|(_, kind)| **kind == MediaKind::Video)
+            .map(|(mid, _)| *mid)
+        else {
+            return;
+        };
+        let requested = match self.mode {
+            LinkMode::Frames => self.rtc.writer(mid).is_some_and(|mut writer| {
+                writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
+                    && writer
+                        .request_keyframe(None, KeyframeRequestKind::Pli)
+                        .is_ok()
+            }),
+            LinkMode::Packets => {
+                let mut api = self.rtc.direct_api();
+                match api.stream_rx_by_mid(mid, None) {
+                    Some(stream) => {
+                        stream.request_keyframe(KeyframeRequestKind::Pli);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        };
+        if requested {
+            self.last_keyframe_request = Some(now);
+        }
+    }
+
     /// Drains str0m's output until it returns a timeout; returns that deadline.
     pub(crate) fn drain(&mut self, now: Instant, out: &mut Vec<LinkOutput>) -> Instant {
         loop {
@@ -182,6 +279,20 @@ impl Link {
                     self.recv_mids.insert(added.mid, kind);
                 }
             }
+            Event::RtpPacket(packet) => {
+                let pt = packet.header.payload_type;
+                let audio = self
+                    .rtc
+                    .codec_config()
+                    .find(|p| p.pt() == pt)
+                    .map(|p| p.spec().codec.is_audio());
+                let Some(audio) = audio else {
+                    return;
+                };
+                let kind = if audio { MediaKind::Audio } else { MediaKind::Video };
+                out.push(LinkOutput::Packet { kind, packet });
+            }
+            Event::KeyframeRequest(_) => out.push(LinkOutput::KeyframeRequested),
             Event::MediaData(data) => {
                 // The codec says what the frame is, whoever added the m-line.
                 let kind = if data.params.spec().codec.is_audio() {
@@ -200,31 +311,6 @@ impl Link {
                 });
             }
             _ => {}
-        }
-    }
-
-    fn request_keyframe(&mut self, now: Instant) {
-        if self
-            .last_keyframe_request
-            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_REQUEST_INTERVAL)
-        {
-            return;
-        }
-        let Some(mid) = self
-            .recv_mids
-            .iter()
-            .find(|(_, kind)| **kind == MediaKind::Video)
-            .map(|(mid, _)| *mid)
-        else {
-            return;
-        };
-        if let Some(mut writer) = self.rtc.writer(mid)
-            && writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
-            && writer
-                .request_keyframe(None, KeyframeRequestKind::Pli)
-                .is_ok()
-        {
-            self.last_keyframe_request = Some(now);
         }
     }
 

@@ -10,7 +10,9 @@
 
 mod room;
 mod signal;
+mod tree;
 
+pub use tree::TreeMessage;
 pub use room::{RoomMessage, RoomMessageBody, decode_room_message, encode_room_message};
 pub use signal::{
     DecodeError, ErrorCode, SignalError, SignalRequest, SignalResponse, decode_request,

@@ -5,6 +5,7 @@ use chroom_types::{Account, IdentityBinding, MAX_SIGNAL_MESSAGE_BYTES, RoomId};
 use prost::Message;
 
 use crate::generated::chroom::signal::v1 as pb;
+use crate::tree::{TreeMessage, tree_from_wire, tree_to_wire};
 
 /// A request one node sends another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub enum SignalRequest {
         /// The sender's binding, if it acts for an account.
         binding: Option<IdentityBinding>,
     },
+    /// A broadcast-tree message; answered with [`SignalResponse::Ack`].
+    Tree(TreeMessage),
 }
 
 /// The reply to a [`SignalRequest`].
@@ -44,6 +47,8 @@ pub enum SignalResponse {
         /// The responder's binding, if it acts for an account.
         binding: Option<IdentityBinding>,
     },
+    /// A [`SignalRequest::Tree`] was received.
+    Ack,
 }
 
 /// A refusal: a machine-readable code and a sentence for people.
@@ -180,6 +185,18 @@ pub enum DecodeError {
         /// Length sent.
         len: usize,
     },
+    /// A tree message listing more than [`chroom_overlay::MAX_CANDIDATES`] candidates.
+    #[error("{len} candidates, the limit is {}", chroom_overlay::MAX_CANDIDATES)]
+    TooManyCandidates {
+        /// How many were sent.
+        len: usize,
+    },
+    /// A node id that is not a 32-byte public key.
+    #[error("node id is {len} bytes, expected 32")]
+    BadNodeId {
+        /// Length sent.
+        len: usize,
+    },
     /// A room id that is not 32 bytes.
     #[error("room id is {len} bytes, expected 32")]
     BadRoomId {
@@ -218,6 +235,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
         Some(pb::signal_request::Kind::Hello(hello)) => Ok(SignalRequest::Hello {
             binding: hello.binding.map(binding_from_wire).transpose()?,
         }),
+        Some(pb::signal_request::Kind::Tree(tree)) => Ok(SignalRequest::Tree(tree_from_wire(tree)?)),
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -239,6 +257,7 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
         SignalRequest::Hello { binding } => pb::signal_request::Kind::Hello(pb::Hello {
             binding: binding.as_ref().map(binding_to_wire),
         }),
+        SignalRequest::Tree(tree) => pb::signal_request::Kind::Tree(tree_to_wire(tree)),
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -262,6 +281,7 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
         Some(pb::signal_response::Kind::Hello(hello)) => SignalResponse::Hello {
             binding: hello.binding.map(binding_from_wire).transpose()?,
         },
+        Some(pb::signal_response::Kind::Ack(_)) => SignalResponse::Ack,
         None => {
             return Err(DecodeError::MissingKind {
                 message: "SignalResponse",
@@ -287,6 +307,7 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
         SignalResponse::Hello { binding } => pb::signal_response::Kind::Hello(pb::Hello {
             binding: binding.as_ref().map(binding_to_wire),
         }),
+        SignalResponse::Ack => pb::signal_response::Kind::Ack(pb::Ack {}),
     };
     pb::SignalResponse { kind: Some(kind) }.encode_to_vec()
 }
@@ -361,6 +382,7 @@ mod tests {
             SignalResponse::Error(SignalError::new(ErrorCode::NotInRoom, "not in room x")),
             SignalResponse::Error(SignalError::new(ErrorCode::Unknown(99), "from the future")),
             SignalResponse::Hello { binding: None },
+            SignalResponse::Ack,
             SignalResponse::Hello {
                 binding: Some(binding()),
             },

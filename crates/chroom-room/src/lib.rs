@@ -4,7 +4,9 @@
 //! to retry after a failure, whether to accept a peer's request to subscribe (is this node in the
 //! room, does it publish there, may the peer's account listen, has it room for another
 //! subscriber), whether a room gossip message may be delivered and forwarded, and which links to
-//! close when rights change. [`follower`] owns how registry
+//! close when rights change. In broadcast rooms it owns the node's relay tree
+//! ([`chroom_overlay::Overlay`]): tree requests are checked against the registry, and tree
+//! changes become links (from the parent, to the children) and forwarding orders. [`follower`] owns how registry
 //! facts are kept in step with the chain (polling, cursor, backoff, staleness). Neither owns
 //! sockets, timers, the DHT, WebRTC or RPC: drivers feed inputs and carry out outputs.
 //! `docs/session.md` describes the state machine.
@@ -18,7 +20,7 @@
 //! use chroom_room::{Output, RoomSession, SessionConfig, Participation};
 //! use chroom_types::{MediaKind, RoomName};
 //!
-//! let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default());
+//! let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 1);
 //! let room: RoomName = "lobby".parse().unwrap();
 //! session.join(Instant::now(), room.id(), Participation::Receive(vec![MediaKind::Video]));
 //! loop {

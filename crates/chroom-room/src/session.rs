@@ -5,8 +5,9 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use chroom_overlay::{Message, OverlayConfig};
 use chroom_proto::{ErrorCode, SignalError};
-use chroom_types::{Account, Action, LinkId, MediaKind, RoomId};
+use chroom_types::{Account, Action, LinkId, LinkMode, MediaKind, RoomId};
 
 use crate::access::{AccessBook, AccessFacts, AccessPolicy, Verdict};
 use crate::gossip::{GossipId, GossipVerdict};
@@ -39,6 +40,10 @@ pub struct SessionConfig {
     /// Most requests and gossip messages waiting for registry facts; more are refused as
     /// overloaded (requests) or ignored (messages). Default 256.
     pub max_pending_requests: usize,
+    /// Tuning of broadcast relay trees.
+    pub tree: OverlayConfig,
+    /// Seeds the tree's random choices. Default 0; nodes derive it from their key.
+    pub seed: u64,
 }
 
 impl Default for SessionConfig {
@@ -53,6 +58,8 @@ impl Default for SessionConfig {
             access: AccessPolicy::Open,
             access_lookup_timeout: Duration::from_secs(5),
             max_pending_requests: 256,
+            tree: OverlayConfig::default(),
+            seed: 0,
         }
     }
 }
@@ -60,10 +67,38 @@ impl Default for SessionConfig {
 /// How this node takes part in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Participation {
-    /// Publish tracks of these kinds; accept subscribers.
+    /// Broadcast tracks of these kinds as the root of the room's relay tree, feeding at most
+    /// `capacity` children directly.
+    Broadcast {
+        /// What is broadcast.
+        kinds: Vec<MediaKind>,
+        /// Children fed directly.
+        capacity: u32,
+    },
+    /// Publish tracks of these kinds; accept subscribers (every member links to every other).
     Publish(Vec<MediaKind>),
     /// Receive tracks of these kinds from every publisher found.
     Receive(Vec<MediaKind>),
+    /// Carry the room's broadcast: join its relay tree and feed up to `capacity` children.
+    Relay {
+        /// Children fed.
+        capacity: u32,
+    },
+    /// Watch the room's broadcast: join its relay tree as a viewer receiving these kinds.
+    View(Vec<MediaKind>),
+}
+
+impl Participation {
+    /// Whether this takes part in the room's relay tree rather than its mesh.
+    pub fn uses_tree(&self) -> bool {
+        matches!(self, Self::Broadcast { .. } | Self::Relay { .. } | Self::View(_))
+    }
+
+    /// Whether this looks for the room's publishers in the DHT (to subscribe, or to find the
+    /// root of the tree).
+    fn discovers(&self) -> bool {
+        matches!(self, Self::Receive(_) | Self::Relay { .. } | Self::View(_))
+    }
 }
 
 /// Correlates a peer's subscribe request with the [`Output::AcceptSubscriber`] or
@@ -105,6 +140,8 @@ pub enum Output<P> {
         peer: P,
         /// What to receive.
         kinds: Vec<MediaKind>,
+        /// Frames (to record) or packets (to relay).
+        mode: LinkMode,
     },
     /// Accept `peer`'s subscribe offer with a sending link, and answer it. Report the new link
     /// with [`RoomSession::handle_subscriber_linked`].
@@ -115,6 +152,35 @@ pub enum Output<P> {
         room: RoomId,
         /// The subscriber.
         peer: P,
+        /// Frames (local media) or packets (relayed).
+        mode: LinkMode,
+    },
+    /// Send a broadcast-tree message; report the outcome with
+    /// [`RoomSession::handle_tree_refused`] or [`RoomSession::handle_tree_unreachable`].
+    /// Messages to one peer must arrive in the order given (send the next once the previous
+    /// is acknowledged).
+    SendTree {
+        /// The recipient.
+        peer: P,
+        /// The room whose tree it is.
+        room: RoomId,
+        /// The message.
+        message: Message<P>,
+    },
+    /// Acknowledge a tree request: it was taken.
+    AckTree {
+        /// The request.
+        request: InboundId,
+        /// The sender.
+        peer: P,
+    },
+    /// Forward every packet arriving on `upstream` to `downstream` (replacing the previous
+    /// set; empty stops forwarding).
+    Forward {
+        /// The link from the parent.
+        upstream: LinkId,
+        /// The links to the children.
+        downstream: Vec<LinkId>,
     },
     /// Refuse a signaling request with `error`.
     Refuse {
@@ -218,12 +284,32 @@ pub enum RoomEvent<P> {
         /// Why.
         error: SignalError,
     },
+    /// Now fed by `parent` in the room's relay tree.
+    TreeAttached {
+        /// The room.
+        room: RoomId,
+        /// The parent.
+        parent: P,
+        /// This node's level in the tree.
+        level: u32,
+    },
+    /// A tree member refused this node's request.
+    TreeRefused {
+        /// The room.
+        room: RoomId,
+        /// Who refused.
+        peer: P,
+        /// Why.
+        error: SignalError,
+    },
 }
 
 /// The room session state machine. See the crate docs for the run loop.
 #[derive(Debug)]
 pub struct RoomSession<P> {
     config: SessionConfig,
+    /// This node, as its peers name it.
+    local: P,
     rooms: BTreeMap<RoomId, Room<P>>,
     links: HashMap<LinkId, (RoomId, LinkRole<P>)>,
     outputs: VecDeque<Output<P>>,
@@ -235,7 +321,7 @@ pub struct RoomSession<P> {
     next_subscribe: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct PendingRequest<P> {
     waiting: Waiting<P>,
     room: RoomId,
@@ -244,16 +330,31 @@ struct PendingRequest<P> {
 }
 
 /// What waits for registry facts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Waiting<P> {
-    Subscribe { request: InboundId, peer: P },
-    Gossip { id: GossipId, action: Action },
+    Subscribe {
+        request: InboundId,
+        peer: P,
+    },
+    Gossip {
+        id: GossipId,
+        action: Action,
+    },
+    Tree {
+        request: InboundId,
+        peer: P,
+        message: Message<P>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
 enum LinkRole<P> {
     Receiving(P),
     Sending(P),
+    /// From the parent in a relay tree.
+    TreeUpstream(P),
+    /// To a child in a relay tree.
+    TreeDownstream(P),
 }
 
 #[derive(Debug)]
@@ -265,6 +366,8 @@ struct Room<P> {
     lookup_running: bool,
     publishers: HashMap<P, Publisher>,
     subscribers: HashMap<P, LinkId>,
+    /// The room's relay tree, for [`Participation::uses_tree`].
+    tree: Option<broadcast::Tree<P>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,11 +386,12 @@ enum Publisher {
     },
 }
 
-impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
-    /// A session in no room.
-    pub fn new(config: SessionConfig) -> Self {
+impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
+    /// A session in no room, for the node peers know as `local`.
+    pub fn new(config: SessionConfig, local: P) -> Self {
         Self {
             access: AccessBook::new(config.access),
+            local,
             config,
             rooms: BTreeMap::new(),
             links: HashMap::new(),
@@ -300,26 +404,44 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     }
 
     /// Takes part in `room`. Joining a room again replaces how this node takes part.
+    /// Joining a broadcast room with another part in its tree than before starts over in
+    /// the tree.
     pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
-        let receives = matches!(participation, Participation::Receive(_));
+        let discovers = participation.discovers();
+        let changed_tree = self.rooms.get(&room).is_some_and(|state| {
+            state.participation != participation
+                && (state.participation.uses_tree() || participation.uses_tree())
+        });
+        if changed_tree {
+            self.leave(now, room);
+        }
+        let tree = broadcast::Tree::new(&participation, self.local, &self.config, now);
         let entry = self.rooms.entry(room).or_insert_with(|| Room {
             participation: participation.clone(),
             next_discovery: None,
             lookup_running: false,
             publishers: HashMap::new(),
             subscribers: HashMap::new(),
+            tree,
         });
         entry.participation = participation;
-        entry.next_discovery = (receives && !entry.lookup_running).then_some(now);
+        entry.next_discovery = (discovers && !entry.lookup_running).then_some(now);
+        self.drain_tree(now, room);
         self.handle_timeout(now);
     }
 
-    /// Leaves `room`, closing its links.
-    pub fn leave(&mut self, room: RoomId) {
+    /// Leaves `room`, closing its links. In a relay tree, children are handed over to this
+    /// node's parent and siblings first.
+    pub fn leave(&mut self, now: Instant, room: RoomId) {
+        if let Some(tree) = self.tree_mut(room) {
+            tree.overlay.leave(now);
+            self.drain_tree(now, room);
+        }
         let Some(state) = self.rooms.remove(&room) else {
             return;
         };
         let mut to_close: Vec<LinkId> = state.subscribers.values().copied().collect();
+        to_close.extend(state.tree.iter().flat_map(broadcast::Tree::links));
         to_close.extend(state.publishers.values().filter_map(|p| match p {
             Publisher::Linked { link } => Some(*link),
             _ => None,
@@ -336,6 +458,15 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
+        if let Some(tree) = &state.tree {
+            // A broadcast has one publisher, the root of its tree.
+            if !tree.is_joined()
+                && let Some(root) = publishers.first()
+            {
+                self.join_tree(now, room, *root);
+            }
+            return;
+        }
         if !matches!(state.participation, Participation::Receive(_)) {
             return;
         }
@@ -362,6 +493,14 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             return;
         }
         state.lookup_running = false;
+        if let Some(tree) = &state.tree {
+            // The tree finds its own way once it has its root.
+            if !tree.is_joined() {
+                state.next_discovery = Some(now + interval);
+            }
+            self.handle_timeout(now);
+            return;
+        }
         let linked = state
             .publishers
             .values()
@@ -377,6 +516,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         id: SubscribeId,
         result: Result<LinkId, SubscribeFailure>,
     ) {
+        if self.tree_subscribe_result(now, id, &result) {
+            self.handle_timeout(now);
+            return;
+        }
         let Some((room, peer, failures)) = self.find_subscribe(id) else {
             // The room was left meanwhile: a link that was opened anyway must not leak.
             if let Ok(link) = result {
@@ -429,6 +572,14 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         peer: P,
         room: RoomId,
     ) {
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|state| state.tree.is_some())
+        {
+            self.tree_subscribe_request(request, peer, room);
+            return;
+        }
         let refusal = match self.rooms.get(&room) {
             None => Some(SignalError::new(
                 ErrorCode::NotInRoom,
@@ -551,6 +702,11 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                 Waiting::Gossip { id, action } => {
                     self.handle_room_message(now, id, room, Some(account), action);
                 }
+                Waiting::Tree {
+                    request,
+                    peer,
+                    message,
+                } => self.handle_tree_request(now, request, peer, room, message),
             }
         }
         let peers = self.access.peers_of(account);
@@ -566,7 +722,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     }
 
     /// The driver opened the sending link for an [`Output::AcceptSubscriber`].
-    pub fn handle_subscriber_linked(&mut self, room: RoomId, peer: P, link: LinkId) {
+    pub fn handle_subscriber_linked(&mut self, now: Instant, room: RoomId, peer: P, link: LinkId) {
+        if self.tree_subscriber_linked(now, room, peer, link) {
+            return;
+        }
         let Some(state) = self.rooms.get_mut(&room) else {
             self.outputs.push_back(Output::CloseLink { link });
             return;
@@ -585,6 +744,10 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         let Some((room, role)) = self.links.remove(&link) else {
             return;
         };
+        if matches!(role, LinkRole::TreeUpstream(_) | LinkRole::TreeDownstream(_)) {
+            self.tree_link_closed(now, room, role, link);
+            return;
+        }
         let retry = self.config.retry_backoff;
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
@@ -611,6 +774,7 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                 }
                 self.emit(RoomEvent::SubscriberRemoved { room, peer, link });
             }
+            LinkRole::TreeUpstream(_) | LinkRole::TreeDownstream(_) => {}
         }
         self.handle_timeout(now);
     }
@@ -627,7 +791,7 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                 pending.room.fmt_short()
             );
             match pending.waiting {
-                Waiting::Subscribe { request, peer } => {
+                Waiting::Subscribe { request, peer } | Waiting::Tree { request, peer, .. } => {
                     let error = SignalError::new(ErrorCode::Unavailable, reason);
                     self.refuse(request, peer, error);
                 }
@@ -637,16 +801,21 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             }
         }
         let mut subscribes = Vec::new();
+        let mut trees = Vec::new();
         for (room, state) in &mut self.rooms {
-            let Participation::Receive(kinds) = &state.participation else {
-                continue;
-            };
+            if let Some(tree) = &mut state.tree {
+                tree.overlay.handle_timeout(now);
+                trees.push(*room);
+            }
             if state.next_discovery.is_some_and(|at| at <= now) {
                 state.next_discovery = None;
                 state.lookup_running = true;
                 self.outputs
                     .push_back(Output::FindPublishers { room: *room });
             }
+            let Participation::Receive(kinds) = &state.participation else {
+                continue;
+            };
             for (peer, publisher) in &mut state.publishers {
                 if let Publisher::Waiting { at, failures } = *publisher
                     && at <= now
@@ -659,11 +828,15 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                         room: *room,
                         peer: *peer,
                         kinds: kinds.clone(),
+                        mode: LinkMode::Frames,
                     });
                 }
             }
         }
         self.outputs.extend(subscribes);
+        for room in trees {
+            self.drain_tree(now, room);
+        }
     }
 
     /// Next output to carry out, if any.
@@ -687,7 +860,8 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
                     Publisher::Waiting { at, .. } => Some(*at),
                     _ => None,
                 });
-                state.next_discovery.into_iter().chain(waiting)
+                let tree = state.tree.as_ref().and_then(|t| t.overlay.poll_timeout());
+                state.next_discovery.into_iter().chain(waiting).chain(tree)
             })
             .chain(pending)
             .min()
@@ -787,6 +961,7 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             request,
             room,
             peer,
+            mode: LinkMode::Frames,
         });
     }
 
@@ -798,8 +973,11 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
             return;
         };
         let action = match role {
-            LinkRole::Sending(_) => Action::Listen,
+            LinkRole::Sending(_) | LinkRole::TreeDownstream(_) => Action::Listen,
             LinkRole::Receiving(_) => Action::Publish,
+            // A parent in the tree is the broadcaster or a relayer carrying it: it needs no
+            // right of its own to send what the root published.
+            LinkRole::TreeUpstream(_) => return,
         };
         match self.access.check(role.peer(), room, action) {
             Verdict::Allowed => {}
@@ -841,6 +1019,12 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
         })
     }
 
+    fn next_subscribe_id(&mut self) -> SubscribeId {
+        let id = SubscribeId(self.next_subscribe);
+        self.next_subscribe += 1;
+        id
+    }
+
     fn retry_delay(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.min(16));
         self.config
@@ -859,13 +1043,17 @@ impl<P: Copy + Eq + Hash + Debug> RoomSession<P> {
     }
 }
 
+mod broadcast;
 #[cfg(test)]
 mod tests;
 
 impl<P: Copy> LinkRole<P> {
     fn peer(self) -> P {
         match self {
-            Self::Receiving(peer) | Self::Sending(peer) => peer,
+            Self::Receiving(peer)
+            | Self::Sending(peer)
+            | Self::TreeUpstream(peer)
+            | Self::TreeDownstream(peer) => peer,
         }
     }
 }

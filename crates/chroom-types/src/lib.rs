@@ -204,6 +204,16 @@ pub enum MediaKind {
     Video,
 }
 
+/// How a link hands media to and from its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LinkMode {
+    /// Whole frames: for publishing from files and recording (the WebRTC stack packetizes).
+    #[default]
+    Frames,
+    /// RTP packets as they arrive: for relaying without depacketizing.
+    Packets,
+}
+
 /// What a node wants from a link it asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkIntent {

@@ -2,7 +2,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chroom_proto::{ErrorCode, SignalError};
-use chroom_types::{Account, LinkId, MediaKind, Membership, Role, RoomId, RoomKind, RoomName};
+use chroom_types::{
+    Account, LinkId, LinkMode, MediaKind, Membership, Role, RoomId, RoomKind, RoomName,
+};
 
 use super::*;
 use crate::access::{AccessFacts, AccessPolicy};
@@ -24,7 +26,7 @@ fn drain(session: &mut RoomSession<u32>) -> Vec<Output<u32>> {
 }
 
 fn receiver(now: Instant) -> RoomSession<u32> {
-    let mut session = RoomSession::new(SessionConfig::default());
+    let mut session = RoomSession::new(SessionConfig::default(), 0);
     session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
     session
 }
@@ -184,10 +186,13 @@ fn a_lost_link_is_reported_and_retried() {
 #[test]
 fn requests_are_checked_against_room_and_role() {
     let now = epoch();
-    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig {
+    let mut session: RoomSession<u32> = RoomSession::new(
+        SessionConfig {
         max_subscribers_per_room: 1,
         ..SessionConfig::default()
-    });
+    },
+        0,
+    );
     let refused = |session: &mut RoomSession<u32>| -> Option<ErrorCode> {
         drain(session).into_iter().find_map(|o| match o {
             Output::Refuse { error, .. } => Some(error.code),
@@ -211,10 +216,11 @@ fn requests_are_checked_against_room_and_role() {
         vec![Output::AcceptSubscriber {
             request: InboundId(0),
             room: room(),
-            peer: 7
+            peer: 7,
+            mode: LinkMode::Frames,
         }]
     );
-    session.handle_subscriber_linked(room(), 7, LinkId(1));
+    session.handle_subscriber_linked(now, room(), 7, LinkId(1));
     drain(&mut session);
 
     session.handle_subscribe_request(now, InboundId(0), 8, room());
@@ -225,7 +231,7 @@ fn requests_are_checked_against_room_and_role() {
         drain(&mut session)[0],
         Output::AcceptSubscriber { .. }
     ));
-    session.handle_subscriber_linked(room(), 7, LinkId(2));
+    session.handle_subscriber_linked(now, room(), 7, LinkId(2));
     assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(1) }));
     assert_eq!(session.subscriber_count(room()), 1);
 }
@@ -239,7 +245,7 @@ fn leaving_closes_every_link_and_late_results_do_not_leak() {
     let subs = subscribe_ids(&drain(&mut session));
     session.handle_subscribe_result(now, subs[0].0, Ok(LinkId(1)));
     drain(&mut session);
-    session.leave(room());
+    session.leave(now, room());
     assert_eq!(
         drain(&mut session),
         vec![Output::CloseLink { link: LinkId(1) }]
@@ -356,10 +362,13 @@ fn facts(kind: RoomKind, membership: Membership) -> AccessFacts {
 
 /// An enforcing session publishing in `room()`.
 fn enforcing_publisher(now: Instant) -> RoomSession<u32> {
-    let mut session = RoomSession::new(SessionConfig {
+    let mut session = RoomSession::new(
+        SessionConfig {
         access: AccessPolicy::Enforce,
         ..SessionConfig::default()
-    });
+    },
+        0,
+    );
     session.join(now, room(), Participation::Publish(vec![MediaKind::Video]));
     drain(&mut session);
     session
@@ -469,7 +478,7 @@ fn a_revoke_or_an_expired_binding_closes_the_link() {
         session.handle_access(now, room(), account(1), member);
         session.handle_subscribe_request(now, InboundId(1), 7, room());
         drain(&mut session);
-        session.handle_subscriber_linked(room(), 7, LinkId(5));
+        session.handle_subscriber_linked(now, room(), 7, LinkId(5));
         drain(&mut session);
         if revoke_by_chain {
             let banned = facts(RoomKind::Conference, Membership::Banned);
@@ -497,10 +506,13 @@ fn a_revoke_or_an_expired_binding_closes_the_link() {
 #[test]
 fn media_is_only_taken_from_accounts_that_may_publish() {
     let now = epoch();
-    let mut session = RoomSession::new(SessionConfig {
+    let mut session = RoomSession::new(
+        SessionConfig {
         access: AccessPolicy::Enforce,
         ..SessionConfig::default()
-    });
+    },
+        0,
+    );
     session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
     drain(&mut session);
     found(&mut session, now, &[1]);
@@ -615,7 +627,7 @@ fn gossip_waits_for_registry_facts_and_is_ignored_when_none_come() {
 fn gossip_of_a_room_this_node_left_is_ignored() {
     let now = epoch();
     let mut session = enforcing_publisher(now);
-    session.leave(room());
+    session.leave(now, room());
     drain(&mut session);
     session.handle_room_message(now, GossipId(1), room(), Some(account(1)), Action::Chat);
     let decided = verdicts(&drain(&mut session));

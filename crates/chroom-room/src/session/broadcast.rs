@@ -1,0 +1,497 @@
+//! Broadcast rooms: the session's side of the relay tree. The tree itself (who feeds whom) is
+//! [`chroom_overlay::Overlay`]'s; this module checks tree requests against the registry, turns
+//! tree changes into media links (a receive link from the parent, send links to children) and
+//! tells the driver which packets to forward.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::Instant;
+
+use chroom_overlay::{Message, Overlay, OverlayEvent, Role};
+use chroom_proto::{ErrorCode, SignalError};
+use chroom_types::{Action, LinkId, LinkMode, MediaKind, RoomId};
+
+use super::{
+    InboundId, LinkRole, Output, Participation, RoomEvent, RoomSession, SubscribeFailure,
+    SubscribeId, Waiting, denial,
+};
+use crate::access::Verdict;
+
+/// This node's part in one room's relay tree.
+#[derive(Debug)]
+pub(crate) struct Tree<P> {
+    pub(super) overlay: Overlay<P>,
+    /// The root is in the tree from the start; others once the root was found.
+    joined: bool,
+    /// What the link from the parent carries.
+    kinds: Vec<MediaKind>,
+    /// Frames for a viewer (it records), packets for a relayer (it forwards).
+    upstream_mode: LinkMode,
+    /// Frames from the root (local media), packets from a relayer.
+    downstream_mode: LinkMode,
+    upstream: Option<Upstream<P>>,
+    /// The link from the previous parent, closed once the new one is up (make before break).
+    retiring: Option<LinkId>,
+    downstream: BTreeMap<P, LinkId>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Upstream<P> {
+    parent: P,
+    link: UpstreamLink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpstreamLink {
+    Subscribing(SubscribeId),
+    Linked(LinkId),
+}
+
+impl<P: Copy + Ord + Hash + Debug> Tree<P> {
+    /// The tree part for `participation`, or `None` if it takes part in the mesh instead.
+    pub(super) fn new(
+        participation: &Participation,
+        local: P,
+        config: &super::SessionConfig,
+        now: Instant,
+    ) -> Option<Self> {
+        let (role, kinds, upstream_mode, downstream_mode) = match participation {
+            Participation::Broadcast { kinds, capacity } => (
+                Role::Root {
+                    capacity: *capacity,
+                },
+                kinds.clone(),
+                LinkMode::Frames,
+                LinkMode::Frames,
+            ),
+            Participation::Relay { capacity } => (
+                Role::Relayer {
+                    capacity: *capacity,
+                },
+                vec![MediaKind::Audio, MediaKind::Video],
+                LinkMode::Packets,
+                LinkMode::Packets,
+            ),
+            Participation::View(kinds) => (
+                Role::Viewer,
+                kinds.clone(),
+                LinkMode::Frames,
+                LinkMode::Frames,
+            ),
+            Participation::Publish(_) | Participation::Receive(_) => return None,
+        };
+        let overlay = Overlay::new(config.tree.clone(), local, role, config.seed, now);
+        Some(Self {
+            joined: matches!(role, Role::Root { .. }),
+            overlay,
+            kinds,
+            upstream_mode,
+            downstream_mode,
+            upstream: None,
+            retiring: None,
+            downstream: BTreeMap::new(),
+        })
+    }
+
+    pub(super) fn links(&self) -> impl Iterator<Item = LinkId> + '_ {
+        let upstream = self.upstream.and_then(|u| match u.link {
+            UpstreamLink::Linked(link) => Some(link),
+            UpstreamLink::Subscribing(_) => None,
+        });
+        upstream
+            .into_iter()
+            .chain(self.retiring)
+            .chain(self.downstream.values().copied())
+    }
+
+    pub(super) fn is_joined(&self) -> bool {
+        self.joined
+    }
+}
+
+impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
+    /// A tree message from `peer` about `room`'s tree. Answered with [`Output::AckTree`], or
+    /// refused (a join from an account that may not watch the room).
+    pub fn handle_tree_request(
+        &mut self,
+        now: Instant,
+        request: InboundId,
+        peer: P,
+        room: RoomId,
+        message: Message<P>,
+    ) {
+        let in_tree = self
+            .rooms
+            .get(&room)
+            .is_some_and(|state| state.tree.is_some());
+        if !in_tree {
+            let error = SignalError::new(
+                ErrorCode::NotInRoom,
+                format!("this node is in no relay tree of room {}", room.fmt_short()),
+            );
+            self.refuse(request, peer, error);
+            return;
+        }
+        if matches!(message, Message::Join { .. }) {
+            match self.access.check(peer, room, Action::Listen) {
+                Verdict::Allowed => {}
+                Verdict::NoAccount => {
+                    let error = SignalError::new(
+                        ErrorCode::NotAuthorized,
+                        "no verified identity binding: sign one with the account you act for",
+                    );
+                    self.refuse(request, peer, error);
+                    return;
+                }
+                Verdict::Denied(account, facts) => {
+                    let error = denial(room, account, facts, Action::Listen);
+                    self.refuse(request, peer, error);
+                    return;
+                }
+                Verdict::Unknown(account) => {
+                    let waiting = Waiting::Tree {
+                        request,
+                        peer,
+                        message,
+                    };
+                    if !self.wait_for_facts(now, room, account, waiting) {
+                        let error = SignalError::new(
+                            ErrorCode::Overloaded,
+                            "too many requests waiting for the registry",
+                        );
+                        self.refuse(request, peer, error);
+                    }
+                    return;
+                }
+            }
+        }
+        self.outputs.push_back(Output::AckTree { request, peer });
+        if let Some(tree) = self.tree_mut(room) {
+            tree.overlay.handle_message(now, peer, message);
+        }
+        self.drain_tree(now, room);
+    }
+
+    /// `peer` refused a tree message this node sent (it may not watch the room, say).
+    pub fn handle_tree_refused(&mut self, now: Instant, peer: P, room: RoomId, error: SignalError) {
+        self.emit(RoomEvent::TreeRefused { room, peer, error });
+        if let Some(tree) = self.tree_mut(room) {
+            // To the tree a refusal is a refusal: ask the next candidate.
+            tree.overlay.handle_message(now, peer, Message::Refused);
+        }
+        self.drain_tree(now, room);
+    }
+
+    /// A tree message to `peer` could not be delivered: to the tree, the peer is gone.
+    pub fn handle_tree_unreachable(&mut self, now: Instant, peer: P, room: RoomId) {
+        if let Some(tree) = self.tree_mut(room) {
+            tree.overlay.handle_peer_disconnected(now, peer);
+        }
+        self.drain_tree(now, room);
+    }
+
+    /// The transport lost every connection to `peer`: every tree it was part of repairs.
+    pub fn handle_peer_disconnected(&mut self, now: Instant, peer: P) {
+        let rooms: Vec<RoomId> = self
+            .rooms
+            .iter()
+            .filter(|(_, state)| state.tree.is_some())
+            .map(|(room, _)| *room)
+            .collect();
+        for room in rooms {
+            self.handle_tree_unreachable(now, peer, room);
+        }
+    }
+
+    /// The parent this node receives `room`'s broadcast from, if attached.
+    pub fn tree_parent(&self, room: RoomId) -> Option<P> {
+        self.rooms
+            .get(&room)
+            .and_then(|s| s.tree.as_ref())
+            .and_then(|t| t.overlay.parent())
+    }
+
+    /// The members this node feeds in `room`'s tree.
+    pub fn tree_children(&self, room: RoomId) -> Vec<P> {
+        self.rooms
+            .get(&room)
+            .and_then(|s| s.tree.as_ref())
+            .map_or_else(Vec::new, |t| t.overlay.children().collect())
+    }
+
+    pub(super) fn tree_mut(&mut self, room: RoomId) -> Option<&mut Tree<P>> {
+        self.rooms.get_mut(&room).and_then(|s| s.tree.as_mut())
+    }
+
+    /// The room's root was found: join its tree.
+    pub(super) fn join_tree(&mut self, now: Instant, room: RoomId, root: P) {
+        if let Some(tree) = self.tree_mut(room)
+            && !tree.joined
+            && tree.overlay.join(now, root).is_ok()
+        {
+            tree.joined = true;
+        }
+        self.drain_tree(now, room);
+    }
+
+    /// Carries out what the overlay asked for: messages, links, forwarding.
+    pub(super) fn drain_tree(&mut self, now: Instant, room: RoomId) {
+        let mut events = Vec::new();
+        let Some(tree) = self.tree_mut(room) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        while let Some(transmit) = tree.overlay.poll_transmit() {
+            sends.push(Output::SendTree {
+                peer: transmit.to,
+                room,
+                message: transmit.message,
+            });
+        }
+        while let Some(event) = tree.overlay.poll_event() {
+            events.push(event);
+        }
+        self.outputs.extend(sends);
+        for event in events {
+            self.on_tree_event(now, room, event);
+        }
+    }
+
+    fn on_tree_event(&mut self, now: Instant, room: RoomId, event: OverlayEvent<P>) {
+        match event {
+            OverlayEvent::Attached { parent, level, .. } => {
+                let id = self.next_subscribe_id();
+                let Some(tree) = self.tree_mut(room) else {
+                    return;
+                };
+                // The old parent's link keeps feeding until the new one is up.
+                let old = tree.upstream.take();
+                if let Some(Upstream {
+                    link: UpstreamLink::Linked(link),
+                    ..
+                }) = old
+                {
+                    if let Some(stale) = tree.retiring.replace(link) {
+                        self.close_tree_link(stale);
+                    }
+                }
+                let Some(tree) = self.tree_mut(room) else {
+                    return;
+                };
+                tree.upstream = Some(Upstream {
+                    parent,
+                    link: UpstreamLink::Subscribing(id),
+                });
+                let (kinds, mode) = (tree.kinds.clone(), tree.upstream_mode);
+                self.outputs.push_back(Output::Subscribe {
+                    id,
+                    room,
+                    peer: parent,
+                    kinds,
+                    mode,
+                });
+                self.emit(RoomEvent::TreeAttached {
+                    room,
+                    parent,
+                    level,
+                });
+            }
+            OverlayEvent::ParentLost { .. } => {
+                let Some(tree) = self.tree_mut(room) else {
+                    return;
+                };
+                if let Some(Upstream {
+                    link: UpstreamLink::Linked(link),
+                    ..
+                }) = tree.upstream.take()
+                {
+                    self.close_tree_link(link);
+                }
+            }
+            OverlayEvent::ChildRemoved { child } => {
+                let Some(tree) = self.tree_mut(room) else {
+                    return;
+                };
+                if let Some(link) = tree.downstream.remove(&child) {
+                    self.close_tree_link(link);
+                    self.update_forwarding(room);
+                }
+            }
+            OverlayEvent::PeerMisbehaved { peer, reason } => {
+                tracing::warn!(room = %room.fmt_short(), ?peer, reason, "tree member misbehaved");
+            }
+            OverlayEvent::SeekFailed { reason, rounds } => {
+                tracing::debug!(room = %room.fmt_short(), ?reason, rounds, "no parent found yet");
+            }
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    /// The result of a [`Output::Subscribe`] to a tree parent; false if `id` is not one.
+    pub(super) fn tree_subscribe_result(
+        &mut self,
+        now: Instant,
+        id: SubscribeId,
+        result: &Result<LinkId, SubscribeFailure>,
+    ) -> bool {
+        let found = self.rooms.iter().find_map(|(room, state)| {
+            let upstream = state.tree.as_ref()?.upstream?;
+            (upstream.link == UpstreamLink::Subscribing(id)).then_some((*room, upstream.parent))
+        });
+        let Some((room, parent)) = found else {
+            return false;
+        };
+        match result {
+            Ok(link) => {
+                let link = *link;
+                self.links.insert(link, (room, LinkRole::TreeUpstream(parent)));
+                let Some(tree) = self.tree_mut(room) else {
+                    return true;
+                };
+                tree.upstream = Some(Upstream {
+                    parent,
+                    link: UpstreamLink::Linked(link),
+                });
+                if let Some(old) = tree.retiring.take() {
+                    self.close_tree_link(old);
+                }
+                self.emit(RoomEvent::Subscribed {
+                    room,
+                    peer: parent,
+                    link,
+                });
+                self.update_forwarding(room);
+            }
+            Err(failure) => {
+                self.emit(RoomEvent::SubscribeFailed {
+                    room,
+                    peer: parent,
+                    failure: failure.clone(),
+                });
+                // No media from this parent: to the tree it is gone.
+                if let Some(tree) = self.tree_mut(room) {
+                    tree.upstream = None;
+                    tree.overlay.handle_peer_disconnected(now, parent);
+                }
+                self.drain_tree(now, room);
+            }
+        }
+        true
+    }
+
+    /// A subscribe request in a tree room: only the node's children get a link.
+    pub(super) fn tree_subscribe_request(&mut self, request: InboundId, peer: P, room: RoomId) {
+        let Some(tree) = self.rooms.get(&room).and_then(|s| s.tree.as_ref()) else {
+            return;
+        };
+        if !tree.overlay.children().any(|c| c == peer) {
+            let error = SignalError::new(
+                ErrorCode::NotPublishing,
+                format!(
+                    "room {} is a broadcast: join its relay tree first",
+                    room.fmt_short()
+                ),
+            );
+            self.refuse(request, peer, error);
+            return;
+        }
+        let mode = tree.downstream_mode;
+        // The join was checked against the registry; the link is checked again as any link.
+        self.outputs.push_back(Output::AcceptSubscriber {
+            request,
+            room,
+            peer,
+            mode,
+        });
+    }
+
+    /// The driver opened a child's link; false if `room` has no tree.
+    pub(super) fn tree_subscriber_linked(&mut self, now: Instant, room: RoomId, peer: P, link: LinkId) -> bool {
+        let Some(tree) = self.tree_mut(room) else {
+            return false;
+        };
+        if !tree.overlay.children().any(|c| c == peer) {
+            // It left (or was pushed down) while its link was being set up.
+            self.close_tree_link(link);
+            return true;
+        }
+        if let Some(old) = tree.downstream.insert(peer, link) {
+            self.close_tree_link(old);
+        }
+        self.links.insert(link, (room, LinkRole::TreeDownstream(peer)));
+        self.emit(RoomEvent::SubscriberAdded { room, peer, link });
+        self.update_forwarding(room);
+        self.enforce_link(now, link);
+        true
+    }
+
+    /// A tree link closed: a lost parent or child is lost to the tree too.
+    pub(super) fn tree_link_closed(&mut self, now: Instant, room: RoomId, role: LinkRole<P>, link: LinkId) {
+        let Some(tree) = self.tree_mut(room) else {
+            return;
+        };
+        match role {
+            LinkRole::TreeUpstream(parent) => {
+                if tree.retiring == Some(link) {
+                    tree.retiring = None;
+                    return;
+                }
+                let current = tree
+                    .upstream
+                    .is_some_and(|u| u.link == UpstreamLink::Linked(link));
+                if current {
+                    tree.upstream = None;
+                    tree.overlay.handle_peer_disconnected(now, parent);
+                    self.emit(RoomEvent::SubscriptionLost {
+                        room,
+                        peer: parent,
+                        link,
+                    });
+                }
+            }
+            LinkRole::TreeDownstream(child) => {
+                if tree.downstream.get(&child) == Some(&link) {
+                    tree.downstream.remove(&child);
+                    tree.overlay.handle_peer_disconnected(now, child);
+                    self.emit(RoomEvent::SubscriberRemoved {
+                        room,
+                        peer: child,
+                        link,
+                    });
+                    self.update_forwarding(room);
+                }
+            }
+            LinkRole::Receiving(_) | LinkRole::Sending(_) => {}
+        }
+        self.drain_tree(now, room);
+    }
+
+    /// Tells the driver where the parent's packets go (relayers only).
+    fn update_forwarding(&mut self, room: RoomId) {
+        let Some(tree) = self.rooms.get(&room).and_then(|s| s.tree.as_ref()) else {
+            return;
+        };
+        if tree.upstream_mode != LinkMode::Packets {
+            return;
+        }
+        let Some(Upstream {
+            link: UpstreamLink::Linked(upstream),
+            ..
+        }) = tree.upstream
+        else {
+            return;
+        };
+        let downstream = tree.downstream.values().copied().collect();
+        self.outputs.push_back(Output::Forward {
+            upstream,
+            downstream,
+        });
+    }
+
+    fn close_tree_link(&mut self, link: LinkId) {
+        self.links.remove(&link);
+        self.outputs.push_back(Output::CloseLink { link });
+    }
+}
