@@ -102,10 +102,28 @@ pub struct Publisher {
 impl Publisher {
     /// Starts a node in `dir` that publishes the fixture video and audio in `room`.
     pub async fn start(dir: &Path, room: RoomId) -> Self {
+        Self::start_as(dir, room, Participation::Publish).await
+    }
+
+    /// Starts a node in `dir` that broadcasts the fixtures in `room` as the root of its relay
+    /// tree, feeding `capacity` children directly.
+    pub async fn broadcast(dir: &Path, room: RoomId, capacity: u32) -> Self {
+        Self::start_as(dir, room, |kinds| Participation::Broadcast {
+            kinds,
+            capacity,
+        })
+        .await
+    }
+
+    async fn start_as(
+        dir: &Path,
+        room: RoomId,
+        participation: impl FnOnce(Vec<chroom_types::MediaKind>) -> Participation,
+    ) -> Self {
         let (video, audio) = fixtures();
         let source = MediaSource::load(Some(&video), Some(&audio)).expect("fixtures load");
         let node = start_node(dir, &[]).await;
-        node.join(room, Participation::Publish(source.kinds()))
+        node.join(room, participation(source.kinds()))
             .await
             .expect("publisher joins");
         Self { node, source }

@@ -18,11 +18,11 @@ pub mod container;
 mod driver;
 mod link;
 
+pub use chroom_types::LinkMode;
 pub use driver::{
     LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle, ReceivedFrame,
     RelayStats,
 };
-pub use chroom_types::LinkMode;
 
 /// RTP clock rate of VP8 video (RFC 7741).
 pub const VIDEO_CLOCK_HZ: u32 = 90_000;

@@ -32,7 +32,7 @@ pub(crate) enum LinkOutput {
     /// An RTP packet (links in [`LinkMode::Packets`]), to forward as it is.
     Packet {
         kind: MediaKind,
-        packet: RtpPacket,
+        packet: Box<RtpPacket>,
     },
     /// The peer asked for a keyframe.
     KeyframeRequested,
@@ -159,9 +159,15 @@ impl Link {
             };
             // Only the low 32 bits of the extended time travel in the header.
             let time = packet.time.numer() as u32;
-            let write = RtpWrite::new(pt, packet.seq_no, time, packet.timestamp, packet.payload.clone())
-                .marker(packet.header.marker)
-                .nackable(kind == MediaKind::Video);
+            let write = RtpWrite::new(
+                pt,
+                packet.seq_no,
+                time,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .nackable(kind == MediaKind::Video);
             stream.write_rtp(write);
             true
         }));
@@ -289,8 +295,15 @@ impl Link {
                 let Some(audio) = audio else {
                     return;
                 };
-                let kind = if audio { MediaKind::Audio } else { MediaKind::Video };
-                out.push(LinkOutput::Packet { kind, packet });
+                let kind = if audio {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
+                out.push(LinkOutput::Packet {
+                    kind,
+                    packet: Box::new(packet),
+                });
             }
             Event::KeyframeRequest(_) => out.push(LinkOutput::KeyframeRequested),
             Event::MediaData(data) => {

@@ -13,6 +13,7 @@
 mod actor;
 mod behaviour;
 mod config;
+mod node_id;
 pub mod signal;
 
 pub use actor::{
@@ -21,6 +22,7 @@ pub use actor::{
 };
 pub use config::{KadMode, NetConfig};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use node_id::{node_id_of, peer_id_of};
 
 /// Kademlia protocol name. Chroom runs its own DHT so IPFS nodes never enter its routing tables.
 pub const KAD_PROTOCOL: &str = "/chroom/kad/1.0.0";

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chroom_media::MediaConfig;
 use chroom_net::{KadMode, Multiaddr, NetConfig};
+use chroom_types::RoomName;
 use serde::Deserialize;
 
 /// The TOML file as written.
@@ -32,6 +33,31 @@ pub struct FileConfig {
     /// `[identity]`: the account this node acts for. Absent: it proves no account, and nodes
     /// that enforce the registry refuse it.
     pub identity: Option<IdentitySection>,
+    /// `[relay]`: this node volunteers upload bandwidth to carry broadcasts. Absent: it relays
+    /// nothing.
+    pub relay: Option<RelaySection>,
+}
+
+/// `[relay]`: how much this node may upload for the broadcasts it carries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// Upload budget in kbit/s.
+    pub upload_budget_kbps: u32,
+    /// Bitrate of one broadcast stream in kbit/s. Default 1500 (VP8 360p + Opus).
+    pub stream_kbps: Option<u32>,
+    /// Broadcast rooms to carry from the start, by name.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+}
+
+/// Relaying, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Children fed per broadcast: the upload budget over the stream bitrate.
+    pub capacity: u32,
+    /// Rooms carried from the start.
+    pub rooms: Vec<RoomName>,
 }
 
 /// `[registry]`: where the room registry lives.
@@ -199,6 +225,8 @@ pub struct NodeConfig {
     pub identity: Option<IdentityConfig>,
     /// The registry rooms are checked against; `None` admits everyone.
     pub registry: Option<RegistryConfig>,
+    /// Relaying of broadcasts; `None` relays nothing.
+    pub relay: Option<RelayConfig>,
 }
 
 impl NodeConfig {
@@ -323,6 +351,33 @@ impl NodeConfig {
             })
             .transpose()?;
 
+        let relay = parsed
+            .relay
+            .map(|section| {
+                let stream_kbps = section.stream_kbps.unwrap_or(DEFAULT_STREAM_KBPS);
+                if stream_kbps == 0 {
+                    return Err(error("relay.stream_kbps: must be more than zero".into()));
+                }
+                let capacity = section.upload_budget_kbps / stream_kbps;
+                if capacity == 0 {
+                    return Err(error(format!(
+                        "relay.upload_budget_kbps: {} kbit/s cannot carry one {stream_kbps} kbit/s stream",
+                        section.upload_budget_kbps
+                    )));
+                }
+                let rooms = section
+                    .rooms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        name.parse::<RoomName>()
+                            .map_err(|e| error(format!("relay.rooms[{i}]: {e}")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(RelayConfig { capacity, rooms })
+            })
+            .transpose()?;
+
         let data_dir = overrides.data_dir.clone().unwrap_or(parsed.node.data_dir);
         if data_dir.as_os_str().is_empty() {
             return Err(error("node.data_dir: must not be empty".into()));
@@ -337,6 +392,7 @@ impl NodeConfig {
                 .unwrap_or_else(|| "chroom=info".to_owned()),
             identity,
             registry,
+            relay,
         })
     }
 
@@ -349,9 +405,13 @@ impl NodeConfig {
             log_filter: "chroom=info".to_owned(),
             identity: None,
             registry: None,
+            relay: None,
         }
     }
 }
+
+/// Bitrate of one broadcast stream when the config does not say.
+const DEFAULT_STREAM_KBPS: u32 = 1500;
 
 /// Default validity of a signed identity binding.
 const DEFAULT_BINDING_TTL: Duration = Duration::from_secs(24 * 3600);

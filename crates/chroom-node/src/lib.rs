@@ -14,4 +14,4 @@ pub mod publish;
 pub mod record;
 
 pub use config::{ConfigError, NodeConfig, Overrides};
-pub use node::{ChatMessage, NodeFrame, NodeStats, RunningNode};
+pub use node::{ChatMessage, NodeFrame, NodeStats, RunningNode, TreePosition};

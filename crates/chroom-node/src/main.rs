@@ -45,6 +45,10 @@ enum Command {
         /// Play the files once and exit instead of looping.
         #[arg(long)]
         once: bool,
+        /// Broadcast: be the root of the room's relay tree, feeding this many children
+        /// directly (relayers carry it further).
+        #[arg(long, value_name = "CHILDREN")]
+        broadcast: Option<u32>,
     },
     /// Record every publisher in a room to IVF and Ogg files.
     Record {
@@ -59,6 +63,9 @@ enum Command {
         /// Stop after this many video frames from a publisher.
         #[arg(long)]
         frames: Option<u64>,
+        /// Watch a broadcast through its relay tree instead of linking to every publisher.
+        #[arg(long)]
+        broadcast: bool,
         /// Stop after this long (e.g. `30s`).
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
@@ -329,11 +336,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             video,
             audio,
             once,
+            broadcast,
         } => {
             let source = MediaSource::load(video.as_deref(), audio.as_deref())?;
             let node = start(&node).await?;
-            node.join(room.id(), Participation::Publish(source.kinds()))
-                .await?;
+            let participation = match broadcast {
+                Some(capacity) => Participation::Broadcast {
+                    kinds: source.kinds(),
+                    capacity,
+                },
+                None => Participation::Publish(source.kinds()),
+            };
+            node.join(room.id(), participation).await?;
             println!("publishing in room {room:?}");
             let cancel = CancellationToken::new();
             let looping = if once {
@@ -359,16 +373,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             room,
             out,
             frames,
+            broadcast,
             duration,
         } => {
             let started = Instant::now();
             let mut node = start(&node).await?;
             let mut received = node.take_frames().context("frames already taken")?;
-            node.join(
-                room.id(),
-                Participation::Receive(vec![MediaKind::Audio, MediaKind::Video]),
-            )
-            .await?;
+            let kinds = vec![MediaKind::Audio, MediaKind::Video];
+            let participation = if broadcast {
+                Participation::View(kinds)
+            } else {
+                Participation::Receive(kinds)
+            };
+            node.join(room.id(), participation).await?;
             println!("recording room {room:?} into {}", out.display());
             let stop = StopAfter {
                 video_frames: frames,

@@ -2,17 +2,19 @@
 //! core together. This module decides nothing: every decision comes out of
 //! [`chroom_room::RoomSession`]; this loop carries it out and feeds results back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
-use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame};
+use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame, RelayStats};
 use chroom_net::{
     GossipAcceptance, GossipMessageRef, Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence,
     SignalReplyId,
 };
+use chroom_overlay::Message;
+use chroom_proto::TreeMessage;
 use chroom_proto::{
     ErrorCode, RoomMessage, RoomMessageBody, SignalError, SignalRequest, SignalResponse,
     decode_room_message, encode_room_message,
@@ -24,7 +26,7 @@ use chroom_room::{
     RoomEvent, RoomSession, SessionConfig, SubscribeFailure, SubscribeId,
 };
 use chroom_store::Store;
-use chroom_types::{Account, Action, IdentityBinding, LinkId, MediaKind, RoomId};
+use chroom_types::{Account, Action, IdentityBinding, LinkId, LinkMode, MediaKind, NodeId, RoomId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +98,19 @@ enum DriverCommand {
         done: oneshot::Sender<anyhow::Result<()>>,
     },
     Stats(oneshot::Sender<NodeStats>),
+    Tree {
+        room: RoomId,
+        reply: oneshot::Sender<TreePosition>,
+    },
+}
+
+/// This node's place in a broadcast room's relay tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreePosition {
+    /// The member feeding this node, if attached.
+    pub parent: Option<PeerId>,
+    /// The members this node feeds.
+    pub children: Vec<PeerId>,
 }
 
 /// Counters of a node, for tests and the CLI.
@@ -120,6 +135,10 @@ pub struct NodeStats {
     /// Room gossip messages rejected: undecodable, badly bound, or from an author the registry
     /// does not allow. Rejected messages are not forwarded.
     pub gossip_rejected: u64,
+    /// Times this node attached to a parent in a relay tree (joins and repairs).
+    pub tree_attachments: u64,
+    /// What this node relayed.
+    pub relay: RelayStats,
 }
 
 impl RunningNode {
@@ -209,10 +228,14 @@ impl RunningNode {
         let (chat_tx, _) = broadcast::channel(CHAT_BUFFER);
         let (results_tx, results_rx) = mpsc::channel(64);
         let driver = Driver {
-            session: RoomSession::new(SessionConfig {
-                access,
-                ..SessionConfig::default()
-            }),
+            session: RoomSession::new(
+                SessionConfig {
+                    access,
+                    seed: seed_of(&peer_id),
+                    ..SessionConfig::default()
+                },
+                peer_id,
+            ),
             registry,
             registry_events: registry_rx,
             net: net.clone(),
@@ -225,6 +248,8 @@ impl RunningNode {
             chat: chat_tx.clone(),
             results: results_tx,
             gossip: HashMap::new(),
+            tree_inbound: HashMap::new(),
+            tree_queues: HashMap::new(),
             next_gossip: 0,
             links: HashMap::new(),
             inbound: HashMap::new(),
@@ -241,7 +266,7 @@ impl RunningNode {
                 .instrument(span),
         );
 
-        Ok(Self {
+        let node = Self {
             peer_id,
             net,
             media,
@@ -252,7 +277,20 @@ impl RunningNode {
             shutdown,
             tasks,
             started_at,
-        })
+        };
+        if let Some(relay) = &config.relay {
+            for room in &relay.rooms {
+                tracing::info!(room = %room.id().fmt_short(), capacity = relay.capacity, "carrying broadcast");
+                node.join(
+                    room.id(),
+                    Participation::Relay {
+                        capacity: relay.capacity,
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(node)
     }
 
     /// This node's PeerId.
@@ -301,8 +339,11 @@ impl RunningNode {
     /// receives as `participation` says.
     pub async fn join(&self, room: RoomId, participation: Participation) -> anyhow::Result<()> {
         let presence = match participation {
-            Participation::Publish(_) => Presence::Publisher,
-            Participation::Receive(_) => Presence::Member,
+            // Viewers and relayers find a broadcast's root among the publishers.
+            Participation::Publish(_) | Participation::Broadcast { .. } => Presence::Publisher,
+            Participation::Receive(_) | Participation::Relay { .. } | Participation::View(_) => {
+                Presence::Member
+            }
         };
         self.net.join_room(room, presence).await?;
         let (done, wait) = oneshot::channel();
@@ -355,6 +396,16 @@ impl RunningNode {
         wait.await.context("node stopped")?
     }
 
+    /// This node's place in `room`'s relay tree (empty if the room is not a broadcast here).
+    pub async fn tree_position(&self, room: RoomId) -> anyhow::Result<TreePosition> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Tree { room, reply })
+            .await
+            .context("node stopped")?;
+        rx.await.context("node stopped")
+    }
+
     /// Chat lines from other nodes, from now on. Each call gives an independent receiver.
     pub fn chat_messages(&self) -> broadcast::Receiver<ChatMessage> {
         self.chat.subscribe()
@@ -367,7 +418,9 @@ impl RunningNode {
             .send(DriverCommand::Stats(tx))
             .await
             .context("node stopped")?;
-        rx.await.context("node stopped")
+        let mut stats = rx.await.context("node stopped")?;
+        stats.relay = self.media.relay_stats().await?;
+        Ok(stats)
     }
 
     /// Stops every task and waits for them.
@@ -410,6 +463,12 @@ enum StepResult {
         peer: PeerId,
         binding: Option<IdentityBinding>,
     },
+    /// A tree message to `peer` was answered (or not).
+    TreeSent {
+        peer: PeerId,
+        room: RoomId,
+        outcome: Result<SignalResponse, String>,
+    },
 }
 
 struct Driver {
@@ -426,6 +485,10 @@ struct Driver {
     results: mpsc::Sender<StepResult>,
     /// Room messages waiting for the core's verdict.
     gossip: HashMap<GossipId, PendingGossip>,
+    /// Tree requests waiting for the core's answer.
+    tree_inbound: HashMap<InboundId, SignalReplyId>,
+    /// Tree messages to each peer, sent one at a time so they arrive in order.
+    tree_queues: HashMap<PeerId, TreeQueue>,
     next_gossip: u64,
     /// Which peer each receiving link is from, to attribute frames.
     links: HashMap<LinkId, (PeerId, LinkDirection)>,
@@ -485,6 +548,16 @@ struct PendingRequest {
     offer_sdp: String,
 }
 
+/// Most tree messages queued for one peer; a peer that stops acknowledging is dropped from the
+/// tree long before this fills.
+const MAX_TREE_QUEUE: usize = 256;
+
+#[derive(Debug, Default)]
+struct TreeQueue {
+    in_flight: bool,
+    waiting: VecDeque<TreeMessage>,
+}
+
 #[derive(Debug)]
 struct PendingGossip {
     message: GossipMessageRef,
@@ -539,7 +612,7 @@ impl Driver {
                 self.session.join(Instant::now(), room, participation);
                 let _ = done.send(());
             }
-            DriverCommand::Leave { room } => self.session.leave(room),
+            DriverCommand::Leave { room } => self.session.leave(Instant::now(), room),
             DriverCommand::SendChat { room, text, done } => {
                 let message = RoomMessage {
                     room,
@@ -551,6 +624,12 @@ impl Driver {
                 tokio::spawn(async move {
                     let result = net.publish(room, encode_room_message(&message)).await;
                     let _ = done.send(result.map_err(Into::into));
+                });
+            }
+            DriverCommand::Tree { room, reply } => {
+                let _ = reply.send(TreePosition {
+                    parent: self.session.tree_parent(room),
+                    children: self.session.tree_children(room),
                 });
             }
             DriverCommand::Stats(reply) => {
@@ -574,6 +653,25 @@ impl Driver {
                 reply,
                 request,
             } => match request {
+                SignalRequest::Tree(tree) => {
+                    let Some(message) = tree_from_nodes(tree.message) else {
+                        self.stats.malformed_requests += 1;
+                        let net = self.net.clone();
+                        tokio::spawn(async move {
+                            let error = SignalError::new(
+                                ErrorCode::Malformed,
+                                "a tree message named a node that is not an ed25519 key",
+                            );
+                            let _ = net.respond(reply, SignalResponse::Error(error)).await;
+                        });
+                        return;
+                    };
+                    let id = InboundId(self.next_inbound);
+                    self.next_inbound += 1;
+                    self.tree_inbound.insert(id, reply);
+                    self.session
+                        .handle_tree_request(Instant::now(), id, peer, tree.room, message);
+                }
                 SignalRequest::Hello { binding } => {
                     if let Some(binding) = binding {
                         self.handle_binding(peer, &binding);
@@ -609,6 +707,10 @@ impl Driver {
                 }
             },
             NetEvent::PeerConnected { peer, .. } => self.say_hello(peer),
+            NetEvent::PeerDisconnected { peer } => {
+                self.tree_queues.remove(&peer);
+                self.session.handle_peer_disconnected(Instant::now(), peer);
+            }
             NetEvent::RoomMessage {
                 message,
                 room,
@@ -688,13 +790,19 @@ impl Driver {
                 self.session
                     .handle_subscribe_result(Instant::now(), id, result);
             }
+            StepResult::TreeSent {
+                peer,
+                room,
+                outcome,
+            } => self.tree_sent(peer, room, outcome),
             StepResult::Hello { peer, binding } => match binding {
                 Some(binding) => self.handle_binding(peer, &binding),
                 None => tracing::debug!(peer = %short(&peer), "peer acts for no account"),
             },
             StepResult::SubscriberLinked { room, peer, link } => {
                 self.links.insert(link, (peer, LinkDirection::Send));
-                self.session.handle_subscriber_linked(room, peer, link);
+                self.session
+                    .handle_subscriber_linked(Instant::now(), room, peer, link);
             }
         }
     }
@@ -725,6 +833,73 @@ impl Driver {
             }
             _ => {}
         }
+    }
+
+    /// Queues a tree message to `peer`; it goes out once the previous one is acknowledged.
+    fn send_tree(&mut self, peer: PeerId, room: RoomId, message: &Message<PeerId>) {
+        let Some(message) = tree_to_nodes(message) else {
+            tracing::warn!(peer = %short(&peer), "tree message names a node without an ed25519 key");
+            return;
+        };
+        let queue = self.tree_queues.entry(peer).or_default();
+        if queue.waiting.len() >= MAX_TREE_QUEUE {
+            tracing::warn!(peer = %short(&peer), "tree queue full: dropping a message");
+            return;
+        }
+        queue.waiting.push_back(TreeMessage { room, message });
+        self.send_next_tree(peer);
+    }
+
+    fn send_next_tree(&mut self, peer: PeerId) {
+        let Some(queue) = self.tree_queues.get_mut(&peer) else {
+            return;
+        };
+        if queue.in_flight {
+            return;
+        }
+        let Some(message) = queue.waiting.pop_front() else {
+            return;
+        };
+        queue.in_flight = true;
+        let (net, results) = (self.net.clone(), self.results.clone());
+        tokio::spawn(async move {
+            let room = message.room;
+            let outcome = net
+                .request(peer, SignalRequest::Tree(message))
+                .await
+                .map_err(|e| e.to_string());
+            let _ = results
+                .send(StepResult::TreeSent {
+                    peer,
+                    room,
+                    outcome,
+                })
+                .await;
+        });
+    }
+
+    fn tree_sent(&mut self, peer: PeerId, room: RoomId, outcome: Result<SignalResponse, String>) {
+        let now = Instant::now();
+        match outcome {
+            Ok(SignalResponse::Ack) => {}
+            Ok(SignalResponse::Error(error)) => {
+                self.session.handle_tree_refused(now, peer, room, error);
+            }
+            Ok(other) => {
+                tracing::debug!(peer = %short(&peer), ?other, "unexpected answer to a tree message");
+            }
+            Err(e) => {
+                tracing::debug!(peer = %short(&peer), error = %e, "tree message not delivered");
+                // Later messages to a vanished peer would only time out one by one.
+                self.tree_queues.remove(&peer);
+                self.session.handle_tree_unreachable(now, peer, room);
+                return;
+            }
+        }
+        if let Some(queue) = self.tree_queues.get_mut(&peer) {
+            queue.in_flight = false;
+        }
+        self.send_next_tree(peer);
     }
 
     /// Tells a newly connected peer which account this node acts for, and learns its account
@@ -898,13 +1073,14 @@ impl Driver {
                     room,
                     peer,
                     kinds,
+                    mode,
                 } => {
                     let (net, media, results) =
                         (self.net.clone(), self.media.clone(), results.clone());
                     let own = self.identity.as_mut().map(Identity::current);
                     steps.spawn(async move {
                         let (result, binding) =
-                            subscribe(&net, &media, room, peer, &kinds, own).await;
+                            subscribe(&net, &media, room, peer, &kinds, mode, own).await;
                         let _ = results
                             .send(StepResult::Subscribed {
                                 id,
@@ -919,6 +1095,7 @@ impl Driver {
                     request,
                     room,
                     peer,
+                    mode,
                 } => {
                     let Some(pending) = self.inbound.remove(&request) else {
                         continue;
@@ -927,7 +1104,7 @@ impl Driver {
                         (self.net.clone(), self.media.clone(), results.clone());
                     let own = self.identity.as_mut().map(Identity::current);
                     steps.spawn(async move {
-                        if let Some(link) = accept(&net, &media, pending, peer, own).await {
+                        if let Some(link) = accept(&net, &media, pending, peer, mode, own).await {
                             let _ = results
                                 .send(StepResult::SubscriberLinked { room, peer, link })
                                 .await;
@@ -940,16 +1117,38 @@ impl Driver {
                     error,
                 } => {
                     self.stats.requests_refused += 1;
-                    let Some(pending) = self.inbound.remove(&request) else {
-                        continue;
+                    let reply = match self.inbound.remove(&request) {
+                        Some(pending) => pending.reply,
+                        None => match self.tree_inbound.remove(&request) {
+                            Some(reply) => reply,
+                            None => continue,
+                        },
                     };
                     tracing::warn!(%peer, %error, "refused signaling request");
                     let net = self.net.clone();
                     steps.spawn(async move {
-                        let _ = net
-                            .respond(pending.reply, SignalResponse::Error(error))
-                            .await;
+                        let _ = net.respond(reply, SignalResponse::Error(error)).await;
                     });
+                }
+                Output::SendTree {
+                    peer,
+                    room,
+                    message,
+                } => self.send_tree(peer, room, &message),
+                Output::AckTree { request, .. } => {
+                    if let Some(reply) = self.tree_inbound.remove(&request) {
+                        let net = self.net.clone();
+                        steps.spawn(async move {
+                            let _ = net.respond(reply, SignalResponse::Ack).await;
+                        });
+                    }
+                }
+                Output::Forward {
+                    upstream,
+                    downstream,
+                } => {
+                    let media = self.media.clone();
+                    steps.spawn(async move { media.forward(upstream, downstream).await });
                 }
                 Output::GossipVerdict { id, verdict, .. } => self.decide_gossip(id, verdict),
                 Output::LookupAccess { room, account } => match &self.registry {
@@ -961,12 +1160,16 @@ impl Driver {
                     steps.spawn(async move { media.close_link(link).await });
                 }
                 Output::Event(event) => {
-                    if let RoomEvent::SubscribeFailed {
-                        failure: SubscribeFailure::Refused(error),
-                        ..
-                    } = &event
-                    {
-                        self.stats.last_refusal = Some(error.to_string());
+                    match &event {
+                        RoomEvent::SubscribeFailed {
+                            failure: SubscribeFailure::Refused(error),
+                            ..
+                        }
+                        | RoomEvent::TreeRefused { error, .. } => {
+                            self.stats.last_refusal = Some(error.to_string());
+                        }
+                        RoomEvent::TreeAttached { .. } => self.stats.tree_attachments += 1,
+                        _ => {}
                     }
                     log_room_event(&event);
                 }
@@ -984,10 +1187,11 @@ async fn subscribe(
     room: RoomId,
     peer: PeerId,
     kinds: &[MediaKind],
+    mode: LinkMode,
     binding: Option<IdentityBinding>,
 ) -> (Result<LinkId, SubscribeFailure>, Option<IdentityBinding>) {
     let failed = |e: &dyn std::fmt::Display| SubscribeFailure::Failed(e.to_string());
-    let (link, offer_sdp) = match media.create_receive_offer(kinds).await {
+    let (link, offer_sdp) = match media.create_receive_offer(kinds, mode).await {
         Ok(offer) => offer,
         Err(e) => return (Err(failed(&e)), None),
     };
@@ -1030,9 +1234,10 @@ async fn accept(
     media: &MediaHandle,
     pending: PendingRequest,
     peer: PeerId,
+    mode: LinkMode,
     binding: Option<IdentityBinding>,
 ) -> Option<LinkId> {
-    let response = match media.accept_offer(pending.offer_sdp).await {
+    let response = match media.accept_offer(pending.offer_sdp, mode).await {
         Ok((link, answer_sdp)) => {
             let answer = SignalResponse::Answer {
                 answer_sdp,
@@ -1087,9 +1292,39 @@ fn log_room_event(event: &RoomEvent<PeerId>) {
         RoomEvent::RequestRefused { peer, error } => {
             tracing::info!(peer = %short(peer), %error, "request refused");
         }
+        RoomEvent::TreeAttached {
+            room,
+            parent,
+            level,
+        } => {
+            tracing::info!(room = %room.fmt_short(), parent = %short(parent), level, "fed by a new parent in the relay tree");
+        }
+        RoomEvent::TreeRefused { room, peer, error } => {
+            tracing::warn!(room = %room.fmt_short(), peer = %short(peer), %error, "refused by a tree member");
+        }
         _ => {}
     }
     tracing::debug!(target: "chroom::_events::room", event = ?event);
+}
+
+/// A tree message as it travels: members named by their keys.
+fn tree_to_nodes(message: &Message<PeerId>) -> Option<Message<NodeId>> {
+    // Chroom nodes all have ed25519 keys: every member can be named.
+    message
+        .clone()
+        .try_map_peers(|peer| chroom_net::node_id_of(&peer))
+}
+
+/// A received tree message with members as PeerIds; `None` if it names a key that is not one.
+fn tree_from_nodes(message: Message<NodeId>) -> Option<Message<PeerId>> {
+    message.try_map_peers(chroom_net::peer_id_of)
+}
+
+/// Seeds the node's random choices from its key, so nodes differ but a node is reproducible.
+fn seed_of(peer: &PeerId) -> u64 {
+    let bytes = peer.to_bytes();
+    let tail: [u8; 8] = bytes[bytes.len() - 8..].try_into().unwrap_or([0; 8]);
+    u64::from_le_bytes(tail)
 }
 
 /// The last 8 characters of a PeerId: enough to tell nodes apart in logs.

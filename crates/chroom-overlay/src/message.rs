@@ -80,6 +80,67 @@ pub enum Message<P> {
     Left,
 }
 
+impl<P> Message<P> {
+    /// The same message with every member renamed by `rename` (between the core's peer type and
+    /// the wire's); `None` if any name does not convert.
+    pub fn try_map_peers<Q>(self, mut rename: impl FnMut(P) -> Option<Q>) -> Option<Message<Q>> {
+        let mut candidate = |c: Candidate<P>| {
+            Some(Candidate {
+                peer: rename(c.peer)?,
+                level: c.level,
+                spare: c.spare,
+                room: c.room,
+            })
+        };
+        let mut list = |list: Vec<Candidate<P>>| -> Option<Vec<Candidate<Q>>> {
+            list.into_iter().map(&mut candidate).collect()
+        };
+        Some(match self {
+            Self::Join {
+                below_level,
+                capacity,
+            } => Message::Join {
+                below_level,
+                capacity,
+            },
+            Self::Accepted { level, candidates } => Message::Accepted {
+                level,
+                candidates: list(candidates)?,
+            },
+            Self::Redirected { candidates } => Message::Redirected {
+                candidates: list(candidates)?,
+            },
+            Self::Refused => Message::Refused,
+            Self::State { level, candidates } => Message::State {
+                level,
+                candidates: list(candidates)?,
+            },
+            Self::Report {
+                spare,
+                room,
+                pushdown,
+                deepest,
+            } => {
+                let mut one = |c: Option<Candidate<P>>| -> Option<Option<Candidate<Q>>> {
+                    c.map(&mut candidate).map_or(Some(None), |c| c.map(Some))
+                };
+                Message::Report {
+                    spare: one(spare)?,
+                    room,
+                    pushdown: one(pushdown)?,
+                    deepest: one(deepest)?,
+                }
+            }
+            Self::Invite { level } => Message::Invite { level },
+            Self::Handover { candidates } => Message::Handover {
+                candidates: list(candidates)?,
+            },
+            Self::Evicted { to } => Message::Evicted { to: candidate(to)? },
+            Self::Left => Message::Left,
+        })
+    }
+}
+
 /// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit<P> {

@@ -235,7 +235,9 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
         Some(pb::signal_request::Kind::Hello(hello)) => Ok(SignalRequest::Hello {
             binding: hello.binding.map(binding_from_wire).transpose()?,
         }),
-        Some(pb::signal_request::Kind::Tree(tree)) => Ok(SignalRequest::Tree(tree_from_wire(tree)?)),
+        Some(pb::signal_request::Kind::Tree(tree)) => {
+            Ok(SignalRequest::Tree(tree_from_wire(tree)?))
+        }
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),

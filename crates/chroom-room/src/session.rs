@@ -91,7 +91,10 @@ pub enum Participation {
 impl Participation {
     /// Whether this takes part in the room's relay tree rather than its mesh.
     pub fn uses_tree(&self) -> bool {
-        matches!(self, Self::Broadcast { .. } | Self::Relay { .. } | Self::View(_))
+        matches!(
+            self,
+            Self::Broadcast { .. } | Self::Relay { .. } | Self::View(_)
+        )
     }
 
     /// Whether this looks for the room's publishers in the DHT (to subscribe, or to find the
@@ -426,7 +429,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         });
         entry.participation = participation;
         entry.next_discovery = (discovers && !entry.lookup_running).then_some(now);
-        self.drain_tree(now, room);
+        self.drain_tree(room);
         self.handle_timeout(now);
     }
 
@@ -435,7 +438,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     pub fn leave(&mut self, now: Instant, room: RoomId) {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.leave(now);
-            self.drain_tree(now, room);
+            self.drain_tree(room);
         }
         let Some(state) = self.rooms.remove(&room) else {
             return;
@@ -744,7 +747,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let Some((room, role)) = self.links.remove(&link) else {
             return;
         };
-        if matches!(role, LinkRole::TreeUpstream(_) | LinkRole::TreeDownstream(_)) {
+        if matches!(
+            role,
+            LinkRole::TreeUpstream(_) | LinkRole::TreeDownstream(_)
+        ) {
             self.tree_link_closed(now, room, role, link);
             return;
         }
@@ -835,7 +841,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         self.outputs.extend(subscribes);
         for room in trees {
-            self.drain_tree(now, room);
+            self.drain_tree(room);
         }
     }
 

@@ -170,7 +170,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.handle_message(now, peer, message);
         }
-        self.drain_tree(now, room);
+        self.drain_tree(room);
     }
 
     /// `peer` refused a tree message this node sent (it may not watch the room, say).
@@ -180,7 +180,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             // To the tree a refusal is a refusal: ask the next candidate.
             tree.overlay.handle_message(now, peer, Message::Refused);
         }
-        self.drain_tree(now, room);
+        self.drain_tree(room);
     }
 
     /// A tree message to `peer` could not be delivered: to the tree, the peer is gone.
@@ -188,7 +188,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.handle_peer_disconnected(now, peer);
         }
-        self.drain_tree(now, room);
+        self.drain_tree(room);
     }
 
     /// The transport lost every connection to `peer`: every tree it was part of repairs.
@@ -232,11 +232,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         {
             tree.joined = true;
         }
-        self.drain_tree(now, room);
+        self.drain_tree(room);
     }
 
     /// Carries out what the overlay asked for: messages, links, forwarding.
-    pub(super) fn drain_tree(&mut self, now: Instant, room: RoomId) {
+    pub(super) fn drain_tree(&mut self, room: RoomId) {
         let mut events = Vec::new();
         let Some(tree) = self.tree_mut(room) else {
             return;
@@ -254,11 +254,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         self.outputs.extend(sends);
         for event in events {
-            self.on_tree_event(now, room, event);
+            self.on_tree_event(room, event);
         }
     }
 
-    fn on_tree_event(&mut self, now: Instant, room: RoomId, event: OverlayEvent<P>) {
+    fn on_tree_event(&mut self, room: RoomId, event: OverlayEvent<P>) {
         match event {
             OverlayEvent::Attached { parent, level, .. } => {
                 let id = self.next_subscribe_id();
@@ -271,10 +271,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     link: UpstreamLink::Linked(link),
                     ..
                 }) = old
+                    && let Some(stale) = tree.retiring.replace(link)
                 {
-                    if let Some(stale) = tree.retiring.replace(link) {
-                        self.close_tree_link(stale);
-                    }
+                    self.close_tree_link(stale);
                 }
                 let Some(tree) = self.tree_mut(room) else {
                     return;
@@ -326,7 +325,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             }
             _ => {}
         }
-        let _ = now;
     }
 
     /// The result of a [`Output::Subscribe`] to a tree parent; false if `id` is not one.
@@ -346,7 +344,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         match result {
             Ok(link) => {
                 let link = *link;
-                self.links.insert(link, (room, LinkRole::TreeUpstream(parent)));
+                self.links
+                    .insert(link, (room, LinkRole::TreeUpstream(parent)));
                 let Some(tree) = self.tree_mut(room) else {
                     return true;
                 };
@@ -375,7 +374,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     tree.upstream = None;
                     tree.overlay.handle_peer_disconnected(now, parent);
                 }
-                self.drain_tree(now, room);
+                self.drain_tree(room);
             }
         }
         true
@@ -408,7 +407,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     /// The driver opened a child's link; false if `room` has no tree.
-    pub(super) fn tree_subscriber_linked(&mut self, now: Instant, room: RoomId, peer: P, link: LinkId) -> bool {
+    pub(super) fn tree_subscriber_linked(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        peer: P,
+        link: LinkId,
+    ) -> bool {
         let Some(tree) = self.tree_mut(room) else {
             return false;
         };
@@ -420,7 +425,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(old) = tree.downstream.insert(peer, link) {
             self.close_tree_link(old);
         }
-        self.links.insert(link, (room, LinkRole::TreeDownstream(peer)));
+        self.links
+            .insert(link, (room, LinkRole::TreeDownstream(peer)));
         self.emit(RoomEvent::SubscriberAdded { room, peer, link });
         self.update_forwarding(room);
         self.enforce_link(now, link);
@@ -428,7 +434,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     /// A tree link closed: a lost parent or child is lost to the tree too.
-    pub(super) fn tree_link_closed(&mut self, now: Instant, room: RoomId, role: LinkRole<P>, link: LinkId) {
+    pub(super) fn tree_link_closed(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        role: LinkRole<P>,
+        link: LinkId,
+    ) {
         let Some(tree) = self.tree_mut(room) else {
             return;
         };
@@ -465,7 +477,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             }
             LinkRole::Receiving(_) | LinkRole::Sending(_) => {}
         }
-        self.drain_tree(now, room);
+        self.drain_tree(room);
     }
 
     /// Tells the driver where the parent's packets go (relayers only).

@@ -188,9 +188,9 @@ fn requests_are_checked_against_room_and_role() {
     let now = epoch();
     let mut session: RoomSession<u32> = RoomSession::new(
         SessionConfig {
-        max_subscribers_per_room: 1,
-        ..SessionConfig::default()
-    },
+            max_subscribers_per_room: 1,
+            ..SessionConfig::default()
+        },
         0,
     );
     let refused = |session: &mut RoomSession<u32>| -> Option<ErrorCode> {
@@ -364,9 +364,9 @@ fn facts(kind: RoomKind, membership: Membership) -> AccessFacts {
 fn enforcing_publisher(now: Instant) -> RoomSession<u32> {
     let mut session = RoomSession::new(
         SessionConfig {
-        access: AccessPolicy::Enforce,
-        ..SessionConfig::default()
-    },
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
         0,
     );
     session.join(now, room(), Participation::Publish(vec![MediaKind::Video]));
@@ -508,9 +508,9 @@ fn media_is_only_taken_from_accounts_that_may_publish() {
     let now = epoch();
     let mut session = RoomSession::new(
         SessionConfig {
-        access: AccessPolicy::Enforce,
-        ..SessionConfig::default()
-    },
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
         0,
     );
     session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));

@@ -1,0 +1,190 @@
+//! A broadcast carried by relayers on loopback: one broadcaster, three relayers, twelve
+//! viewers. Killing a relayer mid-stream: its viewers receive again within 2 s, and viewers under
+//! the other relayers miss no frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chroom_net::PeerId;
+use chroom_node::RunningNode;
+use chroom_room::Participation;
+use chroom_tests::{Publisher, eventually, init_tracing, start_node, tcp_addr};
+use chroom_types::{MediaKind, RoomId, RoomName};
+
+const RELAYERS: usize = 3;
+const VIEWERS: usize = 12;
+/// Children per relayer: after one is lost, the other two still have room for every viewer.
+const RELAY_CAPACITY: u32 = 6;
+
+/// Video frames a viewer received: (arrival, RTP time).
+type Received = Arc<Mutex<Vec<(Instant, u64)>>>;
+
+async fn viewer(
+    dir: &std::path::Path,
+    room: RoomId,
+    boot: &chroom_net::Multiaddr,
+) -> (RunningNode, Received) {
+    let mut node = start_node(dir, std::slice::from_ref(boot)).await;
+    let mut frames = node.take_frames().expect("frames");
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    tokio::spawn(async move {
+        while let Some(frame) = frames.recv().await {
+            if frame.frame.kind == MediaKind::Video {
+                sink.lock()
+                    .expect("not poisoned")
+                    .push((frame.frame.received_at, frame.frame.rtp_time));
+            }
+        }
+    });
+    node.join(
+        room,
+        Participation::View(vec![MediaKind::Audio, MediaKind::Video]),
+    )
+    .await
+    .expect("viewer joins");
+    (node, received)
+}
+
+fn frames_since(received: &Received, since: Instant) -> Vec<u64> {
+    received
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter(|(at, _)| *at >= since)
+        .map(|(_, rtp)| *rtp)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
+    init_tracing();
+    let room = "concert".parse::<RoomName>().unwrap().id();
+    let dir = tempfile::tempdir().unwrap();
+    // The root feeds only the three relayers; viewers must go through them.
+    let broadcaster = Publisher::broadcast(&dir.path().join("root"), room, RELAYERS as u32).await;
+    let boot = tcp_addr(&broadcaster.node).await;
+
+    broadcaster
+        .while_publishing(async {
+            let mut relayers = Vec::new();
+            for i in 0..RELAYERS {
+                let node = start_node(
+                    &dir.path().join(format!("relay{i}")),
+                    std::slice::from_ref(&boot),
+                )
+                .await;
+                node.join(
+                    room,
+                    Participation::Relay {
+                        capacity: RELAY_CAPACITY,
+                    },
+                )
+                .await
+                .unwrap();
+                relayers.push(node);
+            }
+            for relayer in &relayers {
+                eventually(Duration::from_secs(20), "relayer attached", || async {
+                    relayer.tree_position(room).await.ok()?.parent.map(|_| ())
+                })
+                .await;
+            }
+
+            let mut viewers = Vec::new();
+            for i in 0..VIEWERS {
+                viewers.push(viewer(&dir.path().join(format!("viewer{i}")), room, &boot).await);
+            }
+            let start = Instant::now();
+            for (i, (_, received)) in viewers.iter().enumerate() {
+                eventually(
+                    Duration::from_secs(30),
+                    &format!("viewer {i} receives"),
+                    || async { (frames_since(received, start).len() >= 10).then_some(()) },
+                )
+                .await;
+            }
+            // Every viewer is fed by a relayer, never by the root (it is full of relayers).
+            let relayer_ids: Vec<PeerId> = relayers.iter().map(RunningNode::peer_id).collect();
+            let mut parent_of = HashMap::new();
+            for (node, _) in &viewers {
+                let parent = node
+                    .tree_position(room)
+                    .await
+                    .unwrap()
+                    .parent
+                    .expect("attached");
+                assert!(
+                    relayer_ids.contains(&parent),
+                    "viewer fed by {parent}, not a relayer"
+                );
+                parent_of.insert(node.peer_id(), parent);
+            }
+            let stats = relayers[0].stats().await.unwrap();
+            assert!(stats.relay.children > 0 || relayers.len() > 1);
+
+            // Kill the relayer feeding the most viewers.
+            let victim_index = (0..RELAYERS)
+                .max_by_key(|i| {
+                    parent_of
+                        .values()
+                        .filter(|p| **p == relayer_ids[*i])
+                        .count()
+                })
+                .unwrap();
+            let victim_id = relayer_ids[victim_index];
+            let orphans: Vec<usize> = (0..VIEWERS)
+                .filter(|i| parent_of[&viewers[*i].0.peer_id()] == victim_id)
+                .collect();
+            assert!(!orphans.is_empty());
+            let victim = relayers.remove(victim_index);
+            let killed_at = Instant::now();
+            drop(victim);
+
+            for i in &orphans {
+                let received = &viewers[*i].1;
+                eventually(
+                    Duration::from_secs(5),
+                    &format!("orphan {i} receives again"),
+                    || async {
+                        (frames_since(received, killed_at + Duration::from_millis(50)).len() >= 3)
+                            .then_some(())
+                    },
+                )
+                .await;
+                let resumed = received
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(at, _)| *at >= killed_at + Duration::from_millis(50))
+                    .map(|(at, _)| *at)
+                    .unwrap();
+                assert!(
+                    resumed - killed_at < Duration::from_secs(2),
+                    "orphan {i} waited {:?}",
+                    resumed - killed_at
+                );
+            }
+            // Let the others run past the crash, then check their frames are contiguous.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for i in (0..VIEWERS).filter(|i| !orphans.contains(i)) {
+                let frames = frames_since(&viewers[i].1, killed_at - Duration::from_secs(1));
+                let step = frames
+                    .windows(2)
+                    .map(|w| w[1].wrapping_sub(w[0]))
+                    .min()
+                    .unwrap();
+                let gaps: Vec<u64> = frames
+                    .windows(2)
+                    .map(|w| w[1].wrapping_sub(w[0]))
+                    .filter(|d| *d > step)
+                    .collect();
+                assert!(
+                    gaps.is_empty(),
+                    "viewer {i} missed frames around the crash: {gaps:?}"
+                );
+            }
+        })
+        .await;
+}
