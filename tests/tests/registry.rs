@@ -42,6 +42,11 @@ impl Chain {
     /// A fresh chain with the registry and an allowlist conference `name` in which account 1
     /// may speak and account 2 may listen (account 0 owns it).
     async fn with_room(name: &str) -> (Self, chroom_types::RoomId) {
+        Self::with_room_of_kind(name, RoomKind::Conference).await
+    }
+
+    /// Like [`Self::with_room`], for a room of `kind`.
+    async fn with_room_of_kind(name: &str, kind: RoomKind) -> (Self, chroom_types::RoomId) {
         let anvil = anvil();
         let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
         let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
@@ -57,7 +62,7 @@ impl Chain {
         let room = name.id();
         chain
             .registry
-            .create_room(&name, RoomKind::Conference, JoinPolicy::Allowlist, "")
+            .create_room(&name, kind, JoinPolicy::Allowlist, "")
             .await
             .unwrap();
         for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
@@ -528,4 +533,119 @@ async fn nodes_prove_their_accounts_to_each_other_on_connect() {
         })
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_trees_admit_only_viewers_the_registry_lets_watch() {
+    use chroom_net::signal::Frame;
+    use chroom_overlay::Message;
+    use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, TreeMessage, encode_request};
+
+    init_tracing();
+    // Account 1 speaks (broadcasts), 2 listens (relays), 4 is granted listening below.
+    let (chain, room) = Chain::with_room_of_kind("stage", RoomKind::Broadcast).await;
+    chain
+        .registry
+        .set_role(room, chain.account(4), Some(Role::Listener))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    let root = chain.node(&dir.path().join("root"), 1, &[]).await;
+    // The root feeds only the relayer: everyone else must ask the relayer.
+    root.join(
+        room,
+        Participation::Broadcast {
+            kinds: source.kinds(),
+            capacity: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let boot = tcp_addr(&root).await;
+    let relayer = chain
+        .node(&dir.path().join("relayer"), 2, std::slice::from_ref(&boot))
+        .await;
+    relayer
+        .join(room, Participation::Relay { capacity: 4 })
+        .await
+        .unwrap();
+    let view = Participation::View(vec![MediaKind::Audio, MediaKind::Video]);
+
+    let cancel = CancellationToken::new();
+    let scenario = async {
+        eventually(Duration::from_secs(20), "relayer attached", || async {
+            relayer.tree_position(room).await.ok()?.parent.map(|_| ())
+        })
+        .await;
+
+        // A listener is fed through the relayer.
+        let mut member = chain
+            .node(&dir.path().join("member"), 4, std::slice::from_ref(&boot))
+            .await;
+        let mut frames = member.take_frames().unwrap();
+        member.join(room, view.clone()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), frames.recv())
+            .await
+            .expect("the member receives")
+            .unwrap();
+        let position = member.tree_position(room).await.unwrap();
+        assert_eq!(position.parent, Some(relayer.peer_id()));
+
+        // A stranger is told why it cannot watch.
+        let stranger = chain
+            .node(&dir.path().join("stranger"), 3, std::slice::from_ref(&boot))
+            .await;
+        stranger.join(room, view.clone()).await.unwrap();
+        let refusal = eventually(Duration::from_secs(30), "stranger refused", || async {
+            stranger.stats().await.ok()?.last_refusal
+        })
+        .await;
+        assert!(refusal.contains("is not a member"), "{refusal}");
+        assert!(stranger.tree_position(room).await.unwrap().parent.is_none());
+
+        // Asking the relayer directly, with the stranger's account proven, changes nothing.
+        let mut client = RawSignalClient::new();
+        client.dial(tcp_addr(&relayer).await);
+        let expires = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let binding =
+            chroom_registry::sign(&chain.key(3), &client.peer_id().to_base58(), expires).unwrap();
+        let hello = SignalRequest::Hello {
+            binding: Some(binding),
+        };
+        let answer = client
+            .ask(relayer.peer_id(), Frame::Payload(encode_request(&hello)))
+            .await;
+        assert!(
+            matches!(answer, SignalResponse::Hello { binding: Some(_) }),
+            "{answer:?}"
+        );
+        let join = SignalRequest::Tree(TreeMessage {
+            room,
+            message: Message::Join {
+                below_level: None,
+                capacity: 0,
+            },
+        });
+        let answer = client
+            .ask(relayer.peer_id(), Frame::Payload(encode_request(&join)))
+            .await;
+        let SignalResponse::Error(error) = answer else {
+            panic!("the relayer accepted a stranger: {answer:?}");
+        };
+        assert_eq!(error.code, ErrorCode::NotAuthorized, "{error}");
+        assert!(relayer.tree_position(room).await.unwrap().children.len() == 1);
+    };
+    tokio::select! {
+        () = scenario => {}
+        stopped = publish(&root, &source, Looping::Forever, cancel.clone()) => {
+            panic!("broadcast stopped: {stopped:?}")
+        }
+    }
+    cancel.cancel();
 }
