@@ -109,6 +109,76 @@ pub struct ReceivedFrame {
     pub received_at: Instant,
 }
 
+/// A histogram of durations with quarter-octave buckets (each about 19 % wide), from 1 µs to
+/// about an hour: enough to read percentiles of a hop's latency without keeping samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    buckets: Vec<u64>,
+}
+
+const LATENCY_BUCKETS: usize = 128;
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; LATENCY_BUCKETS],
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// Counts one duration.
+    pub fn record(&mut self, duration: Duration) {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1);
+        // log2 in quarter steps: 4 * log2(us), from the bit length and the next two bits.
+        let bits = 63 - u64::from(micros.leading_zeros());
+        let fraction = if bits >= 2 { (micros >> (bits - 2)) & 0b11 } else { 0 };
+        let index = usize::try_from(bits * 4 + fraction).unwrap_or(usize::MAX);
+        self.buckets[index.min(LATENCY_BUCKETS - 1)] += 1;
+    }
+
+    /// Durations counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The upper bound of the bucket holding the `p`-th percentile (0..=100), if any.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (index, count) in self.buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let (bits, fraction) = ((index / 4) as u32, (index % 4) as u64);
+                let low = if bits >= 2 {
+                    (4 + fraction) << (bits - 2)
+                } else {
+                    1 << bits
+                };
+                let high = if bits >= 2 { low + (1 << (bits - 2)) } else { low * 2 };
+                return Some(Duration::from_micros(high));
+            }
+        }
+        None
+    }
+
+    /// Everything counted since `earlier` (a copy taken before).
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            buckets: self
+                .buckets
+                .iter()
+                .zip(&earlier.buckets)
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+        }
+    }
+}
+
 /// Why a link closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -147,8 +217,10 @@ pub enum MediaEvent {
 }
 
 /// What a relaying node forwarded so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayStats {
+    /// From a packet's arrival to its copies leaving for every child.
+    pub hop_latency: LatencyHistogram,
     /// Links fed from another link.
     pub children: usize,
     /// Packets written to children.
@@ -325,6 +397,11 @@ pub struct MediaActor {
     unrouted: VecDeque<Unrouted>,
     /// Upstream link -> the links its packets go to.
     forwarding: HashMap<LinkId, Vec<LinkId>>,
+    /// Links that took input since the last flush: only they can have output. Draining every
+    /// link after every datagram would cost a relayer with 50 children 51 drains per packet.
+    dirty: Vec<LinkId>,
+    /// Every link may have output (after a command).
+    all_dirty: bool,
     relay: RelayStats,
     last_relay_log: Instant,
 }
@@ -383,6 +460,8 @@ impl MediaActor {
             started: Instant::now(),
             unrouted: VecDeque::new(),
             forwarding: HashMap::new(),
+            dirty: Vec::new(),
+            all_dirty: true,
             relay: RelayStats::default(),
             last_relay_log: Instant::now(),
         };
@@ -403,6 +482,7 @@ impl MediaActor {
                     command = self.commands.recv() => {
                         let Some(command) = command else { break };
                         self.handle_command(command);
+                        self.all_dirty = true;
                     }
                     received = self.socket.recv_from(&mut buf) => match received {
                         Ok((len, source)) => self.handle_datagram(&buf[..len], source),
@@ -416,6 +496,7 @@ impl MediaActor {
             for state in self.links.values_mut() {
                 state.link.close();
             }
+            self.all_dirty = true;
             self.flush().await;
         }
         .instrument(span)
@@ -464,7 +545,7 @@ impl MediaActor {
                 self.relay.children = self.forwarding.values().map(Vec::len).sum();
             }
             Command::RelayStats(reply) => {
-                let _ = reply.send(self.relay);
+                let _ = reply.send(self.relay.clone());
             }
             Command::CloseLink { link } => {
                 if let Some(state) = self.links.get_mut(&link) {
@@ -666,11 +747,16 @@ impl MediaActor {
                 contents,
             },
         );
-        let Some(state) = self.links.values_mut().find(|s| s.link.accepts(&input)) else {
+        let Some((id, state)) = self
+            .links
+            .iter_mut()
+            .find(|(_, s)| s.link.accepts(&input))
+        else {
             return false;
         };
         state.link.handle_input(input);
         state.next_timeout = now;
+        self.dirty.push(*id);
         true
     }
 
@@ -688,14 +774,16 @@ impl MediaActor {
 
     fn handle_timeout(&mut self) {
         let now = Instant::now();
-        for state in self.links.values_mut() {
+        for (id, state) in &mut self.links {
             if state.connect_deadline.is_some_and(|d| d <= now) {
                 tracing::info!(link = %state.link.id, "link did not connect in time");
                 state.close(LinkClosed::ConnectTimeout);
+                self.dirty.push(*id);
                 continue;
             }
             if state.next_timeout <= now {
                 state.link.handle_input(Input::Timeout(now));
+                self.dirty.push(*id);
             }
         }
     }
@@ -705,20 +793,31 @@ impl MediaActor {
         let now = Instant::now();
         let mut events = Vec::new();
         let mut relayed = Vec::new();
-        let ids: Vec<LinkId> = self.links.keys().copied().collect();
+        let mut ids = if std::mem::take(&mut self.all_dirty) {
+            self.dirty.clear();
+            self.links.keys().copied().collect()
+        } else {
+            let mut ids = std::mem::take(&mut self.dirty);
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
         self.drain_links(now, &ids, &mut events, &mut relayed);
         if !relayed.is_empty() {
             // Forwarded packets wait in the children's links: send them now.
-            let children = self.forward_packets(now, relayed);
+            let (children, received) = self.forward_packets(now, relayed);
             let mut more = Vec::new();
             self.drain_links(now, &children, &mut events, &mut more);
+            let sent = Instant::now();
+            for at in received {
+                self.relay.hop_latency.record(sent.saturating_duration_since(at));
+            }
+            ids.extend(children);
         }
         self.log_relay(now);
-        let dead: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, state)| !state.link.is_alive())
-            .map(|(id, _)| *id)
+        let dead: Vec<LinkId> = ids
+            .into_iter()
+            .filter(|id| self.links.get(id).is_some_and(|s| !s.link.is_alive()))
             .collect();
         for id in dead {
             let Some(state) = self.links.remove(&id) else {
@@ -796,14 +895,21 @@ impl MediaActor {
     /// Writes relayed packets to the children of the link they came on, and passes children's
     /// keyframe requests to their upstream link (which merges them: one per second at most).
     /// Returns the links written to.
-    fn forward_packets(&mut self, now: Instant, relayed: Vec<(LinkId, LinkOutput)>) -> Vec<LinkId> {
+    /// Returns the links written to, and when each forwarded packet arrived.
+    fn forward_packets(
+        &mut self,
+        now: Instant,
+        relayed: Vec<(LinkId, LinkOutput)>,
+    ) -> (Vec<LinkId>, Vec<Instant>) {
         let mut written = Vec::new();
+        let mut received = Vec::new();
         for (from, output) in relayed {
             match output {
                 LinkOutput::Packet { kind, packet } => {
                     let Some(children) = self.forwarding.get(&from) else {
                         continue;
                     };
+                    received.push(packet.timestamp);
                     for child in children {
                         let sent = self
                             .links
@@ -835,7 +941,7 @@ impl MediaActor {
                 _ => {}
             }
         }
-        written
+        (written, received)
     }
 
     /// Relay figures in the log every 10 s while relaying.
@@ -846,13 +952,15 @@ impl MediaActor {
             return;
         }
         self.last_relay_log = now;
-        let r = self.relay;
+        let r = &self.relay;
         tracing::info!(
             children = r.children,
             packets = r.packets_forwarded,
             bytes = r.bytes_forwarded,
             dropped = r.dropped,
             keyframe_requests = r.keyframe_requests,
+            hop_p50_us = r.hop_latency.percentile(50.0).map(|d| d.as_micros()),
+            hop_p99_us = r.hop_latency.percentile(99.0).map(|d| d.as_micros()),
             "relaying"
         );
     }
@@ -891,4 +999,32 @@ fn host_candidates(config: &MediaConfig, local: SocketAddr) -> Vec<SocketAddr> {
         )];
     }
     vec![local]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles_land_in_the_right_bucket() {
+        let mut histogram = LatencyHistogram::default();
+        assert_eq!(histogram.percentile(50.0), None);
+        for _ in 0..90 {
+            histogram.record(Duration::from_micros(100));
+        }
+        for _ in 0..10 {
+            histogram.record(Duration::from_millis(5));
+        }
+        let p50 = histogram.percentile(50.0).unwrap();
+        assert!(p50 >= Duration::from_micros(100) && p50 <= Duration::from_micros(120), "{p50:?}");
+        let p99 = histogram.percentile(99.0).unwrap();
+        assert!(p99 >= Duration::from_millis(5) && p99 <= Duration::from_micros(6000), "{p99:?}");
+        let earlier = histogram.clone();
+        histogram.record(Duration::from_secs(1));
+        assert_eq!(histogram.since(&earlier).count(), 1);
+        // Zero and enormous durations are counted, not lost.
+        histogram.record(Duration::ZERO);
+        histogram.record(Duration::from_secs(1 << 40));
+        assert_eq!(histogram.count(), 103);
+    }
 }

@@ -21,7 +21,7 @@ mod link;
 pub use chroom_types::LinkMode;
 pub use driver::{
     LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle, ReceivedFrame,
-    RelayStats,
+    LatencyHistogram, RelayStats,
 };
 
 /// RTP clock rate of VP8 video (RFC 7741).
