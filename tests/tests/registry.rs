@@ -542,7 +542,8 @@ async fn relay_trees_admit_only_viewers_the_registry_lets_watch() {
     use chroom_proto::{ErrorCode, SignalRequest, SignalResponse, TreeMessage, encode_request};
 
     init_tracing();
-    // Account 1 speaks (broadcasts), 2 listens (relays), 4 is granted listening below.
+    // Account 1 speaks (broadcasts), 4 is granted listening below, 5 is a registered relayer
+    // with no role in the room, 3 is a stranger.
     let (chain, room) = Chain::with_room_of_kind("stage", RoomKind::Broadcast).await;
     chain
         .registry
@@ -565,9 +566,30 @@ async fn relay_trees_admit_only_viewers_the_registry_lets_watch() {
     .unwrap();
     let boot = tcp_addr(&root).await;
     let relayer = chain
-        .node(&dir.path().join("relayer"), 2, std::slice::from_ref(&boot))
+        .node(&dir.path().join("relayer"), 5, std::slice::from_ref(&boot))
         .await;
+    RegistryClient::connect(
+        &chain.anvil.endpoint(),
+        chain.registry.address(),
+        Some(chain.key(5)),
+    )
+    .unwrap()
+    .register_relayer(&relayer.peer_id().to_bytes(), 4)
+    .await
+    .unwrap();
     relayer
+        .join(room, Participation::Relay { capacity: 4 })
+        .await
+        .unwrap();
+    // A member that is no registered relayer may watch, but feeds nobody.
+    let pretender = chain
+        .node(
+            &dir.path().join("pretender"),
+            2,
+            std::slice::from_ref(&boot),
+        )
+        .await;
+    pretender
         .join(room, Participation::Relay { capacity: 4 })
         .await
         .unwrap();
@@ -592,6 +614,14 @@ async fn relay_trees_admit_only_viewers_the_registry_lets_watch() {
             .unwrap();
         let position = member.tree_position(room).await.unwrap();
         assert_eq!(position.parent, Some(relayer.peer_id()));
+        assert!(
+            pretender
+                .tree_position(room)
+                .await
+                .unwrap()
+                .children
+                .is_empty()
+        );
 
         // A stranger is told why it cannot watch.
         let stranger = chain
@@ -639,7 +669,8 @@ async fn relay_trees_admit_only_viewers_the_registry_lets_watch() {
             panic!("the relayer accepted a stranger: {answer:?}");
         };
         assert_eq!(error.code, ErrorCode::NotAuthorized, "{error}");
-        assert!(relayer.tree_position(room).await.unwrap().children.len() == 1);
+        let fed = relayer.tree_position(room).await.unwrap().children;
+        assert!(!fed.contains(&client.peer_id()), "{fed:?}");
     };
     tokio::select! {
         () = scenario => {}

@@ -129,10 +129,16 @@ impl Default for LatencyHistogram {
 impl LatencyHistogram {
     /// Counts one duration.
     pub fn record(&mut self, duration: Duration) {
-        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(duration.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         // log2 in quarter steps: 4 * log2(us), from the bit length and the next two bits.
         let bits = 63 - u64::from(micros.leading_zeros());
-        let fraction = if bits >= 2 { (micros >> (bits - 2)) & 0b11 } else { 0 };
+        let fraction = if bits >= 2 {
+            (micros >> (bits - 2)) & 0b11
+        } else {
+            0
+        };
         let index = usize::try_from(bits * 4 + fraction).unwrap_or(usize::MAX);
         self.buckets[index.min(LATENCY_BUCKETS - 1)] += 1;
     }
@@ -159,7 +165,11 @@ impl LatencyHistogram {
                 } else {
                     1 << bits
                 };
-                let high = if bits >= 2 { low + (1 << (bits - 2)) } else { low * 2 };
+                let high = if bits >= 2 {
+                    low + (1 << (bits - 2))
+                } else {
+                    low * 2
+                };
                 return Some(Duration::from_micros(high));
             }
         }
@@ -747,11 +757,7 @@ impl MediaActor {
                 contents,
             },
         );
-        let Some((id, state)) = self
-            .links
-            .iter_mut()
-            .find(|(_, s)| s.link.accepts(&input))
-        else {
+        let Some((id, state)) = self.links.iter_mut().find(|(_, s)| s.link.accepts(&input)) else {
             return false;
         };
         state.link.handle_input(input);
@@ -810,7 +816,9 @@ impl MediaActor {
             self.drain_links(now, &children, &mut events, &mut more);
             let sent = Instant::now();
             for at in received {
-                self.relay.hop_latency.record(sent.saturating_duration_since(at));
+                self.relay
+                    .hop_latency
+                    .record(sent.saturating_duration_since(at));
             }
             ids.extend(children);
         }
@@ -1016,9 +1024,15 @@ mod tests {
             histogram.record(Duration::from_millis(5));
         }
         let p50 = histogram.percentile(50.0).unwrap();
-        assert!(p50 >= Duration::from_micros(100) && p50 <= Duration::from_micros(120), "{p50:?}");
+        assert!(
+            p50 >= Duration::from_micros(100) && p50 <= Duration::from_micros(120),
+            "{p50:?}"
+        );
         let p99 = histogram.percentile(99.0).unwrap();
-        assert!(p99 >= Duration::from_millis(5) && p99 <= Duration::from_micros(6000), "{p99:?}");
+        assert!(
+            p99 >= Duration::from_millis(5) && p99 <= Duration::from_micros(6000),
+            "{p99:?}"
+        );
         let earlier = histogram.clone();
         histogram.record(Duration::from_secs(1));
         assert_eq!(histogram.since(&earlier).count(), 1);

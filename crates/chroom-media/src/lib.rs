@@ -20,8 +20,8 @@ mod link;
 
 pub use chroom_types::LinkMode;
 pub use driver::{
-    LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle, ReceivedFrame,
-    LatencyHistogram, RelayStats,
+    LatencyHistogram, LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle,
+    ReceivedFrame, RelayStats,
 };
 
 /// RTP clock rate of VP8 video (RFC 7741).

@@ -234,6 +234,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Forwarding throughput and hop latency of one relayer feeding N viewers, on loopback.
+    Relay {
+        /// Children counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+        children: Vec<usize>,
+        /// Measurement window per count.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        window: Duration,
+        /// Packets per second the broadcaster sends.
+        #[arg(long, default_value_t = 4000)]
+        packets_per_second: u32,
+    },
     /// CPU and RSS of a publisher node serving N recorder processes.
     Serve {
         /// VP8 IVF file to publish.
@@ -495,6 +507,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("chroom=warn");
             let source = MediaSource::load(Some(&video), Some(&audio))?;
             bench::revoke(&anvil, &source, runs).await?;
+        }
+        Command::Bench(BenchCommand::Relay {
+            children,
+            window,
+            packets_per_second,
+        }) => {
+            init_tracing("chroom=warn");
+            bench::relay(&children, window, packets_per_second).await?;
         }
         Command::Bench(BenchCommand::Serve {
             video,

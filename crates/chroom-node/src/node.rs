@@ -820,7 +820,12 @@ impl Driver {
                     AccessRead {
                         room_kind: Some(kind),
                         membership,
-                    } => AccessFacts::Known { kind, membership },
+                        relayer,
+                    } => AccessFacts::Known {
+                        kind,
+                        membership,
+                        relayer,
+                    },
                     AccessRead {
                         room_kind: None, ..
                     } => AccessFacts::UnknownRoom,

@@ -404,10 +404,14 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 deepest,
             } => {
                 if let Some(child) = self.children.get_mut(&from) {
+                    // A child taken as a viewer (capacity 0) is a leaf whatever it claims: joiners
+                    // are never sent its way. This is what keeps a member that is no registered
+                    // relayer, and was admitted as a viewer, from feeding anyone.
+                    let leaf = child.capacity == 0;
                     child.report = Report {
-                        spare,
-                        room,
-                        pushdown,
+                        spare: spare.filter(|_| !leaf),
+                        room: if leaf { 0 } else { room },
+                        pushdown: pushdown.filter(|_| !leaf),
                         deepest,
                     };
                     self.after_change(now);

@@ -214,6 +214,7 @@ impl RegistryActor {
         let read = AccessRead {
             room_kind: record.room_kind,
             membership: record.membership,
+            relayer: record.relayer,
         };
         let event = RegistryEvent::Facts {
             room,
@@ -230,6 +231,7 @@ fn record(read: AccessRead, block: u64) -> AccessRecord {
     AccessRecord {
         room_kind: read.room_kind,
         membership: read.membership,
+        relayer: read.relayer,
         block,
     }
 }

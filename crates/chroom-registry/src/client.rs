@@ -56,6 +56,8 @@ pub struct AccessRead {
     pub room_kind: Option<RoomKind>,
     /// The account's standing.
     pub membership: Membership,
+    /// The account is in the relayer directory (it may carry broadcasts without a role).
+    pub relayer: bool,
 }
 
 /// A registry call failed.
@@ -151,10 +153,18 @@ impl RegistryClient {
             .call()
             .await
             .map_err(rpc)?;
+        let relayer = registry
+            .relayerOf(Address::from(*account.as_bytes()))
+            .block(block.into())
+            .call()
+            .await
+            .map_err(rpc)?
+            .registered;
         if !read.exists {
             return Ok(AccessRead {
                 room_kind: None,
                 membership: Membership::NotMember,
+                relayer,
             });
         }
         let info = registry
@@ -175,6 +185,7 @@ impl RegistryClient {
             // A kind this build does not know is treated like an unknown room: no access.
             room_kind: room_kind(read.kind),
             membership: membership(read.role, read.accountBanned),
+            relayer,
         })
     }
 
@@ -224,7 +235,14 @@ impl RegistryClient {
                 RoomRegistry::RoomCreated::SIGNATURE_HASH
                 | RoomRegistry::RoomUpdated::SIGNATURE_HASH
                 | RoomRegistry::OwnershipTransferred::SIGNATURE_HASH => room().map(Change::Room),
-                // Relayer events do not change room access.
+                // The relayer events index the account first.
+                RoomRegistry::RelayerRegistered::SIGNATURE_HASH
+                | RoomRegistry::RelayerUpdated::SIGNATURE_HASH
+                | RoomRegistry::RelayerUnregistered::SIGNATURE_HASH => {
+                    log.topics().get(1).map(|t| {
+                        Change::Relayer(Account::from_bytes(Address::from_word(*t).into_array()))
+                    })
+                }
                 _ => None,
             };
             changes.extend(change);

@@ -29,16 +29,33 @@ pub enum AccessFacts {
         kind: RoomKind,
         /// The account's standing.
         membership: Membership,
+        /// The account is in the relayer directory: it may carry the room's broadcast.
+        relayer: bool,
     },
     /// The registry has no such room.
     UnknownRoom,
 }
 
 impl AccessFacts {
+    /// Whether the account may feed others in the room's relay tree: a registered relayer,
+    /// unless banned from the room.
+    pub fn allows_relaying(self) -> bool {
+        match self {
+            Self::Known {
+                membership,
+                relayer,
+                ..
+            } => relayer && membership != Membership::Banned,
+            Self::UnknownRoom => false,
+        }
+    }
+
     /// Whether these facts permit `action`.
     pub fn allows(self, action: Action) -> bool {
         match self {
-            Self::Known { kind, membership } => membership.allows(kind, action),
+            Self::Known {
+                kind, membership, ..
+            } => membership.allows(kind, action),
             Self::UnknownRoom => false,
         }
     }
@@ -110,6 +127,17 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
             Some(facts) if facts.allows(action) => Verdict::Allowed,
             Some(facts) => Verdict::Denied(account, *facts),
         }
+    }
+
+    /// The facts known for `peer`'s account in `room`, if any.
+    pub(crate) fn facts_of(&self, peer: P, room: RoomId) -> Option<AccessFacts> {
+        let account = self.account(peer)?;
+        self.facts.get(&(room, account)).copied()
+    }
+
+    /// Whether every peer is let in without checks.
+    pub(crate) fn is_open(&self) -> bool {
+        self.policy == AccessPolicy::Open
     }
 
     /// Marks a lookup as started; false if one is already under way.

@@ -49,6 +49,8 @@ pub enum Change {
     Account(RoomId, Account),
     /// Something room-wide (kind, join policy, owner): every watched account of it.
     Room(RoomId),
+    /// An account joined or left the relayer directory: every watched room of it.
+    Relayer(Account),
 }
 
 /// A command for the driver, or a result for the node.
@@ -227,6 +229,9 @@ impl<F: Clone> Follower<F> {
                 Change::Account(..) => {}
                 Change::Room(room) => {
                     remaining.extend(self.watched.iter().filter(|(r, _)| *r == room).copied());
+                }
+                Change::Relayer(account) => {
+                    remaining.extend(self.watched.iter().filter(|(_, a)| *a == account).copied());
                 }
             }
         }

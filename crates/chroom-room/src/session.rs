@@ -978,6 +978,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let Some(&(room, role)) = self.links.get(&link) else {
             return;
         };
+        if let LinkRole::TreeDownstream(child) = role
+            && self
+                .access
+                .facts_of(child, room)
+                .is_some_and(AccessFacts::allows_relaying)
+        {
+            // A registered relayer carries the broadcast without a role in the room.
+            return;
+        }
         let action = match role {
             LinkRole::Sending(_) | LinkRole::TreeDownstream(_) => Action::Listen,
             LinkRole::Receiving(_) => Action::Publish,

@@ -66,6 +66,8 @@ pub struct AccessRecord {
     pub room_kind: Option<RoomKind>,
     /// The account's standing.
     pub membership: Membership,
+    /// The account is in the registry's relayer directory.
+    pub relayer: bool,
     /// The block the facts were read at.
     pub block: u64,
 }
@@ -88,7 +90,9 @@ impl AccessRecord {
             Membership::Member(Role::Owner) => 6,
         };
         let mut out = [0u8; 10];
-        out[0] = kind;
+        // The top bit of the kind byte: records written before relayers were tracked read as
+        // "not a relayer".
+        out[0] = kind | if self.relayer { RELAYER_BIT } else { 0 };
         out[1] = membership;
         out[2..].copy_from_slice(&self.block.to_le_bytes());
         out
@@ -96,7 +100,8 @@ impl AccessRecord {
 
     fn decode(bytes: &[u8]) -> Option<Self> {
         let bytes: &[u8; 10] = bytes.try_into().ok()?;
-        let room_kind = match bytes[0] {
+        let relayer = bytes[0] & RELAYER_BIT != 0;
+        let room_kind = match bytes[0] & !RELAYER_BIT {
             0 => None,
             1 => Some(RoomKind::Conference),
             2 => Some(RoomKind::AudioSpace),
@@ -117,10 +122,13 @@ impl AccessRecord {
         Some(Self {
             room_kind,
             membership,
+            relayer,
             block,
         })
     }
 }
+
+const RELAYER_BIT: u8 = 0x80;
 
 fn insert_access(
     txn: &redb::WriteTransaction,
@@ -437,6 +445,7 @@ mod tests {
         let record = |membership, block| AccessRecord {
             room_kind: Some(RoomKind::Broadcast),
             membership,
+            relayer: false,
             block,
         };
         {
@@ -477,12 +486,15 @@ mod tests {
         ];
         for room_kind in kinds {
             for membership in memberships {
-                let record = AccessRecord {
-                    room_kind,
-                    membership,
-                    block: u64::MAX - 1,
-                };
-                assert_eq!(AccessRecord::decode(&record.encode()), Some(record));
+                for relayer in [false, true] {
+                    let record = AccessRecord {
+                        room_kind,
+                        membership,
+                        relayer,
+                        block: u64::MAX - 1,
+                    };
+                    assert_eq!(AccessRecord::decode(&record.encode()), Some(record));
+                }
             }
         }
         assert_eq!(AccessRecord::decode(&[9; 10]), None);

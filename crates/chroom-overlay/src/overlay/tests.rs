@@ -759,3 +759,24 @@ proptest! {
         prop_assert!(unattached.is_empty(), "unattached: {:?}", unattached);
     }
 }
+
+#[test]
+fn a_child_taken_as_a_viewer_is_never_offered_as_a_parent() {
+    let now = epoch();
+    let mut root = root(now, 1);
+    // Admitted as a viewer (the node zeroed its claimed capacity: no registered relayer).
+    root.handle_message(now, 5, join(0));
+    root.handle_message(
+        now,
+        5,
+        Message::Report {
+            spare: Some(candidate(5, 1, 10)),
+            room: 10,
+            pushdown: Some(candidate(5, 1, 10)),
+            deepest: Some(candidate(5, 1, 10)),
+        },
+    );
+    sent(&mut root);
+    root.handle_message(now, 6, join(0));
+    assert_eq!(to(&sent(&mut root), 6), vec![Message::Refused]);
+}

@@ -16,7 +16,7 @@ use super::{
     InboundId, LinkRole, Output, Participation, RoomEvent, RoomSession, SubscribeFailure,
     SubscribeId, Waiting, denial,
 };
-use crate::access::Verdict;
+use crate::access::{AccessFacts, Verdict};
 
 /// This node's part in one room's relay tree.
 #[derive(Debug)]
@@ -133,8 +133,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             self.refuse(request, peer, error);
             return;
         }
-        if matches!(message, Message::Join { .. }) {
-            match self.access.check(peer, room, Action::Listen) {
+        let mut message = message;
+        if let Message::Join { capacity, .. } = message {
+            // A registered relayer carries the broadcast without a role in the room; anyone
+            // else must be allowed to watch it, and feeds nobody.
+            let relays = capacity > 0
+                && self
+                    .access
+                    .facts_of(peer, room)
+                    .is_some_and(AccessFacts::allows_relaying);
+            let verdict = if relays {
+                Verdict::Allowed
+            } else {
+                self.access.check(peer, room, Action::Listen)
+            };
+            match verdict {
                 Verdict::Allowed => {}
                 Verdict::NoAccount => {
                     let error = SignalError::new(
@@ -164,6 +177,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     }
                     return;
                 }
+            }
+            if !relays
+                && !self.access.is_open()
+                && let Message::Join { capacity, .. } = &mut message
+            {
+                *capacity = 0;
             }
         }
         self.outputs.push_back(Output::AckTree { request, peer });

@@ -357,7 +357,11 @@ fn account(n: u8) -> Account {
 }
 
 fn facts(kind: RoomKind, membership: Membership) -> AccessFacts {
-    AccessFacts::Known { kind, membership }
+    AccessFacts::Known {
+        kind,
+        membership,
+        relayer: false,
+    }
 }
 
 /// An enforcing session publishing in `room()`.
