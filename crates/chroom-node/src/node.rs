@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::signers::local::PrivateKeySigner;
@@ -75,6 +76,9 @@ pub struct RunningNode {
     media: MediaHandle,
     commands: mpsc::Sender<DriverCommand>,
     frames: Option<mpsc::Receiver<NodeFrame>>,
+    /// Set once the frames are taken: until then the driver drops them instead of filling a
+    /// channel nobody reads (which would stall it).
+    frames_wanted: Arc<AtomicBool>,
     chat: broadcast::Sender<ChatMessage>,
     store: Arc<Store>,
     shutdown: CancellationToken,
@@ -225,6 +229,7 @@ impl RunningNode {
 
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (frames_tx, frames_rx) = mpsc::channel(4096);
+        let frames_wanted = Arc::new(AtomicBool::new(false));
         let (chat_tx, _) = broadcast::channel(CHAT_BUFFER);
         let (results_tx, results_rx) = mpsc::channel(64);
         let driver = Driver {
@@ -245,6 +250,7 @@ impl RunningNode {
             net_events: net_rx,
             media_events: media_rx,
             frames: frames_tx,
+            frames_wanted: frames_wanted.clone(),
             chat: chat_tx.clone(),
             results: results_tx,
             gossip: HashMap::new(),
@@ -272,6 +278,7 @@ impl RunningNode {
             media,
             commands: commands_tx,
             frames: Some(frames_rx),
+            frames_wanted,
             chat: chat_tx,
             store,
             shutdown,
@@ -379,6 +386,7 @@ impl RunningNode {
 
     /// Frames received from publishers. Can be taken once; untaken frames are dropped.
     pub fn take_frames(&mut self) -> Option<mpsc::Receiver<NodeFrame>> {
+        self.frames_wanted.store(true, Ordering::Relaxed);
         self.frames.take()
     }
 
@@ -480,6 +488,7 @@ struct Driver {
     net_events: mpsc::Receiver<NetEvent>,
     media_events: mpsc::Receiver<MediaEvent>,
     frames: mpsc::Sender<NodeFrame>,
+    frames_wanted: Arc<AtomicBool>,
     chat: broadcast::Sender<ChatMessage>,
     /// Where spawned steps report back.
     results: mpsc::Sender<StepResult>,
@@ -745,7 +754,7 @@ impl Driver {
                     return;
                 };
                 // Frames are only taken by a recorder; without one they are dropped here.
-                if !self.frames.is_closed() {
+                if self.frames_wanted.load(Ordering::Relaxed) && !self.frames.is_closed() {
                     let frame = NodeFrame {
                         peer: *peer,
                         link,
