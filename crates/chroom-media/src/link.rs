@@ -127,6 +127,12 @@ impl Link {
         }));
         match result {
             Ok(Ok(written)) => written,
+            // The link's send queue is full (the source outruns it): lose this frame, not the
+            // link.
+            Ok(Err(str0m::RtcError::WriteWithoutPoll)) => {
+                tracing::debug!(link = %self.id, "send queue full: frame dropped");
+                false
+            }
             Ok(Err(e)) => {
                 self.fail(format!("write failed: {e}"));
                 false
@@ -253,7 +259,7 @@ impl Link {
                 Output::Timeout(deadline) => return deadline,
                 Output::Transmit(t) => out.push(LinkOutput::Transmit {
                     destination: t.destination,
-                    contents: t.contents.to_vec(),
+                    contents: t.contents.into(),
                 }),
                 Output::Event(event) => self.handle_event(now, event, out),
             }

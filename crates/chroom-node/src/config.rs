@@ -546,6 +546,28 @@ mod tests {
     }
 
     #[test]
+    fn relay_capacity_is_the_budget_over_the_stream_rate() {
+        let relay = |section: &str| {
+            let text = format!("[net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[relay]\n{section}");
+            NodeConfig::parse(&text, "relay.toml", &Overrides::default())
+        };
+        let config =
+            relay("upload_budget_kbps = 10000\nstream_kbps = 2500\nrooms = [\"stage\"]").unwrap();
+        let relay_config = config.relay.unwrap();
+        assert_eq!(relay_config.capacity, 4);
+        assert_eq!(
+            relay_config.rooms,
+            vec!["stage".parse::<RoomName>().unwrap()]
+        );
+        let err = relay("upload_budget_kbps = 1000").unwrap_err().to_string();
+        assert!(err.contains("relay.upload_budget_kbps"), "{err}");
+        let err = relay("upload_budget_kbps = 9000\nrooms = [\"\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("relay.rooms[0]"), "{err}");
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node-config");
         for entry in std::fs::read_dir(dir).unwrap() {
