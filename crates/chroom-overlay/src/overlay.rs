@@ -704,17 +704,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .map(|(peer, c)| (*peer, c.report.room))
             .collect();
         let mut drawn = Vec::with_capacity(count);
-        while drawn.len() < count && !pool.is_empty() {
-            let total: u64 = pool.iter().map(|(_, w)| u64::from(*w)).sum();
-            let mut ticket = self.rng.random_range(0..total);
-            let index = pool
-                .iter()
-                .position(|(_, w)| {
-                    let hit = ticket < u64::from(*w);
-                    ticket = ticket.saturating_sub(u64::from(*w));
-                    hit
-                })
-                .unwrap_or(pool.len() - 1);
+        while drawn.len() < count {
+            let weights: Vec<u64> = pool.iter().map(|(_, room)| u64::from(*room)).collect();
+            let Some(index) = draw_weighted(&weights, &mut self.rng) else {
+                break;
+            };
             drawn.push(pool.swap_remove(index));
         }
         drawn
@@ -1187,24 +1181,29 @@ fn pick_candidate<P: Copy + PartialEq>(
     rng: &mut ChaCha8Rng,
 ) -> Option<usize> {
     let room = |c: &Candidate<P>| u64::from(c.room.max(c.spare));
-    let roomy: Vec<usize> = (0..queue.len())
-        .filter(|i| room(&queue[*i]) > 0 && Some(queue[*i].peer) != entry)
+    let weights: Vec<u64> = queue
+        .iter()
+        .map(|c| if Some(c.peer) == entry { 0 } else { room(c) })
         .collect();
-    if roomy.is_empty() {
-        return (0..queue.len())
+    draw_weighted(&weights, rng).or_else(|| {
+        (0..queue.len())
             .filter(|i| Some(queue[*i].peer) != entry)
-            .min_by_key(|i| queue[*i].level);
+            .min_by_key(|i| queue[*i].level)
+    })
+}
+
+/// An index drawn with probability proportional to its weight; `None` if all weights are 0.
+fn draw_weighted(weights: &[u64], rng: &mut ChaCha8Rng) -> Option<usize> {
+    let total: u64 = weights.iter().sum();
+    if total == 0 {
+        return None;
     }
-    let total: u64 = roomy.iter().map(|i| room(&queue[*i])).sum();
     let mut ticket = rng.random_range(0..total);
-    for index in &roomy {
-        let w = room(&queue[*index]);
-        if ticket < w {
-            return Some(*index);
-        }
-        ticket -= w;
-    }
-    roomy.last().copied()
+    weights.iter().position(|weight| {
+        let hit = ticket < *weight;
+        ticket = ticket.saturating_sub(*weight);
+        hit
+    })
 }
 
 /// The largest power of two not above `n` (0 for 0).
