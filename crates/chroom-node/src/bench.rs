@@ -389,47 +389,49 @@ impl RelayerThread {
         let (cpu_tx, cpu_rx) =
             std::sync::mpsc::sync_channel::<tokio::sync::oneshot::Sender<u64>>(4);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow::anyhow!("relayer runtime: {e}")));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                let node = match RunningNode::start(config).await {
-                    Ok(node) => node,
+        let thread = std::thread::Builder::new()
+            .name("relayer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e));
+                        let _ = ready_tx.send(Err(anyhow::anyhow!("relayer runtime: {e}")));
                         return;
                     }
                 };
-                if let Err(e) = node
-                    .join(room.id(), Participation::Relay { capacity })
-                    .await
-                {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-                let _ = ready_tx.send(Ok(node));
-                let mut stop = std::pin::pin!(stop_rx);
-                loop {
-                    // CPU requests come from another runtime: poll for them between ticks.
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        () = tokio::time::sleep(Duration::from_millis(20)) => {
-                            while let Ok(reply) = cpu_rx.try_recv() {
-                                let _ = reply.send(thread_cpu_ticks().unwrap_or(0));
+                runtime.block_on(async move {
+                    let node = match RunningNode::start(config).await {
+                        Ok(node) => node,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    if let Err(e) = node
+                        .join(room.id(), Participation::Relay { capacity })
+                        .await
+                    {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    let _ = ready_tx.send(Ok(node));
+                    let mut stop = std::pin::pin!(stop_rx);
+                    loop {
+                        // CPU requests come from another runtime: poll for them between ticks.
+                        tokio::select! {
+                            _ = &mut stop => break,
+                            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                                while let Ok(reply) = cpu_rx.try_recv() {
+                                    let _ = reply.send(thread_cpu_ticks().unwrap_or(0));
+                                }
                             }
                         }
                     }
-                }
-            });
-        });
+                });
+            })?;
         let node = ready_rx.recv().context("relayer thread died")??;
         Ok(Self {
             node,
