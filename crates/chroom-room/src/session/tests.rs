@@ -640,3 +640,150 @@ fn gossip_of_a_room_this_node_left_is_ignored() {
         "{decided:?}"
     );
 }
+
+/// A broadcasting session (root of the tree, capacity 2) that checks the registry.
+fn enforcing_root(now: Instant) -> RoomSession<u32> {
+    let mut session = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        0,
+    );
+    session.join(
+        now,
+        room(),
+        Participation::Broadcast {
+            kinds: vec![MediaKind::Video],
+            capacity: 2,
+        },
+    );
+    drain(&mut session);
+    session
+}
+
+fn join_message(capacity: u32) -> chroom_overlay::Message<u32> {
+    chroom_overlay::Message::Join {
+        below_level: None,
+        capacity,
+    }
+}
+
+#[test]
+fn tree_joins_are_checked_and_only_children_get_a_link() {
+    let now = epoch();
+    let mut session = enforcing_root(now);
+    let broadcast = |m| facts(RoomKind::Broadcast, m);
+    session.handle_peer_account(now, 7, Some(account(7)));
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(
+        now,
+        room(),
+        account(7),
+        broadcast(Membership::Member(Role::Listener)),
+    );
+    session.handle_access(now, room(), account(8), broadcast(Membership::NotMember));
+    drain(&mut session);
+
+    session.handle_tree_request(now, InboundId(1), 7, room(), join_message(0));
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::AckTree {
+        request: InboundId(1),
+        peer: 7
+    }));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::SendTree {
+            peer: 7,
+            message: chroom_overlay::Message::Accepted { level: 0, .. },
+            ..
+        }
+    )));
+    assert_eq!(session.tree_children(room()), vec![7]);
+
+    session.handle_tree_request(now, InboundId(2), 8, room(), join_message(0));
+    let error = refusal(&drain(&mut session)).expect("a stranger is refused");
+    assert_eq!(error.code, ErrorCode::NotAuthorized);
+    assert!(error.message.contains("not a member"), "{}", error.message);
+
+    // The child's media link is accepted with local frames; a non-child's is refused.
+    session.handle_subscribe_request(now, InboundId(3), 7, room());
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::AcceptSubscriber {
+            request: InboundId(3),
+            room: room(),
+            peer: 7,
+            mode: LinkMode::Frames,
+        }]
+    );
+    session.handle_subscribe_request(now, InboundId(4), 9, room());
+    let error = refusal(&drain(&mut session)).expect("a non-child is refused");
+    assert_eq!(error.code, ErrorCode::NotPublishing);
+}
+
+#[test]
+fn only_registered_relayers_keep_their_capacity_in_the_tree() {
+    let now = epoch();
+    let mut session = enforcing_root(now);
+    let registered = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 5, Some(account(5)));
+    session.handle_peer_account(now, 6, Some(account(6)));
+    session.handle_access(now, room(), account(5), registered);
+    session.handle_access(
+        now,
+        room(),
+        account(6),
+        facts(RoomKind::Broadcast, Membership::Member(Role::Listener)),
+    );
+    drain(&mut session);
+    // A registered relayer without a role is admitted as a relayer.
+    session.handle_tree_request(now, InboundId(1), 5, room(), join_message(8));
+    assert!(drain(&mut session).contains(&Output::AckTree {
+        request: InboundId(1),
+        peer: 5
+    }));
+    // A listener claiming to relay is admitted, as a viewer: the tree never sends joiners to
+    // it, so a third joiner of this full root (capacity 2) is sent to the relayer only.
+    session.handle_tree_request(now, InboundId(2), 6, room(), join_message(8));
+    drain(&mut session);
+    for (child, room_left) in [(5, 8), (6, 8)] {
+        session.handle_tree_request(
+            now,
+            InboundId(10 + u64::from(child)),
+            child,
+            room(),
+            chroom_overlay::Message::Report {
+                spare: None,
+                room: room_left,
+                pushdown: None,
+                deepest: None,
+            },
+        );
+    }
+    drain(&mut session);
+    session.handle_peer_account(now, 9, Some(account(9)));
+    session.handle_access(
+        now,
+        room(),
+        account(9),
+        facts(RoomKind::Broadcast, Membership::Member(Role::Listener)),
+    );
+    session.handle_tree_request(now, InboundId(3), 9, room(), join_message(0));
+    let outputs = drain(&mut session);
+    let redirect = outputs.iter().find_map(|o| match o {
+        Output::SendTree {
+            peer: 9,
+            message: chroom_overlay::Message::Redirected { candidates },
+            ..
+        } => Some(candidates.clone()),
+        _ => None,
+    });
+    let candidates = redirect.expect("the full root redirects");
+    assert!(candidates.iter().all(|c| c.peer != 6), "{candidates:?}");
+    assert!(candidates.iter().any(|c| c.peer == 5), "{candidates:?}");
+}
