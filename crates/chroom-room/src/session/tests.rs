@@ -662,8 +662,8 @@ fn enforcing_root(now: Instant) -> RoomSession<u32> {
     session
 }
 
-fn join_message(capacity: u32) -> chroom_overlay::Message<u32> {
-    chroom_overlay::Message::Join {
+fn join_message(capacity: u32) -> Message<u32> {
+    Message::Join {
         below_level: None,
         capacity,
     }
@@ -695,7 +695,7 @@ fn tree_joins_are_checked_and_only_children_get_a_link() {
         o,
         Output::SendTree {
             peer: 7,
-            message: chroom_overlay::Message::Accepted { level: 0, .. },
+            message: Message::Accepted { level: 0, .. },
             ..
         }
     )));
@@ -757,7 +757,7 @@ fn only_registered_relayers_keep_their_capacity_in_the_tree() {
             InboundId(10 + u64::from(child)),
             child,
             room(),
-            chroom_overlay::Message::Report {
+            Message::Report {
                 spare: None,
                 room: room_left,
                 pushdown: None,
@@ -778,7 +778,7 @@ fn only_registered_relayers_keep_their_capacity_in_the_tree() {
     let redirect = outputs.iter().find_map(|o| match o {
         Output::SendTree {
             peer: 9,
-            message: chroom_overlay::Message::Redirected { candidates },
+            message: Message::Redirected { candidates },
             ..
         } => Some(candidates.clone()),
         _ => None,
