@@ -263,6 +263,7 @@ enum Command {
     Forward {
         upstream: LinkId,
         downstream: Vec<LinkId>,
+        version: u64,
     },
     RelayStats(oneshot::Sender<RelayStats>),
     CloseLink {
@@ -306,14 +307,16 @@ impl MediaHandle {
 
     /// Forwards every RTP packet arriving on `upstream` to each of `downstream` (all in
     /// [`LinkMode::Packets`]), and keyframe requests from them back up, merged. Replaces the
-    /// previous forwarding from `upstream`; an empty `downstream` stops it.
-    pub async fn forward(&self, upstream: LinkId, downstream: Vec<LinkId>) {
+    /// previous forwarding from `upstream` unless that one has a higher `version` (so calls
+    /// made concurrently cannot undo a newer one); an empty `downstream` stops it.
+    pub async fn forward(&self, upstream: LinkId, downstream: Vec<LinkId>, version: u64) {
         // The actor being gone means there is nothing to forward.
         let _ = self
             .commands
             .send(Command::Forward {
                 upstream,
                 downstream,
+                version,
             })
             .await;
     }
@@ -407,6 +410,8 @@ pub struct MediaActor {
     unrouted: VecDeque<Unrouted>,
     /// Upstream link -> the links its packets go to.
     forwarding: HashMap<LinkId, Vec<LinkId>>,
+    /// The version of the latest forwarding order per upstream link.
+    forwarding_versions: HashMap<LinkId, u64>,
     /// Links that took input since the last flush: only they can have output. Draining every
     /// link after every datagram would cost a relayer with 50 children 51 drains per packet.
     dirty: Vec<LinkId>,
@@ -470,6 +475,7 @@ impl MediaActor {
             started: Instant::now(),
             unrouted: VecDeque::new(),
             forwarding: HashMap::new(),
+            forwarding_versions: HashMap::new(),
             dirty: Vec::new(),
             all_dirty: true,
             relay: RelayStats::default(),
@@ -546,7 +552,17 @@ impl MediaActor {
             Command::Forward {
                 upstream,
                 downstream,
+                version,
             } => {
+                if !self.links.contains_key(&upstream) {
+                    // Closed meanwhile: nothing will arrive on it.
+                    return;
+                }
+                let latest = self.forwarding_versions.entry(upstream).or_default();
+                if version < *latest {
+                    return;
+                }
+                *latest = version;
                 if downstream.is_empty() {
                     self.forwarding.remove(&upstream);
                 } else {
@@ -832,6 +848,7 @@ impl MediaActor {
                 continue;
             };
             self.forwarding.remove(&id);
+            self.forwarding_versions.remove(&id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             events.push(MediaEvent::LinkClosed { link: id, reason });

@@ -1160,9 +1160,10 @@ impl Driver {
                 Output::Forward {
                     upstream,
                     downstream,
+                    version,
                 } => {
                     let media = self.media.clone();
-                    steps.spawn(async move { media.forward(upstream, downstream).await });
+                    steps.spawn(async move { media.forward(upstream, downstream, version).await });
                 }
                 Output::GossipVerdict { id, verdict, .. } => self.decide_gossip(id, verdict),
                 Output::LookupAccess { room, account } => match &self.registry {

@@ -184,6 +184,9 @@ pub enum Output<P> {
         upstream: LinkId,
         /// The links to the children.
         downstream: Vec<LinkId>,
+        /// Grows with every forwarding change: if the driver carries them out concurrently, an
+        /// older set must never replace a newer one.
+        version: u64,
     },
     /// Refuse a signaling request with `error`.
     Refuse {
@@ -322,6 +325,7 @@ pub struct RoomSession<P> {
     queued_events: usize,
     dropped_events: u64,
     next_subscribe: u64,
+    forward_version: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +407,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             queued_events: 0,
             dropped_events: 0,
             next_subscribe: 0,
+            forward_version: 0,
         }
     }
 

@@ -515,9 +515,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             return;
         };
         let downstream = tree.downstream.values().copied().collect();
+        self.forward_version += 1;
         self.outputs.push_back(Output::Forward {
             upstream,
             downstream,
+            version: self.forward_version,
         });
     }
 
