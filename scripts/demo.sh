@@ -13,7 +13,12 @@ state=.chroom/demo
 rm -rf "$state"
 mkdir -p "$state"
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+# A pipeline's $! is its last command (sed): also stop every child of this script (chroom).
+cleanup() {
+    kill "${pids[@]}" 2>/dev/null || true
+    pkill -P $$ 2>/dev/null || true
+    wait 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
 wait_for() { # file pattern

@@ -53,7 +53,12 @@ pub async fn devnet_up(anvil_path: &Path, port: u16, dir: &Path) -> anyhow::Resu
         println!("account {i} {address} config {}", config_path.display());
     }
     println!("devnet ready; Ctrl-C stops it");
-    tokio::signal::ctrl_c().await?;
+    // SIGTERM too (scripts stop it so): either way anvil is stopped with it, not orphaned.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped?,
+        _ = terminate.recv() => {}
+    }
     drop(anvil);
     Ok(())
 }
