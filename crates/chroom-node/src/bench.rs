@@ -237,12 +237,7 @@ async fn stop_recorders(recorders: Vec<Child>) -> anyhow::Result<Vec<u64>> {
 
 /// (CPU ticks used, RSS in KiB) of a process.
 fn proc_sample(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(") ").context("stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    let ticks = cpu_ticks(&format!("/proc/{pid}/stat"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss = status
         .lines()
@@ -250,7 +245,7 @@ fn proc_sample(pid: u32) -> anyhow::Result<(u64, u64)> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Ok((utime + stime, rss))
+    Ok((ticks, rss))
 }
 
 fn cpu_percent(ticks: u64, over: Duration) -> f64 {
@@ -596,7 +591,13 @@ async fn wait_until<T>(
 
 /// CPU ticks (utime + stime) of the calling thread.
 fn thread_cpu_ticks() -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat")?;
+    cpu_ticks("/proc/thread-self/stat")
+}
+
+/// CPU ticks (utime + stime) from a `/proc/.../stat` file.
+fn cpu_ticks(stat_path: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(stat_path)?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = stat.rsplit_once(") ").context("stat format")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11).context("utime")?.parse()?;
