@@ -69,6 +69,38 @@ async fn bad_requests_get_error_replies_and_the_node_keeps_serving() {
             .await;
         assert_eq!(refusal_code(&reply), ErrorCode::NotInRoom);
 
+        // Tree messages: too many candidates does not decode; a room without a tree here is
+        // refused by name.
+        let candidate = |n: u8| chroom_overlay::Candidate {
+            peer: chroom_types::NodeId::from_public_key([n; 32]),
+            level: 1,
+            spare: 1,
+            room: 1,
+        };
+        let flood = SignalRequest::Tree(chroom_proto::TreeMessage {
+            room,
+            message: chroom_overlay::Message::Redirected {
+                candidates: (0..=chroom_overlay::MAX_CANDIDATES as u8)
+                    .map(candidate)
+                    .collect(),
+            },
+        });
+        let reply = client
+            .ask(peer, Frame::Payload(encode_request(&flood)))
+            .await;
+        assert_eq!(refusal_code(&reply), ErrorCode::Malformed);
+        let no_tree = SignalRequest::Tree(chroom_proto::TreeMessage {
+            room,
+            message: chroom_overlay::Message::Join {
+                below_level: None,
+                capacity: 0,
+            },
+        });
+        let reply = client
+            .ask(peer, Frame::Payload(encode_request(&no_tree)))
+            .await;
+        assert_eq!(refusal_code(&reply), ErrorCode::NotInRoom);
+
         let bad_sdp = SignalRequest::Subscribe {
             room,
             offer_sdp: "this is not sdp".into(),
