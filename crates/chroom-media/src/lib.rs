@@ -17,6 +17,7 @@
 pub mod container;
 mod driver;
 mod link;
+mod socket;
 
 pub use chroom_types::LinkMode;
 pub use driver::{

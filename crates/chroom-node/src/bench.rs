@@ -370,7 +370,7 @@ pub async fn relay(children: &[usize], window: Duration, offered_pps: u32) -> an
     Ok(())
 }
 
-/// The relayer's thread: its node, and its CPU time on request.
+/// The relayer's thread: its node, and its CPU time (ns) on request.
 struct RelayerThread {
     node: RunningNode,
     cpu: std::sync::mpsc::SyncSender<tokio::sync::oneshot::Sender<u64>>,
@@ -420,7 +420,7 @@ impl RelayerThread {
                             _ = &mut stop => break,
                             () = tokio::time::sleep(Duration::from_millis(20)) => {
                                 while let Ok(reply) = cpu_rx.try_recv() {
-                                    let _ = reply.send(thread_cpu_ticks().unwrap_or(0));
+                                    let _ = reply.send(thread_cpu_nanos().unwrap_or(0));
                                 }
                             }
                         }
@@ -436,7 +436,7 @@ impl RelayerThread {
         })
     }
 
-    async fn cpu_ticks(&self) -> anyhow::Result<u64> {
+    async fn cpu_nanos(&self) -> anyhow::Result<u64> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.cpu.send(tx).context("relayer thread stopped")?;
         rx.await.context("relayer thread stopped")
@@ -501,19 +501,18 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     // Let links connect and the rate settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = relayer.node.stats().await?.relay;
-    let cpu_before = relayer.cpu_ticks().await?;
+    let cpu_before = relayer.cpu_nanos().await?;
     let started = Instant::now();
     tokio::time::sleep(window).await;
     let after = relayer.node.stats().await?.relay;
-    let cpu_after = relayer.cpu_ticks().await?;
+    let cpu_after = relayer.cpu_nanos().await?;
     let elapsed = started.elapsed().as_secs_f64();
     cancel.cancel();
     let _ = sender.await;
 
     let packets = after.packets_forwarded - before.packets_forwarded;
     let bytes = after.bytes_forwarded - before.bytes_forwarded;
-    // USER_HZ is 100 on every mainstream Linux.
-    let cpu_seconds = (cpu_after - cpu_before) as f64 / 100.0;
+    let cpu_seconds = (cpu_after - cpu_before) as f64 / 1e9;
     let hops = after.hop_latency.since(&before.hop_latency);
     let micros = |p| {
         hops.percentile(p)
@@ -548,27 +547,36 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     Ok(())
 }
 
-/// Sends VP8-sized synthetic frames (about 11 packets each) at `pps` packets per second.
+/// Sends VP8-sized synthetic frames (about 11 packets each) at `pps` packets per second, in
+/// bursts once a millisecond: tokio's timers are no finer, so one frame per tick would cap the
+/// rate near 1 000 frames per second.
 async fn send_synthetic(root: RunningNode, pps: u32, cancel: CancellationToken) {
     const FRAME_BYTES: usize = 12_000;
     const PACKETS_PER_FRAME: u32 = 11;
+    const TICK: Duration = Duration::from_millis(1);
     let frames_per_second = (pps / PACKETS_PER_FRAME).max(1);
     let frame: std::sync::Arc<[u8]> = vec![0x10; FRAME_BYTES].into();
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / frames_per_second);
+    let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sent = 0u64;
     let mut rtp_time = 0u64;
     let step = u64::from(
         chroom_media::VIDEO_CLOCK_HZ / frames_per_second.min(chroom_media::VIDEO_CLOCK_HZ),
     );
-    while !cancel.is_cancelled() {
+    'sending: while !cancel.is_cancelled() {
         tick.tick().await;
-        rtp_time += step;
-        if root
-            .send_frame(MediaKind::Video, rtp_time, frame.clone())
-            .await
-            .is_err()
-        {
-            break;
+        let due = (started.elapsed().as_secs_f64() * f64::from(frames_per_second)) as u64;
+        while sent < due {
+            sent += 1;
+            rtp_time += step;
+            if root
+                .send_frame(MediaKind::Video, rtp_time, frame.clone())
+                .await
+                .is_err()
+            {
+                break 'sending;
+            }
         }
     }
     root.shutdown().await;
@@ -589,9 +597,15 @@ async fn wait_until<T>(
     }
 }
 
-/// CPU ticks (utime + stime) of the calling thread.
-fn thread_cpu_ticks() -> anyhow::Result<u64> {
-    cpu_ticks("/proc/thread-self/stat")
+/// CPU time of the calling thread, in nanoseconds (scheduler accounting: finer than the
+/// 10 ms ticks of `stat`, which matters for a thread using a few percent of a core).
+fn thread_cpu_nanos() -> anyhow::Result<u64> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    Ok(schedstat
+        .split_whitespace()
+        .next()
+        .context("schedstat format")?
+        .parse()?)
 }
 
 /// CPU ticks (utime + stime) from a `/proc/.../stat` file.
