@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# The page tests drive Debian's Chromium (headless, fake camera and microphone).
+[[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]} from Debian"
     export DEBIAN_FRONTEND=noninteractive
@@ -14,8 +16,9 @@ if ((${#need_apt[@]})); then
 fi
 
 # forge, anvil and solcjs come from npm, pinned to exact versions in package.json.
-if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc ]]; then
-    echo "setup: installing npm tools (forge, anvil, solc)"
+if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc \
+    || ! -d node_modules/playwright-core ]]; then
+    echo "setup: installing npm tools (forge, anvil, solc, playwright-core)"
     # `npm ci` rejects this lock: the registry has no entries for the other platforms'
     # optional binaries. `install --no-save` honours the exact pins and leaves the lock alone.
     npm install --no-audit --no-fund --no-save --loglevel=error

@@ -6,11 +6,16 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
 
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::signers::local::PrivateKeySigner;
 use chroom_net::Multiaddr;
+use chroom_node::config::{AccountKeySource, IdentityConfig, RegistryConfig};
 use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
+use chroom_registry::RegistryClient;
+use chroom_registry::client::JoinPolicy;
 use chroom_room::Participation;
-use chroom_types::RoomId;
+use chroom_types::{Account, Role, RoomId, RoomKind, RoomName};
 use tokio_util::sync::CancellationToken;
 
 /// Installs a test tracing subscriber once (`RUST_LOG` overrides the default `chroom=info`).
@@ -300,4 +305,155 @@ impl Default for RawSignalClient {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A fresh anvil from the npm package `scripts/setup.sh` installs.
+pub fn anvil() -> AnvilInstance {
+    let path: PathBuf =
+        workspace_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+    assert!(
+        path.exists(),
+        "anvil missing at {}: run scripts/setup.sh",
+        path.display()
+    );
+    Anvil::at(path).spawn()
+}
+
+/// A local chain with the registry deployed.
+#[derive(Debug)]
+pub struct Chain {
+    /// The chain.
+    pub anvil: AnvilInstance,
+    /// The registry, as its deployer (account 0).
+    pub registry: RegistryClient,
+    /// Nodes reach the chain through this, so a test can cut them off.
+    pub proxy: CuttableProxy,
+}
+
+impl Chain {
+    /// A fresh chain with the registry and an allowlist conference `name` in which account 1
+    /// may speak and account 2 may listen (account 0 owns it).
+    pub async fn with_room(name: &str) -> (Self, RoomId) {
+        Self::with_room_of_kind(name, RoomKind::Conference).await
+    }
+
+    /// Like [`Self::with_room`], for a room of `kind`.
+    pub async fn with_room_of_kind(name: &str, kind: RoomKind) -> (Self, RoomId) {
+        let anvil = anvil();
+        let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
+        let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
+            .await
+            .unwrap();
+        let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
+        let chain = Self {
+            anvil,
+            registry,
+            proxy,
+        };
+        let name: RoomName = name.parse().unwrap();
+        let room = name.id();
+        chain
+            .registry
+            .create_room(&name, kind, JoinPolicy::Allowlist, "")
+            .await
+            .unwrap();
+        for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
+            chain
+                .registry
+                .set_role(room, chain.account(account), Some(role))
+                .await
+                .unwrap();
+        }
+        (chain, room)
+    }
+
+    /// Anvil account `i`'s key.
+    pub fn key(&self, i: usize) -> PrivateKeySigner {
+        PrivateKeySigner::from(self.anvil.keys()[i].clone())
+    }
+
+    /// Anvil account `i`.
+    pub fn account(&self, i: usize) -> Account {
+        Account::from_bytes(self.key(i).address().into_array())
+    }
+
+    /// A loopback node acting for anvil account `i`, checking rooms against the registry.
+    pub async fn node(&self, dir: &Path, i: usize, bootstrap: &[Multiaddr]) -> RunningNode {
+        self.node_with(dir, i, bootstrap, |_| {}).await
+    }
+
+    /// Like [`Self::node`], with `adjust` applied to the config first.
+    pub async fn node_with(
+        &self,
+        dir: &Path,
+        i: usize,
+        bootstrap: &[Multiaddr],
+        adjust: impl FnOnce(&mut NodeConfig),
+    ) -> RunningNode {
+        let key_file = dir.join("account.key");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            &key_file,
+            alloy::hex::encode(self.anvil.keys()[i].to_bytes()),
+        )
+        .unwrap();
+        let mut config = NodeConfig::loopback(dir.to_path_buf());
+        config.net.bootstrap = bootstrap.to_vec();
+        config.identity = Some(IdentityConfig {
+            key: AccountKeySource::File(key_file),
+            binding_ttl: Duration::from_secs(3600),
+        });
+        config.registry = Some(RegistryConfig {
+            rpc_url: self.proxy.url(),
+            address: self.registry.address(),
+            poll_interval: Duration::from_millis(200),
+        });
+        adjust(&mut config);
+        RunningNode::start(config).await.expect("node starts")
+    }
+}
+
+/// Runs the page scenario `tests/web/<script>` in Debian's Chromium (playwright-core from
+/// `node_modules`) with `input`, and returns the JSON it prints. Panics with the script's
+/// error output if it fails or takes over `timeout`.
+pub async fn run_page_scenario(
+    script: &str,
+    input: &serde_json::Value,
+    timeout: Duration,
+) -> serde_json::Value {
+    let root = workspace_root();
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("tests/web").join(script))
+        .arg(input.to_string())
+        .current_dir(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node (Node.js) runs: run scripts/setup.sh");
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let read_all = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut text)
+            .await
+            .ok();
+        text
+    };
+    let run = async {
+        let (out, err, status) = tokio::join!(
+            read_all(Box::new(stdout)),
+            read_all(Box::new(stderr)),
+            child.wait()
+        );
+        (out, err, status.expect("waiting for the page scenario"))
+    };
+    let (out, err, status) = tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or_else(|_| panic!("page scenario {script} took over {timeout:?}"));
+    assert!(
+        status.success(),
+        "page scenario {script} failed ({status}):\n{err}"
+    );
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{script} printed {out:?}: {e}"))
 }

@@ -106,7 +106,7 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                 .await;
             }
             // Every viewer is fed by a relayer, never by the root (it is full of relayers).
-            let relayer_ids: Vec<PeerId> = relayers.iter().map(RunningNode::peer_id).collect();
+            let relayer_ids: Vec<PeerId> = relayers.iter().map(|r| r.peer_id()).collect();
             let mut parent_of = HashMap::new();
             for (node, _) in &viewers {
                 let parent = node

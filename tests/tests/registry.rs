@@ -2,110 +2,16 @@
 //! accounts with identity bindings, a member that records, a stranger that is refused, and a
 //! ban that cuts a member off.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
-use alloy::signers::local::PrivateKeySigner;
-use chroom_net::Multiaddr;
-use chroom_node::config::{AccountKeySource, IdentityConfig, RegistryConfig};
+use chroom_node::RunningNode;
 use chroom_node::publish::{Looping, MediaSource, publish};
-use chroom_node::{NodeConfig, RunningNode};
 use chroom_registry::RegistryClient;
 use chroom_registry::client::JoinPolicy;
 use chroom_room::Participation;
-use chroom_tests::{
-    CuttableProxy, RawSignalClient, eventually, fixtures, init_tracing, tcp_addr, workspace_root,
-};
-use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
+use chroom_tests::{Chain, RawSignalClient, eventually, fixtures, init_tracing, tcp_addr};
+use chroom_types::{MediaKind, Role, RoomKind, RoomName};
 use tokio_util::sync::CancellationToken;
-
-fn anvil() -> AnvilInstance {
-    let path: PathBuf =
-        workspace_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    assert!(
-        path.exists(),
-        "anvil missing at {}: run scripts/setup.sh",
-        path.display()
-    );
-    Anvil::at(path).spawn()
-}
-
-struct Chain {
-    anvil: AnvilInstance,
-    registry: RegistryClient,
-    /// Nodes reach the chain through this, so a test can cut them off.
-    proxy: CuttableProxy,
-}
-
-impl Chain {
-    /// A fresh chain with the registry and an allowlist conference `name` in which account 1
-    /// may speak and account 2 may listen (account 0 owns it).
-    async fn with_room(name: &str) -> (Self, chroom_types::RoomId) {
-        Self::with_room_of_kind(name, RoomKind::Conference).await
-    }
-
-    /// Like [`Self::with_room`], for a room of `kind`.
-    async fn with_room_of_kind(name: &str, kind: RoomKind) -> (Self, chroom_types::RoomId) {
-        let anvil = anvil();
-        let owner = PrivateKeySigner::from(anvil.keys()[0].clone());
-        let registry = RegistryClient::deploy(&anvil.endpoint(), owner)
-            .await
-            .unwrap();
-        let proxy = CuttableProxy::start(([127, 0, 0, 1], anvil.port()).into()).await;
-        let chain = Self {
-            anvil,
-            registry,
-            proxy,
-        };
-        let name: RoomName = name.parse().unwrap();
-        let room = name.id();
-        chain
-            .registry
-            .create_room(&name, kind, JoinPolicy::Allowlist, "")
-            .await
-            .unwrap();
-        for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
-            chain
-                .registry
-                .set_role(room, chain.account(account), Some(role))
-                .await
-                .unwrap();
-        }
-        (chain, room)
-    }
-
-    fn key(&self, i: usize) -> PrivateKeySigner {
-        PrivateKeySigner::from(self.anvil.keys()[i].clone())
-    }
-
-    fn account(&self, i: usize) -> Account {
-        Account::from_bytes(self.key(i).address().into_array())
-    }
-
-    /// A loopback node acting for anvil account `i`, checking rooms against the registry.
-    async fn node(&self, dir: &Path, i: usize, bootstrap: &[Multiaddr]) -> RunningNode {
-        let key_file = dir.join("account.key");
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(
-            &key_file,
-            alloy::hex::encode(self.anvil.keys()[i].to_bytes()),
-        )
-        .unwrap();
-        let mut config = NodeConfig::loopback(dir.to_path_buf());
-        config.net.bootstrap = bootstrap.to_vec();
-        config.identity = Some(IdentityConfig {
-            key: AccountKeySource::File(key_file),
-            binding_ttl: Duration::from_secs(3600),
-        });
-        config.registry = Some(RegistryConfig {
-            rpc_url: self.proxy.url(),
-            address: self.registry.address(),
-            poll_interval: Duration::from_millis(200),
-        });
-        RunningNode::start(config).await.expect("node starts")
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_record_strangers_are_refused_and_a_ban_cuts_the_link() {

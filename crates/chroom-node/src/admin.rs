@@ -13,6 +13,9 @@ use chroom_types::{Account, Role, RoomKind, RoomName};
 use crate::config::NodeConfig;
 use crate::identity::{load_account_key, load_or_create_node_key, write_private_file};
 
+/// Node `i` of the devnet serves its page on this port + `i`.
+const DEV_WEB_PORT: usize = 7800;
+
 /// Dev accounts written by `devnet up` (anvil's well-known keys; never use them elsewhere).
 const DEV_ACCOUNTS: usize = 6;
 
@@ -69,10 +72,12 @@ fn node_config(dir: &Path, i: usize, key: &Path, rpc_url: &str, registry: Addres
          [node]\ndata_dir = \"{data}\"\n\n\
          [net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\nkad_mode = \"server\"\n\n\
          [media]\nbind = \"127.0.0.1:0\"\n\n\
+         [web]\nlisten = \"127.0.0.1:{web_port}\"\n\n\
          [identity]\naccount_key_file = \"{key}\"\n\n\
          [registry]\nrpc_url = \"{rpc_url}\"\naddress = \"{registry}\"\npoll_interval = \"200ms\"\n",
         data = dir.join(format!("node-{i}")).display(),
         key = key.display(),
+        web_port = DEV_WEB_PORT + i,
     )
 }
 

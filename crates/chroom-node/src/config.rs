@@ -36,6 +36,17 @@ pub struct FileConfig {
     /// `[relay]`: this node volunteers upload bandwidth to carry broadcasts. Absent: it relays
     /// nothing.
     pub relay: Option<RelaySection>,
+    /// `[web]`: the page and API this node serves its user. Absent: none.
+    pub web: Option<WebSection>,
+}
+
+/// `[web]`: where the node serves its user's page and API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// HTTP address, e.g. `127.0.0.1:7800`. Keep it on loopback: the page acts for the node's
+    /// account, and anyone who can reach it can too.
+    pub listen: SocketAddr,
 }
 
 /// `[relay]`: how much this node may upload for the broadcasts it carries.
@@ -227,6 +238,8 @@ pub struct NodeConfig {
     pub registry: Option<RegistryConfig>,
     /// Relaying of broadcasts; `None` relays nothing.
     pub relay: Option<RelayConfig>,
+    /// Where the user's page is served; `None` serves none.
+    pub web: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -393,6 +406,7 @@ impl NodeConfig {
             identity,
             registry,
             relay,
+            web: parsed.web.map(|web| web.listen),
         })
     }
 
@@ -406,6 +420,7 @@ impl NodeConfig {
             identity: None,
             registry: None,
             relay: None,
+            web: None,
         }
     }
 }

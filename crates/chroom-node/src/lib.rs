@@ -3,7 +3,8 @@
 //!
 //! This crate decides nothing about rooms (that is `chroom-room`) and speaks no protocol itself
 //! (that is `chroom-net` and `chroom-media`); it owns process concerns: config files, the node
-//! key on disk, logging, the CLI and its exit codes.
+//! key on disk, logging, the CLI and its exit codes, and the page and API it serves its user
+//! ([`web`]).
 
 pub mod admin;
 pub mod bench;
@@ -12,6 +13,10 @@ pub mod identity;
 pub mod node;
 pub mod publish;
 pub mod record;
+pub mod web;
 
 pub use config::{ConfigError, NodeConfig, Overrides};
-pub use node::{ChatMessage, NodeFrame, NodeStats, RunningNode, TreePosition};
+pub use node::{
+    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, Participant, RunningNode,
+    TreePosition,
+};

@@ -330,6 +330,9 @@ async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
     for addr in node.listen_addrs().await? {
         println!("listen {addr}");
     }
+    if let Some(addr) = node.web_addr() {
+        println!("web http://{addr}/");
+    }
     Ok(node)
 }
 

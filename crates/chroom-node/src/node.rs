@@ -2,7 +2,7 @@
 //! core together. This module decides nothing: every decision comes out of
 //! [`chroom_room::RoomSession`]; this loop carries it out and feeds results back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,12 +22,16 @@ use chroom_proto::{
 };
 use chroom_registry::{AccessRead, RegistryActor, RegistryClient, RegistryEvent, RegistryHandle};
 use chroom_room::follower::{FollowerConfig, Freshness};
+use chroom_room::roster::{PRESENCE_INTERVAL, Roster};
 use chroom_room::{
     AccessFacts, AccessPolicy, GossipId, GossipVerdict, InboundId, Output, Participation,
     RoomEvent, RoomSession, SessionConfig, SubscribeFailure, SubscribeId,
 };
 use chroom_store::Store;
-use chroom_types::{Account, Action, IdentityBinding, LinkId, LinkMode, MediaKind, NodeId, RoomId};
+use chroom_types::{
+    Account, Action, IdentityBinding, LinkId, LinkMode, MediaKind, Membership, NodeId, Role,
+    RoomId, RoomKind, RoomName,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -65,21 +69,32 @@ pub struct ChatMessage {
     pub text: String,
 }
 
+/// A member present in a room, as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Its node.
+    pub peer: PeerId,
+    /// The account it proved, if any.
+    pub account: Option<Account>,
+    /// Its role in the registry, where this node knows it.
+    pub role: Option<Role>,
+    /// This node itself.
+    pub is_self: bool,
+}
+
 /// Chat lines kept for receivers that fall behind; older ones are skipped for them.
 const CHAT_BUFFER: usize = 256;
 
 /// A started node. Dropping it without [`RunningNode::shutdown`] stops it too, less tidily.
 #[derive(Debug)]
 pub struct RunningNode {
-    peer_id: PeerId,
-    net: NetHandle,
-    media: MediaHandle,
-    commands: mpsc::Sender<DriverCommand>,
+    handle: NodeHandle,
+    /// Where the user's page is served, if configured.
+    web_addr: Option<std::net::SocketAddr>,
     frames: Option<mpsc::Receiver<NodeFrame>>,
     /// Set once the frames are taken: until then the driver drops them instead of filling a
     /// channel nobody reads (which would stall it).
     frames_wanted: Arc<AtomicBool>,
-    chat: broadcast::Sender<ChatMessage>,
     store: Arc<Store>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
@@ -102,6 +117,10 @@ enum DriverCommand {
         done: oneshot::Sender<anyhow::Result<()>>,
     },
     Stats(oneshot::Sender<NodeStats>),
+    Participants {
+        room: RoomId,
+        reply: oneshot::Sender<Vec<Participant>>,
+    },
     Tree {
         room: RoomId,
         reply: oneshot::Sender<TreePosition>,
@@ -169,6 +188,7 @@ impl RunningNode {
             None => None,
         };
 
+        let account = identity.as_ref().map(|i| i.binding.account);
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -201,9 +221,11 @@ impl RunningNode {
         }
 
         let (registry_tx, registry_rx) = mpsc::channel(1024);
+        let mut registry_client = None;
         let registry = match &config.registry {
             Some(registry) => {
                 let client = RegistryClient::connect(&registry.rpc_url, registry.address, None)?;
+                registry_client = Some(client.clone());
                 let follower = FollowerConfig {
                     poll_interval: registry.poll_interval,
                     ..FollowerConfig::default()
@@ -263,6 +285,9 @@ impl RunningNode {
             stats: NodeStats::default(),
             identity,
             peer_bindings: HashMap::new(),
+            roster: Roster::default(),
+            present_in: HashSet::new(),
+            local_peer: peer_id,
         };
         let span =
             tracing::info_span!(parent: tracing::Span::none(), "node", peer = %short(&peer_id));
@@ -272,14 +297,30 @@ impl RunningNode {
                 .instrument(span),
         );
 
-        let node = Self {
+        let handle = NodeHandle {
             peer_id,
+            account,
+            registry: registry_client,
             net,
             media,
             commands: commands_tx,
+            chat: chat_tx,
+        };
+        let web_addr = match config.web {
+            Some(listen) => {
+                let (addr, server) =
+                    crate::web::serve(listen, handle.clone(), shutdown.child_token()).await?;
+                tasks.spawn(server);
+                tracing::info!("web page at http://{addr}/");
+                Some(addr)
+            }
+            None => None,
+        };
+        let node = Self {
+            handle,
+            web_addr,
             frames: Some(frames_rx),
             frames_wanted,
-            chat: chat_tx,
             store,
             shutdown,
             tasks,
@@ -298,6 +339,110 @@ impl RunningNode {
             }
         }
         Ok(node)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where the user's page is served (`[web] listen`), if it is.
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web_addr
+    }
+
+    /// When [`Self::start`] was called.
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// Frames received from publishers. Can be taken once; untaken frames are dropped.
+    pub fn take_frames(&mut self) -> Option<mpsc::Receiver<NodeFrame>> {
+        self.frames_wanted.store(true, Ordering::Relaxed);
+        self.frames.take()
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What the rest of the process needs to ask a running node: cheap to clone, valid while the
+/// node runs (requests fail with "node stopped" after).
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    peer_id: PeerId,
+    /// The account this node acts for.
+    account: Option<Account>,
+    /// For checking this node's own rights before it joins on its user's behalf.
+    registry: Option<RegistryClient>,
+    net: NetHandle,
+    media: MediaHandle,
+    commands: mpsc::Sender<DriverCommand>,
+    chat: broadcast::Sender<ChatMessage>,
+}
+
+/// This node's own standing in a room, as the registry tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnAccess {
+    /// The room's kind; `None` where no registry is configured (development: anything goes).
+    pub kind: Option<RoomKind>,
+    /// This node's role; `None` without a registry.
+    pub role: Option<Role>,
+}
+
+impl NodeHandle {
+    /// The account this node acts for, if any.
+    pub fn account(&self) -> Option<Account> {
+        self.account
+    }
+
+    /// Asks the registry whether this node's account may `action` in `room`, as a joining user
+    /// would want to know before anything else happens. `Err` says why not, in words.
+    pub async fn check_own_access(
+        &self,
+        room: &RoomName,
+        action: Action,
+    ) -> anyhow::Result<Result<OwnAccess, String>> {
+        let Some(registry) = &self.registry else {
+            return Ok(Ok(OwnAccess {
+                kind: None,
+                role: None,
+            }));
+        };
+        let Some(account) = self.account else {
+            return Ok(Err(
+                "this node acts for no account: give it one in its [identity] config".to_owned(),
+            ));
+        };
+        let head = registry.head().await?;
+        let read = registry.access(room.id(), account, head).await?;
+        let Some(kind) = read.room_kind else {
+            return Ok(Err(format!(
+                "there is no room {:?} in the registry",
+                room.as_str()
+            )));
+        };
+        match read.membership {
+            Membership::Member(role) if read.membership.allows(kind, action) => Ok(Ok(OwnAccess {
+                kind: Some(kind),
+                role: Some(role),
+            })),
+            Membership::Banned => Ok(Err(format!(
+                "{account} is banned from room {:?}",
+                room.as_str()
+            ))),
+            Membership::Member(role) => Ok(Err(format!(
+                "{account} is a {role:?} in room {:?}, which may not do that",
+                room.as_str()
+            ))),
+            Membership::NotMember => Ok(Err(format!(
+                "{account} is not a member of room {:?}",
+                room.as_str()
+            ))),
+        }
     }
 
     /// This node's PeerId.
@@ -332,16 +477,6 @@ impl RunningNode {
         &self.net
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// When [`Self::start`] was called.
-    pub fn started_at(&self) -> Instant {
-        self.started_at
-    }
-
     /// Joins `room`: provides it in the DHT, subscribes to its gossip, and then publishes or
     /// receives as `participation` says.
     pub async fn join(&self, room: RoomId, participation: Participation) -> anyhow::Result<()> {
@@ -365,6 +500,17 @@ impl RunningNode {
         wait.await.context("node stopped")
     }
 
+    /// Who is present in `room`, this node first (if it is in the room as a person). Members
+    /// are listed from their presence beats, checked against the registry like chat.
+    pub async fn participants(&self, room: RoomId) -> anyhow::Result<Vec<Participant>> {
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Participants { room, reply })
+            .await
+            .context("node stopped")?;
+        wait.await.context("node stopped")
+    }
+
     /// Leaves `room` and closes its links.
     pub async fn leave(&self, room: RoomId) -> anyhow::Result<()> {
         self.net.leave_room(room).await?;
@@ -382,12 +528,6 @@ impl RunningNode {
         data: Arc<[u8]>,
     ) -> anyhow::Result<()> {
         Ok(self.media.send_frame(kind, rtp_time, data).await?)
-    }
-
-    /// Frames received from publishers. Can be taken once; untaken frames are dropped.
-    pub fn take_frames(&mut self) -> Option<mpsc::Receiver<NodeFrame>> {
-        self.frames_wanted.store(true, Ordering::Relaxed);
-        self.frames.take()
     }
 
     /// Writes `text` in `room`'s chat (joined first), signed with this node's account binding.
@@ -430,11 +570,13 @@ impl RunningNode {
         stats.relay = self.media.relay_stats().await?;
         Ok(stats)
     }
+}
 
-    /// Stops every task and waits for them.
-    pub async fn shutdown(mut self) {
-        self.shutdown.cancel();
-        while self.tasks.join_next().await.is_some() {}
+impl std::ops::Deref for RunningNode {
+    type Target = NodeHandle;
+
+    fn deref(&self) -> &NodeHandle {
+        &self.handle
     }
 }
 
@@ -509,6 +651,12 @@ struct Driver {
     registry_events: mpsc::Receiver<RegistryEvent>,
     /// Peers that proved an account, with the binding's expiry (unix seconds).
     peer_bindings: HashMap<PeerId, u64>,
+    /// Who is present in the rooms this node is in.
+    roster: Roster<PeerId>,
+    /// Rooms this node announces its presence in (every room it takes part in as a person, not
+    /// as a relayer).
+    present_in: HashSet<RoomId>,
+    local_peer: PeerId,
 }
 
 /// The account this node acts for and its current binding, re-signed when half its life is
@@ -584,6 +732,7 @@ impl Driver {
         let results_tx = self.results.clone();
         let mut steps = JoinSet::new();
         let mut expiry_check = tokio::time::interval(Duration::from_secs(1));
+        let mut presence_beat = tokio::time::interval(PRESENCE_INTERVAL);
         loop {
             let deadline = self
                 .session
@@ -598,7 +747,15 @@ impl Driver {
                 Some(result) = results_rx.recv() => self.handle_step_result(result),
                 Some(event) = self.registry_events.recv() => self.handle_registry_event(event),
                 Some(_) = steps.join_next(), if !steps.is_empty() => {}
-                _ = expiry_check.tick() => self.expire_bindings(),
+                _ = expiry_check.tick() => {
+                    self.expire_bindings();
+                    self.roster.expire(Instant::now());
+                }
+                _ = presence_beat.tick() => {
+                    for room in self.present_in.clone() {
+                        self.announce_presence(room, false);
+                    }
+                }
                 () = tokio::time::sleep_until(deadline.into()) => {
                     // Trust the clock, not the timer: a spurious wakeup is harmless to the core.
                     self.session.handle_timeout(Instant::now());
@@ -618,22 +775,30 @@ impl Driver {
                 done,
             } => {
                 tracing::info!(room = %room.fmt_short(), ?participation, "taking part in room");
+                let person = !matches!(participation, Participation::Relay { .. });
                 self.session.join(Instant::now(), room, participation);
+                if person && self.present_in.insert(room) {
+                    self.announce_presence(room, false);
+                }
                 let _ = done.send(());
             }
-            DriverCommand::Leave { room } => self.session.leave(Instant::now(), room),
+            DriverCommand::Leave { room } => {
+                self.session.leave(Instant::now(), room);
+                if self.present_in.remove(&room) {
+                    self.announce_presence(room, true);
+                }
+                self.roster.forget_room(room);
+            }
             DriverCommand::SendChat { room, text, done } => {
-                let message = RoomMessage {
-                    room,
-                    author: self.identity.as_mut().map(Identity::current),
-                    sent_at_unix_ms: unix_now_ms(),
-                    body: RoomMessageBody::Chat { text },
-                };
+                let message = self.room_message(room, RoomMessageBody::Chat { text });
                 let net = self.net.clone();
                 tokio::spawn(async move {
                     let result = net.publish(room, encode_room_message(&message)).await;
                     let _ = done.send(result.map_err(Into::into));
                 });
+            }
+            DriverCommand::Participants { room, reply } => {
+                let _ = reply.send(self.participants(room));
             }
             DriverCommand::Tree { room, reply } => {
                 let _ = reply.send(TreePosition {
@@ -969,6 +1134,7 @@ impl Driver {
         });
         let action = match decoded.body {
             RoomMessageBody::Chat { .. } => Action::Chat,
+            RoomMessageBody::Presence { .. } => Action::Listen,
             _ => return self.reject_gossip(message, author, "unknown message kind"),
         };
         let id = GossipId(self.next_gossip);
@@ -984,6 +1150,61 @@ impl Driver {
         );
         self.session
             .handle_room_message(Instant::now(), id, room, account, action);
+    }
+
+    /// A room message from this node, bound to its account.
+    fn room_message(&mut self, room: RoomId, body: RoomMessageBody) -> RoomMessage {
+        RoomMessage {
+            room,
+            author: self.identity.as_mut().map(Identity::current),
+            sent_at_unix_ms: unix_now_ms(),
+            body,
+        }
+    }
+
+    /// Publishes a presence beat (or, `leaving`, its end) in `room`. Lost beats are harmless:
+    /// the next one follows in [`PRESENCE_INTERVAL`].
+    fn announce_presence(&mut self, room: RoomId, leaving: bool) {
+        let message = self.room_message(room, RoomMessageBody::Presence { leaving });
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            if let Err(e) = net.publish(room, encode_room_message(&message)).await {
+                tracing::debug!(room = %room.fmt_short(), error = %e, "presence not published");
+            }
+        });
+    }
+
+    /// Who is in `room`: this node (if it takes part as a person) and every member heard.
+    fn participants(&self, room: RoomId) -> Vec<Participant> {
+        let role_of = |account: Option<Account>| match self.session.facts(room, account?)? {
+            AccessFacts::Known {
+                membership: Membership::Member(role),
+                ..
+            } => Some(role),
+            _ => None,
+        };
+        let mut participants = Vec::new();
+        if self.present_in.contains(&room) {
+            let account = self.identity.as_ref().map(|i| i.binding.account);
+            participants.push(Participant {
+                peer: self.local_peer,
+                account,
+                role: role_of(account),
+                is_self: true,
+            });
+        }
+        participants.extend(
+            self.roster
+                .members(room)
+                .into_iter()
+                .map(|(peer, present)| Participant {
+                    peer,
+                    account: present.account,
+                    role: role_of(present.account),
+                    is_self: false,
+                }),
+        );
+        participants
     }
 
     fn reject_gossip(&mut self, message: GossipMessageRef, author: PeerId, reason: &str) {
@@ -1005,8 +1226,19 @@ impl Driver {
             GossipVerdict::Deliver => {
                 self.stats.gossip_delivered += 1;
                 self.report_gossip(pending.message, GossipAcceptance::Accept);
-                let RoomMessageBody::Chat { text } = pending.decoded.body else {
-                    return;
+                let text = match pending.decoded.body {
+                    RoomMessageBody::Chat { text } => text,
+                    RoomMessageBody::Presence { leaving } => {
+                        self.roster.handle_presence(
+                            Instant::now(),
+                            pending.decoded.room,
+                            pending.author,
+                            pending.account,
+                            leaving,
+                        );
+                        return;
+                    }
+                    _ => return,
                 };
                 tracing::info!(room = %pending.decoded.room.fmt_short(), author = %short(&pending.author), "chat message");
                 // No receiver is fine: nobody is reading chat on this node.
@@ -1348,7 +1580,7 @@ pub fn short(peer: &PeerId) -> String {
     text[text.len().saturating_sub(8)..].to_owned()
 }
 
-fn unix_now_ms() -> u64 {
+pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

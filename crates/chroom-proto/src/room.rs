@@ -29,6 +29,11 @@ pub enum RoomMessageBody {
         /// The text.
         text: String,
     },
+    /// The author is in the room (`leaving`: is leaving it now).
+    Presence {
+        /// The author is leaving.
+        leaving: bool,
+    },
 }
 
 /// Decodes a room message received over gossip.
@@ -49,6 +54,9 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
             }
             RoomMessageBody::Chat { text: chat.text }
         }
+        Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence {
+            leaving: presence.leaving,
+        },
         None => {
             return Err(DecodeError::MissingKind {
                 message: "RoomMessage",
@@ -68,6 +76,9 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
     let body = match &message.body {
         RoomMessageBody::Chat { text } => {
             pb::room_message::Body::Chat(pb::Chat { text: text.clone() })
+        }
+        RoomMessageBody::Presence { leaving } => {
+            pb::room_message::Body::Presence(pb::Presence { leaving: *leaving })
         }
     };
     pb::RoomMessage {

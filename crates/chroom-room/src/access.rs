@@ -129,10 +129,14 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
         }
     }
 
+    /// The facts known for `account` in `room`, if any.
+    pub(crate) fn facts(&self, room: RoomId, account: Account) -> Option<AccessFacts> {
+        self.facts.get(&(room, account)).copied()
+    }
+
     /// The facts known for `peer`'s account in `room`, if any.
     pub(crate) fn facts_of(&self, peer: P, room: RoomId) -> Option<AccessFacts> {
-        let account = self.account(peer)?;
-        self.facts.get(&(room, account)).copied()
+        self.facts(room, self.account(peer)?)
     }
 
     /// Whether every peer is let in without checks.

@@ -7,7 +7,8 @@
 //! close when rights change. In broadcast rooms it owns the node's relay tree
 //! ([`chroom_overlay::Overlay`]): tree requests are checked against the registry, and tree
 //! changes become links (from the parent, to the children) and forwarding orders. [`follower`] owns how registry
-//! facts are kept in step with the chain (polling, cursor, backoff, staleness). Neither owns
+//! facts are kept in step with the chain (polling, cursor, backoff, staleness); [`roster`] owns who
+//! is present in a room, from members' presence beats. None owns
 //! sockets, timers, the DHT, WebRTC or RPC: drivers feed inputs and carry out outputs.
 //! `docs/session.md` describes the state machine.
 //!
@@ -43,6 +44,7 @@
 mod access;
 pub mod follower;
 pub mod gossip;
+pub mod roster;
 mod session;
 
 pub use access::{AccessFacts, AccessPolicy};

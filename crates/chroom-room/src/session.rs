@@ -878,6 +878,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .min()
     }
 
+    /// What the registry said about `account` in `room`, if this node has asked lately.
+    pub fn facts(&self, room: RoomId, account: Account) -> Option<AccessFacts> {
+        self.access.facts(room, account)
+    }
+
     /// Whether this node is in `room`.
     pub fn is_in_room(&self, room: RoomId) -> bool {
         self.rooms.contains_key(&room)

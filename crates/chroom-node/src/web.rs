@@ -1,0 +1,446 @@
+//! The page a node serves its user, and the WebSocket API the page talks to.
+//!
+//! One page (`web/`: HTML, JS, CSS compiled into the binary) at `/` and `/r/<room>` (a link to
+//! a room joins it). The page opens `/api/ws` and speaks JSON messages tagged by `type`
+//! ([`ClientMessage`] in, [`ServerMessage`] out). The API only asks; the node decides: a join
+//! is checked against the registry for the node's account before anything else happens, and
+//! everything a page says to others goes through the node's room machinery, which peers check
+//! again.
+//!
+//! Bad input (not JSON, unknown types, oversized or binary messages, bad room names) gets an
+//! `error` message and the connection stays open; the node keeps serving every other page.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chroom_room::Participation;
+use chroom_types::{Action, MediaKind, Role, RoomKind, RoomName};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::{NodeHandle, Participant};
+
+/// Largest API message a page may send. Chat text is at most 4 KiB; SDP offers are a few KiB.
+pub const MAX_API_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Frames above this size are not even read: the connection is closed.
+const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
+
+/// How often a page's participant list is refreshed (sent only when it changed).
+const ROSTER_REFRESH: Duration = Duration::from_millis(500);
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const APP_CSS: &str = include_str!("../web/app.css");
+
+/// Binds `listen` and serves the page and API until `shutdown`. Returns the bound address.
+pub async fn serve(
+    listen: SocketAddr,
+    node: NodeHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the web page on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/r/{room}", get(index))
+        .route("/app.js", get(app_js))
+        .route("/app.css", get(app_css))
+        .route("/api/ws", get(upgrade))
+        .with_state(node);
+    let server = async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "web page server stopped");
+        }
+    };
+    Ok((addr, server))
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn app_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+        .into_response()
+}
+
+async fn app_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(node): State<NodeHandle>) -> Response {
+    ws.max_message_size(MAX_WS_FRAME_BYTES)
+        .max_frame_size(MAX_WS_FRAME_BYTES)
+        .on_upgrade(move |socket| PageSession::new(socket, node).run())
+}
+
+/// What a page asks.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Join a room by name (leaving the one joined, if any).
+    Join {
+        /// The room's name.
+        room: String,
+    },
+    /// Leave the room.
+    Leave,
+    /// Say something in the room's chat.
+    Chat {
+        /// The text, at most 4 KiB.
+        text: String,
+    },
+}
+
+/// What the node tells a page.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent first: who this node is.
+    Hello {
+        /// The node's PeerId.
+        peer_id: String,
+        /// The account it acts for.
+        account: Option<String>,
+    },
+    /// The page is in `room` now.
+    Joined {
+        /// The room's name.
+        room: String,
+        /// `conference`, `audio_space` or `broadcast`; absent without a registry.
+        kind: Option<&'static str>,
+        /// This node's role in the room; absent without a registry.
+        role: Option<&'static str>,
+    },
+    /// The page left its room.
+    Left,
+    /// Everyone present in the room, this node first.
+    Participants {
+        /// The room's name.
+        room: String,
+        /// The members.
+        participants: Vec<ParticipantView>,
+    },
+    /// A chat line, from another member or (`own`) this node.
+    Chat {
+        /// The room's name.
+        room: String,
+        /// The author's PeerId.
+        peer_id: String,
+        /// The author's account.
+        account: Option<String>,
+        /// Unix milliseconds.
+        sent_at_unix_ms: u64,
+        /// The text.
+        text: String,
+        /// Written on this page.
+        own: bool,
+    },
+    /// A request could not be carried out; `message` says why, for people.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// One member in [`ServerMessage::Participants`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantView {
+    /// Its PeerId.
+    pub peer_id: String,
+    /// Its account.
+    pub account: Option<String>,
+    /// Its role in the room, where known.
+    pub role: Option<&'static str>,
+    /// This node.
+    pub is_self: bool,
+}
+
+impl From<&Participant> for ParticipantView {
+    fn from(p: &Participant) -> Self {
+        Self {
+            peer_id: p.peer.to_base58(),
+            account: p.account.map(|a| a.to_string()),
+            role: p.role.map(role_name),
+            is_self: p.is_self,
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Listener => "listener",
+        Role::Speaker => "speaker",
+        Role::Host => "host",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+
+fn kind_name(kind: RoomKind) -> &'static str {
+    match kind {
+        RoomKind::Conference => "conference",
+        RoomKind::AudioSpace => "audio_space",
+        RoomKind::Broadcast => "broadcast",
+    }
+}
+
+/// The page's connection is gone (or unusable): stop serving it.
+#[derive(Debug)]
+struct Closed;
+
+/// One page's connection.
+struct PageSession {
+    socket: WebSocket,
+    node: NodeHandle,
+    room: Option<RoomName>,
+    /// This node's role in `room`, from the registry check on joining.
+    own_role: Option<Role>,
+    /// The participant list last sent, to send only changes.
+    shown: Vec<ParticipantView>,
+}
+
+impl PageSession {
+    fn new(socket: WebSocket, node: NodeHandle) -> Self {
+        Self {
+            socket,
+            node,
+            room: None,
+            own_role: None,
+            shown: Vec::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let hello = ServerMessage::Hello {
+            peer_id: self.node.peer_id().to_base58(),
+            account: self.node.account().map(|a| a.to_string()),
+        };
+        if self.send(&hello).await.is_err() {
+            return;
+        }
+        let mut chat = self.node.chat_messages();
+        let mut refresh = tokio::time::interval(ROSTER_REFRESH);
+        loop {
+            let step = tokio::select! {
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(message)) => self.handle_frame(message).await,
+                    // Closed, or a frame over the limit (the socket is unusable after it).
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "page connection failed");
+                        Err(Closed)
+                    }
+                    None => Err(Closed),
+                },
+                line = chat.recv() => match line {
+                    Ok(line) => self.forward_chat(line).await,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        self.error(format!("{missed} chat messages were lost on the way to this page")).await
+                    }
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
+                _ = refresh.tick(), if self.room.is_some() => self.refresh_participants().await,
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        self.leave_room().await;
+    }
+
+    async fn handle_frame(&mut self, frame: Message) -> Result<(), Closed> {
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .error("binary messages are not part of this API: send JSON text")
+                    .await;
+            }
+            Message::Close(_) => return Err(Closed),
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        if text.len() > MAX_API_MESSAGE_BYTES {
+            return self
+                .error(format!(
+                    "message of {} bytes is over the limit of {MAX_API_MESSAGE_BYTES}",
+                    text.len()
+                ))
+                .await;
+        }
+        match serde_json::from_str::<ClientMessage>(text.as_str()) {
+            Ok(message) => self.handle(message).await,
+            Err(e) => self.error(format!("not a valid request: {e}")).await,
+        }
+    }
+
+    async fn handle(&mut self, message: ClientMessage) -> Result<(), Closed> {
+        match message {
+            ClientMessage::Join { room } => self.join(&room).await,
+            ClientMessage::Leave => {
+                self.leave_room().await;
+                self.send(&ServerMessage::Left).await
+            }
+            ClientMessage::Chat { text } => self.chat(text).await,
+        }
+    }
+
+    async fn join(&mut self, name: &str) -> Result<(), Closed> {
+        let room: RoomName = match name.parse() {
+            Ok(room) => room,
+            Err(e) => {
+                return self
+                    .error(format!("{name:?} is not a room name: {e}"))
+                    .await;
+            }
+        };
+        let access = match self.node.check_own_access(&room, Action::Listen).await {
+            Ok(Ok(access)) => access,
+            Ok(Err(refusal)) => return self.error(format!("cannot join: {refusal}")).await,
+            Err(e) => {
+                return self
+                    .error(format!(
+                        "cannot join: the registry cannot be reached ({e:#})"
+                    ))
+                    .await;
+            }
+        };
+        self.leave_room().await;
+        let participation = match access.kind {
+            Some(RoomKind::Broadcast) => {
+                Participation::View(vec![MediaKind::Audio, MediaKind::Video])
+            }
+            Some(RoomKind::AudioSpace) => Participation::Receive(vec![MediaKind::Audio]),
+            Some(RoomKind::Conference) | None => {
+                Participation::Receive(vec![MediaKind::Audio, MediaKind::Video])
+            }
+        };
+        if let Err(e) = self.node.join(room.id(), participation).await {
+            return self.error(format!("cannot join: {e:#}")).await;
+        }
+        tracing::info!(room = %room.as_str(), "page joined room");
+        self.room = Some(room.clone());
+        self.own_role = access.role;
+        self.shown.clear();
+        self.send(&ServerMessage::Joined {
+            room: room.as_str().to_owned(),
+            kind: access.kind.map(kind_name),
+            role: access.role.map(role_name),
+        })
+        .await?;
+        self.refresh_participants().await
+    }
+
+    async fn chat(&mut self, text: String) -> Result<(), Closed> {
+        let Some(room) = self.room.clone() else {
+            return self.error("join a room before chatting").await;
+        };
+        if text.len() > chroom_types::MAX_CHAT_TEXT_BYTES {
+            return self
+                .error(format!(
+                    "chat messages are at most {} bytes",
+                    chroom_types::MAX_CHAT_TEXT_BYTES
+                ))
+                .await;
+        }
+        if let Err(e) = self.node.send_chat(room.id(), text.clone()).await {
+            return self.error(format!("chat not sent: {e:#}")).await;
+        }
+        let own = ServerMessage::Chat {
+            room: room.as_str().to_owned(),
+            peer_id: self.node.peer_id().to_base58(),
+            account: self.node.account().map(|a| a.to_string()),
+            sent_at_unix_ms: crate::node::unix_now_ms(),
+            text,
+            own: true,
+        };
+        self.send(&own).await
+    }
+
+    async fn forward_chat(&mut self, line: crate::node::ChatMessage) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        if line.room != room.id() {
+            return Ok(());
+        }
+        let message = ServerMessage::Chat {
+            room: room.as_str().to_owned(),
+            peer_id: line.author.to_base58(),
+            account: line.account.map(|a| a.to_string()),
+            sent_at_unix_ms: line.sent_at_unix_ms,
+            text: line.text,
+            own: false,
+        };
+        self.send(&message).await
+    }
+
+    async fn refresh_participants(&mut self) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        let Ok(participants) = self.node.participants(room.id()).await else {
+            return Err(Closed);
+        };
+        let own_role = self.own_role.map(role_name);
+        let views: Vec<ParticipantView> = participants
+            .iter()
+            .map(ParticipantView::from)
+            .map(|mut view| {
+                // The node looked its own account up when joining; peers' roles come from
+                // checking their presence.
+                if view.is_self {
+                    view.role = view.role.or(own_role);
+                }
+                view
+            })
+            .collect();
+        if views == self.shown {
+            return Ok(());
+        }
+        self.shown.clone_from(&views);
+        let message = ServerMessage::Participants {
+            room: room.as_str().to_owned(),
+            participants: views,
+        };
+        self.send(&message).await
+    }
+
+    async fn leave_room(&mut self) {
+        if let Some(room) = self.room.take() {
+            if let Err(e) = self.node.leave(room.id()).await {
+                tracing::debug!(error = %e, "leaving room for a page");
+            }
+            tracing::info!(room = %room.as_str(), "page left room");
+        }
+    }
+
+    async fn error(&mut self, message: impl Into<String>) -> Result<(), Closed> {
+        let message = message.into();
+        tracing::debug!(%message, "page request refused");
+        self.send(&ServerMessage::Error { message }).await
+    }
+
+    async fn send(&mut self, message: &ServerMessage) -> Result<(), Closed> {
+        let text = serde_json::to_string(message).map_err(|_| Closed)?;
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| Closed)
+    }
+}

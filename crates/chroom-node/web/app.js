@@ -1,0 +1,204 @@
+// The page of a Chroom node. It talks to its own node only, over /api/ws (JSON messages tagged
+// by `type`); the node checks everything against the registry and the room's peers.
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  socket: null,
+  self: null, // { peerId, account }
+  room: null,
+  participants: [],
+};
+
+function short(text) {
+  if (!text) return "";
+  return text.length > 14 ? `${text.slice(0, 6)}…${text.slice(-4)}` : text;
+}
+
+function displayName(p) {
+  return p.account ? short(p.account) : `node ${short(p.peer_id)}`;
+}
+
+function showError(message) {
+  const banner = $("error");
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+function send(message) {
+  if (state.socket?.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify(message));
+  }
+}
+
+function roomFromLocation() {
+  const match = location.pathname.match(/^\/r\/(.+)$/);
+  if (match) return decodeURIComponent(match[1]);
+  return new URLSearchParams(location.search).get("room");
+}
+
+function connect() {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`;
+  const socket = new WebSocket(url);
+  state.socket = socket;
+  socket.addEventListener("open", () => {
+    const room = roomFromLocation();
+    if (room) join(room);
+  });
+  socket.addEventListener("message", (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    handle(message);
+  });
+  socket.addEventListener("close", () => {
+    $("who").textContent = "disconnected from the node: retrying…";
+    state.socket = null;
+    setTimeout(connect, 1000);
+  });
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "hello":
+      state.self = { peerId: message.peer_id, account: message.account };
+      $("who").textContent = message.account ? `acting as ${message.account}` : `node ${short(message.peer_id)} (no account)`;
+      break;
+    case "joined":
+      showError("");
+      enterCall(message);
+      break;
+    case "left":
+      leaveCall();
+      break;
+    case "participants":
+      state.participants = message.participants;
+      renderParticipants();
+      break;
+    case "chat":
+      addChat(message);
+      break;
+    case "error":
+      showError(message.message);
+      break;
+  }
+}
+
+function join(room) {
+  showError("");
+  $("room-input").value = room;
+  $("join-button").disabled = true;
+  send({ type: "join", room });
+  setTimeout(() => ($("join-button").disabled = false), 1000);
+}
+
+function enterCall({ room, kind, role }) {
+  state.room = room;
+  $("room-title").textContent = room;
+  $("room-kind").textContent = kind ? kind.replace("_", " ") : "";
+  $("my-role").textContent = role ?? "";
+  $("messages").replaceChildren();
+  $("lobby").hidden = true;
+  $("call").hidden = false;
+  const path = `/r/${encodeURIComponent(room)}`;
+  if (location.pathname !== path) history.replaceState(null, "", path);
+  $("chat-input").focus();
+}
+
+function leaveCall() {
+  state.room = null;
+  state.participants = [];
+  renderParticipants();
+  $("call").hidden = true;
+  $("lobby").hidden = false;
+  history.replaceState(null, "", "/");
+}
+
+function renderParticipants() {
+  const list = $("participants");
+  list.replaceChildren(
+    ...state.participants.map((p) => {
+      const item = document.createElement("li");
+      item.dataset.peer = p.peer_id;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = displayName(p) + (p.is_self ? " (you)" : "");
+      name.title = p.account ?? p.peer_id;
+      const role = document.createElement("span");
+      role.className = "role";
+      role.textContent = p.role ?? "";
+      item.append(name, role);
+      return item;
+    }),
+  );
+  $("participant-count").textContent = String(state.participants.length);
+  renderGrid();
+}
+
+function renderGrid() {
+  const grid = $("grid");
+  const tiles = state.participants.map((p) => {
+    let tile = grid.querySelector(`[data-peer="${CSS.escape(p.peer_id)}"]`);
+    if (!tile) {
+      tile = document.createElement("div");
+      tile.className = "tile";
+      tile.dataset.peer = p.peer_id;
+      const avatar = document.createElement("div");
+      avatar.className = "avatar";
+      avatar.textContent = (p.account ?? p.peer_id).slice(-2).toUpperCase();
+      const label = document.createElement("div");
+      label.className = "label";
+      tile.append(avatar, label);
+    }
+    tile.querySelector(".label").textContent = displayName(p) + (p.is_self ? " (you)" : "");
+    return tile;
+  });
+  grid.replaceChildren(...tiles);
+  grid.dataset.count = String(tiles.length);
+}
+
+function addChat({ peer_id, account, sent_at_unix_ms, text, own }) {
+  const item = document.createElement("li");
+  if (own) item.classList.add("own");
+  const from = document.createElement("span");
+  from.className = "from";
+  const time = new Date(sent_at_unix_ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  from.textContent = `${own ? "you" : account ? short(account) : `node ${short(peer_id)}`} · ${time}`;
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text;
+  item.append(from, body);
+  const list = $("messages");
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+$("join-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const room = $("room-input").value.trim();
+  if (room) join(room);
+});
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (!text) return;
+  send({ type: "chat", text });
+  input.value = "";
+});
+
+$("leave-button").addEventListener("click", () => send({ type: "leave" }));
+
+$("copy-link").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(location.href);
+  } catch {
+    // Clipboard access needs a secure context or permission; the address bar has the link.
+  }
+});
+
+connect();

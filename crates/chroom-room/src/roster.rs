@@ -1,0 +1,140 @@
+//! Who is in a room, from the presence beats members publish in its gossip topic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use chroom_types::{Account, RoomId};
+
+/// How often a member says it is in a room.
+pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A member not heard from for this long has left (three missed beats).
+pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A member of a room as the roster knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Present {
+    /// The account its beats proved, if any.
+    pub account: Option<Account>,
+    /// When it was last heard.
+    pub last_seen: Instant,
+}
+
+/// The members present in each room. Sans-IO: time is an input.
+#[derive(Debug)]
+pub struct Roster<P> {
+    rooms: HashMap<RoomId, BTreeMap<P, Present>>,
+}
+
+impl<P> Default for Roster<P> {
+    fn default() -> Self {
+        Self {
+            rooms: HashMap::new(),
+        }
+    }
+}
+
+impl<P: Copy + Ord + Hash> Roster<P> {
+    /// A delivered presence beat (the registry let its author into the room). Returns whether
+    /// the room's membership changed (someone arrived or left).
+    pub fn handle_presence(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        peer: P,
+        account: Option<Account>,
+        leaving: bool,
+    ) -> bool {
+        let members = self.rooms.entry(room).or_default();
+        if leaving {
+            return members.remove(&peer).is_some();
+        }
+        let present = Present {
+            account,
+            last_seen: now,
+        };
+        match members.insert(peer, present) {
+            None => true,
+            Some(before) => before.account != account,
+        }
+    }
+
+    /// Forgets members not heard from within [`PRESENCE_TIMEOUT`]. Returns the rooms whose
+    /// membership changed.
+    pub fn expire(&mut self, now: Instant) -> Vec<RoomId> {
+        let mut changed = Vec::new();
+        for (room, members) in &mut self.rooms {
+            let before = members.len();
+            members.retain(|_, p| now.saturating_duration_since(p.last_seen) < PRESENCE_TIMEOUT);
+            if members.len() != before {
+                changed.push(*room);
+            }
+        }
+        self.rooms.retain(|_, members| !members.is_empty());
+        changed
+    }
+
+    /// Forgets a room this node left.
+    pub fn forget_room(&mut self, room: RoomId) {
+        self.rooms.remove(&room);
+    }
+
+    /// The members present in `room`, in a stable order.
+    pub fn members(&self, room: RoomId) -> Vec<(P, Present)> {
+        self.rooms
+            .get(&room)
+            .map(|members| members.iter().map(|(p, m)| (*p, m.clone())).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: RoomId = RoomId::from_bytes([1; 32]);
+
+    /// The origin of virtual time (`Instant` has no constructor but `now()`).
+    #[allow(clippy::disallowed_methods)]
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn beats_add_members_and_leaving_or_silence_removes_them() {
+        let start = epoch();
+        let mut roster = Roster::default();
+        let alice = Account::from_bytes([0xa; 20]);
+        assert!(roster.handle_presence(start, ROOM, 1u8, Some(alice), false));
+        assert!(roster.handle_presence(start, ROOM, 2u8, None, false));
+        // A repeated beat changes nothing but the time.
+        assert!(!roster.handle_presence(start + PRESENCE_INTERVAL, ROOM, 1, Some(alice), false));
+        assert_eq!(
+            roster
+                .members(ROOM)
+                .iter()
+                .map(|(p, _)| *p)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+
+        assert!(roster.handle_presence(start, ROOM, 2, None, true));
+        assert!(!roster.handle_presence(start, ROOM, 2, None, true));
+
+        assert!(roster.expire(start + PRESENCE_TIMEOUT).is_empty());
+        assert_eq!(
+            roster.expire(start + PRESENCE_INTERVAL + PRESENCE_TIMEOUT),
+            [ROOM]
+        );
+        assert!(roster.members(ROOM).is_empty());
+    }
+
+    #[test]
+    fn a_member_proving_another_account_is_a_change() {
+        let now = epoch();
+        let mut roster = Roster::default();
+        roster.handle_presence(now, ROOM, 1u8, None, false);
+        assert!(roster.handle_presence(now, ROOM, 1, Some(Account::from_bytes([1; 20])), false));
+    }
+}

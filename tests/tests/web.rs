@@ -1,0 +1,88 @@
+//! The node's page in a real browser (Debian's Chromium, headless): members of a registry room
+//! meet on their own nodes' pages, see each other's roles, chat; a stranger's page is refused
+//! with the reason; bad input on the page API gets an error and the node keeps serving.
+
+use std::time::Duration;
+
+use chroom_node::{NodeConfig, RunningNode};
+use chroom_tests::{Chain, init_tracing, run_page_scenario, tcp_addr, workspace_root};
+use serde_json::json;
+
+fn serve_page(config: &mut NodeConfig) {
+    config.web = Some("127.0.0.1:0".parse().expect("an address"));
+}
+
+fn page_url(node: &RunningNode) -> String {
+    format!("http://{}/", node.web_addr().expect("the page is served"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
+    init_tracing();
+    // Account 1 speaks, account 2 listens, account 3 is nobody.
+    let (chain, _room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain
+        .node_with(&dir.path().join("a"), 1, &[], serve_page)
+        .await;
+    let boot = [tcp_addr(&a).await];
+    let b = chain
+        .node_with(&dir.path().join("b"), 2, &boot, serve_page)
+        .await;
+    let stranger = chain
+        .node_with(&dir.path().join("c"), 3, &boot, serve_page)
+        .await;
+    let screenshots = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let seen = run_page_scenario(
+        "room.mjs",
+        &json!({
+            "room": "standup",
+            "member_a": page_url(&a),
+            "member_b": page_url(&b),
+            "stranger": page_url(&stranger),
+            "screenshots": screenshots,
+        }),
+        Duration::from_secs(150),
+    )
+    .await;
+
+    // Each member's page lists both, with the roles the registry gives them.
+    let account = |i| chain.account(i).to_string();
+    for (page, me, other) in [("a", 1, 2), ("b", 2, 1)] {
+        let roster = seen["roster"][page].as_array().unwrap();
+        assert_eq!(roster.len(), 2, "{page}: {roster:?}");
+        let role_of = |i: usize| {
+            let short = &account(i)[..6];
+            roster
+                .iter()
+                .find(|p| p["name"].as_str().unwrap().starts_with(short))
+                .unwrap_or_else(|| panic!("{page} lists no {short}: {roster:?}"))
+        };
+        let (me_shown, other_shown) = (role_of(me), role_of(other));
+        assert!(
+            me_shown["name"].as_str().unwrap().ends_with("(you)"),
+            "{me_shown}"
+        );
+        let role = |i| if i == 1 { "speaker" } else { "listener" };
+        assert_eq!(me_shown["role"], role(me), "{page}: {roster:?}");
+        assert_eq!(other_shown["role"], role(other), "{page}: {roster:?}");
+    }
+
+    // The stranger's page says why, naming its account, and never enters the call.
+    let refusal = seen["refusal"].as_str().unwrap();
+    assert!(refusal.contains("not a member"), "{refusal}");
+    assert!(refusal.contains(&account(3)), "{refusal}");
+    assert_eq!(seen["stranger_in_call"], false);
+
+    // Chat went both ways, in order, on both pages.
+    let lines = json!(["hello from a", "hi a, b here"]);
+    assert_eq!(seen["chat"]["a"], lines);
+    assert_eq!(seen["chat"]["b"], lines);
+
+    // B left: A lists only itself.
+    let after = seen["after_leave"].as_array().unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    tracing::info!(leave_seen_ms = %seen["leave_seen_ms"], "leave shown on the other page");
+}

@@ -1,0 +1,43 @@
+// Shared by the page scenarios: Debian's Chromium driven by playwright-core, headless, with a
+// fake camera and microphone. Browsers cannot be downloaded here; the system one is used.
+import { chromium } from "playwright-core";
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream",
+    ],
+  });
+}
+
+// Runs `scenario(input)` with the JSON input given as the first argument and prints what it
+// returns as one JSON line; a failure prints the error and exits 1 (the Rust test reports it).
+export async function main(scenario) {
+  const input = JSON.parse(process.argv[2] ?? "{}");
+  const browser = await launch();
+  try {
+    const output = await scenario(browser, input);
+    process.stdout.write(`${JSON.stringify(output)}\n`);
+  } catch (error) {
+    process.stderr.write(`${error.stack ?? error}\n`);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
+
+// The participant list a page shows: [{ name, role }].
+export async function participants(page) {
+  return page.$$eval("#participants li", (items) =>
+    items.map((item) => ({
+      peer: item.dataset.peer,
+      name: item.querySelector(".name").textContent,
+      role: item.querySelector(".role").textContent,
+    })),
+  );
+}

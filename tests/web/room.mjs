@@ -1,0 +1,79 @@
+// Two members join a room from their own nodes' pages (one by link, one by typing the name), see
+// each other with their registry roles, chat, and one leaves; a stranger's page is refused.
+//
+// Input: { room, member_a, member_b, stranger, screenshots } where the three are page URLs.
+// Output: what each page showed at each step.
+import { main, participants } from "./lib.mjs";
+
+const TIMEOUT = 30_000;
+
+main(async (browser, input) => {
+  const open = async (url) => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(url);
+    return page;
+  };
+
+  // A joins by link, B by typing the room's name.
+  const a = await open(`${input.member_a}r/${encodeURIComponent(input.room)}`);
+  const b = await open(input.member_b);
+  await b.fill("#room-input", input.room);
+  await b.click("#join-button");
+  await a.waitForSelector("#call:not([hidden])", { timeout: TIMEOUT });
+  await b.waitForSelector("#call:not([hidden])", { timeout: TIMEOUT });
+
+  const both = (page) =>
+    page.waitForFunction(() => document.querySelectorAll("#participants li").length === 2, null, {
+      timeout: TIMEOUT,
+    });
+  await both(a);
+  await both(b);
+  const roster = { a: await participants(a), b: await participants(b) };
+
+  // The stranger is refused with a readable reason and stays in the lobby.
+  const c = await open(`${input.stranger}r/${encodeURIComponent(input.room)}`);
+  await c.waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
+  const refusal = await c.textContent("#error");
+  const strangerInCall = await c.isVisible("#call");
+
+  // Chat both ways.
+  await a.fill("#chat-input", "hello from a");
+  await a.click("#chat-send");
+  await b.waitForFunction(
+    () => [...document.querySelectorAll("#messages li .text")].some((m) => m.textContent === "hello from a"),
+    null,
+    { timeout: TIMEOUT },
+  );
+  await b.fill("#chat-input", "hi a, b here");
+  await b.press("#chat-input", "Enter");
+  await a.waitForFunction(
+    () => [...document.querySelectorAll("#messages li .text")].some((m) => m.textContent === "hi a, b here"),
+    null,
+    { timeout: TIMEOUT },
+  );
+  const chat = {
+    a: await a.$$eval("#messages li .text", (items) => items.map((i) => i.textContent)),
+    b: await b.$$eval("#messages li .text", (items) => items.map((i) => i.textContent)),
+  };
+  if (input.screenshots) {
+    await a.screenshot({ path: `${input.screenshots}/room-a.png` });
+    await c.screenshot({ path: `${input.screenshots}/refused.png` });
+  }
+
+  // B leaves: A's list drops to one at once (B says it is leaving).
+  await b.click("#leave-button");
+  await b.waitForSelector("#lobby:not([hidden])", { timeout: TIMEOUT });
+  const leftAt = Date.now();
+  await a.waitForFunction(() => document.querySelectorAll("#participants li").length === 1, null, {
+    timeout: TIMEOUT,
+  });
+  return {
+    roster,
+    refusal,
+    stranger_in_call: strangerInCall,
+    chat,
+    leave_seen_ms: Date.now() - leftAt,
+    after_leave: await participants(a),
+  };
+});
