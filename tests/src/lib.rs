@@ -418,7 +418,7 @@ impl Chain {
 /// error output if it fails or takes over `timeout`.
 pub async fn run_page_scenario(
     script: &str,
-    input: &serde_json::Value,
+    input: serde_json::Value,
     timeout: Duration,
 ) -> serde_json::Value {
     let root = workspace_root();

@@ -2,10 +2,13 @@
 //! meet on their own nodes' pages, see each other's roles, chat; a stranger's page is refused
 //! with the reason; bad input on the page API gets an error and the node keeps serving.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chroom_node::{NodeConfig, RunningNode};
+use chroom_room::Participation;
 use chroom_tests::{Chain, init_tracing, run_page_scenario, tcp_addr, workspace_root};
+use chroom_types::MediaKind;
 use serde_json::json;
 
 fn serve_page(config: &mut NodeConfig) {
@@ -37,7 +40,7 @@ async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
 
     let seen = run_page_scenario(
         "room.mjs",
-        &json!({
+        json!({
             "room": "standup",
             "member_a": page_url(&a),
             "member_b": page_url(&b),
@@ -85,4 +88,57 @@ async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
     let after = seen["after_leave"].as_array().unwrap();
     assert_eq!(after.len(), 1, "{after:?}");
     tracing::info!(leave_seen_ms = %seen["leave_seen_ms"], "leave shown on the other page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_camera_and_microphone_reach_another_member() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain
+        .node_with(&dir.path().join("a"), 1, &[], serve_page)
+        .await;
+    let boot = [tcp_addr(&a).await];
+    let mut b = chain.node(&dir.path().join("b"), 2, &boot).await;
+    let mut frames = b.take_frames().unwrap();
+    b.join(
+        room,
+        Participation::Receive(vec![MediaKind::Audio, MediaKind::Video]),
+    )
+    .await
+    .unwrap();
+    let screenshots = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let page = tokio::spawn(run_page_scenario(
+        "publish.mjs",
+        json!({
+            "url": page_url(&a),
+            "room": "standup",
+            "hold_ms": 8000,
+            "screenshots": screenshots,
+        }),
+        Duration::from_secs(90),
+    ));
+
+    // B receives A's browser's video and audio, as frames from A's node.
+    let mut counts = HashMap::<MediaKind, usize>::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while counts.get(&MediaKind::Video).copied().unwrap_or(0) < 60
+        || counts.get(&MediaKind::Audio).copied().unwrap_or(0) < 100
+    {
+        let frame = tokio::time::timeout_at(deadline, frames.recv())
+            .await
+            .unwrap_or_else(|_| panic!("B received only {counts:?} from A's page"))
+            .expect("frames flow");
+        assert_eq!(frame.peer, a.peer_id());
+        *counts.entry(frame.frame.kind).or_default() += 1;
+    }
+    let seen = page.await.unwrap();
+    assert_eq!(seen["connection_state"], "connected", "{seen}");
+    assert_eq!(seen["error"], serde_json::Value::Null, "{seen}");
+    assert!(
+        seen["sent"]["video"]["frames"].as_u64().unwrap() > 60,
+        "{seen}"
+    );
 }

@@ -266,6 +266,7 @@ enum Command {
     AcceptOffer {
         offer_sdp: String,
         mode: LinkMode,
+        local_source: bool,
         reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
     },
     Forward {
@@ -360,6 +361,23 @@ impl MediaHandle {
         self.request(|reply| Command::AcceptOffer {
             offer_sdp,
             mode,
+            local_source: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Answers an offer from this node's own user (its browser) to send it media: every frame
+    /// that arrives is sent on to every other link that sends (the node's subscribers), and
+    /// their keyframe requests go back to the browser. Frames from it are not reported.
+    pub async fn accept_source_offer(
+        &self,
+        offer_sdp: String,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::AcceptOffer {
+            offer_sdp,
+            mode: LinkMode::Frames,
+            local_source: true,
             reply,
         })
         .await
@@ -442,6 +460,8 @@ struct Scratch {
     written: Vec<LinkId>,
     /// When each packet relayed but not sent yet arrived: its hop ends at the next send.
     received: Vec<Instant>,
+    /// Frames from local sources, to send on every other link.
+    local_frames: Vec<(MediaKind, u64, Arc<[u8]>)>,
 }
 
 #[derive(Debug)]
@@ -454,6 +474,10 @@ struct Unrouted {
 #[derive(Debug)]
 struct LinkState {
     link: Link,
+    /// A link from this node's own user (the browser's camera, microphone, screen): what
+    /// arrives on it is sent on every other link that sends, and keyframe requests from those
+    /// links go to it.
+    local_source: bool,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -581,9 +605,16 @@ impl MediaActor {
             Command::AcceptOffer {
                 offer_sdp,
                 mode,
+                local_source,
                 reply,
             } => {
-                let _ = reply.send(self.accept_offer(&offer_sdp, mode));
+                let accepted = self.accept_offer(&offer_sdp, mode);
+                if let Ok((link, _)) = &accepted
+                    && let Some(state) = self.links.get_mut(link)
+                {
+                    state.local_source = local_source;
+                }
+                let _ = reply.send(accepted);
             }
             Command::Forward {
                 upstream,
@@ -619,15 +650,7 @@ impl MediaActor {
                 rtp_time,
                 data,
             } => {
-                let now = Instant::now();
-                let clock = match kind {
-                    MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
-                    MediaKind::Video => Frequency::NINETY_KHZ,
-                };
-                let time = MediaTime::new(rtp_time, clock);
-                for state in self.links.values_mut() {
-                    state.link.write_frame(now, kind, time, &data);
-                }
+                self.write_frame(Instant::now(), kind, rtp_time, &data);
             }
         }
     }
@@ -676,6 +699,7 @@ impl MediaActor {
             id,
             LinkState {
                 link: Link::new(id, rtc, mode),
+                local_source: false,
                 pending_offer,
                 connect_deadline: Some(now + self.config.connect_timeout),
                 next_timeout: now,
@@ -927,6 +951,10 @@ impl MediaActor {
         }
         let mut relayed = std::mem::take(&mut self.scratch.relayed);
         self.drain_links(now, &ids, &mut relayed);
+        if !self.scratch.local_frames.is_empty() {
+            let written = self.send_local_frames(now, &mut relayed);
+            ids.extend(written);
+        }
         if !relayed.is_empty() {
             let mut children = std::mem::take(&mut self.scratch.written);
             let mut received = std::mem::take(&mut self.scratch.received);
@@ -970,6 +998,51 @@ impl MediaActor {
         }
     }
 
+    /// Sends the frames local sources produced on every link that sends them, and has str0m
+    /// packetize them at once (it does so on a timeout). Returns the links written to.
+    fn send_local_frames(
+        &mut self,
+        now: Instant,
+        relayed: &mut Vec<(LinkId, LinkOutput)>,
+    ) -> Vec<LinkId> {
+        let frames = std::mem::take(&mut self.scratch.local_frames);
+        let mut written = Vec::new();
+        for (kind, rtp_time, data) in &frames {
+            written.extend(self.write_frame(now, *kind, *rtp_time, data));
+        }
+        written.sort_unstable();
+        written.dedup();
+        self.drain_links(now, &written, relayed);
+        for id in &written {
+            if let Some(state) = self.links.get_mut(id) {
+                state.link.handle_input(Input::Timeout(now));
+            }
+        }
+        self.drain_links(now, &written, relayed);
+        written
+    }
+
+    /// Writes a frame from this node on every link that sends its kind (not on local sources).
+    /// Returns the links written to.
+    fn write_frame(
+        &mut self,
+        now: Instant,
+        kind: MediaKind,
+        rtp_time: u64,
+        data: &Arc<[u8]>,
+    ) -> Vec<LinkId> {
+        let clock = match kind {
+            MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+            MediaKind::Video => Frequency::NINETY_KHZ,
+        };
+        let time = MediaTime::new(rtp_time, clock);
+        self.links
+            .iter_mut()
+            .filter(|(_, state)| !state.local_source)
+            .filter_map(|(id, state)| state.link.write_frame(now, kind, time, data).then_some(*id))
+            .collect()
+    }
+
     /// Drains `ids`, sending their datagrams; frames and link changes go to `pending_events`,
     /// packets and keyframe requests to relay to `relayed`.
     fn drain_links(
@@ -996,6 +1069,14 @@ impl MediaActor {
                         state.connect_deadline = None;
                         tracing::info!(link = %id, elapsed = ?self.started.elapsed(), "link connected");
                         events.push(MediaEvent::LinkConnected { link: *id });
+                    }
+                    LinkOutput::Frame {
+                        kind,
+                        rtp_time,
+                        data,
+                        ..
+                    } if state.local_source => {
+                        self.scratch.local_frames.push((kind, rtp_time, data));
                     }
                     LinkOutput::Frame {
                         kind,
@@ -1061,10 +1142,24 @@ impl MediaActor {
                         .iter()
                         .find(|(_, children)| children.contains(&from))
                         .map(|(upstream, _)| *upstream);
-                    if let Some((id, state)) =
-                        upstream.and_then(|u| self.links.get_mut(&u).map(|s| (u, s)))
-                    {
-                        self.relay.keyframe_requests += 1;
+                    // A relayed stream's keyframes come from upstream; this node's own from
+                    // its local sources (the browser encodes only when asked).
+                    let sources: Vec<LinkId> = match upstream {
+                        Some(upstream) => vec![upstream],
+                        None => self
+                            .links
+                            .iter()
+                            .filter(|(_, state)| state.local_source)
+                            .map(|(id, _)| *id)
+                            .collect(),
+                    };
+                    for id in sources {
+                        let Some(state) = self.links.get_mut(&id) else {
+                            continue;
+                        };
+                        if upstream.is_some() {
+                            self.relay.keyframe_requests += 1;
+                        }
                         state.link.request_keyframe(now);
                         if !written.contains(&id) {
                             written.push(id);

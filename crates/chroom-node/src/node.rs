@@ -399,6 +399,20 @@ impl NodeHandle {
         self.account
     }
 
+    /// Answers the user's browser's offer to send its camera, microphone or screen to this node,
+    /// which sends them on to every member subscribed to it.
+    pub async fn accept_browser_media(
+        &self,
+        offer_sdp: String,
+    ) -> anyhow::Result<(LinkId, String)> {
+        Ok(self.media.accept_source_offer(offer_sdp).await?)
+    }
+
+    /// Closes a link to the user's browser.
+    pub async fn close_browser_media(&self, link: LinkId) {
+        self.media.close_link(link).await;
+    }
+
     /// Asks the registry whether this node's account may `action` in `room`, as a joining user
     /// would want to know before anything else happens. `Err` says why not, in words.
     pub async fn check_own_access(
@@ -482,7 +496,9 @@ impl NodeHandle {
     pub async fn join(&self, room: RoomId, participation: Participation) -> anyhow::Result<()> {
         let presence = match participation {
             // Viewers and relayers find a broadcast's root among the publishers.
-            Participation::Publish(_) | Participation::Broadcast { .. } => Presence::Publisher,
+            Participation::Publish(_)
+            | Participation::Meet { .. }
+            | Participation::Broadcast { .. } => Presence::Publisher,
             Participation::Receive(_) | Participation::Relay { .. } | Participation::View(_) => {
                 Presence::Member
             }

@@ -20,7 +20,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chroom_room::Participation;
-use chroom_types::{Action, MediaKind, Role, RoomKind, RoomName};
+use chroom_types::{Action, LinkId, MediaKind, Membership, Role, RoomKind, RoomName};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -106,6 +106,11 @@ pub enum ClientMessage {
         /// The text, at most 4 KiB.
         text: String,
     },
+    /// Send the page's camera and microphone to the node: an SDP offer with send-only m-lines.
+    Publish {
+        /// The offer.
+        sdp: String,
+    },
 }
 
 /// What the node tells a page.
@@ -125,6 +130,8 @@ pub enum ServerMessage {
         room: String,
         /// `conference`, `audio_space` or `broadcast`; absent without a registry.
         kind: Option<&'static str>,
+        /// Whether the page may send media (its role allows it).
+        may_publish: bool,
         /// This node's role in the room; absent without a registry.
         role: Option<&'static str>,
     },
@@ -151,6 +158,11 @@ pub enum ServerMessage {
         text: String,
         /// Written on this page.
         own: bool,
+    },
+    /// The node's answer to a [`ClientMessage::Publish`] offer.
+    PublishAnswer {
+        /// The answer.
+        sdp: String,
     },
     /// A request could not be carried out; `message` says why, for people.
     Error {
@@ -212,6 +224,10 @@ struct PageSession {
     room: Option<RoomName>,
     /// This node's role in `room`, from the registry check on joining.
     own_role: Option<Role>,
+    /// Whether this node may send media in `room`.
+    may_publish: bool,
+    /// The link carrying the page's camera and microphone.
+    media_link: Option<LinkId>,
     /// The participant list last sent, to send only changes.
     shown: Vec<ParticipantView>,
 }
@@ -223,6 +239,8 @@ impl PageSession {
             node,
             room: None,
             own_role: None,
+            may_publish: false,
+            media_link: None,
             shown: Vec::new(),
         }
     }
@@ -297,6 +315,29 @@ impl PageSession {
                 self.send(&ServerMessage::Left).await
             }
             ClientMessage::Chat { text } => self.chat(text).await,
+            ClientMessage::Publish { sdp } => self.publish(sdp).await,
+        }
+    }
+
+    async fn publish(&mut self, sdp: String) -> Result<(), Closed> {
+        if self.room.is_none() {
+            return self.error("join a room before sending media").await;
+        }
+        if !self.may_publish {
+            return self
+                .error("your role in this room does not let you send media")
+                .await;
+        }
+        if let Some(link) = self.media_link.take() {
+            self.node.close_browser_media(link).await;
+        }
+        match self.node.accept_browser_media(sdp).await {
+            Ok((link, answer)) => {
+                self.media_link = Some(link);
+                self.send(&ServerMessage::PublishAnswer { sdp: answer })
+                    .await
+            }
+            Err(e) => self.error(format!("cannot send media: {e:#}")).await,
         }
     }
 
@@ -321,14 +362,24 @@ impl PageSession {
             }
         };
         self.leave_room().await;
+        let may_publish = match (access.kind, access.role) {
+            (Some(kind), Some(role)) => Membership::Member(role).allows(kind, Action::Publish),
+            // No registry: development, everyone may.
+            _ => true,
+        };
+        let av = vec![MediaKind::Audio, MediaKind::Video];
         let participation = match access.kind {
-            Some(RoomKind::Broadcast) => {
-                Participation::View(vec![MediaKind::Audio, MediaKind::Video])
-            }
+            // Broadcasting from the page comes later; the page watches.
+            Some(RoomKind::Broadcast) => Participation::View(av),
+            Some(RoomKind::AudioSpace) if may_publish => Participation::Meet {
+                publish: vec![MediaKind::Audio],
+                receive: vec![MediaKind::Audio],
+            },
             Some(RoomKind::AudioSpace) => Participation::Receive(vec![MediaKind::Audio]),
-            Some(RoomKind::Conference) | None => {
-                Participation::Receive(vec![MediaKind::Audio, MediaKind::Video])
-            }
+            Some(RoomKind::Conference) | None => Participation::Meet {
+                publish: av.clone(),
+                receive: av,
+            },
         };
         if let Err(e) = self.node.join(room.id(), participation).await {
             return self.error(format!("cannot join: {e:#}")).await;
@@ -336,10 +387,12 @@ impl PageSession {
         tracing::info!(room = %room.as_str(), "page joined room");
         self.room = Some(room.clone());
         self.own_role = access.role;
+        self.may_publish = may_publish && access.kind != Some(RoomKind::Broadcast);
         self.shown.clear();
         self.send(&ServerMessage::Joined {
             room: room.as_str().to_owned(),
             kind: access.kind.map(kind_name),
+            may_publish: self.may_publish,
             role: access.role.map(role_name),
         })
         .await?;
@@ -422,6 +475,9 @@ impl PageSession {
     }
 
     async fn leave_room(&mut self) {
+        if let Some(link) = self.media_link.take() {
+            self.node.close_browser_media(link).await;
+        }
         if let Some(room) = self.room.take() {
             if let Err(e) = self.node.leave(room.id()).await {
                 tracing::debug!(error = %e, "leaving room for a page");

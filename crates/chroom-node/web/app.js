@@ -8,6 +8,8 @@ const state = {
   self: null, // { peerId, account }
   room: null,
   participants: [],
+  local: null, // this page's camera and microphone (MediaStream)
+  publishPc: null, // the RTCPeerConnection sending them to the node
 };
 
 function short(text) {
@@ -70,6 +72,12 @@ function handle(message) {
     case "joined":
       showError("");
       enterCall(message);
+      if (message.may_publish) startPublishing();
+      break;
+    case "publish_answer":
+      state.publishPc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
+        showError(`the node's answer was refused: ${e.message}`);
+      });
       break;
     case "left":
       leaveCall();
@@ -108,7 +116,49 @@ function enterCall({ room, kind, role }) {
   $("chat-input").focus();
 }
 
+// Sends the camera and microphone to this page's own node, which sends them on to the room.
+async function startPublishing() {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: { width: 640, height: 360, frameRate: 30 },
+    });
+    state.local = stream;
+    renderGrid();
+    const pc = new RTCPeerConnection();
+    state.publishPc = pc;
+    for (const track of stream.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    send({ type: "publish", sdp: pc.localDescription.sdp });
+  } catch (error) {
+    showError(`camera or microphone unavailable: ${error.message}`);
+  }
+}
+
+// Waits (up to 2 s) for ICE gathering, so the offer carries this browser's candidates.
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 2000);
+  });
+}
+
+function stopPublishing() {
+  state.publishPc?.close();
+  state.publishPc = null;
+  state.local?.getTracks().forEach((track) => track.stop());
+  state.local = null;
+}
+
 function leaveCall() {
+  stopPublishing();
   state.room = null;
   state.participants = [];
   renderParticipants();
@@ -154,6 +204,16 @@ function renderGrid() {
       tile.append(avatar, label);
     }
     tile.querySelector(".label").textContent = displayName(p) + (p.is_self ? " (you)" : "");
+    if (p.is_self && state.local && !tile.querySelector("video")) {
+      const video = document.createElement("video");
+      video.muted = true; // never play one's own microphone back
+      video.autoplay = true;
+      video.playsInline = true;
+      video.className = "local";
+      video.srcObject = state.local;
+      tile.prepend(video);
+      tile.querySelector(".avatar")?.remove();
+    }
     return tile;
   });
   grid.replaceChildren(...tiles);
@@ -202,3 +262,6 @@ $("copy-link").addEventListener("click", async () => {
 });
 
 connect();
+
+// For tests and the curious: the page's state, read-only by convention.
+window.chroom = state;

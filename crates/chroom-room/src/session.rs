@@ -79,6 +79,14 @@ pub enum Participation {
     Publish(Vec<MediaKind>),
     /// Receive tracks of these kinds from every publisher found.
     Receive(Vec<MediaKind>),
+    /// A conference member: publish `publish` to every member that subscribes, and receive
+    /// `receive` from every publisher found (every member links to every other, both ways).
+    Meet {
+        /// Kinds this node sends.
+        publish: Vec<MediaKind>,
+        /// Kinds this node receives.
+        receive: Vec<MediaKind>,
+    },
     /// Carry the room's broadcast: join its relay tree and feed up to `capacity` children.
     Relay {
         /// Children fed.
@@ -100,7 +108,23 @@ impl Participation {
     /// Whether this looks for the room's publishers in the DHT (to subscribe, or to find the
     /// root of the tree).
     fn discovers(&self) -> bool {
-        matches!(self, Self::Receive(_) | Self::Relay { .. } | Self::View(_))
+        matches!(
+            self,
+            Self::Receive(_) | Self::Meet { .. } | Self::Relay { .. } | Self::View(_)
+        )
+    }
+
+    /// What this subscribes to in a mesh room, if it subscribes.
+    fn mesh_receives(&self) -> Option<&[MediaKind]> {
+        match self {
+            Self::Receive(kinds) | Self::Meet { receive: kinds, .. } => Some(kinds),
+            _ => None,
+        }
+    }
+
+    /// Whether this feeds subscribers in a mesh room.
+    pub fn mesh_publishes(&self) -> bool {
+        matches!(self, Self::Publish(_) | Self::Meet { .. })
     }
 }
 
@@ -475,7 +499,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             }
             return;
         }
-        if !matches!(state.participation, Participation::Receive(_)) {
+        if state.participation.mesh_receives().is_none() {
             return;
         }
         for peer in publishers {
@@ -593,12 +617,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 ErrorCode::NotInRoom,
                 format!("this node is not in room {}", room.fmt_short()),
             )),
-            Some(state) if !matches!(state.participation, Participation::Publish(_)) => {
-                Some(SignalError::new(
-                    ErrorCode::NotPublishing,
-                    format!("this node publishes nothing in room {}", room.fmt_short()),
-                ))
-            }
+            Some(state) if !state.participation.mesh_publishes() => Some(SignalError::new(
+                ErrorCode::NotPublishing,
+                format!("this node publishes nothing in room {}", room.fmt_short()),
+            )),
             Some(_) => None,
         };
         if let Some(error) = refusal {
@@ -824,7 +846,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 self.outputs
                     .push_back(Output::FindPublishers { room: *room });
             }
-            let Participation::Receive(kinds) = &state.participation else {
+            let Some(kinds) = state.participation.mesh_receives() else {
                 continue;
             };
             for (peer, publisher) in &mut state.publishers {
@@ -838,7 +860,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                         id,
                         room: *room,
                         peer: *peer,
-                        kinds: kinds.clone(),
+                        kinds: kinds.to_vec(),
                         mode: LinkMode::Frames,
                     });
                 }

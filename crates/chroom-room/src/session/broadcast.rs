@@ -79,7 +79,9 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
                 LinkMode::Frames,
                 LinkMode::Frames,
             ),
-            Participation::Publish(_) | Participation::Receive(_) => return None,
+            Participation::Publish(_) | Participation::Receive(_) | Participation::Meet { .. } => {
+                return None;
+            }
         };
         let overlay = Overlay::new(config.tree.clone(), local, role, config.seed, now);
         Some(Self {

@@ -184,6 +184,42 @@ fn a_lost_link_is_reported_and_retried() {
 }
 
 #[test]
+fn a_conference_member_subscribes_to_others_and_feeds_them() {
+    let now = epoch();
+    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 0);
+    let kinds = vec![MediaKind::Audio, MediaKind::Video];
+    session.join(
+        now,
+        room(),
+        Participation::Meet {
+            publish: kinds.clone(),
+            receive: kinds.clone(),
+        },
+    );
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::FindPublishers { room: room() }]
+    );
+    found(&mut session, now, &[1]);
+    let subscribes: Vec<_> = drain(&mut session)
+        .into_iter()
+        .filter(|o| matches!(o, Output::Subscribe { kinds: k, peer: 1, .. } if *k == kinds))
+        .collect();
+    assert_eq!(subscribes.len(), 1);
+
+    session.handle_subscribe_request(now, InboundId(0), 1, room());
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::AcceptSubscriber {
+            request: InboundId(0),
+            room: room(),
+            peer: 1,
+            mode: LinkMode::Frames,
+        }]
+    );
+}
+
+#[test]
 fn requests_are_checked_against_room_and_role() {
     let now = epoch();
     let mut session: RoomSession<u32> = RoomSession::new(

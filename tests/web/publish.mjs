@@ -1,0 +1,35 @@
+// A member's page joins a room by link and sends its (fake) camera and microphone to its node.
+// The page stays in the call for `hold_ms` while the Rust side checks another member receives.
+//
+// Input: { url, room, hold_ms, screenshots }. Output: the publishing connection's state and
+// what the browser says it sent.
+import { main } from "./lib.mjs";
+
+main(async (browser, input) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${input.url}r/${encodeURIComponent(input.room)}`);
+  await page.waitForSelector("#call:not([hidden])", { timeout: 30_000 });
+  await page.waitForFunction(
+    () => window.chroom?.publishPc?.connectionState === "connected",
+    null,
+    { timeout: 30_000 },
+  );
+  await page.waitForTimeout(input.hold_ms);
+  const sent = await page.evaluate(async () => {
+    const stats = await window.chroom.publishPc.getStats();
+    const out = {};
+    stats.forEach((report) => {
+      if (report.type === "outbound-rtp") {
+        out[report.kind] = { packets: report.packetsSent, frames: report.framesEncoded ?? null };
+      }
+    });
+    return out;
+  });
+  if (input.screenshots) await page.screenshot({ path: `${input.screenshots}/publishing.png` });
+  return {
+    connection_state: await page.evaluate(() => window.chroom.publishPc.connectionState),
+    error: (await page.isVisible("#error")) ? await page.textContent("#error") : null,
+    sent,
+  };
+});
