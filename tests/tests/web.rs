@@ -142,3 +142,73 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
         "{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_pages_in_a_conference_each_play_the_other_two() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    // A third member: account 4 listens (listeners show their camera in a conference).
+    chain
+        .registry
+        .set_role(room, chain.account(4), Some(chroom_types::Role::Listener))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain
+        .node_with(&dir.path().join("a"), 1, &[], serve_page)
+        .await;
+    let boot = [tcp_addr(&a).await];
+    let b = chain
+        .node_with(&dir.path().join("b"), 2, &boot, serve_page)
+        .await;
+    let c = chain
+        .node_with(&dir.path().join("c"), 4, &boot, serve_page)
+        .await;
+    let screenshots = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let watch = Duration::from_secs(10);
+    let seen = run_page_scenario(
+        "conference.mjs",
+        json!({
+            "urls": [page_url(&a), page_url(&b), page_url(&c)],
+            "room": "standup",
+            "watch_ms": watch.as_millis() as u64,
+            "screenshots": screenshots,
+        }),
+        Duration::from_secs(150),
+    )
+    .await;
+
+    let sample = Duration::from_millis(seen["sample_ms"].as_u64().unwrap());
+    let window = (Duration::from_secs(1).as_millis() / sample.as_millis()) as usize;
+    for (i, page) in seen["pages"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(page["error"], serde_json::Value::Null, "page {i}: {page}");
+        assert_eq!(page["playing"], 2, "page {i}: {page}");
+        let videos = page["videos"].as_object().unwrap();
+        let decoding: Vec<&Vec<serde_json::Value>> = videos
+            .values()
+            .map(|v| v.as_array().unwrap())
+            .filter(|frames| frames.last().and_then(serde_json::Value::as_u64) > Some(0))
+            .collect();
+        assert_eq!(decoding.len(), 2, "page {i} decodes {videos:?}");
+        for frames in decoding {
+            let frames: Vec<u64> = frames.iter().map(|f| f.as_u64().unwrap()).collect();
+            // Frames decoded keep rising: never flat for a whole second.
+            for span in frames.windows(window + 1) {
+                assert!(
+                    span[window] > span[0],
+                    "page {i}: a remote video froze for 1 s: {frames:?}"
+                );
+            }
+            let decoded = frames[frames.len() - 1] - frames[0];
+            assert!(decoded >= 5 * watch.as_secs(), "page {i}: {frames:?}");
+        }
+        let audio = page["audio"].as_object().unwrap();
+        let hearing = audio
+            .values()
+            .filter(|samples| samples.as_u64() > Some(48_000))
+            .count();
+        assert_eq!(hearing, 2, "page {i} hears {audio:?}");
+    }
+}

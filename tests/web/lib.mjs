@@ -11,6 +11,7 @@ export async function launch() {
       "--disable-background-networking",
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
+      "--autoplay-policy=no-user-gesture-required",
     ],
   });
 }

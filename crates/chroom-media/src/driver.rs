@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, LinkMode, MediaKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaTime};
+use str0m::media::{Direction, Frequency, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Input, Rtc};
@@ -254,7 +254,8 @@ pub struct RelayStats {
 #[derive(Debug)]
 enum Command {
     CreateOffer {
-        kinds: Vec<MediaKind>,
+        receive: Vec<MediaKind>,
+        send: Vec<MediaKind>,
         mode: LinkMode,
         reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
     },
@@ -275,6 +276,15 @@ enum Command {
         version: u64,
     },
     RelayStats(oneshot::Sender<RelayStats>),
+    CreatePlaybackOffer {
+        slots: usize,
+        reply: oneshot::Sender<Result<PlaybackOffer, MediaError>>,
+    },
+    Play {
+        playback: LinkId,
+        slot: usize,
+        source: Option<LinkId>,
+    },
     CloseLink {
         link: LinkId,
     },
@@ -283,6 +293,26 @@ enum Command {
         rtp_time: u64,
         data: Arc<[u8]>,
     },
+}
+
+/// An offer to play remote members' media in this node's user's browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybackOffer {
+    /// The link; complete it with [`MediaHandle::accept_answer`].
+    pub link: LinkId,
+    /// The SDP offer.
+    pub sdp: String,
+    /// Each slot's m-lines, as the browser will see them (`transceiver.mid`).
+    pub slots: Vec<PlaybackSlot>,
+}
+
+/// One member's place in a playback link: an audio and a video m-line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybackSlot {
+    /// The audio m-line's mid.
+    pub audio_mid: String,
+    /// The video m-line's mid.
+    pub video_mid: String,
 }
 
 /// Cloneable handle to a running [`MediaActor`].
@@ -298,16 +328,19 @@ impl MediaHandle {
         self.local_addr
     }
 
-    /// Opens a link that receives `kinds` and returns its SDP offer. Complete it with
-    /// [`Self::accept_answer`]. Cancel-safe: dropping the future may leave a link that closes
-    /// itself after the connect timeout.
-    pub async fn create_receive_offer(
+    /// Opens a link that receives `receive` and sends `send` (this node's frames, like every
+    /// link that sends) and returns its SDP offer. Complete it with [`Self::accept_answer`].
+    /// Cancel-safe: dropping the future may leave a link that closes itself after the connect
+    /// timeout.
+    pub async fn create_offer(
         &self,
-        kinds: &[MediaKind],
+        receive: &[MediaKind],
+        send: &[MediaKind],
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.request(|reply| Command::CreateOffer {
-            kinds: kinds.to_vec(),
+            receive: receive.to_vec(),
+            send: send.to_vec(),
             mode,
             reply,
         })
@@ -340,7 +373,7 @@ impl MediaHandle {
         response.await.map_err(|_| MediaError::Stopped)
     }
 
-    /// Completes a link opened by [`Self::create_receive_offer`].
+    /// Completes a link opened by [`Self::create_offer`].
     pub async fn accept_answer(&self, link: LinkId, answer_sdp: String) -> Result<(), MediaError> {
         self.request(|reply| Command::AcceptAnswer {
             link,
@@ -381,6 +414,26 @@ impl MediaHandle {
             reply,
         })
         .await
+    }
+
+    /// Opens a link that sends to this node's user's browser: `slots` pairs of send-only audio
+    /// and video m-lines, each showing one remote member once [`Self::play`] says which.
+    pub async fn create_playback_offer(&self, slots: usize) -> Result<PlaybackOffer, MediaError> {
+        self.request(|reply| Command::CreatePlaybackOffer { slots, reply })
+            .await
+    }
+
+    /// Shows what arrives on `source` in `slot` of the `playback` link (`None`: nothing).
+    /// Asks the source for a keyframe, so the browser can start decoding at once.
+    pub async fn play(&self, playback: LinkId, slot: usize, source: Option<LinkId>) {
+        let _ = self
+            .commands
+            .send(Command::Play {
+                playback,
+                slot,
+                source,
+            })
+            .await;
     }
 
     /// Closes a link. Closing an unknown link does nothing.
@@ -447,6 +500,8 @@ pub struct MediaActor {
     all_dirty: bool,
     relay: RelayStats,
     last_relay_log: Instant,
+    /// Source link -> the playback link showing it, and its slot's audio and video m-lines.
+    playback_routes: HashMap<LinkId, PlaybackRoute>,
     /// Events waiting for [`MediaActor::deliver_events`].
     pending_events: Vec<MediaEvent>,
     /// Scratch buffers reused across datagrams, so the hot path does not allocate them.
@@ -460,8 +515,26 @@ struct Scratch {
     written: Vec<LinkId>,
     /// When each packet relayed but not sent yet arrived: its hop ends at the next send.
     received: Vec<Instant>,
-    /// Frames from local sources, to send on every other link.
-    local_frames: Vec<(MediaKind, u64, Arc<[u8]>)>,
+    /// Frames to send on: from local sources to every link that sends, and from remote
+    /// members to the playback slot showing them.
+    frames_out: Vec<FrameOut>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PlaybackRoute {
+    playback: LinkId,
+    slot: usize,
+    audio: Mid,
+    video: Mid,
+}
+
+#[derive(Debug)]
+struct FrameOut {
+    /// `None`: every link that sends this kind; else this link's m-line.
+    to: Option<(LinkId, Mid)>,
+    kind: MediaKind,
+    rtp_time: u64,
+    data: Arc<[u8]>,
 }
 
 #[derive(Debug)]
@@ -478,6 +551,9 @@ struct LinkState {
     /// arrives on it is sent on every other link that sends, and keyframe requests from those
     /// links go to it.
     local_source: bool,
+    /// A link to this node's user's browser showing remote members: each slot's audio and
+    /// video m-lines.
+    playback_slots: Vec<(Mid, Mid)>,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -528,6 +604,7 @@ impl MediaActor {
             all_dirty: true,
             relay: RelayStats::default(),
             last_relay_log: Instant::now(),
+            playback_routes: HashMap::new(),
             pending_events: Vec::new(),
             scratch: Scratch::default(),
         };
@@ -592,8 +669,13 @@ impl MediaActor {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::CreateOffer { kinds, mode, reply } => {
-                let _ = reply.send(self.create_offer(&kinds, mode));
+            Command::CreateOffer {
+                receive,
+                send,
+                mode,
+                reply,
+            } => {
+                let _ = reply.send(self.create_offer(&receive, &send, mode));
             }
             Command::AcceptAnswer {
                 link,
@@ -637,6 +719,14 @@ impl MediaActor {
                 }
                 self.relay.children = self.forwarding.values().map(Vec::len).sum();
             }
+            Command::CreatePlaybackOffer { slots, reply } => {
+                let _ = reply.send(self.create_playback_offer(slots));
+            }
+            Command::Play {
+                playback,
+                slot,
+                source,
+            } => self.play(playback, slot, source),
             Command::RelayStats(reply) => {
                 let _ = reply.send(self.relay.clone());
             }
@@ -700,6 +790,7 @@ impl MediaActor {
             LinkState {
                 link: Link::new(id, rtc, mode),
                 local_source: false,
+                playback_slots: Vec::new(),
                 pending_offer,
                 connect_deadline: Some(now + self.config.connect_timeout),
                 next_timeout: now,
@@ -720,20 +811,27 @@ impl MediaActor {
 
     fn create_offer(
         &mut self,
-        kinds: &[MediaKind],
+        receive: &[MediaKind],
+        send: &[MediaKind],
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
         let mut rtc = self.new_rtc(mode);
         let mut change = rtc.sdp_api();
         let mut mids = Vec::new();
-        for kind in kinds {
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            let direction = match (receive.contains(&kind), send.contains(&kind)) {
+                (true, true) => Direction::SendRecv,
+                (true, false) => Direction::RecvOnly,
+                (false, true) => Direction::SendOnly,
+                (false, false) => continue,
+            };
             let str0m_kind = match kind {
                 MediaKind::Audio => str0m::media::MediaKind::Audio,
                 MediaKind::Video => str0m::media::MediaKind::Video,
             };
-            let mid = change.add_media(str0m_kind, Direction::RecvOnly, None, None, None);
-            mids.push((mid, *kind));
+            let mid = change.add_media(str0m_kind, direction, None, None, None);
+            mids.push((mid, kind, direction));
         }
         let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
             reason: "offer has no media".into(),
@@ -741,12 +839,91 @@ impl MediaActor {
         let sdp = offer.to_sdp_string();
         let link = self.allocate(rtc, mode, Some(pending));
         if let Some(state) = self.links.get_mut(&link) {
-            for (mid, kind) in mids {
-                state.link.expect_receive(mid, kind);
+            for (mid, kind, direction) in mids {
+                if direction != Direction::SendOnly {
+                    state.link.expect_receive(mid, kind);
+                }
+                if direction != Direction::RecvOnly {
+                    state.link.expect_send(mid, kind);
+                }
             }
         }
-        tracing::debug!(%link, "created receive offer");
+        tracing::debug!(%link, "created offer");
         Ok((link, sdp))
+    }
+
+    fn create_playback_offer(&mut self, slots: usize) -> Result<PlaybackOffer, MediaError> {
+        self.check_capacity()?;
+        let mut rtc = self.new_rtc(LinkMode::Frames);
+        let mut change = rtc.sdp_api();
+        let mids: Vec<(Mid, Mid)> = (0..slots)
+            .map(|_| {
+                let audio = change.add_media(
+                    str0m::media::MediaKind::Audio,
+                    Direction::SendOnly,
+                    None,
+                    None,
+                    None,
+                );
+                let video = change.add_media(
+                    str0m::media::MediaKind::Video,
+                    Direction::SendOnly,
+                    None,
+                    None,
+                    None,
+                );
+                (audio, video)
+            })
+            .collect();
+        let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
+            reason: "a playback offer needs at least one slot".into(),
+        })?;
+        let sdp = offer.to_sdp_string();
+        let link = self.allocate(rtc, LinkMode::Frames, Some(pending));
+        if let Some(state) = self.links.get_mut(&link) {
+            state.playback_slots.clone_from(&mids);
+        }
+        tracing::debug!(%link, slots, "created playback offer");
+        Ok(PlaybackOffer {
+            link,
+            sdp,
+            slots: mids
+                .iter()
+                .map(|(audio, video)| PlaybackSlot {
+                    audio_mid: audio.to_string(),
+                    video_mid: video.to_string(),
+                })
+                .collect(),
+        })
+    }
+
+    fn play(&mut self, playback: LinkId, slot: usize, source: Option<LinkId>) {
+        self.playback_routes
+            .retain(|_, route| !(route.playback == playback && route.slot == slot));
+        let Some(source) = source else {
+            return;
+        };
+        let Some(&(audio, video)) = self
+            .links
+            .get(&playback)
+            .and_then(|state| state.playback_slots.get(slot))
+        else {
+            return;
+        };
+        self.playback_routes.insert(
+            source,
+            PlaybackRoute {
+                playback,
+                slot,
+                audio,
+                video,
+            },
+        );
+        // The browser can only start decoding this member at a keyframe.
+        if let Some(state) = self.links.get_mut(&source) {
+            state.link.request_keyframe(Instant::now());
+            self.dirty.push(source);
+        }
     }
 
     fn accept_answer(&mut self, link: LinkId, answer_sdp: &str) -> Result<(), MediaError> {
@@ -951,8 +1128,8 @@ impl MediaActor {
         }
         let mut relayed = std::mem::take(&mut self.scratch.relayed);
         self.drain_links(now, &ids, &mut relayed);
-        if !self.scratch.local_frames.is_empty() {
-            let written = self.send_local_frames(now, &mut relayed);
+        if !self.scratch.frames_out.is_empty() {
+            let written = self.send_frames(now, &mut relayed);
             ids.extend(written);
         }
         if !relayed.is_empty() {
@@ -978,6 +1155,8 @@ impl MediaActor {
             };
             self.forwarding.remove(&id);
             self.forwarding_versions.remove(&id);
+            self.playback_routes
+                .retain(|source, route| *source != id && route.playback != id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             self.pending_events
@@ -998,18 +1177,34 @@ impl MediaActor {
         }
     }
 
-    /// Sends the frames local sources produced on every link that sends them, and has str0m
-    /// packetize them at once (it does so on a timeout). Returns the links written to.
-    fn send_local_frames(
+    /// Sends the frames waiting in `frames_out` (local sources' to every link that sends,
+    /// remote members' to their playback slot), and has str0m packetize them at once (it does
+    /// so on a timeout). Returns the links written to.
+    fn send_frames(
         &mut self,
         now: Instant,
         relayed: &mut Vec<(LinkId, LinkOutput)>,
     ) -> Vec<LinkId> {
-        let frames = std::mem::take(&mut self.scratch.local_frames);
+        let mut frames = std::mem::take(&mut self.scratch.frames_out);
         let mut written = Vec::new();
-        for (kind, rtp_time, data) in &frames {
-            written.extend(self.write_frame(now, *kind, *rtp_time, data));
+        for frame in frames.drain(..) {
+            match frame.to {
+                None => {
+                    written.extend(self.write_frame(now, frame.kind, frame.rtp_time, &frame.data))
+                }
+                Some((link, mid)) => {
+                    let time = media_time(frame.kind, frame.rtp_time);
+                    if self.links.get_mut(&link).is_some_and(|state| {
+                        state
+                            .link
+                            .write_frame_on(now, mid, frame.kind, time, &frame.data)
+                    }) {
+                        written.push(link);
+                    }
+                }
+            }
         }
+        self.scratch.frames_out = frames;
         written.sort_unstable();
         written.dedup();
         self.drain_links(now, &written, relayed);
@@ -1031,11 +1226,7 @@ impl MediaActor {
         rtp_time: u64,
         data: &Arc<[u8]>,
     ) -> Vec<LinkId> {
-        let clock = match kind {
-            MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
-            MediaKind::Video => Frequency::NINETY_KHZ,
-        };
-        let time = MediaTime::new(rtp_time, clock);
+        let time = media_time(kind, rtp_time);
         self.links
             .iter_mut()
             .filter(|(_, state)| !state.local_source)
@@ -1076,24 +1267,43 @@ impl MediaActor {
                         data,
                         ..
                     } if state.local_source => {
-                        self.scratch.local_frames.push((kind, rtp_time, data));
+                        self.scratch.frames_out.push(FrameOut {
+                            to: None,
+                            kind,
+                            rtp_time,
+                            data,
+                        });
                     }
                     LinkOutput::Frame {
                         kind,
                         rtp_time,
                         contiguous,
                         data,
-                    } => events.push(MediaEvent::Frame {
-                        link: *id,
-                        frame: ReceivedFrame {
-                            kind,
-                            rtp_time,
-                            contiguous,
-                            data,
-                            received_at: now,
-                        },
-                    }),
-                    relay @ (LinkOutput::Packet { .. } | LinkOutput::KeyframeRequested) => {
+                    } => {
+                        if let Some(route) = self.playback_routes.get(id) {
+                            let mid = match kind {
+                                MediaKind::Audio => route.audio,
+                                MediaKind::Video => route.video,
+                            };
+                            self.scratch.frames_out.push(FrameOut {
+                                to: Some((route.playback, mid)),
+                                kind,
+                                rtp_time,
+                                data: data.clone(),
+                            });
+                        }
+                        events.push(MediaEvent::Frame {
+                            link: *id,
+                            frame: ReceivedFrame {
+                                kind,
+                                rtp_time,
+                                contiguous,
+                                data,
+                                received_at: now,
+                            },
+                        });
+                    }
+                    relay @ (LinkOutput::Packet { .. } | LinkOutput::KeyframeRequested { .. }) => {
                         relayed.push((*id, relay));
                     }
                 }
@@ -1136,16 +1346,22 @@ impl MediaActor {
                         }
                     }
                 }
-                LinkOutput::KeyframeRequested => {
+                LinkOutput::KeyframeRequested { mid } => {
                     let upstream = self
                         .forwarding
                         .iter()
                         .find(|(_, children)| children.contains(&from))
                         .map(|(upstream, _)| *upstream);
-                    // A relayed stream's keyframes come from upstream; this node's own from
-                    // its local sources (the browser encodes only when asked).
-                    let sources: Vec<LinkId> = match upstream {
-                        Some(upstream) => vec![upstream],
+                    let shown = self
+                        .playback_routes
+                        .iter()
+                        .find(|(_, route)| route.playback == from && route.video == mid)
+                        .map(|(source, _)| *source);
+                    // A relayed stream's keyframes come from upstream; a remote member's shown
+                    // in the browser from its link; this node's own from its local sources
+                    // (the browser encodes only when asked).
+                    let sources: Vec<LinkId> = match upstream.or(shown) {
+                        Some(source) => vec![source],
                         None => self
                             .links
                             .iter()
@@ -1207,6 +1423,15 @@ impl LinkState {
         }
         LinkClosed::Failed(self.link.failure().unwrap_or("closed by peer").to_owned())
     }
+}
+
+/// An RTP time in `kind`'s clock.
+fn media_time(kind: MediaKind, rtp_time: u64) -> MediaTime {
+    let clock = match kind {
+        MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+        MediaKind::Video => Frequency::NINETY_KHZ,
+    };
+    MediaTime::new(rtp_time, clock)
 }
 
 /// The ICE host candidates for a socket bound at `local`.

@@ -22,7 +22,7 @@ mod socket;
 pub use chroom_types::LinkMode;
 pub use driver::{
     LatencyHistogram, LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle,
-    ReceivedFrame, RelayStats,
+    PlaybackOffer, PlaybackSlot, ReceivedFrame, RelayStats,
 };
 
 /// RTP clock rate of VP8 video (RFC 7741).

@@ -34,8 +34,11 @@ pub(crate) enum LinkOutput {
         kind: MediaKind,
         packet: Box<RtpPacket>,
     },
-    /// The peer asked for a keyframe.
-    KeyframeRequested,
+    /// The peer asked for a keyframe of the stream on `mid`.
+    KeyframeRequested {
+        /// The m-line asked about.
+        mid: Mid,
+    },
 }
 
 #[derive(Debug)]
@@ -69,6 +72,11 @@ impl Link {
     /// only for m-lines the remote added).
     pub(crate) fn expect_receive(&mut self, mid: Mid, kind: MediaKind) {
         self.recv_mids.insert(mid, kind);
+    }
+
+    /// Records a send m-line this side added to its own offer.
+    pub(crate) fn expect_send(&mut self, mid: Mid, kind: MediaKind) {
+        self.send_mids.insert(kind, mid);
     }
 
     pub(crate) fn rtc_mut(&mut self) -> &mut Rtc {
@@ -105,12 +113,24 @@ impl Link {
         rtp_time: MediaTime,
         data: &Arc<[u8]>,
     ) -> bool {
-        if !self.connected || self.failure.is_some() {
-            return false;
-        }
         let Some(&mid) = self.send_mids.get(&kind) else {
             return false;
         };
+        self.write_frame_on(now, mid, kind, rtp_time, data)
+    }
+
+    /// Writes one frame on the m-line `mid` (which must send `kind`'s codec), if connected.
+    pub(crate) fn write_frame_on(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        kind: MediaKind,
+        rtp_time: MediaTime,
+        data: &Arc<[u8]>,
+    ) -> bool {
+        if !self.connected || self.failure.is_some() {
+            return false;
+        }
         let rtc = &mut self.rtc;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let Some(writer) = rtc.writer(mid) else {
@@ -311,7 +331,9 @@ impl Link {
                     packet: Box::new(packet),
                 });
             }
-            Event::KeyframeRequest(_) => out.push(LinkOutput::KeyframeRequested),
+            Event::KeyframeRequest(request) => {
+                out.push(LinkOutput::KeyframeRequested { mid: request.mid });
+            }
             Event::MediaData(data) => {
                 // The codec says what the frame is, whoever added the m-line.
                 let kind = if data.params.spec().codec.is_audio() {

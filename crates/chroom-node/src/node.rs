@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
-use chroom_media::{MediaActor, MediaEvent, MediaHandle, ReceivedFrame, RelayStats};
+use chroom_media::{MediaActor, MediaEvent, MediaHandle, PlaybackOffer, ReceivedFrame, RelayStats};
 use chroom_net::{
     GossipAcceptance, GossipMessageRef, Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence,
     SignalReplyId,
@@ -120,6 +120,10 @@ enum DriverCommand {
     Participants {
         room: RoomId,
         reply: oneshot::Sender<Vec<Participant>>,
+    },
+    Receiving {
+        room: RoomId,
+        reply: oneshot::Sender<Vec<(PeerId, LinkId)>>,
     },
     Tree {
         room: RoomId,
@@ -411,6 +415,36 @@ impl NodeHandle {
     /// Closes a link to the user's browser.
     pub async fn close_browser_media(&self, link: LinkId) {
         self.media.close_link(link).await;
+    }
+
+    /// Offers the user's browser a link with `slots` places to show remote members in.
+    pub async fn offer_browser_playback(&self, slots: usize) -> anyhow::Result<PlaybackOffer> {
+        Ok(self.media.create_playback_offer(slots).await?)
+    }
+
+    /// Completes a link this node offered its user's browser.
+    pub async fn accept_browser_answer(
+        &self,
+        link: LinkId,
+        answer_sdp: String,
+    ) -> anyhow::Result<()> {
+        Ok(self.media.accept_answer(link, answer_sdp).await?)
+    }
+
+    /// Shows what arrives on `source` (a link receiving from a member) in `slot` of the
+    /// browser's `playback` link; `None` empties the slot.
+    pub async fn play_in_browser(&self, playback: LinkId, slot: usize, source: Option<LinkId>) {
+        self.media.play(playback, slot, source).await;
+    }
+
+    /// The members this node receives from in `room`, and over which link.
+    pub async fn receiving_from(&self, room: RoomId) -> anyhow::Result<Vec<(PeerId, LinkId)>> {
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Receiving { room, reply })
+            .await
+            .context("node stopped")?;
+        wait.await.context("node stopped")
     }
 
     /// Asks the registry whether this node's account may `action` in `room`, as a joining user
@@ -815,6 +849,9 @@ impl Driver {
             }
             DriverCommand::Participants { room, reply } => {
                 let _ = reply.send(self.participants(room));
+            }
+            DriverCommand::Receiving { room, reply } => {
+                let _ = reply.send(self.session.media_links(room));
             }
             DriverCommand::Tree { room, reply } => {
                 let _ = reply.send(TreePosition {
@@ -1335,6 +1372,7 @@ impl Driver {
                     room,
                     peer,
                     kinds,
+                    send,
                     mode,
                 } => {
                     let (net, media, results) =
@@ -1342,7 +1380,7 @@ impl Driver {
                     let own = self.identity.as_mut().map(Identity::current);
                     steps.spawn(async move {
                         let (result, binding) =
-                            subscribe(&net, &media, room, peer, &kinds, mode, own).await;
+                            subscribe(&net, &media, room, peer, (&kinds, &send), mode, own).await;
                         let _ = results
                             .send(StepResult::Subscribed {
                                 id,
@@ -1442,19 +1480,20 @@ impl Driver {
     }
 }
 
-/// Opens a receive link to `peer`: offer, subscribe request, answer. Returns the publisher's
+/// Opens a link to `peer` that receives (and, in a conference, sends too): offer, subscribe
+/// request, answer. Returns the publisher's
 /// binding too, when its answer carried one.
 async fn subscribe(
     net: &NetHandle,
     media: &MediaHandle,
     room: RoomId,
     peer: PeerId,
-    kinds: &[MediaKind],
+    (receive, send): (&[MediaKind], &[MediaKind]),
     mode: LinkMode,
     binding: Option<IdentityBinding>,
 ) -> (Result<LinkId, SubscribeFailure>, Option<IdentityBinding>) {
     let failed = |e: &dyn std::fmt::Display| SubscribeFailure::Failed(e.to_string());
-    let (link, offer_sdp) = match media.create_receive_offer(kinds, mode).await {
+    let (link, offer_sdp) = match media.create_offer(receive, send, mode).await {
         Ok(offer) => offer,
         Err(e) => return (Err(failed(&e)), None),
     };

@@ -26,12 +26,16 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::{NodeHandle, Participant};
+use chroom_net::PeerId;
 
 /// Largest API message a page may send. Chat text is at most 4 KiB; SDP offers are a few KiB.
 pub const MAX_API_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Frames above this size are not even read: the connection is closed.
 const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Remote members a page can show at once (a 3 × 3 grid with the page's own camera).
+pub const PLAYBACK_SLOTS: usize = 8;
 
 /// How often a page's participant list is refreshed (sent only when it changed).
 const ROSTER_REFRESH: Duration = Duration::from_millis(500);
@@ -111,6 +115,11 @@ pub enum ClientMessage {
         /// The offer.
         sdp: String,
     },
+    /// The page's answer to a [`ServerMessage::PlaybackOffer`].
+    PlaybackAnswer {
+        /// The answer.
+        sdp: String,
+    },
 }
 
 /// What the node tells a page.
@@ -164,11 +173,33 @@ pub enum ServerMessage {
         /// The answer.
         sdp: String,
     },
+    /// The node offers to send the page the other members' media: one audio and one video
+    /// m-line per slot; [`ServerMessage::Slots`] says who is shown in which.
+    PlaybackOffer {
+        /// The offer.
+        sdp: String,
+        /// Each slot's m-lines.
+        slots: Vec<SlotView>,
+    },
+    /// Which member each playback slot shows (`null`: nobody), by PeerId.
+    Slots {
+        /// One entry per slot.
+        peers: Vec<Option<String>>,
+    },
     /// A request could not be carried out; `message` says why, for people.
     Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// A playback slot's m-lines in [`ServerMessage::PlaybackOffer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotView {
+    /// The audio m-line's mid.
+    pub audio_mid: String,
+    /// The video m-line's mid.
+    pub video_mid: String,
 }
 
 /// One member in [`ServerMessage::Participants`].
@@ -228,6 +259,10 @@ struct PageSession {
     may_publish: bool,
     /// The link carrying the page's camera and microphone.
     media_link: Option<LinkId>,
+    /// The link showing the other members in the page.
+    playback_link: Option<LinkId>,
+    /// Who each playback slot shows: the member and the link its media arrives on.
+    slots: Vec<Option<(PeerId, LinkId)>>,
     /// The participant list last sent, to send only changes.
     shown: Vec<ParticipantView>,
 }
@@ -241,6 +276,8 @@ impl PageSession {
             own_role: None,
             may_publish: false,
             media_link: None,
+            playback_link: None,
+            slots: Vec::new(),
             shown: Vec::new(),
         }
     }
@@ -273,7 +310,12 @@ impl PageSession {
                     }
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
-                _ = refresh.tick(), if self.room.is_some() => self.refresh_participants().await,
+                _ = refresh.tick(), if self.room.is_some() => {
+                    match self.refresh_participants().await {
+                        Ok(()) => self.refresh_slots().await,
+                        closed => closed,
+                    }
+                }
             };
             if step.is_err() {
                 break;
@@ -316,7 +358,89 @@ impl PageSession {
             }
             ClientMessage::Chat { text } => self.chat(text).await,
             ClientMessage::Publish { sdp } => self.publish(sdp).await,
+            ClientMessage::PlaybackAnswer { sdp } => {
+                let Some(link) = self.playback_link else {
+                    return self
+                        .error("no playback offer is waiting for an answer")
+                        .await;
+                };
+                match self.node.accept_browser_answer(link, sdp).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.error(format!("playback answer refused: {e:#}")).await,
+                }
+            }
         }
+    }
+
+    /// Offers the page a link to show the other members on.
+    async fn offer_playback(&mut self) -> Result<(), Closed> {
+        let offer = match self.node.offer_browser_playback(PLAYBACK_SLOTS).await {
+            Ok(offer) => offer,
+            Err(e) => return self.error(format!("cannot show the others: {e:#}")).await,
+        };
+        self.playback_link = Some(offer.link);
+        self.slots = vec![None; offer.slots.len()];
+        let message = ServerMessage::PlaybackOffer {
+            sdp: offer.sdp,
+            slots: offer
+                .slots
+                .into_iter()
+                .map(|slot| SlotView {
+                    audio_mid: slot.audio_mid,
+                    video_mid: slot.video_mid,
+                })
+                .collect(),
+        };
+        self.send(&message).await
+    }
+
+    /// Gives every member this node receives from a playback slot, and frees the slots of
+    /// members it no longer receives from. Tells the page when anything moved.
+    async fn refresh_slots(&mut self) -> Result<(), Closed> {
+        let (Some(room), Some(playback)) = (&self.room, self.playback_link) else {
+            return Ok(());
+        };
+        let Ok(receiving) = self.node.receiving_from(room.id()).await else {
+            return Err(Closed);
+        };
+        let mut changed = false;
+        for slot in 0..self.slots.len() {
+            if let Some(shown) = self.slots[slot]
+                && !receiving.contains(&shown)
+            {
+                self.slots[slot] = None;
+                self.node.play_in_browser(playback, slot, None).await;
+                changed = true;
+            }
+        }
+        for source in receiving {
+            if self.slots.contains(&Some(source)) {
+                continue;
+            }
+            // A member that came back over a new link keeps its place.
+            let place = self
+                .slots
+                .iter()
+                .position(|s| s.is_some_and(|(peer, _)| peer == source.0))
+                .or_else(|| self.slots.iter().position(Option::is_none));
+            let Some(slot) = place else {
+                break;
+            };
+            self.slots[slot] = Some(source);
+            self.node
+                .play_in_browser(playback, slot, Some(source.1))
+                .await;
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+        let peers = self
+            .slots
+            .iter()
+            .map(|s| s.map(|(peer, _)| peer.to_base58()))
+            .collect();
+        self.send(&ServerMessage::Slots { peers }).await
     }
 
     async fn publish(&mut self, sdp: String) -> Result<(), Closed> {
@@ -396,6 +520,7 @@ impl PageSession {
             role: access.role.map(role_name),
         })
         .await?;
+        self.offer_playback().await?;
         self.refresh_participants().await
     }
 
@@ -475,9 +600,13 @@ impl PageSession {
     }
 
     async fn leave_room(&mut self) {
-        if let Some(link) = self.media_link.take() {
+        for link in [self.media_link.take(), self.playback_link.take()]
+            .into_iter()
+            .flatten()
+        {
             self.node.close_browser_media(link).await;
         }
+        self.slots.clear();
         if let Some(room) = self.room.take() {
             if let Err(e) = self.node.leave(room.id()).await {
                 tracing::debug!(error = %e, "leaving room for a page");

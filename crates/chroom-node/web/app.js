@@ -10,6 +10,10 @@ const state = {
   participants: [],
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
+  playbackPc: null, // the RTCPeerConnection the node shows the others on
+  slots: [], // per slot: { audioMid, videoMid }
+  slotPeers: [], // per slot: the PeerId shown, or null
+  tracks: new Map(), // mid -> MediaStreamTrack
 };
 
 function short(text) {
@@ -73,6 +77,13 @@ function handle(message) {
       showError("");
       enterCall(message);
       if (message.may_publish) startPublishing();
+      break;
+    case "playback_offer":
+      startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
+      break;
+    case "slots":
+      state.slotPeers = message.peers;
+      renderGrid();
       break;
     case "publish_answer":
       state.publishPc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
@@ -150,6 +161,39 @@ function gathered(pc) {
   });
 }
 
+// The node offers one audio and one video m-line per slot; each slot shows one member.
+async function startPlayback({ sdp, slots }) {
+  state.playbackPc?.close();
+  state.tracks.clear();
+  state.slots = slots.map((s) => ({ audioMid: s.audio_mid, videoMid: s.video_mid }));
+  const pc = new RTCPeerConnection();
+  state.playbackPc = pc;
+  pc.addEventListener("track", (event) => {
+    state.tracks.set(event.transceiver.mid, event.track);
+    renderGrid();
+  });
+  await pc.setRemoteDescription({ type: "offer", sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await gathered(pc);
+  send({ type: "playback_answer", sdp: pc.localDescription.sdp });
+}
+
+// The tracks showing `peerId`, if a slot shows it.
+function remoteTracks(peerId) {
+  const slot = state.slotPeers.indexOf(peerId);
+  if (slot < 0 || !state.slots[slot]) return null;
+  const { audioMid, videoMid } = state.slots[slot];
+  const tracks = [state.tracks.get(videoMid), state.tracks.get(audioMid)].filter(Boolean);
+  return tracks.length ? { slot, tracks } : null;
+}
+
+function stopPlayback() {
+  state.playbackPc?.close();
+  state.playbackPc = null;
+  state.tracks.clear();
+  state.slotPeers = [];
+}
+
 function stopPublishing() {
   state.publishPc?.close();
   state.publishPc = null;
@@ -159,6 +203,7 @@ function stopPublishing() {
 
 function leaveCall() {
   stopPublishing();
+  stopPlayback();
   state.room = null;
   state.participants = [];
   renderParticipants();
@@ -204,20 +249,37 @@ function renderGrid() {
       tile.append(avatar, label);
     }
     tile.querySelector(".label").textContent = displayName(p) + (p.is_self ? " (you)" : "");
-    if (p.is_self && state.local && !tile.querySelector("video")) {
-      const video = document.createElement("video");
-      video.muted = true; // never play one's own microphone back
-      video.autoplay = true;
-      video.playsInline = true;
-      video.className = "local";
-      video.srcObject = state.local;
-      tile.prepend(video);
-      tile.querySelector(".avatar")?.remove();
+    if (p.is_self && state.local) {
+      showVideo(tile, state.local, { local: true });
+    } else if (!p.is_self) {
+      const remote = remoteTracks(p.peer_id);
+      if (remote) {
+        showVideo(tile, new MediaStream(remote.tracks), { slot: remote.slot });
+      }
     }
     return tile;
   });
   grid.replaceChildren(...tiles);
   grid.dataset.count = String(tiles.length);
+}
+
+// Puts `stream` in the tile's video element (made once; replaced when the stream changes).
+function showVideo(tile, stream, { local = false, slot = null } = {}) {
+  let video = tile.querySelector("video");
+  const key = stream.getTracks().map((t) => t.id).join(",");
+  if (video && video.dataset.tracks === key) return;
+  if (!video) {
+    video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    tile.prepend(video);
+    tile.querySelector(".avatar")?.remove();
+  }
+  video.muted = local; // never play one's own microphone back
+  video.classList.toggle("local", local);
+  if (slot !== null) video.dataset.slot = String(slot);
+  video.dataset.tracks = key;
+  video.srcObject = stream;
 }
 
 function addChat({ peer_id, account, sent_at_unix_ms, text, own }) {

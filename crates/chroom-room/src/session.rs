@@ -167,6 +167,9 @@ pub enum Output<P> {
         peer: P,
         /// What to receive.
         kinds: Vec<MediaKind>,
+        /// What to send on the same link: two conference members share one link, both ways
+        /// (two links between the same two sockets could not be told apart).
+        send: Vec<MediaKind>,
         /// Frames (to record) or packets (to relay).
         mode: LinkMode,
     },
@@ -502,7 +505,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if state.participation.mesh_receives().is_none() {
             return;
         }
+        let meet = matches!(state.participation, Participation::Meet { .. });
         for peer in publishers {
+            // Conference members link once per pair: the lower id subscribes, its link carries
+            // both directions, and the higher id takes it as a subscriber.
+            if meet && *peer < self.local {
+                continue;
+            }
             state.publishers.entry(*peer).or_insert(Publisher::Waiting {
                 at: now,
                 failures: 0,
@@ -849,6 +858,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             let Some(kinds) = state.participation.mesh_receives() else {
                 continue;
             };
+            let send = match &state.participation {
+                Participation::Meet { publish, .. } => publish.clone(),
+                _ => Vec::new(),
+            };
             for (peer, publisher) in &mut state.publishers {
                 if let Publisher::Waiting { at, failures } = *publisher
                     && at <= now
@@ -861,6 +874,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                         room: *room,
                         peer: *peer,
                         kinds: kinds.to_vec(),
+                        send: send.clone(),
                         mode: LinkMode::Frames,
                     });
                 }
@@ -908,6 +922,26 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// Whether this node is in `room`.
     pub fn is_in_room(&self, room: RoomId) -> bool {
         self.rooms.contains_key(&room)
+    }
+
+    /// Every link carrying members' media to this node in `room`, with the member: links to
+    /// publishers, and in a conference the links other members opened (they carry both ways).
+    pub fn media_links(&self, room: RoomId) -> Vec<(P, LinkId)> {
+        let Some(state) = self.rooms.get(&room) else {
+            return Vec::new();
+        };
+        let mut links: Vec<(P, LinkId)> = state
+            .publishers
+            .iter()
+            .filter_map(|(peer, p)| match p {
+                Publisher::Linked { link } => Some((*peer, *link)),
+                _ => None,
+            })
+            .collect();
+        if matches!(state.participation, Participation::Meet { .. }) {
+            links.extend(state.subscribers.iter().map(|(peer, link)| (*peer, *link)));
+        }
+        links
     }
 
     /// Links receiving in `room`.

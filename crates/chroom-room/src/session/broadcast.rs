@@ -309,6 +309,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     room,
                     peer: parent,
                     kinds,
+                    send: Vec::new(),
                     mode,
                 });
                 self.emit(RoomEvent::TreeAttached {

@@ -184,9 +184,9 @@ fn a_lost_link_is_reported_and_retried() {
 }
 
 #[test]
-fn a_conference_member_subscribes_to_others_and_feeds_them() {
+fn a_conference_member_links_once_per_pair_both_ways() {
     let now = epoch();
-    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 0);
+    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 5);
     let kinds = vec![MediaKind::Audio, MediaKind::Video];
     session.join(
         now,
@@ -200,12 +200,19 @@ fn a_conference_member_subscribes_to_others_and_feeds_them() {
         drain(&mut session),
         vec![Output::FindPublishers { room: room() }]
     );
-    found(&mut session, now, &[1]);
+    // Only the higher id is subscribed to, with a link that sends too; the lower id (1)
+    // subscribes to this node instead.
+    found(&mut session, now, &[1, 7]);
     let subscribes: Vec<_> = drain(&mut session)
         .into_iter()
-        .filter(|o| matches!(o, Output::Subscribe { kinds: k, peer: 1, .. } if *k == kinds))
+        .filter_map(|o| match o {
+            Output::Subscribe {
+                peer, kinds, send, ..
+            } => Some((peer, kinds, send)),
+            _ => None,
+        })
         .collect();
-    assert_eq!(subscribes.len(), 1);
+    assert_eq!(subscribes, vec![(7, kinds.clone(), kinds.clone())]);
 
     session.handle_subscribe_request(now, InboundId(0), 1, room());
     assert_eq!(
@@ -217,6 +224,9 @@ fn a_conference_member_subscribes_to_others_and_feeds_them() {
             mode: LinkMode::Frames,
         }]
     );
+    session.handle_subscriber_linked(now, room(), 1, LinkId(3));
+    // The link member 1 opened carries its media to this node.
+    assert_eq!(session.media_links(room()), vec![(1, LinkId(3))]);
 }
 
 #[test]
