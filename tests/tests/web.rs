@@ -9,7 +9,10 @@ use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
 use chroom_tests::{Chain, init_tracing, run_page_scenario, tcp_addr, workspace_root};
 use chroom_types::MediaKind;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
 
 fn serve_page(config: &mut NodeConfig) {
     config.web = Some("127.0.0.1:0".parse().expect("an address"));
@@ -211,4 +214,152 @@ async fn three_pages_in_a_conference_each_play_the_other_two() {
             .count();
         assert_eq!(hearing, 2, "page {i} hears {audio:?}");
     }
+}
+
+/// A page connection for sending the API bad input directly.
+struct RawPage {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawPage {
+    async fn connect(node: &RunningNode) -> Self {
+        let url = format!("ws://{}/api/ws", node.web_addr().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
+        let mut page = Self { socket };
+        assert_eq!(page.next().await["type"], "hello");
+        page
+    }
+
+    async fn send(&mut self, message: Message) {
+        self.socket.send(message).await.expect("ws send");
+    }
+
+    /// The next JSON message from the node (skipping roster refreshes).
+    async fn next(&mut self) -> serde_json::Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
+                .await
+                .expect("the node answers")
+                .expect("the connection stays open")
+                .expect("a frame");
+            let Message::Text(text) = frame else { continue };
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if value["type"] != "participants" && value["type"] != "slots" {
+                return value;
+            }
+        }
+    }
+
+    /// Sends `text` and returns the error the node answers with.
+    async fn refused(&mut self, message: Message) -> String {
+        self.send(message).await;
+        let answer = self.next().await;
+        assert_eq!(answer["type"], "error", "{answer}");
+        answer["message"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
+    init_tracing();
+    let (chain, _room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = chain
+        .node_with(&dir.path().join("a"), 1, &[], serve_page)
+        .await;
+    let text = |s: &str| Message::Text(s.to_owned().into());
+
+    let mut page = RawPage::connect(&node).await;
+    let cases = [
+        (text("not json"), "not a valid request"),
+        (text(r#"{"type":"fly"}"#), "not a valid request"),
+        (text(r#"{"type":"join"}"#), "not a valid request"),
+        (Message::Binary(vec![1, 2, 3].into()), "binary messages"),
+        (
+            text(&format!(
+                r#"{{"type":"chat","text":"{}"}}"#,
+                "x".repeat(70_000)
+            )),
+            "over the limit",
+        ),
+        (text(r#"{"type":"chat","text":"early"}"#), "join a room"),
+        (text(r#"{"type":"join","room":""}"#), "not a room name"),
+        (
+            text(r#"{"type":"join","room":"no-such-room"}"#),
+            "there is no room",
+        ),
+        (
+            text(r#"{"type":"playback_answer","sdp":"v=0"}"#),
+            "no playback offer",
+        ),
+    ];
+    for (message, expected) in cases {
+        let error = page.refused(message).await;
+        assert!(
+            error.contains(expected),
+            "{error:?} should say {expected:?}"
+        );
+    }
+
+    // The same connection still works: join, then a malformed offer is refused.
+    page.send(text(r#"{"type":"join","room":"standup"}"#)).await;
+    assert_eq!(page.next().await["type"], "joined");
+    assert_eq!(page.next().await["type"], "playback_offer");
+    let error = page
+        .refused(text(r#"{"type":"publish","sdp":"v=0\r\nnonsense"}"#))
+        .await;
+    assert!(error.contains("cannot send media"), "{error}");
+    let error = page
+        .refused(text(r#"{"type":"playback_answer","sdp":"garbage"}"#))
+        .await;
+    assert!(error.contains("playback answer refused"), "{error}");
+
+    // A frame over the transport limit closes that connection only.
+    let mut greedy = RawPage::connect(&node).await;
+    greedy
+        .send(Message::Binary(vec![0; 2 * 1024 * 1024].into()))
+        .await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match greedy.socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an oversized frame should close its connection"
+    );
+
+    // Everyone else is still served: the first page chats, a new page joins.
+    page.send(text(r#"{"type":"chat","text":"still here"}"#))
+        .await;
+    let answer = page.next().await;
+    // Alone in the room, the chat may find no gossip peer; either way the node answered.
+    assert!(
+        answer["type"] == "chat" || answer["type"] == "error",
+        "{answer}"
+    );
+    let mut other = RawPage::connect(&node).await;
+    other
+        .send(text(r#"{"type":"join","room":"standup"}"#))
+        .await;
+    assert_eq!(other.next().await["type"], "joined");
+
+    // Unknown paths are a plain 404.
+    let mut http = tokio::net::TcpStream::connect(node.web_addr().unwrap())
+        .await
+        .unwrap();
+    http.write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 }

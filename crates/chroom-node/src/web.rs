@@ -1,4 +1,5 @@
-//! The page a node serves its user, and the WebSocket API the page talks to.
+//! The page a node serves its user, and the WebSocket API the page talks to (its messages are
+//! [`chroom_proto::page`]).
 //!
 //! One page (`web/`: HTML, JS, CSS compiled into the binary) at `/` and `/r/<room>` (a link to
 //! a room joins it). The page opens `/api/ws` and speaks JSON messages tagged by `type`
@@ -21,15 +22,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chroom_room::Participation;
 use chroom_types::{Action, LinkId, MediaKind, Membership, Role, RoomKind, RoomName};
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use chroom_proto::page::{
+    ClientMessage, ParticipantView, ServerMessage, SlotView, decode_page_request,
+};
+
 use crate::node::{NodeHandle, Participant};
 use chroom_net::PeerId;
-
-/// Largest API message a page may send. Chat text is at most 4 KiB; SDP offers are a few KiB.
-pub const MAX_API_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Frames above this size are not even read: the connection is closed.
 const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
@@ -94,135 +95,12 @@ async fn upgrade(ws: WebSocketUpgrade, State(node): State<NodeHandle>) -> Respon
         .on_upgrade(move |socket| PageSession::new(socket, node).run())
 }
 
-/// What a page asks.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClientMessage {
-    /// Join a room by name (leaving the one joined, if any).
-    Join {
-        /// The room's name.
-        room: String,
-    },
-    /// Leave the room.
-    Leave,
-    /// Say something in the room's chat.
-    Chat {
-        /// The text, at most 4 KiB.
-        text: String,
-    },
-    /// Send the page's camera and microphone to the node: an SDP offer with send-only m-lines.
-    Publish {
-        /// The offer.
-        sdp: String,
-    },
-    /// The page's answer to a [`ServerMessage::PlaybackOffer`].
-    PlaybackAnswer {
-        /// The answer.
-        sdp: String,
-    },
-}
-
-/// What the node tells a page.
-#[derive(Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage {
-    /// Sent first: who this node is.
-    Hello {
-        /// The node's PeerId.
-        peer_id: String,
-        /// The account it acts for.
-        account: Option<String>,
-    },
-    /// The page is in `room` now.
-    Joined {
-        /// The room's name.
-        room: String,
-        /// `conference`, `audio_space` or `broadcast`; absent without a registry.
-        kind: Option<&'static str>,
-        /// Whether the page may send media (its role allows it).
-        may_publish: bool,
-        /// This node's role in the room; absent without a registry.
-        role: Option<&'static str>,
-    },
-    /// The page left its room.
-    Left,
-    /// Everyone present in the room, this node first.
-    Participants {
-        /// The room's name.
-        room: String,
-        /// The members.
-        participants: Vec<ParticipantView>,
-    },
-    /// A chat line, from another member or (`own`) this node.
-    Chat {
-        /// The room's name.
-        room: String,
-        /// The author's PeerId.
-        peer_id: String,
-        /// The author's account.
-        account: Option<String>,
-        /// Unix milliseconds.
-        sent_at_unix_ms: u64,
-        /// The text.
-        text: String,
-        /// Written on this page.
-        own: bool,
-    },
-    /// The node's answer to a [`ClientMessage::Publish`] offer.
-    PublishAnswer {
-        /// The answer.
-        sdp: String,
-    },
-    /// The node offers to send the page the other members' media: one audio and one video
-    /// m-line per slot; [`ServerMessage::Slots`] says who is shown in which.
-    PlaybackOffer {
-        /// The offer.
-        sdp: String,
-        /// Each slot's m-lines.
-        slots: Vec<SlotView>,
-    },
-    /// Which member each playback slot shows (`null`: nobody), by PeerId.
-    Slots {
-        /// One entry per slot.
-        peers: Vec<Option<String>>,
-    },
-    /// A request could not be carried out; `message` says why, for people.
-    Error {
-        /// What went wrong.
-        message: String,
-    },
-}
-
-/// A playback slot's m-lines in [`ServerMessage::PlaybackOffer`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SlotView {
-    /// The audio m-line's mid.
-    pub audio_mid: String,
-    /// The video m-line's mid.
-    pub video_mid: String,
-}
-
-/// One member in [`ServerMessage::Participants`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ParticipantView {
-    /// Its PeerId.
-    pub peer_id: String,
-    /// Its account.
-    pub account: Option<String>,
-    /// Its role in the room, where known.
-    pub role: Option<&'static str>,
-    /// This node.
-    pub is_self: bool,
-}
-
-impl From<&Participant> for ParticipantView {
-    fn from(p: &Participant) -> Self {
-        Self {
-            peer_id: p.peer.to_base58(),
-            account: p.account.map(|a| a.to_string()),
-            role: p.role.map(role_name),
-            is_self: p.is_self,
-        }
+fn participant_view(p: &Participant) -> ParticipantView {
+    ParticipantView {
+        peer_id: p.peer.to_base58(),
+        account: p.account.map(|a| a.to_string()),
+        role: p.role.map(role_name),
+        is_self: p.is_self,
     }
 }
 
@@ -335,17 +213,9 @@ impl PageSession {
             Message::Close(_) => return Err(Closed),
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
         };
-        if text.len() > MAX_API_MESSAGE_BYTES {
-            return self
-                .error(format!(
-                    "message of {} bytes is over the limit of {MAX_API_MESSAGE_BYTES}",
-                    text.len()
-                ))
-                .await;
-        }
-        match serde_json::from_str::<ClientMessage>(text.as_str()) {
+        match decode_page_request(text.as_str()) {
             Ok(message) => self.handle(message).await,
-            Err(e) => self.error(format!("not a valid request: {e}")).await,
+            Err(e) => self.error(e.to_string()).await,
         }
     }
 
@@ -578,7 +448,7 @@ impl PageSession {
         let own_role = self.own_role.map(role_name);
         let views: Vec<ParticipantView> = participants
             .iter()
-            .map(ParticipantView::from)
+            .map(participant_view)
             .map(|mut view| {
                 // The node looked its own account up when joining; peers' roles come from
                 // checking their presence.

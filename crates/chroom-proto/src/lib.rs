@@ -1,5 +1,5 @@
 //! Chroom's wire messages: prost code generated from `proto/` and the boundary between it and
-//! Rust-native types.
+//! Rust-native types; and [`page`], the JSON messages between a node and its user's page.
 //!
 //! Generated types live in [`generated`] and are used only here: the rest of Chroom sees
 //! [`SignalRequest`], [`SignalResponse`] and [`RoomMessage`], whose invariants (a 32-byte room id, a bounded size)
@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod page;
 mod room;
 mod signal;
 mod tree;

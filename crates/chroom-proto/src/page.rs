@@ -1,0 +1,192 @@
+//! The page API: JSON messages between a node and its user's page over a WebSocket, tagged by
+//! `type`. The page is untrusted input like any peer: [`decode_page_request`] bounds the size
+//! and rejects anything but the known requests, with a reason a person can read.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest request a page may send. Chat text is at most 4 KiB; SDP offers are a few KiB.
+pub const MAX_PAGE_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A page request that cannot be carried out as sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageRequestError {
+    /// Over [`MAX_PAGE_REQUEST_BYTES`].
+    #[error("request of {len} bytes is over the limit of {MAX_PAGE_REQUEST_BYTES}")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// Not JSON, or not one of the requests.
+    #[error("not a valid request: {0}")]
+    Invalid(String),
+}
+
+/// Decodes a page's request.
+pub fn decode_page_request(text: &str) -> Result<ClientMessage, PageRequestError> {
+    if text.len() > MAX_PAGE_REQUEST_BYTES {
+        return Err(PageRequestError::TooLarge { len: text.len() });
+    }
+    serde_json::from_str(text).map_err(|e| PageRequestError::Invalid(e.to_string()))
+}
+
+/// What a page asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Join a room by name (leaving the one joined, if any).
+    Join {
+        /// The room's name.
+        room: String,
+    },
+    /// Leave the room.
+    Leave,
+    /// Say something in the room's chat.
+    Chat {
+        /// The text, at most 4 KiB.
+        text: String,
+    },
+    /// Send the page's camera and microphone to the node: an SDP offer with send-only m-lines.
+    Publish {
+        /// The offer.
+        sdp: String,
+    },
+    /// The page's answer to a [`ServerMessage::PlaybackOffer`].
+    PlaybackAnswer {
+        /// The answer.
+        sdp: String,
+    },
+}
+
+/// What the node tells a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent first: who this node is.
+    Hello {
+        /// The node's PeerId.
+        peer_id: String,
+        /// The account it acts for.
+        account: Option<String>,
+    },
+    /// The page is in `room` now.
+    Joined {
+        /// The room's name.
+        room: String,
+        /// `conference`, `audio_space` or `broadcast`; absent without a registry.
+        kind: Option<&'static str>,
+        /// Whether the page may send media (its role allows it).
+        may_publish: bool,
+        /// This node's role in the room; absent without a registry.
+        role: Option<&'static str>,
+    },
+    /// The page left its room.
+    Left,
+    /// Everyone present in the room, this node first.
+    Participants {
+        /// The room's name.
+        room: String,
+        /// The members.
+        participants: Vec<ParticipantView>,
+    },
+    /// A chat line, from another member or (`own`) this node.
+    Chat {
+        /// The room's name.
+        room: String,
+        /// The author's PeerId.
+        peer_id: String,
+        /// The author's account.
+        account: Option<String>,
+        /// Unix milliseconds.
+        sent_at_unix_ms: u64,
+        /// The text.
+        text: String,
+        /// Written on this page.
+        own: bool,
+    },
+    /// The node's answer to a [`ClientMessage::Publish`] offer.
+    PublishAnswer {
+        /// The answer.
+        sdp: String,
+    },
+    /// The node offers to send the page the other members' media: one audio and one video
+    /// m-line per slot; [`ServerMessage::Slots`] says who is shown in which.
+    PlaybackOffer {
+        /// The offer.
+        sdp: String,
+        /// Each slot's m-lines.
+        slots: Vec<SlotView>,
+    },
+    /// Which member each playback slot shows (`null`: nobody), by PeerId.
+    Slots {
+        /// One entry per slot.
+        peers: Vec<Option<String>>,
+    },
+    /// A request could not be carried out; `message` says why, for people.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A playback slot's m-lines in [`ServerMessage::PlaybackOffer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotView {
+    /// The audio m-line's mid.
+    pub audio_mid: String,
+    /// The video m-line's mid.
+    pub video_mid: String,
+}
+
+/// One member in [`ServerMessage::Participants`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantView {
+    /// Its PeerId.
+    pub peer_id: String,
+    /// Its account.
+    pub account: Option<String>,
+    /// Its role in the room, where known.
+    pub role: Option<&'static str>,
+    /// This node.
+    pub is_self: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_decode_and_bad_ones_say_why() {
+        assert_eq!(
+            decode_page_request(r#"{"type":"join","room":"standup"}"#),
+            Ok(ClientMessage::Join {
+                room: "standup".into()
+            })
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"leave"}"#),
+            Ok(ClientMessage::Leave)
+        );
+        for bad in [
+            "",
+            "not json",
+            r#"{"type":"join"}"#,
+            r#"{"type":"fly","to":"moon"}"#,
+            r#"{"type":"chat","text":"hi","extra":1}"#,
+            r#"{"type":"join","room":7}"#,
+        ] {
+            let error = decode_page_request(bad).unwrap_err();
+            assert!(
+                error.to_string().starts_with("not a valid request"),
+                "{bad}: {error}"
+            );
+        }
+        let huge = format!(
+            r#"{{"type":"chat","text":"{}"}}"#,
+            "x".repeat(MAX_PAGE_REQUEST_BYTES)
+        );
+        assert!(matches!(
+            decode_page_request(&huge),
+            Err(PageRequestError::TooLarge { .. })
+        ));
+    }
+}
