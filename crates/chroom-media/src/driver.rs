@@ -18,10 +18,16 @@ use tracing::Instrument;
 use crate::link::{Link, LinkOutput};
 use crate::socket::{MediaSocket, Outbox, RECV_SLOTS, RecvBuffers};
 
+/// Shortest gap between keyframe requests to this node's own browser. A conference has few
+/// members, each joining one wants a keyframe at once, and the browser's encoder is local: a
+/// second of black per join would be the price of the relay default.
+const LOCAL_SOURCE_KEYFRAME_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Datagrams that no link accepted yet, kept briefly. The DTLS ClientHello often arrives in the
 /// same millisecond as the ICE check that makes its source viable; dropping it costs a DTLS
 /// retransmission (about a second) on every connect.
 const MAX_UNROUTED_DATAGRAMS: usize = 64;
+const UNROUTED_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Most batched reads per wake-up before the actor looks at commands and timers again. Under
 /// load a relayer finds many datagrams waiting; taking them in one go saves a wake-up, a
@@ -32,7 +38,6 @@ const RECV_ROUNDS: usize = 8;
 /// hundreds of datagrams (GRO); sending only after all of them would add a millisecond to the
 /// hop under load.
 const MAX_OUTBOX_HOLD: Duration = Duration::from_micros(20);
-const UNROUTED_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Media driver configuration.
 #[derive(Debug, Clone)]
@@ -691,10 +696,14 @@ impl MediaActor {
                 reply,
             } => {
                 let accepted = self.accept_offer(&offer_sdp, mode);
-                if let Ok((link, _)) = &accepted
+                if local_source
+                    && let Ok((link, _)) = &accepted
                     && let Some(state) = self.links.get_mut(link)
                 {
-                    state.local_source = local_source;
+                    state.local_source = true;
+                    state
+                        .link
+                        .set_keyframe_interval(LOCAL_SOURCE_KEYFRAME_INTERVAL);
                 }
                 let _ = reply.send(accepted);
             }
@@ -921,7 +930,7 @@ impl MediaActor {
         );
         // The browser can only start decoding this member at a keyframe.
         if let Some(state) = self.links.get_mut(&source) {
-            state.link.request_keyframe(Instant::now());
+            state.link.request_keyframe_now(Instant::now());
             self.dirty.push(source);
         }
     }

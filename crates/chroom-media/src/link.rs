@@ -50,6 +50,8 @@ pub(crate) struct Link {
     send_mids: HashMap<MediaKind, Mid>,
     recv_mids: HashMap<Mid, MediaKind>,
     last_keyframe_request: Option<Instant>,
+    /// Shortest gap between two keyframe requests sent on this link.
+    keyframe_interval: Duration,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
     failure: Option<String>,
 }
@@ -64,6 +66,7 @@ impl Link {
             send_mids: HashMap::new(),
             recv_mids: HashMap::new(),
             last_keyframe_request: None,
+            keyframe_interval: KEYFRAME_REQUEST_INTERVAL,
             failure: None,
         }
     }
@@ -72,6 +75,11 @@ impl Link {
     /// only for m-lines the remote added).
     pub(crate) fn expect_receive(&mut self, mid: Mid, kind: MediaKind) {
         self.recv_mids.insert(mid, kind);
+    }
+
+    /// Sets the shortest gap between two keyframe requests on this link.
+    pub(crate) fn set_keyframe_interval(&mut self, interval: Duration) {
+        self.keyframe_interval = interval;
     }
 
     /// Records a send m-line this side added to its own offer.
@@ -217,15 +225,23 @@ impl Link {
             .map(|p| p.pt())
     }
 
-    /// Asks the peer for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`]: requests
-    /// from many children are merged into one upstream.
+    /// Asks the peer for a keyframe, at most once per keyframe interval
+    /// ([`KEYFRAME_REQUEST_INTERVAL`] unless set): requests from many children are merged
+    /// into one upstream.
     pub(crate) fn request_keyframe(&mut self, now: Instant) {
         if self
             .last_keyframe_request
-            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_REQUEST_INTERVAL)
+            .is_some_and(|at| now.saturating_duration_since(at) < self.keyframe_interval)
         {
             return;
         }
+        self.request_keyframe_now(now);
+    }
+
+    /// Asks the peer for a keyframe whatever the rate limit: for a new viewer of this stream,
+    /// which cannot show anything until one comes (a request merged away just before it
+    /// arrived would leave it black for the rest of the interval).
+    pub(crate) fn request_keyframe_now(&mut self, now: Instant) {
         let Some(mid) = self
             .recv_mids
             .iter()

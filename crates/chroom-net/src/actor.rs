@@ -95,6 +95,14 @@ pub enum NetEvent {
         /// The payload (a `chroom.room.v1.RoomMessage`, still to be decoded).
         data: Vec<u8>,
     },
+    /// A peer subscribed to the gossip topic of a room this node is in: it can hear this node's
+    /// room messages from now on.
+    RoomPeerJoined {
+        /// The room.
+        room: RoomId,
+        /// The peer.
+        peer: PeerId,
+    },
     /// A peer sent something that broke the protocol; it has been answered with an error.
     PeerMisbehaved {
         /// The peer.
@@ -646,6 +654,23 @@ impl NetActor {
                         .await;
                     }
                     _ => self.report_message(&reference, GossipAcceptance::Ignore),
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic: hash,
+            }) => {
+                let room = self
+                    .rooms
+                    .keys()
+                    .find(|room| topic(**room).hash() == hash)
+                    .copied();
+                if let Some(room) = room {
+                    self.emit(NetEvent::RoomPeerJoined {
+                        room,
+                        peer: peer_id,
+                    })
+                    .await;
                 }
             }
             _ => {}

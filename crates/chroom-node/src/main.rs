@@ -246,6 +246,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4000)]
         packets_per_second: u32,
     },
+    /// A call in Debian's Chromium between `members` node processes: time from clicking Join to
+    /// the first remote video frame, and CPU and RSS of one node serving its page in the call.
+    Call {
+        /// Members in the call (each a node process and a page).
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// Joins to time.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// CPU and RSS are measured over this window of the whole call.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        window: Duration,
+    },
     /// CPU and RSS of a publisher node serving N recorder processes.
     Serve {
         /// VP8 IVF file to publish.
@@ -518,6 +531,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             init_tracing("chroom=warn");
             bench::relay(&children, window, packets_per_second).await?;
+        }
+        Command::Bench(BenchCommand::Call {
+            members,
+            runs,
+            window,
+        }) => {
+            init_tracing("chroom=warn");
+            bench::call(members, runs, window).await?;
         }
         Command::Bench(BenchCommand::Serve {
             video,

@@ -110,6 +110,7 @@ enum DriverCommand {
     },
     Leave {
         room: RoomId,
+        done: oneshot::Sender<()>,
     },
     SendChat {
         room: RoomId,
@@ -563,11 +564,15 @@ impl NodeHandle {
 
     /// Leaves `room` and closes its links.
     pub async fn leave(&self, room: RoomId) -> anyhow::Result<()> {
-        self.net.leave_room(room).await?;
+        let (done, wait) = oneshot::channel();
         self.commands
-            .send(DriverCommand::Leave { room })
+            .send(DriverCommand::Leave { room, done })
             .await
-            .context("node stopped")
+            .context("node stopped")?;
+        wait.await.context("node stopped")?;
+        // Only now: the goodbye above went out on the room's topic.
+        self.net.leave_room(room).await?;
+        Ok(())
     }
 
     /// Sends a local frame to every subscriber of this node.
@@ -803,7 +808,7 @@ impl Driver {
                 }
                 _ = presence_beat.tick() => {
                     for room in self.present_in.clone() {
-                        self.announce_presence(room, false);
+                        self.announce_presence(room, false, None);
                     }
                 }
                 () = tokio::time::sleep_until(deadline.into()) => {
@@ -828,16 +833,20 @@ impl Driver {
                 let person = !matches!(participation, Participation::Relay { .. });
                 self.session.join(Instant::now(), room, participation);
                 if person && self.present_in.insert(room) {
-                    self.announce_presence(room, false);
+                    self.announce_presence(room, false, None);
                 }
                 let _ = done.send(());
             }
-            DriverCommand::Leave { room } => {
+            DriverCommand::Leave { room, done } => {
                 self.session.leave(Instant::now(), room);
-                if self.present_in.remove(&room) {
-                    self.announce_presence(room, true);
-                }
                 self.roster.forget_room(room);
+                if !self.present_in.remove(&room) {
+                    let _ = done.send(());
+                    return;
+                }
+                // Members drop this node from their rosters at once, and will link to it
+                // afresh if it comes back, instead of waiting out its silence.
+                self.announce_presence(room, true, Some(done));
             }
             DriverCommand::SendChat { room, text, done } => {
                 let message = self.room_message(room, RoomMessageBody::Chat { text });
@@ -944,6 +953,11 @@ impl Driver {
                 author,
                 data,
             } => self.handle_room_message(message, room, author, &data),
+            // It can hear us now: say we are here rather than at the next beat.
+            NetEvent::RoomPeerJoined { room, peer } if self.present_in.contains(&room) => {
+                tracing::debug!(room = %room.fmt_short(), peer = %short(&peer), "peer joined room topic");
+                self.announce_presence(room, false, None);
+            }
             NetEvent::PeerMisbehaved { peer, reason } => {
                 self.stats.malformed_requests += 1;
                 tracing::warn!(target: "chroom::_events::peer_misbehaved", %peer, %reason);
@@ -1215,14 +1229,22 @@ impl Driver {
         }
     }
 
-    /// Publishes a presence beat (or, `leaving`, its end) in `room`. Lost beats are harmless:
-    /// the next one follows in [`PRESENCE_INTERVAL`].
-    fn announce_presence(&mut self, room: RoomId, leaving: bool) {
+    /// Publishes a presence beat (or, `leaving`, its end) in `room`, then signals `done`. Lost
+    /// beats are harmless: the next one follows in [`PRESENCE_INTERVAL`].
+    fn announce_presence(
+        &mut self,
+        room: RoomId,
+        leaving: bool,
+        done: Option<oneshot::Sender<()>>,
+    ) {
         let message = self.room_message(room, RoomMessageBody::Presence { leaving });
         let net = self.net.clone();
         tokio::spawn(async move {
             if let Err(e) = net.publish(room, encode_room_message(&message)).await {
                 tracing::debug!(room = %room.fmt_short(), error = %e, "presence not published");
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
             }
         });
     }
@@ -1282,13 +1304,21 @@ impl Driver {
                 let text = match pending.decoded.body {
                     RoomMessageBody::Chat { text } => text,
                     RoomMessageBody::Presence { leaving } => {
-                        self.roster.handle_presence(
-                            Instant::now(),
-                            pending.decoded.room,
+                        let now = Instant::now();
+                        let room = pending.decoded.room;
+                        let changed = self.roster.handle_presence(
+                            now,
+                            room,
                             pending.author,
                             pending.account,
                             leaving,
                         );
+                        if leaving {
+                            self.session.handle_member_left(now, room, pending.author);
+                        } else if changed {
+                            self.session
+                                .handle_member_present(now, room, pending.author);
+                        }
                         return;
                     }
                     _ => return,

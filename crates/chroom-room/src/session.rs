@@ -520,6 +520,49 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.handle_timeout(now);
     }
 
+    /// A member arrived in `room` (its first presence beat passed the registry check). In a
+    /// conference every member publishes, so this links to it at once instead of waiting for
+    /// the next DHT lookup or for a retry backed off while it was away (the lower id of a pair
+    /// opens the link).
+    pub fn handle_member_present(&mut self, now: Instant, room: RoomId, peer: P) {
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        if !matches!(state.participation, Participation::Meet { .. }) || peer <= self.local {
+            return;
+        }
+        match state.publishers.entry(peer).or_insert(Publisher::Waiting {
+            at: now,
+            failures: 0,
+        }) {
+            Publisher::Waiting { at, .. } => *at = now,
+            Publisher::Subscribing { .. } | Publisher::Linked { .. } => return,
+        }
+        self.handle_timeout(now);
+    }
+
+    /// A member said it is leaving `room`: its links there close now rather than when ICE
+    /// notices (tens of seconds later), and nothing is retried until it is seen again.
+    pub fn handle_member_left(&mut self, now: Instant, room: RoomId, peer: P) {
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (r, role))| {
+                *r == room
+                    && role.peer() == peer
+                    && matches!(role, LinkRole::Receiving(_) | LinkRole::Sending(_))
+            })
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.handle_link_closed(now, link);
+            self.outputs.push_back(Output::CloseLink { link });
+        }
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.publishers.remove(&peer);
+        }
+    }
+
     /// The lookup of an [`Output::FindPublishers`] ended; the next one is scheduled from here,
     /// so lookups never overlap.
     pub fn handle_lookup_finished(&mut self, now: Instant, room: RoomId) {

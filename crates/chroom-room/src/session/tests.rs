@@ -227,6 +227,17 @@ fn a_conference_member_links_once_per_pair_both_ways() {
     session.handle_subscriber_linked(now, room(), 1, LinkId(3));
     // The link member 1 opened carries its media to this node.
     assert_eq!(session.media_links(room()), vec![(1, LinkId(3))]);
+
+    // Member 1 says goodbye: its link closes at once, and it is not sought again.
+    session.handle_member_left(now, room(), 1);
+    assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(3) }));
+    assert!(session.media_links(room()).is_empty());
+    session.handle_timeout(now + Duration::from_secs(60));
+    let later = drain(&mut session);
+    assert!(
+        subscribe_ids(&later).iter().all(|(_, peer)| *peer != 1),
+        "{later:?}"
+    );
 }
 
 #[test]
