@@ -91,6 +91,15 @@ async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
     let after = seen["after_leave"].as_array().unwrap();
     assert_eq!(after.len(), 1, "{after:?}");
     tracing::info!(leave_seen_ms = %seen["leave_seen_ms"], "leave shown on the other page");
+
+    // Back in the room, B's page shows the chat its node kept, B's own line as its own.
+    assert_eq!(
+        seen["history_b"],
+        json!([
+            { "text": "hello from a", "own": false },
+            { "text": "hi a, b here", "own": true },
+        ])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 // Two members join a room from their own nodes' pages (one by link, one by typing the name), see
-// each other with their registry roles, chat, and one leaves; a stranger's page is refused.
+// each other with their registry roles, chat, and one leaves and comes back to the chat so far;
+// a stranger's page is refused.
 //
 // Input: { room, member_a, member_b, stranger, screenshots } where the three are page URLs.
 // Output: what each page showed at each step.
@@ -68,12 +69,25 @@ main(async (browser, input) => {
   await a.waitForFunction(() => document.querySelectorAll("#participants li").length === 1, null, {
     timeout: TIMEOUT,
   });
+  const leaveSeenMs = Date.now() - leftAt;
+  const afterLeave = await participants(a);
+
+  // B comes back: the chat so far is shown again, from what its node kept.
+  await b.fill("#room-input", input.room);
+  await b.click("#join-button");
+  await b.waitForFunction(() => document.querySelectorAll("#messages li .text").length >= 2, null, {
+    timeout: TIMEOUT,
+  });
+  const history = await b.$$eval("#messages li", (items) =>
+    items.map((i) => ({ text: i.querySelector(".text").textContent, own: i.classList.contains("own") })),
+  );
   return {
     roster,
     refusal,
     stranger_in_call: strangerInCall,
     chat,
-    leave_seen_ms: Date.now() - leftAt,
-    after_leave: await participants(a),
+    leave_seen_ms: leaveSeenMs,
+    after_leave: afterLeave,
+    history_b: history,
   };
 });

@@ -95,7 +95,6 @@ pub struct RunningNode {
     /// Set once the frames are taken: until then the driver drops them instead of filling a
     /// channel nobody reads (which would stall it).
     frames_wanted: Arc<AtomicBool>,
-    store: Arc<Store>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     started_at: Instant,
@@ -304,6 +303,7 @@ impl RunningNode {
 
         let handle = NodeHandle {
             peer_id,
+            store,
             account,
             registry: registry_client,
             net,
@@ -326,7 +326,6 @@ impl RunningNode {
             web_addr,
             frames: Some(frames_rx),
             frames_wanted,
-            store,
             shutdown,
             tasks,
             started_at,
@@ -344,11 +343,6 @@ impl RunningNode {
             }
         }
         Ok(node)
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Where the user's page is served (`[web] listen`), if it is.
@@ -379,6 +373,7 @@ impl RunningNode {
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     peer_id: PeerId,
+    store: Arc<Store>,
     /// The account this node acts for.
     account: Option<Account>,
     /// For checking this node's own rights before it joins on its user's behalf.
@@ -399,6 +394,28 @@ pub struct OwnAccess {
 }
 
 impl NodeHandle {
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The last `limit` chat lines of `room` this node kept, oldest first.
+    pub fn chat_history(&self, room: RoomId, limit: usize) -> anyhow::Result<Vec<ChatMessage>> {
+        let lines = self.store.recent_chat(room, limit)?;
+        Ok(lines
+            .into_iter()
+            .filter_map(|line| {
+                Some(ChatMessage {
+                    room,
+                    author: line.author.parse().ok()?,
+                    account: line.account,
+                    sent_at_unix_ms: line.sent_at_unix_ms,
+                    text: line.text,
+                })
+            })
+            .collect())
+    }
+
     /// The account this node acts for, if any.
     pub fn account(&self) -> Option<Account> {
         self.account
@@ -850,9 +867,22 @@ impl Driver {
             }
             DriverCommand::SendChat { room, text, done } => {
                 let message = self.room_message(room, RoomMessageBody::Chat { text });
-                let net = self.net.clone();
+                let (net, store, author) = (self.net.clone(), self.store.clone(), self.local_peer);
                 tokio::spawn(async move {
                     let result = net.publish(room, encode_room_message(&message)).await;
+                    if result.is_ok()
+                        && let RoomMessageBody::Chat { text } = &message.body
+                    {
+                        let account = message.author.as_ref().map(|b| b.account);
+                        keep_chat(
+                            &store,
+                            room,
+                            &author,
+                            account,
+                            message.sent_at_unix_ms,
+                            text,
+                        );
+                    }
                     let _ = done.send(result.map_err(Into::into));
                 });
             }
@@ -1324,6 +1354,14 @@ impl Driver {
                     _ => return,
                 };
                 tracing::info!(room = %pending.decoded.room.fmt_short(), author = %short(&pending.author), "chat message");
+                keep_chat(
+                    &self.store,
+                    pending.decoded.room,
+                    &pending.author,
+                    pending.account,
+                    pending.decoded.sent_at_unix_ms,
+                    &text,
+                );
                 // No receiver is fine: nobody is reading chat on this node.
                 let _ = self.chat.send(ChatMessage {
                     room: pending.decoded.room,
@@ -1640,6 +1678,26 @@ fn log_room_event(event: &RoomEvent<PeerId>) {
 }
 
 /// A tree message as it travels: members named by their keys.
+/// Keeps a chat line in the store; a failure is logged, the line was delivered anyway.
+fn keep_chat(
+    store: &Store,
+    room: RoomId,
+    author: &PeerId,
+    account: Option<Account>,
+    sent_at_unix_ms: u64,
+    text: &str,
+) {
+    let line = chroom_store::StoredChat {
+        sent_at_unix_ms,
+        author: author.to_base58(),
+        account,
+        text: text.to_owned(),
+    };
+    if let Err(e) = store.append_chat(room, &line) {
+        tracing::warn!(room = %room.fmt_short(), error = %e, "chat line not kept");
+    }
+}
+
 fn tree_to_nodes(message: &Message<PeerId>) -> Option<Message<NodeId>> {
     // Chroom nodes all have ed25519 keys: every member can be named.
     message

@@ -38,6 +38,9 @@ const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
 /// Remote members a page can show at once (a 3 × 3 grid with the page's own camera).
 pub const PLAYBACK_SLOTS: usize = 8;
 
+/// Chat lines a page is shown on joining.
+const CHAT_HISTORY_LINES: usize = 100;
+
 /// How often a page's participant list is refreshed (sent only when it changed).
 const ROSTER_REFRESH: Duration = Duration::from_millis(500);
 
@@ -390,8 +393,21 @@ impl PageSession {
             role: access.role.map(role_name),
         })
         .await?;
+        self.send_chat_history(&room).await?;
         self.offer_playback().await?;
         self.refresh_participants().await
+    }
+
+    /// The room's recent chat, as this node kept it.
+    async fn send_chat_history(&mut self, room: &RoomName) -> Result<(), Closed> {
+        let lines = match self.node.chat_history(room.id(), CHAT_HISTORY_LINES) {
+            Ok(lines) => lines,
+            Err(e) => return self.error(format!("chat history unavailable: {e:#}")).await,
+        };
+        for line in lines {
+            self.forward_chat(line).await?;
+        }
+        Ok(())
     }
 
     async fn chat(&mut self, text: String) -> Result<(), Closed> {
@@ -433,7 +449,7 @@ impl PageSession {
             account: line.account.map(|a| a.to_string()),
             sent_at_unix_ms: line.sent_at_unix_ms,
             text: line.text,
-            own: false,
+            own: line.author == self.node.peer_id(),
         };
         self.send(&message).await
     }

@@ -1,5 +1,5 @@
-//! The node's durable state in one redb file: identity facts, the peer book, and the registry
-//! cache with its chain cursor.
+//! The node's durable state in one redb file: identity facts, the peer book, the registry cache
+//! with its chain cursor, and room chat.
 //!
 //! redb commits are durable when `commit()` returns, so a node that crashes right after learning
 //! a peer still knows it on restart. This crate owns the schema (table names, value layout,
@@ -24,6 +24,12 @@ const PEERS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("peers");
 
 /// Registry cache: room id (32) ‖ account (20) -> encoded [`AccessRecord`].
 const ACCESS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("registry_access");
+/// Room chat: room id (32) ‖ sent at, unix ms (8, big-endian) ‖ author PeerId bytes -> (author
+/// PeerId text, account (20 bytes, or none), text). Keys sort by room, then time.
+const CHAT: TableDefinition<&[u8], (&str, &[u8], &str)> = TableDefinition::new("chat");
+/// Chat lines kept per room; older ones are forgotten as new ones arrive.
+pub const MAX_CHAT_PER_ROOM: usize = 1000;
+
 /// Key in `META` of the last chain block whose registry events are in `ACCESS`.
 const REGISTRY_CURSOR: &str = "registry_cursor";
 
@@ -57,6 +63,19 @@ pub struct KnownPeer {
     pub addrs: Vec<String>,
     /// When it was last seen, unix seconds.
     pub last_seen_unix: u64,
+}
+
+/// A line of room chat as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChat {
+    /// When its author sent it, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// The author's PeerId, as text.
+    pub author: String,
+    /// The account the author proved, if any.
+    pub account: Option<Account>,
+    /// The text.
+    pub text: String,
 }
 
 /// What the registry said about an account in a room, and at which block.
@@ -384,6 +403,84 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction and commits it; an error from `f` aborts it.
+    /// Keeps a chat line of `room`, forgetting the room's oldest beyond [`MAX_CHAT_PER_ROOM`].
+    /// The same line twice (same time and author) is kept once.
+    pub fn append_chat(&self, room: RoomId, line: &StoredChat) -> Result<(), StoreError> {
+        let mut key = room.as_bytes().to_vec();
+        key.extend_from_slice(&line.sent_at_unix_ms.to_be_bytes());
+        key.extend_from_slice(line.author.as_bytes());
+        let account = line.account.map(|a| *a.as_bytes());
+        let account: &[u8] = account.as_ref().map_or(&[], |a| a.as_slice());
+        self.write(|txn| {
+            let mut chat = txn.open_table(CHAT)?;
+            chat.insert(
+                key.as_slice(),
+                (line.author.as_str(), account, line.text.as_str()),
+            )?;
+            let (start, end) = room_range(room);
+            let count = chat.range(start.as_slice()..end.as_slice())?.count();
+            let excess = count.saturating_sub(MAX_CHAT_PER_ROOM);
+            if excess > 0 {
+                let oldest: Vec<Vec<u8>> = chat
+                    .range(start.as_slice()..end.as_slice())?
+                    .take(excess)
+                    .map(|entry| entry.map(|(k, _)| k.value().to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for key in oldest {
+                    chat.remove(key.as_slice())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The last `limit` chat lines of `room`, oldest first.
+    pub fn recent_chat(&self, room: RoomId, limit: usize) -> Result<Vec<StoredChat>, StoreError> {
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
+        let chat = match txn.open_table(CHAT) {
+            Ok(chat) => chat,
+            // Nothing was ever said on this node.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io(e.into())),
+        };
+        let (start, end) = room_range(room);
+        let mut lines = Vec::new();
+        for entry in chat
+            .range(start.as_slice()..end.as_slice())
+            .map_err(|e| io(e.into()))?
+            .rev()
+            .take(limit)
+        {
+            let (key, value) = entry.map_err(|e| io(e.into()))?;
+            let corrupt = || StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("chat line in room {}", room.fmt_short()),
+            };
+            let sent_at: [u8; 8] = key
+                .value()
+                .get(32..40)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(corrupt)?;
+            let (author, account, text) = value.value();
+            let account = match account.len() {
+                0 => None,
+                20 => Some(Account::from_bytes(
+                    account.try_into().map_err(|_| corrupt())?,
+                )),
+                _ => return Err(corrupt()),
+            };
+            lines.push(StoredChat {
+                sent_at_unix_ms: u64::from_be_bytes(sent_at),
+                author: author.to_owned(),
+                account,
+                text: text.to_owned(),
+            });
+        }
+        lines.reverse();
+        Ok(lines)
+    }
+
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
@@ -401,9 +498,62 @@ impl Store {
     }
 }
 
+/// The key range of `room`'s chat lines.
+fn room_range(room: RoomId) -> (Vec<u8>, Vec<u8>) {
+    let start = room.as_bytes().to_vec();
+    let mut end = start.clone();
+    end.extend_from_slice(&[0xff; 9]);
+    (start, end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(at: u64, author: &str, text: &str) -> StoredChat {
+        StoredChat {
+            sent_at_unix_ms: at,
+            author: author.into(),
+            account: (author == "b").then(|| Account::from_bytes([7; 20])),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn chat_is_kept_per_room_in_time_order_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chroom.redb");
+        let (room, other) = (RoomId::from_bytes([1; 32]), RoomId::from_bytes([2; 32]));
+        {
+            let (store, _) = Store::open(&path, "me", 1).unwrap();
+            assert!(store.recent_chat(room, 10).unwrap().is_empty());
+            store.append_chat(room, &line(20, "b", "second")).unwrap();
+            store.append_chat(room, &line(10, "a", "first")).unwrap();
+            store
+                .append_chat(other, &line(15, "a", "elsewhere"))
+                .unwrap();
+            // The same line again (gossip redelivery) is kept once.
+            store.append_chat(room, &line(20, "b", "second")).unwrap();
+        }
+        let (store, _) = Store::open(&path, "me", 2).unwrap();
+        assert_eq!(
+            store.recent_chat(room, 10).unwrap(),
+            vec![line(10, "a", "first"), line(20, "b", "second")]
+        );
+        assert_eq!(
+            store.recent_chat(room, 1).unwrap(),
+            vec![line(20, "b", "second")]
+        );
+        for at in 0..(MAX_CHAT_PER_ROOM as u64 + 5) {
+            store
+                .append_chat(other, &line(100 + at, "a", "spam"))
+                .unwrap();
+        }
+        let kept = store.recent_chat(other, usize::MAX).unwrap();
+        assert_eq!(kept.len(), MAX_CHAT_PER_ROOM);
+        assert_eq!(kept[0].sent_at_unix_ms, 105);
+        assert_eq!(store.recent_chat(room, 10).unwrap().len(), 2);
+    }
 
     #[test]
     fn reopening_keeps_start_count_and_peers() {
