@@ -329,10 +329,15 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
 
     // A frame over the transport limit closes that connection only.
     let mut greedy = RawPage::connect(&node).await;
-    greedy
+    // The node may reset the connection while the frame is still being written.
+    let sent = greedy
+        .socket
         .send(Message::Binary(vec![0; 2 * 1024 * 1024].into()))
         .await;
     let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        if sent.is_err() {
+            return;
+        }
         loop {
             match greedy.socket.next().await {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
@@ -371,4 +376,45 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
     let mut response = String::new();
     http.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_space_negotiates_no_video_and_listeners_hear_speakers() {
+    init_tracing();
+    // Account 1 speaks, account 2 listens.
+    let (chain, _room) =
+        Chain::with_room_of_kind("fireside", chroom_types::RoomKind::AudioSpace).await;
+    let dir = tempfile::tempdir().unwrap();
+    let speaker = chain
+        .node_with(&dir.path().join("speaker"), 1, &[], serve_page)
+        .await;
+    let boot = [tcp_addr(&speaker).await];
+    let listener = chain
+        .node_with(&dir.path().join("listener"), 2, &boot, serve_page)
+        .await;
+    let screenshots = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let seen = run_page_scenario(
+        "audio-space.mjs",
+        json!({
+            "speaker": page_url(&speaker),
+            "listener": page_url(&listener),
+            "room": "fireside",
+            "screenshots": screenshots,
+        }),
+        Duration::from_secs(120),
+    )
+    .await;
+    // Audio only, both ways to the pages (the node's answer, and its playback offer).
+    assert_eq!(seen["speaker_publish"], json!(["m=audio"]), "{seen}");
+    let playback = seen["listener_playback"].as_array().unwrap();
+    assert!(
+        !playback.is_empty() && playback.iter().all(|m| m == "m=audio"),
+        "{seen}"
+    );
+    // A listener's role does not let it send; the page does not try.
+    assert_eq!(seen["listener_publishes"], false, "{seen}");
+    assert_eq!(seen["listener_error"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["audience"], "1 speaking · 1 listening", "{seen}");
 }

@@ -283,6 +283,7 @@ enum Command {
     RelayStats(oneshot::Sender<RelayStats>),
     CreatePlaybackOffer {
         slots: usize,
+        audio_only: bool,
         reply: oneshot::Sender<Result<PlaybackOffer, MediaError>>,
     },
     Play {
@@ -316,8 +317,8 @@ pub struct PlaybackOffer {
 pub struct PlaybackSlot {
     /// The audio m-line's mid.
     pub audio_mid: String,
-    /// The video m-line's mid.
-    pub video_mid: String,
+    /// The video m-line's mid; `None` in an audio-only playback link.
+    pub video_mid: Option<String>,
 }
 
 /// Cloneable handle to a running [`MediaActor`].
@@ -421,11 +422,20 @@ impl MediaHandle {
         .await
     }
 
-    /// Opens a link that sends to this node's user's browser: `slots` pairs of send-only audio
-    /// and video m-lines, each showing one remote member once [`Self::play`] says which.
-    pub async fn create_playback_offer(&self, slots: usize) -> Result<PlaybackOffer, MediaError> {
-        self.request(|reply| Command::CreatePlaybackOffer { slots, reply })
-            .await
+    /// Opens a link that sends to this node's user's browser: `slots` send-only audio m-lines,
+    /// each with a video m-line unless `audio_only`, each slot showing one remote member once
+    /// [`Self::play`] says which.
+    pub async fn create_playback_offer(
+        &self,
+        slots: usize,
+        audio_only: bool,
+    ) -> Result<PlaybackOffer, MediaError> {
+        self.request(|reply| Command::CreatePlaybackOffer {
+            slots,
+            audio_only,
+            reply,
+        })
+        .await
     }
 
     /// Shows what arrives on `source` in `slot` of the `playback` link (`None`: nothing).
@@ -530,7 +540,7 @@ struct PlaybackRoute {
     playback: LinkId,
     slot: usize,
     audio: Mid,
-    video: Mid,
+    video: Option<Mid>,
 }
 
 #[derive(Debug)]
@@ -558,7 +568,7 @@ struct LinkState {
     local_source: bool,
     /// A link to this node's user's browser showing remote members: each slot's audio and
     /// video m-lines.
-    playback_slots: Vec<(Mid, Mid)>,
+    playback_slots: Vec<(Mid, Option<Mid>)>,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -728,8 +738,12 @@ impl MediaActor {
                 }
                 self.relay.children = self.forwarding.values().map(Vec::len).sum();
             }
-            Command::CreatePlaybackOffer { slots, reply } => {
-                let _ = reply.send(self.create_playback_offer(slots));
+            Command::CreatePlaybackOffer {
+                slots,
+                audio_only,
+                reply,
+            } => {
+                let _ = reply.send(self.create_playback_offer(slots, audio_only));
             }
             Command::Play {
                 playback,
@@ -861,26 +875,20 @@ impl MediaActor {
         Ok((link, sdp))
     }
 
-    fn create_playback_offer(&mut self, slots: usize) -> Result<PlaybackOffer, MediaError> {
+    fn create_playback_offer(
+        &mut self,
+        slots: usize,
+        audio_only: bool,
+    ) -> Result<PlaybackOffer, MediaError> {
+        use str0m::media::MediaKind as Kind;
         self.check_capacity()?;
         let mut rtc = self.new_rtc(LinkMode::Frames);
         let mut change = rtc.sdp_api();
-        let mids: Vec<(Mid, Mid)> = (0..slots)
+        let mids: Vec<(Mid, Option<Mid>)> = (0..slots)
             .map(|_| {
-                let audio = change.add_media(
-                    str0m::media::MediaKind::Audio,
-                    Direction::SendOnly,
-                    None,
-                    None,
-                    None,
-                );
-                let video = change.add_media(
-                    str0m::media::MediaKind::Video,
-                    Direction::SendOnly,
-                    None,
-                    None,
-                    None,
-                );
+                let audio = change.add_media(Kind::Audio, Direction::SendOnly, None, None, None);
+                let video = (!audio_only)
+                    .then(|| change.add_media(Kind::Video, Direction::SendOnly, None, None, None));
                 (audio, video)
             })
             .collect();
@@ -900,7 +908,7 @@ impl MediaActor {
                 .iter()
                 .map(|(audio, video)| PlaybackSlot {
                     audio_mid: audio.to_string(),
-                    video_mid: video.to_string(),
+                    video_mid: video.map(|mid| mid.to_string()),
                 })
                 .collect(),
         })
@@ -1289,11 +1297,12 @@ impl MediaActor {
                         contiguous,
                         data,
                     } => {
-                        if let Some(route) = self.playback_routes.get(id) {
-                            let mid = match kind {
-                                MediaKind::Audio => route.audio,
+                        if let Some(route) = self.playback_routes.get(id)
+                            && let Some(mid) = match kind {
+                                MediaKind::Audio => Some(route.audio),
                                 MediaKind::Video => route.video,
-                            };
+                            }
+                        {
                             self.scratch.frames_out.push(FrameOut {
                                 to: Some((route.playback, mid)),
                                 kind,
@@ -1364,7 +1373,7 @@ impl MediaActor {
                     let shown = self
                         .playback_routes
                         .iter()
-                        .find(|(_, route)| route.playback == from && route.video == mid)
+                        .find(|(_, route)| route.playback == from && route.video == Some(mid))
                         .map(|(source, _)| *source);
                     // A relayed stream's keyframes come from upstream; a remote member's shown
                     // in the browser from its link; this node's own from its local sources

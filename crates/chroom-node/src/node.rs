@@ -435,9 +435,14 @@ impl NodeHandle {
         self.media.close_link(link).await;
     }
 
-    /// Offers the user's browser a link with `slots` places to show remote members in.
-    pub async fn offer_browser_playback(&self, slots: usize) -> anyhow::Result<PlaybackOffer> {
-        Ok(self.media.create_playback_offer(slots).await?)
+    /// Offers the user's browser a link with `slots` places to show remote members in (to hear
+    /// them only, if `audio_only`).
+    pub async fn offer_browser_playback(
+        &self,
+        slots: usize,
+        audio_only: bool,
+    ) -> anyhow::Result<PlaybackOffer> {
+        Ok(self.media.create_playback_offer(slots, audio_only).await?)
     }
 
     /// Completes a link this node offered its user's browser.

@@ -245,9 +245,13 @@ impl PageSession {
         }
     }
 
-    /// Offers the page a link to show the other members on.
-    async fn offer_playback(&mut self) -> Result<(), Closed> {
-        let offer = match self.node.offer_browser_playback(PLAYBACK_SLOTS).await {
+    /// Offers the page a link to show (in audio-only rooms: to play) the other members on.
+    async fn offer_playback(&mut self, audio_only: bool) -> Result<(), Closed> {
+        let offer = match self
+            .node
+            .offer_browser_playback(PLAYBACK_SLOTS, audio_only)
+            .await
+        {
             Ok(offer) => offer,
             Err(e) => return self.error(format!("cannot show the others: {e:#}")).await,
         };
@@ -394,7 +398,9 @@ impl PageSession {
         })
         .await?;
         self.send_chat_history(&room).await?;
-        self.offer_playback().await?;
+        // Audio-only rooms negotiate no video at all, towards the page as between nodes.
+        self.offer_playback(access.kind == Some(RoomKind::AudioSpace))
+            .await?;
         self.refresh_participants().await
     }
 

@@ -7,6 +7,7 @@ const state = {
   socket: null,
   self: null, // { peerId, account }
   room: null,
+  kind: null, // "conference", "audio_space" or "broadcast"
   participants: [],
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
@@ -76,7 +77,7 @@ function handle(message) {
     case "joined":
       showError("");
       enterCall(message);
-      if (message.may_publish) startPublishing();
+      if (message.may_publish) startPublishing(message.kind === "audio_space");
       break;
     case "playback_offer":
       startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
@@ -116,6 +117,8 @@ function join(room) {
 
 function enterCall({ room, kind, role }) {
   state.room = room;
+  state.kind = kind ?? null;
+  document.body.dataset.kind = state.kind ?? "";
   $("room-title").textContent = room;
   $("room-kind").textContent = kind ? kind.replace("_", " ") : "";
   $("my-role").textContent = role ?? "";
@@ -128,11 +131,11 @@ function enterCall({ room, kind, role }) {
 }
 
 // Sends the camera and microphone to this page's own node, which sends them on to the room.
-async function startPublishing() {
+async function startPublishing(audioOnly) {
   try {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: { width: 640, height: 360, frameRate: 30 },
+      video: audioOnly ? false : { width: 640, height: 360, frameRate: 30 },
     });
     state.local = stream;
     renderGrid();
@@ -165,7 +168,7 @@ function gathered(pc) {
 async function startPlayback({ sdp, slots }) {
   state.playbackPc?.close();
   state.tracks.clear();
-  state.slots = slots.map((s) => ({ audioMid: s.audio_mid, videoMid: s.video_mid }));
+  state.slots = slots.map((s) => ({ audioMid: s.audio_mid, videoMid: s.video_mid ?? null }));
   const pc = new RTCPeerConnection();
   state.playbackPc = pc;
   pc.addEventListener("track", (event) => {
@@ -233,9 +236,22 @@ function renderParticipants() {
   renderGrid();
 }
 
+const SPEAKING_ROLES = ["speaker", "host", "admin", "owner"];
+
 function renderGrid() {
   const grid = $("grid");
-  const tiles = state.participants.map((p) => {
+  const audioSpace = state.kind === "audio_space";
+  const people = audioSpace
+    ? [...state.participants].sort(
+        (a, b) => SPEAKING_ROLES.includes(b.role) - SPEAKING_ROLES.includes(a.role),
+      )
+    : state.participants;
+  if (audioSpace) {
+    const speakers = people.filter((p) => SPEAKING_ROLES.includes(p.role)).length;
+    $("audience").textContent = `${speakers} speaking · ${people.length - speakers} listening`;
+  }
+  $("audience").hidden = !audioSpace;
+  const tiles = people.map((p) => {
     let tile = grid.querySelector(`[data-peer="${CSS.escape(p.peer_id)}"]`);
     if (!tile) {
       tile = document.createElement("div");
@@ -249,6 +265,8 @@ function renderGrid() {
       tile.append(avatar, label);
     }
     tile.querySelector(".label").textContent = displayName(p) + (p.is_self ? " (you)" : "");
+    tile.dataset.role = p.role ?? "";
+    tile.classList.toggle("listener", audioSpace && !SPEAKING_ROLES.includes(p.role));
     if (p.is_self && state.local) {
       showVideo(tile, state.local, { local: true });
     } else if (!p.is_self) {
@@ -263,10 +281,25 @@ function renderGrid() {
   grid.dataset.count = String(tiles.length);
 }
 
-// Puts `stream` in the tile's video element (made once; replaced when the stream changes).
+// Puts `stream` in the tile's video element (made once; replaced when the stream changes), or
+// for a stream without video (audio-only rooms) in an audio element beside the avatar.
 function showVideo(tile, stream, { local = false, slot = null } = {}) {
-  let video = tile.querySelector("video");
   const key = stream.getTracks().map((t) => t.id).join(",");
+  if (stream.getVideoTracks().length === 0) {
+    if (local) return; // one's own microphone is never played back
+    let audio = tile.querySelector("audio");
+    if (audio?.dataset.tracks === key) return;
+    if (!audio) {
+      audio = document.createElement("audio");
+      audio.autoplay = true;
+      tile.append(audio);
+    }
+    if (slot !== null) audio.dataset.slot = String(slot);
+    audio.dataset.tracks = key;
+    audio.srcObject = stream;
+    return;
+  }
+  let video = tile.querySelector("video");
   if (video && video.dataset.tracks === key) return;
   if (!video) {
     video = document.createElement("video");

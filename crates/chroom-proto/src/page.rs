@@ -133,8 +133,8 @@ pub enum ServerMessage {
 pub struct SlotView {
     /// The audio m-line's mid.
     pub audio_mid: String,
-    /// The video m-line's mid.
-    pub video_mid: String,
+    /// The video m-line's mid; absent in audio-only rooms.
+    pub video_mid: Option<String>,
 }
 
 /// One member in [`ServerMessage::Participants`].
