@@ -27,9 +27,16 @@ main(async (browser, input) => {
     return out;
   });
   if (input.screenshots) await page.screenshot({ path: `${input.screenshots}/publishing.png` });
+  // Muting disables the track (silence goes out, the link stays); unmuting enables it again.
+  await page.click("#toggle-mic");
+  const muted = await page.evaluate(() => window.chroom.local.getAudioTracks().every((t) => !t.enabled));
+  const mutedLabel = await page.textContent("#toggle-mic");
+  await page.click("#toggle-mic");
+  const unmuted = await page.evaluate(() => window.chroom.local.getAudioTracks().every((t) => t.enabled));
   return {
     connection_state: await page.evaluate(() => window.chroom.publishPc.connectionState),
     error: (await page.isVisible("#error")) ? await page.textContent("#error") : null,
     sent,
+    mute: { muted, label: mutedLabel, unmuted },
   };
 });

@@ -138,6 +138,8 @@ async function startPublishing(audioOnly) {
       video: audioOnly ? false : { width: 640, height: 360, frameRate: 30 },
     });
     state.local = stream;
+    $("toggle-mic").hidden = stream.getAudioTracks().length === 0;
+    $("toggle-camera").hidden = stream.getVideoTracks().length === 0;
     renderGrid();
     const pc = new RTCPeerConnection();
     state.publishPc = pc;
@@ -197,7 +199,20 @@ function stopPlayback() {
   state.slotPeers = [];
 }
 
+// Mutes or unmutes the page's tracks of `kind`: a disabled track sends silence or black, so
+// the links stay up and unmuting is instant.
+function toggle(kind, button, [onLabel, offLabel]) {
+  const tracks = kind === "audio" ? state.local?.getAudioTracks() : state.local?.getVideoTracks();
+  if (!tracks?.length) return;
+  const enabled = !tracks[0].enabled;
+  tracks.forEach((track) => (track.enabled = enabled));
+  button.setAttribute("aria-pressed", String(!enabled));
+  button.textContent = enabled ? onLabel : offLabel;
+}
+
 function stopPublishing() {
+  $("toggle-mic").hidden = true;
+  $("toggle-camera").hidden = true;
   state.publishPc?.close();
   state.publishPc = null;
   state.local?.getTracks().forEach((track) => track.stop());
@@ -347,6 +362,10 @@ $("chat-form").addEventListener("submit", (event) => {
 });
 
 $("leave-button").addEventListener("click", () => send({ type: "leave" }));
+$("toggle-mic").addEventListener("click", (e) => toggle("audio", e.currentTarget, ["Mute", "Unmute"]));
+$("toggle-camera").addEventListener("click", (e) =>
+  toggle("video", e.currentTarget, ["Stop video", "Start video"]),
+);
 
 $("copy-link").addEventListener("click", async () => {
   try {
