@@ -22,33 +22,48 @@ fn page_url(node: &RunningNode) -> String {
     format!("http://{}/", node.web_addr().expect("the page is served"))
 }
 
+/// Nodes serving pages, acting for the anvil `accounts` given, the first bootstrapping the rest.
+async fn page_nodes(chain: &Chain, dir: &std::path::Path, accounts: &[usize]) -> Vec<RunningNode> {
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut boot = Vec::new();
+    for (i, &account) in accounts.iter().enumerate() {
+        let node = chain
+            .node_with(&dir.join(format!("node-{i}")), account, &boot, serve_page)
+            .await;
+        if boot.is_empty() {
+            boot.push(tcp_addr(&node).await);
+        }
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// Where the scenarios save screenshots (target/screenshots).
+fn screenshots() -> std::path::PathBuf {
+    let dir = workspace_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
     init_tracing();
     // Account 1 speaks, account 2 listens, account 3 is nobody.
     let (chain, _room) = Chain::with_room("standup").await;
     let dir = tempfile::tempdir().unwrap();
-    let a = chain
-        .node_with(&dir.path().join("a"), 1, &[], serve_page)
-        .await;
-    let boot = [tcp_addr(&a).await];
-    let b = chain
-        .node_with(&dir.path().join("b"), 2, &boot, serve_page)
-        .await;
-    let stranger = chain
-        .node_with(&dir.path().join("c"), 3, &boot, serve_page)
-        .await;
-    let screenshots = workspace_root().join("target/screenshots");
-    std::fs::create_dir_all(&screenshots).unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[1, 2, 3]).await;
+    let [a, b, stranger] = &nodes[..] else {
+        unreachable!()
+    };
 
     let seen = run_page_scenario(
         "room.mjs",
         json!({
             "room": "standup",
-            "member_a": page_url(&a),
-            "member_b": page_url(&b),
-            "stranger": page_url(&stranger),
-            "screenshots": screenshots,
+            "member_a": page_url(a),
+            "member_b": page_url(b),
+            "stranger": page_url(stranger),
+            "screenshots": screenshots(),
         }),
         Duration::from_secs(150),
     )
@@ -119,16 +134,13 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
     )
     .await
     .unwrap();
-    let screenshots = workspace_root().join("target/screenshots");
-    std::fs::create_dir_all(&screenshots).unwrap();
-
     let page = tokio::spawn(run_page_scenario(
         "publish.mjs",
         json!({
             "url": page_url(&a),
             "room": "standup",
             "hold_ms": 8000,
-            "screenshots": screenshots,
+            "screenshots": screenshots(),
         }),
         Duration::from_secs(90),
     ));
@@ -166,27 +178,16 @@ async fn three_pages_in_a_conference_each_play_the_other_two() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let a = chain
-        .node_with(&dir.path().join("a"), 1, &[], serve_page)
-        .await;
-    let boot = [tcp_addr(&a).await];
-    let b = chain
-        .node_with(&dir.path().join("b"), 2, &boot, serve_page)
-        .await;
-    let c = chain
-        .node_with(&dir.path().join("c"), 4, &boot, serve_page)
-        .await;
-    let screenshots = workspace_root().join("target/screenshots");
-    std::fs::create_dir_all(&screenshots).unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[1, 2, 4]).await;
 
     let watch = Duration::from_secs(10);
     let seen = run_page_scenario(
         "conference.mjs",
         json!({
-            "urls": [page_url(&a), page_url(&b), page_url(&c)],
+            "urls": nodes.iter().map(page_url).collect::<Vec<_>>(),
             "room": "standup",
             "watch_ms": watch.as_millis() as u64,
-            "screenshots": screenshots,
+            "screenshots": screenshots(),
         }),
         Duration::from_secs(150),
     )
@@ -385,23 +386,18 @@ async fn an_audio_space_negotiates_no_video_and_listeners_hear_speakers() {
     let (chain, _room) =
         Chain::with_room_of_kind("fireside", chroom_types::RoomKind::AudioSpace).await;
     let dir = tempfile::tempdir().unwrap();
-    let speaker = chain
-        .node_with(&dir.path().join("speaker"), 1, &[], serve_page)
-        .await;
-    let boot = [tcp_addr(&speaker).await];
-    let listener = chain
-        .node_with(&dir.path().join("listener"), 2, &boot, serve_page)
-        .await;
-    let screenshots = workspace_root().join("target/screenshots");
-    std::fs::create_dir_all(&screenshots).unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[1, 2]).await;
+    let [speaker, listener] = &nodes[..] else {
+        unreachable!()
+    };
 
     let seen = run_page_scenario(
         "audio-space.mjs",
         json!({
-            "speaker": page_url(&speaker),
-            "listener": page_url(&listener),
+            "speaker": page_url(speaker),
+            "listener": page_url(listener),
             "room": "fireside",
-            "screenshots": screenshots,
+            "screenshots": screenshots(),
         }),
         Duration::from_secs(120),
     )

@@ -2,15 +2,13 @@
 // listener hears the speaker; the listener sends nothing; the page says who speaks and listens.
 //
 // Input: { speaker, listener, room, screenshots }. Output: what each page negotiated and heard.
-import { main } from "./lib.mjs";
+import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
 
 main(async (browser, input) => {
   const open = async (url) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.goto(`${url}r/${encodeURIComponent(input.room)}`);
+    const page = await openPage(browser, roomUrl(url, input.room));
     await page.waitForSelector("#call:not([hidden])", { timeout: TIMEOUT });
     return page;
   };

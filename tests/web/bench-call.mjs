@@ -4,20 +4,15 @@
 // node. Prints "steady" when the call is whole, then the result as JSON.
 //
 // Input: { urls, room, runs, hold_ms }. Output: { join_to_first_frame_ms: [..] }.
-import { main } from "./lib.mjs";
+import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
 
 main(async (browser, input) => {
-  const open = async (url) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.goto(url);
-    return page;
-  };
+  const open = (url) => openPage(browser, url);
   const others = [];
   for (const url of input.urls.slice(1)) {
-    const page = await open(`${url}r/${encodeURIComponent(input.room)}`);
+    const page = await open(roomUrl(url, input.room));
     await page.waitForFunction(() => window.chroom?.publishPc?.connectionState === "connected", null, {
       timeout: TIMEOUT,
     });

@@ -4,7 +4,7 @@
 //
 // Input: { urls: [..3], room, watch_ms, screenshots }.
 // Output: { pages: [{ videos: { mid: [framesDecoded…] }, audio: { mid: samples }, tiles }] }.
-import { main } from "./lib.mjs";
+import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
 const SAMPLE_MS = 250;
@@ -44,10 +44,7 @@ async function describe(page) {
 main(async (browser, input) => {
   const pages = [];
   for (const url of input.urls) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.goto(`${url}r/${encodeURIComponent(input.room)}`);
-    pages.push(page);
+    pages.push(await openPage(browser, roomUrl(url, input.room)));
   }
   // Everyone sees the two others playing.
   for (const [i, page] of pages.entries()) {

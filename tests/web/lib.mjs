@@ -32,6 +32,19 @@ export async function main(scenario) {
   }
 }
 
+// A page in a fresh browser context (its own cookies, its own fake devices) at `url`.
+export async function openPage(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(url);
+  return page;
+}
+
+// The URL of `room` on the page served at `base` (which ends in "/").
+export function roomUrl(base, room) {
+  return `${base}r/${encodeURIComponent(room)}`;
+}
+
 // The participant list a page shows: [{ name, role }].
 export async function participants(page) {
   return page.$$eval("#participants li", (items) =>

@@ -3,12 +3,10 @@
 //
 // Input: { url, room, hold_ms, screenshots }. Output: the publishing connection's state and
 // what the browser says it sent.
-import { main } from "./lib.mjs";
+import { main, openPage, roomUrl } from "./lib.mjs";
 
 main(async (browser, input) => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  await page.goto(`${input.url}r/${encodeURIComponent(input.room)}`);
+  const page = await openPage(browser, roomUrl(input.url, input.room));
   await page.waitForSelector("#call:not([hidden])", { timeout: 30_000 });
   await page.waitForFunction(
     () => window.chroom?.publishPc?.connectionState === "connected",

@@ -4,20 +4,15 @@
 //
 // Input: { room, member_a, member_b, stranger, screenshots } where the three are page URLs.
 // Output: what each page showed at each step.
-import { main, participants } from "./lib.mjs";
+import { main, openPage, participants, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
 
 main(async (browser, input) => {
-  const open = async (url) => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    await page.goto(url);
-    return page;
-  };
+  const open = (url) => openPage(browser, url);
 
   // A joins by link, B by typing the room's name.
-  const a = await open(`${input.member_a}r/${encodeURIComponent(input.room)}`);
+  const a = await open(roomUrl(input.member_a, input.room));
   const b = await open(input.member_b);
   await b.fill("#room-input", input.room);
   await b.click("#join-button");
@@ -33,7 +28,7 @@ main(async (browser, input) => {
   const roster = { a: await participants(a), b: await participants(b) };
 
   // The stranger is refused with a readable reason and stays in the lobby.
-  const c = await open(`${input.stranger}r/${encodeURIComponent(input.room)}`);
+  const c = await open(roomUrl(input.stranger, input.room));
   await c.waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
   const refusal = await c.textContent("#error");
   const strangerInCall = await c.isVisible("#call");
