@@ -394,6 +394,19 @@ pub struct OwnAccess {
 }
 
 impl NodeHandle {
+    /// Sends the driver a command carrying a reply channel and waits for the reply.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> DriverCommand,
+    ) -> anyhow::Result<T> {
+        let (reply, wait) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .context("node stopped")?;
+        wait.await.context("node stopped")
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -462,12 +475,8 @@ impl NodeHandle {
 
     /// The members this node receives from in `room`, and over which link.
     pub async fn receiving_from(&self, room: RoomId) -> anyhow::Result<Vec<(PeerId, LinkId)>> {
-        let (reply, wait) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::Receiving { room, reply })
+        self.ask(|reply| DriverCommand::Receiving { room, reply })
             .await
-            .context("node stopped")?;
-        wait.await.context("node stopped")
     }
 
     /// Asks the registry whether this node's account may `action` in `room`, as a joining user
@@ -561,37 +570,24 @@ impl NodeHandle {
             }
         };
         self.net.join_room(room, presence).await?;
-        let (done, wait) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::Join {
-                room,
-                participation,
-                done,
-            })
-            .await
-            .context("node stopped")?;
-        wait.await.context("node stopped")
+        self.ask(|done| DriverCommand::Join {
+            room,
+            participation,
+            done,
+        })
+        .await
     }
 
     /// Who is present in `room`, this node first (if it is in the room as a person). Members
     /// are listed from their presence beats, checked against the registry like chat.
     pub async fn participants(&self, room: RoomId) -> anyhow::Result<Vec<Participant>> {
-        let (reply, wait) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::Participants { room, reply })
+        self.ask(|reply| DriverCommand::Participants { room, reply })
             .await
-            .context("node stopped")?;
-        wait.await.context("node stopped")
     }
 
     /// Leaves `room` and closes its links.
     pub async fn leave(&self, room: RoomId) -> anyhow::Result<()> {
-        let (done, wait) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::Leave { room, done })
-            .await
-            .context("node stopped")?;
-        wait.await.context("node stopped")?;
+        self.ask(|done| DriverCommand::Leave { room, done }).await?;
         // Only now: the goodbye above went out on the room's topic.
         self.net.leave_room(room).await?;
         Ok(())
@@ -609,26 +605,17 @@ impl NodeHandle {
 
     /// Writes `text` in `room`'s chat (joined first), signed with this node's account binding.
     pub async fn send_chat(&self, room: RoomId, text: impl Into<String>) -> anyhow::Result<()> {
-        let (done, wait) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::SendChat {
-                room,
-                text: text.into(),
-                done,
-            })
-            .await
-            .context("node stopped")?;
-        wait.await.context("node stopped")?
+        self.ask(|done| DriverCommand::SendChat {
+            room,
+            text: text.into(),
+            done,
+        })
+        .await?
     }
 
     /// This node's place in `room`'s relay tree (empty if the room is not a broadcast here).
     pub async fn tree_position(&self, room: RoomId) -> anyhow::Result<TreePosition> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::Tree { room, reply })
-            .await
-            .context("node stopped")?;
-        rx.await.context("node stopped")
+        self.ask(|reply| DriverCommand::Tree { room, reply }).await
     }
 
     /// Chat lines from other nodes, from now on. Each call gives an independent receiver.
@@ -638,12 +625,7 @@ impl NodeHandle {
 
     /// Current counters.
     pub async fn stats(&self) -> anyhow::Result<NodeStats> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(DriverCommand::Stats(tx))
-            .await
-            .context("node stopped")?;
-        let mut stats = rx.await.context("node stopped")?;
+        let mut stats = self.ask(DriverCommand::Stats).await?;
         stats.relay = self.media.relay_stats().await?;
         Ok(stats)
     }
