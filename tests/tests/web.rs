@@ -13,6 +13,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn serve_page(config: &mut NodeConfig) {
     config.web = Some("127.0.0.1:0".parse().expect("an address"));
@@ -366,6 +367,20 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         .send(text(r#"{"type":"join","room":"standup"}"#))
         .await;
     assert_eq!(other.next().await["type"], "joined");
+
+    // Another site's page cannot use the API: browsers send its origin, the node refuses.
+    let mut request = format!("ws://{}/api/ws", node.web_addr().unwrap())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+        }
+        other => panic!("a foreign origin got {other:?}"),
+    }
 
     // Unknown paths are a plain 404.
     let mut http = tokio::net::TcpStream::connect(node.web_addr().unwrap())

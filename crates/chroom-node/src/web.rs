@@ -9,7 +9,8 @@
 //! again.
 //!
 //! Bad input (not JSON, unknown types, oversized or binary messages, bad room names) gets an
-//! `error` message and the connection stays open; the node keeps serving every other page.
+//! `error` message and the connection stays open; the node keeps serving every other page. A
+//! WebSocket opened by another site's page (its `Origin` is not this server) is refused.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chroom_room::Participation;
@@ -92,10 +93,49 @@ async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(node): State<NodeHandle>) -> Response {
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(node): State<NodeHandle>,
+) -> Response {
+    if !same_origin(&headers) {
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a page API connection from another site");
+        return (
+            StatusCode::FORBIDDEN,
+            "the page API answers this node's own page only",
+        )
+            .into_response();
+    }
     ws.max_message_size(MAX_WS_FRAME_BYTES)
         .max_frame_size(MAX_WS_FRAME_BYTES)
         .on_upgrade(move |socket| PageSession::new(socket, node).run())
+}
+
+/// Whether a WebSocket upgrade comes from this node's own page. Browsers let any site open a
+/// WebSocket to 127.0.0.1 and send its `Origin`; without this check any web page the user
+/// visits could act for the node's account. The `Host` must name the node by address (or
+/// `localhost`), so a site cannot point its own name at 127.0.0.1 (DNS rebinding) and pass as
+/// same-origin. Clients that are not browsers send no `Origin`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    if !names_this_machine(host) {
+        return false;
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|o| o == format!("http://{host}")),
+    }
+}
+
+/// Whether a `Host` header (`name:port`) names an address or `localhost`, not a domain.
+fn names_this_machine(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(addr, _)| addr),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 fn participant_view(p: &Participant) -> ParticipantView {
@@ -519,5 +559,52 @@ impl PageSession {
             .send(Message::Text(text.into()))
             .await
             .map_err(|_| Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_the_nodes_own_page_may_open_the_api() {
+        assert!(same_origin(&headers(
+            "127.0.0.1:7800",
+            Some("http://127.0.0.1:7800")
+        )));
+        assert!(same_origin(&headers(
+            "localhost:7800",
+            Some("http://localhost:7800")
+        )));
+        assert!(same_origin(&headers(
+            "[::1]:7800",
+            Some("http://[::1]:7800")
+        )));
+        // Tools, not browsers: no origin.
+        assert!(same_origin(&headers("127.0.0.1:7800", None)));
+        // Another site's page.
+        assert!(!same_origin(&headers(
+            "127.0.0.1:7800",
+            Some("https://evil.example")
+        )));
+        assert!(!same_origin(&headers(
+            "127.0.0.1:7800",
+            Some("http://127.0.0.1:9999")
+        )));
+        // DNS rebinding: the attacker's name pointed at 127.0.0.1 is same-origin but not ours.
+        assert!(!same_origin(&headers(
+            "evil.example:7800",
+            Some("http://evil.example:7800")
+        )));
+        assert!(!same_origin(&headers("evil.example:7800", None)));
     }
 }
