@@ -265,6 +265,16 @@ impl RawPage {
         }
     }
 
+    /// Skips messages until one of type `kind` arrives.
+    async fn until(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let message = self.next().await;
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
     /// Sends `text` and returns the error the node answers with.
     async fn refused(&mut self, message: Message) -> String {
         self.send(message).await;
@@ -277,7 +287,7 @@ impl RawPage {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
     init_tracing();
-    let (chain, _room) = Chain::with_room("standup").await;
+    let (chain, room) = Chain::with_room("standup").await;
     let dir = tempfile::tempdir().unwrap();
     let node = chain
         .node_with(&dir.path().join("a"), 1, &[], serve_page)
@@ -367,6 +377,16 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         .send(text(r#"{"type":"join","room":"standup"}"#))
         .await;
     assert_eq!(other.next().await["type"], "joined");
+
+    // Two pages of one node in one room: the first leaving keeps the node in the room.
+    page.send(text(r#"{"type":"leave"}"#)).await;
+    page.until("left").await;
+    let present = node.participants(room).await.unwrap();
+    assert!(present.iter().any(|p| p.is_self), "{present:?}");
+    other.send(text(r#"{"type":"leave"}"#)).await;
+    other.until("left").await;
+    let present = node.participants(room).await.unwrap();
+    assert!(present.iter().all(|p| !p.is_self), "{present:?}");
 
     // Another site's page cannot use the API: browsers send its origin, the node refuses.
     let mut request = format!("ws://{}/api/ws", node.web_addr().unwrap())

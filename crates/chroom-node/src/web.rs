@@ -12,7 +12,9 @@
 //! `error` message and the connection stays open; the node keeps serving every other page. A
 //! WebSocket opened by another site's page (its `Origin` is not this server) is refused.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chroom_room::Participation;
-use chroom_types::{Action, LinkId, MediaKind, Membership, Role, RoomKind, RoomName};
+use chroom_types::{Action, LinkId, MediaKind, Membership, Role, RoomId, RoomKind, RoomName};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -65,7 +67,10 @@ pub async fn serve(
         .route("/app.js", get(app_js))
         .route("/app.css", get(app_css))
         .route("/api/ws", get(upgrade))
-        .with_state(node);
+        .with_state(WebState {
+            node,
+            pages_in: Arc::default(),
+        });
     let server = async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -93,10 +98,19 @@ async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
 }
 
+/// What every page connection shares.
+#[derive(Debug, Clone)]
+struct WebState {
+    node: NodeHandle,
+    /// Pages in each room: the node leaves a room when its last page does (a user may have the
+    /// page open twice).
+    pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
+}
+
 async fn upgrade(
     ws: WebSocketUpgrade,
     headers: HeaderMap,
-    State(node): State<NodeHandle>,
+    State(web): State<WebState>,
 ) -> Response {
     if !same_origin(&headers) {
         tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a page API connection from another site");
@@ -108,7 +122,7 @@ async fn upgrade(
     }
     ws.max_message_size(MAX_WS_FRAME_BYTES)
         .max_frame_size(MAX_WS_FRAME_BYTES)
-        .on_upgrade(move |socket| PageSession::new(socket, node).run())
+        .on_upgrade(move |socket| PageSession::new(socket, web).run())
 }
 
 /// Whether a WebSocket upgrade comes from this node's own page. Browsers let any site open a
@@ -173,6 +187,7 @@ struct Closed;
 struct PageSession {
     socket: WebSocket,
     node: NodeHandle,
+    pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
     room: Option<RoomName>,
     /// This node's role in `room`, from the registry check on joining.
     own_role: Option<Role>,
@@ -189,10 +204,11 @@ struct PageSession {
 }
 
 impl PageSession {
-    fn new(socket: WebSocket, node: NodeHandle) -> Self {
+    fn new(socket: WebSocket, web: WebState) -> Self {
         Self {
             socket,
-            node,
+            node: web.node,
+            pages_in: web.pages_in,
             room: None,
             own_role: None,
             may_publish: false,
@@ -425,6 +441,7 @@ impl PageSession {
         if let Err(e) = self.node.join(room.id(), participation).await {
             return self.error(format!("cannot join: {e:#}")).await;
         }
+        *self.pages().entry(room.id()).or_default() += 1;
         tracing::info!(room = %room.as_str(), "page joined room");
         self.room = Some(room.clone());
         self.own_role = access.role;
@@ -539,12 +556,30 @@ impl PageSession {
             self.node.close_browser_media(link).await;
         }
         self.slots.clear();
-        if let Some(room) = self.room.take() {
-            if let Err(e) = self.node.leave(room.id()).await {
-                tracing::debug!(error = %e, "leaving room for a page");
+        let Some(room) = self.room.take() else {
+            return;
+        };
+        tracing::info!(room = %room.as_str(), "page left room");
+        let last = {
+            let mut pages = self.pages();
+            let count = pages.entry(room.id()).or_default();
+            *count = count.saturating_sub(1);
+            let last = *count == 0;
+            if last {
+                pages.remove(&room.id());
             }
-            tracing::info!(room = %room.as_str(), "page left room");
+            last
+        };
+        if last && let Err(e) = self.node.leave(room.id()).await {
+            tracing::debug!(error = %e, "leaving room for a page");
         }
+    }
+
+    fn pages(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, usize>> {
+        // A panic while holding this lock leaves a count, not a broken invariant: go on.
+        self.pages_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn error(&mut self, message: impl Into<String>) -> Result<(), Closed> {
