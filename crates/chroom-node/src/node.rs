@@ -1665,9 +1665,10 @@ fn log_room_event(event: &RoomEvent<PeerId>) {
 }
 
 /// A tree message as it travels: members named by their keys.
-/// Keeps a chat line in the store; a failure is logged, the line was delivered anyway.
+/// Keeps a chat line in the store, off the async threads (redb fsyncs on commit); a failure is
+/// logged, the line was delivered anyway.
 fn keep_chat(
-    store: &Store,
+    store: &Arc<Store>,
     room: RoomId,
     author: &PeerId,
     account: Option<Account>,
@@ -1680,9 +1681,12 @@ fn keep_chat(
         account,
         text: text.to_owned(),
     };
-    if let Err(e) = store.append_chat(room, &line) {
-        tracing::warn!(room = %room.fmt_short(), error = %e, "chat line not kept");
-    }
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.append_chat(room, &line) {
+            tracing::warn!(room = %room.fmt_short(), error = %e, "chat line not kept");
+        }
+    });
 }
 
 fn tree_to_nodes(message: &Message<PeerId>) -> Option<Message<NodeId>> {

@@ -123,7 +123,7 @@ impl Participation {
     }
 
     /// Whether this feeds subscribers in a mesh room.
-    pub fn mesh_publishes(&self) -> bool {
+    fn mesh_publishes(&self) -> bool {
         matches!(self, Self::Publish(_) | Self::Meet { .. })
     }
 }
@@ -985,20 +985,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             links.extend(state.subscribers.iter().map(|(peer, link)| (*peer, *link)));
         }
         links
-    }
-
-    /// Links receiving in `room`.
-    pub fn receiving_links(&self, room: RoomId) -> Vec<LinkId> {
-        self.rooms.get(&room).map_or_else(Vec::new, |state| {
-            state
-                .publishers
-                .values()
-                .filter_map(|p| match p {
-                    Publisher::Linked { link } => Some(*link),
-                    _ => None,
-                })
-                .collect()
-        })
     }
 
     /// Subscribers fed in `room`.

@@ -102,7 +102,7 @@ fn a_successful_subscribe_is_reported_and_slows_discovery() {
             link: LinkId(9)
         })]
     );
-    assert_eq!(session.receiving_links(room()), vec![LinkId(9)]);
+    assert_eq!(session.media_links(room()), vec![(1, LinkId(9))]);
     // Discovery was scheduled before the link existed (fast interval).
     assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(1)));
     session.handle_timeout(now + Duration::from_secs(1));
@@ -592,7 +592,7 @@ fn media_is_only_taken_from_accounts_that_may_publish() {
         outputs.contains(&Output::CloseLink { link: LinkId(3) }),
         "{outputs:?}"
     );
-    assert!(session.receiving_links(room()).is_empty());
+    assert!(session.media_links(room()).is_empty());
     // It is not asked again before the long backoff, even when the DHT lists it again.
     let soon = now + Duration::from_secs(9);
     session.handle_timeout(soon);
