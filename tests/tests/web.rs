@@ -169,7 +169,7 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_pages_in_a_conference_each_play_the_other_two() {
+async fn three_pages_in_a_conference_each_play_the_other_two_and_a_shared_screen() {
     init_tracing();
     let (chain, room) = Chain::with_room("standup").await;
     // A third member: account 4 listens (listeners show their camera in a conference).
@@ -225,6 +225,29 @@ async fn three_pages_in_a_conference_each_play_the_other_two() {
             .count();
         assert_eq!(hearing, 2, "page {i} hears {audio:?}");
     }
+
+    // The first page shared its screen: both others showed it large, named its presenter, and
+    // decoded it at the screen's size (not a camera's), frames still coming; then it ended.
+    let screen = &seen["screen"];
+    let presenter = nodes[0].peer_id().to_base58();
+    assert_eq!(screen["presenter"], presenter.as_str(), "{screen}");
+    for viewer in screen["viewers"].as_array().unwrap() {
+        assert_eq!(viewer["peer"], presenter.as_str(), "{screen}");
+        assert!(
+            viewer["label"].as_str().unwrap().ends_with("is presenting"),
+            "{screen}"
+        );
+        // The screen's width (Chromium's fake screen is 1280 wide, the page asks for a
+        // 640 × 360 camera); its height is cropped to the captured frames' 16:9.
+        assert_eq!(viewer["width"], screen["shared"]["width"], "{screen}");
+        assert!(viewer["width"].as_u64() > Some(640), "{screen}");
+        let frames = viewer["frames"].as_array().unwrap();
+        assert!(
+            frames[1].as_u64() > frames[0].as_u64(),
+            "the screen froze: {screen}"
+        );
+    }
+    assert_eq!(screen["stopped"], true, "{screen}");
 }
 
 /// A page connection for sending the API bad input directly.
@@ -308,6 +331,10 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
             "over the limit",
         ),
         (text(r#"{"type":"chat","text":"early"}"#), "join a room"),
+        (
+            text(r#"{"type":"share_screen","sdp":"v=0"}"#),
+            "join a room",
+        ),
         (text(r#"{"type":"join","room":""}"#), "not a room name"),
         (
             text(r#"{"type":"join","room":"no-such-room"}"#),
@@ -332,6 +359,10 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
     assert_eq!(page.next().await["type"], "playback_offer");
     let error = page
         .refused(text(r#"{"type":"publish","sdp":"v=0\r\nnonsense"}"#))
+        .await;
+    assert!(error.contains("cannot send media"), "{error}");
+    let error = page
+        .refused(text(r#"{"type":"share_screen","sdp":"v=0\r\nnonsense"}"#))
         .await;
     assert!(error.contains("cannot send media"), "{error}");
     let error = page

@@ -1,13 +1,83 @@
 // Three members' pages join one conference, each from its own node, and send their (fake)
 // cameras and microphones. Each page then samples, for `watch_ms`, what it decodes of the
 // others: per video stream the frames decoded (every 250 ms), per audio stream the samples.
+// Then the first page shares its (fake) screen, the other two show it, and it stops.
 //
 // Input: { urls: [..3], room, watch_ms, screenshots }.
-// Output: { pages: [{ videos: { mid: [framesDecoded…] }, audio: { mid: samples }, tiles }] }.
+// Output: { pages: [{ videos: { mid: [framesDecoded…] }, audio: { mid: samples }, tiles }],
+//           screen: { presenter, shared: { width, height }, viewers: [{ peer, label, width,
+//           height, frames: [framesDecoded…] }], stopped } }.
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
 const SAMPLE_MS = 250;
+
+// What a page shows of a shared screen: the presenter, the picture's size, and the frames
+// decoded on the playback link's screen m-line.
+async function presentation(page) {
+  return page.evaluate(async () => {
+    const s = window.chroom;
+    const video = document.querySelector("#presentation-video");
+    let frames = 0;
+    const stats = await s.playbackPc.getStats();
+    stats.forEach((r) => {
+      if (r.type === "inbound-rtp" && r.mid === s.screenMid) frames = r.framesDecoded ?? 0;
+    });
+    return {
+      peer: document.querySelector("#presentation").dataset.peer ?? null,
+      label: document.querySelector("#presentation-label").textContent,
+      width: video.videoWidth,
+      height: video.videoHeight,
+      frames,
+    };
+  });
+}
+
+// The first page shares its screen; the others must show it large, then see it end.
+async function shareScreen(pages, screenshots) {
+  const [presenter, ...viewers] = pages;
+  await presenter.click("#share-screen");
+  const presenterPeer = await presenter.evaluate(() => window.chroom.self.peerId);
+  try {
+    await presenter.waitForFunction(() => window.chroom.screen, null, { timeout: TIMEOUT });
+  } catch (error) {
+    throw new Error(`the presenter's screen was not captured: ${JSON.stringify(await describe(presenter))}`, { cause: error });
+  }
+  const shared = await presenter.evaluate(() => window.chroom.screen.getVideoTracks()[0].getSettings());
+  for (const [i, page] of viewers.entries()) {
+    try {
+      await page.waitForFunction(
+        (peer) =>
+          !document.querySelector("#presentation").hidden &&
+          document.querySelector("#presentation").dataset.peer === peer &&
+          document.querySelector("#presentation-video").readyState >= 2,
+        presenterPeer,
+        { timeout: TIMEOUT },
+      );
+    } catch (error) {
+      throw new Error(`viewer ${i} does not show the screen: ${JSON.stringify(await describe(page))}`, { cause: error });
+    }
+  }
+  const first = await Promise.all(viewers.map(presentation));
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const second = await Promise.all(viewers.map(presentation));
+  if (screenshots) await viewers[0].screenshot({ path: `${screenshots}/presentation.png` });
+  await presenter.click("#share-screen");
+  let stopped = true;
+  for (const page of viewers) {
+    try {
+      await page.waitForFunction(() => document.querySelector("#presentation").hidden, null, { timeout: TIMEOUT });
+    } catch {
+      stopped = false;
+    }
+  }
+  return {
+    presenter: presenterPeer,
+    shared: { width: shared.width, height: shared.height },
+    viewers: second.map((seen, i) => ({ ...seen, frames: [first[i].frames, seen.frames] })),
+    stopped,
+  };
+}
 
 async function inbound(page) {
   return page.evaluate(async () => {
@@ -34,6 +104,8 @@ async function describe(page) {
       participants: s.participants.map((p) => p.peer_id),
       slotPeers: s.slotPeers,
       tracks: [...s.tracks.keys()],
+      screenMid: s.screenMid,
+      screenPeer: s.screenPeer,
       playback: s.playbackPc?.connectionState ?? null,
       publish: s.publishPc?.connectionState ?? null,
       videos: [...document.querySelectorAll("#grid video")].map((v) => ({ slot: v.dataset.slot, ready: v.readyState })),
@@ -68,8 +140,10 @@ main(async (browser, input) => {
   if (input.screenshots) {
     await pages[0].screenshot({ path: `${input.screenshots}/conference.png` });
   }
+  const screen = await shareScreen(pages, input.screenshots);
   return {
     sample_ms: SAMPLE_MS,
+    screen,
     pages: await Promise.all(
       pages.map(async (page, i) => {
         const videos = {};

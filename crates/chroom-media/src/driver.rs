@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use chroom_types::{LinkId, LinkMode, MediaKind};
+use chroom_types::{LinkId, LinkMode, MediaKind, Track};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
@@ -112,6 +112,8 @@ pub enum MediaError {
 pub struct ReceivedFrame {
     /// Audio or video.
     pub kind: MediaKind,
+    /// Which of the sender's tracks.
+    pub track: Track,
     /// RTP timestamp, extended to 64 bits, in the kind's clock rate.
     pub rtp_time: u64,
     /// False when packets were lost since the previous frame.
@@ -259,8 +261,8 @@ pub struct RelayStats {
 #[derive(Debug)]
 enum Command {
     CreateOffer {
-        receive: Vec<MediaKind>,
-        send: Vec<MediaKind>,
+        receive: Vec<Track>,
+        send: Vec<Track>,
         mode: LinkMode,
         reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
     },
@@ -272,7 +274,8 @@ enum Command {
     AcceptOffer {
         offer_sdp: String,
         mode: LinkMode,
-        local_source: bool,
+        /// For a link from this node's own user: what its video is (camera or screen).
+        local_source: Option<Track>,
         reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
     },
     Forward {
@@ -291,11 +294,15 @@ enum Command {
         slot: usize,
         source: Option<LinkId>,
     },
+    ShowScreen {
+        playback: LinkId,
+        source: Option<LinkId>,
+    },
     CloseLink {
         link: LinkId,
     },
     SendFrame {
-        kind: MediaKind,
+        track: Track,
         rtp_time: u64,
         data: Arc<[u8]>,
     },
@@ -310,6 +317,8 @@ pub struct PlaybackOffer {
     pub sdp: String,
     /// Each slot's m-lines, as the browser will see them (`transceiver.mid`).
     pub slots: Vec<PlaybackSlot>,
+    /// The video m-line showing a shared screen; `None` in an audio-only playback link.
+    pub screen_mid: Option<String>,
 }
 
 /// One member's place in a playback link: an audio and a video m-line.
@@ -340,8 +349,8 @@ impl MediaHandle {
     /// timeout.
     pub async fn create_offer(
         &self,
-        receive: &[MediaKind],
-        send: &[MediaKind],
+        receive: &[Track],
+        send: &[Track],
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.request(|reply| Command::CreateOffer {
@@ -400,7 +409,7 @@ impl MediaHandle {
         self.request(|reply| Command::AcceptOffer {
             offer_sdp,
             mode,
-            local_source: false,
+            local_source: None,
             reply,
         })
         .await
@@ -408,15 +417,17 @@ impl MediaHandle {
 
     /// Answers an offer from this node's own user (its browser) to send it media: every frame
     /// that arrives is sent on to every other link that sends (the node's subscribers), and
-    /// their keyframe requests go back to the browser. Frames from it are not reported.
+    /// their keyframe requests go back to the browser. Frames from it are not reported. Its
+    /// video is `video`: the camera or a shared screen.
     pub async fn accept_source_offer(
         &self,
         offer_sdp: String,
+        video: Track,
     ) -> Result<(LinkId, String), MediaError> {
         self.request(|reply| Command::AcceptOffer {
             offer_sdp,
             mode: LinkMode::Frames,
-            local_source: true,
+            local_source: Some(video),
             reply,
         })
         .await
@@ -424,7 +435,8 @@ impl MediaHandle {
 
     /// Opens a link that sends to this node's user's browser: `slots` send-only audio m-lines,
     /// each with a video m-line unless `audio_only`, each slot showing one remote member once
-    /// [`Self::play`] says which.
+    /// [`Self::play`] says which; and unless `audio_only` one video m-line for a shared screen
+    /// ([`Self::show_screen`]).
     pub async fn create_playback_offer(
         &self,
         slots: usize,
@@ -451,23 +463,32 @@ impl MediaHandle {
             .await;
     }
 
+    /// Shows the screen shared on `source` in the screen m-line of the `playback` link
+    /// (`None`: nothing). Asks the source for a keyframe of it.
+    pub async fn show_screen(&self, playback: LinkId, source: Option<LinkId>) {
+        let _ = self
+            .commands
+            .send(Command::ShowScreen { playback, source })
+            .await;
+    }
+
     /// Closes a link. Closing an unknown link does nothing.
     pub async fn close_link(&self, link: LinkId) {
         // The actor being gone means the link is gone too.
         let _ = self.commands.send(Command::CloseLink { link }).await;
     }
 
-    /// Sends a local frame to every connected link that receives `kind`. `rtp_time` is in the
-    /// kind's RTP clock ([`crate::VIDEO_CLOCK_HZ`], [`crate::AUDIO_CLOCK_HZ`]).
+    /// Sends a local frame to every connected link that receives `track`. `rtp_time` is in
+    /// the track's RTP clock ([`crate::VIDEO_CLOCK_HZ`], [`crate::AUDIO_CLOCK_HZ`]).
     pub async fn send_frame(
         &self,
-        kind: MediaKind,
+        track: Track,
         rtp_time: u64,
         data: Arc<[u8]>,
     ) -> Result<(), MediaError> {
         self.commands
             .send(Command::SendFrame {
-                kind,
+                track,
                 rtp_time,
                 data,
             })
@@ -517,6 +538,8 @@ pub struct MediaActor {
     last_relay_log: Instant,
     /// Source link -> the playback link showing it, and its slot's audio and video m-lines.
     playback_routes: HashMap<LinkId, PlaybackRoute>,
+    /// Source link -> the playback link showing its screen, and that link's screen m-line.
+    screen_routes: HashMap<LinkId, (LinkId, Mid)>,
     /// Events waiting for [`MediaActor::deliver_events`].
     pending_events: Vec<MediaEvent>,
     /// Scratch buffers reused across datagrams, so the hot path does not allocate them.
@@ -545,9 +568,9 @@ struct PlaybackRoute {
 
 #[derive(Debug)]
 struct FrameOut {
-    /// `None`: every link that sends this kind; else this link's m-line.
+    /// `None`: every link that sends this track; else this link's m-line.
     to: Option<(LinkId, Mid)>,
-    kind: MediaKind,
+    track: Track,
     rtp_time: u64,
     data: Arc<[u8]>,
 }
@@ -569,6 +592,8 @@ struct LinkState {
     /// A link to this node's user's browser showing remote members: each slot's audio and
     /// video m-lines.
     playback_slots: Vec<(Mid, Option<Mid>)>,
+    /// A link to this node's user's browser: the m-line showing a shared screen.
+    playback_screen: Option<Mid>,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -620,6 +645,7 @@ impl MediaActor {
             relay: RelayStats::default(),
             last_relay_log: Instant::now(),
             playback_routes: HashMap::new(),
+            screen_routes: HashMap::new(),
             pending_events: Vec::new(),
             scratch: Scratch::default(),
         };
@@ -706,11 +732,12 @@ impl MediaActor {
                 reply,
             } => {
                 let accepted = self.accept_offer(&offer_sdp, mode);
-                if local_source
+                if let Some(video) = local_source
                     && let Ok((link, _)) = &accepted
                     && let Some(state) = self.links.get_mut(link)
                 {
                     state.local_source = true;
+                    state.link.set_unnamed_video(video);
                     state
                         .link
                         .set_keyframe_interval(LOCAL_SOURCE_KEYFRAME_INTERVAL);
@@ -750,6 +777,7 @@ impl MediaActor {
                 slot,
                 source,
             } => self.play(playback, slot, source),
+            Command::ShowScreen { playback, source } => self.show_screen(playback, source),
             Command::RelayStats(reply) => {
                 let _ = reply.send(self.relay.clone());
             }
@@ -759,11 +787,11 @@ impl MediaActor {
                 }
             }
             Command::SendFrame {
-                kind,
+                track,
                 rtp_time,
                 data,
             } => {
-                self.write_frame(Instant::now(), kind, rtp_time, &data);
+                self.write_frame(Instant::now(), track, rtp_time, &data);
             }
         }
     }
@@ -814,6 +842,7 @@ impl MediaActor {
                 link: Link::new(id, rtc, mode),
                 local_source: false,
                 playback_slots: Vec::new(),
+                playback_screen: None,
                 pending_offer,
                 connect_deadline: Some(now + self.config.connect_timeout),
                 next_timeout: now,
@@ -834,27 +863,30 @@ impl MediaActor {
 
     fn create_offer(
         &mut self,
-        receive: &[MediaKind],
-        send: &[MediaKind],
+        receive: &[Track],
+        send: &[Track],
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
         let mut rtc = self.new_rtc(mode);
         let mut change = rtc.sdp_api();
         let mut mids = Vec::new();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            let direction = match (receive.contains(&kind), send.contains(&kind)) {
+        for track in Track::ALL {
+            let direction = match (receive.contains(&track), send.contains(&track)) {
                 (true, true) => Direction::SendRecv,
                 (true, false) => Direction::RecvOnly,
                 (false, true) => Direction::SendOnly,
                 (false, false) => continue,
             };
-            let str0m_kind = match kind {
+            let str0m_kind = match track.kind() {
                 MediaKind::Audio => str0m::media::MediaKind::Audio,
                 MediaKind::Video => str0m::media::MediaKind::Video,
             };
-            let mid = change.add_media(str0m_kind, direction, None, None, None);
-            mids.push((mid, kind, direction));
+            // The track's name goes in the msid, so the answering node knows the screen's
+            // m-line from the camera's.
+            let name = Some(track.name().to_owned());
+            let mid = change.add_media(str0m_kind, direction, None, name, None);
+            mids.push((mid, track, direction));
         }
         let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
             reason: "offer has no media".into(),
@@ -862,12 +894,12 @@ impl MediaActor {
         let sdp = offer.to_sdp_string();
         let link = self.allocate(rtc, mode, Some(pending));
         if let Some(state) = self.links.get_mut(&link) {
-            for (mid, kind, direction) in mids {
+            for (mid, track, direction) in mids {
                 if direction != Direction::SendOnly {
-                    state.link.expect_receive(mid, kind);
+                    state.link.expect_receive(mid, track);
                 }
                 if direction != Direction::RecvOnly {
-                    state.link.expect_send(mid, kind);
+                    state.link.expect_send(mid, track);
                 }
             }
         }
@@ -892,6 +924,8 @@ impl MediaActor {
                 (audio, video)
             })
             .collect();
+        let screen = (!audio_only)
+            .then(|| change.add_media(Kind::Video, Direction::SendOnly, None, None, None));
         let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
             reason: "a playback offer needs at least one slot".into(),
         })?;
@@ -899,6 +933,7 @@ impl MediaActor {
         let link = self.allocate(rtc, LinkMode::Frames, Some(pending));
         if let Some(state) = self.links.get_mut(&link) {
             state.playback_slots.clone_from(&mids);
+            state.playback_screen = screen;
         }
         tracing::debug!(%link, slots, "created playback offer");
         Ok(PlaybackOffer {
@@ -911,6 +946,7 @@ impl MediaActor {
                     video_mid: video.map(|mid| mid.to_string()),
                 })
                 .collect(),
+            screen_mid: screen.map(|mid| mid.to_string()),
         })
     }
 
@@ -937,8 +973,29 @@ impl MediaActor {
             },
         );
         // The browser can only start decoding this member at a keyframe.
+        self.request_keyframe_now(source, Track::Camera);
+    }
+
+    fn show_screen(&mut self, playback: LinkId, source: Option<LinkId>) {
+        self.screen_routes
+            .retain(|_, (shown_on, _)| *shown_on != playback);
+        let Some(source) = source else {
+            return;
+        };
+        let Some(mid) = self
+            .links
+            .get(&playback)
+            .and_then(|state| state.playback_screen)
+        else {
+            return;
+        };
+        self.screen_routes.insert(source, (playback, mid));
+        self.request_keyframe_now(source, Track::Screen);
+    }
+
+    fn request_keyframe_now(&mut self, source: LinkId, track: Track) {
         if let Some(state) = self.links.get_mut(&source) {
-            state.link.request_keyframe_now(Instant::now());
+            state.link.request_keyframe_now(Instant::now(), track);
             self.dirty.push(source);
         }
     }
@@ -1174,6 +1231,8 @@ impl MediaActor {
             self.forwarding_versions.remove(&id);
             self.playback_routes
                 .retain(|source, route| *source != id && route.playback != id);
+            self.screen_routes
+                .retain(|source, (playback, _)| *source != id && *playback != id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             self.pending_events
@@ -1207,14 +1266,13 @@ impl MediaActor {
         for frame in frames.drain(..) {
             match frame.to {
                 None => {
-                    written.extend(self.write_frame(now, frame.kind, frame.rtp_time, &frame.data))
+                    written.extend(self.write_frame(now, frame.track, frame.rtp_time, &frame.data))
                 }
                 Some((link, mid)) => {
-                    let time = media_time(frame.kind, frame.rtp_time);
+                    let kind = frame.track.kind();
+                    let time = media_time(kind, frame.rtp_time);
                     if self.links.get_mut(&link).is_some_and(|state| {
-                        state
-                            .link
-                            .write_frame_on(now, mid, frame.kind, time, &frame.data)
+                        state.link.write_frame_on(now, mid, kind, time, &frame.data)
                     }) {
                         written.push(link);
                     }
@@ -1234,20 +1292,25 @@ impl MediaActor {
         written
     }
 
-    /// Writes a frame from this node on every link that sends its kind (not on local sources).
-    /// Returns the links written to.
+    /// Writes a frame from this node on every link that sends its track (not on local
+    /// sources). Returns the links written to.
     fn write_frame(
         &mut self,
         now: Instant,
-        kind: MediaKind,
+        track: Track,
         rtp_time: u64,
         data: &Arc<[u8]>,
     ) -> Vec<LinkId> {
-        let time = media_time(kind, rtp_time);
+        let time = media_time(track.kind(), rtp_time);
         self.links
             .iter_mut()
             .filter(|(_, state)| !state.local_source)
-            .filter_map(|(id, state)| state.link.write_frame(now, kind, time, data).then_some(*id))
+            .filter_map(|(id, state)| {
+                state
+                    .link
+                    .write_frame(now, track, time, data)
+                    .then_some(*id)
+            })
             .collect()
     }
 
@@ -1279,33 +1342,38 @@ impl MediaActor {
                         events.push(MediaEvent::LinkConnected { link: *id });
                     }
                     LinkOutput::Frame {
-                        kind,
+                        track,
                         rtp_time,
                         data,
                         ..
                     } if state.local_source => {
                         self.scratch.frames_out.push(FrameOut {
                             to: None,
-                            kind,
+                            track,
                             rtp_time,
                             data,
                         });
                     }
                     LinkOutput::Frame {
-                        kind,
+                        track,
                         rtp_time,
                         contiguous,
                         data,
                     } => {
-                        if let Some(route) = self.playback_routes.get(id)
-                            && let Some(mid) = match kind {
-                                MediaKind::Audio => Some(route.audio),
-                                MediaKind::Video => route.video,
+                        let shown_on = match track {
+                            Track::Microphone => {
+                                self.playback_routes.get(id).map(|r| (r.playback, r.audio))
                             }
-                        {
+                            Track::Camera => self
+                                .playback_routes
+                                .get(id)
+                                .and_then(|r| Some((r.playback, r.video?))),
+                            Track::Screen => self.screen_routes.get(id).copied(),
+                        };
+                        if let Some(to) = shown_on {
                             self.scratch.frames_out.push(FrameOut {
-                                to: Some((route.playback, mid)),
-                                kind,
+                                to: Some(to),
+                                track,
                                 rtp_time,
                                 data: data.clone(),
                             });
@@ -1313,7 +1381,8 @@ impl MediaActor {
                         events.push(MediaEvent::Frame {
                             link: *id,
                             frame: ReceivedFrame {
-                                kind,
+                                kind: track.kind(),
+                                track,
                                 rtp_time,
                                 contiguous,
                                 data,
@@ -1343,7 +1412,7 @@ impl MediaActor {
     ) {
         for (from, output) in relayed.drain(..) {
             match output {
-                LinkOutput::Packet { kind, packet } => {
+                LinkOutput::Packet { track, packet } => {
                     let Some(children) = self.forwarding.get(&from) else {
                         continue;
                     };
@@ -1352,7 +1421,7 @@ impl MediaActor {
                         let sent = self
                             .links
                             .get_mut(child)
-                            .is_some_and(|state| state.link.write_packet(kind, &packet));
+                            .is_some_and(|state| state.link.write_packet(track, &packet));
                         if sent {
                             self.relay.packets_forwarded += 1;
                             self.relay.bytes_forwarded += packet.payload.len() as u64;
@@ -1374,27 +1443,41 @@ impl MediaActor {
                         .playback_routes
                         .iter()
                         .find(|(_, route)| route.playback == from && route.video == Some(mid))
-                        .map(|(source, _)| *source);
+                        .map(|(source, _)| (*source, Track::Camera));
+                    let screen = self
+                        .screen_routes
+                        .iter()
+                        .find(|(_, route)| **route == (from, mid))
+                        .map(|(source, _)| (*source, Track::Screen));
+                    // The track asked about: as this link sends it (a relayed or local stream).
+                    let sent = self
+                        .links
+                        .get(&from)
+                        .and_then(|state| state.link.send_track(mid))
+                        .unwrap_or(Track::Camera);
                     // A relayed stream's keyframes come from upstream; a remote member's shown
-                    // in the browser from its link; this node's own from its local sources
-                    // (the browser encodes only when asked).
-                    let sources: Vec<LinkId> = match upstream.or(shown) {
-                        Some(source) => vec![source],
-                        None => self
-                            .links
-                            .iter()
-                            .filter(|(_, state)| state.local_source)
-                            .map(|(id, _)| *id)
-                            .collect(),
-                    };
-                    for id in sources {
+                    // in the browser from its link; this node's own from the local source
+                    // sending that track (the browser encodes only when asked).
+                    let sources: Vec<(LinkId, Track)> =
+                        match upstream.map(|up| (up, sent)).or(shown).or(screen) {
+                            Some(source) => vec![source],
+                            None => self
+                                .links
+                                .iter()
+                                .filter(|(_, state)| {
+                                    state.local_source && state.link.receives(sent)
+                                })
+                                .map(|(id, _)| (*id, sent))
+                                .collect(),
+                        };
+                    for (id, track) in sources {
                         let Some(state) = self.links.get_mut(&id) else {
                             continue;
                         };
                         if upstream.is_some() {
                             self.relay.keyframe_requests += 1;
                         }
-                        state.link.request_keyframe(now);
+                        state.link.request_keyframe(now, track);
                         if !written.contains(&id) {
                             written.push(id);
                         }

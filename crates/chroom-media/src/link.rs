@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chroom_types::{LinkId, LinkMode, MediaKind};
+use chroom_types::{LinkId, LinkMode, MediaKind, Track};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaTime, Mid, Pt};
 use str0m::rtp::{RtpPacket, RtpWrite};
@@ -24,14 +24,14 @@ pub(crate) enum LinkOutput {
     },
     Connected,
     Frame {
-        kind: MediaKind,
+        track: Track,
         rtp_time: u64,
         contiguous: bool,
         data: Arc<[u8]>,
     },
     /// An RTP packet (links in [`LinkMode::Packets`]), to forward as it is.
     Packet {
-        kind: MediaKind,
+        track: Track,
         packet: Box<RtpPacket>,
     },
     /// The peer asked for a keyframe of the stream on `mid`.
@@ -47,9 +47,12 @@ pub(crate) struct Link {
     rtc: Rtc,
     mode: LinkMode,
     connected: bool,
-    send_mids: HashMap<MediaKind, Mid>,
-    recv_mids: HashMap<Mid, MediaKind>,
-    last_keyframe_request: Option<Instant>,
+    send_mids: HashMap<Track, Mid>,
+    recv_mids: HashMap<Mid, Track>,
+    /// What a video m-line the peer added without naming its track carries (a browser's
+    /// m-lines have random track ids).
+    unnamed_video: Track,
+    last_keyframe_request: HashMap<Track, Instant>,
     /// Shortest gap between two keyframe requests sent on this link.
     keyframe_interval: Duration,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
@@ -65,7 +68,8 @@ impl Link {
             connected: false,
             send_mids: HashMap::new(),
             recv_mids: HashMap::new(),
-            last_keyframe_request: None,
+            unnamed_video: Track::Camera,
+            last_keyframe_request: HashMap::new(),
             keyframe_interval: KEYFRAME_REQUEST_INTERVAL,
             failure: None,
         }
@@ -73,8 +77,26 @@ impl Link {
 
     /// Records a receive m-line this side added to its own offer (str0m reports `MediaAdded`
     /// only for m-lines the remote added).
-    pub(crate) fn expect_receive(&mut self, mid: Mid, kind: MediaKind) {
-        self.recv_mids.insert(mid, kind);
+    pub(crate) fn expect_receive(&mut self, mid: Mid, track: Track) {
+        self.recv_mids.insert(mid, track);
+    }
+
+    /// Sets what video m-lines the peer adds without naming their track carry.
+    pub(crate) fn set_unnamed_video(&mut self, track: Track) {
+        self.unnamed_video = track;
+    }
+
+    /// Whether this link receives `track`.
+    pub(crate) fn receives(&self, track: Track) -> bool {
+        self.recv_mids.values().any(|received| *received == track)
+    }
+
+    /// The track this link sends on `mid`, if it sends on it.
+    pub(crate) fn send_track(&self, mid: Mid) -> Option<Track> {
+        self.send_mids
+            .iter()
+            .find(|(_, sent)| **sent == mid)
+            .map(|(track, _)| *track)
     }
 
     /// Sets the shortest gap between two keyframe requests on this link.
@@ -83,8 +105,8 @@ impl Link {
     }
 
     /// Records a send m-line this side added to its own offer.
-    pub(crate) fn expect_send(&mut self, mid: Mid, kind: MediaKind) {
-        self.send_mids.insert(kind, mid);
+    pub(crate) fn expect_send(&mut self, mid: Mid, track: Track) {
+        self.send_mids.insert(track, mid);
     }
 
     pub(crate) fn rtc_mut(&mut self) -> &mut Rtc {
@@ -112,19 +134,19 @@ impl Link {
         }
     }
 
-    /// Writes one frame to this link if it sends `kind` and is connected. Returns whether the
+    /// Writes one frame to this link if it sends `track` and is connected. Returns whether the
     /// frame was handed to str0m.
     pub(crate) fn write_frame(
         &mut self,
         now: Instant,
-        kind: MediaKind,
+        track: Track,
         rtp_time: MediaTime,
         data: &Arc<[u8]>,
     ) -> bool {
-        let Some(&mid) = self.send_mids.get(&kind) else {
+        let Some(&mid) = self.send_mids.get(&track) else {
             return false;
         };
-        self.write_frame_on(now, mid, kind, rtp_time, data)
+        self.write_frame_on(now, mid, track.kind(), rtp_time, data)
     }
 
     /// Writes one frame on the m-line `mid` (which must send `kind`'s codec), if connected.
@@ -175,13 +197,14 @@ impl Link {
     /// Forwards an RTP packet received on another link, keeping its sequence number and RTP
     /// time (so every hop of a relay tree numbers packets alike, and a child that changes
     /// parent sees no jump). Returns whether str0m took it.
-    pub(crate) fn write_packet(&mut self, kind: MediaKind, packet: &RtpPacket) -> bool {
+    pub(crate) fn write_packet(&mut self, track: Track, packet: &RtpPacket) -> bool {
         if !self.connected || self.failure.is_some() || self.mode != LinkMode::Packets {
             return false;
         }
-        let Some(&mid) = self.send_mids.get(&kind) else {
+        let Some(&mid) = self.send_mids.get(&track) else {
             return false;
         };
+        let kind = track.kind();
         let Some(pt) = self.send_pt(mid, kind) else {
             return false;
         };
@@ -225,27 +248,28 @@ impl Link {
             .map(|p| p.pt())
     }
 
-    /// Asks the peer for a keyframe, at most once per keyframe interval
+    /// Asks the peer for a keyframe of `track`, at most once per keyframe interval
     /// ([`KEYFRAME_REQUEST_INTERVAL`] unless set): requests from many children are merged
     /// into one upstream.
-    pub(crate) fn request_keyframe(&mut self, now: Instant) {
+    pub(crate) fn request_keyframe(&mut self, now: Instant, track: Track) {
         if self
             .last_keyframe_request
-            .is_some_and(|at| now.saturating_duration_since(at) < self.keyframe_interval)
+            .get(&track)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.keyframe_interval)
         {
             return;
         }
-        self.request_keyframe_now(now);
+        self.request_keyframe_now(now, track);
     }
 
     /// Asks the peer for a keyframe whatever the rate limit: for a new viewer of this stream,
     /// which cannot show anything until one comes (a request merged away just before it
     /// arrived would leave it black for the rest of the interval).
-    pub(crate) fn request_keyframe_now(&mut self, now: Instant) {
+    pub(crate) fn request_keyframe_now(&mut self, now: Instant, track: Track) {
         let Some(mid) = self
             .recv_mids
             .iter()
-            .find(|(_, kind)| **kind == MediaKind::Video)
+            .find(|(_, received)| **received == track)
             .map(|(mid, _)| *mid)
         else {
             return;
@@ -269,7 +293,7 @@ impl Link {
             }
         };
         if requested {
-            self.last_keyframe_request = Some(now);
+            self.last_keyframe_request.insert(track, now);
         }
     }
 
@@ -309,7 +333,9 @@ impl Link {
                 out.push(LinkOutput::Connected);
                 // A subscriber can only decode from a keyframe: ask for one right away instead of
                 // waiting for the sender's next periodic keyframe.
-                self.request_keyframe(now);
+                for track in [Track::Camera, Track::Screen] {
+                    self.request_keyframe(now, track);
+                }
             }
             Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
                 self.fail("ice disconnected".into());
@@ -320,11 +346,20 @@ impl Link {
                     str0m::media::MediaKind::Audio => MediaKind::Audio,
                     str0m::media::MediaKind::Video => MediaKind::Video,
                 };
+                let named = self
+                    .rtc
+                    .media(added.mid)
+                    .and_then(|media| Track::from_name(media.track_id()))
+                    .filter(|track| track.kind() == kind);
+                let track = named.unwrap_or(match kind {
+                    MediaKind::Audio => Track::Microphone,
+                    MediaKind::Video => self.unnamed_video,
+                });
                 if matches!(added.direction, Direction::SendOnly | Direction::SendRecv) {
-                    self.send_mids.insert(kind, added.mid);
+                    self.send_mids.insert(track, added.mid);
                 }
                 if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) {
-                    self.recv_mids.insert(added.mid, kind);
+                    self.recv_mids.insert(added.mid, track);
                 }
             }
             Event::RtpPacket(packet) => {
@@ -342,8 +377,9 @@ impl Link {
                 } else {
                     MediaKind::Video
                 };
+                let track = self.received_track(packet.header.ext_vals.mid, kind);
                 out.push(LinkOutput::Packet {
-                    kind,
+                    track,
                     packet: Box::new(packet),
                 });
             }
@@ -357,11 +393,12 @@ impl Link {
                 } else {
                     MediaKind::Video
                 };
+                let track = self.received_track(Some(data.mid), kind);
                 if !data.contiguous && kind == MediaKind::Video {
-                    self.request_keyframe(now);
+                    self.request_keyframe(now, track);
                 }
                 out.push(LinkOutput::Frame {
-                    kind,
+                    track,
                     rtp_time: data.time.numer(),
                     contiguous: data.contiguous,
                     data: data.data,
@@ -369,6 +406,13 @@ impl Link {
             }
             _ => {}
         }
+    }
+
+    /// The track arriving on `mid`: as negotiated, else the main one of `kind`.
+    fn received_track(&self, mid: Option<Mid>, kind: MediaKind) -> Track {
+        mid.and_then(|mid| self.recv_mids.get(&mid).copied())
+            .filter(|track| track.kind() == kind)
+            .unwrap_or(Track::main(kind))
     }
 
     pub(crate) fn close(&mut self) {

@@ -22,7 +22,7 @@ use chroom_proto::{
 };
 use chroom_registry::{AccessRead, RegistryActor, RegistryClient, RegistryEvent, RegistryHandle};
 use chroom_room::follower::{FollowerConfig, Freshness};
-use chroom_room::roster::{PRESENCE_INTERVAL, Roster};
+use chroom_room::roster::{Beat, PRESENCE_INTERVAL, Roster};
 use chroom_room::{
     AccessFacts, AccessPolicy, GossipId, GossipVerdict, InboundId, Output, Participation,
     RoomEvent, RoomSession, SessionConfig, SubscribeFailure, SubscribeId,
@@ -30,7 +30,7 @@ use chroom_room::{
 use chroom_store::Store;
 use chroom_types::{
     Account, Action, IdentityBinding, LinkId, LinkMode, MediaKind, Membership, NodeId, Role,
-    RoomId, RoomKind, RoomName,
+    RoomId, RoomKind, RoomName, Track,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -80,6 +80,8 @@ pub struct Participant {
     pub role: Option<Role>,
     /// This node itself.
     pub is_self: bool,
+    /// It shares a screen.
+    pub sharing_screen: bool,
 }
 
 /// Chat lines kept for receivers that fall behind; older ones are skipped for them.
@@ -128,6 +130,11 @@ enum DriverCommand {
     Tree {
         room: RoomId,
         reply: oneshot::Sender<TreePosition>,
+    },
+    ShareScreen {
+        room: RoomId,
+        sharing: bool,
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -291,6 +298,7 @@ impl RunningNode {
             peer_bindings: HashMap::new(),
             roster: Roster::default(),
             present_in: HashSet::new(),
+            sharing_screen: HashSet::new(),
             local_peer: peer_id,
         };
         let span =
@@ -434,13 +442,15 @@ impl NodeHandle {
         self.account
     }
 
-    /// Answers the user's browser's offer to send its camera, microphone or screen to this node,
-    /// which sends them on to every member subscribed to it.
+    /// Answers the user's browser's offer to send its camera and microphone, or (`video` being
+    /// [`Track::Screen`]) a shared screen, to this node, which sends them on to every member
+    /// linked to it.
     pub async fn accept_browser_media(
         &self,
         offer_sdp: String,
+        video: Track,
     ) -> anyhow::Result<(LinkId, String)> {
-        Ok(self.media.accept_source_offer(offer_sdp).await?)
+        Ok(self.media.accept_source_offer(offer_sdp, video).await?)
     }
 
     /// Closes a link to the user's browser.
@@ -471,6 +481,23 @@ impl NodeHandle {
     /// browser's `playback` link; `None` empties the slot.
     pub async fn play_in_browser(&self, playback: LinkId, slot: usize, source: Option<LinkId>) {
         self.media.play(playback, slot, source).await;
+    }
+
+    /// Tells `room`'s members whether this node's user shares a screen there (on the links'
+    /// screen m-line, fed by [`Self::accept_browser_media`] with [`Track::Screen`]).
+    pub async fn share_screen(&self, room: RoomId, sharing: bool) -> anyhow::Result<()> {
+        self.ask(|done| DriverCommand::ShareScreen {
+            room,
+            sharing,
+            done,
+        })
+        .await
+    }
+
+    /// Shows the screen shared on `source` (a link from a member) in the browser's `playback`
+    /// link; `None` shows none.
+    pub async fn show_screen_in_browser(&self, playback: LinkId, source: Option<LinkId>) {
+        self.media.show_screen(playback, source).await;
     }
 
     /// The members this node receives from in `room`, and over which link.
@@ -593,14 +620,17 @@ impl NodeHandle {
         Ok(())
     }
 
-    /// Sends a local frame to every subscriber of this node.
+    /// Sends a local frame, as the main track of its kind, to every subscriber of this node.
     pub async fn send_frame(
         &self,
         kind: MediaKind,
         rtp_time: u64,
         data: Arc<[u8]>,
     ) -> anyhow::Result<()> {
-        Ok(self.media.send_frame(kind, rtp_time, data).await?)
+        Ok(self
+            .media
+            .send_frame(Track::main(kind), rtp_time, data)
+            .await?)
     }
 
     /// Writes `text` in `room`'s chat (joined first), signed with this node's account binding.
@@ -715,6 +745,8 @@ struct Driver {
     /// Rooms this node announces its presence in (every room it takes part in as a person, not
     /// as a relayer).
     present_in: HashSet<RoomId>,
+    /// Rooms this node's user shares a screen in.
+    sharing_screen: HashSet<RoomId>,
     local_peer: PeerId,
 }
 
@@ -844,6 +876,7 @@ impl Driver {
             DriverCommand::Leave { room, done } => {
                 self.session.leave(Instant::now(), room);
                 self.roster.forget_room(room);
+                self.sharing_screen.remove(&room);
                 if !self.present_in.remove(&room) {
                     let _ = done.send(());
                     return;
@@ -884,6 +917,22 @@ impl Driver {
                     parent: self.session.tree_parent(room),
                     children: self.session.tree_children(room),
                 });
+            }
+            DriverCommand::ShareScreen {
+                room,
+                sharing,
+                done,
+            } => {
+                let changed = if sharing {
+                    self.sharing_screen.insert(room)
+                } else {
+                    self.sharing_screen.remove(&room)
+                };
+                // Members learn at once, not at the next beat.
+                if changed && self.present_in.contains(&room) {
+                    self.announce_presence(room, false, None);
+                }
+                let _ = done.send(());
             }
             DriverCommand::Stats(reply) => {
                 let mut stats = self.stats.clone();
@@ -1254,7 +1303,14 @@ impl Driver {
         leaving: bool,
         done: Option<oneshot::Sender<()>>,
     ) {
-        let message = self.room_message(room, RoomMessageBody::Presence { leaving });
+        let sharing_screen = !leaving && self.sharing_screen.contains(&room);
+        let message = self.room_message(
+            room,
+            RoomMessageBody::Presence {
+                leaving,
+                sharing_screen,
+            },
+        );
         let net = self.net.clone();
         tokio::spawn(async move {
             if let Err(e) = net.publish(room, encode_room_message(&message)).await {
@@ -1283,6 +1339,7 @@ impl Driver {
                 account,
                 role: role_of(account),
                 is_self: true,
+                sharing_screen: self.sharing_screen.contains(&room),
             });
         }
         participants.extend(
@@ -1294,6 +1351,7 @@ impl Driver {
                     account: present.account,
                     role: role_of(present.account),
                     is_self: false,
+                    sharing_screen: present.sharing_screen,
                 }),
         );
         participants
@@ -1320,16 +1378,18 @@ impl Driver {
                 self.report_gossip(pending.message, GossipAcceptance::Accept);
                 let text = match pending.decoded.body {
                     RoomMessageBody::Chat { text } => text,
-                    RoomMessageBody::Presence { leaving } => {
+                    RoomMessageBody::Presence {
+                        leaving,
+                        sharing_screen,
+                    } => {
                         let now = Instant::now();
                         let room = pending.decoded.room;
-                        let changed = self.roster.handle_presence(
-                            now,
-                            room,
-                            pending.author,
-                            pending.account,
+                        let beat = Beat {
+                            account: pending.account,
                             leaving,
-                        );
+                            sharing_screen,
+                        };
+                        let changed = self.roster.handle_presence(now, room, pending.author, beat);
                         if leaving {
                             self.session.handle_member_left(now, room, pending.author);
                         } else if changed {
@@ -1548,7 +1608,14 @@ async fn subscribe(
     binding: Option<IdentityBinding>,
 ) -> (Result<LinkId, SubscribeFailure>, Option<IdentityBinding>) {
     let failed = |e: &dyn std::fmt::Display| SubscribeFailure::Failed(e.to_string());
-    let (link, offer_sdp) = match media.create_offer(receive, send, mode).await {
+    // Links between members (whole frames) carry a screen m-line beside the camera's; the
+    // broadcast tree forwards the main tracks only.
+    let screen = mode == LinkMode::Frames;
+    let (receive, send) = (
+        Track::carrying(receive, screen),
+        Track::carrying(send, screen),
+    );
+    let (link, offer_sdp) = match media.create_offer(&receive, &send, mode).await {
         Ok(offer) => offer,
         Err(e) => return (Err(failed(&e)), None),
     };

@@ -24,7 +24,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chroom_room::Participation;
-use chroom_types::{Action, LinkId, MediaKind, Membership, Role, RoomId, RoomKind, RoomName};
+use chroom_types::{
+    Action, LinkId, MediaKind, Membership, Role, RoomId, RoomKind, RoomName, Track,
+};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -158,6 +160,7 @@ fn participant_view(p: &Participant) -> ParticipantView {
         account: p.account.map(|a| a.to_string()),
         role: p.role.map(role_name),
         is_self: p.is_self,
+        sharing_screen: p.sharing_screen,
     }
 }
 
@@ -189,16 +192,22 @@ struct PageSession {
     node: NodeHandle,
     pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
     room: Option<RoomName>,
+    /// `room`'s kind, from the registry check on joining.
+    kind: Option<RoomKind>,
     /// This node's role in `room`, from the registry check on joining.
     own_role: Option<Role>,
     /// Whether this node may send media in `room`.
     may_publish: bool,
     /// The link carrying the page's camera and microphone.
     media_link: Option<LinkId>,
+    /// The link carrying the page's shared screen.
+    screen_link: Option<LinkId>,
     /// The link showing the other members in the page.
     playback_link: Option<LinkId>,
     /// Who each playback slot shows: the member and the link its media arrives on.
     slots: Vec<Option<(PeerId, LinkId)>>,
+    /// Whose shared screen the playback link shows, and the link it arrives on.
+    screen_shown: Option<(PeerId, LinkId)>,
     /// The participant list last sent, to send only changes.
     shown: Vec<ParticipantView>,
 }
@@ -210,11 +219,14 @@ impl PageSession {
             node: web.node,
             pages_in: web.pages_in,
             room: None,
+            kind: None,
             own_role: None,
             may_publish: false,
             media_link: None,
+            screen_link: None,
             playback_link: None,
             slots: Vec::new(),
+            screen_shown: None,
             shown: Vec::new(),
         }
     }
@@ -286,7 +298,12 @@ impl PageSession {
                 self.send(&ServerMessage::Left).await
             }
             ClientMessage::Chat { text } => self.chat(text).await,
-            ClientMessage::Publish { sdp } => self.publish(sdp).await,
+            ClientMessage::Publish { sdp } => self.publish(sdp, Track::Camera).await,
+            ClientMessage::ShareScreen { sdp } => self.publish(sdp, Track::Screen).await,
+            ClientMessage::StopScreen => {
+                self.stop_screen().await;
+                Ok(())
+            }
             ClientMessage::PlaybackAnswer { sdp } => {
                 let Some(link) = self.playback_link else {
                     return self
@@ -313,6 +330,7 @@ impl PageSession {
         };
         self.playback_link = Some(offer.link);
         self.slots = vec![None; offer.slots.len()];
+        self.screen_shown = None;
         let message = ServerMessage::PlaybackOffer {
             sdp: offer.sdp,
             slots: offer
@@ -323,6 +341,7 @@ impl PageSession {
                     video_mid: slot.video_mid,
                 })
                 .collect(),
+            screen_mid: offer.screen_mid,
         };
         self.send(&message).await
     }
@@ -346,7 +365,7 @@ impl PageSession {
                 changed = true;
             }
         }
-        for source in receiving {
+        for &source in &receiving {
             if self.slots.contains(&Some(source)) {
                 continue;
             }
@@ -365,6 +384,24 @@ impl PageSession {
                 .await;
             changed = true;
         }
+        // One shared screen is shown: the first other member sharing one.
+        let screen = self
+            .shown
+            .iter()
+            .filter(|p| p.sharing_screen && !p.is_self)
+            .find_map(|p| {
+                receiving
+                    .iter()
+                    .find(|(peer, _)| peer.to_base58() == p.peer_id)
+                    .copied()
+            });
+        if screen != self.screen_shown {
+            self.screen_shown = screen;
+            self.node
+                .show_screen_in_browser(playback, screen.map(|(_, link)| link))
+                .await;
+            changed = true;
+        }
         if !changed {
             return Ok(());
         }
@@ -373,28 +410,58 @@ impl PageSession {
             .iter()
             .map(|s| s.map(|(peer, _)| peer.to_base58()))
             .collect();
-        self.send(&ServerMessage::Slots { peers }).await
+        let screen = screen.map(|(peer, _)| peer.to_base58());
+        self.send(&ServerMessage::Slots { peers, screen }).await
     }
 
-    async fn publish(&mut self, sdp: String) -> Result<(), Closed> {
-        if self.room.is_none() {
+    /// Takes the page's offer to send its camera and microphone (`video` being
+    /// [`Track::Camera`]) or its screen, replacing what it sent before.
+    async fn publish(&mut self, sdp: String, video: Track) -> Result<(), Closed> {
+        let Some(room) = self.room.as_ref().map(RoomName::id) else {
             return self.error("join a room before sending media").await;
-        }
+        };
         if !self.may_publish {
             return self
                 .error("your role in this room does not let you send media")
                 .await;
         }
-        if let Some(link) = self.media_link.take() {
+        let sharing = video == Track::Screen;
+        if sharing && self.kind == Some(RoomKind::AudioSpace) {
+            return self
+                .error("audio spaces carry no video: there is no screen to share")
+                .await;
+        }
+        let slot = if sharing {
+            &mut self.screen_link
+        } else {
+            &mut self.media_link
+        };
+        if let Some(link) = slot.take() {
             self.node.close_browser_media(link).await;
         }
-        match self.node.accept_browser_media(sdp).await {
-            Ok((link, answer)) => {
-                self.media_link = Some(link);
-                self.send(&ServerMessage::PublishAnswer { sdp: answer })
-                    .await
-            }
-            Err(e) => self.error(format!("cannot send media: {e:#}")).await,
+        let (link, sdp) = match self.node.accept_browser_media(sdp, video).await {
+            Ok(accepted) => accepted,
+            Err(e) => return self.error(format!("cannot send media: {e:#}")).await,
+        };
+        if !sharing {
+            self.media_link = Some(link);
+            return self.send(&ServerMessage::PublishAnswer { sdp }).await;
+        }
+        self.screen_link = Some(link);
+        if self.node.share_screen(room, true).await.is_err() {
+            return Err(Closed);
+        }
+        self.send(&ServerMessage::ScreenAnswer { sdp }).await
+    }
+
+    async fn stop_screen(&mut self) {
+        let Some(link) = self.screen_link.take() else {
+            return;
+        };
+        self.node.close_browser_media(link).await;
+        if let Some(room) = &self.room {
+            // A stopped node has nobody to tell.
+            let _ = self.node.share_screen(room.id(), false).await;
         }
     }
 
@@ -444,6 +511,7 @@ impl PageSession {
         *self.pages().entry(room.id()).or_default() += 1;
         tracing::info!(room = %room.as_str(), "page joined room");
         self.room = Some(room.clone());
+        self.kind = access.kind;
         self.own_role = access.role;
         self.may_publish = may_publish && access.kind != Some(RoomKind::Broadcast);
         self.shown.clear();
@@ -549,6 +617,7 @@ impl PageSession {
     }
 
     async fn leave_room(&mut self) {
+        self.stop_screen().await;
         for link in [self.media_link.take(), self.playback_link.take()]
             .into_iter()
             .flatten()
@@ -556,6 +625,7 @@ impl PageSession {
             self.node.close_browser_media(link).await;
         }
         self.slots.clear();
+        self.screen_shown = None;
         let Some(room) = self.room.take() else {
             return;
         };

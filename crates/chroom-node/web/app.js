@@ -15,6 +15,10 @@ const state = {
   slots: [], // per slot: { audioMid, videoMid }
   slotPeers: [], // per slot: the PeerId shown, or null
   tracks: new Map(), // mid -> MediaStreamTrack
+  screenMid: null, // the playback m-line showing a member's shared screen
+  screenPeer: null, // whose screen it shows, or null
+  screen: null, // this page's shared screen (MediaStream)
+  screenPc: null, // the RTCPeerConnection sending it to the node
 };
 
 function short(text) {
@@ -78,17 +82,24 @@ function handle(message) {
       showError("");
       enterCall(message);
       if (message.may_publish) startPublishing(message.kind === "audio_space");
+      $("share-screen").hidden = !message.may_publish || message.kind === "audio_space";
       break;
     case "playback_offer":
       startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
       break;
     case "slots":
       state.slotPeers = message.peers;
+      state.screenPeer = message.screen ?? null;
       renderGrid();
       break;
     case "publish_answer":
       state.publishPc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
         showError(`the node's answer was refused: ${e.message}`);
+      });
+      break;
+    case "screen_answer":
+      state.screenPc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
+        showError(`the node's answer to the screen share was refused: ${e.message}`);
       });
       break;
     case "left":
@@ -154,6 +165,53 @@ async function startPublishing(audioOnly) {
   }
 }
 
+// Shares a screen or window with the room: a second link to the node, video only. The
+// browser's own "stop sharing" ends it too.
+async function startScreenShare() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+  } catch (error) {
+    if (error.name !== "NotAllowedError") showError(`cannot share the screen: ${error.message}`);
+    return;
+  }
+  const [track] = stream.getVideoTracks();
+  // Text must stay legible: lower the frame rate, never the resolution.
+  track.contentHint = "detail";
+  track.addEventListener("ended", () => stopScreenShare());
+  state.screen = stream;
+  const pc = new RTCPeerConnection();
+  state.screenPc = pc;
+  pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  setPressed($("share-screen"), true, "Stop sharing");
+  renderGrid();
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    send({ type: "share_screen", sdp: pc.localDescription.sdp });
+  } catch (error) {
+    showError(`cannot share the screen: ${error.message}`);
+    stopScreenShare();
+  }
+}
+
+// Stops sharing; tells the node unless the call is over anyway.
+function stopScreenShare({ tellNode = true } = {}) {
+  if (!state.screen) return;
+  state.screenPc?.close();
+  state.screenPc = null;
+  state.screen.getTracks().forEach((track) => track.stop());
+  state.screen = null;
+  if (tellNode) send({ type: "stop_screen" });
+  setPressed($("share-screen"), false, "Share screen");
+  renderGrid();
+}
+
+function setPressed(button, pressed, label) {
+  button.setAttribute("aria-pressed", String(pressed));
+  button.textContent = label;
+}
+
 // Waits (up to 2 s) for ICE gathering, so the offer carries this browser's candidates.
 function gathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -167,10 +225,12 @@ function gathered(pc) {
 }
 
 // The node offers one audio and one video m-line per slot; each slot shows one member.
-async function startPlayback({ sdp, slots }) {
+async function startPlayback({ sdp, slots, screen_mid }) {
   state.playbackPc?.close();
   state.tracks.clear();
   state.slots = slots.map((s) => ({ audioMid: s.audio_mid, videoMid: s.video_mid ?? null }));
+  state.screenMid = screen_mid ?? null;
+  state.screenPeer = null;
   const pc = new RTCPeerConnection();
   state.playbackPc = pc;
   pc.addEventListener("track", (event) => {
@@ -197,6 +257,7 @@ function stopPlayback() {
   state.playbackPc = null;
   state.tracks.clear();
   state.slotPeers = [];
+  state.screenPeer = null;
 }
 
 // Mutes or unmutes the page's tracks of `kind`: a disabled track sends silence or black, so
@@ -206,13 +267,14 @@ function toggle(kind, button, [onLabel, offLabel]) {
   if (!tracks?.length) return;
   const enabled = !tracks[0].enabled;
   tracks.forEach((track) => (track.enabled = enabled));
-  button.setAttribute("aria-pressed", String(!enabled));
-  button.textContent = enabled ? onLabel : offLabel;
+  setPressed(button, !enabled, enabled ? onLabel : offLabel);
 }
 
 function stopPublishing() {
+  stopScreenShare({ tellNode: false });
   $("toggle-mic").hidden = true;
   $("toggle-camera").hidden = true;
+  $("share-screen").hidden = true;
   state.publishPc?.close();
   state.publishPc = null;
   state.local?.getTracks().forEach((track) => track.stop());
@@ -225,6 +287,7 @@ function leaveCall() {
   state.room = null;
   state.participants = [];
   renderParticipants();
+  $("messages").replaceChildren();
   $("call").hidden = true;
   $("lobby").hidden = false;
   history.replaceState(null, "", "/");
@@ -294,6 +357,33 @@ function renderGrid() {
   });
   grid.replaceChildren(...tiles);
   grid.dataset.count = String(tiles.length);
+  renderPresentation();
+}
+
+// A shared screen takes the stage: another member's if one is shown, else this page's own.
+function renderPresentation() {
+  const remote = state.screenPeer && state.tracks.get(state.screenMid);
+  const stream = remote ? new MediaStream([remote]) : state.screen;
+  const figure = $("presentation");
+  const video = $("presentation-video");
+  figure.hidden = !stream;
+  $("call").querySelector(".stage").classList.toggle("presenting", Boolean(stream));
+  if (!stream) {
+    video.srcObject = null;
+    delete video.dataset.tracks;
+    delete figure.dataset.peer;
+    return;
+  }
+  const presenter = remote ? state.participants.find((p) => p.peer_id === state.screenPeer) : null;
+  $("presentation-label").textContent = remote
+    ? `${presenter ? displayName(presenter) : `node ${short(state.screenPeer)}`} is presenting`
+    : "You are presenting";
+  figure.dataset.peer = remote ? state.screenPeer : (state.self?.peerId ?? "");
+  const key = stream.getTracks().map((t) => t.id).join(",");
+  if (video.dataset.tracks !== key) {
+    video.dataset.tracks = key;
+    video.srcObject = stream;
+  }
 }
 
 // Puts `stream` in the tile's video element (made once; replaced when the stream changes), or
@@ -366,6 +456,8 @@ $("toggle-mic").addEventListener("click", (e) => toggle("audio", e.currentTarget
 $("toggle-camera").addEventListener("click", (e) =>
   toggle("video", e.currentTarget, ["Stop video", "Start video"]),
 );
+
+$("share-screen").addEventListener("click", () => (state.screen ? stopScreenShare() : startScreenShare()));
 
 $("copy-link").addEventListener("click", async () => {
   try {

@@ -55,6 +55,13 @@ pub enum ClientMessage {
         /// The answer.
         sdp: String,
     },
+    /// Share the page's screen with the room: an SDP offer with one send-only video m-line.
+    ShareScreen {
+        /// The offer.
+        sdp: String,
+    },
+    /// Stop sharing the screen.
+    StopScreen,
 }
 
 /// What the node tells a page.
@@ -108,6 +115,11 @@ pub enum ServerMessage {
         /// The answer.
         sdp: String,
     },
+    /// The node's answer to a [`ClientMessage::ShareScreen`] offer.
+    ScreenAnswer {
+        /// The answer.
+        sdp: String,
+    },
     /// The node offers to send the page the other members' media: one audio and one video
     /// m-line per slot; [`ServerMessage::Slots`] says who is shown in which.
     PlaybackOffer {
@@ -115,11 +127,16 @@ pub enum ServerMessage {
         sdp: String,
         /// Each slot's m-lines.
         slots: Vec<SlotView>,
+        /// The m-line showing a member's shared screen; absent in audio-only rooms.
+        screen_mid: Option<String>,
     },
-    /// Which member each playback slot shows (`null`: nobody), by PeerId.
+    /// Which member each playback slot shows (`null`: nobody), by PeerId, and whose shared
+    /// screen the screen m-line shows.
     Slots {
         /// One entry per slot.
         peers: Vec<Option<String>>,
+        /// The member whose screen is shown, if anyone's.
+        screen: Option<String>,
     },
     /// A request could not be carried out; `message` says why, for people.
     Error {
@@ -148,6 +165,8 @@ pub struct ParticipantView {
     pub role: Option<&'static str>,
     /// This node.
     pub is_self: bool,
+    /// It shares a screen.
+    pub sharing_screen: bool,
 }
 
 #[cfg(test)]
@@ -165,6 +184,10 @@ mod tests {
         assert_eq!(
             decode_page_request(r#"{"type":"leave"}"#),
             Ok(ClientMessage::Leave)
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"stop_screen"}"#),
+            Ok(ClientMessage::StopScreen)
         );
         for bad in [
             "",

@@ -33,6 +33,8 @@ pub enum RoomMessageBody {
     Presence {
         /// The author is leaving.
         leaving: bool,
+        /// The author is sharing a screen (on its links' screen m-line).
+        sharing_screen: bool,
     },
 }
 
@@ -56,6 +58,7 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
         }
         Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence {
             leaving: presence.leaving,
+            sharing_screen: presence.sharing_screen,
         },
         None => {
             return Err(DecodeError::MissingKind {
@@ -77,9 +80,13 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
         RoomMessageBody::Chat { text } => {
             pb::room_message::Body::Chat(pb::Chat { text: text.clone() })
         }
-        RoomMessageBody::Presence { leaving } => {
-            pb::room_message::Body::Presence(pb::Presence { leaving: *leaving })
-        }
+        RoomMessageBody::Presence {
+            leaving,
+            sharing_screen,
+        } => pb::room_message::Body::Presence(pb::Presence {
+            leaving: *leaving,
+            sharing_screen: *sharing_screen,
+        }),
     };
     pb::RoomMessage {
         room_id: Bytes::copy_from_slice(message.room.as_bytes()),

@@ -19,6 +19,19 @@ pub struct Present {
     pub account: Option<Account>,
     /// When it was last heard.
     pub last_seen: Instant,
+    /// Its last beat said it shares a screen.
+    pub sharing_screen: bool,
+}
+
+/// What a presence beat says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Beat {
+    /// The account its author proved, if any.
+    pub account: Option<Account>,
+    /// The author is leaving the room.
+    pub leaving: bool,
+    /// The author is sharing a screen.
+    pub sharing_screen: bool,
 }
 
 /// The members present in each room. Sans-IO: time is an input.
@@ -37,26 +50,20 @@ impl<P> Default for Roster<P> {
 
 impl<P: Copy + Ord + Hash> Roster<P> {
     /// A delivered presence beat (the registry let its author into the room). Returns whether
-    /// the room's membership changed (someone arrived or left).
-    pub fn handle_presence(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        peer: P,
-        account: Option<Account>,
-        leaving: bool,
-    ) -> bool {
+    /// the room's membership changed (someone arrived or left, or proved another account).
+    pub fn handle_presence(&mut self, now: Instant, room: RoomId, peer: P, beat: Beat) -> bool {
         let members = self.rooms.entry(room).or_default();
-        if leaving {
+        if beat.leaving {
             return members.remove(&peer).is_some();
         }
         let present = Present {
-            account,
+            account: beat.account,
             last_seen: now,
+            sharing_screen: beat.sharing_screen,
         };
         match members.insert(peer, present) {
             None => true,
-            Some(before) => before.account != account,
+            Some(before) => before.account != beat.account,
         }
     }
 
@@ -101,15 +108,28 @@ mod tests {
         Instant::now()
     }
 
+    fn beat(account: Option<Account>) -> Beat {
+        Beat {
+            account,
+            ..Beat::default()
+        }
+    }
+
+    const LEAVING: Beat = Beat {
+        account: None,
+        leaving: true,
+        sharing_screen: false,
+    };
+
     #[test]
     fn beats_add_members_and_leaving_or_silence_removes_them() {
         let start = epoch();
         let mut roster = Roster::default();
         let alice = Account::from_bytes([0xa; 20]);
-        assert!(roster.handle_presence(start, ROOM, 1u8, Some(alice), false));
-        assert!(roster.handle_presence(start, ROOM, 2u8, None, false));
+        assert!(roster.handle_presence(start, ROOM, 1u8, beat(Some(alice))));
+        assert!(roster.handle_presence(start, ROOM, 2u8, beat(None)));
         // A repeated beat changes nothing but the time.
-        assert!(!roster.handle_presence(start + PRESENCE_INTERVAL, ROOM, 1, Some(alice), false));
+        assert!(!roster.handle_presence(start + PRESENCE_INTERVAL, ROOM, 1, beat(Some(alice))));
         assert_eq!(
             roster
                 .members(ROOM)
@@ -119,8 +139,8 @@ mod tests {
             [1, 2]
         );
 
-        assert!(roster.handle_presence(start, ROOM, 2, None, true));
-        assert!(!roster.handle_presence(start, ROOM, 2, None, true));
+        assert!(roster.handle_presence(start, ROOM, 2, LEAVING));
+        assert!(!roster.handle_presence(start, ROOM, 2, LEAVING));
 
         assert!(roster.expire(start + PRESENCE_TIMEOUT).is_empty());
         assert_eq!(
@@ -134,7 +154,22 @@ mod tests {
     fn a_member_proving_another_account_is_a_change() {
         let now = epoch();
         let mut roster = Roster::default();
-        roster.handle_presence(now, ROOM, 1u8, None, false);
-        assert!(roster.handle_presence(now, ROOM, 1, Some(Account::from_bytes([1; 20])), false));
+        roster.handle_presence(now, ROOM, 1u8, beat(None));
+        assert!(roster.handle_presence(now, ROOM, 1, beat(Some(Account::from_bytes([1; 20])))));
+    }
+
+    #[test]
+    fn sharing_a_screen_is_remembered_but_is_no_change_of_membership() {
+        let now = epoch();
+        let mut roster = Roster::default();
+        roster.handle_presence(now, ROOM, 1u8, beat(None));
+        let sharing = Beat {
+            sharing_screen: true,
+            ..beat(None)
+        };
+        assert!(!roster.handle_presence(now, ROOM, 1, sharing));
+        assert!(roster.members(ROOM)[0].1.sharing_screen);
+        assert!(!roster.handle_presence(now, ROOM, 1, beat(None)));
+        assert!(!roster.members(ROOM)[0].1.sharing_screen);
     }
 }

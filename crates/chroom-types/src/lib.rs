@@ -1,6 +1,6 @@
 //! Identifiers and small value types shared by every Chroom crate.
 //!
-//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`LinkId`], [`MediaKind`], the
+//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`LinkId`], [`MediaKind`], [`Track`], the
 //! access model ([`Account`], [`Role`], [`Membership`], [`RoomKind`], and which [`Action`] each
 //! role permits) and the limits that every layer agrees on. It does no IO and depends on nothing heavier than a hash
 //! function, so the sans-IO cores can use it freely.
@@ -204,6 +204,64 @@ pub enum MediaKind {
     Video,
 }
 
+/// One of a member's streams. Each has its own m-line on a link, so a screen share travels
+/// beside the camera and can be shown apart from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Track {
+    /// The microphone (or a file's audio).
+    Microphone,
+    /// The camera (or a file's video).
+    Camera,
+    /// A shared screen or window.
+    Screen,
+}
+
+impl Track {
+    /// Every track, in m-line order.
+    pub const ALL: [Self; 3] = [Self::Microphone, Self::Camera, Self::Screen];
+
+    /// What it carries.
+    pub const fn kind(self) -> MediaKind {
+        match self {
+            Self::Microphone => MediaKind::Audio,
+            Self::Camera | Self::Screen => MediaKind::Video,
+        }
+    }
+
+    /// Its name: the track id in an m-line's `a=msid`, which tells the answering node which
+    /// video m-line is the screen.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Microphone => "microphone",
+            Self::Camera => "camera",
+            Self::Screen => "screen",
+        }
+    }
+
+    /// The track named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|track| track.name() == name)
+    }
+
+    /// The main track of `kind`: what an m-line without a known name carries.
+    pub const fn main(kind: MediaKind) -> Self {
+        match kind {
+            MediaKind::Audio => Self::Microphone,
+            MediaKind::Video => Self::Camera,
+        }
+    }
+
+    /// The tracks carrying `kinds`: the main ones, and the screen too if `screen` and video is
+    /// among them.
+    pub fn carrying(kinds: &[MediaKind], screen: bool) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|track| kinds.contains(&track.kind()))
+            .filter(|track| screen || *track != Self::Screen)
+            .collect()
+    }
+}
+
 /// How a link hands media to and from its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LinkMode {
@@ -247,6 +305,26 @@ mod tests {
             Err(RoomNameError::TooLong { .. })
         ));
         assert!("team standup".parse::<RoomName>().is_ok());
+    }
+
+    #[test]
+    fn tracks_carry_their_kinds_and_round_trip_their_names() {
+        for track in Track::ALL {
+            assert_eq!(Track::from_name(track.name()), Some(track));
+        }
+        assert_eq!(Track::from_name("a1b2-uuid"), None);
+        assert_eq!(
+            Track::carrying(&[MediaKind::Audio, MediaKind::Video], true),
+            Track::ALL
+        );
+        assert_eq!(
+            Track::carrying(&[MediaKind::Audio, MediaKind::Video], false),
+            [Track::Microphone, Track::Camera]
+        );
+        assert_eq!(
+            Track::carrying(&[MediaKind::Audio], true),
+            [Track::Microphone]
+        );
     }
 
     #[test]
