@@ -169,7 +169,7 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_pages_in_a_conference_each_play_the_other_two_and_a_shared_screen() {
+async fn three_pages_in_a_conference_play_each_other_see_a_shared_screen_and_get_a_file() {
     init_tracing();
     let (chain, room) = Chain::with_room("standup").await;
     // A third member: account 4 listens (listeners show their camera in a conference).
@@ -180,6 +180,14 @@ async fn three_pages_in_a_conference_each_play_the_other_two_and_a_shared_screen
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let nodes = page_nodes(&chain, dir.path(), &[1, 2, 4]).await;
+    // 5 MB that do not compress, and no two chunks alike.
+    let file: Vec<u8> = (0..5_000_000u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file_path = dir.path().join("notes.bin");
+    std::fs::write(&file_path, &file).unwrap();
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
 
     let watch = Duration::from_secs(10);
     let seen = run_page_scenario(
@@ -189,6 +197,8 @@ async fn three_pages_in_a_conference_each_play_the_other_two_and_a_shared_screen
             "room": "standup",
             "watch_ms": watch.as_millis() as u64,
             "screenshots": screenshots(),
+            "file": file_path,
+            "downloads": downloads,
         }),
         Duration::from_secs(150),
     )
@@ -248,6 +258,42 @@ async fn three_pages_in_a_conference_each_play_the_other_two_and_a_shared_screen
         );
     }
     assert_eq!(screen["stopped"], true, "{screen}");
+
+    // The first page said a line and shared 5 MB: both others read the line, watched the file
+    // arrive, and saved exactly its bytes; its name everywhere is its BLAKE3 hash.
+    let sharing = &seen["sharing"];
+    let hash = blake3::hash(&file).to_hex().to_string();
+    assert_eq!(sharing["hash"], hash.as_str(), "{sharing}");
+    assert!(
+        sharing["sender_status"]
+            .as_str()
+            .unwrap()
+            .contains("shared with the room"),
+        "{sharing}"
+    );
+    for receiver in sharing["receivers"].as_array().unwrap() {
+        assert!(
+            receiver["chat"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("notes for today attached")),
+            "{receiver}"
+        );
+        let saved = std::fs::read(receiver["saved"].as_str().unwrap()).unwrap();
+        assert_eq!(saved.len(), file.len());
+        assert_eq!(blake3::hash(&saved).to_hex().as_str(), hash);
+        let progress: Vec<u64> = receiver["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        assert!(
+            progress.iter().any(|p| *p > 0 && *p < file.len() as u64),
+            "the page never showed the file part-way: {progress:?}"
+        );
+        assert!(progress.is_sorted(), "progress went back: {progress:?}");
+    }
 }
 
 /// A page connection for sending the API bad input directly.

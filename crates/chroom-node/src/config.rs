@@ -38,6 +38,18 @@ pub struct FileConfig {
     pub relay: Option<RelaySection>,
     /// `[web]`: the page and API this node serves its user. Absent: none.
     pub web: Option<WebSection>,
+    /// `[files]`: files shared in rooms.
+    #[serde(default)]
+    pub files: FilesSection,
+}
+
+/// `[files]`: files shared in rooms.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSection {
+    /// Upload this node spends serving file chunks to members, in kbit/s, so a shared file
+    /// cannot crowd a call out of the uplink. Default 32000 (4 MB/s).
+    pub serve_kbps: Option<u32>,
 }
 
 /// `[web]`: where the node serves its user's page and API.
@@ -240,7 +252,12 @@ pub struct NodeConfig {
     pub relay: Option<RelayConfig>,
     /// Where the user's page is served; `None` serves none.
     pub web: Option<SocketAddr>,
+    /// Upload spent serving file chunks, kbit/s.
+    pub file_serve_kbps: u32,
 }
+
+/// Upload spent serving file chunks when the config does not say: 4 MB/s.
+pub const DEFAULT_FILE_SERVE_KBPS: u32 = 32_000;
 
 impl NodeConfig {
     /// Reads and validates `path`, then applies `overrides`.
@@ -407,6 +424,11 @@ impl NodeConfig {
             registry,
             relay,
             web: parsed.web.map(|web| web.listen),
+            file_serve_kbps: match parsed.files.serve_kbps {
+                Some(0) => return Err(error("files.serve_kbps: must be above 0".into())),
+                Some(kbps) => kbps,
+                None => DEFAULT_FILE_SERVE_KBPS,
+            },
         })
     }
 
@@ -421,6 +443,7 @@ impl NodeConfig {
             registry: None,
             relay: None,
             web: None,
+            file_serve_kbps: DEFAULT_FILE_SERVE_KBPS,
         }
     }
 }

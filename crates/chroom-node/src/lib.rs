@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod bench;
 pub mod config;
+pub mod files;
 pub mod identity;
 pub mod node;
 pub mod publish;

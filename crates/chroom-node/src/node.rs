@@ -17,7 +17,7 @@ use chroom_net::{
 use chroom_overlay::Message;
 use chroom_proto::TreeMessage;
 use chroom_proto::{
-    ErrorCode, RoomMessage, RoomMessageBody, SignalError, SignalRequest, SignalResponse,
+    ErrorCode, FileOffer, RoomMessage, RoomMessageBody, SignalError, SignalRequest, SignalResponse,
     decode_room_message, encode_room_message,
 };
 use chroom_registry::{AccessRead, RegistryActor, RegistryClient, RegistryEvent, RegistryHandle};
@@ -29,9 +29,11 @@ use chroom_room::{
 };
 use chroom_store::Store;
 use chroom_types::{
-    Account, Action, IdentityBinding, LinkId, LinkMode, MediaKind, Membership, NodeId, Role,
-    RoomId, RoomKind, RoomName, Track,
+    Account, Action, FileHash, IdentityBinding, LinkId, LinkMode, MediaKind, Membership, NodeId,
+    Role, RoomId, RoomKind, RoomName, Track,
 };
+
+use crate::files::Files;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -135,6 +137,11 @@ enum DriverCommand {
         room: RoomId,
         sharing: bool,
         done: oneshot::Sender<()>,
+    },
+    OfferFile {
+        room: RoomId,
+        offer: FileOffer,
+        done: oneshot::Sender<anyhow::Result<()>>,
     },
 }
 
@@ -265,7 +272,14 @@ impl RunningNode {
         let frames_wanted = Arc::new(AtomicBool::new(false));
         let (chat_tx, _) = broadcast::channel(CHAT_BUFFER);
         let (results_tx, results_rx) = mpsc::channel(64);
+        let files = Files::new(
+            store.clone(),
+            net.clone(),
+            config.file_serve_kbps,
+            shutdown.child_token(),
+        );
         let driver = Driver {
+            files: files.clone(),
             session: RoomSession::new(
                 SessionConfig {
                     access,
@@ -311,6 +325,7 @@ impl RunningNode {
 
         let handle = NodeHandle {
             peer_id,
+            files: files.clone(),
             store,
             account,
             registry: registry_client,
@@ -381,6 +396,7 @@ impl RunningNode {
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     peer_id: PeerId,
+    files: Arc<Files>,
     store: Arc<Store>,
     /// The account this node acts for.
     account: Option<Account>,
@@ -498,6 +514,29 @@ impl NodeHandle {
     /// link; `None` shows none.
     pub async fn show_screen_in_browser(&self, playback: LinkId, source: Option<LinkId>) {
         self.media.show_screen(playback, source).await;
+    }
+
+    /// Files shared in rooms, as this node holds them.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// Shares a file from this node's user with `room` (joined first): keeps it whole, then
+    /// offers it to the members, whose nodes fetch it from this one. Returns its hash.
+    pub async fn share_file(
+        &self,
+        room: RoomId,
+        name: String,
+        bytes: bytes::Bytes,
+    ) -> anyhow::Result<FileHash> {
+        let offer = self
+            .files
+            .prepare_share(room, name, bytes, (self.peer_id, self.account))
+            .await?;
+        let hash = offer.hash;
+        self.ask(|done| DriverCommand::OfferFile { room, offer, done })
+            .await??;
+        Ok(hash)
     }
 
     /// The members this node receives from in `room`, and over which link.
@@ -711,6 +750,7 @@ enum StepResult {
 }
 
 struct Driver {
+    files: Arc<Files>,
     session: RoomSession<PeerId>,
     net: NetHandle,
     media: MediaHandle,
@@ -870,6 +910,7 @@ impl Driver {
                 self.session.join(Instant::now(), room, participation);
                 if person && self.present_in.insert(room) {
                     self.announce_presence(room, false, None);
+                    self.files.resume(room);
                 }
                 let _ = done.send(());
             }
@@ -877,6 +918,7 @@ impl Driver {
                 self.session.leave(Instant::now(), room);
                 self.roster.forget_room(room);
                 self.sharing_screen.remove(&room);
+                self.files.pause(room);
                 if !self.present_in.remove(&room) {
                     let _ = done.send(());
                     return;
@@ -933,6 +975,18 @@ impl Driver {
                     self.announce_presence(room, false, None);
                 }
                 let _ = done.send(());
+            }
+            DriverCommand::OfferFile { room, offer, done } => {
+                if !self.present_in.contains(&room) {
+                    let _ = done.send(Err(anyhow::anyhow!("join the room before sharing a file")));
+                    return;
+                }
+                let message = self.room_message(room, RoomMessageBody::FileOffer(offer));
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let result = net.publish(room, encode_room_message(&message)).await;
+                    let _ = done.send(result.map_err(Into::into));
+                });
             }
             DriverCommand::Stats(reply) => {
                 let mut stats = self.stats.clone();
@@ -998,6 +1052,22 @@ impl Driver {
                     self.inbound.insert(id, PendingRequest { reply, offer_sdp });
                     self.session
                         .handle_subscribe_request(Instant::now(), id, peer, room);
+                }
+                SignalRequest::File { room, file, part } => {
+                    // Files go to members present in the room: their presence was checked
+                    // against the registry like anything else they say there.
+                    if self.present_in.contains(&room) && self.roster.is_present(room, peer) {
+                        self.files.serve(reply, room, file, part);
+                        return;
+                    }
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        let error = SignalError::new(
+                            ErrorCode::NotInRoom,
+                            "files are served to members present in the room",
+                        );
+                        let _ = net.respond(reply, SignalResponse::Error(error)).await;
+                    });
                 }
                 other => {
                     tracing::warn!(%peer, ?other, "unsupported signaling request");
@@ -1268,6 +1338,8 @@ impl Driver {
         let action = match decoded.body {
             RoomMessageBody::Chat { .. } => Action::Chat,
             RoomMessageBody::Presence { .. } => Action::Listen,
+            // Sharing a file is saying something in the room.
+            RoomMessageBody::FileOffer(_) => Action::Chat,
             _ => return self.reject_gossip(message, author, "unknown message kind"),
         };
         let id = GossipId(self.next_gossip);
@@ -1395,6 +1467,17 @@ impl Driver {
                         } else if changed {
                             self.session
                                 .handle_member_present(now, room, pending.author);
+                        }
+                        return;
+                    }
+                    RoomMessageBody::FileOffer(offer) => {
+                        if self.present_in.contains(&pending.decoded.room) {
+                            self.files.offered(
+                                pending.decoded.room,
+                                (pending.author, pending.account),
+                                pending.decoded.sent_at_unix_ms,
+                                offer,
+                            );
                         }
                         return;
                     }

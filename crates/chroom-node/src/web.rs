@@ -20,19 +20,24 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use bytes::Bytes;
 use chroom_room::Participation;
 use chroom_types::{
-    Action, LinkId, MediaKind, Membership, Role, RoomId, RoomKind, RoomName, Track,
+    Action, FileHash, LinkId, MAX_FILE_BYTES, MediaKind, Membership, Role, RoomId, RoomKind,
+    RoomName, Track,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use chroom_proto::page::{
-    ClientMessage, ParticipantView, ServerMessage, SlotView, decode_page_request,
+    ClientMessage, FileView, ParticipantView, ServerMessage, SlotView, decode_page_request,
 };
+
+use crate::files::FileStatus;
 
 use crate::node::{NodeHandle, Participant};
 use chroom_net::PeerId;
@@ -69,6 +74,11 @@ pub async fn serve(
         .route("/app.js", get(app_js))
         .route("/app.css", get(app_css))
         .route("/api/ws", get(upgrade))
+        .route(
+            "/api/files",
+            post(upload).layer(DefaultBodyLimit::max(MAX_FILE_BYTES as usize)),
+        )
+        .route("/api/files/{hash}", get(download))
         .with_state(WebState {
             node,
             pages_in: Arc::default(),
@@ -114,17 +124,122 @@ async fn upgrade(
     headers: HeaderMap,
     State(web): State<WebState>,
 ) -> Response {
-    if !same_origin(&headers) {
-        tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a page API connection from another site");
-        return (
-            StatusCode::FORBIDDEN,
-            "the page API answers this node's own page only",
-        )
-            .into_response();
+    if let Some(refused) = refuse_foreign(&headers) {
+        return refused;
     }
     ws.max_message_size(MAX_WS_FRAME_BYTES)
         .max_frame_size(MAX_WS_FRAME_BYTES)
         .on_upgrade(move |socket| PageSession::new(socket, web).run())
+}
+
+fn refuse_foreign(headers: &HeaderMap) -> Option<Response> {
+    if same_origin(headers) {
+        return None;
+    }
+    tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a page API request from another site");
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            "the page API answers this node's own page only",
+        )
+            .into_response(),
+    )
+}
+
+/// Where and as what an uploaded file is shared.
+#[derive(Debug, serde::Deserialize)]
+struct UploadQuery {
+    room: String,
+    name: String,
+}
+
+/// `POST /api/files?room=<room>&name=<file name>` with the file as the body: shares it with the
+/// room (which the node must be in), answering `{"hash": "<hex>"}`.
+async fn upload(
+    headers: HeaderMap,
+    State(web): State<WebState>,
+    Query(query): Query<UploadQuery>,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse_foreign(&headers) {
+        return refused;
+    }
+    let room: RoomName = match query.room.parse() {
+        Ok(room) => room,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("not a room name: {e}")).into_response();
+        }
+    };
+    match web.node.check_own_access(&room, Action::Chat).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(refusal)) => {
+            return (StatusCode::FORBIDDEN, format!("cannot share: {refusal}")).into_response();
+        }
+        Err(e) => {
+            let message = format!("cannot share: the registry cannot be reached ({e:#})");
+            return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+        }
+    }
+    match web.node.share_file(room.id(), query.name, body).await {
+        Ok(hash) => axum::Json(serde_json::json!({ "hash": hash.to_string() })).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("cannot share: {e:#}")).into_response(),
+    }
+}
+
+/// `GET /api/files/<hash>`: a file held whole and checked, as an attachment.
+async fn download(
+    headers: HeaderMap,
+    State(web): State<WebState>,
+    Path(hash): Path<String>,
+) -> Response {
+    if let Some(refused) = refuse_foreign(&headers) {
+        return refused;
+    }
+    let Ok(hash) = hash.parse::<FileHash>() else {
+        return (StatusCode::BAD_REQUEST, "a file is named by 64 hex digits").into_response();
+    };
+    match web.node.files().read(hash).await {
+        Ok(Some((name, bytes))) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (header::CONTENT_DISPOSITION, attachment(&name)),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            "this node does not hold that file whole (yet)",
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response(),
+    }
+}
+
+/// A `Content-Disposition` saving as `name` (RFC 6266: an ASCII fallback, the UTF-8 name
+/// percent-encoded).
+fn attachment(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 /// Whether a WebSocket upgrade comes from this node's own page. Browsers let any site open a
@@ -240,6 +355,7 @@ impl PageSession {
             return;
         }
         let mut chat = self.node.chat_messages();
+        let mut files = self.node.files().subscribe();
         let mut refresh = tokio::time::interval(ROSTER_REFRESH);
         loop {
             let step = tokio::select! {
@@ -257,6 +373,12 @@ impl PageSession {
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         self.error(format!("{missed} chat messages were lost on the way to this page")).await
                     }
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
+                status = files.recv() => match status {
+                    Ok(status) => self.forward_file(status).await,
+                    // Missed progress is made up by the next; a missed end is not: resend all.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.send_files().await,
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
                 _ = refresh.tick(), if self.room.is_some() => {
@@ -523,6 +645,7 @@ impl PageSession {
         })
         .await?;
         self.send_chat_history(&room).await?;
+        self.send_files().await?;
         // Audio-only rooms negotiate no video at all, towards the page as between nodes.
         self.offer_playback(access.kind == Some(RoomKind::AudioSpace))
             .await?;
@@ -565,6 +688,44 @@ impl PageSession {
             own: true,
         };
         self.send(&own).await
+    }
+
+    /// Every file shared in the page's room, as this node holds it.
+    async fn send_files(&mut self) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        let files = match self.node.files().room_files(room.id()).await {
+            Ok(files) => files,
+            Err(e) => return self.error(format!("shared files unavailable: {e:#}")).await,
+        };
+        for status in files {
+            self.forward_file(status).await?;
+        }
+        Ok(())
+    }
+
+    async fn forward_file(&mut self, status: FileStatus) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        if status.room != room.id() {
+            return Ok(());
+        }
+        let view = FileView {
+            room: room.as_str().to_owned(),
+            hash: status.hash.to_string(),
+            own: status.offered_by == self.node.peer_id().to_base58(),
+            name: status.name,
+            size: status.size,
+            peer_id: status.offered_by,
+            account: status.account.map(|a| a.to_string()),
+            sent_at_unix_ms: status.offered_at_unix_ms,
+            received: status.received,
+            complete: status.complete,
+            problem: status.problem,
+        };
+        self.send(&ServerMessage::File(view)).await
     }
 
     async fn forward_chat(&mut self, line: crate::node::ChatMessage) -> Result<(), Closed> {

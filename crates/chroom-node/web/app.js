@@ -19,6 +19,7 @@ const state = {
   screenPeer: null, // whose screen it shows, or null
   screen: null, // this page's shared screen (MediaStream)
   screenPc: null, // the RTCPeerConnection sending it to the node
+  files: new Map(), // hash -> the node's latest word on a shared file
 };
 
 function short(text) {
@@ -111,6 +112,10 @@ function handle(message) {
       break;
     case "chat":
       addChat(message);
+      break;
+    case "file":
+      state.files.set(message.hash, message);
+      renderFile(message);
       break;
     case "error":
       showError(message.message);
@@ -288,6 +293,7 @@ function leaveCall() {
   state.participants = [];
   renderParticipants();
   $("messages").replaceChildren();
+  state.files.clear();
   $("call").hidden = true;
   $("lobby").hidden = false;
   history.replaceState(null, "", "/");
@@ -420,20 +426,107 @@ function showVideo(tile, stream, { local = false, slot = null } = {}) {
   video.srcObject = stream;
 }
 
-function addChat({ peer_id, account, sent_at_unix_ms, text, own }) {
-  const item = document.createElement("li");
-  if (own) item.classList.add("own");
+// The "who · when" line above a chat line or a file.
+function byline({ peer_id, account, sent_at_unix_ms, own }) {
   const from = document.createElement("span");
   from.className = "from";
   const time = new Date(sent_at_unix_ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   from.textContent = `${own ? "you" : account ? short(account) : `node ${short(peer_id)}`} · ${time}`;
+  return from;
+}
+
+function addChat(line) {
+  const item = document.createElement("li");
+  if (line.own) item.classList.add("own");
   const body = document.createElement("span");
   body.className = "text";
-  body.textContent = text;
-  item.append(from, body);
+  body.textContent = line.text;
+  item.append(byline(line), body);
   const list = $("messages");
   list.append(item);
   list.scrollTop = list.scrollHeight;
+}
+
+function megabytes(bytes) {
+  return bytes >= 100_000 ? `${(bytes / 1_000_000).toFixed(1)} MB` : `${Math.ceil(bytes / 1000)} kB`;
+}
+
+// A shared file in the chat: its progress while this node fetches it, a download link once
+// the node holds it whole and checked against its hash.
+function renderFile(file) {
+  const list = $("messages");
+  let item = list.querySelector(`li.file[data-hash="${file.hash}"]`);
+  if (!item) {
+    item = document.createElement("li");
+    item.className = "file";
+    item.dataset.hash = file.hash;
+    const name = document.createElement("span");
+    name.className = "name";
+    const bar = document.createElement("progress");
+    const status = document.createElement("span");
+    status.className = "status";
+    item.append(byline(file), name, bar, status);
+    list.querySelector(`li.upload[data-name="${CSS.escape(file.name)}"]`)?.remove();
+    list.append(item);
+    list.scrollTop = list.scrollHeight;
+  }
+  item.classList.toggle("own", file.own);
+  item.classList.toggle("complete", file.complete);
+  const name = item.querySelector(".name");
+  if (file.complete) {
+    const link = document.createElement("a");
+    link.href = `/api/files/${file.hash}`;
+    link.download = file.name;
+    link.textContent = file.name;
+    name.replaceChildren(link);
+  } else {
+    name.textContent = file.name;
+  }
+  const bar = item.querySelector("progress");
+  bar.max = file.size;
+  bar.value = file.received;
+  bar.hidden = file.complete;
+  item.querySelector(".status").textContent = file.complete
+    ? `${megabytes(file.size)} · checked (BLAKE3)${file.own ? " · shared with the room" : ""}`
+    : `${megabytes(file.received)} of ${megabytes(file.size)}${file.problem ? ` · ${file.problem}` : ""}`;
+}
+
+// Sends a file to this page's node, which shares it with the room; shows the upload's
+// progress until the node announces the file.
+function shareFile(file) {
+  if (!state.room) return;
+  const item = document.createElement("li");
+  item.className = "file upload own";
+  item.dataset.name = file.name;
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = file.name;
+  const bar = document.createElement("progress");
+  bar.max = file.size;
+  bar.value = 0;
+  const status = document.createElement("span");
+  status.className = "status";
+  status.textContent = `sending ${megabytes(file.size)} to your node…`;
+  item.append(name, bar, status);
+  $("messages").append(item);
+  const query = new URLSearchParams({ room: state.room, name: file.name });
+  const request = new XMLHttpRequest();
+  request.open("POST", `/api/files?${query}`);
+  request.upload.addEventListener("progress", (event) => {
+    bar.value = event.loaded;
+    status.textContent = `${megabytes(event.loaded)} of ${megabytes(file.size)} to your node`;
+  });
+  request.addEventListener("load", () => {
+    if (request.status !== 200) {
+      item.remove();
+      showError(request.responseText || `sharing ${file.name} failed (${request.status})`);
+    }
+  });
+  request.addEventListener("error", () => {
+    item.remove();
+    showError(`sharing ${file.name} failed: the node cannot be reached`);
+  });
+  request.send(file);
 }
 
 $("join-form").addEventListener("submit", (event) => {
@@ -449,6 +542,11 @@ $("chat-form").addEventListener("submit", (event) => {
   if (!text) return;
   send({ type: "chat", text });
   input.value = "";
+});
+
+$("file-input").addEventListener("change", (event) => {
+  for (const file of event.target.files) shareFile(file);
+  event.target.value = "";
 });
 
 $("leave-button").addEventListener("click", () => send({ type: "leave" }));

@@ -13,9 +13,12 @@ mod room;
 mod signal;
 mod tree;
 
-pub use room::{RoomMessage, RoomMessageBody, decode_room_message, encode_room_message};
+pub use room::{
+    FileOffer, RoomMessage, RoomMessageBody, check_file_name, decode_room_message,
+    encode_room_message,
+};
 pub use signal::{
-    DecodeError, ErrorCode, SignalError, SignalRequest, SignalResponse, decode_request,
+    DecodeError, ErrorCode, FilePart, SignalError, SignalRequest, SignalResponse, decode_request,
     decode_response, encode_request, encode_response,
 };
 pub use tree::TreeMessage;

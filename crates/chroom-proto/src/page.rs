@@ -138,11 +138,41 @@ pub enum ServerMessage {
         /// The member whose screen is shown, if anyone's.
         screen: Option<String>,
     },
+    /// A file shared in the page's room, and how far this node holds it (sent on joining for
+    /// every file, then on every change).
+    File(FileView),
     /// A request could not be carried out; `message` says why, for people.
     Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// A shared file in [`ServerMessage::File`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileView {
+    /// The room's name.
+    pub room: String,
+    /// BLAKE3 of its bytes, hex: `GET /api/files/<hash>` downloads it once `complete`.
+    pub hash: String,
+    /// Its name.
+    pub name: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The PeerId of the node that shared it.
+    pub peer_id: String,
+    /// The account that node proved.
+    pub account: Option<String>,
+    /// When it was shared, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// Bytes this node holds, checked.
+    pub received: u64,
+    /// Held whole and checked against its hash.
+    pub complete: bool,
+    /// Shared from this node.
+    pub own: bool,
+    /// What keeps it from completing right now.
+    pub problem: Option<String>,
 }
 
 /// A playback slot's m-lines in [`ServerMessage::PlaybackOffer`].

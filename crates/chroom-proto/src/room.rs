@@ -1,7 +1,10 @@
 //! Native room gossip messages and their conversion to and from `chroom.room.v1`.
 
 use bytes::Bytes;
-use chroom_types::{IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_ROOM_MESSAGE_BYTES, RoomId};
+use chroom_types::{
+    FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
+    MAX_ROOM_MESSAGE_BYTES, RoomId,
+};
 use prost::Message;
 
 use crate::generated::chroom::room::v1 as pb;
@@ -36,6 +39,61 @@ pub enum RoomMessageBody {
         /// The author is sharing a screen (on its links' screen m-line).
         sharing_screen: bool,
     },
+    /// The author shares a file with the room.
+    FileOffer(FileOffer),
+}
+
+/// A file shared with a room: members' nodes fetch it from the author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOffer {
+    /// BLAKE3 of its bytes.
+    pub hash: FileHash,
+    /// What to call it: 1 to [`MAX_FILE_NAME_BYTES`] bytes, no path, no control characters.
+    pub name: String,
+    /// Its length, 1 to [`MAX_FILE_BYTES`] bytes.
+    pub size: u64,
+    /// BLAKE3 of its manifest (each chunk's hash).
+    pub manifest_hash: [u8; 32],
+}
+
+/// Checks that `name` can name a shared file: saved as it is, it stays in the folder it is
+/// saved to.
+pub fn check_file_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_FILE_NAME_BYTES {
+        return Err("a file name is 1 to 255 bytes");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+        || name == "."
+        || name == ".."
+    {
+        return Err("a file name has no path and no control characters");
+    }
+    Ok(())
+}
+
+fn file_offer_from_wire(offer: pb::FileOffer) -> Result<FileOffer, DecodeError> {
+    let hash = FileHash::try_from(offer.hash.as_ref())
+        .map_err(|e| DecodeError::BadFileHash { len: e.actual })?;
+    let manifest_hash: [u8; 32] =
+        offer.manifest_hash[..]
+            .try_into()
+            .map_err(|_| DecodeError::BadFileHash {
+                len: offer.manifest_hash.len(),
+            })?;
+    check_file_name(&offer.name).map_err(|reason| DecodeError::BadFileOffer { reason })?;
+    if offer.size == 0 || offer.size > MAX_FILE_BYTES {
+        return Err(DecodeError::BadFileOffer {
+            reason: "a shared file is 1 byte to 32 MiB",
+        });
+    }
+    Ok(FileOffer {
+        hash,
+        name: offer.name,
+        size: offer.size,
+        manifest_hash,
+    })
 }
 
 /// Decodes a room message received over gossip.
@@ -55,6 +113,9 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
                 });
             }
             RoomMessageBody::Chat { text: chat.text }
+        }
+        Some(pb::room_message::Body::FileOffer(offer)) => {
+            RoomMessageBody::FileOffer(file_offer_from_wire(offer)?)
         }
         Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence {
             leaving: presence.leaving,
@@ -86,6 +147,12 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
         } => pb::room_message::Body::Presence(pb::Presence {
             leaving: *leaving,
             sharing_screen: *sharing_screen,
+        }),
+        RoomMessageBody::FileOffer(offer) => pb::room_message::Body::FileOffer(pb::FileOffer {
+            hash: Bytes::copy_from_slice(offer.hash.as_bytes()),
+            name: offer.name.clone(),
+            size: offer.size,
+            manifest_hash: Bytes::copy_from_slice(&offer.manifest_hash),
         }),
     };
     pb::RoomMessage {
@@ -123,6 +190,49 @@ mod tests {
             decode_room_message(&encode_room_message(&message)),
             Ok(message)
         );
+    }
+
+    #[test]
+    fn file_offers_round_trip_and_bad_names_or_sizes_are_refused() {
+        let offer = FileOffer {
+            hash: FileHash::from_bytes([7; 32]),
+            name: "notes.pdf".into(),
+            size: 5_000_000,
+            manifest_hash: [8; 32],
+        };
+        let message = RoomMessage {
+            body: RoomMessageBody::FileOffer(offer.clone()),
+            ..chat("")
+        };
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Ok(message.clone())
+        );
+        for (name, size) in [
+            ("../../.bashrc", 10),
+            ("a\\b", 10),
+            ("", 10),
+            ("..", 10),
+            ("bell\u{7}", 10),
+            ("ok.txt", 0),
+            ("ok.txt", MAX_FILE_BYTES + 1),
+        ] {
+            let bad = RoomMessage {
+                body: RoomMessageBody::FileOffer(FileOffer {
+                    name: name.into(),
+                    size,
+                    ..offer.clone()
+                }),
+                ..message.clone()
+            };
+            assert!(
+                matches!(
+                    decode_room_message(&encode_room_message(&bad)),
+                    Err(DecodeError::BadFileOffer { .. })
+                ),
+                "{name:?} {size}"
+            );
+        }
     }
 
     #[test]

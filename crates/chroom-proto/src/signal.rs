@@ -1,7 +1,7 @@
 //! Native signaling messages and their conversion to and from `chroom.signal.v1`.
 
 use bytes::Bytes;
-use chroom_types::{Account, IdentityBinding, MAX_SIGNAL_MESSAGE_BYTES, RoomId};
+use chroom_types::{Account, FileHash, IdentityBinding, MAX_SIGNAL_MESSAGE_BYTES, RoomId};
 use prost::Message;
 
 use crate::generated::chroom::signal::v1 as pb;
@@ -27,6 +27,24 @@ pub enum SignalRequest {
     },
     /// A broadcast-tree message; answered with [`SignalResponse::Ack`].
     Tree(TreeMessage),
+    /// Part of a file shared in `room`; answered with [`SignalResponse::FileData`].
+    File {
+        /// The room it was shared in (the requester must be present there).
+        room: RoomId,
+        /// The file.
+        file: FileHash,
+        /// Which part.
+        part: FilePart,
+    },
+}
+
+/// A part of a shared file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilePart {
+    /// Its manifest: each chunk's BLAKE3 hash.
+    Manifest,
+    /// One chunk, numbered from 0.
+    Chunk(u32),
 }
 
 /// The reply to a [`SignalRequest`].
@@ -49,6 +67,8 @@ pub enum SignalResponse {
     },
     /// A [`SignalRequest::Tree`] was received.
     Ack,
+    /// The part of a file a [`SignalRequest::File`] asked for.
+    FileData(Bytes),
 }
 
 /// A refusal: a machine-readable code and a sentence for people.
@@ -93,6 +113,8 @@ pub enum ErrorCode {
     TooLarge,
     /// The responder could not learn the requester's rights in time.
     Unavailable,
+    /// The responder does not hold what was asked for.
+    NotFound,
     /// A code this version does not know (sent by a newer peer).
     Unknown(i32),
 }
@@ -109,6 +131,7 @@ impl std::fmt::Display for ErrorCode {
             Self::Overloaded => "overloaded",
             Self::TooLarge => "too large",
             Self::Unavailable => "unavailable",
+            Self::NotFound => "not found",
             Self::Unknown(code) => return write!(f, "error code {code}"),
         };
         f.write_str(text)
@@ -127,6 +150,7 @@ impl From<ErrorCode> for i32 {
             ErrorCode::Overloaded => pb::ErrorCode::Overloaded,
             ErrorCode::TooLarge => pb::ErrorCode::TooLarge,
             ErrorCode::Unavailable => pb::ErrorCode::Unavailable,
+            ErrorCode::NotFound => pb::ErrorCode::NotFound,
             ErrorCode::Unknown(other) => return other,
         };
         pb as Self
@@ -145,6 +169,7 @@ impl From<i32> for ErrorCode {
             Ok(pb::ErrorCode::Overloaded) => Self::Overloaded,
             Ok(pb::ErrorCode::TooLarge) => Self::TooLarge,
             Ok(pb::ErrorCode::Unavailable) => Self::Unavailable,
+            Ok(pb::ErrorCode::NotFound) => Self::NotFound,
             Ok(pb::ErrorCode::Unspecified) | Err(_) => Self::Unknown(value),
         }
     }
@@ -197,6 +222,21 @@ pub enum DecodeError {
         /// Length sent.
         len: usize,
     },
+    /// A file hash that is not 32 bytes.
+    #[error("file hash is {len} bytes, expected 32")]
+    BadFileHash {
+        /// Length of the bytes sent.
+        len: usize,
+    },
+    /// A file request naming no part of the file.
+    #[error("a file request must ask for the manifest or a chunk")]
+    NoFilePart,
+    /// A file offer whose name or size cannot be shared.
+    #[error("file offer refused: {reason}")]
+    BadFileOffer {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A room id that is not 32 bytes.
     #[error("room id is {len} bytes, expected 32")]
     BadRoomId {
@@ -238,6 +278,20 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
         Some(pb::signal_request::Kind::Tree(tree)) => {
             Ok(SignalRequest::Tree(tree_from_wire(tree)?))
         }
+        Some(pb::signal_request::Kind::File(request)) => {
+            let room = RoomId::try_from(request.room_id.as_ref())
+                .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
+            let file = FileHash::try_from(request.file_hash.as_ref())
+                .map_err(|e| DecodeError::BadFileHash { len: e.actual })?;
+            let part = match request.part {
+                Some(pb::file_request::Part::Manifest(true)) => FilePart::Manifest,
+                Some(pb::file_request::Part::Chunk(index)) => FilePart::Chunk(index),
+                Some(pb::file_request::Part::Manifest(false)) | None => {
+                    return Err(DecodeError::NoFilePart);
+                }
+            };
+            Ok(SignalRequest::File { room, file, part })
+        }
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -260,6 +314,16 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
             binding: binding.as_ref().map(binding_to_wire),
         }),
         SignalRequest::Tree(tree) => pb::signal_request::Kind::Tree(tree_to_wire(tree)),
+        SignalRequest::File { room, file, part } => {
+            pb::signal_request::Kind::File(pb::FileRequest {
+                room_id: Bytes::copy_from_slice(room.as_bytes()),
+                file_hash: Bytes::copy_from_slice(file.as_bytes()),
+                part: Some(match part {
+                    FilePart::Manifest => pb::file_request::Part::Manifest(true),
+                    FilePart::Chunk(index) => pb::file_request::Part::Chunk(*index),
+                }),
+            })
+        }
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -284,6 +348,7 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
             binding: hello.binding.map(binding_from_wire).transpose()?,
         },
         Some(pb::signal_response::Kind::Ack(_)) => SignalResponse::Ack,
+        Some(pb::signal_response::Kind::FileData(data)) => SignalResponse::FileData(data.data),
         None => {
             return Err(DecodeError::MissingKind {
                 message: "SignalResponse",
@@ -310,6 +375,9 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
             binding: binding.as_ref().map(binding_to_wire),
         }),
         SignalResponse::Ack => pb::signal_response::Kind::Ack(pb::Ack {}),
+        SignalResponse::FileData(data) => {
+            pb::signal_response::Kind::FileData(pb::FileData { data: data.clone() })
+        }
     };
     pb::SignalResponse { kind: Some(kind) }.encode_to_vec()
 }
@@ -388,9 +456,45 @@ mod tests {
             SignalResponse::Hello {
                 binding: Some(binding()),
             },
+            SignalResponse::FileData(Bytes::from_static(b"chunk")),
+            SignalResponse::Error(SignalError::new(ErrorCode::NotFound, "no such file")),
         ] {
             assert_eq!(decode_response(&encode_response(&response)), Ok(response));
         }
+    }
+
+    #[test]
+    fn file_requests_round_trip_and_must_name_a_part() {
+        for part in [FilePart::Manifest, FilePart::Chunk(7)] {
+            let request = SignalRequest::File {
+                room: RoomId::from_bytes([1; 32]),
+                file: FileHash::from_bytes([2; 32]),
+                part,
+            };
+            assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+        }
+        let no_part = pb::SignalRequest {
+            kind: Some(pb::signal_request::Kind::File(pb::FileRequest {
+                room_id: Bytes::copy_from_slice(&[1; 32]),
+                file_hash: Bytes::copy_from_slice(&[2; 32]),
+                part: None,
+            })),
+        };
+        assert_eq!(
+            decode_request(&no_part.encode_to_vec()),
+            Err(DecodeError::NoFilePart)
+        );
+        let short_hash = pb::SignalRequest {
+            kind: Some(pb::signal_request::Kind::File(pb::FileRequest {
+                room_id: Bytes::copy_from_slice(&[1; 32]),
+                file_hash: Bytes::copy_from_slice(&[2; 5]),
+                part: Some(pb::file_request::Part::Chunk(0)),
+            })),
+        };
+        assert_eq!(
+            decode_request(&short_hash.encode_to_vec()),
+            Err(DecodeError::BadFileHash { len: 5 })
+        );
     }
 
     #[test]

@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod files;
 pub mod follower;
 pub mod gossip;
 pub mod roster;

@@ -87,6 +87,13 @@ impl<P: Copy + Ord + Hash> Roster<P> {
         self.rooms.remove(&room);
     }
 
+    /// Whether `peer` is present in `room`.
+    pub fn is_present(&self, room: RoomId, peer: P) -> bool {
+        self.rooms
+            .get(&room)
+            .is_some_and(|members| members.contains_key(&peer))
+    }
+
     /// The members present in `room`, in a stable order.
     pub fn members(&self, room: RoomId) -> Vec<(P, Present)> {
         self.rooms
@@ -128,6 +135,8 @@ mod tests {
         let alice = Account::from_bytes([0xa; 20]);
         assert!(roster.handle_presence(start, ROOM, 1u8, beat(Some(alice))));
         assert!(roster.handle_presence(start, ROOM, 2u8, beat(None)));
+        assert!(roster.is_present(ROOM, 2));
+        assert!(!roster.is_present(ROOM, 3));
         // A repeated beat changes nothing but the time.
         assert!(!roster.handle_presence(start + PRESENCE_INTERVAL, ROOM, 1, beat(Some(alice))));
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The node's durable state in one redb file: identity facts, the peer book, the registry cache
-//! with its chain cursor, and room chat.
+//! with its chain cursor, room chat, and files shared in rooms with the chunks held.
 //!
 //! redb commits are durable when `commit()` returns, so a node that crashes right after learning
 //! a peer still knows it on restart. This crate owns the schema (table names, value layout,
@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use chroom_types::{Account, Membership, Role, RoomId, RoomKind};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+mod files;
+
+pub use files::StoredFile;
 
 /// Bumped when a table's layout changes incompatibly.
 const SCHEMA_VERSION: u64 = 1;
@@ -402,7 +406,6 @@ impl Store {
         Ok(record)
     }
 
-    /// Runs `f` in a write transaction and commits it; an error from `f` aborts it.
     /// Keeps a chat line of `room`, forgetting the room's oldest beyond [`MAX_CHAT_PER_ROOM`].
     /// The same line twice (same time and author) is kept once.
     pub fn append_chat(&self, room: RoomId, line: &StoredChat) -> Result<(), StoreError> {
@@ -481,6 +484,7 @@ impl Store {
         Ok(lines)
     }
 
+    /// Runs `f` in a write transaction and commits it; an error from `f` aborts it.
     fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,

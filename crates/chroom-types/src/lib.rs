@@ -1,9 +1,9 @@
 //! Identifiers and small value types shared by every Chroom crate.
 //!
-//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`LinkId`], [`MediaKind`], [`Track`], the
-//! access model ([`Account`], [`Role`], [`Membership`], [`RoomKind`], and which [`Action`] each
-//! role permits) and the limits that every layer agrees on. It does no IO and depends on nothing heavier than a hash
-//! function, so the sans-IO cores can use it freely.
+//! This crate owns the vocabulary: [`RoomId`], [`NodeId`], [`LinkId`], [`MediaKind`], [`Track`],
+//! [`FileHash`], the access model ([`Account`], [`Role`], [`Membership`], [`RoomKind`], and which
+//! [`Action`] each role permits) and the limits that every layer agrees on. It does no IO and
+//! depends on nothing heavier than a hash function, so the sans-IO cores can use it freely.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -83,6 +83,74 @@ impl fmt::Debug for RoomId {
         write!(f, "RoomId({})", self.fmt_short())
     }
 }
+
+/// A shared file, named by the BLAKE3 hash of its bytes: whoever holds a file with this name
+/// holds exactly those bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileHash([u8; 32]);
+
+impl FileHash {
+    /// Wraps raw hash bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw 32 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl TryFrom<&[u8]> for FileHash {
+    type Error = InvalidLength;
+
+    fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+        let array: [u8; 32] = bytes.try_into().map_err(|_| InvalidLength {
+            expected: 32,
+            actual: bytes.len(),
+        })?;
+        Ok(Self(array))
+    }
+}
+
+impl fmt::Display for FileHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for FileHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileHash({})", hex::encode(&self.0[..5]))
+    }
+}
+
+impl FromStr for FileHash {
+    type Err = InvalidFileHash;
+
+    /// Parses the 64 hex digits [`fmt::Display`] writes.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| InvalidFileHash)?;
+        Ok(Self(bytes))
+    }
+}
+
+/// Text that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a file hash is 64 hex digits")]
+pub struct InvalidFileHash;
+
+/// A shared file travels in chunks of this many bytes (the last may be shorter), each small
+/// enough for one signaling response.
+pub const FILE_CHUNK_BYTES: usize = 32 * 1024;
+
+/// Largest file a room can share: its manifest (a BLAKE3 hash per chunk) fits one signaling
+/// response.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Longest shared file name, in bytes of UTF-8.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
 
 /// A byte string had the wrong length for the id it should hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,6 +393,14 @@ mod tests {
             Track::carrying(&[MediaKind::Audio], true),
             [Track::Microphone]
         );
+    }
+
+    #[test]
+    fn file_hashes_print_and_parse_as_hex() {
+        let hash = FileHash::from_bytes([0xab; 32]);
+        assert_eq!(hash.to_string().parse::<FileHash>(), Ok(hash));
+        assert_eq!("ab".parse::<FileHash>(), Err(InvalidFileHash));
+        assert_eq!("zz".repeat(32).parse::<FileHash>(), Err(InvalidFileHash));
     }
 
     #[test]

@@ -1,0 +1,527 @@
+//! Files shared in rooms, on this node: taking one from the user's page and offering it to the
+//! room, fetching the files others offer from their nodes chunk by chunk, serving chunks to the
+//! room's members, and telling pages how far each file is.
+//!
+//! What a chunk, manifest or whole file must hash to is [`chroom_room::files`]'s business; this
+//! module moves bytes and keeps them ([`chroom_store`]). Every chunk is stored as soon as it is
+//! checked, so a download cut off (the sender gone, this node restarted, the room left) goes on
+//! from the chunks it holds when the room is joined again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use chroom_net::{NetHandle, PeerId, SignalReplyId};
+use chroom_proto::{ErrorCode, FileOffer, FilePart, SignalError, SignalRequest, SignalResponse};
+use chroom_room::files::{Download, FileError, Manifest, Want, chunk_count, hash_of};
+use chroom_store::{Store, StoredFile};
+use chroom_types::{Account, FILE_CHUNK_BYTES, FileHash, RoomId};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Requests a download keeps out at once: enough to fill a path of a few tens of milliseconds
+/// at tens of Mbit/s with 32 KiB chunks.
+const REQUESTS_IN_FLIGHT: usize = 8;
+
+/// Longest wait before asking an unreachable sender again.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// Pages hear of a download's progress at most this often (and at its end).
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Status changes kept for pages that read slowly.
+const EVENT_BUFFER: usize = 256;
+
+/// How a shared file stands on this node, as its pages are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    /// The room it was shared in.
+    pub room: RoomId,
+    /// BLAKE3 of its bytes.
+    pub hash: FileHash,
+    /// Its name.
+    pub name: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The node that offered it (PeerId text).
+    pub offered_by: String,
+    /// The account that node proved, if any.
+    pub account: Option<Account>,
+    /// When it was offered, unix milliseconds.
+    pub offered_at_unix_ms: u64,
+    /// Bytes held (and checked) so far.
+    pub received: u64,
+    /// Held whole and checked against its hash: it can be downloaded.
+    pub complete: bool,
+    /// What keeps it from completing right now, for people.
+    pub problem: Option<String>,
+}
+
+impl FileStatus {
+    fn of(file: &StoredFile, received: u64) -> Self {
+        Self {
+            room: file.room,
+            hash: file.hash,
+            name: file.name.clone(),
+            size: file.size,
+            offered_by: file.offered_by.clone(),
+            account: file.account,
+            offered_at_unix_ms: file.offered_at_unix_ms,
+            received: if file.complete { file.size } else { received },
+            complete: file.complete,
+            problem: None,
+        }
+    }
+}
+
+/// This node's share in the rooms' files. Shared by the driver (offers, requests, joins) and
+/// the pages (uploads, downloads, status).
+#[derive(Debug)]
+pub struct Files {
+    store: Arc<Store>,
+    net: NetHandle,
+    events: broadcast::Sender<FileStatus>,
+    /// Running downloads: the room each is for, and how to stop it.
+    downloads: Mutex<HashMap<FileHash, (RoomId, CancellationToken)>>,
+    shutdown: CancellationToken,
+    pacer: Pacer,
+    chunks_fetched: AtomicU64,
+}
+
+impl Files {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        net: NetHandle,
+        serve_kbps: u32,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            net,
+            events: broadcast::channel(EVENT_BUFFER).0,
+            downloads: Mutex::new(HashMap::new()),
+            shutdown,
+            pacer: Pacer::new(u64::from(serve_kbps) * 1000 / 8),
+            chunks_fetched: AtomicU64::new(0),
+        })
+    }
+
+    /// Every change of a file's status from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<FileStatus> {
+        self.events.subscribe()
+    }
+
+    /// Chunks fetched from other nodes since this node started.
+    pub fn chunks_fetched(&self) -> u64 {
+        self.chunks_fetched.load(Ordering::Relaxed)
+    }
+
+    /// The files shared in `room`, oldest first, as this node holds them.
+    pub async fn room_files(&self, room: RoomId) -> anyhow::Result<Vec<FileStatus>> {
+        let store = self.store.clone();
+        blocking(move || {
+            store
+                .room_files(room)?
+                .into_iter()
+                .map(|file| {
+                    let held = store.file_chunk_indexes(file.hash)?;
+                    Ok(FileStatus::of(&file, held_bytes(file.size, &held)))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// A complete file's name and bytes, checked when it completed.
+    pub async fn read(&self, hash: FileHash) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let Some(file) = store.file(hash)?.filter(|file| file.complete) else {
+                return Ok(None);
+            };
+            let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+            for index in 0..chunk_count(file.size) {
+                let chunk = store
+                    .file_chunk(hash, index)?
+                    .with_context(|| format!("chunk {index} of a complete file is missing"))?;
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(Some((file.name, bytes)))
+        })
+        .await
+    }
+
+    /// Cuts a file this node's user shares into chunks and keeps it whole; returns the offer
+    /// to publish in the room.
+    pub(crate) async fn prepare_share(
+        &self,
+        room: RoomId,
+        name: String,
+        bytes: Bytes,
+        (offered_by, account): (PeerId, Option<Account>),
+    ) -> anyhow::Result<FileOffer> {
+        chroom_proto::check_file_name(&name).map_err(|reason| anyhow::anyhow!(reason))?;
+        let store = self.store.clone();
+        let (offer, file) = blocking(move || {
+            let (hash, manifest) = Manifest::of(&bytes)?;
+            let file = StoredFile {
+                hash,
+                room,
+                name,
+                size: bytes.len() as u64,
+                manifest_hash: manifest.hash(),
+                offered_by: offered_by.to_base58(),
+                account,
+                offered_at_unix_ms: crate::node::unix_now_ms(),
+                manifest: Some(manifest.encode()),
+                complete: true,
+            };
+            store.share_file(&file, bytes.chunks(FILE_CHUNK_BYTES))?;
+            let offer = FileOffer {
+                hash,
+                name: file.name.clone(),
+                size: file.size,
+                manifest_hash: file.manifest_hash,
+            };
+            Ok((offer, file))
+        })
+        .await?;
+        self.tell(FileStatus::of(&file, file.size));
+        Ok(offer)
+    }
+
+    /// A member's offer, delivered in a room this node is in: keep it and fetch the file.
+    pub(crate) fn offered(
+        self: &Arc<Self>,
+        room: RoomId,
+        (author, account): (PeerId, Option<Account>),
+        offered_at_unix_ms: u64,
+        offer: FileOffer,
+    ) {
+        let file = StoredFile {
+            hash: offer.hash,
+            room,
+            name: offer.name,
+            size: offer.size,
+            manifest_hash: offer.manifest_hash,
+            offered_by: author.to_base58(),
+            account,
+            offered_at_unix_ms,
+            manifest: None,
+            complete: false,
+        };
+        let files = self.clone();
+        tokio::spawn(async move {
+            let store = files.store.clone();
+            let kept = file.clone();
+            match blocking(move || Ok(store.offer_file(&kept)?)).await {
+                Ok(true) => {
+                    tracing::info!(room = %room.fmt_short(), file = ?file.hash, size = file.size, "file offered");
+                    files.tell(FileStatus::of(&file, 0));
+                    files.start_download(file);
+                }
+                // Offered again (gossip redelivers): the first offer is being handled.
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot keep a file offer"),
+            }
+        });
+    }
+
+    /// Goes on with `room`'s unfinished downloads (on joining it).
+    pub(crate) fn resume(self: &Arc<Self>, room: RoomId) {
+        let files = self.clone();
+        tokio::spawn(async move {
+            let store = files.store.clone();
+            match blocking(move || Ok(store.room_files(room)?)).await {
+                Ok(kept) => {
+                    for file in kept.into_iter().filter(|file| !file.complete) {
+                        files.start_download(file);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the room's files"),
+            }
+        });
+    }
+
+    /// Stops `room`'s downloads (on leaving it); the chunks they hold are kept.
+    pub(crate) fn pause(&self, room: RoomId) {
+        self.running().retain(|_, (of, stop)| {
+            if *of == room {
+                stop.cancel();
+            }
+            *of != room
+        });
+    }
+
+    /// Answers a member's request for part of a file shared in `room` (the driver checked that
+    /// the member is present there).
+    pub(crate) fn serve(
+        self: &Arc<Self>,
+        reply: SignalReplyId,
+        room: RoomId,
+        file: FileHash,
+        part: FilePart,
+    ) {
+        let files = self.clone();
+        tokio::spawn(async move {
+            let store = files.store.clone();
+            let found = blocking(move || {
+                let Some(kept) = store.file(file)?.filter(|kept| kept.room == room) else {
+                    return Ok(None);
+                };
+                Ok(match part {
+                    FilePart::Manifest => kept.manifest,
+                    FilePart::Chunk(index) => store.file_chunk(file, index)?,
+                })
+            })
+            .await;
+            let response = match found {
+                Ok(Some(data)) => {
+                    files.pacer.wait(data.len()).await;
+                    SignalResponse::FileData(data.into())
+                }
+                Ok(None) => SignalResponse::Error(SignalError::new(
+                    ErrorCode::NotFound,
+                    "this node does not hold that part of that file in that room",
+                )),
+                Err(e) => SignalResponse::Error(SignalError::new(
+                    ErrorCode::Internal,
+                    format!("cannot read the file: {e:#}"),
+                )),
+            };
+            let _ = files.net.respond(reply, response).await;
+        });
+    }
+
+    fn start_download(self: &Arc<Self>, file: StoredFile) {
+        let stop = self.shutdown.child_token();
+        {
+            let mut running = self.running();
+            if running.contains_key(&file.hash) {
+                return;
+            }
+            running.insert(file.hash, (file.room, stop.clone()));
+        }
+        let files = self.clone();
+        tokio::spawn(async move {
+            let hash = file.hash;
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = files.download(file) => {}
+            }
+            files.running().remove(&hash);
+        });
+    }
+
+    /// Fetches what is missing of `file` from the node that offered it, until it is whole and
+    /// checked. Gives up only on bytes that cannot be the file (they would never be).
+    async fn download(&self, file: StoredFile) {
+        let Ok(sender) = file.offered_by.parse::<PeerId>() else {
+            return;
+        };
+        let mut status = FileStatus::of(&file, 0);
+        let mut download = match self.held(&file).await {
+            Ok(download) => download,
+            Err(e) => {
+                status.problem = Some(format!("{e:#}"));
+                return self.tell(status);
+            }
+        };
+        status.received = download.received_bytes();
+        self.tell(status.clone());
+        let mut in_flight = FuturesUnordered::new();
+        let mut retry_delay = Duration::from_millis(250);
+        let mut last_told = Instant::now();
+        while !download.is_complete() {
+            for want in download.next_wants(REQUESTS_IN_FLIGHT) {
+                in_flight.push(fetch(self.net.clone(), sender, &file, want));
+            }
+            let Some((want, answer)) = in_flight.next().await else {
+                break;
+            };
+            let kept = match answer {
+                Ok(data) => self.keep(&file, &mut download, want, &data).await,
+                Err(e) => Err(anyhow::anyhow!(e)),
+            };
+            if let Err(e) = kept {
+                download.failed(want);
+                if status.problem.is_none() {
+                    tracing::info!(file = ?file.hash, error = %format!("{e:#}"), "file transfer interrupted: retrying");
+                }
+                status.problem = Some(format!("{e:#}: retrying"));
+                self.tell(status.clone());
+                // Ask again once the requests still out are answered, and not at once.
+                if in_flight.is_empty() {
+                    tokio::time::sleep(retry_delay).await;
+                    retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+                }
+                continue;
+            }
+            retry_delay = Duration::from_millis(250);
+            status.received = download.received_bytes();
+            if status.problem.take().is_some() || last_told.elapsed() >= PROGRESS_INTERVAL {
+                last_told = Instant::now();
+                self.tell(status.clone());
+            }
+        }
+        match self.finish(&file).await {
+            Ok(()) => {
+                tracing::info!(file = ?file.hash, size = file.size, "file received whole");
+                status.complete = true;
+                status.received = file.size;
+            }
+            Err(e) => status.problem = Some(format!("{e:#}")),
+        }
+        self.tell(status);
+    }
+
+    /// A download of `file` holding what this node kept of it.
+    async fn held(&self, file: &StoredFile) -> anyhow::Result<Download> {
+        let store = self.store.clone();
+        let hash = file.hash;
+        let have = blocking(move || Ok(store.file_chunk_indexes(hash)?)).await?;
+        let manifest = file
+            .manifest
+            .as_ref()
+            .and_then(|bytes| Manifest::decode(bytes, file.size, file.manifest_hash).ok());
+        Ok(Download::new(
+            file.size,
+            file.manifest_hash,
+            manifest,
+            &have,
+        )?)
+    }
+
+    /// Checks what arrived for `want` and keeps it.
+    async fn keep(
+        &self,
+        file: &StoredFile,
+        download: &mut Download,
+        want: Want,
+        data: &Bytes,
+    ) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let hash = file.hash;
+        match want {
+            Want::Manifest => {
+                let manifest = download.manifest_arrived(data)?.encode();
+                blocking(move || Ok(store.set_file_manifest(hash, &manifest)?)).await
+            }
+            Want::Chunk(index) => {
+                download.chunk_arrived(index, data)?;
+                self.chunks_fetched.fetch_add(1, Ordering::Relaxed);
+                let data = data.clone();
+                blocking(move || Ok(store.put_file_chunks(hash, &[(index, &data)])?)).await
+            }
+        }
+    }
+
+    /// Checks the whole of `file` against its hash and records it complete.
+    async fn finish(&self, file: &StoredFile) -> anyhow::Result<()> {
+        let store = self.store.clone();
+        let (hash, size) = (file.hash, file.size);
+        blocking(move || {
+            let chunks = (0..chunk_count(size))
+                .map(|index| {
+                    store
+                        .file_chunk(hash, index)?
+                        .with_context(|| format!("chunk {index} vanished"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if hash_of(&chunks) != hash {
+                return Err(FileError::WrongFile.into());
+            }
+            Ok(store.mark_file_complete(hash)?)
+        })
+        .await
+    }
+
+    fn tell(&self, status: FileStatus) {
+        // Nobody listening is fine: no page is open.
+        let _ = self.events.send(status);
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<FileHash, (RoomId, CancellationToken)>> {
+        // A panic while holding the lock leaves a stale entry at worst: go on.
+        self.downloads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Asks `sender` for `want` of `file`.
+async fn fetch(
+    net: NetHandle,
+    sender: PeerId,
+    file: &StoredFile,
+    want: Want,
+) -> (Want, Result<Bytes, String>) {
+    let part = match want {
+        Want::Manifest => FilePart::Manifest,
+        Want::Chunk(index) => FilePart::Chunk(index),
+    };
+    let request = SignalRequest::File {
+        room: file.room,
+        file: file.hash,
+        part,
+    };
+    let answer = match net.request(sender, request).await {
+        Ok(SignalResponse::FileData(data)) => Ok(data),
+        Ok(SignalResponse::Error(e)) => Err(format!("the sender refused: {e}")),
+        Ok(other) => Err(format!("the sender answered {other:?}")),
+        Err(e) => Err(format!("the sender is unreachable: {e}")),
+    };
+    (want, answer)
+}
+
+/// Bytes in the chunks `held` of a `size`-byte file.
+fn held_bytes(size: u64, held: &[u32]) -> u64 {
+    held.iter()
+        .map(|index| chroom_room::files::chunk_len(size, *index) as u64)
+        .sum()
+}
+
+/// Runs store work (redb fsyncs on commit) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("store task failed")?
+}
+
+/// Spaces out what this node serves so it stays under a byte rate: each response waits for
+/// the time the ones before it take at that rate.
+#[derive(Debug)]
+struct Pacer {
+    bytes_per_second: u64,
+    next_free: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(bytes_per_second: u64) -> Self {
+        Self {
+            bytes_per_second: bytes_per_second.max(1),
+            next_free: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self, bytes: usize) {
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+        let start = {
+            let mut next_free = self
+                .next_free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let start = (*next_free).max(Instant::now());
+            *next_free = start + cost;
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+}
