@@ -138,6 +138,9 @@ pub enum NetError {
     /// A gossip message could not be published.
     #[error("publishing to the room's gossip failed: {0}")]
     Publish(String),
+    /// Nobody else is in the room's gossip topic (yet): there was no one to publish to.
+    #[error("nobody else is in the room")]
+    NobodyListening,
     /// A DHT query failed.
     #[error("dht query failed: {0}")]
     Query(String),
@@ -530,7 +533,12 @@ impl NetActor {
                     .gossipsub
                     .publish(topic(room), data)
                     .map(|_| ())
-                    .map_err(|e| NetError::Publish(e.to_string()));
+                    .map_err(|e| match e {
+                        gossipsub::PublishError::NoPeersSubscribedToTopic => {
+                            NetError::NobodyListening
+                        }
+                        other => NetError::Publish(other.to_string()),
+                    });
                 let _ = reply.send(result);
             }
             Command::ReportMessage {

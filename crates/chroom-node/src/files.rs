@@ -23,16 +23,23 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Requests a download keeps out at once: enough to fill a path of a few tens of milliseconds
 /// at tens of Mbit/s with 32 KiB chunks.
 const REQUESTS_IN_FLIGHT: usize = 8;
+
+/// First wait before asking a sender again after a failed request; doubled on each failure.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(250);
 
 /// Longest wait before asking an unreachable sender again.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// Pages hear of a download's progress at most this often (and at its end).
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Files offered again to a member arriving in a room: the most recent this node shared.
+const REOFFERED_FILES: usize = 20;
 
 /// Status changes kept for pages that read slowly.
 const EVENT_BUFFER: usize = 256;
@@ -89,6 +96,8 @@ pub struct Files {
     /// Running downloads: the room each is for, and how to stop it.
     downloads: Mutex<HashMap<FileHash, (RoomId, CancellationToken)>>,
     shutdown: CancellationToken,
+    /// Everything this module runs, so a stopping node can wait for it.
+    tasks: TaskTracker,
     pacer: Pacer,
     chunks_fetched: AtomicU64,
 }
@@ -106,6 +115,7 @@ impl Files {
             events: broadcast::channel(EVENT_BUFFER).0,
             downloads: Mutex::new(HashMap::new()),
             shutdown,
+            tasks: TaskTracker::new(),
             pacer: Pacer::new(u64::from(serve_kbps) * 1000 / 8),
             chunks_fetched: AtomicU64::new(0),
         })
@@ -124,7 +134,7 @@ impl Files {
     /// The files shared in `room`, oldest first, as this node holds them.
     pub async fn room_files(&self, room: RoomId) -> anyhow::Result<Vec<FileStatus>> {
         let store = self.store.clone();
-        blocking(move || {
+        self.blocking(move || {
             store
                 .room_files(room)?
                 .into_iter()
@@ -140,7 +150,7 @@ impl Files {
     /// A complete file's name and bytes, checked when it completed.
     pub async fn read(&self, hash: FileHash) -> anyhow::Result<Option<(String, Vec<u8>)>> {
         let store = self.store.clone();
-        blocking(move || {
+        self.blocking(move || {
             let Some(file) = store.file(hash)?.filter(|file| file.complete) else {
                 return Ok(None);
             };
@@ -156,6 +166,37 @@ impl Files {
         .await
     }
 
+    /// The offers of the last files this node shared in `room` (held whole), to offer again to
+    /// a member that just arrived or came back: an offer is a gossip message, gone once sent.
+    pub(crate) async fn own_offers(
+        &self,
+        room: RoomId,
+        own: PeerId,
+    ) -> anyhow::Result<Vec<FileOffer>> {
+        let store = self.store.clone();
+        let own = own.to_base58();
+        let mine: Vec<StoredFile> = self
+            .blocking(move || {
+                Ok(store
+                    .room_files(room)?
+                    .into_iter()
+                    .filter(|file| file.complete && file.offered_by == own)
+                    .collect())
+            })
+            .await?;
+        let skip = mine.len().saturating_sub(REOFFERED_FILES);
+        Ok(mine
+            .into_iter()
+            .skip(skip)
+            .map(|file| FileOffer {
+                hash: file.hash,
+                name: file.name,
+                size: file.size,
+                manifest_hash: file.manifest_hash,
+            })
+            .collect())
+    }
+
     /// Cuts a file this node's user shares into chunks and keeps it whole; returns the offer
     /// to publish in the room.
     pub(crate) async fn prepare_share(
@@ -167,30 +208,31 @@ impl Files {
     ) -> anyhow::Result<FileOffer> {
         chroom_proto::check_file_name(&name).map_err(|reason| anyhow::anyhow!(reason))?;
         let store = self.store.clone();
-        let (offer, file) = blocking(move || {
-            let (hash, manifest) = Manifest::of(&bytes)?;
-            let file = StoredFile {
-                hash,
-                room,
-                name,
-                size: bytes.len() as u64,
-                manifest_hash: manifest.hash(),
-                offered_by: offered_by.to_base58(),
-                account,
-                offered_at_unix_ms: crate::node::unix_now_ms(),
-                manifest: Some(manifest.encode()),
-                complete: true,
-            };
-            store.share_file(&file, bytes.chunks(FILE_CHUNK_BYTES))?;
-            let offer = FileOffer {
-                hash,
-                name: file.name.clone(),
-                size: file.size,
-                manifest_hash: file.manifest_hash,
-            };
-            Ok((offer, file))
-        })
-        .await?;
+        let (offer, file) = self
+            .blocking(move || {
+                let (hash, manifest) = Manifest::of(&bytes)?;
+                let file = StoredFile {
+                    hash,
+                    room,
+                    name,
+                    size: bytes.len() as u64,
+                    manifest_hash: manifest.hash(),
+                    offered_by: offered_by.to_base58(),
+                    account,
+                    offered_at_unix_ms: crate::node::unix_now_ms(),
+                    manifest: Some(manifest.encode()),
+                    complete: true,
+                };
+                store.share_file(&file, bytes.chunks(FILE_CHUNK_BYTES))?;
+                let offer = FileOffer {
+                    hash,
+                    name: file.name.clone(),
+                    size: file.size,
+                    manifest_hash: file.manifest_hash,
+                };
+                Ok((offer, file))
+            })
+            .await?;
         self.tell(FileStatus::of(&file, file.size));
         Ok(offer)
     }
@@ -216,10 +258,10 @@ impl Files {
             complete: false,
         };
         let files = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let store = files.store.clone();
             let kept = file.clone();
-            match blocking(move || Ok(store.offer_file(&kept)?)).await {
+            match files.blocking(move || Ok(store.offer_file(&kept)?)).await {
                 Ok(true) => {
                     tracing::info!(room = %room.fmt_short(), file = ?file.hash, size = file.size, "file offered");
                     files.tell(FileStatus::of(&file, 0));
@@ -235,9 +277,9 @@ impl Files {
     /// Goes on with `room`'s unfinished downloads (on joining it).
     pub(crate) fn resume(self: &Arc<Self>, room: RoomId) {
         let files = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let store = files.store.clone();
-            match blocking(move || Ok(store.room_files(room)?)).await {
+            match files.blocking(move || Ok(store.room_files(room)?)).await {
                 Ok(kept) => {
                     for file in kept.into_iter().filter(|file| !file.complete) {
                         files.start_download(file);
@@ -268,18 +310,19 @@ impl Files {
         part: FilePart,
     ) {
         let files = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let store = files.store.clone();
-            let found = blocking(move || {
-                let Some(kept) = store.file(file)?.filter(|kept| kept.room == room) else {
-                    return Ok(None);
-                };
-                Ok(match part {
-                    FilePart::Manifest => kept.manifest,
-                    FilePart::Chunk(index) => store.file_chunk(file, index)?,
+            let found = files
+                .blocking(move || {
+                    let Some(kept) = store.file(file)?.filter(|kept| kept.room == room) else {
+                        return Ok(None);
+                    };
+                    Ok(match part {
+                        FilePart::Manifest => kept.manifest,
+                        FilePart::Chunk(index) => store.file_chunk(file, index)?,
+                    })
                 })
-            })
-            .await;
+                .await;
             let response = match found {
                 Ok(Some(data)) => {
                     files.pacer.wait(data.len()).await;
@@ -308,7 +351,7 @@ impl Files {
             running.insert(file.hash, (file.room, stop.clone()));
         }
         let files = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let hash = file.hash;
             tokio::select! {
                 () = stop.cancelled() => {}
@@ -335,14 +378,22 @@ impl Files {
         status.received = download.received_bytes();
         self.tell(status.clone());
         let mut in_flight = FuturesUnordered::new();
-        let mut retry_delay = Duration::from_millis(250);
+        let mut retry_delay = FIRST_RETRY_DELAY;
+        // After a failure no new requests go out until those out are answered and a delay
+        // has passed: a sender that is gone is not asked in a tight loop.
+        let mut retry_at: Option<Instant> = None;
         let mut last_told = Instant::now();
         while !download.is_complete() {
-            for want in download.next_wants(REQUESTS_IN_FLIGHT) {
-                in_flight.push(fetch(self.net.clone(), sender, &file, want));
+            if retry_at.is_none() {
+                for want in download.next_wants(REQUESTS_IN_FLIGHT) {
+                    in_flight.push(fetch(self.net.clone(), sender, &file, want));
+                }
             }
             let Some((want, answer)) = in_flight.next().await else {
-                break;
+                if let Some(at) = retry_at.take() {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                continue;
             };
             let kept = match answer {
                 Ok(data) => self.keep(&file, &mut download, want, &data).await,
@@ -350,19 +401,18 @@ impl Files {
             };
             if let Err(e) = kept {
                 download.failed(want);
+                if retry_at.is_none() {
+                    retry_at = Some(Instant::now() + retry_delay);
+                    retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+                }
                 if status.problem.is_none() {
                     tracing::info!(file = ?file.hash, error = %format!("{e:#}"), "file transfer interrupted: retrying");
                 }
                 status.problem = Some(format!("{e:#}: retrying"));
                 self.tell(status.clone());
-                // Ask again once the requests still out are answered, and not at once.
-                if in_flight.is_empty() {
-                    tokio::time::sleep(retry_delay).await;
-                    retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
-                }
                 continue;
             }
-            retry_delay = Duration::from_millis(250);
+            retry_delay = FIRST_RETRY_DELAY;
             status.received = download.received_bytes();
             if status.problem.take().is_some() || last_told.elapsed() >= PROGRESS_INTERVAL {
                 last_told = Instant::now();
@@ -384,7 +434,9 @@ impl Files {
     async fn held(&self, file: &StoredFile) -> anyhow::Result<Download> {
         let store = self.store.clone();
         let hash = file.hash;
-        let have = blocking(move || Ok(store.file_chunk_indexes(hash)?)).await?;
+        let have = self
+            .blocking(move || Ok(store.file_chunk_indexes(hash)?))
+            .await?;
         let manifest = file
             .manifest
             .as_ref()
@@ -410,13 +462,15 @@ impl Files {
         match want {
             Want::Manifest => {
                 let manifest = download.manifest_arrived(data)?.encode();
-                blocking(move || Ok(store.set_file_manifest(hash, &manifest)?)).await
+                self.blocking(move || Ok(store.set_file_manifest(hash, &manifest)?))
+                    .await
             }
             Want::Chunk(index) => {
                 download.chunk_arrived(index, data)?;
                 self.chunks_fetched.fetch_add(1, Ordering::Relaxed);
                 let data = data.clone();
-                blocking(move || Ok(store.put_file_chunks(hash, &[(index, &data)])?)).await
+                self.blocking(move || Ok(store.put_file_chunks(hash, &[(index, &data)])?))
+                    .await
             }
         }
     }
@@ -425,7 +479,7 @@ impl Files {
     async fn finish(&self, file: &StoredFile) -> anyhow::Result<()> {
         let store = self.store.clone();
         let (hash, size) = (file.hash, file.size);
-        blocking(move || {
+        self.blocking(move || {
             let chunks = (0..chunk_count(size))
                 .map(|index| {
                     store
@@ -439,6 +493,35 @@ impl Files {
             Ok(store.mark_file_complete(hash)?)
         })
         .await
+    }
+
+    /// Runs `work` until it ends or the node stops; [`Self::stopped`] waits for it.
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = work => {}
+            }
+        });
+    }
+
+    /// Runs store work (redb fsyncs on commit) off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.tasks
+            .spawn_blocking(work)
+            .await
+            .context("store task failed")?
+    }
+
+    /// Waits, once the node is stopping, until nothing of this module runs: then the store is
+    /// no longer used and can be opened again.
+    pub(crate) async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     fn tell(&self, status: FileStatus) {
@@ -484,15 +567,6 @@ fn held_bytes(size: u64, held: &[u32]) -> u64 {
     held.iter()
         .map(|index| chroom_room::files::chunk_len(size, *index) as u64)
         .sum()
-}
-
-/// Runs store work (redb fsyncs on commit) off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .context("store task failed")?
 }
 
 /// Spaces out what this node serves so it stays under a byte rate: each response waits for

@@ -11,8 +11,8 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use chroom_media::{MediaActor, MediaEvent, MediaHandle, PlaybackOffer, ReceivedFrame, RelayStats};
 use chroom_net::{
-    GossipAcceptance, GossipMessageRef, Multiaddr, NetActor, NetEvent, NetHandle, PeerId, Presence,
-    SignalReplyId,
+    GossipAcceptance, GossipMessageRef, Multiaddr, NetActor, NetError, NetEvent, NetHandle, PeerId,
+    Presence, SignalReplyId,
 };
 use chroom_overlay::Message;
 use chroom_proto::TreeMessage;
@@ -388,6 +388,7 @@ impl RunningNode {
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.handle.files.stopped().await;
     }
 }
 
@@ -741,6 +742,11 @@ enum StepResult {
         peer: PeerId,
         binding: Option<IdentityBinding>,
     },
+    /// The files this node shared in `room`, to offer again.
+    OwnFiles {
+        room: RoomId,
+        offers: Vec<FileOffer>,
+    },
     /// A tree message to `peer` was answered (or not).
     TreeSent {
         peer: PeerId,
@@ -984,8 +990,12 @@ impl Driver {
                 let message = self.room_message(room, RoomMessageBody::FileOffer(offer));
                 let net = self.net.clone();
                 tokio::spawn(async move {
-                    let result = net.publish(room, encode_room_message(&message)).await;
-                    let _ = done.send(result.map_err(Into::into));
+                    let result = match net.publish(room, encode_room_message(&message)).await {
+                        // Alone in the room: members arriving are offered it then.
+                        Ok(()) | Err(NetError::NobodyListening) => Ok(()),
+                        Err(e) => Err(e.into()),
+                    };
+                    let _ = done.send(result);
                 });
             }
             DriverCommand::Stats(reply) => {
@@ -1093,6 +1103,18 @@ impl Driver {
             NetEvent::RoomPeerJoined { room, peer } if self.present_in.contains(&room) => {
                 tracing::debug!(room = %room.fmt_short(), peer = %short(&peer), "peer joined room topic");
                 self.announce_presence(room, false, None);
+                // It may have missed (or lost, if it left) the files offered here.
+                let (files, results, own) =
+                    (self.files.clone(), self.results.clone(), self.local_peer);
+                tokio::spawn(async move {
+                    match files.own_offers(room, own).await {
+                        Ok(offers) if !offers.is_empty() => {
+                            let _ = results.send(StepResult::OwnFiles { room, offers }).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read shared files"),
+                    }
+                });
             }
             NetEvent::PeerMisbehaved { peer, reason } => {
                 self.stats.malformed_requests += 1;
@@ -1172,6 +1194,24 @@ impl Driver {
                 room,
                 outcome,
             } => self.tree_sent(peer, room, outcome),
+            StepResult::OwnFiles { room, offers } => {
+                let net = self.net.clone();
+                let messages: Vec<Vec<u8>> = offers
+                    .into_iter()
+                    .map(|offer| {
+                        encode_room_message(
+                            &self.room_message(room, RoomMessageBody::FileOffer(offer)),
+                        )
+                    })
+                    .collect();
+                tokio::spawn(async move {
+                    for message in messages {
+                        if let Err(e) = net.publish(room, message).await {
+                            tracing::debug!(error = %e, "file offer not published");
+                        }
+                    }
+                });
+            }
             StepResult::Hello { peer, binding } => match binding {
                 Some(binding) => self.handle_binding(peer, &binding),
                 None => tracing::debug!(peer = %short(&peer), "peer acts for no account"),

@@ -1,0 +1,134 @@
+//! Files shared in a room between real nodes: a download cut off by a restart goes on from the
+//! chunks it kept, and only members present in the room are served.
+
+use std::time::Duration;
+
+use chroom_node::files::FileStatus;
+use chroom_node::node::RunningNode;
+use chroom_proto::{ErrorCode, FilePart, SignalRequest, SignalResponse};
+use chroom_room::Participation;
+use chroom_room::files::chunk_count;
+use chroom_tests::{Chain, eventually, init_tracing, tcp_addr};
+use chroom_types::{MediaKind, RoomId};
+
+/// A member joining `room` to talk (its presence is what lets it fetch files).
+async fn take_part(node: &RunningNode, room: RoomId) {
+    node.join(room, Participation::Receive(vec![MediaKind::Audio]))
+        .await
+        .unwrap();
+}
+
+/// Waits until `node` lists `others` in `room`.
+async fn sees(node: &RunningNode, room: RoomId, others: usize) {
+    eventually(
+        Duration::from_secs(30),
+        "members see each other",
+        || async { (node.participants(room).await.ok()?.len() == others + 1).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_off_by_a_restart_resumes_from_the_chunks_it_kept() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The sharer serves 256 kB/s, so 1 MiB takes about four seconds: time to cut it off.
+    let sharer = chain
+        .node_with(&dir.path().join("sharer"), 1, &[], |config| {
+            config.file_serve_kbps = 2048;
+        })
+        .await;
+    let boot = [tcp_addr(&sharer).await];
+    let receiver_dir = dir.path().join("receiver");
+    let receiver = chain.node(&receiver_dir, 2, &boot).await;
+    take_part(&sharer, room).await;
+    take_part(&receiver, room).await;
+    sees(&sharer, room, 1).await;
+    sees(&receiver, room, 1).await;
+
+    let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i * 31 % 253) as u8).collect();
+    let total = u64::from(chunk_count(bytes.len() as u64));
+    let mut statuses = receiver.files().subscribe();
+    let hash = sharer
+        .share_file(room, "slides.bin".into(), bytes.clone().into())
+        .await
+        .unwrap();
+
+    // Part-way through, the receiver stops.
+    let partial = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let status: FileStatus = statuses.recv().await.unwrap();
+            if status.hash == hash && status.received > 0 {
+                return status;
+            }
+        }
+    })
+    .await
+    .expect("the download starts");
+    assert!(!partial.complete, "{partial:?}");
+    // A download under way does not hold the node up (nor its store open).
+    tokio::time::timeout(Duration::from_secs(20), receiver.shutdown())
+        .await
+        .expect("the receiver stops");
+
+    let receiver = chain.node(&receiver_dir, 2, &boot).await;
+    let kept = receiver.store().file_chunk_indexes(hash).unwrap().len() as u64;
+    assert!(kept > 0 && kept < total, "kept {kept} of {total} chunks");
+    take_part(&receiver, room).await;
+    eventually(
+        Duration::from_secs(60),
+        "the download completes",
+        || async {
+            let files = receiver.files().room_files(room).await.ok()?;
+            files
+                .iter()
+                .find(|f| f.hash == hash && f.complete)
+                .map(|_| ())
+        },
+    )
+    .await;
+    // It asked only for what it lacked, and holds exactly the shared bytes.
+    assert_eq!(receiver.files().chunks_fetched(), total - kept);
+    let (name, held) = receiver.files().read(hash).await.unwrap().unwrap();
+    assert_eq!(name, "slides.bin");
+    assert!(held == bytes, "the bytes differ");
+
+    receiver.shutdown().await;
+    sharer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_served_only_to_members_present_in_the_room() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sharer = chain.node(&dir.path().join("sharer"), 1, &[]).await;
+    let boot = [tcp_addr(&sharer).await];
+    // Account 3 is not a member: it can connect, but is never present in the room.
+    let stranger = chain.node(&dir.path().join("stranger"), 3, &boot).await;
+    take_part(&sharer, room).await;
+    let hash = sharer
+        .share_file(room, "secret.txt".into(), b"the plan".to_vec().into())
+        .await
+        .unwrap();
+
+    for part in [FilePart::Manifest, FilePart::Chunk(0)] {
+        let request = SignalRequest::File {
+            room,
+            file: hash,
+            part,
+        };
+        let answer = stranger
+            .net()
+            .request(sharer.peer_id(), request)
+            .await
+            .unwrap();
+        match answer {
+            SignalResponse::Error(e) => assert_eq!(e.code, ErrorCode::NotInRoom, "{e}"),
+            other => panic!("a stranger got {other:?}"),
+        }
+    }
+    stranger.shutdown().await;
+    sharer.shutdown().await;
+}
