@@ -526,3 +526,73 @@ async fn an_audio_space_negotiates_no_video_and_listeners_hear_speakers() {
     assert_eq!(seen["listener_error"], serde_json::Value::Null, "{seen}");
     assert_eq!(seen["audience"], "1 speaking · 1 listening", "{seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_mutes_and_removes_a_member_and_every_node_carries_it_out() {
+    init_tracing();
+    // The room's owner (account 0) hosts; account 1 speaks, account 2 listens.
+    let (chain, _room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[0, 1, 2]).await;
+    let seen = run_page_scenario(
+        "moderation.mjs",
+        json!({
+            "room": "standup",
+            "host": page_url(&nodes[0]),
+            "speaker": page_url(&nodes[1]),
+            "listener": page_url(&nodes[2]),
+        }),
+        Duration::from_secs(150),
+    )
+    .await;
+
+    // Only the host's page offers the controls; the listener's node refuses to moderate.
+    assert_eq!(seen["host_buttons"], json!(["Mute", "Remove"]), "{seen}");
+    assert_eq!(seen["listener_buttons"], 0, "{seen}");
+    assert!(
+        seen["listener_refusal"]
+            .as_str()
+            .unwrap()
+            .contains("does not let you"),
+        "{seen}"
+    );
+    // Muted, the speaker's voice reaches nobody, and its page cannot unmute it; unmuted, it
+    // flows again (Opus sends 50 packets a second).
+    assert!(seen["before_mute"].as_i64() > Some(25), "{seen}");
+    assert_eq!(seen["speaker_mic_disabled"], true, "{seen}");
+    assert_eq!(seen["while_muted"], 0, "{seen}");
+    assert!(seen["after_unmute"].as_i64() > Some(25), "{seen}");
+    // Removed, the speaker's page is out of the room and says who did it; the others list two,
+    // say so in the chat, and still list two when the speaker comes back.
+    let removal = seen["removal"].as_str().unwrap();
+    assert!(removal.contains("removed you from standup"), "{removal}");
+    assert!(
+        removal.contains(&short_account(&chain.account(0).to_string())),
+        "{removal}"
+    );
+    let notices: Vec<&str> = seen["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        notices.iter().any(|n| n.ends_with("muted 0x7099…79c8")),
+        "{notices:?}"
+    );
+    assert!(
+        notices.iter().any(|n| n.ends_with("removed 0x7099…79c8")),
+        "{notices:?}"
+    );
+    let speaker = seen["speaker_peer"].as_str().unwrap();
+    for page in ["host", "listener"] {
+        let listed = seen["after_return"][page].as_array().unwrap();
+        assert_eq!(listed.len(), 2, "{page}: {listed:?}");
+        assert!(!listed.contains(&json!(speaker)), "{page}: {listed:?}");
+    }
+}
+
+/// An account as the page abbreviates it: `0x7099…79c8`.
+fn short_account(account: &str) -> String {
+    format!("{}…{}", &account[..6], &account[account.len() - 4..])
+}

@@ -43,11 +43,14 @@ main(async (browser, input) => {
   );
   await b.fill("#chat-input", "hi a, b here");
   await b.press("#chat-input", "Enter");
-  await a.waitForFunction(
-    () => [...document.querySelectorAll("#messages li .text")].some((m) => m.textContent === "hi a, b here"),
-    null,
-    { timeout: TIMEOUT },
-  );
+  // A hears it; B shows it as its own once its node has sent it.
+  for (const page of [a, b]) {
+    await page.waitForFunction(
+      () => [...document.querySelectorAll("#messages li .text")].some((m) => m.textContent === "hi a, b here"),
+      null,
+      { timeout: TIMEOUT },
+    );
+  }
   const chat = {
     a: await a.$$eval("#messages li .text", (items) => items.map((i) => i.textContent)),
     b: await b.$$eval("#messages li .text", (items) => items.map((i) => i.textContent)),

@@ -298,6 +298,10 @@ enum Command {
         playback: LinkId,
         source: Option<LinkId>,
     },
+    Silence {
+        link: LinkId,
+        silenced: bool,
+    },
     CloseLink {
         link: LinkId,
     },
@@ -472,6 +476,15 @@ impl MediaHandle {
             .await;
     }
 
+    /// Drops (or, `silenced` false, passes again) the microphone arriving on `link`: a member a
+    /// host muted is not played, and a node its host muted does not send its user's voice.
+    pub async fn silence(&self, link: LinkId, silenced: bool) {
+        let _ = self
+            .commands
+            .send(Command::Silence { link, silenced })
+            .await;
+    }
+
     /// Closes a link. Closing an unknown link does nothing.
     pub async fn close_link(&self, link: LinkId) {
         // The actor being gone means the link is gone too.
@@ -594,6 +607,8 @@ struct LinkState {
     playback_slots: Vec<(Mid, Option<Mid>)>,
     /// A link to this node's user's browser: the m-line showing a shared screen.
     playback_screen: Option<Mid>,
+    /// The microphone arriving on it is dropped (a host muted its sender).
+    silenced: bool,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -778,6 +793,11 @@ impl MediaActor {
                 source,
             } => self.play(playback, slot, source),
             Command::ShowScreen { playback, source } => self.show_screen(playback, source),
+            Command::Silence { link, silenced } => {
+                if let Some(state) = self.links.get_mut(&link) {
+                    state.silenced = silenced;
+                }
+            }
             Command::RelayStats(reply) => {
                 let _ = reply.send(self.relay.clone());
             }
@@ -843,6 +863,7 @@ impl MediaActor {
                 local_source: false,
                 playback_slots: Vec::new(),
                 playback_screen: None,
+                silenced: false,
                 pending_offer,
                 connect_deadline: Some(now + self.config.connect_timeout),
                 next_timeout: now,
@@ -1332,6 +1353,10 @@ impl MediaActor {
             state.next_timeout = state.link.drain(now, &mut outputs);
             for output in outputs.drain(..) {
                 match output {
+                    LinkOutput::Frame {
+                        track: Track::Microphone,
+                        ..
+                    } if state.silenced => {}
                     LinkOutput::Transmit {
                         destination,
                         contents,

@@ -22,6 +22,7 @@ use chroom_proto::{
 };
 use chroom_registry::{AccessRead, RegistryActor, RegistryClient, RegistryEvent, RegistryHandle};
 use chroom_room::follower::{FollowerConfig, Freshness};
+use chroom_room::moderation::Moderations;
 use chroom_room::roster::{Beat, PRESENCE_INTERVAL, Roster};
 use chroom_room::{
     AccessFacts, AccessPolicy, GossipId, GossipVerdict, InboundId, Output, Participation,
@@ -29,8 +30,8 @@ use chroom_room::{
 };
 use chroom_store::Store;
 use chroom_types::{
-    Account, Action, FileHash, IdentityBinding, LinkId, LinkMode, MediaKind, Membership, NodeId,
-    Role, RoomId, RoomKind, RoomName, Track,
+    Account, Action, FileHash, IdentityBinding, LinkId, LinkMode, MediaKind, Membership,
+    Moderation, NodeId, Role, RoomId, RoomKind, RoomName, Track,
 };
 
 use crate::files::Files;
@@ -71,6 +72,21 @@ pub struct ChatMessage {
     pub text: String,
 }
 
+/// A host's decision, carried out on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationNotice {
+    /// The room.
+    pub room: RoomId,
+    /// The member it is about.
+    pub target: PeerId,
+    /// What was decided.
+    pub action: Moderation,
+    /// The host's node.
+    pub by: PeerId,
+    /// The host's account.
+    pub by_account: Option<Account>,
+}
+
 /// A member present in a room, as its page lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
@@ -84,6 +100,8 @@ pub struct Participant {
     pub is_self: bool,
     /// It shares a screen.
     pub sharing_screen: bool,
+    /// A host muted it.
+    pub muted_by_host: bool,
 }
 
 /// Chat lines kept for receivers that fall behind; older ones are skipped for them.
@@ -141,6 +159,12 @@ enum DriverCommand {
     OfferFile {
         room: RoomId,
         offer: FileOffer,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
+    Moderate {
+        room: RoomId,
+        target: PeerId,
+        action: Moderation,
         done: oneshot::Sender<anyhow::Result<()>>,
     },
 }
@@ -271,6 +295,7 @@ impl RunningNode {
         let (frames_tx, frames_rx) = mpsc::channel(4096);
         let frames_wanted = Arc::new(AtomicBool::new(false));
         let (chat_tx, _) = broadcast::channel(CHAT_BUFFER);
+        let (notices_tx, _) = broadcast::channel(CHAT_BUFFER);
         let (results_tx, results_rx) = mpsc::channel(64);
         let files = Files::new(
             store.clone(),
@@ -313,6 +338,8 @@ impl RunningNode {
             roster: Roster::default(),
             present_in: HashSet::new(),
             sharing_screen: HashSet::new(),
+            moderation: Moderations::default(),
+            notices: notices_tx.clone(),
             local_peer: peer_id,
         };
         let span =
@@ -333,6 +360,7 @@ impl RunningNode {
             media,
             commands: commands_tx,
             chat: chat_tx,
+            notices: notices_tx,
         };
         let web_addr = match config.web {
             Some(listen) => {
@@ -407,6 +435,7 @@ pub struct NodeHandle {
     media: MediaHandle,
     commands: mpsc::Sender<DriverCommand>,
     chat: broadcast::Sender<ChatMessage>,
+    notices: broadcast::Sender<ModerationNotice>,
 }
 
 /// This node's own standing in a room, as the registry tells it.
@@ -509,6 +538,11 @@ impl NodeHandle {
             done,
         })
         .await
+    }
+
+    /// Drops (or passes again) the microphone arriving on `link`.
+    pub async fn silence(&self, link: LinkId, silenced: bool) {
+        self.media.silence(link, silenced).await;
     }
 
     /// Shows the screen shared on `source` (a link from a member) in the browser's `playback`
@@ -688,6 +722,28 @@ impl NodeHandle {
         self.ask(|reply| DriverCommand::Tree { room, reply }).await
     }
 
+    /// Hosts' decisions carried out on this node, from now on.
+    pub fn moderation_notices(&self) -> broadcast::Receiver<ModerationNotice> {
+        self.notices.subscribe()
+    }
+
+    /// Asks `room`'s members to carry out `action` on `target`. Each node checks that this
+    /// node's account may moderate the room before it does; this node carries it out at once.
+    pub async fn moderate(
+        &self,
+        room: RoomId,
+        target: PeerId,
+        action: Moderation,
+    ) -> anyhow::Result<()> {
+        self.ask(|done| DriverCommand::Moderate {
+            room,
+            target,
+            action,
+            done,
+        })
+        .await?
+    }
+
     /// Chat lines from other nodes, from now on. Each call gives an independent receiver.
     pub fn chat_messages(&self) -> broadcast::Receiver<ChatMessage> {
         self.chat.subscribe()
@@ -793,6 +849,9 @@ struct Driver {
     present_in: HashSet<RoomId>,
     /// Rooms this node's user shares a screen in.
     sharing_screen: HashSet<RoomId>,
+    /// What hosts decided about members of the rooms this node is in.
+    moderation: Moderations<PeerId>,
+    notices: broadcast::Sender<ModerationNotice>,
     local_peer: PeerId,
 }
 
@@ -920,18 +979,35 @@ impl Driver {
                 }
                 let _ = done.send(());
             }
-            DriverCommand::Leave { room, done } => {
-                self.session.leave(Instant::now(), room);
-                self.roster.forget_room(room);
-                self.sharing_screen.remove(&room);
-                self.files.pause(room);
-                if !self.present_in.remove(&room) {
-                    let _ = done.send(());
+            DriverCommand::Leave { room, done } => self.leave_room(room, Some(done)),
+            DriverCommand::Moderate {
+                room,
+                target,
+                action,
+                done,
+            } => {
+                if !self.present_in.contains(&room) {
+                    let _ = done.send(Err(anyhow::anyhow!("join the room before moderating it")));
                     return;
                 }
-                // Members drop this node from their rosters at once, and will link to it
-                // afresh if it comes back, instead of waiting out its silence.
-                self.announce_presence(room, true, Some(done));
+                let Some(node) = chroom_net::node_id_of(&target) else {
+                    let _ = done.send(Err(anyhow::anyhow!("{target} is not a Chroom node")));
+                    return;
+                };
+                let message = self.room_message(
+                    room,
+                    RoomMessageBody::Moderate {
+                        target: node,
+                        action,
+                    },
+                );
+                let account = self.identity.as_ref().map(|i| i.binding.account);
+                self.carry_out(room, target, action, (self.local_peer, account));
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let result = net.publish(room, encode_room_message(&message)).await;
+                    let _ = done.send(result.map_err(Into::into));
+                });
             }
             DriverCommand::SendChat { room, text, done } => {
                 let message = self.room_message(room, RoomMessageBody::Chat { text });
@@ -1054,6 +1130,17 @@ impl Driver {
                     offer_sdp,
                     binding,
                 } => {
+                    if self.moderation.is_removed(room, peer) {
+                        let net = self.net.clone();
+                        tokio::spawn(async move {
+                            let error = SignalError::new(
+                                ErrorCode::NotAuthorized,
+                                "a host removed you from this room",
+                            );
+                            let _ = net.respond(reply, SignalResponse::Error(error)).await;
+                        });
+                        return;
+                    }
                     if let Some(binding) = binding {
                         self.handle_binding(peer, &binding);
                     }
@@ -1363,6 +1450,11 @@ impl Driver {
             Ok(_) => return self.reject_gossip(message, author, "names another room"),
             Err(e) => return self.reject_gossip(message, author, &e.to_string()),
         };
+        if self.moderation.is_removed(room, author) {
+            tracing::debug!(author = %short(&author), "ignored a member removed from the room");
+            self.report_gossip(message, GossipAcceptance::Ignore);
+            return;
+        }
         if !chroom_room::gossip::is_fresh(decoded.sent_at_unix_ms, unix_now_ms()) {
             tracing::debug!(author = %short(&author), "ignored stale room message");
             self.report_gossip(message, GossipAcceptance::Ignore);
@@ -1380,6 +1472,7 @@ impl Driver {
             RoomMessageBody::Presence { .. } => Action::Listen,
             // Sharing a file is saying something in the room.
             RoomMessageBody::FileOffer(_) => Action::Chat,
+            RoomMessageBody::Moderate { .. } => Action::Moderate,
             _ => return self.reject_gossip(message, author, "unknown message kind"),
         };
         let id = GossipId(self.next_gossip);
@@ -1405,6 +1498,60 @@ impl Driver {
             sent_at_unix_ms: unix_now_ms(),
             body,
         }
+    }
+
+    /// Stops taking part in `room`, then signals `done`.
+    fn leave_room(&mut self, room: RoomId, done: Option<oneshot::Sender<()>>) {
+        self.session.leave(Instant::now(), room);
+        self.roster.forget_room(room);
+        self.moderation.forget_room(room);
+        self.sharing_screen.remove(&room);
+        self.files.pause(room);
+        if !self.present_in.remove(&room) {
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+            return;
+        }
+        // Members drop this node from their rosters at once, and will link to it afresh if it
+        // comes back, instead of waiting out its silence.
+        self.announce_presence(room, true, done);
+    }
+
+    /// Carries out a host's decision about `target` in `room` (its author checked): a removed
+    /// member is dropped and its links closed (this node, removed, leaves); pages are told.
+    fn carry_out(
+        &mut self,
+        room: RoomId,
+        target: PeerId,
+        action: Moderation,
+        by: (PeerId, Option<Account>),
+    ) {
+        if !self.moderation.apply(room, target, action) {
+            return;
+        }
+        tracing::info!(room = %room.fmt_short(), target = %short(&target), ?action, by = %short(&by.0), "host decision");
+        if action == Moderation::Remove {
+            if target == self.local_peer {
+                self.leave_room(room, None);
+            } else {
+                let now = Instant::now();
+                let gone = Beat {
+                    leaving: true,
+                    ..Beat::default()
+                };
+                self.roster.handle_presence(now, room, target, gone);
+                self.session.handle_member_left(now, room, target);
+            }
+        }
+        // Nobody listening is fine: no page is open.
+        let _ = self.notices.send(ModerationNotice {
+            room,
+            target,
+            action,
+            by: by.0,
+            by_account: by.1,
+        });
     }
 
     /// Publishes a presence beat (or, `leaving`, its end) in `room`, then signals `done`. Lost
@@ -1452,6 +1599,7 @@ impl Driver {
                 role: role_of(account),
                 is_self: true,
                 sharing_screen: self.sharing_screen.contains(&room),
+                muted_by_host: self.moderation.is_muted(room, self.local_peer),
             });
         }
         participants.extend(
@@ -1464,6 +1612,7 @@ impl Driver {
                     role: role_of(present.account),
                     is_self: false,
                     sharing_screen: present.sharing_screen,
+                    muted_by_host: self.moderation.is_muted(room, peer),
                 }),
         );
         participants
@@ -1507,6 +1656,18 @@ impl Driver {
                         } else if changed {
                             self.session
                                 .handle_member_present(now, room, pending.author);
+                        }
+                        return;
+                    }
+                    RoomMessageBody::Moderate { target, action } => {
+                        match chroom_net::peer_id_of(target) {
+                            Some(target) => self.carry_out(
+                                pending.decoded.room,
+                                target,
+                                action,
+                                (pending.author, pending.account),
+                            ),
+                            None => tracing::debug!("moderation of a key that names no node"),
                         }
                         return;
                     }

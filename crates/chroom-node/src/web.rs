@@ -27,19 +27,20 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use chroom_room::Participation;
 use chroom_types::{
-    Action, FileHash, LinkId, MAX_FILE_BYTES, MediaKind, Membership, Role, RoomId, RoomKind,
-    RoomName, Track,
+    Action, FileHash, LinkId, MAX_FILE_BYTES, MediaKind, Membership, Moderation, Role, RoomId,
+    RoomKind, RoomName, Track,
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use chroom_proto::page::{
-    ClientMessage, FileView, ParticipantView, ServerMessage, SlotView, decode_page_request,
+    ClientMessage, FileView, ModerateAction, ParticipantView, ServerMessage, SlotView,
+    decode_page_request,
 };
 
 use crate::files::FileStatus;
 
-use crate::node::{NodeHandle, Participant};
+use crate::node::{ModerationNotice, NodeHandle, Participant};
 use chroom_net::PeerId;
 
 /// Frames above this size are not even read: the connection is closed.
@@ -276,6 +277,7 @@ fn participant_view(p: &Participant) -> ParticipantView {
         role: p.role.map(role_name),
         is_self: p.is_self,
         sharing_screen: p.sharing_screen,
+        muted_by_host: p.muted_by_host,
     }
 }
 
@@ -323,6 +325,9 @@ struct PageSession {
     slots: Vec<Option<(PeerId, LinkId)>>,
     /// Whose shared screen the playback link shows, and the link it arrives on.
     screen_shown: Option<(PeerId, LinkId)>,
+    /// Links whose microphone this node drops because a host muted their sender (this page's
+    /// own link when it is this node).
+    silenced: Vec<LinkId>,
     /// The participant list last sent, to send only changes.
     shown: Vec<ParticipantView>,
 }
@@ -342,6 +347,7 @@ impl PageSession {
             playback_link: None,
             slots: Vec::new(),
             screen_shown: None,
+            silenced: Vec::new(),
             shown: Vec::new(),
         }
     }
@@ -356,6 +362,7 @@ impl PageSession {
         }
         let mut chat = self.node.chat_messages();
         let mut files = self.node.files().subscribe();
+        let mut notices = self.node.moderation_notices();
         let mut refresh = tokio::time::interval(ROSTER_REFRESH);
         loop {
             let step = tokio::select! {
@@ -375,6 +382,11 @@ impl PageSession {
                     }
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
+                notice = notices.recv() => match notice {
+                    Ok(notice) => self.forward_notice(notice).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
                 status = files.recv() => match status {
                     Ok(status) => self.forward_file(status).await,
                     // Missed progress is made up by the next; a missed end is not: resend all.
@@ -383,7 +395,13 @@ impl PageSession {
                 },
                 _ = refresh.tick(), if self.room.is_some() => {
                     match self.refresh_participants().await {
-                        Ok(()) => self.refresh_slots().await,
+                        Ok(()) => match self.refresh_slots().await {
+                            Ok(()) => {
+                                self.enforce_mutes().await;
+                                Ok(())
+                            }
+                            closed => closed,
+                        },
                         closed => closed,
                     }
                 }
@@ -426,6 +444,7 @@ impl PageSession {
                 self.stop_screen().await;
                 Ok(())
             }
+            ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
             ClientMessage::PlaybackAnswer { sdp } => {
                 let Some(link) = self.playback_link else {
                     return self
@@ -574,6 +593,102 @@ impl PageSession {
             return Err(Closed);
         }
         self.send(&ServerMessage::ScreenAnswer { sdp }).await
+    }
+
+    /// Asks the room to carry out a host's decision, if this node's account may moderate.
+    async fn moderate(&mut self, peer_id: &str, action: ModerateAction) -> Result<(), Closed> {
+        let Some(room) = self.room.clone() else {
+            return self.error("join a room before moderating it").await;
+        };
+        let Ok(target) = peer_id.parse::<PeerId>() else {
+            return self.error(format!("{peer_id:?} is not a PeerId")).await;
+        };
+        if target == self.node.peer_id() {
+            return self.error("a host moderates others, not themselves").await;
+        }
+        match self.node.check_own_access(&room, Action::Moderate).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => {
+                return self
+                    .error("your role in this room does not let you mute or remove others")
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .error(format!("the registry cannot be reached ({e:#})"))
+                    .await;
+            }
+        }
+        let action = match action {
+            ModerateAction::Mute => Moderation::Mute,
+            ModerateAction::Unmute => Moderation::Unmute,
+            ModerateAction::Remove => Moderation::Remove,
+        };
+        match self.node.moderate(room.id(), target, action).await {
+            Ok(()) => Ok(()),
+            Err(e) => self.error(format!("not carried out: {e:#}")).await,
+        }
+    }
+
+    /// Tells the page of a host's decision in its room; a removed page leaves it.
+    async fn forward_notice(&mut self, notice: ModerationNotice) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        if notice.room != room.id() {
+            return Ok(());
+        }
+        let is_self = notice.target == self.node.peer_id();
+        let message = ServerMessage::Moderated {
+            room: room.as_str().to_owned(),
+            peer_id: notice.target.to_base58(),
+            action: match notice.action {
+                Moderation::Mute => ModerateAction::Mute,
+                Moderation::Unmute => ModerateAction::Unmute,
+                Moderation::Remove => ModerateAction::Remove,
+            },
+            by_peer_id: notice.by.to_base58(),
+            by_account: notice.by_account.map(|a| a.to_string()),
+            is_self,
+        };
+        self.send(&message).await?;
+        if is_self && notice.action == Moderation::Remove {
+            self.leave_room().await;
+            return self.send(&ServerMessage::Left).await;
+        }
+        self.refresh_participants().await?;
+        self.enforce_mutes().await;
+        Ok(())
+    }
+
+    /// Drops the microphone of members a host muted (this node's own, if it is one of them),
+    /// and passes it again once unmuted. The node does this, not the page: a page cannot
+    /// unmute itself past its host.
+    async fn enforce_mutes(&mut self) {
+        let muted = |peer: &str| {
+            self.shown
+                .iter()
+                .any(|p| p.muted_by_host && p.peer_id == peer)
+        };
+        let own = self.node.peer_id().to_base58();
+        let mut silenced: Vec<LinkId> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|(peer, _)| muted(&peer.to_base58()))
+            .map(|(_, link)| *link)
+            .collect();
+        if muted(&own) {
+            silenced.extend(self.media_link);
+        }
+        let before = std::mem::take(&mut self.silenced);
+        for link in before.iter().filter(|link| !silenced.contains(link)) {
+            self.node.silence(*link, false).await;
+        }
+        for link in silenced.iter().filter(|link| !before.contains(link)) {
+            self.node.silence(*link, true).await;
+        }
+        self.silenced = silenced;
     }
 
     async fn stop_screen(&mut self) {
@@ -787,6 +902,7 @@ impl PageSession {
         }
         self.slots.clear();
         self.screen_shown = None;
+        self.silenced.clear();
         let Some(room) = self.room.take() else {
             return;
         };

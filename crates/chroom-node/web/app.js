@@ -8,6 +8,7 @@ const state = {
   self: null, // { peerId, account }
   room: null,
   kind: null, // "conference", "audio_space" or "broadcast"
+  role: null, // this node's role in the room, from the registry
   participants: [],
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
@@ -117,6 +118,9 @@ function handle(message) {
       state.files.set(message.hash, message);
       renderFile(message);
       break;
+    case "moderated":
+      moderated(message);
+      break;
     case "error":
       showError(message.message);
       break;
@@ -134,6 +138,7 @@ function join(room) {
 function enterCall({ room, kind, role }) {
   state.room = room;
   state.kind = kind ?? null;
+  state.role = role ?? null;
   document.body.dataset.kind = state.kind ?? "";
   $("room-title").textContent = room;
   $("room-kind").textContent = kind ? kind.replace("_", " ") : "";
@@ -299,25 +304,75 @@ function leaveCall() {
   history.replaceState(null, "", "/");
 }
 
+const HOST_ROLES = ["host", "admin", "owner"];
+
 function renderParticipants() {
   const list = $("participants");
+  const hosting = HOST_ROLES.includes(state.role);
   list.replaceChildren(
     ...state.participants.map((p) => {
       const item = document.createElement("li");
       item.dataset.peer = p.peer_id;
+      item.classList.toggle("muted-by-host", p.muted_by_host);
       const name = document.createElement("span");
       name.className = "name";
-      name.textContent = displayName(p) + (p.is_self ? " (you)" : "");
+      name.textContent = displayName(p) + (p.is_self ? " (you)" : "") + (p.muted_by_host ? " · muted by a host" : "");
       name.title = p.account ?? p.peer_id;
       const role = document.createElement("span");
       role.className = "role";
       role.textContent = p.role ?? "";
       item.append(name, role);
+      // Hosts ask; every node checks the registry before it mutes or removes anyone.
+      if (hosting && !p.is_self) {
+        const actions = document.createElement("span");
+        actions.className = "host-actions";
+        const mute = document.createElement("button");
+        mute.type = "button";
+        mute.className = "ghost small";
+        mute.dataset.action = p.muted_by_host ? "unmute" : "mute";
+        mute.textContent = p.muted_by_host ? "Unmute" : "Mute";
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "ghost small danger-text";
+        remove.dataset.action = "remove";
+        remove.textContent = "Remove";
+        for (const button of [mute, remove]) {
+          button.addEventListener("click", () =>
+            send({ type: "moderate", peer_id: p.peer_id, action: button.dataset.action }),
+          );
+        }
+        actions.append(mute, remove);
+        item.append(actions);
+      }
       return item;
     }),
   );
   $("participant-count").textContent = String(state.participants.length);
+  const self = state.participants.find((p) => p.is_self);
+  const mic = $("toggle-mic");
+  mic.disabled = Boolean(self?.muted_by_host);
+  mic.title = self?.muted_by_host ? "A host muted you: your node does not send your microphone" : "";
   renderGrid();
+}
+
+// A host's decision, as a line in the chat; removal from the room ends the call here.
+function moderated({ peer_id, action, by_peer_id, by_account, is_self }) {
+  const name = (peer) => {
+    const p = state.participants.find((q) => q.peer_id === peer);
+    return p ? displayName(p) : `node ${short(peer)}`;
+  };
+  const host = by_account ? short(by_account) : `node ${short(by_peer_id)}`;
+  const who = is_self ? "you" : name(peer_id);
+  const done = { mute: "muted", unmute: "unmuted", remove: "removed" }[action] ?? action;
+  const item = document.createElement("li");
+  item.className = "notice";
+  item.textContent = `${host} ${done} ${who}`;
+  $("messages").append(item);
+  if (is_self && action === "remove") {
+    const room = state.room;
+    leaveCall();
+    showError(`A host (${host}) removed you from ${room}.`);
+  }
 }
 
 const SPEAKING_ROLES = ["speaker", "host", "admin", "owner"];

@@ -62,6 +62,26 @@ pub enum ClientMessage {
     },
     /// Stop sharing the screen.
     StopScreen,
+    /// As a host: mute, unmute or remove another member. Every node checks the page's node may.
+    Moderate {
+        /// The member's PeerId.
+        peer_id: String,
+        /// What to do.
+        action: ModerateAction,
+    },
+}
+
+/// What a host may do to a member, in [`ClientMessage::Moderate`] and
+/// [`ServerMessage::Moderated`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModerateAction {
+    /// Nobody plays its microphone, and its node stops sending it.
+    Mute,
+    /// Lift a mute.
+    Unmute,
+    /// It leaves the room and is ignored there.
+    Remove,
 }
 
 /// What the node tells a page.
@@ -141,6 +161,21 @@ pub enum ServerMessage {
     /// A file shared in the page's room, and how far this node holds it (sent on joining for
     /// every file, then on every change).
     File(FileView),
+    /// A host's decision about a member of the page's room was carried out.
+    Moderated {
+        /// The room's name.
+        room: String,
+        /// The member's PeerId.
+        peer_id: String,
+        /// What was decided.
+        action: ModerateAction,
+        /// The host's PeerId.
+        by_peer_id: String,
+        /// The host's account.
+        by_account: Option<String>,
+        /// It is about this page's node (removed: the page is out of the room).
+        is_self: bool,
+    },
     /// A request could not be carried out; `message` says why, for people.
     Error {
         /// What went wrong.
@@ -197,6 +232,8 @@ pub struct ParticipantView {
     pub is_self: bool,
     /// It shares a screen.
     pub sharing_screen: bool,
+    /// A host muted it.
+    pub muted_by_host: bool,
 }
 
 #[cfg(test)]
@@ -218,6 +255,16 @@ mod tests {
         assert_eq!(
             decode_page_request(r#"{"type":"stop_screen"}"#),
             Ok(ClientMessage::StopScreen)
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"moderate","peer_id":"12D3","action":"remove"}"#),
+            Ok(ClientMessage::Moderate {
+                peer_id: "12D3".into(),
+                action: ModerateAction::Remove
+            })
+        );
+        assert!(
+            decode_page_request(r#"{"type":"moderate","peer_id":"12D3","action":"ban"}"#).is_err()
         );
         for bad in [
             "",

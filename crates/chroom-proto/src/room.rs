@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use chroom_types::{
     FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
-    MAX_ROOM_MESSAGE_BYTES, RoomId,
+    MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId,
 };
 use prost::Message;
 
@@ -41,6 +41,13 @@ pub enum RoomMessageBody {
     },
     /// The author shares a file with the room.
     FileOffer(FileOffer),
+    /// A host's decision about a member.
+    Moderate {
+        /// The member's node.
+        target: NodeId,
+        /// What is decided.
+        action: Moderation,
+    },
 }
 
 /// A file shared with a room: members' nodes fetch it from the author.
@@ -117,6 +124,28 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
         Some(pb::room_message::Body::FileOffer(offer)) => {
             RoomMessageBody::FileOffer(file_offer_from_wire(offer)?)
         }
+        Some(pb::room_message::Body::Moderate(moderate)) => {
+            let target: [u8; 32] =
+                moderate.target[..]
+                    .try_into()
+                    .map_err(|_| DecodeError::BadNodeId {
+                        len: moderate.target.len(),
+                    })?;
+            let action = match pb::ModerateAction::try_from(moderate.action) {
+                Ok(pb::ModerateAction::Mute) => Moderation::Mute,
+                Ok(pb::ModerateAction::Unmute) => Moderation::Unmute,
+                Ok(pb::ModerateAction::Remove) => Moderation::Remove,
+                Ok(pb::ModerateAction::Unspecified) | Err(_) => {
+                    return Err(DecodeError::MissingKind {
+                        message: "Moderate",
+                    });
+                }
+            };
+            RoomMessageBody::Moderate {
+                target: NodeId::from_public_key(target),
+                action,
+            }
+        }
         Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence {
             leaving: presence.leaving,
             sharing_screen: presence.sharing_screen,
@@ -148,6 +177,17 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             leaving: *leaving,
             sharing_screen: *sharing_screen,
         }),
+        RoomMessageBody::Moderate { target, action } => {
+            let action = match action {
+                Moderation::Mute => pb::ModerateAction::Mute,
+                Moderation::Unmute => pb::ModerateAction::Unmute,
+                Moderation::Remove => pb::ModerateAction::Remove,
+            };
+            pb::room_message::Body::Moderate(pb::Moderate {
+                target: Bytes::copy_from_slice(target.as_bytes()),
+                action: action.into(),
+            })
+        }
         RoomMessageBody::FileOffer(offer) => pb::room_message::Body::FileOffer(pb::FileOffer {
             hash: Bytes::copy_from_slice(offer.hash.as_bytes()),
             name: offer.name.clone(),
@@ -232,6 +272,44 @@ mod tests {
                 ),
                 "{name:?} {size}"
             );
+        }
+    }
+
+    #[test]
+    fn moderation_round_trips_and_needs_a_key_and_an_action() {
+        for action in [Moderation::Mute, Moderation::Unmute, Moderation::Remove] {
+            let message = RoomMessage {
+                body: RoomMessageBody::Moderate {
+                    target: NodeId::from_public_key([4; 32]),
+                    action,
+                },
+                ..chat("")
+            };
+            assert_eq!(
+                decode_room_message(&encode_room_message(&message)),
+                Ok(message)
+            );
+        }
+        let wire = |target: &[u8], action: i32| {
+            pb::RoomMessage {
+                room_id: Bytes::copy_from_slice(&[5; 32]),
+                body: Some(pb::room_message::Body::Moderate(pb::Moderate {
+                    target: Bytes::copy_from_slice(target),
+                    action,
+                })),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        assert_eq!(
+            decode_room_message(&wire(&[4; 31], 1)),
+            Err(DecodeError::BadNodeId { len: 31 })
+        );
+        for action in [0, 99] {
+            assert!(matches!(
+                decode_room_message(&wire(&[4; 32], action)),
+                Err(DecodeError::MissingKind { .. })
+            ));
         }
     }
 

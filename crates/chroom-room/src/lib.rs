@@ -6,10 +6,12 @@
 //! subscriber), whether a room gossip message may be delivered and forwarded, and which links to
 //! close when rights change. In broadcast rooms it owns the node's relay tree
 //! ([`chroom_overlay::Overlay`]): tree requests are checked against the registry, and tree
-//! changes become links (from the parent, to the children) and forwarding orders. [`follower`] owns how registry
-//! facts are kept in step with the chain (polling, cursor, backoff, staleness); [`roster`] owns who
-//! is present in a room, from members' presence beats. None owns
-//! sockets, timers, the DHT, WebRTC or RPC: drivers feed inputs and carry out outputs.
+//! changes become links (from the parent, to the children) and forwarding orders. [`follower`]
+//! owns how registry facts are kept in step with the chain (polling, cursor, backoff,
+//! staleness); [`roster`] owns who is present in a room, from members' presence beats;
+//! [`moderation`] what hosts decided about members; [`files`] how a shared file is cut, proved
+//! and fetched chunk by chunk. None owns sockets, timers, the DHT, WebRTC or RPC: drivers feed
+//! inputs and carry out outputs.
 //! `docs/session.md` describes the state machine.
 //!
 //! Peers are a type parameter `P` so the core never depends on libp2p.
@@ -45,6 +47,7 @@ mod access;
 pub mod files;
 pub mod follower;
 pub mod gossip;
+pub mod moderation;
 pub mod roster;
 mod session;
 

@@ -114,6 +114,17 @@ pub enum Action {
     Moderate,
 }
 
+/// What a host (anyone allowed [`Action::Moderate`]) decides about another member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Moderation {
+    /// Nobody plays the member's microphone, and its node stops sending it.
+    Mute,
+    /// Lifts a [`Moderation::Mute`].
+    Unmute,
+    /// The member's node leaves the room; the others ignore it there.
+    Remove,
+}
+
 impl Membership {
     /// Whether this membership permits `action` in a room of `kind`.
     pub fn allows(self, kind: RoomKind, action: Action) -> bool {

@@ -14,7 +14,9 @@ use sha3::{Digest, Keccak256};
 
 mod access;
 
-pub use access::{Account, Action, IdentityBinding, InvalidAccount, Membership, Role, RoomKind};
+pub use access::{
+    Account, Action, IdentityBinding, InvalidAccount, Membership, Moderation, Role, RoomKind,
+};
 
 /// Largest signaling message a node accepts from a peer, in bytes.
 ///

@@ -1,0 +1,76 @@
+//! Host decisions are carried out by every node only if the registry lets their author moderate
+//! the room: a member's node that publishes one anyway changes nothing elsewhere.
+
+use std::time::Duration;
+
+use chroom_node::node::RunningNode;
+use chroom_room::Participation;
+use chroom_tests::{Chain, eventually, init_tracing, tcp_addr};
+use chroom_types::{MediaKind, Moderation, RoomId};
+
+async fn take_part(node: &RunningNode, room: RoomId) {
+    node.join(room, Participation::Receive(vec![MediaKind::Audio]))
+        .await
+        .unwrap();
+}
+
+async fn lists(node: &RunningNode, room: RoomId, count: usize) {
+    eventually(
+        Duration::from_secs(30),
+        "members see each other",
+        || async { (node.participants(room).await.ok()?.len() == count).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_is_not_a_host_cannot_remove_anyone() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
+    let boot = [tcp_addr(&speaker).await];
+    let listener = chain.node(&dir.path().join("listener"), 2, &boot).await;
+    let owner = chain.node(&dir.path().join("owner"), 0, &boot).await;
+    for node in [&speaker, &listener, &owner] {
+        take_part(node, room).await;
+    }
+    for node in [&speaker, &listener, &owner] {
+        lists(node, room, 3).await;
+    }
+    let mut notices = speaker.moderation_notices();
+
+    // The listener's node publishes a removal it has no right to: the others refuse it.
+    listener
+        .moderate(room, speaker.peer_id(), Moderation::Remove)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the removal refused", || async {
+        let (speaker, owner) = (speaker.stats().await.ok()?, owner.stats().await.ok()?);
+        (speaker.gossip_rejected > 0 && owner.gossip_rejected > 0).then_some(())
+    })
+    .await;
+    assert!(notices.try_recv().is_err(), "the speaker carried it out");
+    let present = owner.participants(room).await.unwrap();
+    assert!(present.iter().any(|p| p.peer == speaker.peer_id()));
+    assert_eq!(speaker.participants(room).await.unwrap().len(), 3);
+
+    // The owner may: the speaker's node leaves, the owner's drops it.
+    owner
+        .moderate(room, speaker.peer_id(), Moderation::Remove)
+        .await
+        .unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
+        .await
+        .expect("the speaker hears of it")
+        .unwrap();
+    assert_eq!(notice.action, Moderation::Remove);
+    assert_eq!(notice.by, owner.peer_id());
+    assert_eq!(notice.by_account, Some(chain.account(0)));
+    assert!(speaker.participants(room).await.unwrap().is_empty());
+    lists(&owner, room, 2).await;
+
+    for node in [speaker, listener, owner] {
+        node.shutdown().await;
+    }
+}
