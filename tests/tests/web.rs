@@ -381,6 +381,25 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
             text(r#"{"type":"share_screen","sdp":"v=0"}"#),
             "join a room",
         ),
+        (
+            text(r#"{"type":"moderate","peer_id":"nobody","action":"mute"}"#),
+            "join a room",
+        ),
+        (
+            text(&format!(
+                r#"{{"type":"sign_in","account":"0x{}","expires_at_unix":1,"signature":"0x00"}}"#,
+                "ab".repeat(20)
+            )),
+            "65 bytes",
+        ),
+        (
+            text(&format!(
+                r#"{{"type":"sign_in","account":"0x{}","expires_at_unix":4000000000,"signature":"0x{}"}}"#,
+                "ab".repeat(20),
+                "00".repeat(65)
+            )),
+            "not signed in",
+        ),
         (text(r#"{"type":"join","room":""}"#), "not a room name"),
         (
             text(r#"{"type":"join","room":"no-such-room"}"#),
@@ -595,4 +614,56 @@ async fn a_host_mutes_and_removes_a_member_and_every_node_carries_it_out() {
 /// An account as the page abbreviates it: `0x7099…79c8`.
 fn short_account(account: &str) -> String {
     format!("{}…{}", &account[..6], &account[account.len() - 4..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_signs_in_with_a_browser_wallet_and_its_node_acts_for_that_account() {
+    init_tracing();
+    let (chain, _room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    // This node has no account of its own: its user's wallet holds account 1 (a speaker).
+    let accountless = chain
+        .node_with(&dir.path().join("wallet"), 1, &[], |config| {
+            serve_page(config);
+            config.identity = None;
+        })
+        .await;
+    assert_eq!(accountless.account(), None);
+    let boot = [tcp_addr(&accountless).await];
+    let other = chain
+        .node_with(&dir.path().join("other"), 2, &boot, serve_page)
+        .await;
+    let wallet = chain.account(1).to_string();
+    let seen = run_page_scenario(
+        "wallet.mjs",
+        json!({
+            "room": "standup",
+            "wallet_page": page_url(&accountless),
+            "other_page": page_url(&other),
+            "rpc": chain.anvil.endpoint(),
+            "wallet_account": wallet,
+        }),
+        Duration::from_secs(120),
+    )
+    .await;
+
+    let refusal = seen["refusal"].as_str().unwrap();
+    assert!(refusal.contains("acts for no account"), "{refusal}");
+    assert!(
+        seen["who"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains(&wallet),
+        "{seen}"
+    );
+    assert_eq!(accountless.account(), Some(chain.account(1)));
+    // The other member's node proved the wallet's account from the binding and looked it up.
+    let roster = seen["roster"].as_array().unwrap();
+    let signed_in = roster
+        .iter()
+        .find(|p| p["peer"] == accountless.peer_id().to_base58().as_str())
+        .unwrap_or_else(|| panic!("{roster:?}"));
+    assert_eq!(signed_in["role"], "speaker", "{roster:?}");
+    assert_eq!(signed_in["name"], short_account(&wallet), "{roster:?}");
 }

@@ -35,7 +35,7 @@ use chroom_types::{
 };
 
 use crate::files::Files;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -167,6 +167,10 @@ enum DriverCommand {
         action: Moderation,
         done: oneshot::Sender<anyhow::Result<()>>,
     },
+    SignIn {
+        binding: IdentityBinding,
+        done: oneshot::Sender<anyhow::Result<Account>>,
+    },
 }
 
 /// This node's place in a broadcast room's relay tree.
@@ -230,7 +234,7 @@ impl RunningNode {
             None => None,
         };
 
-        let account = identity.as_ref().map(|i| i.binding.account);
+        let (account_tx, account) = watch::channel(identity.as_ref().map(|i| i.binding.account));
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -340,6 +344,7 @@ impl RunningNode {
             sharing_screen: HashSet::new(),
             moderation: Moderations::default(),
             notices: notices_tx.clone(),
+            account: account_tx,
             local_peer: peer_id,
         };
         let span =
@@ -427,8 +432,8 @@ pub struct NodeHandle {
     peer_id: PeerId,
     files: Arc<Files>,
     store: Arc<Store>,
-    /// The account this node acts for.
-    account: Option<Account>,
+    /// The account this node acts for (it changes when the user signs in with a wallet).
+    account: watch::Receiver<Option<Account>>,
     /// For checking this node's own rights before it joins on its user's behalf.
     registry: Option<RegistryClient>,
     net: NetHandle,
@@ -485,7 +490,21 @@ impl NodeHandle {
 
     /// The account this node acts for, if any.
     pub fn account(&self) -> Option<Account> {
-        self.account
+        *self.account.borrow()
+    }
+
+    /// The text a wallet signs (EIP-191 `personal_sign`) for this node to act for its account
+    /// until `expires_at_unix` (see [`Self::sign_in`]).
+    pub fn binding_text(&self, expires_at_unix: u64) -> String {
+        chroom_registry::binding_text(&self.peer_id.to_base58(), expires_at_unix)
+    }
+
+    /// Acts for the account of `binding` from now on, as signed by the user's wallet (it
+    /// replaces the configured account, if any). The node must be in no room: members know it
+    /// by one account for as long as it is there. Returns the account.
+    pub async fn sign_in(&self, binding: IdentityBinding) -> anyhow::Result<Account> {
+        self.ask(|done| DriverCommand::SignIn { binding, done })
+            .await?
     }
 
     /// Answers the user's browser's offer to send its camera and microphone, or (`video` being
@@ -566,7 +585,7 @@ impl NodeHandle {
     ) -> anyhow::Result<FileHash> {
         let offer = self
             .files
-            .prepare_share(room, name, bytes, (self.peer_id, self.account))
+            .prepare_share(room, name, bytes, (self.peer_id, self.account()))
             .await?;
         let hash = offer.hash;
         self.ask(|done| DriverCommand::OfferFile { room, offer, done })
@@ -593,9 +612,11 @@ impl NodeHandle {
                 role: None,
             }));
         };
-        let Some(account) = self.account else {
+        let Some(account) = self.account() else {
             return Ok(Err(
-                "this node acts for no account: give it one in its [identity] config".to_owned(),
+                "this node acts for no account: sign in with a wallet, or give it \
+                 one in its [identity] config"
+                    .to_owned(),
             ));
         };
         let head = registry.head().await?;
@@ -798,6 +819,10 @@ enum StepResult {
         peer: PeerId,
         binding: Option<IdentityBinding>,
     },
+    /// Peers to tell this node's (new) binding.
+    Reintroduce {
+        peers: Vec<PeerId>,
+    },
     /// The files this node shared in `room`, to offer again.
     OwnFiles {
         room: RoomId,
@@ -849,6 +874,8 @@ struct Driver {
     present_in: HashSet<RoomId>,
     /// Rooms this node's user shares a screen in.
     sharing_screen: HashSet<RoomId>,
+    /// The account this node acts for, as its handles see it.
+    account: watch::Sender<Option<Account>>,
     /// What hosts decided about members of the rooms this node is in.
     moderation: Moderations<PeerId>,
     notices: broadcast::Sender<ModerationNotice>,
@@ -859,8 +886,9 @@ struct Driver {
 /// gone so peers never see an expired one.
 #[derive(Debug)]
 struct Identity {
-    signer: PrivateKeySigner,
-    ttl: Duration,
+    /// The account's key, when the node holds it (from its config); `None` when a wallet
+    /// signed the binding, which then lasts until it expires.
+    signer: Option<(PrivateKeySigner, Duration)>,
     peer_id: String,
     binding: IdentityBinding,
 }
@@ -870,17 +898,27 @@ impl Identity {
         let peer_id = peer_id.to_base58();
         let binding = chroom_registry::sign(&signer, &peer_id, unix_now() + ttl.as_secs())?;
         Ok(Self {
-            signer,
-            ttl,
+            signer: Some((signer, ttl)),
             peer_id,
             binding,
         })
     }
 
+    /// A binding signed by the user's wallet (checked by the caller).
+    fn signed_elsewhere(binding: IdentityBinding) -> Self {
+        Self {
+            signer: None,
+            peer_id: String::new(),
+            binding,
+        }
+    }
+
     fn current(&mut self) -> IdentityBinding {
         let now = unix_now();
-        if self.binding.expires_at_unix.saturating_sub(now) < self.ttl.as_secs() / 2 {
-            match chroom_registry::sign(&self.signer, &self.peer_id, now + self.ttl.as_secs()) {
+        if let Some((signer, ttl)) = &self.signer
+            && self.binding.expires_at_unix.saturating_sub(now) < ttl.as_secs() / 2
+        {
+            match chroom_registry::sign(signer, &self.peer_id, now + ttl.as_secs()) {
                 Ok(binding) => self.binding = binding,
                 Err(e) => tracing::error!(error = %e, "cannot renew identity binding"),
             }
@@ -980,6 +1018,9 @@ impl Driver {
                 let _ = done.send(());
             }
             DriverCommand::Leave { room, done } => self.leave_room(room, Some(done)),
+            DriverCommand::SignIn { binding, done } => {
+                let _ = done.send(self.sign_in(binding));
+            }
             DriverCommand::Moderate {
                 room,
                 target,
@@ -1281,6 +1322,11 @@ impl Driver {
                 room,
                 outcome,
             } => self.tree_sent(peer, room, outcome),
+            StepResult::Reintroduce { peers } => {
+                for peer in peers {
+                    self.say_hello(peer);
+                }
+            }
             StepResult::OwnFiles { room, offers } => {
                 let net = self.net.clone();
                 let messages: Vec<Vec<u8>> = offers
@@ -1498,6 +1544,27 @@ impl Driver {
             sent_at_unix_ms: unix_now_ms(),
             body,
         }
+    }
+
+    /// Adopts a binding the user's wallet signed, and tells connected peers.
+    fn sign_in(&mut self, binding: IdentityBinding) -> anyhow::Result<Account> {
+        if !self.present_in.is_empty() {
+            anyhow::bail!(
+                "leave the room before signing in: members know this node by one account"
+            );
+        }
+        let account = chroom_registry::verify(&binding, &self.local_peer.to_base58(), unix_now())?;
+        tracing::info!(%account, expires_at_unix = binding.expires_at_unix, "signed in with a wallet");
+        self.identity = Some(Identity::signed_elsewhere(binding));
+        self.account.send_replace(Some(account));
+        let net = self.net.clone();
+        let results = self.results.clone();
+        tokio::spawn(async move {
+            if let Ok(peers) = net.connected_peers().await {
+                let _ = results.send(StepResult::Reintroduce { peers }).await;
+            }
+        });
+        Ok(account)
     }
 
     /// Stops taking part in `room`, then signals `done`.
@@ -2071,7 +2138,7 @@ pub(crate) fn unix_now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -52,6 +52,10 @@ pub const PLAYBACK_SLOTS: usize = 8;
 /// Chat lines a page is shown on joining.
 const CHAT_HISTORY_LINES: usize = 100;
 
+/// How long a wallet's signature lets the node act for its account; the page asks the wallet
+/// again after that.
+const WALLET_BINDING_TTL: Duration = Duration::from_secs(12 * 3600);
+
 /// How often a page's participant list is refreshed (sent only when it changed).
 const ROSTER_REFRESH: Duration = Duration::from_millis(500);
 
@@ -353,11 +357,7 @@ impl PageSession {
     }
 
     async fn run(mut self) {
-        let hello = ServerMessage::Hello {
-            peer_id: self.node.peer_id().to_base58(),
-            account: self.node.account().map(|a| a.to_string()),
-        };
-        if self.send(&hello).await.is_err() {
+        if self.hello().await.is_err() {
             return;
         }
         let mut chat = self.node.chat_messages();
@@ -445,6 +445,20 @@ impl PageSession {
                 Ok(())
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
+            ClientMessage::SignInText => {
+                let expires_at_unix = crate::node::unix_now() + WALLET_BINDING_TTL.as_secs();
+                let text = self.node.binding_text(expires_at_unix);
+                self.send(&ServerMessage::SignInText {
+                    text,
+                    expires_at_unix,
+                })
+                .await
+            }
+            ClientMessage::SignIn {
+                account,
+                expires_at_unix,
+                signature,
+            } => self.sign_in(&account, expires_at_unix, &signature).await,
             ClientMessage::PlaybackAnswer { sdp } => {
                 let Some(link) = self.playback_link else {
                     return self
@@ -628,6 +642,43 @@ impl PageSession {
             Ok(()) => Ok(()),
             Err(e) => self.error(format!("not carried out: {e:#}")).await,
         }
+    }
+
+    /// Makes the node act for the account whose wallet signed its binding text.
+    async fn sign_in(
+        &mut self,
+        account: &str,
+        expires_at_unix: u64,
+        signature: &str,
+    ) -> Result<(), Closed> {
+        let Ok(account) = account.parse::<chroom_types::Account>() else {
+            return self.error(format!("{account:?} is not an account")).await;
+        };
+        let mut bytes = [0u8; 65];
+        let hex = signature.strip_prefix("0x").unwrap_or(signature);
+        if hex::decode_to_slice(hex, &mut bytes).is_err() {
+            return self
+                .error("a wallet signature is 65 bytes in hex (0x and 130 digits)")
+                .await;
+        }
+        let binding = chroom_types::IdentityBinding {
+            account,
+            expires_at_unix,
+            signature: bytes,
+        };
+        match self.node.sign_in(binding).await {
+            Ok(_) => self.hello().await,
+            Err(e) => self.error(format!("not signed in: {e:#}")).await,
+        }
+    }
+
+    /// Tells the page which node it talks to and for which account.
+    async fn hello(&mut self) -> Result<(), Closed> {
+        let hello = ServerMessage::Hello {
+            peer_id: self.node.peer_id().to_base58(),
+            account: self.node.account().map(|a| a.to_string()),
+        };
+        self.send(&hello).await
     }
 
     /// Tells the page of a host's decision in its room; a removed page leaves it.

@@ -21,6 +21,7 @@ const state = {
   screen: null, // this page's shared screen (MediaStream)
   screenPc: null, // the RTCPeerConnection sending it to the node
   files: new Map(), // hash -> the node's latest word on a shared file
+  walletAccount: null, // the account the browser wallet offered, while signing in
 };
 
 function short(text) {
@@ -79,6 +80,10 @@ function handle(message) {
     case "hello":
       state.self = { peerId: message.peer_id, account: message.account };
       $("who").textContent = message.account ? `acting as ${message.account}` : `node ${short(message.peer_id)} (no account)`;
+      $("wallet-button").hidden = !window.ethereum || Boolean(state.room);
+      break;
+    case "sign_in_text":
+      signBinding(message);
       break;
     case "joined":
       showError("");
@@ -146,6 +151,7 @@ function enterCall({ room, kind, role }) {
   $("messages").replaceChildren();
   $("lobby").hidden = true;
   $("call").hidden = false;
+  $("wallet-button").hidden = true;
   const path = `/r/${encodeURIComponent(room)}`;
   if (location.pathname !== path) history.replaceState(null, "", path);
   $("chat-input").focus();
@@ -220,6 +226,30 @@ function stopScreenShare({ tellNode = true } = {}) {
 function setPressed(button, pressed, label) {
   button.setAttribute("aria-pressed", String(pressed));
   button.textContent = label;
+}
+
+// Sign-in with a browser wallet (EIP-1193): the wallet signs the node's binding text, and the
+// node acts for the wallet's account from then on.
+async function signInWithWallet() {
+  try {
+    const [account] = await window.ethereum.request({ method: "eth_requestAccounts" });
+    state.walletAccount = account;
+    send({ type: "sign_in_text" });
+  } catch (error) {
+    showError(`the wallet did not connect: ${error.message}`);
+  }
+}
+
+async function signBinding({ text, expires_at_unix }) {
+  const account = state.walletAccount;
+  if (!account) return;
+  const hex = `0x${[...new TextEncoder().encode(text)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  try {
+    const signature = await window.ethereum.request({ method: "personal_sign", params: [hex, account] });
+    send({ type: "sign_in", account, expires_at_unix, signature });
+  } catch (error) {
+    showError(`the wallet did not sign: ${error.message}`);
+  }
 }
 
 // Waits (up to 2 s) for ICE gathering, so the offer carries this browser's candidates.
@@ -301,6 +331,7 @@ function leaveCall() {
   state.files.clear();
   $("call").hidden = true;
   $("lobby").hidden = false;
+  $("wallet-button").hidden = !window.ethereum;
   history.replaceState(null, "", "/");
 }
 
@@ -603,6 +634,8 @@ $("file-input").addEventListener("change", (event) => {
   for (const file of event.target.files) shareFile(file);
   event.target.value = "";
 });
+
+$("wallet-button").addEventListener("click", signInWithWallet);
 
 $("leave-button").addEventListener("click", () => send({ type: "leave" }));
 $("toggle-mic").addEventListener("click", (e) => toggle("audio", e.currentTarget, ["Mute", "Unmute"]));

@@ -62,6 +62,18 @@ pub enum ClientMessage {
     },
     /// Stop sharing the screen.
     StopScreen,
+    /// Ask for the text a wallet signs for the node to act for the wallet's account.
+    SignInText,
+    /// The wallet's EIP-191 signature of the [`ServerMessage::SignInText`] text: the node acts
+    /// for `account` from now on (until `expires_at_unix`).
+    SignIn {
+        /// The account, `0x` and 40 hex digits.
+        account: String,
+        /// The expiry the signed text names.
+        expires_at_unix: u64,
+        /// The 65-byte signature, `0x` and 130 hex digits.
+        signature: String,
+    },
     /// As a host: mute, unmute or remove another member. Every node checks the page's node may.
     Moderate {
         /// The member's PeerId.
@@ -161,6 +173,14 @@ pub enum ServerMessage {
     /// A file shared in the page's room, and how far this node holds it (sent on joining for
     /// every file, then on every change).
     File(FileView),
+    /// The text for the user's wallet to sign (`personal_sign`), naming this node and how long
+    /// the node may act for the account.
+    SignInText {
+        /// The text.
+        text: String,
+        /// The expiry it names.
+        expires_at_unix: u64,
+    },
     /// A host's decision about a member of the page's room was carried out.
     Moderated {
         /// The room's name.
