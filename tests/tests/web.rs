@@ -667,3 +667,25 @@ async fn a_page_signs_in_with_a_browser_wallet_and_its_node_acts_for_that_accoun
     assert_eq!(signed_in["role"], "speaker", "{roster:?}");
     assert_eq!(signed_in["name"], short_account(&wallet), "{roster:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_opening_an_audio_space_by_link_hears_it_after_one_click() {
+    init_tracing();
+    let (chain, _room) =
+        Chain::with_room_of_kind("standup", chroom_types::RoomKind::AudioSpace).await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[1, 2]).await;
+    let seen = run_page_scenario(
+        "autoplay.mjs",
+        json!({
+            "room": "standup",
+            "first": page_url(&nodes[0]),
+            "second": page_url(&nodes[1]),
+        }),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(seen["paused_before"], true, "{seen}");
+    assert_eq!(seen["paused_after"], false, "{seen}");
+    assert_eq!(seen["prompt_after"], false, "{seen}");
+}

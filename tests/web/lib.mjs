@@ -2,25 +2,25 @@
 // fake camera and microphone. Browsers cannot be downloaded here; the system one is used.
 import { chromium } from "playwright-core";
 
-export async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--use-fake-ui-for-media-stream",
-      "--use-fake-device-for-media-stream",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
+// `autoplay`: let pages play sound before the user clicks anything (as a browser does for a
+// site the user has played media on before); without it Chromium holds sound back.
+export async function launch({ autoplay = true } = {}) {
+  const args = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+  ];
+  if (autoplay) args.push("--autoplay-policy=no-user-gesture-required");
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args });
 }
 
 // Runs `scenario(input)` with the JSON input given as the first argument and prints what it
 // returns as one JSON line; a failure prints the error and exits 1 (the Rust test reports it).
-export async function main(scenario) {
+export async function main(scenario, options = {}) {
   const input = JSON.parse(process.argv[2] ?? "{}");
-  const browser = await launch();
+  const browser = await launch(options);
   try {
     const output = await scenario(browser, input);
     process.stdout.write(`${JSON.stringify(output)}\n`);

@@ -494,6 +494,7 @@ function showVideo(tile, stream, { local = false, slot = null } = {}) {
     if (slot !== null) audio.dataset.slot = String(slot);
     audio.dataset.tracks = key;
     audio.srcObject = stream;
+    play(audio);
     return;
   }
   let video = tile.querySelector("video");
@@ -510,6 +511,17 @@ function showVideo(tile, stream, { local = false, slot = null } = {}) {
   if (slot !== null) video.dataset.slot = String(slot);
   video.dataset.tracks = key;
   video.srcObject = stream;
+  play(video);
+}
+
+// Browsers play sound only once the user has interacted with the page. A page opened by a link
+// joins on its own, so its first sounds may be refused: one click then starts them all.
+function play(element) {
+  element.play().catch((error) => {
+    if (error.name !== "NotAllowedError") return;
+    if ($("sound-prompt").hidden) console.info("chroom: the browser holds sound back until a click");
+    $("sound-prompt").hidden = false;
+  });
 }
 
 // The "who · when" line above a chat line or a file.
@@ -636,6 +648,10 @@ $("file-input").addEventListener("change", (event) => {
 });
 
 $("wallet-button").addEventListener("click", signInWithWallet);
+$("sound-prompt").addEventListener("click", () => {
+  $("sound-prompt").hidden = true;
+  document.querySelectorAll("#call video, #call audio").forEach(play);
+});
 
 $("leave-button").addEventListener("click", () => send({ type: "leave" }));
 $("toggle-mic").addEventListener("click", (e) => toggle("audio", e.currentTarget, ["Mute", "Unmute"]));
