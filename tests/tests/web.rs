@@ -689,3 +689,55 @@ async fn a_listener_opening_an_audio_space_by_link_hears_it_after_one_click() {
     assert_eq!(seen["paused_after"], false, "{seen}");
     assert_eq!(seen["prompt_after"], false, "{seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presenter_goes_live_from_the_page_and_viewers_watch_through_the_tree() {
+    init_tracing();
+    let (chain, room) = Chain::with_room_of_kind("stage", chroom_types::RoomKind::Broadcast).await;
+    chain
+        .registry
+        .set_role(room, chain.account(4), Some(chroom_types::Role::Listener))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Account 1 presents; accounts 2 and 4 watch.
+    let nodes = page_nodes(&chain, dir.path(), &[1, 2, 4]).await;
+    let seen = run_page_scenario(
+        "broadcast.mjs",
+        json!({
+            "room": "stage",
+            "presenter": page_url(&nodes[0]),
+            "viewers": [page_url(&nodes[1]), page_url(&nodes[2])],
+            "screenshots": screenshots(),
+        }),
+        Duration::from_secs(150),
+    )
+    .await;
+
+    assert!(
+        seen["presenter_audience"]
+            .as_str()
+            .unwrap()
+            .contains("live · 2 watching"),
+        "{seen}"
+    );
+    for viewer in seen["viewers"].as_array().unwrap() {
+        let frames = viewer["frames"].as_array().unwrap();
+        assert!(
+            frames[1].as_u64().unwrap() > frames[0].as_u64().unwrap() + 10,
+            "the broadcast does not play: {viewer}"
+        );
+        assert_eq!(viewer["goLive"], false, "{viewer}");
+    }
+    let refusal = seen["viewers"][0]["refusal"].as_str().unwrap();
+    assert!(refusal.contains("can go live"), "{refusal}");
+    for after in seen["after_end"].as_array().unwrap() {
+        assert!(
+            after
+                .as_str()
+                .unwrap()
+                .contains("waiting for the broadcast"),
+            "{seen}"
+        );
+    }
+}

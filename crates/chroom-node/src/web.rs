@@ -46,6 +46,10 @@ use chroom_net::PeerId;
 /// Frames above this size are not even read: the connection is closed.
 const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
 
+/// Members a page's broadcast feeds directly (about 12 Mbit/s of uplink at 1.5 Mbit/s each);
+/// the room's relay tree carries it to everyone else.
+const PAGE_BROADCAST_CAPACITY: u32 = 8;
+
 /// Remote members a page can show at once (a 3 × 3 grid with the page's own camera).
 pub const PLAYBACK_SLOTS: usize = 8;
 
@@ -432,7 +436,7 @@ impl PageSession {
 
     async fn handle(&mut self, message: ClientMessage) -> Result<(), Closed> {
         match message {
-            ClientMessage::Join { room } => self.join(&room).await,
+            ClientMessage::Join { room, live } => self.join(&room, live).await,
             ClientMessage::Leave => {
                 self.leave_room().await;
                 self.send(&ServerMessage::Left).await
@@ -753,7 +757,7 @@ impl PageSession {
         }
     }
 
-    async fn join(&mut self, name: &str) -> Result<(), Closed> {
+    async fn join(&mut self, name: &str, live: bool) -> Result<(), Closed> {
         let room: RoomName = match name.parse() {
             Ok(room) => room,
             Err(e) => {
@@ -773,15 +777,26 @@ impl PageSession {
                     .await;
             }
         };
-        self.leave_room().await;
         let may_publish = match (access.kind, access.role) {
             (Some(kind), Some(role)) => Membership::Member(role).allows(kind, Action::Publish),
             // No registry: development, everyone may.
             _ => true,
         };
+        let broadcast = access.kind == Some(RoomKind::Broadcast);
+        if live && !(broadcast && may_publish) {
+            return self
+                .error("only a broadcast room's presenters and hosts can go live")
+                .await;
+        }
+        self.leave_room().await;
         let av = vec![MediaKind::Audio, MediaKind::Video];
         let participation = match access.kind {
-            // Broadcasting from the page comes later; the page watches.
+            // The broadcaster is the root of the room's relay tree; it feeds a few members
+            // directly, and the tree (relayers, then viewers) carries it on.
+            Some(RoomKind::Broadcast) if live => Participation::Broadcast {
+                kinds: av,
+                capacity: PAGE_BROADCAST_CAPACITY,
+            },
             Some(RoomKind::Broadcast) => Participation::View(av),
             Some(RoomKind::AudioSpace) if may_publish => Participation::Meet {
                 publish: vec![MediaKind::Audio],
@@ -801,12 +816,13 @@ impl PageSession {
         self.room = Some(room.clone());
         self.kind = access.kind;
         self.own_role = access.role;
-        self.may_publish = may_publish && access.kind != Some(RoomKind::Broadcast);
+        self.may_publish = may_publish && (!broadcast || live);
         self.shown.clear();
         self.send(&ServerMessage::Joined {
             room: room.as_str().to_owned(),
             kind: access.kind.map(kind_name),
             may_publish: self.may_publish,
+            may_go_live: broadcast && may_publish,
             role: access.role.map(role_name),
         })
         .await?;

@@ -9,6 +9,7 @@ const state = {
   room: null,
   kind: null, // "conference", "audio_space" or "broadcast"
   role: null, // this node's role in the room, from the registry
+  live: false, // broadcasting this page's camera and microphone to a broadcast room
   participants: [],
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
@@ -87,9 +88,11 @@ function handle(message) {
       break;
     case "joined":
       showError("");
+      // Joined again (going live or back to watching): what was sent before has stopped.
+      stopPublishing();
       enterCall(message);
       if (message.may_publish) startPublishing(message.kind === "audio_space");
-      $("share-screen").hidden = !message.may_publish || message.kind === "audio_space";
+      $("share-screen").hidden = !message.may_publish || message.kind !== "conference";
       break;
     case "playback_offer":
       startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
@@ -140,10 +143,13 @@ function join(room) {
   setTimeout(() => ($("join-button").disabled = false), 1000);
 }
 
-function enterCall({ room, kind, role }) {
+function enterCall({ room, kind, role, may_publish, may_go_live }) {
   state.room = room;
   state.kind = kind ?? null;
   state.role = role ?? null;
+  state.live = kind === "broadcast" && may_publish;
+  $("go-live").hidden = !may_go_live;
+  $("go-live").textContent = state.live ? "End live" : "Go live";
   document.body.dataset.kind = state.kind ?? "";
   $("room-title").textContent = room;
   $("room-kind").textContent = kind ? kind.replace("_", " ") : "";
@@ -411,16 +417,20 @@ const SPEAKING_ROLES = ["speaker", "host", "admin", "owner"];
 function renderGrid() {
   const grid = $("grid");
   const audioSpace = state.kind === "audio_space";
-  const people = audioSpace
-    ? [...state.participants].sort(
-        (a, b) => SPEAKING_ROLES.includes(b.role) - SPEAKING_ROLES.includes(a.role),
-      )
-    : state.participants;
+  const broadcast = state.kind === "broadcast";
+  let people = state.participants;
   if (audioSpace) {
+    people = [...people].sort((a, b) => SPEAKING_ROLES.includes(b.role) - SPEAKING_ROLES.includes(a.role));
     const speakers = people.filter((p) => SPEAKING_ROLES.includes(p.role)).length;
     $("audience").textContent = `${speakers} speaking · ${people.length - speakers} listening`;
   }
-  $("audience").hidden = !audioSpace;
+  if (broadcast) {
+    // The stage is whoever broadcasts (shown here); everyone else watches.
+    people = people.filter((p) => (p.is_self ? state.live : remoteTracks(p.peer_id)));
+    const watching = state.participants.length - people.length;
+    $("audience").textContent = people.length ? `live · ${watching} watching` : "waiting for the broadcast to start";
+  }
+  $("audience").hidden = !audioSpace && !broadcast;
   const tiles = people.map((p) => {
     let tile = grid.querySelector(`[data-peer="${CSS.escape(p.peer_id)}"]`);
     if (!tile) {
@@ -648,6 +658,7 @@ $("file-input").addEventListener("change", (event) => {
 });
 
 $("wallet-button").addEventListener("click", signInWithWallet);
+$("go-live").addEventListener("click", () => send({ type: "join", room: state.room, live: !state.live }));
 $("sound-prompt").addEventListener("click", () => {
   $("sound-prompt").hidden = true;
   document.querySelectorAll("#call video, #call audio").forEach(play);

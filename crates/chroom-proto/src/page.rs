@@ -37,6 +37,10 @@ pub enum ClientMessage {
     Join {
         /// The room's name.
         room: String,
+        /// In a broadcast room: broadcast the page's camera and microphone (its role must
+        /// allow it) instead of watching. Joining again with the other value switches.
+        #[serde(default)]
+        live: bool,
     },
     /// Leave the room.
     Leave,
@@ -113,8 +117,10 @@ pub enum ServerMessage {
         room: String,
         /// `conference`, `audio_space` or `broadcast`; absent without a registry.
         kind: Option<&'static str>,
-        /// Whether the page may send media (its role allows it).
+        /// Whether the page sends media now (in a broadcast room: it is live).
         may_publish: bool,
+        /// In a broadcast room: whether the page's role lets it go live.
+        may_go_live: bool,
         /// This node's role in the room; absent without a registry.
         role: Option<&'static str>,
     },
@@ -265,7 +271,8 @@ mod tests {
         assert_eq!(
             decode_page_request(r#"{"type":"join","room":"standup"}"#),
             Ok(ClientMessage::Join {
-                room: "standup".into()
+                room: "standup".into(),
+                live: false,
             })
         );
         assert_eq!(

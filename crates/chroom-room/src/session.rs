@@ -561,6 +561,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(state) = self.rooms.get_mut(&room) {
             state.publishers.remove(&peer);
         }
+        // Gone from the room is gone from its relay tree: its children find another parent
+        // now rather than when its link times out.
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|state| state.tree.is_some())
+        {
+            self.handle_tree_unreachable(now, peer, room);
+        }
     }
 
     /// The lookup of an [`Output::FindPublishers`] ended; the next one is scheduled from here,
@@ -968,7 +977,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     /// Every link carrying members' media to this node in `room`, with the member: links to
-    /// publishers, and in a conference the links other members opened (they carry both ways).
+    /// publishers, in a conference the links other members opened (they carry both ways), and
+    /// in a broadcast the link from this node's parent, carrying the broadcaster.
     pub fn media_links(&self, room: RoomId) -> Vec<(P, LinkId)> {
         let Some(state) = self.rooms.get(&room) else {
             return Vec::new();
@@ -984,6 +994,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if matches!(state.participation, Participation::Meet { .. }) {
             links.extend(state.subscribers.iter().map(|(peer, link)| (*peer, *link)));
         }
+        // A viewer receives the broadcaster over its parent in the tree.
+        links.extend(self.tree_upstream(room));
         links
     }
 

@@ -24,6 +24,8 @@ pub(crate) struct Tree<P> {
     pub(super) overlay: Overlay<P>,
     /// The root is in the tree from the start; others once the root was found.
     joined: bool,
+    /// The broadcaster, once found (not for the root itself).
+    root: Option<P>,
     /// What the link from the parent carries.
     kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
@@ -86,6 +88,7 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
         let overlay = Overlay::new(config.tree.clone(), local, role, config.seed, now);
         Some(Self {
             joined: matches!(role, Role::Root { .. }),
+            root: None,
             overlay,
             kinds,
             upstream_mode,
@@ -233,6 +236,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .and_then(|t| t.overlay.parent())
     }
 
+    /// The broadcaster of `room` and the link its broadcast arrives on (from this node's
+    /// parent, whoever that is), once linked.
+    pub fn tree_upstream(&self, room: RoomId) -> Option<(P, LinkId)> {
+        let tree = self.rooms.get(&room)?.tree.as_ref()?;
+        match tree.upstream?.link {
+            UpstreamLink::Linked(link) => Some((tree.root?, link)),
+            UpstreamLink::Subscribing(_) => None,
+        }
+    }
+
     /// The members this node feeds in `room`'s tree.
     pub fn tree_children(&self, room: RoomId) -> Vec<P> {
         self.rooms
@@ -252,6 +265,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             && tree.overlay.join(now, root).is_ok()
         {
             tree.joined = true;
+            tree.root = Some(root);
         }
         self.drain_tree(room);
     }

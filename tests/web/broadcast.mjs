@@ -1,0 +1,57 @@
+// A broadcast room from the page: a presenter goes live with its camera and microphone; two
+// viewers, each on their own node, watch it through the room's relay tree. A viewer cannot go
+// live; when the presenter ends, the viewers see the broadcast is over.
+//
+// Input: { room, presenter, viewers: [url, url], screenshots } (page URLs).
+// Output: { presenter_audience, viewers: [{ frames: [a, b], audience, refusal }], after_end }.
+import { main, openPage, roomUrl } from "./lib.mjs";
+
+const TIMEOUT = 45_000;
+
+async function framesDecoded(page) {
+  return page.evaluate(async () => {
+    let frames = 0;
+    (await window.chroom.playbackPc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded ?? 0;
+    });
+    return frames;
+  });
+}
+
+main(async (browser, input) => {
+  const presenter = await openPage(browser, roomUrl(input.presenter, input.room));
+  await presenter.waitForSelector("#go-live:not([hidden])", { timeout: TIMEOUT });
+  await presenter.click("#go-live");
+  await presenter.waitForFunction(() => window.chroom.live && window.chroom.publishPc?.connectionState === "connected", null, { timeout: TIMEOUT });
+
+  const viewers = [];
+  for (const url of input.viewers) viewers.push(await openPage(browser, roomUrl(url, input.room)));
+  const seen = [];
+  for (const viewer of viewers) {
+    await viewer.waitForFunction(() => [...document.querySelectorAll("#grid video[data-slot]")].some((v) => v.readyState >= 2), null, { timeout: TIMEOUT });
+    await viewer.waitForFunction(() => document.querySelector("#audience").textContent.includes("2 watching"), null, { timeout: TIMEOUT });
+    const first = await framesDecoded(viewer);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    seen.push({ frames: [first, await framesDecoded(viewer)], audience: await viewer.textContent("#audience"), goLive: await viewer.isVisible("#go-live") });
+  }
+  if (input.screenshots) await viewers[0].screenshot({ path: `${input.screenshots}/broadcast-viewer.png` });
+  await presenter.waitForFunction(() => document.querySelector("#audience").textContent.includes("2 watching"), null, { timeout: TIMEOUT });
+  const presenterAudience = await presenter.textContent("#audience");
+
+  // A viewer asks to go live anyway: refused.
+  await viewers[0].evaluate((room) => window.chroom.socket.send(JSON.stringify({ type: "join", room, live: true })), input.room);
+  await viewers[0].waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
+  seen[0].refusal = await viewers[0].textContent("#error");
+
+  // The presenter ends the broadcast: its goodbye reaches the viewers at once (no waiting for
+  // a link to time out).
+  await presenter.click("#go-live");
+  for (const viewer of viewers) {
+    await viewer.waitForFunction(() => document.querySelector("#audience").textContent.includes("waiting for the broadcast"), null, { timeout: 8_000 });
+  }
+  return {
+    presenter_audience: presenterAudience,
+    viewers: seen,
+    after_end: await Promise.all(viewers.map((v) => v.textContent("#audience"))),
+  };
+});
