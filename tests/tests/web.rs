@@ -741,3 +741,48 @@ async fn a_presenter_goes_live_from_the_page_and_viewers_watch_through_the_tree(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_offered_more_places_when_more_members_arrive_than_it_has() {
+    init_tracing();
+    // No registry: nine members with nothing to check, each linked to the page's node.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = NodeConfig::loopback(dir.path().join("page"));
+    serve_page(&mut config);
+    let node = RunningNode::start(config).await.unwrap();
+    let boot = [tcp_addr(&node).await];
+    let mut page = RawPage::connect(&node).await;
+    page.send(Message::Text(r#"{"type":"join","room":"big"}"#.into()))
+        .await;
+    assert_eq!(page.until("joined").await["type"], "joined");
+    let first = page.until("playback_offer").await;
+    assert_eq!(first["slots"].as_array().unwrap().len(), 8);
+
+    let room: chroom_types::RoomName = "big".parse().unwrap();
+    let mut members = Vec::new();
+    for i in 0..9 {
+        let mut config = NodeConfig::loopback(dir.path().join(format!("member-{i}")));
+        config.net.bootstrap = boot.to_vec();
+        let member = RunningNode::start(config).await.unwrap();
+        member
+            .join(
+                room.id(),
+                Participation::Meet {
+                    publish: vec![MediaKind::Audio],
+                    receive: vec![MediaKind::Audio],
+                },
+            )
+            .await
+            .unwrap();
+        members.push(member);
+    }
+    // The ninth member does not fit: the node offers a bigger link, in steps of eight.
+    let bigger = tokio::time::timeout(Duration::from_secs(60), page.until("playback_offer"))
+        .await
+        .expect("a second playback offer");
+    assert_eq!(bigger["slots"].as_array().unwrap().len(), 16, "{bigger}");
+    for member in members {
+        member.shutdown().await;
+    }
+    node.shutdown().await;
+}

@@ -259,6 +259,22 @@ enum BenchCommand {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: Duration,
     },
+    /// Time for a file shared in a room to reach every receiver whole and checked, on
+    /// loopback.
+    Files {
+        /// File size in bytes.
+        #[arg(long, default_value_t = 5_000_000)]
+        size: usize,
+        /// Members receiving it.
+        #[arg(long, default_value_t = 2)]
+        receivers: usize,
+        /// Files to share.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The sharer's `[files] serve_kbps`.
+        #[arg(long, default_value_t = chroom_node::config::DEFAULT_FILE_SERVE_KBPS)]
+        serve_kbps: u32,
+    },
     /// CPU and RSS of a publisher node serving N recorder processes.
     Serve {
         /// VP8 IVF file to publish.
@@ -539,6 +555,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             init_tracing("chroom=warn");
             bench::call(members, runs, window).await?;
+        }
+        Command::Bench(BenchCommand::Files {
+            size,
+            receivers,
+            runs,
+            serve_kbps,
+        }) => {
+            bench::files(size, receivers, runs, serve_kbps).await?;
         }
         Command::Bench(BenchCommand::Serve {
             video,

@@ -50,8 +50,13 @@ const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
 /// the room's relay tree carries it to everyone else.
 const PAGE_BROADCAST_CAPACITY: u32 = 8;
 
-/// Remote members a page can show at once (a 3 × 3 grid with the page's own camera).
+/// Remote members a page is first offered places for (a 3 × 3 grid with the page's own
+/// camera); a bigger room gets a bigger offer, in steps of this many.
 pub const PLAYBACK_SLOTS: usize = 8;
+
+/// Most remote members a page shows at once: 24 audio and video m-lines each way is what a
+/// browser still decodes at call sizes; beyond that, members are listed but not shown.
+pub const MAX_PLAYBACK_SLOTS: usize = 24;
 
 /// Chat lines a page is shown on joining.
 const CHAT_HISTORY_LINES: usize = 100;
@@ -478,12 +483,11 @@ impl PageSession {
     }
 
     /// Offers the page a link to show (in audio-only rooms: to play) the other members on.
-    async fn offer_playback(&mut self, audio_only: bool) -> Result<(), Closed> {
-        let offer = match self
-            .node
-            .offer_browser_playback(PLAYBACK_SLOTS, audio_only)
-            .await
-        {
+    async fn offer_playback(&mut self, audio_only: bool, slots: usize) -> Result<(), Closed> {
+        if let Some(old) = self.playback_link.take() {
+            self.node.close_browser_media(old).await;
+        }
+        let offer = match self.node.offer_browser_playback(slots, audio_only).await {
             Ok(offer) => offer,
             Err(e) => return self.error(format!("cannot show the others: {e:#}")).await,
         };
@@ -514,6 +518,17 @@ impl PageSession {
         let Ok(receiving) = self.node.receiving_from(room.id()).await else {
             return Err(Closed);
         };
+        // More members than places: offer the page a bigger playback link (the browser
+        // replaces the old one), and fill it on the next refresh.
+        let members = receiving.len();
+        if members > self.slots.len() && self.slots.len() < MAX_PLAYBACK_SLOTS {
+            let slots = members.div_ceil(PLAYBACK_SLOTS) * PLAYBACK_SLOTS;
+            let audio_only = self.kind == Some(RoomKind::AudioSpace);
+            tracing::info!(members, slots, "more members than places: offering more");
+            return self
+                .offer_playback(audio_only, slots.min(MAX_PLAYBACK_SLOTS))
+                .await;
+        }
         let mut changed = false;
         for slot in 0..self.slots.len() {
             if let Some(shown) = self.slots[slot]
@@ -829,7 +844,7 @@ impl PageSession {
         self.send_chat_history(&room).await?;
         self.send_files().await?;
         // Audio-only rooms negotiate no video at all, towards the page as between nodes.
-        self.offer_playback(access.kind == Some(RoomKind::AudioSpace))
+        self.offer_playback(access.kind == Some(RoomKind::AudioSpace), PLAYBACK_SLOTS)
             .await?;
         self.refresh_participants().await
     }
