@@ -15,7 +15,7 @@ use chroom_node::{NodeConfig, RunningNode};
 use chroom_registry::RegistryClient;
 use chroom_registry::client::JoinPolicy;
 use chroom_room::Participation;
-use chroom_types::{Account, Role, RoomId, RoomKind, RoomName};
+use chroom_types::{Account, MediaKind, Role, RoomId, RoomKind, RoomName};
 use tokio_util::sync::CancellationToken;
 
 /// Installs a test tracing subscriber once (`RUST_LOG` overrides the default `chroom=info`).
@@ -76,6 +76,24 @@ pub async fn tcp_addr(node: &RunningNode) -> Multiaddr {
         .expect("a tcp listen address")
 }
 
+/// Has `node` take part in `room` as a person (present, listening): enough to chat, share
+/// files and be moderated.
+pub async fn take_part(node: &RunningNode, room: RoomId) {
+    node.join(room, Participation::Receive(vec![MediaKind::Audio]))
+        .await
+        .expect("joins the room");
+}
+
+/// Waits until `node` lists `count` members of `room` (itself included).
+pub async fn until_present(node: &RunningNode, room: RoomId, count: usize) {
+    eventually(
+        Duration::from_secs(30),
+        "members see each other",
+        || async { (node.participants(room).await.ok()?.len() == count).then_some(()) },
+    )
+    .await;
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
@@ -123,7 +141,7 @@ impl Publisher {
     async fn start_as(
         dir: &Path,
         room: RoomId,
-        participation: impl FnOnce(Vec<chroom_types::MediaKind>) -> Participation,
+        participation: impl FnOnce(Vec<MediaKind>) -> Participation,
     ) -> Self {
         let (video, audio) = fixtures();
         let source = MediaSource::load(Some(&video), Some(&audio)).expect("fixtures load");
@@ -358,13 +376,17 @@ impl Chain {
             .await
             .unwrap();
         for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
-            chain
-                .registry
-                .set_role(room, chain.account(account), Some(role))
-                .await
-                .unwrap();
+            chain.grant(room, account, role).await;
         }
         (chain, room)
+    }
+
+    /// Gives anvil account `i` `role` in `room` (as the registry's deployer, its owner).
+    pub async fn grant(&self, room: RoomId, i: usize, role: Role) {
+        self.registry
+            .set_role(room, self.account(i), Some(role))
+            .await
+            .unwrap();
     }
 
     /// Anvil account `i`'s key.

@@ -4,29 +4,9 @@
 use std::time::Duration;
 
 use chroom_node::files::FileStatus;
-use chroom_node::node::RunningNode;
 use chroom_proto::{ErrorCode, FilePart, SignalRequest, SignalResponse};
-use chroom_room::Participation;
 use chroom_room::files::chunk_count;
-use chroom_tests::{Chain, eventually, init_tracing, tcp_addr};
-use chroom_types::{MediaKind, RoomId};
-
-/// A member joining `room` to talk (its presence is what lets it fetch files).
-async fn take_part(node: &RunningNode, room: RoomId) {
-    node.join(room, Participation::Receive(vec![MediaKind::Audio]))
-        .await
-        .unwrap();
-}
-
-/// Waits until `node` lists `others` in `room`.
-async fn sees(node: &RunningNode, room: RoomId, others: usize) {
-    eventually(
-        Duration::from_secs(30),
-        "members see each other",
-        || async { (node.participants(room).await.ok()?.len() == others + 1).then_some(()) },
-    )
-    .await;
-}
+use chroom_tests::{Chain, eventually, init_tracing, take_part, tcp_addr, until_present};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_cut_off_by_a_restart_resumes_from_the_chunks_it_kept() {
@@ -44,8 +24,8 @@ async fn a_download_cut_off_by_a_restart_resumes_from_the_chunks_it_kept() {
     let receiver = chain.node(&receiver_dir, 2, &boot).await;
     take_part(&sharer, room).await;
     take_part(&receiver, room).await;
-    sees(&sharer, room, 1).await;
-    sees(&receiver, room, 1).await;
+    until_present(&sharer, room, 2).await;
+    until_present(&receiver, room, 2).await;
 
     let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i * 31 % 253) as u8).collect();
     let total = u64::from(chunk_count(bytes.len() as u64));

@@ -3,25 +3,8 @@
 
 use std::time::Duration;
 
-use chroom_node::node::RunningNode;
-use chroom_room::Participation;
-use chroom_tests::{Chain, eventually, init_tracing, tcp_addr};
-use chroom_types::{MediaKind, Moderation, RoomId};
-
-async fn take_part(node: &RunningNode, room: RoomId) {
-    node.join(room, Participation::Receive(vec![MediaKind::Audio]))
-        .await
-        .unwrap();
-}
-
-async fn lists(node: &RunningNode, room: RoomId, count: usize) {
-    eventually(
-        Duration::from_secs(30),
-        "members see each other",
-        || async { (node.participants(room).await.ok()?.len() == count).then_some(()) },
-    )
-    .await;
-}
+use chroom_tests::{Chain, eventually, init_tracing, take_part, tcp_addr, until_present};
+use chroom_types::Moderation;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_who_is_not_a_host_cannot_remove_anyone() {
@@ -36,7 +19,7 @@ async fn a_member_who_is_not_a_host_cannot_remove_anyone() {
         take_part(node, room).await;
     }
     for node in [&speaker, &listener, &owner] {
-        lists(node, room, 3).await;
+        until_present(node, room, 3).await;
     }
     let mut notices = speaker.moderation_notices();
 
@@ -68,7 +51,7 @@ async fn a_member_who_is_not_a_host_cannot_remove_anyone() {
     assert_eq!(notice.by, owner.peer_id());
     assert_eq!(notice.by_account, Some(chain.account(0)));
     assert!(speaker.participants(room).await.unwrap().is_empty());
-    lists(&owner, room, 2).await;
+    until_present(&owner, room, 2).await;
 
     for node in [speaker, listener, owner] {
         node.shutdown().await;

@@ -134,11 +134,7 @@ async fn an_rpc_outage_serves_the_cache_and_catches_up_afterwards() {
         }
 
         // Meanwhile a role is granted on chain; a newcomer cannot get in yet.
-        chain
-            .registry
-            .set_role(room, chain.account(3), Some(Role::Listener))
-            .await
-            .unwrap();
+        chain.grant(room, 3, Role::Listener).await;
         let mut newcomer = chain
             .node(&dir.path().join("newcomer"), 3, std::slice::from_ref(&boot))
             .await;
@@ -251,11 +247,7 @@ async fn a_token_lets_its_holder_in_and_transferring_it_takes_them_out() {
         .create_room(&name, RoomKind::Broadcast, gate, "")
         .await
         .unwrap();
-    chain
-        .registry
-        .set_role(room, chain.account(1), Some(Role::Speaker))
-        .await
-        .unwrap();
+    chain.grant(room, 1, Role::Speaker).await;
     nft.mint(chain.key(2).address(), U256::from(1))
         .send()
         .await
@@ -451,11 +443,7 @@ async fn relay_trees_admit_only_viewers_the_registry_lets_watch() {
     // Account 1 speaks (broadcasts), 4 is granted listening below, 5 is a registered relayer
     // with no role in the room, 3 is a stranger.
     let (chain, room) = Chain::with_room_of_kind("stage", RoomKind::Broadcast).await;
-    chain
-        .registry
-        .set_role(room, chain.account(4), Some(Role::Listener))
-        .await
-        .unwrap();
+    chain.grant(room, 4, Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
     let (video, audio) = fixtures();
     let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();

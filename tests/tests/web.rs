@@ -173,11 +173,7 @@ async fn three_pages_in_a_conference_play_each_other_see_a_shared_screen_and_get
     init_tracing();
     let (chain, room) = Chain::with_room("standup").await;
     // A third member: account 4 listens (listeners show their camera in a conference).
-    chain
-        .registry
-        .set_role(room, chain.account(4), Some(chroom_types::Role::Listener))
-        .await
-        .unwrap();
+    chain.grant(room, 4, chroom_types::Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = page_nodes(&chain, dir.path(), &[1, 2, 4]).await;
     // 5 MB that do not compress, and no two chunks alike.
@@ -694,11 +690,7 @@ async fn a_listener_opening_an_audio_space_by_link_hears_it_after_one_click() {
 async fn a_presenter_goes_live_from_the_page_and_viewers_watch_through_the_tree() {
     init_tracing();
     let (chain, room) = Chain::with_room_of_kind("stage", chroom_types::RoomKind::Broadcast).await;
-    chain
-        .registry
-        .set_role(room, chain.account(4), Some(chroom_types::Role::Listener))
-        .await
-        .unwrap();
+    chain.grant(room, 4, chroom_types::Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
     // Account 1 presents; accounts 2 and 4 watch.
     let nodes = page_nodes(&chain, dir.path(), &[1, 2, 4]).await;

@@ -66,12 +66,16 @@ impl TryFrom<&[u8]> for RoomId {
     type Error = InvalidLength;
 
     fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| InvalidLength {
-            expected: 32,
-            actual: bytes.len(),
-        })?;
-        Ok(Self(array))
+        bytes32(bytes).map(Self)
     }
+}
+
+/// `bytes` as the 32 bytes an id holds.
+fn bytes32(bytes: &[u8]) -> Result<[u8; 32], InvalidLength> {
+    bytes.try_into().map_err(|_| InvalidLength {
+        expected: 32,
+        actual: bytes.len(),
+    })
 }
 
 impl fmt::Display for RoomId {
@@ -107,11 +111,7 @@ impl TryFrom<&[u8]> for FileHash {
     type Error = InvalidLength;
 
     fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
-        let array: [u8; 32] = bytes.try_into().map_err(|_| InvalidLength {
-            expected: 32,
-            actual: bytes.len(),
-        })?;
-        Ok(Self(array))
+        bytes32(bytes).map(Self)
     }
 }
 
