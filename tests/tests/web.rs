@@ -732,6 +732,12 @@ async fn a_presenter_goes_live_from_the_page_and_viewers_watch_through_the_tree(
             "{seen}"
         );
     }
+    for frames in seen["again"].as_array().unwrap() {
+        assert!(
+            frames[1].as_u64() > frames[0].as_u64(),
+            "not playing after going live again: {seen}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,11 @@
 // A broadcast room from the page: a presenter goes live with its camera and microphone; two
 // viewers, each on their own node, watch it through the room's relay tree. A viewer cannot go
-// live; when the presenter ends, the viewers see the broadcast is over.
+// live; when the presenter ends, the viewers see the broadcast is over, and when it goes live
+// again they watch again.
 //
 // Input: { room, presenter, viewers: [url, url], screenshots } (page URLs).
-// Output: { presenter_audience, viewers: [{ frames: [a, b], audience, refusal }], after_end }.
+// Output: { presenter_audience, viewers: [{ frames: [a, b], audience, refusal }], after_end,
+//           again: [[framesDecoded, 1 s later]…] }.
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
@@ -49,9 +51,22 @@ main(async (browser, input) => {
   for (const viewer of viewers) {
     await viewer.waitForFunction(() => document.querySelector("#audience").textContent.includes("waiting for the broadcast"), null, { timeout: 8_000 });
   }
+  const afterEnd = await Promise.all(viewers.map((v) => v.textContent("#audience")));
+
+  // And goes live again: the viewers find it again.
+  await presenter.click("#go-live");
+  const again = [];
+  for (const viewer of viewers) {
+    await viewer.waitForFunction(() => document.querySelector("#audience").textContent.startsWith("live"), null, { timeout: TIMEOUT });
+    await viewer.waitForFunction(() => [...document.querySelectorAll("#grid video[data-slot]")].some((v) => v.readyState >= 2), null, { timeout: TIMEOUT });
+    const first = await framesDecoded(viewer);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    again.push([first, await framesDecoded(viewer)]);
+  }
   return {
     presenter_audience: presenterAudience,
     viewers: seen,
-    after_end: await Promise.all(viewers.map((v) => v.textContent("#audience"))),
+    after_end: afterEnd,
+    again,
   };
 });
