@@ -11,7 +11,7 @@ use anyhow::Context;
 use chroom_media::container::{ivf, ogg};
 use chroom_media::{ReceivedFrame, VIDEO_CLOCK_HZ};
 use chroom_net::PeerId;
-use chroom_types::MediaKind;
+use chroom_types::{MediaKind, Track};
 
 use crate::node::NodeFrame;
 
@@ -86,8 +86,12 @@ impl Recorder {
         })
     }
 
-    /// Writes one frame.
+    /// Writes one frame. A member's camera and microphone are recorded; a shared screen (a
+    /// second video track) is not mixed into its camera's file.
     pub fn write(&mut self, frame: &NodeFrame) -> anyhow::Result<()> {
+        if frame.frame.track != Track::main(frame.frame.kind) {
+            return Ok(());
+        }
         let elapsed = frame
             .frame
             .received_at
@@ -237,5 +241,31 @@ mod tests {
         inter[0] |= 1;
         assert_eq!(vp8_keyframe_size(&inter), None);
         assert_eq!(vp8_keyframe_size(&key[..5]), None);
+    }
+
+    #[test]
+    fn a_shared_screen_is_not_mixed_into_the_camera_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let mut recorder = Recorder::new(dir.path(), started).unwrap();
+        let mut key = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        key.extend_from_slice(&1280u16.to_le_bytes());
+        key.extend_from_slice(&720u16.to_le_bytes());
+        let frame = |track| NodeFrame {
+            peer: PeerId::random(),
+            link: chroom_types::LinkId(1),
+            frame: ReceivedFrame {
+                kind: MediaKind::Video,
+                track,
+                rtp_time: 0,
+                contiguous: true,
+                data: key.clone().into(),
+                received_at: started,
+            },
+        };
+        recorder.write(&frame(Track::Screen)).unwrap();
+        assert!(recorder.stats().publishers.is_empty());
+        recorder.write(&frame(Track::Camera)).unwrap();
+        assert_eq!(recorder.stats().publishers[0].video_frames, 1);
     }
 }
