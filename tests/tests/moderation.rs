@@ -57,3 +57,53 @@ async fn a_member_who_is_not_a_host_cannot_remove_anyone() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_arriving_later_learns_of_a_removal_from_the_host() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    chain.grant(room, 4, chroom_types::Role::Listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let owner = chain.node(&dir.path().join("owner"), 0, &[]).await;
+    let boot = [tcp_addr(&owner).await];
+    let speaker = chain.node(&dir.path().join("speaker"), 1, &boot).await;
+    for node in [&owner, &speaker] {
+        take_part(node, room).await;
+    }
+    for node in [&owner, &speaker] {
+        until_present(node, room, 2).await;
+    }
+    owner
+        .moderate(room, speaker.peer_id(), Moderation::Remove)
+        .await
+        .unwrap();
+    until_present(&owner, room, 1).await;
+
+    // A member arriving after the removal hears of it from the host's node...
+    let newcomer = chain.node(&dir.path().join("newcomer"), 4, &boot).await;
+    let mut notices = newcomer.moderation_notices();
+    take_part(&newcomer, room).await;
+    let notice = tokio::time::timeout(Duration::from_secs(20), notices.recv())
+        .await
+        .expect("the newcomer hears of the removal")
+        .unwrap();
+    assert_eq!(notice.target, speaker.peer_id());
+    assert_eq!(notice.action, Moderation::Remove);
+    // ...so the removed member coming back is ignored by it too.
+    take_part(&speaker, room).await;
+    until_present(&speaker, room, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen: Vec<_> = newcomer
+        .participants(room)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.peer)
+        .collect();
+    assert!(!seen.contains(&speaker.peer_id()), "{seen:?}");
+    assert!(seen.contains(&owner.peer_id()), "{seen:?}");
+
+    for node in [newcomer, speaker, owner] {
+        node.shutdown().await;
+    }
+}

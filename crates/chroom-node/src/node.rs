@@ -1031,22 +1031,16 @@ impl Driver {
                     let _ = done.send(Err(anyhow::anyhow!("join the room before moderating it")));
                     return;
                 }
-                let Some(node) = chroom_net::node_id_of(&target) else {
+                let Some(message) = self.moderation_message(room, target, action) else {
                     let _ = done.send(Err(anyhow::anyhow!("{target} is not a Chroom node")));
                     return;
                 };
-                let message = self.room_message(
-                    room,
-                    RoomMessageBody::Moderate {
-                        target: node,
-                        action,
-                    },
-                );
                 let account = self.identity.as_ref().map(|i| i.binding.account);
                 self.carry_out(room, target, action, (self.local_peer, account));
+                self.moderation.record_own(room, target, action);
                 let net = self.net.clone();
                 tokio::spawn(async move {
-                    let result = net.publish(room, encode_room_message(&message)).await;
+                    let result = net.publish(room, message).await;
                     let _ = done.send(result.map_err(Into::into));
                 });
             }
@@ -1231,6 +1225,23 @@ impl Driver {
             NetEvent::RoomPeerJoined { room, peer } if self.present_in.contains(&room) => {
                 tracing::debug!(room = %room.fmt_short(), peer = %short(&peer), "peer joined room topic");
                 self.announce_presence(room, false, None);
+                // It missed this node's decisions as a host that are in force.
+                let decisions: Vec<Vec<u8>> = self
+                    .moderation
+                    .own(room)
+                    .into_iter()
+                    .filter_map(|(target, action)| self.moderation_message(room, target, action))
+                    .collect();
+                if !decisions.is_empty() {
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        for message in decisions {
+                            if let Err(e) = net.publish(room, message).await {
+                                tracing::debug!(error = %e, "host decision not published");
+                            }
+                        }
+                    });
+                }
                 // It may have missed (or lost, if it left) the files offered here.
                 let (files, results, own) =
                     (self.files.clone(), self.results.clone(), self.local_peer);
@@ -1583,6 +1594,18 @@ impl Driver {
         // Members drop this node from their rosters at once, and will link to it afresh if it
         // comes back, instead of waiting out its silence.
         self.announce_presence(room, true, done);
+    }
+
+    /// A host's decision as published in `room`; `None` if `target` names no node key.
+    fn moderation_message(
+        &mut self,
+        room: RoomId,
+        target: PeerId,
+        action: Moderation,
+    ) -> Option<Vec<u8>> {
+        let target = chroom_net::node_id_of(&target)?;
+        let body = RoomMessageBody::Moderate { target, action };
+        Some(encode_room_message(&self.room_message(room, body)))
     }
 
     /// Carries out a host's decision about `target` in `room` (its author checked): a removed

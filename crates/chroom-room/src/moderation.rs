@@ -2,7 +2,7 @@
 //! node checks that a decision's author may moderate (the registry, through the session) before
 //! it gets here, and carries out what changes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chroom_types::{Moderation, RoomId};
 
@@ -17,6 +17,9 @@ pub struct Moderations<P> {
 struct Decided<P> {
     muted: BTreeSet<P>,
     removed: BTreeSet<P>,
+    /// The decisions in force that this node made (as a host): told again to members who
+    /// arrive, since gossip keeps nothing for them.
+    own: BTreeMap<P, Moderation>,
 }
 
 impl<P> Default for Moderations<P> {
@@ -33,6 +36,7 @@ impl<P: Copy + Ord> Moderations<P> {
         let decided = self.rooms.entry(room).or_insert_with(|| Decided {
             muted: BTreeSet::new(),
             removed: BTreeSet::new(),
+            own: BTreeMap::new(),
         });
         match action {
             Moderation::Mute => decided.muted.insert(member),
@@ -42,6 +46,24 @@ impl<P: Copy + Ord> Moderations<P> {
                 decided.removed.insert(member)
             }
         }
+    }
+
+    /// This node decided `action` about `member` in `room` (applied with [`Self::apply`] too).
+    pub fn record_own(&mut self, room: RoomId, member: P, action: Moderation) {
+        let Some(decided) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        match action {
+            Moderation::Unmute => decided.own.remove(&member),
+            Moderation::Mute | Moderation::Remove => decided.own.insert(member, action),
+        };
+    }
+
+    /// The decisions this node made in `room` that are in force, to tell newcomers.
+    pub fn own(&self, room: RoomId) -> Vec<(P, Moderation)> {
+        self.rooms.get(&room).map_or_else(Vec::new, |decided| {
+            decided.own.iter().map(|(p, a)| (*p, *a)).collect()
+        })
     }
 
     /// Whether a host muted `member` in `room`.
@@ -87,5 +109,25 @@ mod tests {
         assert!(!decided.is_muted(ROOM, 8), "removal supersedes a mute");
         decided.forget_room(ROOM);
         assert!(!decided.is_removed(ROOM, 8));
+    }
+
+    #[test]
+    fn this_nodes_own_decisions_in_force_are_kept_to_tell_again() {
+        let mut decided = Moderations::default();
+        for (member, action) in [(1u8, Moderation::Mute), (2, Moderation::Remove)] {
+            decided.apply(ROOM, member, action);
+            decided.record_own(ROOM, member, action);
+        }
+        decided.apply(ROOM, 3, Moderation::Mute);
+        assert_eq!(
+            decided.own(ROOM),
+            [(1, Moderation::Mute), (2, Moderation::Remove)],
+            "another host's mute of 3 is not this node's to repeat"
+        );
+        decided.apply(ROOM, 1, Moderation::Unmute);
+        decided.record_own(ROOM, 1, Moderation::Unmute);
+        assert_eq!(decided.own(ROOM), [(2, Moderation::Remove)]);
+        decided.forget_room(ROOM);
+        assert!(decided.own(ROOM).is_empty());
     }
 }
