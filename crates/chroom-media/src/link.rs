@@ -47,8 +47,8 @@ pub(crate) struct Link {
     rtc: Rtc,
     mode: LinkMode,
     connected: bool,
-    send_mids: HashMap<Track, Mid>,
-    recv_mids: HashMap<Mid, Track>,
+    send_mids: Mids,
+    recv_mids: Mids,
     /// What a video m-line the peer added without naming its track carries (a browser's
     /// m-lines have random track ids).
     unnamed_video: Track,
@@ -66,8 +66,8 @@ impl Link {
             rtc,
             mode,
             connected: false,
-            send_mids: HashMap::new(),
-            recv_mids: HashMap::new(),
+            send_mids: Mids::default(),
+            recv_mids: Mids::default(),
             unnamed_video: Track::Camera,
             last_keyframe_request: HashMap::new(),
             keyframe_interval: KEYFRAME_REQUEST_INTERVAL,
@@ -88,15 +88,12 @@ impl Link {
 
     /// Whether this link receives `track`.
     pub(crate) fn receives(&self, track: Track) -> bool {
-        self.recv_mids.values().any(|received| *received == track)
+        self.recv_mids.mid_of(track).is_some()
     }
 
     /// The track this link sends on `mid`, if it sends on it.
     pub(crate) fn send_track(&self, mid: Mid) -> Option<Track> {
-        self.send_mids
-            .iter()
-            .find(|(_, sent)| **sent == mid)
-            .map(|(track, _)| *track)
+        self.send_mids.track_of(mid)
     }
 
     /// Sets the shortest gap between two keyframe requests on this link.
@@ -106,7 +103,7 @@ impl Link {
 
     /// Records a send m-line this side added to its own offer.
     pub(crate) fn expect_send(&mut self, mid: Mid, track: Track) {
-        self.send_mids.insert(track, mid);
+        self.send_mids.insert(mid, track);
     }
 
     pub(crate) fn rtc_mut(&mut self) -> &mut Rtc {
@@ -143,7 +140,7 @@ impl Link {
         rtp_time: MediaTime,
         data: &Arc<[u8]>,
     ) -> bool {
-        let Some(&mid) = self.send_mids.get(&track) else {
+        let Some(mid) = self.send_mids.mid_of(track) else {
             return false;
         };
         self.write_frame_on(now, mid, track.kind(), rtp_time, data)
@@ -201,7 +198,7 @@ impl Link {
         if !self.connected || self.failure.is_some() || self.mode != LinkMode::Packets {
             return false;
         }
-        let Some(&mid) = self.send_mids.get(&track) else {
+        let Some(mid) = self.send_mids.mid_of(track) else {
             return false;
         };
         let kind = track.kind();
@@ -266,12 +263,7 @@ impl Link {
     /// which cannot show anything until one comes (a request merged away just before it
     /// arrived would leave it black for the rest of the interval).
     pub(crate) fn request_keyframe_now(&mut self, now: Instant, track: Track) {
-        let Some(mid) = self
-            .recv_mids
-            .iter()
-            .find(|(_, received)| **received == track)
-            .map(|(mid, _)| *mid)
-        else {
+        let Some(mid) = self.recv_mids.mid_of(track) else {
             return;
         };
         let requested = match self.mode {
@@ -356,7 +348,7 @@ impl Link {
                     MediaKind::Video => self.unnamed_video,
                 });
                 if matches!(added.direction, Direction::SendOnly | Direction::SendRecv) {
-                    self.send_mids.insert(track, added.mid);
+                    self.send_mids.insert(added.mid, track);
                 }
                 if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) {
                     self.recv_mids.insert(added.mid, track);
@@ -410,7 +402,7 @@ impl Link {
 
     /// The track arriving on `mid`: as negotiated, else the main one of `kind`.
     fn received_track(&self, mid: Option<Mid>, kind: MediaKind) -> Track {
-        mid.and_then(|mid| self.recv_mids.get(&mid).copied())
+        mid.and_then(|mid| self.recv_mids.track_of(mid))
             .filter(|track| track.kind() == kind)
             .unwrap_or(Track::main(kind))
     }
@@ -425,6 +417,27 @@ impl Link {
             tracing::debug!(link = %self.id, %reason, "link failed");
             self.failure = Some(reason);
         }
+    }
+}
+
+/// A link's m-lines in one direction and the track each carries. A link has three at most,
+/// so a list beats hashing on the per-packet path.
+#[derive(Debug, Default)]
+struct Mids(Vec<(Mid, Track)>);
+
+impl Mids {
+    /// `mid` carries `track` (and no other m-line does, nor does `mid` carry another).
+    fn insert(&mut self, mid: Mid, track: Track) {
+        self.0.retain(|(m, t)| *m != mid && *t != track);
+        self.0.push((mid, track));
+    }
+
+    fn mid_of(&self, track: Track) -> Option<Mid> {
+        self.0.iter().find(|(_, t)| *t == track).map(|(m, _)| *m)
+    }
+
+    fn track_of(&self, mid: Mid) -> Option<Track> {
+        self.0.iter().find(|(m, _)| *m == mid).map(|(_, t)| *t)
     }
 }
 
