@@ -662,6 +662,15 @@ async fn a_page_signs_in_with_a_browser_wallet_and_its_node_acts_for_that_accoun
         .unwrap_or_else(|| panic!("{roster:?}"));
     assert_eq!(signed_in["role"], "speaker", "{roster:?}");
     assert_eq!(signed_in["name"], short_account(&wallet), "{roster:?}");
+    // Renewing the wallet's signature in the room is taken: the same account, a later end.
+    let renewed = &seen["renewed"];
+    assert_eq!(renewed["type"], "hello", "{renewed}");
+    assert_eq!(
+        renewed["account"].as_str().map(str::to_lowercase),
+        Some(wallet)
+    );
+    assert!(renewed["wallet_until_unix"].as_u64().is_some(), "{renewed}");
+    assert_eq!(seen["still_in_call"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 // member on another node sees it with the wallet account's role.
 //
 // Input: { room, wallet_page, other_page, rpc, wallet_account } (page URLs, anvil's URL).
-// Output: { refusal, who, roster }.
+// Output: { refusal, who, roster, renewed (the node's answer to a renewal), still_in_call }.
 import { main, openPage, participants, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
@@ -42,5 +42,17 @@ main(async (browser, input) => {
   for (const p of [page, other]) {
     await p.waitForFunction(() => document.querySelectorAll("#participants li").length === 2, null, { timeout: TIMEOUT });
   }
-  return { refusal, who, roster: await participants(other) };
+
+  // The renewal the page asks for before the signature runs out, in the room: taken.
+  await page.evaluate(() => {
+    window.__renewed = new Promise((resolve) => {
+      window.chroom.socket.addEventListener("message", (event) => {
+        const message = JSON.parse(event.data);
+        if (message.type === "hello" || message.type === "error") resolve(message);
+      });
+    });
+    window.chroom.socket.send(JSON.stringify({ type: "sign_in_text" }));
+  });
+  const renewed = await page.evaluate(() => window.__renewed);
+  return { refusal, who, roster: await participants(other), renewed, still_in_call: await page.isVisible("#call") };
 });

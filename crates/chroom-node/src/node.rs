@@ -234,7 +234,11 @@ impl RunningNode {
             None => None,
         };
 
-        let (account_tx, account) = watch::channel(identity.as_ref().map(|i| i.binding.account));
+        let acting = identity.as_ref().map(|i| Acting {
+            account: i.binding.account,
+            wallet_until_unix: None,
+        });
+        let (account_tx, account) = watch::channel(acting);
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
 
@@ -433,7 +437,7 @@ pub struct NodeHandle {
     files: Arc<Files>,
     store: Arc<Store>,
     /// The account this node acts for (it changes when the user signs in with a wallet).
-    account: watch::Receiver<Option<Account>>,
+    account: watch::Receiver<Option<Acting>>,
     /// For checking this node's own rights before it joins on its user's behalf.
     registry: Option<RegistryClient>,
     net: NetHandle,
@@ -441,6 +445,14 @@ pub struct NodeHandle {
     commands: mpsc::Sender<DriverCommand>,
     chat: broadcast::Sender<ChatMessage>,
     notices: broadcast::Sender<ModerationNotice>,
+}
+
+/// The account a node acts for, as its handles see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Acting {
+    account: Account,
+    /// When a wallet signed the binding: until when it holds.
+    wallet_until_unix: Option<u64>,
 }
 
 /// This node's own standing in a room, as the registry tells it.
@@ -490,7 +502,15 @@ impl NodeHandle {
 
     /// The account this node acts for, if any.
     pub fn account(&self) -> Option<Account> {
-        *self.account.borrow()
+        self.account.borrow().map(|acting| acting.account)
+    }
+
+    /// Until when (unix seconds) the user's wallet lets this node act for its account, if a
+    /// wallet signed in (a configured account's binding renews itself).
+    pub fn wallet_until_unix(&self) -> Option<u64> {
+        self.account
+            .borrow()
+            .and_then(|acting| acting.wallet_until_unix)
     }
 
     /// The text a wallet signs (EIP-191 `personal_sign`) for this node to act for its account
@@ -875,7 +895,7 @@ struct Driver {
     /// Rooms this node's user shares a screen in.
     sharing_screen: HashSet<RoomId>,
     /// The account this node acts for, as its handles see it.
-    account: watch::Sender<Option<Account>>,
+    account: watch::Sender<Option<Acting>>,
     /// What hosts decided about members of the rooms this node is in.
     moderation: Moderations<PeerId>,
     notices: broadcast::Sender<ModerationNotice>,
@@ -1557,17 +1577,24 @@ impl Driver {
         }
     }
 
-    /// Adopts a binding the user's wallet signed, and tells connected peers.
+    /// Adopts a binding the user's wallet signed, and tells connected peers. In a room only
+    /// a renewal (the same account) is taken: members know this node by one account.
     fn sign_in(&mut self, binding: IdentityBinding) -> anyhow::Result<Account> {
-        if !self.present_in.is_empty() {
+        let current = self.identity.as_ref().map(|i| i.binding.account);
+        if !self.present_in.is_empty() && current != Some(binding.account) {
             anyhow::bail!(
-                "leave the room before signing in: members know this node by one account"
+                "leave the room before signing in as another account: members know this node \
+                 by one account"
             );
         }
         let account = chroom_registry::verify(&binding, &self.local_peer.to_base58(), unix_now())?;
         tracing::info!(%account, expires_at_unix = binding.expires_at_unix, "signed in with a wallet");
+        let wallet_until_unix = Some(binding.expires_at_unix);
         self.identity = Some(Identity::signed_elsewhere(binding));
-        self.account.send_replace(Some(account));
+        self.account.send_replace(Some(Acting {
+            account,
+            wallet_until_unix,
+        }));
         let net = self.net.clone();
         let results = self.results.clone();
         tokio::spawn(async move {

@@ -696,6 +696,7 @@ impl PageSession {
         let hello = ServerMessage::Hello {
             peer_id: self.node.peer_id().to_base58(),
             account: self.node.account().map(|a| a.to_string()),
+            wallet_until_unix: self.node.wallet_until_unix(),
         };
         self.send(&hello).await
     }

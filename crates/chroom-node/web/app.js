@@ -78,11 +78,16 @@ function connect() {
 
 function handle(message) {
   switch (message.type) {
-    case "hello":
-      state.self = { peerId: message.peer_id, account: message.account };
-      $("who").textContent = message.account ? `acting as ${message.account}` : `node ${short(message.peer_id)} (no account)`;
+    case "hello": {
+      state.self = { peerId: message.peer_id, account: message.account, walletUntil: message.wallet_until_unix ?? null };
+      const until = state.self.walletUntil
+        ? ` · signed by your wallet until ${new Date(state.self.walletUntil * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`
+        : "";
+      $("who").textContent = message.account ? `acting as ${message.account}${until}` : `node ${short(message.peer_id)} (no account)`;
       $("wallet-button").hidden = !window.ethereum || Boolean(state.room);
+      scheduleRenewal(state.self.walletUntil);
       break;
+    }
     case "sign_in_text":
       signBinding(message);
       break;
@@ -244,6 +249,16 @@ async function signInWithWallet() {
   } catch (error) {
     showError(`the wallet did not connect: ${error.message}`);
   }
+}
+
+// A wallet's signature lasts WALLET_BINDING_TTL (12 h): an hour before it ends, the wallet is
+// asked again (the node takes a renewal for the same account while in a room).
+let renewal = null;
+function scheduleRenewal(until) {
+  clearTimeout(renewal);
+  if (!until || !window.ethereum || !state.walletAccount) return;
+  const wait = Math.max(0, (until - 3600) * 1000 - Date.now());
+  renewal = setTimeout(() => send({ type: "sign_in_text" }), wait);
 }
 
 async function signBinding({ text, expires_at_unix }) {

@@ -110,6 +110,9 @@ pub enum ServerMessage {
         peer_id: String,
         /// The account it acts for.
         account: Option<String>,
+        /// When the user's wallet signed the account in: until when (unix seconds). The page
+        /// asks the wallet again before then.
+        wallet_until_unix: Option<u64>,
     },
     /// The page is in `room` now.
     Joined {
