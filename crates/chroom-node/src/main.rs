@@ -76,7 +76,7 @@ enum Command {
     /// A local chain with the registry deployed, for development.
     #[command(subcommand)]
     Devnet(DevnetCommand),
-    /// Create and manage rooms in the registry (signs with the config's [identity]).
+    /// Create and manage rooms in the registry (signs with the config's `[identity]`).
     Room {
         #[command(flatten)]
         node: NodeArgs,

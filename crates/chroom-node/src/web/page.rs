@@ -1,0 +1,789 @@
+//! One page's connection: the [`PageSession`] that turns a page's requests into the node's
+//! actions (join, media links, chat, files, screen, moderation, sign-in) and tells the page
+//! what changed (roster, playback places, chat, files, hosts' decisions).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use chroom_net::PeerId;
+use chroom_proto::page::{
+    ClientMessage, FileView, ModerateAction, ParticipantView, ServerMessage, SlotView,
+    decode_page_request,
+};
+use chroom_room::Participation;
+use chroom_types::{
+    Action, LinkId, MediaKind, Membership, Moderation, Role, RoomId, RoomKind, RoomName, Track,
+};
+use tokio::sync::broadcast;
+
+use super::WebState;
+use crate::files::FileStatus;
+use crate::node::{ModerationNotice, NodeHandle, Participant};
+
+/// Members a page's broadcast feeds directly (about 12 Mbit/s of uplink at 1.5 Mbit/s each);
+/// the room's relay tree carries it to everyone else.
+const PAGE_BROADCAST_CAPACITY: u32 = 8;
+
+/// Remote members a page is first offered places for (a 3 × 3 grid with the page's own
+/// camera); a bigger room gets a bigger offer, in steps of this many.
+const PLAYBACK_SLOTS: usize = 8;
+
+/// Most remote members a page shows at once: 24 audio and video m-lines each way is what a
+/// browser still decodes at call sizes; beyond that, members are listed but not shown.
+const MAX_PLAYBACK_SLOTS: usize = 24;
+
+/// Chat lines a page is shown on joining.
+const CHAT_HISTORY_LINES: usize = 100;
+
+/// How long a wallet's signature lets the node act for its account; the page asks the wallet
+/// again after that.
+const WALLET_BINDING_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// How often a page's participant list is refreshed (sent only when it changed).
+const ROSTER_REFRESH: Duration = Duration::from_millis(500);
+
+fn participant_view(p: &Participant) -> ParticipantView {
+    ParticipantView {
+        peer_id: p.peer.to_base58(),
+        account: p.account.map(|a| a.to_string()),
+        role: p.role.map(role_name),
+        is_self: p.is_self,
+        sharing_screen: p.sharing_screen,
+        muted_by_host: p.muted_by_host,
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Listener => "listener",
+        Role::Speaker => "speaker",
+        Role::Host => "host",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+
+fn kind_name(kind: RoomKind) -> &'static str {
+    match kind {
+        RoomKind::Conference => "conference",
+        RoomKind::AudioSpace => "audio_space",
+        RoomKind::Broadcast => "broadcast",
+    }
+}
+
+/// The page's connection is gone (or unusable): stop serving it.
+#[derive(Debug)]
+struct Closed;
+
+/// One page's connection.
+pub(super) struct PageSession {
+    socket: WebSocket,
+    node: NodeHandle,
+    pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
+    room: Option<RoomName>,
+    /// `room`'s kind, from the registry check on joining.
+    kind: Option<RoomKind>,
+    /// This node's role in `room`, from the registry check on joining.
+    own_role: Option<Role>,
+    /// Whether this node may send media in `room`.
+    may_publish: bool,
+    /// The link carrying the page's camera and microphone.
+    media_link: Option<LinkId>,
+    /// The link carrying the page's shared screen.
+    screen_link: Option<LinkId>,
+    /// The link showing the other members in the page.
+    playback_link: Option<LinkId>,
+    /// Who each playback slot shows: the member and the link its media arrives on.
+    slots: Vec<Option<(PeerId, LinkId)>>,
+    /// Whose shared screen the playback link shows, and the link it arrives on.
+    screen_shown: Option<(PeerId, LinkId)>,
+    /// Links whose microphone this node drops because a host muted their sender (this page's
+    /// own link when it is this node).
+    silenced: Vec<LinkId>,
+    /// The participant list last sent, to send only changes.
+    shown: Vec<ParticipantView>,
+}
+
+impl PageSession {
+    pub(super) fn new(socket: WebSocket, web: WebState) -> Self {
+        Self {
+            socket,
+            node: web.node,
+            pages_in: web.pages_in,
+            room: None,
+            kind: None,
+            own_role: None,
+            may_publish: false,
+            media_link: None,
+            screen_link: None,
+            playback_link: None,
+            slots: Vec::new(),
+            screen_shown: None,
+            silenced: Vec::new(),
+            shown: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        if self.hello().await.is_err() {
+            return;
+        }
+        let mut chat = self.node.chat_messages();
+        let mut files = self.node.files().subscribe();
+        let mut notices = self.node.moderation_notices();
+        let mut refresh = tokio::time::interval(ROSTER_REFRESH);
+        loop {
+            let step = tokio::select! {
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(message)) => self.handle_frame(message).await,
+                    // Closed, or a frame over the limit (the socket is unusable after it).
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "page connection failed");
+                        Err(Closed)
+                    }
+                    None => Err(Closed),
+                },
+                line = chat.recv() => match line {
+                    Ok(line) => self.forward_chat(line).await,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        self.error(format!("{missed} chat messages were lost on the way to this page")).await
+                    }
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
+                notice = notices.recv() => match notice {
+                    Ok(notice) => self.forward_notice(notice).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => Ok(()),
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
+                status = files.recv() => match status {
+                    Ok(status) => self.forward_file(status).await,
+                    // Missed progress is made up by the next; a missed end is not: resend all.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.send_files().await,
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
+                _ = refresh.tick(), if self.room.is_some() => {
+                    match self.refresh_participants().await {
+                        Ok(()) => match self.refresh_slots().await {
+                            Ok(()) => {
+                                self.enforce_mutes().await;
+                                Ok(())
+                            }
+                            closed => closed,
+                        },
+                        closed => closed,
+                    }
+                }
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        self.leave_room().await;
+    }
+
+    async fn handle_frame(&mut self, frame: Message) -> Result<(), Closed> {
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .error("binary messages are not part of this API: send JSON text")
+                    .await;
+            }
+            Message::Close(_) => return Err(Closed),
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+        };
+        match decode_page_request(text.as_str()) {
+            Ok(message) => self.handle(message).await,
+            Err(e) => self.error(e.to_string()).await,
+        }
+    }
+
+    async fn handle(&mut self, message: ClientMessage) -> Result<(), Closed> {
+        match message {
+            ClientMessage::Join { room, live } => self.join(&room, live).await,
+            ClientMessage::Leave => {
+                self.leave_room().await;
+                self.send(&ServerMessage::Left).await
+            }
+            ClientMessage::Chat { text } => self.chat(text).await,
+            ClientMessage::Publish { sdp } => self.publish(sdp, Track::Camera).await,
+            ClientMessage::ShareScreen { sdp } => self.publish(sdp, Track::Screen).await,
+            ClientMessage::StopScreen => {
+                self.stop_screen().await;
+                Ok(())
+            }
+            ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
+            ClientMessage::SignInText => {
+                let expires_at_unix = crate::node::unix_now() + WALLET_BINDING_TTL.as_secs();
+                let text = self.node.binding_text(expires_at_unix);
+                self.send(&ServerMessage::SignInText {
+                    text,
+                    expires_at_unix,
+                })
+                .await
+            }
+            ClientMessage::SignIn {
+                account,
+                expires_at_unix,
+                signature,
+            } => self.sign_in(&account, expires_at_unix, &signature).await,
+            ClientMessage::PlaybackAnswer { sdp } => {
+                let Some(link) = self.playback_link else {
+                    return self
+                        .error("no playback offer is waiting for an answer")
+                        .await;
+                };
+                match self.node.accept_browser_answer(link, sdp).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.error(format!("playback answer refused: {e:#}")).await,
+                }
+            }
+        }
+    }
+
+    /// Offers the page a link to show (in audio-only rooms: to play) the other members on.
+    async fn offer_playback(&mut self, audio_only: bool, slots: usize) -> Result<(), Closed> {
+        if let Some(old) = self.playback_link.take() {
+            self.node.close_browser_media(old).await;
+        }
+        let offer = match self.node.offer_browser_playback(slots, audio_only).await {
+            Ok(offer) => offer,
+            Err(e) => return self.error(format!("cannot show the others: {e:#}")).await,
+        };
+        self.playback_link = Some(offer.link);
+        self.slots = vec![None; offer.slots.len()];
+        self.screen_shown = None;
+        let message = ServerMessage::PlaybackOffer {
+            sdp: offer.sdp,
+            slots: offer
+                .slots
+                .into_iter()
+                .map(|slot| SlotView {
+                    audio_mid: slot.audio_mid,
+                    video_mid: slot.video_mid,
+                })
+                .collect(),
+            screen_mid: offer.screen_mid,
+        };
+        self.send(&message).await
+    }
+
+    /// Gives every member this node receives from a playback slot, and frees the slots of
+    /// members it no longer receives from. Tells the page when anything moved.
+    async fn refresh_slots(&mut self) -> Result<(), Closed> {
+        let (Some(room), Some(playback)) = (&self.room, self.playback_link) else {
+            return Ok(());
+        };
+        let Ok(receiving) = self.node.receiving_from(room.id()).await else {
+            return Err(Closed);
+        };
+        // More members than places: offer the page a bigger playback link (the browser
+        // replaces the old one), and fill it on the next refresh.
+        let members = receiving.len();
+        if members > self.slots.len() && self.slots.len() < MAX_PLAYBACK_SLOTS {
+            let slots = members.div_ceil(PLAYBACK_SLOTS) * PLAYBACK_SLOTS;
+            let audio_only = self.kind == Some(RoomKind::AudioSpace);
+            tracing::info!(members, slots, "more members than places: offering more");
+            return self
+                .offer_playback(audio_only, slots.min(MAX_PLAYBACK_SLOTS))
+                .await;
+        }
+        let mut changed = false;
+        for slot in 0..self.slots.len() {
+            if let Some(shown) = self.slots[slot]
+                && !receiving.contains(&shown)
+            {
+                self.slots[slot] = None;
+                self.node.play_in_browser(playback, slot, None).await;
+                changed = true;
+            }
+        }
+        for &source in &receiving {
+            if self.slots.contains(&Some(source)) {
+                continue;
+            }
+            // A member that came back over a new link keeps its place.
+            let place = self
+                .slots
+                .iter()
+                .position(|s| s.is_some_and(|(peer, _)| peer == source.0))
+                .or_else(|| self.slots.iter().position(Option::is_none));
+            let Some(slot) = place else {
+                break;
+            };
+            self.slots[slot] = Some(source);
+            self.node
+                .play_in_browser(playback, slot, Some(source.1))
+                .await;
+            changed = true;
+        }
+        // One shared screen is shown: the first other member sharing one.
+        let screen = self
+            .shown
+            .iter()
+            .filter(|p| p.sharing_screen && !p.is_self)
+            .find_map(|p| {
+                receiving
+                    .iter()
+                    .find(|(peer, _)| peer.to_base58() == p.peer_id)
+                    .copied()
+            });
+        if screen != self.screen_shown {
+            self.screen_shown = screen;
+            self.node
+                .show_screen_in_browser(playback, screen.map(|(_, link)| link))
+                .await;
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+        let peers = self
+            .slots
+            .iter()
+            .map(|s| s.map(|(peer, _)| peer.to_base58()))
+            .collect();
+        let screen = screen.map(|(peer, _)| peer.to_base58());
+        self.send(&ServerMessage::Slots { peers, screen }).await
+    }
+
+    /// Takes the page's offer to send its camera and microphone (`video` being
+    /// [`Track::Camera`]) or its screen, replacing what it sent before.
+    async fn publish(&mut self, sdp: String, video: Track) -> Result<(), Closed> {
+        let Some(room) = self.room.as_ref().map(RoomName::id) else {
+            return self.error("join a room before sending media").await;
+        };
+        if !self.may_publish {
+            return self
+                .error("your role in this room does not let you send media")
+                .await;
+        }
+        let sharing = video == Track::Screen;
+        if sharing && self.kind == Some(RoomKind::AudioSpace) {
+            return self
+                .error("audio spaces carry no video: there is no screen to share")
+                .await;
+        }
+        let slot = if sharing {
+            &mut self.screen_link
+        } else {
+            &mut self.media_link
+        };
+        if let Some(link) = slot.take() {
+            self.node.close_browser_media(link).await;
+        }
+        let (link, sdp) = match self.node.accept_browser_media(sdp, video).await {
+            Ok(accepted) => accepted,
+            Err(e) => return self.error(format!("cannot send media: {e:#}")).await,
+        };
+        if !sharing {
+            self.media_link = Some(link);
+            return self.send(&ServerMessage::PublishAnswer { sdp }).await;
+        }
+        self.screen_link = Some(link);
+        if self.node.share_screen(room, true).await.is_err() {
+            return Err(Closed);
+        }
+        self.send(&ServerMessage::ScreenAnswer { sdp }).await
+    }
+
+    /// Asks the room to carry out a host's decision, if this node's account may moderate.
+    async fn moderate(&mut self, peer_id: &str, action: ModerateAction) -> Result<(), Closed> {
+        let Some(room) = self.room.clone() else {
+            return self.error("join a room before moderating it").await;
+        };
+        let Ok(target) = peer_id.parse::<PeerId>() else {
+            return self.error(format!("{peer_id:?} is not a PeerId")).await;
+        };
+        if target == self.node.peer_id() {
+            return self.error("a host moderates others, not themselves").await;
+        }
+        match self.node.check_own_access(&room, Action::Moderate).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => {
+                return self
+                    .error("your role in this room does not let you mute or remove others")
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .error(format!("the registry cannot be reached ({e:#})"))
+                    .await;
+            }
+        }
+        let action = match action {
+            ModerateAction::Mute => Moderation::Mute,
+            ModerateAction::Unmute => Moderation::Unmute,
+            ModerateAction::Remove => Moderation::Remove,
+        };
+        match self.node.moderate(room.id(), target, action).await {
+            Ok(()) => Ok(()),
+            Err(e) => self.error(format!("not carried out: {e:#}")).await,
+        }
+    }
+
+    /// Makes the node act for the account whose wallet signed its binding text.
+    async fn sign_in(
+        &mut self,
+        account: &str,
+        expires_at_unix: u64,
+        signature: &str,
+    ) -> Result<(), Closed> {
+        let Ok(account) = account.parse::<chroom_types::Account>() else {
+            return self.error(format!("{account:?} is not an account")).await;
+        };
+        let mut bytes = [0u8; 65];
+        let hex = signature.strip_prefix("0x").unwrap_or(signature);
+        if hex::decode_to_slice(hex, &mut bytes).is_err() {
+            return self
+                .error("a wallet signature is 65 bytes in hex (0x and 130 digits)")
+                .await;
+        }
+        let binding = chroom_types::IdentityBinding {
+            account,
+            expires_at_unix,
+            signature: bytes,
+        };
+        match self.node.sign_in(binding).await {
+            Ok(_) => self.hello().await,
+            Err(e) => self.error(format!("not signed in: {e:#}")).await,
+        }
+    }
+
+    /// Tells the page which node it talks to and for which account.
+    async fn hello(&mut self) -> Result<(), Closed> {
+        let hello = ServerMessage::Hello {
+            peer_id: self.node.peer_id().to_base58(),
+            account: self.node.account().map(|a| a.to_string()),
+            wallet_until_unix: self.node.wallet_until_unix(),
+        };
+        self.send(&hello).await
+    }
+
+    /// Tells the page of a host's decision in its room; a removed page leaves it.
+    async fn forward_notice(&mut self, notice: ModerationNotice) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        if notice.room != room.id() {
+            return Ok(());
+        }
+        let is_self = notice.target == self.node.peer_id();
+        let message = ServerMessage::Moderated {
+            room: room.as_str().to_owned(),
+            peer_id: notice.target.to_base58(),
+            action: match notice.action {
+                Moderation::Mute => ModerateAction::Mute,
+                Moderation::Unmute => ModerateAction::Unmute,
+                Moderation::Remove => ModerateAction::Remove,
+            },
+            by_peer_id: notice.by.to_base58(),
+            by_account: notice.by_account.map(|a| a.to_string()),
+            is_self,
+        };
+        self.send(&message).await?;
+        if is_self && notice.action == Moderation::Remove {
+            self.leave_room().await;
+            return self.send(&ServerMessage::Left).await;
+        }
+        self.refresh_participants().await?;
+        self.enforce_mutes().await;
+        Ok(())
+    }
+
+    /// Drops the microphone of members a host muted (this node's own, if it is one of them),
+    /// and passes it again once unmuted. The node does this, not the page: a page cannot
+    /// unmute itself past its host.
+    async fn enforce_mutes(&mut self) {
+        let muted = |peer: &str| {
+            self.shown
+                .iter()
+                .any(|p| p.muted_by_host && p.peer_id == peer)
+        };
+        let own = self.node.peer_id().to_base58();
+        let mut silenced: Vec<LinkId> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|(peer, _)| muted(&peer.to_base58()))
+            .map(|(_, link)| *link)
+            .collect();
+        if muted(&own) {
+            silenced.extend(self.media_link);
+        }
+        let before = std::mem::take(&mut self.silenced);
+        for link in before.iter().filter(|link| !silenced.contains(link)) {
+            self.node.silence(*link, false).await;
+        }
+        for link in silenced.iter().filter(|link| !before.contains(link)) {
+            self.node.silence(*link, true).await;
+        }
+        self.silenced = silenced;
+    }
+
+    async fn stop_screen(&mut self) {
+        let Some(link) = self.screen_link.take() else {
+            return;
+        };
+        self.node.close_browser_media(link).await;
+        if let Some(room) = &self.room {
+            // A stopped node has nobody to tell.
+            let _ = self.node.share_screen(room.id(), false).await;
+        }
+    }
+
+    async fn join(&mut self, name: &str, live: bool) -> Result<(), Closed> {
+        let room: RoomName = match name.parse() {
+            Ok(room) => room,
+            Err(e) => {
+                return self
+                    .error(format!("{name:?} is not a room name: {e}"))
+                    .await;
+            }
+        };
+        let access = match self.node.check_own_access(&room, Action::Listen).await {
+            Ok(Ok(access)) => access,
+            Ok(Err(refusal)) => return self.error(format!("cannot join: {refusal}")).await,
+            Err(e) => {
+                return self
+                    .error(format!(
+                        "cannot join: the registry cannot be reached ({e:#})"
+                    ))
+                    .await;
+            }
+        };
+        let may_publish = match (access.kind, access.role) {
+            (Some(kind), Some(role)) => Membership::Member(role).allows(kind, Action::Publish),
+            // No registry: development, everyone may.
+            _ => true,
+        };
+        let broadcast = access.kind == Some(RoomKind::Broadcast);
+        if live && !(broadcast && may_publish) {
+            return self
+                .error("only a broadcast room's presenters and hosts can go live")
+                .await;
+        }
+        self.leave_room().await;
+        let av = vec![MediaKind::Audio, MediaKind::Video];
+        let participation = match access.kind {
+            // The broadcaster is the root of the room's relay tree; it feeds a few members
+            // directly, and the tree (relayers, then viewers) carries it on.
+            Some(RoomKind::Broadcast) if live => Participation::Broadcast {
+                kinds: av,
+                capacity: PAGE_BROADCAST_CAPACITY,
+            },
+            Some(RoomKind::Broadcast) => Participation::View(av),
+            Some(RoomKind::AudioSpace) if may_publish => Participation::Meet {
+                publish: vec![MediaKind::Audio],
+                receive: vec![MediaKind::Audio],
+            },
+            Some(RoomKind::AudioSpace) => Participation::Receive(vec![MediaKind::Audio]),
+            Some(RoomKind::Conference) | None => Participation::Meet {
+                publish: av.clone(),
+                receive: av,
+            },
+        };
+        if let Err(e) = self.node.join(room.id(), participation).await {
+            return self.error(format!("cannot join: {e:#}")).await;
+        }
+        *self.pages().entry(room.id()).or_default() += 1;
+        tracing::info!(room = %room.as_str(), "page joined room");
+        self.room = Some(room.clone());
+        self.kind = access.kind;
+        self.own_role = access.role;
+        self.may_publish = may_publish && (!broadcast || live);
+        self.shown.clear();
+        self.send(&ServerMessage::Joined {
+            room: room.as_str().to_owned(),
+            kind: access.kind.map(kind_name),
+            may_publish: self.may_publish,
+            may_go_live: broadcast && may_publish,
+            role: access.role.map(role_name),
+        })
+        .await?;
+        self.send_chat_history(&room).await?;
+        self.send_files().await?;
+        // Audio-only rooms negotiate no video at all, towards the page as between nodes.
+        self.offer_playback(access.kind == Some(RoomKind::AudioSpace), PLAYBACK_SLOTS)
+            .await?;
+        self.refresh_participants().await
+    }
+
+    /// The room's recent chat, as this node kept it.
+    async fn send_chat_history(&mut self, room: &RoomName) -> Result<(), Closed> {
+        let lines = match self.node.chat_history(room.id(), CHAT_HISTORY_LINES) {
+            Ok(lines) => lines,
+            Err(e) => return self.error(format!("chat history unavailable: {e:#}")).await,
+        };
+        for line in lines {
+            self.forward_chat(line).await?;
+        }
+        Ok(())
+    }
+
+    async fn chat(&mut self, text: String) -> Result<(), Closed> {
+        let Some(room) = self.room.clone() else {
+            return self.error("join a room before chatting").await;
+        };
+        if text.len() > chroom_types::MAX_CHAT_TEXT_BYTES {
+            return self
+                .error(format!(
+                    "chat messages are at most {} bytes",
+                    chroom_types::MAX_CHAT_TEXT_BYTES
+                ))
+                .await;
+        }
+        if let Err(e) = self.node.send_chat(room.id(), text.clone()).await {
+            return self.error(format!("chat not sent: {e:#}")).await;
+        }
+        let own = ServerMessage::Chat {
+            room: room.as_str().to_owned(),
+            peer_id: self.node.peer_id().to_base58(),
+            account: self.node.account().map(|a| a.to_string()),
+            sent_at_unix_ms: crate::node::unix_now_ms(),
+            text,
+            own: true,
+        };
+        self.send(&own).await
+    }
+
+    /// Every file shared in the page's room, as this node holds it.
+    async fn send_files(&mut self) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        let files = match self.node.files().room_files(room.id()).await {
+            Ok(files) => files,
+            Err(e) => return self.error(format!("shared files unavailable: {e:#}")).await,
+        };
+        for status in files {
+            self.forward_file(status).await?;
+        }
+        Ok(())
+    }
+
+    async fn forward_file(&mut self, status: FileStatus) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        if status.room != room.id() {
+            return Ok(());
+        }
+        let view = FileView {
+            room: room.as_str().to_owned(),
+            hash: status.hash.to_string(),
+            own: status.offered_by == self.node.peer_id().to_base58(),
+            name: status.name,
+            size: status.size,
+            peer_id: status.offered_by,
+            account: status.account.map(|a| a.to_string()),
+            sent_at_unix_ms: status.offered_at_unix_ms,
+            received: status.received,
+            complete: status.complete,
+            problem: status.problem,
+        };
+        self.send(&ServerMessage::File(view)).await
+    }
+
+    async fn forward_chat(&mut self, line: crate::node::ChatMessage) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        if line.room != room.id() {
+            return Ok(());
+        }
+        let message = ServerMessage::Chat {
+            room: room.as_str().to_owned(),
+            peer_id: line.author.to_base58(),
+            account: line.account.map(|a| a.to_string()),
+            sent_at_unix_ms: line.sent_at_unix_ms,
+            text: line.text,
+            own: line.author == self.node.peer_id(),
+        };
+        self.send(&message).await
+    }
+
+    async fn refresh_participants(&mut self) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        let Ok(participants) = self.node.participants(room.id()).await else {
+            return Err(Closed);
+        };
+        let own_role = self.own_role.map(role_name);
+        let views: Vec<ParticipantView> = participants
+            .iter()
+            .map(participant_view)
+            .map(|mut view| {
+                // The node looked its own account up when joining; peers' roles come from
+                // checking their presence.
+                if view.is_self {
+                    view.role = view.role.or(own_role);
+                }
+                view
+            })
+            .collect();
+        if views == self.shown {
+            return Ok(());
+        }
+        self.shown.clone_from(&views);
+        let message = ServerMessage::Participants {
+            room: room.as_str().to_owned(),
+            participants: views,
+        };
+        self.send(&message).await
+    }
+
+    async fn leave_room(&mut self) {
+        self.stop_screen().await;
+        for link in [self.media_link.take(), self.playback_link.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.node.close_browser_media(link).await;
+        }
+        self.slots.clear();
+        self.screen_shown = None;
+        self.silenced.clear();
+        let Some(room) = self.room.take() else {
+            return;
+        };
+        tracing::info!(room = %room.as_str(), "page left room");
+        let last = {
+            let mut pages = self.pages();
+            let count = pages.entry(room.id()).or_default();
+            *count = count.saturating_sub(1);
+            let last = *count == 0;
+            if last {
+                pages.remove(&room.id());
+            }
+            last
+        };
+        if last && let Err(e) = self.node.leave(room.id()).await {
+            tracing::debug!(error = %e, "leaving room for a page");
+        }
+    }
+
+    fn pages(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, usize>> {
+        // A panic while holding this lock leaves a count, not a broken invariant: go on.
+        self.pages_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn error(&mut self, message: impl Into<String>) -> Result<(), Closed> {
+        let message = message.into();
+        tracing::debug!(%message, "page request refused");
+        self.send(&ServerMessage::Error { message }).await
+    }
+
+    async fn send(&mut self, message: &ServerMessage) -> Result<(), Closed> {
+        let text = serde_json::to_string(message).map_err(|_| Closed)?;
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| Closed)
+    }
+}
