@@ -606,6 +606,21 @@ mod tests {
     }
 
     #[test]
+    fn file_serving_rate_defaults_and_must_be_positive() {
+        assert_eq!(parse("").unwrap().file_serve_kbps, DEFAULT_FILE_SERVE_KBPS);
+        assert_eq!(
+            parse("[files]\nserve_kbps = 8000\n")
+                .unwrap()
+                .file_serve_kbps,
+            8000
+        );
+        let err = parse("[files]\nserve_kbps = 0\n").unwrap_err().to_string();
+        assert!(err.contains("files.serve_kbps"), "{err}");
+        let err = parse("[files]\nserve_kbps = -1\n").unwrap_err().to_string();
+        assert!(err.contains("serve_kbps"), "{err}");
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node-config");
         for entry in std::fs::read_dir(dir).unwrap() {

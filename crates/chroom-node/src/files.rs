@@ -16,7 +16,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use chroom_net::{NetHandle, PeerId, SignalReplyId};
 use chroom_proto::{ErrorCode, FileOffer, FilePart, SignalError, SignalRequest, SignalResponse};
-use chroom_room::files::{Download, FileError, Manifest, Want, chunk_count, hash_of};
+use chroom_room::files::{Download, FileError, Manifest, Want, bytes_in, chunk_count, hash_of};
 use chroom_store::{Store, StoredFile};
 use chroom_types::{Account, FILE_CHUNK_BYTES, FileHash, RoomId};
 use futures::StreamExt;
@@ -140,7 +140,7 @@ impl Files {
                 .into_iter()
                 .map(|file| {
                     let held = store.file_chunk_indexes(file.hash)?;
-                    Ok(FileStatus::of(&file, held_bytes(file.size, &held)))
+                    Ok(FileStatus::of(&file, bytes_in(file.size, held)))
                 })
                 .collect()
         })
@@ -560,13 +560,6 @@ async fn fetch(
         Err(e) => Err(format!("the sender is unreachable: {e}")),
     };
     (want, answer)
-}
-
-/// Bytes in the chunks `held` of a `size`-byte file.
-fn held_bytes(size: u64, held: &[u32]) -> u64 {
-    held.iter()
-        .map(|index| chroom_room::files::chunk_len(size, *index) as u64)
-        .sum()
 }
 
 /// Spaces out what this node serves so it stays under a byte rate: each response waits for

@@ -1252,16 +1252,7 @@ impl Driver {
                     .into_iter()
                     .filter_map(|(target, action)| self.moderation_message(room, target, action))
                     .collect();
-                if !decisions.is_empty() {
-                    let net = self.net.clone();
-                    tokio::spawn(async move {
-                        for message in decisions {
-                            if let Err(e) = net.publish(room, message).await {
-                                tracing::debug!(error = %e, "host decision not published");
-                            }
-                        }
-                    });
-                }
+                self.publish_again(room, decisions);
                 // It may have missed (or lost, if it left) the files offered here.
                 let (files, results, own) =
                     (self.files.clone(), self.results.clone(), self.local_peer);
@@ -1359,7 +1350,6 @@ impl Driver {
                 }
             }
             StepResult::OwnFiles { room, offers } => {
-                let net = self.net.clone();
                 let messages: Vec<Vec<u8>> = offers
                     .into_iter()
                     .map(|offer| {
@@ -1368,13 +1358,7 @@ impl Driver {
                         )
                     })
                     .collect();
-                tokio::spawn(async move {
-                    for message in messages {
-                        if let Err(e) = net.publish(room, message).await {
-                            tracing::debug!(error = %e, "file offer not published");
-                        }
-                    }
-                });
+                self.publish_again(room, messages);
             }
             StepResult::Hello { peer, binding } => match binding {
                 Some(binding) => self.handle_binding(peer, &binding),
@@ -1621,6 +1605,22 @@ impl Driver {
         // Members drop this node from their rosters at once, and will link to it afresh if it
         // comes back, instead of waiting out its silence.
         self.announce_presence(room, true, done);
+    }
+
+    /// Publishes, in order, room messages told again to a member who arrived (what it missed:
+    /// this node's file offers, its decisions as a host). Lost ones are told at the next arrival.
+    fn publish_again(&self, room: RoomId, messages: Vec<Vec<u8>>) {
+        if messages.is_empty() {
+            return;
+        }
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            for message in messages {
+                if let Err(e) = net.publish(room, message).await {
+                    tracing::debug!(room = %room.fmt_short(), error = %e, "message not told again");
+                }
+            }
+        });
     }
 
     /// A host's decision as published in `room`; `None` if `target` names no node key.

@@ -580,15 +580,9 @@ function renderFile(file) {
   const list = $("messages");
   let item = list.querySelector(`li.file[data-hash="${file.hash}"]`);
   if (!item) {
-    item = document.createElement("li");
-    item.className = "file";
+    item = fileItem("file");
     item.dataset.hash = file.hash;
-    const name = document.createElement("span");
-    name.className = "name";
-    const bar = document.createElement("progress");
-    const status = document.createElement("span");
-    status.className = "status";
-    item.append(byline(file), name, bar, status);
+    item.prepend(byline(file));
     list.querySelector(`li.upload[data-name="${CSS.escape(file.name)}"]`)?.remove();
     list.append(item);
     list.scrollTop = list.scrollHeight;
@@ -614,23 +608,30 @@ function renderFile(file) {
     : `${megabytes(file.received)} of ${megabytes(file.size)}${file.problem ? ` · ${file.problem}` : ""}`;
 }
 
+// A file's place in the chat: its name, a progress bar and a status line.
+function fileItem(className) {
+  const item = document.createElement("li");
+  item.className = className;
+  const name = document.createElement("span");
+  name.className = "name";
+  const bar = document.createElement("progress");
+  const status = document.createElement("span");
+  status.className = "status";
+  item.append(name, bar, status);
+  return item;
+}
+
 // Sends a file to this page's node, which shares it with the room; shows the upload's
 // progress until the node announces the file.
 function shareFile(file) {
   if (!state.room) return;
-  const item = document.createElement("li");
-  item.className = "file upload own";
+  const item = fileItem("file upload own");
   item.dataset.name = file.name;
-  const name = document.createElement("span");
-  name.className = "name";
-  name.textContent = file.name;
-  const bar = document.createElement("progress");
+  const [bar, status] = [item.querySelector("progress"), item.querySelector(".status")];
+  item.querySelector(".name").textContent = file.name;
   bar.max = file.size;
   bar.value = 0;
-  const status = document.createElement("span");
-  status.className = "status";
   status.textContent = `sending ${megabytes(file.size)} to your node…`;
-  item.append(name, bar, status);
   $("messages").append(item);
   const query = new URLSearchParams({ room: state.room, name: file.name });
   const request = new XMLHttpRequest();

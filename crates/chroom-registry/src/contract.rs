@@ -60,13 +60,9 @@ pub(crate) fn role_value(role: Option<Role>) -> u8 {
 
 /// A contract role value as a word, for messages.
 pub(crate) fn role_name(role: u8) -> &'static str {
-    match role {
-        0 => "none",
-        1 => "listener",
-        2 => "speaker",
-        3 => "host",
-        4 => "admin",
-        5 => "owner",
+    match membership(role, false) {
+        Membership::Member(role) => role.name(),
+        _ if role == 0 => "none",
         _ => "unknown",
     }
 }

@@ -56,6 +56,14 @@ pub fn chunk_len(size: u64, index: u32) -> usize {
     size.saturating_sub(start).min(FILE_CHUNK_BYTES as u64) as usize
 }
 
+/// The bytes in `chunks` (their numbers) of a file of `size` bytes.
+pub fn bytes_in(size: u64, chunks: impl IntoIterator<Item = u32>) -> u64 {
+    chunks
+        .into_iter()
+        .map(|index| chunk_len(size, index) as u64)
+        .sum()
+}
+
 fn check_size(size: u64) -> Result<(), FileError> {
     if size == 0 || size > MAX_FILE_BYTES {
         return Err(FileError::BadSize { size });
@@ -238,10 +246,10 @@ impl Download {
 
     /// Bytes held so far.
     pub fn received_bytes(&self) -> u64 {
-        (0..self.have.len() as u32)
-            .filter(|i| self.have[*i as usize])
-            .map(|i| chunk_len(self.size, i) as u64)
-            .sum()
+        bytes_in(
+            self.size,
+            (0..self.have.len() as u32).filter(|i| self.have[*i as usize]),
+        )
     }
 
     /// Chunks held so far.

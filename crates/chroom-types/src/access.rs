@@ -79,6 +79,19 @@ pub enum Role {
     Owner,
 }
 
+impl Role {
+    /// Its name in messages and on the page.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Listener => "listener",
+            Self::Speaker => "speaker",
+            Self::Host => "host",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+}
+
 /// What the registry says about an account in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Membership {
@@ -99,6 +112,17 @@ pub enum RoomKind {
     AudioSpace,
     /// One or a few presenters, any number of viewers, carried by relayers.
     Broadcast,
+}
+
+impl RoomKind {
+    /// Its name in messages and on the page.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Conference => "conference",
+            Self::AudioSpace => "audio_space",
+            Self::Broadcast => "broadcast",
+        }
+    }
 }
 
 /// Something a node asks to do in a room.

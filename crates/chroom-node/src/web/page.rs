@@ -48,28 +48,10 @@ fn participant_view(p: &Participant) -> ParticipantView {
     ParticipantView {
         peer_id: p.peer.to_base58(),
         account: p.account.map(|a| a.to_string()),
-        role: p.role.map(role_name),
+        role: p.role.map(Role::name),
         is_self: p.is_self,
         sharing_screen: p.sharing_screen,
         muted_by_host: p.muted_by_host,
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Listener => "listener",
-        Role::Speaker => "speaker",
-        Role::Host => "host",
-        Role::Admin => "admin",
-        Role::Owner => "owner",
-    }
-}
-
-fn kind_name(kind: RoomKind) -> &'static str {
-    match kind {
-        RoomKind::Conference => "conference",
-        RoomKind::AudioSpace => "audio_space",
-        RoomKind::Broadcast => "broadcast",
     }
 }
 
@@ -597,10 +579,10 @@ impl PageSession {
         self.shown.clear();
         self.send(&ServerMessage::Joined {
             room: room.as_str().to_owned(),
-            kind: access.kind.map(kind_name),
+            kind: access.kind.map(RoomKind::name),
             may_publish: self.may_publish,
             may_go_live: broadcast && may_publish,
-            role: access.role.map(role_name),
+            role: access.role.map(Role::name),
         })
         .await?;
         self.send_chat_history(&room).await?;
@@ -712,7 +694,7 @@ impl PageSession {
         let Ok(participants) = self.node.participants(room.id()).await else {
             return Err(Closed);
         };
-        let own_role = self.own_role.map(role_name);
+        let own_role = self.own_role.map(Role::name);
         let views: Vec<ParticipantView> = participants
             .iter()
             .map(participant_view)
