@@ -578,7 +578,8 @@ async fn a_host_mutes_and_removes_a_member_and_every_node_carries_it_out() {
     assert_eq!(seen["while_muted"], 0, "{seen}");
     assert!(seen["after_unmute"].as_i64() > Some(25), "{seen}");
     // Removed, the speaker's page is out of the room and says who did it; the others list two,
-    // say so in the chat, and still list two when the speaker comes back.
+    // say so in the chat, and still list two when the speaker comes back — which the host's node
+    // answers by telling the room of the removal again, putting the speaker out again.
     let removal = seen["removal"].as_str().unwrap();
     assert!(removal.contains("removed you from standup"), "{removal}");
     assert!(
@@ -605,6 +606,7 @@ async fn a_host_mutes_and_removes_a_member_and_every_node_carries_it_out() {
         assert_eq!(listed.len(), 2, "{page}: {listed:?}");
         assert!(!listed.contains(&json!(speaker)), "{page}: {listed:?}");
     }
+    assert_eq!(seen["removed_again"], true, "{seen}");
 }
 
 /// An account as the page abbreviates it: `0x7099…79c8`.

@@ -1,7 +1,7 @@
 // A host, a speaker and a listener in one conference, each on their own node's page. The
 // listener's page asks to mute the speaker and is refused; the host mutes the speaker (nobody
 // receives the speaker's microphone until the host unmutes), then removes the speaker, who is
-// put out of the room and ignored when coming back.
+// put out of the room, and ignored and put out again when coming back.
 //
 // Input: { room, host, speaker, listener } (page URLs).
 // Output: what each page showed and received at each step.
@@ -90,10 +90,17 @@ main(async (browser, input) => {
   }
   const notices = await listener.$$eval("#messages li.notice", (items) => items.map((i) => i.textContent));
 
-  // The speaker comes back: the others' nodes ignore it.
+  // The speaker comes back: the others' nodes ignore it, and the host's node, seeing it arrive,
+  // tells the room (and so the speaker's node) of the removal again. Joining hides the old
+  // error, so an error saying so again is the new removal.
   await speaker.fill("#room-input", input.room);
   await speaker.click("#join-button");
-  await speaker.waitForSelector("#call:not([hidden])", { timeout: TIMEOUT });
+  await speaker.waitForFunction(
+    () => !document.querySelector("#error").hidden && document.querySelector("#error").textContent.includes("removed you"),
+    null,
+    { timeout: TIMEOUT },
+  );
+  const removedAgain = await speaker.isVisible("#lobby");
   await new Promise((resolve) => setTimeout(resolve, 3000));
   return {
     host_buttons: hostButtons,
@@ -111,5 +118,6 @@ main(async (browser, input) => {
       speaker: (await participants(speaker)).map((p) => p.peer),
     },
     speaker_peer: speakerPeer,
+    removed_again: removedAgain,
   };
 });
