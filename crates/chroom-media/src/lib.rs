@@ -1,29 +1,53 @@
-//! Chroom's media driver: WebRTC links (str0m) on one UDP socket, and media containers.
+//! Chroom's media driver: WebRTC links (str0m) on one UDP socket, an SFU router, and media
+//! containers.
 //!
 //! A node owns one [`MediaActor`] bound to one UDP port. Every link of the node, to other nodes
-//! now and to its own browser later, is a str0m `Rtc` on that socket, demultiplexed with
-//! `Rtc::accepts`. The actor makes no room decisions: the node tells it which offers to accept,
-//! which links to open or close and what to send; the actor reports what arrives.
+//! and to its own browser, is a str0m `Rtc` on that socket, demultiplexed with `Rtc::accepts`.
+//! The actor makes no room decisions: the node tells it which offers to accept, which links to
+//! open or close, what to forward and show where, and what to send; the actor reports what
+//! arrives.
 //!
-//! It owns: SDP offer/answer for a link, ICE host candidates, the UDP socket, writing local frames
-//! to every link subscribed to them, handing received frames up, and containing a str0m panic to
-//! the one link that caused it. It does not own: who may link (the room core decides), transport
-//! of signaling (libp2p does), or file formats beyond [`container`].
+//! Modules, by what they own:
+//! - `api`: the public types (config, errors, events, relay figures, playback offers).
+//! - `handle`: [`MediaHandle`], the cheap cloneable handle, and the commands it sends.
+//! - `actor`: [`MediaActor`], the task that owns the socket and the links and moves bytes and
+//!   timers: it reads datagrams in batches and hands each to its link, drains links, runs their
+//!   timers, sends in batches, and carries out the router's answers.
+//! - `router`: the sans-IO `Router`, which decides routes: relay forwarding (upstream link to
+//!   children), this node's browser sources to every subscriber, playback slots and screens,
+//!   silencing, and where keyframe requests go and how often. Time is an input; it touches no
+//!   socket and no str0m `Rtc`.
+//! - `sdp`: building links' `Rtc`s and their ICE host candidates, SDP offers and answers, and
+//!   which track each m-line carries.
+//! - `link`: one str0m `Rtc` with a str0m panic contained to it.
+//! - `socket`: the UDP socket with batched (`recvmmsg`, GSO) reads and writes.
+//! - [`container`]: IVF and Ogg files for headless publishing and recording.
 //!
-//! Run loop, in short: wait for the earliest of a command, a datagram or a link timeout; feed it
-//! to the link(s) it concerns; drain every touched link's output until `Output::Timeout`,
-//! sending transmits and forwarding events; re-arm one timer at the earliest link timeout.
+//! It does not own: who may link (the room core decides), transport of signaling (libp2p
+//! does), or file formats beyond [`container`].
+//!
+//! Run loop, in short: wait for the earliest of a command, a datagram, room for a waiting link
+//! event or a link timeout; feed it to the link(s) it concerns; drain every touched link's
+//! output until `Output::Timeout`, sending transmits and routing packets, frames and keyframe
+//! requests as the router says; re-arm one timer at the earliest link timeout. Link events and
+//! received frames reach the node on separate channels, and the actor waits for neither.
 
+mod actor;
+mod api;
 pub mod container;
-mod driver;
+mod handle;
 mod link;
+mod router;
+mod sdp;
 mod socket;
 
-pub use chroom_types::LinkMode;
-pub use driver::{
-    LatencyHistogram, LinkClosed, MediaActor, MediaConfig, MediaError, MediaEvent, MediaHandle,
-    PlaybackOffer, PlaybackSlot, ReceivedFrame, RelayStats,
+pub use actor::MediaActor;
+pub use api::{
+    LatencyHistogram, LinkClosed, MediaConfig, MediaError, MediaEvent, PlaybackOffer, PlaybackSlot,
+    ReceivedFrame, RelayStats,
 };
+pub use chroom_types::LinkMode;
+pub use handle::MediaHandle;
 
 /// RTP clock rate of VP8 video (RFC 7741).
 pub const VIDEO_CLOCK_HZ: u32 = 90_000;

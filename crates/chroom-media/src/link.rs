@@ -1,19 +1,20 @@
-//! One WebRTC link: a str0m `Rtc` plus what the driver must remember about it.
+//! One WebRTC link: a str0m `Rtc` plus what the driver must remember about it (which track
+//! each m-line carries, whether it connected or failed). Every str0m call is contained with
+//! `catch_unwind`, so a str0m panic fails this link only.
+//!
+//! A link decides nothing about other links: what it receives is handed back as
+//! [`LinkOutput`], and the actor asks the router where it goes.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
-use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaTime, Mid, Pt};
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Pt};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
 
-/// Shortest gap between two keyframe requests a link sends upstream (RFC 4585 leaves the rate
-/// to the application; one per second is what libwebrtc's receivers use after loss).
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+use crate::sdp::{Mids, added_track, codec_for};
 
 /// What draining a link produced, handed back to the driver.
 #[derive(Debug)]
@@ -34,6 +35,11 @@ pub(crate) enum LinkOutput {
         track: Track,
         packet: Box<RtpPacket>,
     },
+    /// This link needs a keyframe of `track` from its peer (it just connected, or lost
+    /// video): the actor asks for one if the router's rate limit allows.
+    KeyframeNeeded {
+        track: Track,
+    },
     /// The peer asked for a keyframe of the stream on `mid`.
     KeyframeRequested {
         /// The m-line asked about.
@@ -52,9 +58,6 @@ pub(crate) struct Link {
     /// What a video m-line the peer added without naming its track carries (a browser's
     /// m-lines have random track ids).
     unnamed_video: Track,
-    last_keyframe_request: HashMap<Track, Instant>,
-    /// Shortest gap between two keyframe requests sent on this link.
-    keyframe_interval: Duration,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
     failure: Option<String>,
 }
@@ -69,8 +72,6 @@ impl Link {
             send_mids: Mids::default(),
             recv_mids: Mids::default(),
             unnamed_video: Track::Camera,
-            last_keyframe_request: HashMap::new(),
-            keyframe_interval: KEYFRAME_REQUEST_INTERVAL,
             failure: None,
         }
     }
@@ -86,19 +87,9 @@ impl Link {
         self.unnamed_video = track;
     }
 
-    /// Whether this link receives `track`.
-    pub(crate) fn receives(&self, track: Track) -> bool {
-        self.recv_mids.mid_of(track).is_some()
-    }
-
     /// The track this link sends on `mid`, if it sends on it.
     pub(crate) fn send_track(&self, mid: Mid) -> Option<Track> {
         self.send_mids.track_of(mid)
-    }
-
-    /// Sets the shortest gap between two keyframe requests on this link.
-    pub(crate) fn set_keyframe_interval(&mut self, interval: Duration) {
-        self.keyframe_interval = interval;
     }
 
     /// Records a send m-line this side added to its own offer.
@@ -245,28 +236,15 @@ impl Link {
             .map(|p| p.pt())
     }
 
-    /// Asks the peer for a keyframe of `track`, at most once per keyframe interval
-    /// ([`KEYFRAME_REQUEST_INTERVAL`] unless set): requests from many children are merged
-    /// into one upstream.
-    pub(crate) fn request_keyframe(&mut self, now: Instant, track: Track) {
-        if self
-            .last_keyframe_request
-            .get(&track)
-            .is_some_and(|at| now.saturating_duration_since(*at) < self.keyframe_interval)
-        {
-            return;
-        }
-        self.request_keyframe_now(now, track);
-    }
-
-    /// Asks the peer for a keyframe whatever the rate limit: for a new viewer of this stream,
-    /// which cannot show anything until one comes (a request merged away just before it
-    /// arrived would leave it black for the rest of the interval).
-    pub(crate) fn request_keyframe_now(&mut self, now: Instant, track: Track) {
+    /// Asks the peer for a keyframe of `track` now; the router's rate limit was checked by
+    /// the caller. Returns whether a request went to str0m: false when this link does not
+    /// receive `track` or str0m cannot ask yet (no stream seen), which the rate limit must not
+    /// count.
+    pub(crate) fn request_keyframe(&mut self, track: Track) -> bool {
         let Some(mid) = self.recv_mids.mid_of(track) else {
-            return;
+            return false;
         };
-        let requested = match self.mode {
+        match self.mode {
             LinkMode::Frames => self.rtc.writer(mid).is_some_and(|mut writer| {
                 writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
                     && writer
@@ -283,9 +261,6 @@ impl Link {
                     None => false,
                 }
             }
-        };
-        if requested {
-            self.last_keyframe_request.insert(track, now);
         }
     }
 
@@ -313,12 +288,12 @@ impl Link {
                     destination: t.destination,
                     contents: t.contents.into(),
                 }),
-                Output::Event(event) => self.handle_event(now, event, out),
+                Output::Event(event) => self.handle_event(event, out),
             }
         }
     }
 
-    fn handle_event(&mut self, now: Instant, event: Event, out: &mut Vec<LinkOutput>) {
+    fn handle_event(&mut self, event: Event, out: &mut Vec<LinkOutput>) {
         match event {
             Event::Connected => {
                 self.connected = true;
@@ -326,7 +301,7 @@ impl Link {
                 // A subscriber can only decode from a keyframe: ask for one right away instead of
                 // waiting for the sender's next periodic keyframe.
                 for track in [Track::Camera, Track::Screen] {
-                    self.request_keyframe(now, track);
+                    out.push(LinkOutput::KeyframeNeeded { track });
                 }
             }
             Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
@@ -334,19 +309,7 @@ impl Link {
             }
             Event::MediaAdded(added) => {
                 tracing::debug!(link = %self.id, mid = %added.mid, kind = ?added.kind, direction = ?added.direction, "media added");
-                let kind = match added.kind {
-                    str0m::media::MediaKind::Audio => MediaKind::Audio,
-                    str0m::media::MediaKind::Video => MediaKind::Video,
-                };
-                let named = self
-                    .rtc
-                    .media(added.mid)
-                    .and_then(|media| Track::from_name(media.track_id()))
-                    .filter(|track| track.kind() == kind);
-                let track = named.unwrap_or(match kind {
-                    MediaKind::Audio => Track::Microphone,
-                    MediaKind::Video => self.unnamed_video,
-                });
+                let track = added_track(&self.rtc, &added, self.unnamed_video);
                 if matches!(added.direction, Direction::SendOnly | Direction::SendRecv) {
                     self.send_mids.insert(added.mid, track);
                 }
@@ -387,7 +350,7 @@ impl Link {
                 };
                 let track = self.received_track(Some(data.mid), kind);
                 if !data.contiguous && kind == MediaKind::Video {
-                    self.request_keyframe(now, track);
+                    out.push(LinkOutput::KeyframeNeeded { track });
                 }
                 out.push(LinkOutput::Frame {
                     track,
@@ -420,30 +383,11 @@ impl Link {
     }
 }
 
-/// A link's m-lines in one direction and the track each carries. A link has three at most,
-/// so a list beats hashing on the per-packet path.
-#[derive(Debug, Default)]
-struct Mids(Vec<(Mid, Track)>);
-
-impl Mids {
-    /// `mid` carries `track` (and no other m-line does, nor does `mid` carry another).
-    fn insert(&mut self, mid: Mid, track: Track) {
-        self.0.retain(|(m, t)| *m != mid && *t != track);
-        self.0.push((mid, track));
-    }
-
-    fn mid_of(&self, track: Track) -> Option<Mid> {
-        self.0.iter().find(|(_, t)| *t == track).map(|(m, _)| *m)
-    }
-
-    fn track_of(&self, mid: Mid) -> Option<Track> {
-        self.0.iter().find(|(m, _)| *m == mid).map(|(_, t)| *t)
-    }
-}
-
-fn codec_for(kind: MediaKind) -> Codec {
-    match kind {
-        MediaKind::Audio => Codec::Opus,
-        MediaKind::Video => Codec::Vp8,
-    }
+/// An RTP time in `kind`'s clock.
+pub(crate) fn media_time(kind: MediaKind, rtp_time: u64) -> MediaTime {
+    let clock = match kind {
+        MediaKind::Audio => Frequency::FORTY_EIGHT_KHZ,
+        MediaKind::Video => Frequency::NINETY_KHZ,
+    };
+    MediaTime::new(rtp_time, clock)
 }

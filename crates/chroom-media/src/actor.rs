@@ -1,0 +1,487 @@
+//! [`MediaActor`]: the task that owns the UDP socket and every link, and moves bytes and timers.
+//!
+//! It reads datagrams and hands each to the link that accepts it ([`datagrams`]), drains links
+//! and carries out what the [`Router`] decides for their packets, frames and keyframe requests
+//! ([`drain`]), runs link timers, and reports link changes and received frames to the node. It
+//! decides no route itself.
+//!
+//! Frames and link events go to the node on separate channels, and the actor never waits for
+//! either reader: a full frame channel drops the frame (counted in
+//! [`RelayStats::frames_dropped`]), and link events wait in a queue until the node takes them.
+
+mod datagrams;
+mod drain;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use chroom_types::{LinkId, LinkMode, Track};
+use str0m::Input;
+use str0m::change::SdpPendingOffer;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::api::{
+    LinkClosed, MediaConfig, MediaError, MediaEvent, PlaybackOffer, ReceivedFrame, RelayStats,
+};
+use crate::handle::{Command, MediaHandle};
+use crate::link::{Link, LinkOutput};
+use crate::router::{KeyframeReason, KeyframeTarget, LinkRole, Router};
+use crate::sdp;
+use crate::socket::{MediaSocket, Outbox, RecvBuffers};
+
+use self::datagrams::Unrouted;
+
+/// Commands waiting for the actor at most; a full inbox makes [`MediaHandle`] calls wait.
+const COMMAND_INBOX: usize = 256;
+
+/// Owns the UDP socket and every link. Create with [`MediaActor::bind`], then spawn
+/// [`MediaActor::run`].
+#[derive(Debug)]
+pub struct MediaActor {
+    config: MediaConfig,
+    socket: MediaSocket,
+    /// Datagrams produced since the last send; sent at the end of every pass over the socket.
+    outbox: Outbox,
+    local_addr: SocketAddr,
+    candidates: Vec<SocketAddr>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<MediaEvent>,
+    frames: mpsc::Sender<(LinkId, ReceivedFrame)>,
+    links: HashMap<LinkId, LinkState>,
+    /// Decides where packets, frames and keyframe requests go; the actor carries it out.
+    router: Router,
+    next_link: u64,
+    started: Instant,
+    unrouted: VecDeque<Unrouted>,
+    /// Links that took input since the last flush: only they can have output. Draining every
+    /// link after every datagram would cost a relayer with 50 children 51 drains per packet.
+    dirty: Vec<LinkId>,
+    /// Every link may have output (after a command).
+    all_dirty: bool,
+    relay: RelayStats,
+    last_relay_log: Instant,
+    /// Link events the node has not taken yet. Never dropped while the node listens: at most
+    /// two per link the node opened, so the node's own commands bound it.
+    pending_events: VecDeque<MediaEvent>,
+    /// Scratch buffers reused across datagrams, so the hot path does not allocate them.
+    scratch: Scratch,
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    outputs: Vec<LinkOutput>,
+    relayed: Vec<(LinkId, LinkOutput)>,
+    written: Vec<LinkId>,
+    /// When each packet relayed but not sent yet arrived: its hop ends at the next send.
+    received: Vec<Instant>,
+    /// Frames to send on: from local sources to every subscriber, and from remote members to
+    /// the playback slot showing them.
+    frames_out: Vec<FrameOut>,
+    /// Where the router sends one keyframe request.
+    keyframes: Vec<KeyframeTarget>,
+}
+
+#[derive(Debug)]
+struct FrameOut {
+    /// `None`: every subscriber that sends this track; else this link's m-line.
+    to: Option<(LinkId, str0m::media::Mid)>,
+    track: Track,
+    rtp_time: u64,
+    data: Arc<[u8]>,
+}
+
+#[derive(Debug)]
+struct LinkState {
+    link: Link,
+    pending_offer: Option<SdpPendingOffer>,
+    connect_deadline: Option<Instant>,
+    next_timeout: Instant,
+    close_cause: Option<LinkClosed>,
+}
+
+impl MediaActor {
+    /// Binds the UDP socket. Link events are delivered on `events`, in order and never dropped
+    /// (they wait in the actor while `events` is full). Frames received from remote members
+    /// go to `frames`; the actor never waits for that reader: when `frames` is full or closed
+    /// the frame is dropped and counted in [`RelayStats::frames_dropped`].
+    pub async fn bind(
+        config: MediaConfig,
+        events: mpsc::Sender<MediaEvent>,
+        frames: mpsc::Sender<(LinkId, ReceivedFrame)>,
+    ) -> Result<(Self, MediaHandle), MediaError> {
+        static CRYPTO: Once = Once::new();
+        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+
+        let socket = MediaSocket::bind(config.bind)
+            .await
+            .map_err(|source| MediaError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let local_addr = socket.local_addr().map_err(|source| MediaError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let candidates = sdp::host_candidates(&config, local_addr);
+        let (tx, rx) = mpsc::channel(COMMAND_INBOX);
+        let actor = Self {
+            config,
+            socket,
+            outbox: Outbox::default(),
+            local_addr,
+            candidates,
+            commands: rx,
+            events,
+            frames,
+            links: HashMap::new(),
+            router: Router::default(),
+            next_link: 1,
+            started: Instant::now(),
+            unrouted: VecDeque::new(),
+            dirty: Vec::new(),
+            all_dirty: true,
+            relay: RelayStats::default(),
+            last_relay_log: Instant::now(),
+            pending_events: VecDeque::new(),
+            scratch: Scratch::default(),
+        };
+        Ok((actor, MediaHandle::new(tx, local_addr)))
+    }
+
+    /// Runs until `shutdown` is cancelled or every handle is dropped. Closes all links on exit.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let span = tracing::info_span!("media", addr = %self.local_addr);
+        async move {
+            tracing::info!("media listening");
+            let mut buffers = RecvBuffers::default();
+            loop {
+                let deadline = self.next_deadline();
+                let events_waiting = !self.pending_events.is_empty();
+                // An owned permit: a borrowed one would hold `self` across every branch.
+                let event_room = events_waiting.then(|| self.events.clone().reserve_owned());
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    command = self.commands.recv() => {
+                        let Some(command) = command else { break };
+                        self.handle_command(command);
+                        self.all_dirty = true;
+                        // str0m packetizes a written frame on the link's next timeout, which
+                        // draining sets to now: run it at once instead of a timer tick later.
+                        self.process();
+                        self.handle_timeout();
+                    }
+                    readable = self.socket.readable() => {
+                        if let Err(e) = readable {
+                            tracing::warn!(error = %e, "udp socket failed");
+                        }
+                        self.receive(&mut buffers);
+                        // A steady stream keeps the socket ready, and `biased` would starve the
+                        // timer branch: run due timers here too.
+                        if deadline <= Instant::now() {
+                            self.handle_timeout();
+                        }
+                    }
+                    // Only wakes the actor when the node frees room; every pass also delivers
+                    // what fits, so a busy socket does not hold events back.
+                    permit = async { event_room?.await.ok() }, if events_waiting => match permit {
+                        Some(permit) => {
+                            if let Some(event) = self.pending_events.pop_front() {
+                                permit.send(event);
+                            }
+                        }
+                        // Nobody listens any more.
+                        None => self.pending_events.clear(),
+                    },
+                    () = tokio::time::sleep_until(deadline.into()) => self.handle_timeout(),
+                }
+                self.flush();
+            }
+            for state in self.links.values_mut() {
+                state.link.close();
+            }
+            self.all_dirty = true;
+            // A stopping actor does not wait for the node: what does not fit is dropped.
+            self.flush();
+        }
+        .instrument(span)
+        .await;
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let idle = Instant::now() + Duration::from_secs(1);
+        self.links
+            .values()
+            .map(|s| {
+                s.connect_deadline
+                    .map_or(s.next_timeout, |d| d.min(s.next_timeout))
+            })
+            .fold(idle, Instant::min)
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::CreateOffer {
+                receive,
+                send,
+                mode,
+                reply,
+            } => {
+                let _ = reply.send(self.create_offer(&receive, &send, mode));
+            }
+            Command::AcceptAnswer {
+                link,
+                answer_sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_answer(link, &answer_sdp));
+            }
+            Command::AcceptOffer {
+                offer_sdp,
+                mode,
+                local_source,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_offer(&offer_sdp, mode, local_source));
+            }
+            Command::Forward {
+                upstream,
+                downstream,
+                version,
+            } => self.router.forward(upstream, downstream, version),
+            Command::CreatePlaybackOffer {
+                slots,
+                audio_only,
+                reply,
+            } => {
+                let _ = reply.send(self.create_playback_offer(slots, audio_only));
+            }
+            Command::Play {
+                playback,
+                slot,
+                source,
+            } => {
+                if let Some(target) = self.router.play(playback, slot, source) {
+                    self.request_keyframe(Instant::now(), target);
+                }
+            }
+            Command::ShowScreen { playback, source } => {
+                if let Some(target) = self.router.show_screen(playback, source) {
+                    self.request_keyframe(Instant::now(), target);
+                }
+            }
+            Command::Silence { link, silenced } => {
+                if silenced {
+                    self.router.silence(link);
+                } else {
+                    self.router.unsilence(link);
+                }
+            }
+            Command::RelayStats(reply) => {
+                let mut stats = self.relay.clone();
+                stats.children = self.router.child_count();
+                let _ = reply.send(stats);
+            }
+            Command::CloseLink { link } => {
+                if let Some(state) = self.links.get_mut(&link) {
+                    state.close(LinkClosed::ByRequest);
+                }
+            }
+            Command::SendFrame {
+                track,
+                rtp_time,
+                data,
+            } => {
+                self.write_frame(Instant::now(), track, rtp_time, &data);
+            }
+        }
+    }
+
+    fn check_capacity(&self) -> Result<(), MediaError> {
+        if self.links.len() >= self.config.max_links {
+            return Err(MediaError::TooManyLinks {
+                limit: self.config.max_links,
+            });
+        }
+        Ok(())
+    }
+
+    fn new_link(&mut self, rtc: str0m::Rtc, mode: LinkMode) -> Link {
+        let id = LinkId(self.next_link);
+        self.next_link += 1;
+        Link::new(id, rtc, mode)
+    }
+
+    /// Starts serving `link` (its connect timeout runs from now) and routing for it.
+    fn insert_link(&mut self, link: Link, pending_offer: Option<SdpPendingOffer>, role: LinkRole) {
+        let id = link.id;
+        let now = Instant::now();
+        let state = LinkState {
+            link,
+            pending_offer,
+            connect_deadline: Some(now + self.config.connect_timeout),
+            next_timeout: now,
+            close_cause: None,
+        };
+        self.links.insert(id, state);
+        self.router.add_link(id, role);
+    }
+
+    fn create_offer(
+        &mut self,
+        receive: &[Track],
+        send: &[Track],
+        mode: LinkMode,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.check_capacity()?;
+        let mut rtc = sdp::new_rtc(&self.candidates, mode, Instant::now());
+        let offer = sdp::create_offer(&mut rtc, receive, send)?;
+        let mut link = self.new_link(rtc, mode);
+        offer.record_media(&mut link);
+        let id = link.id;
+        self.insert_link(link, Some(offer.pending), LinkRole::Peer);
+        tracing::debug!(link = %id, "created offer");
+        Ok((id, offer.sdp))
+    }
+
+    fn create_playback_offer(
+        &mut self,
+        slots: usize,
+        audio_only: bool,
+    ) -> Result<PlaybackOffer, MediaError> {
+        self.check_capacity()?;
+        let mut rtc = sdp::new_rtc(&self.candidates, LinkMode::Frames, Instant::now());
+        let built = sdp::create_playback_offer(&mut rtc, slots, audio_only)?;
+        let link = self.new_link(rtc, LinkMode::Frames);
+        let offer = built.to_offer(link.id);
+        let role = LinkRole::Playback {
+            slots: built.slots,
+            screen: built.screen,
+        };
+        self.insert_link(link, Some(built.pending), role);
+        tracing::debug!(link = %offer.link, slots, "created playback offer");
+        Ok(offer)
+    }
+
+    fn accept_answer(&mut self, link: LinkId, answer_sdp: &str) -> Result<(), MediaError> {
+        let state = self
+            .links
+            .get_mut(&link)
+            .ok_or(MediaError::UnknownLink { link })?;
+        let pending = state
+            .pending_offer
+            .take()
+            .ok_or(MediaError::NoPendingOffer { link })?;
+        sdp::accept_answer(&mut state.link, pending, answer_sdp)?;
+        state.next_timeout = Instant::now();
+        Ok(())
+    }
+
+    /// Accepts an offer; `local_source` is set for one from this node's own user's browser,
+    /// naming what its unnamed video m-line carries (camera or screen).
+    fn accept_offer(
+        &mut self,
+        offer_sdp: &str,
+        mode: LinkMode,
+        local_source: Option<Track>,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.check_capacity()?;
+        let mut rtc = sdp::new_rtc(&self.candidates, mode, Instant::now());
+        let answer = sdp::accept_offer(&mut rtc, offer_sdp)?;
+        let mut link = self.new_link(rtc, mode);
+        let role = match local_source {
+            Some(video) => {
+                link.set_unnamed_video(video);
+                LinkRole::LocalSource
+            }
+            None => LinkRole::Peer,
+        };
+        let id = link.id;
+        self.insert_link(link, None, role);
+        tracing::debug!(link = %id, "accepted offer");
+        Ok((id, answer))
+    }
+
+    /// Carries out a keyframe request the router decided on. Returns whether the link asked
+    /// its peer (only then does the rate limit count it).
+    fn request_keyframe(&mut self, now: Instant, target: KeyframeTarget) -> bool {
+        let Some(state) = self.links.get_mut(&target.link) else {
+            return false;
+        };
+        if !state.link.request_keyframe(target.track) {
+            return false;
+        }
+        self.router
+            .handle_keyframe_requested(now, target.link, target.track);
+        if target.reason == KeyframeReason::Relayed {
+            self.relay.keyframe_requests += 1;
+        }
+        // The caller drains the link, which sends the request.
+        true
+    }
+
+    fn handle_timeout(&mut self) {
+        let now = Instant::now();
+        for (id, state) in &mut self.links {
+            if state.connect_deadline.is_some_and(|d| d <= now) {
+                tracing::info!(link = %state.link.id, "link did not connect in time");
+                state.close(LinkClosed::ConnectTimeout);
+                self.dirty.push(*id);
+                continue;
+            }
+            if state.next_timeout <= now {
+                state.link.handle_input(Input::Timeout(now));
+                self.dirty.push(*id);
+            }
+        }
+    }
+
+    /// Drains the links that may have output, sends what they produced and reports events.
+    fn flush(&mut self) {
+        self.process();
+        self.send_outbox();
+        self.deliver_events();
+    }
+
+    /// Hands the node the link events that fit in its channel, in order; the rest wait for
+    /// room (the `reserve` branch of [`Self::run`]).
+    fn deliver_events(&mut self) {
+        while let Some(event) = self.pending_events.pop_front() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.pending_events.push_front(event);
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    // Nobody listens any more; keep serving links until shutdown.
+                    self.pending_events.clear();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl LinkState {
+    fn close(&mut self, cause: LinkClosed) {
+        self.close_cause.get_or_insert(cause);
+        self.connect_deadline = None;
+        self.pending_offer = None;
+        self.link.close();
+    }
+
+    fn close_reason(&self) -> LinkClosed {
+        if let Some(cause) = &self.close_cause {
+            return cause.clone();
+        }
+        LinkClosed::Failed(self.link.failure().unwrap_or("closed by peer").to_owned())
+    }
+}

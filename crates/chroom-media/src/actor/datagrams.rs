@@ -1,0 +1,139 @@
+//! The actor's socket side: reading datagrams in batches, handing each to the link that
+//! accepts it (or holding it briefly until one does), and sending what the links produced.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::Input;
+use str0m::net::{Protocol, Receive};
+
+use super::MediaActor;
+use crate::socket::{RECV_SLOTS, RecvBuffers};
+
+/// Datagrams that no link accepted yet, kept briefly. The DTLS ClientHello often arrives in the
+/// same millisecond as the ICE check that makes its source viable; dropping it costs a DTLS
+/// retransmission (about a second) on every connect.
+const MAX_UNROUTED_DATAGRAMS: usize = 64;
+const UNROUTED_MAX_AGE: Duration = Duration::from_secs(2);
+
+/// Most batched reads per wake-up before the actor looks at commands and timers again. Under
+/// load a relayer finds many datagrams waiting; taking them in one go saves a wake-up, a
+/// deadline scan and an event hand-off per datagram, and lets the outbox batch their copies.
+const RECV_ROUNDS: usize = 8;
+
+/// Longest a relayed packet waits in the outbox for others to batch with. A read can bring
+/// hundreds of datagrams (GRO); sending only after all of them would add a millisecond to the
+/// hop under load.
+const MAX_OUTBOX_HOLD: Duration = Duration::from_micros(20);
+
+/// A datagram no link accepted yet.
+#[derive(Debug)]
+pub(super) struct Unrouted {
+    received_at: Instant,
+    source: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+impl MediaActor {
+    /// Reads and handles what waits on the socket, [`RECV_ROUNDS`] batches at most, sending
+    /// what each batch produced before reading the next.
+    pub(super) fn receive(&mut self, buffers: &mut RecvBuffers) {
+        for _ in 0..RECV_ROUNDS {
+            match self.socket.try_recv(buffers) {
+                Ok(0) => break,
+                Ok(received) => {
+                    // Hop latency counts from here, the moment the batch left the kernel.
+                    let now = Instant::now();
+                    for (source, datagram) in buffers.datagrams() {
+                        self.handle_datagram(now, datagram, source);
+                        self.process();
+                        if self
+                            .scratch
+                            .received
+                            .first()
+                            .is_some_and(|at| at.elapsed() >= MAX_OUTBOX_HOLD)
+                        {
+                            self.send_outbox();
+                        }
+                    }
+                    self.send_outbox();
+                    if received < RECV_SLOTS {
+                        break;
+                    }
+                }
+                // ICMP port-unreachable from a vanished peer surfaces here on Linux.
+                Err(e) => tracing::debug!(error = %e, "udp receive failed"),
+            }
+        }
+    }
+
+    /// Sends what the links produced; packets relayed since the last send have now been
+    /// handed to the socket for every child, which ends their hop.
+    pub(super) fn send_outbox(&mut self) {
+        if !self.outbox.is_empty() {
+            self.socket.send(&mut self.outbox);
+        }
+        if !self.scratch.received.is_empty() {
+            let sent = Instant::now();
+            for at in self.scratch.received.drain(..) {
+                self.relay
+                    .hop_latency
+                    .record(sent.saturating_duration_since(at));
+            }
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) {
+        if self.demux(now, bytes, source) {
+            // A link just made progress: datagrams it could not take before may fit now.
+            self.retry_unrouted(now);
+            return;
+        }
+        if self.unrouted.len() >= MAX_UNROUTED_DATAGRAMS {
+            self.unrouted.pop_front();
+        }
+        tracing::trace!(%source, "no link accepts datagram yet");
+        self.unrouted.push_back(Unrouted {
+            received_at: now,
+            source,
+            bytes: bytes.to_vec(),
+        });
+    }
+
+    /// Feeds a datagram to the link that accepts it; false if none does.
+    fn demux(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) -> bool {
+        let Ok(contents) = bytes.try_into() else {
+            tracing::trace!(%source, "unrecognised datagram");
+            // Not WebRTC at all: count it as handled so it is never retried.
+            return true;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        let Some((id, state)) = self.links.iter_mut().find(|(_, s)| s.link.accepts(&input)) else {
+            return false;
+        };
+        state.link.handle_input(input);
+        state.next_timeout = now;
+        self.dirty.push(*id);
+        true
+    }
+
+    fn retry_unrouted(&mut self, now: Instant) {
+        let pending = std::mem::take(&mut self.unrouted);
+        for datagram in pending {
+            if now.saturating_duration_since(datagram.received_at) > UNROUTED_MAX_AGE {
+                continue;
+            }
+            if !self.demux(now, &datagram.bytes, datagram.source) {
+                self.unrouted.push_back(datagram);
+            }
+        }
+    }
+}

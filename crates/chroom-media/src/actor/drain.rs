@@ -1,0 +1,295 @@
+//! Draining links and carrying out the router's answers: relayed packets to children, frames
+//! to subscribers, playback slots and the node, keyframe requests upstream. The hot path of a
+//! relayer: scratch buffers are reused and nothing here allocates per packet.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chroom_types::{LinkId, Track};
+use str0m::Input;
+
+use super::{FrameOut, MediaActor};
+use crate::api::{MediaEvent, ReceivedFrame};
+use crate::link::{LinkOutput, media_time};
+use crate::router::FrameRoute;
+
+impl MediaActor {
+    /// Drains the links that took input (every link after a command), sends their datagrams,
+    /// forwards relayed packets and removes dead links. Events wait in `pending_events`.
+    pub(super) fn process(&mut self) {
+        let now = Instant::now();
+        let mut ids = std::mem::take(&mut self.dirty);
+        if std::mem::take(&mut self.all_dirty) {
+            ids.clear();
+            ids.extend(self.links.keys().copied());
+        } else {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        let mut relayed = std::mem::take(&mut self.scratch.relayed);
+        self.drain_links(now, &ids, &mut relayed);
+        if !self.scratch.frames_out.is_empty() {
+            let written = self.send_frames(now, &mut relayed);
+            ids.extend(written);
+        }
+        if !relayed.is_empty() {
+            let mut children = std::mem::take(&mut self.scratch.written);
+            let mut received = std::mem::take(&mut self.scratch.received);
+            // Forwarded packets wait in the children's links (and keyframe requests in the
+            // upstream's): drain them into the outbox. Links written to took no network input,
+            // so draining them yields nothing to relay; should it, that waits for the next pass.
+            self.forward_packets(now, &mut relayed, &mut children, &mut received);
+            self.drain_links(now, &children, &mut relayed);
+            ids.append(&mut children);
+            self.scratch.written = children;
+            self.scratch.received = received;
+        }
+        self.scratch.relayed = relayed;
+        self.log_relay(now);
+        for id in ids.drain(..) {
+            if self.links.get(&id).is_none_or(|s| s.link.is_alive()) {
+                continue;
+            }
+            let Some(state) = self.links.remove(&id) else {
+                continue;
+            };
+            self.router.handle_link_closed(id);
+            let reason = state.close_reason();
+            tracing::info!(link = %id, ?reason, "link closed");
+            self.pending_events
+                .push_back(MediaEvent::LinkClosed { link: id, reason });
+        }
+        // Keep the allocation; input since this pass lands in `self.dirty` anew.
+        if self.dirty.is_empty() {
+            self.dirty = ids;
+        }
+    }
+
+    /// Sends the frames waiting in `frames_out` (local sources' to every subscriber, remote
+    /// members' to their playback slot), and has str0m packetize them at once (it does so on
+    /// a timeout). Returns the links written to.
+    fn send_frames(
+        &mut self,
+        now: Instant,
+        relayed: &mut Vec<(LinkId, LinkOutput)>,
+    ) -> Vec<LinkId> {
+        let mut frames = std::mem::take(&mut self.scratch.frames_out);
+        let mut written = Vec::new();
+        for frame in frames.drain(..) {
+            match frame.to {
+                None => {
+                    written.extend(self.write_frame(now, frame.track, frame.rtp_time, &frame.data))
+                }
+                Some((link, mid)) => {
+                    let kind = frame.track.kind();
+                    let time = media_time(kind, frame.rtp_time);
+                    if self.links.get_mut(&link).is_some_and(|state| {
+                        state.link.write_frame_on(now, mid, kind, time, &frame.data)
+                    }) {
+                        written.push(link);
+                    }
+                }
+            }
+        }
+        self.scratch.frames_out = frames;
+        written.sort_unstable();
+        written.dedup();
+        self.drain_links(now, &written, relayed);
+        for id in &written {
+            if let Some(state) = self.links.get_mut(id) {
+                state.link.handle_input(Input::Timeout(now));
+            }
+        }
+        self.drain_links(now, &written, relayed);
+        written
+    }
+
+    /// Writes a frame from this node on every subscriber that sends its track (the router's
+    /// subscribers: every link but local sources). Returns the links written to.
+    pub(super) fn write_frame(
+        &mut self,
+        now: Instant,
+        track: Track,
+        rtp_time: u64,
+        data: &Arc<[u8]>,
+    ) -> Vec<LinkId> {
+        let time = media_time(track.kind(), rtp_time);
+        let links = &mut self.links;
+        self.router
+            .subscribers()
+            .iter()
+            .filter(|id| {
+                links
+                    .get_mut(*id)
+                    .is_some_and(|state| state.link.write_frame(now, track, time, data))
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Drains `ids`, sending their datagrams; frames go where the router says, link changes to
+    /// `pending_events`, packets and keyframe requests to relay to `relayed`.
+    fn drain_links(
+        &mut self,
+        now: Instant,
+        ids: &[LinkId],
+        relayed: &mut Vec<(LinkId, LinkOutput)>,
+    ) {
+        let mut outputs = std::mem::take(&mut self.scratch.outputs);
+        let events = &mut self.pending_events;
+        for id in ids {
+            let Some(state) = self.links.get_mut(id) else {
+                continue;
+            };
+            // A keyframe request the link asked for leaves on its next drain: drain again.
+            let mut asked = true;
+            while std::mem::take(&mut asked) {
+                outputs.clear();
+                state.next_timeout = state.link.drain(now, &mut outputs);
+                for output in outputs.drain(..) {
+                    match output {
+                        LinkOutput::Transmit {
+                            destination,
+                            contents,
+                        } => self.outbox.push(destination, contents),
+                        LinkOutput::Connected => {
+                            state.connect_deadline = None;
+                            tracing::info!(link = %id, elapsed = ?self.started.elapsed(), "link connected");
+                            events.push_back(MediaEvent::LinkConnected { link: *id });
+                        }
+                        LinkOutput::Frame {
+                            track,
+                            rtp_time,
+                            contiguous,
+                            data,
+                        } => match self.router.route_frame(*id, track) {
+                            FrameRoute::Silenced => {}
+                            FrameRoute::ToSubscribers => self.scratch.frames_out.push(FrameOut {
+                                to: None,
+                                track,
+                                rtp_time,
+                                data,
+                            }),
+                            FrameRoute::ToNode { show_on } => {
+                                if let Some(to) = show_on {
+                                    self.scratch.frames_out.push(FrameOut {
+                                        to: Some(to),
+                                        track,
+                                        rtp_time,
+                                        data: data.clone(),
+                                    });
+                                }
+                                let frame = ReceivedFrame {
+                                    kind: track.kind(),
+                                    track,
+                                    rtp_time,
+                                    contiguous,
+                                    data,
+                                    received_at: now,
+                                };
+                                // Never wait for the frame reader: a slow recorder loses
+                                // frames, it does not stall every link of the node.
+                                if self.frames.try_send((*id, frame)).is_err() {
+                                    self.relay.frames_dropped += 1;
+                                    tracing::trace!(link = %id, "frame channel full: frame dropped");
+                                }
+                            }
+                        },
+                        LinkOutput::KeyframeNeeded { track } => {
+                            if self.router.keyframe_due(now, *id, track)
+                                && state.link.request_keyframe(track)
+                            {
+                                self.router.handle_keyframe_requested(now, *id, track);
+                                asked = true;
+                            }
+                        }
+                        relay @ (LinkOutput::Packet { .. }
+                        | LinkOutput::KeyframeRequested { .. }) => {
+                            relayed.push((*id, relay));
+                        }
+                    }
+                }
+            }
+        }
+        self.scratch.outputs = outputs;
+    }
+
+    /// Writes relayed packets to the children the router names for the link they came on, and
+    /// passes keyframe requests to where the router sends them (rate-limited: requests from
+    /// many children merge into one upstream). Adds the links written to to `written`, and
+    /// when each forwarded packet arrived to `received`.
+    fn forward_packets(
+        &mut self,
+        now: Instant,
+        relayed: &mut Vec<(LinkId, LinkOutput)>,
+        written: &mut Vec<LinkId>,
+        received: &mut Vec<Instant>,
+    ) {
+        for (from, output) in relayed.drain(..) {
+            match output {
+                LinkOutput::Packet { track, packet } => {
+                    let children = self.router.downstream(from);
+                    if children.is_empty() {
+                        continue;
+                    }
+                    received.push(packet.timestamp);
+                    for child in children {
+                        let sent = self
+                            .links
+                            .get_mut(child)
+                            .is_some_and(|state| state.link.write_packet(track, &packet));
+                        if sent {
+                            self.relay.packets_forwarded += 1;
+                            self.relay.bytes_forwarded += packet.payload.len() as u64;
+                            if !written.contains(child) {
+                                written.push(*child);
+                            }
+                        } else {
+                            self.relay.dropped += 1;
+                        }
+                    }
+                }
+                LinkOutput::KeyframeRequested { mid } => {
+                    // The track asked about, as this link sends it (a relayed or local stream).
+                    let sent = self
+                        .links
+                        .get(&from)
+                        .and_then(|state| state.link.send_track(mid));
+                    let mut targets = std::mem::take(&mut self.scratch.keyframes);
+                    self.router
+                        .route_keyframe_request(now, from, mid, sent, &mut targets);
+                    for target in targets.drain(..) {
+                        if self.request_keyframe(now, target) && !written.contains(&target.link) {
+                            written.push(target.link);
+                        }
+                    }
+                    self.scratch.keyframes = targets;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Relay figures in the log every 10 s while relaying.
+    fn log_relay(&mut self, now: Instant) {
+        let children = self.router.child_count();
+        if children == 0
+            || now.saturating_duration_since(self.last_relay_log) < Duration::from_secs(10)
+        {
+            return;
+        }
+        self.last_relay_log = now;
+        let r = &self.relay;
+        tracing::info!(
+            children,
+            packets = r.packets_forwarded,
+            bytes = r.bytes_forwarded,
+            dropped = r.dropped,
+            keyframe_requests = r.keyframe_requests,
+            frames_dropped = r.frames_dropped,
+            hop_p50_us = r.hop_latency.percentile(50.0).map(|d| d.as_micros()),
+            hop_p99_us = r.hop_latency.percentile(99.0).map(|d| d.as_micros()),
+            "relaying"
+        );
+    }
+}

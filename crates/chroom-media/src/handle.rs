@@ -1,0 +1,260 @@
+//! [`MediaHandle`], the cheap cloneable side of the media actor, and the commands it sends
+//! over the actor's bounded inbox.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chroom_types::{LinkId, LinkMode, Track};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{MediaError, PlaybackOffer, RelayStats};
+
+/// What a [`MediaHandle`] asks of the actor; each carries its reply channel if it has one.
+#[derive(Debug)]
+pub(crate) enum Command {
+    CreateOffer {
+        receive: Vec<Track>,
+        send: Vec<Track>,
+        mode: LinkMode,
+        reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
+    },
+    AcceptAnswer {
+        link: LinkId,
+        answer_sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    AcceptOffer {
+        offer_sdp: String,
+        mode: LinkMode,
+        /// For a link from this node's own user: what its video is (camera or screen).
+        local_source: Option<Track>,
+        reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
+    },
+    Forward {
+        upstream: LinkId,
+        downstream: Vec<LinkId>,
+        version: u64,
+    },
+    RelayStats(oneshot::Sender<RelayStats>),
+    CreatePlaybackOffer {
+        slots: usize,
+        audio_only: bool,
+        reply: oneshot::Sender<Result<PlaybackOffer, MediaError>>,
+    },
+    Play {
+        playback: LinkId,
+        slot: usize,
+        source: Option<LinkId>,
+    },
+    ShowScreen {
+        playback: LinkId,
+        source: Option<LinkId>,
+    },
+    Silence {
+        link: LinkId,
+        silenced: bool,
+    },
+    CloseLink {
+        link: LinkId,
+    },
+    SendFrame {
+        track: Track,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    },
+}
+
+/// Cloneable handle to a running [`crate::MediaActor`].
+#[derive(Debug, Clone)]
+pub struct MediaHandle {
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl MediaHandle {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, local_addr: SocketAddr) -> Self {
+        Self {
+            commands,
+            local_addr,
+        }
+    }
+
+    /// The UDP address every link of this node uses.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Opens a link that receives `receive` and sends `send` (this node's frames, like every
+    /// link that sends) and returns its SDP offer. Complete it with [`Self::accept_answer`].
+    /// Cancel-safe: dropping the future may leave a link that closes itself after the connect
+    /// timeout.
+    pub async fn create_offer(
+        &self,
+        receive: &[Track],
+        send: &[Track],
+        mode: LinkMode,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::CreateOffer {
+            receive: receive.to_vec(),
+            send: send.to_vec(),
+            mode,
+            reply,
+        })
+        .await
+    }
+
+    /// Forwards every RTP packet arriving on `upstream` to each of `downstream` (all in
+    /// [`LinkMode::Packets`]), and keyframe requests from them back up, merged. Replaces the
+    /// previous forwarding from `upstream` unless that one has a higher `version` (so calls
+    /// made concurrently cannot undo a newer one); an empty `downstream` stops it.
+    pub async fn forward(&self, upstream: LinkId, downstream: Vec<LinkId>, version: u64) {
+        // The actor being gone means there is nothing to forward.
+        let _ = self
+            .commands
+            .send(Command::Forward {
+                upstream,
+                downstream,
+                version,
+            })
+            .await;
+    }
+
+    /// What this node has relayed so far.
+    pub async fn relay_stats(&self) -> Result<RelayStats, MediaError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::RelayStats(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        response.await.map_err(|_| MediaError::Stopped)
+    }
+
+    /// Completes a link opened by [`Self::create_offer`].
+    pub async fn accept_answer(&self, link: LinkId, answer_sdp: String) -> Result<(), MediaError> {
+        self.request(|reply| Command::AcceptAnswer {
+            link,
+            answer_sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// Accepts a peer's offer. In [`LinkMode::Frames`] the new link sends every local frame of
+    /// the kinds it asked for; in [`LinkMode::Packets`] it sends what [`Self::forward`] routes
+    /// to it.
+    pub async fn accept_offer(
+        &self,
+        offer_sdp: String,
+        mode: LinkMode,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::AcceptOffer {
+            offer_sdp,
+            mode,
+            local_source: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Answers an offer from this node's own user (its browser) to send it media: every frame
+    /// that arrives is sent on to every other link that sends (the node's subscribers), and
+    /// their keyframe requests go back to the browser. Frames from it are not reported. Its
+    /// video is `video`: the camera or a shared screen.
+    pub async fn accept_source_offer(
+        &self,
+        offer_sdp: String,
+        video: Track,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::AcceptOffer {
+            offer_sdp,
+            mode: LinkMode::Frames,
+            local_source: Some(video),
+            reply,
+        })
+        .await
+    }
+
+    /// Opens a link that sends to this node's user's browser: `slots` send-only audio m-lines,
+    /// each with a video m-line unless `audio_only`, each slot showing one remote member once
+    /// [`Self::play`] says which; and unless `audio_only` one video m-line for a shared screen
+    /// ([`Self::show_screen`]).
+    pub async fn create_playback_offer(
+        &self,
+        slots: usize,
+        audio_only: bool,
+    ) -> Result<PlaybackOffer, MediaError> {
+        self.request(|reply| Command::CreatePlaybackOffer {
+            slots,
+            audio_only,
+            reply,
+        })
+        .await
+    }
+
+    /// Shows what arrives on `source` in `slot` of the `playback` link (`None`: nothing).
+    /// Asks the source for a keyframe, so the browser can start decoding at once.
+    pub async fn play(&self, playback: LinkId, slot: usize, source: Option<LinkId>) {
+        let _ = self
+            .commands
+            .send(Command::Play {
+                playback,
+                slot,
+                source,
+            })
+            .await;
+    }
+
+    /// Shows the screen shared on `source` in the screen m-line of the `playback` link
+    /// (`None`: nothing). Asks the source for a keyframe of it.
+    pub async fn show_screen(&self, playback: LinkId, source: Option<LinkId>) {
+        let _ = self
+            .commands
+            .send(Command::ShowScreen { playback, source })
+            .await;
+    }
+
+    /// Drops (or, `silenced` false, passes again) the microphone arriving on `link`: a member a
+    /// host muted is not played, and a node its host muted does not send its user's voice.
+    pub async fn silence(&self, link: LinkId, silenced: bool) {
+        let _ = self
+            .commands
+            .send(Command::Silence { link, silenced })
+            .await;
+    }
+
+    /// Closes a link. Closing an unknown link does nothing.
+    pub async fn close_link(&self, link: LinkId) {
+        // The actor being gone means the link is gone too.
+        let _ = self.commands.send(Command::CloseLink { link }).await;
+    }
+
+    /// Sends a local frame to every connected link that receives `track`. `rtp_time` is in
+    /// the track's RTP clock ([`crate::VIDEO_CLOCK_HZ`], [`crate::AUDIO_CLOCK_HZ`]).
+    pub async fn send_frame(
+        &self,
+        track: Track,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    ) -> Result<(), MediaError> {
+        self.commands
+            .send(Command::SendFrame {
+                track,
+                rtp_time,
+                data,
+            })
+            .await
+            .map_err(|_| MediaError::Stopped)
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, MediaError>>) -> Command,
+    ) -> Result<T, MediaError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| MediaError::Stopped)?;
+        response.await.map_err(|_| MediaError::Stopped)?
+    }
+}

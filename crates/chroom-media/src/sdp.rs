@@ -1,0 +1,275 @@
+//! Negotiation: building a link's `Rtc` (extensions, codecs, ICE host candidates), building and
+//! accepting SDP offers and answers, and which track each m-line (mid) carries.
+//!
+//! These functions work on one `Rtc` or [`Link`] and never see the actor: it allocates link ids
+//! and registers links with the router once negotiation succeeded.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use chroom_types::{LinkId, LinkMode, MediaKind, Track};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaAdded, Mid};
+use str0m::rtp::Extension;
+use str0m::{Candidate, Rtc};
+
+use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
+use crate::link::Link;
+use crate::router::SlotMids;
+
+/// An offer built on a fresh `Rtc`, before its link exists.
+#[derive(Debug)]
+pub(crate) struct BuiltOffer {
+    pub(crate) sdp: String,
+    pub(crate) pending: SdpPendingOffer,
+    /// The m-lines this side added: str0m reports `MediaAdded` only for the remote's, so the
+    /// link must be told which track each carries.
+    media: Vec<(Mid, Track, Direction)>,
+}
+
+impl BuiltOffer {
+    /// Tells `link` which track each offered m-line carries, in each direction.
+    pub(crate) fn record_media(&self, link: &mut Link) {
+        for (mid, track, direction) in &self.media {
+            if *direction != Direction::SendOnly {
+                link.expect_receive(*mid, *track);
+            }
+            if *direction != Direction::RecvOnly {
+                link.expect_send(*mid, *track);
+            }
+        }
+    }
+}
+
+/// A playback offer built on a fresh `Rtc`: its slots' m-lines and the screen's.
+#[derive(Debug)]
+pub(crate) struct BuiltPlayback {
+    pub(crate) sdp: String,
+    pub(crate) pending: SdpPendingOffer,
+    pub(crate) slots: Vec<SlotMids>,
+    pub(crate) screen: Option<Mid>,
+}
+
+impl BuiltPlayback {
+    /// The offer as the node sees it, for the link `link`.
+    pub(crate) fn to_offer(&self, link: LinkId) -> PlaybackOffer {
+        PlaybackOffer {
+            link,
+            sdp: self.sdp.clone(),
+            slots: self
+                .slots
+                .iter()
+                .map(|slot| PlaybackSlot {
+                    audio_mid: slot.audio.to_string(),
+                    video_mid: slot.video.map(|mid| mid.to_string()),
+                })
+                .collect(),
+            screen_mid: self.screen.map(|mid| mid.to_string()),
+        }
+    }
+}
+
+/// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates.
+pub(crate) fn new_rtc(candidates: &[SocketAddr], mode: LinkMode, now: Instant) -> Rtc {
+    // str0m's standard header extensions minus transport-wide congestion control and
+    // abs-send-time: no link runs bandwidth estimation, and building TWCC feedback nobody
+    // reads cost a 1 → 1 relayer a fifth of its CPU. The ids stay str0m's standard ones.
+    let mut builder = Rtc::builder().clear_extension_map();
+    for (id, extension) in [
+        (1, Extension::AudioLevel),
+        (4, Extension::RtpMid),
+        (10, Extension::RtpStreamId),
+        (11, Extension::RepairedRtpStreamId),
+        (13, Extension::VideoOrientation),
+    ] {
+        builder = builder.set_extension(id, extension);
+    }
+    let mut rtc = builder
+        .set_rtp_mode(mode == LinkMode::Packets)
+        .clear_codecs()
+        .enable_vp8(true)
+        .enable_opus(true, false)
+        .build(now);
+    for addr in candidates {
+        match Candidate::host(*addr, "udp") {
+            Ok(candidate) => {
+                rtc.add_local_candidate(candidate);
+            }
+            Err(e) => tracing::warn!(%addr, error = %e, "unusable host candidate"),
+        }
+    }
+    rtc
+}
+
+/// The ICE host candidates for a socket bound at `local`.
+pub(crate) fn host_candidates(config: &MediaConfig, local: SocketAddr) -> Vec<SocketAddr> {
+    if !config.advertise.is_empty() {
+        return config
+            .advertise
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, local.port()))
+            .collect();
+    }
+    if local.ip().is_unspecified() {
+        // Without an advertised address a wildcard bind is only reachable on loopback for sure.
+        return vec![SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            local.port(),
+        )];
+    }
+    vec![local]
+}
+
+/// An offer on `rtc` with one m-line per track in `receive` or `send`, in [`Track::ALL`] order.
+pub(crate) fn create_offer(
+    rtc: &mut Rtc,
+    receive: &[Track],
+    send: &[Track],
+) -> Result<BuiltOffer, MediaError> {
+    let mut change = rtc.sdp_api();
+    let mut media = Vec::new();
+    for track in Track::ALL {
+        let direction = match (receive.contains(&track), send.contains(&track)) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::RecvOnly,
+            (false, true) => Direction::SendOnly,
+            (false, false) => continue,
+        };
+        // The track's name goes in the msid, so the answering node knows the screen's m-line
+        // from the camera's.
+        let name = Some(track.name().to_owned());
+        let mid = change.add_media(str0m_kind(track.kind()), direction, None, name, None);
+        media.push((mid, track, direction));
+    }
+    let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
+        reason: "offer has no media".into(),
+    })?;
+    Ok(BuiltOffer {
+        sdp: offer.to_sdp_string(),
+        pending,
+        media,
+    })
+}
+
+/// A send-only offer on `rtc` for a playback link: `slots` audio m-lines, each with a video
+/// m-line unless `audio_only`, then unless `audio_only` one video m-line for a shared screen.
+pub(crate) fn create_playback_offer(
+    rtc: &mut Rtc,
+    slots: usize,
+    audio_only: bool,
+) -> Result<BuiltPlayback, MediaError> {
+    use str0m::media::MediaKind as Kind;
+    let mut change = rtc.sdp_api();
+    let slots: Vec<SlotMids> = (0..slots)
+        .map(|_| SlotMids {
+            audio: change.add_media(Kind::Audio, Direction::SendOnly, None, None, None),
+            video: (!audio_only)
+                .then(|| change.add_media(Kind::Video, Direction::SendOnly, None, None, None)),
+        })
+        .collect();
+    let screen =
+        (!audio_only).then(|| change.add_media(Kind::Video, Direction::SendOnly, None, None, None));
+    let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {
+        reason: "a playback offer needs at least one slot".into(),
+    })?;
+    Ok(BuiltPlayback {
+        sdp: offer.to_sdp_string(),
+        pending,
+        slots,
+        screen,
+    })
+}
+
+/// Completes the offer `pending` of `link` with the peer's answer. A bad answer closes the link.
+pub(crate) fn accept_answer(
+    link: &mut Link,
+    pending: SdpPendingOffer,
+    answer_sdp: &str,
+) -> Result<(), MediaError> {
+    let answer = SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| MediaError::BadSdp {
+        reason: e.to_string(),
+    })?;
+    let rtc = link.rtc_mut();
+    // str0m panics on broken internal invariants: contain it to this link.
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        rtc.sdp_api().accept_answer(pending, answer)
+    }));
+    let reason = match result {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "answer crashed the sdp parser".into(),
+    };
+    link.close();
+    Err(MediaError::BadSdp { reason })
+}
+
+/// Accepts a peer's offer on `rtc` and returns the answer.
+pub(crate) fn accept_offer(rtc: &mut Rtc, offer_sdp: &str) -> Result<String, MediaError> {
+    let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::BadSdp {
+        reason: e.to_string(),
+    })?;
+    let answer = catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
+        .map_err(|_| MediaError::BadSdp {
+            reason: "offer crashed the sdp parser".into(),
+        })?
+        .map_err(|e| MediaError::BadSdp {
+            reason: e.to_string(),
+        })?;
+    Ok(answer.to_sdp_string())
+}
+
+/// The track an m-line the peer added carries: the one its msid names if that is of the right
+/// kind, else the microphone for audio and `unnamed_video` for video (a browser's m-lines
+/// have random track ids).
+pub(crate) fn added_track(rtc: &Rtc, added: &MediaAdded, unnamed_video: Track) -> Track {
+    let kind = match added.kind {
+        str0m::media::MediaKind::Audio => MediaKind::Audio,
+        str0m::media::MediaKind::Video => MediaKind::Video,
+    };
+    let named = rtc
+        .media(added.mid)
+        .and_then(|media| Track::from_name(media.track_id()))
+        .filter(|track| track.kind() == kind);
+    named.unwrap_or(match kind {
+        MediaKind::Audio => Track::Microphone,
+        MediaKind::Video => unnamed_video,
+    })
+}
+
+/// A link's m-lines in one direction and the track each carries. A link has three at most,
+/// so a list beats hashing on the per-packet path.
+#[derive(Debug, Default)]
+pub(crate) struct Mids(Vec<(Mid, Track)>);
+
+impl Mids {
+    /// `mid` carries `track` (and no other m-line does, nor does `mid` carry another).
+    pub(crate) fn insert(&mut self, mid: Mid, track: Track) {
+        self.0.retain(|(m, t)| *m != mid && *t != track);
+        self.0.push((mid, track));
+    }
+
+    pub(crate) fn mid_of(&self, track: Track) -> Option<Mid> {
+        self.0.iter().find(|(_, t)| *t == track).map(|(m, _)| *m)
+    }
+
+    pub(crate) fn track_of(&self, mid: Mid) -> Option<Track> {
+        self.0.iter().find(|(m, _)| *m == mid).map(|(_, t)| *t)
+    }
+}
+
+/// The codec a kind's media is sent in: VP8 video, Opus audio.
+pub(crate) fn codec_for(kind: MediaKind) -> Codec {
+    match kind {
+        MediaKind::Audio => Codec::Opus,
+        MediaKind::Video => Codec::Vp8,
+    }
+}
+
+fn str0m_kind(kind: MediaKind) -> str0m::media::MediaKind {
+    match kind {
+        MediaKind::Audio => str0m::media::MediaKind::Audio,
+        MediaKind::Video => str0m::media::MediaKind::Video,
+    }
+}
