@@ -110,7 +110,8 @@ impl MediaActor {
     /// Binds the UDP socket. Link events are delivered on `events`, in order and never dropped
     /// (they wait in the actor while `events` is full). Frames received from remote members
     /// go to `frames`; the actor never waits for that reader: when `frames` is full or closed
-    /// the frame is dropped and counted in [`RelayStats::frames_dropped`].
+    /// the frame is dropped and counted in [`RelayStats::frames_dropped`]. Cancel-safe: a
+    /// dropped future drops the socket it bound.
     pub async fn bind(
         config: MediaConfig,
         events: mpsc::Sender<MediaEvent>,
@@ -155,7 +156,8 @@ impl MediaActor {
         Ok((actor, MediaHandle::new(tx, local_addr)))
     }
 
-    /// Runs until `shutdown` is cancelled or every handle is dropped. Closes all links on exit.
+    /// Runs until `shutdown` is cancelled or every handle is dropped. Closes all links on exit;
+    /// dropping the future instead drops them without telling their peers.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let span = tracing::info_span!("media", addr = %self.local_addr);
         async move {
