@@ -22,7 +22,7 @@ pub use actor::{
 };
 pub use config::{KadMode, NetConfig};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
-pub use node_id::{node_id_of, peer_id_of};
+pub use node_id::{fmt_short, node_id_of, peer_id_of};
 
 /// Kademlia protocol name. Chroom runs its own DHT so IPFS nodes never enter its routing tables.
 pub const KAD_PROTOCOL: &str = "/chroom/kad/1.0.0";

@@ -25,6 +25,12 @@ pub fn node_id_of(peer: &PeerId) -> Option<NodeId> {
     ))
 }
 
+/// The last 8 characters of a PeerId: enough to tell nodes apart in logs.
+pub fn fmt_short(peer: &PeerId) -> String {
+    let text = peer.to_base58();
+    text[text.len().saturating_sub(8)..].to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use libp2p::identity::Keypair;

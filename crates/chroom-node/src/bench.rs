@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeConfig;
-use crate::node::RunningNode;
+use crate::RunningNode;
 use crate::publish::{Looping, MediaSource, publish};
 
 /// Starts a publisher and, `runs` times, a fresh recorder node bootstrapped to it; prints the

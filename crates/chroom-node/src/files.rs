@@ -219,7 +219,7 @@ impl Files {
                     manifest_hash: manifest.hash(),
                     offered_by: offered_by.to_base58(),
                     account,
-                    offered_at_unix_ms: crate::node::unix_now_ms(),
+                    offered_at_unix_ms: crate::clock::unix_now_ms(),
                     manifest: Some(manifest.encode()),
                     complete: true,
                 };

@@ -1,16 +1,76 @@
 //! Keys: the node key (an ed25519 secret in `<data_dir>/node.key`, created on first start with
 //! mode 0600 and reused after, so a node keeps its PeerId across restarts) and the account key
-//! (secp256k1, from a file or an environment variable, never logged).
+//! (secp256k1, from a file or an environment variable, never logged), and the binding that
+//! proves which account the node acts for ([`OwnBinding`]).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
-use chroom_net::Keypair;
+use chroom_net::{Keypair, PeerId};
+use chroom_types::{Account, IdentityBinding};
 
+use crate::clock::unix_now;
 use crate::config::AccountKeySource;
+
+/// The account this node acts for and its current binding, re-signed when half its life is
+/// gone so peers never see an expired one.
+#[derive(Debug)]
+pub struct OwnBinding {
+    /// The account's key, when the node holds it (from its config); `None` when a wallet
+    /// signed the binding, which then lasts until it expires.
+    signer: Option<(PrivateKeySigner, Duration)>,
+    peer_id: String,
+    binding: IdentityBinding,
+}
+
+impl OwnBinding {
+    /// A binding the node signs (and renews) itself with the account's key.
+    pub fn signed_here(
+        signer: PrivateKeySigner,
+        ttl: Duration,
+        peer_id: &PeerId,
+    ) -> anyhow::Result<Self> {
+        let peer_id = peer_id.to_base58();
+        let binding = chroom_registry::sign(&signer, &peer_id, unix_now() + ttl.as_secs())?;
+        Ok(Self {
+            signer: Some((signer, ttl)),
+            peer_id,
+            binding,
+        })
+    }
+
+    /// A binding signed by the user's wallet (verified by the caller).
+    pub fn signed_elsewhere(binding: IdentityBinding) -> Self {
+        Self {
+            signer: None,
+            peer_id: String::new(),
+            binding,
+        }
+    }
+
+    /// The account it binds.
+    pub fn account(&self) -> Account {
+        self.binding.account
+    }
+
+    /// The binding to show peers now, renewed first if half its life is gone.
+    pub fn current(&mut self) -> IdentityBinding {
+        let now = unix_now();
+        if let Some((signer, ttl)) = &self.signer
+            && self.binding.expires_at_unix.saturating_sub(now) < ttl.as_secs() / 2
+        {
+            match chroom_registry::sign(signer, &self.peer_id, now + ttl.as_secs()) {
+                Ok(binding) => self.binding = binding,
+                Err(e) => tracing::error!(error = %e, "cannot renew identity binding"),
+            }
+        }
+        self.binding.clone()
+    }
+}
 
 /// File name of the node key inside the data dir.
 pub const NODE_KEY_FILE: &str = "node.key";

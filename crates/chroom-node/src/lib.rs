@@ -8,16 +8,18 @@
 
 pub mod admin;
 pub mod bench;
+mod clock;
 pub mod config;
 pub mod files;
 pub mod identity;
 pub mod node;
 pub mod publish;
 pub mod record;
+mod running;
 pub mod web;
 
 pub use config::{ConfigError, NodeConfig, Overrides};
 pub use node::{
-    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, Participant, RunningNode,
-    TreePosition,
+    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, TreePosition,
 };
+pub use running::RunningNode;

@@ -581,7 +581,7 @@ fn print_progress(recorder: &Recorder) {
     for p in &recorder.stats().publishers {
         println!(
             "frames {} video {} audio {}",
-            chroom_node::node::short(&p.peer),
+            chroom_net::fmt_short(&p.peer),
             p.video_frames,
             p.audio_packets
         );

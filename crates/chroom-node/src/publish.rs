@@ -11,7 +11,7 @@ use chroom_media::{AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ};
 use chroom_types::MediaKind;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::RunningNode;
+use crate::RunningNode;
 
 /// Samples per Opus packet assumed when a packet's TOC byte cannot be read.
 const DEFAULT_OPUS_SAMPLES: u32 = 960;

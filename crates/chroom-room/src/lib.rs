@@ -9,7 +9,9 @@
 //! changes become links (from the parent, to the children) and forwarding orders. [`follower`]
 //! owns how registry facts are kept in step with the chain (polling, cursor, backoff,
 //! staleness); [`roster`] owns who is present in a room, from members' presence beats;
-//! [`moderation`] what hosts decided about members; [`files`] how a shared file is cut, proved
+//! [`moderation`] what hosts decided about members; [`node`] everything else a node decides
+//! above its links (what a room message means, presence, moderation carried out, silencing,
+//! who may fetch files, its own access for its page); [`files`] how a shared file is cut, proved
 //! and fetched chunk by chunk. None owns sockets, timers, the DHT, WebRTC or RPC: drivers feed
 //! inputs and carry out outputs.
 //! `docs/session.md` describes the state machine.
@@ -48,6 +50,7 @@ pub mod files;
 pub mod follower;
 pub mod gossip;
 pub mod moderation;
+pub mod node;
 pub mod roster;
 mod session;
 

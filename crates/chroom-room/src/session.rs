@@ -971,6 +971,25 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.access.facts(room, account)
     }
 
+    /// Asks the registry about `account` in `room` unless a lookup is under way; the facts
+    /// arrive through [`Self::handle_access`].
+    pub(crate) fn look_up(&mut self, room: RoomId, account: Account) {
+        if self.access.start_lookup(room, account) {
+            self.outputs
+                .push_back(Output::LookupAccess { room, account });
+        }
+    }
+
+    /// How rights are checked.
+    pub(crate) fn access_policy(&self) -> AccessPolicy {
+        self.config.access
+    }
+
+    /// How long a request may wait for registry facts.
+    pub(crate) fn access_lookup_timeout(&self) -> Duration {
+        self.config.access_lookup_timeout
+    }
+
     /// Whether this node is in `room`.
     pub fn is_in_room(&self, room: RoomId) -> bool {
         self.rooms.contains_key(&room)

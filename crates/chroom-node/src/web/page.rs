@@ -9,22 +9,17 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use chroom_net::PeerId;
 use chroom_proto::page::{
-    ClientMessage, FileView, ModerateAction, ParticipantView, ServerMessage, SlotView,
-    decode_page_request,
+    ClientMessage, FileView, ModerateAction, ParticipantView, ServerMessage, decode_page_request,
 };
-use chroom_room::Participation;
-use chroom_types::{
-    Action, LinkId, MediaKind, Membership, Moderation, Role, RoomId, RoomKind, RoomName, Track,
-};
+use chroom_room::node::{OwnRefusal, page_part};
+use chroom_types::{Action, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track};
 use tokio::sync::broadcast;
+
+mod playback;
 
 use super::WebState;
 use crate::files::FileStatus;
-use crate::node::{ModerationNotice, NodeHandle, Participant};
-
-/// Members a page's broadcast feeds directly (about 12 Mbit/s of uplink at 1.5 Mbit/s each);
-/// the room's relay tree carries it to everyone else.
-const PAGE_BROADCAST_CAPACITY: u32 = 8;
+use crate::node::{ChatMessage, ModerationNotice, NodeHandle, Participant};
 
 /// Remote members a page is first offered places for (a 3 × 3 grid with the page's own
 /// camera); a bigger room gets a bigger offer, in steps of this many.
@@ -67,8 +62,6 @@ pub(super) struct PageSession {
     room: Option<RoomName>,
     /// `room`'s kind, from the registry check on joining.
     kind: Option<RoomKind>,
-    /// This node's role in `room`, from the registry check on joining.
-    own_role: Option<Role>,
     /// Whether this node may send media in `room`.
     may_publish: bool,
     /// The link carrying the page's camera and microphone.
@@ -81,9 +74,6 @@ pub(super) struct PageSession {
     slots: Vec<Option<(PeerId, LinkId)>>,
     /// Whose shared screen the playback link shows, and the link it arrives on.
     screen_shown: Option<(PeerId, LinkId)>,
-    /// Links whose microphone this node drops because a host muted their sender (this page's
-    /// own link when it is this node).
-    silenced: Vec<LinkId>,
     /// The participant list last sent, to send only changes.
     shown: Vec<ParticipantView>,
 }
@@ -96,14 +86,12 @@ impl PageSession {
             pages_in: web.pages_in,
             room: None,
             kind: None,
-            own_role: None,
             may_publish: false,
             media_link: None,
             screen_link: None,
             playback_link: None,
             slots: Vec::new(),
             screen_shown: None,
-            silenced: Vec::new(),
             shown: Vec::new(),
         }
     }
@@ -147,13 +135,7 @@ impl PageSession {
                 },
                 _ = refresh.tick(), if self.room.is_some() => {
                     match self.refresh_participants().await {
-                        Ok(()) => match self.refresh_slots().await {
-                            Ok(()) => {
-                                self.enforce_mutes().await;
-                                Ok(())
-                            }
-                            closed => closed,
-                        },
+                        Ok(()) => self.refresh_slots().await,
                         closed => closed,
                     }
                 }
@@ -198,7 +180,7 @@ impl PageSession {
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
             ClientMessage::SignInText => {
-                let expires_at_unix = crate::node::unix_now() + WALLET_BINDING_TTL.as_secs();
+                let expires_at_unix = crate::clock::unix_now() + WALLET_BINDING_TTL.as_secs();
                 let text = self.node.binding_text(expires_at_unix);
                 self.send(&ServerMessage::SignInText {
                     text,
@@ -223,112 +205,6 @@ impl PageSession {
                 }
             }
         }
-    }
-
-    /// Offers the page a link to show (in audio-only rooms: to play) the other members on.
-    async fn offer_playback(&mut self, audio_only: bool, slots: usize) -> Result<(), Closed> {
-        if let Some(old) = self.playback_link.take() {
-            self.node.close_browser_media(old).await;
-        }
-        let offer = match self.node.offer_browser_playback(slots, audio_only).await {
-            Ok(offer) => offer,
-            Err(e) => return self.error(format!("cannot show the others: {e:#}")).await,
-        };
-        self.playback_link = Some(offer.link);
-        self.slots = vec![None; offer.slots.len()];
-        self.screen_shown = None;
-        let message = ServerMessage::PlaybackOffer {
-            sdp: offer.sdp,
-            slots: offer
-                .slots
-                .into_iter()
-                .map(|slot| SlotView {
-                    audio_mid: slot.audio_mid,
-                    video_mid: slot.video_mid,
-                })
-                .collect(),
-            screen_mid: offer.screen_mid,
-        };
-        self.send(&message).await
-    }
-
-    /// Gives every member this node receives from a playback slot, and frees the slots of
-    /// members it no longer receives from. Tells the page when anything moved.
-    async fn refresh_slots(&mut self) -> Result<(), Closed> {
-        let (Some(room), Some(playback)) = (&self.room, self.playback_link) else {
-            return Ok(());
-        };
-        let Ok(receiving) = self.node.receiving_from(room.id()).await else {
-            return Err(Closed);
-        };
-        // More members than places: offer the page a bigger playback link (the browser
-        // replaces the old one), and fill it on the next refresh.
-        let members = receiving.len();
-        if members > self.slots.len() && self.slots.len() < MAX_PLAYBACK_SLOTS {
-            let slots = members.div_ceil(PLAYBACK_SLOTS) * PLAYBACK_SLOTS;
-            let audio_only = self.kind == Some(RoomKind::AudioSpace);
-            tracing::info!(members, slots, "more members than places: offering more");
-            return self
-                .offer_playback(audio_only, slots.min(MAX_PLAYBACK_SLOTS))
-                .await;
-        }
-        let mut changed = false;
-        for slot in 0..self.slots.len() {
-            if let Some(shown) = self.slots[slot]
-                && !receiving.contains(&shown)
-            {
-                self.slots[slot] = None;
-                self.node.play_in_browser(playback, slot, None).await;
-                changed = true;
-            }
-        }
-        for &source in &receiving {
-            if self.slots.contains(&Some(source)) {
-                continue;
-            }
-            // A member that came back over a new link keeps its place.
-            let place = self
-                .slots
-                .iter()
-                .position(|s| s.is_some_and(|(peer, _)| peer == source.0))
-                .or_else(|| self.slots.iter().position(Option::is_none));
-            let Some(slot) = place else {
-                break;
-            };
-            self.slots[slot] = Some(source);
-            self.node
-                .play_in_browser(playback, slot, Some(source.1))
-                .await;
-            changed = true;
-        }
-        // One shared screen is shown: the first other member sharing one.
-        let screen = self
-            .shown
-            .iter()
-            .filter(|p| p.sharing_screen && !p.is_self)
-            .find_map(|p| {
-                receiving
-                    .iter()
-                    .find(|(peer, _)| peer.to_base58() == p.peer_id)
-                    .copied()
-            });
-        if screen != self.screen_shown {
-            self.screen_shown = screen;
-            self.node
-                .show_screen_in_browser(playback, screen.map(|(_, link)| link))
-                .await;
-            changed = true;
-        }
-        if !changed {
-            return Ok(());
-        }
-        let peers = self
-            .slots
-            .iter()
-            .map(|s| s.map(|(peer, _)| peer.to_base58()))
-            .collect();
-        let screen = screen.map(|(peer, _)| peer.to_base58());
-        self.send(&ServerMessage::Slots { peers, screen }).await
     }
 
     /// Takes the page's offer to send its camera and microphone (`video` being
@@ -384,16 +260,15 @@ impl PageSession {
         }
         match self.node.check_own_access(&room, Action::Moderate).await {
             Ok(Ok(_)) => {}
+            Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
+                return self.error(refusal.to_string()).await;
+            }
             Ok(Err(_)) => {
                 return self
                     .error("your role in this room does not let you mute or remove others")
                     .await;
             }
-            Err(e) => {
-                return self
-                    .error(format!("the registry cannot be reached ({e:#})"))
-                    .await;
-            }
+            Err(_) => return Err(Closed),
         }
         let action = match action {
             ModerateAction::Mute => Moderation::Mute,
@@ -470,39 +345,7 @@ impl PageSession {
             self.leave_room().await;
             return self.send(&ServerMessage::Left).await;
         }
-        self.refresh_participants().await?;
-        self.enforce_mutes().await;
-        Ok(())
-    }
-
-    /// Drops the microphone of members a host muted (this node's own, if it is one of them),
-    /// and passes it again once unmuted. The node does this, not the page: a page cannot
-    /// unmute itself past its host.
-    async fn enforce_mutes(&mut self) {
-        let muted = |peer: &str| {
-            self.shown
-                .iter()
-                .any(|p| p.muted_by_host && p.peer_id == peer)
-        };
-        let own = self.node.peer_id().to_base58();
-        let mut silenced: Vec<LinkId> = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|(peer, _)| muted(&peer.to_base58()))
-            .map(|(_, link)| *link)
-            .collect();
-        if muted(&own) {
-            silenced.extend(self.media_link);
-        }
-        let before = std::mem::take(&mut self.silenced);
-        for link in before.iter().filter(|link| !silenced.contains(link)) {
-            self.node.silence(*link, false).await;
-        }
-        for link in silenced.iter().filter(|link| !before.contains(link)) {
-            self.node.silence(*link, true).await;
-        }
-        self.silenced = silenced;
+        self.refresh_participants().await
     }
 
     async fn stop_screen(&mut self) {
@@ -528,60 +371,27 @@ impl PageSession {
         let access = match self.node.check_own_access(&room, Action::Listen).await {
             Ok(Ok(access)) => access,
             Ok(Err(refusal)) => return self.error(format!("cannot join: {refusal}")).await,
-            Err(e) => {
-                return self
-                    .error(format!(
-                        "cannot join: the registry cannot be reached ({e:#})"
-                    ))
-                    .await;
-            }
+            Err(_) => return Err(Closed),
         };
-        let may_publish = match (access.kind, access.role) {
-            (Some(kind), Some(role)) => Membership::Member(role).allows(kind, Action::Publish),
-            // No registry: development, everyone may.
-            _ => true,
+        let part = match page_part(access, live) {
+            Ok(part) => part,
+            Err(e) => return self.error(e.to_string()).await,
         };
-        let broadcast = access.kind == Some(RoomKind::Broadcast);
-        if live && !(broadcast && may_publish) {
-            return self
-                .error("only a broadcast room's presenters and hosts can go live")
-                .await;
-        }
         self.leave_room().await;
-        let av = vec![MediaKind::Audio, MediaKind::Video];
-        let participation = match access.kind {
-            // The broadcaster is the root of the room's relay tree; it feeds a few members
-            // directly, and the tree (relayers, then viewers) carries it on.
-            Some(RoomKind::Broadcast) if live => Participation::Broadcast {
-                kinds: av,
-                capacity: PAGE_BROADCAST_CAPACITY,
-            },
-            Some(RoomKind::Broadcast) => Participation::View(av),
-            Some(RoomKind::AudioSpace) if may_publish => Participation::Meet {
-                publish: vec![MediaKind::Audio],
-                receive: vec![MediaKind::Audio],
-            },
-            Some(RoomKind::AudioSpace) => Participation::Receive(vec![MediaKind::Audio]),
-            Some(RoomKind::Conference) | None => Participation::Meet {
-                publish: av.clone(),
-                receive: av,
-            },
-        };
-        if let Err(e) = self.node.join(room.id(), participation).await {
+        if let Err(e) = self.node.join(room.id(), part.participation).await {
             return self.error(format!("cannot join: {e:#}")).await;
         }
         *self.pages().entry(room.id()).or_default() += 1;
         tracing::info!(room = %room.as_str(), "page joined room");
         self.room = Some(room.clone());
         self.kind = access.kind;
-        self.own_role = access.role;
-        self.may_publish = may_publish && (!broadcast || live);
+        self.may_publish = part.may_publish;
         self.shown.clear();
         self.send(&ServerMessage::Joined {
             room: room.as_str().to_owned(),
             kind: access.kind.map(RoomKind::name),
-            may_publish: self.may_publish,
-            may_go_live: broadcast && may_publish,
+            may_publish: part.may_publish,
+            may_go_live: part.may_go_live,
             role: access.role.map(Role::name),
         })
         .await?;
@@ -617,18 +427,11 @@ impl PageSession {
                 ))
                 .await;
         }
-        if let Err(e) = self.node.send_chat(room.id(), text.clone()).await {
-            return self.error(format!("chat not sent: {e:#}")).await;
+        match self.node.send_chat(room.id(), text).await {
+            // The page shows its own line with the time members see on it.
+            Ok(line) => self.forward_chat(line).await,
+            Err(e) => self.error(format!("chat not sent: {e:#}")).await,
         }
-        let own = ServerMessage::Chat {
-            room: room.as_str().to_owned(),
-            peer_id: self.node.peer_id().to_base58(),
-            account: self.node.account().map(|a| a.to_string()),
-            sent_at_unix_ms: crate::node::unix_now_ms(),
-            text,
-            own: true,
-        };
-        self.send(&own).await
     }
 
     /// Every file shared in the page's room, as this node holds it.
@@ -669,7 +472,7 @@ impl PageSession {
         self.send(&ServerMessage::File(view)).await
     }
 
-    async fn forward_chat(&mut self, line: crate::node::ChatMessage) -> Result<(), Closed> {
+    async fn forward_chat(&mut self, line: ChatMessage) -> Result<(), Closed> {
         let Some(room) = &self.room else {
             return Ok(());
         };
@@ -694,19 +497,7 @@ impl PageSession {
         let Ok(participants) = self.node.participants(room.id()).await else {
             return Err(Closed);
         };
-        let own_role = self.own_role.map(Role::name);
-        let views: Vec<ParticipantView> = participants
-            .iter()
-            .map(participant_view)
-            .map(|mut view| {
-                // The node looked its own account up when joining; peers' roles come from
-                // checking their presence.
-                if view.is_self {
-                    view.role = view.role.or(own_role);
-                }
-                view
-            })
-            .collect();
+        let views: Vec<ParticipantView> = participants.iter().map(participant_view).collect();
         if views == self.shown {
             return Ok(());
         }
@@ -728,7 +519,6 @@ impl PageSession {
         }
         self.slots.clear();
         self.screen_shown = None;
-        self.silenced.clear();
         let Some(room) = self.room.take() else {
             return;
         };

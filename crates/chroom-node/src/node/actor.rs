@@ -1,0 +1,917 @@
+//! [`NodeActor`]: the task that feeds what happens (commands, the network, the media socket,
+//! the registry, finished steps, time) to the [`NodeCore`] and carries out what it decides.
+//! It decides nothing itself: every branch here is translation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chroom_media::{MediaEvent, MediaHandle};
+use chroom_net::{
+    GossipAcceptance, GossipMessageRef, NetError, NetEvent, NetHandle, PeerId, Presence,
+    SignalReplyId, fmt_short as short,
+};
+use chroom_proto::{ErrorCode, FileOffer, FilePart, SignalError, SignalRequest, SignalResponse};
+use chroom_registry::{AccessRead, RegistryEvent, RegistryHandle};
+use chroom_room::follower::Freshness;
+use chroom_room::node::{NodeCore, NodeOutput, OwnCheckId, Say, TreeDelivery};
+use chroom_room::{
+    AccessFacts, GossipId, GossipVerdict, InboundId, Output, SubscribeFailure, SubscribeId,
+};
+use chroom_store::Store;
+use chroom_types::{FileHash, IdentityBinding, LinkId, RoomId};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::api::{ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, TreePosition};
+use super::frames::{FrameTap, LinkDirection, LinkPeers};
+use super::handle::{Acting, Command};
+use super::outbox::{MediaOrder, Outbox};
+use super::signaling::{
+    accept, decode_heard, encode_say, log_room_event, refuse, subscribe, tree_from_nodes,
+    tree_to_nodes,
+};
+use crate::clock::{unix_now, unix_now_ms};
+use crate::files::Files;
+use crate::identity::OwnBinding;
+
+/// Results of spawned signaling steps, fed back into the core.
+#[derive(Debug)]
+enum StepResult {
+    Publishers {
+        room: RoomId,
+        peers: Vec<PeerId>,
+    },
+    LookupFinished {
+        room: RoomId,
+    },
+    Subscribed {
+        id: SubscribeId,
+        peer: PeerId,
+        /// The publisher's binding from its answer.
+        binding: Option<IdentityBinding>,
+        result: Result<LinkId, SubscribeFailure>,
+    },
+    SubscriberLinked {
+        room: RoomId,
+        peer: PeerId,
+        link: LinkId,
+    },
+    /// A peer answered this node's hello.
+    Hello {
+        peer: PeerId,
+        binding: Option<IdentityBinding>,
+    },
+    /// Peers to tell this node's (new) binding.
+    Reintroduce {
+        peers: Vec<PeerId>,
+    },
+    /// The files this node shared in `room`, to offer again.
+    OwnFiles {
+        room: RoomId,
+        offers: Vec<FileOffer>,
+    },
+    /// A tree message to `peer` fared as `delivery`.
+    TreeSent {
+        peer: PeerId,
+        room: RoomId,
+        delivery: TreeDelivery,
+    },
+}
+
+/// A request from a peer waiting for the core's answer, with what answering it needs.
+#[derive(Debug)]
+enum Inbound {
+    File {
+        reply: SignalReplyId,
+        room: RoomId,
+        file: FileHash,
+        part: FilePart,
+    },
+    Subscribe {
+        reply: SignalReplyId,
+        offer_sdp: String,
+    },
+    Tree {
+        reply: SignalReplyId,
+    },
+}
+
+impl Inbound {
+    fn reply(self) -> SignalReplyId {
+        match self {
+            Self::File { reply, .. } | Self::Subscribe { reply, .. } | Self::Tree { reply } => {
+                reply
+            }
+        }
+    }
+}
+
+/// What the actor reads from.
+pub(crate) struct Inputs {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) net: mpsc::Receiver<NetEvent>,
+    pub(crate) media: mpsc::Receiver<MediaEvent>,
+    pub(crate) registry: mpsc::Receiver<RegistryEvent>,
+}
+
+/// What the actor carries decisions out with.
+pub(crate) struct Parts {
+    pub(crate) net: NetHandle,
+    pub(crate) media: MediaHandle,
+    pub(crate) store: Arc<Store>,
+    pub(crate) files: Arc<Files>,
+    pub(crate) registry: Option<RegistryHandle>,
+    pub(crate) identity: Option<OwnBinding>,
+    pub(crate) account: watch::Sender<Option<Acting>>,
+    pub(crate) chat: broadcast::Sender<ChatMessage>,
+    pub(crate) notices: broadcast::Sender<ModerationNotice>,
+    pub(crate) links: LinkPeers,
+    pub(crate) frames: FrameTap,
+}
+
+/// The node's task. See the module docs.
+pub(crate) struct NodeActor {
+    core: NodeCore<PeerId>,
+    local: PeerId,
+    parts: Parts,
+    outbox: Outbox,
+    results: mpsc::Sender<StepResult>,
+    results_rx: mpsc::Receiver<StepResult>,
+    steps: JoinSet<()>,
+    gossip: HashMap<GossipId, GossipMessageRef>,
+    next_gossip: u64,
+    inbound: HashMap<InboundId, Inbound>,
+    next_inbound: u64,
+    own_checks: HashMap<OwnCheckId, oneshot::Sender<Result<OwnAccess, OwnRefusal>>>,
+    next_check: u64,
+}
+
+impl NodeActor {
+    pub(crate) fn new(
+        core: NodeCore<PeerId>,
+        local: PeerId,
+        parts: Parts,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        let outbox = Outbox::start(
+            parts.net.clone(),
+            parts.media.clone(),
+            shutdown.child_token(),
+        );
+        let (results, results_rx) = mpsc::channel(64);
+        Self {
+            core,
+            local,
+            parts,
+            outbox,
+            results,
+            results_rx,
+            steps: JoinSet::new(),
+            gossip: HashMap::new(),
+            next_gossip: 0,
+            inbound: HashMap::new(),
+            next_inbound: 0,
+            own_checks: HashMap::new(),
+            next_check: 0,
+        }
+    }
+
+    /// Runs until `shutdown`; cancel-safe in the sense that stopping loses only work in
+    /// flight (spawned steps are stopped with it).
+    pub(crate) async fn run(mut self, mut inputs: Inputs, shutdown: CancellationToken) {
+        loop {
+            let deadline = self
+                .core
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(command) = inputs.commands.recv() => self.handle_command(command),
+                Some(event) = inputs.net.recv() => self.handle_net_event(event),
+                Some(event) = inputs.media.recv() => self.handle_media_event(event),
+                Some(result) = self.results_rx.recv() => self.handle_step_result(result),
+                Some(event) = inputs.registry.recv() => self.handle_registry_event(event),
+                Some(_) = self.steps.join_next(), if !self.steps.is_empty() => {}
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    // Trust the clock, not the timer: a spurious wakeup is harmless to the core.
+                    self.core.handle_timeout(Instant::now());
+                }
+                else => break,
+            }
+            self.carry_out();
+        }
+        self.steps.shutdown().await;
+    }
+
+    fn own_binding(&mut self) -> Option<IdentityBinding> {
+        self.parts.identity.as_mut().map(OwnBinding::current)
+    }
+
+    /// Publishes `say` in `room`, stamped with this node's binding and the time; `done`
+    /// hears the outcome.
+    fn publish(
+        &mut self,
+        room: RoomId,
+        say: Say<PeerId>,
+        done: Option<oneshot::Sender<Result<(), NetError>>>,
+    ) {
+        let author = self.own_binding();
+        match encode_say(room, say, author, unix_now_ms()) {
+            Some(bytes) => self.outbox.publish(room, bytes, done),
+            None => tracing::warn!("a room message names a node without an ed25519 key"),
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::CheckOwnAccess {
+                room,
+                action,
+                reply,
+            } => {
+                let id = OwnCheckId(self.next_check);
+                self.next_check += 1;
+                self.own_checks.insert(id, reply);
+                self.core.check_own_access(now, id, room, action);
+            }
+            Command::Join {
+                room,
+                participation,
+                done,
+            } => {
+                tracing::info!(room = %room.fmt_short(), ?participation, "taking part in room");
+                self.core.join(now, room, participation);
+                let _ = done.send(());
+            }
+            Command::Leave { room, done } => match self.core.leave(now, room) {
+                Some(goodbye) => {
+                    let (sent, wait) = oneshot::channel();
+                    self.publish(room, goodbye, Some(sent));
+                    tokio::spawn(async move {
+                        let _ = wait.await;
+                        let _ = done.send(());
+                    });
+                }
+                None => {
+                    let _ = done.send(());
+                }
+            },
+            Command::Moderate {
+                room,
+                target,
+                action,
+                done,
+            } => {
+                if chroom_net::node_id_of(&target).is_none() {
+                    let _ = done.send(Err(anyhow::anyhow!("{target} is not a Chroom node")));
+                    return;
+                }
+                match self.core.moderate(now, room, target, action) {
+                    Ok(say) => self.publish_then(room, say, done, false),
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::OfferFile { room, offer, done } => match self.core.offer_file(room, offer) {
+                // Alone in the room: members arriving are offered it then.
+                Ok(say) => self.publish_then(room, say, done, true),
+                Err(e) => {
+                    let _ = done.send(Err(e.into()));
+                }
+            },
+            Command::OwnSourceOpened { link } => self.core.handle_own_source_opened(link),
+            Command::Participants { room, reply } => {
+                let _ = reply.send(self.core.participants(room));
+            }
+            Command::Receiving { room, reply } => {
+                let _ = reply.send(self.core.session().media_links(room));
+            }
+            Command::SendChat { room, text, done } => self.send_chat(room, text, done),
+            Command::ShareScreen {
+                room,
+                sharing,
+                done,
+            } => {
+                self.core.share_screen(room, sharing);
+                let _ = done.send(());
+            }
+            Command::SignIn { binding, done } => {
+                let _ = done.send(self.sign_in(binding));
+            }
+            Command::Stats(reply) => {
+                let counters = self.core.counters().clone();
+                let (receiving_links, sending_links) = self.parts.links.counts();
+                let _ = reply.send(NodeStats {
+                    receiving_links,
+                    sending_links,
+                    requests_refused: counters.requests_refused,
+                    malformed_requests: counters.malformed_requests,
+                    registry_stale: counters.registry_stale,
+                    last_refusal: counters.last_refusal,
+                    peers_with_accounts: self.core.peers_with_accounts(),
+                    gossip_delivered: counters.gossip_delivered,
+                    gossip_rejected: counters.gossip_rejected,
+                    tree_attachments: counters.tree_attachments,
+                    frames_dropped: self.parts.frames.dropped.load(Ordering::Relaxed),
+                    relay: Default::default(),
+                });
+            }
+            Command::Tree { room, reply } => {
+                let session = self.core.session();
+                let _ = reply.send(TreePosition {
+                    parent: session.tree_parent(room),
+                    children: session.tree_children(room),
+                });
+            }
+        }
+    }
+
+    /// Publishes `say` and tells `done` how it went (`alone_is_fine`: nobody listening in the
+    /// room is no failure).
+    fn publish_then(
+        &mut self,
+        room: RoomId,
+        say: Say<PeerId>,
+        done: oneshot::Sender<anyhow::Result<()>>,
+        alone_is_fine: bool,
+    ) {
+        let (sent, wait) = oneshot::channel();
+        self.publish(room, say, Some(sent));
+        tokio::spawn(async move {
+            let result = match wait.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(NetError::NobodyListening)) if alone_is_fine => Ok(()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow::anyhow!("node stopped")),
+            };
+            let _ = done.send(result);
+        });
+    }
+
+    fn send_chat(
+        &mut self,
+        room: RoomId,
+        text: String,
+        done: oneshot::Sender<anyhow::Result<ChatMessage>>,
+    ) {
+        let author = self.own_binding();
+        let line = ChatMessage {
+            room,
+            author: self.local,
+            account: author.as_ref().map(|b| b.account),
+            sent_at_unix_ms: unix_now_ms(),
+            text: text.clone(),
+        };
+        let Some(bytes) = encode_say(room, Say::Chat { text }, author, line.sent_at_unix_ms) else {
+            return;
+        };
+        let (sent, wait) = oneshot::channel();
+        self.outbox.publish(room, bytes, Some(sent));
+        let store = self.parts.store.clone();
+        tokio::spawn(async move {
+            let result = match wait.await {
+                Ok(Ok(())) => {
+                    keep_chat(&store, &line);
+                    Ok(line)
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow::anyhow!("node stopped")),
+            };
+            let _ = done.send(result);
+        });
+    }
+
+    /// Adopts a binding the user's wallet signed (if the core lets this node change account)
+    /// and tells connected peers.
+    fn sign_in(&mut self, binding: IdentityBinding) -> anyhow::Result<chroom_types::Account> {
+        self.core.check_sign_in(binding.account)?;
+        let account = chroom_registry::verify(&binding, &self.local.to_base58(), unix_now())?;
+        tracing::info!(%account, expires_at_unix = binding.expires_at_unix, "signed in with a wallet");
+        let wallet_until_unix = Some(binding.expires_at_unix);
+        self.parts.identity = Some(OwnBinding::signed_elsewhere(binding));
+        self.core.set_account(Some(account));
+        self.parts.account.send_replace(Some(Acting {
+            account,
+            wallet_until_unix,
+        }));
+        let (net, results) = (self.parts.net.clone(), self.results.clone());
+        tokio::spawn(async move {
+            if let Ok(peers) = net.connected_peers().await {
+                let _ = results.send(StepResult::Reintroduce { peers }).await;
+            }
+        });
+        Ok(account)
+    }
+
+    fn handle_net_event(&mut self, event: NetEvent) {
+        let now = Instant::now();
+        match event {
+            NetEvent::SignalRequest {
+                peer,
+                reply,
+                request,
+            } => self.handle_signal_request(now, peer, reply, request),
+            NetEvent::PeerConnected { peer, .. } => self.say_hello(peer),
+            NetEvent::PeerDisconnected { peer } => self.core.handle_peer_disconnected(now, peer),
+            NetEvent::RoomMessage {
+                message,
+                room,
+                author,
+                data,
+            } => {
+                let id = GossipId(self.next_gossip);
+                self.next_gossip += 1;
+                self.gossip.insert(id, message);
+                match decode_heard(&data) {
+                    Ok((heard, binding)) => {
+                        let account = binding.and_then(|binding| {
+                            chroom_registry::verify(&binding, &author.to_base58(), unix_now())
+                                .inspect_err(|e| tracing::debug!(author = %short(&author), error = %e, "bad author binding"))
+                                .ok()
+                        });
+                        self.core.handle_room_message(
+                            now,
+                            unix_now_ms(),
+                            id,
+                            room,
+                            author,
+                            account,
+                            heard,
+                        );
+                    }
+                    Err(reason) => self.core.handle_bad_room_message(id, &reason),
+                }
+            }
+            NetEvent::RoomPeerJoined { room, peer } => {
+                tracing::debug!(room = %room.fmt_short(), peer = %short(&peer), "peer joined room topic");
+                self.core.handle_room_peer_joined(room);
+            }
+            NetEvent::PeerMisbehaved { peer, reason } => {
+                self.core.handle_malformed_request();
+                tracing::warn!(target: "chroom::_events::peer_misbehaved", %peer, %reason);
+            }
+            NetEvent::PeerIdentified { peer, listen_addrs } => {
+                let store = self.parts.store.clone();
+                let addrs: Vec<String> = listen_addrs.iter().map(ToString::to_string).collect();
+                // redb fsyncs on commit: keep it off the async threads.
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.remember_peer(&peer.to_base58(), &addrs, unix_now()) {
+                        tracing::warn!(error = %e, "cannot update peer book");
+                    }
+                });
+            }
+            NetEvent::Listening { addr } => tracing::debug!(%addr, "listen address"),
+            _ => {}
+        }
+    }
+
+    fn handle_signal_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        reply: SignalReplyId,
+        request: SignalRequest,
+    ) {
+        let id = InboundId(self.next_inbound);
+        self.next_inbound += 1;
+        match request {
+            SignalRequest::Tree(tree) => {
+                let Some(message) = tree_from_nodes(tree.message) else {
+                    self.core.handle_malformed_request();
+                    let error = SignalError::new(
+                        ErrorCode::Malformed,
+                        "a tree message named a node that is not an ed25519 key",
+                    );
+                    return refuse(&self.parts.net, reply, error);
+                };
+                self.inbound.insert(id, Inbound::Tree { reply });
+                self.core
+                    .handle_tree_request(now, id, peer, tree.room, message);
+            }
+            SignalRequest::Hello { binding } => {
+                if let Some(binding) = binding {
+                    self.handle_binding(now, peer, &binding);
+                }
+                let hello = SignalResponse::Hello {
+                    binding: self.own_binding(),
+                };
+                let net = self.parts.net.clone();
+                tokio::spawn(async move {
+                    let _ = net.respond(reply, hello).await;
+                });
+            }
+            SignalRequest::Subscribe {
+                room,
+                offer_sdp,
+                binding,
+            } => {
+                if let Some(binding) = binding {
+                    self.handle_binding(now, peer, &binding);
+                }
+                self.inbound
+                    .insert(id, Inbound::Subscribe { reply, offer_sdp });
+                self.core.handle_subscribe_request(now, id, peer, room);
+            }
+            SignalRequest::File { room, file, part } => {
+                let inbound = Inbound::File {
+                    reply,
+                    room,
+                    file,
+                    part,
+                };
+                self.inbound.insert(id, inbound);
+                self.core.handle_file_request(id, peer, room);
+            }
+            other => {
+                tracing::warn!(%peer, ?other, "unsupported signaling request");
+                let error = SignalError::new(ErrorCode::Malformed, "unsupported request");
+                refuse(&self.parts.net, reply, error);
+            }
+        }
+    }
+
+    fn handle_media_event(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::LinkClosed { link, reason } => {
+                tracing::info!(%link, ?reason, "link closed");
+                self.parts.links.remove(link);
+                self.core.handle_link_closed(Instant::now(), link);
+            }
+            MediaEvent::LinkConnected { link } => tracing::debug!(%link, "link connected"),
+            _ => {}
+        }
+    }
+
+    fn handle_step_result(&mut self, result: StepResult) {
+        let now = Instant::now();
+        match result {
+            StepResult::Publishers { room, peers } => {
+                tracing::debug!(room = %room.fmt_short(), providers = peers.len(), "publishers found");
+                self.core.handle_publishers(now, room, &peers);
+            }
+            StepResult::LookupFinished { room } => self.core.handle_lookup_finished(now, room),
+            StepResult::Subscribed {
+                id,
+                peer,
+                binding,
+                result,
+            } => {
+                if let Some(binding) = binding {
+                    self.handle_binding(now, peer, &binding);
+                }
+                if let Ok(link) = &result {
+                    self.parts.links.insert(*link, peer, LinkDirection::Receive);
+                }
+                self.core.handle_subscribe_result(now, id, result);
+            }
+            StepResult::SubscriberLinked { room, peer, link } => {
+                self.parts.links.insert(link, peer, LinkDirection::Send);
+                self.core.handle_subscriber_linked(now, room, peer, link);
+            }
+            StepResult::Hello { peer, binding } => match binding {
+                Some(binding) => self.handle_binding(now, peer, &binding),
+                None => tracing::debug!(peer = %short(&peer), "peer acts for no account"),
+            },
+            StepResult::Reintroduce { peers } => {
+                for peer in peers {
+                    self.say_hello(peer);
+                }
+            }
+            StepResult::OwnFiles { room, offers } => {
+                for offer in offers {
+                    self.publish(room, Say::FileOffer(offer), None);
+                }
+            }
+            StepResult::TreeSent {
+                peer,
+                room,
+                delivery,
+            } => self.core.handle_tree_delivery(now, peer, room, delivery),
+        }
+    }
+
+    fn handle_registry_event(&mut self, event: RegistryEvent) {
+        match event {
+            RegistryEvent::Facts {
+                room,
+                account,
+                read,
+                block,
+            } => {
+                tracing::debug!(room = %room.fmt_short(), %account, ?read, block, "registry facts");
+                let facts = match read {
+                    AccessRead {
+                        room_kind: Some(kind),
+                        membership,
+                        relayer,
+                    } => AccessFacts::Known {
+                        kind,
+                        membership,
+                        relayer,
+                    },
+                    AccessRead {
+                        room_kind: None, ..
+                    } => AccessFacts::UnknownRoom,
+                };
+                self.core
+                    .handle_access(Instant::now(), room, account, facts);
+            }
+            RegistryEvent::Freshness(freshness) => {
+                let stale = matches!(freshness, Freshness::Stale { .. });
+                self.core.handle_registry_stale(stale);
+            }
+            _ => {}
+        }
+    }
+
+    /// Verifies a peer's binding against the PeerId its connection authenticated, and tells
+    /// the core which account the peer acts for (none, if the binding is bad).
+    fn handle_binding(&mut self, now: Instant, peer: PeerId, binding: &IdentityBinding) {
+        let now_unix = unix_now();
+        let verified = match chroom_registry::verify(binding, &peer.to_base58(), now_unix) {
+            Ok(account) => Some((account, binding.expires_at_unix)),
+            Err(e) => {
+                tracing::warn!(peer = %short(&peer), error = %e, "refused identity binding");
+                None
+            }
+        };
+        self.core.handle_peer_binding(now, now_unix, peer, verified);
+    }
+
+    /// Tells a newly connected peer which account this node acts for, and learns its account
+    /// from the answer, so rights are known before the first room request.
+    fn say_hello(&mut self, peer: PeerId) {
+        let Some(binding) = self.own_binding() else {
+            return;
+        };
+        let request = SignalRequest::Hello {
+            binding: Some(binding),
+        };
+        let (net, results) = (self.parts.net.clone(), self.results.clone());
+        tokio::spawn(async move {
+            match net.request(peer, request).await {
+                Ok(SignalResponse::Hello { binding }) => {
+                    let _ = results.send(StepResult::Hello { peer, binding }).await;
+                }
+                // Peers that are not Chroom nodes (bootstrap tools, probes) need not answer.
+                Ok(other) => {
+                    tracing::debug!(peer = %short(&peer), ?other, "unexpected hello answer");
+                }
+                Err(e) => tracing::debug!(peer = %short(&peer), error = %e, "hello failed"),
+            }
+        });
+    }
+
+    /// Carries out every output of the core.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                NodeOutput::Session(output) => self.carry_out_session(output),
+                NodeOutput::Chat(line) => {
+                    tracing::info!(room = %line.room.fmt_short(), author = %short(&line.author), "chat message");
+                    keep_chat(&self.parts.store, &line);
+                    // No receiver is fine: nobody is reading chat on this node.
+                    let _ = self.parts.chat.send(line);
+                }
+                NodeOutput::FetchFile {
+                    room,
+                    from,
+                    account,
+                    offered_at_unix_ms,
+                    offer,
+                } => {
+                    let files = &self.parts.files;
+                    files.offered(room, (from, account), offered_at_unix_ms, offer);
+                }
+                NodeOutput::Gossip { id, verdict } => self.report_gossip(id, verdict),
+                NodeOutput::Moderated(notice) => {
+                    tracing::info!(room = %notice.room.fmt_short(), target = %short(&notice.target), action = ?notice.action, by = %short(&notice.by), "host decision");
+                    // Nobody listening is fine: no page is open.
+                    let _ = self.parts.notices.send(notice);
+                }
+                NodeOutput::OfferFilesAgain { room } => {
+                    let (files, results, own) =
+                        (self.parts.files.clone(), self.results.clone(), self.local);
+                    tokio::spawn(async move {
+                        match files.own_offers(room, own).await {
+                            Ok(offers) if !offers.is_empty() => {
+                                let _ = results.send(StepResult::OwnFiles { room, offers }).await;
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot read shared files"),
+                        }
+                    });
+                }
+                NodeOutput::OwnAccess { id, result } => {
+                    if let Some(reply) = self.own_checks.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                NodeOutput::PauseFiles { room } => self.parts.files.pause(room),
+                NodeOutput::Publish { room, say } => self.publish(room, say, None),
+                NodeOutput::ResumeFiles { room } => self.parts.files.resume(room),
+                NodeOutput::SendTree {
+                    peer,
+                    room,
+                    message,
+                } => self.send_tree(peer, room, message),
+                NodeOutput::ServeFile { request } => {
+                    if let Some(Inbound::File {
+                        reply,
+                        room,
+                        file,
+                        part,
+                    }) = self.inbound.remove(&request)
+                    {
+                        self.parts.files.serve(reply, room, file, part);
+                    }
+                }
+                NodeOutput::Silence { link, silenced } => {
+                    self.outbox.order(MediaOrder::Silence { link, silenced });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn carry_out_session(&mut self, output: Output<PeerId>) {
+        match output {
+            Output::FindPublishers { room } => {
+                let (net, results) = (self.parts.net.clone(), self.results.clone());
+                self.steps.spawn(async move {
+                    // Act on each answer as it comes rather than after the whole query.
+                    match net.stream_providers(room, Presence::Publisher).await {
+                        Ok(mut found) => {
+                            while let Some(peers) = found.recv().await {
+                                let _ = results.send(StepResult::Publishers { room, peers }).await;
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "provider lookup failed"),
+                    }
+                    let _ = results.send(StepResult::LookupFinished { room }).await;
+                });
+            }
+            Output::Subscribe {
+                id,
+                room,
+                peer,
+                kinds,
+                send,
+                mode,
+            } => {
+                let (net, media, results) = (
+                    self.parts.net.clone(),
+                    self.parts.media.clone(),
+                    self.results.clone(),
+                );
+                let own = self.own_binding();
+                self.steps.spawn(async move {
+                    let (result, binding) =
+                        subscribe(&net, &media, (room, peer), (&kinds, &send), mode, own).await;
+                    let subscribed = StepResult::Subscribed {
+                        id,
+                        peer,
+                        binding,
+                        result,
+                    };
+                    let _ = results.send(subscribed).await;
+                });
+            }
+            Output::AcceptSubscriber {
+                request,
+                room,
+                peer,
+                mode,
+            } => {
+                let Some(Inbound::Subscribe { reply, offer_sdp }) = self.inbound.remove(&request)
+                else {
+                    return;
+                };
+                let (net, media, results) = (
+                    self.parts.net.clone(),
+                    self.parts.media.clone(),
+                    self.results.clone(),
+                );
+                let own = self.own_binding();
+                self.steps.spawn(async move {
+                    let offer = (reply, offer_sdp);
+                    if let Some(link) = accept(&net, &media, offer, peer, mode, own).await {
+                        let linked = StepResult::SubscriberLinked { room, peer, link };
+                        let _ = results.send(linked).await;
+                    }
+                });
+            }
+            Output::Refuse {
+                request,
+                peer,
+                error,
+            } => {
+                let Some(inbound) = self.inbound.remove(&request) else {
+                    return;
+                };
+                tracing::warn!(%peer, %error, "refused signaling request");
+                refuse(&self.parts.net, inbound.reply(), error);
+            }
+            Output::AckTree { request, .. } => {
+                if let Some(inbound) = self.inbound.remove(&request) {
+                    let net = self.parts.net.clone();
+                    tokio::spawn(async move {
+                        let _ = net.respond(inbound.reply(), SignalResponse::Ack).await;
+                    });
+                }
+            }
+            Output::Forward {
+                upstream,
+                downstream,
+                version,
+            } => self.outbox.order(MediaOrder::Forward {
+                upstream,
+                downstream,
+                version,
+            }),
+            Output::LookupAccess { room, account } => match &self.parts.registry {
+                Some(registry) => registry.lookup(room, account),
+                None => tracing::error!("access lookup without a registry: a bug"),
+            },
+            Output::CloseLink { link } => self.outbox.order(MediaOrder::Close(link)),
+            Output::Event(event) => log_room_event(&event),
+            _ => {}
+        }
+    }
+
+    fn report_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {
+        let Some(message) = self.gossip.remove(&id) else {
+            return;
+        };
+        let acceptance = match verdict {
+            GossipVerdict::Deliver => GossipAcceptance::Accept,
+            GossipVerdict::Reject(error) => {
+                tracing::warn!(target: "chroom::_events::gossip_rejected", reason = %error, "rejected room message");
+                GossipAcceptance::Reject
+            }
+            GossipVerdict::Ignore(reason) => {
+                tracing::debug!(%reason, "ignored room message");
+                GossipAcceptance::Ignore
+            }
+        };
+        let net = self.parts.net.clone();
+        tokio::spawn(async move { net.report_message(message, acceptance).await });
+    }
+
+    /// Sends a tree message and reports how it fared.
+    fn send_tree(&mut self, peer: PeerId, room: RoomId, message: chroom_overlay::Message<PeerId>) {
+        let Some(message) = tree_to_nodes(message) else {
+            tracing::warn!(peer = %short(&peer), "tree message names a node without an ed25519 key");
+            let delivery = TreeDelivery::Misanswered;
+            return self
+                .core
+                .handle_tree_delivery(Instant::now(), peer, room, delivery);
+        };
+        let (net, results) = (self.parts.net.clone(), self.results.clone());
+        tokio::spawn(async move {
+            let request = SignalRequest::Tree(chroom_proto::TreeMessage { room, message });
+            let delivery = match net.request(peer, request).await {
+                Ok(SignalResponse::Ack) => TreeDelivery::Acknowledged,
+                Ok(SignalResponse::Error(error)) => TreeDelivery::Refused(error),
+                Ok(other) => {
+                    tracing::debug!(peer = %short(&peer), ?other, "unexpected answer to a tree message");
+                    TreeDelivery::Misanswered
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %short(&peer), error = %e, "tree message not delivered");
+                    TreeDelivery::Unreachable
+                }
+            };
+            let sent = StepResult::TreeSent {
+                peer,
+                room,
+                delivery,
+            };
+            let _ = results.send(sent).await;
+        });
+    }
+}
+
+/// Keeps a chat line in the store, off the async threads (redb fsyncs on commit); a failure is
+/// logged, the line was delivered anyway.
+fn keep_chat(store: &Arc<Store>, line: &ChatMessage) {
+    let room = line.room;
+    let stored = chroom_store::StoredChat {
+        sent_at_unix_ms: line.sent_at_unix_ms,
+        author: line.author.to_base58(),
+        account: line.account,
+        text: line.text.clone(),
+    };
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.append_chat(room, &stored) {
+            tracing::warn!(room = %room.fmt_short(), error = %e, "chat line not kept");
+        }
+    });
+}

@@ -1,0 +1,67 @@
+//! What a running node tells the rest of the process: frames, chat lines, hosts' decisions,
+//! participants, its place in a relay tree and its counters.
+
+use chroom_media::{ReceivedFrame, RelayStats};
+use chroom_net::PeerId;
+use chroom_types::LinkId;
+
+pub use chroom_room::node::{OwnAccess, OwnRefusal};
+
+/// A frame received from a publisher, as handed to the application (the recorder).
+#[derive(Debug, Clone)]
+pub struct NodeFrame {
+    /// The publisher.
+    pub peer: PeerId,
+    /// The link it came on.
+    pub link: LinkId,
+    /// The frame.
+    pub frame: ReceivedFrame,
+}
+
+/// A chat line from the room's gossip, delivered once the registry let its author chat.
+pub type ChatMessage = chroom_room::node::ChatLine<PeerId>;
+
+/// A host's decision, carried out on this node.
+pub type ModerationNotice = chroom_room::node::ModerationNotice<PeerId>;
+
+/// A member present in a room, as its page lists it.
+pub type Participant = chroom_room::node::Participant<PeerId>;
+
+/// This node's place in a broadcast room's relay tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreePosition {
+    /// The member feeding this node, if attached.
+    pub parent: Option<PeerId>,
+    /// The members this node feeds.
+    pub children: Vec<PeerId>,
+}
+
+/// Counters of a node, for tests and the CLI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Links receiving media.
+    pub receiving_links: usize,
+    /// Links sending media.
+    pub sending_links: usize,
+    /// Signaling requests refused so far.
+    pub requests_refused: u64,
+    /// Signaling requests that did not decode.
+    pub malformed_requests: u64,
+    /// The registry is unreachable and the node serves cached memberships.
+    pub registry_stale: bool,
+    /// The latest refusal a publisher sent this node, in words.
+    pub last_refusal: Option<String>,
+    /// Peers whose identity binding this node has verified (on connect, or with a request).
+    pub peers_with_accounts: usize,
+    /// Room gossip messages delivered (their authors may write in the room).
+    pub gossip_delivered: u64,
+    /// Room gossip messages rejected: undecodable, badly bound, or from an author the registry
+    /// does not allow. Rejected messages are not forwarded.
+    pub gossip_rejected: u64,
+    /// Times this node attached to a parent in a relay tree (joins and repairs).
+    pub tree_attachments: u64,
+    /// Frames received but not handed to the recorder, which fell behind (it gets the next).
+    pub frames_dropped: u64,
+    /// What this node relayed.
+    pub relay: RelayStats,
+}

@@ -1,0 +1,25 @@
+//! The node runtime: a [`NodeHandle`] that the page, the CLI and tests ask, and the node actor
+//! that feeds events to [`chroom_room::node::NodeCore`] (where every decision about rooms is
+//! made) and carries out its outputs on the network, the media socket, the store and the
+//! registry. `docs/runtime.md` draws how a chat line and an RTP packet travel.
+//!
+//! - [`api`]: what a node reports (frames, chat, participants, counters);
+//! - `handle`: the handle and the commands it sends;
+//! - `actor`: the select loop, translating events in and outputs out;
+//! - `signaling`: multi-step signaling and wire conversions;
+//! - `outbox`: ordered publications and media orders, off the loop;
+//! - `frames`: frames to the recorder, off the loop.
+
+pub(crate) mod actor;
+pub mod api;
+pub(crate) mod frames;
+mod handle;
+mod outbox;
+pub(crate) mod signaling;
+
+pub use api::{
+    ChatMessage, ModerationNotice, NodeFrame, NodeStats, OwnAccess, OwnRefusal, Participant,
+    TreePosition,
+};
+pub(crate) use handle::Acting;
+pub use handle::NodeHandle;

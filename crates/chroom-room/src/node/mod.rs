@@ -1,0 +1,1110 @@
+//! [`NodeCore`]: everything a node decides about the rooms it is in, above the links the
+//! [`RoomSession`] decides. Sans-IO like the session it owns: time is an input, messages and
+//! orders are outputs, and the node's runtime carries them out.
+//!
+//! It owns the room session, who is present (presence beats and their schedule), hosts'
+//! decisions and carrying them out, what a delivered room message means (chat, presence, file
+//! offers, moderation), the checks a room message passes before the registry is asked, who may
+//! fetch files, which links' microphones are silenced, the order of tree messages to each
+//! peer, peers' identity bindings and their expiry, this node's own access to a room for its
+//! page, and the counters the node reports.
+//!
+//! It does not own signing or verifying bindings, encoding messages, or anything with a
+//! socket: the runtime verifies a binding before it gets here and stamps outgoing messages
+//! with this node's binding and the time.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use chroom_overlay::Message;
+use chroom_proto::{ErrorCode, FileOffer, SignalError};
+use chroom_types::{Account, Action, LinkId, Membership, Moderation, Role, RoomId, RoomName};
+
+use crate::access::{AccessFacts, AccessPolicy};
+use crate::gossip::{GossipId, GossipVerdict, is_fresh};
+use crate::moderation::Moderations;
+use crate::roster::{Beat, PRESENCE_INTERVAL, Roster};
+use crate::session::{
+    InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
+    SubscribeId,
+};
+
+mod rules;
+#[cfg(test)]
+mod tests;
+
+pub use rules::{
+    CannotGoLive, OwnAccess, OwnRefusal, PAGE_BROADCAST_CAPACITY, PagePart, own_access, page_part,
+};
+
+/// How often expired bindings and silent members are looked for.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most tree messages queued for one peer; a peer that stops acknowledging is dropped from the
+/// tree long before this fills.
+const MAX_TREE_QUEUE: usize = 256;
+
+/// Most own-access checks waiting for the registry at once (one per open page, in practice).
+const MAX_OWN_CHECKS: usize = 64;
+
+/// What a room message says, with members named as the core names peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Say<P> {
+    /// A line of chat.
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// The author shares a file with the room.
+    FileOffer(FileOffer),
+    /// A host's decision about a member.
+    Moderate {
+        /// The member.
+        target: P,
+        /// What is decided.
+        action: Moderation,
+    },
+    /// The author is in the room (`leaving`: is leaving it now).
+    Presence {
+        /// The author is leaving.
+        leaving: bool,
+        /// The author shares a screen.
+        sharing_screen: bool,
+    },
+}
+
+impl<P> Say<P> {
+    /// The right its author needs in the room.
+    pub fn action(&self) -> Action {
+        match self {
+            // Sharing a file is saying something in the room.
+            Self::Chat { .. } | Self::FileOffer(_) => Action::Chat,
+            Self::Moderate { .. } => Action::Moderate,
+            Self::Presence { .. } => Action::Listen,
+        }
+    }
+}
+
+/// A room message as received, decoded and with its author's binding verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard<P> {
+    /// The room it names (checked against the topic it came on).
+    pub room: RoomId,
+    /// When its author says it was sent, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// What it says.
+    pub say: Say<P>,
+}
+
+/// A chat line delivered in a room (its author may chat there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine<P> {
+    /// The room.
+    pub room: RoomId,
+    /// The author's node.
+    pub author: P,
+    /// The account the author proved, if any (always, where the registry is enforced).
+    pub account: Option<Account>,
+    /// When the author sent it, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+/// A host's decision, carried out on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationNotice<P> {
+    /// The room.
+    pub room: RoomId,
+    /// The member it is about.
+    pub target: P,
+    /// What was decided.
+    pub action: Moderation,
+    /// The host's node.
+    pub by: P,
+    /// The host's account.
+    pub by_account: Option<Account>,
+}
+
+/// A member present in a room, as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant<P> {
+    /// Its node.
+    pub peer: P,
+    /// The account it proved, if any.
+    pub account: Option<Account>,
+    /// Its role in the registry, where this node knows it.
+    pub role: Option<Role>,
+    /// This node itself.
+    pub is_self: bool,
+    /// It shares a screen.
+    pub sharing_screen: bool,
+    /// A host muted it.
+    pub muted_by_host: bool,
+}
+
+/// Correlates a check of this node's own access with its [`NodeOutput::OwnAccess`] answer.
+/// Chosen by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnCheckId(pub u64);
+
+/// How a tree message sent to a peer fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeDelivery {
+    /// The peer took it.
+    Acknowledged,
+    /// The peer answered with something else than an acknowledgement or a refusal.
+    Misanswered,
+    /// The peer refused it.
+    Refused(SignalError),
+    /// It did not reach the peer.
+    Unreachable,
+}
+
+/// A command or report for the node's runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeOutput<P> {
+    /// Carry out a room session's output. Never a [`Output::GossipVerdict`] or an
+    /// [`Output::SendTree`]: this core takes those.
+    Session(Output<P>),
+    /// Deliver a chat line to the user's pages and keep it.
+    Chat(ChatLine<P>),
+    /// Fetch a file a member offered in a room this node is in.
+    FetchFile {
+        /// The room.
+        room: RoomId,
+        /// The member offering it.
+        from: P,
+        /// The account it proved.
+        account: Option<Account>,
+        /// When it was offered, unix milliseconds.
+        offered_at_unix_ms: u64,
+        /// The offer.
+        offer: FileOffer,
+    },
+    /// Report a room message's verdict to the gossip layer (deliver and forward, drop, or
+    /// drop and blame the forwarder).
+    Gossip {
+        /// The message.
+        id: GossipId,
+        /// What to do with it.
+        verdict: GossipVerdict,
+    },
+    /// Tell the user's pages of a host's decision carried out here.
+    Moderated(ModerationNotice<P>),
+    /// Offer again, in `room`, the files this node shared there (a member arrived).
+    OfferFilesAgain {
+        /// The room.
+        room: RoomId,
+    },
+    /// Answers a [`NodeCore::check_own_access`].
+    OwnAccess {
+        /// The check.
+        id: OwnCheckId,
+        /// The answer.
+        result: Result<OwnAccess, OwnRefusal>,
+    },
+    /// Stop fetching the files of `room` (this node left it); what is held is kept.
+    PauseFiles {
+        /// The room.
+        room: RoomId,
+    },
+    /// Publish a room message from this node.
+    Publish {
+        /// The room.
+        room: RoomId,
+        /// What it says.
+        say: Say<P>,
+    },
+    /// Go on fetching the files of `room` (this node joined it).
+    ResumeFiles {
+        /// The room.
+        room: RoomId,
+    },
+    /// Send a tree message to `peer`; report how it fared with
+    /// [`NodeCore::handle_tree_delivery`]. One is out per peer at a time.
+    SendTree {
+        /// The recipient.
+        peer: P,
+        /// The room whose tree it is.
+        room: RoomId,
+        /// The message.
+        message: Message<P>,
+    },
+    /// Serve the file chunk asked for by an accepted [`NodeCore::handle_file_request`].
+    ServeFile {
+        /// The request.
+        request: InboundId,
+    },
+    /// Drop (`silenced`) or pass again the microphone arriving on `link`.
+    Silence {
+        /// The link.
+        link: LinkId,
+        /// Drop it.
+        silenced: bool,
+    },
+}
+
+/// A command of this node's user that cannot be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The node is not present in the room.
+    #[error("join the room before {doing} it")]
+    NotInRoom {
+        /// What was asked, as "moderating", "sharing a file in".
+        doing: &'static str,
+    },
+    /// A node in a room keeps the account its members know it by.
+    #[error(
+        "leave the room before signing in as another account: members know this node by one \
+         account"
+    )]
+    AccountInUse,
+}
+
+/// What the node counts, for its stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeCounters {
+    /// Signaling requests refused so far.
+    pub requests_refused: u64,
+    /// Signaling requests that did not decode.
+    pub malformed_requests: u64,
+    /// The registry is unreachable and the node serves cached memberships.
+    pub registry_stale: bool,
+    /// The latest refusal a peer sent this node, in words.
+    pub last_refusal: Option<String>,
+    /// Room gossip messages delivered.
+    pub gossip_delivered: u64,
+    /// Room gossip messages rejected.
+    pub gossip_rejected: u64,
+    /// Times this node attached to a parent in a relay tree.
+    pub tree_attachments: u64,
+}
+
+/// A room message waiting for its author's rights.
+#[derive(Debug)]
+struct PendingGossip<P> {
+    author: P,
+    account: Option<Account>,
+    heard: Heard<P>,
+}
+
+/// Tree messages to one peer, sent one at a time so they arrive in order.
+#[derive(Debug)]
+struct TreeQueue<P> {
+    in_flight: bool,
+    waiting: VecDeque<(RoomId, Message<P>)>,
+}
+
+impl<P> Default for TreeQueue<P> {
+    fn default() -> Self {
+        Self {
+            in_flight: false,
+            waiting: VecDeque::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OwnCheck {
+    id: OwnCheckId,
+    room: RoomName,
+    account: Account,
+    action: Action,
+    deadline: Instant,
+}
+
+/// The node's decisions. See the module docs.
+#[derive(Debug)]
+pub struct NodeCore<P> {
+    session: RoomSession<P>,
+    local: P,
+    /// The account this node acts for, if any.
+    account: Option<Account>,
+    roster: Roster<P>,
+    moderation: Moderations<P>,
+    /// Rooms this node announces its presence in: every room it takes part in as a person,
+    /// not as a relayer.
+    present_in: BTreeSet<RoomId>,
+    sharing_screen: BTreeSet<RoomId>,
+    gossip: HashMap<GossipId, PendingGossip<P>>,
+    tree_queues: HashMap<P, TreeQueue<P>>,
+    /// Peers that proved an account, and when their binding expires.
+    bindings: HashMap<P, Instant>,
+    /// Links carrying this node's user's own microphone (from its browser).
+    own_sources: BTreeSet<LinkId>,
+    /// Links whose arriving microphone is dropped now.
+    silenced: BTreeSet<LinkId>,
+    own_checks: Vec<OwnCheck>,
+    next_beat: Option<Instant>,
+    next_housekeeping: Instant,
+    /// The latest time an input carried: the time of work done while outputs are drained
+    /// (a verdict the session reached for a message that waited for the registry).
+    now: Instant,
+    outputs: VecDeque<NodeOutput<P>>,
+    counters: NodeCounters,
+}
+
+impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
+    /// A node in no room, known to its peers as `local`, acting for `account`.
+    pub fn new(config: SessionConfig, local: P, account: Option<Account>, now: Instant) -> Self {
+        Self {
+            session: RoomSession::new(config, local),
+            local,
+            account,
+            roster: Roster::default(),
+            moderation: Moderations::default(),
+            present_in: BTreeSet::new(),
+            sharing_screen: BTreeSet::new(),
+            gossip: HashMap::new(),
+            tree_queues: HashMap::new(),
+            bindings: HashMap::new(),
+            own_sources: BTreeSet::new(),
+            silenced: BTreeSet::new(),
+            own_checks: Vec::new(),
+            next_beat: None,
+            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            now,
+            outputs: VecDeque::new(),
+            counters: NodeCounters::default(),
+        }
+    }
+
+    // ---- commands from this node's user ----
+
+    /// Takes part in `room`. A person (not a relayer) announces its presence there and goes on
+    /// fetching the room's files.
+    pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
+        self.now = self.now.max(now);
+        let person = !matches!(participation, Participation::Relay { .. });
+        self.session.join(now, room, participation);
+        if person && self.present_in.insert(room) {
+            self.announce(room, false);
+            self.outputs.push_back(NodeOutput::ResumeFiles { room });
+            self.next_beat.get_or_insert(now + PRESENCE_INTERVAL);
+        }
+    }
+
+    /// Stops taking part in `room`. Returns the goodbye to publish before leaving its topic,
+    /// if this node was present there: members drop it from their rosters at once, and link
+    /// to it afresh if it comes back.
+    #[must_use = "publish the goodbye"]
+    pub fn leave(&mut self, now: Instant, room: RoomId) -> Option<Say<P>> {
+        self.now = self.now.max(now);
+        self.session.leave(now, room);
+        self.roster.forget_room(room);
+        self.moderation.forget_room(room);
+        self.sharing_screen.remove(&room);
+        self.outputs.push_back(NodeOutput::PauseFiles { room });
+        if !self.present_in.remove(&room) {
+            return None;
+        }
+        if self.present_in.is_empty() {
+            self.next_beat = None;
+        }
+        Some(Say::Presence {
+            leaving: true,
+            sharing_screen: false,
+        })
+    }
+
+    /// This node's user shares a screen in `room` (or stops): members learn it at once.
+    pub fn share_screen(&mut self, room: RoomId, sharing: bool) {
+        let changed = if sharing {
+            self.sharing_screen.insert(room)
+        } else {
+            self.sharing_screen.remove(&room)
+        };
+        if changed && self.present_in.contains(&room) {
+            self.announce(room, false);
+        }
+    }
+
+    /// A host's decision of this node's user: carried out here at once; returns the message
+    /// that asks every member's node to carry it out (each checks the registry first).
+    pub fn moderate(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        target: P,
+        action: Moderation,
+    ) -> Result<Say<P>, CommandError> {
+        self.now = self.now.max(now);
+        if !self.present_in.contains(&room) {
+            return Err(CommandError::NotInRoom {
+                doing: "moderating",
+            });
+        }
+        self.carry_out(room, target, action, (self.local, self.account));
+        self.moderation.record_own(room, target, action);
+        Ok(Say::Moderate { target, action })
+    }
+
+    /// This node's user offers a file in `room`: returns the offer to publish.
+    pub fn offer_file(&mut self, room: RoomId, offer: FileOffer) -> Result<Say<P>, CommandError> {
+        if !self.present_in.contains(&room) {
+            return Err(CommandError::NotInRoom {
+                doing: "sharing a file in",
+            });
+        }
+        Ok(Say::FileOffer(offer))
+    }
+
+    /// Whether this node may start acting for `account`: in a room only a renewal of the
+    /// account members know it by is taken.
+    pub fn check_sign_in(&self, account: Account) -> Result<(), CommandError> {
+        if !self.present_in.is_empty() && self.account != Some(account) {
+            return Err(CommandError::AccountInUse);
+        }
+        Ok(())
+    }
+
+    /// This node acts for `account` from now on (checked with [`Self::check_sign_in`]).
+    pub fn set_account(&mut self, account: Option<Account>) {
+        self.account = account;
+    }
+
+    /// Asks whether this node's own account may `action` in `room`, as a joining user wants
+    /// to know before anything else happens. Answered by [`NodeOutput::OwnAccess`]: at once
+    /// from what this node holds of the registry (its cache serves during an outage), or once
+    /// the registry answers, or with [`OwnRefusal::Unavailable`] after the lookup timeout.
+    pub fn check_own_access(
+        &mut self,
+        now: Instant,
+        id: OwnCheckId,
+        room: RoomName,
+        action: Action,
+    ) {
+        self.now = self.now.max(now);
+        if self.session.access_policy() == AccessPolicy::Open {
+            let access = OwnAccess {
+                kind: None,
+                role: None,
+            };
+            return self.answer_own(id, Ok(access));
+        }
+        let Some(account) = self.account else {
+            return self.answer_own(id, Err(OwnRefusal::NoAccount));
+        };
+        if let Some(facts) = self.session.facts(room.id(), account) {
+            let result = own_access(&room, account, facts, action);
+            return self.answer_own(id, result);
+        }
+        if self.own_checks.len() >= MAX_OWN_CHECKS {
+            return self.answer_own(id, Err(OwnRefusal::Unavailable));
+        }
+        self.session.look_up(room.id(), account);
+        let deadline = now + self.session.access_lookup_timeout();
+        self.own_checks.push(OwnCheck {
+            id,
+            room,
+            account,
+            action,
+            deadline,
+        });
+    }
+
+    /// A link from this node's user's browser now carries its microphone (and camera).
+    pub fn handle_own_source_opened(&mut self, link: LinkId) {
+        self.own_sources.insert(link);
+    }
+
+    // ---- inputs from the network, the media and the registry ----
+
+    /// A peer's identity binding, verified against the PeerId its connection authenticated:
+    /// `Some((account, expires_at_unix))`, or `None` if it did not verify. `now_unix` is the
+    /// wall clock at `now`.
+    pub fn handle_peer_binding(
+        &mut self,
+        now: Instant,
+        now_unix: u64,
+        peer: P,
+        verified: Option<(Account, u64)>,
+    ) {
+        self.now = self.now.max(now);
+        match verified {
+            Some((account, expires_at_unix)) => {
+                let left = Duration::from_secs(expires_at_unix.saturating_sub(now_unix));
+                self.bindings.insert(peer, now + left);
+                self.session.handle_peer_account(now, peer, Some(account));
+            }
+            None => {
+                self.bindings.remove(&peer);
+                self.session.handle_peer_account(now, peer, None);
+            }
+        }
+    }
+
+    /// A signaling request that did not decode (the runtime answers it as malformed).
+    pub fn handle_malformed_request(&mut self) {
+        self.counters.malformed_requests += 1;
+    }
+
+    /// `peer` asks to subscribe to this node's tracks in `room`.
+    pub fn handle_subscribe_request(
+        &mut self,
+        now: Instant,
+        request: InboundId,
+        peer: P,
+        room: RoomId,
+    ) {
+        self.now = self.now.max(now);
+        if self.moderation.is_removed(room, peer) {
+            let error = SignalError::new(
+                ErrorCode::NotAuthorized,
+                "a host removed you from this room",
+            );
+            return self.refuse(request, peer, error);
+        }
+        self.session
+            .handle_subscribe_request(now, request, peer, room);
+    }
+
+    /// `peer` sent a tree message for `room`.
+    pub fn handle_tree_request(
+        &mut self,
+        now: Instant,
+        request: InboundId,
+        peer: P,
+        room: RoomId,
+        message: Message<P>,
+    ) {
+        self.now = self.now.max(now);
+        self.session
+            .handle_tree_request(now, request, peer, room, message);
+    }
+
+    /// `peer` asks for a part of a file shared in `room`. Files go to members present in the
+    /// room: their presence was checked against the registry like anything they say there.
+    pub fn handle_file_request(&mut self, request: InboundId, peer: P, room: RoomId) {
+        if self.present_in.contains(&room) && self.roster.is_present(room, peer) {
+            self.outputs.push_back(NodeOutput::ServeFile { request });
+            return;
+        }
+        let error = SignalError::new(
+            ErrorCode::NotInRoom,
+            "files are served to members present in the room",
+        );
+        self.refuse(request, peer, error);
+    }
+
+    /// A tree message to `peer` fared as `delivery`; the next one goes out.
+    pub fn handle_tree_delivery(
+        &mut self,
+        now: Instant,
+        peer: P,
+        room: RoomId,
+        delivery: TreeDelivery,
+    ) {
+        self.now = self.now.max(now);
+        match delivery {
+            TreeDelivery::Acknowledged | TreeDelivery::Misanswered => {}
+            TreeDelivery::Refused(error) => {
+                self.session.handle_tree_refused(now, peer, room, error);
+            }
+            TreeDelivery::Unreachable => {
+                // Later messages to a vanished peer would only time out one by one.
+                self.tree_queues.remove(&peer);
+                self.session.handle_tree_unreachable(now, peer, room);
+                return;
+            }
+        }
+        if let Some(queue) = self.tree_queues.get_mut(&peer) {
+            queue.in_flight = false;
+        }
+        self.send_next_tree(peer);
+    }
+
+    /// The transport lost every connection to `peer`.
+    pub fn handle_peer_disconnected(&mut self, now: Instant, peer: P) {
+        self.now = self.now.max(now);
+        self.tree_queues.remove(&peer);
+        self.session.handle_peer_disconnected(now, peer);
+    }
+
+    /// A peer subscribed to `room`'s topic: it can hear this node now, so this node says it is
+    /// here rather than at the next beat, and tells it what it missed (this node's decisions
+    /// as a host that are in force, and the files it offered).
+    pub fn handle_room_peer_joined(&mut self, room: RoomId) {
+        if !self.present_in.contains(&room) {
+            return;
+        }
+        self.announce(room, false);
+        for (target, action) in self.moderation.own(room) {
+            let say = Say::Moderate { target, action };
+            self.outputs.push_back(NodeOutput::Publish { room, say });
+        }
+        self.outputs.push_back(NodeOutput::OfferFilesAgain { room });
+    }
+
+    /// A message arrived in `topic`, written by `author`, whose binding proved `account` (if
+    /// it carried one that verified). Checked here for what needs no registry (it names its
+    /// topic's room, is recent, its author was not removed), then against the registry by
+    /// the session; answered by a [`NodeOutput::Gossip`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_room_message(
+        &mut self,
+        now: Instant,
+        now_unix_ms: u64,
+        id: GossipId,
+        topic: RoomId,
+        author: P,
+        account: Option<Account>,
+        heard: Heard<P>,
+    ) {
+        self.now = self.now.max(now);
+        if heard.room != topic {
+            return self.reject_gossip(id, "names another room");
+        }
+        if self.moderation.is_removed(topic, author) {
+            return self.ignore_gossip(id, "its author was removed from the room");
+        }
+        if !is_fresh(heard.sent_at_unix_ms, now_unix_ms) {
+            return self.ignore_gossip(id, "sent too long ago (or in the future)");
+        }
+        let action = heard.say.action();
+        self.gossip.insert(
+            id,
+            PendingGossip {
+                author,
+                account,
+                heard,
+            },
+        );
+        self.session
+            .handle_room_message(now, id, topic, account, action);
+    }
+
+    /// A room message that did not decode, or says something this node does not know.
+    pub fn handle_bad_room_message(&mut self, id: GossipId, reason: &str) {
+        self.reject_gossip(id, reason);
+    }
+
+    /// The registry's facts about `account` in `room`.
+    pub fn handle_access(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        facts: AccessFacts,
+    ) {
+        self.now = self.now.max(now);
+        self.session.handle_access(now, room, account, facts);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.own_checks)
+            .into_iter()
+            .partition(|check| check.room.id() == room && check.account == account);
+        self.own_checks = waiting;
+        for check in ready {
+            let result = own_access(&check.room, account, facts, check.action);
+            self.answer_own(check.id, result);
+        }
+    }
+
+    /// The registry's cache stopped (`true`) or started matching the chain.
+    pub fn handle_registry_stale(&mut self, stale: bool) {
+        self.counters.registry_stale = stale;
+    }
+
+    /// Part of the answer to an [`Output::FindPublishers`].
+    pub fn handle_publishers(&mut self, now: Instant, room: RoomId, publishers: &[P]) {
+        self.now = self.now.max(now);
+        self.session.handle_publishers(now, room, publishers);
+    }
+
+    /// The lookup of an [`Output::FindPublishers`] ended.
+    pub fn handle_lookup_finished(&mut self, now: Instant, room: RoomId) {
+        self.now = self.now.max(now);
+        self.session.handle_lookup_finished(now, room);
+    }
+
+    /// The result of an [`Output::Subscribe`].
+    pub fn handle_subscribe_result(
+        &mut self,
+        now: Instant,
+        id: SubscribeId,
+        result: Result<LinkId, SubscribeFailure>,
+    ) {
+        self.now = self.now.max(now);
+        self.session.handle_subscribe_result(now, id, result);
+    }
+
+    /// The runtime opened the sending link for an [`Output::AcceptSubscriber`].
+    pub fn handle_subscriber_linked(&mut self, now: Instant, room: RoomId, peer: P, link: LinkId) {
+        self.now = self.now.max(now);
+        self.session.handle_subscriber_linked(now, room, peer, link);
+    }
+
+    /// A link closed, for whatever reason (its browser or peer went, or it was told to).
+    pub fn handle_link_closed(&mut self, now: Instant, link: LinkId) {
+        self.now = self.now.max(now);
+        self.own_sources.remove(&link);
+        self.silenced.remove(&link);
+        self.session.handle_link_closed(now, link);
+    }
+
+    /// Time passed. Spurious calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.session.handle_timeout(now);
+        if self.next_beat.is_some_and(|at| at <= now) {
+            self.next_beat = Some(now + PRESENCE_INTERVAL);
+            for room in self.present_in.clone() {
+                self.announce(room, false);
+            }
+        }
+        if self.next_housekeeping <= now {
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            self.roster.expire(now);
+        }
+        let expired: Vec<P> = self
+            .bindings
+            .iter()
+            .filter(|(_, expiry)| **expiry <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.bindings.remove(&peer);
+            self.session.handle_peer_account(now, peer, None);
+        }
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.own_checks)
+            .into_iter()
+            .partition(|check| check.deadline <= now);
+        self.own_checks = waiting;
+        for check in late {
+            self.answer_own(check.id, Err(OwnRefusal::Unavailable));
+        }
+    }
+
+    // ---- outputs ----
+
+    /// The next thing to carry out, if any. Drain until `None` after every input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<NodeOutput<P>> {
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                return Some(output);
+            }
+            if let Some(output) = self.session.poll_output() {
+                self.take_session_output(output);
+                continue;
+            }
+            // Links and decisions have settled: silence follows them.
+            self.refresh_silence();
+            return self.outputs.pop_front();
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let checks = self.own_checks.iter().map(|check| check.deadline);
+        let bindings = self.bindings.values().copied();
+        [self.session.poll_timeout(), self.next_beat]
+            .into_iter()
+            .flatten()
+            .chain([self.next_housekeeping])
+            .chain(checks)
+            .chain(bindings)
+            .min()
+    }
+
+    // ---- getters ----
+
+    /// The room session this core drives.
+    pub fn session(&self) -> &RoomSession<P> {
+        &self.session
+    }
+
+    /// What the node counts.
+    pub fn counters(&self) -> &NodeCounters {
+        &self.counters
+    }
+
+    /// Peers whose identity binding holds now.
+    pub fn peers_with_accounts(&self) -> usize {
+        self.bindings.len()
+    }
+
+    /// Rooms this node is present in as a person.
+    pub fn is_present(&self, room: RoomId) -> bool {
+        self.present_in.contains(&room)
+    }
+
+    /// Links whose arriving microphone is dropped now.
+    pub fn silenced(&self) -> impl Iterator<Item = LinkId> + '_ {
+        self.silenced.iter().copied()
+    }
+
+    /// Who is in `room`: this node (if present as a person) first, then every member heard,
+    /// with the roles this node knows from the registry.
+    pub fn participants(&self, room: RoomId) -> Vec<Participant<P>> {
+        let role_of = |account: Option<Account>| match self.session.facts(room, account?)? {
+            AccessFacts::Known {
+                membership: Membership::Member(role),
+                ..
+            } => Some(role),
+            _ => None,
+        };
+        let mut participants = Vec::new();
+        if self.present_in.contains(&room) {
+            participants.push(Participant {
+                peer: self.local,
+                account: self.account,
+                role: role_of(self.account),
+                is_self: true,
+                sharing_screen: self.sharing_screen.contains(&room),
+                muted_by_host: self.moderation.is_muted(room, self.local),
+            });
+        }
+        participants.extend(
+            self.roster
+                .members(room)
+                .into_iter()
+                .map(|(peer, present)| Participant {
+                    peer,
+                    account: present.account,
+                    role: role_of(present.account),
+                    is_self: false,
+                    sharing_screen: present.sharing_screen,
+                    muted_by_host: self.moderation.is_muted(room, peer),
+                }),
+        );
+        participants
+    }
+
+    // ---- private ----
+
+    fn announce(&mut self, room: RoomId, leaving: bool) {
+        let sharing_screen = !leaving && self.sharing_screen.contains(&room);
+        let say = Say::Presence {
+            leaving,
+            sharing_screen,
+        };
+        self.outputs.push_back(NodeOutput::Publish { room, say });
+    }
+
+    fn answer_own(&mut self, id: OwnCheckId, result: Result<OwnAccess, OwnRefusal>) {
+        self.outputs.push_back(NodeOutput::OwnAccess { id, result });
+    }
+
+    fn refuse(&mut self, request: InboundId, peer: P, error: SignalError) {
+        self.counters.requests_refused += 1;
+        let refusal = Output::Refuse {
+            request,
+            peer,
+            error,
+        };
+        self.outputs.push_back(NodeOutput::Session(refusal));
+    }
+
+    fn reject_gossip(&mut self, id: GossipId, reason: &str) {
+        self.gossip.remove(&id);
+        let error = SignalError::new(ErrorCode::Malformed, reason);
+        self.decide_gossip(id, GossipVerdict::Reject(error));
+    }
+
+    fn ignore_gossip(&mut self, id: GossipId, reason: &str) {
+        self.gossip.remove(&id);
+        self.decide_gossip(id, GossipVerdict::Ignore(reason.to_owned()));
+    }
+
+    /// Reports a verdict and, for a delivered message, carries out what it says.
+    fn decide_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {
+        let pending = self.gossip.remove(&id);
+        match &verdict {
+            GossipVerdict::Deliver => self.counters.gossip_delivered += 1,
+            GossipVerdict::Reject(_) => self.counters.gossip_rejected += 1,
+            GossipVerdict::Ignore(_) => {}
+        }
+        let deliver = verdict == GossipVerdict::Deliver;
+        self.outputs.push_back(NodeOutput::Gossip { id, verdict });
+        if let (true, Some(pending)) = (deliver, pending) {
+            self.deliver(pending);
+        }
+    }
+
+    /// Carries out a room message its author may send.
+    fn deliver(
+        &mut self,
+        PendingGossip {
+            author,
+            account,
+            heard,
+        }: PendingGossip<P>,
+    ) {
+        let room = heard.room;
+        match heard.say {
+            Say::Chat { text } => self.outputs.push_back(NodeOutput::Chat(ChatLine {
+                room,
+                author,
+                account,
+                sent_at_unix_ms: heard.sent_at_unix_ms,
+                text,
+            })),
+            Say::Presence {
+                leaving,
+                sharing_screen,
+            } => {
+                let beat = Beat {
+                    account,
+                    leaving,
+                    sharing_screen,
+                };
+                let now = self.now;
+                let changed = self.roster.handle_presence(now, room, author, beat);
+                if leaving {
+                    self.session.handle_member_left(now, room, author);
+                } else if changed {
+                    self.session.handle_member_present(now, room, author);
+                }
+            }
+            Say::Moderate { target, action } => {
+                self.carry_out(room, target, action, (author, account));
+            }
+            Say::FileOffer(offer) => {
+                if self.present_in.contains(&room) {
+                    self.outputs.push_back(NodeOutput::FetchFile {
+                        room,
+                        from: author,
+                        account,
+                        offered_at_unix_ms: heard.sent_at_unix_ms,
+                        offer,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Carries out a host's decision about `target` in `room` (its author checked): a removed
+    /// member is dropped and its links closed (this node, removed, leaves); pages are told.
+    fn carry_out(
+        &mut self,
+        room: RoomId,
+        target: P,
+        action: Moderation,
+        (by, by_account): (P, Option<Account>),
+    ) {
+        if !self.moderation.apply(room, target, action) {
+            return;
+        }
+        if action == Moderation::Remove {
+            let now = self.now;
+            if target == self.local {
+                if let Some(goodbye) = self.leave(now, room) {
+                    self.outputs
+                        .push_back(NodeOutput::Publish { room, say: goodbye });
+                }
+            } else {
+                let gone = Beat {
+                    leaving: true,
+                    ..Beat::default()
+                };
+                self.roster.handle_presence(now, room, target, gone);
+                self.session.handle_member_left(now, room, target);
+            }
+        }
+        self.outputs
+            .push_back(NodeOutput::Moderated(ModerationNotice {
+                room,
+                target,
+                action,
+                by,
+                by_account,
+            }));
+    }
+
+    fn take_session_output(&mut self, output: Output<P>) {
+        match output {
+            Output::GossipVerdict { id, verdict, .. } => self.decide_gossip(id, verdict),
+            Output::SendTree {
+                peer,
+                room,
+                message,
+            } => self.queue_tree(peer, room, message),
+            Output::Refuse {
+                request,
+                peer,
+                error,
+            } => self.refuse(request, peer, error),
+            Output::Event(event) => {
+                match &event {
+                    RoomEvent::SubscribeFailed {
+                        failure: SubscribeFailure::Refused(error),
+                        ..
+                    }
+                    | RoomEvent::TreeRefused { error, .. } => {
+                        self.counters.last_refusal = Some(error.to_string());
+                    }
+                    RoomEvent::TreeAttached { .. } => self.counters.tree_attachments += 1,
+                    _ => {}
+                }
+                self.outputs
+                    .push_back(NodeOutput::Session(Output::Event(event)));
+            }
+            other => self.outputs.push_back(NodeOutput::Session(other)),
+        }
+    }
+
+    fn queue_tree(&mut self, peer: P, room: RoomId, message: Message<P>) {
+        let queue = self.tree_queues.entry(peer).or_default();
+        if queue.waiting.len() >= MAX_TREE_QUEUE {
+            tracing::warn!(?peer, "tree queue full: dropping a message");
+            return;
+        }
+        queue.waiting.push_back((room, message));
+        self.send_next_tree(peer);
+    }
+
+    fn send_next_tree(&mut self, peer: P) {
+        let Some(queue) = self.tree_queues.get_mut(&peer) else {
+            return;
+        };
+        if queue.in_flight {
+            return;
+        }
+        let Some((room, message)) = queue.waiting.pop_front() else {
+            return;
+        };
+        queue.in_flight = true;
+        self.outputs.push_back(NodeOutput::SendTree {
+            peer,
+            room,
+            message,
+        });
+    }
+
+    /// Drops the microphone of members a host muted (this node's own, if it is one of them)
+    /// wherever it arrives here, and passes it again once unmuted. The node does this, not a
+    /// page: it holds whether or not a page is open, and a page cannot unmute past its host.
+    fn refresh_silence(&mut self) {
+        let mut wanted = BTreeSet::new();
+        for &room in &self.present_in {
+            for (peer, link) in self.session.media_links(room) {
+                if self.moderation.is_muted(room, peer) {
+                    wanted.insert(link);
+                }
+            }
+            if self.moderation.is_muted(room, self.local) {
+                wanted.extend(self.own_sources.iter().copied());
+            }
+        }
+        if wanted == self.silenced {
+            return;
+        }
+        for &link in self.silenced.difference(&wanted) {
+            let silenced = false;
+            self.outputs
+                .push_back(NodeOutput::Silence { link, silenced });
+        }
+        for &link in wanted.difference(&self.silenced) {
+            let silenced = true;
+            self.outputs
+                .push_back(NodeOutput::Silence { link, silenced });
+        }
+        self.silenced = wanted;
+    }
+}

@@ -1,0 +1,832 @@
+use std::time::{Duration, Instant};
+
+use chroom_overlay::Message;
+use chroom_proto::{ErrorCode, FileOffer};
+use chroom_types::{
+    Account, Action, FileHash, LinkId, MediaKind, Membership, Moderation, Role, RoomKind, RoomName,
+};
+
+use super::*;
+use crate::access::{AccessFacts, AccessPolicy};
+use crate::gossip::{GossipId, GossipVerdict, MAX_CLOCK_SKEW};
+use crate::roster::PRESENCE_TIMEOUT;
+
+/// The origin of virtual time (`Instant` has no constructor but `now()`).
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+/// Wall-clock milliseconds at the epoch, for message freshness.
+const UNIX_MS: u64 = 1_800_000_000_000;
+
+const LOCAL: u32 = 5;
+const HOST: u32 = 7;
+const MEMBER: u32 = 8;
+const STRANGER: u32 = 9;
+
+fn name() -> RoomName {
+    "lobby".parse().unwrap()
+}
+
+fn room() -> RoomId {
+    name().id()
+}
+
+fn account(n: u8) -> Account {
+    Account::from_bytes([n; 20])
+}
+
+fn meet() -> Participation {
+    Participation::Meet {
+        publish: vec![MediaKind::Audio, MediaKind::Video],
+        receive: vec![MediaKind::Audio, MediaKind::Video],
+    }
+}
+
+fn drain(core: &mut NodeCore<u32>) -> Vec<NodeOutput<u32>> {
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+fn facts(role: Option<Role>) -> AccessFacts {
+    AccessFacts::Known {
+        kind: RoomKind::Conference,
+        membership: role.map_or(Membership::NotMember, Membership::Member),
+        relayer: false,
+    }
+}
+
+fn enforcing() -> SessionConfig {
+    SessionConfig {
+        access: AccessPolicy::Enforce,
+        ..SessionConfig::default()
+    }
+}
+
+/// A node (LOCAL, a listener) present in the conference, with a host (HOST) and a member
+/// (MEMBER) whose bindings and roles it knows, and a stranger (STRANGER) who is no member.
+fn in_a_room(now: Instant) -> NodeCore<u32> {
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(LOCAL as u8)), now);
+    for (peer, role) in [
+        (LOCAL, Some(Role::Listener)),
+        (HOST, Some(Role::Host)),
+        (MEMBER, Some(Role::Listener)),
+        (STRANGER, None),
+    ] {
+        let acct = account(peer as u8);
+        if peer != LOCAL {
+            core.handle_peer_binding(
+                now,
+                UNIX_MS / 1000,
+                peer,
+                Some((acct, UNIX_MS / 1000 + 3600)),
+            );
+        }
+        core.handle_access(now, room(), acct, facts(role));
+    }
+    core.join(now, room(), meet());
+    drain(&mut core);
+    core
+}
+
+/// Has `author` say `say` in the room, as a message `id`.
+fn hear(core: &mut NodeCore<u32>, now: Instant, id: u64, author: u32, say: Say<u32>) {
+    let heard = Heard {
+        room: room(),
+        sent_at_unix_ms: UNIX_MS,
+        say,
+    };
+    let acct = Some(account(author as u8));
+    core.handle_room_message(now, UNIX_MS, GossipId(id), room(), author, acct, heard);
+}
+
+fn beat() -> Say<u32> {
+    Say::Presence {
+        leaving: false,
+        sharing_screen: false,
+    }
+}
+
+fn verdict_of(outputs: &[NodeOutput<u32>], id: u64) -> Option<&GossipVerdict> {
+    outputs.iter().find_map(|o| match o {
+        NodeOutput::Gossip { id: got, verdict } if *got == GossipId(id) => Some(verdict),
+        _ => None,
+    })
+}
+
+fn publishes(outputs: &[NodeOutput<u32>]) -> Vec<&Say<u32>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            NodeOutput::Publish { say, .. } => Some(say),
+            _ => None,
+        })
+        .collect()
+}
+
+fn silences(outputs: &[NodeOutput<u32>]) -> Vec<(LinkId, bool)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            NodeOutput::Silence { link, silenced } => Some((*link, *silenced)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refusal_code(outputs: &[NodeOutput<u32>], request: InboundId) -> Option<ErrorCode> {
+    outputs.iter().find_map(|o| match o {
+        NodeOutput::Session(Output::Refuse {
+            request: r, error, ..
+        }) if *r == request => Some(error.code),
+        _ => None,
+    })
+}
+
+/// MEMBER linked to LOCAL in the conference (it has the higher id, so LOCAL opened the link).
+fn linked_to_member(core: &mut NodeCore<u32>, now: Instant) -> LinkId {
+    hear(core, now, 100, MEMBER, beat());
+    let outputs = drain(core);
+    let id = outputs
+        .iter()
+        .find_map(|o| match o {
+            NodeOutput::Session(Output::Subscribe { id, peer, .. }) if *peer == MEMBER => Some(*id),
+            _ => None,
+        })
+        .expect("an arriving member is linked at once");
+    let link = LinkId(42);
+    core.handle_subscribe_result(now, id, Ok(link));
+    drain(core);
+    link
+}
+
+#[test]
+fn a_person_joining_announces_itself_and_resumes_files_a_relayer_does_not() {
+    let now = epoch();
+    let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
+    core.join(now, room(), meet());
+    let outputs = drain(&mut core);
+    assert_eq!(publishes(&outputs), vec![&beat()]);
+    assert!(outputs.contains(&NodeOutput::ResumeFiles { room: room() }));
+    assert!(core.is_present(room()));
+
+    let other: RoomId = "relayed".parse::<RoomName>().unwrap().id();
+    core.join(now, other, Participation::Relay { capacity: 4 });
+    let outputs = drain(&mut core);
+    assert!(publishes(&outputs).is_empty());
+    assert!(!core.is_present(other));
+}
+
+#[test]
+fn presence_beats_follow_the_interval_and_leaving_says_goodbye() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let due = core.poll_timeout().unwrap();
+    assert!(due <= now + PRESENCE_INTERVAL);
+    let later = now + PRESENCE_INTERVAL;
+    core.handle_timeout(later);
+    assert_eq!(publishes(&drain(&mut core)), vec![&beat()]);
+    core.handle_timeout(later + Duration::from_millis(10));
+    assert!(
+        publishes(&drain(&mut core)).is_empty(),
+        "one beat per interval"
+    );
+
+    let goodbye = core.leave(later, room());
+    assert_eq!(
+        goodbye,
+        Some(Say::Presence {
+            leaving: true,
+            sharing_screen: false
+        })
+    );
+    assert!(drain(&mut core).contains(&NodeOutput::PauseFiles { room: room() }));
+    core.handle_timeout(later + PRESENCE_INTERVAL * 2);
+    assert!(
+        publishes(&drain(&mut core)).is_empty(),
+        "no beats after leaving"
+    );
+    assert_eq!(
+        core.leave(later, room()),
+        None,
+        "leaving twice says nothing"
+    );
+}
+
+#[test]
+fn sharing_a_screen_is_announced_at_once() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    core.share_screen(room(), true);
+    let sharing = Say::Presence {
+        leaving: false,
+        sharing_screen: true,
+    };
+    assert_eq!(publishes(&drain(&mut core)), vec![&sharing]);
+    core.share_screen(room(), true);
+    assert!(
+        publishes(&drain(&mut core)).is_empty(),
+        "no change, no message"
+    );
+    assert!(core.participants(room())[0].sharing_screen);
+}
+
+#[test]
+fn room_messages_are_checked_before_the_registry_is_asked() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    // Names another room than the topic it came on.
+    let elsewhere = Heard {
+        room: "elsewhere".parse::<RoomName>().unwrap().id(),
+        sent_at_unix_ms: UNIX_MS,
+        say: Say::Chat { text: "hi".into() },
+    };
+    core.handle_room_message(now, UNIX_MS, GossipId(1), room(), MEMBER, None, elsewhere);
+    // Sent too long ago: a replay.
+    let stale = Heard {
+        room: room(),
+        sent_at_unix_ms: UNIX_MS - MAX_CLOCK_SKEW.as_millis() as u64 - 1,
+        say: Say::Chat { text: "old".into() },
+    };
+    let acct = Some(account(MEMBER as u8));
+    core.handle_room_message(now, UNIX_MS, GossipId(2), room(), MEMBER, acct, stale);
+    core.handle_bad_room_message(GossipId(3), "does not decode");
+    let outputs = drain(&mut core);
+    assert!(matches!(
+        verdict_of(&outputs, 1),
+        Some(GossipVerdict::Reject(_))
+    ));
+    assert!(matches!(
+        verdict_of(&outputs, 2),
+        Some(GossipVerdict::Ignore(_))
+    ));
+    assert!(matches!(
+        verdict_of(&outputs, 3),
+        Some(GossipVerdict::Reject(_))
+    ));
+    assert!(!outputs.iter().any(|o| matches!(o, NodeOutput::Chat(_))));
+    assert_eq!(core.counters().gossip_rejected, 2);
+}
+
+#[test]
+fn chat_from_a_member_is_delivered_with_its_send_time_and_a_strangers_is_rejected() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    hear(
+        &mut core,
+        now,
+        1,
+        MEMBER,
+        Say::Chat {
+            text: "hello".into(),
+        },
+    );
+    hear(
+        &mut core,
+        now,
+        2,
+        STRANGER,
+        Say::Chat {
+            text: "spam".into(),
+        },
+    );
+    let outputs = drain(&mut core);
+    assert_eq!(verdict_of(&outputs, 1), Some(&GossipVerdict::Deliver));
+    assert!(matches!(
+        verdict_of(&outputs, 2),
+        Some(GossipVerdict::Reject(_))
+    ));
+    let lines: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            NodeOutput::Chat(line) => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![ChatLine {
+            room: room(),
+            author: MEMBER,
+            account: Some(account(MEMBER as u8)),
+            sent_at_unix_ms: UNIX_MS,
+            text: "hello".into(),
+        }]
+    );
+    assert_eq!(core.counters().gossip_delivered, 1);
+}
+
+#[test]
+fn a_message_whose_authors_rights_are_unknown_waits_for_the_registry() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let newcomer = 11;
+    hear(&mut core, now, 1, newcomer, Say::Chat { text: "hi".into() });
+    let outputs = drain(&mut core);
+    assert_eq!(verdict_of(&outputs, 1), None);
+    assert!(outputs.contains(&NodeOutput::Session(Output::LookupAccess {
+        room: room(),
+        account: account(newcomer as u8)
+    })));
+    core.handle_access(
+        now,
+        room(),
+        account(newcomer as u8),
+        facts(Some(Role::Listener)),
+    );
+    let outputs = drain(&mut core);
+    assert_eq!(verdict_of(&outputs, 1), Some(&GossipVerdict::Deliver));
+    assert!(outputs.iter().any(|o| matches!(o, NodeOutput::Chat(_))));
+}
+
+#[test]
+fn presence_lists_members_and_links_to_an_arrival_at_once() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    linked_to_member(&mut core, now);
+    let listed: Vec<(u32, bool, Option<Role>)> = core
+        .participants(room())
+        .iter()
+        .map(|p| (p.peer, p.is_self, p.role))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (LOCAL, true, Some(Role::Listener)),
+            (MEMBER, false, Some(Role::Listener))
+        ]
+    );
+    // Silent for the presence timeout: gone.
+    let later = now + PRESENCE_TIMEOUT + Duration::from_secs(2);
+    core.handle_timeout(later);
+    drain(&mut core);
+    assert_eq!(core.participants(room()).len(), 1);
+}
+
+#[test]
+fn a_hosts_removal_is_carried_out_and_the_removed_member_is_refused() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let link = linked_to_member(&mut core, now);
+    let remove = Say::Moderate {
+        target: MEMBER,
+        action: Moderation::Remove,
+    };
+    hear(&mut core, now, 1, HOST, remove);
+    let outputs = drain(&mut core);
+    assert_eq!(verdict_of(&outputs, 1), Some(&GossipVerdict::Deliver));
+    assert!(outputs.contains(&NodeOutput::Moderated(ModerationNotice {
+        room: room(),
+        target: MEMBER,
+        action: Moderation::Remove,
+        by: HOST,
+        by_account: Some(account(HOST as u8)),
+    })));
+    assert!(outputs.contains(&NodeOutput::Session(Output::CloseLink { link })));
+    assert_eq!(
+        core.participants(room()).len(),
+        1,
+        "dropped from the roster"
+    );
+
+    core.handle_subscribe_request(now, InboundId(1), MEMBER, room());
+    hear(&mut core, now, 2, MEMBER, beat());
+    core.handle_file_request(InboundId(2), MEMBER, room());
+    let outputs = drain(&mut core);
+    assert_eq!(
+        refusal_code(&outputs, InboundId(1)),
+        Some(ErrorCode::NotAuthorized)
+    );
+    assert!(matches!(
+        verdict_of(&outputs, 2),
+        Some(GossipVerdict::Ignore(_))
+    ));
+    assert_eq!(
+        refusal_code(&outputs, InboundId(2)),
+        Some(ErrorCode::NotInRoom)
+    );
+}
+
+#[test]
+fn a_member_who_is_not_a_host_cannot_moderate() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    linked_to_member(&mut core, now);
+    let remove = Say::Moderate {
+        target: HOST,
+        action: Moderation::Remove,
+    };
+    hear(&mut core, now, 1, MEMBER, remove);
+    let outputs = drain(&mut core);
+    assert!(matches!(
+        verdict_of(&outputs, 1),
+        Some(GossipVerdict::Reject(_))
+    ));
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, NodeOutput::Moderated(_)))
+    );
+}
+
+#[test]
+fn a_node_removed_by_a_host_leaves_the_room() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let remove = Say::Moderate {
+        target: LOCAL,
+        action: Moderation::Remove,
+    };
+    hear(&mut core, now, 1, HOST, remove);
+    let outputs = drain(&mut core);
+    let goodbye = Say::Presence {
+        leaving: true,
+        sharing_screen: false,
+    };
+    assert!(publishes(&outputs).contains(&&goodbye));
+    assert!(outputs.contains(&NodeOutput::PauseFiles { room: room() }));
+    assert!(!core.is_present(room()));
+}
+
+/// The first bug of the runtime redesign: a muted member was silenced only while a page was
+/// open. The core silences it wherever its microphone arrives, page or not.
+#[test]
+fn a_muted_member_is_silenced_without_any_page_and_passed_again_when_unmuted() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let link = linked_to_member(&mut core, now);
+    let mute = |action| Say::Moderate {
+        target: MEMBER,
+        action,
+    };
+    hear(&mut core, now, 1, HOST, mute(Moderation::Mute));
+    assert_eq!(silences(&drain(&mut core)), vec![(link, true)]);
+    assert!(core.participants(room())[1].muted_by_host);
+    hear(&mut core, now, 2, HOST, mute(Moderation::Unmute));
+    assert_eq!(silences(&drain(&mut core)), vec![(link, false)]);
+    assert_eq!(core.silenced().count(), 0);
+}
+
+#[test]
+fn a_link_from_a_muted_member_made_later_is_silenced_too() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let link = linked_to_member(&mut core, now);
+    hear(
+        &mut core,
+        now,
+        1,
+        HOST,
+        Say::Moderate {
+            target: MEMBER,
+            action: Moderation::Mute,
+        },
+    );
+    drain(&mut core);
+    core.handle_link_closed(now, link);
+    drain(&mut core);
+    // The member's node reconnects: its new link is silenced as soon as it is made.
+    core.handle_subscribe_request(now, InboundId(3), MEMBER, room());
+    drain(&mut core);
+    let again = LinkId(43);
+    core.handle_subscriber_linked(now, room(), MEMBER, again);
+    assert!(silences(&drain(&mut core)).contains(&(again, true)));
+}
+
+#[test]
+fn this_nodes_own_microphone_is_dropped_when_a_host_mutes_it() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let own = LinkId(7);
+    core.handle_own_source_opened(own);
+    assert!(silences(&drain(&mut core)).is_empty());
+    hear(
+        &mut core,
+        now,
+        1,
+        HOST,
+        Say::Moderate {
+            target: LOCAL,
+            action: Moderation::Mute,
+        },
+    );
+    assert_eq!(silences(&drain(&mut core)), vec![(own, true)]);
+    assert!(core.participants(room())[0].muted_by_host);
+}
+
+#[test]
+fn a_hosts_own_decisions_are_told_again_to_a_member_arriving() {
+    let now = epoch();
+    let mut core = NodeCore::new(enforcing(), HOST, Some(account(HOST as u8)), now);
+    core.handle_access(now, room(), account(HOST as u8), facts(Some(Role::Host)));
+    core.join(now, room(), meet());
+    drain(&mut core);
+    let say = core
+        .moderate(now, room(), MEMBER, Moderation::Mute)
+        .unwrap();
+    assert_eq!(
+        say,
+        Say::Moderate {
+            target: MEMBER,
+            action: Moderation::Mute
+        }
+    );
+    assert!(
+        drain(&mut core)
+            .iter()
+            .any(|o| matches!(o, NodeOutput::Moderated(_)))
+    );
+    core.handle_room_peer_joined(room());
+    let outputs = drain(&mut core);
+    assert_eq!(publishes(&outputs), vec![&beat(), &say]);
+    assert!(outputs.contains(&NodeOutput::OfferFilesAgain { room: room() }));
+
+    let elsewhere = "elsewhere".parse::<RoomName>().unwrap().id();
+    assert_eq!(
+        core.moderate(now, elsewhere, MEMBER, Moderation::Mute),
+        Err(CommandError::NotInRoom {
+            doing: "moderating"
+        })
+    );
+}
+
+#[test]
+fn files_are_served_to_members_present_only() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    linked_to_member(&mut core, now);
+    core.handle_file_request(InboundId(1), MEMBER, room());
+    core.handle_file_request(InboundId(2), STRANGER, room());
+    let outputs = drain(&mut core);
+    assert!(outputs.contains(&NodeOutput::ServeFile {
+        request: InboundId(1)
+    }));
+    assert_eq!(
+        refusal_code(&outputs, InboundId(2)),
+        Some(ErrorCode::NotInRoom)
+    );
+
+    let offer = FileOffer {
+        hash: FileHash::from_bytes([1; 32]),
+        name: "notes.txt".into(),
+        size: 10,
+        manifest_hash: [2; 32],
+    };
+    hear(&mut core, now, 1, MEMBER, Say::FileOffer(offer.clone()));
+    let fetch = drain(&mut core)
+        .into_iter()
+        .find(|o| matches!(o, NodeOutput::FetchFile { .. }));
+    assert_eq!(
+        fetch,
+        Some(NodeOutput::FetchFile {
+            room: room(),
+            from: MEMBER,
+            account: Some(account(MEMBER as u8)),
+            offered_at_unix_ms: UNIX_MS,
+            offer: offer.clone(),
+        })
+    );
+    assert!(core.offer_file(room(), offer.clone()).is_ok());
+    let _ = core.leave(now, room());
+    assert!(core.offer_file(room(), offer).is_err());
+}
+
+#[test]
+fn signing_in_as_another_account_waits_until_the_node_is_in_no_room() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    assert_eq!(
+        core.check_sign_in(account(99)),
+        Err(CommandError::AccountInUse)
+    );
+    assert_eq!(
+        core.check_sign_in(account(LOCAL as u8)),
+        Ok(()),
+        "a renewal"
+    );
+    let _ = core.leave(now, room());
+    assert_eq!(core.check_sign_in(account(99)), Ok(()));
+}
+
+fn own_answer(outputs: &[NodeOutput<u32>], id: u64) -> Option<Result<OwnAccess, OwnRefusal>> {
+    outputs.iter().find_map(|o| match o {
+        NodeOutput::OwnAccess { id: got, result } if *got == OwnCheckId(id) => Some(result.clone()),
+        _ => None,
+    })
+}
+
+/// The second bug: the page's own check went to the chain directly, so during an RPC outage
+/// a member could not join although peers were admitted from the cache. It is answered from
+/// what this node holds of the registry.
+#[test]
+fn own_access_is_answered_from_the_registry_cache_without_a_lookup() {
+    let now = epoch();
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(1)), now);
+    core.handle_registry_stale(true);
+    core.handle_access(now, room(), account(1), facts(Some(Role::Speaker)));
+    drain(&mut core);
+    core.check_own_access(now, OwnCheckId(1), name(), Action::Listen);
+    let outputs = drain(&mut core);
+    assert_eq!(
+        own_answer(&outputs, 1),
+        Some(Ok(OwnAccess {
+            kind: Some(RoomKind::Conference),
+            role: Some(Role::Speaker)
+        }))
+    );
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, NodeOutput::Session(Output::LookupAccess { .. })))
+    );
+}
+
+#[test]
+fn own_access_unknown_is_looked_up_and_refused_as_unavailable_after_the_timeout() {
+    let now = epoch();
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(1)), now);
+    core.check_own_access(now, OwnCheckId(1), name(), Action::Listen);
+    core.check_own_access(now, OwnCheckId(2), name(), Action::Moderate);
+    let outputs = drain(&mut core);
+    assert_eq!(own_answer(&outputs, 1), None);
+    assert!(outputs.contains(&NodeOutput::Session(Output::LookupAccess {
+        room: room(),
+        account: account(1)
+    })));
+    core.handle_access(now, room(), account(1), facts(Some(Role::Listener)));
+    let outputs = drain(&mut core);
+    assert!(own_answer(&outputs, 1).unwrap().is_ok());
+    let refusal = own_answer(&outputs, 2).unwrap().unwrap_err();
+    assert_eq!(
+        refusal.to_string(),
+        format!(
+            "{} is a Listener in room \"lobby\", which may not do that",
+            account(1)
+        )
+    );
+
+    let other: RoomName = "other".parse().unwrap();
+    core.check_own_access(now, OwnCheckId(3), other, Action::Listen);
+    drain(&mut core);
+    let deadline = core.poll_timeout().unwrap();
+    assert!(deadline <= now + SessionConfig::default().access_lookup_timeout);
+    core.handle_timeout(now + SessionConfig::default().access_lookup_timeout);
+    let outputs = drain(&mut core);
+    assert_eq!(own_answer(&outputs, 3), Some(Err(OwnRefusal::Unavailable)));
+}
+
+#[test]
+fn own_access_without_a_registry_or_without_an_account() {
+    let now = epoch();
+    let mut open = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
+    open.check_own_access(now, OwnCheckId(1), name(), Action::Publish);
+    let everything = OwnAccess {
+        kind: None,
+        role: None,
+    };
+    assert_eq!(own_answer(&drain(&mut open), 1), Some(Ok(everything)));
+
+    let mut accountless = NodeCore::new(enforcing(), LOCAL, None, now);
+    accountless.check_own_access(now, OwnCheckId(1), name(), Action::Listen);
+    assert_eq!(
+        own_answer(&drain(&mut accountless), 1),
+        Some(Err(OwnRefusal::NoAccount))
+    );
+}
+
+#[test]
+fn refusals_name_the_account_and_the_room() {
+    let room = name();
+    let banned = AccessFacts::Known {
+        kind: RoomKind::Conference,
+        membership: Membership::Banned,
+        relayer: false,
+    };
+    let text = |facts| {
+        own_access(&room, account(1), facts, Action::Listen)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        text(facts(None)),
+        format!("{} is not a member of room \"lobby\"", account(1))
+    );
+    assert_eq!(
+        text(banned),
+        format!("{} is banned from room \"lobby\"", account(1))
+    );
+    assert_eq!(
+        text(AccessFacts::UnknownRoom),
+        "there is no room \"lobby\" in the registry"
+    );
+}
+
+#[test]
+fn a_page_takes_part_by_room_kind_role_and_going_live() {
+    let access = |kind, role| OwnAccess {
+        kind: Some(kind),
+        role: Some(role),
+    };
+    let conference = page_part(access(RoomKind::Conference, Role::Listener), false).unwrap();
+    assert_eq!(conference.participation, meet());
+    assert!(conference.may_publish && !conference.may_go_live);
+
+    let listener = page_part(access(RoomKind::AudioSpace, Role::Listener), false).unwrap();
+    assert_eq!(
+        listener.participation,
+        Participation::Receive(vec![MediaKind::Audio])
+    );
+    assert!(!listener.may_publish);
+    let speaker = page_part(access(RoomKind::AudioSpace, Role::Speaker), false).unwrap();
+    assert!(
+        matches!(speaker.participation, Participation::Meet { ref publish, .. } if publish == &[MediaKind::Audio])
+    );
+
+    let viewer = page_part(access(RoomKind::Broadcast, Role::Listener), false).unwrap();
+    assert!(matches!(viewer.participation, Participation::View(_)));
+    assert!(!viewer.may_publish && !viewer.may_go_live);
+    assert_eq!(
+        page_part(access(RoomKind::Broadcast, Role::Listener), true),
+        Err(CannotGoLive)
+    );
+    let presenter = page_part(access(RoomKind::Broadcast, Role::Speaker), false).unwrap();
+    assert!(
+        presenter.may_go_live && !presenter.may_publish,
+        "watching until live"
+    );
+    let live = page_part(access(RoomKind::Broadcast, Role::Speaker), true).unwrap();
+    assert_eq!(
+        live.participation,
+        Participation::Broadcast {
+            kinds: vec![MediaKind::Audio, MediaKind::Video],
+            capacity: PAGE_BROADCAST_CAPACITY
+        }
+    );
+    assert!(live.may_publish);
+    assert_eq!(
+        page_part(access(RoomKind::Conference, Role::Owner), true),
+        Err(CannotGoLive),
+        "a conference has no broadcast"
+    );
+}
+
+#[test]
+fn an_expired_binding_loses_its_rights() {
+    let now = epoch();
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(1)), now);
+    core.handle_access(now, room(), account(2), facts(Some(Role::Listener)));
+    core.join(now, room(), meet());
+    core.handle_peer_binding(
+        now,
+        UNIX_MS / 1000,
+        MEMBER,
+        Some((account(2), UNIX_MS / 1000 + 10)),
+    );
+    drain(&mut core);
+    assert_eq!(core.peers_with_accounts(), 1);
+    assert!(core.poll_timeout().unwrap() <= now + Duration::from_secs(10));
+    core.handle_timeout(now + Duration::from_secs(10));
+    drain(&mut core);
+    assert_eq!(core.peers_with_accounts(), 0);
+    core.handle_subscribe_request(now + Duration::from_secs(10), InboundId(1), MEMBER, room());
+    assert_eq!(
+        refusal_code(&drain(&mut core), InboundId(1)),
+        Some(ErrorCode::NotAuthorized)
+    );
+    assert_eq!(core.counters().requests_refused, 1);
+}
+
+#[test]
+fn tree_messages_to_a_peer_go_one_at_a_time() {
+    let now = epoch();
+    let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
+    let rooms: Vec<RoomId> = ["b1", "b2"]
+        .iter()
+        .map(|n| n.parse::<RoomName>().unwrap().id())
+        .collect();
+    let root = 1;
+    for room in &rooms {
+        core.join(now, *room, Participation::View(vec![MediaKind::Video]));
+        core.handle_publishers(now, *room, &[root]);
+    }
+    let sent = |outputs: &[NodeOutput<u32>]| {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                NodeOutput::SendTree {
+                    peer,
+                    room,
+                    message,
+                } => Some((*peer, *room, message.clone())),
+                _ => None,
+            })
+            .collect::<Vec<(u32, RoomId, Message<u32>)>>()
+    };
+    let first = sent(&drain(&mut core));
+    assert_eq!(first.len(), 1, "the second waits for the first's answer");
+    assert_eq!(first[0].0, root);
+    core.handle_tree_delivery(now, root, first[0].1, TreeDelivery::Acknowledged);
+    let second = sent(&drain(&mut core));
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].1, first[0].1);
+}
