@@ -1,5 +1,6 @@
 //! The `chroom` node: configuration, the node runtime that wires the drivers to the room core,
-//! and the headless publisher and recorder used by bots, demos, tests and benchmarks.
+//! and the headless publisher and recorder used by bots, demos, tests and benchmarks (the
+//! benchmarks themselves belong to the `chroom` binary, not to this library).
 //!
 //! This crate decides nothing about rooms (that is `chroom-room`) and speaks no protocol itself
 //! (that is `chroom-net` and `chroom-media`); it owns process concerns: config files, the node
@@ -7,7 +8,6 @@
 //! ([`web`]).
 
 pub mod admin;
-pub mod bench;
 mod clock;
 pub mod config;
 pub mod files;

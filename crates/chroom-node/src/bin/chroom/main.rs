@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chroom_node::admin::{self, RoomAction};
-use chroom_node::bench;
 use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_node::{NodeConfig, Overrides, RunningNode};
 use chroom_room::Participation;
 use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
 use clap::{Args, Parser, Subcommand};
+
+mod bench;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]

@@ -1,0 +1,289 @@
+//! Benchmarks behind `chroom bench`: figures for `docs/PERFORMANCE.md`, never assertions.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chroom_room::Participation;
+use chroom_types::{MediaKind, RoomName};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use chroom_node::publish::{Looping, MediaSource, publish};
+use chroom_node::{NodeConfig, RunningNode};
+
+mod call;
+mod files;
+mod relay;
+mod revoke;
+
+pub(crate) use call::call;
+pub(crate) use files::files;
+pub(crate) use relay::relay;
+pub(crate) use revoke::revoke;
+
+/// Starts a publisher and, `runs` times, a fresh recorder node bootstrapped to it; prints the
+/// time from the recorder's start to its first frame and first keyframe.
+pub(crate) async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let room: RoomName = "bench-first-frame".parse()?;
+    let publisher = RunningNode::start(NodeConfig::loopback(dir.path().join("publisher"))).await?;
+    publisher
+        .join(room.id(), Participation::Publish(source.kinds()))
+        .await?;
+    let bootstrap = publisher.listen_addrs().await?;
+    let cancel = CancellationToken::new();
+    let playing = {
+        let cancel = cancel.clone();
+        let source = source.clone();
+        let publisher = &publisher;
+        async move { publish(publisher, &source, Looping::Forever, cancel).await }
+    };
+    let measure = async {
+        let mut first_frame = Vec::new();
+        let mut first_key = Vec::new();
+        for run in 0..runs {
+            // Each run would otherwise start right after the previous keyframe; spread the
+            // starts over the keyframe interval so the keyframe wait is sampled fairly.
+            tokio::time::sleep(Duration::from_millis((run as u64 * 173) % 500)).await;
+            let started = Instant::now();
+            let mut config = NodeConfig::loopback(dir.path().join(format!("recorder-{run}")));
+            config.net.bootstrap = bootstrap.clone();
+            let mut recorder = RunningNode::start(config).await?;
+            let mut frames = recorder.take_frames().context("frames")?;
+            recorder
+                .join(
+                    room.id(),
+                    Participation::Receive(vec![MediaKind::Audio, MediaKind::Video]),
+                )
+                .await?;
+            let mut got_first = None;
+            let deadline = started + Duration::from_secs(20);
+            let key = loop {
+                let frame = tokio::time::timeout_at(deadline.into(), frames.recv())
+                    .await
+                    .context("no keyframe within 20 s")?
+                    .context("recorder stopped")?;
+                got_first.get_or_insert(frame.frame.received_at - started);
+                if frame.frame.kind == MediaKind::Video
+                    && chroom_node::record::vp8_keyframe_size(&frame.frame.data).is_some()
+                {
+                    break frame.frame.received_at - started;
+                }
+            };
+            let first = got_first.unwrap_or(key);
+            println!(
+                "run {run}: first frame {} ms, first keyframe {} ms",
+                first.as_millis(),
+                key.as_millis()
+            );
+            first_frame.push(first);
+            first_key.push(key);
+            recorder.shutdown().await;
+        }
+        report("first frame", &mut first_frame);
+        report("first keyframe", &mut first_key);
+        anyhow::Ok(())
+    };
+    let result = tokio::select! {
+        r = measure => r,
+        r = playing => r.map(|_| ()),
+    };
+    cancel.cancel();
+    publisher.shutdown().await;
+    result
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    if samples.is_empty() {
+        return;
+    }
+    samples.sort_unstable();
+    let p50 = samples[samples.len() / 2];
+    let max = samples[samples.len() - 1];
+    println!(
+        "{what}: p50 {} ms, max {} ms over {} runs",
+        p50.as_millis(),
+        max.as_millis(),
+        samples.len()
+    );
+}
+
+/// Runs `chroom publish` as a child process and, for each count in `recorder_counts`, that many
+/// `chroom record` processes; samples the publisher's CPU time and RSS from /proc over `window`
+/// once every recorder receives.
+pub(crate) async fn serve(
+    video: &Path,
+    audio: &Path,
+    recorder_counts: &[usize],
+    window: Duration,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bench.toml");
+    std::fs::write(&config, "[log]\nfilter = \"chroom=warn\"\n")?;
+    let mut publisher = Command::new(&exe)
+        .args(["publish", "--room", "bench-serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("publisher"))
+        .arg("--video")
+        .arg(video)
+        .arg("--audio")
+        .arg(audio)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the publisher")?;
+    let pid = publisher.id().context("publisher pid")?;
+    let stdout = publisher.stdout.take().context("publisher stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut bootstrap = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(addr) = line.strip_prefix("listen ")
+            && addr.contains("/tcp/")
+        {
+            bootstrap = Some(addr.to_owned());
+        }
+        if line.starts_with("publishing") {
+            break;
+        }
+    }
+    let bootstrap = bootstrap.context("publisher printed no tcp listen address")?;
+    println!("publisher pid {pid}, window {} s", window.as_secs());
+    let (cpu0, _) = proc_sample(pid)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu1, rss_idle) = proc_sample(pid)?;
+    println!(
+        "0 recorders: cpu {:.1}% rss {} MiB",
+        cpu_percent(cpu1 - cpu0, Duration::from_secs(2)),
+        rss_idle / 1024
+    );
+    for &count in recorder_counts {
+        let mut recorders: Vec<Child> = Vec::new();
+        for i in 0..count {
+            let out = dir.path().join(format!("rec-{count}-{i}"));
+            let child = Command::new(&exe)
+                .args(["record", "--room", "bench-serve", "--config"])
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("recorder-{count}-{i}")))
+                .arg("--bootstrap")
+                .arg(&bootstrap)
+                .arg("--out")
+                .arg(&out)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting a recorder")?;
+            recorders.push(child);
+        }
+        // Let every recorder discover, link and reach steady state before measuring.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (before, _) = proc_sample(pid)?;
+        let mut peak_rss = 0;
+        let start = Instant::now();
+        while start.elapsed() < window {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            peak_rss = peak_rss.max(proc_sample(pid)?.1);
+        }
+        let (after, rss) = proc_sample(pid)?;
+        println!(
+            "{count} recorders: cpu {:.1}% of one core, rss {} MiB (peak {} MiB)",
+            cpu_percent(after - before, start.elapsed()),
+            rss / 1024,
+            peak_rss / 1024
+        );
+        let frames = stop_recorders(recorders).await?;
+        let min = frames.iter().min().copied().unwrap_or(0);
+        let max = frames.iter().max().copied().unwrap_or(0);
+        println!(
+            "{count} recorders: each received {min}..={max} video frames ({} of {count} received any)",
+            frames.iter().filter(|f| **f > 0).count()
+        );
+    }
+    let _ = publisher.kill().await;
+    Ok(())
+}
+
+/// Stops recorders with SIGINT (so they finish their files) and returns the video frames each
+/// reported.
+async fn stop_recorders(recorders: Vec<Child>) -> anyhow::Result<Vec<u64>> {
+    let mut frames = Vec::new();
+    for mut child in recorders {
+        let pid = child.id().context("recorder pid")?;
+        Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await?;
+        let stdout = child.stdout.take().context("recorder stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut video = 0;
+        let read = async {
+            while let Some(line) = lines.next_line().await? {
+                // "done <peer> video_frames N audio_packets M"
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.first() == Some(&"done")
+                    && let Some(n) = fields.get(3).and_then(|n| n.parse::<u64>().ok())
+                {
+                    video += n;
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .context("recorder did not stop")??;
+        let _ = child.wait().await;
+        frames.push(video);
+    }
+    Ok(frames)
+}
+
+async fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (CPU ticks used, RSS in KiB) of a process.
+fn proc_sample(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let ticks = cpu_ticks(&format!("/proc/{pid}/stat"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((ticks, rss))
+}
+
+fn cpu_percent(ticks: u64, over: Duration) -> f64 {
+    // Linux reports CPU time in USER_HZ ticks, 100 per second on every mainstream platform.
+    ticks as f64 / 100.0 / over.as_secs_f64() * 100.0
+}
+
+/// CPU ticks (utime + stime) from a `/proc/.../stat` file.
+fn cpu_ticks(stat_path: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(stat_path)?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(") ").context("stat format")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(utime + stime)
+}
