@@ -1,0 +1,192 @@
+//! The node actor's commands from the rest of the process (the handle).
+
+use super::outputs::keep_chat;
+use super::*;
+
+impl NodeActor {
+    pub(super) fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::CheckOwnAccess {
+                room,
+                action,
+                reply,
+            } => {
+                let id = OwnCheckId(self.next_check);
+                self.next_check += 1;
+                self.own_checks.insert(id, reply);
+                self.core.check_own_access(now, id, room, action);
+            }
+            Command::Join {
+                room,
+                participation,
+                done,
+            } => {
+                tracing::info!(room = %room.fmt_short(), ?participation, "taking part in room");
+                self.core.join(now, room, participation);
+                let _ = done.send(());
+            }
+            Command::Leave { room, done } => match self.core.leave(now, room) {
+                Some(goodbye) => {
+                    let (sent, wait) = oneshot::channel();
+                    self.publish(room, goodbye, Some(sent));
+                    tokio::spawn(async move {
+                        let _ = wait.await;
+                        let _ = done.send(());
+                    });
+                }
+                None => {
+                    let _ = done.send(());
+                }
+            },
+            Command::Moderate {
+                room,
+                target,
+                action,
+                done,
+            } => {
+                if chroom_net::node_id_of(&target).is_none() {
+                    let _ = done.send(Err(anyhow::anyhow!("{target} is not a Chroom node")));
+                    return;
+                }
+                match self.core.moderate(now, room, target, action) {
+                    Ok(say) => self.publish_then(room, say, done, false),
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
+            Command::OfferFile { room, offer, done } => match self.core.offer_file(room, offer) {
+                // Alone in the room: members arriving are offered it then.
+                Ok(say) => self.publish_then(room, say, done, true),
+                Err(e) => {
+                    let _ = done.send(Err(e.into()));
+                }
+            },
+            Command::OwnSourceOpened { link } => self.core.handle_own_source_opened(link),
+            Command::Participants { room, reply } => {
+                let _ = reply.send(self.core.participants(room));
+            }
+            Command::Receiving { room, reply } => {
+                let _ = reply.send(self.core.session().media_links(room));
+            }
+            Command::SendChat { room, text, done } => self.send_chat(room, text, done),
+            Command::ShareScreen {
+                room,
+                sharing,
+                done,
+            } => {
+                self.core.share_screen(room, sharing);
+                let _ = done.send(());
+            }
+            Command::SignIn { binding, done } => {
+                let _ = done.send(self.sign_in(binding));
+            }
+            Command::Stats(reply) => {
+                let counters = self.core.counters().clone();
+                let (receiving_links, sending_links) = self.parts.links.counts();
+                let _ = reply.send(NodeStats {
+                    receiving_links,
+                    sending_links,
+                    requests_refused: counters.requests_refused,
+                    malformed_requests: counters.malformed_requests,
+                    registry_stale: counters.registry_stale,
+                    last_refusal: counters.last_refusal,
+                    peers_with_accounts: self.core.peers_with_accounts(),
+                    gossip_delivered: counters.gossip_delivered,
+                    gossip_rejected: counters.gossip_rejected,
+                    tree_attachments: counters.tree_attachments,
+                    frames_dropped: self.parts.frames.dropped.load(Ordering::Relaxed),
+                    relay: Default::default(),
+                });
+            }
+            Command::Tree { room, reply } => {
+                let session = self.core.session();
+                let _ = reply.send(TreePosition {
+                    parent: session.tree_parent(room),
+                    children: session.tree_children(room),
+                });
+            }
+        }
+    }
+
+    /// Publishes `say` and tells `done` how it went (`alone_is_fine`: nobody listening in the
+    /// room is no failure).
+    pub(super) fn publish_then(
+        &mut self,
+        room: RoomId,
+        say: Say<PeerId>,
+        done: oneshot::Sender<anyhow::Result<()>>,
+        alone_is_fine: bool,
+    ) {
+        let (sent, wait) = oneshot::channel();
+        self.publish(room, say, Some(sent));
+        tokio::spawn(async move {
+            let result = match wait.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(NetError::NobodyListening)) if alone_is_fine => Ok(()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow::anyhow!("node stopped")),
+            };
+            let _ = done.send(result);
+        });
+    }
+
+    pub(super) fn send_chat(
+        &mut self,
+        room: RoomId,
+        text: String,
+        done: oneshot::Sender<anyhow::Result<ChatMessage>>,
+    ) {
+        let author = self.own_binding();
+        let line = ChatMessage {
+            room,
+            author: self.local,
+            account: author.as_ref().map(|b| b.account),
+            sent_at_unix_ms: unix_now_ms(),
+            text: text.clone(),
+        };
+        let Some(bytes) = encode_say(room, Say::Chat { text }, author, line.sent_at_unix_ms) else {
+            return;
+        };
+        let (sent, wait) = oneshot::channel();
+        self.outbox.publish(room, bytes, Some(sent));
+        let store = self.parts.store.clone();
+        tokio::spawn(async move {
+            let result = match wait.await {
+                Ok(Ok(())) => {
+                    keep_chat(&store, &line);
+                    Ok(line)
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(anyhow::anyhow!("node stopped")),
+            };
+            let _ = done.send(result);
+        });
+    }
+
+    /// Adopts a binding the user's wallet signed (if the core lets this node change account)
+    /// and tells connected peers.
+    pub(super) fn sign_in(
+        &mut self,
+        binding: IdentityBinding,
+    ) -> anyhow::Result<chroom_types::Account> {
+        self.core.check_sign_in(binding.account)?;
+        let account = chroom_registry::verify(&binding, &self.local.to_base58(), unix_now())?;
+        tracing::info!(%account, expires_at_unix = binding.expires_at_unix, "signed in with a wallet");
+        let wallet_until_unix = Some(binding.expires_at_unix);
+        self.parts.identity = Some(OwnBinding::signed_elsewhere(binding));
+        self.core.set_account(Some(account));
+        self.parts.account.send_replace(Some(Acting {
+            account,
+            wallet_until_unix,
+        }));
+        let (net, results) = (self.parts.net.clone(), self.results.clone());
+        tokio::spawn(async move {
+            if let Ok(peers) = net.connected_peers().await {
+                let _ = results.send(StepResult::Reintroduce { peers }).await;
+            }
+        });
+        Ok(account)
+    }
+}
