@@ -3,7 +3,8 @@
 // a remote video; then the whole call holds for `hold_ms` while the bench samples member 0's
 // node. Prints "steady" when the call is whole, then the result as JSON.
 //
-// Input: { urls, room, runs, hold_ms }. Output: { join_to_first_frame_ms: [..] }.
+// Input: { urls, room, runs, hold_ms }. Output: { join_to_first_frame_ms: [..],
+// clicked_at_unix_ms: [..] } (the wall clock of each click, to find the join in nodes' logs).
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
@@ -21,11 +22,13 @@ main(async (browser, input) => {
 
   const page = await open(input.urls[0]);
   const joins = [];
+  const clicks = [];
   for (let run = 0; run < input.runs; run++) {
     await page.fill("#room-input", input.room);
     await page.evaluate(() => {
       window.__firstFrame = null;
       window.__clicked = performance.now();
+      window.__clickedAt = Date.now();
       document.querySelector("#join-button").click();
     });
     await page.waitForFunction(
@@ -38,6 +41,7 @@ main(async (browser, input) => {
       { timeout: TIMEOUT, polling: "raf" },
     );
     joins.push(await page.evaluate(() => window.__firstFrame - window.__clicked));
+    clicks.push(await page.evaluate(() => window.__clickedAt));
     if (run + 1 < input.runs) {
       await page.click("#leave-button");
       await page.waitForSelector("#lobby:not([hidden])", { timeout: TIMEOUT });
@@ -55,5 +59,5 @@ main(async (browser, input) => {
   }
   process.stdout.write("steady\n");
   await page.waitForTimeout(input.hold_ms);
-  return { join_to_first_frame_ms: joins };
+  return { join_to_first_frame_ms: joins, clicked_at_unix_ms: clicks };
 });

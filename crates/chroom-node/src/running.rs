@@ -128,6 +128,7 @@ impl RunningNode {
         let (frames_tx, frames_rx) = mpsc::channel(FRAME_BUFFER);
         let (chat_tx, _) = broadcast::channel(NOTICE_BUFFER);
         let (notices_tx, _) = broadcast::channel(NOTICE_BUFFER);
+        let (views_tx, views_rx) = watch::channel(0);
         let files = Files::new(
             store.clone(),
             net.clone(),
@@ -159,6 +160,7 @@ impl RunningNode {
             account: account_tx,
             chat: chat_tx.clone(),
             notices: notices_tx.clone(),
+            views: views_tx,
             links,
             frames: tap.clone(),
         };
@@ -183,6 +185,7 @@ impl RunningNode {
             commands: commands_tx,
             chat: chat_tx,
             notices: notices_tx,
+            views: views_rx,
         };
         let web_addr = match config.web {
             Some(listen) => {

@@ -131,6 +131,8 @@ pub(crate) struct Parts {
     pub(crate) account: watch::Sender<Option<Acting>>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
+    /// The core's view version, for pages to refresh when it moves.
+    pub(crate) views: watch::Sender<u64>,
     pub(crate) links: LinkPeers,
     pub(crate) frames: FrameTap,
 }
@@ -206,6 +208,12 @@ impl NodeActor {
                 else => break,
             }
             self.carry_out();
+            let version = self.core.view_version();
+            self.parts.views.send_if_modified(|shown| {
+                let moved = *shown != version;
+                *shown = version;
+                moved
+            });
         }
         self.steps.shutdown().await;
     }

@@ -104,6 +104,7 @@ pub struct NodeHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
+    pub(crate) views: watch::Receiver<u64>,
 }
 
 impl NodeHandle {
@@ -298,6 +299,12 @@ impl NodeHandle {
             done,
         })
         .await?
+    }
+
+    /// Changes whenever what a page shows of a room may have changed (who is present, over
+    /// which link, muted or sharing a screen), so a page refreshes at once instead of polling.
+    pub fn view_changes(&self) -> watch::Receiver<u64> {
+        self.views.clone()
     }
 
     /// Hosts' decisions carried out on this node, from now on.

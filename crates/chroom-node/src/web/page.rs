@@ -36,8 +36,9 @@ const CHAT_HISTORY_LINES: usize = 100;
 /// again after that.
 const WALLET_BINDING_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// How often a page's participant list is refreshed (sent only when it changed).
-const ROSTER_REFRESH: Duration = Duration::from_millis(500);
+/// How often a page's participant list and places are refreshed even if the node says
+/// nothing changed (sent only when they did). The node's view changes refresh them at once.
+const ROSTER_REFRESH: Duration = Duration::from_secs(2);
 
 fn participant_view(p: &Participant) -> ParticipantView {
     ParticipantView {
@@ -104,6 +105,7 @@ impl PageSession {
         let mut files = self.node.files().subscribe();
         let mut notices = self.node.moderation_notices();
         let mut refresh = tokio::time::interval(ROSTER_REFRESH);
+        let mut changes = self.node.view_changes();
         loop {
             let step = tokio::select! {
                 incoming = self.socket.recv() => match incoming {
@@ -133,18 +135,20 @@ impl PageSession {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.send_files().await,
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
-                _ = refresh.tick(), if self.room.is_some() => {
-                    match self.refresh_participants().await {
-                        Ok(()) => self.refresh_slots().await,
-                        closed => closed,
-                    }
-                }
+                _ = refresh.tick(), if self.room.is_some() => self.refresh().await,
+                Ok(()) = changes.changed(), if self.room.is_some() => self.refresh().await,
             };
             if step.is_err() {
                 break;
             }
         }
         self.leave_room().await;
+    }
+
+    /// Sends the page who is present and which member each place shows, where they changed.
+    async fn refresh(&mut self) -> Result<(), Closed> {
+        self.refresh_participants().await?;
+        self.refresh_slots().await
     }
 
     async fn handle_frame(&mut self, frame: Message) -> Result<(), Closed> {

@@ -347,6 +347,9 @@ pub struct NodeCore<P> {
     now: Instant,
     outputs: VecDeque<NodeOutput<P>>,
     counters: NodeCounters,
+    /// Bumped whenever what a page shows may have changed: who is present, with which links,
+    /// muted or sharing a screen.
+    view_version: u64,
 }
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
@@ -371,6 +374,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             now,
             outputs: VecDeque::new(),
             counters: NodeCounters::default(),
+            view_version: 0,
         }
     }
 
@@ -381,6 +385,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
         self.now = self.now.max(now);
         let person = !matches!(participation, Participation::Relay { .. });
+        self.view_version += 1;
         self.session.join(now, room, participation);
         if person && self.present_in.insert(room) {
             self.announce(room, false);
@@ -395,6 +400,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     #[must_use = "publish the goodbye"]
     pub fn leave(&mut self, now: Instant, room: RoomId) -> Option<Say<P>> {
         self.now = self.now.max(now);
+        self.view_version += 1;
         self.session.leave(now, room);
         self.roster.forget_room(room);
         self.moderation.forget_room(room);
@@ -420,6 +426,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.sharing_screen.remove(&room)
         };
         if changed && self.present_in.contains(&room) {
+            self.view_version += 1;
             self.announce(room, false);
         }
     }
@@ -758,7 +765,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
         if self.next_housekeeping <= now {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
-            self.roster.expire(now);
+            if !self.roster.expire(now).is_empty() {
+                self.view_version += 1;
+            }
         }
         let expired: Vec<P> = self
             .bindings
@@ -817,6 +826,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// The room session this core drives.
     pub fn session(&self) -> &RoomSession<P> {
         &self.session
+    }
+
+    /// A number that grows whenever what a page shows of a room may have changed (who is
+    /// present, over which link, muted or sharing a screen): a page refreshes when it moves.
+    pub fn view_version(&self) -> u64 {
+        self.view_version
     }
 
     /// What the node counts.
@@ -956,6 +971,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 };
                 let now = self.now;
                 let changed = self.roster.handle_presence(now, room, author, beat);
+                // A beat may say a screen is shared now, which the roster does not count.
+                self.view_version += 1;
                 if leaving {
                     self.session.handle_member_left(now, room, author);
                 } else if changed {
@@ -991,6 +1008,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if !self.moderation.apply(room, target, action) {
             return;
         }
+        self.view_version += 1;
         if action == Moderation::Remove {
             let now = self.now;
             if target == self.local {
@@ -1042,6 +1060,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     RoomEvent::TreeAttached { .. } => self.counters.tree_attachments += 1,
                     _ => {}
                 }
+                // Links came or went: pages show who they receive from.
+                self.view_version += 1;
                 self.outputs
                     .push_back(NodeOutput::Session(Output::Event(event)));
             }

@@ -259,6 +259,10 @@ enum BenchCommand {
         /// CPU and RSS are measured over this window of the whole call.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: Duration,
+        /// Writes each node's log (at `chroom=debug` unless RUST_LOG says otherwise) to
+        /// `<DIR>/node-<i>.log`, to see where a join's time goes.
+        #[arg(long)]
+        logs: Option<PathBuf>,
     },
     /// Time for a file shared in a room to reach every receiver whole and checked, on
     /// loopback.
@@ -553,9 +557,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             members,
             runs,
             window,
+            logs,
         }) => {
             init_tracing("chroom=warn");
-            bench::call(members, runs, window).await?;
+            bench::call(members, runs, window, logs.as_deref()).await?;
         }
         Command::Bench(BenchCommand::Files {
             size,

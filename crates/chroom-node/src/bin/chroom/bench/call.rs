@@ -4,7 +4,12 @@ use super::*;
 /// A call between `members` node processes, each with a page in Debian's Chromium (driven by
 /// `tests/web/bench-call.mjs` with playwright-core): times `runs` joins from the click to the
 /// first remote frame, then measures node 0 (serving its page in the whole call) over `window`.
-pub(crate) async fn call(members: usize, runs: usize, window: Duration) -> anyhow::Result<()> {
+pub(crate) async fn call(
+    members: usize,
+    runs: usize,
+    window: Duration,
+    logs: Option<&Path>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(members >= 2, "a call needs at least 2 members");
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
@@ -26,9 +31,19 @@ pub(crate) async fn call(members: usize, runs: usize, window: Duration) -> anyho
         if let Some(addr) = &bootstrap {
             command.arg("--bootstrap").arg(addr);
         }
+        let stderr = match logs {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                if std::env::var_os("RUST_LOG").is_none() {
+                    command.env("RUST_LOG", "chroom=debug");
+                }
+                Stdio::from(std::fs::File::create(dir.join(format!("node-{i}.log")))?)
+            }
+            None => Stdio::null(),
+        };
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .context("starting a node")?;
@@ -85,6 +100,13 @@ pub(crate) async fn call(members: usize, runs: usize, window: Duration) -> anyho
         .map(|list| list.iter().filter_map(serde_json::Value::as_f64).collect())
         .unwrap_or_default();
     println!("joins, in order (ms): {joins:.0?}");
+    if let Some(dir) = logs {
+        let clicks = &result["clicked_at_unix_ms"];
+        println!(
+            "clicked at (unix ms): {clicks}; node logs in {}",
+            dir.display()
+        );
+    }
     joins.sort_by(f64::total_cmp);
     anyhow::ensure!(!joins.is_empty(), "no join was timed: {result}");
     let median = joins[joins.len() / 2];
