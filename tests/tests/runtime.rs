@@ -1,0 +1,83 @@
+//! The node runtime's own promises, across real nodes, anvil and libp2p: a user's check of its
+//! own access is served from the registry cache during an RPC outage, and a chat line comes
+//! back to its sender with the time its members see on it.
+
+use std::time::Duration;
+
+use chroom_tests::{Chain, eventually, init_tracing, take_part, tcp_addr, until_present};
+
+use chroom_types::{Action, RoomName};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_can_still_join_from_its_page_while_the_chain_is_unreachable() {
+    init_tracing();
+    let (chain, _room) = Chain::with_room("outage-join").await;
+    let name: RoomName = "outage-join".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let member = chain.node(&dir.path().join("member"), 1, &[]).await;
+
+    let before = member
+        .check_own_access(&name, Action::Listen)
+        .await
+        .unwrap();
+    assert!(before.is_ok(), "a speaker may join: {before:?}");
+
+    chain.proxy.cut();
+    eventually(Duration::from_secs(20), "the node notices the outage", || async {
+        member.stats().await.unwrap().registry_stale.then_some(())
+    })
+    .await;
+    let during = member
+        .check_own_access(&name, Action::Listen)
+        .await
+        .unwrap();
+    assert_eq!(
+        during.map(|access| access.role),
+        Ok(Some(chroom_types::Role::Speaker)),
+        "answered from the registry cache, as peers are"
+    );
+    member.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_line_returns_to_its_sender_with_the_time_members_see() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("chat-time").await;
+    let dir = tempfile::tempdir().unwrap();
+    let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
+    let bootstrap = [tcp_addr(&speaker).await];
+    let listener = chain
+        .node(&dir.path().join("listener"), 2, &bootstrap)
+        .await;
+    take_part(&speaker, room).await;
+    take_part(&listener, room).await;
+    until_present(&speaker, room, 2).await;
+    until_present(&listener, room, 2).await;
+
+    let mut heard = listener.chat_messages();
+    // Lines sent before the mesh takes the listener in are lost (gossip keeps nothing): send
+    // until one arrives, each line its own, and compare the one that did.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut sent_lines = Vec::new();
+    let (sent, received) = 'wait: loop {
+        assert!(tokio::time::Instant::now() < deadline, "no chat line arrived");
+        let text = format!("what time is it? ({})", sent_lines.len());
+        if let Ok(line) = speaker.send_chat(room, text).await {
+            sent_lines.push(line);
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Ok(received)) = tokio::time::timeout_at(until, heard.recv()).await {
+            if let Some(sent) = sent_lines.iter().find(|s| s.text == received.text) {
+                break 'wait (sent.clone(), received);
+            }
+        }
+    };
+    assert_eq!(received.author, speaker.peer_id());
+    assert_eq!(
+        sent.sent_at_unix_ms, received.sent_at_unix_ms,
+        "the sender's echo carries the time members see"
+    );
+    assert_eq!(sent.account, Some(chain.account(1)));
+    listener.shutdown().await;
+    speaker.shutdown().await;
+}
