@@ -23,9 +23,11 @@ async fn a_member_can_still_join_from_its_page_while_the_chain_is_unreachable() 
     assert!(before.is_ok(), "a speaker may join: {before:?}");
 
     chain.proxy.cut();
-    eventually(Duration::from_secs(20), "the node notices the outage", || async {
-        member.stats().await.unwrap().registry_stale.then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the node notices the outage",
+        || async { member.stats().await.unwrap().registry_stale.then_some(()) },
+    )
     .await;
     let during = member
         .check_own_access(&name, Action::Listen)
@@ -60,7 +62,10 @@ async fn a_chat_line_returns_to_its_sender_with_the_time_members_see() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut sent_lines = Vec::new();
     let (sent, received) = 'wait: loop {
-        assert!(tokio::time::Instant::now() < deadline, "no chat line arrived");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no chat line arrived"
+        );
         let text = format!("what time is it? ({})", sent_lines.len());
         if let Ok(line) = speaker.send_chat(room, text).await {
             sent_lines.push(line);

@@ -26,6 +26,13 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// second of black per join would be the price of the relay default.
 const LOCAL_SOURCE_KEYFRAME_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Shortest gap between keyframe requests on behalf of this node's own page, for a member it
+/// shows. One viewer asks, not a tree of them: nothing to merge, and the page's first request
+/// often follows the one made when its place was given by a few hundred milliseconds (its
+/// link was still connecting then, so that keyframe never reached it). A second of black per
+/// join would be the price of the relay default.
+const SHOWN_KEYFRAME_INTERVAL: Duration = Duration::from_millis(200);
+
 /// What a link is for, as far as routing goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LinkRole {
@@ -206,6 +213,27 @@ impl Router {
         })
     }
 
+    /// The keyframes `playback` needs the moment it connects: one from every source it shows.
+    /// Those asked for when their places were given reached a link still connecting, and
+    /// waiting for the browser to ask costs a round trip and the rate limit.
+    pub(crate) fn shown_on(&self, playback: LinkId, out: &mut Vec<KeyframeTarget>) {
+        let shown = |link: &LinkId, track| KeyframeTarget {
+            link: *link,
+            track,
+            reason: KeyframeReason::Shown,
+        };
+        for (source, route) in &self.playback {
+            if route.playback == playback {
+                out.push(shown(source, Track::Camera));
+            }
+        }
+        for (source, route) in &self.screens {
+            if route.playback == playback {
+                out.push(shown(source, Track::Screen));
+            }
+        }
+    }
+
     /// Shows the screen shared on `source` in the screen m-line of `playback` (`None`:
     /// nothing). Returns the keyframe request to make at once, as [`Self::play`] does.
     pub(crate) fn show_screen(
@@ -341,6 +369,12 @@ impl Router {
     /// Whether a keyframe of `track` may be asked of `link` at `now`: its interval (shorter
     /// for this node's own browser) has passed since the last request.
     pub(crate) fn keyframe_due(&self, now: Instant, link: LinkId, track: Track) -> bool {
+        self.due(now, link, track, None)
+    }
+
+    /// Whether a keyframe of `track` may be asked of `link`, the gap being the link's own or
+    /// `shorter`, if given and shorter.
+    fn due(&self, now: Instant, link: LinkId, track: Track, shorter: Option<Duration>) -> bool {
         let Some(routed) = self.links.get(&link) else {
             return false;
         };
@@ -348,6 +382,7 @@ impl Router {
             LinkRole::LocalSource => LOCAL_SOURCE_KEYFRAME_INTERVAL,
             LinkRole::Peer | LinkRole::Playback { .. } => KEYFRAME_REQUEST_INTERVAL,
         };
+        let interval = shorter.map_or(interval, |shorter| interval.min(shorter));
         routed.keyframe_asked[track_index(track)]
             .is_none_or(|at| now.saturating_duration_since(at) >= interval)
     }
@@ -369,7 +404,8 @@ impl Router {
         reason: KeyframeReason,
         out: &mut Vec<KeyframeTarget>,
     ) {
-        if self.keyframe_due(now, link, track) {
+        let shorter = (reason == KeyframeReason::Shown).then_some(SHOWN_KEYFRAME_INTERVAL);
+        if self.due(now, link, track, shorter) {
             out.push(KeyframeTarget {
                 link,
                 track,

@@ -184,8 +184,10 @@ async function startPublishing(audioOnly) {
     for (const track of stream.getTracks()) {
       pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
+    // No waiting for ICE gathering: the node offers its own addresses and takes this
+    // browser's from its first connectivity check (its host addresses are mDNS names the
+    // node could not use anyway), which saves the gathering time on every join.
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
     send({ type: "publish", sdp: pc.localDescription.sdp });
   } catch (error) {
     showError(`camera or microphone unavailable: ${error.message}`);
@@ -213,8 +215,10 @@ async function startScreenShare() {
   setPressed($("share-screen"), true, "Stop sharing");
   renderGrid();
   try {
+    // No waiting for ICE gathering: the node offers its own addresses and takes this
+    // browser's from its first connectivity check (its host addresses are mDNS names the
+    // node could not use anyway), which saves the gathering time on every join.
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
     send({ type: "share_screen", sdp: pc.localDescription.sdp });
   } catch (error) {
     showError(`cannot share the screen: ${error.message}`);
@@ -273,18 +277,6 @@ async function signBinding({ text, expires_at_unix }) {
   }
 }
 
-// Waits (up to 2 s) for ICE gathering, so the offer carries this browser's candidates.
-function gathered(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState === "complete") resolve();
-    };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 2000);
-  });
-}
-
 // The node offers one audio and one video m-line per slot; each slot shows one member.
 async function startPlayback({ sdp, slots, screen_mid }) {
   state.playbackPc?.close();
@@ -300,7 +292,6 @@ async function startPlayback({ sdp, slots, screen_mid }) {
   });
   await pc.setRemoteDescription({ type: "offer", sdp });
   await pc.setLocalDescription(await pc.createAnswer());
-  await gathered(pc);
   send({ type: "playback_answer", sdp: pc.localDescription.sdp });
 }
 

@@ -136,6 +136,7 @@ impl MediaActor {
         relayed: &mut Vec<(LinkId, LinkOutput)>,
     ) {
         let mut outputs = std::mem::take(&mut self.scratch.outputs);
+        let mut connected = Vec::new();
         let events = &mut self.pending_events;
         for id in ids {
             let Some(state) = self.links.get_mut(id) else {
@@ -156,6 +157,7 @@ impl MediaActor {
                             state.connect_deadline = None;
                             tracing::info!(link = %id, elapsed = ?self.started.elapsed(), "link connected");
                             events.push_back(MediaEvent::LinkConnected { link: *id });
+                            connected.push(*id);
                         }
                         LinkOutput::Frame {
                             track,
@@ -212,6 +214,17 @@ impl MediaActor {
             }
         }
         self.scratch.outputs = outputs;
+        // A page's playback link that just connected wants a keyframe from every member it
+        // shows, now: the sources' links are drained on the next pass.
+        let mut keyframes = Vec::new();
+        for playback in connected {
+            self.router.shown_on(playback, &mut keyframes);
+        }
+        for target in keyframes {
+            if self.request_keyframe(now, target) {
+                self.dirty.push(target.link);
+            }
+        }
     }
 
     /// Writes relayed packets to the children the router names for the link they came on, and

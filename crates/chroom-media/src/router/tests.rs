@@ -407,6 +407,46 @@ fn a_new_viewer_asks_for_a_keyframe_whatever_the_rate_limit() {
     // `play` and `show_screen` answer with the request even so: the caller makes it at once.
     assert!(router.play(PLAYBACK, 0, Some(SOURCE)).is_some());
     assert!(router.show_screen(PLAYBACK, Some(SOURCE)).is_some());
-    // The playback link asking later is rate-limited like everyone else.
+    // The playback link asking at once is rate-limited like everyone else.
     assert_eq!(keyframe_targets(&router, now, PLAYBACK, mid("v0")), []);
+}
+
+/// The join time the call bench found: the keyframe asked for when a place was given reached
+/// a playback link still connecting; the page's own request a few hundred milliseconds later
+/// was held back for a second by the relay limit. A page's request waits 200 ms at most.
+#[test]
+fn a_page_asking_for_the_member_it_shows_waits_less_than_a_relay() {
+    let mut router = router();
+    let now = Instant::now();
+    let _ = router.play(PLAYBACK, 0, Some(SOURCE));
+    router.handle_keyframe_requested(now, SOURCE, Track::Camera);
+    let soon = now + Duration::from_millis(199);
+    assert_eq!(keyframe_targets(&router, soon, PLAYBACK, mid("v0")), []);
+    let later = now + Duration::from_millis(200);
+    assert_eq!(
+        keyframe_targets(&router, later, PLAYBACK, mid("v0")),
+        [target(SOURCE, Track::Camera, KeyframeReason::Shown)]
+    );
+    // A relayed child asking of the same link still merges into the one sent a second ago.
+    assert!(!router.keyframe_due(later, SOURCE, Track::Camera));
+}
+
+#[test]
+fn a_playback_link_connecting_wants_a_keyframe_from_everyone_it_shows() {
+    let mut router = router();
+    let _ = router.play(PLAYBACK, 0, Some(SOURCE));
+    let _ = router.show_screen(PLAYBACK, Some(SOURCE));
+    let mut out = Vec::new();
+    router.shown_on(PLAYBACK, &mut out);
+    out.sort_by_key(|t| t.track == Track::Screen);
+    assert_eq!(
+        out,
+        [
+            target(SOURCE, Track::Camera, KeyframeReason::Shown),
+            target(SOURCE, Track::Screen, KeyframeReason::Shown),
+        ]
+    );
+    let mut other = Vec::new();
+    router.shown_on(A, &mut other);
+    assert!(other.is_empty(), "a link that shows nothing wants nothing");
 }

@@ -399,11 +399,12 @@ impl PageSession {
             role: access.role.map(Role::name),
         })
         .await?;
-        self.send_chat_history(&room).await?;
-        self.send_files().await?;
+        // The playback link first: it has the most to set up before the others show.
         // Audio-only rooms negotiate no video at all, towards the page as between nodes.
         self.offer_playback(access.kind == Some(RoomKind::AudioSpace), PLAYBACK_SLOTS)
             .await?;
+        self.send_chat_history(&room).await?;
+        self.send_files().await?;
         self.refresh_participants().await
     }
 
