@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use chroom_types::{LinkId, LinkMode, Track};
 use str0m::Input;
 use str0m::change::SdpPendingOffer;
+use str0m::config::DtlsCert;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +52,8 @@ pub struct MediaActor {
     outbox: Outbox,
     local_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
+    /// The DTLS certificate of every link (`None`: str0m makes one per link).
+    dtls_cert: Option<DtlsCert>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<MediaEvent>,
     frames: mpsc::Sender<(LinkId, ReceivedFrame)>,
@@ -131,6 +134,13 @@ impl MediaActor {
             source,
         })?;
         let candidates = sdp::host_candidates(&config, local_addr);
+        // One certificate for every link of the node, made now: str0m would otherwise make
+        // one per link, which the first link of a join waited for (tens of milliseconds).
+        // The fingerprint travels over Noise-authenticated signaling either way, so it binds
+        // the node's links to its PeerId just the same.
+        let dtls_cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate();
         let (tx, rx) = mpsc::channel(COMMAND_INBOX);
         let actor = Self {
             config,
@@ -138,6 +148,7 @@ impl MediaActor {
             outbox: Outbox::default(),
             local_addr,
             candidates,
+            dtls_cert,
             commands: rx,
             events,
             frames,
@@ -343,7 +354,12 @@ impl MediaActor {
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = sdp::new_rtc(&self.candidates, mode, Instant::now());
+        let mut rtc = sdp::new_rtc(
+            &self.candidates,
+            self.dtls_cert.as_ref(),
+            mode,
+            Instant::now(),
+        );
         let offer = sdp::create_offer(&mut rtc, receive, send)?;
         let mut link = self.new_link(rtc, mode);
         offer.record_media(&mut link);
@@ -359,7 +375,12 @@ impl MediaActor {
         audio_only: bool,
     ) -> Result<PlaybackOffer, MediaError> {
         self.check_capacity()?;
-        let mut rtc = sdp::new_rtc(&self.candidates, LinkMode::Frames, Instant::now());
+        let mut rtc = sdp::new_rtc(
+            &self.candidates,
+            self.dtls_cert.as_ref(),
+            LinkMode::Frames,
+            Instant::now(),
+        );
         let built = sdp::create_playback_offer(&mut rtc, slots, audio_only)?;
         let link = self.new_link(rtc, LinkMode::Frames);
         let offer = built.to_offer(link.id);
@@ -395,7 +416,12 @@ impl MediaActor {
         local_source: Option<Track>,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = sdp::new_rtc(&self.candidates, mode, Instant::now());
+        let mut rtc = sdp::new_rtc(
+            &self.candidates,
+            self.dtls_cert.as_ref(),
+            mode,
+            Instant::now(),
+        );
         let answer = sdp::accept_offer(&mut rtc, offer_sdp)?;
         let mut link = self.new_link(rtc, mode);
         let role = match local_source {

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaAdded, Mid};
 use str0m::rtp::Extension;
@@ -72,7 +73,12 @@ impl BuiltPlayback {
 }
 
 /// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates.
-pub(crate) fn new_rtc(candidates: &[SocketAddr], mode: LinkMode, now: Instant) -> Rtc {
+pub(crate) fn new_rtc(
+    candidates: &[SocketAddr],
+    cert: Option<&DtlsCert>,
+    mode: LinkMode,
+    now: Instant,
+) -> Rtc {
     // str0m's standard header extensions minus transport-wide congestion control and
     // abs-send-time: no link runs bandwidth estimation, and building TWCC feedback nobody
     // reads cost a 1 → 1 relayer a fifth of its CPU. The ids stay str0m's standard ones.
@@ -85,6 +91,9 @@ pub(crate) fn new_rtc(candidates: &[SocketAddr], mode: LinkMode, now: Instant) -
         (13, Extension::VideoOrientation),
     ] {
         builder = builder.set_extension(id, extension);
+    }
+    if let Some(cert) = cert {
+        builder = builder.set_dtls_cert(cert.clone());
     }
     let mut rtc = builder
         .set_rtp_mode(mode == LinkMode::Packets)
