@@ -14,6 +14,7 @@ const state = {
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
   playbackPc: null, // the RTCPeerConnection the node shows the others on
+  playbackPrepared: false, // asked the node for a playback link that outlives rooms
   slots: [], // per slot: { audioMid, videoMid }
   slotPeers: [], // per slot: the PeerId shown, or null
   tracks: new Map(), // mid -> MediaStreamTrack
@@ -58,7 +59,15 @@ function connect() {
   state.socket = socket;
   socket.addEventListener("open", () => {
     const room = roomFromLocation();
-    if (room) join(room);
+    if (room) {
+      join(room);
+    } else {
+      // In the lobby: have the link that shows the others set up while the user picks a
+      // room, so joining waits only for the members' media. It outlives rooms (but audio
+      // spaces, which get a link without video).
+      state.playbackPrepared = true;
+      send({ type: "prepare_playback" });
+    }
   });
   socket.addEventListener("message", (event) => {
     let message;
@@ -290,8 +299,15 @@ async function startPlayback({ sdp, slots, screen_mid }) {
     state.tracks.set(event.transceiver.mid, event.track);
     renderGrid();
   });
-  await pc.setRemoteDescription({ type: "offer", sdp });
-  await pc.setLocalDescription(await pc.createAnswer());
+  try {
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+  } catch (error) {
+    // A newer offer replaced this one while it was set up (it is closed): nothing to say.
+    if (state.playbackPc !== pc) return;
+    throw error;
+  }
+  if (state.playbackPc !== pc) return;
   send({ type: "playback_answer", sdp: pc.localDescription.sdp });
 }
 
@@ -335,7 +351,13 @@ function stopPublishing() {
 
 function leaveCall() {
   stopPublishing();
-  stopPlayback();
+  // The node keeps a prepared playback link that shows video; it closes any other.
+  if (state.playbackPrepared && state.kind !== "audio_space") {
+    state.slotPeers = [];
+    state.screenPeer = null;
+  } else {
+    stopPlayback();
+  }
   state.room = null;
   state.participants = [];
   renderParticipants();

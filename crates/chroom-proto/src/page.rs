@@ -54,6 +54,10 @@ pub enum ClientMessage {
         /// The offer.
         sdp: String,
     },
+    /// Set up the link the node shows other members on now, before joining, and keep it
+    /// between rooms: joining then waits only for the members' media. (Without it the node
+    /// offers the link when the page joins.)
+    PreparePlayback,
     /// The page's answer to a [`ServerMessage::PlaybackOffer`].
     PlaybackAnswer {
         /// The answer.

@@ -71,6 +71,10 @@ pub(super) struct PageSession {
     screen_link: Option<LinkId>,
     /// The link showing the other members in the page.
     playback_link: Option<LinkId>,
+    /// `playback_link` carries sound only (an audio space's).
+    playback_audio_only: bool,
+    /// The page asked for a standing playback link: it outlives rooms.
+    playback_prepared: bool,
     /// Who each playback slot shows: the member and the link its media arrives on.
     slots: Vec<Option<(PeerId, LinkId)>>,
     /// Whose shared screen the playback link shows, and the link it arrives on.
@@ -91,6 +95,8 @@ impl PageSession {
             media_link: None,
             screen_link: None,
             playback_link: None,
+            playback_audio_only: false,
+            playback_prepared: false,
             slots: Vec::new(),
             screen_shown: None,
             shown: Vec::new(),
@@ -197,6 +203,13 @@ impl PageSession {
                 expires_at_unix,
                 signature,
             } => self.sign_in(&account, expires_at_unix, &signature).await,
+            ClientMessage::PreparePlayback => {
+                self.playback_prepared = true;
+                if self.playback_link.is_some() {
+                    return Ok(());
+                }
+                self.offer_playback(false, PLAYBACK_SLOTS).await
+            }
             ClientMessage::PlaybackAnswer { sdp } => {
                 let Some(link) = self.playback_link else {
                     return self
@@ -399,10 +412,13 @@ impl PageSession {
             role: access.role.map(Role::name),
         })
         .await?;
-        // The playback link first: it has the most to set up before the others show.
-        // Audio-only rooms negotiate no video at all, towards the page as between nodes.
-        self.offer_playback(access.kind == Some(RoomKind::AudioSpace), PLAYBACK_SLOTS)
-            .await?;
+        // The playback link first: it has the most to set up before the others show (a
+        // prepared one of the right kind is ready already). Audio-only rooms negotiate no
+        // video at all, towards the page as between nodes.
+        let audio_only = access.kind == Some(RoomKind::AudioSpace);
+        if self.playback_link.is_none() || self.playback_audio_only != audio_only {
+            self.offer_playback(audio_only, PLAYBACK_SLOTS).await?;
+        }
         self.send_chat_history(&room).await?;
         self.send_files().await?;
         self.refresh_participants().await
@@ -516,14 +532,10 @@ impl PageSession {
 
     async fn leave_room(&mut self) {
         self.stop_screen().await;
-        for link in [self.media_link.take(), self.playback_link.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(link) = self.media_link.take() {
             self.node.close_browser_media(link).await;
         }
-        self.slots.clear();
-        self.screen_shown = None;
+        self.clear_playback().await;
         let Some(room) = self.room.take() else {
             return;
         };

@@ -8,6 +8,31 @@ use chroom_types::RoomKind;
 use super::{Closed, MAX_PLAYBACK_SLOTS, PLAYBACK_SLOTS, PageSession};
 
 impl PageSession {
+    /// Empties the playback link as the page leaves a room: a prepared one that shows video
+    /// stays for the next room, its places emptied; any other closes.
+    pub(super) async fn clear_playback(&mut self) {
+        let keep = self.playback_prepared && !self.playback_audio_only;
+        match self.playback_link {
+            Some(playback) if keep => {
+                for slot in 0..self.slots.len() {
+                    if self.slots[slot].take().is_some() {
+                        self.node.play_in_browser(playback, slot, None).await;
+                    }
+                }
+                if self.screen_shown.take().is_some() {
+                    self.node.show_screen_in_browser(playback, None).await;
+                }
+            }
+            Some(playback) => {
+                self.node.close_browser_media(playback).await;
+                self.playback_link = None;
+                self.slots.clear();
+                self.screen_shown = None;
+            }
+            None => {}
+        }
+    }
+
     /// Offers the page a link to show (in audio-only rooms: to play) the other members on.
     pub(super) async fn offer_playback(
         &mut self,
@@ -22,6 +47,7 @@ impl PageSession {
             Err(e) => return self.error(format!("cannot show the others: {e:#}")).await,
         };
         self.playback_link = Some(offer.link);
+        self.playback_audio_only = audio_only;
         self.slots = vec![None; offer.slots.len()];
         self.screen_shown = None;
         let message = ServerMessage::PlaybackOffer {
