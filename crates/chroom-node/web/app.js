@@ -421,13 +421,9 @@ function renderParticipants() {
 }
 
 // A host's decision, as a line in the chat; removal from the room ends the call here.
-function moderated({ peer_id, action, by_peer_id, by_account, is_self }) {
-  const name = (peer) => {
-    const p = state.participants.find((q) => q.peer_id === peer);
-    return p ? displayName(p) : `node ${short(peer)}`;
-  };
+function moderated({ peer_id, account, action, by_peer_id, by_account, is_self }) {
   const host = by_account ? short(by_account) : `node ${short(by_peer_id)}`;
-  const who = is_self ? "you" : name(peer_id);
+  const who = is_self ? "you" : displayName({ peer_id, account });
   const done = { mute: "muted", unmute: "unmuted", remove: "removed" }[action] ?? action;
   const item = document.createElement("li");
   item.className = "notice";

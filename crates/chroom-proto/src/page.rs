@@ -200,6 +200,9 @@ pub enum ServerMessage {
         room: String,
         /// The member's PeerId.
         peer_id: String,
+        /// The member's account, where the node knew it (a removed member is gone from the
+        /// participant list by the time the page names it).
+        account: Option<String>,
         /// What was decided.
         action: ModerateAction,
         /// The host's PeerId.

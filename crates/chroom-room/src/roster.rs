@@ -94,6 +94,11 @@ impl<P: Copy + Ord + Hash> Roster<P> {
             .is_some_and(|members| members.contains_key(&peer))
     }
 
+    /// The account `peer`'s beats in `room` proved, if it is present and proved one.
+    pub fn account_of(&self, room: RoomId, peer: P) -> Option<Account> {
+        self.rooms.get(&room)?.get(&peer)?.account
+    }
+
     /// The members present in `room`, in a stable order.
     pub fn members(&self, room: RoomId) -> Vec<(P, Present)> {
         self.rooms

@@ -348,6 +348,7 @@ impl PageSession {
         let message = ServerMessage::Moderated {
             room: room.as_str().to_owned(),
             peer_id: notice.target.to_base58(),
+            account: notice.target_account.map(|a| a.to_string()),
             action: match notice.action {
                 Moderation::Mute => ModerateAction::Mute,
                 Moderation::Unmute => ModerateAction::Unmute,

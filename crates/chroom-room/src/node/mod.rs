@@ -120,6 +120,8 @@ pub struct ModerationNotice<P> {
     pub room: RoomId,
     /// The member it is about.
     pub target: P,
+    /// The account the member proved, where this node knew it.
+    pub target_account: Option<Account>,
     /// What was decided.
     pub action: Moderation,
     /// The host's node.
@@ -1009,6 +1011,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             return;
         }
         self.view_version += 1;
+        // Named before a removal drops it from the roster: pages say whom it was about.
+        let target_account = if target == self.local {
+            self.account
+        } else {
+            self.roster.account_of(room, target)
+        };
         if action == Moderation::Remove {
             let now = self.now;
             if target == self.local {
@@ -1029,6 +1037,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             .push_back(NodeOutput::Moderated(ModerationNotice {
                 room,
                 target,
+                target_account,
                 action,
                 by,
                 by_account,

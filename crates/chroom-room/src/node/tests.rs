@@ -378,6 +378,7 @@ fn a_hosts_removal_is_carried_out_and_the_removed_member_is_refused() {
     assert!(outputs.contains(&NodeOutput::Moderated(ModerationNotice {
         room: room(),
         target: MEMBER,
+        target_account: Some(account(MEMBER as u8)),
         action: Moderation::Remove,
         by: HOST,
         by_account: Some(account(HOST as u8)),
