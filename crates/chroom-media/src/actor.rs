@@ -20,9 +20,9 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, LinkMode, Track};
-use str0m::Input;
 use str0m::change::SdpPendingOffer;
 use str0m::config::DtlsCert;
+use str0m::{Input, Rtc};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
@@ -347,6 +347,16 @@ impl MediaActor {
         self.router.add_link(id, role);
     }
 
+    /// A new str0m instance with this node's host candidates and certificate.
+    fn new_rtc(&self, mode: LinkMode) -> Rtc {
+        sdp::new_rtc(
+            &self.candidates,
+            self.dtls_cert.as_ref(),
+            mode,
+            Instant::now(),
+        )
+    }
+
     fn create_offer(
         &mut self,
         receive: &[Track],
@@ -354,12 +364,7 @@ impl MediaActor {
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = sdp::new_rtc(
-            &self.candidates,
-            self.dtls_cert.as_ref(),
-            mode,
-            Instant::now(),
-        );
+        let mut rtc = self.new_rtc(mode);
         let offer = sdp::create_offer(&mut rtc, receive, send)?;
         let mut link = self.new_link(rtc, mode);
         offer.record_media(&mut link);
@@ -375,12 +380,7 @@ impl MediaActor {
         audio_only: bool,
     ) -> Result<PlaybackOffer, MediaError> {
         self.check_capacity()?;
-        let mut rtc = sdp::new_rtc(
-            &self.candidates,
-            self.dtls_cert.as_ref(),
-            LinkMode::Frames,
-            Instant::now(),
-        );
+        let mut rtc = self.new_rtc(LinkMode::Frames);
         let built = sdp::create_playback_offer(&mut rtc, slots, audio_only)?;
         let link = self.new_link(rtc, LinkMode::Frames);
         let offer = built.to_offer(link.id);
@@ -416,12 +416,7 @@ impl MediaActor {
         local_source: Option<Track>,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = sdp::new_rtc(
-            &self.candidates,
-            self.dtls_cert.as_ref(),
-            mode,
-            Instant::now(),
-        );
+        let mut rtc = self.new_rtc(mode);
         let answer = sdp::accept_offer(&mut rtc, offer_sdp)?;
         let mut link = self.new_link(rtc, mode);
         let role = match local_source {
