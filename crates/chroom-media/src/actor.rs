@@ -326,7 +326,7 @@ impl MediaActor {
         Ok(())
     }
 
-    fn new_link(&mut self, rtc: str0m::Rtc, mode: LinkMode) -> Link {
+    fn new_link(&mut self, rtc: Rtc, mode: LinkMode) -> Link {
         let id = LinkId(self.next_link);
         self.next_link += 1;
         Link::new(id, rtc, mode)
