@@ -2,10 +2,11 @@
 //! and the headless publisher and recorder used by bots, demos, tests and benchmarks (the
 //! benchmarks themselves belong to the `chroom` binary, not to this library).
 //!
-//! This crate decides nothing about rooms (that is `chroom-room`) and speaks no protocol itself
-//! (that is `chroom-net` and `chroom-media`); it owns process concerns: config files, the node
-//! key on disk, logging, the CLI and its exit codes, and the page and API it serves its user
-//! ([`web`]).
+//! This crate decides nothing about rooms (that is `chroom-room`'s `NodeCore`, which the
+//! [`node`] runtime feeds and obeys) and speaks no protocol itself (that is `chroom-net` and
+//! `chroom-media`); it owns process concerns: config files, the node key on disk, logging, the
+//! CLI and its exit codes, and the page and API it serves its user ([`web`]). How its tasks
+//! fit together: `docs/runtime.md`.
 
 pub mod admin;
 mod clock;
