@@ -112,3 +112,60 @@ async fn files_are_served_only_to_members_present_in_the_room() {
     stranger.shutdown().await;
     sharer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_banned_on_chain_is_refused_files_at_once() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sharer = chain.node(&dir.path().join("sharer"), 1, &[]).await;
+    let boot = [tcp_addr(&sharer).await];
+    let listener = chain.node(&dir.path().join("listener"), 2, &boot).await;
+    take_part(&sharer, room).await;
+    take_part(&listener, room).await;
+    until_present(&sharer, room, 2).await;
+    let hash = sharer
+        .share_file(room, "plan.txt".into(), b"the plan".to_vec().into())
+        .await
+        .unwrap();
+    let ask = || async {
+        let request = SignalRequest::File {
+            room,
+            file: hash,
+            part: FilePart::Manifest,
+        };
+        listener
+            .net()
+            .request(sharer.peer_id(), request)
+            .await
+            .unwrap()
+    };
+    let answer = ask().await;
+    assert!(
+        matches!(answer, SignalResponse::FileData(_)),
+        "a present member is served: {answer:?}"
+    );
+
+    chain.registry.ban(room, chain.account(2)).await.unwrap();
+    // The sharer's node learns of the ban from the chain (polled every 200 ms here); from then
+    // on every request is refused, although the listener is still present in its roster.
+    let refusal = eventually(Duration::from_secs(20), "the ban applies", || async {
+        match ask().await {
+            SignalResponse::Error(e) if e.code == ErrorCode::NotAuthorized => Some(e),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(refusal.message.contains("banned"), "{refusal}");
+    assert!(
+        sharer
+            .participants(room)
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.peer == listener.peer_id()),
+        "refused by the registry's verdict, not by the roster"
+    );
+    listener.shutdown().await;
+    sharer.shutdown().await;
+}

@@ -1,14 +1,22 @@
 //! What the session knows about who may do what: accounts proven by peers and registry facts
 //! about accounts in rooms. Pure bookkeeping; the decisions are in `session.rs`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::time::{Duration, Instant};
 
 use chroom_types::{Account, Action, Membership, RoomId, RoomKind};
 
 /// Most (room, account) facts kept; the oldest are forgotten first and looked up again if
 /// needed.
 const MAX_FACTS: usize = 16 * 1024;
+
+/// How long a lookup may go unanswered before the registry is asked again (the driver may have
+/// dropped it, or the RPC failed); doubled per unanswered try.
+const LOOKUP_RETRY: Duration = Duration::from_secs(2);
+
+/// Longest wait before asking again about an account the registry never answers for.
+const MAX_LOOKUP_RETRY: Duration = Duration::from_secs(60);
 
 /// Whether rights are checked against the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,7 +87,14 @@ pub(crate) struct AccessBook<P> {
     facts: HashMap<(RoomId, Account), AccessFacts>,
     /// Insertion order of `facts`, for forgetting the oldest.
     order: VecDeque<(RoomId, Account)>,
-    lookups: HashSet<(RoomId, Account)>,
+    lookups: HashMap<(RoomId, Account), Lookup>,
+}
+
+/// A lookup under way: when to ask again if no answer came, and how often it was asked.
+#[derive(Debug, Clone, Copy)]
+struct Lookup {
+    retry_at: Instant,
+    tries: u32,
 }
 
 impl<P: Copy + Eq + Hash> AccessBook<P> {
@@ -89,7 +104,7 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
             accounts: HashMap::new(),
             facts: HashMap::new(),
             order: VecDeque::new(),
-            lookups: HashSet::new(),
+            lookups: HashMap::new(),
         }
     }
 
@@ -144,9 +159,23 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
         self.policy == AccessPolicy::Open
     }
 
-    /// Marks a lookup as started; false if one is already under way.
-    pub(crate) fn start_lookup(&mut self, room: RoomId, account: Account) -> bool {
-        self.lookups.insert((room, account))
+    /// Marks a lookup as started; false if one is under way and not yet overdue. An overdue
+    /// one (lost on the way, or the registry unreachable) is started again, each time after a
+    /// longer wait.
+    pub(crate) fn start_lookup(&mut self, now: Instant, room: RoomId, account: Account) -> bool {
+        let lookup = self.lookups.entry((room, account)).or_insert(Lookup {
+            retry_at: now,
+            tries: 0,
+        });
+        if now < lookup.retry_at {
+            return false;
+        }
+        let wait = LOOKUP_RETRY
+            .saturating_mul(2u32.saturating_pow(lookup.tries.min(16)))
+            .min(MAX_LOOKUP_RETRY);
+        lookup.tries += 1;
+        lookup.retry_at = now + wait;
+        true
     }
 
     pub(crate) fn set_facts(&mut self, room: RoomId, account: Account, facts: AccessFacts) {

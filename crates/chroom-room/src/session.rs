@@ -973,10 +973,36 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// Asks the registry about `account` in `room` unless a lookup is under way; the facts
     /// arrive through [`Self::handle_access`].
-    pub(crate) fn look_up(&mut self, room: RoomId, account: Account) {
-        if self.access.start_lookup(room, account) {
+    pub(crate) fn look_up(&mut self, now: Instant, room: RoomId, account: Account) {
+        if self.access.start_lookup(now, room, account) {
             self.outputs
                 .push_back(Output::LookupAccess { room, account });
+        }
+    }
+
+    /// Whether `peer`'s proven account may `action` in `room` as far as this node knows now;
+    /// when that is not known, the registry is asked (the answer serves the next request).
+    pub(crate) fn check_peer(
+        &mut self,
+        now: Instant,
+        peer: P,
+        room: RoomId,
+        action: Action,
+    ) -> Result<(), SignalError> {
+        match self.access.check(peer, room, action) {
+            Verdict::Allowed => Ok(()),
+            Verdict::NoAccount => Err(SignalError::new(
+                ErrorCode::NotAuthorized,
+                "no verified identity binding: sign one with the account you act for",
+            )),
+            Verdict::Denied(account, facts) => Err(denial(room, account, facts, action)),
+            Verdict::Unknown(account) => {
+                self.look_up(now, room, account);
+                Err(SignalError::new(
+                    ErrorCode::Unavailable,
+                    format!("the rights of {account} in this room are being looked up: ask again"),
+                ))
+            }
         }
     }
 
@@ -1046,7 +1072,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             account,
             deadline: now + self.config.access_lookup_timeout,
         });
-        if self.access.start_lookup(room, account) {
+        if self.access.start_lookup(now, room, account) {
             self.outputs
                 .push_back(Output::LookupAccess { room, account });
         }
@@ -1123,7 +1149,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         match self.access.check(role.peer(), room, action) {
             Verdict::Allowed => {}
             Verdict::Unknown(account) => {
-                if self.access.start_lookup(room, account) {
+                if self.access.start_lookup(now, room, account) {
                     self.outputs
                         .push_back(Output::LookupAccess { room, account });
                 }

@@ -354,7 +354,7 @@ impl NodeActor {
                     part,
                 };
                 self.inbound.insert(id, inbound);
-                self.core.handle_file_request(id, peer, room);
+                self.core.handle_file_request(now, id, peer, room);
             }
             other => {
                 tracing::warn!(%peer, ?other, "unsupported signaling request");

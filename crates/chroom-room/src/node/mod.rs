@@ -506,7 +506,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if self.own_checks.len() >= MAX_OWN_CHECKS {
             return self.answer_own(id, Err(OwnRefusal::Unavailable));
         }
-        self.session.look_up(room.id(), account);
+        self.session.look_up(now, room.id(), account);
         let deadline = now + self.session.access_lookup_timeout();
         self.own_checks.push(OwnCheck {
             id,
@@ -588,17 +588,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     }
 
     /// `peer` asks for a part of a file shared in `room`. Files go to members present in the
-    /// room: their presence was checked against the registry like anything they say there.
-    pub fn handle_file_request(&mut self, request: InboundId, peer: P, room: RoomId) {
-        if self.present_in.contains(&room) && self.roster.is_present(room, peer) {
-            self.outputs.push_back(NodeOutput::ServeFile { request });
-            return;
+    /// room whose registry verdict allows them in now: a ban stops serving at once, not when
+    /// the banned member's presence times out.
+    pub fn handle_file_request(&mut self, now: Instant, request: InboundId, peer: P, room: RoomId) {
+        self.now = self.now.max(now);
+        if !(self.present_in.contains(&room) && self.roster.is_present(room, peer)) {
+            let error = SignalError::new(
+                ErrorCode::NotInRoom,
+                "files are served to members present in the room",
+            );
+            return self.refuse(request, peer, error);
         }
-        let error = SignalError::new(
-            ErrorCode::NotInRoom,
-            "files are served to members present in the room",
-        );
-        self.refuse(request, peer, error);
+        match self.session.check_peer(now, peer, room, Action::Listen) {
+            Ok(()) => self.outputs.push_back(NodeOutput::ServeFile { request }),
+            Err(error) => self.refuse(request, peer, error),
+        }
     }
 
     /// A tree message to `peer` fared as `delivery`; the next one goes out.

@@ -392,7 +392,7 @@ fn a_hosts_removal_is_carried_out_and_the_removed_member_is_refused() {
 
     core.handle_subscribe_request(now, InboundId(1), MEMBER, room());
     hear(&mut core, now, 2, MEMBER, beat());
-    core.handle_file_request(InboundId(2), MEMBER, room());
+    core.handle_file_request(now, InboundId(2), MEMBER, room());
     let outputs = drain(&mut core);
     assert_eq!(
         refusal_code(&outputs, InboundId(1)),
@@ -556,8 +556,8 @@ fn files_are_served_to_members_present_only() {
     let now = epoch();
     let mut core = in_a_room(now);
     linked_to_member(&mut core, now);
-    core.handle_file_request(InboundId(1), MEMBER, room());
-    core.handle_file_request(InboundId(2), STRANGER, room());
+    core.handle_file_request(now, InboundId(1), MEMBER, room());
+    core.handle_file_request(now, InboundId(2), STRANGER, room());
     let outputs = drain(&mut core);
     assert!(outputs.contains(&NodeOutput::ServeFile {
         request: InboundId(1)
@@ -830,4 +830,75 @@ fn tree_messages_to_a_peer_go_one_at_a_time() {
     let second = sent(&drain(&mut core));
     assert_eq!(second.len(), 1);
     assert_ne!(second[0].1, first[0].1);
+}
+
+/// Issue 12, hole 5: file requests were checked against the roster only, so a banned member
+/// fetched files until its presence timed out. The registry's verdict now decides each one.
+#[test]
+fn a_ban_stops_file_serving_at_once() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    linked_to_member(&mut core, now);
+    core.handle_file_request(now, InboundId(1), MEMBER, room());
+    assert!(drain(&mut core).contains(&NodeOutput::ServeFile {
+        request: InboundId(1)
+    }));
+    let banned = AccessFacts::Known {
+        kind: RoomKind::Conference,
+        membership: Membership::Banned,
+        relayer: false,
+    };
+    core.handle_access(now, room(), account(MEMBER as u8), banned);
+    drain(&mut core);
+    core.handle_file_request(now, InboundId(2), MEMBER, room());
+    let outputs = drain(&mut core);
+    assert_eq!(
+        refusal_code(&outputs, InboundId(2)),
+        Some(ErrorCode::NotAuthorized)
+    );
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, NodeOutput::ServeFile { .. }))
+    );
+}
+
+fn lookups(outputs: &[NodeOutput<u32>]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, NodeOutput::Session(Output::LookupAccess { .. })))
+        .count()
+}
+
+/// Issue 12, hole 4: a lookup the registry handle dropped (its inbox full) or never answered
+/// stayed "under way" until restart. It is asked again once overdue, each time later.
+#[test]
+fn a_lost_lookup_is_asked_again_with_backoff() {
+    let now = epoch();
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(1)), now);
+    let ask = |core: &mut NodeCore<u32>, at: Instant, id: u64| {
+        core.check_own_access(at, OwnCheckId(id), name(), Action::Listen);
+        lookups(&drain(core))
+    };
+    assert_eq!(ask(&mut core, now, 1), 1);
+    assert_eq!(
+        ask(&mut core, now + Duration::from_secs(1), 2),
+        0,
+        "under way"
+    );
+    assert_eq!(
+        ask(&mut core, now + Duration::from_secs(2), 3),
+        1,
+        "overdue: again"
+    );
+    // The next wait is longer (4 s after the second try).
+    assert_eq!(ask(&mut core, now + Duration::from_secs(5), 4), 0);
+    assert_eq!(ask(&mut core, now + Duration::from_secs(6), 5), 1);
+    // An answer ends it: the next check is served from what is known.
+    core.handle_access(now, room(), account(1), facts(Some(Role::Listener)));
+    let later = now + Duration::from_secs(100);
+    core.check_own_access(later, OwnCheckId(6), name(), Action::Listen);
+    let outputs = drain(&mut core);
+    assert_eq!(lookups(&outputs), 0);
+    assert!(own_answer(&outputs, 6).unwrap().is_ok());
 }
