@@ -1,0 +1,248 @@
+//! What [`super::NodeCore`] and its driver exchange: what room messages say, what the core
+//! orders and reports, and its errors and counters.
+
+use chroom_overlay::Message;
+use chroom_proto::{FileOffer, SignalError};
+use chroom_types::{Account, Action, LinkId, Moderation, Role, RoomId};
+
+use super::rules::{OwnAccess, OwnRefusal};
+use crate::gossip::{GossipId, GossipVerdict};
+use crate::session::{InboundId, Output};
+
+/// What a room message says, with members named as the core names peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Say<P> {
+    /// A line of chat.
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// The author shares a file with the room.
+    FileOffer(FileOffer),
+    /// A host's decision about a member.
+    Moderate {
+        /// The member.
+        target: P,
+        /// What is decided.
+        action: Moderation,
+    },
+    /// The author is in the room (`leaving`: is leaving it now).
+    Presence {
+        /// The author is leaving.
+        leaving: bool,
+        /// The author shares a screen.
+        sharing_screen: bool,
+    },
+}
+
+impl<P> Say<P> {
+    /// The right its author needs in the room.
+    pub fn action(&self) -> Action {
+        match self {
+            // Sharing a file is saying something in the room.
+            Self::Chat { .. } | Self::FileOffer(_) => Action::Chat,
+            Self::Moderate { .. } => Action::Moderate,
+            Self::Presence { .. } => Action::Listen,
+        }
+    }
+}
+
+/// A room message as received, decoded and with its author's binding verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard<P> {
+    /// The room it names (checked against the topic it came on).
+    pub room: RoomId,
+    /// When its author says it was sent, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// What it says.
+    pub say: Say<P>,
+}
+
+/// A chat line delivered in a room (its author may chat there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine<P> {
+    /// The room.
+    pub room: RoomId,
+    /// The author's node.
+    pub author: P,
+    /// The account the author proved, if any (always, where the registry is enforced).
+    pub account: Option<Account>,
+    /// When the author sent it, unix milliseconds.
+    pub sent_at_unix_ms: u64,
+    /// The text.
+    pub text: String,
+}
+
+/// A host's decision, carried out on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationNotice<P> {
+    /// The room.
+    pub room: RoomId,
+    /// The member it is about.
+    pub target: P,
+    /// The account the member proved, where this node knew it.
+    pub target_account: Option<Account>,
+    /// What was decided.
+    pub action: Moderation,
+    /// The host's node.
+    pub by: P,
+    /// The host's account.
+    pub by_account: Option<Account>,
+}
+
+/// A member present in a room, as its page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant<P> {
+    /// Its node.
+    pub peer: P,
+    /// The account it proved, if any.
+    pub account: Option<Account>,
+    /// Its role in the registry, where this node knows it.
+    pub role: Option<Role>,
+    /// This node itself.
+    pub is_self: bool,
+    /// It shares a screen.
+    pub sharing_screen: bool,
+    /// A host muted it.
+    pub muted_by_host: bool,
+}
+
+/// Correlates a check of this node's own access with its [`NodeOutput::OwnAccess`] answer.
+/// Chosen by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnCheckId(pub u64);
+
+/// How a tree message sent to a peer fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeDelivery {
+    /// The peer took it.
+    Acknowledged,
+    /// The peer answered with something else than an acknowledgement or a refusal.
+    Misanswered,
+    /// The peer refused it.
+    Refused(SignalError),
+    /// It did not reach the peer.
+    Unreachable,
+}
+
+/// A command or report for the node's runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeOutput<P> {
+    /// Carry out a room session's output. Never a [`Output::GossipVerdict`] or an
+    /// [`Output::SendTree`]: this core takes those.
+    Session(Output<P>),
+    /// Deliver a chat line to the user's pages and keep it.
+    Chat(ChatLine<P>),
+    /// Fetch a file a member offered in a room this node is in.
+    FetchFile {
+        /// The room.
+        room: RoomId,
+        /// The member offering it.
+        from: P,
+        /// The account it proved.
+        account: Option<Account>,
+        /// When it was offered, unix milliseconds.
+        offered_at_unix_ms: u64,
+        /// The offer.
+        offer: FileOffer,
+    },
+    /// Report a room message's verdict to the gossip layer (deliver and forward, drop, or
+    /// drop and blame the forwarder).
+    Gossip {
+        /// The message.
+        id: GossipId,
+        /// What to do with it.
+        verdict: GossipVerdict,
+    },
+    /// Tell the user's pages of a host's decision carried out here.
+    Moderated(ModerationNotice<P>),
+    /// Offer again, in `room`, the files this node shared there (a member arrived).
+    OfferFilesAgain {
+        /// The room.
+        room: RoomId,
+    },
+    /// Answers a [`NodeCore::check_own_access`].
+    OwnAccess {
+        /// The check.
+        id: OwnCheckId,
+        /// The answer.
+        result: Result<OwnAccess, OwnRefusal>,
+    },
+    /// Stop fetching the files of `room` (this node left it); what is held is kept.
+    PauseFiles {
+        /// The room.
+        room: RoomId,
+    },
+    /// Publish a room message from this node.
+    Publish {
+        /// The room.
+        room: RoomId,
+        /// What it says.
+        say: Say<P>,
+    },
+    /// Go on fetching the files of `room` (this node joined it).
+    ResumeFiles {
+        /// The room.
+        room: RoomId,
+    },
+    /// Send a tree message to `peer`; report how it fared with
+    /// [`NodeCore::handle_tree_delivery`]. One is out per peer at a time.
+    SendTree {
+        /// The recipient.
+        peer: P,
+        /// The room whose tree it is.
+        room: RoomId,
+        /// The message.
+        message: Message<P>,
+    },
+    /// Serve the file chunk asked for by an accepted [`NodeCore::handle_file_request`].
+    ServeFile {
+        /// The request.
+        request: InboundId,
+    },
+    /// Drop (`silenced`) or pass again the microphone arriving on `link`.
+    Silence {
+        /// The link.
+        link: LinkId,
+        /// Drop it.
+        silenced: bool,
+    },
+}
+
+/// A command of this node's user that cannot be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The node is not present in the room.
+    #[error("join the room before {doing} it")]
+    NotInRoom {
+        /// What was asked, as "moderating", "sharing a file in".
+        doing: &'static str,
+    },
+    /// A node in a room keeps the account its members know it by.
+    #[error(
+        "leave the room before signing in as another account: members know this node by one \
+         account"
+    )]
+    AccountInUse,
+}
+
+/// What the node counts, for its stats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeCounters {
+    /// Signaling requests refused so far.
+    pub requests_refused: u64,
+    /// Signaling requests that did not decode.
+    pub malformed_requests: u64,
+    /// The registry is unreachable and the node serves cached memberships.
+    pub registry_stale: bool,
+    /// The latest refusal a peer sent this node, in words.
+    pub last_refusal: Option<String>,
+    /// Room gossip messages delivered.
+    pub gossip_delivered: u64,
+    /// Room gossip messages rejected.
+    pub gossip_rejected: u64,
+    /// Times this node attached to a parent in a relay tree.
+    pub tree_attachments: u64,
+}
