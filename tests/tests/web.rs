@@ -20,7 +20,31 @@ fn serve_page(config: &mut NodeConfig) {
 }
 
 fn page_url(node: &RunningNode) -> String {
-    format!("http://{}/", node.web_addr().expect("the page is served"))
+    node.page_link().expect("the page is served").to_owned()
+}
+
+/// The cookie a browser holds after opening the page's link, and the page's own origin.
+fn page_headers(node: &RunningNode) -> [(&'static str, String); 2] {
+    let link = node.page_link().expect("the page is served");
+    let key = link.split_once("token=").expect("the link carries a key").1;
+    [
+        ("Cookie", format!("chroom_page={key}")),
+        ("Origin", format!("http://{}", node.web_addr().unwrap())),
+    ]
+}
+
+/// A WebSocket request to the page API carrying `headers`.
+fn api_request(
+    node: &RunningNode,
+    headers: &[(&'static str, String)],
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{}/api/ws", node.web_addr().unwrap())
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    request
 }
 
 /// Nodes serving pages, acting for the anvil `accounts` given, the first bootstrapping the rest.
@@ -301,8 +325,8 @@ struct RawPage {
 
 impl RawPage {
     async fn connect(node: &RunningNode) -> Self {
-        let url = format!("ws://{}/api/ws", node.web_addr().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        let request = api_request(node, &page_headers(node));
+        let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("ws connects");
         let mut page = Self { socket };
@@ -480,19 +504,55 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
     let present = node.participants(room).await.unwrap();
     assert!(present.iter().all(|p| !p.is_self), "{present:?}");
 
-    // Another site's page cannot use the API: browsers send its origin, the node refuses.
-    let mut request = format!("ws://{}/api/ws", node.web_addr().unwrap())
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Origin", "http://evil.example".parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 403);
+    // Another site's page cannot use the API: browsers send its origin, the node refuses
+    // (even were the page's cookie to go along); so is a request with no origin at all (a
+    // local program), and one without the page's key.
+    let [cookie, origin] = page_headers(&node);
+    let foreign = ("Origin", "http://evil.example".to_owned());
+    for (headers, status) in [
+        (vec![cookie.clone(), foreign.clone()], 403),
+        (vec![cookie.clone()], 403),
+        (vec![origin.clone()], 401),
+        (vec![foreign], 401),
+        (
+            vec![("Cookie", "chroom_page=guess".to_owned()), origin],
+            401,
+        ),
+    ] {
+        match tokio_tungstenite::connect_async(api_request(&node, &headers)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), status, "{headers:?}");
+            }
+            other => panic!("{headers:?} got {other:?}"),
         }
-        other => panic!("a foreign origin got {other:?}"),
     }
+    // The page itself, by its link: the key becomes a cookie and the link loses it.
+    let link = node.page_link().unwrap().replace("http://", "");
+    let (host, path) = link.split_once('/').unwrap();
+    let mut http = tokio::net::TcpStream::connect(host).await.unwrap();
+    http.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    assert!(response.contains("set-cookie: chroom_page="), "{response}");
+    assert!(response.contains("HttpOnly; SameSite=Strict"), "{response}");
+    assert!(response.contains("location: /\r\n"), "{response}");
+    let mut http = tokio::net::TcpStream::connect(host).await.unwrap();
+    http.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 401"),
+        "a page without its key: {response}"
+    );
 
     // Unknown paths are a plain 404.
     let mut http = tokio::net::TcpStream::connect(node.web_addr().unwrap())

@@ -42,7 +42,10 @@ export async function openPage(browser, url) {
 
 // The URL of `room` on the page served at `base` (which ends in "/").
 export function roomUrl(base, room) {
-  return `${base}r/${encodeURIComponent(room)}`;
+  // The base carries the page's key (`?token=`): keep it.
+  const url = new URL(base);
+  url.pathname = `/r/${encodeURIComponent(room)}`;
+  return url.toString();
 }
 
 // The participant list a page shows: [{ name, role }].

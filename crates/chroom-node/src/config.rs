@@ -57,8 +57,12 @@ pub struct FilesSection {
 #[serde(deny_unknown_fields)]
 pub struct WebSection {
     /// HTTP address, e.g. `127.0.0.1:7800`. Keep it on loopback: the page acts for the node's
-    /// account, and anyone who can reach it can too.
+    /// account, and anyone who can reach it with the page's key can too.
     pub listen: SocketAddr,
+    /// Serve on an address other machines can reach (plain HTTP: the page's key crosses the
+    /// network readable). Default false: a non-loopback `listen` is refused.
+    #[serde(default)]
+    pub allow_remote: bool,
 }
 
 /// `[relay]`: how much this node may upload for the broadcasts it carries.
@@ -423,7 +427,18 @@ impl NodeConfig {
             identity,
             registry,
             relay,
-            web: parsed.web.map(|web| web.listen),
+            web: match parsed.web {
+                Some(web) if !web.listen.ip().is_loopback() && !web.allow_remote => {
+                    return Err(error(format!(
+                        "web.listen: {} can be reached from other machines, and the page acts \
+                         for this node's account; serve it on loopback, or set \
+                         web.allow_remote = true",
+                        web.listen
+                    )));
+                }
+                Some(web) => Some(web.listen),
+                None => None,
+            },
             file_serve_kbps: match parsed.files.serve_kbps {
                 Some(0) => return Err(error("files.serve_kbps: must be above 0".into())),
                 Some(kbps) => kbps,

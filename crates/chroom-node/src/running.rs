@@ -42,7 +42,7 @@ const FRAME_BUFFER: usize = 4096;
 pub struct RunningNode {
     handle: NodeHandle,
     /// Where the user's page is served, if configured.
-    web_addr: Option<std::net::SocketAddr>,
+    web: Option<crate::web::Served>,
     frames: Option<mpsc::Receiver<NodeFrame>>,
     tap: FrameTap,
     shutdown: CancellationToken,
@@ -187,19 +187,20 @@ impl RunningNode {
             notices: notices_tx,
             views: views_rx,
         };
-        let web_addr = match config.web {
+        let web = match config.web {
             Some(listen) => {
-                let (addr, server) =
+                let (served, server) =
                     crate::web::serve(listen, handle.clone(), shutdown.child_token()).await?;
                 tasks.spawn(server);
-                tracing::info!("web page at http://{addr}/");
-                Some(addr)
+                // The link carries the page's key: it goes to the user (stdout), not the log.
+                tracing::info!(addr = %served.addr, "web page served");
+                Some(served)
             }
             None => None,
         };
         let node = Self {
             handle,
-            web_addr,
+            web,
             frames: Some(frames_rx),
             tap,
             shutdown,
@@ -219,7 +220,12 @@ impl RunningNode {
 
     /// Where the user's page is served (`[web] listen`), if it is.
     pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
-        self.web_addr
+        self.web.as_ref().map(|web| web.addr)
+    }
+
+    /// The link that opens the user's page (it carries the page's key), if it is served.
+    pub fn page_link(&self) -> Option<&str> {
+        self.web.as_ref().map(|web| web.link.as_str())
     }
 
     /// When [`Self::start`] was called.

@@ -10,18 +10,25 @@
 //! page says to others goes through the node's room machinery, which peers check again.
 //!
 //! Bad input (not JSON, unknown types, oversized or binary messages, bad room names) gets an
-//! `error` message and the connection stays open; the node keeps serving every other page. A
-//! WebSocket opened by another site's page (its `Origin` is not this server) is refused.
+//! `error` message and the connection stays open; the node keeps serving every other page.
+//!
+//! Only the node's own user gets in: the page acts for the node's account, and any local
+//! program (or any site the user visits: browsers let it reach 127.0.0.1) could otherwise. The
+//! node makes a secret key at start and prints its page link with it (`/?token=…`, the way
+//! Jupyter does); the link sets an HttpOnly, SameSite=Strict cookie and every request without
+//! it gets 401. The API's WebSocket and uploads must also come from this server's own page
+//! (an `Origin` naming it; none at all is refused too).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, Query};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -41,16 +48,34 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
 
-/// Binds `listen` and serves the page and API until `shutdown`. Returns the bound address.
+/// The cookie holding the page's key.
+const KEY_COOKIE: &str = "chroom_page";
+
+/// The page as served: where, and the link (with its key) that opens it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The page's link, carrying its key: give it to the node's user only.
+    pub link: String,
+}
+
+/// Binds `listen` and serves the page and API until `shutdown`.
 pub async fn serve(
     listen: SocketAddr,
     node: NodeHandle,
     shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, impl Future<Output = ()>)> {
+) -> anyhow::Result<(Served, impl Future<Output = ()>)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding the web page on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    let key: Arc<str> = page_key()?.into();
+    let state = WebState {
+        node,
+        pages_in: Arc::default(),
+        key: key.clone(),
+    };
     let app = Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(index))
@@ -62,10 +87,8 @@ pub async fn serve(
             post(upload).layer(DefaultBodyLimit::max(MAX_FILE_BYTES as usize)),
         )
         .route("/api/files/{hash}", get(download))
-        .with_state(WebState {
-            node,
-            pages_in: Arc::default(),
-        });
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .with_state(state);
     let server = async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -74,7 +97,80 @@ pub async fn serve(
             tracing::warn!(error = %e, "web page server stopped");
         }
     };
-    Ok((addr, server))
+    let link = format!("http://{addr}/?token={key}");
+    Ok((Served { addr, link }, server))
+}
+
+/// A fresh secret for the page, 32 random bytes in hex.
+fn page_key() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|e| anyhow::anyhow!("reading /dev/urandom for the page's key: {e}"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Lets through requests that carry the page's key in their cookie. A link carrying it as
+/// `?token=` sets the cookie and sends the browser on to the same page without it (so it
+/// does not stay in the address bar or the history).
+async fn require_key(State(web): State<WebState>, request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    let (tokens, rest): (Vec<&str>, Vec<&str>) = query
+        .split('&')
+        .partition(|pair| pair.starts_with("token="));
+    if let Some(token) = tokens.first().map(|pair| &pair["token=".len()..]) {
+        if !same_secret(token, &web.key) {
+            return refuse_keyless("the link's key is not this node's");
+        }
+        let rest: Vec<&str> = rest.into_iter().filter(|pair| !pair.is_empty()).collect();
+        let mut location = request.uri().path().to_owned();
+        if !rest.is_empty() {
+            location = format!("{location}?{}", rest.join("&"));
+        }
+        let cookie = format!(
+            "{KEY_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+            web.key
+        );
+        return (
+            StatusCode::SEE_OTHER,
+            [(header::SET_COOKIE, cookie), (header::LOCATION, location)],
+        )
+            .into_response();
+    }
+    if cookie_key(request.headers()).is_some_and(|key| same_secret(key, &web.key)) {
+        return next.run(request).await;
+    }
+    refuse_keyless("no key")
+}
+
+fn refuse_keyless(why: &str) -> Response {
+    tracing::warn!(why, "refused a page request without this node's key");
+    (
+        StatusCode::UNAUTHORIZED,
+        "open this node's page by the link it printed when it started (…/?token=…)",
+    )
+        .into_response()
+}
+
+/// The page's key from a request's cookies, if it carries one.
+fn cookie_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(KEY_COOKIE)?.strip_prefix('='))
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(given: &str, key: &str) -> bool {
+    given.len() == key.len()
+        && given
+            .bytes()
+            .zip(key.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 async fn index() -> Html<&'static str> {
@@ -100,6 +196,8 @@ struct WebState {
     /// Pages in each room: the node leaves a room when its last page does (a user may have the
     /// page open twice).
     pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
+    /// The page's key (see the module docs).
+    key: Arc<str>,
 }
 
 async fn upgrade(
@@ -169,15 +267,10 @@ async fn upload(
     }
 }
 
-/// `GET /api/files/<hash>`: a file held whole and checked, as an attachment.
-async fn download(
-    headers: HeaderMap,
-    State(web): State<WebState>,
-    Path(hash): Path<String>,
-) -> Response {
-    if let Some(refused) = refuse_foreign(&headers) {
-        return refused;
-    }
+/// `GET /api/files/<hash>`: a file held whole and checked, as an attachment. A download link
+/// is a navigation, which carries no `Origin`: the page's cookie (SameSite=Strict, so never
+/// sent from another site) is what lets it through.
+async fn download(State(web): State<WebState>, Path(hash): Path<String>) -> Response {
     let Ok(hash) = hash.parse::<FileHash>() else {
         return (StatusCode::BAD_REQUEST, "a file is named by 64 hex digits").into_response();
     };
@@ -225,11 +318,11 @@ fn attachment(name: &str) -> String {
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
-/// Whether a WebSocket upgrade comes from this node's own page. Browsers let any site open a
-/// WebSocket to 127.0.0.1 and send its `Origin`; without this check any web page the user
-/// visits could act for the node's account. The `Host` must name the node by address (or
-/// `localhost`), so a site cannot point its own name at 127.0.0.1 (DNS rebinding) and pass as
-/// same-origin. Clients that are not browsers send no `Origin`.
+/// Whether a WebSocket upgrade or an upload comes from this node's own page. Browsers let any
+/// site open a WebSocket to 127.0.0.1 and send its `Origin`; without this check any web page
+/// the user visits could act for the node's account. The `Host` must name the node by address
+/// (or `localhost`), so a site cannot point its own name at 127.0.0.1 (DNS rebinding) and pass
+/// as same-origin. A request with no `Origin` is no browser's page: refused as well.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
@@ -237,10 +330,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
     if !names_this_machine(host) {
         return false;
     }
-    match headers.get(header::ORIGIN) {
-        None => true,
-        Some(origin) => origin.to_str().is_ok_and(|o| o == format!("http://{host}")),
-    }
+    headers
+        .get(header::ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .is_some_and(|origin| origin == format!("http://{host}"))
 }
 
 /// Whether a `Host` header (`name:port`) names an address or `localhost`, not a domain.
@@ -279,8 +372,8 @@ mod tests {
             "[::1]:7800",
             Some("http://[::1]:7800")
         )));
-        // Tools, not browsers: no origin.
-        assert!(same_origin(&headers("127.0.0.1:7800", None)));
+        // No origin: not a page at all (a local program).
+        assert!(!same_origin(&headers("127.0.0.1:7800", None)));
         // Another site's page.
         assert!(!same_origin(&headers(
             "127.0.0.1:7800",
@@ -296,5 +389,20 @@ mod tests {
             Some("http://evil.example:7800")
         )));
         assert!(!same_origin(&headers("evil.example:7800", None)));
+    }
+
+    #[test]
+    fn the_pages_key_comes_from_its_cookie_and_is_compared_whole() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "other=1; chroom_page=abc123".parse().unwrap(),
+        );
+        assert_eq!(cookie_key(&headers), Some("abc123"));
+        assert!(same_secret("abc123", "abc123"));
+        assert!(!same_secret("abc124", "abc123"));
+        assert!(!same_secret("abc12", "abc123"));
+        assert!(!same_secret("", "abc123"));
+        assert_eq!(cookie_key(&HeaderMap::new()), None);
     }
 }

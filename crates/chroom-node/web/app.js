@@ -179,11 +179,18 @@ function enterCall({ room, kind, role, may_publish, may_go_live }) {
 
 // Sends the camera and microphone to this page's own node, which sends them on to the room.
 async function startPublishing(audioOnly) {
+  const room = state.room;
   try {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: true,
       video: audioOnly ? false : { width: 640, height: 360, frameRate: 30 },
     });
+    // Out of the room while the camera started (a host removed this page's node, say):
+    // nothing to send, and the node's refusal would hide why.
+    if (state.room !== room) {
+      stream.getTracks().forEach((track) => track.stop());
+      return;
+    }
     state.local = stream;
     $("toggle-mic").hidden = stream.getAudioTracks().length === 0;
     $("toggle-camera").hidden = stream.getVideoTracks().length === 0;
@@ -197,6 +204,7 @@ async function startPublishing(audioOnly) {
     // browser's from its first connectivity check (its host addresses are mDNS names the
     // node could not use anyway), which saves the gathering time on every join.
     await pc.setLocalDescription(await pc.createOffer());
+    if (state.room !== room) return;
     send({ type: "publish", sdp: pc.localDescription.sdp });
   } catch (error) {
     showError(`camera or microphone unavailable: ${error.message}`);

@@ -158,3 +158,15 @@ fn shipped_configs_parse() {
         }
     }
 }
+
+#[test]
+fn the_page_is_served_on_loopback_unless_remote_is_allowed() {
+    let local = parse("[web]\nlisten = \"127.0.0.1:7800\"\n").unwrap();
+    assert_eq!(local.web, Some("127.0.0.1:7800".parse().unwrap()));
+    let error = parse("[web]\nlisten = \"0.0.0.0:7800\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("allow_remote"), "{error}");
+    let remote = parse("[web]\nlisten = \"0.0.0.0:7800\"\nallow_remote = true\n").unwrap();
+    assert_eq!(remote.web, Some("0.0.0.0:7800".parse().unwrap()));
+}

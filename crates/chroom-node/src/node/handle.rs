@@ -41,7 +41,8 @@ pub(crate) enum Command {
     Join {
         room: RoomId,
         participation: Participation,
-        done: oneshot::Sender<()>,
+        presence: Presence,
+        done: oneshot::Sender<anyhow::Result<()>>,
     },
     Leave {
         room: RoomId,
@@ -213,13 +214,15 @@ impl NodeHandle {
                 Presence::Member
             }
         };
-        self.net.join_room(room, presence).await?;
+        // The node takes part first, then joins the room's topic: a message arriving the
+        // moment the topic is joined (a host telling this node it was removed) finds the room.
         self.ask(|done| Command::Join {
             room,
             participation,
+            presence,
             done,
         })
-        .await
+        .await?
     }
 
     /// Leaves `room` and closes its links.

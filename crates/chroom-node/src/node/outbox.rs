@@ -1,10 +1,11 @@
-//! IO the node actor hands off without waiting for it, in order: messages published in rooms'
-//! topics, and orders to the media actor. Each kind goes through one task, so a presence beat
-//! never overtakes the goodbye before it and a mute never overtakes the unmute after it, while
-//! the actor's loop never waits on the network or the media socket.
+//! IO the node actor hands off without waiting for it, in order: joining rooms' topics and
+//! publishing in them, and orders to the media actor. Each kind goes through one task, so a
+//! presence beat never overtakes the goodbye before it, a room's first beat never goes out
+//! before its topic is joined, and a mute never overtakes the unmute after it, while the
+//! actor's loop never waits on the network or the media socket.
 
 use chroom_media::MediaHandle;
-use chroom_net::{NetError, NetHandle};
+use chroom_net::{NetError, NetHandle, Presence};
 use chroom_types::{LinkId, RoomId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -12,6 +13,19 @@ use tokio_util::sync::CancellationToken;
 /// Publications and media orders waiting for their task; more are dropped with a warning
 /// (presence beats repeat, and a full queue means the network or the socket is stuck).
 const OUTBOX_CAPACITY: usize = 512;
+
+/// Something to do in a room's topic, in order.
+#[derive(Debug)]
+pub(crate) enum TopicOrder {
+    /// Join the topic (and provide the room in the DHT as `presence`).
+    Join {
+        room: RoomId,
+        presence: Presence,
+        done: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Publish a room message.
+    Publish(Publication),
+}
 
 /// A room message to publish.
 #[derive(Debug)]
@@ -40,24 +54,35 @@ pub(crate) enum MediaOrder {
 /// Where the actor drops IO off.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    publications: mpsc::Sender<Publication>,
+    topics: mpsc::Sender<TopicOrder>,
     media: mpsc::Sender<MediaOrder>,
 }
 
 impl Outbox {
     /// Starts the two tasks; they end with `shutdown` or when the outbox is dropped.
     pub(crate) fn start(net: NetHandle, media: MediaHandle, shutdown: CancellationToken) -> Self {
-        let (publications, mut publish_rx) = mpsc::channel::<Publication>(OUTBOX_CAPACITY);
+        let (topics, mut topics_rx) = mpsc::channel::<TopicOrder>(OUTBOX_CAPACITY);
         let (orders, mut media_rx) = mpsc::channel::<MediaOrder>(OUTBOX_CAPACITY);
         let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
-                let publication = tokio::select! {
+                let order = tokio::select! {
                     () = stop.cancelled() => break,
-                    next = publish_rx.recv() => match next {
-                        Some(publication) => publication,
+                    next = topics_rx.recv() => match next {
+                        Some(order) => order,
                         None => break,
                     },
+                };
+                let publication = match order {
+                    TopicOrder::Join {
+                        room,
+                        presence,
+                        done,
+                    } => {
+                        let _ = done.send(net.join_room(room, presence).await);
+                        continue;
+                    }
+                    TopicOrder::Publish(publication) => publication,
                 };
                 let result = net.publish(publication.room, publication.bytes).await;
                 match publication.done {
@@ -93,8 +118,30 @@ impl Outbox {
             }
         });
         Self {
-            publications,
+            topics,
             media: orders,
+        }
+    }
+
+    /// Joins `room`'s topic after everything asked before; `done` hears when it is joined.
+    pub(crate) fn join_topic(
+        &self,
+        room: RoomId,
+        presence: Presence,
+        done: oneshot::Sender<Result<(), NetError>>,
+    ) {
+        let order = TopicOrder::Join {
+            room,
+            presence,
+            done,
+        };
+        if let Err(e) = self.topics.try_send(order) {
+            tracing::warn!(room = %room.fmt_short(), "topic queue full: not joined");
+            if let mpsc::error::TrySendError::Full(TopicOrder::Join { done, .. })
+            | mpsc::error::TrySendError::Closed(TopicOrder::Join { done, .. }) = e
+            {
+                let _ = done.send(Err(NetError::Stopped));
+            }
         }
     }
 
@@ -106,10 +153,11 @@ impl Outbox {
         done: Option<oneshot::Sender<Result<(), NetError>>>,
     ) {
         let publication = Publication { room, bytes, done };
-        if let Err(e) = self.publications.try_send(publication) {
+        if let Err(e) = self.topics.try_send(TopicOrder::Publish(publication)) {
             tracing::warn!(room = %room.fmt_short(), "publication queue full: message dropped");
             // The one waiting hears that it did not go out.
-            if let mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) = e
+            if let mpsc::error::TrySendError::Full(TopicOrder::Publish(p))
+            | mpsc::error::TrySendError::Closed(TopicOrder::Publish(p)) = e
                 && let Some(done) = p.done
             {
                 let _ = done.send(Err(NetError::Stopped));

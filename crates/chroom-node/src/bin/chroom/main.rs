@@ -364,8 +364,8 @@ async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
     for addr in node.listen_addrs().await? {
         println!("listen {addr}");
     }
-    if let Some(addr) = node.web_addr() {
-        println!("web http://{addr}/");
+    if let Some(link) = node.page_link() {
+        println!("web {link}");
     }
     Ok(node)
 }

@@ -20,11 +20,21 @@ impl NodeActor {
             Command::Join {
                 room,
                 participation,
+                presence,
                 done,
             } => {
                 tracing::info!(room = %room.fmt_short(), ?participation, "taking part in room");
+                let (joined, wait) = oneshot::channel();
+                // Queued before what the core publishes on joining: the topic comes first.
+                self.outbox.join_topic(room, presence, joined);
                 self.core.join(now, room, participation);
-                let _ = done.send(());
+                tokio::spawn(async move {
+                    let result = match wait.await {
+                        Ok(result) => result.map_err(Into::into),
+                        Err(_) => Err(anyhow::anyhow!("node stopped")),
+                    };
+                    let _ = done.send(result);
+                });
             }
             Command::Leave { room, done } => match self.core.leave(now, room) {
                 Some(goodbye) => {
