@@ -429,6 +429,7 @@ impl Chain {
             rpc_url: self.proxy.url(),
             address: self.registry.address(),
             poll_interval: Duration::from_millis(200),
+            max_staleness: chroom_node::config::DEFAULT_MAX_STALENESS,
         });
         adjust(&mut config);
         RunningNode::start(config).await.expect("node starts")

@@ -1,6 +1,7 @@
 //! The node runtime's own promises, across real nodes, anvil and libp2p: a user's check of its
-//! own access is served from the registry cache during an RPC outage, and a chat line comes
-//! back to its sender with the time its members see on it.
+//! own access is served from the registry cache during an RPC outage (but not past
+//! `max_staleness`, when links needing a right close until the chain is back), and a chat line
+//! comes back to its sender with the time its members see on it.
 
 use std::time::Duration;
 
@@ -85,4 +86,55 @@ async fn a_chat_line_returns_to_its_sender_with_the_time_members_see() {
     assert_eq!(sent.account, Some(chain.account(1)));
     listener.shutdown().await;
     speaker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_max_staleness_closes_links_until_the_chain_is_back() {
+    use chroom_room::Participation;
+    use chroom_types::MediaKind;
+
+    init_tracing();
+    let (chain, room) = Chain::with_room("outage-long").await;
+    let dir = tempfile::tempdir().unwrap();
+    let short = |config: &mut chroom_node::NodeConfig| {
+        if let Some(registry) = &mut config.registry {
+            registry.max_staleness = Duration::from_secs(2);
+        }
+    };
+    let publisher = chain
+        .node_with(&dir.path().join("publisher"), 1, &[], short)
+        .await;
+    // Links are what is checked: nothing needs to play on them.
+    publisher
+        .join(room, Participation::Publish(vec![MediaKind::Video]))
+        .await
+        .unwrap();
+    let boot = [tcp_addr(&publisher).await];
+    let member = chain.node(&dir.path().join("member"), 2, &boot).await;
+    member
+        .join(room, Participation::Receive(vec![MediaKind::Video]))
+        .await
+        .unwrap();
+    let sending = || async { publisher.stats().await.unwrap().sending_links };
+    eventually(Duration::from_secs(30), "the member is linked", || async {
+        (sending().await == 1).then_some(())
+    })
+    .await;
+
+    chain.proxy.cut();
+    eventually(
+        Duration::from_secs(30),
+        "the link closes, failing closed",
+        || async { (sending().await == 0).then_some(()) },
+    )
+    .await;
+    chain.proxy.restore();
+    eventually(
+        Duration::from_secs(60),
+        "the member is linked again",
+        || async { (sending().await == 1).then_some(()) },
+    )
+    .await;
+    member.shutdown().await;
+    publisher.shutdown().await;
 }

@@ -98,7 +98,14 @@ pub struct RegistrySection {
     /// How often the chain head is polled. Default 500 ms.
     #[serde(default, with = "humantime_serde")]
     pub poll_interval: Option<Duration>,
+    /// How long the node trusts what it cached of the registry while the chain cannot be
+    /// reached; after that it admits nobody it would have to check (fail closed). Default 10 min.
+    #[serde(default, with = "humantime_serde")]
+    pub max_staleness: Option<Duration>,
 }
+
+/// How long cached registry verdicts are trusted during an outage unless configured.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(10 * 60);
 
 /// The registry a node checks rooms against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +116,8 @@ pub struct RegistryConfig {
     pub address: alloy::primitives::Address,
     /// Head polling period.
     pub poll_interval: Duration,
+    /// How long cached verdicts are trusted while the chain cannot be reached.
+    pub max_staleness: Duration,
 }
 
 /// `[identity]`: where the account key comes from. Exactly one of the two sources.
@@ -369,6 +378,10 @@ impl NodeConfig {
                         section.address
                     ))
                 })?;
+                let max_staleness = section.max_staleness.unwrap_or(DEFAULT_MAX_STALENESS);
+                if max_staleness.is_zero() {
+                    return Err(error("registry.max_staleness: must be above 0".into()));
+                }
                 if !section.rpc_url.starts_with("http://")
                     && !section.rpc_url.starts_with("https://")
                 {
@@ -381,6 +394,7 @@ impl NodeConfig {
                     rpc_url: section.rpc_url,
                     address,
                     poll_interval: section.poll_interval.unwrap_or(Duration::from_millis(500)),
+                    max_staleness,
                 })
             })
             .transpose()?;

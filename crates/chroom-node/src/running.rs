@@ -144,11 +144,14 @@ impl RunningNode {
             tap.clone(),
             shutdown.child_token(),
         ));
-        let session = SessionConfig {
+        let mut session = SessionConfig {
             access,
             seed: seed_of(&peer_id),
             ..SessionConfig::default()
         };
+        if let Some(registry) = &config.registry {
+            session.max_staleness = registry.max_staleness;
+        }
         let core = NodeCore::new(session, peer_id, account, started_at);
         let parts = Parts {
             net: net.clone(),

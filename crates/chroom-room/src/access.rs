@@ -88,6 +88,9 @@ pub(crate) struct AccessBook<P> {
     /// Insertion order of `facts`, for forgetting the oldest.
     order: VecDeque<(RoomId, Account)>,
     lookups: HashMap<(RoomId, Account), Lookup>,
+    /// The registry has been unreachable for longer than cached facts are trusted: every
+    /// fact is unknown until it answers again (kept, to be served again then).
+    expired: bool,
 }
 
 /// A lookup under way: when to ask again if no answer came, and how often it was asked.
@@ -105,6 +108,7 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
             facts: HashMap::new(),
             order: VecDeque::new(),
             lookups: HashMap::new(),
+            expired: false,
         }
     }
 
@@ -137,16 +141,30 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
         let Some(account) = account else {
             return Verdict::NoAccount;
         };
-        match self.facts.get(&(room, account)) {
+        match self.facts(room, account) {
             None => Verdict::Unknown(account),
             Some(facts) if facts.allows(action) => Verdict::Allowed,
-            Some(facts) => Verdict::Denied(account, *facts),
+            Some(facts) => Verdict::Denied(account, facts),
         }
     }
 
     /// The facts known for `account` in `room`, if any.
     pub(crate) fn facts(&self, room: RoomId, account: Account) -> Option<AccessFacts> {
+        if self.expired {
+            return None;
+        }
         self.facts.get(&(room, account)).copied()
+    }
+
+    /// Sets cached facts aside (`true`: the registry has been unreachable too long) or trusts
+    /// them again.
+    pub(crate) fn set_expired(&mut self, expired: bool) {
+        self.expired = expired;
+    }
+
+    /// Whether cached facts are set aside.
+    pub(crate) fn is_expired(&self) -> bool {
+        self.expired
     }
 
     /// The facts known for `peer`'s account in `room`, if any.

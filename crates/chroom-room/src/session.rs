@@ -40,6 +40,11 @@ pub struct SessionConfig {
     /// Most requests and gossip messages waiting for registry facts; more are refused as
     /// overloaded (requests) or ignored (messages). Default 256.
     pub max_pending_requests: usize,
+    /// How long cached registry facts are trusted while the registry cannot be reached
+    /// ([`RoomSession::handle_registry_stale`]); after that every right is unknown and every
+    /// link needing one closes (fail closed: whoever can block the chain RPC cannot keep a
+    /// banned account in). Default 10 min.
+    pub max_staleness: Duration,
     /// Tuning of broadcast relay trees.
     pub tree: OverlayConfig,
     /// Seeds the tree's random choices. Default 0; nodes derive it from their key.
@@ -58,6 +63,7 @@ impl Default for SessionConfig {
             access: AccessPolicy::Open,
             access_lookup_timeout: Duration::from_secs(5),
             max_pending_requests: 256,
+            max_staleness: Duration::from_secs(10 * 60),
             tree: OverlayConfig::default(),
             seed: 0,
         }
@@ -351,6 +357,8 @@ pub struct RoomSession<P> {
     pending: Vec<PendingRequest<P>>,
     queued_events: usize,
     dropped_events: u64,
+    /// Since when the registry has been unreachable, while it is.
+    stale_since: Option<Instant>,
     next_subscribe: u64,
     forward_version: u64,
 }
@@ -433,6 +441,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             pending: Vec::new(),
             queued_events: 0,
             dropped_events: 0,
+            stale_since: None,
             next_subscribe: 0,
             forward_version: 0,
         }
@@ -812,6 +821,18 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
     }
 
+    /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
+    /// again (`None`). Cached facts are trusted until `since` + [`SessionConfig::max_staleness`];
+    /// then they are set aside until the registry answers again.
+    pub fn handle_registry_stale(&mut self, now: Instant, since: Option<Instant>) {
+        self.stale_since = since;
+        if since.is_none() && self.access.is_expired() {
+            self.access.set_expired(false);
+            self.enforce_all(now);
+        }
+        self.handle_timeout(now);
+    }
+
     /// The driver opened the sending link for an [`Output::AcceptSubscriber`].
     pub fn handle_subscriber_linked(&mut self, now: Instant, room: RoomId, peer: P, link: LinkId) {
         if self.tree_subscriber_linked(now, room, peer, link) {
@@ -875,6 +896,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// Time passed. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.facts_expire_at().is_some_and(|at| at <= now) {
+            self.access.set_expired(true);
+            self.enforce_all(now);
+        }
         let (expired, waiting): (Vec<_>, Vec<_>) =
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
@@ -951,7 +976,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// When [`Self::handle_timeout`] should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let pending = self.pending.iter().map(|p| p.deadline).min();
+        let pending = self
+            .pending
+            .iter()
+            .map(|p| p.deadline)
+            .chain(self.facts_expire_at())
+            .min();
         self.rooms
             .values()
             .flat_map(|state| {
@@ -1054,6 +1084,20 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.dropped_events
     }
 
+    /// When cached facts stop being trusted, if the registry is unreachable and they still are.
+    fn facts_expire_at(&self) -> Option<Instant> {
+        let since = self.stale_since?;
+        (!self.access.is_expired()).then(|| since + self.config.max_staleness)
+    }
+
+    /// Checks every link's right again (the facts behind them changed wholesale).
+    fn enforce_all(&mut self, now: Instant) {
+        let links: Vec<LinkId> = self.links.keys().copied().collect();
+        for link in links {
+            self.enforce_link(now, link);
+        }
+    }
+
     /// Parks `waiting` until the registry's facts about `account` in `room` arrive, starting the
     /// lookup if none is under way. False if too many things wait already.
     fn wait_for_facts(
@@ -1148,29 +1192,37 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         };
         match self.access.check(role.peer(), room, action) {
             Verdict::Allowed => {}
+            // Rights the node cannot learn (the registry unreachable for longer than it trusts
+            // its cache) close the link: fail closed.
+            Verdict::Unknown(_) if self.access.is_expired() => {
+                self.revoke_link(now, link, room, role)
+            }
             Verdict::Unknown(account) => {
                 if self.access.start_lookup(now, room, account) {
                     self.outputs
                         .push_back(Output::LookupAccess { room, account });
                 }
             }
-            Verdict::NoAccount | Verdict::Denied(..) => {
-                let peer = role.peer();
-                self.outputs.push_back(Output::CloseLink { link });
-                self.emit(RoomEvent::AccessRevoked { room, peer, link });
-                // Forget the link now so a revoked peer cannot keep a slot; the driver's
-                // close report is then ignored.
-                self.handle_link_closed(now, link);
-                if let LinkRole::Receiving(peer) = role
-                    && let Some(state) = self.rooms.get_mut(&room)
-                {
-                    // Asking a publisher that may not publish again soon only repeats this.
-                    let at = now + self.config.not_publishing_backoff;
-                    state
-                        .publishers
-                        .insert(peer, Publisher::Waiting { at, failures: 1 });
-                }
-            }
+            Verdict::NoAccount | Verdict::Denied(..) => self.revoke_link(now, link, room, role),
+        }
+    }
+
+    /// Closes `link`, whose peer lost (or cannot prove) the right it needs.
+    fn revoke_link(&mut self, now: Instant, link: LinkId, room: RoomId, role: LinkRole<P>) {
+        let peer = role.peer();
+        self.outputs.push_back(Output::CloseLink { link });
+        self.emit(RoomEvent::AccessRevoked { room, peer, link });
+        // Forget the link now so a revoked peer cannot keep a slot; the driver's close report
+        // is then ignored.
+        self.handle_link_closed(now, link);
+        if let LinkRole::Receiving(peer) = role
+            && let Some(state) = self.rooms.get_mut(&room)
+        {
+            // Asking a publisher that may not publish again soon only repeats this.
+            let at = now + self.config.not_publishing_backoff;
+            state
+                .publishers
+                .insert(peer, Publisher::Waiting { at, failures: 1 });
         }
     }
 

@@ -170,3 +170,17 @@ fn the_page_is_served_on_loopback_unless_remote_is_allowed() {
     let remote = parse("[web]\nlisten = \"0.0.0.0:7800\"\nallow_remote = true\n").unwrap();
     assert_eq!(remote.web, Some("0.0.0.0:7800".parse().unwrap()));
 }
+
+#[test]
+fn cached_verdicts_are_trusted_for_ten_minutes_of_outage_unless_configured() {
+    let base = "[registry]\nrpc_url = \"http://127.0.0.1:8545\"\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+    let default = parse(base).unwrap().registry.unwrap();
+    assert_eq!(default.max_staleness, DEFAULT_MAX_STALENESS);
+    assert_eq!(DEFAULT_MAX_STALENESS, Duration::from_secs(600));
+    let set = parse(&format!("{base}max_staleness = \"90s\"\n")).unwrap();
+    assert_eq!(set.registry.unwrap().max_staleness, Duration::from_secs(90));
+    let zero = parse(&format!("{base}max_staleness = \"0s\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(zero.contains("registry.max_staleness"), "{zero}");
+}

@@ -451,8 +451,11 @@ impl NodeActor {
                     .handle_access(Instant::now(), room, account, facts);
             }
             RegistryEvent::Freshness(freshness) => {
-                let stale = matches!(freshness, Freshness::Stale { .. });
-                self.core.handle_registry_stale(stale);
+                let since = match freshness {
+                    Freshness::Stale { since } => Some(since),
+                    _ => None,
+                };
+                self.core.handle_registry_stale(Instant::now(), since);
             }
             _ => {}
         }

@@ -485,9 +485,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
     }
 
-    /// The registry's cache stopped (`true`) or started matching the chain.
-    pub fn handle_registry_stale(&mut self, stale: bool) {
-        self.counters.registry_stale = stale;
+    /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
+    /// again (`None`). Its cache serves for [`SessionConfig::max_staleness`], then every right
+    /// is unknown (fail closed) until it answers again.
+    pub fn handle_registry_stale(&mut self, now: Instant, since: Option<Instant>) {
+        self.now = self.now.max(now);
+        self.counters.registry_stale = since.is_some();
+        self.session.handle_registry_stale(now, since);
     }
 
     /// Part of the answer to an [`Output::FindPublishers`].

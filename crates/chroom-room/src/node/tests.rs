@@ -623,7 +623,7 @@ fn own_answer(outputs: &[NodeOutput<u32>], id: u64) -> Option<Result<OwnAccess, 
 fn own_access_is_answered_from_the_registry_cache_without_a_lookup() {
     let now = epoch();
     let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(1)), now);
-    core.handle_registry_stale(true);
+    core.handle_registry_stale(now, Some(now));
     core.handle_access(now, room(), account(1), facts(Some(Role::Speaker)));
     drain(&mut core);
     core.check_own_access(now, OwnCheckId(1), name(), Action::Listen);
@@ -901,4 +901,72 @@ fn a_lost_lookup_is_asked_again_with_backoff() {
     let outputs = drain(&mut core);
     assert_eq!(lookups(&outputs), 0);
     assert!(own_answer(&outputs, 6).unwrap().is_ok());
+}
+
+/// Issue 12, hole 6: cached verdicts never expired, so whoever could block a node's chain RPC
+/// kept a banned account in for good. The cache serves for `max_staleness`, then the node fails
+/// closed: links needing a right close, requests wait for a registry that does not answer.
+#[test]
+fn an_outage_longer_than_max_staleness_fails_closed() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let link = linked_to_member(&mut core, now);
+    let max = SessionConfig::default().max_staleness;
+    core.handle_registry_stale(now, Some(now));
+    // Within the limit the cache serves: the member keeps its link and is served files.
+    let within = now + max - Duration::from_secs(1);
+    core.handle_timeout(within);
+    // Its beats go on (and pass: the cache answers for them too).
+    hear(&mut core, within, 200, MEMBER, beat());
+    drain(&mut core);
+    core.handle_file_request(within, InboundId(1), MEMBER, room());
+    let outputs = drain(&mut core);
+    assert!(!outputs.contains(&NodeOutput::Session(Output::CloseLink { link })));
+    assert!(
+        outputs.contains(&NodeOutput::ServeFile {
+            request: InboundId(1)
+        }),
+        "{outputs:#?}"
+    );
+    assert!(core.counters().registry_stale);
+
+    let past = now + max;
+    assert!(core.poll_timeout().unwrap() <= past);
+    core.handle_timeout(past);
+    let outputs = drain(&mut core);
+    assert!(
+        outputs.contains(&NodeOutput::Session(Output::CloseLink { link })),
+        "a right nobody can confirm closes the link"
+    );
+    core.handle_file_request(past, InboundId(2), MEMBER, room());
+    core.handle_subscribe_request(past, InboundId(3), MEMBER, room());
+    core.check_own_access(past, OwnCheckId(1), name(), Action::Listen);
+    let outputs = drain(&mut core);
+    assert_eq!(
+        refusal_code(&outputs, InboundId(2)),
+        Some(ErrorCode::Unavailable)
+    );
+    assert_eq!(
+        refusal_code(&outputs, InboundId(3)),
+        None,
+        "waits for the registry"
+    );
+    assert_eq!(own_answer(&outputs, 1), None, "waits for the registry");
+    let later = past + SessionConfig::default().access_lookup_timeout;
+    core.handle_timeout(later);
+    let outputs = drain(&mut core);
+    assert_eq!(
+        refusal_code(&outputs, InboundId(3)),
+        Some(ErrorCode::Unavailable)
+    );
+    assert_eq!(own_answer(&outputs, 1), Some(Err(OwnRefusal::Unavailable)));
+
+    // The registry answers again: its cache (kept up to date by then) serves again.
+    core.handle_registry_stale(later, None);
+    drain(&mut core);
+    assert!(!core.counters().registry_stale);
+    core.handle_file_request(later, InboundId(4), MEMBER, room());
+    assert!(drain(&mut core).contains(&NodeOutput::ServeFile {
+        request: InboundId(4)
+    }));
 }

@@ -48,6 +48,7 @@ pub(crate) async fn revoke(
             rpc_url: anvil.endpoint(),
             address: registry.address(),
             poll_interval: Duration::from_millis(200),
+            max_staleness: chroom_node::config::DEFAULT_MAX_STALENESS,
         });
         Ok(config)
     };
