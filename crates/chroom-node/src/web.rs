@@ -35,7 +35,7 @@ use bytes::Bytes;
 use chroom_types::{Action, FileHash, MAX_FILE_BYTES, RoomId, RoomName};
 use tokio_util::sync::CancellationToken;
 
-use crate::node::NodeHandle;
+use crate::node::{NodeHandle, OwnRefusal};
 
 mod page;
 
@@ -253,12 +253,19 @@ async fn upload(
     };
     match web.node.check_own_access(&room, Action::Chat).await {
         Ok(Ok(_)) => {}
+        Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
+            let message = format!("cannot share: {refusal}");
+            return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+        }
         Ok(Err(refusal)) => {
             return (StatusCode::FORBIDDEN, format!("cannot share: {refusal}")).into_response();
         }
         Err(e) => {
-            let message = format!("cannot share: the registry cannot be reached ({e:#})");
-            return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot share: {e:#}"),
+            )
+                .into_response();
         }
     }
     match web.node.share_file(room.id(), query.name, body).await {

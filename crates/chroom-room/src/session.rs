@@ -5,343 +5,21 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use chroom_overlay::{Message, OverlayConfig};
+use chroom_overlay::Message;
 use chroom_proto::{ErrorCode, SignalError};
-use chroom_types::{Account, Action, LinkId, LinkMode, MediaKind, RoomId};
+use chroom_types::{Account, Action, LinkId, LinkMode, RoomId};
 
-use crate::access::{AccessBook, AccessFacts, AccessPolicy, Verdict};
+use crate::access::{AccessBook, Verdict};
 use crate::gossip::{GossipId, GossipVerdict};
 
 /// Most outputs queued before the oldest events are dropped. Commands are never dropped: they are
 /// bounded by the number of rooms and peers, which the caller controls.
 const MAX_QUEUED_EVENTS: usize = 1024;
 
-/// Tuning of a [`RoomSession`].
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// How often to look for publishers while a receiving room has no link. Default 1 s.
-    pub discovery_interval: Duration,
-    /// How often to look for new publishers once linked. Default 10 s.
-    pub rediscovery_interval: Duration,
-    /// First retry delay after a failed subscribe; doubles per failure. Default 500 ms.
-    pub retry_backoff: Duration,
-    /// Longest retry delay. Default 10 s.
-    pub max_retry_backoff: Duration,
-    /// How long before asking a peer again that said it publishes nothing. Default 10 s.
-    pub not_publishing_backoff: Duration,
-    /// Most subscribers this node feeds per room. Default 32.
-    pub max_subscribers_per_room: usize,
-    /// Whether requests are checked against the registry. Default [`AccessPolicy::Open`]
-    /// (local development without a chain).
-    pub access: AccessPolicy,
-    /// How long a request may wait for registry facts before it is refused as unavailable.
-    /// Default 5 s.
-    pub access_lookup_timeout: Duration,
-    /// Most requests and gossip messages waiting for registry facts; more are refused as
-    /// overloaded (requests) or ignored (messages). Default 256.
-    pub max_pending_requests: usize,
-    /// How long cached registry facts are trusted while the registry cannot be reached
-    /// ([`RoomSession::handle_registry_stale`]); after that every right is unknown and every
-    /// link needing one closes (fail closed: whoever can block the chain RPC cannot keep a
-    /// banned account in). Default 10 min.
-    pub max_staleness: Duration,
-    /// Tuning of broadcast relay trees.
-    pub tree: OverlayConfig,
-    /// Seeds the tree's random choices. Default 0; nodes derive it from their key.
-    pub seed: u64,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        Self {
-            discovery_interval: Duration::from_secs(1),
-            rediscovery_interval: Duration::from_secs(10),
-            retry_backoff: Duration::from_millis(500),
-            max_retry_backoff: Duration::from_secs(10),
-            not_publishing_backoff: Duration::from_secs(10),
-            max_subscribers_per_room: 32,
-            access: AccessPolicy::Open,
-            access_lookup_timeout: Duration::from_secs(5),
-            max_pending_requests: 256,
-            max_staleness: Duration::from_secs(10 * 60),
-            tree: OverlayConfig::default(),
-            seed: 0,
-        }
-    }
-}
-
-/// How this node takes part in a room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Participation {
-    /// Broadcast tracks of these kinds as the root of the room's relay tree, feeding at most
-    /// `capacity` children directly.
-    Broadcast {
-        /// What is broadcast.
-        kinds: Vec<MediaKind>,
-        /// Children fed directly.
-        capacity: u32,
-    },
-    /// Publish tracks of these kinds; accept subscribers (every member links to every other).
-    Publish(Vec<MediaKind>),
-    /// Receive tracks of these kinds from every publisher found.
-    Receive(Vec<MediaKind>),
-    /// A conference member: publish `publish` to every member that subscribes, and receive
-    /// `receive` from every publisher found (every member links to every other, both ways).
-    Meet {
-        /// Kinds this node sends.
-        publish: Vec<MediaKind>,
-        /// Kinds this node receives.
-        receive: Vec<MediaKind>,
-    },
-    /// Carry the room's broadcast: join its relay tree and feed up to `capacity` children.
-    Relay {
-        /// Children fed.
-        capacity: u32,
-    },
-    /// Watch the room's broadcast: join its relay tree as a viewer receiving these kinds.
-    View(Vec<MediaKind>),
-}
-
-impl Participation {
-    /// Whether this takes part in the room's relay tree rather than its mesh.
-    pub fn uses_tree(&self) -> bool {
-        matches!(
-            self,
-            Self::Broadcast { .. } | Self::Relay { .. } | Self::View(_)
-        )
-    }
-
-    /// Whether this looks for the room's publishers in the DHT (to subscribe, or to find the
-    /// root of the tree).
-    fn discovers(&self) -> bool {
-        matches!(
-            self,
-            Self::Receive(_) | Self::Meet { .. } | Self::Relay { .. } | Self::View(_)
-        )
-    }
-
-    /// What this subscribes to in a mesh room, if it subscribes.
-    fn mesh_receives(&self) -> Option<&[MediaKind]> {
-        match self {
-            Self::Receive(kinds) | Self::Meet { receive: kinds, .. } => Some(kinds),
-            _ => None,
-        }
-    }
-
-    /// Whether this feeds subscribers in a mesh room.
-    fn mesh_publishes(&self) -> bool {
-        matches!(self, Self::Publish(_) | Self::Meet { .. })
-    }
-}
-
-/// Correlates a peer's subscribe request with the [`Output::AcceptSubscriber`] or
-/// [`Output::Refuse`] that answers it. Chosen by the driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InboundId(pub u64);
-
-/// Correlates an [`Output::Subscribe`] with [`RoomSession::handle_subscribe_result`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubscribeId(u64);
-
-/// Why a subscribe attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SubscribeFailure {
-    /// The peer refused.
-    Refused(SignalError),
-    /// The request or the link setup failed (unreachable, timeout, bad answer).
-    Failed(String),
-}
-
-/// A command for the driver, or an event to report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Output<P> {
-    /// Look up the providers of `room`; answer with [`RoomSession::handle_publishers`].
-    FindPublishers {
-        /// The room.
-        room: RoomId,
-    },
-    /// Open a receive link to `peer`: create an offer for `kinds`, send it as a subscribe
-    /// request, apply the answer. Report with [`RoomSession::handle_subscribe_result`].
-    Subscribe {
-        /// Pass back with the result.
-        id: SubscribeId,
-        /// The room.
-        room: RoomId,
-        /// The publisher.
-        peer: P,
-        /// What to receive.
-        kinds: Vec<MediaKind>,
-        /// What to send on the same link: two conference members share one link, both ways
-        /// (two links between the same two sockets could not be told apart).
-        send: Vec<MediaKind>,
-        /// Frames (to record) or packets (to relay).
-        mode: LinkMode,
-    },
-    /// Accept `peer`'s subscribe offer with a sending link, and answer it. Report the new link
-    /// with [`RoomSession::handle_subscriber_linked`].
-    AcceptSubscriber {
-        /// The request being answered.
-        request: InboundId,
-        /// The room.
-        room: RoomId,
-        /// The subscriber.
-        peer: P,
-        /// Frames (local media) or packets (relayed).
-        mode: LinkMode,
-    },
-    /// Send a broadcast-tree message; report the outcome with
-    /// [`RoomSession::handle_tree_refused`] or [`RoomSession::handle_tree_unreachable`].
-    /// Messages to one peer must arrive in the order given (send the next once the previous
-    /// is acknowledged).
-    SendTree {
-        /// The recipient.
-        peer: P,
-        /// The room whose tree it is.
-        room: RoomId,
-        /// The message.
-        message: Message<P>,
-    },
-    /// Acknowledge a tree request: it was taken.
-    AckTree {
-        /// The request.
-        request: InboundId,
-        /// The sender.
-        peer: P,
-    },
-    /// Forward every packet arriving on `upstream` to `downstream` (replacing the previous
-    /// set; empty stops forwarding).
-    Forward {
-        /// The link from the parent.
-        upstream: LinkId,
-        /// The links to the children.
-        downstream: Vec<LinkId>,
-        /// Grows with every forwarding change: if the driver carries them out concurrently, an
-        /// older set must never replace a newer one.
-        version: u64,
-    },
-    /// Refuse a signaling request with `error`.
-    Refuse {
-        /// The request being answered.
-        request: InboundId,
-        /// The requester.
-        peer: P,
-        /// Why.
-        error: SignalError,
-    },
-    /// Learn what the registry says about `account` in `room`; answer with
-    /// [`RoomSession::handle_access`].
-    LookupAccess {
-        /// The room.
-        room: RoomId,
-        /// The account.
-        account: Account,
-    },
-    /// Deliver, reject or ignore a room gossip message (answers
-    /// [`RoomSession::handle_room_message`]).
-    GossipVerdict {
-        /// The message.
-        id: GossipId,
-        /// Its room.
-        room: RoomId,
-        /// What to do with it.
-        verdict: GossipVerdict,
-    },
-    /// Close a link.
-    CloseLink {
-        /// The link.
-        link: LinkId,
-    },
-    /// Something worth reporting happened.
-    Event(RoomEvent<P>),
-}
-
-/// Reportable changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RoomEvent<P> {
-    /// Receiving from `peer` over `link`.
-    Subscribed {
-        /// The room.
-        room: RoomId,
-        /// The publisher.
-        peer: P,
-        /// The link.
-        link: LinkId,
-    },
-    /// A receive link closed; a new attempt follows after backoff.
-    SubscriptionLost {
-        /// The room.
-        room: RoomId,
-        /// The publisher.
-        peer: P,
-        /// The link.
-        link: LinkId,
-    },
-    /// Feeding `peer` over `link`.
-    SubscriberAdded {
-        /// The room.
-        room: RoomId,
-        /// The subscriber.
-        peer: P,
-        /// The link.
-        link: LinkId,
-    },
-    /// A send link closed.
-    SubscriberRemoved {
-        /// The room.
-        room: RoomId,
-        /// The subscriber.
-        peer: P,
-        /// The link.
-        link: LinkId,
-    },
-    /// A subscribe attempt failed.
-    SubscribeFailed {
-        /// The room.
-        room: RoomId,
-        /// The publisher.
-        peer: P,
-        /// Why.
-        failure: SubscribeFailure,
-    },
-    /// A link was closed because its peer lost the right it needed (revoked, banned, binding
-    /// expired).
-    AccessRevoked {
-        /// The room.
-        room: RoomId,
-        /// The peer.
-        peer: P,
-        /// The link closed.
-        link: LinkId,
-    },
-    /// A peer's request was refused.
-    RequestRefused {
-        /// The requester.
-        peer: P,
-        /// Why.
-        error: SignalError,
-    },
-    /// Now fed by `parent` in the room's relay tree.
-    TreeAttached {
-        /// The room.
-        room: RoomId,
-        /// The parent.
-        parent: P,
-        /// This node's level in the tree.
-        level: u32,
-    },
-    /// A tree member refused this node's request.
-    TreeRefused {
-        /// The room.
-        room: RoomId,
-        /// Who refused.
-        peer: P,
-        /// Why.
-        error: SignalError,
-    },
-}
+pub use api::{
+    InboundId, Output, Participation, RoomEvent, SessionConfig, SubscribeFailure, SubscribeId,
+};
+use rights::{denial, unbound};
 
 /// The room session state machine. See the crate docs for the run loop.
 #[derive(Debug)]
@@ -699,14 +377,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         match self.access.check(peer, room, Action::Listen) {
             Verdict::Allowed => self.admit(request, peer, room),
-            Verdict::NoAccount => self.refuse(
-                request,
-                peer,
-                SignalError::new(
-                    ErrorCode::NotAuthorized,
-                    "no verified identity binding: sign one with the account you act for",
-                ),
-            ),
+            Verdict::NoAccount => self.refuse(request, peer, unbound()),
             Verdict::Denied(account, facts) => {
                 let error = denial(room, account, facts, Action::Listen);
                 self.refuse(request, peer, error);
@@ -757,80 +428,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             }
         };
         self.gossip_verdict(id, room, verdict);
-    }
-
-    /// A peer proved (or stopped proving: `None`) which account it acts for. Its links are
-    /// re-checked at once.
-    pub fn handle_peer_account(&mut self, now: Instant, peer: P, account: Option<Account>) {
-        if self.access.account(peer) == account {
-            return;
-        }
-        self.access.set_account(peer, account);
-        let links: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, (_, role))| role.peer() == peer)
-            .map(|(link, _)| *link)
-            .collect();
-        for link in links {
-            self.enforce_link(now, link);
-        }
-    }
-
-    /// What the registry says about `account` in `room`: answers an [`Output::LookupAccess`],
-    /// or reports a change (role granted or revoked, ban) the driver saw on chain. Links that
-    /// lose their right close at once; waiting requests are decided.
-    pub fn handle_access(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        account: Account,
-        facts: AccessFacts,
-    ) {
-        self.access.set_facts(room, account, facts);
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .pending
-            .drain(..)
-            .partition(|p| p.room == room && p.account == account);
-        self.pending = waiting;
-        for pending in ready {
-            // Re-run the whole check: the peer may have left or changed account meanwhile.
-            match pending.waiting {
-                Waiting::Subscribe { request, peer } => {
-                    self.handle_subscribe_request(now, request, peer, room);
-                }
-                Waiting::Gossip { id, action } => {
-                    self.handle_room_message(now, id, room, Some(account), action);
-                }
-                Waiting::Tree {
-                    request,
-                    peer,
-                    message,
-                } => self.handle_tree_request(now, request, peer, room, message),
-            }
-        }
-        let peers = self.access.peers_of(account);
-        let links: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, (link_room, role))| *link_room == room && peers.contains(&role.peer()))
-            .map(|(link, _)| *link)
-            .collect();
-        for link in links {
-            self.enforce_link(now, link);
-        }
-    }
-
-    /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
-    /// again (`None`). Cached facts are trusted until `since` + [`SessionConfig::max_staleness`];
-    /// then they are set aside until the registry answers again.
-    pub fn handle_registry_stale(&mut self, now: Instant, since: Option<Instant>) {
-        self.stale_since = since;
-        if since.is_none() && self.access.is_expired() {
-            self.access.set_expired(false);
-            self.enforce_all(now);
-        }
-        self.handle_timeout(now);
     }
 
     /// The driver opened the sending link for an [`Output::AcceptSubscriber`].
@@ -996,56 +593,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .min()
     }
 
-    /// What the registry said about `account` in `room`, if this node has asked lately.
-    pub fn facts(&self, room: RoomId, account: Account) -> Option<AccessFacts> {
-        self.access.facts(room, account)
-    }
-
-    /// Asks the registry about `account` in `room` unless a lookup is under way; the facts
-    /// arrive through [`Self::handle_access`].
-    pub(crate) fn look_up(&mut self, now: Instant, room: RoomId, account: Account) {
-        if self.access.start_lookup(now, room, account) {
-            self.outputs
-                .push_back(Output::LookupAccess { room, account });
-        }
-    }
-
-    /// Whether `peer`'s proven account may `action` in `room` as far as this node knows now;
-    /// when that is not known, the registry is asked (the answer serves the next request).
-    pub(crate) fn check_peer(
-        &mut self,
-        now: Instant,
-        peer: P,
-        room: RoomId,
-        action: Action,
-    ) -> Result<(), SignalError> {
-        match self.access.check(peer, room, action) {
-            Verdict::Allowed => Ok(()),
-            Verdict::NoAccount => Err(SignalError::new(
-                ErrorCode::NotAuthorized,
-                "no verified identity binding: sign one with the account you act for",
-            )),
-            Verdict::Denied(account, facts) => Err(denial(room, account, facts, action)),
-            Verdict::Unknown(account) => {
-                self.look_up(now, room, account);
-                Err(SignalError::new(
-                    ErrorCode::Unavailable,
-                    format!("the rights of {account} in this room are being looked up: ask again"),
-                ))
-            }
-        }
-    }
-
-    /// How rights are checked.
-    pub(crate) fn access_policy(&self) -> AccessPolicy {
-        self.config.access
-    }
-
-    /// How long a request may wait for registry facts.
-    pub(crate) fn access_lookup_timeout(&self) -> Duration {
-        self.config.access_lookup_timeout
-    }
-
     /// Whether this node is in `room`.
     pub fn is_in_room(&self, room: RoomId) -> bool {
         self.rooms.contains_key(&room)
@@ -1082,45 +629,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// Events dropped because the queue was full (the driver did not drain).
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
-    }
-
-    /// When cached facts stop being trusted, if the registry is unreachable and they still are.
-    fn facts_expire_at(&self) -> Option<Instant> {
-        let since = self.stale_since?;
-        (!self.access.is_expired()).then(|| since + self.config.max_staleness)
-    }
-
-    /// Checks every link's right again (the facts behind them changed wholesale).
-    fn enforce_all(&mut self, now: Instant) {
-        let links: Vec<LinkId> = self.links.keys().copied().collect();
-        for link in links {
-            self.enforce_link(now, link);
-        }
-    }
-
-    /// Parks `waiting` until the registry's facts about `account` in `room` arrive, starting the
-    /// lookup if none is under way. False if too many things wait already.
-    fn wait_for_facts(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        account: Account,
-        waiting: Waiting<P>,
-    ) -> bool {
-        if self.pending.len() >= self.config.max_pending_requests {
-            return false;
-        }
-        self.pending.push(PendingRequest {
-            waiting,
-            room,
-            account,
-            deadline: now + self.config.access_lookup_timeout,
-        });
-        if self.access.start_lookup(now, room, account) {
-            self.outputs
-                .push_back(Output::LookupAccess { room, account });
-        }
-        true
     }
 
     fn gossip_verdict(&mut self, id: GossipId, room: RoomId, verdict: GossipVerdict) {
@@ -1167,65 +675,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         });
     }
 
-    /// Closes `link` if its peer no longer has the right the link needs: a subscriber must be
-    /// allowed to listen, a publisher to publish. Unknown facts are looked up; the link stays
-    /// until they arrive.
-    fn enforce_link(&mut self, now: Instant, link: LinkId) {
-        let Some(&(room, role)) = self.links.get(&link) else {
-            return;
-        };
-        if let LinkRole::TreeDownstream(child) = role
-            && self
-                .access
-                .facts_of(child, room)
-                .is_some_and(AccessFacts::allows_relaying)
-        {
-            // A registered relayer carries the broadcast without a role in the room.
-            return;
-        }
-        let action = match role {
-            LinkRole::Sending(_) | LinkRole::TreeDownstream(_) => Action::Listen,
-            LinkRole::Receiving(_) => Action::Publish,
-            // A parent in the tree is the broadcaster or a relayer carrying it: it needs no
-            // right of its own to send what the root published.
-            LinkRole::TreeUpstream(_) => return,
-        };
-        match self.access.check(role.peer(), room, action) {
-            Verdict::Allowed => {}
-            // Rights the node cannot learn (the registry unreachable for longer than it trusts
-            // its cache) close the link: fail closed.
-            Verdict::Unknown(_) if self.access.is_expired() => {
-                self.revoke_link(now, link, room, role)
-            }
-            Verdict::Unknown(account) => {
-                if self.access.start_lookup(now, room, account) {
-                    self.outputs
-                        .push_back(Output::LookupAccess { room, account });
-                }
-            }
-            Verdict::NoAccount | Verdict::Denied(..) => self.revoke_link(now, link, room, role),
-        }
-    }
-
-    /// Closes `link`, whose peer lost (or cannot prove) the right it needs.
-    fn revoke_link(&mut self, now: Instant, link: LinkId, room: RoomId, role: LinkRole<P>) {
-        let peer = role.peer();
-        self.outputs.push_back(Output::CloseLink { link });
-        self.emit(RoomEvent::AccessRevoked { room, peer, link });
-        // Forget the link now so a revoked peer cannot keep a slot; the driver's close report
-        // is then ignored.
-        self.handle_link_closed(now, link);
-        if let LinkRole::Receiving(peer) = role
-            && let Some(state) = self.rooms.get_mut(&room)
-        {
-            // Asking a publisher that may not publish again soon only repeats this.
-            let at = now + self.config.not_publishing_backoff;
-            state
-                .publishers
-                .insert(peer, Publisher::Waiting { at, failures: 1 });
-        }
-    }
-
     fn find_subscribe(&self, id: SubscribeId) -> Option<(RoomId, P, u32)> {
         self.rooms.iter().find_map(|(room, state)| {
             state.publishers.iter().find_map(|(peer, p)| match p {
@@ -1262,7 +711,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 }
 
+mod api;
 mod broadcast;
+mod rights;
 #[cfg(test)]
 mod tests;
 
@@ -1275,26 +726,4 @@ impl<P: Copy> LinkRole<P> {
             | Self::TreeDownstream(peer) => peer,
         }
     }
-}
-
-/// A refusal that says who may not do what, and why.
-fn denial(room: RoomId, account: Account, facts: AccessFacts, action: Action) -> SignalError {
-    let what = match action {
-        Action::Listen => "join",
-        Action::Publish => "publish in",
-        Action::Chat => "chat in",
-        Action::Moderate => "moderate",
-    };
-    let why = match facts {
-        AccessFacts::UnknownRoom => "the registry has no such room".to_owned(),
-        AccessFacts::Known { membership, .. } => match membership {
-            chroom_types::Membership::Banned => "the account is banned".to_owned(),
-            chroom_types::Membership::NotMember => "the account is not a member".to_owned(),
-            chroom_types::Membership::Member(role) => format!("its role is {role:?}"),
-        },
-    };
-    SignalError::new(
-        ErrorCode::NotAuthorized,
-        format!("{account} may not {what} room {}: {why}", room.fmt_short()),
-    )
 }

@@ -14,7 +14,7 @@ use chroom_types::{Action, LinkId, LinkMode, MediaKind, RoomId};
 
 use super::{
     InboundId, LinkRole, Output, Participation, RoomEvent, RoomSession, SubscribeFailure,
-    SubscribeId, Waiting, denial,
+    SubscribeId, Waiting, denial, unbound,
 };
 use crate::access::{AccessFacts, Verdict};
 
@@ -155,11 +155,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             match verdict {
                 Verdict::Allowed => {}
                 Verdict::NoAccount => {
-                    let error = SignalError::new(
-                        ErrorCode::NotAuthorized,
-                        "no verified identity binding: sign one with the account you act for",
-                    );
-                    self.refuse(request, peer, error);
+                    self.refuse(request, peer, unbound());
                     return;
                 }
                 Verdict::Denied(account, facts) => {

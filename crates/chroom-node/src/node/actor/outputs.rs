@@ -101,12 +101,7 @@ impl NodeActor {
                 send,
                 mode,
             } => {
-                let (net, media, results) = (
-                    self.parts.net.clone(),
-                    self.parts.media.clone(),
-                    self.results.clone(),
-                );
-                let own = self.own_binding();
+                let (net, media, results, own) = self.signaling();
                 self.steps.spawn(async move {
                     let (result, binding) =
                         subscribe(&net, &media, (room, peer), (&kinds, &send), mode, own).await;
@@ -129,12 +124,7 @@ impl NodeActor {
                 else {
                     return;
                 };
-                let (net, media, results) = (
-                    self.parts.net.clone(),
-                    self.parts.media.clone(),
-                    self.results.clone(),
-                );
-                let own = self.own_binding();
+                let (net, media, results, own) = self.signaling();
                 self.steps.spawn(async move {
                     let offer = (reply, offer_sdp);
                     if let Some(link) = accept(&net, &media, offer, peer, mode, own).await {
@@ -179,6 +169,25 @@ impl NodeActor {
             Output::Event(event) => log_room_event(&event),
             _ => {}
         }
+    }
+
+    /// What a spawned signaling step needs: the network, the media actor, where to report, and
+    /// this node's binding to show.
+    fn signaling(
+        &mut self,
+    ) -> (
+        NetHandle,
+        MediaHandle,
+        mpsc::Sender<StepResult>,
+        Option<IdentityBinding>,
+    ) {
+        let own = self.own_binding();
+        (
+            self.parts.net.clone(),
+            self.parts.media.clone(),
+            self.results.clone(),
+            own,
+        )
     }
 
     pub(super) fn report_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {

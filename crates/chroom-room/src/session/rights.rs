@@ -1,0 +1,275 @@
+//! What the session knows of rights and does with them: peers' proven accounts, the
+//! registry's facts (and their expiry during an outage), lookups, and closing links whose
+//! peer lost the right they need.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use chroom_proto::{ErrorCode, SignalError};
+use chroom_types::{Account, Action, LinkId, RoomId};
+
+use super::{LinkRole, Output, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting};
+use crate::access::{AccessFacts, AccessPolicy, Verdict};
+
+impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
+    /// A peer proved (or stopped proving: `None`) which account it acts for. Its links are
+    /// re-checked at once.
+    pub fn handle_peer_account(&mut self, now: Instant, peer: P, account: Option<Account>) {
+        if self.access.account(peer) == account {
+            return;
+        }
+        self.access.set_account(peer, account);
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (_, role))| role.peer() == peer)
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.enforce_link(now, link);
+        }
+    }
+
+    /// What the registry says about `account` in `room`: answers an [`Output::LookupAccess`],
+    /// or reports a change (role granted or revoked, ban) the driver saw on chain. Links that
+    /// lose their right close at once; waiting requests are decided.
+    pub fn handle_access(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        facts: AccessFacts,
+    ) {
+        self.access.set_facts(room, account, facts);
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .pending
+            .drain(..)
+            .partition(|p| p.room == room && p.account == account);
+        self.pending = waiting;
+        for pending in ready {
+            // Re-run the whole check: the peer may have left or changed account meanwhile.
+            match pending.waiting {
+                Waiting::Subscribe { request, peer } => {
+                    self.handle_subscribe_request(now, request, peer, room);
+                }
+                Waiting::Gossip { id, action } => {
+                    self.handle_room_message(now, id, room, Some(account), action);
+                }
+                Waiting::Tree {
+                    request,
+                    peer,
+                    message,
+                } => self.handle_tree_request(now, request, peer, room, message),
+            }
+        }
+        let peers = self.access.peers_of(account);
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (link_room, role))| *link_room == room && peers.contains(&role.peer()))
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.enforce_link(now, link);
+        }
+    }
+
+    /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
+    /// again (`None`). Cached facts are trusted until `since` + [`SessionConfig::max_staleness`];
+    /// then they are set aside until the registry answers again.
+    pub fn handle_registry_stale(&mut self, now: Instant, since: Option<Instant>) {
+        self.stale_since = since;
+        if since.is_none() && self.access.is_expired() {
+            self.access.set_expired(false);
+            self.enforce_all(now);
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Whether `peer`'s proven account may `action` in `room` as far as this node knows now;
+    /// when that is not known, the registry is asked (the answer serves the next request).
+    pub(crate) fn check_peer(
+        &mut self,
+        now: Instant,
+        peer: P,
+        room: RoomId,
+        action: Action,
+    ) -> Result<(), SignalError> {
+        match self.access.check(peer, room, action) {
+            Verdict::Allowed => Ok(()),
+            Verdict::NoAccount => Err(unbound()),
+            Verdict::Denied(account, facts) => Err(denial(room, account, facts, action)),
+            Verdict::Unknown(account) => {
+                self.look_up(now, room, account);
+                Err(SignalError::new(
+                    ErrorCode::Unavailable,
+                    format!("the rights of {account} in this room are being looked up: ask again"),
+                ))
+            }
+        }
+    }
+
+    /// Asks the registry about `account` in `room` unless a lookup is under way; the facts
+    /// arrive through [`Self::handle_access`].
+    pub(crate) fn look_up(&mut self, now: Instant, room: RoomId, account: Account) {
+        if self.access.start_lookup(now, room, account) {
+            self.outputs
+                .push_back(Output::LookupAccess { room, account });
+        }
+    }
+
+    /// How rights are checked.
+    pub(crate) fn access_policy(&self) -> AccessPolicy {
+        self.config.access
+    }
+
+    /// How long a request may wait for registry facts.
+    pub(crate) fn access_lookup_timeout(&self) -> Duration {
+        self.config.access_lookup_timeout
+    }
+
+    /// What the registry said about `account` in `room`, if this node has asked lately.
+    pub fn facts(&self, room: RoomId, account: Account) -> Option<AccessFacts> {
+        self.access.facts(room, account)
+    }
+
+    /// When cached facts stop being trusted, if the registry is unreachable and they still are.
+    pub(super) fn facts_expire_at(&self) -> Option<Instant> {
+        let since = self.stale_since?;
+        (!self.access.is_expired()).then(|| since + self.config.max_staleness)
+    }
+
+    /// Checks every link's right again (the facts behind them changed wholesale).
+    pub(super) fn enforce_all(&mut self, now: Instant) {
+        let links: Vec<LinkId> = self.links.keys().copied().collect();
+        for link in links {
+            self.enforce_link(now, link);
+        }
+    }
+
+    /// Parks `waiting` until the registry's facts about `account` in `room` arrive, starting the
+    /// lookup if none is under way. False if too many things wait already.
+    pub(super) fn wait_for_facts(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        waiting: Waiting<P>,
+    ) -> bool {
+        if self.pending.len() >= self.config.max_pending_requests {
+            return false;
+        }
+        self.pending.push(PendingRequest {
+            waiting,
+            room,
+            account,
+            deadline: now + self.config.access_lookup_timeout,
+        });
+        if self.access.start_lookup(now, room, account) {
+            self.outputs
+                .push_back(Output::LookupAccess { room, account });
+        }
+        true
+    }
+
+    /// Closes `link` if its peer no longer has the right the link needs: a subscriber must be
+    /// allowed to listen, a publisher to publish. Unknown facts are looked up; the link stays
+    /// until they arrive.
+    pub(super) fn enforce_link(&mut self, now: Instant, link: LinkId) {
+        let Some(&(room, role)) = self.links.get(&link) else {
+            return;
+        };
+        if let LinkRole::TreeDownstream(child) = role
+            && self
+                .access
+                .facts_of(child, room)
+                .is_some_and(AccessFacts::allows_relaying)
+        {
+            // A registered relayer carries the broadcast without a role in the room.
+            return;
+        }
+        let action = match role {
+            LinkRole::Sending(_) | LinkRole::TreeDownstream(_) => Action::Listen,
+            LinkRole::Receiving(_) => Action::Publish,
+            // A parent in the tree is the broadcaster or a relayer carrying it: it needs no
+            // right of its own to send what the root published.
+            LinkRole::TreeUpstream(_) => return,
+        };
+        match self.access.check(role.peer(), room, action) {
+            Verdict::Allowed => {}
+            // Rights the node cannot learn (the registry unreachable for longer than it trusts
+            // its cache) close the link: fail closed.
+            Verdict::Unknown(_) if self.access.is_expired() => {
+                self.revoke_link(now, link, room, role)
+            }
+            Verdict::Unknown(account) => {
+                if self.access.start_lookup(now, room, account) {
+                    self.outputs
+                        .push_back(Output::LookupAccess { room, account });
+                }
+            }
+            Verdict::NoAccount | Verdict::Denied(..) => self.revoke_link(now, link, room, role),
+        }
+    }
+
+    /// Closes `link`, whose peer lost (or cannot prove) the right it needs.
+    pub(super) fn revoke_link(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        room: RoomId,
+        role: LinkRole<P>,
+    ) {
+        let peer = role.peer();
+        self.outputs.push_back(Output::CloseLink { link });
+        self.emit(RoomEvent::AccessRevoked { room, peer, link });
+        // Forget the link now so a revoked peer cannot keep a slot; the driver's close report
+        // is then ignored.
+        self.handle_link_closed(now, link);
+        if let LinkRole::Receiving(peer) = role
+            && let Some(state) = self.rooms.get_mut(&room)
+        {
+            // Asking a publisher that may not publish again soon only repeats this.
+            let at = now + self.config.not_publishing_backoff;
+            state
+                .publishers
+                .insert(peer, Publisher::Waiting { at, failures: 1 });
+        }
+    }
+}
+
+/// A refusal of a peer that proved no account.
+pub(super) fn unbound() -> SignalError {
+    SignalError::new(
+        ErrorCode::NotAuthorized,
+        "no verified identity binding: sign one with the account you act for",
+    )
+}
+
+/// A refusal that says who may not do what, and why.
+pub(super) fn denial(
+    room: RoomId,
+    account: Account,
+    facts: AccessFacts,
+    action: Action,
+) -> SignalError {
+    let what = match action {
+        Action::Listen => "join",
+        Action::Publish => "publish in",
+        Action::Chat => "chat in",
+        Action::Moderate => "moderate",
+    };
+    let why = match facts {
+        AccessFacts::UnknownRoom => "the registry has no such room".to_owned(),
+        AccessFacts::Known { membership, .. } => match membership {
+            chroom_types::Membership::Banned => "the account is banned".to_owned(),
+            chroom_types::Membership::NotMember => "the account is not a member".to_owned(),
+            chroom_types::Membership::Member(role) => format!("its role is {role:?}"),
+        },
+    };
+    SignalError::new(
+        ErrorCode::NotAuthorized,
+        format!("{account} may not {what} room {}: {why}", room.fmt_short()),
+    )
+}
