@@ -15,6 +15,7 @@ const state = {
   publishPc: null, // the RTCPeerConnection sending them to the node
   playbackPc: null, // the RTCPeerConnection the node shows the others on
   playbackPrepared: false, // asked the node for a playback link that outlives rooms
+  removed: false, // a host put this page out of its room, and the user has not acted since
   slots: [], // per slot: { audioMid, videoMid }
   slotPeers: [], // per slot: the PeerId shown, or null
   tracks: new Map(), // mid -> MediaStreamTrack
@@ -144,12 +145,19 @@ function handle(message) {
       moderated(message);
       break;
     case "error":
+      // Put out of the room by a host: what the page asked of that call just before (its
+      // media, its playback answer) is refused now, and must not hide why it is out.
+      if (state.removed) {
+        console.warn(`after the removal: ${message.message}`);
+        break;
+      }
       showError(message.message);
       break;
   }
 }
 
 function join(room) {
+  state.removed = false;
   showError("");
   $("room-input").value = room;
   $("join-button").disabled = true;
@@ -440,6 +448,7 @@ function moderated({ peer_id, account, action, by_peer_id, by_account, is_self }
   if (is_self && action === "remove") {
     const room = state.room;
     leaveCall();
+    state.removed = true;
     showError(`A host (${host}) removed you from ${room}.`);
   }
 }
