@@ -1,6 +1,7 @@
 //! Helpers for Chroom's loopback integration tests: real nodes (libp2p over TCP/QUIC, WebRTC
 //! over UDP) on 127.0.0.1, in one process.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
@@ -59,9 +60,11 @@ pub fn fixtures() -> (PathBuf, PathBuf) {
     (video, audio)
 }
 
-/// Starts a loopback node with its state in `dir`, bootstrapping from `bootstrap`.
+/// Starts a loopback node with its state in `dir`, bootstrapping from `bootstrap`. It checks no
+/// registry: every peer may do everything ([`Chain::node`] starts one that checks).
 pub async fn start_node(dir: &Path, bootstrap: &[Multiaddr]) -> RunningNode {
     let mut config = NodeConfig::loopback(dir.to_path_buf());
+    config.open_access = true;
     config.net.bootstrap = bootstrap.to_vec();
     RunningNode::start(config).await.expect("node starts")
 }
@@ -419,6 +422,8 @@ impl Chain {
             alloy::hex::encode(self.anvil.keys()[i].to_bytes()),
         )
         .unwrap();
+        // A node refuses an account key file others can read.
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let mut config = NodeConfig::loopback(dir.to_path_buf());
         config.net.bootstrap = bootstrap.to_vec();
         config.identity = Some(IdentityConfig {

@@ -817,6 +817,7 @@ async fn a_page_is_offered_more_places_when_more_members_arrive_than_it_has() {
     // No registry: nine members with nothing to check, each linked to the page's node.
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig::loopback(dir.path().join("page"));
+    config.open_access = true;
     serve_page(&mut config);
     let node = RunningNode::start(config).await.unwrap();
     let boot = [tcp_addr(&node).await];
@@ -831,6 +832,7 @@ async fn a_page_is_offered_more_places_when_more_members_arrive_than_it_has() {
     let mut members = Vec::new();
     for i in 0..9 {
         let mut config = NodeConfig::loopback(dir.path().join(format!("member-{i}")));
+        config.open_access = true;
         config.net.bootstrap = boot.to_vec();
         let member = RunningNode::start(config).await.unwrap();
         member

@@ -90,7 +90,7 @@ fn client(config: &NodeConfig) -> anyhow::Result<RegistryClient> {
     let signer = config
         .identity
         .as_ref()
-        .map(|identity| load_account_key(&identity.key))
+        .map(|identity| load_account_key(&identity.key, config.open_key_files))
         .transpose()?;
     Ok(RegistryClient::connect(
         &registry.rpc_url,
@@ -224,7 +224,7 @@ pub async fn room(config: &NodeConfig, action: RoomAction) -> anyhow::Result<()>
 /// Registers this node (its PeerId from the data dir) as a relayer of the config's account.
 pub async fn register_relayer(config: &NodeConfig, capacity: u32) -> anyhow::Result<()> {
     let registry = client(config)?;
-    let key = load_or_create_node_key(&config.data_dir)?;
+    let key = load_or_create_node_key(&config.data_dir, config.open_key_files)?;
     let peer_id = key.public().to_peer_id();
     let block = registry
         .register_relayer(&peer_id.to_bytes(), capacity)

@@ -28,7 +28,8 @@ pub struct FileConfig {
     /// `[log]`
     #[serde(default)]
     pub log: LogSection,
-    /// `[registry]`: the chain registry. Absent: no membership checks (local development).
+    /// `[registry]`: the chain registry. Absent: the node refuses to start unless
+    /// `[node] open_access = true` (development only: no membership checks).
     pub registry: Option<RegistrySection>,
     /// `[identity]`: the account this node acts for. Absent: it proves no account, and nodes
     /// that enforce the registry refuse it.
@@ -141,12 +142,23 @@ pub struct NodeSection {
     /// directory. Default `.chroom/node`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Development only: no registry, every peer may do everything. Default false: a node
+    /// without `[registry]` refuses to start. Contradicts a `[registry]` section.
+    #[serde(default)]
+    pub open_access: bool,
+    /// Start even if `node.key` or the `[identity]` key file can be read by group or others,
+    /// for filesystems without Unix permissions (where every file looks open). Default false:
+    /// such a key file stops the start until it is `chmod 600`.
+    #[serde(default)]
+    pub allow_open_key_files: bool,
 }
 
 impl Default for NodeSection {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
+            open_access: false,
+            allow_open_key_files: false,
         }
     }
 }
@@ -246,6 +258,16 @@ pub struct IdentityConfig {
     pub binding_ttl: Duration,
 }
 
+/// Whether a key file that group or others can read stops the node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OpenKeyFiles {
+    /// Use it (with a warning): for filesystems without Unix permissions.
+    Allow,
+    /// Refuse to start until it is `chmod 600`.
+    #[default]
+    Refuse,
+}
+
 /// Everything a node needs, validated.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -259,8 +281,13 @@ pub struct NodeConfig {
     pub log_filter: String,
     /// The account this node acts for, if any.
     pub identity: Option<IdentityConfig>,
-    /// The registry rooms are checked against; `None` admits everyone.
+    /// The registry rooms are checked against; `None` needs `open_access`.
     pub registry: Option<RegistryConfig>,
+    /// Development only: no registry, every peer may do everything. A node starts only with
+    /// exactly one of this and `registry` (see [`NodeConfig::check_access`]).
+    pub open_access: bool,
+    /// Whether `node.key` and the account key file may be readable by others.
+    pub open_key_files: OpenKeyFiles,
     /// Relaying of broadcasts; `None` relays nothing.
     pub relay: Option<RelayConfig>,
     /// Where the user's page is served; `None` serves none.
@@ -430,7 +457,7 @@ impl NodeConfig {
         if data_dir.as_os_str().is_empty() {
             return Err(error("node.data_dir: must not be empty".into()));
         }
-        Ok(Self {
+        let config = Self {
             data_dir,
             net,
             media,
@@ -440,6 +467,12 @@ impl NodeConfig {
                 .unwrap_or_else(|| "chroom=info".to_owned()),
             identity,
             registry,
+            open_access: parsed.node.open_access,
+            open_key_files: if parsed.node.allow_open_key_files {
+                OpenKeyFiles::Allow
+            } else {
+                OpenKeyFiles::Refuse
+            },
             relay,
             web: match parsed.web {
                 Some(web) if !web.listen.ip().is_loopback() && !web.allow_remote => {
@@ -458,10 +491,35 @@ impl NodeConfig {
                 Some(kbps) => kbps,
                 None => DEFAULT_FILE_SERVE_KBPS,
             },
-        })
+        };
+        config.check_access().map_err(error)?;
+        Ok(config)
     }
 
-    /// A config for tests and benchmarks: everything on loopback with OS-chosen ports.
+    /// Refuses a node that would admit everyone without being told to (fail closed), and one
+    /// told both to check the registry and to admit everyone. [`RunningNode::start`] checks
+    /// this too, for configs built in code.
+    ///
+    /// [`RunningNode::start`]: crate::RunningNode::start
+    pub fn check_access(&self) -> Result<(), String> {
+        match (&self.registry, self.open_access) {
+            (Some(_), false) | (None, true) => Ok(()),
+            (None, false) => Err(
+                "node.open_access: without [registry] nothing checks who may \
+                 join a room or what they may do in it; add a [registry] section (rpc_url, \
+                 address), or, for development only, set [node] open_access = true (every peer \
+                 may do everything)"
+                    .into(),
+            ),
+            (Some(_), true) => Err("node.open_access: true contradicts the [registry] section \
+                 (a node either checks rooms against the registry or admits every peer); \
+                 remove one"
+                .into()),
+        }
+    }
+
+    /// A config for tests and benchmarks: everything on loopback with OS-chosen ports. It has
+    /// no registry and `open_access` unset, so it does not start until one of them is set.
     pub fn loopback(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
@@ -470,6 +528,8 @@ impl NodeConfig {
             log_filter: "chroom=info".to_owned(),
             identity: None,
             registry: None,
+            open_access: false,
+            open_key_files: OpenKeyFiles::Refuse,
             relay: None,
             web: None,
             file_serve_kbps: DEFAULT_FILE_SERVE_KBPS,

@@ -54,7 +54,9 @@ impl RunningNode {
     /// Starts a node: loads or creates its key and store, starts libp2p and the media socket.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Self> {
         let started_at = Instant::now();
-        let key = load_or_create_node_key(&config.data_dir)?;
+        // Configs built in code skip the file's validation: refuse an unchecked node here too.
+        config.check_access().map_err(anyhow::Error::msg)?;
+        let key = load_or_create_node_key(&config.data_dir, config.open_key_files)?;
         let peer_id = key.public().to_peer_id();
         let store_path = config.data_dir.join("chroom.redb");
         let (store, record) = Store::open(&store_path, &peer_id.to_base58(), unix_now())
@@ -67,7 +69,7 @@ impl RunningNode {
 
         let identity = match &config.identity {
             Some(identity) => {
-                let signer = load_account_key(&identity.key)?;
+                let signer = load_account_key(&identity.key, config.open_key_files)?;
                 tracing::info!(account = %signer.address(), "acting for account");
                 Some(OwnBinding::signed_here(
                     signer,
@@ -113,7 +115,7 @@ impl RunningNode {
             }
             None => {
                 tracing::warn!(
-                    "no [registry] configured: every peer is admitted (development mode)"
+                    "node.open_access: no registry, every peer may do everything (development only)"
                 );
                 None
             }

@@ -59,6 +59,43 @@ fn missing_config_file_is_named() {
     assert!(stderr.contains("/nonexistent/chroom.toml"), "{stderr}");
 }
 
+#[test]
+fn a_node_without_a_registry_refuses_to_start_unless_told_to_admit_everyone() {
+    let (ok, stderr) = run_with_config("[log]\nfilter = \"chroom=warn\"\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("broken.toml")
+            && stderr.contains("open_access = true")
+            && stderr.contains("[registry]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_account_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("account.key");
+    // anvil's first dev account.
+    std::fs::write(
+        &key,
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = format!(
+        "[node]\nopen_access = true\n\n[identity]\naccount_key_file = {:?}\n",
+        key.display().to_string()
+    );
+    let (ok, stderr) = run_with_config(&config);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+}
+
 /// Starts `chroom node`, reads its printed PeerId and first listen address, then kills it.
 fn start_and_read_peer_id(data_dir: &std::path::Path) -> (String, String) {
     let config =

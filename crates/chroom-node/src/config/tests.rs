@@ -4,9 +4,19 @@ fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
     NodeConfig::parse(text, "dev.toml", &Overrides::default())
 }
 
+/// A node without a registry must say it admits everyone.
+const OPEN: &str = "[node]\nopen_access = true\n";
+
+/// `text` as a development config: no registry, `[node] open_access = true`.
+fn parse_open(text: &str) -> Result<NodeConfig, ConfigError> {
+    parse(&format!("{OPEN}{text}"))
+}
+
+const REGISTRY: &str = "[registry]\nrpc_url = \"http://127.0.0.1:8545\"\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+
 #[test]
 fn empty_file_gives_loopback_defaults() {
-    let config = parse("").unwrap();
+    let config = parse_open("").unwrap();
     assert_eq!(config.net.listen.len(), 2);
     assert_eq!(config.data_dir, PathBuf::from(".chroom/node"));
 }
@@ -52,7 +62,7 @@ fn bad_value_names_key_and_file() {
 
 #[test]
 fn identity_needs_exactly_one_key_source() {
-    let config = parse("[identity]\naccount_key_env = \"KEY\"\n").unwrap();
+    let config = parse_open("[identity]\naccount_key_env = \"KEY\"\n").unwrap();
     assert_eq!(
         config.identity.unwrap().key,
         AccountKeySource::Env("KEY".into())
@@ -97,7 +107,7 @@ fn overrides_apply() {
         listen: vec!["/ip4/127.0.0.1/tcp/5000".into()],
         bootstrap: vec!["/ip4/127.0.0.1/tcp/4001".into()],
     };
-    let config = NodeConfig::parse("", "dev.toml", &overrides).unwrap();
+    let config = NodeConfig::parse(OPEN, "dev.toml", &overrides).unwrap();
     assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
     assert_eq!(config.net.listen.len(), 1);
     assert_eq!(config.net.bootstrap.len(), 1);
@@ -105,7 +115,7 @@ fn overrides_apply() {
         bootstrap: vec!["nope".into()],
         ..Overrides::default()
     };
-    let err = NodeConfig::parse("", "dev.toml", &bad)
+    let err = NodeConfig::parse(OPEN, "dev.toml", &bad)
         .unwrap_err()
         .to_string();
     assert!(err.contains("--bootstrap[0]"), "{err}");
@@ -114,7 +124,7 @@ fn overrides_apply() {
 #[test]
 fn relay_capacity_is_the_budget_over_the_stream_rate() {
     let relay = |section: &str| {
-        let text = format!("[net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[relay]\n{section}");
+        let text = format!("{OPEN}[net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[relay]\n{section}");
         NodeConfig::parse(&text, "relay.toml", &Overrides::default())
     };
     let config =
@@ -135,9 +145,12 @@ fn relay_capacity_is_the_budget_over_the_stream_rate() {
 
 #[test]
 fn file_serving_rate_defaults_and_must_be_positive() {
-    assert_eq!(parse("").unwrap().file_serve_kbps, DEFAULT_FILE_SERVE_KBPS);
     assert_eq!(
-        parse("[files]\nserve_kbps = 8000\n")
+        parse_open("").unwrap().file_serve_kbps,
+        DEFAULT_FILE_SERVE_KBPS
+    );
+    assert_eq!(
+        parse_open("[files]\nserve_kbps = 8000\n")
             .unwrap()
             .file_serve_kbps,
         8000
@@ -151,23 +164,78 @@ fn file_serving_rate_defaults_and_must_be_positive() {
 #[test]
 fn shipped_configs_parse() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node-config");
+    let mut parsed = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            NodeConfig::load(&path, &Overrides::default()).unwrap();
+            let config =
+                NodeConfig::load(&path, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            parsed.insert(name, config);
         }
+    }
+    for name in ["dev.toml", "production.toml", "relayer.toml"] {
+        assert!(parsed.contains_key(name), "node-config/{name} is missing");
+    }
+    // The template for a public host checks the registry; only development admits everyone.
+    let production = &parsed["production.toml"];
+    assert!(production.registry.is_some() && !production.open_access);
+    assert!(parsed["dev.toml"].open_access);
+    for config in parsed.values() {
+        assert_eq!(config.open_key_files, OpenKeyFiles::Refuse);
     }
 }
 
 #[test]
+fn a_node_without_a_registry_must_be_told_to_admit_everyone() {
+    let err = parse("").unwrap_err().to_string();
+    assert!(err.starts_with("dev.toml: node.open_access"), "{err}");
+    assert!(err.contains("[registry]"), "{err}");
+    assert!(err.contains("open_access = true"), "{err}");
+    let err = parse("[node]\nopen_access = false\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("open_access = true"), "{err}");
+
+    let open = parse_open("").unwrap();
+    assert!(open.open_access && open.registry.is_none());
+    assert_eq!(open.check_access(), Ok(()));
+    let checked = parse(REGISTRY).unwrap();
+    assert!(!checked.open_access && checked.registry.is_some());
+
+    let err = parse_open(REGISTRY).unwrap_err().to_string();
+    assert!(
+        err.contains("node.open_access") && err.contains("contradicts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn configs_built_in_code_are_checked_too() {
+    let mut config = NodeConfig::loopback(PathBuf::from("/tmp/x"));
+    assert!(config.check_access().unwrap_err().contains("open_access"));
+    config.open_access = true;
+    assert_eq!(config.check_access(), Ok(()));
+    config.registry = parse(REGISTRY).unwrap().registry;
+    assert!(config.check_access().unwrap_err().contains("contradicts"));
+}
+
+#[test]
+fn open_key_files_are_refused_unless_allowed() {
+    assert_eq!(parse_open("").unwrap().open_key_files, OpenKeyFiles::Refuse);
+    let allowed = parse("[node]\nopen_access = true\nallow_open_key_files = true\n").unwrap();
+    assert_eq!(allowed.open_key_files, OpenKeyFiles::Allow);
+}
+
+#[test]
 fn the_page_is_served_on_loopback_unless_remote_is_allowed() {
-    let local = parse("[web]\nlisten = \"127.0.0.1:7800\"\n").unwrap();
+    let local = parse_open("[web]\nlisten = \"127.0.0.1:7800\"\n").unwrap();
     assert_eq!(local.web, Some("127.0.0.1:7800".parse().unwrap()));
-    let error = parse("[web]\nlisten = \"0.0.0.0:7800\"\n")
+    let error = parse_open("[web]\nlisten = \"0.0.0.0:7800\"\n")
         .unwrap_err()
         .to_string();
     assert!(error.contains("allow_remote"), "{error}");
-    let remote = parse("[web]\nlisten = \"0.0.0.0:7800\"\nallow_remote = true\n").unwrap();
+    let remote = parse_open("[web]\nlisten = \"0.0.0.0:7800\"\nallow_remote = true\n").unwrap();
     assert_eq!(remote.web, Some("0.0.0.0:7800".parse().unwrap()));
 }
 

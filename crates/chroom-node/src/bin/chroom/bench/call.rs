@@ -16,7 +16,7 @@ pub(crate) async fn call(
     let config = dir.path().join("bench.toml");
     std::fs::write(
         &config,
-        "[web]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n",
+        format!("{OPEN_NODE}[web]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n"),
     )?;
     let mut nodes = Vec::new();
     let mut urls = Vec::new();

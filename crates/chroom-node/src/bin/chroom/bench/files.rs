@@ -12,13 +12,13 @@ pub(crate) async fn files(
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let room: RoomName = "bench-files".parse()?;
-    let mut config = NodeConfig::loopback(dir.path().join("sharer"));
+    let mut config = open_loopback(dir.path().join("sharer"));
     config.file_serve_kbps = serve_kbps;
     let sharer = RunningNode::start(config).await?;
     let bootstrap = sharer.listen_addrs().await?;
     let mut members = Vec::new();
     for i in 0..receivers {
-        let mut config = NodeConfig::loopback(dir.path().join(format!("receiver-{i}")));
+        let mut config = open_loopback(dir.path().join(format!("receiver-{i}")));
         config.net.bootstrap = bootstrap.clone();
         members.push(RunningNode::start(config).await?);
     }

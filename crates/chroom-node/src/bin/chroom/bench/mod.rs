@@ -24,12 +24,23 @@ pub(crate) use files::files;
 pub(crate) use relay::relay;
 pub(crate) use revoke::revoke;
 
+/// A loopback node that checks no registry: these benchmarks time media and files, not access
+/// checks (`bench revoke` starts nodes that check).
+fn open_loopback(data_dir: std::path::PathBuf) -> NodeConfig {
+    let mut config = NodeConfig::loopback(data_dir);
+    config.open_access = true;
+    config
+}
+
+/// Config of the node processes the benchmarks start: no registry, as [`open_loopback`].
+const OPEN_NODE: &str = "[node]\nopen_access = true\n\n";
+
 /// Starts a publisher and, `runs` times, a fresh recorder node bootstrapped to it; prints the
 /// time from the recorder's start to its first frame and first keyframe.
 pub(crate) async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let room: RoomName = "bench-first-frame".parse()?;
-    let publisher = RunningNode::start(NodeConfig::loopback(dir.path().join("publisher"))).await?;
+    let publisher = RunningNode::start(open_loopback(dir.path().join("publisher"))).await?;
     publisher
         .join(room.id(), Participation::Publish(source.kinds()))
         .await?;
@@ -49,7 +60,7 @@ pub(crate) async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Re
             // starts over the keyframe interval so the keyframe wait is sampled fairly.
             tokio::time::sleep(Duration::from_millis((run as u64 * 173) % 500)).await;
             let started = Instant::now();
-            let mut config = NodeConfig::loopback(dir.path().join(format!("recorder-{run}")));
+            let mut config = open_loopback(dir.path().join(format!("recorder-{run}")));
             config.net.bootstrap = bootstrap.clone();
             let mut recorder = RunningNode::start(config).await?;
             let mut frames = recorder.take_frames().context("frames")?;
@@ -123,7 +134,10 @@ pub(crate) async fn serve(
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("bench.toml");
-    std::fs::write(&config, "[log]\nfilter = \"chroom=warn\"\n")?;
+    std::fs::write(
+        &config,
+        format!("{OPEN_NODE}[log]\nfilter = \"chroom=warn\"\n"),
+    )?;
     let mut publisher = Command::new(&exe)
         .args(["publish", "--room", "bench-serve", "--config"])
         .arg(&config)

@@ -102,7 +102,7 @@ impl RelayerThread {
 async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let room: RoomName = "bench-relay".parse()?;
-    let root = RunningNode::start(NodeConfig::loopback(dir.path().join("root"))).await?;
+    let root = RunningNode::start(open_loopback(dir.path().join("root"))).await?;
     // The root feeds the relayer only: every viewer hangs under it.
     root.join(
         room.id(),
@@ -113,7 +113,7 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     )
     .await?;
     let bootstrap = root.listen_addrs().await?;
-    let mut relayer_config = NodeConfig::loopback(dir.path().join("relayer"));
+    let mut relayer_config = open_loopback(dir.path().join("relayer"));
     relayer_config.net.bootstrap = bootstrap.clone();
     relayer_config.media.max_links = count + 8;
     let relayer = RelayerThread::start(relayer_config, room.clone(), u32::try_from(count)?)?;
@@ -133,7 +133,7 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     let sender = tokio::spawn(send_synthetic(root, offered_pps, cancel.clone()));
     let mut viewers = Vec::new();
     for i in 0..count {
-        let mut config = NodeConfig::loopback(dir.path().join(format!("viewer-{i}")));
+        let mut config = open_loopback(dir.path().join(format!("viewer-{i}")));
         config.net.bootstrap = bootstrap.clone();
         let viewer = RunningNode::start(config).await?;
         viewer

@@ -13,6 +13,7 @@ pub(crate) async fn revoke(
     use chroom_registry::RegistryClient;
     use chroom_registry::client::JoinPolicy;
     use chroom_types::{Account, Role, RoomKind};
+    use std::os::unix::fs::PermissionsExt;
 
     use chroom_node::config::{AccountKeySource, IdentityConfig, RegistryConfig};
 
@@ -39,6 +40,8 @@ pub(crate) async fn revoke(
         std::fs::create_dir_all(&data_dir)?;
         let key_file = data_dir.join("account.key");
         std::fs::write(&key_file, alloy::hex::encode(keys[i].to_bytes()))?;
+        // A node refuses an account key file others can read.
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
         let mut config = NodeConfig::loopback(data_dir);
         config.identity = Some(IdentityConfig {
             key: AccountKeySource::File(key_file),
