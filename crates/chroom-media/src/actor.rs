@@ -297,6 +297,7 @@ impl MediaActor {
                     self.router.unsilence(link);
                 }
             }
+            Command::Hold { link, held } => self.router.hold(link, held),
             Command::RelayStats(reply) => {
                 let mut stats = self.relay.clone();
                 stats.children = self.router.child_count();

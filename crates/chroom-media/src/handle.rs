@@ -54,6 +54,10 @@ pub(crate) enum Command {
         link: LinkId,
         silenced: bool,
     },
+    Hold {
+        link: LinkId,
+        held: bool,
+    },
     CloseLink {
         link: LinkId,
     },
@@ -87,7 +91,7 @@ impl MediaHandle {
     /// Opens a link that receives `receive` and sends `send` (this node's frames, like every
     /// link that sends) and returns its SDP offer. Complete it with [`Self::accept_answer`].
     /// Cancel-safe: dropping the future may leave a link that closes itself after the connect
-    /// timeout.
+    /// timeout. The link starts held ([`Self::hold`]).
     pub async fn create_offer(
         &self,
         receive: &[Track],
@@ -141,7 +145,7 @@ impl MediaHandle {
 
     /// Accepts a peer's offer. In [`LinkMode::Frames`] the new link sends every local frame of
     /// the kinds it asked for; in [`LinkMode::Packets`] it sends what [`Self::forward`] routes
-    /// to it.
+    /// to it. The link starts held ([`Self::hold`]).
     pub async fn accept_offer(
         &self,
         offer_sdp: String,
@@ -220,6 +224,14 @@ impl MediaHandle {
             .commands
             .send(Command::Silence { link, silenced })
             .await;
+    }
+
+    /// Lets media flow on a link to another node (`held` false), or stops it both ways (`held`
+    /// true: nothing is sent on it, what arrives is dropped). Links made by
+    /// [`Self::create_offer`] and [`Self::accept_offer`] start held, so nothing reaches or
+    /// comes from a peer before the node knows it may take part.
+    pub async fn hold(&self, link: LinkId, held: bool) {
+        let _ = self.commands.send(Command::Hold { link, held }).await;
     }
 
     /// Closes a link. Closing an unknown link does nothing.

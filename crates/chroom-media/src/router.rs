@@ -40,6 +40,7 @@ pub(crate) enum LinkRole {
     /// it goes to every other link, and keyframe requests for this node's streams go to it.
     LocalSource,
     /// To another node (or a bot): relayed and local streams go out, remote members come in.
+    /// Held when it opens (see [`Router::release`]).
     Peer,
     /// To this node's user's browser, showing remote members: each slot's m-lines, and the
     /// m-line showing a shared screen (`None` when audio-only).
@@ -62,6 +63,8 @@ pub(crate) struct SlotMids {
 pub(crate) enum FrameRoute {
     /// Nowhere: the microphone of a silenced link.
     Silenced,
+    /// Nowhere: the link is held (its peer's right is not known yet).
+    Held,
     /// A remote member's frame: to the node, and written on `show_on` (a playback link's
     /// m-line) when a slot or the screen shows its source.
     ToNode { show_on: Option<(LinkId, Mid)> },
@@ -106,6 +109,9 @@ pub(crate) struct Router {
     subscribers: Vec<LinkId>,
     /// Links whose microphone is dropped. A host mutes few members: a list beats hashing.
     silenced: Vec<LinkId>,
+    /// Links to other nodes not released yet: nothing goes to them, what arrives is dropped.
+    /// Few at once (a link is released as soon as its peer's right is known): a list.
+    held: Vec<LinkId>,
     /// Links fed from another link, summed over all forwarding.
     children: usize,
 }
@@ -121,6 +127,9 @@ struct RoutedLink {
 struct Forwarding {
     /// The latest order's version: older orders (sent concurrently) must not undo it.
     version: u64,
+    /// The children ordered.
+    ordered: Vec<LinkId>,
+    /// Where packets go now: `ordered` less held links; none while the upstream is held.
     children: Vec<LinkId>,
 }
 
@@ -138,8 +147,12 @@ struct ScreenRoute {
 }
 
 impl Router {
-    /// A new link takes part in routing.
+    /// A new link takes part in routing. A link to another node starts held: the node
+    /// releases it once it knows the peer may take part (fail closed).
     pub(crate) fn add_link(&mut self, link: LinkId, role: LinkRole) {
+        if role == LinkRole::Peer {
+            self.held.push(link);
+        }
         let routed = RoutedLink {
             role,
             keyframe_asked: [None; 3],
@@ -148,22 +161,36 @@ impl Router {
         self.prepare_lists();
     }
 
+    /// Media flows on `link` (`held` false) or stops both ways (`held` true): nothing is sent
+    /// on a held link and whatever arrives on it is dropped. Only links to other nodes are
+    /// held: this node's own user's links are its own. Unknown links are ignored.
+    pub(crate) fn hold(&mut self, link: LinkId, held: bool) {
+        if self.role(link) != Some(&LinkRole::Peer) || self.held.contains(&link) == held {
+            return;
+        }
+        if held {
+            self.held.push(link);
+        } else {
+            self.held.retain(|h| *h != link);
+        }
+        self.prepare_lists();
+        self.refresh_forwarding();
+    }
+
     /// `link` is gone: it leaves every route, as source, upstream, child or playback link.
     pub(crate) fn handle_link_closed(&mut self, link: LinkId) {
         if self.links.remove(&link).is_none() {
             return;
         }
         self.forwarding.remove(&link);
-        for forwarding in self.forwarding.values_mut() {
-            forwarding.children.retain(|child| *child != link);
-        }
         self.playback
             .retain(|source, route| *source != link && route.playback != link);
         self.screens
             .retain(|source, route| *source != link && route.playback != link);
         self.silenced.retain(|silenced| *silenced != link);
+        self.held.retain(|held| *held != link);
         self.prepare_lists();
-        self.count_children();
+        self.refresh_forwarding();
     }
 
     /// Forwards every packet arriving on `upstream` to `downstream` from now on, replacing the
@@ -180,8 +207,8 @@ impl Router {
         }
         forwarding.version = version;
         downstream.retain(|child| self.links.contains_key(child));
-        forwarding.children = downstream;
-        self.count_children();
+        forwarding.ordered = downstream;
+        self.refresh_forwarding();
     }
 
     /// Shows what arrives on `source` in `slot` of `playback` (`None`: nothing), and moves
@@ -290,6 +317,9 @@ impl Router {
 
     /// Where a frame of `track` that arrived on `from` goes.
     pub(crate) fn route_frame(&self, from: LinkId, track: Track) -> FrameRoute {
+        if self.held.contains(&from) {
+            return FrameRoute::Held;
+        }
         if track == Track::Microphone && self.silenced.contains(&from) {
             return FrameRoute::Silenced;
         }
@@ -330,6 +360,9 @@ impl Router {
         sent: Option<Track>,
         out: &mut Vec<KeyframeTarget>,
     ) {
+        if self.held.contains(&from) {
+            return;
+        }
         let sent = sent.unwrap_or(Track::Camera);
         // A link is fed by one upstream in practice; should two name it, the lower id wins so
         // the answer does not depend on hash order.
@@ -420,6 +453,7 @@ impl Router {
         for (id, routed) in &self.links {
             match routed.role {
                 LinkRole::LocalSource => self.local_sources.push(*id),
+                LinkRole::Peer if self.held.contains(id) => {}
                 LinkRole::Peer | LinkRole::Playback { .. } => self.subscribers.push(*id),
             }
         }
@@ -427,7 +461,19 @@ impl Router {
         self.subscribers.sort_unstable();
     }
 
-    fn count_children(&mut self) {
+    /// Rebuilds where each upstream's packets go now, leaving held links out.
+    fn refresh_forwarding(&mut self) {
+        let held = &self.held;
+        for (upstream, forwarding) in &mut self.forwarding {
+            forwarding
+                .ordered
+                .retain(|child| self.links.contains_key(child));
+            forwarding.children.clear();
+            if !held.contains(upstream) {
+                let open = forwarding.ordered.iter().filter(|c| !held.contains(c));
+                forwarding.children.extend(open);
+            }
+        }
         self.children = self.forwarding.values().map(|f| f.children.len()).sum();
     }
 }

@@ -21,6 +21,7 @@ pub mod web;
 
 pub use config::{ConfigError, NodeConfig, Overrides};
 pub use node::{
-    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, TreePosition,
+    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, RoomStatus,
+    TreePosition,
 };
 pub use running::RunningNode;

@@ -86,6 +86,17 @@ function connect() {
   });
 }
 
+/** What the node says is wrong in the room (the registry not answering, say), above the call. */
+function renderNotices(notices) {
+  const box = $("notices");
+  box.replaceChildren(...notices.map((text) => {
+    const line = document.createElement("p");
+    line.textContent = text;
+    return line;
+  }));
+  box.hidden = notices.length === 0;
+}
+
 function handle(message) {
   switch (message.type) {
     case "hello": {
@@ -133,6 +144,9 @@ function handle(message) {
     case "participants":
       state.participants = message.participants;
       renderParticipants();
+      break;
+    case "notices":
+      renderNotices(message.notices);
       break;
     case "chat":
       addChat(message);
@@ -377,6 +391,7 @@ function leaveCall() {
   state.room = null;
   state.participants = [];
   renderParticipants();
+  renderNotices([]);
   $("messages").replaceChildren();
   state.files.clear();
   $("call").hidden = true;

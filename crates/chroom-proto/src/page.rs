@@ -140,6 +140,14 @@ pub enum ServerMessage {
         /// The members.
         participants: Vec<ParticipantView>,
     },
+    /// What the page should say is wrong in its room (sent on every change; empty: nothing),
+    /// for people: the registry not answering, another broadcaster winning over this one.
+    Notices {
+        /// The room's name.
+        room: String,
+        /// One sentence each.
+        notices: Vec<String>,
+    },
     /// A chat line, from another member or (`own`) this node.
     Chat {
         /// The room's name.

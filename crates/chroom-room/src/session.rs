@@ -29,6 +29,8 @@ pub struct RoomSession<P> {
     local: P,
     rooms: BTreeMap<RoomId, Room<P>>,
     links: HashMap<LinkId, (RoomId, LinkRole<P>)>,
+    /// Links held (no media either way) until their peer's right is known, and since when.
+    held: HashMap<LinkId, Instant>,
     outputs: VecDeque<Output<P>>,
     access: AccessBook<P>,
     /// Subscribe requests and gossip messages waiting for registry facts.
@@ -115,6 +117,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             config,
             rooms: BTreeMap::new(),
             links: HashMap::new(),
+            held: HashMap::new(),
             outputs: VecDeque::new(),
             pending: Vec::new(),
             queued_events: 0,
@@ -169,7 +172,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             _ => None,
         }));
         for link in to_close {
-            self.links.remove(&link);
+            self.forget_link(link);
             self.outputs.push_back(Output::CloseLink { link });
         }
     }
@@ -180,13 +183,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
-        if let Some(tree) = &state.tree {
-            // A broadcast has one publisher, the root of its tree.
-            if !tree.is_joined()
-                && let Some(root) = publishers.first()
-            {
-                self.join_tree(now, room, *root);
-            }
+        if let Some(tree) = &mut state.tree {
+            // A broadcast has one publisher, the root of its tree; whoever provides the room
+            // only claims to be it until the registry says it may broadcast.
+            tree.add_claims(publishers.iter().copied().filter(|p| *p != self.local));
+            self.consider_roots(now, room);
             return;
         }
         if state.participation.mesh_receives().is_none() {
@@ -274,9 +275,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         state.lookup_running = false;
         if let Some(tree) = &state.tree {
-            // The tree finds its own way once it has its root.
+            // The tree finds its own way once it has its root; a root keeps an eye out for a
+            // rival claim.
             if !tree.is_joined() {
                 state.next_discovery = Some(now + interval);
+            } else if tree.is_root() {
+                state.next_discovery = Some(now + rediscovery);
             }
             self.handle_timeout(now);
             return;
@@ -321,10 +325,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         match result {
             Ok(link) => {
                 state.publishers.insert(peer, Publisher::Linked { link });
-                self.links.insert(link, (room, LinkRole::Receiving(peer)));
                 self.emit(RoomEvent::Subscribed { room, peer, link });
                 // Media is only taken from those the registry lets publish.
-                self.enforce_link(now, link);
+                self.track_link(now, link, room, LinkRole::Receiving(peer));
             }
             Err(failure) => {
                 state.publishers.insert(
@@ -441,16 +444,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         };
         // A peer that subscribes again replaces its old link (it restarted, say).
         if let Some(old) = state.subscribers.insert(peer, link) {
-            self.links.remove(&old);
+            self.forget_link(old);
             self.outputs.push_back(Output::CloseLink { link: old });
         }
-        self.links.insert(link, (room, LinkRole::Sending(peer)));
         self.emit(RoomEvent::SubscriberAdded { room, peer, link });
+        self.track_link(now, link, room, LinkRole::Sending(peer));
     }
 
     /// A link closed, for whatever reason.
     pub fn handle_link_closed(&mut self, now: Instant, link: LinkId) {
-        let Some((room, role)) = self.links.remove(&link) else {
+        let Some((room, role)) = self.forget_link(link) else {
             return;
         };
         if matches!(
@@ -497,6 +500,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             self.access.set_expired(true);
             self.enforce_all(now);
         }
+        self.close_unverified_links(now);
         let (expired, waiting): (Vec<_>, Vec<_>) =
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
@@ -578,6 +582,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .iter()
             .map(|p| p.deadline)
             .chain(self.facts_expire_at())
+            .chain(self.unverified_deadline())
             .min();
         self.rooms
             .values()
@@ -618,6 +623,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         // A viewer receives the broadcaster over its parent in the tree.
         links.extend(self.tree_upstream(room));
+        // A held link carries nothing (its peer is not proven yet): nothing to show.
+        links.retain(|(_, link)| !self.held.contains_key(link));
         links
     }
 

@@ -165,7 +165,7 @@ impl MediaActor {
                             contiguous,
                             data,
                         } => match self.router.route_frame(*id, track) {
-                            FrameRoute::Silenced => {}
+                            FrameRoute::Silenced | FrameRoute::Held => {}
                             FrameRoute::ToSubscribers => self.scratch.frames_out.push(FrameOut {
                                 to: None,
                                 track,

@@ -59,6 +59,9 @@ async fn a_full_frame_channel_costs_frames_not_control() {
         .await
         .unwrap();
     receiver.handle.accept_answer(link, answer).await.unwrap();
+    // Links between nodes start held; the node releases them once the peer's right is known.
+    receiver.handle.hold(link, false).await;
+    sender.handle.hold(sender_link, false).await;
     let connected = next_event(&mut sender.events).await;
     assert!(
         matches!(connected, MediaEvent::LinkConnected { link } if link == sender_link),

@@ -23,7 +23,7 @@ fn mid(name: &str) -> Mid {
 fn router() -> Router {
     let mut router = Router::default();
     for link in [UP, A, B, SOURCE] {
-        router.add_link(link, LinkRole::Peer);
+        add_released_peer(&mut router, link);
     }
     router.add_link(BROWSER, LinkRole::LocalSource);
     router.add_link(
@@ -43,6 +43,12 @@ fn router() -> Router {
         },
     );
     router
+}
+
+/// A link to another node whose peer's right is known.
+fn add_released_peer(router: &mut Router, link: LinkId) {
+    router.add_link(link, LinkRole::Peer);
+    router.hold(link, false);
 }
 
 fn keyframe_targets(router: &Router, now: Instant, from: LinkId, mid: Mid) -> Vec<KeyframeTarget> {
@@ -249,7 +255,7 @@ fn silencing_drops_the_microphone_only_until_lifted() {
     );
     // Silencing a link that is not open does nothing, and it stays so once it would exist.
     router.silence(LinkId(99));
-    router.add_link(LinkId(99), LinkRole::Peer);
+    add_released_peer(&mut router, LinkId(99));
     assert_ne!(
         router.route_frame(LinkId(99), Track::Microphone),
         FrameRoute::Silenced
@@ -277,7 +283,7 @@ fn closing_a_link_takes_it_out_of_every_route() {
     assert_eq!(router.child_count(), 1);
     assert!(!router.keyframe_due(Instant::now(), SOURCE, Track::Camera));
     // Its id reused (it is not, but routes must not linger): nothing of it is left.
-    router.add_link(SOURCE, LinkRole::Peer);
+    add_released_peer(&mut router, SOURCE);
     assert!(router.downstream(SOURCE).is_empty());
     assert_eq!(
         router.route_frame(SOURCE, Track::Microphone),
@@ -449,4 +455,49 @@ fn a_playback_link_connecting_wants_a_keyframe_from_everyone_it_shows() {
     let mut other = Vec::new();
     router.shown_on(A, &mut other);
     assert!(other.is_empty(), "a link that shows nothing wants nothing");
+}
+
+#[test]
+fn a_link_to_another_node_carries_nothing_either_way_until_released() {
+    let mut router = router();
+    const NEW: LinkId = LinkId(7);
+    router.add_link(NEW, LinkRole::Peer);
+    router.play(PLAYBACK, 1, Some(NEW));
+    router.forward(UP, vec![A, NEW], 1);
+    router.forward(NEW, vec![B], 1);
+
+    // Held: none of this node's frames go to it, nothing of its own is used or passed on,
+    // and its keyframe requests go nowhere.
+    assert!(!router.subscribers().contains(&NEW));
+    assert_eq!(router.route_frame(NEW, Track::Camera), FrameRoute::Held);
+    assert_eq!(router.route_frame(NEW, Track::Microphone), FrameRoute::Held);
+    assert_eq!(router.downstream(UP), [A]);
+    assert!(router.downstream(NEW).is_empty());
+    assert_eq!(router.child_count(), 1);
+    assert!(keyframe_targets(&router, Instant::now(), NEW, mid("v")).is_empty());
+
+    // Released: every route ordered while it was held applies.
+    router.hold(NEW, false);
+    assert!(router.subscribers().contains(&NEW));
+    assert_eq!(
+        router.route_frame(NEW, Track::Camera),
+        FrameRoute::ToNode {
+            show_on: Some((PLAYBACK, mid("v1")))
+        }
+    );
+    assert_eq!(router.downstream(UP), [A, NEW]);
+    assert_eq!(router.downstream(NEW), [B]);
+    assert_eq!(router.child_count(), 3);
+
+    // Held again (its peer's account changed, say): it stops both ways at once.
+    router.hold(NEW, true);
+    assert_eq!(router.route_frame(NEW, Track::Camera), FrameRoute::Held);
+    assert_eq!(router.downstream(UP), [A]);
+    assert!(router.downstream(NEW).is_empty());
+    // Only links to other nodes are held; the page's own links never are.
+    router.hold(BROWSER, true);
+    assert_eq!(
+        router.route_frame(BROWSER, Track::Camera),
+        FrameRoute::ToSubscribers
+    );
 }

@@ -477,7 +477,7 @@ impl NodeActor {
 
     /// Tells a newly connected peer which account this node acts for, and learns its account
     /// from the answer, so rights are known before the first room request.
-    fn say_hello(&mut self, peer: PeerId) {
+    pub(super) fn say_hello(&mut self, peer: PeerId) {
         let Some(binding) = self.own_binding() else {
             return;
         };

@@ -27,6 +27,9 @@ pub type ModerationNotice = chroom_room::node::ModerationNotice<PeerId>;
 /// A member present in a room, as its page lists it.
 pub type Participant = chroom_room::node::Participant<PeerId>;
 
+/// What pages should say is wrong in a room.
+pub type RoomStatus = chroom_room::node::RoomStatus<PeerId>;
+
 /// This node's place in a broadcast room's relay tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TreePosition {

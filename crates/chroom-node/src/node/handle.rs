@@ -18,7 +18,8 @@ use chroom_types::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::api::{
-    ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, Participant, TreePosition,
+    ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, Participant, RoomStatus,
+    TreePosition,
 };
 use crate::files::Files;
 
@@ -65,6 +66,10 @@ pub(crate) enum Command {
     Participants {
         room: RoomId,
         reply: oneshot::Sender<Vec<Participant>>,
+    },
+    RoomStatus {
+        room: RoomId,
+        reply: oneshot::Sender<RoomStatus>,
     },
     Receiving {
         room: RoomId,
@@ -238,6 +243,12 @@ impl NodeHandle {
     pub async fn participants(&self, room: RoomId) -> anyhow::Result<Vec<Participant>> {
         self.ask(|reply| Command::Participants { room, reply })
             .await
+    }
+
+    /// What pages should say is wrong in `room`: the registry not answering, another
+    /// broadcaster winning over this node.
+    pub async fn room_status(&self, room: RoomId) -> anyhow::Result<RoomStatus> {
+        self.ask(|reply| Command::RoomStatus { room, reply }).await
     }
 
     /// The members this node receives from in `room`, and over which link.

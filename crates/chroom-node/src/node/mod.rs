@@ -19,7 +19,7 @@ pub(crate) mod signaling;
 
 pub use api::{
     ChatMessage, ModerationNotice, NodeFrame, NodeStats, OwnAccess, OwnRefusal, Participant,
-    TreePosition,
+    RoomStatus, TreePosition,
 };
 pub(crate) use handle::Acting;
 pub use handle::NodeHandle;

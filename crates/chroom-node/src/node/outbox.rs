@@ -49,6 +49,10 @@ pub(crate) enum MediaOrder {
         link: LinkId,
         silenced: bool,
     },
+    Hold {
+        link: LinkId,
+        held: bool,
+    },
 }
 
 /// Where the actor drops IO off.
@@ -114,6 +118,7 @@ impl Outbox {
                         version,
                     } => media.forward(upstream, downstream, version).await,
                     MediaOrder::Silence { link, silenced } => media.silence(link, silenced).await,
+                    MediaOrder::Hold { link, held } => media.hold(link, held).await,
                 }
             }
         });

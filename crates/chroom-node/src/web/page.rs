@@ -11,7 +11,7 @@ use chroom_net::PeerId;
 use chroom_proto::page::{
     ClientMessage, FileView, ModerateAction, ParticipantView, ServerMessage, decode_page_request,
 };
-use chroom_room::node::{OwnRefusal, page_part};
+use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
 use chroom_types::{Action, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track};
 use tokio::sync::broadcast;
 
@@ -19,7 +19,7 @@ mod playback;
 
 use super::WebState;
 use crate::files::FileStatus;
-use crate::node::{ChatMessage, ModerationNotice, NodeHandle, Participant};
+use crate::node::{ChatMessage, ModerationNotice, NodeHandle, Participant, RoomStatus};
 
 /// Remote members a page is first offered places for (a 3 × 3 grid with the page's own
 /// camera); a bigger room gets a bigger offer, in steps of this many.
@@ -49,6 +49,33 @@ fn participant_view(p: &Participant) -> ParticipantView {
         sharing_screen: p.sharing_screen,
         muted_by_host: p.muted_by_host,
     }
+}
+
+/// What a page says is wrong in its room, one sentence per problem.
+fn notices(status: &RoomStatus) -> Vec<String> {
+    let mut notices = Vec::new();
+    let minutes = |secs: u64| secs.div_ceil(60);
+    match status.registry {
+        RegistryStatus::Reachable => {}
+        RegistryStatus::CacheServing { for_secs } => notices.push(format!(
+            "The room registry has not answered for {} min: rights are checked against what \
+             this node read before.",
+            minutes(for_secs)
+        )),
+        RegistryStatus::Unreachable { for_secs } => notices.push(format!(
+            "The room registry has not answered for {} min: nobody's rights can be checked, \
+             so links to other members are closed until it answers.",
+            minutes(for_secs)
+        )),
+    }
+    if let Some((peer, account)) = &status.outranked_by {
+        let who = account.map_or_else(|| peer.to_base58(), |a| a.to_string());
+        notices.push(format!(
+            "{who} is live in this room too and viewers watch them: this broadcast reaches \
+             nobody new."
+        ));
+    }
+    notices
 }
 
 /// The page's connection is gone (or unusable): stop serving it.
@@ -81,6 +108,8 @@ pub(super) struct PageSession {
     screen_shown: Option<(PeerId, LinkId)>,
     /// The participant list last sent, to send only changes.
     shown: Vec<ParticipantView>,
+    /// The notices last sent, to send only changes.
+    notices: Vec<String>,
 }
 
 impl PageSession {
@@ -100,6 +129,7 @@ impl PageSession {
             slots: Vec::new(),
             screen_shown: None,
             shown: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -154,7 +184,27 @@ impl PageSession {
     /// Sends the page who is present and which member each place shows, where they changed.
     async fn refresh(&mut self) -> Result<(), Closed> {
         self.refresh_participants().await?;
+        self.refresh_notices().await?;
         self.refresh_slots().await
+    }
+
+    async fn refresh_notices(&mut self) -> Result<(), Closed> {
+        let Some(room) = &self.room else {
+            return Ok(());
+        };
+        let Ok(status) = self.node.room_status(room.id()).await else {
+            return Err(Closed);
+        };
+        let notices = notices(&status);
+        if notices == self.notices {
+            return Ok(());
+        }
+        self.notices.clone_from(&notices);
+        let message = ServerMessage::Notices {
+            room: room.as_str().to_owned(),
+            notices,
+        };
+        self.send(&message).await
     }
 
     async fn handle_frame(&mut self, frame: Message) -> Result<(), Closed> {
@@ -405,6 +455,7 @@ impl PageSession {
         self.kind = access.kind;
         self.may_publish = part.may_publish;
         self.shown.clear();
+        self.notices.clear();
         self.send(&ServerMessage::Joined {
             room: room.as_str().to_owned(),
             kind: access.kind.map(RoomKind::name),

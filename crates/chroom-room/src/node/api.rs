@@ -107,6 +107,34 @@ pub struct Participant<P> {
     pub muted_by_host: bool,
 }
 
+/// What a page shows about a room beside its members: what its user should know is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomStatus<P> {
+    /// Whether the registry answers.
+    pub registry: RegistryStatus,
+    /// This node broadcasts in the room, and another broadcaster's claim wins (viewers watch
+    /// that one): its node and account.
+    pub outranked_by: Option<(P, Option<Account>)>,
+}
+
+/// Whether rights can be checked against the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryStatus {
+    /// It answers.
+    Reachable,
+    /// It has not answered for `for_secs`; what this node cached still serves.
+    CacheServing {
+        /// Seconds since it last answered.
+        for_secs: u64,
+    },
+    /// It has not answered for longer than the cache is trusted: rights are unknown, links
+    /// that need them are closed.
+    Unreachable {
+        /// Seconds since it last answered.
+        for_secs: u64,
+    },
+}
+
 /// Correlates a check of this node's own access with its [`NodeOutput::OwnAccess`] answer.
 /// Chosen by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -38,7 +38,7 @@ mod tests;
 
 pub use api::{
     ChatLine, CommandError, Heard, ModerationNotice, NodeCounters, NodeOutput, OwnCheckId,
-    Participant, Say, TreeDelivery,
+    Participant, RegistryStatus, RoomStatus, Say, TreeDelivery,
 };
 
 pub use rules::{
@@ -491,6 +491,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     pub fn handle_registry_stale(&mut self, now: Instant, since: Option<Instant>) {
         self.now = self.now.max(now);
         self.counters.registry_stale = since.is_some();
+        // Pages say whether the registry answers.
+        self.view_version += 1;
         self.session.handle_registry_stale(now, since);
     }
 
@@ -630,6 +632,30 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// Links whose arriving microphone is dropped now.
     pub fn silenced(&self) -> impl Iterator<Item = LinkId> + '_ {
         self.silenced.iter().copied()
+    }
+
+    /// What `room`'s pages should say is wrong: the registry not answering, another
+    /// broadcaster winning over this one.
+    pub fn room_status(&self, room: RoomId) -> RoomStatus<P> {
+        let registry = match self.session.registry_unreachable_since() {
+            None => RegistryStatus::Reachable,
+            Some(since) => {
+                let for_secs = self.now.saturating_duration_since(since).as_secs();
+                if self.session.registry_cache_expired() {
+                    RegistryStatus::Unreachable { for_secs }
+                } else {
+                    RegistryStatus::CacheServing { for_secs }
+                }
+            }
+        };
+        let outranked_by = self
+            .session
+            .tree_outranked_by(room)
+            .map(|peer| (peer, self.roster.account_of(room, peer)));
+        RoomStatus {
+            registry,
+            outranked_by,
+        }
     }
 
     /// Who is in `room`: this node (if present as a person) first, then every member heard,
@@ -849,6 +875,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 self.view_version += 1;
                 self.outputs
                     .push_back(NodeOutput::Session(Output::Event(event)));
+            }
+            Output::Hold { link, held } => {
+                // A link released (or held again) shows its member on pages (or stops).
+                self.view_version += 1;
+                let hold = Output::Hold { link, held };
+                self.outputs.push_back(NodeOutput::Session(hold));
             }
             other => self.outputs.push_back(NodeOutput::Session(other)),
         }

@@ -912,10 +912,18 @@ fn an_outage_longer_than_max_staleness_fails_closed() {
     let mut core = in_a_room(now);
     let link = linked_to_member(&mut core, now);
     let max = SessionConfig::default().max_staleness;
+    assert_eq!(core.room_status(room()).registry, RegistryStatus::Reachable);
+    let version = core.view_version();
     core.handle_registry_stale(now, Some(now));
+    assert!(core.view_version() > version, "pages are told");
     // Within the limit the cache serves: the member keeps its link and is served files.
     let within = now + max - Duration::from_secs(1);
     core.handle_timeout(within);
+    let for_secs = (max - Duration::from_secs(1)).as_secs();
+    assert_eq!(
+        core.room_status(room()).registry,
+        RegistryStatus::CacheServing { for_secs }
+    );
     // Its beats go on (and pass: the cache answers for them too).
     hear(&mut core, within, 200, MEMBER, beat());
     drain(&mut core);
@@ -937,6 +945,11 @@ fn an_outage_longer_than_max_staleness_fails_closed() {
     assert!(
         outputs.contains(&NodeOutput::Session(Output::CloseLink { link })),
         "a right nobody can confirm closes the link"
+    );
+    let for_secs = max.as_secs();
+    assert_eq!(
+        core.room_status(room()).registry,
+        RegistryStatus::Unreachable { for_secs }
     );
     core.handle_file_request(past, InboundId(2), MEMBER, room());
     core.handle_subscribe_request(past, InboundId(3), MEMBER, room());
@@ -965,6 +978,7 @@ fn an_outage_longer_than_max_staleness_fails_closed() {
     core.handle_registry_stale(later, None);
     drain(&mut core);
     assert!(!core.counters().registry_stale);
+    assert_eq!(core.room_status(room()).registry, RegistryStatus::Reachable);
     core.handle_file_request(later, InboundId(4), MEMBER, room());
     assert!(drain(&mut core).contains(&NodeOutput::ServeFile {
         request: InboundId(4)

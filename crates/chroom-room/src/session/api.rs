@@ -39,6 +39,9 @@ pub struct SessionConfig {
     /// link needing one closes (fail closed: whoever can block the chain RPC cannot keep a
     /// banned account in). Default 10 min.
     pub max_staleness: Duration,
+    /// How long a link may stay held while its peer's right is unknown (the registry is slow
+    /// or unreachable) before it is closed. Default 10 s.
+    pub unverified_link_timeout: Duration,
     /// Tuning of broadcast relay trees.
     pub tree: OverlayConfig,
     /// Seeds the tree's random choices. Default 0; nodes derive it from their key.
@@ -58,6 +61,7 @@ impl Default for SessionConfig {
             access_lookup_timeout: Duration::from_secs(5),
             max_pending_requests: 256,
             max_staleness: Duration::from_secs(10 * 60),
+            unverified_link_timeout: Duration::from_secs(10),
             tree: OverlayConfig::default(),
             seed: 0,
         }
@@ -105,12 +109,16 @@ impl Participation {
         )
     }
 
-    /// Whether this looks for the room's publishers in the DHT (to subscribe, or to find the
-    /// root of the tree).
+    /// Whether this looks for the room's publishers in the DHT (to subscribe, to find the
+    /// root of the tree, or, for a root, to learn of a rival broadcaster).
     pub(super) fn discovers(&self) -> bool {
         matches!(
             self,
-            Self::Receive(_) | Self::Meet { .. } | Self::Relay { .. } | Self::View(_)
+            Self::Receive(_)
+                | Self::Meet { .. }
+                | Self::Relay { .. }
+                | Self::View(_)
+                | Self::Broadcast { .. }
         )
     }
 
@@ -242,6 +250,22 @@ pub enum Output<P> {
         /// What to do with it.
         verdict: GossipVerdict,
     },
+    /// Stop media on a link both ways (`held`), or let it flow. Every link this session asks
+    /// for (subscribing or accepting a subscriber) must be opened held: it is released once its
+    /// peer's right is known, so nothing reaches or comes from a peer before then.
+    Hold {
+        /// The link.
+        link: LinkId,
+        /// Stop (true) or let flow (false).
+        held: bool,
+    },
+    /// Ask `peer` which account it acts for (exchange identity bindings), and report it with
+    /// [`RoomSession::handle_peer_account`]: it claims to broadcast in a room this node
+    /// watches, and only its account can prove that.
+    LearnAccount {
+        /// The peer.
+        peer: P,
+    },
     /// Close a link.
     CloseLink {
         /// The link.
@@ -309,6 +333,44 @@ pub enum RoomEvent<P> {
         peer: P,
         /// The link closed.
         link: LinkId,
+    },
+    /// A link was closed because its peer's right stayed unknown for
+    /// [`SessionConfig::unverified_link_timeout`] (no media flowed on it meanwhile).
+    LinkUnverified {
+        /// The room.
+        room: RoomId,
+        /// The peer.
+        peer: P,
+        /// The link closed.
+        link: LinkId,
+    },
+    /// A tree message was refused: its sender's place in the tree is not proven (a stranger
+    /// offering to feed this node, say).
+    TreeMessageRefused {
+        /// The room.
+        room: RoomId,
+        /// The sender.
+        peer: P,
+        /// Why.
+        error: SignalError,
+    },
+    /// A peer that provides the room (claims to broadcast in it) may not broadcast there: it is
+    /// never joined.
+    RootRefused {
+        /// The room.
+        room: RoomId,
+        /// The claimant.
+        peer: P,
+        /// Why.
+        error: SignalError,
+    },
+    /// This node broadcasts in `room`, and `winner` does too with a claim that wins (the lowest
+    /// id of the proven broadcasters): viewers and relayers join `winner`'s tree.
+    RootContested {
+        /// The room.
+        room: RoomId,
+        /// The broadcaster viewers choose.
+        winner: P,
     },
     /// A peer's request was refused.
     RequestRefused {

@@ -3,7 +3,7 @@
 //! tree changes into media links (a receive link from the parent, send links to children) and
 //! tells the driver which packets to forward.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::Instant;
@@ -24,8 +24,18 @@ pub(crate) struct Tree<P> {
     pub(super) overlay: Overlay<P>,
     /// The root is in the tree from the start; others once the root was found.
     joined: bool,
-    /// The broadcaster, once found (not for the root itself).
+    /// This node is the root (it broadcasts).
+    is_root: bool,
+    /// The broadcaster, once found and proven (not for the root itself).
     root: Option<P>,
+    /// Peers that claim to be the root (they provide the room in the DHT), not yet refused.
+    claims: BTreeSet<P>,
+    /// Claimants asked which account they act for.
+    introduced: BTreeSet<P>,
+    /// Claimants the registry does not let broadcast (said once; weighed again if that changes).
+    refused: BTreeSet<P>,
+    /// For the root: the proven broadcaster whose claim beats this node's, once found.
+    outranked_by: Option<P>,
     /// What the link from the parent carries.
     kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
@@ -88,7 +98,12 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
         let overlay = Overlay::new(config.tree.clone(), local, role, config.seed, now);
         Some(Self {
             joined: matches!(role, Role::Root { .. }),
+            is_root: matches!(role, Role::Root { .. }),
             root: None,
+            claims: BTreeSet::new(),
+            introduced: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            outranked_by: None,
             overlay,
             kinds,
             upstream_mode,
@@ -112,6 +127,43 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
 
     pub(super) fn is_joined(&self) -> bool {
         self.joined
+    }
+
+    pub(super) fn is_root(&self) -> bool {
+        self.is_root
+    }
+
+    pub(super) fn add_claims(&mut self, claimants: impl Iterator<Item = P>) {
+        self.claims.extend(claimants);
+    }
+}
+
+/// Who may send a tree message: its sender's place in the tree, which must be proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    /// A child (or a member asking to become one): it must be allowed to watch, or be a
+    /// registered relayer.
+    Child,
+    /// A parent (or a member offering to become one): it must be a registered relayer or the
+    /// proven root; a level-0 claim must come from the root itself.
+    Parent { level: Option<u32> },
+    /// Anyone: the message can only take something away from its sender (a refusal, a
+    /// goodbye).
+    Anyone,
+}
+
+fn sender_of<P>(message: &Message<P>) -> Sender {
+    match message {
+        Message::Join { .. } | Message::Report { .. } => Sender::Child,
+        Message::Accepted { level, .. }
+        | Message::State { level, .. }
+        | Message::Invite { level } => Sender::Parent {
+            level: Some(*level),
+        },
+        Message::Redirected { .. } | Message::Handover { .. } | Message::Evicted { .. } => {
+            Sender::Parent { level: None }
+        }
+        Message::Refused | Message::Left => Sender::Anyone,
     }
 }
 
@@ -139,50 +191,63 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             return;
         }
         let mut message = message;
-        if let Message::Join { capacity, .. } = message {
+        let sender = sender_of(&message);
+        let (verdict, action) = match sender {
+            Sender::Child => (self.child_verdict(peer, room), Action::Listen),
+            Sender::Parent { .. } => (self.feeder_verdict(peer, room), Action::Publish),
+            Sender::Anyone => (Verdict::Allowed, Action::Listen),
+        };
+        match verdict {
+            Verdict::Allowed => {}
+            Verdict::NoAccount => {
+                self.refuse_tree(request, peer, room, unbound());
+                return;
+            }
+            Verdict::Denied(account, facts) => {
+                let error = denial(room, account, facts, action);
+                self.refuse_tree(request, peer, room, error);
+                return;
+            }
+            Verdict::Unknown(account) => {
+                let waiting = Waiting::Tree {
+                    request,
+                    peer,
+                    message,
+                };
+                if !self.wait_for_facts(now, room, account, waiting) {
+                    let error = SignalError::new(
+                        ErrorCode::Overloaded,
+                        "too many requests waiting for the registry",
+                    );
+                    self.refuse(request, peer, error);
+                }
+                return;
+            }
+        }
+        if let Sender::Parent { level: Some(0) } = sender
+            && self.tree_root(room) != Some(peer)
+        {
+            // Level 0 is the root's: a relayer (or a second broadcaster this node did not
+            // choose) claiming it would feed this node something else than the broadcast.
+            let error = SignalError::new(
+                ErrorCode::NotAuthorized,
+                format!(
+                    "only the broadcaster this node verified is at level 0 of room {}",
+                    room.fmt_short()
+                ),
+            );
+            self.refuse_tree(request, peer, room, error);
+            return;
+        }
+        if let Message::Join { capacity, .. } = &mut message {
             // A registered relayer carries the broadcast without a role in the room; anyone
-            // else must be allowed to watch it, and feeds nobody.
-            let relays = capacity > 0
+            // else feeds nobody.
+            let relays = *capacity > 0
                 && self
                     .access
                     .facts_of(peer, room)
                     .is_some_and(AccessFacts::allows_relaying);
-            let verdict = if relays {
-                Verdict::Allowed
-            } else {
-                self.access.check(peer, room, Action::Listen)
-            };
-            match verdict {
-                Verdict::Allowed => {}
-                Verdict::NoAccount => {
-                    self.refuse(request, peer, unbound());
-                    return;
-                }
-                Verdict::Denied(account, facts) => {
-                    let error = denial(room, account, facts, Action::Listen);
-                    self.refuse(request, peer, error);
-                    return;
-                }
-                Verdict::Unknown(account) => {
-                    let waiting = Waiting::Tree {
-                        request,
-                        peer,
-                        message,
-                    };
-                    if !self.wait_for_facts(now, room, account, waiting) {
-                        let error = SignalError::new(
-                            ErrorCode::Overloaded,
-                            "too many requests waiting for the registry",
-                        );
-                        self.refuse(request, peer, error);
-                    }
-                    return;
-                }
-            }
-            if !relays
-                && !self.access.is_open()
-                && let Message::Join { capacity, .. } = &mut message
-            {
+            if !relays && !self.access.is_open() {
                 *capacity = 0;
             }
         }
@@ -191,6 +256,108 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             tree.overlay.handle_message(now, peer, message);
         }
         self.drain_tree(room);
+    }
+
+    /// Refuses a tree message, and says so: a refused tree message is a peer trying what
+    /// its proven place does not allow.
+    fn refuse_tree(&mut self, request: InboundId, peer: P, room: RoomId, error: SignalError) {
+        self.emit(RoomEvent::TreeMessageRefused {
+            room,
+            peer,
+            error: error.clone(),
+        });
+        self.refuse(request, peer, error);
+    }
+
+    /// The proven broadcaster of `room`: this node if it broadcasts, else the claimant this
+    /// node verified and joined.
+    fn tree_root(&self, room: RoomId) -> Option<P> {
+        let tree = self.rooms.get(&room)?.tree.as_ref()?;
+        if tree.is_root {
+            Some(self.local)
+        } else {
+            tree.root
+        }
+    }
+
+    /// Weighs the claims to be `room`'s root: each claimant must prove (by its binding) an
+    /// account the registry lets broadcast in the room; unknown accounts are asked for and
+    /// looked up. Of the proven claims the lowest id wins, the same on every node: a viewer
+    /// joins it, or moves to it from a claim that lost; a root that lost is told.
+    pub(super) fn consider_roots(&mut self, now: Instant, room: RoomId) {
+        let Some(tree) = self.rooms.get(&room).and_then(|s| s.tree.as_ref()) else {
+            return;
+        };
+        let claims: Vec<P> = tree.claims.iter().copied().collect();
+        let mut proven = Vec::new();
+        for peer in claims {
+            match self.access.check(peer, room, Action::Publish) {
+                Verdict::Allowed => {
+                    proven.push(peer);
+                    if let Some(tree) = self.tree_mut(room) {
+                        tree.refused.remove(&peer);
+                    }
+                }
+                Verdict::NoAccount => {
+                    let Some(tree) = self.tree_mut(room) else {
+                        return;
+                    };
+                    if tree.introduced.insert(peer) {
+                        self.outputs.push_back(Output::LearnAccount { peer });
+                    }
+                }
+                Verdict::Unknown(account) => self.look_up(now, room, account),
+                Verdict::Denied(account, facts) => {
+                    let Some(tree) = self.tree_mut(room) else {
+                        return;
+                    };
+                    if tree.refused.insert(peer) {
+                        let error = denial(room, account, facts, Action::Publish);
+                        self.emit(RoomEvent::RootRefused { room, peer, error });
+                    }
+                }
+            }
+        }
+        let Some(winner) = proven.into_iter().min() else {
+            return;
+        };
+        let local = self.local;
+        let Some(tree) = self.tree_mut(room) else {
+            return;
+        };
+        if tree.is_root {
+            if winner < local && tree.outranked_by != Some(winner) {
+                tree.outranked_by = Some(winner);
+                self.emit(RoomEvent::RootContested { room, winner });
+            }
+            return;
+        }
+        match tree.root {
+            None => self.join_tree(now, room, winner),
+            Some(current) if winner < current => self.restart_tree(now, room, winner),
+            Some(_) => {}
+        }
+    }
+
+    /// Leaves `room`'s tree (handing over any children) and joins the tree of `root` instead.
+    fn restart_tree(&mut self, now: Instant, room: RoomId, root: P) {
+        let Some(state) = self.rooms.get(&room) else {
+            return;
+        };
+        let participation = state.participation.clone();
+        let (claims, introduced, refused) = state
+            .tree
+            .as_ref()
+            .map(|t| (t.claims.clone(), t.introduced.clone(), t.refused.clone()))
+            .unwrap_or_default();
+        self.leave(now, room);
+        self.join(now, room, participation);
+        if let Some(tree) = self.tree_mut(room) {
+            tree.claims = claims;
+            tree.introduced = introduced;
+            tree.refused = refused;
+        }
+        self.join_tree(now, room, root);
     }
 
     /// `peer` refused a tree message this node sent (it may not watch the room, say).
@@ -240,6 +407,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             UpstreamLink::Linked(link) => Some((tree.root?, link)),
             UpstreamLink::Subscribing(_) => None,
         }
+    }
+
+    /// For a broadcaster: the proven broadcaster of `room` whose claim wins over this node's,
+    /// once found.
+    pub fn tree_outranked_by(&self, room: RoomId) -> Option<P> {
+        self.rooms.get(&room)?.tree.as_ref()?.outranked_by
     }
 
     /// The members this node feeds in `room`'s tree.
@@ -376,8 +549,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         match result {
             Ok(link) => {
                 let link = *link;
-                self.links
-                    .insert(link, (room, LinkRole::TreeUpstream(parent)));
+                self.record_link(now, link, room, LinkRole::TreeUpstream(parent));
                 let Some(tree) = self.tree_mut(room) else {
                     return true;
                 };
@@ -394,6 +566,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     link,
                 });
                 self.update_forwarding(room);
+                // Media from the parent is used once the parent is proven to carry the room.
+                self.enforce_link(now, link);
             }
             Err(failure) => {
                 self.emit(RoomEvent::SubscribeFailed {
@@ -457,11 +631,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(old) = tree.downstream.insert(peer, link) {
             self.close_tree_link(old);
         }
-        self.links
-            .insert(link, (room, LinkRole::TreeDownstream(peer)));
         self.emit(RoomEvent::SubscriberAdded { room, peer, link });
         self.update_forwarding(room);
-        self.enforce_link(now, link);
+        self.track_link(now, link, room, LinkRole::TreeDownstream(peer));
         true
     }
 
@@ -537,7 +709,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     fn close_tree_link(&mut self, link: LinkId) {
-        self.links.remove(&link);
+        self.forget_link(link);
         self.outputs.push_back(Output::CloseLink { link });
     }
 }

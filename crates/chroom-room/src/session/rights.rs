@@ -29,6 +29,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         for link in links {
             self.enforce_link(now, link);
         }
+        self.consider_all_roots(now);
     }
 
     /// What the registry says about `account` in `room`: answers an [`Output::LookupAccess`],
@@ -73,6 +74,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         for link in links {
             self.enforce_link(now, link);
         }
+        self.consider_roots(now, room);
     }
 
     /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
@@ -85,6 +87,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             self.enforce_all(now);
         }
         self.handle_timeout(now);
+    }
+
+    /// Since when the registry has not answered, while it does not.
+    pub fn registry_unreachable_since(&self) -> Option<Instant> {
+        self.stale_since
+    }
+
+    /// Whether the registry has been unreachable for longer than cached facts are trusted.
+    pub fn registry_cache_expired(&self) -> bool {
+        self.access.is_expired()
     }
 
     /// Whether `peer`'s proven account may `action` in `room` as far as this node knows now;
@@ -140,6 +152,19 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         (!self.access.is_expired()).then(|| since + self.config.max_staleness)
     }
 
+    /// Weighs the root claims of every broadcast room again (an account became known).
+    fn consider_all_roots(&mut self, now: Instant) {
+        let rooms: Vec<RoomId> = self
+            .rooms
+            .iter()
+            .filter(|(_, state)| state.tree.is_some())
+            .map(|(room, _)| *room)
+            .collect();
+        for room in rooms {
+            self.consider_roots(now, room);
+        }
+    }
+
     /// Checks every link's right again (the facts behind them changed wholesale).
     pub(super) fn enforce_all(&mut self, now: Instant) {
         let links: Vec<LinkId> = self.links.keys().copied().collect();
@@ -173,44 +198,126 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         true
     }
 
-    /// Closes `link` if its peer no longer has the right the link needs: a subscriber must be
-    /// allowed to listen, a publisher to publish. Unknown facts are looked up; the link stays
-    /// until they arrive.
+    /// A link the driver opened (held, as every link the session asks for) for `role` in
+    /// `room`: media flows once its peer's right is known.
+    pub(super) fn track_link(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        room: RoomId,
+        role: LinkRole<P>,
+    ) {
+        self.record_link(now, link, room, role);
+        self.enforce_link(now, link);
+    }
+
+    /// Records a new link as held, without checking it yet.
+    pub(super) fn record_link(
+        &mut self,
+        now: Instant,
+        link: LinkId,
+        room: RoomId,
+        role: LinkRole<P>,
+    ) {
+        self.links.insert(link, (room, role));
+        self.held.insert(link, now);
+    }
+
+    /// Forgets a link (closed or being closed).
+    pub(super) fn forget_link(&mut self, link: LinkId) -> Option<(RoomId, LinkRole<P>)> {
+        self.held.remove(&link);
+        self.links.remove(&link)
+    }
+
+    /// Whether `peer` may carry `room`'s broadcast to this node: a registered relayer, or an
+    /// account that may publish (broadcast) in the room.
+    pub(super) fn feeder_verdict(&self, peer: P, room: RoomId) -> Verdict {
+        if self
+            .access
+            .facts_of(peer, room)
+            .is_some_and(AccessFacts::allows_relaying)
+        {
+            return Verdict::Allowed;
+        }
+        self.access.check(peer, room, Action::Publish)
+    }
+
+    /// Whether `peer` may be fed `room`'s broadcast: a registered relayer, or an account that
+    /// may watch.
+    pub(super) fn child_verdict(&self, peer: P, room: RoomId) -> Verdict {
+        if self
+            .access
+            .facts_of(peer, room)
+            .is_some_and(AccessFacts::allows_relaying)
+        {
+            return Verdict::Allowed;
+        }
+        self.access.check(peer, room, Action::Listen)
+    }
+
+    /// Checks `link`'s peer against the right the link needs: a subscriber must be allowed to
+    /// listen, a publisher to publish, a tree parent to carry the broadcast. Allowed: media
+    /// flows. Unknown: media stops (or never starts) while the facts are looked up, and the
+    /// link closes if they stay unknown for [`SessionConfig::unverified_link_timeout`] or the
+    /// registry has been unreachable for longer than the cache is trusted. Denied: it closes.
     pub(super) fn enforce_link(&mut self, now: Instant, link: LinkId) {
         let Some(&(room, role)) = self.links.get(&link) else {
             return;
         };
-        if let LinkRole::TreeDownstream(child) = role
-            && self
-                .access
-                .facts_of(child, room)
-                .is_some_and(AccessFacts::allows_relaying)
-        {
-            // A registered relayer carries the broadcast without a role in the room.
-            return;
-        }
-        let action = match role {
-            LinkRole::Sending(_) | LinkRole::TreeDownstream(_) => Action::Listen,
-            LinkRole::Receiving(_) => Action::Publish,
-            // A parent in the tree is the broadcaster or a relayer carrying it: it needs no
-            // right of its own to send what the root published.
-            LinkRole::TreeUpstream(_) => return,
+        let peer = role.peer();
+        let verdict = match role {
+            LinkRole::Sending(_) => self.access.check(peer, room, Action::Listen),
+            LinkRole::Receiving(_) => self.access.check(peer, room, Action::Publish),
+            LinkRole::TreeUpstream(_) => self.feeder_verdict(peer, room),
+            LinkRole::TreeDownstream(_) => self.child_verdict(peer, room),
         };
-        match self.access.check(role.peer(), room, action) {
-            Verdict::Allowed => {}
+        match verdict {
+            Verdict::Allowed => {
+                if self.held.remove(&link).is_some() {
+                    self.outputs.push_back(Output::Hold { link, held: false });
+                }
+            }
             // Rights the node cannot learn (the registry unreachable for longer than it trusts
             // its cache) close the link: fail closed.
             Verdict::Unknown(_) if self.access.is_expired() => {
                 self.revoke_link(now, link, room, role)
             }
             Verdict::Unknown(account) => {
-                if self.access.start_lookup(now, room, account) {
-                    self.outputs
-                        .push_back(Output::LookupAccess { room, account });
+                if let std::collections::hash_map::Entry::Vacant(held) = self.held.entry(link) {
+                    held.insert(now);
+                    self.outputs.push_back(Output::Hold { link, held: true });
                 }
+                self.look_up(now, room, account);
             }
             Verdict::NoAccount | Verdict::Denied(..) => self.revoke_link(now, link, room, role),
         }
+    }
+
+    /// Closes the links held for longer than [`SessionConfig::unverified_link_timeout`].
+    pub(super) fn close_unverified_links(&mut self, now: Instant) {
+        let timeout = self.config.unverified_link_timeout;
+        let overdue: Vec<LinkId> = self
+            .held
+            .iter()
+            .filter(|(_, since)| **since + timeout <= now)
+            .map(|(link, _)| *link)
+            .collect();
+        for link in overdue {
+            let Some(&(room, role)) = self.links.get(&link) else {
+                self.held.remove(&link);
+                continue;
+            };
+            let peer = role.peer();
+            self.outputs.push_back(Output::CloseLink { link });
+            self.emit(RoomEvent::LinkUnverified { room, peer, link });
+            self.handle_link_closed(now, link);
+        }
+    }
+
+    /// When the longest-held link is due to close.
+    pub(super) fn unverified_deadline(&self) -> Option<Instant> {
+        let oldest = self.held.values().min()?;
+        Some(*oldest + self.config.unverified_link_timeout)
     }
 
     /// Closes `link`, whose peer lost (or cannot prove) the right it needs.

@@ -96,11 +96,18 @@ fn a_successful_subscribe_is_reported_and_slows_discovery() {
     session.handle_subscribe_result(now, id, Ok(LinkId(9)));
     assert_eq!(
         drain(&mut session),
-        vec![Output::Event(RoomEvent::Subscribed {
-            room: room(),
-            peer: 1,
-            link: LinkId(9)
-        })]
+        vec![
+            Output::Event(RoomEvent::Subscribed {
+                room: room(),
+                peer: 1,
+                link: LinkId(9)
+            }),
+            // Without a registry every peer may: the link is released at once.
+            Output::Hold {
+                link: LinkId(9),
+                held: false
+            }
+        ]
     );
     assert_eq!(session.media_links(room()), vec![(1, LinkId(9))]);
     // Discovery was scheduled before the link existed (fast interval).
@@ -843,4 +850,346 @@ fn only_registered_relayers_keep_their_capacity_in_the_tree() {
     let candidates = redirect.expect("the full root redirects");
     assert!(candidates.iter().all(|c| c.peer != 6), "{candidates:?}");
     assert!(candidates.iter().any(|c| c.peer == 5), "{candidates:?}");
+}
+
+/// An enforcing session receiving in `room()` (a broadcast-kind room's publisher needs
+/// speaker), subscribing to publisher 1, which proved account 1.
+fn enforcing_receiver_subscribing(now: Instant) -> (RoomSession<u32>, SubscribeId) {
+    let mut session = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        0,
+    );
+    session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
+    drain(&mut session);
+    found(&mut session, now, &[1]);
+    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    session.handle_peer_account(now, 1, Some(account(1)));
+    drain(&mut session);
+    (session, id)
+}
+
+fn holds(outputs: &[Output<u32>]) -> Vec<(LinkId, bool)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Hold { link, held } => Some((*link, *held)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_link_carries_nothing_until_its_peers_right_is_known() {
+    let now = epoch();
+    let (mut session, id) = enforcing_receiver_subscribing(now);
+    session.handle_subscribe_result(now, id, Ok(LinkId(3)));
+    let outputs = drain(&mut session);
+    // The driver opened it held; the rights are unknown, so it stays so and they are asked.
+    assert!(holds(&outputs).is_empty(), "{outputs:?}");
+    assert!(outputs.contains(&Output::LookupAccess {
+        room: room(),
+        account: account(1)
+    }));
+    assert!(
+        session.media_links(room()).is_empty(),
+        "a held link shows nothing"
+    );
+
+    let later = now + Duration::from_secs(3);
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_access(later, room(), account(1), speaker);
+    assert_eq!(holds(&drain(&mut session)), vec![(LinkId(3), false)]);
+    assert_eq!(session.media_links(room()), vec![(1, LinkId(3))]);
+
+    // The peer proves another account, not known yet: the link is held again at once.
+    session.handle_peer_account(later, 1, Some(account(2)));
+    let outputs = drain(&mut session);
+    assert_eq!(holds(&outputs), vec![(LinkId(3), true)]);
+    assert!(outputs.contains(&Output::LookupAccess {
+        room: room(),
+        account: account(2)
+    }));
+}
+
+#[test]
+fn a_link_whose_rights_stay_unknown_closes_at_the_deadline() {
+    let now = epoch();
+    let (mut session, id) = enforcing_receiver_subscribing(now);
+    session.handle_subscribe_result(now, id, Ok(LinkId(3)));
+    drain(&mut session);
+    let deadline = now + SessionConfig::default().unverified_link_timeout;
+    assert!(session.poll_timeout().is_some_and(|t| t <= deadline));
+    // Lookups are retried meanwhile; the link stays held, then closes at the deadline.
+    let mut at = now;
+    while at < deadline - Duration::from_millis(1) {
+        at = session
+            .poll_timeout()
+            .expect("a deadline")
+            .min(deadline - Duration::from_millis(1));
+        session.handle_timeout(at);
+        let outputs = drain(&mut session);
+        assert!(
+            !outputs.contains(&Output::CloseLink { link: LinkId(3) }),
+            "{outputs:?}"
+        );
+        assert!(holds(&outputs).is_empty(), "{outputs:?}");
+    }
+    session.handle_timeout(deadline);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::CloseLink { link: LinkId(3) }));
+    assert!(outputs.contains(&Output::Event(RoomEvent::LinkUnverified {
+        room: room(),
+        peer: 1,
+        link: LinkId(3)
+    })));
+    // An answer arriving afterwards reopens nothing by itself: the publisher is asked again
+    // after the usual backoff.
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_access(deadline, room(), account(1), speaker);
+    assert!(holds(&drain(&mut session)).is_empty());
+}
+
+#[test]
+fn an_admitted_subscribers_link_is_released_once_opened() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    session.handle_peer_account(now, 7, Some(account(7)));
+    let member = facts(RoomKind::Conference, Membership::Member(Role::Listener));
+    session.handle_access(now, room(), account(7), member);
+    session.handle_subscribe_request(now, InboundId(1), 7, room());
+    drain(&mut session);
+    session.handle_subscriber_linked(now, room(), 7, LinkId(4));
+    assert_eq!(holds(&drain(&mut session)), vec![(LinkId(4), false)]);
+}
+
+/// An enforcing viewer of `room()` (a broadcast) that looked for its root.
+fn enforcing_viewer(now: Instant) -> RoomSession<u32> {
+    let mut session = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        5,
+    );
+    session.join(now, room(), Participation::View(vec![MediaKind::Video]));
+    drain(&mut session);
+    session
+}
+
+fn tree_joins(outputs: &[Output<u32>]) -> Vec<u32> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendTree {
+                peer,
+                message: Message::Join { .. },
+                ..
+            } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_viewer_joins_only_a_root_the_registry_lets_broadcast() {
+    let now = epoch();
+    let mut session = enforcing_viewer(now);
+    // Two peers provide the room: 2 (a stranger) and 3 (a speaker). Neither has said which
+    // account it acts for: both are asked, and nothing is joined yet.
+    found(&mut session, now, &[2, 3]);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::LearnAccount { peer: 2 }));
+    assert!(outputs.contains(&Output::LearnAccount { peer: 3 }));
+    assert!(tree_joins(&outputs).is_empty(), "{outputs:?}");
+
+    session.handle_peer_account(now, 2, Some(account(2)));
+    session.handle_access(
+        now,
+        room(),
+        account(2),
+        facts(RoomKind::Broadcast, Membership::NotMember),
+    );
+    let outputs = drain(&mut session);
+    assert!(tree_joins(&outputs).is_empty(), "{outputs:?}");
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(RoomEvent::RootRefused { peer: 2, .. })))
+    );
+
+    session.handle_peer_account(now, 3, Some(account(3)));
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::LookupAccess {
+        room: room(),
+        account: account(3)
+    }));
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_access(now, room(), account(3), speaker);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    // The stranger found again is not asked again.
+    found(&mut session, now, &[2]);
+    assert!(drain(&mut session).is_empty());
+}
+
+/// A viewer that verified root 3 (a speaker) and asked it to join.
+fn viewer_joining_root_3(now: Instant) -> RoomSession<u32> {
+    let mut session = enforcing_viewer(now);
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_peer_account(now, 3, Some(account(3)));
+    session.handle_access(now, room(), account(3), speaker);
+    found(&mut session, now, &[3]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    session
+}
+
+fn refused_tree(outputs: &[Output<u32>], from: u32) -> bool {
+    outputs.iter().any(
+        |o| matches!(o, Output::Event(RoomEvent::TreeMessageRefused { peer, .. }) if *peer == from),
+    ) && refusal(outputs).is_some()
+}
+
+#[test]
+fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    let broadcast = |m| facts(RoomKind::Broadcast, m);
+    let relayer = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 7, Some(account(7)));
+    session.handle_access(
+        now,
+        room(),
+        account(7),
+        broadcast(Membership::Member(Role::Listener)),
+    );
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(now, room(), account(8), relayer);
+    drain(&mut session);
+
+    // A viewer (7) offering to feed this node, or inviting it up, is refused and moves nothing.
+    for (n, message) in [
+        Message::Accepted {
+            level: 1,
+            candidates: Vec::new(),
+        },
+        Message::Invite { level: 0 },
+        Message::Redirected {
+            candidates: Vec::new(),
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        session.handle_tree_request(now, InboundId(n as u64), 7, room(), message);
+        assert!(refused_tree(&drain(&mut session), 7));
+        assert_eq!(session.tree_parent(room()), None);
+    }
+    // A stranger with no account at all is refused too.
+    session.handle_tree_request(now, InboundId(10), 9, room(), Message::Invite { level: 0 });
+    assert!(refused_tree(&drain(&mut session), 9));
+    // A registered relayer may not pose as the root (level 0).
+    let accepted = |level| Message::Accepted {
+        level,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(11), 8, room(), accepted(0));
+    assert!(refused_tree(&drain(&mut session), 8));
+    // The verified root's acceptance is taken.
+    session.handle_tree_request(now, InboundId(12), 3, room(), accepted(0));
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::AckTree {
+        request: InboundId(12),
+        peer: 3
+    }));
+    assert_eq!(session.tree_parent(room()), Some(3));
+    // A goodbye or a refusal needs no proof: it only takes away.
+    session.handle_tree_request(now, InboundId(13), 9, room(), Message::Left);
+    assert!(drain(&mut session).contains(&Output::AckTree {
+        request: InboundId(13),
+        peer: 9
+    }));
+}
+
+#[test]
+fn a_tree_parents_media_is_used_once_it_is_proven() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    session.handle_tree_request(
+        now,
+        InboundId(1),
+        3,
+        room(),
+        Message::Accepted {
+            level: 0,
+            candidates: Vec::new(),
+        },
+    );
+    let outputs = drain(&mut session);
+    let (id, _) = subscribe_ids(&outputs)[0];
+    session.handle_subscribe_result(now, id, Ok(LinkId(6)));
+    assert_eq!(holds(&drain(&mut session)), vec![(LinkId(6), false)]);
+    assert_eq!(session.tree_upstream(room()), Some((3, LinkId(6))));
+    // Its account is banned: the link closes.
+    session.handle_access(
+        now,
+        room(),
+        account(3),
+        facts(RoomKind::Broadcast, Membership::Banned),
+    );
+    assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(6) }));
+}
+
+#[test]
+fn of_two_proven_roots_every_viewer_chooses_the_lowest_and_the_other_root_is_told() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = viewer_joining_root_3(now);
+    // A second broadcaster, 1, is found later: the viewer moves to it.
+    session.handle_peer_account(now, 1, Some(account(1)));
+    session.handle_access(now, room(), account(1), speaker);
+    found(&mut session, now, &[1, 3]);
+    let outputs = drain(&mut session);
+    assert_eq!(tree_joins(&outputs), vec![1], "{outputs:?}");
+    // A higher claim found later changes nothing.
+    session.handle_peer_account(now, 4, Some(account(4)));
+    session.handle_access(now, room(), account(4), speaker);
+    found(&mut session, now, &[4]);
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+
+    // The root 3 looks for rivals too, finds 1 and is told it is outranked (once).
+    let mut root = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        3,
+    );
+    let broadcast = Participation::Broadcast {
+        kinds: vec![MediaKind::Video],
+        capacity: 2,
+    };
+    root.join(now, room(), broadcast);
+    assert!(drain(&mut root).contains(&Output::FindPublishers { room: room() }));
+    root.handle_peer_account(now, 1, Some(account(1)));
+    root.handle_access(now, room(), account(1), speaker);
+    found(&mut root, now, &[1, 3]);
+    let contested = RoomEvent::RootContested {
+        room: room(),
+        winner: 1,
+    };
+    assert!(drain(&mut root).contains(&Output::Event(contested)));
+    found(&mut root, now, &[1]);
+    assert!(drain(&mut root).is_empty());
+    // It keeps looking, at the slow pace.
+    root.handle_timeout(now + Duration::from_secs(9));
+    let find = Output::FindPublishers { room: room() };
+    assert!(!drain(&mut root).contains(&find));
+    root.handle_timeout(now + Duration::from_secs(10));
+    assert!(drain(&mut root).contains(&find));
 }

@@ -74,6 +74,9 @@ impl NodeActor {
                 }
             },
             Command::OwnSourceOpened { link } => self.core.handle_own_source_opened(link),
+            Command::RoomStatus { room, reply } => {
+                let _ = reply.send(self.core.room_status(room));
+            }
             Command::Participants { room, reply } => {
                 let _ = reply.send(self.core.participants(room));
             }

@@ -166,6 +166,8 @@ impl NodeActor {
                 None => tracing::error!("access lookup without a registry: a bug"),
             },
             Output::CloseLink { link } => self.outbox.order(MediaOrder::Close(link)),
+            Output::Hold { link, held } => self.outbox.order(MediaOrder::Hold { link, held }),
+            Output::LearnAccount { peer } => self.say_hello(peer),
             Output::Event(event) => log_room_event(&event),
             _ => {}
         }
