@@ -1,6 +1,8 @@
 //! Helpers for Chroom's loopback integration tests: real nodes (libp2p over TCP/QUIC, WebRTC
 //! over UDP) on 127.0.0.1, in one process.
 
+pub mod process;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -435,6 +437,8 @@ impl Chain {
             address: self.registry.address(),
             poll_interval: Duration::from_millis(200),
             max_staleness: chroom_node::config::DEFAULT_MAX_STALENESS,
+            link_check_timeout: chroom_node::config::DEFAULT_LINK_CHECK_TIMEOUT,
+            new_accounts_per_second: chroom_node::config::DEFAULT_NEW_ACCOUNTS_PER_SECOND,
         });
         adjust(&mut config);
         RunningNode::start(config).await.expect("node starts")

@@ -1,12 +1,17 @@
 //! Files shared in a room between real nodes: a download cut off by a restart goes on from the
-//! chunks it kept, and only members present in the room are served.
+//! chunks it kept, only members present in the room are served, a file over the automatic
+//! limit waits for its user, and one past a quota is refused with a reason.
 
 use std::time::Duration;
 
-use chroom_node::files::FileStatus;
+use chroom_node::RunningNode;
+use chroom_node::files::{FetchState, FileStatus};
 use chroom_proto::{ErrorCode, FilePart, SignalRequest, SignalResponse};
 use chroom_room::files::chunk_count;
-use chroom_tests::{Chain, eventually, init_tracing, take_part, tcp_addr, until_present};
+use chroom_tests::{
+    Chain, eventually, init_tracing, run_page_scenario, take_part, tcp_addr, until_present,
+};
+use chroom_types::{FileHash, RoomId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_cut_off_by_a_restart_resumes_from_the_chunks_it_kept() {
@@ -167,5 +172,231 @@ async fn a_member_banned_on_chain_is_refused_files_at_once() {
         "refused by the registry's verdict, not by the roster"
     );
     listener.shutdown().await;
+    sharer.shutdown().await;
+}
+
+/// `len` bytes unlike any other test's file (`seed` apart).
+fn bytes_of(len: u32, seed: u32) -> Vec<u8> {
+    (0..len).map(|i| ((i * 31 % 253) ^ seed) as u8).collect()
+}
+
+/// How `node` holds `hash`, once it has heard of it.
+async fn status_of(node: &RunningNode, room: RoomId, hash: FileHash) -> FileStatus {
+    eventually(Duration::from_secs(20), "the offer arrives", || async {
+        let files = node.files().room_files(room).await.ok()?;
+        files.into_iter().find(|f| f.hash == hash)
+    })
+    .await
+}
+
+/// Waits until `node` holds `hash` whole.
+async fn until_complete(node: &RunningNode, room: RoomId, hash: FileHash) {
+    eventually(Duration::from_secs(20), "the file arrives", || async {
+        let status = node.files().room_files(room).await.ok()?;
+        status
+            .iter()
+            .find(|f| f.hash == hash && f.complete)
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_automatic_limit_is_fetched_only_when_asked() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sharer = chain.node(&dir.path().join("sharer"), 1, &[]).await;
+    let boot = [tcp_addr(&sharer).await];
+    let receiver = chain
+        .node_with(&dir.path().join("receiver"), 2, &boot, |config| {
+            config.file_limits.auto_download_max = 100_000;
+        })
+        .await;
+    take_part(&sharer, room).await;
+    take_part(&receiver, room).await;
+    until_present(&sharer, room, 2).await;
+    until_present(&receiver, room, 2).await;
+
+    // At the limit: fetched unasked, as before.
+    let small = bytes_of(100_000, 1);
+    let small_hash = sharer
+        .share_file(room, "small.bin".into(), small.into())
+        .await
+        .unwrap();
+    until_complete(&receiver, room, small_hash).await;
+    let fetched = receiver.files().chunks_fetched();
+
+    // One byte over: kept as an offer, nothing fetched, the page offered a download.
+    let large = bytes_of(100_001, 2);
+    let hash = sharer
+        .share_file(room, "large.bin".into(), large.clone().into())
+        .await
+        .unwrap();
+    let waiting = status_of(&receiver, room, hash).await;
+    assert_eq!(waiting.fetch, FetchState::OnRequest, "{waiting:?}");
+    assert_eq!((waiting.received, waiting.complete), (0, false));
+    assert!(
+        receiver
+            .store()
+            .file_chunk_indexes(hash)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(receiver.store().file(hash).unwrap().unwrap().manifest, None);
+    assert_eq!(receiver.files().chunks_fetched(), fetched);
+
+    // Asked for, it arrives whole, and is the shared file.
+    receiver.files().fetch(room, hash).await.unwrap();
+    until_complete(&receiver, room, hash).await;
+    let (name, held) = receiver.files().read(hash).await.unwrap().unwrap();
+    assert_eq!(name, "large.bin");
+    assert_eq!(blake3::hash(&held).as_bytes(), hash.as_bytes());
+    assert!(held == large, "the bytes differ");
+    assert_eq!(
+        status_of(&receiver, room, hash).await.fetch,
+        FetchState::Fetching
+    );
+    // A file the room does not have cannot be asked for.
+    let unknown = FileHash::from_bytes([7; 32]);
+    assert!(receiver.files().fetch(room, unknown).await.is_err());
+
+    receiver.shutdown().await;
+    sharer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_past_the_rooms_quota_is_refused_with_a_reason_and_not_fetched() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sharer = chain.node(&dir.path().join("sharer"), 1, &[]).await;
+    let boot = [tcp_addr(&sharer).await];
+    let receiver = chain
+        .node_with(&dir.path().join("receiver"), 2, &boot, |config| {
+            config.file_limits.room_quota = 150_000;
+        })
+        .await;
+    take_part(&sharer, room).await;
+    take_part(&receiver, room).await;
+    until_present(&sharer, room, 2).await;
+    until_present(&receiver, room, 2).await;
+
+    let first = sharer
+        .share_file(room, "first.bin".into(), bytes_of(100_000, 3).into())
+        .await
+        .unwrap();
+    until_complete(&receiver, room, first).await;
+    let fetched = receiver.files().chunks_fetched();
+
+    // 100 kB more would make 200 kB of a 150 kB room: the page is told, nothing is fetched.
+    let mut statuses = receiver.files().subscribe();
+    let second = sharer
+        .share_file(room, "second.bin".into(), bytes_of(100_000, 4).into())
+        .await
+        .unwrap();
+    let told = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let status = statuses.recv().await.unwrap();
+            if status.hash == second {
+                return status;
+            }
+        }
+    })
+    .await
+    .expect("the page hears of the file");
+    assert_eq!(told.fetch, FetchState::Refused, "{told:?}");
+    let reason = told.problem.unwrap();
+    assert!(
+        reason.starts_with("not downloaded: this node's file space for this room is full")
+            && reason.contains("room_quota"),
+        "{reason}"
+    );
+    // Asking does not get past the quota either; a page opened later reads the same reason.
+    receiver.files().fetch(room, second).await.unwrap();
+    let later = status_of(&receiver, room, second).await;
+    assert_eq!(later.fetch, FetchState::Refused, "{later:?}");
+    assert_eq!(later.problem.as_deref(), Some(reason.as_str()));
+    assert!(
+        receiver
+            .store()
+            .file_chunk_indexes(second)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(receiver.files().chunks_fetched(), fetched);
+
+    receiver.shutdown().await;
+    sharer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_offers_a_large_file_for_download_and_says_why_another_is_not_fetched() {
+    init_tracing();
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let sharer = chain.node(&dir.path().join("sharer"), 1, &[]).await;
+    let boot = [tcp_addr(&sharer).await];
+    let receiver = chain
+        .node_with(&dir.path().join("receiver"), 2, &boot, |config| {
+            config.web = Some("127.0.0.1:0".parse().unwrap());
+            config.file_limits.auto_download_max = 100_000;
+            config.file_limits.room_quota = 350_000;
+        })
+        .await;
+    take_part(&sharer, room).await;
+    let large = bytes_of(200_000, 5);
+    let too_large = bytes_of(400_000, 6);
+    let hash_of = |bytes: &[u8]| FileHash::from_bytes(*blake3::hash(bytes).as_bytes());
+    let (large_hash, refused_hash) = (hash_of(&large), hash_of(&too_large));
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+
+    // The receiver's node joins the room when its page does; then the files are shared.
+    let share = async {
+        until_present(&sharer, room, 2).await;
+        for (name, bytes) in [("large.bin", &large), ("too-large.bin", &too_large)] {
+            sharer
+                .share_file(room, name.into(), bytes.clone().into())
+                .await
+                .unwrap();
+        }
+    };
+    let scenario = run_page_scenario(
+        "file-limits.mjs",
+        serde_json::json!({
+            "url": receiver.page_link().unwrap(),
+            "room": "standup",
+            "large": large_hash.to_string(),
+            "refused": refused_hash.to_string(),
+            "downloads": downloads,
+        }),
+        Duration::from_secs(90),
+    );
+    let ((), seen) = tokio::join!(share, scenario);
+
+    assert_eq!(seen["error"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["button"], "Download (0.2 MB)", "{seen}");
+    assert_eq!(seen["waiting"]["bar_hidden"], true, "{seen}");
+    let refused = seen["refused"]["status"].as_str().unwrap();
+    assert!(
+        refused.contains(
+            "not downloaded: this file (390.6 KiB) is larger than this node's whole file \
+             space for this room (341.8 KiB)"
+        ),
+        "{seen}"
+    );
+    assert_eq!(seen["refused"]["button"], false, "{seen}");
+    let saved = std::fs::read(seen["saved"].as_str().unwrap()).unwrap();
+    assert!(saved == large, "the saved bytes differ");
+    assert!(
+        receiver
+            .store()
+            .file_chunk_indexes(refused_hash)
+            .unwrap()
+            .is_empty()
+    );
+
+    receiver.shutdown().await;
     sharer.shutdown().await;
 }

@@ -107,6 +107,11 @@ struct LinkState {
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
     close_cause: Option<LinkClosed>,
+    /// When media (a packet or frame) last arrived, once any has; `None` again once its
+    /// silence was reported.
+    last_media: Option<Instant>,
+    /// Its silence was reported and media has not arrived since.
+    silent: bool,
 }
 
 impl MediaActor {
@@ -230,12 +235,14 @@ impl MediaActor {
 
     fn next_deadline(&self) -> Instant {
         let idle = Instant::now() + Duration::from_secs(1);
+        let silence = self.config.silence_timeout;
         self.links
             .values()
-            .map(|s| {
-                s.connect_deadline
-                    .map_or(s.next_timeout, |d| d.min(s.next_timeout))
+            .flat_map(|s| {
+                let silent_at = s.last_media.map(|at| at + silence);
+                [Some(s.next_timeout), s.connect_deadline, silent_at]
             })
+            .flatten()
             .fold(idle, Instant::min)
     }
 
@@ -341,6 +348,8 @@ impl MediaActor {
             link,
             pending_offer,
             connect_deadline: Some(now + self.config.connect_timeout),
+            last_media: None,
+            silent: false,
             next_timeout: now,
             close_cause: None,
         };
@@ -464,6 +473,16 @@ impl MediaActor {
                 state.link.handle_input(Input::Timeout(now));
                 self.dirty.push(*id);
             }
+            if state
+                .last_media
+                .is_some_and(|at| at + self.config.silence_timeout <= now)
+            {
+                state.last_media = None;
+                state.silent = true;
+                tracing::info!(link = %id, "media stopped arriving");
+                self.pending_events
+                    .push_back(MediaEvent::LinkSilent { link: *id });
+            }
         }
     }
 
@@ -495,6 +514,14 @@ impl MediaActor {
 }
 
 impl LinkState {
+    /// Media arrived at `now`; says so if the link was reported silent.
+    fn media_arrived(&mut self, now: Instant, events: &mut VecDeque<MediaEvent>) {
+        self.last_media = Some(now);
+        if std::mem::take(&mut self.silent) {
+            events.push_back(MediaEvent::LinkFlowing { link: self.link.id });
+        }
+    }
+
     fn close(&mut self, cause: LinkClosed) {
         self.close_cause.get_or_insert(cause);
         self.connect_deadline = None;

@@ -19,6 +19,10 @@ pub struct MediaConfig {
     pub max_links: usize,
     /// A link that has not connected by then is closed. Default 15 s.
     pub connect_timeout: Duration,
+    /// A link whose media stops for this long, after some arrived, is reported
+    /// ([`MediaEvent::LinkSilent`]): its peer may be gone without a word (a killed process, a
+    /// cut network), which ICE would notice only much later. Default 1 s.
+    pub silence_timeout: Duration,
 }
 
 impl Default for MediaConfig {
@@ -28,6 +32,7 @@ impl Default for MediaConfig {
             advertise: Vec::new(),
             max_links: 64,
             connect_timeout: Duration::from_secs(15),
+            silence_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -191,6 +196,17 @@ pub enum LinkClosed {
 pub enum MediaEvent {
     /// ICE and DTLS completed: media can flow.
     LinkConnected {
+        /// The link.
+        link: LinkId,
+    },
+    /// Media stopped arriving on the link ([`MediaConfig::silence_timeout`]); reported once per
+    /// silence. The link stays open: the node decides what silence means.
+    LinkSilent {
+        /// The link.
+        link: LinkId,
+    },
+    /// Media arrives again on a link reported silent.
+    LinkFlowing {
         /// The link.
         link: LinkId,
     },

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chroom_media::MediaConfig;
 use chroom_net::{KadMode, Multiaddr, NetConfig};
+use chroom_room::files::FileLimits;
 use chroom_types::RoomName;
 use serde::Deserialize;
 
@@ -51,6 +52,79 @@ pub struct FilesSection {
     /// Upload this node spends serving file chunks to members, in kbit/s, so a shared file
     /// cannot crowd a call out of the uplink. Default 32000 (4 MB/s).
     pub serve_kbps: Option<u32>,
+    /// Largest file other members share that this node fetches without its user asking
+    /// (bytes, or `"8 MiB"`, `"5 MB"`); the page offers larger ones with a download button.
+    /// Default 8 MiB.
+    pub auto_download_max: Option<ByteSize>,
+    /// Space for files other members share, per room; a file that would not fit is not
+    /// fetched, and the page says why. This node's own shares do not count. Default 256 MiB.
+    pub room_quota: Option<ByteSize>,
+    /// Like `room_quota`, for all rooms together. Default 1 GiB.
+    pub total_quota: Option<ByteSize>,
+    /// Files offered by other members that this node keeps track of per room; further offers
+    /// are dropped (and logged). Default 1000.
+    pub max_room_files: Option<usize>,
+}
+
+/// A number of bytes as written in the file: an integer, or a string with a unit (`"8 MiB"`,
+/// `"5MB"`; kB, MB and GB are powers of 1000, KiB, MiB and GiB powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "{text:?} is not a size: write a number of bytes, or a number and B, kB, MB, \
+                 GB (powers of 1000) or KiB, MiB, GiB (powers of 1024)"
+            )
+        };
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1000,
+            "mb" => 1000 * 1000,
+            "gb" => 1000 * 1000 * 1000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        if let Ok(whole) = number.parse::<u64>() {
+            return whole.checked_mul(scale).map(Self).ok_or_else(bad);
+        }
+        let fraction: f64 = number.parse().map_err(|_| bad())?;
+        let bytes = (fraction * scale as f64).round();
+        if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+            return Err(bad());
+        }
+        // In range and whole: checked above.
+        Ok(Self(bytes as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+        match Written::deserialize(deserializer) {
+            Ok(Written::Bytes(bytes)) => Ok(Self(bytes)),
+            Ok(Written::Text(text)) => text.parse().map_err(serde::de::Error::custom),
+            Err(_) => Err(serde::de::Error::custom(
+                "a size is a number of bytes or a string such as \"8 MiB\"",
+            )),
+        }
+    }
 }
 
 /// `[web]`: where the node serves its user's page and API.
@@ -103,10 +177,24 @@ pub struct RegistrySection {
     /// reached; after that it admits nobody it would have to check (fail closed). Default 10 min.
     #[serde(default, with = "humantime_serde")]
     pub max_staleness: Option<Duration>,
+    /// How long a link to a peer may wait, carrying nothing, for the registry to say whether
+    /// that peer may take part; then it closes. Default 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub link_check_timeout: Option<Duration>,
+    /// Accounts not seen before that the node asks the registry about per second, all peers
+    /// together (a burst of five times that is allowed); requests beyond it are refused as
+    /// overloaded. Each costs three RPC calls. Default 20.
+    pub new_accounts_per_second: Option<u32>,
 }
 
 /// How long cached registry verdicts are trusted during an outage unless configured.
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(10 * 60);
+
+/// New accounts looked up per second unless configured.
+pub const DEFAULT_NEW_ACCOUNTS_PER_SECOND: u32 = 20;
+
+/// How long a link waits for its peer's verdict unless configured.
+pub const DEFAULT_LINK_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The registry a node checks rooms against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +207,10 @@ pub struct RegistryConfig {
     pub poll_interval: Duration,
     /// How long cached verdicts are trusted while the chain cannot be reached.
     pub max_staleness: Duration,
+    /// How long a link waits, carrying nothing, for its peer's verdict before it closes.
+    pub link_check_timeout: Duration,
+    /// New accounts looked up per second, all peers together.
+    pub new_accounts_per_second: u32,
 }
 
 /// `[identity]`: where the account key comes from. Exactly one of the two sources.
@@ -294,6 +386,8 @@ pub struct NodeConfig {
     pub web: Option<SocketAddr>,
     /// Upload spent serving file chunks, kbit/s.
     pub file_serve_kbps: u32,
+    /// Which files other members share this node fetches, and how much it keeps.
+    pub file_limits: FileLimits,
 }
 
 /// Upload spent serving file chunks when the config does not say: 4 MB/s.
@@ -409,6 +503,21 @@ impl NodeConfig {
                 if max_staleness.is_zero() {
                     return Err(error("registry.max_staleness: must be above 0".into()));
                 }
+                let link_check_timeout = section
+                    .link_check_timeout
+                    .unwrap_or(DEFAULT_LINK_CHECK_TIMEOUT);
+                if link_check_timeout.is_zero() {
+                    return Err(error("registry.link_check_timeout: must be above 0".into()));
+                }
+                let new_accounts_per_second = section
+                    .new_accounts_per_second
+                    .unwrap_or(DEFAULT_NEW_ACCOUNTS_PER_SECOND);
+                if new_accounts_per_second == 0 {
+                    return Err(error(
+                        "registry.new_accounts_per_second: must be above 0 (nobody new could join)"
+                            .into(),
+                    ));
+                }
                 if !section.rpc_url.starts_with("http://")
                     && !section.rpc_url.starts_with("https://")
                 {
@@ -422,6 +531,8 @@ impl NodeConfig {
                     address,
                     poll_interval: section.poll_interval.unwrap_or(Duration::from_millis(500)),
                     max_staleness,
+                    link_check_timeout,
+                    new_accounts_per_second,
                 })
             })
             .transpose()?;
@@ -491,6 +602,7 @@ impl NodeConfig {
                 Some(kbps) => kbps,
                 None => DEFAULT_FILE_SERVE_KBPS,
             },
+            file_limits: file_limits(&parsed.files),
         };
         config.check_access().map_err(error)?;
         Ok(config)
@@ -533,7 +645,21 @@ impl NodeConfig {
             relay: None,
             web: None,
             file_serve_kbps: DEFAULT_FILE_SERVE_KBPS,
+            file_limits: FileLimits::default(),
         }
+    }
+}
+
+/// `[files]`'s bounds, defaults filled in. Every value is usable: 0 means fetch nothing
+/// unasked (`auto_download_max`) or nothing at all (a quota), or track no offers.
+fn file_limits(section: &FilesSection) -> FileLimits {
+    let defaults = FileLimits::default();
+    let size = |set: Option<ByteSize>, default: u64| set.map_or(default, |size| size.0);
+    FileLimits {
+        auto_download_max: size(section.auto_download_max, defaults.auto_download_max),
+        room_quota: size(section.room_quota, defaults.room_quota),
+        total_quota: size(section.total_quota, defaults.total_quota),
+        max_room_files: section.max_room_files.unwrap_or(defaults.max_room_files),
     }
 }
 

@@ -6,17 +6,24 @@
 //! module moves bytes and keeps them ([`chroom_store`]). Every chunk is stored as soon as it is
 //! checked, so a download cut off (the sender gone, this node restarted, the room left) goes on
 //! from the chunks it holds when the room is joined again.
+//!
+//! Not every offered file is fetched: [`admission`] checks each against the node's
+//! [`FileLimits`] (fetched at once up to a size, larger ones when the user asks, none past the
+//! node's file space for the room or in all), and the page is told how each file stands.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use chroom_net::{NetHandle, PeerId, SignalReplyId};
-use chroom_proto::{ErrorCode, FileOffer, FilePart, SignalError, SignalRequest, SignalResponse};
-use chroom_room::files::{Download, FileError, Manifest, Want, bytes_in, chunk_count, hash_of};
+use chroom_proto::{ErrorCode, FileOffer, FilePart, SignalError, SignalResponse};
+use chroom_room::files::{
+    Download, FetchDecision, FileError, FileLedger, FileLimits, Manifest, Want, chunk_count,
+    hash_of,
+};
 use chroom_store::{Store, StoredFile};
 use chroom_types::{Account, FILE_CHUNK_BYTES, FileHash, RoomId};
 use futures::StreamExt;
@@ -24,6 +31,11 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+mod admission;
+mod transfer;
+
+use transfer::{Pacer, fetch};
 
 /// Requests a download keeps out at once: enough to fill a path of a few tens of milliseconds
 /// at tens of Mbit/s with 32 KiB chunks.
@@ -65,8 +77,21 @@ pub struct FileStatus {
     pub received: u64,
     /// Held whole and checked against its hash: it can be downloaded.
     pub complete: bool,
+    /// Whether this node fetches it.
+    pub fetch: FetchState,
     /// What keeps it from completing right now, for people.
     pub problem: Option<String>,
+}
+
+/// Whether this node fetches a shared file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchState {
+    /// It fetches it, holds it whole, or shared it: `received` and `complete` say how far.
+    Fetching,
+    /// Over `[files] auto_download_max`: fetched once the user asks ([`Files::fetch`]).
+    OnRequest,
+    /// Not fetched: it would not fit in this node's file space; `problem` says which.
+    Refused,
 }
 
 impl FileStatus {
@@ -81,8 +106,22 @@ impl FileStatus {
             offered_at_unix_ms: file.offered_at_unix_ms,
             received: if file.complete { file.size } else { received },
             complete: file.complete,
+            fetch: FetchState::Fetching,
             problem: None,
         }
+    }
+
+    /// How a file this node does not fetch stands after `decision`.
+    fn decided(mut self, decision: &FetchDecision) -> Self {
+        match decision {
+            FetchDecision::Fetch => self.fetch = FetchState::Fetching,
+            FetchDecision::Refuse(refusal) => {
+                self.fetch = FetchState::Refused;
+                self.problem = Some(refusal.to_string());
+            }
+            FetchDecision::WaitForUser => self.fetch = FetchState::OnRequest,
+        }
+        self
     }
 }
 
@@ -90,6 +129,8 @@ impl FileStatus {
 /// the pages (uploads, downloads, status).
 #[derive(Debug)]
 pub struct Files {
+    /// This, for work started from a `&self` method (a page's request) that outlives it.
+    me: Weak<Self>,
     store: Arc<Store>,
     net: NetHandle,
     events: broadcast::Sender<FileStatus>,
@@ -100,6 +141,10 @@ pub struct Files {
     tasks: TaskTracker,
     pacer: Pacer,
     chunks_fetched: AtomicU64,
+    limits: FileLimits,
+    /// What other members' files take on this node, read from the store when first needed
+    /// (and again after something changed it outside the ledger); see [`admission`].
+    ledger: Mutex<Option<FileLedger>>,
 }
 
 impl Files {
@@ -107,9 +152,11 @@ impl Files {
         store: Arc<Store>,
         net: NetHandle,
         serve_kbps: u32,
+        limits: FileLimits,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             store,
             net,
             events: broadcast::channel(EVENT_BUFFER).0,
@@ -118,6 +165,8 @@ impl Files {
             tasks: TaskTracker::new(),
             pacer: Pacer::new(u64::from(serve_kbps) * 1000 / 8),
             chunks_fetched: AtomicU64::new(0),
+            limits,
+            ledger: Mutex::new(None),
         })
     }
 
@@ -129,22 +178,6 @@ impl Files {
     /// Chunks fetched from other nodes since this node started.
     pub fn chunks_fetched(&self) -> u64 {
         self.chunks_fetched.load(Ordering::Relaxed)
-    }
-
-    /// The files shared in `room`, oldest first, as this node holds them.
-    pub async fn room_files(&self, room: RoomId) -> anyhow::Result<Vec<FileStatus>> {
-        let store = self.store.clone();
-        self.blocking(move || {
-            store
-                .room_files(room)?
-                .into_iter()
-                .map(|file| {
-                    let held = store.file_chunk_indexes(file.hash)?;
-                    Ok(FileStatus::of(&file, bytes_in(file.size, held)))
-                })
-                .collect()
-        })
-        .await
     }
 
     /// A complete file's name and bytes, checked when it completed.
@@ -207,7 +240,7 @@ impl Files {
         (offered_by, account): (PeerId, Option<Account>),
     ) -> anyhow::Result<FileOffer> {
         chroom_proto::check_file_name(&name).map_err(|reason| anyhow::anyhow!(reason))?;
-        let store = self.store.clone();
+        let (store, files) = (self.store.clone(), self.this()?);
         let (offer, file) = self
             .blocking(move || {
                 let (hash, manifest) = Manifest::of(&bytes)?;
@@ -224,6 +257,9 @@ impl Files {
                     complete: true,
                 };
                 store.share_file(&file, bytes.chunks(FILE_CHUNK_BYTES))?;
+                // A file kept before under this hash (another member's offer) is this node's
+                // now: count the space afresh.
+                files.forget_ledger();
                 let offer = FileOffer {
                     hash,
                     name: file.name.clone(),
@@ -235,59 +271,6 @@ impl Files {
             .await?;
         self.tell(FileStatus::of(&file, file.size));
         Ok(offer)
-    }
-
-    /// A member's offer, delivered in a room this node is in: keep it and fetch the file.
-    pub(crate) fn offered(
-        self: &Arc<Self>,
-        room: RoomId,
-        (author, account): (PeerId, Option<Account>),
-        offered_at_unix_ms: u64,
-        offer: FileOffer,
-    ) {
-        let file = StoredFile {
-            hash: offer.hash,
-            room,
-            name: offer.name,
-            size: offer.size,
-            manifest_hash: offer.manifest_hash,
-            offered_by: author.to_base58(),
-            account,
-            offered_at_unix_ms,
-            manifest: None,
-            complete: false,
-        };
-        let files = self.clone();
-        self.spawn(async move {
-            let store = files.store.clone();
-            let kept = file.clone();
-            match files.blocking(move || Ok(store.offer_file(&kept)?)).await {
-                Ok(true) => {
-                    tracing::info!(room = %room.fmt_short(), file = ?file.hash, size = file.size, "file offered");
-                    files.tell(FileStatus::of(&file, 0));
-                    files.start_download(file);
-                }
-                // Offered again (gossip redelivers): the first offer is being handled.
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot keep a file offer"),
-            }
-        });
-    }
-
-    /// Goes on with `room`'s unfinished downloads (on joining it).
-    pub(crate) fn resume(self: &Arc<Self>, room: RoomId) {
-        let files = self.clone();
-        self.spawn(async move {
-            let store = files.store.clone();
-            match files.blocking(move || Ok(store.room_files(room)?)).await {
-                Ok(kept) => {
-                    for file in kept.into_iter().filter(|file| !file.complete) {
-                        files.start_download(file);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the room's files"),
-            }
-        });
     }
 
     /// Stops `room`'s downloads (on leaving it); the chunks they hold are kept.
@@ -534,61 +517,5 @@ impl Files {
         self.downloads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Asks `sender` for `want` of `file`.
-async fn fetch(
-    net: NetHandle,
-    sender: PeerId,
-    file: &StoredFile,
-    want: Want,
-) -> (Want, Result<Bytes, String>) {
-    let part = match want {
-        Want::Manifest => FilePart::Manifest,
-        Want::Chunk(index) => FilePart::Chunk(index),
-    };
-    let request = SignalRequest::File {
-        room: file.room,
-        file: file.hash,
-        part,
-    };
-    let answer = match net.request(sender, request).await {
-        Ok(SignalResponse::FileData(data)) => Ok(data),
-        Ok(SignalResponse::Error(e)) => Err(format!("the sender refused: {e}")),
-        Ok(other) => Err(format!("the sender answered {other:?}")),
-        Err(e) => Err(format!("the sender is unreachable: {e}")),
-    };
-    (want, answer)
-}
-
-/// Spaces out what this node serves so it stays under a byte rate: each response waits for
-/// the time the ones before it take at that rate.
-#[derive(Debug)]
-struct Pacer {
-    bytes_per_second: u64,
-    next_free: Mutex<Instant>,
-}
-
-impl Pacer {
-    fn new(bytes_per_second: u64) -> Self {
-        Self {
-            bytes_per_second: bytes_per_second.max(1),
-            next_free: Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn wait(&self, bytes: usize) {
-        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
-        let start = {
-            let mut next_free = self
-                .next_free
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let start = (*next_free).max(Instant::now());
-            *next_free = start + cost;
-            start
-        };
-        tokio::time::sleep_until(start.into()).await;
     }
 }

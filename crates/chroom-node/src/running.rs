@@ -135,6 +135,7 @@ impl RunningNode {
             store.clone(),
             net.clone(),
             config.file_serve_kbps,
+            config.file_limits,
             shutdown.child_token(),
         );
         let links = LinkPeers::default();
@@ -153,6 +154,12 @@ impl RunningNode {
         };
         if let Some(registry) = &config.registry {
             session.max_staleness = registry.max_staleness;
+            session.unverified_link_timeout = registry.link_check_timeout;
+            let per_second = f64::from(registry.new_accounts_per_second);
+            session.lookup_limits.total = chroom_room::rate::Rate {
+                per_second,
+                burst: per_second * 5.0,
+            };
         }
         let core = NodeCore::new(session, peer_id, account, started_at);
         let parts = Parts {

@@ -616,7 +616,8 @@ function megabytes(bytes) {
 }
 
 // A shared file in the chat: its progress while this node fetches it, a download link once
-// the node holds it whole and checked against its hash.
+// the node holds it whole and checked against its hash. A file too large for the node to fetch
+// by itself gets a button that asks it to; one that would not fit the node's file space says so.
 function renderFile(file) {
   const list = $("messages");
   let item = list.querySelector(`li.file[data-hash="${file.hash}"]`);
@@ -628,8 +629,11 @@ function renderFile(file) {
     list.append(item);
     list.scrollTop = list.scrollHeight;
   }
+  const fetching = file.fetch === "fetching";
   item.classList.toggle("own", file.own);
   item.classList.toggle("complete", file.complete);
+  item.classList.toggle("on-request", file.fetch === "on_request");
+  item.classList.toggle("refused", file.fetch === "refused");
   const name = item.querySelector(".name");
   if (file.complete) {
     const link = document.createElement("a");
@@ -643,10 +647,31 @@ function renderFile(file) {
   const bar = item.querySelector("progress");
   bar.max = file.size;
   bar.value = file.received;
-  bar.hidden = file.complete;
+  bar.hidden = file.complete || !fetching;
+  let button = item.querySelector("button.fetch");
+  if (file.fetch === "on_request" && !file.complete) {
+    if (!button) {
+      button = document.createElement("button");
+      button.type = "button";
+      button.className = "fetch";
+      button.addEventListener("click", () => {
+        button.disabled = true;
+        send({ type: "fetch_file", hash: file.hash });
+      });
+      item.querySelector(".status").before(button);
+    }
+    button.disabled = false;
+    button.textContent = `Download (${megabytes(file.size)})`;
+  } else {
+    button?.remove();
+  }
   item.querySelector(".status").textContent = file.complete
     ? `${megabytes(file.size)} · checked (BLAKE3)${file.own ? " · shared with the room" : ""}`
-    : `${megabytes(file.received)} of ${megabytes(file.size)}${file.problem ? ` · ${file.problem}` : ""}`;
+    : file.fetch === "on_request"
+      ? "larger than your node downloads by itself"
+      : file.fetch === "refused"
+        ? `${megabytes(file.size)} · ${file.problem}`
+        : `${megabytes(file.received)} of ${megabytes(file.size)}${file.problem ? ` · ${file.problem}` : ""}`;
 }
 
 // A file's place in the chat: its name, a progress bar and a status line.

@@ -89,6 +89,13 @@ pub enum ClientMessage {
         /// What to do.
         action: ModerateAction,
     },
+    /// Fetch a file of the page's room that the node did not fetch by itself (a
+    /// [`FileView`] whose `fetch` is [`FileFetch::OnRequest`]). The node still checks its
+    /// file space; the file's next [`ServerMessage::File`] says what became of it.
+    FetchFile {
+        /// The file's hash, as [`FileView::hash`] gives it.
+        hash: String,
+    },
 }
 
 /// What a host may do to a member, in [`ClientMessage::Moderate`] and
@@ -248,10 +255,25 @@ pub struct FileView {
     pub received: u64,
     /// Held whole and checked against its hash.
     pub complete: bool,
+    /// Whether the node fetches it.
+    pub fetch: FileFetch,
     /// Shared from this node.
     pub own: bool,
-    /// What keeps it from completing right now.
+    /// What keeps it from completing right now (for [`FileFetch::Refused`]: why it is not
+    /// fetched).
     pub problem: Option<String>,
+}
+
+/// Whether the node fetches a shared file, in [`FileView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFetch {
+    /// It fetches it (`received` says how far), holds it whole, or shared it.
+    Fetching,
+    /// Too large to fetch unasked: the page offers to download it ([`ClientMessage::FetchFile`]).
+    OnRequest,
+    /// Not fetched: it would not fit in the node's file space; `problem` says why.
+    Refused,
 }
 
 /// A playback slot's m-lines in [`ServerMessage::PlaybackOffer`].
@@ -300,6 +322,12 @@ mod tests {
         assert_eq!(
             decode_page_request(r#"{"type":"stop_screen"}"#),
             Ok(ClientMessage::StopScreen)
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"fetch_file","hash":"ab12"}"#),
+            Ok(ClientMessage::FetchFile {
+                hash: "ab12".into()
+            })
         );
         assert_eq!(
             decode_page_request(r#"{"type":"moderate","peer_id":"12D3","action":"remove"}"#),

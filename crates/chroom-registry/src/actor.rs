@@ -38,6 +38,14 @@ pub enum RegistryEvent {
     },
     /// The cache stopped or started matching the chain.
     Freshness(Freshness),
+    /// The facts of `account` in `room` are no longer followed (too many pairs are): drop
+    /// them; the next need looks them up again.
+    Forgotten {
+        /// The room.
+        room: RoomId,
+        /// The account.
+        account: Account,
+    },
 }
 
 /// Handle to a running [`RegistryActor`].
@@ -199,6 +207,19 @@ impl RegistryActor {
                         Freshness::Fresh => tracing::info!("registry reachable again"),
                     }
                     let _ = self.events.send(RegistryEvent::Freshness(freshness)).await;
+                }
+                FollowerOutput::Forget { room, account } => {
+                    let store = self.store.clone();
+                    let forget = move || store.forget_access(&[(room, account)]);
+                    match tokio::task::spawn_blocking(forget).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot drop registry facts"),
+                        Err(e) => tracing::error!(error = %e, "registry store task failed"),
+                    }
+                    let _ = self
+                        .events
+                        .send(RegistryEvent::Forgotten { room, account })
+                        .await;
                 }
                 _ => {}
             }

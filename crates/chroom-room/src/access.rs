@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use chroom_types::{Account, Action, Membership, RoomId, RoomKind};
 
+use crate::rate::{KeyedBuckets, Rate, TokenBucket};
+
 /// Most (room, account) facts kept; the oldest are forgotten first and looked up again if
 /// needed.
 const MAX_FACTS: usize = 16 * 1024;
@@ -17,6 +19,62 @@ const LOOKUP_RETRY: Duration = Duration::from_secs(2);
 
 /// Longest wait before asking again about an account the registry never answers for.
 const MAX_LOOKUP_RETRY: Duration = Duration::from_secs(60);
+
+/// Most lookups under way at once (unanswered ones are retried, so during an outage they pile
+/// up): beyond this, new accounts wait.
+const MAX_LOOKUPS: usize = 4 * 1024;
+
+/// Most peers whose lookup rate is tracked at once.
+const MAX_RATED_PEERS: usize = 4 * 1024;
+
+/// How often the registry may be asked about accounts it was not asked about before: the
+/// cost a flood of fresh accounts can put on the chain RPC. Retries do not count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LookupLimits {
+    /// All peers together.
+    pub total: Rate,
+    /// One peer (it may present a new account with each binding).
+    pub per_peer: Rate,
+}
+
+impl Default for LookupLimits {
+    fn default() -> Self {
+        Self {
+            // A lookup costs three RPC calls: 60 calls/s at most, what an RPC provider's
+            // free tier allows, while a room of 100 new members is looked up within 5 s.
+            total: Rate {
+                per_second: 20.0,
+                burst: 100.0,
+            },
+            per_peer: Rate {
+                per_second: 2.0,
+                burst: 10.0,
+            },
+        }
+    }
+}
+
+/// Who needs a lookup: what limits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asker<P> {
+    /// A peer's request: its own limit and the total.
+    Peer(P),
+    /// A room message's author, whose node may be anyone: the total.
+    Author,
+    /// This node for its own user: never limited.
+    OwnUser,
+}
+
+/// Whether a lookup was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LookupStart {
+    /// Ask the registry now.
+    Started,
+    /// One is under way and not overdue: wait for it.
+    UnderWay,
+    /// Not now: the registry is asked about new accounts too often (by this peer, or by all).
+    Throttled,
+}
 
 /// Whether rights are checked against the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +146,11 @@ pub(crate) struct AccessBook<P> {
     /// Insertion order of `facts`, for forgetting the oldest.
     order: VecDeque<(RoomId, Account)>,
     lookups: HashMap<(RoomId, Account), Lookup>,
+    limits: LookupLimits,
+    /// New lookups, all peers together.
+    new_lookups: TokenBucket,
+    /// New lookups per asking peer.
+    peer_lookups: KeyedBuckets<P>,
     /// The registry has been unreachable for longer than cached facts are trusted: every
     /// fact is unknown until it answers again (kept, to be served again then).
     expired: bool,
@@ -101,13 +164,16 @@ struct Lookup {
 }
 
 impl<P: Copy + Eq + Hash> AccessBook<P> {
-    pub(crate) fn new(policy: AccessPolicy) -> Self {
+    pub(crate) fn new(policy: AccessPolicy, limits: LookupLimits) -> Self {
         Self {
             policy,
             accounts: HashMap::new(),
             facts: HashMap::new(),
             order: VecDeque::new(),
             lookups: HashMap::new(),
+            limits,
+            new_lookups: TokenBucket::new(),
+            peer_lookups: KeyedBuckets::new(MAX_RATED_PEERS),
             expired: false,
         }
     }
@@ -177,23 +243,45 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
         self.policy == AccessPolicy::Open
     }
 
-    /// Marks a lookup as started; false if one is under way and not yet overdue. An overdue
+    /// Starts a lookup for `asker`, unless one is under way and not yet overdue. An overdue
     /// one (lost on the way, or the registry unreachable) is started again, each time after a
-    /// longer wait.
-    pub(crate) fn start_lookup(&mut self, now: Instant, room: RoomId, account: Account) -> bool {
+    /// longer wait. A lookup of a new pair is throttled by [`LookupLimits`] unless this node's
+    /// own user needs it.
+    pub(crate) fn start_lookup(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        asker: Asker<P>,
+    ) -> LookupStart {
+        if !self.lookups.contains_key(&(room, account)) && asker != Asker::OwnUser {
+            let peer_allows = match asker {
+                Asker::Peer(peer) => self.peer_lookups.has(now, peer, self.limits.per_peer),
+                Asker::Author | Asker::OwnUser => true,
+            };
+            if self.lookups.len() >= MAX_LOOKUPS
+                || !peer_allows
+                || !self.new_lookups.take(now, self.limits.total)
+            {
+                return LookupStart::Throttled;
+            }
+            if let Asker::Peer(peer) = asker {
+                self.peer_lookups.take(now, peer, self.limits.per_peer);
+            }
+        }
         let lookup = self.lookups.entry((room, account)).or_insert(Lookup {
             retry_at: now,
             tries: 0,
         });
         if now < lookup.retry_at {
-            return false;
+            return LookupStart::UnderWay;
         }
         let wait = LOOKUP_RETRY
             .saturating_mul(2u32.saturating_pow(lookup.tries.min(16)))
             .min(MAX_LOOKUP_RETRY);
         lookup.tries += 1;
         lookup.retry_at = now + wait;
-        true
+        LookupStart::Started
     }
 
     pub(crate) fn set_facts(&mut self, room: RoomId, account: Account, facts: AccessFacts) {
@@ -206,6 +294,11 @@ impl<P: Copy + Eq + Hash> AccessBook<P> {
                 self.facts.remove(&oldest);
             }
         }
+    }
+
+    /// Drops the facts of `account` in `room`.
+    pub(crate) fn forget(&mut self, room: RoomId, account: Account) {
+        self.facts.remove(&(room, account));
     }
 
     /// Peers currently proven to act for `account`.

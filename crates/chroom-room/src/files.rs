@@ -6,10 +6,25 @@
 //! offer names the manifest by its own hash. A receiver so checks the manifest against the offer,
 //! every chunk against the manifest as it arrives (a lying peer costs one chunk, not the file),
 //! and the whole file against its name before offering it for download.
+//!
+//! An offer is a claim: its size bounds what a download holds. The manifest must list exactly
+//! the chunks of a file of that size and every chunk must have exactly its length, so a sender
+//! cannot make a receiver keep more bytes than it offered.
+//!
+//! [`FileLedger`] decides which offered files a node fetches at all, within [`FileLimits`]:
+//! small ones at once, larger ones when the user asks, none beyond the node's file space for
+//! the room or for all rooms, and no more than so many offers tracked per room.
 
 use std::collections::BTreeSet;
 
 use chroom_types::{FILE_CHUNK_BYTES, FileHash, MAX_FILE_BYTES};
+
+mod ledger;
+
+pub use ledger::{
+    FetchDecision, FetchTrigger, FileLedger, FileLimits, KeptFile, QuotaExceeded, TooManyFiles,
+    fmt_bytes,
+};
 
 /// Why shared bytes were not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -376,5 +391,51 @@ mod tests {
         let mut fresh = Download::new(size, hash, None, &[0, 1]).unwrap();
         assert_eq!(fresh.chunks_held(), 0);
         assert_eq!(fresh.next_wants(8), [Want::Manifest]);
+    }
+
+    #[test]
+    fn a_sender_cannot_make_a_download_hold_more_than_it_offered() {
+        // The real file is three chunks; the offer claims one chunk and a bit.
+        let bytes = file(3 * FILE_CHUNK_BYTES);
+        let (_, manifest) = Manifest::of(&bytes).unwrap();
+        let claimed = FILE_CHUNK_BYTES as u64 + 1;
+        // A manifest listing more chunks than the offered size has is refused, even when it is
+        // the one the offer names.
+        let mut download = Download::new(claimed, manifest.hash(), None, &[]).unwrap();
+        assert_eq!(download.next_wants(4), [Want::Manifest]);
+        assert!(matches!(
+            download.manifest_arrived(&manifest.encode()),
+            Err(FileError::BadManifest { .. })
+        ));
+        assert!(download.manifest().is_none());
+        // With a manifest of the claimed shape, chunks past the claimed size or longer than
+        // their place in it are refused before anything is kept.
+        let short = [
+            chunk(&bytes, 0),
+            &bytes[FILE_CHUNK_BYTES..=FILE_CHUNK_BYTES],
+        ]
+        .concat();
+        let (_, small) = Manifest::of(&short).unwrap();
+        let mut download = Download::new(claimed, small.hash(), None, &[]).unwrap();
+        let _ = download.next_wants(4);
+        download.manifest_arrived(&small.encode()).unwrap();
+        assert_eq!(download.next_wants(8), [Want::Chunk(0), Want::Chunk(1)]);
+        assert_eq!(
+            download.chunk_arrived(2, chunk(&bytes, 2)),
+            Err(FileError::NoSuchChunk { index: 2 })
+        );
+        assert_eq!(
+            download.chunk_arrived(1, chunk(&bytes, 1)),
+            Err(FileError::BadChunk { index: 1 }),
+            "a whole chunk where one byte was offered"
+        );
+        assert_eq!(download.received_bytes(), 0);
+        // Nor can an offer claim more than a file may be.
+        assert_eq!(
+            Download::new(MAX_FILE_BYTES + 1, [0; 32], None, &[]).unwrap_err(),
+            FileError::BadSize {
+                size: MAX_FILE_BYTES + 1
+            }
+        );
     }
 }

@@ -6,8 +6,10 @@
 //! is missed. RPC failures back off exponentially; after `stale_after` without a successful
 //! poll it reports itself stale (the node keeps serving its cache, and says so) and fresh again
 //! once the chain answers. The driver does the RPC calls and decodes logs into [`Change`]s.
+//! It watches at most [`FollowerConfig::max_watched`] pairs: the least recently looked up is
+//! forgotten first ([`FollowerOutput::Forget`]), and looked up again when next needed.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use chroom_types::{Account, RoomId};
@@ -27,6 +29,9 @@ pub struct FollowerConfig {
     pub confirmations: u64,
     /// Most blocks fetched in one log query. Default 2 000.
     pub max_block_range: u64,
+    /// Most (room, account) pairs followed; beyond this the least recently looked up is
+    /// forgotten. Default 16 384.
+    pub max_watched: usize,
 }
 
 impl Default for FollowerConfig {
@@ -38,6 +43,7 @@ impl Default for FollowerConfig {
             stale_after: Duration::from_secs(3),
             confirmations: 0,
             max_block_range: 2_000,
+            max_watched: 16 * 1024,
         }
     }
 }
@@ -97,6 +103,14 @@ pub enum FollowerOutput<F> {
     },
     /// The cache stopped or started matching the chain.
     Freshness(Freshness),
+    /// No longer followed (too many pairs are): drop the cached facts of `account` in `room`,
+    /// which would go out of date; the next need looks them up again.
+    Forget {
+        /// The room.
+        room: RoomId,
+        /// The account.
+        account: Account,
+    },
 }
 
 /// Whether the follower is in step with the chain.
@@ -133,7 +147,11 @@ enum Step {
 pub struct Follower<F> {
     config: FollowerConfig,
     cursor: Option<u64>,
-    watched: HashSet<(RoomId, Account)>,
+    /// Followed pairs, with when each was last looked up (a use counter).
+    watched: HashMap<(RoomId, Account), u64>,
+    /// The same pairs by last use, oldest first.
+    by_use: BTreeMap<u64, (RoomId, Account)>,
+    uses: u64,
     step: Step,
     read: Vec<(RoomId, Account, F, u64)>,
     /// Lookups not yet sent, and lookups in flight.
@@ -155,10 +173,12 @@ impl<F: Clone> Follower<F> {
         cursor: Option<u64>,
         watched: impl IntoIterator<Item = (RoomId, Account)>,
     ) -> Self {
-        Self {
+        let mut follower = Self {
             config,
             cursor,
-            watched: watched.into_iter().collect(),
+            watched: HashMap::new(),
+            by_use: BTreeMap::new(),
+            uses: 0,
             step: Step::Idle { at: now },
             read: Vec::new(),
             lookups: VecDeque::new(),
@@ -168,13 +188,17 @@ impl<F: Clone> Follower<F> {
             last_success: now,
             freshness: Freshness::Fresh,
             outputs: VecDeque::new(),
+        };
+        for pair in watched {
+            follower.watch(pair);
         }
+        follower
     }
 
     /// The node needs the facts of `account` in `room` (a request arrived). From now on the pair
     /// is watched: changes to it are followed.
     pub fn lookup(&mut self, now: Instant, room: RoomId, account: Account) {
-        self.watched.insert((room, account));
+        self.watch((room, account));
         if !self.lookups_in_flight.contains(&(room, account))
             && !self.lookups.contains(&(room, account))
         {
@@ -223,15 +247,15 @@ impl<F: Clone> Follower<F> {
         let mut remaining = BTreeSet::new();
         for change in changes {
             match *change {
-                Change::Account(room, account) if self.watched.contains(&(room, account)) => {
+                Change::Account(room, account) if self.watched.contains_key(&(room, account)) => {
                     remaining.insert((room, account));
                 }
                 Change::Account(..) => {}
                 Change::Room(room) => {
-                    remaining.extend(self.watched.iter().filter(|(r, _)| *r == room).copied());
+                    remaining.extend(self.watched.keys().filter(|(r, _)| *r == room).copied());
                 }
                 Change::Relayer(account) => {
-                    remaining.extend(self.watched.iter().filter(|(_, a)| *a == account).copied());
+                    remaining.extend(self.watched.keys().filter(|(_, a)| *a == account).copied());
                 }
             }
         }
@@ -328,6 +352,29 @@ impl<F: Clone> Follower<F> {
     /// The last applied block.
     pub fn cursor(&self) -> Option<u64> {
         self.cursor
+    }
+
+    /// Pairs followed now.
+    pub fn watched(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// Follows `pair` (again), as the most recently used; forgets the least recently used
+    /// beyond the limit.
+    fn watch(&mut self, pair: (RoomId, Account)) {
+        self.uses += 1;
+        if let Some(old) = self.watched.insert(pair, self.uses) {
+            self.by_use.remove(&old);
+        }
+        self.by_use.insert(self.uses, pair);
+        while self.watched.len() > self.config.max_watched {
+            let Some((_, (room, account))) = self.by_use.pop_first() else {
+                break;
+            };
+            self.watched.remove(&(room, account));
+            self.outputs
+                .push_back(FollowerOutput::Forget { room, account });
+        }
     }
 
     /// Whether the follower is in step with the chain.

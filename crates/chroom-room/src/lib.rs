@@ -51,10 +51,11 @@ pub mod follower;
 pub mod gossip;
 pub mod moderation;
 pub mod node;
+pub mod rate;
 pub mod roster;
 mod session;
 
-pub use access::{AccessFacts, AccessPolicy};
+pub use access::{AccessFacts, AccessPolicy, LookupLimits};
 pub use gossip::{GossipId, GossipVerdict};
 pub use session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,

@@ -39,6 +39,7 @@ pub struct RoomSession<P> {
     dropped_events: u64,
     /// Since when the registry has been unreachable, while it is.
     stale_since: Option<Instant>,
+    lookups_throttled: u64,
     next_subscribe: u64,
     forward_version: u64,
 }
@@ -112,7 +113,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// A session in no room, for the node peers know as `local`.
     pub fn new(config: SessionConfig, local: P) -> Self {
         Self {
-            access: AccessBook::new(config.access),
+            access: AccessBook::new(config.access, config.lookup_limits),
             local,
             config,
             rooms: BTreeMap::new(),
@@ -123,6 +124,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             queued_events: 0,
             dropped_events: 0,
             stale_since: None,
+            lookups_throttled: 0,
             next_subscribe: 0,
             forward_version: 0,
         }
@@ -389,7 +391,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 if !self.wait_for_facts(now, room, account, Waiting::Subscribe { request, peer }) {
                     let error = SignalError::new(
                         ErrorCode::Overloaded,
-                        "too many requests waiting for the registry",
+                        "this node is asking the registry too much right now: ask again shortly",
                     );
                     self.refuse(request, peer, error);
                 }
@@ -427,7 +429,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 if self.wait_for_facts(now, room, account, Waiting::Gossip { id, action }) {
                     return;
                 }
-                GossipVerdict::Ignore("too many messages waiting for the registry".to_owned())
+                GossipVerdict::Ignore(
+                    "this node is asking the registry too much right now".to_owned(),
+                )
             }
         };
         self.gossip_verdict(id, room, verdict);
@@ -520,6 +524,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 }
             }
         }
+        let silent: Vec<RoomId> = self
+            .rooms
+            .keys()
+            .copied()
+            .filter(|room| self.parent_silence_over(*room, now))
+            .collect();
+        for room in silent {
+            self.drop_silent_parent(now, room);
+        }
         let mut subscribes = Vec::new();
         let mut trees = Vec::new();
         for (room, state) in &mut self.rooms {
@@ -583,6 +596,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .map(|p| p.deadline)
             .chain(self.facts_expire_at())
             .chain(self.unverified_deadline())
+            .chain(self.silent_parent_deadline())
             .min();
         self.rooms
             .values()
@@ -626,6 +640,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         // A held link carries nothing (its peer is not proven yet): nothing to show.
         links.retain(|(_, link)| !self.held.contains_key(link));
         links
+    }
+
+    /// Whether any link of this node's is with `peer`.
+    pub fn has_links_with(&self, peer: P) -> bool {
+        self.links.values().any(|(_, role)| role.peer() == peer)
     }
 
     /// Subscribers fed in `room`.

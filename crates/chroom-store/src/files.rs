@@ -23,6 +23,10 @@ type FileRow<'a> = (
 const FILES: TableDefinition<&[u8], FileRow<'static>> = TableDefinition::new("files");
 /// Chunks held: (file hash, chunk number) -> bytes.
 const FILE_CHUNKS: TableDefinition<(&[u8], u32), &[u8]> = TableDefinition::new("file_chunks");
+/// Files of others this node fetches, once decided (they fit the automatic limits, or the user
+/// asked): BLAKE3 hash (32) -> (). An incomplete file not in here is not fetched. (A table of
+/// its own rather than a column, so stores written before it open unchanged.)
+const FILE_FETCHES: TableDefinition<&[u8], ()> = TableDefinition::new("file_fetches");
 
 /// A file shared in a room, as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,23 @@ pub struct StoredFile {
     pub manifest: Option<Vec<u8>>,
     /// Every chunk is held and the whole was checked against `hash`.
     pub complete: bool,
+}
+
+/// What a kept file takes, for counting space (its manifest left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpace {
+    /// BLAKE3 of its bytes.
+    pub hash: FileHash,
+    /// The room it was shared in.
+    pub room: RoomId,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The PeerId (text) of the node that offered it.
+    pub offered_by: String,
+    /// Every chunk is held and the whole was checked.
+    pub complete: bool,
+    /// This node fetches it ([`Store::mark_file_fetching`]).
+    pub fetching: bool,
 }
 
 impl Store {
@@ -182,6 +203,68 @@ impl Store {
             .collect()
     }
 
+    /// Records that this node fetches a file of another member (it fit the automatic limits,
+    /// or the user asked): it goes on after a restart.
+    pub fn mark_file_fetching(&self, hash: FileHash) -> Result<(), StoreError> {
+        self.write(|txn| {
+            txn.open_table(FILE_FETCHES)?
+                .insert(hash.as_bytes().as_slice(), ())?;
+            Ok(())
+        })
+    }
+
+    /// Whether this node fetches a file ([`Self::mark_file_fetching`]).
+    pub fn file_fetching(&self, hash: FileHash) -> Result<bool, StoreError> {
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
+        let fetches = match txn.open_table(FILE_FETCHES) {
+            Ok(fetches) => fetches,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(io(e.into())),
+        };
+        let found = fetches
+            .get(hash.as_bytes().as_slice())
+            .map_err(|e| io(e.into()))?;
+        Ok(found.is_some())
+    }
+
+    /// What every kept file takes, in every room: to count it against the file quotas.
+    pub fn file_spaces(&self) -> Result<Vec<FileSpace>, StoreError> {
+        let io = |e: redb::Error| self.io_error(e);
+        let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
+        let files = match txn.open_table(FILES) {
+            Ok(files) => files,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(io(e.into())),
+        };
+        let fetches = match txn.open_table(FILE_FETCHES) {
+            Ok(fetches) => Some(fetches),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(io(e.into())),
+        };
+        let mut found = Vec::new();
+        for entry in files.iter().map_err(|e| io(e.into()))? {
+            let (key, row) = entry.map_err(|e| io(e.into()))?;
+            let (room, _, size, _, offered_by, _, _, _, complete) = row.value();
+            let fetching = match &fetches {
+                Some(fetches) => fetches
+                    .get(key.value())
+                    .map_err(|e| io(e.into()))?
+                    .is_some(),
+                None => false,
+            };
+            found.push(FileSpace {
+                hash: FileHash::try_from(key.value()).map_err(|_| self.corrupt("file key"))?,
+                room: RoomId::try_from(room).map_err(|_| self.corrupt("file room"))?,
+                size,
+                offered_by: offered_by.to_owned(),
+                complete,
+                fetching,
+            });
+        }
+        Ok(found)
+    }
+
     fn update_file(
         &self,
         hash: FileHash,
@@ -311,5 +394,47 @@ mod tests {
         store.mark_file_complete(a.hash).unwrap();
         assert!(store.file(a.hash).unwrap().unwrap().complete);
         assert_eq!(store.file(b.hash).unwrap().unwrap().account, b.account);
+    }
+
+    #[test]
+    fn the_files_fetched_are_remembered_with_the_space_they_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chroom.redb");
+        let (room, other) = (RoomId::from_bytes([1; 32]), RoomId::from_bytes([2; 32]));
+        let (a, b) = (offered(1, room, 20), offered(2, other, 10));
+        {
+            let (store, _) = Store::open(&path, "me", 1).unwrap();
+            assert_eq!(store.file_spaces().unwrap(), []);
+            store.offer_file(&a).unwrap();
+            store.offer_file(&b).unwrap();
+            assert!(!store.file_fetching(a.hash).unwrap());
+            store.mark_file_fetching(a.hash).unwrap();
+        }
+        let (store, _) = Store::open(&path, "me", 2).unwrap();
+        assert!(store.file_fetching(a.hash).unwrap());
+        assert!(!store.file_fetching(b.hash).unwrap());
+        let mut spaces = store.file_spaces().unwrap();
+        spaces.sort_by_key(|space| space.room);
+        assert_eq!(
+            spaces,
+            [
+                FileSpace {
+                    hash: a.hash,
+                    room,
+                    size: 70_000,
+                    offered_by: "12D3KooWpeer".into(),
+                    complete: false,
+                    fetching: true,
+                },
+                FileSpace {
+                    hash: b.hash,
+                    room: other,
+                    size: 70_000,
+                    offered_by: "12D3KooWpeer".into(),
+                    complete: false,
+                    fetching: false,
+                },
+            ]
+        );
     }
 }

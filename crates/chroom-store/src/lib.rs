@@ -12,11 +12,11 @@
 use std::path::{Path, PathBuf};
 
 use chroom_types::{Account, Membership, Role, RoomId, RoomKind};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 mod files;
 
-pub use files::StoredFile;
+pub use files::{FileSpace, StoredFile};
 
 /// Bumped when a table's layout changes incompatibly.
 const SCHEMA_VERSION: u64 = 1;
@@ -39,6 +39,10 @@ const REGISTRY_CURSOR: &str = "registry_cursor";
 
 /// Most addresses remembered per peer; a peer advertising more is truncated, not trusted.
 pub const MAX_ADDRS_PER_PEER: usize = 16;
+
+/// Most peers in the peer book: the least recently seen is dropped for a new one, so peers
+/// that come and go (or one node cycling through identities) cannot grow it without end.
+pub const MAX_KNOWN_PEERS: usize = 1024;
 
 /// The node's store. Cheap to share behind an `Arc`: redb serialises writers internally.
 #[derive(Debug)]
@@ -231,7 +235,8 @@ impl Store {
         Ok((store, record))
     }
 
-    /// Adds or refreshes a peer in the peer book.
+    /// Adds or refreshes a peer in the peer book, dropping the least recently seen beyond
+    /// [`MAX_KNOWN_PEERS`].
     pub fn remember_peer(
         &self,
         peer_id: &str,
@@ -246,7 +251,22 @@ impl Store {
             .join("\n");
         self.write(|txn| {
             let mut peers = txn.open_table(PEERS)?;
-            peers.insert(peer_id, (seen_unix, joined.as_str()))?;
+            let new = peers
+                .insert(peer_id, (seen_unix, joined.as_str()))?
+                .is_none();
+            if new && peers.len()? > MAX_KNOWN_PEERS as u64 {
+                let mut oldest: Option<(u64, String)> = None;
+                for entry in peers.iter()? {
+                    let (key, value) = entry?;
+                    let seen = value.value().0;
+                    if oldest.as_ref().is_none_or(|(at, _)| seen < *at) {
+                        oldest = Some((seen, key.value().to_owned()));
+                    }
+                }
+                if let Some((_, stale)) = oldest {
+                    peers.remove(stale.as_str())?;
+                }
+            }
             Ok(())
         })
     }
@@ -294,6 +314,17 @@ impl Store {
         records: &[(RoomId, Account, AccessRecord)],
     ) -> Result<(), StoreError> {
         self.write(|txn| insert_access(txn, records))
+    }
+
+    /// Drops cached facts that are no longer followed (they would go out of date).
+    pub fn forget_access(&self, pairs: &[(RoomId, Account)]) -> Result<(), StoreError> {
+        self.write(|txn| {
+            let mut access = txn.open_table(ACCESS)?;
+            for (room, account) in pairs {
+                access.remove(access_key(*room, *account).as_slice())?;
+            }
+            Ok(())
+        })
     }
 
     /// The cached facts about `account` in `room`.
@@ -662,6 +693,26 @@ mod tests {
         drop(Store::open(&path, "peer-a", 1).unwrap());
         let (_, record) = Store::open(&path, "peer-z", 2).unwrap();
         assert_eq!(record.previous_peer_id.as_deref(), Some("peer-a"));
+    }
+
+    #[test]
+    fn the_peer_book_keeps_the_most_recently_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path().join("s.redb"), "me", 1).unwrap();
+        let addrs = ["/ip4/127.0.0.1/tcp/1".to_owned()];
+        for i in 0..=MAX_KNOWN_PEERS as u64 {
+            store
+                .remember_peer(&format!("peer-{i}"), &addrs, 100 + i)
+                .unwrap();
+        }
+        // Seen again: refreshed, so not the oldest any more.
+        store.remember_peer("peer-0", &addrs, 10_000).unwrap();
+        store.remember_peer("newcomer", &addrs, 10_001).unwrap();
+        let known = store.known_peers().unwrap();
+        assert_eq!(known.len(), MAX_KNOWN_PEERS);
+        let ids: Vec<&str> = known.iter().map(|p| p.peer_id.as_str()).collect();
+        assert!(ids.contains(&"peer-0") && ids.contains(&"newcomer"));
+        assert!(!ids.contains(&"peer-1") && !ids.contains(&"peer-2"));
     }
 
     #[test]

@@ -164,39 +164,44 @@ impl MediaActor {
                             rtp_time,
                             contiguous,
                             data,
-                        } => match self.router.route_frame(*id, track) {
-                            FrameRoute::Silenced | FrameRoute::Held => {}
-                            FrameRoute::ToSubscribers => self.scratch.frames_out.push(FrameOut {
-                                to: None,
-                                track,
-                                rtp_time,
-                                data,
-                            }),
-                            FrameRoute::ToNode { show_on } => {
-                                if let Some(to) = show_on {
+                        } => {
+                            state.media_arrived(now, events);
+                            match self.router.route_frame(*id, track) {
+                                FrameRoute::Silenced | FrameRoute::Held => {}
+                                FrameRoute::ToSubscribers => {
                                     self.scratch.frames_out.push(FrameOut {
-                                        to: Some(to),
+                                        to: None,
                                         track,
                                         rtp_time,
-                                        data: data.clone(),
-                                    });
+                                        data,
+                                    })
                                 }
-                                let frame = ReceivedFrame {
-                                    kind: track.kind(),
-                                    track,
-                                    rtp_time,
-                                    contiguous,
-                                    data,
-                                    received_at: now,
-                                };
-                                // Never wait for the frame reader: a slow recorder loses
-                                // frames, it does not stall every link of the node.
-                                if self.frames.try_send((*id, frame)).is_err() {
-                                    self.relay.frames_dropped += 1;
-                                    tracing::trace!(link = %id, "frame channel full: frame dropped");
+                                FrameRoute::ToNode { show_on } => {
+                                    if let Some(to) = show_on {
+                                        self.scratch.frames_out.push(FrameOut {
+                                            to: Some(to),
+                                            track,
+                                            rtp_time,
+                                            data: data.clone(),
+                                        });
+                                    }
+                                    let frame = ReceivedFrame {
+                                        kind: track.kind(),
+                                        track,
+                                        rtp_time,
+                                        contiguous,
+                                        data,
+                                        received_at: now,
+                                    };
+                                    // Never wait for the frame reader: a slow recorder loses
+                                    // frames, it does not stall every link of the node.
+                                    if self.frames.try_send((*id, frame)).is_err() {
+                                        self.relay.frames_dropped += 1;
+                                        tracing::trace!(link = %id, "frame channel full: frame dropped");
+                                    }
                                 }
                             }
-                        },
+                        }
                         LinkOutput::KeyframeNeeded { track } => {
                             if self.router.keyframe_due(now, *id, track)
                                 && state.link.request_keyframe(track)
@@ -205,8 +210,11 @@ impl MediaActor {
                                 asked = true;
                             }
                         }
-                        relay @ (LinkOutput::Packet { .. }
-                        | LinkOutput::KeyframeRequested { .. }) => {
+                        relay @ LinkOutput::Packet { .. } => {
+                            state.media_arrived(now, events);
+                            relayed.push((*id, relay));
+                        }
+                        relay @ LinkOutput::KeyframeRequested { .. } => {
                             relayed.push((*id, relay));
                         }
                     }

@@ -162,6 +162,50 @@ fn file_serving_rate_defaults_and_must_be_positive() {
 }
 
 #[test]
+fn file_bounds_default_and_take_sizes_with_units() {
+    assert_eq!(parse_open("").unwrap().file_limits, FileLimits::default());
+    let limits = parse_open(
+        "[files]\nauto_download_max = \"5 MB\"\nroom_quota = \"1.5GiB\"\n\
+         total_quota = 4096\nmax_room_files = 10\n",
+    )
+    .unwrap()
+    .file_limits;
+    assert_eq!(
+        limits,
+        FileLimits {
+            auto_download_max: 5_000_000,
+            room_quota: 3 << 29,
+            total_quota: 4096,
+            max_room_files: 10,
+        }
+    );
+    assert_eq!("8MiB".parse(), Ok(ByteSize(8 << 20)));
+    assert_eq!(" 512 kb ".parse(), Ok(ByteSize(512_000)));
+    assert_eq!("0".parse(), Ok(ByteSize(0)));
+    for bad in [
+        "",
+        "MB",
+        "8 furlongs",
+        "-1 MB",
+        "1.2.3 kB",
+        "99999999999999999999 GB",
+    ] {
+        assert!(bad.parse::<ByteSize>().is_err(), "{bad:?}");
+    }
+    let err = parse_open("[files]\nroom_quota = \"lots\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("room_quota") && err.contains("\"lots\" is not a size"),
+        "{err}"
+    );
+    let err = parse_open("[files]\ntotal_quota = -5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("total_quota"), "{err}");
+}
+
+#[test]
 fn shipped_configs_parse() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node-config");
     let mut parsed = std::collections::BTreeMap::new();
@@ -251,4 +295,33 @@ fn cached_verdicts_are_trusted_for_ten_minutes_of_outage_unless_configured() {
         .unwrap_err()
         .to_string();
     assert!(zero.contains("registry.max_staleness"), "{zero}");
+}
+
+#[test]
+fn links_wait_ten_seconds_for_a_verdict_unless_configured() {
+    let base = "[registry]\nrpc_url = \"http://127.0.0.1:8545\"\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+    let default = parse(base).unwrap().registry.unwrap();
+    assert_eq!(default.link_check_timeout, Duration::from_secs(10));
+    let set = parse(&format!("{base}link_check_timeout = \"3s\"\n")).unwrap();
+    assert_eq!(
+        set.registry.unwrap().link_check_timeout,
+        Duration::from_secs(3)
+    );
+    let zero = parse(&format!("{base}link_check_timeout = \"0s\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(zero.contains("registry.link_check_timeout"), "{zero}");
+}
+
+#[test]
+fn new_accounts_are_looked_up_twenty_a_second_unless_configured() {
+    let base = "[registry]\nrpc_url = \"http://127.0.0.1:8545\"\naddress = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n";
+    let default = parse(base).unwrap().registry.unwrap();
+    assert_eq!(default.new_accounts_per_second, 20);
+    let set = parse(&format!("{base}new_accounts_per_second = 100\n")).unwrap();
+    assert_eq!(set.registry.unwrap().new_accounts_per_second, 100);
+    let zero = parse(&format!("{base}new_accounts_per_second = 0\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(zero.contains("registry.new_accounts_per_second"), "{zero}");
 }

@@ -372,6 +372,12 @@ impl NodeActor {
                 self.core.handle_link_closed(Instant::now(), link);
             }
             MediaEvent::LinkConnected { link } => tracing::debug!(%link, "link connected"),
+            MediaEvent::LinkSilent { link } => {
+                self.core.handle_link_media(Instant::now(), link, false);
+            }
+            MediaEvent::LinkFlowing { link } => {
+                self.core.handle_link_media(Instant::now(), link, true);
+            }
             _ => {}
         }
     }
@@ -456,6 +462,9 @@ impl NodeActor {
                     _ => None,
                 };
                 self.core.handle_registry_stale(Instant::now(), since);
+            }
+            RegistryEvent::Forgotten { room, account } => {
+                self.core.handle_access_forgotten(room, account);
             }
             _ => {}
         }

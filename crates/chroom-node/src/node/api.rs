@@ -63,6 +63,16 @@ pub struct NodeStats {
     pub gossip_rejected: u64,
     /// Times this node attached to a parent in a relay tree (joins and repairs).
     pub tree_attachments: u64,
+    /// Tree messages refused: their sender's place in the tree was not proven (a stranger
+    /// offering to feed this node, a relayer claiming to be the root).
+    pub tree_messages_refused: u64,
+    /// Peers providing a broadcast room that the registry does not let broadcast: never joined.
+    pub roots_refused: u64,
+    /// Links closed because their peer's right stayed unknown past `link_check_timeout`.
+    pub links_unverified: u64,
+    /// Registry lookups of new accounts not made: peers named new accounts faster than the
+    /// node asks the registry (their requests were refused as overloaded).
+    pub lookups_throttled: u64,
     /// Frames received but not handed to the recorder, which fell behind (it gets the next).
     pub frames_dropped: u64,
     /// What this node relayed.

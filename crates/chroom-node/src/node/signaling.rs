@@ -229,6 +229,21 @@ pub(crate) fn log_room_event(event: &RoomEvent<PeerId>) {
         RoomEvent::TreeRefused { room, peer, error } => {
             tracing::warn!(room = %room.fmt_short(), peer = %short(peer), %error, "refused by a tree member");
         }
+        RoomEvent::TreeMessageRefused { room, peer, error } => {
+            tracing::warn!(room = %room.fmt_short(), peer = %short(peer), %error, "refused a tree message: its sender's place is not proven");
+        }
+        RoomEvent::RootRefused { room, peer, error } => {
+            tracing::warn!(room = %room.fmt_short(), peer = %short(peer), %error, "refused a broadcast root: it may not broadcast");
+        }
+        RoomEvent::RootContested { room, winner } => {
+            tracing::warn!(room = %room.fmt_short(), winner = %short(winner), "another broadcaster's claim wins: viewers watch it");
+        }
+        RoomEvent::ParentSilent { room, parent } => {
+            tracing::warn!(room = %room.fmt_short(), parent = %short(parent), "the tree parent's media stopped: looking for another");
+        }
+        RoomEvent::LinkUnverified { room, peer, link } => {
+            tracing::warn!(room = %room.fmt_short(), peer = %short(peer), %link, "closed link: the peer's rights stayed unknown");
+        }
         _ => {}
     }
     tracing::debug!(target: "chroom::_events::room", event = ?event);

@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use chroom_net::PeerId;
 use chroom_proto::page::{
-    ClientMessage, FileView, ModerateAction, ParticipantView, ServerMessage, decode_page_request,
+    ClientMessage, FileFetch, FileView, ModerateAction, ParticipantView, ServerMessage,
+    decode_page_request,
 };
 use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
 use chroom_types::{Action, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track};
@@ -18,7 +19,7 @@ use tokio::sync::broadcast;
 mod playback;
 
 use super::WebState;
-use crate::files::FileStatus;
+use crate::files::{FetchState, FileStatus};
 use crate::node::{ChatMessage, ModerationNotice, NodeHandle, Participant, RoomStatus};
 
 /// Remote members a page is first offered places for (a 3 × 3 grid with the page's own
@@ -239,6 +240,7 @@ impl PageSession {
                 Ok(())
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
+            ClientMessage::FetchFile { hash } => self.fetch_file(&hash).await,
             ClientMessage::SignInText => {
                 let expires_at_unix = crate::clock::unix_now() + WALLET_BINDING_TTL.as_secs();
                 let text = self.node.binding_text(expires_at_unix);
@@ -522,6 +524,23 @@ impl PageSession {
         Ok(())
     }
 
+    /// Asks the node for a file of the page's room it did not fetch by itself; the file's
+    /// next status says what became of it.
+    async fn fetch_file(&mut self, hash: &str) -> Result<(), Closed> {
+        let Some(room) = self.room.as_ref().map(RoomName::id) else {
+            return self.error("join a room before downloading its files").await;
+        };
+        let Ok(hash) = hash.parse::<chroom_types::FileHash>() else {
+            return self
+                .error(format!("{hash:?} is not a file's hash (64 hex digits)"))
+                .await;
+        };
+        match self.node.files().fetch(room, hash).await {
+            Ok(()) => Ok(()),
+            Err(e) => self.error(format!("not downloaded: {e:#}")).await,
+        }
+    }
+
     async fn forward_file(&mut self, status: FileStatus) -> Result<(), Closed> {
         let Some(room) = &self.room else {
             return Ok(());
@@ -540,6 +559,11 @@ impl PageSession {
             sent_at_unix_ms: status.offered_at_unix_ms,
             received: status.received,
             complete: status.complete,
+            fetch: match status.fetch {
+                FetchState::Fetching => FileFetch::Fetching,
+                FetchState::OnRequest => FileFetch::OnRequest,
+                FetchState::Refused => FileFetch::Refused,
+            },
             problem: status.problem,
         };
         self.send(&ServerMessage::File(view)).await

@@ -287,3 +287,60 @@ fn lookups_read_at_the_head_and_are_retried_after_a_failure() {
         FollowerOutput::ReadFacts { block: 51, .. }
     ));
 }
+
+/// Issue 12, hole 9: every account ever looked up was followed forever.
+#[test]
+fn the_least_recently_looked_up_pair_is_forgotten_beyond_the_limit() {
+    let now = epoch();
+    let config = FollowerConfig {
+        max_watched: 2,
+        ..FollowerConfig::default()
+    };
+    let mut f = Follower::new(config, now, Some(10), [(room(1), account(1))]);
+    polled(&mut f, now);
+    f.handle_head(now, 10);
+    f.lookup(now, room(1), account(2));
+    // Used again: now the most recent.
+    f.lookup(now, room(1), account(1));
+    drain(&mut f);
+    f.lookup(now, room(1), account(3));
+    let forgotten: Vec<_> = drain(&mut f)
+        .into_iter()
+        .filter_map(|o| match o {
+            FollowerOutput::Forget { room, account } => Some((room, account)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgotten, vec![(room(1), account(2))]);
+    assert_eq!(f.watched(), 2);
+    // A change to the forgotten account is not followed any more.
+    polled(&mut f, now + Duration::from_secs(1));
+    f.handle_head(now, 11);
+    drain(&mut f);
+    f.handle_changes(now, &[Change::Room(room(1))]);
+    let reads: Vec<_> = drain(&mut f)
+        .into_iter()
+        .filter_map(|o| match o {
+            FollowerOutput::ReadFacts { account, .. } => Some(account),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reads.len(), 2);
+    assert!(!reads.contains(&account(2)), "{reads:?}");
+}
+
+#[test]
+fn a_cache_larger_than_the_limit_is_cut_at_start() {
+    let now = epoch();
+    let config = FollowerConfig {
+        max_watched: 2,
+        ..FollowerConfig::default()
+    };
+    let cached = [1, 2, 3].map(|n| (room(1), account(n)));
+    let mut f = Follower::new(config, now, Some(10), cached);
+    assert_eq!(f.watched(), 2);
+    assert!(drain(&mut f).contains(&FollowerOutput::Forget {
+        room: room(1),
+        account: account(1)
+    }));
+}

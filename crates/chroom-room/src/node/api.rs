@@ -273,4 +273,10 @@ pub struct NodeCounters {
     pub gossip_rejected: u64,
     /// Times this node attached to a parent in a relay tree.
     pub tree_attachments: u64,
+    /// Tree messages refused because their sender's place in the tree is not proven.
+    pub tree_messages_refused: u64,
+    /// Peers providing a broadcast room that may not broadcast there (never joined).
+    pub roots_refused: u64,
+    /// Links closed because their peer's right stayed unknown past the deadline.
+    pub links_unverified: u64,
 }

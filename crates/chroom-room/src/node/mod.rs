@@ -274,7 +274,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if self.own_checks.len() >= MAX_OWN_CHECKS {
             return self.answer_own(id, Err(OwnRefusal::Unavailable));
         }
-        self.session.look_up(now, room.id(), account);
+        self.session.look_up_own(now, room.id(), account);
         let deadline = now + self.session.access_lookup_timeout();
         self.own_checks.push(OwnCheck {
             id,
@@ -405,6 +405,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.now = self.now.max(now);
         self.tree_queues.remove(&peer);
         self.session.handle_peer_disconnected(now, peer);
+        // What it proved is forgotten unless a link still needs it (it says so again when it
+        // reconnects): peers that come and go must not grow this node's memory.
+        if !self.session.has_links_with(peer) {
+            self.bindings.remove(&peer);
+            self.session.handle_peer_account(now, peer, None);
+        }
     }
 
     /// A peer subscribed to `room`'s topic: it can hear this node now, so this node says it is
@@ -494,6 +500,20 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         // Pages say whether the registry answers.
         self.view_version += 1;
         self.session.handle_registry_stale(now, since);
+    }
+
+    /// The registry's facts about `account` in `room` are no longer followed: dropped and
+    /// looked up again when next needed, unless in use (a link, or this node's own account in
+    /// a room it is in), which are followed again at once.
+    pub fn handle_access_forgotten(&mut self, room: RoomId, account: Account) {
+        let own = self.account == Some(account) && self.present_in.contains(&room);
+        self.session.handle_access_forgotten(room, account, own);
+    }
+
+    /// Media stopped (`flowing` false) or came back on `link`.
+    pub fn handle_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
+        self.now = self.now.max(now);
+        self.session.handle_link_media(now, link, flowing);
     }
 
     /// Part of the answer to an [`Output::FindPublishers`].
@@ -869,6 +889,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                         self.counters.last_refusal = Some(error.to_string());
                     }
                     RoomEvent::TreeAttached { .. } => self.counters.tree_attachments += 1,
+                    RoomEvent::TreeMessageRefused { .. } => {
+                        self.counters.tree_messages_refused += 1;
+                    }
+                    RoomEvent::RootRefused { .. } => self.counters.roots_refused += 1,
+                    RoomEvent::LinkUnverified { .. } => self.counters.links_unverified += 1,
                     _ => {}
                 }
                 // Links came or went: pages show who they receive from.

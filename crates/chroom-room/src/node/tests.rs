@@ -797,6 +797,27 @@ fn an_expired_binding_loses_its_rights() {
     assert_eq!(core.counters().requests_refused, 1);
 }
 
+/// Issue 12, hole 9: the account of every peer ever met was kept until its binding expired.
+#[test]
+fn a_disconnected_peer_is_forgotten_unless_a_link_needs_it() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let link = linked_to_member(&mut core, now);
+    let unix = UNIX_MS / 1000;
+    core.handle_peer_binding(now, unix, 7, Some((account(7), unix + 600)));
+    drain(&mut core);
+    let proven = core.peers_with_accounts();
+    core.handle_peer_disconnected(now, 7);
+    core.handle_peer_disconnected(now, MEMBER);
+    let outputs = drain(&mut core);
+    assert_eq!(
+        core.peers_with_accounts(),
+        proven - 1,
+        "the linked member stays proven"
+    );
+    assert!(!outputs.contains(&NodeOutput::Session(Output::CloseLink { link })));
+}
+
 #[test]
 fn tree_messages_to_a_peer_go_one_at_a_time() {
     let now = epoch();

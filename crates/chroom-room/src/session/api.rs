@@ -7,7 +7,7 @@ use chroom_overlay::{Message, OverlayConfig};
 use chroom_proto::SignalError;
 use chroom_types::{Account, LinkId, LinkMode, MediaKind, RoomId};
 
-use crate::access::AccessPolicy;
+use crate::access::{AccessPolicy, LookupLimits};
 use crate::gossip::{GossipId, GossipVerdict};
 
 /// Tuning of a [`RoomSession`].
@@ -42,6 +42,12 @@ pub struct SessionConfig {
     /// How long a link may stay held while its peer's right is unknown (the registry is slow
     /// or unreachable) before it is closed. Default 10 s.
     pub unverified_link_timeout: Duration,
+    /// How often the registry may be asked about accounts it was not asked about before.
+    pub lookup_limits: LookupLimits,
+    /// A tree parent whose media stopped ([`RoomSession::handle_link_media`]) is taken as gone
+    /// at once at level 1 and 2, and after this much more per level deeper: a relayer whose own
+    /// parent died repairs first, so its subtree does not scatter. Default 1 s.
+    pub silence_grace_per_level: Duration,
     /// Tuning of broadcast relay trees.
     pub tree: OverlayConfig,
     /// Seeds the tree's random choices. Default 0; nodes derive it from their key.
@@ -62,6 +68,8 @@ impl Default for SessionConfig {
             max_pending_requests: 256,
             max_staleness: Duration::from_secs(10 * 60),
             unverified_link_timeout: Duration::from_secs(10),
+            lookup_limits: LookupLimits::default(),
+            silence_grace_per_level: Duration::from_secs(1),
             tree: OverlayConfig::default(),
             seed: 0,
         }
@@ -343,6 +351,14 @@ pub enum RoomEvent<P> {
         peer: P,
         /// The link closed.
         link: LinkId,
+    },
+    /// The media from this node's tree parent stopped: the parent is taken as gone (killed, or
+    /// cut off) and another is sought.
+    ParentSilent {
+        /// The room.
+        room: RoomId,
+        /// The parent.
+        parent: P,
     },
     /// A tree message was refused: its sender's place in the tree is not proven (a stranger
     /// offering to feed this node, say).

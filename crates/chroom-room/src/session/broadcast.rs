@@ -36,6 +36,8 @@ pub(crate) struct Tree<P> {
     refused: BTreeSet<P>,
     /// For the root: the proven broadcaster whose claim beats this node's, once found.
     outranked_by: Option<P>,
+    /// The parent's media stopped: when it counts as gone unless media comes back.
+    parent_silent_until: Option<Instant>,
     /// What the link from the parent carries.
     kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
@@ -104,6 +106,7 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
             introduced: BTreeSet::new(),
             refused: BTreeSet::new(),
             outranked_by: None,
+            parent_silent_until: None,
             overlay,
             kinds,
             upstream_mode,
@@ -204,7 +207,17 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 return;
             }
             Verdict::Denied(account, facts) => {
-                let error = denial(room, account, facts, action);
+                let error = match sender {
+                    Sender::Parent { .. } => SignalError::new(
+                        ErrorCode::NotAuthorized,
+                        format!(
+                            "{account} may not feed this node in room {}: it is neither the \
+                             broadcaster this node verified nor a registered relayer",
+                            room.fmt_short()
+                        ),
+                    ),
+                    Sender::Child | Sender::Anyone => denial(room, account, facts, action),
+                };
                 self.refuse_tree(request, peer, room, error);
                 return;
             }
@@ -217,7 +230,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 if !self.wait_for_facts(now, room, account, waiting) {
                     let error = SignalError::new(
                         ErrorCode::Overloaded,
-                        "too many requests waiting for the registry",
+                        "this node is asking the registry too much right now: ask again shortly",
                     );
                     self.refuse(request, peer, error);
                 }
@@ -271,7 +284,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// The proven broadcaster of `room`: this node if it broadcasts, else the claimant this
     /// node verified and joined.
-    fn tree_root(&self, room: RoomId) -> Option<P> {
+    pub(super) fn tree_root(&self, room: RoomId) -> Option<P> {
         let tree = self.rooms.get(&room)?.tree.as_ref()?;
         if tree.is_root {
             Some(self.local)
@@ -306,7 +319,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                         self.outputs.push_back(Output::LearnAccount { peer });
                     }
                 }
-                Verdict::Unknown(account) => self.look_up(now, room, account),
+                Verdict::Unknown(account) => {
+                    self.look_up(now, room, account, peer);
+                }
                 Verdict::Denied(account, facts) => {
                     let Some(tree) = self.tree_mut(room) else {
                         return;
@@ -637,6 +652,67 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         true
     }
 
+    /// Media stopped (`flowing` false) or came back on `link`. Only a tree parent's silence
+    /// means something: a broadcast never pauses, so the parent is gone without a word (its
+    /// process killed, its network cut), which libp2p and ICE notice only many seconds later.
+    /// Deeper in the tree the parent gets longer, so the relayer above repairs first.
+    pub fn handle_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
+        let Some(&(room, LinkRole::TreeUpstream(_))) = self.links.get(&link) else {
+            return;
+        };
+        let grace = self.config.silence_grace_per_level;
+        let Some(tree) = self.tree_mut(room) else {
+            return;
+        };
+        if tree.upstream.map(|u| u.link) != Some(UpstreamLink::Linked(link)) {
+            return;
+        }
+        if flowing {
+            tree.parent_silent_until = None;
+            return;
+        }
+        let deeper = tree.overlay.level().saturating_sub(2);
+        tree.parent_silent_until = Some(now + grace.saturating_mul(deeper));
+        self.drop_silent_parent(now, room);
+    }
+
+    /// Drops `room`'s tree parent if its silence lasted past its grace.
+    pub(super) fn drop_silent_parent(&mut self, now: Instant, room: RoomId) {
+        let Some(tree) = self.tree_mut(room) else {
+            return;
+        };
+        if tree.parent_silent_until.is_none_or(|until| until > now) {
+            return;
+        }
+        tree.parent_silent_until = None;
+        let Some(Upstream {
+            parent,
+            link: UpstreamLink::Linked(link),
+        }) = tree.upstream
+        else {
+            return;
+        };
+        self.emit(RoomEvent::ParentSilent { room, parent });
+        self.outputs.push_back(Output::CloseLink { link });
+        self.handle_link_closed(now, link);
+    }
+
+    /// When a silent tree parent counts as gone, if one is silent.
+    pub(super) fn silent_parent_deadline(&self) -> Option<Instant> {
+        self.rooms
+            .values()
+            .filter_map(|state| state.tree.as_ref()?.parent_silent_until)
+            .min()
+    }
+
+    /// Whether `room`'s tree parent's silence lasted past its grace at `now`.
+    pub(super) fn parent_silence_over(&self, room: RoomId, now: Instant) -> bool {
+        self.rooms
+            .get(&room)
+            .and_then(|state| state.tree.as_ref()?.parent_silent_until)
+            .is_some_and(|until| until <= now)
+    }
+
     /// A tree link closed: a lost parent or child is lost to the tree too.
     pub(super) fn tree_link_closed(
         &mut self,
@@ -659,6 +735,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     .is_some_and(|u| u.link == UpstreamLink::Linked(link));
                 if current {
                     tree.upstream = None;
+                    tree.parent_silent_until = None;
                     tree.overlay.handle_peer_disconnected(now, parent);
                     self.emit(RoomEvent::SubscriptionLost {
                         room,

@@ -10,7 +10,7 @@ use chroom_proto::{ErrorCode, SignalError};
 use chroom_types::{Account, Action, LinkId, RoomId};
 
 use super::{LinkRole, Output, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting};
-use crate::access::{AccessFacts, AccessPolicy, Verdict};
+use crate::access::{AccessFacts, AccessPolicy, Asker, LookupStart, Verdict};
 
 impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// A peer proved (or stopped proving: `None`) which account it acts for. Its links are
@@ -77,6 +77,25 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.consider_roots(now, room);
     }
 
+    /// The facts of `account` in `room` are no longer followed (the follower keeps the most
+    /// recently looked up). Facts a link relies on, or that `keep` says are needed, are looked
+    /// up again at once, so they are followed again; others are dropped and looked up when
+    /// next needed.
+    pub fn handle_access_forgotten(&mut self, room: RoomId, account: Account, keep: bool) {
+        let peers = self.access.peers_of(account);
+        let in_use = keep
+            || self
+                .links
+                .values()
+                .any(|(link_room, role)| *link_room == room && peers.contains(&role.peer()));
+        if in_use {
+            self.outputs
+                .push_back(Output::LookupAccess { room, account });
+        } else {
+            self.access.forget(room, account);
+        }
+    }
+
     /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
     /// again (`None`). Cached facts are trusted until `since` + [`SessionConfig::max_staleness`];
     /// then they are set aside until the registry answers again.
@@ -113,7 +132,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             Verdict::NoAccount => Err(unbound()),
             Verdict::Denied(account, facts) => Err(denial(room, account, facts, action)),
             Verdict::Unknown(account) => {
-                self.look_up(now, room, account);
+                self.look_up(now, room, account, peer);
                 Err(SignalError::new(
                     ErrorCode::Unavailable,
                     format!("the rights of {account} in this room are being looked up: ask again"),
@@ -122,12 +141,42 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
     }
 
-    /// Asks the registry about `account` in `room` unless a lookup is under way; the facts
-    /// arrive through [`Self::handle_access`].
-    pub(crate) fn look_up(&mut self, now: Instant, room: RoomId, account: Account) {
-        if self.access.start_lookup(now, room, account) {
-            self.outputs
-                .push_back(Output::LookupAccess { room, account });
+    /// Asks the registry about `account` in `room` for `peer` unless a lookup is under way;
+    /// the facts arrive through [`Self::handle_access`]. False if throttled (asked again when
+    /// the peer asks again).
+    pub(crate) fn look_up(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        peer: P,
+    ) -> bool {
+        self.start_lookup(now, room, account, Asker::Peer(peer))
+    }
+
+    /// Asks the registry about this node's own account in `room` (never throttled).
+    pub(crate) fn look_up_own(&mut self, now: Instant, room: RoomId, account: Account) {
+        self.start_lookup(now, room, account, Asker::OwnUser);
+    }
+
+    fn start_lookup(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        account: Account,
+        asker: Asker<P>,
+    ) -> bool {
+        match self.access.start_lookup(now, room, account, asker) {
+            LookupStart::Started => {
+                self.outputs
+                    .push_back(Output::LookupAccess { room, account });
+                true
+            }
+            LookupStart::UnderWay => true,
+            LookupStart::Throttled => {
+                self.lookups_throttled += 1;
+                false
+            }
         }
     }
 
@@ -174,7 +223,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     /// Parks `waiting` until the registry's facts about `account` in `room` arrive, starting the
-    /// lookup if none is under way. False if too many things wait already.
+    /// lookup if none is under way. False if too many things wait already, or the registry is
+    /// asked about new accounts too often.
     pub(super) fn wait_for_facts(
         &mut self,
         now: Instant,
@@ -185,17 +235,26 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if self.pending.len() >= self.config.max_pending_requests {
             return false;
         }
+        let asker = match &waiting {
+            Waiting::Subscribe { peer, .. } | Waiting::Tree { peer, .. } => Asker::Peer(*peer),
+            Waiting::Gossip { .. } => Asker::Author,
+        };
+        if !self.start_lookup(now, room, account, asker) {
+            return false;
+        }
         self.pending.push(PendingRequest {
             waiting,
             room,
             account,
             deadline: now + self.config.access_lookup_timeout,
         });
-        if self.access.start_lookup(now, room, account) {
-            self.outputs
-                .push_back(Output::LookupAccess { room, account });
-        }
         true
+    }
+
+    /// New lookups refused so far because the registry was asked about new accounts too
+    /// often.
+    pub fn lookups_throttled(&self) -> u64 {
+        self.lookups_throttled
     }
 
     /// A link the driver opened (held, as every link the session asks for) for `role` in
@@ -229,8 +288,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.links.remove(&link)
     }
 
-    /// Whether `peer` may carry `room`'s broadcast to this node: a registered relayer, or an
-    /// account that may publish (broadcast) in the room.
+    /// Whether `peer` may carry `room`'s broadcast to this node: a registered relayer, or the
+    /// root this node verified (still allowed to broadcast). Anyone else is denied, whatever
+    /// its role: another speaker feeding this node would feed it something else.
     pub(super) fn feeder_verdict(&self, peer: P, room: RoomId) -> Verdict {
         if self
             .access
@@ -239,7 +299,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         {
             return Verdict::Allowed;
         }
-        self.access.check(peer, room, Action::Publish)
+        match self.access.check(peer, room, Action::Publish) {
+            Verdict::Allowed if self.tree_root(room) != Some(peer) => {
+                match (self.access.account(peer), self.access.facts_of(peer, room)) {
+                    (Some(account), Some(facts)) => Verdict::Denied(account, facts),
+                    // Open access: everyone may everything.
+                    _ => Verdict::Allowed,
+                }
+            }
+            verdict => verdict,
+        }
     }
 
     /// Whether `peer` may be fed `room`'s broadcast: a registered relayer, or an account that
@@ -287,7 +356,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     held.insert(now);
                     self.outputs.push_back(Output::Hold { link, held: true });
                 }
-                self.look_up(now, room, account);
+                self.look_up(now, room, account, peer);
             }
             Verdict::NoAccount | Verdict::Denied(..) => self.revoke_link(now, link, room, role),
         }

@@ -7,7 +7,7 @@ use chroom_types::{
 };
 
 use super::*;
-use crate::access::{AccessFacts, AccessPolicy};
+use crate::access::{AccessFacts, AccessPolicy, LookupLimits};
 use crate::gossip::{GossipId, GossipVerdict};
 
 /// The origin of virtual time. `Instant` has no constructor but `now()`, so the tests take one
@@ -1090,6 +1090,27 @@ fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
         assert!(refused_tree(&drain(&mut session), 7));
         assert_eq!(session.tree_parent(room()), None);
     }
+    // So is another speaker: it may broadcast, but it is not the root this node verified.
+    session.handle_peer_account(now, 6, Some(account(6)));
+    session.handle_access(
+        now,
+        room(),
+        account(6),
+        broadcast(Membership::Member(Role::Speaker)),
+    );
+    drain(&mut session);
+    let offer = Message::Accepted {
+        level: 1,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(9), 6, room(), offer);
+    let outputs = drain(&mut session);
+    assert!(refused_tree(&outputs, 6));
+    let error = refusal(&outputs).unwrap();
+    assert!(
+        error.message.contains("nor a registered relayer"),
+        "{error}"
+    );
     // A stranger with no account at all is refused too.
     session.handle_tree_request(now, InboundId(10), 9, room(), Message::Invite { level: 0 });
     assert!(refused_tree(&drain(&mut session), 9));
@@ -1192,4 +1213,185 @@ fn of_two_proven_roots_every_viewer_chooses_the_lowest_and_the_other_root_is_tol
     assert!(!drain(&mut root).contains(&find));
     root.handle_timeout(now + Duration::from_secs(10));
     assert!(drain(&mut root).contains(&find));
+}
+
+fn lookup_count(outputs: &[Output<u32>]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, Output::LookupAccess { .. }))
+        .count()
+}
+
+fn fresh_account(n: u32) -> Account {
+    let mut bytes = [0xee; 20];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    Account::from_bytes(bytes)
+}
+
+/// Issue 12, hole 9: every account a peer named cost one registry lookup, with no limit.
+#[test]
+fn a_flood_of_fresh_accounts_asks_the_registry_at_a_bounded_rate() {
+    let now = epoch();
+    let limits = LookupLimits::default();
+    let mut session = enforcing_publisher(now);
+    // A member known before the flood.
+    session.handle_peer_account(now, 1, Some(account(1)));
+    let member = facts(RoomKind::Conference, Membership::Member(Role::Listener));
+    session.handle_access(now, room(), account(1), member);
+    drain(&mut session);
+
+    // One peer presenting a new account with every request: its own limit applies.
+    let mut request = 0;
+    let mut ask = |session: &mut RoomSession<u32>, peer: u32, account: Account| {
+        request += 1;
+        session.handle_peer_account(now, peer, Some(account));
+        session.handle_subscribe_request(now, InboundId(request), peer, room());
+        drain(session)
+    };
+    let mut asked = 0;
+    let mut refused = 0;
+    for n in 0..100 {
+        let outputs = ask(&mut session, 7, fresh_account(n));
+        asked += lookup_count(&outputs);
+        refused += usize::from(refusal(&outputs).is_some_and(|e| e.code == ErrorCode::Overloaded));
+    }
+    assert_eq!(asked, limits.per_peer.burst as usize);
+    assert_eq!(refused, 100 - asked);
+
+    // Many peers, one fresh account each: the total limit applies.
+    let mut asked_by_many = 0;
+    for peer in 100..2100 {
+        asked_by_many += lookup_count(&ask(&mut session, peer, fresh_account(peer)));
+    }
+    let total = limits.total.burst as usize - asked;
+    assert_eq!(asked_by_many, total);
+    assert_eq!(
+        session.lookups_throttled(),
+        (100 - asked + 2000 - total) as u64
+    );
+
+    // Meanwhile a member the node knows is admitted at once.
+    session.handle_subscribe_request(now, InboundId(9_999), 1, room());
+    assert!(
+        drain(&mut session).contains(&Output::AcceptSubscriber {
+            request: InboundId(9_999),
+            room: room(),
+            peer: 1,
+            mode: LinkMode::Frames,
+        }),
+        "a known member waits for nobody"
+    );
+
+    // A second later the total allows its rate again.
+    let later = now + Duration::from_secs(1);
+    let mut asked_later = 0;
+    for peer in 3000..3200 {
+        session.handle_peer_account(later, peer, Some(fresh_account(peer)));
+        session.handle_subscribe_request(later, InboundId(u64::from(peer)), peer, room());
+        asked_later += lookup_count(&drain(&mut session));
+    }
+    assert_eq!(asked_later, limits.total.per_second as usize);
+}
+
+#[test]
+fn forgotten_facts_are_dropped_unless_a_link_relies_on_them() {
+    let now = epoch();
+    let mut session = enforcing_publisher(now);
+    let member = facts(RoomKind::Conference, Membership::Member(Role::Listener));
+    for peer in [1, 2] {
+        session.handle_peer_account(now, peer, Some(account(peer as u8)));
+        session.handle_access(now, room(), account(peer as u8), member);
+    }
+    session.handle_subscribe_request(now, InboundId(1), 1, room());
+    drain(&mut session);
+    session.handle_subscriber_linked(now, room(), 1, LinkId(4));
+    drain(&mut session);
+
+    // The linked member's facts stay and are followed again; the other's are dropped.
+    session.handle_access_forgotten(room(), account(1), false);
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::LookupAccess {
+            room: room(),
+            account: account(1)
+        }]
+    );
+    assert_eq!(session.facts(room(), account(1)), Some(member));
+    session.handle_access_forgotten(room(), account(2), false);
+    assert!(drain(&mut session).is_empty());
+    assert_eq!(session.facts(room(), account(2)), None);
+}
+
+/// Attaches `session` (a viewer that asked root 3) under `parent`, which says it is at
+/// `level`, and links to it: returns the link.
+fn attached_under(session: &mut RoomSession<u32>, now: Instant, parent: u32, level: u32) -> LinkId {
+    let accepted = Message::Accepted {
+        level,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(50), parent, room(), accepted);
+    let (id, _) = subscribe_ids(&drain(session))[0];
+    let link = LinkId(60 + u64::from(parent));
+    session.handle_subscribe_result(now, id, Ok(link));
+    drain(session);
+    assert_eq!(session.tree_upstream(room()).map(|(_, l)| l), Some(link));
+    link
+}
+
+#[test]
+fn a_parent_whose_media_stops_is_taken_as_gone() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    let link = attached_under(&mut session, now, 3, 0);
+    session.handle_link_media(now, link, false);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::CloseLink { link }), "{outputs:?}");
+    assert!(outputs.contains(&Output::Event(RoomEvent::ParentSilent {
+        room: room(),
+        parent: 3
+    })));
+    assert_eq!(session.tree_parent(room()), None);
+}
+
+#[test]
+fn deeper_in_the_tree_a_silent_parent_gets_time_to_repair_above() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    // The root redirects to relayer 8, at level 2: this viewer is at level 3.
+    let relayer = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(now, room(), account(8), relayer);
+    let candidate = chroom_overlay::Candidate {
+        peer: 8,
+        level: 2,
+        spare: 1,
+        room: 1,
+    };
+    let redirect = Message::Redirected {
+        candidates: vec![candidate],
+    };
+    session.handle_tree_request(now, InboundId(40), 3, room(), redirect);
+    drain(&mut session);
+    let link = attached_under(&mut session, now, 8, 2);
+    let grace = SessionConfig::default().silence_grace_per_level;
+
+    // Silent, then flowing again within the grace (the relayer repaired above): kept.
+    session.handle_link_media(now, link, false);
+    assert!(!drain(&mut session).contains(&Output::CloseLink { link }));
+    session.handle_link_media(now + grace / 2, link, true);
+    session.handle_timeout(now + grace * 2);
+    assert!(!drain(&mut session).contains(&Output::CloseLink { link }));
+    assert_eq!(session.tree_parent(room()), Some(8));
+
+    // Silent past the grace: gone.
+    let later = now + grace * 3;
+    session.handle_link_media(later, link, false);
+    assert!(session.poll_timeout().is_some_and(|t| t <= later + grace));
+    session.handle_timeout(later + grace);
+    assert!(drain(&mut session).contains(&Output::CloseLink { link }));
+    assert_eq!(session.tree_parent(room()), None);
 }

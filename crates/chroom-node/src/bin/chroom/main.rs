@@ -217,6 +217,31 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// A flood of fresh accounts asking a node to join a members-only room, on a local anvil:
+    /// the chain RPC rate and memory it causes, and an honest member's join time meanwhile.
+    Flood {
+        /// VP8 IVF file to publish.
+        #[arg(long, default_value = "fixtures/generated/video.ivf")]
+        video: PathBuf,
+        /// Opus Ogg file to publish.
+        #[arg(long, default_value = "fixtures/generated/audio.ogg")]
+        audio: PathBuf,
+        /// The anvil binary.
+        #[arg(
+            long,
+            default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+        )]
+        anvil: PathBuf,
+        /// Fresh accounts, one request each.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Spread over this long.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        over: Duration,
+        /// Connections they come over (each its own PeerId).
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+    },
     /// Time from a ban being mined to the banned member's link closing, on a local anvil.
     Revoke {
         /// VP8 IVF file to publish.
@@ -534,6 +559,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("chroom=warn");
             let source = MediaSource::load(Some(&video), Some(&audio))?;
             bench::first_frame(&source, runs).await?;
+        }
+        Command::Bench(BenchCommand::Flood {
+            video,
+            audio,
+            anvil,
+            accounts,
+            over,
+            clients,
+        }) => {
+            init_tracing("chroom=error");
+            let source = MediaSource::load(Some(&video), Some(&audio))?;
+            let plan = bench::FloodPlan {
+                accounts,
+                over,
+                clients,
+            };
+            bench::flood(&anvil, &source, plan).await?;
         }
         Command::Bench(BenchCommand::Revoke {
             video,

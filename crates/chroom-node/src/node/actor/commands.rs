@@ -109,6 +109,10 @@ impl NodeActor {
                     gossip_delivered: counters.gossip_delivered,
                     gossip_rejected: counters.gossip_rejected,
                     tree_attachments: counters.tree_attachments,
+                    tree_messages_refused: counters.tree_messages_refused,
+                    roots_refused: counters.roots_refused,
+                    links_unverified: counters.links_unverified,
+                    lookups_throttled: self.core.session().lookups_throttled(),
                     frames_dropped: self.parts.frames.dropped.load(Ordering::Relaxed),
                     relay: Default::default(),
                 });

@@ -15,12 +15,15 @@ use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
 
 mod call;
+mod chain;
 mod files;
+mod flood;
 mod relay;
 mod revoke;
 
 pub(crate) use call::call;
 pub(crate) use files::files;
+pub(crate) use flood::{FloodPlan, flood};
 pub(crate) use relay::relay;
 pub(crate) use revoke::revoke;
 
