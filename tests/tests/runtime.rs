@@ -1,6 +1,7 @@
 //! The node runtime's own promises, across real nodes, anvil and libp2p: a user's check of its
 //! own access is served from the registry cache during an RPC outage (but not past
-//! `max_staleness`, when links needing a right close until the chain is back), and a chat line
+//! `max_staleness`, when links needing a right close until the chain is back, and a ban made
+//! meanwhile holds once it is), and a chat line
 //! comes back to its sender with the time its members see on it.
 
 use std::time::Duration;
@@ -110,21 +111,26 @@ async fn an_outage_longer_than_max_staleness_closes_links_until_the_chain_is_bac
         .await
         .unwrap();
     let boot = [tcp_addr(&publisher).await];
+    // Two listeners: account 2, and account 3, banned while the publisher cannot see the chain.
+    chain.grant(room, 3, chroom_types::Role::Listener).await;
     let member = chain.node(&dir.path().join("member"), 2, &boot).await;
-    member
-        .join(room, Participation::Receive(vec![MediaKind::Video]))
-        .await
-        .unwrap();
+    let banned = chain.node(&dir.path().join("banned"), 3, &boot).await;
+    for node in [&member, &banned] {
+        node.join(room, Participation::Receive(vec![MediaKind::Video]))
+            .await
+            .unwrap();
+    }
     let sending = || async { publisher.stats().await.unwrap().sending_links };
-    eventually(Duration::from_secs(30), "the member is linked", || async {
-        (sending().await == 1).then_some(())
+    eventually(Duration::from_secs(30), "both are linked", || async {
+        (sending().await == 2).then_some(())
     })
     .await;
 
     chain.proxy.cut();
+    chain.registry.ban(room, chain.account(3)).await.unwrap();
     eventually(
         Duration::from_secs(30),
-        "the link closes, failing closed",
+        "the links close after max_staleness, failing closed",
         || async { (sending().await == 0).then_some(()) },
     )
     .await;
@@ -135,6 +141,19 @@ async fn an_outage_longer_than_max_staleness_closes_links_until_the_chain_is_bac
         || async { (sending().await == 1).then_some(()) },
     )
     .await;
+    // The ban made during the outage holds: the banned account is refused, not linked.
+    eventually(
+        Duration::from_secs(30),
+        "the banned one refused",
+        || async {
+            let refusal = banned.stats().await.ok()?.last_refusal?;
+            refusal.contains("the account is banned").then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sending().await, 1, "only the member is linked");
+    banned.shutdown().await;
     member.shutdown().await;
     publisher.shutdown().await;
 }

@@ -374,6 +374,30 @@ impl RawPage {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_told_when_the_registry_stops_answering_and_when_it_answers_again() {
+    init_tracing();
+    let (chain, _room) = Chain::with_room("outage-page").await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = chain
+        .node_with(&dir.path().join("a"), 1, &[], serve_page)
+        .await;
+    let mut page = RawPage::connect(&node).await;
+    page.send(Message::Text(
+        r#"{"type":"join","room":"outage-page"}"#.into(),
+    ))
+    .await;
+    page.until("joined").await;
+
+    chain.proxy.cut();
+    let notices = page.until("notices").await;
+    let text = notices["notices"][0].as_str().unwrap_or_default();
+    assert!(text.contains("registry has not answered"), "{notices}");
+    chain.proxy.restore();
+    let notices = page.until("notices").await;
+    assert_eq!(notices["notices"], serde_json::json!([]), "{notices}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
     init_tracing();
     let (chain, room) = Chain::with_room("standup").await;
