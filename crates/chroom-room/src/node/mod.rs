@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chroom_overlay::Message;
 use chroom_proto::{ErrorCode, FileOffer, SignalError};
-use chroom_types::{Account, Action, LinkId, Membership, Moderation, RoomId, RoomName};
+use chroom_types::{Account, Action, LinkId, Moderation, RoomId, RoomName};
 
 use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
@@ -32,9 +32,11 @@ use crate::session::{
 };
 
 mod api;
+mod messages;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod view;
 
 pub use api::{
     ChatLine, CommandError, Heard, ModerationNotice, NodeCounters, NodeOutput, OwnCheckId,
@@ -621,100 +623,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             .min()
     }
 
-    // ---- getters ----
-
-    /// The room session this core drives.
-    pub fn session(&self) -> &RoomSession<P> {
-        &self.session
-    }
-
-    /// A number that grows whenever what a page shows of a room may have changed (who is
-    /// present, over which link, muted or sharing a screen): a page refreshes when it moves.
-    pub fn view_version(&self) -> u64 {
-        self.view_version
-    }
-
-    /// What the node counts.
-    pub fn counters(&self) -> &NodeCounters {
-        &self.counters
-    }
-
-    /// Peers whose identity binding holds now.
-    pub fn peers_with_accounts(&self) -> usize {
-        self.bindings.len()
-    }
-
-    /// Rooms this node is present in as a person.
-    pub fn is_present(&self, room: RoomId) -> bool {
-        self.present_in.contains(&room)
-    }
-
-    /// Links whose arriving microphone is dropped now.
-    pub fn silenced(&self) -> impl Iterator<Item = LinkId> + '_ {
-        self.silenced.iter().copied()
-    }
-
-    /// What `room`'s pages should say is wrong: the registry not answering, another
-    /// broadcaster winning over this one.
-    pub fn room_status(&self, room: RoomId) -> RoomStatus<P> {
-        let registry = match self.session.registry_unreachable_since() {
-            None => RegistryStatus::Reachable,
-            Some(since) => {
-                let for_secs = self.now.saturating_duration_since(since).as_secs();
-                if self.session.registry_cache_expired() {
-                    RegistryStatus::Unreachable { for_secs }
-                } else {
-                    RegistryStatus::CacheServing { for_secs }
-                }
-            }
-        };
-        let outranked_by = self
-            .session
-            .tree_outranked_by(room)
-            .map(|peer| (peer, self.roster.account_of(room, peer)));
-        RoomStatus {
-            registry,
-            outranked_by,
-        }
-    }
-
-    /// Who is in `room`: this node (if present as a person) first, then every member heard,
-    /// with the roles this node knows from the registry.
-    pub fn participants(&self, room: RoomId) -> Vec<Participant<P>> {
-        let role_of = |account: Option<Account>| match self.session.facts(room, account?)? {
-            AccessFacts::Known {
-                membership: Membership::Member(role),
-                ..
-            } => Some(role),
-            _ => None,
-        };
-        let mut participants = Vec::new();
-        if self.present_in.contains(&room) {
-            participants.push(Participant {
-                peer: self.local,
-                account: self.account,
-                role: role_of(self.account),
-                is_self: true,
-                sharing_screen: self.sharing_screen.contains(&room),
-                muted_by_host: self.moderation.is_muted(room, self.local),
-            });
-        }
-        participants.extend(
-            self.roster
-                .members(room)
-                .into_iter()
-                .map(|(peer, present)| Participant {
-                    peer,
-                    account: present.account,
-                    role: role_of(present.account),
-                    is_self: false,
-                    sharing_screen: present.sharing_screen,
-                    muted_by_host: self.moderation.is_muted(room, peer),
-                }),
-        );
-        participants
-    }
-
     // ---- private ----
 
     fn announce(&mut self, room: RoomId, leaving: bool) {
@@ -749,121 +657,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     fn ignore_gossip(&mut self, id: GossipId, reason: &str) {
         self.gossip.remove(&id);
         self.decide_gossip(id, GossipVerdict::Ignore(reason.to_owned()));
-    }
-
-    /// Reports a verdict and, for a delivered message, carries out what it says.
-    fn decide_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {
-        let pending = self.gossip.remove(&id);
-        match &verdict {
-            GossipVerdict::Deliver => self.counters.gossip_delivered += 1,
-            GossipVerdict::Reject(_) => self.counters.gossip_rejected += 1,
-            GossipVerdict::Ignore(_) => {}
-        }
-        let deliver = verdict == GossipVerdict::Deliver;
-        self.outputs.push_back(NodeOutput::Gossip { id, verdict });
-        if let (true, Some(pending)) = (deliver, pending) {
-            self.deliver(pending);
-        }
-    }
-
-    /// Carries out a room message its author may send.
-    fn deliver(
-        &mut self,
-        PendingGossip {
-            author,
-            account,
-            heard,
-        }: PendingGossip<P>,
-    ) {
-        let room = heard.room;
-        match heard.say {
-            Say::Chat { text } => self.outputs.push_back(NodeOutput::Chat(ChatLine {
-                room,
-                author,
-                account,
-                sent_at_unix_ms: heard.sent_at_unix_ms,
-                text,
-            })),
-            Say::Presence {
-                leaving,
-                sharing_screen,
-            } => {
-                let beat = Beat {
-                    account,
-                    leaving,
-                    sharing_screen,
-                };
-                let now = self.now;
-                let changed = self.roster.handle_presence(now, room, author, beat);
-                // A beat may say a screen is shared now, which the roster does not count.
-                self.view_version += 1;
-                if leaving {
-                    self.session.handle_member_left(now, room, author);
-                } else if changed {
-                    self.session.handle_member_present(now, room, author);
-                }
-            }
-            Say::Moderate { target, action } => {
-                self.carry_out(room, target, action, (author, account));
-            }
-            Say::FileOffer(offer) => {
-                if self.present_in.contains(&room) {
-                    self.outputs.push_back(NodeOutput::FetchFile {
-                        room,
-                        from: author,
-                        account,
-                        offered_at_unix_ms: heard.sent_at_unix_ms,
-                        offer,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Carries out a host's decision about `target` in `room` (its author checked): a removed
-    /// member is dropped and its links closed (this node, removed, leaves); pages are told.
-    fn carry_out(
-        &mut self,
-        room: RoomId,
-        target: P,
-        action: Moderation,
-        (by, by_account): (P, Option<Account>),
-    ) {
-        if !self.moderation.apply(room, target, action) {
-            return;
-        }
-        self.view_version += 1;
-        // Named before a removal drops it from the roster: pages say whom it was about.
-        let target_account = if target == self.local {
-            self.account
-        } else {
-            self.roster.account_of(room, target)
-        };
-        if action == Moderation::Remove {
-            let now = self.now;
-            if target == self.local {
-                if let Some(goodbye) = self.leave(now, room) {
-                    self.outputs
-                        .push_back(NodeOutput::Publish { room, say: goodbye });
-                }
-            } else {
-                let gone = Beat {
-                    leaving: true,
-                    ..Beat::default()
-                };
-                self.roster.handle_presence(now, room, target, gone);
-                self.session.handle_member_left(now, room, target);
-            }
-        }
-        self.outputs
-            .push_back(NodeOutput::Moderated(ModerationNotice {
-                room,
-                target,
-                target_account,
-                action,
-                by,
-                by_account,
-            }));
     }
 
     fn take_session_output(&mut self, output: Output<P>) {

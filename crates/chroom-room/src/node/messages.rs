@@ -1,0 +1,124 @@
+//! What a delivered room message means: a gossip verdict carried out (chat, presence, a file
+//! offer, a host's decision).
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use super::*;
+
+impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
+    /// Reports a verdict and, for a delivered message, carries out what it says.
+    pub(super) fn decide_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {
+        let pending = self.gossip.remove(&id);
+        match &verdict {
+            GossipVerdict::Deliver => self.counters.gossip_delivered += 1,
+            GossipVerdict::Reject(_) => self.counters.gossip_rejected += 1,
+            GossipVerdict::Ignore(_) => {}
+        }
+        let deliver = verdict == GossipVerdict::Deliver;
+        self.outputs.push_back(NodeOutput::Gossip { id, verdict });
+        if let (true, Some(pending)) = (deliver, pending) {
+            self.deliver(pending);
+        }
+    }
+
+    /// Carries out a room message its author may send.
+    fn deliver(
+        &mut self,
+        PendingGossip {
+            author,
+            account,
+            heard,
+        }: PendingGossip<P>,
+    ) {
+        let room = heard.room;
+        match heard.say {
+            Say::Chat { text } => self.outputs.push_back(NodeOutput::Chat(ChatLine {
+                room,
+                author,
+                account,
+                sent_at_unix_ms: heard.sent_at_unix_ms,
+                text,
+            })),
+            Say::Presence {
+                leaving,
+                sharing_screen,
+            } => {
+                let beat = Beat {
+                    account,
+                    leaving,
+                    sharing_screen,
+                };
+                let now = self.now;
+                let changed = self.roster.handle_presence(now, room, author, beat);
+                // A beat may say a screen is shared now, which the roster does not count.
+                self.view_version += 1;
+                if leaving {
+                    self.session.handle_member_left(now, room, author);
+                } else if changed {
+                    self.session.handle_member_present(now, room, author);
+                }
+            }
+            Say::Moderate { target, action } => {
+                self.carry_out(room, target, action, (author, account));
+            }
+            Say::FileOffer(offer) => {
+                if self.present_in.contains(&room) {
+                    self.outputs.push_back(NodeOutput::FetchFile {
+                        room,
+                        from: author,
+                        account,
+                        offered_at_unix_ms: heard.sent_at_unix_ms,
+                        offer,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Carries out a host's decision about `target` in `room` (its author checked): a removed
+    /// member is dropped and its links closed (this node, removed, leaves); pages are told.
+    pub(super) fn carry_out(
+        &mut self,
+        room: RoomId,
+        target: P,
+        action: Moderation,
+        (by, by_account): (P, Option<Account>),
+    ) {
+        if !self.moderation.apply(room, target, action) {
+            return;
+        }
+        self.view_version += 1;
+        // Named before a removal drops it from the roster: pages say whom it was about.
+        let target_account = if target == self.local {
+            self.account
+        } else {
+            self.roster.account_of(room, target)
+        };
+        if action == Moderation::Remove {
+            let now = self.now;
+            if target == self.local {
+                if let Some(goodbye) = self.leave(now, room) {
+                    self.outputs
+                        .push_back(NodeOutput::Publish { room, say: goodbye });
+                }
+            } else {
+                let gone = Beat {
+                    leaving: true,
+                    ..Beat::default()
+                };
+                self.roster.handle_presence(now, room, target, gone);
+                self.session.handle_member_left(now, room, target);
+            }
+        }
+        self.outputs
+            .push_back(NodeOutput::Moderated(ModerationNotice {
+                room,
+                target,
+                target_account,
+                action,
+                by,
+                by_account,
+            }));
+    }
+}
