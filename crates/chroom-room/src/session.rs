@@ -258,7 +258,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .get(&room)
             .is_some_and(|state| state.tree.is_some())
         {
-            self.handle_tree_unreachable(now, peer, room);
+            self.tree_peer_gone(now, peer, room);
         }
     }
 

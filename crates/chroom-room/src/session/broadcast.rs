@@ -38,6 +38,9 @@ pub(crate) struct Tree<P> {
     outranked_by: Option<P>,
     /// The parent's media stopped: when it counts as gone unless media comes back.
     parent_silent_until: Option<Instant>,
+    /// Claimants that could not be reached when joined (a provider record outlives the
+    /// broadcast it announced): passed over until they prove their account again.
+    unreachable_roots: BTreeSet<P>,
     /// What the link from the parent carries.
     kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
@@ -107,6 +110,7 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
             refused: BTreeSet::new(),
             outranked_by: None,
             parent_silent_until: None,
+            unreachable_roots: BTreeSet::new(),
             overlay,
             kinds,
             upstream_mode,
@@ -134,6 +138,11 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
 
     pub(super) fn is_root(&self) -> bool {
         self.is_root
+    }
+
+    /// `peer` proved its account again: it is reachable, whatever it was before.
+    pub(super) fn heard_from(&mut self, peer: P) {
+        self.unreachable_roots.remove(&peer);
     }
 
     pub(super) fn add_claims(&mut self, claimants: impl Iterator<Item = P>) {
@@ -301,7 +310,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let Some(tree) = self.rooms.get(&room).and_then(|s| s.tree.as_ref()) else {
             return;
         };
-        let claims: Vec<P> = tree.claims.iter().copied().collect();
+        let claims: Vec<P> = tree
+            .claims
+            .iter()
+            .copied()
+            .filter(|c| !tree.unreachable_roots.contains(c))
+            .collect();
         let mut proven = Vec::new();
         for peer in claims {
             match self.access.check(peer, room, Action::Publish) {
@@ -349,30 +363,40 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         match tree.root {
             None => self.join_tree(now, room, winner),
-            Some(current) if winner < current => self.restart_tree(now, room, winner),
+            Some(current) if winner < current => self.restart_tree(now, room, Some(winner)),
             Some(_) => {}
         }
     }
 
-    /// Leaves `room`'s tree (handing over any children) and joins the tree of `root` instead.
-    fn restart_tree(&mut self, now: Instant, room: RoomId, root: P) {
-        let Some(state) = self.rooms.get(&room) else {
+    /// Leaves `room`'s tree (handing over any children) and joins the tree of `root` instead,
+    /// or of the best claim left (`None`), keeping what was learned of the claims.
+    fn restart_tree(&mut self, now: Instant, room: RoomId, root: Option<P>) {
+        let Some(tree) = self.rooms.get_mut(&room).and_then(|s| s.tree.as_mut()) else {
             return;
         };
-        let participation = state.participation.clone();
-        let (claims, introduced, refused) = state
-            .tree
-            .as_ref()
-            .map(|t| (t.claims.clone(), t.introduced.clone(), t.refused.clone()))
-            .unwrap_or_default();
+        let learned = (
+            std::mem::take(&mut tree.claims),
+            std::mem::take(&mut tree.introduced),
+            std::mem::take(&mut tree.refused),
+            std::mem::take(&mut tree.unreachable_roots),
+        );
+        let Some(participation) = self.rooms.get(&room).map(|s| s.participation.clone()) else {
+            return;
+        };
         self.leave(now, room);
         self.join(now, room, participation);
         if let Some(tree) = self.tree_mut(room) {
-            tree.claims = claims;
-            tree.introduced = introduced;
-            tree.refused = refused;
+            (
+                tree.claims,
+                tree.introduced,
+                tree.refused,
+                tree.unreachable_roots,
+            ) = learned;
         }
-        self.join_tree(now, room, root);
+        match root {
+            Some(root) => self.join_tree(now, room, root),
+            None => self.consider_roots(now, room),
+        }
     }
 
     /// `peer` refused a tree message this node sent (it may not watch the room, say).
@@ -385,8 +409,25 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.drain_tree(room);
     }
 
-    /// A tree message to `peer` could not be delivered: to the tree, the peer is gone.
+    /// A tree message to `peer` could not be delivered: to the tree, the peer is gone. The
+    /// root this node was still joining being unreachable (a provider record can outlive its
+    /// broadcast), the next claim is tried and that one passed over for a while.
     pub fn handle_tree_unreachable(&mut self, now: Instant, peer: P, room: RoomId) {
+        let Some(tree) = self.tree_mut(room) else {
+            return;
+        };
+        let joining = !tree.is_root && tree.root == Some(peer) && tree.overlay.parent().is_none();
+        if joining {
+            tree.unreachable_roots.insert(peer);
+        }
+        self.tree_peer_gone(now, peer, room);
+        if joining {
+            self.restart_tree(now, room, None);
+        }
+    }
+
+    /// `peer` left `room`'s tree (it said goodbye, or every connection to it was lost).
+    pub(super) fn tree_peer_gone(&mut self, now: Instant, peer: P, room: RoomId) {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.handle_peer_disconnected(now, peer);
         }
@@ -402,7 +443,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .map(|(room, _)| *room)
             .collect();
         for room in rooms {
-            self.handle_tree_unreachable(now, peer, room);
+            self.tree_peer_gone(now, peer, room);
         }
     }
 

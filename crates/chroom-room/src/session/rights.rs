@@ -16,6 +16,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// A peer proved (or stopped proving: `None`) which account it acts for. Its links are
     /// re-checked at once.
     pub fn handle_peer_account(&mut self, now: Instant, peer: P, account: Option<Account>) {
+        if account.is_some() {
+            for tree in self.rooms.values_mut().filter_map(|s| s.tree.as_mut()) {
+                tree.heard_from(peer);
+            }
+        }
         if self.access.account(peer) == account {
             return;
         }

@@ -1395,3 +1395,27 @@ fn deeper_in_the_tree_a_silent_parent_gets_time_to_repair_above() {
     assert!(drain(&mut session).contains(&Output::CloseLink { link }));
     assert_eq!(session.tree_parent(room()), None);
 }
+
+#[test]
+fn a_root_that_cannot_be_reached_is_passed_over_for_the_next_claim() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = enforcing_viewer(now);
+    for peer in [1, 3] {
+        session.handle_peer_account(now, peer, Some(account(peer as u8)));
+        session.handle_access(now, room(), account(peer as u8), speaker);
+    }
+    // Both provide the room; 1 wins, but its provider record outlived it.
+    found(&mut session, now, &[1, 3]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    session.handle_tree_unreachable(now, 1, room());
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    // Found again later, it is not tried again: the viewer stays under 3.
+    found(&mut session, now + Duration::from_secs(60), &[1, 3]);
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+    // Until it proves its account again (it is back): then it wins again.
+    let back = now + Duration::from_secs(61);
+    session.handle_peer_account(back, 1, None);
+    session.handle_peer_account(back, 1, Some(account(1)));
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+}
