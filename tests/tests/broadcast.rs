@@ -181,10 +181,14 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                     .find(|(at, _)| *at >= killed_at + Duration::from_millis(50))
                     .map(|(at, _)| *at)
                     .unwrap();
+                let waited = resumed - killed_at;
+                println!(
+                    "orphan {i} received again {} ms after the kill",
+                    waited.as_millis()
+                );
                 assert!(
-                    resumed - killed_at < Duration::from_secs(2),
-                    "orphan {i} waited {:?}",
-                    resumed - killed_at
+                    waited < Duration::from_secs(2),
+                    "orphan {i} waited {waited:?}"
                 );
             }
             // Let the others run past the crash, then check their frames are contiguous.

@@ -241,6 +241,10 @@ enum BenchCommand {
         /// Connections they come over (each its own PeerId).
         #[arg(long, default_value_t = 100)]
         clients: usize,
+        /// `[registry] new_accounts_per_second` values to run the flood against, one run each
+        /// (the default's high one stands for a node without the limit).
+        #[arg(long, value_delimiter = ',', default_value = "20,1000000")]
+        limits: Vec<u32>,
     },
     /// Time from a ban being mined to the banned member's link closing, on a local anvil.
     Revoke {
@@ -567,6 +571,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             accounts,
             over,
             clients,
+            limits,
         }) => {
             init_tracing("chroom=error");
             let source = MediaSource::load(Some(&video), Some(&audio))?;
@@ -575,7 +580,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 over,
                 clients,
             };
-            bench::flood(&anvil, &source, plan).await?;
+            bench::flood(&anvil, &source, plan, &limits).await?;
         }
         Command::Bench(BenchCommand::Revoke {
             video,

@@ -30,20 +30,39 @@ pub(crate) struct FloodPlan {
     pub(crate) clients: usize,
 }
 
-/// Starts a publisher on a local anvil, reached through a proxy that counts RPC requests, then
-/// times an honest member's join, floods it with `plan`, and times another member's join in
-/// the middle of the flood.
+/// Runs [`flood_once`] for each `[registry] new_accounts_per_second` in `limits` (a high one
+/// stands for the node before the limit existed), each on a fresh chain and node.
 pub(crate) async fn flood(
     anvil_path: &Path,
     source: &MediaSource,
     plan: FloodPlan,
+    limits: &[u32],
+) -> anyhow::Result<()> {
+    for limit in limits {
+        println!("== new_accounts_per_second = {limit}");
+        flood_once(anvil_path, source, plan, *limit).await?;
+    }
+    Ok(())
+}
+
+/// Starts a publisher on a local anvil, reached through a proxy that counts RPC requests, then
+/// times an honest member's join, floods it with `plan`, and times another member's join in
+/// the middle of the flood.
+async fn flood_once(
+    anvil_path: &Path,
+    source: &MediaSource,
+    plan: FloodPlan,
+    limit: u32,
 ) -> anyhow::Result<()> {
     let chain = BenchChain::start(anvil_path, "bench-flood").await?;
     for member in [2, 3] {
         chain.grant(member, Role::Listener).await?;
     }
     let proxy = CountingProxy::start(chain.anvil.port()).await?;
-    let config = chain.node_config(1, "publisher", Some(proxy.url()))?;
+    let mut config = chain.node_config(1, "publisher", Some(proxy.url()))?;
+    if let Some(registry) = &mut config.registry {
+        registry.new_accounts_per_second = limit;
+    }
     let publisher = RunningNode::start(config).await?;
     let room = chain.room;
     publisher
