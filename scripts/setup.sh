@@ -8,6 +8,10 @@ need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 # The page tests drive Debian's Chromium (headless, fake camera and microphone).
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+# The network lab (tests/src/lab.rs) builds NAT routers with nftables and forgets their
+# mappings with conntrack.
+command -v nft >/dev/null || need_apt+=(nftables)
+command -v conntrack >/dev/null || need_apt+=(conntrack)
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]} from Debian"
     export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 //! Helpers for Chroom's loopback integration tests: real nodes (libp2p over TCP/QUIC, WebRTC
 //! over UDP) on 127.0.0.1, in one process.
 
+pub mod lab;
 pub mod process;
 
 use std::os::unix::fs::PermissionsExt;
