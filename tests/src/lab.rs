@@ -1,9 +1,9 @@
 //! The network lab: topologies built from network namespaces the test creates and removes.
 //!
-//! A **public segment** is a bridge in a namespace of its own (`<lab>-switch`); public hosts (a bootstrap node,
-//! a relayer, the chain RPC) hang off it at `10.77.0.x`. A **home** is a router namespace with
-//! one leg on the public segment and a LAN bridge (`10.78.N.0/24`) behind it; its hosts reach
-//! the public segment through the router's NAT:
+//! A **public segment** is a bridge in a namespace of its own (`<lab>-switch`); public hosts
+//! (a bootstrap node, a relayer, the chain RPC) hang off it at `10.77.0.x`. A **home** is a
+//! router namespace with one leg on the public segment and a LAN bridge (`10.78.N.0/24`)
+//! behind it; its hosts reach the public segment through the router's NAT:
 //! - [`Nat::None`]: routed, no translation (a host with a public address);
 //! - [`Nat::PortPreserving`]: nftables `masquerade` — the mapping keeps the source port when it
 //!   can and is the same for every destination (endpoint-independent), replies pass only from
