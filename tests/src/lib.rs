@@ -490,3 +490,41 @@ pub async fn run_page_scenario(
     );
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{script} printed {out:?}: {e}"))
 }
+
+/// Checks a recorded IVF against the source: in order, ≥ 99 % of the frames in the recorded
+/// span, every one byte-identical to the source frame at its position.
+pub fn check_against_source(recorded: &Path, source: &MediaSource) {
+    let frames: Vec<&[u8]> = source.video_frames().collect();
+    let ticks = source.video_frame_ticks().unwrap();
+    let (header, got) =
+        chroom_media::container::ivf::read_all(std::fs::File::open(recorded).unwrap()).unwrap();
+    assert_eq!(&header.fourcc, b"VP80");
+    assert_eq!(header.frame_count as usize, got.len());
+    // The first recorded frame is a keyframe; find where it sits in the (looping) source.
+    let start = frames
+        .iter()
+        .position(|f| *f == got[0].data.as_slice())
+        .expect("first recorded frame is a source frame");
+    let mut previous_pts = None;
+    for frame in &got {
+        if let Some(previous) = previous_pts {
+            assert!(frame.pts > previous, "frames out of order");
+        }
+        previous_pts = Some(frame.pts);
+        assert_eq!(
+            frame.pts % ticks,
+            0,
+            "pts {} is not on a frame boundary",
+            frame.pts
+        );
+        let index = (start + (frame.pts / ticks) as usize) % frames.len();
+        assert!(
+            frame.data == frames[index],
+            "recorded frame at pts {} differs from source frame {index}",
+            frame.pts
+        );
+    }
+    let span = (got.last().unwrap().pts / ticks) as usize + 1;
+    let ratio = got.len() as f64 / span as f64;
+    assert!(ratio >= 0.99, "only {} of {span} frames arrived", got.len());
+}

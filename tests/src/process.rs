@@ -38,6 +38,12 @@ impl NodeProcess {
     /// replaced by `dir`). The node's key is made here, so its PeerId is known at once. The
     /// config goes to `<dir>/node.toml`, stdout and stderr to `<dir>/node.log`.
     pub fn spawn(dir: &Path, config: &str) -> Self {
+        Self::spawn_in(dir, config, None, &["node"])
+    }
+
+    /// Like [`Self::spawn`], running `chroom <command…>` (`node`, `publish --room …`,
+    /// `record --room …`) inside the network namespace `netns`, if given (a lab host).
+    pub fn spawn_in(dir: &Path, config: &str, netns: Option<&str>, command: &[&str]) -> Self {
         std::fs::create_dir_all(dir).expect("creating the node's dir");
         let keypair = Keypair::generate_ed25519();
         let secret = keypair
@@ -56,8 +62,16 @@ impl NodeProcess {
         let config_path = dir.join("node.toml");
         std::fs::write(&config_path, config).expect("writing the node config");
         let log = File::create(dir.join("node.log")).expect("creating the node log");
-        let child = Command::new(chroom_binary())
-            .arg("node")
+        let mut launch = match netns {
+            Some(netns) => {
+                let mut launch = Command::new("ip");
+                launch.args(["netns", "exec", netns]).arg(chroom_binary());
+                launch
+            }
+            None => Command::new(chroom_binary()),
+        };
+        let child = launch
+            .args(command)
             .arg("--config")
             .arg(&config_path)
             .arg("--data-dir")
@@ -106,6 +120,30 @@ impl NodeProcess {
                 self.log_tail(LOG_TAIL_LINES)
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the process to end by itself (a recorder that got its frames), for at most
+    /// `timeout`; panics, with the log's tail, if it does not or fails.
+    pub async fn finished(&mut self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exited() {
+                assert!(
+                    status.success(),
+                    "chroom in {} failed ({status}):\n{}",
+                    self.dir.display(),
+                    self.log_tail(LOG_TAIL_LINES)
+                );
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chroom in {} did not finish within {timeout:?}:\n{}",
+                self.dir.display(),
+                self.log_tail(LOG_TAIL_LINES)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -5,12 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chroom_media::container::ivf;
 use chroom_node::RunningNode;
-use chroom_node::publish::MediaSource;
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_room::Participation;
-use chroom_tests::{Publisher, init_tracing, start_node, tcp_addr};
+use chroom_tests::{Publisher, check_against_source, init_tracing, start_node, tcp_addr};
 use chroom_types::{MediaKind, RoomId, RoomName};
 
 /// Records from the room until `frames` video frames are written; returns the output dir.
@@ -43,43 +41,6 @@ async fn record(
     }
     node.shutdown().await;
     recorder.finish().unwrap()
-}
-
-/// Checks a recorded IVF against the source: in order, ≥ 99 % of the frames in the recorded
-/// span, every one byte-identical to the source frame at its position.
-fn check_against_source(recorded: &Path, source: &MediaSource) {
-    let frames: Vec<&[u8]> = source.video_frames().collect();
-    let ticks = source.video_frame_ticks().unwrap();
-    let (header, got) = ivf::read_all(std::fs::File::open(recorded).unwrap()).unwrap();
-    assert_eq!(&header.fourcc, b"VP80");
-    assert_eq!(header.frame_count as usize, got.len());
-    // The first recorded frame is a keyframe; find where it sits in the (looping) source.
-    let start = frames
-        .iter()
-        .position(|f| *f == got[0].data.as_slice())
-        .expect("first recorded frame is a source frame");
-    let mut previous_pts = None;
-    for frame in &got {
-        if let Some(previous) = previous_pts {
-            assert!(frame.pts > previous, "frames out of order");
-        }
-        previous_pts = Some(frame.pts);
-        assert_eq!(
-            frame.pts % ticks,
-            0,
-            "pts {} is not on a frame boundary",
-            frame.pts
-        );
-        let index = (start + (frame.pts / ticks) as usize) % frames.len();
-        assert!(
-            frame.data == frames[index],
-            "recorded frame at pts {} differs from source frame {index}",
-            frame.pts
-        );
-    }
-    let span = (got.last().unwrap().pts / ticks) as usize + 1;
-    let ratio = got.len() as f64 / span as f64;
-    assert!(ratio >= 0.99, "only {} of {span} frames arrived", got.len());
 }
 
 fn ffprobe_ok(path: &Path) {
