@@ -14,15 +14,16 @@ const ROOM: &str = "lab-room";
 const P2P_PORT: u16 = 4001;
 const MEDIA_PORT: u16 = 4002;
 
-/// A node config for `host`: libp2p on a fixed port of every address, media bound to the
-/// host's own address (what it knows of itself: its only candidate), no registry.
+/// A node config for `host` as `node-config/production.toml` has it: libp2p and media on fixed
+/// ports of every address, offering the host's own address (all it knows of itself), no
+/// registry.
 fn config(host: &Host, bootstrap: Option<String>) -> String {
     let bootstrap = bootstrap.map_or_else(String::new, |b| format!("\"{b}\""));
     format!(
         "[node]\nopen_access = true\n\n\
          [net]\nlisten = [\"/ip4/0.0.0.0/tcp/{P2P_PORT}\"]\nbootstrap = [{bootstrap}]\n\
          kad_mode = \"server\"\nsignal_timeout = \"10s\"\n\n\
-         [media]\nbind = \"{addr}:{MEDIA_PORT}\"\nadvertise = [\"{addr}\"]\n\n\
+         [media]\nbind = \"0.0.0.0:{MEDIA_PORT}\"\nadvertise = [\"{addr}\"]\n\n\
          [log]\nfilter = \"chroom=info\"\n",
         addr = host.addr
     )

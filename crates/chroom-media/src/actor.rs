@@ -51,6 +51,10 @@ pub struct MediaActor {
     /// Datagrams produced since the last send; sent at the end of every pass over the socket.
     outbox: Outbox,
     local_addr: SocketAddr,
+    /// What datagrams arrive at, as ICE knows this node: the bound address, or for a wildcard
+    /// bind the first host candidate (the socket does not say which of its addresses a datagram
+    /// came to, and ICE matches it against the candidates).
+    receive_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
     /// The DTLS certificate of every link (`None`: str0m makes one per link).
     dtls_cert: Option<DtlsCert>,
@@ -139,6 +143,10 @@ impl MediaActor {
             source,
         })?;
         let candidates = sdp::host_candidates(&config, local_addr);
+        let receive_addr = match candidates.first() {
+            Some(first) if local_addr.ip().is_unspecified() => *first,
+            _ => local_addr,
+        };
         // One certificate for every link of the node, made now: str0m would otherwise make
         // one per link, which the first link of a join waited for (tens of milliseconds).
         // The fingerprint travels over Noise-authenticated signaling either way, so it binds
@@ -152,6 +160,7 @@ impl MediaActor {
             socket,
             outbox: Outbox::default(),
             local_addr,
+            receive_addr,
             candidates,
             dtls_cert,
             commands: rx,

@@ -112,7 +112,7 @@ impl MediaActor {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local_addr,
+                destination: self.receive_addr,
                 contents,
             },
         );
