@@ -22,6 +22,8 @@
 //! - `link`: one str0m `Rtc` with a str0m panic contained to it.
 //! - `socket`: the UDP socket with batched (`recvmmsg`, GSO) reads and writes.
 //! - [`container`]: IVF and Ogg files for headless publishing and recording.
+//! - [`stun`]: plain STUN Binding, answered on the media socket for any asker (ICE checks
+//!   are the links'), so nodes behind NATs can learn their server-reflexive address.
 //!
 //! It does not own: who may link (the room core decides), transport of signaling (libp2p
 //! does), or file formats beyond [`container`].
@@ -40,6 +42,7 @@ mod link;
 mod router;
 mod sdp;
 mod socket;
+pub mod stun;
 
 pub use actor::MediaActor;
 pub use api::{

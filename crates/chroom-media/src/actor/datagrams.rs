@@ -84,6 +84,15 @@ impl MediaActor {
     }
 
     fn handle_datagram(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) {
+        // A plain Binding request (not an ICE check: those carry a USERNAME and go to their
+        // link): tell the asker where it came from, so a node behind a NAT learns its
+        // server-reflexive address. Checked first: str0m takes it for garbage. An RTP or DTLS
+        // datagram fails at its first byte.
+        if let Some(transaction) = crate::stun::binding_request_id(bytes) {
+            self.outbox
+                .push(source, crate::stun::binding_success(transaction, source));
+            return;
+        }
         if self.demux(now, bytes, source) {
             // A link just made progress: datagrams it could not take before may fit now.
             self.retry_unrouted(now);

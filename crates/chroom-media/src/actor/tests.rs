@@ -1,5 +1,5 @@
-//! Two actors linked over loopback: a node that reads neither frames nor events loses frames,
-//! never link events, and its actor keeps serving commands.
+//! Actors over loopback: a node that reads neither frames nor events loses frames, never link
+//! events, and its actor keeps serving commands; the media socket answers STUN Binding.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,5 +130,31 @@ async fn a_full_frame_channel_costs_frames_not_control() {
             "{event:?}"
         );
     }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_media_socket_tells_a_stun_asker_its_address_and_ignores_garbage() {
+    let shutdown = CancellationToken::new();
+    let node = spawn(16, 16, &shutdown).await;
+    let asker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = node.handle.local_addr();
+    // Garbage first: it must not stop the answer to what follows.
+    asker.send_to(&[0xff; 40], target).await.unwrap();
+    let transaction = [9; 12];
+    asker
+        .send_to(&crate::stun::binding_request(transaction), target)
+        .await
+        .unwrap();
+    let mut buf = [0; 1500];
+    let (len, from) = tokio::time::timeout(PATIENCE, asker.recv_from(&mut buf))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert_eq!(from, target);
+    assert_eq!(
+        crate::stun::binding_success_address(&buf[..len], transaction),
+        Some(asker.local_addr().unwrap())
+    );
     shutdown.cancel();
 }
