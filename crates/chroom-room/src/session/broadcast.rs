@@ -363,7 +363,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         match tree.root {
             None => self.join_tree(now, room, winner),
-            Some(current) if winner < current => self.restart_tree(now, room, Some(winner)),
+            // A better claim, or the current root lost its right (banned, say).
+            Some(current) if winner < current || tree.refused.contains(&current) => {
+                self.restart_tree(now, room, Some(winner));
+            }
             Some(_) => {}
         }
     }

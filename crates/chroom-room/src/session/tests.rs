@@ -1419,3 +1419,22 @@ fn a_root_that_cannot_be_reached_is_passed_over_for_the_next_claim() {
     session.handle_peer_account(back, 1, Some(account(1)));
     assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
 }
+
+#[test]
+fn a_viewer_whose_root_loses_its_right_moves_to_another_proven_root() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = viewer_joining_root_3(now);
+    session.handle_peer_account(now, 4, Some(account(4)));
+    session.handle_access(now, room(), account(4), speaker);
+    found(&mut session, now, &[3, 4]);
+    assert!(tree_joins(&drain(&mut session)).is_empty(), "3 still wins");
+    // Root 3 is banned: the viewer goes to 4.
+    session.handle_access(
+        now,
+        room(),
+        account(3),
+        facts(RoomKind::Broadcast, Membership::Banned),
+    );
+    assert_eq!(tree_joins(&drain(&mut session)), vec![4]);
+}
