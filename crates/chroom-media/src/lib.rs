@@ -24,6 +24,8 @@
 //! - [`container`]: IVF and Ogg files for headless publishing and recording.
 //! - [`stun`]: plain STUN Binding, answered on the media socket for any asker (ICE checks
 //!   are the links'), so nodes behind NATs can learn their server-reflexive address.
+//! - [`reflexive`]: the sans-IO probe that asks STUN servers for that address and tells a
+//!   stable mapping from a symmetric NAT's one-per-destination.
 //!
 //! It does not own: who may link (the room core decides), transport of signaling (libp2p
 //! does), or file formats beyond [`container`].
@@ -39,6 +41,7 @@ mod api;
 pub mod container;
 mod handle;
 mod link;
+pub mod reflexive;
 mod router;
 mod sdp;
 mod socket;
