@@ -642,6 +642,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         links
     }
 
+    /// The rooms this node takes part in through a relay tree.
+    pub(super) fn tree_rooms(&self) -> Vec<RoomId> {
+        self.rooms
+            .iter()
+            .filter(|(_, state)| state.tree.is_some())
+            .map(|(room, _)| *room)
+            .collect()
+    }
+
     /// Whether any link of this node's is with `peer`.
     pub fn has_links_with(&self, peer: P) -> bool {
         self.links.values().any(|(_, role)| role.peer() == peer)

@@ -439,13 +439,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// The transport lost every connection to `peer`: every tree it was part of repairs.
     pub fn handle_peer_disconnected(&mut self, now: Instant, peer: P) {
-        let rooms: Vec<RoomId> = self
-            .rooms
-            .iter()
-            .filter(|(_, state)| state.tree.is_some())
-            .map(|(room, _)| *room)
-            .collect();
-        for room in rooms {
+        for room in self.tree_rooms() {
             self.tree_peer_gone(now, peer, room);
         }
     }

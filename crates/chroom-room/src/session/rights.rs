@@ -208,13 +208,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// Weighs the root claims of every broadcast room again (an account became known).
     fn consider_all_roots(&mut self, now: Instant) {
-        let rooms: Vec<RoomId> = self
-            .rooms
-            .iter()
-            .filter(|(_, state)| state.tree.is_some())
-            .map(|(room, _)| *room)
-            .collect();
-        for room in rooms {
+        for room in self.tree_rooms() {
             self.consider_roots(now, room);
         }
     }

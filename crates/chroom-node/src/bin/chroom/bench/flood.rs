@@ -69,8 +69,6 @@ async fn flood_once(
         .join(room, Participation::Publish(source.kinds()))
         .await?;
     let bootstrap = publisher.listen_addrs().await?;
-    let cancel = CancellationToken::new();
-    let playing = publish(&publisher, source, Looping::Forever, cancel.clone());
 
     let measure = async {
         let quiet_rps = proxy.rate_over(Duration::from_secs(3)).await;
@@ -129,11 +127,7 @@ async fn flood_once(
         );
         anyhow::Ok(())
     };
-    let result = tokio::select! {
-        r = measure => r,
-        r = playing => r.map(|_| ()),
-    };
-    cancel.cancel();
+    let result = while_publishing(&publisher, source, measure).await;
     publisher.shutdown().await;
     result
 }

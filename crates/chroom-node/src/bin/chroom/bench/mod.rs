@@ -48,13 +48,6 @@ pub(crate) async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Re
         .join(room.id(), Participation::Publish(source.kinds()))
         .await?;
     let bootstrap = publisher.listen_addrs().await?;
-    let cancel = CancellationToken::new();
-    let playing = {
-        let cancel = cancel.clone();
-        let source = source.clone();
-        let publisher = &publisher;
-        async move { publish(publisher, &source, Looping::Forever, cancel).await }
-    };
     let measure = async {
         let mut first_frame = Vec::new();
         let mut first_key = Vec::new();
@@ -101,12 +94,25 @@ pub(crate) async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Re
         report("first keyframe", &mut first_key);
         anyhow::Ok(())
     };
+    let result = while_publishing(&publisher, source, measure).await;
+    publisher.shutdown().await;
+    result
+}
+
+/// Runs `measure` while `publisher` plays `source` in a loop; a publisher that stops first ends
+/// it with its error.
+async fn while_publishing(
+    publisher: &RunningNode,
+    source: &MediaSource,
+    measure: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let playing = publish(publisher, source, Looping::Forever, cancel.clone());
     let result = tokio::select! {
         r = measure => r,
         r = playing => r.map(|_| ()),
     };
     cancel.cancel();
-    publisher.shutdown().await;
     result
 }
 

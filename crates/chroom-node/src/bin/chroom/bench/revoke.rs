@@ -24,8 +24,6 @@ pub(crate) async fn revoke(
         .join(room, Participation::Publish(source.kinds()))
         .await?;
     let bootstrap = publisher.listen_addrs().await?;
-    let cancel = CancellationToken::new();
-    let playing = publish(&publisher, source, Looping::Forever, cancel.clone());
     let measure = async {
         let mut samples = Vec::new();
         for run in 0..runs {
@@ -64,11 +62,7 @@ pub(crate) async fn revoke(
         report("ban mined -> link closed", &mut samples);
         anyhow::Ok(())
     };
-    let result = tokio::select! {
-        r = measure => r,
-        r = playing => r.map(|_| ()),
-    };
-    cancel.cancel();
+    let result = while_publishing(&publisher, source, measure).await;
     publisher.shutdown().await;
     result
 }
