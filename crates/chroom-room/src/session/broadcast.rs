@@ -145,10 +145,37 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
         self.unreachable_roots.remove(&peer);
     }
 
+    /// Notes peers that provide the room. At most [`MAX_CLAIMS`]: anyone can provide a key
+    /// under as many PeerIds as it likes, and each unknown claimant costs a hello. When full,
+    /// claims already refused or unreachable make room; else newcomers are ignored.
     pub(super) fn add_claims(&mut self, claimants: impl Iterator<Item = P>) {
-        self.claims.extend(claimants);
+        for claimant in claimants {
+            if self.claims.contains(&claimant) {
+                continue;
+            }
+            if self.claims.len() >= MAX_CLAIMS {
+                let spent = self
+                    .claims
+                    .iter()
+                    .copied()
+                    .find(|c| self.refused.contains(c) || self.unreachable_roots.contains(c));
+                match spent {
+                    Some(spent) => {
+                        self.claims.remove(&spent);
+                    }
+                    None => {
+                        tracing::debug!("too many peers claim to broadcast: ignoring the rest");
+                        return;
+                    }
+                }
+            }
+            self.claims.insert(claimant);
+        }
     }
 }
+
+/// Most peers weighed as a broadcast room's root at once.
+const MAX_CLAIMS: usize = 64;
 
 /// Who may send a tree message: its sender's place in the tree, which must be proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

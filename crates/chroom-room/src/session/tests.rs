@@ -1438,3 +1438,28 @@ fn a_viewer_whose_root_loses_its_right_moves_to_another_proven_root() {
     );
     assert_eq!(tree_joins(&drain(&mut session)), vec![4]);
 }
+
+#[test]
+fn a_flood_of_refused_claims_never_crowds_out_the_real_root() {
+    let now = epoch();
+    let mut session = enforcing_viewer(now);
+    // 200 strangers provide the room, each proving a non-member account.
+    for peer in 1000..1200u32 {
+        let account = fresh_account(peer);
+        session.handle_peer_account(now, peer, Some(account));
+        session.handle_access(
+            now,
+            room(),
+            account,
+            facts(RoomKind::Broadcast, Membership::NotMember),
+        );
+        found(&mut session, now, &[peer]);
+    }
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+    // Then the real broadcaster: it is weighed and joined.
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_peer_account(now, 3, Some(account(3)));
+    session.handle_access(now, room(), account(3), speaker);
+    found(&mut session, now, &[3]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+}
