@@ -1,0 +1,543 @@
+//! The session's broadcast tree: tree requests checked against the registry, root claims
+//! weighed, every tree message checked against its sender's place, silent parents.
+
+use super::*;
+
+/// A broadcasting session (root of the tree, capacity 2) that checks the registry.
+fn enforcing_root(now: Instant) -> RoomSession<u32> {
+    let mut session = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        0,
+    );
+    session.join(
+        now,
+        room(),
+        Participation::Broadcast {
+            kinds: vec![MediaKind::Video],
+            capacity: 2,
+        },
+    );
+    drain(&mut session);
+    session
+}
+
+fn join_message(capacity: u32) -> Message<u32> {
+    Message::Join {
+        below_level: None,
+        capacity,
+    }
+}
+
+#[test]
+fn tree_joins_are_checked_and_only_children_get_a_link() {
+    let now = epoch();
+    let mut session = enforcing_root(now);
+    let broadcast = |m| facts(RoomKind::Broadcast, m);
+    session.handle_peer_account(now, 7, Some(account(7)));
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(
+        now,
+        room(),
+        account(7),
+        broadcast(Membership::Member(Role::Listener)),
+    );
+    session.handle_access(now, room(), account(8), broadcast(Membership::NotMember));
+    drain(&mut session);
+
+    session.handle_tree_request(now, InboundId(1), 7, room(), join_message(0));
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::AckTree {
+        request: InboundId(1),
+        peer: 7
+    }));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::SendTree {
+            peer: 7,
+            message: Message::Accepted { level: 0, .. },
+            ..
+        }
+    )));
+    assert_eq!(session.tree_children(room()), vec![7]);
+
+    session.handle_tree_request(now, InboundId(2), 8, room(), join_message(0));
+    let error = refusal(&drain(&mut session)).expect("a stranger is refused");
+    assert_eq!(error.code, ErrorCode::NotAuthorized);
+    assert!(error.message.contains("not a member"), "{}", error.message);
+
+    // The child's media link is accepted with local frames; a non-child's is refused.
+    session.handle_subscribe_request(now, InboundId(3), 7, room());
+    assert_eq!(
+        drain(&mut session),
+        vec![Output::AcceptSubscriber {
+            request: InboundId(3),
+            room: room(),
+            peer: 7,
+            mode: LinkMode::Frames,
+        }]
+    );
+    session.handle_subscribe_request(now, InboundId(4), 9, room());
+    let error = refusal(&drain(&mut session)).expect("a non-child is refused");
+    assert_eq!(error.code, ErrorCode::NotPublishing);
+}
+
+#[test]
+fn only_registered_relayers_keep_their_capacity_in_the_tree() {
+    let now = epoch();
+    let mut session = enforcing_root(now);
+    let registered = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 5, Some(account(5)));
+    session.handle_peer_account(now, 6, Some(account(6)));
+    session.handle_access(now, room(), account(5), registered);
+    session.handle_access(
+        now,
+        room(),
+        account(6),
+        facts(RoomKind::Broadcast, Membership::Member(Role::Listener)),
+    );
+    drain(&mut session);
+    // A registered relayer without a role is admitted as a relayer.
+    session.handle_tree_request(now, InboundId(1), 5, room(), join_message(8));
+    assert!(drain(&mut session).contains(&Output::AckTree {
+        request: InboundId(1),
+        peer: 5
+    }));
+    // A listener claiming to relay is admitted, as a viewer: the tree never sends joiners to
+    // it, so a third joiner of this full root (capacity 2) is sent to the relayer only.
+    session.handle_tree_request(now, InboundId(2), 6, room(), join_message(8));
+    drain(&mut session);
+    for (child, room_left) in [(5, 8), (6, 8)] {
+        session.handle_tree_request(
+            now,
+            InboundId(10 + u64::from(child)),
+            child,
+            room(),
+            Message::Report {
+                spare: None,
+                room: room_left,
+                pushdown: None,
+                deepest: None,
+            },
+        );
+    }
+    drain(&mut session);
+    session.handle_peer_account(now, 9, Some(account(9)));
+    session.handle_access(
+        now,
+        room(),
+        account(9),
+        facts(RoomKind::Broadcast, Membership::Member(Role::Listener)),
+    );
+    session.handle_tree_request(now, InboundId(3), 9, room(), join_message(0));
+    let outputs = drain(&mut session);
+    let redirect = outputs.iter().find_map(|o| match o {
+        Output::SendTree {
+            peer: 9,
+            message: Message::Redirected { candidates },
+            ..
+        } => Some(candidates.clone()),
+        _ => None,
+    });
+    let candidates = redirect.expect("the full root redirects");
+    assert!(candidates.iter().all(|c| c.peer != 6), "{candidates:?}");
+    assert!(candidates.iter().any(|c| c.peer == 5), "{candidates:?}");
+}
+
+/// An enforcing viewer of `room()` (a broadcast) that looked for its root.
+fn enforcing_viewer(now: Instant) -> RoomSession<u32> {
+    let mut session = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        5,
+    );
+    session.join(now, room(), Participation::View(vec![MediaKind::Video]));
+    drain(&mut session);
+    session
+}
+
+fn tree_joins(outputs: &[Output<u32>]) -> Vec<u32> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::SendTree {
+                peer,
+                message: Message::Join { .. },
+                ..
+            } => Some(*peer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_viewer_joins_only_a_root_the_registry_lets_broadcast() {
+    let now = epoch();
+    let mut session = enforcing_viewer(now);
+    // Two peers provide the room: 2 (a stranger) and 3 (a speaker). Neither has said which
+    // account it acts for: both are asked, and nothing is joined yet.
+    found(&mut session, now, &[2, 3]);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::LearnAccount { peer: 2 }));
+    assert!(outputs.contains(&Output::LearnAccount { peer: 3 }));
+    assert!(tree_joins(&outputs).is_empty(), "{outputs:?}");
+
+    session.handle_peer_account(now, 2, Some(account(2)));
+    session.handle_access(
+        now,
+        room(),
+        account(2),
+        facts(RoomKind::Broadcast, Membership::NotMember),
+    );
+    let outputs = drain(&mut session);
+    assert!(tree_joins(&outputs).is_empty(), "{outputs:?}");
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(RoomEvent::RootRefused { peer: 2, .. })))
+    );
+
+    session.handle_peer_account(now, 3, Some(account(3)));
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::LookupAccess {
+        room: room(),
+        account: account(3)
+    }));
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_access(now, room(), account(3), speaker);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    // The stranger found again is not asked again.
+    found(&mut session, now, &[2]);
+    assert!(drain(&mut session).is_empty());
+}
+
+/// A viewer that verified root 3 (a speaker) and asked it to join.
+fn viewer_joining_root_3(now: Instant) -> RoomSession<u32> {
+    let mut session = enforcing_viewer(now);
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_peer_account(now, 3, Some(account(3)));
+    session.handle_access(now, room(), account(3), speaker);
+    found(&mut session, now, &[3]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    session
+}
+
+fn refused_tree(outputs: &[Output<u32>], from: u32) -> bool {
+    outputs.iter().any(
+        |o| matches!(o, Output::Event(RoomEvent::TreeMessageRefused { peer, .. }) if *peer == from),
+    ) && refusal(outputs).is_some()
+}
+
+#[test]
+fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    let broadcast = |m| facts(RoomKind::Broadcast, m);
+    let relayer = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 7, Some(account(7)));
+    session.handle_access(
+        now,
+        room(),
+        account(7),
+        broadcast(Membership::Member(Role::Listener)),
+    );
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(now, room(), account(8), relayer);
+    drain(&mut session);
+
+    // A viewer (7) offering to feed this node, or inviting it up, is refused and moves nothing.
+    for (n, message) in [
+        Message::Accepted {
+            level: 1,
+            candidates: Vec::new(),
+        },
+        Message::Invite { level: 0 },
+        Message::Redirected {
+            candidates: Vec::new(),
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        session.handle_tree_request(now, InboundId(n as u64), 7, room(), message);
+        assert!(refused_tree(&drain(&mut session), 7));
+        assert_eq!(session.tree_parent(room()), None);
+    }
+    // So is another speaker: it may broadcast, but it is not the root this node verified.
+    session.handle_peer_account(now, 6, Some(account(6)));
+    session.handle_access(
+        now,
+        room(),
+        account(6),
+        broadcast(Membership::Member(Role::Speaker)),
+    );
+    drain(&mut session);
+    let offer = Message::Accepted {
+        level: 1,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(9), 6, room(), offer);
+    let outputs = drain(&mut session);
+    assert!(refused_tree(&outputs, 6));
+    let error = refusal(&outputs).unwrap();
+    assert!(
+        error.message.contains("nor a registered relayer"),
+        "{error}"
+    );
+    // A stranger with no account at all is refused too.
+    session.handle_tree_request(now, InboundId(10), 9, room(), Message::Invite { level: 0 });
+    assert!(refused_tree(&drain(&mut session), 9));
+    // A registered relayer may not pose as the root (level 0).
+    let accepted = |level| Message::Accepted {
+        level,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(11), 8, room(), accepted(0));
+    assert!(refused_tree(&drain(&mut session), 8));
+    // The verified root's acceptance is taken.
+    session.handle_tree_request(now, InboundId(12), 3, room(), accepted(0));
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::AckTree {
+        request: InboundId(12),
+        peer: 3
+    }));
+    assert_eq!(session.tree_parent(room()), Some(3));
+    // A goodbye or a refusal needs no proof: it only takes away.
+    session.handle_tree_request(now, InboundId(13), 9, room(), Message::Left);
+    assert!(drain(&mut session).contains(&Output::AckTree {
+        request: InboundId(13),
+        peer: 9
+    }));
+}
+
+#[test]
+fn a_tree_parents_media_is_used_once_it_is_proven() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    session.handle_tree_request(
+        now,
+        InboundId(1),
+        3,
+        room(),
+        Message::Accepted {
+            level: 0,
+            candidates: Vec::new(),
+        },
+    );
+    let outputs = drain(&mut session);
+    let (id, _) = subscribe_ids(&outputs)[0];
+    session.handle_subscribe_result(now, id, Ok(LinkId(6)));
+    assert_eq!(holds(&drain(&mut session)), vec![(LinkId(6), false)]);
+    assert_eq!(session.tree_upstream(room()), Some((3, LinkId(6))));
+    // Its account is banned: the link closes.
+    session.handle_access(
+        now,
+        room(),
+        account(3),
+        facts(RoomKind::Broadcast, Membership::Banned),
+    );
+    assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(6) }));
+}
+
+#[test]
+fn of_two_proven_roots_every_viewer_chooses_the_lowest_and_the_other_root_is_told() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = viewer_joining_root_3(now);
+    // A second broadcaster, 1, is found later: the viewer moves to it.
+    session.handle_peer_account(now, 1, Some(account(1)));
+    session.handle_access(now, room(), account(1), speaker);
+    found(&mut session, now, &[1, 3]);
+    let outputs = drain(&mut session);
+    assert_eq!(tree_joins(&outputs), vec![1], "{outputs:?}");
+    // A higher claim found later changes nothing.
+    session.handle_peer_account(now, 4, Some(account(4)));
+    session.handle_access(now, room(), account(4), speaker);
+    found(&mut session, now, &[4]);
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+
+    // The root 3 looks for rivals too, finds 1 and is told it is outranked (once).
+    let mut root = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        3,
+    );
+    let broadcast = Participation::Broadcast {
+        kinds: vec![MediaKind::Video],
+        capacity: 2,
+    };
+    root.join(now, room(), broadcast);
+    assert!(drain(&mut root).contains(&Output::FindPublishers { room: room() }));
+    root.handle_peer_account(now, 1, Some(account(1)));
+    root.handle_access(now, room(), account(1), speaker);
+    found(&mut root, now, &[1, 3]);
+    let contested = RoomEvent::RootContested {
+        room: room(),
+        winner: 1,
+    };
+    assert!(drain(&mut root).contains(&Output::Event(contested)));
+    found(&mut root, now, &[1]);
+    assert!(drain(&mut root).is_empty());
+    // It keeps looking, at the slow pace.
+    root.handle_timeout(now + Duration::from_secs(9));
+    let find = Output::FindPublishers { room: room() };
+    assert!(!drain(&mut root).contains(&find));
+    root.handle_timeout(now + Duration::from_secs(10));
+    assert!(drain(&mut root).contains(&find));
+}
+
+/// Attaches `session` (a viewer that asked root 3) under `parent`, which says it is at
+/// `level`, and links to it: returns the link.
+fn attached_under(session: &mut RoomSession<u32>, now: Instant, parent: u32, level: u32) -> LinkId {
+    let accepted = Message::Accepted {
+        level,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(50), parent, room(), accepted);
+    let (id, _) = subscribe_ids(&drain(session))[0];
+    let link = LinkId(60 + u64::from(parent));
+    session.handle_subscribe_result(now, id, Ok(link));
+    drain(session);
+    assert_eq!(session.tree_upstream(room()).map(|(_, l)| l), Some(link));
+    link
+}
+
+#[test]
+fn a_parent_whose_media_stops_is_taken_as_gone() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    let link = attached_under(&mut session, now, 3, 0);
+    session.handle_link_media(now, link, false);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::CloseLink { link }), "{outputs:?}");
+    assert!(outputs.contains(&Output::Event(RoomEvent::ParentSilent {
+        room: room(),
+        parent: 3
+    })));
+    assert_eq!(session.tree_parent(room()), None);
+}
+
+#[test]
+fn deeper_in_the_tree_a_silent_parent_gets_time_to_repair_above() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    // The root redirects to relayer 8, at level 2: this viewer is at level 3.
+    let relayer = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(now, room(), account(8), relayer);
+    let candidate = chroom_overlay::Candidate {
+        peer: 8,
+        level: 2,
+        spare: 1,
+        room: 1,
+    };
+    let redirect = Message::Redirected {
+        candidates: vec![candidate],
+    };
+    session.handle_tree_request(now, InboundId(40), 3, room(), redirect);
+    drain(&mut session);
+    let link = attached_under(&mut session, now, 8, 2);
+    let grace = SessionConfig::default().silence_grace_per_level;
+
+    // Silent, then flowing again within the grace (the relayer repaired above): kept.
+    session.handle_link_media(now, link, false);
+    assert!(!drain(&mut session).contains(&Output::CloseLink { link }));
+    session.handle_link_media(now + grace / 2, link, true);
+    session.handle_timeout(now + grace * 2);
+    assert!(!drain(&mut session).contains(&Output::CloseLink { link }));
+    assert_eq!(session.tree_parent(room()), Some(8));
+
+    // Silent past the grace: gone.
+    let later = now + grace * 3;
+    session.handle_link_media(later, link, false);
+    assert!(session.poll_timeout().is_some_and(|t| t <= later + grace));
+    session.handle_timeout(later + grace);
+    assert!(drain(&mut session).contains(&Output::CloseLink { link }));
+    assert_eq!(session.tree_parent(room()), None);
+}
+
+#[test]
+fn a_root_that_cannot_be_reached_is_passed_over_for_the_next_claim() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = enforcing_viewer(now);
+    for peer in [1, 3] {
+        session.handle_peer_account(now, peer, Some(account(peer as u8)));
+        session.handle_access(now, room(), account(peer as u8), speaker);
+    }
+    // Both provide the room; 1 wins, but its provider record outlived it.
+    found(&mut session, now, &[1, 3]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    session.handle_tree_unreachable(now, 1, room());
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    // Found again later, it is not tried again: the viewer stays under 3.
+    found(&mut session, now + Duration::from_secs(60), &[1, 3]);
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+    // Until it proves its account again (it is back): then it wins again.
+    let back = now + Duration::from_secs(61);
+    session.handle_peer_account(back, 1, None);
+    session.handle_peer_account(back, 1, Some(account(1)));
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+}
+
+#[test]
+fn a_viewer_whose_root_loses_its_right_moves_to_another_proven_root() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = viewer_joining_root_3(now);
+    session.handle_peer_account(now, 4, Some(account(4)));
+    session.handle_access(now, room(), account(4), speaker);
+    found(&mut session, now, &[3, 4]);
+    assert!(tree_joins(&drain(&mut session)).is_empty(), "3 still wins");
+    // Root 3 is banned: the viewer goes to 4.
+    session.handle_access(
+        now,
+        room(),
+        account(3),
+        facts(RoomKind::Broadcast, Membership::Banned),
+    );
+    assert_eq!(tree_joins(&drain(&mut session)), vec![4]);
+}
+
+#[test]
+fn a_flood_of_refused_claims_never_crowds_out_the_real_root() {
+    let now = epoch();
+    let mut session = enforcing_viewer(now);
+    // 200 strangers provide the room, each proving a non-member account.
+    for peer in 1000..1200u32 {
+        let account = fresh_account(peer);
+        session.handle_peer_account(now, peer, Some(account));
+        session.handle_access(
+            now,
+            room(),
+            account,
+            facts(RoomKind::Broadcast, Membership::NotMember),
+        );
+        found(&mut session, now, &[peer]);
+    }
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+    // Then the real broadcaster: it is weighed and joined.
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    session.handle_peer_account(now, 3, Some(account(3)));
+    session.handle_access(now, room(), account(3), speaker);
+    found(&mut session, now, &[3]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+}
