@@ -106,10 +106,8 @@ impl Store {
     pub fn file(&self, hash: FileHash) -> Result<Option<StoredFile>, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let files = match txn.open_table(FILES) {
-            Ok(files) => files,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(io(e.into())),
+        let Some(files) = self.open_read(&txn, FILES)? else {
+            return Ok(None);
         };
         let Some(row) = files
             .get(hash.as_bytes().as_slice())
@@ -124,10 +122,8 @@ impl Store {
     pub fn room_files(&self, room: RoomId) -> Result<Vec<StoredFile>, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let files = match txn.open_table(FILES) {
-            Ok(files) => files,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e.into())),
+        let Some(files) = self.open_read(&txn, FILES)? else {
+            return Ok(Vec::new());
         };
         let mut found = Vec::new();
         for entry in files.iter().map_err(|e| io(e.into()))? {
@@ -171,10 +167,8 @@ impl Store {
     pub fn file_chunk(&self, hash: FileHash, index: u32) -> Result<Option<Vec<u8>>, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let chunks = match txn.open_table(FILE_CHUNKS) {
-            Ok(chunks) => chunks,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(io(e.into())),
+        let Some(chunks) = self.open_read(&txn, FILE_CHUNKS)? else {
+            return Ok(None);
         };
         let chunk = chunks
             .get((hash.as_bytes().as_slice(), index))
@@ -186,10 +180,8 @@ impl Store {
     pub fn file_chunk_indexes(&self, hash: FileHash) -> Result<Vec<u32>, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let chunks = match txn.open_table(FILE_CHUNKS) {
-            Ok(chunks) => chunks,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e.into())),
+        let Some(chunks) = self.open_read(&txn, FILE_CHUNKS)? else {
+            return Ok(Vec::new());
         };
         let key = hash.as_bytes().as_slice();
         chunks
@@ -217,10 +209,8 @@ impl Store {
     pub fn file_fetching(&self, hash: FileHash) -> Result<bool, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let fetches = match txn.open_table(FILE_FETCHES) {
-            Ok(fetches) => fetches,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
-            Err(e) => return Err(io(e.into())),
+        let Some(fetches) = self.open_read(&txn, FILE_FETCHES)? else {
+            return Ok(false);
         };
         let found = fetches
             .get(hash.as_bytes().as_slice())
@@ -232,16 +222,10 @@ impl Store {
     pub fn file_spaces(&self) -> Result<Vec<FileSpace>, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let files = match txn.open_table(FILES) {
-            Ok(files) => files,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e.into())),
+        let Some(files) = self.open_read(&txn, FILES)? else {
+            return Ok(Vec::new());
         };
-        let fetches = match txn.open_table(FILE_FETCHES) {
-            Ok(fetches) => Some(fetches),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(io(e.into())),
-        };
+        let fetches = self.open_read(&txn, FILE_FETCHES)?;
         let mut found = Vec::new();
         for entry in files.iter().map_err(|e| io(e.into()))? {
             let (key, row) = entry.map_err(|e| io(e.into()))?;

@@ -472,11 +472,9 @@ impl Store {
     pub fn recent_chat(&self, room: RoomId, limit: usize) -> Result<Vec<StoredChat>, StoreError> {
         let io = |e: redb::Error| self.io_error(e);
         let txn = self.db.begin_read().map_err(|e| io(e.into()))?;
-        let chat = match txn.open_table(CHAT) {
-            Ok(chat) => chat,
-            // Nothing was ever said on this node.
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(io(e.into())),
+        // Nothing was ever said on this node.
+        let Some(chat) = self.open_read(&txn, CHAT)? else {
+            return Ok(Vec::new());
         };
         let (start, end) = room_range(room);
         let mut lines = Vec::new();
@@ -523,6 +521,20 @@ impl Store {
         let txn = self.db.begin_write().map_err(|e| self.io_error(e.into()))?;
         f(&txn).map_err(|e| self.io_error(e))?;
         txn.commit().map_err(|e| self.io_error(e.into()))
+    }
+
+    /// Opens `table` for reading in `txn`; `None` if nothing was ever written to it (a table
+    /// exists from its first write).
+    pub(crate) fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        txn: &redb::ReadTransaction,
+        table: TableDefinition<'_, K, V>,
+    ) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+        match txn.open_table(table) {
+            Ok(table) => Ok(Some(table)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.io_error(e.into())),
+        }
     }
 
     fn io_error(&self, source: redb::Error) -> StoreError {
