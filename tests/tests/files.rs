@@ -13,6 +13,16 @@ use chroom_tests::{
 };
 use chroom_types::{FileHash, RoomId};
 
+/// Has both nodes take part in `room` and waits until each sees the other.
+async fn meet(a: &RunningNode, b: &RunningNode, room: RoomId) {
+    for node in [a, b] {
+        take_part(node, room).await;
+    }
+    for node in [a, b] {
+        until_present(node, room, 2).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_cut_off_by_a_restart_resumes_from_the_chunks_it_kept() {
     init_tracing();
@@ -27,10 +37,7 @@ async fn a_download_cut_off_by_a_restart_resumes_from_the_chunks_it_kept() {
     let boot = [tcp_addr(&sharer).await];
     let receiver_dir = dir.path().join("receiver");
     let receiver = chain.node(&receiver_dir, 2, &boot).await;
-    take_part(&sharer, room).await;
-    take_part(&receiver, room).await;
-    until_present(&sharer, room, 2).await;
-    until_present(&receiver, room, 2).await;
+    meet(&sharer, &receiver, room).await;
 
     let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i * 31 % 253) as u8).collect();
     let total = u64::from(chunk_count(bytes.len() as u64));
@@ -213,10 +220,7 @@ async fn a_file_over_the_automatic_limit_is_fetched_only_when_asked() {
             config.file_limits.auto_download_max = 100_000;
         })
         .await;
-    take_part(&sharer, room).await;
-    take_part(&receiver, room).await;
-    until_present(&sharer, room, 2).await;
-    until_present(&receiver, room, 2).await;
+    meet(&sharer, &receiver, room).await;
 
     // At the limit: fetched unasked, as before.
     let small = bytes_of(100_000, 1);
@@ -277,10 +281,7 @@ async fn a_file_past_the_rooms_quota_is_refused_with_a_reason_and_not_fetched() 
             config.file_limits.room_quota = 150_000;
         })
         .await;
-    take_part(&sharer, room).await;
-    take_part(&receiver, room).await;
-    until_present(&sharer, room, 2).await;
-    until_present(&receiver, room, 2).await;
+    meet(&sharer, &receiver, room).await;
 
     let first = sharer
         .share_file(room, "first.bin".into(), bytes_of(100_000, 3).into())
