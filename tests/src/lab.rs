@@ -230,6 +230,35 @@ impl Lab {
         Ok(())
     }
 
+    /// A TCP listener bound at `port` of `host`, inside its namespace, for this process to
+    /// serve (a way into the lab for something running outside it, such as the chain RPC).
+    /// Only the socket lives in the lab: it is made on a thread that entered the namespace.
+    pub fn listen_tcp(&self, host: &Host, port: u16) -> Result<std::net::TcpListener, String> {
+        let path = format!("/var/run/netns/{}", host.ns);
+        let addr = std::net::SocketAddr::from((host.addr, port));
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
+            // Only this short-lived thread moves into the namespace.
+            // SAFETY: `ns` is an open namespace file; setns touches no memory of ours.
+            let entered =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            if entered != 0 {
+                return Err(format!(
+                    "entering {path}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            let listener =
+                std::net::TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| format!("{addr}: {e}"))?;
+            Ok(listener)
+        })
+        .join()
+        .map_err(|_| "the namespace thread panicked".to_owned())?
+    }
+
     /// A command run inside `ns`.
     pub fn command(&self, ns: &str, program: &str) -> Command {
         let mut command = Command::new("ip");

@@ -185,10 +185,15 @@ pub struct CuttableProxy {
 impl CuttableProxy {
     /// Proxies a loopback port to `upstream`.
     pub async fn start(upstream: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");
+        Self::serve(listener, upstream)
+    }
+
+    /// Proxies what `listener` accepts to `upstream`.
+    pub fn serve(listener: tokio::net::TcpListener, upstream: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         let addr = listener.local_addr().expect("proxy addr");
         let up = std::sync::Arc::new(AtomicBool::new(true));
         let epoch = std::sync::Arc::new(AtomicU64::new(0));
@@ -374,16 +379,7 @@ impl Chain {
             registry,
             proxy,
         };
-        let name: RoomName = name.parse().unwrap();
-        let room = name.id();
-        chain
-            .registry
-            .create_room(&name, kind, JoinPolicy::Allowlist, "")
-            .await
-            .unwrap();
-        for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
-            chain.grant(room, account, role).await;
-        }
+        let room = chain.add_room(name, kind).await;
         (chain, room)
     }
 
@@ -405,6 +401,35 @@ impl Chain {
         Account::from_bytes(self.key(i).address().into_array())
     }
 
+    /// Writes anvil account `i`'s key to `<dir>/account.key` (mode 0600, as a node demands)
+    /// and returns its path.
+    pub fn key_file(&self, dir: &Path, i: usize) -> PathBuf {
+        let key_file = dir.join("account.key");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            &key_file,
+            alloy::hex::encode(self.anvil.keys()[i].to_bytes()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        key_file
+    }
+
+    /// Registers the allowlist room `name` of `kind`, in which account 1 may speak and account
+    /// 2 may listen (account 0 owns it).
+    pub async fn add_room(&self, name: &str, kind: RoomKind) -> RoomId {
+        let name: RoomName = name.parse().unwrap();
+        self.registry
+            .create_room(&name, kind, JoinPolicy::Allowlist, "")
+            .await
+            .unwrap();
+        let room = name.id();
+        for (account, role) in [(1, Role::Speaker), (2, Role::Listener)] {
+            self.grant(room, account, role).await;
+        }
+        room
+    }
+
     /// A loopback node acting for anvil account `i`, checking rooms against the registry.
     pub async fn node(&self, dir: &Path, i: usize, bootstrap: &[Multiaddr]) -> RunningNode {
         self.node_with(dir, i, bootstrap, |_| {}).await
@@ -418,15 +443,7 @@ impl Chain {
         bootstrap: &[Multiaddr],
         adjust: impl FnOnce(&mut NodeConfig),
     ) -> RunningNode {
-        let key_file = dir.join("account.key");
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(
-            &key_file,
-            alloy::hex::encode(self.anvil.keys()[i].to_bytes()),
-        )
-        .unwrap();
-        // A node refuses an account key file others can read.
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let key_file = self.key_file(dir, i);
         let mut config = NodeConfig::loopback(dir.to_path_buf());
         config.net.bootstrap = bootstrap.to_vec();
         config.identity = Some(IdentityConfig {

@@ -1,93 +1,240 @@
-//! Nodes in the network lab (issue 13): `chroom` processes inside lab hosts, a publisher on the
-//! public segment and recorders in homes behind each kind of NAT. What crosses a NAT today is
-//! asserted here; the cells that need NAT traversal join as it is built.
+//! The NAT matrix (issue 13): `chroom` processes inside lab hosts — on the public segment, in
+//! homes behind a port-preserving or a symmetric NAT, and two behind one NAT — on a devnet
+//! (anvil with the registry, reached through the lab). In every cell a member publishes the
+//! test video into a members-only room and another member in the other place records it; the
+//! recording must match the source. The test prints the path each cell's link took: direct,
+//! or through the relayer. Cells run at once, sharing the lab, the chain and the public
+//! bootstrap and relayer nodes (the STUN servers of the homes).
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chroom_node::publish::MediaSource;
-use chroom_tests::lab::{Host, Lab, Nat};
+use chroom_tests::lab::{Home, Host, Lab, Nat};
 use chroom_tests::process::NodeProcess;
-use chroom_tests::{check_against_source, fixtures, init_tracing};
+use chroom_tests::{Chain, CuttableProxy, check_against_source, fixtures, init_tracing};
+use chroom_types::RoomKind;
 
-const ROOM: &str = "lab-room";
+/// Fixed ports of the public nodes (others take any free port).
 const P2P_PORT: u16 = 4001;
 const MEDIA_PORT: u16 = 4002;
+const RPC_PORT: u16 = 8545;
+/// Anvil accounts: 1 may speak in every cell's room, 2 may listen; 3 and 4 run the public
+/// nodes and have no role.
+const PUBLISHER: usize = 1;
+const RECORDER: usize = 2;
+const BOOTSTRAP: usize = 3;
+const RELAYER: usize = 4;
+/// Frames each recorder takes (two seconds of the test video).
+const FRAMES: &str = "60";
 
-/// A node config for `host` as `node-config/production.toml` has it: libp2p and media on fixed
-/// ports of every address, offering the host's own address (all it knows of itself), no
-/// registry.
-fn config(host: &Host, bootstrap: Option<String>) -> String {
-    let bootstrap = bootstrap.map_or_else(String::new, |b| format!("\"{b}\""));
-    format!(
-        "[node]\nopen_access = true\n\n\
-         [net]\nlisten = [\"/ip4/0.0.0.0/tcp/{P2P_PORT}\"]\nbootstrap = [{bootstrap}]\n\
-         kad_mode = \"server\"\nsignal_timeout = \"10s\"\n\n\
-         [media]\nbind = \"0.0.0.0:{MEDIA_PORT}\"\nadvertise = [\"{addr}\"]\n\n\
-         [log]\nfilter = \"chroom=info\"\n",
-        addr = host.addr
-    )
+/// What a cell's nodes share: the lab, the chain as the lab sees it, and the public nodes.
+struct World {
+    lab: Lab,
+    chain: Chain,
+    rpc_url: String,
+    stun_servers: Vec<SocketAddr>,
+    bootstrap: String,
+    dir: tempfile::TempDir,
+    source: MediaSource,
+    fixtures: (PathBuf, PathBuf),
+    _rpc: CuttableProxy,
+    _public_nodes: Vec<NodeProcess>,
 }
 
-/// Records 60 video frames of the room in `host` and checks them against the source.
-async fn record_in(host: &Host, dir: &Path, bootstrap: &str, source: &MediaSource) {
-    let out = dir.join("out");
-    let out_arg = out.to_string_lossy().into_owned();
-    let mut recorder = NodeProcess::spawn_in(
-        &dir.join("node"),
-        &config(host, Some(bootstrap.to_owned())),
-        Some(&host.ns),
-        &[
-            "record", "--room", ROOM, "--out", &out_arg, "--frames", "60",
-        ],
-    );
-    recorder.finished(Duration::from_secs(60)).await;
-    let video = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.extension().is_some_and(|e| e == "ivf"))
-        .expect("a video file recorded");
-    check_against_source(&video, source);
+/// A node's place in the lab, for the printed matrix.
+#[derive(Debug, Clone)]
+struct Place {
+    name: &'static str,
+    host: Host,
+}
+
+impl World {
+    async fn new() -> Self {
+        let mut lab = Lab::new().unwrap_or_else(|e| panic!("{e}"));
+        let (chain, _) = Chain::with_room("lab-unused").await;
+        let chain_host = lab.public_host("chain").unwrap();
+        let listener = lab.listen_tcp(&chain_host, RPC_PORT).unwrap();
+        let anvil = SocketAddr::from(([127, 0, 0, 1], chain.anvil.port()));
+        let rpc = CuttableProxy::serve(tokio::net::TcpListener::from_std(listener).unwrap(), anvil);
+        let rpc_url = format!("http://{}:{RPC_PORT}", chain_host.addr);
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = fixtures();
+        let source = MediaSource::load(Some(&fixtures.0), Some(&fixtures.1)).unwrap();
+        let mut world = Self {
+            lab,
+            chain,
+            rpc_url,
+            stun_servers: Vec::new(),
+            bootstrap: String::new(),
+            dir,
+            source,
+            fixtures,
+            _rpc: rpc,
+            _public_nodes: Vec::new(),
+        };
+        let boot_host = world.lab.public_host("boot").unwrap();
+        let relayer_host = world.lab.public_host("relayer").unwrap();
+        let mut boot = world.public_node(&boot_host, BOOTSTRAP, "boot");
+        boot.started(Duration::from_secs(30)).await;
+        world.bootstrap = format!(
+            "/ip4/{}/tcp/{P2P_PORT}/p2p/{}",
+            boot_host.addr,
+            boot.peer_id()
+        );
+        let mut relayer = world.public_node(&relayer_host, RELAYER, "relayer");
+        relayer.started(Duration::from_secs(30)).await;
+        world.stun_servers = [boot_host.addr, relayer_host.addr]
+            .map(|ip| SocketAddr::from((ip, MEDIA_PORT)))
+            .to_vec();
+        world._public_nodes = vec![boot, relayer];
+        world
+    }
+
+    /// A long-lived public node on fixed ports (the bootstrap, the relayer).
+    fn public_node(&self, host: &Host, account: usize, name: &str) -> NodeProcess {
+        let dir = self.dir.path().join(name);
+        let config = self.config(host, account, &dir, P2P_PORT, MEDIA_PORT);
+        NodeProcess::spawn_in(&dir, &config, Some(&host.ns), &["node"])
+    }
+
+    /// A node config for `host`: libp2p and media on every address of the host, offering the
+    /// host's own address, asking the public nodes for its NAT mapping, acting for `account`
+    /// and checking the registry.
+    fn config(&self, host: &Host, account: usize, dir: &Path, p2p: u16, media: u16) -> String {
+        let key = self.chain.key_file(dir, account);
+        let quote = |items: Vec<String>| {
+            items
+                .iter()
+                .map(|item| format!("\"{item}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let bootstrap = quote(
+            Some(self.bootstrap.clone())
+                .filter(|b| !b.is_empty())
+                .into_iter()
+                .collect(),
+        );
+        let stun = quote(self.stun_servers.iter().map(ToString::to_string).collect());
+        format!(
+            "[net]\nlisten = [\"/ip4/0.0.0.0/tcp/{p2p}\"]\nbootstrap = [{bootstrap}]\n\
+             kad_mode = \"server\"\nsignal_timeout = \"10s\"\n\n\
+             [media]\nbind = \"0.0.0.0:{media}\"\nadvertise = [\"{addr}\"]\n\
+             stun_servers = [{stun}]\n\n\
+             [identity]\naccount_key_file = \"{key}\"\n\n\
+             [registry]\nrpc_url = \"{rpc}\"\naddress = \"{registry}\"\npoll_interval = \"200ms\"\n\n\
+             [log]\nfilter = \"chroom=info\"\n",
+            addr = host.addr,
+            key = key.display(),
+            rpc = self.rpc_url,
+            registry = self.chain.registry.address(),
+        )
+    }
+
+    /// Runs one cell: a publisher at `from`, a recorder at `to`, in a room of their own.
+    /// Returns where the recorder's link came from.
+    async fn cell(&self, index: usize, from: &Place, to: &Place) -> SocketAddr {
+        let room = format!("cell-{index}");
+        self.chain.add_room(&room, RoomKind::Conference).await;
+        let dir = self.dir.path().join(&room);
+        let (video, audio) = (
+            self.fixtures.0.to_string_lossy().into_owned(),
+            self.fixtures.1.to_string_lossy().into_owned(),
+        );
+        let publisher_dir = dir.join("publisher");
+        let mut publisher = NodeProcess::spawn_in(
+            &publisher_dir,
+            &self.config(&from.host, PUBLISHER, &publisher_dir, 0, 0),
+            Some(&from.host.ns),
+            &[
+                "publish", "--room", &room, "--video", &video, "--audio", &audio,
+            ],
+        );
+        publisher.started(Duration::from_secs(30)).await;
+        let recorder_dir = dir.join("recorder");
+        let out = dir.join("out");
+        let out_arg = out.to_string_lossy().into_owned();
+        let mut recorder = NodeProcess::spawn_in(
+            &recorder_dir,
+            &self.config(&to.host, RECORDER, &recorder_dir, 0, 0),
+            Some(&to.host.ns),
+            &[
+                "record", "--room", &room, "--out", &out_arg, "--frames", FRAMES,
+            ],
+        );
+        recorder.finished(Duration::from_secs(60)).await;
+        let video = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|e| e == "ivf"))
+            .expect("a video file recorded");
+        check_against_source(&video, &self.source);
+        link_remote(&recorder.log_tail(usize::MAX)).unwrap_or_else(|| {
+            panic!(
+                "{} → {}: the recorder logged no connected link",
+                from.name, to.name
+            )
+        })
+    }
+}
+
+/// Where the first connected link's handshake came from, from a node's log.
+fn link_remote(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter(|line| line.contains("link connected"))
+        .find_map(|line| {
+            let (_, rest) = line.split_once("remote=Some(")?;
+            rest.split_once(')')?.0.parse().ok()
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recorders_behind_each_kind_of_nat_record_a_public_publisher() {
+async fn members_link_across_every_pair_of_nats() {
     init_tracing();
-    let mut lab = Lab::new().unwrap_or_else(|e| panic!("{e}"));
-    let public = lab.public_host("publisher").unwrap();
-    let mut homes = Vec::new();
-    for (name, nat) in [
-        ("open", Nat::None),
-        ("kept", Nat::PortPreserving),
-        ("random", Nat::Symmetric),
-    ] {
-        let mut home = lab.home(name, nat).unwrap();
-        let host = lab.home_host(&mut home, &format!("{name}-rec")).unwrap();
-        homes.push((name, host));
+    let mut world = World::new().await;
+    let lab = &mut world.lab;
+    let public = |lab: &mut Lab, name| Place {
+        name: "public",
+        host: lab.public_host(name).unwrap(),
+    };
+    let (public_a, public_b) = (public(lab, "pub-a"), public(lab, "pub-b"));
+    let mut kept_1 = lab.home("kept-1", Nat::PortPreserving).unwrap();
+    let mut kept_2 = lab.home("kept-2", Nat::PortPreserving).unwrap();
+    let mut random_1 = lab.home("random-1", Nat::Symmetric).unwrap();
+    fn in_home(lab: &mut Lab, home: &mut Home, name: &'static str, host: &str) -> Place {
+        Place {
+            name,
+            host: lab.home_host(home, host).unwrap(),
+        }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (video, audio) = fixtures();
-    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
-    let (video_arg, audio_arg) = (
-        video.to_string_lossy().into_owned(),
-        audio.to_string_lossy().into_owned(),
-    );
-    let mut publisher = NodeProcess::spawn_in(
-        &dir.path().join("publisher"),
-        &config(&public, None),
-        Some(&public.ns),
-        &[
-            "publish", "--room", ROOM, "--video", &video_arg, "--audio", &audio_arg,
-        ],
-    );
-    publisher.started(Duration::from_secs(30)).await;
-    let bootstrap = format!(
-        "/ip4/{}/tcp/{P2P_PORT}/p2p/{}",
-        public.addr,
-        publisher.peer_id()
-    );
-    for (name, host) in &homes {
-        println!("recording behind the {name} home's router");
-        record_in(host, &dir.path().join(name), &bootstrap, &source).await;
+    let kept_1a = in_home(lab, &mut kept_1, "port-preserving NAT", "kept-1a");
+    let kept_1b = in_home(lab, &mut kept_1, "same port-preserving NAT", "kept-1b");
+    let kept_2a = in_home(lab, &mut kept_2, "port-preserving NAT", "kept-2a");
+    let random_1a = in_home(lab, &mut random_1, "symmetric NAT", "random-1a");
+    let random_1b = in_home(lab, &mut random_1, "same symmetric NAT", "random-1b");
+    let cells = [
+        (&public_a, &public_b),
+        (&public_a, &kept_1a),
+        (&kept_2a, &public_b),
+        (&public_b, &random_1a),
+        (&random_1b, &public_a),
+        (&kept_1a, &kept_1b),
+        (&random_1a, &random_1b),
+    ];
+    let relayer_ip = world.stun_servers[1].ip();
+    let world = &world;
+    let runs = cells
+        .iter()
+        .enumerate()
+        .map(|(i, (from, to))| async move { (from, to, world.cell(i, from, to).await) });
+    for (from, to, remote) in futures::future::join_all(runs).await {
+        let path = if remote.ip() == relayer_ip {
+            "relayed"
+        } else {
+            "direct"
+        };
+        println!("{:>26} → {:<26} {path} (from {remote})", from.name, to.name);
     }
 }

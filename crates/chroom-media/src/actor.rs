@@ -15,6 +15,7 @@ mod drain;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -33,14 +34,20 @@ use crate::api::{
 };
 use crate::handle::{Command, MediaHandle};
 use crate::link::{Link, LinkOutput};
+use crate::reflexive::{Mapping, ReflexiveTracker};
 use crate::router::{KeyframeReason, KeyframeTarget, LinkRole, Router};
-use crate::sdp;
+use crate::sdp::{self, Reflexive};
 use crate::socket::{MediaSocket, Outbox, RecvBuffers};
 
 use self::datagrams::Unrouted;
 
 /// Commands waiting for the actor at most; a full inbox makes [`MediaHandle`] calls wait.
 const COMMAND_INBOX: usize = 256;
+
+/// Longest [`MediaActor::bind`] waits for STUN servers to say where a NAT maps the socket. A
+/// server on the same continent answers in tens of milliseconds; one that is down must not
+/// hold the node's start for long (later rounds ask it again).
+const FIRST_MAPPING_WAIT: Duration = Duration::from_secs(1);
 
 /// Owns the UDP socket and every link. Create with [`MediaActor::bind`], then spawn
 /// [`MediaActor::run`].
@@ -56,6 +63,9 @@ pub struct MediaActor {
     /// came to, and ICE matches it against the candidates).
     receive_addr: SocketAddr,
     candidates: Vec<SocketAddr>,
+    /// Learns where a NAT in front of the socket maps it (STUN Binding to
+    /// [`MediaConfig::stun_servers`]); new links offer that address beside the host ones.
+    reflexive: ReflexiveTracker,
     /// The DTLS certificate of every link (`None`: str0m makes one per link).
     dtls_cert: Option<DtlsCert>,
     commands: mpsc::Receiver<Command>,
@@ -116,6 +126,8 @@ struct LinkState {
     last_media: Option<Instant>,
     /// Its silence was reported and media has not arrived since.
     silent: bool,
+    /// Where the last datagram it accepted came from.
+    last_source: Option<SocketAddr>,
 }
 
 impl MediaActor {
@@ -155,9 +167,15 @@ impl MediaActor {
             .dtls_provider
             .generate_certificate();
         let (tx, rx) = mpsc::channel(COMMAND_INBOX);
-        let actor = Self {
+        let reflexive = ReflexiveTracker::new(
+            Instant::now(),
+            config.stun_servers.clone(),
+            RandomState::new().build_hasher().finish(),
+        );
+        let mut actor = Self {
             config,
             socket,
+            reflexive,
             outbox: Outbox::default(),
             local_addr,
             receive_addr,
@@ -178,7 +196,73 @@ impl MediaActor {
             pending_events: VecDeque::new(),
             scratch: Scratch::default(),
         };
+        actor.learn_mapping_at_start().await;
         Ok((actor, MediaHandle::new(tx, local_addr)))
+    }
+
+    /// Asks the STUN servers before the first link, for at most [`FIRST_MAPPING_WAIT`], so
+    /// that links offer the server-reflexive address from the start (they would otherwise
+    /// need it trickled). Later rounds run in [`Self::run`].
+    async fn learn_mapping_at_start(&mut self) {
+        let give_up = Instant::now() + FIRST_MAPPING_WAIT;
+        let mut buffers = RecvBuffers::default();
+        while let Some(next) = self.reflexive.poll_timeout() {
+            self.poll_reflexive(Instant::now());
+            self.send_outbox();
+            if self.reflexive.mapping() != &Mapping::Unknown || Instant::now() >= give_up {
+                break;
+            }
+            let wake = next.max(Instant::now()).min(give_up);
+            let readable = tokio::time::timeout_at(wake.into(), self.socket.readable());
+            if readable.await.is_err() {
+                continue;
+            }
+            while let Ok(received) = self.socket.try_recv(&mut buffers) {
+                if received == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                for (source, datagram) in buffers.datagrams() {
+                    // Nobody knows this node's links yet: anything else can be sent again.
+                    self.reflexive.handle_datagram(now, source, datagram);
+                }
+            }
+        }
+    }
+
+    /// Sends the STUN requests due and reports a changed mapping.
+    fn poll_reflexive(&mut self, now: Instant) {
+        for (server, request) in self.reflexive.poll_transmit(now) {
+            self.outbox.push(server, request);
+        }
+        if let Some(mapping) = self.reflexive.poll_change() {
+            match mapping {
+                Mapping::Stable(addr) if self.candidates.contains(addr) => {
+                    tracing::info!(%addr, "media socket seen at its own address: no NAT");
+                }
+                Mapping::Stable(addr) => tracing::info!(%addr, "media reachable through NAT at"),
+                Mapping::PerDestination(seen) => tracing::info!(
+                    ?seen,
+                    "media behind a NAT that maps per destination: only relayed links reach it"
+                ),
+                Mapping::Unknown => {}
+            }
+            self.pending_events.push_back(MediaEvent::Mapping {
+                mapping: mapping.clone(),
+            });
+        }
+    }
+
+    /// The server-reflexive address to offer: only a mapping that is the same for everyone,
+    /// and only if it is not one of the host addresses already (no NAT).
+    fn reflexive_candidate(&self) -> Option<Reflexive> {
+        match self.reflexive.mapping() {
+            Mapping::Stable(mapped) if !self.candidates.contains(mapped) => Some(Reflexive {
+                mapped: *mapped,
+                base: self.receive_addr,
+            }),
+            _ => None,
+        }
     }
 
     /// Runs until `shutdown` is cancelled or every handle is dropped. Closes all links on exit;
@@ -252,6 +336,7 @@ impl MediaActor {
                 [Some(s.next_timeout), s.connect_deadline, silent_at]
             })
             .flatten()
+            .chain(self.reflexive.poll_timeout())
             .fold(idle, Instant::min)
     }
 
@@ -350,15 +435,25 @@ impl MediaActor {
     }
 
     /// Starts serving `link` (its connect timeout runs from now) and routing for it.
-    fn insert_link(&mut self, link: Link, pending_offer: Option<SdpPendingOffer>, role: LinkRole) {
+    fn insert_link(
+        &mut self,
+        mut link: Link,
+        pending_offer: Option<SdpPendingOffer>,
+        role: LinkRole,
+    ) {
         let id = link.id;
         let now = Instant::now();
+        // Starts ICE now. A fresh str0m link asks for its first timeout far ahead, and an
+        // answering link would otherwise wait for its peer's checks before sending its own:
+        // behind a NAT those are dropped until this side's checks open the way.
+        link.handle_input(Input::Timeout(now));
         let state = LinkState {
             link,
             pending_offer,
             connect_deadline: Some(now + self.config.connect_timeout),
             last_media: None,
             silent: false,
+            last_source: None,
             next_timeout: now,
             close_cause: None,
         };
@@ -370,6 +465,7 @@ impl MediaActor {
     fn new_rtc(&self, mode: LinkMode) -> Rtc {
         sdp::new_rtc(
             &self.candidates,
+            self.reflexive_candidate(),
             self.dtls_cert.as_ref(),
             mode,
             Instant::now(),
@@ -471,6 +567,7 @@ impl MediaActor {
 
     fn handle_timeout(&mut self) {
         let now = Instant::now();
+        self.poll_reflexive(now);
         for (id, state) in &mut self.links {
             if state.connect_deadline.is_some_and(|d| d <= now) {
                 tracing::info!(link = %state.link.id, "link did not connect in time");

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, MediaKind, Track};
+
+use crate::reflexive::Mapping;
+
 /// Media driver configuration.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -23,6 +26,10 @@ pub struct MediaConfig {
     /// ([`MediaEvent::LinkSilent`]): its peer may be gone without a word (a killed process, a
     /// cut network), which ICE would notice only much later. Default 1 s.
     pub silence_timeout: Duration,
+    /// Media sockets of public nodes to ask where a NAT in front of this node maps its socket
+    /// (STUN Binding; every node answers it). Two or more also tell a NAT that maps per
+    /// destination, whose mapping is of no use to others. Default none: no NAT in the way.
+    pub stun_servers: Vec<SocketAddr>,
 }
 
 impl Default for MediaConfig {
@@ -33,6 +40,7 @@ impl Default for MediaConfig {
             max_links: 64,
             connect_timeout: Duration::from_secs(15),
             silence_timeout: Duration::from_secs(1),
+            stun_servers: Vec::new(),
         }
     }
 }
@@ -209,6 +217,12 @@ pub enum MediaEvent {
     LinkFlowing {
         /// The link.
         link: LinkId,
+    },
+    /// The STUN servers told something new about where a NAT maps this node's socket; links
+    /// opened from now on offer a stable mapping as a server-reflexive candidate.
+    Mapping {
+        /// What the last round of requests found.
+        mapping: Mapping,
     },
     /// The link is gone.
     LinkClosed {

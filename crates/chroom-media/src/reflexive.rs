@@ -16,6 +16,12 @@ use crate::stun::{self, TransactionId};
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Requests sent to one server before it counts as silent.
 const MAX_TRIES: u32 = 5;
+/// How often a known mapping is checked again: a NAT drops an idle mapping after 30 s or more
+/// (RFC 4787 REQ-5 asks for at least 2 min) and may hand out another, which new links must
+/// offer instead.
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(25);
+/// How soon a round that learned nothing is tried again (the servers may not be up yet).
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the probe has learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +135,11 @@ impl ReflexiveProbe {
         &self.silent
     }
 
+    /// The seed after the transaction ids drawn so far: a next round continues from it.
+    fn into_seed(self) -> u64 {
+        self.seed
+    }
+
     /// A transaction id from the seed (splitmix64): unpredictable to others as long as the
     /// seed is, never repeated within a probe.
     fn next_transaction(&mut self) -> TransactionId {
@@ -142,6 +153,103 @@ impl ReflexiveProbe {
             chunk.copy_from_slice(&z.to_be_bytes()[..6]);
         }
         id
+    }
+}
+
+/// Keeps this node's mapping current: a [`ReflexiveProbe`] round at start, then one every
+/// [`RECHECK_INTERVAL`] (every [`RETRY_INTERVAL`] while no server has answered). A round that
+/// learns nothing keeps the last mapping: silent servers say nothing about the NAT.
+#[derive(Debug)]
+pub struct ReflexiveTracker {
+    servers: Vec<SocketAddr>,
+    round: Option<ReflexiveProbe>,
+    next_round: Instant,
+    mapping: Mapping,
+    seed: u64,
+    changed: bool,
+}
+
+impl ReflexiveTracker {
+    /// A tracker asking `servers`, its first round due at `now`.
+    pub fn new(now: Instant, servers: Vec<SocketAddr>, seed: u64) -> Self {
+        Self {
+            servers,
+            round: None,
+            next_round: now,
+            mapping: Mapping::Unknown,
+            seed,
+            changed: false,
+        }
+    }
+
+    /// The requests due at `now`, as (server, datagram).
+    pub fn poll_transmit(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+        if self.servers.is_empty() {
+            return Vec::new();
+        }
+        if self.round.is_none() && self.next_round <= now {
+            self.round = Some(ReflexiveProbe::new(now, &self.servers, self.seed));
+        }
+        let Some(round) = &mut self.round else {
+            return Vec::new();
+        };
+        let out = round.poll_transmit(now);
+        self.end_round_if_done(now);
+        out
+    }
+
+    /// A datagram from `from`; true if it answered this tracker's round (so it is not for a
+    /// link).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> bool {
+        let taken = self
+            .round
+            .as_mut()
+            .is_some_and(|round| round.handle_datagram(from, bytes));
+        if taken {
+            self.end_round_if_done(now);
+        }
+        taken
+    }
+
+    /// When to call [`Self::poll_transmit`] next; `None` without servers.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        match &self.round {
+            Some(round) => round.poll_timeout(),
+            None => Some(self.next_round),
+        }
+    }
+
+    /// The mapping the last conclusive round found.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// The mapping, once after each round that changed it.
+    pub fn poll_change(&mut self) -> Option<&Mapping> {
+        std::mem::take(&mut self.changed).then_some(&self.mapping)
+    }
+
+    fn end_round_if_done(&mut self, now: Instant) {
+        if !self.round.as_ref().is_some_and(ReflexiveProbe::is_done) {
+            return;
+        }
+        let Some(round) = self.round.take() else {
+            return;
+        };
+        let found = round.mapping();
+        self.seed = round.into_seed();
+        self.next_round = now
+            + match found {
+                Mapping::Unknown => RETRY_INTERVAL,
+                _ => RECHECK_INTERVAL,
+            };
+        if found != Mapping::Unknown && found != self.mapping {
+            self.mapping = found;
+            self.changed = true;
+        }
     }
 }
 
@@ -229,6 +337,81 @@ mod tests {
         assert_eq!(sent_at, vec![0, 500, 1500, 3500, 7500]);
         assert_eq!(probe.silent(), [server]);
         assert_eq!(probe.mapping(), Mapping::Unknown);
+    }
+
+    /// Runs `tracker` to `until`, each server answering as `mapped(server, round)` says
+    /// (`None`: silent); returns the changes it reported.
+    fn run_tracker(
+        tracker: &mut ReflexiveTracker,
+        start: Instant,
+        until: Duration,
+        mapped: impl Fn(SocketAddr, Duration) -> Option<SocketAddr>,
+    ) -> Vec<(u128, Mapping)> {
+        let mut changes = Vec::new();
+        let mut at = start;
+        while let Some(next) = tracker.poll_timeout() {
+            at = at.max(next);
+            if at > start + until {
+                break;
+            }
+            for (server, request) in tracker.poll_transmit(at) {
+                if let Some(seen) = mapped(server, at - start) {
+                    assert!(tracker.handle_datagram(at, server, &answer(&request, seen)));
+                }
+            }
+            if let Some(mapping) = tracker.poll_change() {
+                changes.push((at.duration_since(start).as_millis(), mapping.clone()));
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn a_tracker_learns_the_mapping_then_rechecks_it_and_reports_a_rebinding() {
+        let start = epoch();
+        let servers = vec![addr("10.77.0.2:4002"), addr("10.77.0.3:4002")];
+        let mut tracker = ReflexiveTracker::new(start, servers, 11);
+        let before = addr("10.77.0.9:4002");
+        let after = addr("10.77.0.9:61000");
+        let changes = run_tracker(&mut tracker, start, Duration::from_secs(60), |_, at| {
+            Some(if at < Duration::from_secs(30) {
+                before
+            } else {
+                after
+            })
+        });
+        // At start, then the recheck at 50 s sees the new port; the one at 25 s saw no change.
+        assert_eq!(
+            changes,
+            vec![
+                (0, Mapping::Stable(before)),
+                (50_000, Mapping::Stable(after))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tracker_retries_sooner_while_servers_are_silent_and_keeps_what_it_knew() {
+        let start = epoch();
+        let server = addr("10.77.0.2:4002");
+        let mut tracker = ReflexiveTracker::new(start, vec![server], 5);
+        let mapped = addr("10.77.0.9:4002");
+        // Silent for the first round (gives up at 15.5 s); the retry 5 s later is answered.
+        let changes = run_tracker(&mut tracker, start, Duration::from_secs(21), |_, at| {
+            (at >= Duration::from_secs(20)).then_some(mapped)
+        });
+        assert_eq!(changes, vec![(20_500, Mapping::Stable(mapped))]);
+        // A later silent round keeps the mapping.
+        let later = start + Duration::from_secs(21);
+        run_tracker(&mut tracker, later, Duration::from_secs(60), |_, _| None);
+        assert_eq!(tracker.mapping(), &Mapping::Stable(mapped));
+    }
+
+    #[test]
+    fn a_tracker_without_servers_never_wakes() {
+        let mut tracker = ReflexiveTracker::new(epoch(), Vec::new(), 1);
+        assert_eq!(tracker.poll_timeout(), None);
+        assert!(tracker.poll_transmit(epoch()).is_empty());
     }
 
     #[test]

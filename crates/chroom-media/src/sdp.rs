@@ -72,9 +72,12 @@ impl BuiltPlayback {
     }
 }
 
-/// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates.
+/// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates and, when
+/// the node is behind a NAT that maps it the same way for everyone, its server-reflexive
+/// address (`reflexive`, with the host address it maps).
 pub(crate) fn new_rtc(
     candidates: &[SocketAddr],
+    reflexive: Option<Reflexive>,
     cert: Option<&DtlsCert>,
     mode: LinkMode,
     now: Instant,
@@ -109,7 +112,22 @@ pub(crate) fn new_rtc(
             Err(e) => tracing::warn!(%addr, error = %e, "unusable host candidate"),
         }
     }
+    if let Some(Reflexive { mapped, base }) = reflexive {
+        match Candidate::server_reflexive(mapped, base, "udp") {
+            Ok(candidate) => {
+                rtc.add_local_candidate(candidate);
+            }
+            Err(e) => tracing::warn!(%mapped, error = %e, "unusable reflexive candidate"),
+        }
+    }
     rtc
+}
+
+/// A server-reflexive address: where a NAT maps the host address `base` for everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reflexive {
+    pub(crate) mapped: SocketAddr,
+    pub(crate) base: SocketAddr,
 }
 
 /// The ICE host candidates for a socket bound at `local`.

@@ -300,6 +300,10 @@ pub struct MediaSection {
     pub advertise: Vec<IpAddr>,
     /// Most WebRTC links at once. Default 64.
     pub max_links: Option<usize>,
+    /// Media sockets (`ip:port`) of public nodes to ask, by STUN Binding, where a NAT maps
+    /// this node's socket; two or more also tell a symmetric NAT. Default none.
+    #[serde(default)]
+    pub stun_servers: Vec<SocketAddr>,
 }
 
 /// `[log]`
@@ -459,6 +463,7 @@ impl NodeConfig {
             media.bind = bind;
         }
         media.advertise = parsed.media.advertise;
+        media.stun_servers = parsed.media.stun_servers;
         if let Some(max_links) = parsed.media.max_links {
             if max_links == 0 {
                 return Err(error("media.max_links: must be at least 1".into()));

@@ -84,6 +84,10 @@ impl MediaActor {
     }
 
     fn handle_datagram(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) {
+        if self.reflexive.handle_datagram(now, source, bytes) {
+            self.poll_reflexive(now);
+            return;
+        }
         // A plain Binding request (not an ICE check: those carry a USERNAME and go to their
         // link): tell the asker where it came from, so a node behind a NAT learns its
         // server-reflexive address. Checked first: str0m takes it for garbage. An RTP or DTLS
@@ -129,6 +133,7 @@ impl MediaActor {
             return false;
         };
         state.link.handle_input(input);
+        state.last_source = Some(source);
         state.next_timeout = now;
         self.dirty.push(*id);
         true

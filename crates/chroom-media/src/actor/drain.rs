@@ -155,7 +155,10 @@ impl MediaActor {
                         } => self.outbox.push(destination, contents),
                         LinkOutput::Connected => {
                             state.connect_deadline = None;
-                            tracing::info!(link = %id, elapsed = ?self.started.elapsed(), "link connected");
+                            // Where the handshake's last datagram came from: the path ICE chose
+                            // (a relayer's address for a relayed link).
+                            let remote = state.last_source;
+                            tracing::info!(link = %id, ?remote, elapsed = ?self.started.elapsed(), "link connected");
                             events.push_back(MediaEvent::LinkConnected { link: *id });
                             connected.push(*id);
                         }

@@ -325,3 +325,21 @@ fn new_accounts_are_looked_up_twenty_a_second_unless_configured() {
         .to_string();
     assert!(zero.contains("registry.new_accounts_per_second"), "{zero}");
 }
+
+#[test]
+fn stun_servers_are_socket_addresses() {
+    let config =
+        parse_open("[media]\nstun_servers = [\"10.77.0.2:4002\", \"[2001:db8::1]:4002\"]\n")
+            .unwrap();
+    assert_eq!(
+        config.media.stun_servers,
+        [
+            "10.77.0.2:4002".parse().unwrap(),
+            "[2001:db8::1]:4002".parse().unwrap()
+        ]
+    );
+    let err = parse_open("[media]\nstun_servers = [\"10.77.0.2\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stun_servers"), "{err}");
+}

@@ -378,6 +378,8 @@ impl NodeActor {
             MediaEvent::LinkFlowing { link } => {
                 self.core.handle_link_media(Instant::now(), link, true);
             }
+            // The media actor logs it; links pick the mapping up themselves.
+            MediaEvent::Mapping { .. } => {}
             _ => {}
         }
     }
