@@ -511,6 +511,30 @@ pub async fn run_page_scenario(
 /// Checks a recorded IVF against the source: in order, ≥ 99 % of the frames in the recorded
 /// span, every one byte-identical to the source frame at its position.
 pub fn check_against_source(recorded: &Path, source: &MediaSource) {
+    let got = compare_with_source(recorded, source);
+    let ratio = got.frames as f64 / got.span as f64;
+    assert!(
+        ratio >= 0.99,
+        "only {} of {} frames arrived",
+        got.frames,
+        got.span
+    );
+}
+
+/// What [`compare_with_source`] found.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded {
+    /// Frames recorded.
+    pub frames: usize,
+    /// Frames the source sent from the first recorded one to the last.
+    pub span: usize,
+    /// The longest time between two recorded frames (by their timestamps).
+    pub longest_gap: Duration,
+}
+
+/// Compares a recorded IVF with the source: panics unless the frames are in order and every
+/// one is byte-identical to the source frame at its position; says how many arrived.
+pub fn compare_with_source(recorded: &Path, source: &MediaSource) -> Recorded {
     let frames: Vec<&[u8]> = source.video_frames().collect();
     let ticks = source.video_frame_ticks().unwrap();
     let (header, got) =
@@ -523,9 +547,11 @@ pub fn check_against_source(recorded: &Path, source: &MediaSource) {
         .position(|f| *f == got[0].data.as_slice())
         .expect("first recorded frame is a source frame");
     let mut previous_pts = None;
+    let mut longest_gap = 0;
     for frame in &got {
         if let Some(previous) = previous_pts {
             assert!(frame.pts > previous, "frames out of order");
+            longest_gap = longest_gap.max(frame.pts - previous);
         }
         previous_pts = Some(frame.pts);
         assert_eq!(
@@ -541,7 +567,11 @@ pub fn check_against_source(recorded: &Path, source: &MediaSource) {
             frame.pts
         );
     }
-    let span = (got.last().unwrap().pts / ticks) as usize + 1;
-    let ratio = got.len() as f64 / span as f64;
-    assert!(ratio >= 0.99, "only {} of {span} frames arrived", got.len());
+    let timebase = Duration::from_secs(u64::from(header.timebase_num));
+    Recorded {
+        frames: got.len(),
+        span: (got.last().unwrap().pts / ticks) as usize + 1,
+        longest_gap: timebase * u32::try_from(longest_gap).unwrap_or(u32::MAX)
+            / header.timebase_den,
+    }
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 use chroom_node::publish::MediaSource;
 use chroom_tests::lab::{Home, Host, Lab, Nat};
 use chroom_tests::process::NodeProcess;
-use chroom_tests::{Chain, CuttableProxy, check_against_source, fixtures, init_tracing};
+use chroom_tests::{
+    Chain, CuttableProxy, check_against_source, compare_with_source, eventually, fixtures,
+    init_tracing,
+};
 use chroom_types::RoomKind;
 
 /// Fixed ports of the public nodes (others take any free port).
@@ -28,6 +31,8 @@ const BOOTSTRAP: usize = 3;
 const RELAYER: usize = 4;
 /// Frames each recorder takes (two seconds of the test video).
 const FRAMES: &str = "60";
+/// Frames the rebinding cell records: eight seconds, the router rebinding at about one.
+const REBIND_FRAMES: &str = "240";
 
 /// What a cell's nodes share: the lab, the chain as the lab sees it, and the public nodes.
 struct World {
@@ -47,6 +52,8 @@ struct World {
 #[derive(Debug, Clone)]
 struct Place {
     name: &'static str,
+    /// The router of its home, if it has one.
+    router: Option<String>,
     host: Host,
 }
 
@@ -133,9 +140,16 @@ impl World {
         )
     }
 
-    /// Runs one cell: a publisher at `from`, a recorder at `to`, in a room of their own.
-    /// Returns where the recorder's link came from.
-    async fn cell(&self, index: usize, from: &Place, to: &Place) -> SocketAddr {
+    /// Runs one cell: a publisher at `from`, a recorder at `to`, in a room of their own; with
+    /// `rebind`, that home's router forgets its mappings a second into the call. Returns where
+    /// the recorder's link came from.
+    async fn cell(
+        &self,
+        index: usize,
+        from: &Place,
+        to: &Place,
+        rebind: Option<&Home>,
+    ) -> SocketAddr {
         let room = format!("cell-{index}");
         self.chain.add_room(&room, RoomKind::Conference).await;
         let dir = self.dir.path().join(&room);
@@ -161,16 +175,47 @@ impl World {
             &self.config(&to.host, RECORDER, &recorder_dir, 0, 0),
             Some(&to.host.ns),
             &[
-                "record", "--room", &room, "--out", &out_arg, "--frames", FRAMES,
+                "record",
+                "--room",
+                &room,
+                "--out",
+                &out_arg,
+                "--frames",
+                if rebind.is_some() {
+                    REBIND_FRAMES
+                } else {
+                    FRAMES
+                },
             ],
         );
+        if let Some(home) = rebind {
+            eventually(Duration::from_secs(30), "the recorder's link", || async {
+                link_remote(&recorder.log_tail(usize::MAX))
+            })
+            .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.lab.rebind(home).unwrap();
+        }
         recorder.finished(Duration::from_secs(60)).await;
         let video = std::fs::read_dir(&out)
             .unwrap()
             .map(|entry| entry.unwrap().path())
             .find(|path| path.extension().is_some_and(|e| e == "ivf"))
             .expect("a video file recorded");
-        check_against_source(&video, &self.source);
+        if rebind.is_some() {
+            let recorded = compare_with_source(&video, &self.source);
+            println!(
+                "{} → {}, router rebound mid-call: longest gap {:?}, {} of {} frames",
+                from.name, to.name, recorded.longest_gap, recorded.frames, recorded.span
+            );
+            assert!(
+                recorded.longest_gap < Duration::from_secs(5),
+                "frames resumed only after {:?}",
+                recorded.longest_gap
+            );
+        } else {
+            check_against_source(&video, &self.source);
+        }
         link_remote(&recorder.log_tail(usize::MAX)).unwrap_or_else(|| {
             panic!(
                 "{} → {}: the recorder logged no connected link",
@@ -197,23 +242,27 @@ async fn members_link_across_every_pair_of_nats() {
     let lab = &mut world.lab;
     let public = |lab: &mut Lab, name| Place {
         name: "public",
+        router: None,
         host: lab.public_host(name).unwrap(),
     };
     let (public_a, public_b) = (public(lab, "pub-a"), public(lab, "pub-b"));
     let mut kept_1 = lab.home("kept-1", Nat::PortPreserving).unwrap();
     let mut kept_2 = lab.home("kept-2", Nat::PortPreserving).unwrap();
     let mut random_1 = lab.home("random-1", Nat::Symmetric).unwrap();
+    let mut rebound = lab.home("rebound", Nat::Symmetric).unwrap();
     fn in_home(lab: &mut Lab, home: &mut Home, name: &'static str, host: &str) -> Place {
         Place {
             name,
+            router: Some(home.router.clone()),
             host: lab.home_host(home, host).unwrap(),
         }
     }
     let kept_1a = in_home(lab, &mut kept_1, "port-preserving NAT", "kept-1a");
-    let kept_1b = in_home(lab, &mut kept_1, "same port-preserving NAT", "kept-1b");
+    let kept_1b = in_home(lab, &mut kept_1, "port-preserving NAT", "kept-1b");
     let kept_2a = in_home(lab, &mut kept_2, "port-preserving NAT", "kept-2a");
     let random_1a = in_home(lab, &mut random_1, "symmetric NAT", "random-1a");
-    let random_1b = in_home(lab, &mut random_1, "same symmetric NAT", "random-1b");
+    let random_1b = in_home(lab, &mut random_1, "symmetric NAT", "random-1b");
+    let rebound_a = in_home(lab, &mut rebound, "symmetric NAT", "rebound-a");
     let cells = [
         (&public_a, &public_b),
         (&public_a, &kept_1a),
@@ -228,13 +277,20 @@ async fn members_link_across_every_pair_of_nats() {
     let runs = cells
         .iter()
         .enumerate()
-        .map(|(i, (from, to))| async move { (from, to, world.cell(i, from, to).await) });
-    for (from, to, remote) in futures::future::join_all(runs).await {
+        .map(|(i, (from, to))| async move { (from, to, world.cell(i, from, to, None).await) });
+    let rebinding = world.cell(cells.len(), &public_a, &rebound_a, Some(&rebound));
+    let (runs, _) = futures::join!(futures::future::join_all(runs), rebinding);
+    for (from, to, remote) in runs {
         let path = if remote.ip() == relayer_ip {
             "relayed"
         } else {
             "direct"
         };
-        println!("{:>26} → {:<26} {path} (from {remote})", from.name, to.name);
+        let to_name = if from.router.is_some() && from.router == to.router {
+            "the same NAT"
+        } else {
+            to.name
+        };
+        println!("{:>20} → {:<20} {path} (from {remote})", from.name, to_name);
     }
 }

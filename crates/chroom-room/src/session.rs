@@ -455,6 +455,23 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.track_link(now, link, room, LinkRole::Sending(peer));
     }
 
+    /// Media stopped (`flowing` false) or came back on `link`. A publisher never pauses (a
+    /// muted track still sends), so a link from one falling silent has lost its path — the
+    /// peer's NAT rebound, its network changed — or its peer: it is closed and subscribed
+    /// again after [`SessionConfig::retry_backoff`], and the new link's ICE finds the path
+    /// anew (the publisher replaces the old link with it). A tree parent's silence is the
+    /// tree's to repair.
+    pub fn handle_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
+        match self.links.get(&link) {
+            Some((_, LinkRole::Receiving(_))) if !flowing => {
+                self.outputs.push_back(Output::CloseLink { link });
+                self.handle_link_closed(now, link);
+            }
+            Some((_, LinkRole::TreeUpstream(_))) => self.tree_link_media(now, link, flowing),
+            _ => {}
+        }
+    }
+
     /// A link closed, for whatever reason.
     pub fn handle_link_closed(&mut self, now: Instant, link: LinkId) {
         let Some((room, role)) = self.forget_link(link) else {

@@ -717,11 +717,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         true
     }
 
-    /// Media stopped (`flowing` false) or came back on `link`. Only a tree parent's silence
-    /// means something: a broadcast never pauses, so the parent is gone without a word (its
-    /// process killed, its network cut), which libp2p and ICE notice only many seconds later.
-    /// Deeper in the tree the parent gets longer, so the relayer above repairs first.
-    pub fn handle_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
+    /// Media stopped (`flowing` false) or came back on a tree parent's `link`: a broadcast
+    /// never pauses, so the parent is gone without a word (its process killed, its network
+    /// cut), which libp2p and ICE notice only many seconds later. Deeper in the tree the
+    /// parent gets longer, so the relayer above repairs first.
+    pub(super) fn tree_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
         let Some(&(room, LinkRole::TreeUpstream(_))) = self.links.get(&link) else {
             return;
         };

@@ -191,6 +191,35 @@ fn a_lost_link_is_reported_and_retried() {
 }
 
 #[test]
+fn a_silent_subscription_is_closed_and_made_again() {
+    let (now, mut session, id) = subscribing_to_one_publisher();
+    session.handle_subscribe_result(now, id, Ok(LinkId(3)));
+    drain(&mut session);
+    // Media coming back is nothing to act on.
+    session.handle_link_media(now, LinkId(3), true);
+    assert!(drain(&mut session).is_empty());
+    session.handle_link_media(now, LinkId(3), false);
+    let outputs = drain(&mut session);
+    assert!(
+        outputs.contains(&Output::CloseLink { link: LinkId(3) }),
+        "{outputs:?}"
+    );
+    assert!(
+        outputs.contains(&Output::Event(RoomEvent::SubscriptionLost {
+            room: room(),
+            peer: 1,
+            link: LinkId(3)
+        }))
+    );
+    let retry = now + SessionConfig::default().retry_backoff;
+    session.handle_timeout(retry);
+    assert_eq!(subscribe_ids(&drain(&mut session)).len(), 1);
+    // The media driver's own close of the link comes later and changes nothing.
+    session.handle_link_closed(retry, LinkId(3));
+    assert!(drain(&mut session).is_empty());
+}
+
+#[test]
 fn a_conference_member_links_once_per_pair_both_ways() {
     let now = epoch();
     let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 5);
