@@ -11,6 +11,7 @@
 
 mod datagrams;
 mod drain;
+mod relayed;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ use crate::sdp::{self, Reflexive};
 use crate::socket::{MediaSocket, Outbox, RecvBuffers};
 
 use self::datagrams::Unrouted;
+use self::relayed::{RelayClient, RelayServer};
 
 /// Commands waiting for the actor at most; a full inbox makes [`MediaHandle`] calls wait.
 const COMMAND_INBOX: usize = 256;
@@ -66,6 +68,10 @@ pub struct MediaActor {
     /// Learns where a NAT in front of the socket maps it (STUN Binding to
     /// [`MediaConfig::stun_servers`]); new links offer that address beside the host ones.
     reflexive: ReflexiveTracker,
+    /// Allocations this node serves as a relayer.
+    relay_server: RelayServer,
+    /// The allocation (on a relayer) this node's new links offer, if any.
+    relay_client: Option<RelayClient>,
     /// The DTLS certificate of every link (`None`: str0m makes one per link).
     dtls_cert: Option<DtlsCert>,
     commands: mpsc::Receiver<Command>,
@@ -176,6 +182,8 @@ impl MediaActor {
             config,
             socket,
             reflexive,
+            relay_server: RelayServer::default(),
+            relay_client: None,
             outbox: Outbox::default(),
             local_addr,
             receive_addr,
@@ -300,6 +308,9 @@ impl MediaActor {
                             self.handle_timeout();
                         }
                     }
+                    Some((token, peer, data)) = self.relay_server.arrivals.recv() => {
+                        self.handle_relay_arrival(token, peer, &data);
+                    }
                     // Only wakes the actor when the node frees room; every pass also delivers
                     // what fits, so a busy socket does not hold events back.
                     permit = async { event_room?.await.ok() }, if events_waiting => match permit {
@@ -337,6 +348,7 @@ impl MediaActor {
             })
             .flatten()
             .chain(self.reflexive.poll_timeout())
+            .chain(self.next_keepalive())
             .fold(idle, Instant::min)
     }
 
@@ -399,9 +411,14 @@ impl MediaActor {
                 }
             }
             Command::Hold { link, held } => self.router.hold(link, held),
+            Command::Allocate { kbps, reply } => {
+                let _ = reply.send(self.allocate(kbps));
+            }
+            Command::UseRelay { grant } => self.use_relay(grant),
             Command::RelayStats(reply) => {
                 let mut stats = self.relay.clone();
                 stats.children = self.router.child_count();
+                stats.allocations = self.allocations();
                 let _ = reply.send(stats);
             }
             Command::CloseLink { link } => {
@@ -466,6 +483,9 @@ impl MediaActor {
         sdp::new_rtc(
             &self.candidates,
             self.reflexive_candidate(),
+            self.relay_client
+                .as_ref()
+                .map(|client| (client.grant.relayed, self.receive_addr)),
             self.dtls_cert.as_ref(),
             mode,
             Instant::now(),
@@ -568,6 +588,7 @@ impl MediaActor {
     fn handle_timeout(&mut self) {
         let now = Instant::now();
         self.poll_reflexive(now);
+        self.relay_timers(now);
         for (id, state) in &mut self.links {
             if state.connect_deadline.is_some_and(|d| d <= now) {
                 tracing::info!(link = %state.link.id, "link did not connect in time");

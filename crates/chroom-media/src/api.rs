@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chroom_types::{LinkId, MediaKind, Track};
 
 use crate::reflexive::Mapping;
+use crate::relay::RelayToken;
 
 /// Media driver configuration.
 #[derive(Debug, Clone)]
@@ -85,6 +86,9 @@ pub enum MediaError {
     /// The media actor has stopped.
     #[error("media actor stopped")]
     Stopped,
+    /// A relay allocation could not be opened.
+    #[error("relay allocation: {0}")]
+    Relay(String),
 }
 
 /// A frame received on a link.
@@ -224,6 +228,11 @@ pub enum MediaEvent {
         /// What the last round of requests found.
         mapping: Mapping,
     },
+    /// An allocation this relayer served ended: its client stopped using it.
+    RelayAllocationEnded {
+        /// The allocation's token, as [`crate::MediaHandle::allocate_relay`] granted it.
+        token: RelayToken,
+    },
     /// The link is gone.
     LinkClosed {
         /// The link.
@@ -253,6 +262,13 @@ pub struct RelayStats {
     /// its frame channel was full (the reader is slow) or closed (nobody reads frames). The
     /// actor never waits for that reader, so a slow recorder costs frames, not the node.
     pub frames_dropped: u64,
+    /// Relay allocations served now.
+    pub allocations: usize,
+    /// Payload bytes relayed for allocations, both ways.
+    pub relayed_bytes: u64,
+    /// Datagrams of allocations dropped: from peers without permission, for a client that
+    /// never spoke, or over the allocation's rate.
+    pub relayed_dropped: u64,
 }
 
 /// An offer to play remote members' media in this node's user's browser.

@@ -8,10 +8,18 @@ use chroom_types::{LinkId, LinkMode, Track};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{MediaError, PlaybackOffer, RelayStats};
+use crate::relay::RelayGrant;
 
 /// What a [`MediaHandle`] asks of the actor; each carries its reply channel if it has one.
 #[derive(Debug)]
 pub(crate) enum Command {
+    Allocate {
+        kbps: u32,
+        reply: oneshot::Sender<Result<RelayGrant, MediaError>>,
+    },
+    UseRelay {
+        grant: Option<RelayGrant>,
+    },
     CreateOffer {
         receive: Vec<Track>,
         send: Vec<Track>,
@@ -232,6 +240,20 @@ impl MediaHandle {
     /// comes from a peer before the node knows it may take part.
     pub async fn hold(&self, link: LinkId, held: bool) {
         let _ = self.commands.send(Command::Hold { link, held }).await;
+    }
+
+    /// As a relayer: opens an allocation for a client (checked by the caller), relaying at
+    /// most `kbps` both ways together. It ends when unused for
+    /// [`crate::relay::ALLOCATION_IDLE_TIMEOUT`] ([`crate::MediaEvent::RelayAllocationEnded`]).
+    pub async fn allocate_relay(&self, kbps: u32) -> Result<RelayGrant, MediaError> {
+        self.request(|reply| Command::Allocate { kbps, reply })
+            .await
+    }
+
+    /// As a client: links opened from now on offer `grant`'s relayed address as an ICE relay
+    /// candidate (`None`: no relayed path any more).
+    pub async fn use_relay(&self, grant: Option<RelayGrant>) {
+        let _ = self.commands.send(Command::UseRelay { grant }).await;
     }
 
     /// Closes a link. Closing an unknown link does nothing.

@@ -26,6 +26,9 @@
 //!   are the links'), so nodes behind NATs can learn their server-reflexive address.
 //! - [`reflexive`]: the sans-IO probe that asks STUN servers for that address and tells a
 //!   stable mapping from a symmetric NAT's one-per-destination.
+//! - [`relay`]: relayed paths for links no direct path carries — a TURN-style allocation on a
+//!   relayer, the relay frames between client and relayer, and the allocation's rules
+//!   (permissions, rate, expiry); the actor serves allocations and wraps a client's datagrams.
 //!
 //! It does not own: who may link (the room core decides), transport of signaling (libp2p
 //! does), or file formats beyond [`container`].
@@ -42,6 +45,7 @@ pub mod container;
 mod handle;
 mod link;
 pub mod reflexive;
+pub mod relay;
 mod router;
 mod sdp;
 mod socket;

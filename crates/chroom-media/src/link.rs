@@ -20,6 +20,8 @@ use crate::sdp::{Mids, added_track, codec_for};
 #[derive(Debug)]
 pub(crate) enum LinkOutput {
     Transmit {
+        /// The local candidate it leaves from: this socket, or a relayed address.
+        source: std::net::SocketAddr,
         destination: std::net::SocketAddr,
         contents: Vec<u8>,
     },
@@ -285,6 +287,7 @@ impl Link {
             match output {
                 Output::Timeout(deadline) => return deadline,
                 Output::Transmit(t) => out.push(LinkOutput::Transmit {
+                    source: t.source,
                     destination: t.destination,
                     contents: t.contents.into(),
                 }),

@@ -74,10 +74,12 @@ impl BuiltPlayback {
 
 /// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates and, when
 /// the node is behind a NAT that maps it the same way for everyone, its server-reflexive
-/// address (`reflexive`, with the host address it maps).
+/// address (`reflexive`, with the host address it maps), and a relayer's allocation
+/// (`relayed`: its address, and the local address that reaches the relayer).
 pub(crate) fn new_rtc(
     candidates: &[SocketAddr],
     reflexive: Option<Reflexive>,
+    relayed: Option<(SocketAddr, SocketAddr)>,
     cert: Option<&DtlsCert>,
     mode: LinkMode,
     now: Instant,
@@ -118,6 +120,14 @@ pub(crate) fn new_rtc(
                 rtc.add_local_candidate(candidate);
             }
             Err(e) => tracing::warn!(%mapped, error = %e, "unusable reflexive candidate"),
+        }
+    }
+    if let Some((relayed, local)) = relayed {
+        match Candidate::relayed(relayed, local, "udp") {
+            Ok(candidate) => {
+                rtc.add_local_candidate(candidate);
+            }
+            Err(e) => tracing::warn!(%relayed, error = %e, "unusable relayed candidate"),
         }
     }
     rtc

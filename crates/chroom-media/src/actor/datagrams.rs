@@ -31,6 +31,7 @@ const MAX_OUTBOX_HOLD: Duration = Duration::from_micros(20);
 pub(super) struct Unrouted {
     received_at: Instant,
     source: SocketAddr,
+    destination: SocketAddr,
     bytes: Vec<u8>,
 }
 
@@ -97,7 +98,23 @@ impl MediaActor {
                 .push(source, crate::stun::binding_success(transaction, source));
             return;
         }
-        if self.demux(now, bytes, source) {
+        if crate::relay::is_relay_frame(bytes) {
+            self.handle_relay_frame(now, bytes, source);
+            return;
+        }
+        self.receive_at(now, bytes, source, self.receive_addr);
+    }
+
+    /// A datagram for a link, from `source` to `destination` (this socket, or the relayed
+    /// address it came to).
+    pub(super) fn receive_at(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        source: SocketAddr,
+        destination: SocketAddr,
+    ) {
+        if self.demux(now, bytes, source, destination) {
             // A link just made progress: datagrams it could not take before may fit now.
             self.retry_unrouted(now);
             return;
@@ -109,12 +126,19 @@ impl MediaActor {
         self.unrouted.push_back(Unrouted {
             received_at: now,
             source,
+            destination,
             bytes: bytes.to_vec(),
         });
     }
 
     /// Feeds a datagram to the link that accepts it; false if none does.
-    fn demux(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) -> bool {
+    fn demux(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        source: SocketAddr,
+        destination: SocketAddr,
+    ) -> bool {
         let Ok(contents) = bytes.try_into() else {
             tracing::trace!(%source, "unrecognised datagram");
             // Not WebRTC at all: count it as handled so it is never retried.
@@ -125,7 +149,7 @@ impl MediaActor {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.receive_addr,
+                destination,
                 contents,
             },
         );
@@ -145,7 +169,7 @@ impl MediaActor {
             if now.saturating_duration_since(datagram.received_at) > UNROUTED_MAX_AGE {
                 continue;
             }
-            if !self.demux(now, &datagram.bytes, datagram.source) {
+            if !self.demux(now, &datagram.bytes, datagram.source, datagram.destination) {
                 self.unrouted.push_back(datagram);
             }
         }

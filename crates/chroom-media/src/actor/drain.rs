@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chroom_types::{LinkId, Track};
 use str0m::Input;
 
-use super::{FrameOut, MediaActor};
+use super::{FrameOut, MediaActor, relayed};
 use crate::api::{MediaEvent, ReceivedFrame};
 use crate::link::{LinkOutput, media_time};
 use crate::router::FrameRoute;
@@ -150,9 +150,16 @@ impl MediaActor {
                 for output in outputs.drain(..) {
                     match output {
                         LinkOutput::Transmit {
+                            source,
                             destination,
                             contents,
-                        } => self.outbox.push(destination, contents),
+                        } => relayed::transmit(
+                            self.relay_client.as_ref(),
+                            &mut self.outbox,
+                            source,
+                            destination,
+                            contents,
+                        ),
                         LinkOutput::Connected => {
                             state.connect_deadline = None;
                             // Where the handshake's last datagram came from: the path ICE chose

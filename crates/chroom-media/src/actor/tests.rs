@@ -158,3 +158,62 @@ async fn the_media_socket_tells_a_stun_asker_its_address_and_ignores_garbage() {
     );
     shutdown.cancel();
 }
+
+/// Receives one datagram on `socket`, in time.
+async fn recv(socket: &tokio::net::UdpSocket) -> (Vec<u8>, std::net::SocketAddr) {
+    let mut buffer = vec![0; 2048];
+    let (len, from) = tokio::time::timeout(PATIENCE, socket.recv_from(&mut buffer))
+        .await
+        .expect("a datagram in time")
+        .unwrap();
+    buffer.truncate(len);
+    (buffer, from)
+}
+
+#[tokio::test]
+async fn an_allocation_relays_both_ways_and_only_for_peers_the_client_sent_to() {
+    use crate::relay::{self, RelayFrame};
+    let shutdown = CancellationToken::new();
+    let relayer = spawn(16, 16, &shutdown).await;
+    let grant = relayer.handle.allocate_relay(10_000).await.unwrap();
+    assert_eq!(grant.server, relayer.handle.local_addr());
+    assert_ne!(grant.relayed, grant.server);
+    let bind = |ip| tokio::net::UdpSocket::bind((ip, 0));
+    let client = bind("127.0.0.1").await.unwrap();
+    let peer = bind("127.0.0.1").await.unwrap();
+    // Permissions are per address, as in TURN: the stranger is another host.
+    let stranger = bind("127.0.0.2").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+
+    // Client → peer, sent from the relayed address.
+    let frame = relay::to_peer(&grant.token, peer_addr, b"hello peer");
+    client.send_to(&frame, grant.server).await.unwrap();
+    let (data, from) = recv(&peer).await;
+    assert_eq!((data.as_slice(), from), (&b"hello peer"[..], grant.relayed));
+
+    // A stranger the client never sent to gets nothing through; the peer does.
+    stranger.send_to(b"let me in", grant.relayed).await.unwrap();
+    peer.send_to(b"hello client", grant.relayed).await.unwrap();
+    let (data, from) = recv(&client).await;
+    assert_eq!(from, grant.server);
+    assert_eq!(
+        relay::decode(&data),
+        Some(RelayFrame::FromPeer {
+            token: grant.token,
+            peer: peer_addr,
+            payload: b"hello client"
+        })
+    );
+
+    // A wrong token relays nothing.
+    let forged = relay::to_peer(&[0; relay::TOKEN_LEN], peer_addr, b"forged");
+    client.send_to(&forged, grant.server).await.unwrap();
+    client.send_to(&frame, grant.server).await.unwrap();
+    assert_eq!(recv(&peer).await.0, b"hello peer");
+
+    let stats = relayer.handle.relay_stats().await.unwrap();
+    assert_eq!(stats.allocations, 1);
+    assert_eq!(stats.relayed_dropped, 1, "the stranger's datagram");
+    assert_eq!(stats.relayed_bytes, (10 + 12 + 10) as u64);
+    shutdown.cancel();
+}
