@@ -152,9 +152,17 @@ impl Lab {
             Nat::Symmetric => Some("masquerade random,fully-random"),
         };
         if let Some(masquerade) = masquerade {
+            // The input chain is a home router's firewall: what arrives unasked for the router
+            // itself is dropped, not answered. Answering (a TCP reset, an ICMP port unreachable)
+            // would also make conntrack keep that flow, and its reply tuple would then take the
+            // very port the router's own mapping needs for the hole the peer behind it is
+            // punching back: the mapping moves and hole punching fails where real routers let
+            // it through.
             let rules = format!(
                 "table ip lab_nat {{\n chain post {{\n type nat hook postrouting priority 100;\n \
-                 oifname \"wan\" {masquerade}\n }}\n}}\n"
+                 oifname \"wan\" {masquerade}\n }}\n \
+                 chain input {{\n type filter hook input priority 0;\n \
+                 iifname \"wan\" ct state new drop\n }}\n}}\n"
             );
             self.nft(&router, &rules)?;
         } else {
@@ -228,6 +236,30 @@ impl Lab {
     pub fn rebind(&self, home: &Home) -> Result<(), String> {
         self.run(&home.router, &["conntrack", "-F"])?;
         Ok(())
+    }
+
+    /// Runs `task` on a thread of its own that has entered `ns`, on a current-thread tokio
+    /// runtime: every socket the task opens lives in that namespace, so in-process drivers (a
+    /// `NetActor`, say) can be put in lab hosts. The thread ends when the task does; end it
+    /// before the lab drops.
+    pub fn spawn_in<F, Fut>(&self, ns: &str, task: F) -> std::thread::JoinHandle<()>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let path = format!("/var/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // A network namespace is per thread: only this thread (and so only this runtime,
+            // which never leaves it) moves.
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("entering {path}: {e}"));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(task());
+        })
     }
 
     /// A command run inside `ns`.
