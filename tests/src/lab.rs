@@ -10,6 +10,9 @@
 //!   the address a packet went to (conntrack's filtering);
 //! - [`Nat::Symmetric`]: `masquerade random,fully-random` — a new random port per destination.
 //!
+//! A NAT router also drops, unanswered, whatever arrives unasked for itself, as a home router's
+//! firewall does (see [`Lab::home`]).
+//!
 //! Links can be shaped ([`Lab::shape`]: `tbf` rate, and an nftables `numgen random` drop rule;
 //! there is no `netem` on these machines). Everything is removed when the [`Lab`] drops, even
 //! when a test fails; labs left behind by a killed test process are swept by the next one.

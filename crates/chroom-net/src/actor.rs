@@ -757,7 +757,7 @@ impl NetActor {
     async fn report_reachability(&mut self) {
         let reachability = self.relay_plan.reachability();
         let external: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
-        tracing::info!(
+        tracing::debug!(
             target: "chroom::_events::reachability",
             ?reachability,
             external = ?external.iter().map(ToString::to_string).collect::<Vec<_>>(),
