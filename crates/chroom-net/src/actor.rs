@@ -378,6 +378,8 @@ pub struct NetActor {
     unready_listeners: HashSet<ListenerId>,
     /// Until the bootstrap peers are dialed: when they are dialed anyway.
     bootstrap_by: Option<Instant>,
+    /// Confirmed external addresses, as last reported.
+    external: Vec<Multiaddr>,
 }
 
 #[derive(Debug)]
@@ -468,6 +470,7 @@ impl NetActor {
             relay_listeners: HashMap::new(),
             unready_listeners,
             bootstrap_by: Some(Instant::now() + BOOTSTRAP_WAIT),
+            external: Vec::new(),
         };
         Ok((
             actor,
@@ -747,6 +750,12 @@ impl NetActor {
     /// Peers learn where this node can be reached from its provider records, which carry the
     /// addresses confirmed when they were stored: store them again.
     async fn external_addrs_changed(&mut self) {
+        // AutoNAT confirms the same address again at every probe.
+        let external: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        if external == self.external {
+            return;
+        }
+        self.external = external;
         for (room, presence) in &self.rooms {
             self.unprovided.extend(presence.provided_keys(*room));
         }
@@ -756,7 +765,7 @@ impl NetActor {
 
     async fn report_reachability(&mut self) {
         let reachability = self.relay_plan.reachability();
-        let external: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        let external = self.external.clone();
         tracing::debug!(
             target: "chroom::_events::reachability",
             ?reachability,

@@ -87,6 +87,8 @@ pub(crate) struct RelayPlan {
     offered: BTreeMap<PeerId, Multiaddr>,
     /// Reservations requested or held.
     reserved: BTreeSet<PeerId>,
+    /// Reservations on relays that stopped offering the hop protocol, still to be released.
+    withdrawn: BTreeSet<PeerId>,
     /// Relays not to ask again before the time given.
     resting: HashMap<PeerId, Instant>,
 }
@@ -99,6 +101,7 @@ impl RelayPlan {
             reachability: Reachability::Unknown,
             offered: BTreeMap::new(),
             reserved: BTreeSet::new(),
+            withdrawn: BTreeSet::new(),
             resting: HashMap::new(),
         }
     }
@@ -126,11 +129,16 @@ impl RelayPlan {
     /// `relay` no longer offers the hop protocol, or its last direct connection closed.
     pub(crate) fn handle_relay_gone(&mut self, relay: &PeerId) {
         self.offered.remove(relay);
-        self.reserved.remove(relay);
+        if self.reserved.remove(relay) {
+            // Its listener may outlive the offer: release it, so a reservation elsewhere does
+            // not come on top of it.
+            self.withdrawn.insert(*relay);
+        }
     }
 
     /// The reservation on `relay` failed or ended (its listener closed).
     pub(crate) fn handle_reservation_lost(&mut self, now: Instant, relay: PeerId) {
+        self.withdrawn.remove(&relay);
         if self.reserved.remove(&relay) {
             self.resting.insert(relay, now + RESERVATION_RETRY);
         }
@@ -138,6 +146,9 @@ impl RelayPlan {
 
     /// The next thing to do, if any. Drain until `None` after every input and on a timer.
     pub(crate) fn poll_action(&mut self, now: Instant) -> Option<RelayAction> {
+        if let Some(relay) = self.withdrawn.pop_first() {
+            return Some(RelayAction::Release { relay });
+        }
         if self.reachability == Reachability::Public {
             let relay = self.reserved.pop_first()?;
             return Some(RelayAction::Release { relay });
@@ -291,7 +302,13 @@ mod tests {
         plan.handle_reachability(Reachability::Private);
         let (gone, relayed) = (PeerId::random(), PeerId::random());
         plan.handle_relay_offered(gone, &addr("/ip4/10.77.0.2/tcp/4001"));
+        assert!(plan.poll_action(now).is_some());
         plan.handle_relay_gone(&gone);
+        // The reservation it held is released, and nothing takes its place.
+        assert_eq!(
+            plan.poll_action(now),
+            Some(RelayAction::Release { relay: gone })
+        );
         let circuit = addr("/ip4/10.77.0.2/tcp/4001")
             .with(Protocol::P2p(PeerId::random()))
             .with(Protocol::P2pCircuit);
