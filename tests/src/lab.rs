@@ -10,6 +10,9 @@
 //!   the address a packet went to (conntrack's filtering);
 //! - [`Nat::Symmetric`]: `masquerade random,fully-random` — a new random port per destination.
 //!
+//! A NAT router also drops, unanswered, whatever arrives unasked for itself, as a home router's
+//! firewall does (see [`Lab::home`]).
+//!
 //! Links can be shaped ([`Lab::shape`]: `tbf` rate, and an nftables `numgen random` drop rule;
 //! there is no `netem` on these machines). Everything is removed when the [`Lab`] drops, even
 //! when a test fails; labs left behind by a killed test process are swept by the next one.
@@ -152,9 +155,17 @@ impl Lab {
             Nat::Symmetric => Some("masquerade random,fully-random"),
         };
         if let Some(masquerade) = masquerade {
+            // The input chain is a home router's firewall: what arrives unasked for the router
+            // itself is dropped, not answered. Answering (a TCP reset, an ICMP port unreachable)
+            // would also make conntrack keep that flow, and its reply tuple would then take the
+            // very port the router's own mapping needs for the hole the peer behind it is
+            // punching back: the mapping moves and hole punching fails where real routers let
+            // it through.
             let rules = format!(
                 "table ip lab_nat {{\n chain post {{\n type nat hook postrouting priority 100;\n \
-                 oifname \"wan\" {masquerade}\n }}\n}}\n"
+                 oifname \"wan\" {masquerade}\n }}\n \
+                 chain input {{\n type filter hook input priority 0;\n \
+                 iifname \"wan\" ct state new drop\n }}\n}}\n"
             );
             self.nft(&router, &rules)?;
         } else {
@@ -232,22 +243,10 @@ impl Lab {
 
     /// A TCP listener bound at `port` of `host`, inside its namespace, for this process to
     /// serve (a way into the lab for something running outside it, such as the chain RPC).
-    /// Only the socket lives in the lab: it is made on a thread that entered the namespace.
+    /// Only the socket lives in the lab.
     pub fn listen_tcp(&self, host: &Host, port: u16) -> Result<std::net::TcpListener, String> {
-        let path = format!("/var/run/netns/{}", host.ns);
         let addr = std::net::SocketAddr::from((host.addr, port));
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).map_err(|e| format!("opening {path}: {e}"))?;
-            // Only this short-lived thread moves into the namespace.
-            // SAFETY: `ns` is an open namespace file; setns touches no memory of ours.
-            let entered =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-            if entered != 0 {
-                return Err(format!(
-                    "entering {path}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
+        in_namespace(&host.ns, move || {
             let listener =
                 std::net::TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))?;
             listener
@@ -256,7 +255,25 @@ impl Lab {
             Ok(listener)
         })
         .join()
-        .map_err(|_| "the namespace thread panicked".to_owned())?
+        .map_err(|_| format!("binding {addr} in {} failed", host.ns))?
+    }
+
+    /// Runs `task` on a thread of its own that has entered `ns`, on a current-thread tokio
+    /// runtime: every socket the task opens lives in that namespace, so in-process drivers (a
+    /// `NetActor`, say) can be put in lab hosts. The thread ends when the task does; end it
+    /// before the lab drops.
+    pub fn spawn_in<F, Fut>(&self, ns: &str, task: F) -> std::thread::JoinHandle<()>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        in_namespace(ns, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(task());
+        })
     }
 
     /// A command run inside `ns`.
@@ -396,4 +413,19 @@ fn sweep_abandoned() {
             let _ = root(&["ip", "netns", "del", ns]);
         }
     }
+}
+
+/// Runs `work` on a new thread that has entered the network namespace `ns`: a namespace is
+/// per thread, so only that thread (and the sockets it opens) moves.
+fn in_namespace<T: Send + 'static>(
+    ns: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("entering {path}: {e}"));
+        work()
+    })
 }

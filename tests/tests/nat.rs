@@ -108,7 +108,8 @@ impl World {
 
     /// A node config for `host`: libp2p and media on every address of the host, offering the
     /// host's own address, asking the public nodes for its NAT mapping, acting for `account`
-    /// and checking the registry.
+    /// and checking the registry. A node on fixed ports is a public one: it serves libp2p
+    /// relay circuits (signaling for nodes behind NATs).
     fn config(&self, host: &Host, account: usize, dir: &Path, p2p: u16, media: u16) -> String {
         let key = self.chain.key_file(dir, account);
         let quote = |items: Vec<String>| {
@@ -127,13 +128,15 @@ impl World {
         let stun = quote(self.stun_servers.iter().map(ToString::to_string).collect());
         format!(
             "[net]\nlisten = [\"/ip4/0.0.0.0/tcp/{p2p}\"]\nbootstrap = [{bootstrap}]\n\
-             kad_mode = \"server\"\nsignal_timeout = \"10s\"\n\n\
+             kad_mode = \"server\"\nsignal_timeout = \"10s\"\nrelay_service = {public}\n\
+             allow_private_addresses = true\n\n\
              [media]\nbind = \"0.0.0.0:{media}\"\nadvertise = [\"{addr}\"]\n\
              stun_servers = [{stun}]\n\n\
              [identity]\naccount_key_file = \"{key}\"\n\n\
              [registry]\nrpc_url = \"{rpc}\"\naddress = \"{registry}\"\npoll_interval = \"200ms\"\n\n\
              [log]\nfilter = \"chroom=info\"\n",
             addr = host.addr,
+            public = p2p != 0,
             key = key.display(),
             rpc = self.rpc_url,
             registry = self.chain.registry.address(),
@@ -269,6 +272,7 @@ async fn members_link_across_every_pair_of_nats() {
         (&kept_2a, &public_b),
         (&public_b, &random_1a),
         (&random_1b, &public_a),
+        (&kept_1a, &kept_2a),
         (&kept_1a, &kept_1b),
         (&random_1a, &random_1b),
     ];

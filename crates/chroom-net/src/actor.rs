@@ -2,6 +2,7 @@
 //! [`NetEvent`]s.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chroom_proto::{
     DecodeError, ErrorCode, SignalError, SignalRequest, SignalResponse, decode_request,
@@ -9,17 +10,20 @@ use chroom_proto::{
 };
 use chroom_types::RoomId;
 use futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
+use libp2p::core::{ConnectedPoint, transport::ListenerId};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, gossipsub, identify, identity::Keypair, kad, multiaddr::Protocol,
-    noise, request_response, tcp, yamux,
+    Multiaddr, PeerId, Swarm, autonat, dcutr, gossipsub, identify, identity::Keypair, kad,
+    multiaddr::Protocol, noise, relay, request_response, tcp, yamux,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::config::NetConfig;
+use crate::config::{KadMode, NetConfig};
+use crate::nat::{self, Reachability, RelayAction, RelayPlan};
 use crate::signal::Frame;
 
 /// Correlates a [`NetEvent::SignalRequest`] with the [`NetHandle::respond`] that answers it.
@@ -103,6 +107,26 @@ pub enum NetEvent {
         /// The peer.
         peer: PeerId,
     },
+    /// A relayed connection to `peer` was joined by a direct one (DCUtR hole punching).
+    HolePunched {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Hole punching to `peer` gave up: it stays reachable through the relay circuit only.
+    HolePunchFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// What this node knows of its own reachability changed: AutoNAT's verdict, or its
+    /// confirmed external addresses (dialed back by a peer, or circuits through relays).
+    ReachabilityChanged {
+        /// AutoNAT's verdict.
+        reachability: Reachability,
+        /// The confirmed external addresses, which peers learn through identify and the DHT.
+        external: Vec<Multiaddr>,
+    },
     /// A peer sent something that broke the protocol; it has been answered with an error.
     PeerMisbehaved {
         /// The peer.
@@ -183,6 +207,7 @@ enum Command {
     },
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    ConnectionAddrs(PeerId, oneshot::Sender<Vec<Multiaddr>>),
 }
 
 /// Cloneable handle to a running [`NetActor`].
@@ -315,6 +340,14 @@ impl NetHandle {
         rx.await.map_err(|_| NetError::Stopped)
     }
 
+    /// The remote addresses of the open connections to `peer`; a relayed one contains
+    /// `/p2p-circuit`. Says whether signaling to `peer` goes direct or through a relay.
+    pub async fn connection_addrs(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ConnectionAddrs(peer, reply)).await?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
     async fn send(&self, command: Command) -> Result<(), NetError> {
         self.commands
             .send(command)
@@ -336,6 +369,23 @@ pub struct NetActor {
     outbound: HashMap<request_response::OutboundRequestId, OutboundRequest>,
     inbound: HashMap<SignalReplyId, request_response::ResponseChannel<Frame>>,
     next_reply: u64,
+    /// Open connections per peer: where the remote end is, and whether this node dialed it.
+    connections: HashMap<PeerId, HashMap<ConnectionId, Connection>>,
+    relay_plan: RelayPlan,
+    /// Listeners on relay circuits, by the relay they reserve on.
+    relay_listeners: HashMap<ListenerId, PeerId>,
+    /// Configured listeners that have not reported an address yet.
+    unready_listeners: HashSet<ListenerId>,
+    /// Until the bootstrap peers are dialed: when they are dialed anyway.
+    bootstrap_by: Option<Instant>,
+    /// Confirmed external addresses, as last reported.
+    external: Vec<Multiaddr>,
+}
+
+#[derive(Debug)]
+struct Connection {
+    remote: Multiaddr,
+    dialed: bool,
 }
 
 struct ProviderQuery {
@@ -372,7 +422,6 @@ impl NetActor {
     ) -> Result<(Self, NetHandle), NetError> {
         let peer_id = key.public().to_peer_id();
         let idle = config.idle_connection_timeout;
-        let behaviour = Behaviour::new(&key, &config).map_err(NetError::Start)?;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -382,24 +431,29 @@ impl NetActor {
             )
             .map_err(|e| NetError::Start(format!("tcp transport: {e}")))?
             .with_quic()
-            .with_behaviour(|_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| NetError::Start(format!("relay transport: {e}")))?
+            .with_behaviour(|key, relay_client| {
+                Behaviour::new(key, &config, relay_client)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
+        let mut unready_listeners = HashSet::new();
         for addr in &config.listen {
-            swarm
+            let listener = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Start(format!("listening on {addr}: {e}")))?;
+            unready_listeners.insert(listener);
         }
         for addr in &config.bootstrap {
             if let Some(peer) = peer_of(addr) {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
             }
-            if let Err(e) = swarm.dial(addr.clone()) {
-                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
-            }
         }
         let (tx, rx) = mpsc::channel(128);
+        let relay_plan = RelayPlan::new(Instant::now(), config.relay_fallback_after);
         let actor = Self {
             swarm,
             config,
@@ -411,6 +465,12 @@ impl NetActor {
             outbound: HashMap::new(),
             inbound: HashMap::new(),
             next_reply: 0,
+            connections: HashMap::new(),
+            relay_plan,
+            relay_listeners: HashMap::new(),
+            unready_listeners,
+            bootstrap_by: Some(Instant::now() + BOOTSTRAP_WAIT),
+            external: Vec::new(),
         };
         Ok((
             actor,
@@ -427,6 +487,10 @@ impl NetActor {
         async move {
             let mut provide_retry = tokio::time::interval(self.config.provide_retry_interval);
             provide_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Drives the relay fallback deadline and reservation retries; everything else in
+            // the plan moves with swarm events.
+            let mut nat_tick = tokio::time::interval(NAT_TICK);
+            nat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     biased;
@@ -437,6 +501,12 @@ impl NetActor {
                     }
                     event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
                     _ = provide_retry.tick() => self.provide_pending(),
+                    _ = nat_tick.tick() => {
+                        if self.bootstrap_by.is_some_and(|by| Instant::now() >= by) {
+                            self.dial_bootstrap();
+                        }
+                        self.drive_relay_plan();
+                    }
                 }
             }
         }
@@ -551,6 +621,14 @@ impl NetActor {
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::ConnectionAddrs(peer, reply) => {
+                let addrs = self
+                    .connections
+                    .get(&peer)
+                    .map(|c| c.values().map(|c| c.remote.clone()).collect())
+                    .unwrap_or_default();
+                let _ = reply.send(addrs);
+            }
         }
     }
 
@@ -581,41 +659,245 @@ impl NetActor {
 
     async fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
+                self.unready_listeners.remove(&listener_id);
+                if self.unready_listeners.is_empty() {
+                    self.dial_bootstrap();
+                }
                 let addr = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
                 tracing::info!(%addr, "listening");
                 self.emit(NetEvent::Listening { addr }).await;
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
-            } if num_established.get() == 1 => {
-                tracing::debug!(peer = %peer_id, "connected");
-                self.emit(NetEvent::PeerConnected {
-                    peer: peer_id,
-                    addr: endpoint.get_remote_address().clone(),
-                })
-                .await;
+            } => {
+                let remote = endpoint.get_remote_address().clone();
+                let dialed = matches!(endpoint, ConnectedPoint::Dialer { .. });
+                tracing::debug!(peer = %peer_id, %remote, dialed, "connection established");
+                self.connections.entry(peer_id).or_default().insert(
+                    connection_id,
+                    Connection {
+                        remote: remote.clone(),
+                        dialed,
+                    },
+                );
+                if num_established.get() == 1 {
+                    self.emit(NetEvent::PeerConnected {
+                        peer: peer_id,
+                        addr: remote,
+                    })
+                    .await;
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                tracing::debug!(peer = %peer_id, "disconnected");
-                self.emit(NetEvent::PeerDisconnected { peer: peer_id })
-                    .await;
+                if let Some(connections) = self.connections.get_mut(&peer_id) {
+                    connections.remove(&connection_id);
+                    // A reservation is held over a direct connection to the relay.
+                    if !connections.values().any(|c| !nat::is_relayed(&c.remote)) {
+                        self.relay_plan.handle_relay_gone(&peer_id);
+                    }
+                    if connections.is_empty() {
+                        self.connections.remove(&peer_id);
+                    }
+                }
+                if num_established == 0 {
+                    tracing::debug!(peer = %peer_id, "disconnected");
+                    self.emit(NetEvent::PeerDisconnected { peer: peer_id })
+                        .await;
+                }
+                self.drive_relay_plan();
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                if let Some(relay) = self.relay_listeners.remove(&listener_id) {
+                    match reason {
+                        Ok(()) => tracing::info!(%relay, "relay reservation closed"),
+                        Err(e) => tracing::info!(%relay, error = %e, "relay reservation failed"),
+                    }
+                    self.relay_plan
+                        .handle_reservation_lost(Instant::now(), relay);
+                    self.drive_relay_plan();
+                }
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+                self.external_addrs_changed().await;
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address expired");
+                self.external_addrs_changed().await;
             }
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event).await,
             _ => {}
         }
     }
 
+    /// Peers learn where this node can be reached from its provider records, which carry the
+    /// addresses confirmed when they were stored: store them again.
+    async fn external_addrs_changed(&mut self) {
+        // AutoNAT confirms the same address again at every probe.
+        let external: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        if external == self.external {
+            return;
+        }
+        self.external = external;
+        for (room, presence) in &self.rooms {
+            self.unprovided.extend(presence.provided_keys(*room));
+        }
+        self.provide_pending();
+        self.report_reachability().await;
+    }
+
+    async fn report_reachability(&mut self) {
+        let reachability = self.relay_plan.reachability();
+        let external = self.external.clone();
+        tracing::debug!(
+            target: "chroom::_events::reachability",
+            ?reachability,
+            external = ?external.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        );
+        self.emit(NetEvent::ReachabilityChanged {
+            reachability,
+            external,
+        })
+        .await;
+    }
+
+    /// Dials the bootstrap peers, once. Not before every listener has an address (or
+    /// [`BOOTSTRAP_WAIT`] passed): a TCP listener on a wildcard address offers its port for
+    /// reuse by dials only once it knows its interfaces, and a dial before that leaves from an
+    /// ephemeral port, so peers would observe an address that no NAT keeps for this node and
+    /// hole punching would have only a guess to work with.
+    fn dial_bootstrap(&mut self) {
+        if self.bootstrap_by.take().is_none() {
+            return;
+        }
+        for addr in &self.config.bootstrap {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+    }
+
+    /// Carries out what the relay plan asks until it asks nothing more.
+    fn drive_relay_plan(&mut self) {
+        let now = Instant::now();
+        while let Some(action) = self.relay_plan.poll_action(now) {
+            match action {
+                RelayAction::Reserve { relay, circuit } => {
+                    tracing::info!(%relay, %circuit, "reserving a relay circuit");
+                    match self.swarm.listen_on(circuit) {
+                        Ok(listener) => {
+                            self.relay_listeners.insert(listener, relay);
+                        }
+                        Err(e) => {
+                            tracing::warn!(%relay, error = %e, "cannot listen through relay");
+                            self.relay_plan.handle_reservation_lost(now, relay);
+                        }
+                    }
+                }
+                RelayAction::Release { relay } => {
+                    let listeners: Vec<ListenerId> = self
+                        .relay_listeners
+                        .iter()
+                        .filter(|(_, r)| **r == relay)
+                        .map(|(l, _)| *l)
+                        .collect();
+                    for listener in listeners {
+                        tracing::info!(%relay, "releasing relay reservation: reachable directly");
+                        self.relay_listeners.remove(&listener);
+                        self.swarm.remove_listener(listener);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_autonat_event(&mut self, event: autonat::Event) {
+        let autonat::Event::StatusChanged { old, new } = event else {
+            return;
+        };
+        tracing::info!(?old, ?new, "reachability changed");
+        let reachability = Reachability::from(&new);
+        if !self.relay_plan.handle_reachability(reachability) {
+            return;
+        }
+        if self.config.kad_mode == KadMode::Auto {
+            let mode = match reachability {
+                Reachability::Public => kad::Mode::Server,
+                Reachability::Private | Reachability::Unknown => kad::Mode::Client,
+            };
+            self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+        }
+        self.drive_relay_plan();
+        self.report_reachability().await;
+    }
+
+    async fn handle_dcutr_event(&mut self, event: dcutr::Event) {
+        let peer = event.remote_peer_id;
+        match event.result {
+            Ok(connection) => {
+                tracing::info!(%peer, ?connection, "hole punched: direct connection");
+                self.emit(NetEvent::HolePunched { peer }).await;
+            }
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "hole punching failed: staying relayed");
+                self.emit(NetEvent::HolePunchFailed {
+                    peer,
+                    reason: e.to_string(),
+                })
+                .await;
+            }
+        }
+    }
+
+    /// A peer that offers the relay hop protocol over a connection this node dialed becomes a
+    /// relay candidate, known by the address it was dialed at.
+    fn note_relay_offer(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        protocols: &[libp2p::StreamProtocol],
+    ) {
+        if protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+            let dialed = self
+                .connections
+                .get(&peer)
+                .and_then(|c| c.get(&connection))
+                .filter(|c| c.dialed && !nat::is_relayed(&c.remote))
+                .map(|c| c.remote.clone());
+            if let Some(addr) = dialed {
+                self.relay_plan.handle_relay_offered(peer, &addr);
+            }
+        } else {
+            self.relay_plan.handle_relay_gone(&peer);
+        }
+        self.drive_relay_plan();
+    }
+
     async fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                connection_id,
+            }) => {
+                self.note_relay_offer(peer_id, connection_id, &info.protocols);
                 let speaks_kad = info
                     .protocols
                     .iter()
@@ -635,6 +917,16 @@ impl NetActor {
                 .await;
             }
             BehaviourEvent::Kad(event) => self.handle_kad_event(event),
+            BehaviourEvent::Autonat(event) => self.handle_autonat_event(event).await,
+            BehaviourEvent::Dcutr(event) => self.handle_dcutr_event(event).await,
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal: false,
+                ..
+            }) => {
+                tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+            }
+            BehaviourEvent::Relay(event) => tracing::debug!(?event, "relay service"),
             BehaviourEvent::Signal(event) => self.handle_signal_event(event).await,
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -720,6 +1012,18 @@ impl NetActor {
                             .filter(|p| *p != local && !query.found.contains(p))
                             .collect();
                         query.found.extend(new.iter().copied());
+                        // kad keeps a provider's addresses only while its query runs (0.49
+                        // `discovered`), and a member behind NAT is in nobody's routing table:
+                        // connect now, while the addresses (its relay circuit) are at hand, so
+                        // signaling can reach it afterwards.
+                        for peer in &new {
+                            let dial = DialOpts::peer_id(*peer)
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build();
+                            if let Err(e) = self.swarm.dial(dial) {
+                                tracing::debug!(%peer, error = %e, "cannot dial provider");
+                            }
+                        }
                         if let ProviderReply::Stream(tx) = &query.reply
                             && !new.is_empty()
                         {
@@ -845,6 +1149,12 @@ impl NetActor {
         let _ = self.events.send(event).await;
     }
 }
+
+/// How often the relay plan is looked at without an event (its deadlines).
+const NAT_TICK: Duration = Duration::from_secs(1);
+
+/// Longest wait for the listeners before the bootstrap peers are dialed.
+const BOOTSTRAP_WAIT: Duration = Duration::from_secs(2);
 
 /// How a node is listed in a room in the DHT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

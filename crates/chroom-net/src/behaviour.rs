@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
-use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, gossipsub, identify, identity::Keypair, kad, ping, request_response};
+use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
+use libp2p::{
+    StreamProtocol, autonat, dcutr, gossipsub, identify, identity::Keypair, kad, ping, relay,
+    request_response,
+};
 
 use crate::config::{KadMode, NetConfig};
+use crate::nat;
 use crate::signal::{PROTOCOL as SIGNAL_PROTOCOL, SignalCodec};
 use crate::{IDENTIFY_PROTOCOL, KAD_PROTOCOL};
 
@@ -19,10 +23,22 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) signal: request_response::Behaviour<SignalCodec>,
+    /// Reachability: probes this node's addresses and dials back other nodes' (see [`nat`]).
+    pub(crate) autonat: autonat::Behaviour,
+    /// Reservations on relays and circuits through them, for nodes behind NAT.
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Hole punching: replaces a relayed connection with a direct one where the NATs allow.
+    pub(crate) dcutr: dcutr::Behaviour,
+    /// Circuit relay v2 service, on nodes configured to offer it.
+    pub(crate) relay: Toggle<relay::Behaviour>,
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, config: &NetConfig) -> Result<Self, String> {
+    pub(crate) fn new(
+        key: &Keypair,
+        config: &NetConfig,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, String> {
         let peer_id = key.public().to_peer_id();
 
         let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
@@ -34,7 +50,10 @@ impl Behaviour {
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         kad.set_mode(match config.kad_mode {
-            KadMode::Auto => None,
+            // Not libp2p's own auto mode: a relay reservation confirms the circuit address as
+            // external, which would make a node behind NAT a DHT server. The actor follows
+            // AutoNAT instead, starting as a client until a probe says otherwise.
+            KadMode::Auto => Some(kad::Mode::Client),
             KadMode::Client => Some(kad::Mode::Client),
             KadMode::Server => Some(kad::Mode::Server),
         });
@@ -62,12 +81,20 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(config.signal_timeout),
         );
 
+        let relay = config
+            .relay_service
+            .then(|| relay::Behaviour::new(peer_id, nat::relay_server_config()));
+
         Ok(Self {
             kad,
             gossipsub,
             identify,
             ping: ping::Behaviour::default(),
             signal,
+            autonat: autonat::Behaviour::new(peer_id, nat::autonat_config(config)),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            relay: relay.into(),
         })
     }
 }

@@ -7,7 +7,8 @@ use libp2p::Multiaddr;
 /// Kademlia mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KadMode {
-    /// Let libp2p decide from confirmed external addresses (public deployments).
+    /// Follow reachability: serve the DHT while AutoNAT says this node is publicly reachable,
+    /// only query while it is private or unknown (public deployments).
     Auto,
     /// Only query; never store records for others (nodes behind NAT).
     Client,
@@ -32,6 +33,26 @@ pub struct NetConfig {
     pub idle_connection_timeout: Duration,
     /// How often providing a room is retried while the DHT had no peers. Default 2 s.
     pub provide_retry_interval: Duration,
+    /// Serve circuit relay v2 reservations so nodes behind NATs can be reached through this
+    /// node (signaling only: circuits are capped, see the `nat` module). For nodes on a public
+    /// address: bootstrap nodes and relayers. Default false. The relay is advertised only once
+    /// AutoNAT has confirmed this node's address, since a reservation must name it.
+    pub relay_service: bool,
+    /// Count private addresses (RFC 1918, loopback) as reachable in AutoNAT probes, both as
+    /// client and as server. Default false: a peer on the same LAN can reach a private address,
+    /// so it would wrongly confirm a node behind NAT as public. The network lab, whose "public"
+    /// segment is 10.77.0.0/24, turns it on.
+    pub allow_private_addresses: bool,
+    /// When the first AutoNAT probe is sent. Default 3 s: a node behind NAT is unreachable
+    /// (no relay circuit) until it knows, and a user starting a call will not wait libp2p's
+    /// 15 s; identify has reported the observed addresses from the bootstrap by then.
+    pub reachability_probe_delay: Duration,
+    /// How often AutoNAT probes again while unsure (a confirmed verdict is re-checked every
+    /// 15 min). Default 90 s.
+    pub reachability_probe_interval: Duration,
+    /// A node that is still not known to be reachable this long after start reserves a relay
+    /// circuit anyway (AutoNAT may have no server to ask). Default 10 s.
+    pub relay_fallback_after: Duration,
 }
 
 impl Default for NetConfig {
@@ -48,6 +69,11 @@ impl Default for NetConfig {
             signal_timeout: Duration::from_secs(10),
             idle_connection_timeout: Duration::from_secs(60),
             provide_retry_interval: Duration::from_secs(2),
+            relay_service: false,
+            allow_private_addresses: false,
+            reachability_probe_delay: Duration::from_secs(3),
+            reachability_probe_interval: Duration::from_secs(90),
+            relay_fallback_after: Duration::from_secs(10),
         }
     }
 }

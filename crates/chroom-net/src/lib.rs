@@ -2,7 +2,9 @@
 //!
 //! One [`NetActor`] owns the node's `Swarm`: TCP and QUIC transports, Noise, Yamux, Kademlia on
 //! Chroom's own protocol name (never the IPFS DHT), identify, ping, gossipsub and the signaling
-//! request-response protocol `/chroom/signal/1.0.0` ([`signal`]).
+//! request-response protocol `/chroom/signal/1.0.0` ([`signal`]), and what it takes to reach nodes
+//! behind NATs: AutoNAT, a circuit relay v2 client (and, where configured, server) and DCUtR hole
+//! punching (module `nat`).
 //!
 //! It owns: connections, the DHT (a room is found by the providers of its id), gossip topics
 //! (messages wait for the node's verdict before gossipsub forwards them),
@@ -13,6 +15,7 @@
 mod actor;
 mod behaviour;
 mod config;
+mod nat;
 mod node_id;
 pub mod signal;
 
@@ -22,6 +25,7 @@ pub use actor::{
 };
 pub use config::{KadMode, NetConfig};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use nat::Reachability;
 pub use node_id::{fmt_short, node_id_of, peer_id_of};
 
 /// Kademlia protocol name. Chroom runs its own DHT so IPFS nodes never enter its routing tables.

@@ -274,13 +274,23 @@ pub struct NetSection {
     /// End-to-end limit of one signaling request. Default 10 s.
     #[serde(default, with = "humantime_serde")]
     pub signal_timeout: Option<Duration>,
+    /// Serve circuit relay v2 reservations, so nodes behind NATs can be reached through this
+    /// one (signaling only: circuits close after 2 min or 128 KiB). For nodes on a public
+    /// address: bootstrap nodes, relayers. Default false.
+    #[serde(default)]
+    pub relay_service: bool,
+    /// Count private addresses (10.x, 192.168.x, loopback) as reachable when nodes check each
+    /// other's reachability (AutoNAT). Only for a LAN-only network or a lab: on the internet a
+    /// neighbour on the same LAN would confirm a node behind NAT as public. Default false.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
 }
 
 /// Kademlia mode as written in the file.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KadModeSetting {
-    /// Decide from confirmed external addresses.
+    /// Serve the DHT while reachable from the internet (AutoNAT), only query otherwise.
     Auto,
     /// Query only.
     Client,
@@ -457,6 +467,8 @@ impl NodeConfig {
             }
             net.signal_timeout = timeout;
         }
+        net.relay_service = parsed.net.relay_service;
+        net.allow_private_addresses = parsed.net.allow_private_addresses;
 
         let mut media = MediaConfig::default();
         if let Some(bind) = parsed.media.bind {

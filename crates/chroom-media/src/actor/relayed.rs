@@ -202,12 +202,12 @@ impl MediaActor {
     /// Keeps the allocation in use (and the NAT's mapping to the relayer open); ends the
     /// allocations this relayer serves that went idle.
     pub(super) fn relay_timers(&mut self, now: Instant) {
-        if let Some(client) = &mut self.relay_client {
-            if client.next_keepalive <= now {
-                client.next_keepalive = now + KEEPALIVE_INTERVAL;
-                let frame = relay::keepalive(&client.grant.token);
-                self.outbox.push(client.grant.server, frame);
-            }
+        if let Some(client) = &mut self.relay_client
+            && client.next_keepalive <= now
+        {
+            client.next_keepalive = now + KEEPALIVE_INTERVAL;
+            let frame = relay::keepalive(&client.grant.token);
+            self.outbox.push(client.grant.server, frame);
         }
         let before = self.relay_server.allocations.len();
         let mut ended = Vec::new();

@@ -225,9 +225,21 @@ fn shipped_configs_parse() {
     let production = &parsed["production.toml"];
     assert!(production.registry.is_some() && !production.open_access);
     assert!(parsed["dev.toml"].open_access);
+    // Public hosts and relayers give nodes behind NATs a relay; a home node does not.
+    assert!(production.net.relay_service && parsed["relayer.toml"].net.relay_service);
+    assert!(!parsed["dev.toml"].net.relay_service);
     for config in parsed.values() {
         assert_eq!(config.open_key_files, OpenKeyFiles::Refuse);
     }
+}
+
+#[test]
+fn nat_settings_reach_the_net_config() {
+    let config = parse_open("").unwrap();
+    assert!(!config.net.relay_service && !config.net.allow_private_addresses);
+    let config =
+        parse_open("[net]\nrelay_service = true\nallow_private_addresses = true\n").unwrap();
+    assert!(config.net.relay_service && config.net.allow_private_addresses);
 }
 
 #[test]
