@@ -1,7 +1,10 @@
 //! The network lab: topologies built from network namespaces the test creates and removes.
 //!
 //! A **public segment** is a bridge in a namespace of its own (`<lab>-switch`); public hosts
-//! (a bootstrap node, a relayer, the chain RPC) hang off it at `10.77.0.x`. A **home** is a
+//! (a bootstrap node, a relayer, the chain RPC) hang off it at `11.77.0.x`: addresses that
+//! count as global, as a public host's do, so nodes run with production settings (AutoNAT
+//! confirms only global addresses); they exist only inside the lab's namespaces, which have
+//! no way out. A **home** is a
 //! router namespace with one leg on the public segment and a LAN bridge (`10.78.N.0/24`)
 //! behind it; its hosts reach the public segment through the router's NAT:
 //! - [`Nat::None`]: routed, no translation (a host with a public address);
@@ -72,6 +75,9 @@ pub struct Lab {
 
 /// Labs made by this process, so concurrent tests in one process do not collide.
 static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// The public segment's /24 (see the module docs).
+const PUBLIC_NET: [u8; 2] = [11, 77];
 
 /// Namespace names start with this, then the creating process's id.
 const PREFIX: &str = "chl";
@@ -362,7 +368,12 @@ impl Lab {
         if self.public_hosts > 250 {
             return Err("the public segment is full".to_owned());
         }
-        Ok(Ipv4Addr::new(10, 77, 0, self.public_hosts + 1))
+        Ok(Ipv4Addr::new(
+            PUBLIC_NET[0],
+            PUBLIC_NET[1],
+            0,
+            self.public_hosts + 1,
+        ))
     }
 
     /// Namespaces with a leg on the public segment (hosts and routers), not the segment.

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use chroom_node::publish::MediaSource;
 use chroom_tests::lab::{Home, Host, Lab, Nat};
 use chroom_tests::process::NodeProcess;
@@ -29,6 +31,11 @@ const PUBLISHER: usize = 1;
 const RECORDER: usize = 2;
 const BOOTSTRAP: usize = 3;
 const RELAYER: usize = 4;
+/// The relayer's `[relay]`: room for every relayed path the cells ask for (each node behind
+/// a symmetric NAT takes one).
+const RELAY_SECTION: &str = "\n[relay]\nupload_budget_kbps = 100000\n";
+/// Cells running at once.
+const CELLS_AT_ONCE: usize = 4;
 /// Frames each recorder takes (two seconds of the test video).
 const FRAMES: &str = "60";
 /// Frames the rebinding cell records: eight seconds, the router rebinding at about one.
@@ -66,7 +73,10 @@ impl World {
         let anvil = SocketAddr::from(([127, 0, 0, 1], chain.anvil.port()));
         let rpc = CuttableProxy::serve(tokio::net::TcpListener::from_std(listener).unwrap(), anvil);
         let rpc_url = format!("http://{}:{RPC_PORT}", chain_host.addr);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .disable_cleanup(true)
+            .tempdir()
+            .unwrap();
         let fixtures = fixtures();
         let source = MediaSource::load(Some(&fixtures.0), Some(&fixtures.1)).unwrap();
         let mut world = Self {
@@ -83,14 +93,14 @@ impl World {
         };
         let boot_host = world.lab.public_host("boot").unwrap();
         let relayer_host = world.lab.public_host("relayer").unwrap();
-        let mut boot = world.public_node(&boot_host, BOOTSTRAP, "boot");
+        let mut boot = world.public_node(&boot_host, BOOTSTRAP, "boot", false);
         boot.started(Duration::from_secs(30)).await;
         world.bootstrap = format!(
             "/ip4/{}/tcp/{P2P_PORT}/p2p/{}",
             boot_host.addr,
             boot.peer_id()
         );
-        let mut relayer = world.public_node(&relayer_host, RELAYER, "relayer");
+        let mut relayer = world.public_node(&relayer_host, RELAYER, "relayer", true);
         relayer.started(Duration::from_secs(30)).await;
         world.stun_servers = [boot_host.addr, relayer_host.addr]
             .map(|ip| SocketAddr::from((ip, MEDIA_PORT)))
@@ -100,9 +110,12 @@ impl World {
     }
 
     /// A long-lived public node on fixed ports (the bootstrap, the relayer).
-    fn public_node(&self, host: &Host, account: usize, name: &str) -> NodeProcess {
+    fn public_node(&self, host: &Host, account: usize, name: &str, relay: bool) -> NodeProcess {
         let dir = self.dir.path().join(name);
-        let config = self.config(host, account, &dir, P2P_PORT, MEDIA_PORT);
+        let mut config = self.config(host, account, &dir, P2P_PORT, MEDIA_PORT);
+        if relay {
+            config.push_str(RELAY_SECTION);
+        }
         NodeProcess::spawn_in(&dir, &config, Some(&host.ns), &["node"])
     }
 
@@ -128,8 +141,7 @@ impl World {
         let stun = quote(self.stun_servers.iter().map(ToString::to_string).collect());
         format!(
             "[net]\nlisten = [\"/ip4/0.0.0.0/tcp/{p2p}\"]\nbootstrap = [{bootstrap}]\n\
-             kad_mode = \"server\"\nsignal_timeout = \"10s\"\nrelay_service = {public}\n\
-             allow_private_addresses = true\n\n\
+             kad_mode = \"server\"\nsignal_timeout = \"10s\"\nrelay_service = {public}\n\n\
              [media]\nbind = \"0.0.0.0:{media}\"\nadvertise = [\"{addr}\"]\n\
              stun_servers = [{stun}]\n\n\
              [identity]\naccount_key_file = \"{key}\"\n\n\
@@ -145,14 +157,14 @@ impl World {
 
     /// Runs one cell: a publisher at `from`, a recorder at `to`, in a room of their own; with
     /// `rebind`, that home's router forgets its mappings a second into the call. Returns where
-    /// the recorder's link came from.
+    /// the recorder's link came from, and whether through its own relay allocation.
     async fn cell(
         &self,
         index: usize,
         from: &Place,
         to: &Place,
         rebind: Option<&Home>,
-    ) -> SocketAddr {
+    ) -> (SocketAddr, bool) {
         let room = format!("cell-{index}");
         self.chain.add_room(&room, RoomKind::Conference).await;
         let dir = self.dir.path().join(&room);
@@ -228,13 +240,15 @@ impl World {
     }
 }
 
-/// Where the first connected link's handshake came from, from a node's log.
-fn link_remote(log: &str) -> Option<SocketAddr> {
+/// How the first connected link's handshake reached a node, from its log: from where, and
+/// whether through the node's own relay allocation.
+fn link_remote(log: &str) -> Option<(SocketAddr, bool)> {
     log.lines()
         .filter(|line| line.contains("link connected"))
         .find_map(|line| {
             let (_, rest) = line.split_once("remote=Some(")?;
-            rest.split_once(')')?.0.parse().ok()
+            let remote = rest.split_once(')')?.0.parse().ok()?;
+            Some((remote, line.contains("via_relay=true")))
         })
 }
 
@@ -252,6 +266,7 @@ async fn members_link_across_every_pair_of_nats() {
     let mut kept_1 = lab.home("kept-1", Nat::PortPreserving).unwrap();
     let mut kept_2 = lab.home("kept-2", Nat::PortPreserving).unwrap();
     let mut random_1 = lab.home("random-1", Nat::Symmetric).unwrap();
+    let mut random_2 = lab.home("random-2", Nat::Symmetric).unwrap();
     let mut rebound = lab.home("rebound", Nat::Symmetric).unwrap();
     fn in_home(lab: &mut Lab, home: &mut Home, name: &'static str, host: &str) -> Place {
         Place {
@@ -265,6 +280,7 @@ async fn members_link_across_every_pair_of_nats() {
     let kept_2a = in_home(lab, &mut kept_2, "port-preserving NAT", "kept-2a");
     let random_1a = in_home(lab, &mut random_1, "symmetric NAT", "random-1a");
     let random_1b = in_home(lab, &mut random_1, "symmetric NAT", "random-1b");
+    let random_2a = in_home(lab, &mut random_2, "symmetric NAT", "random-2a");
     let rebound_a = in_home(lab, &mut rebound, "symmetric NAT", "rebound-a");
     let cells = [
         (&public_a, &public_b),
@@ -275,17 +291,30 @@ async fn members_link_across_every_pair_of_nats() {
         (&kept_1a, &kept_2a),
         (&kept_1a, &kept_1b),
         (&random_1a, &random_1b),
+        (&kept_2a, &random_2a),
+        (&random_2a, &kept_1b),
+        (&random_1b, &random_2a),
     ];
     let relayer_ip = world.stun_servers[1].ip();
     let world = &world;
+    let rebinding = (&public_a, &rebound_a, Some(&rebound));
     let runs = cells
         .iter()
+        .map(|(from, to)| (*from, *to, None))
+        .chain([rebinding])
         .enumerate()
-        .map(|(i, (from, to))| async move { (from, to, world.cell(i, from, to, None).await) });
-    let rebinding = world.cell(cells.len(), &public_a, &rebound_a, Some(&rebound));
-    let (runs, _) = futures::join!(futures::future::join_all(runs), rebinding);
-    for (from, to, remote) in runs {
-        let path = if remote.ip() == relayer_ip {
+        .map(|(i, (from, to, rebind))| async move {
+            (from, to, rebind, world.cell(i, from, to, rebind).await)
+        });
+    // A few cells at a time: two cores carry every node of the cells running.
+    let mut runs: Vec<_> = futures::stream::iter(runs)
+        .buffer_unordered(CELLS_AT_ONCE)
+        .collect()
+        .await;
+    runs.sort_by_key(|(from, to, ..)| (from.name, to.name));
+    for (from, to, rebind, remote) in runs {
+        let (remote, own_relay) = remote;
+        let path = if own_relay || remote.ip() == relayer_ip {
             "relayed"
         } else {
             "direct"
@@ -295,6 +324,10 @@ async fn members_link_across_every_pair_of_nats() {
         } else {
             to.name
         };
-        println!("{:>20} → {:<20} {path} (from {remote})", from.name, to_name);
+        let rebound = if rebind.is_some() { ", rebound" } else { "" };
+        println!(
+            "{:>20} → {:<20} {path} (from {remote}){rebound}",
+            from.name, to_name
+        );
     }
 }

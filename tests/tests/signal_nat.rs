@@ -116,7 +116,6 @@ fn config(bootstrap: &[Multiaddr], relay_service: bool) -> NetConfig {
         bootstrap: bootstrap.to_vec(),
         kad_mode: KadMode::Auto,
         relay_service,
-        allow_private_addresses: true,
         reachability_probe_delay: Duration::from_secs(1),
         reachability_probe_interval: Duration::from_secs(3),
         provide_retry_interval: Duration::from_millis(500),

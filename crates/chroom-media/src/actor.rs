@@ -134,6 +134,8 @@ struct LinkState {
     silent: bool,
     /// Where the last datagram it accepted came from.
     last_source: Option<SocketAddr>,
+    /// Whether that datagram came through this node's own relay allocation.
+    last_via_relay: bool,
 }
 
 impl MediaActor {
@@ -471,6 +473,7 @@ impl MediaActor {
             last_media: None,
             silent: false,
             last_source: None,
+            last_via_relay: false,
             next_timeout: now,
             close_cause: None,
         };

@@ -198,6 +198,9 @@ pub enum LinkClosed {
     ConnectTimeout,
     /// ICE, DTLS or str0m failed; the text says how.
     Failed(String),
+    /// It had not connected when a relayed path came: it offered no relay candidate, and a
+    /// link opened again will.
+    PathChanged,
 }
 
 /// What the media actor reports to the node: link changes only. Received frames travel on a

@@ -40,8 +40,8 @@ pub struct NetConfig {
     pub relay_service: bool,
     /// Count private addresses (RFC 1918, loopback) as reachable in AutoNAT probes, both as
     /// client and as server. Default false: a peer on the same LAN can reach a private address,
-    /// so it would wrongly confirm a node behind NAT as public. The network lab, whose "public"
-    /// segment is 10.77.0.0/24, turns it on.
+    /// so it would wrongly confirm a node behind NAT as public (two nodes behind one home router
+    /// would confirm each other). LAN-only setups turn it on.
     pub allow_private_addresses: bool,
     /// When the first AutoNAT probe is sent. Default 3 s: a node behind NAT is unreachable
     /// (no relay circuit) until it knows, and a user starting a call will not wait libp2p's

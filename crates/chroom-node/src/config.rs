@@ -10,6 +10,7 @@ use std::time::Duration;
 use chroom_media::MediaConfig;
 use chroom_net::{KadMode, Multiaddr, NetConfig};
 use chroom_room::files::FileLimits;
+use chroom_room::relaying::RelayBudget;
 use chroom_types::RoomName;
 use serde::Deserialize;
 
@@ -151,6 +152,10 @@ pub struct RelaySection {
     /// Broadcast rooms to carry from the start, by name.
     #[serde(default)]
     pub rooms: Vec<String>,
+    /// What one relayed media path (an allocation for a member behind a NAT no peer can
+    /// reach) may relay, both ways together, kbit/s; it counts against the upload budget.
+    /// Default four streams' worth: a member's camera and microphone out, two members' in.
+    pub allocation_kbps: Option<u32>,
 }
 
 /// Relaying, as configured.
@@ -160,6 +165,8 @@ pub struct RelayConfig {
     pub capacity: u32,
     /// Rooms carried from the start.
     pub rooms: Vec<RoomName>,
+    /// What carrying broadcasts and relayed media paths may cost.
+    pub budget: RelayBudget,
 }
 
 /// `[registry]`: where the room registry lives.
@@ -577,7 +584,24 @@ impl NodeConfig {
                             .map_err(|e| error(format!("relay.rooms[{i}]: {e}")))
                     })
                     .collect::<Result<_, _>>()?;
-                Ok(RelayConfig { capacity, rooms })
+                let allocation_kbps = section.allocation_kbps.unwrap_or(4 * stream_kbps);
+                if allocation_kbps == 0 || allocation_kbps > section.upload_budget_kbps {
+                    return Err(error(format!(
+                        "relay.allocation_kbps: {allocation_kbps} kbit/s must be above zero and \
+                         within the upload budget ({} kbit/s)",
+                        section.upload_budget_kbps
+                    )));
+                }
+                let budget = RelayBudget {
+                    upload_kbps: section.upload_budget_kbps,
+                    stream_kbps,
+                    allocation_kbps,
+                };
+                Ok(RelayConfig {
+                    capacity,
+                    rooms,
+                    budget,
+                })
             })
             .transpose()?;
 

@@ -161,7 +161,16 @@ impl RunningNode {
                 burst: per_second * 5.0,
             };
         }
-        let core = NodeCore::new(session, peer_id, account, started_at);
+        let mut core = NodeCore::new(session, peer_id, account, started_at);
+        if let Some(relay) = &config.relay {
+            core.serve_relayed_paths(relay.budget);
+            // Nodes behind NATs find relayers under this key.
+            net.join_room(
+                crate::node::relay::service_key(),
+                chroom_net::Presence::Member,
+            )
+            .await?;
+        }
         let parts = Parts {
             net: net.clone(),
             media: media.clone(),

@@ -18,8 +18,8 @@ pub use room::{
     encode_room_message,
 };
 pub use signal::{
-    DecodeError, ErrorCode, FilePart, SignalError, SignalRequest, SignalResponse, decode_request,
-    decode_response, encode_request, encode_response,
+    DecodeError, ErrorCode, FilePart, RELAY_TOKEN_LEN, RelayGrant, SignalError, SignalRequest,
+    SignalResponse, decode_request, decode_response, encode_request, encode_response,
 };
 pub use tree::TreeMessage;
 

@@ -1,5 +1,7 @@
 //! Native signaling messages and their conversion to and from `chroom.signal.v1`.
 
+use std::net::{IpAddr, SocketAddr};
+
 use bytes::Bytes;
 use chroom_types::{Account, FileHash, IdentityBinding, MAX_SIGNAL_MESSAGE_BYTES, RoomId};
 use prost::Message;
@@ -36,6 +38,28 @@ pub enum SignalRequest {
         /// Which part.
         part: FilePart,
     },
+    /// A relayed media path for links in `room`; answered with [`SignalResponse::Relay`].
+    Relay {
+        /// The room (the asker must be a member).
+        room: RoomId,
+    },
+}
+
+/// Bytes of a relay allocation's token.
+pub const RELAY_TOKEN_LEN: usize = 16;
+
+/// An allocation a relayer granted: where relay frames go, the address peers are offered,
+/// the secret, and the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayGrant {
+    /// The relayer's media socket.
+    pub server: SocketAddr,
+    /// The allocation's own address.
+    pub relayed: SocketAddr,
+    /// The allocation's secret.
+    pub token: [u8; RELAY_TOKEN_LEN],
+    /// What it may relay, both ways together, kbit/s.
+    pub kbps: u32,
 }
 
 /// A part of a shared file.
@@ -69,6 +93,8 @@ pub enum SignalResponse {
     Ack,
     /// The part of a file a [`SignalRequest::File`] asked for.
     FileData(Bytes),
+    /// The allocation a [`SignalRequest::Relay`] asked for.
+    Relay(RelayGrant),
 }
 
 /// A refusal: a machine-readable code and a sentence for people.
@@ -228,6 +254,12 @@ pub enum DecodeError {
         /// Length of the bytes sent.
         len: usize,
     },
+    /// A relay grant with an address, port or token that cannot be.
+    #[error("relay grant refused: {reason}")]
+    BadRelayGrant {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A file request naming no part of the file.
     #[error("a file request must ask for the manifest or a chunk")]
     NoFilePart,
@@ -292,6 +324,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
             };
             Ok(SignalRequest::File { room, file, part })
         }
+        Some(pb::signal_request::Kind::Relay(request)) => {
+            let room = RoomId::try_from(request.room_id.as_ref())
+                .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
+            Ok(SignalRequest::Relay { room })
+        }
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -324,6 +361,9 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
                 }),
             })
         }
+        SignalRequest::Relay { room } => pb::signal_request::Kind::Relay(pb::RelayRequest {
+            room_id: Bytes::copy_from_slice(room.as_bytes()),
+        }),
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -349,6 +389,26 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
         },
         Some(pb::signal_response::Kind::Ack(_)) => SignalResponse::Ack,
         Some(pb::signal_response::Kind::FileData(data)) => SignalResponse::FileData(data.data),
+        Some(pb::signal_response::Kind::Relay(grant)) => {
+            let bad = |reason: &'static str| DecodeError::BadRelayGrant { reason };
+            let addr = |ip: &[u8], port: u32| -> Result<SocketAddr, DecodeError> {
+                let ip = match ip.len() {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(ip).map_err(|_| bad("address"))?),
+                    16 => IpAddr::from(<[u8; 16]>::try_from(ip).map_err(|_| bad("address"))?),
+                    _ => return Err(bad("an address is neither 4 nor 16 bytes")),
+                };
+                let port = u16::try_from(port).map_err(|_| bad("a port above 65535"))?;
+                Ok(SocketAddr::new(ip, port))
+            };
+            SignalResponse::Relay(RelayGrant {
+                server: addr(&grant.server_ip, grant.server_port)?,
+                relayed: addr(&grant.relayed_ip, grant.relayed_port)?,
+                token: grant.token[..]
+                    .try_into()
+                    .map_err(|_| bad("the token is not 16 bytes"))?,
+                kbps: grant.kbps,
+            })
+        }
         None => {
             return Err(DecodeError::MissingKind {
                 message: "SignalResponse",
@@ -377,6 +437,20 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
         SignalResponse::Ack => pb::signal_response::Kind::Ack(pb::Ack {}),
         SignalResponse::FileData(data) => {
             pb::signal_response::Kind::FileData(pb::FileData { data: data.clone() })
+        }
+        SignalResponse::Relay(grant) => {
+            let ip = |addr: &SocketAddr| match addr.ip() {
+                IpAddr::V4(ip) => Bytes::copy_from_slice(&ip.octets()),
+                IpAddr::V6(ip) => Bytes::copy_from_slice(&ip.octets()),
+            };
+            pb::signal_response::Kind::Relay(pb::RelayGrant {
+                server_ip: ip(&grant.server),
+                server_port: u32::from(grant.server.port()),
+                relayed_ip: ip(&grant.relayed),
+                relayed_port: u32::from(grant.relayed.port()),
+                token: Bytes::copy_from_slice(&grant.token),
+                kbps: grant.kbps,
+            })
         }
     };
     pb::SignalResponse { kind: Some(kind) }.encode_to_vec()
@@ -460,6 +534,53 @@ mod tests {
             SignalResponse::Error(SignalError::new(ErrorCode::NotFound, "no such file")),
         ] {
             assert_eq!(decode_response(&encode_response(&response)), Ok(response));
+        }
+    }
+
+    #[test]
+    fn relay_requests_and_grants_round_trip_and_bad_grants_are_refused() {
+        let request = SignalRequest::Relay { room: room() };
+        assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+        for (server, relayed) in [
+            ("10.77.0.3:4002", "10.77.0.3:51000"),
+            ("[2001:db8::3]:4002", "[2001:db8::3]:51000"),
+        ] {
+            let grant = SignalResponse::Relay(RelayGrant {
+                server: server.parse().unwrap(),
+                relayed: relayed.parse().unwrap(),
+                token: [9; RELAY_TOKEN_LEN],
+                kbps: 3000,
+            });
+            assert_eq!(decode_response(&encode_response(&grant)), Ok(grant));
+        }
+        let good = pb::RelayGrant {
+            server_ip: Bytes::from_static(&[10, 77, 0, 3]),
+            server_port: 4002,
+            relayed_ip: Bytes::from_static(&[10, 77, 0, 3]),
+            relayed_port: 51000,
+            token: Bytes::copy_from_slice(&[9; RELAY_TOKEN_LEN]),
+            kbps: 3000,
+        };
+        let bad_ip = pb::RelayGrant {
+            server_ip: Bytes::from_static(&[10, 77, 0]),
+            ..good.clone()
+        };
+        let bad_port = pb::RelayGrant {
+            relayed_port: 70_000,
+            ..good.clone()
+        };
+        let bad_token = pb::RelayGrant {
+            token: Bytes::from_static(&[9; 15]),
+            ..good
+        };
+        for grant in [bad_ip, bad_port, bad_token] {
+            let wire = pb::SignalResponse {
+                kind: Some(pb::signal_response::Kind::Relay(grant)),
+            };
+            assert!(matches!(
+                decode_response(&wire.encode_to_vec()),
+                Err(DecodeError::BadRelayGrant { .. })
+            ));
         }
     }
 

@@ -52,6 +52,7 @@ pub mod gossip;
 pub mod moderation;
 pub mod node;
 pub mod rate;
+pub mod relaying;
 pub mod roster;
 mod session;
 

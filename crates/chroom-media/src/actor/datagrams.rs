@@ -158,6 +158,7 @@ impl MediaActor {
         };
         state.link.handle_input(input);
         state.last_source = Some(source);
+        state.last_via_relay = destination != self.receive_addr;
         state.next_timeout = now;
         self.dirty.push(*id);
         true

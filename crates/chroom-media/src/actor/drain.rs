@@ -163,9 +163,10 @@ impl MediaActor {
                         LinkOutput::Connected => {
                             state.connect_deadline = None;
                             // Where the handshake's last datagram came from: the path ICE chose
-                            // (a relayer's address for a relayed link).
-                            let remote = state.last_source;
-                            tracing::info!(link = %id, ?remote, elapsed = ?self.started.elapsed(), "link connected");
+                            // (a relayer's address when the peer's allocation relays it, or
+                            // `via_relay` when this node's own does).
+                            let (remote, via_relay) = (state.last_source, state.last_via_relay);
+                            tracing::info!(link = %id, ?remote, via_relay, elapsed = ?self.started.elapsed(), "link connected");
                             events.push_back(MediaEvent::LinkConnected { link: *id });
                             connected.push(*id);
                         }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::MediaActor;
-use crate::api::{MediaError, MediaEvent};
+use crate::api::{LinkClosed, MediaError, MediaEvent};
 use crate::relay::{
     self, AllocationRules, KEEPALIVE_INTERVAL, Pass, RelayFrame, RelayGrant, RelayToken,
 };
@@ -119,10 +119,17 @@ impl MediaActor {
         })
     }
 
-    /// From now on, new links offer `grant`'s relayed address (`None`: no longer).
+    /// From now on, new links offer `grant`'s relayed address (`None`: no longer). Links
+    /// still connecting are closed ([`LinkClosed::PathChanged`]): without the relay candidate
+    /// they may never connect, and the node opens them again with it.
     pub(super) fn use_relay(&mut self, grant: Option<RelayGrant>) {
         if let Some(grant) = &grant {
             tracing::info!(relayed = %grant.relayed, server = %grant.server, "links offer a relayed path");
+            for state in self.links.values_mut() {
+                if state.connect_deadline.is_some() {
+                    state.close(LinkClosed::PathChanged);
+                }
+            }
         }
         self.relay_client = grant.map(|grant| RelayClient {
             grant,

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use chroom_media::reflexive::Mapping;
+use chroom_media::relay::RelayToken;
 use chroom_media::{MediaEvent, MediaHandle};
 use chroom_net::{
     GossipAcceptance, GossipMessageRef, NetError, NetEvent, NetHandle, PeerId, Presence,
@@ -29,6 +31,7 @@ use super::api::{ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal
 use super::frames::{FrameTap, LinkDirection, LinkPeers};
 use super::handle::{Acting, Command};
 use super::outbox::{MediaOrder, Outbox};
+use super::relay;
 use super::signaling::{
     accept, decode_heard, encode_say, log_room_event, refuse, subscribe, tree_from_nodes,
     tree_to_nodes,
@@ -82,6 +85,15 @@ enum StepResult {
         room: RoomId,
         delivery: TreeDelivery,
     },
+    /// An allocation was opened for `peer` (`Some` token) or could not be (`None`).
+    RelayOpened {
+        peer: PeerId,
+        token: Option<RelayToken>,
+    },
+    /// A search for this node's own relayed path ended.
+    RelaySought {
+        found: bool,
+    },
 }
 
 /// A request from a peer waiting for the core's answer, with what answering it needs.
@@ -100,14 +112,18 @@ enum Inbound {
     Tree {
         reply: SignalReplyId,
     },
+    Relay {
+        reply: SignalReplyId,
+    },
 }
 
 impl Inbound {
     fn reply(self) -> SignalReplyId {
         match self {
-            Self::File { reply, .. } | Self::Subscribe { reply, .. } | Self::Tree { reply } => {
-                reply
-            }
+            Self::File { reply, .. }
+            | Self::Subscribe { reply, .. }
+            | Self::Tree { reply }
+            | Self::Relay { reply } => reply,
         }
     }
 }
@@ -152,6 +168,8 @@ pub(crate) struct NodeActor {
     next_inbound: u64,
     own_checks: HashMap<OwnCheckId, oneshot::Sender<Result<OwnAccess, OwnRefusal>>>,
     next_check: u64,
+    /// Whom each relay allocation this node serves was granted to.
+    allocations: HashMap<RelayToken, PeerId>,
 }
 
 impl NodeActor {
@@ -181,6 +199,7 @@ impl NodeActor {
             next_inbound: 0,
             own_checks: HashMap::new(),
             next_check: 0,
+            allocations: HashMap::new(),
         }
     }
 
@@ -356,6 +375,10 @@ impl NodeActor {
                 self.inbound.insert(id, inbound);
                 self.core.handle_file_request(now, id, peer, room);
             }
+            SignalRequest::Relay { room } => {
+                self.inbound.insert(id, Inbound::Relay { reply });
+                self.core.handle_relay_request(now, id, peer, room);
+            }
             other => {
                 tracing::warn!(%peer, ?other, "unsupported signaling request");
                 let error = SignalError::new(ErrorCode::Malformed, "unsupported request");
@@ -378,8 +401,16 @@ impl NodeActor {
             MediaEvent::LinkFlowing { link } => {
                 self.core.handle_link_media(Instant::now(), link, true);
             }
-            // The media actor logs it; links pick the mapping up themselves.
-            MediaEvent::Mapping { .. } => {}
+            // Links pick a stable mapping up themselves; one per destination needs a relay.
+            MediaEvent::Mapping { mapping } => {
+                let per_destination = matches!(mapping, Mapping::PerDestination(_));
+                self.core.handle_nat(Instant::now(), per_destination);
+            }
+            MediaEvent::RelayAllocationEnded { token } => {
+                if let Some(peer) = self.allocations.remove(&token) {
+                    self.core.handle_relay_ended(peer);
+                }
+            }
             _ => {}
         }
     }
@@ -429,6 +460,13 @@ impl NodeActor {
                 room,
                 delivery,
             } => self.core.handle_tree_delivery(now, peer, room, delivery),
+            StepResult::RelayOpened { peer, token } => match token {
+                Some(token) => {
+                    self.allocations.insert(token, peer);
+                }
+                None => self.core.handle_relay_ended(peer),
+            },
+            StepResult::RelaySought { found } => self.core.handle_relay_found(now, found),
         }
     }
 

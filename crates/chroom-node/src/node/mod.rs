@@ -8,13 +8,15 @@
 //! - `actor`: the select loop, translating events in and outputs out;
 //! - `signaling`: multi-step signaling and wire conversions;
 //! - `outbox`: ordered publications and media orders, off the loop;
-//! - `frames`: frames to the recorder, off the loop.
+//! - `frames`: frames to the recorder, off the loop;
+//! - `relay`: relayed media paths over the network (announcing, seeking).
 
 pub(crate) mod actor;
 pub mod api;
 pub(crate) mod frames;
 mod handle;
 mod outbox;
+pub(crate) mod relay;
 pub(crate) mod signaling;
 
 pub use api::{

@@ -229,6 +229,23 @@ pub enum NodeOutput<P> {
         /// The request.
         request: InboundId,
     },
+    /// Open a relay allocation of `kbps` for `peer` and answer an accepted
+    /// [`NodeCore::handle_relay_request`] with it; report its end with
+    /// [`NodeCore::handle_relay_ended`] (also if it could not be opened).
+    GrantRelay {
+        /// The request.
+        request: InboundId,
+        /// Who asked.
+        peer: P,
+        /// What the allocation may relay, both ways together, kbit/s.
+        kbps: u32,
+    },
+    /// Find a relayer that grants this node a relayed media path, naming `room` (one this node
+    /// is in); report how it went with [`NodeCore::handle_relay_found`].
+    SeekRelay {
+        /// The room to name.
+        room: RoomId,
+    },
     /// Drop (`silenced`) or pass again the microphone arriving on `link`.
     Silence {
         /// The link.

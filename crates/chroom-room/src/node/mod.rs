@@ -25,6 +25,7 @@ use chroom_types::{Account, Action, LinkId, Moderation, RoomId, RoomName};
 use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
 use crate::moderation::Moderations;
+use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
 use crate::roster::{Beat, PRESENCE_INTERVAL, Roster};
 use crate::session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
@@ -122,6 +123,10 @@ pub struct NodeCore<P> {
     /// Bumped whenever what a page shows may have changed: who is present, with which links,
     /// muted or sharing a screen.
     view_version: u64,
+    /// The relayed media paths this node serves, when it serves them.
+    relay_ledger: Option<RelayLedger<P>>,
+    /// The relayed path this node seeks for itself.
+    relay_seek: RelaySeek,
 }
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
@@ -147,7 +152,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             outputs: VecDeque::new(),
             counters: NodeCounters::default(),
             view_version: 0,
+            relay_ledger: None,
+            relay_seek: RelaySeek::default(),
         }
+    }
+
+    /// Serves relayed media paths to members of the rooms they name, within `budget`.
+    pub fn serve_relayed_paths(&mut self, budget: RelayBudget) {
+        self.relay_ledger = Some(RelayLedger::new(budget));
     }
 
     // ---- commands from this node's user ----
@@ -163,6 +175,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.announce(room, false);
             self.outputs.push_back(NodeOutput::ResumeFiles { room });
             self.next_beat.get_or_insert(now + PRESENCE_INTERVAL);
+            self.seek_relay(now);
         }
     }
 
@@ -375,6 +388,69 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
     }
 
+    /// `peer` asks this node for a relayed media path for links in `room`. It gets one if
+    /// this node serves them, the registry makes it a member of `room`, and the upload budget
+    /// holds one more ([`crate::relaying`]).
+    pub fn handle_relay_request(
+        &mut self,
+        now: Instant,
+        request: InboundId,
+        peer: P,
+        room: RoomId,
+    ) {
+        self.now = self.now.max(now);
+        if self.relay_ledger.is_none() {
+            let error = SignalError::new(ErrorCode::NotFound, "this node relays no media paths");
+            return self.refuse(request, peer, error);
+        }
+        if let Err(error) = self.session.check_peer(now, peer, room, Action::Listen) {
+            return self.refuse(request, peer, error);
+        }
+        let children = self.session.tree_child_count();
+        let Some(ledger) = &mut self.relay_ledger else {
+            return;
+        };
+        match ledger.reserve(peer, children) {
+            Ok(kbps) => self.outputs.push_back(NodeOutput::GrantRelay {
+                request,
+                peer,
+                kbps,
+            }),
+            Err(error) => self.refuse(request, peer, error),
+        }
+    }
+
+    /// What the media socket learned of the NAT in front of it: `per_destination` when it maps
+    /// the socket anew for every destination, so peers behind filtering NATs cannot reach it
+    /// directly and it needs a relayed path ([`NodeOutput::SeekRelay`]).
+    pub fn handle_nat(&mut self, now: Instant, per_destination: bool) {
+        self.now = self.now.max(now);
+        self.relay_seek.set_needed(per_destination);
+        self.seek_relay(now);
+    }
+
+    /// A [`NodeOutput::SeekRelay`] ended; `found` if a relayer granted a path.
+    pub fn handle_relay_found(&mut self, now: Instant, found: bool) {
+        self.now = self.now.max(now);
+        self.relay_seek.searched(now, found);
+    }
+
+    fn seek_relay(&mut self, now: Instant) {
+        let Some(&room) = self.present_in.first() else {
+            return;
+        };
+        if self.relay_seek.should_search(now, true) {
+            self.outputs.push_back(NodeOutput::SeekRelay { room });
+        }
+    }
+
+    /// An allocation granted to `peer` ended (or could not be opened).
+    pub fn handle_relay_ended(&mut self, peer: P) {
+        if let Some(ledger) = &mut self.relay_ledger {
+            ledger.release(peer);
+        }
+    }
+
     /// A tree message to `peer` fared as `delivery`; the next one goes out.
     pub fn handle_tree_delivery(
         &mut self,
@@ -567,6 +643,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
         if self.next_housekeeping <= now {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            self.seek_relay(now);
             if !self.roster.expire(now).is_empty() {
                 self.view_version += 1;
             }

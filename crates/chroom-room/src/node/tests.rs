@@ -1005,3 +1005,71 @@ fn an_outage_longer_than_max_staleness_fails_closed() {
         request: InboundId(4)
     }));
 }
+
+#[test]
+fn relayed_paths_go_to_members_within_the_budget() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    core.handle_relay_request(now, InboundId(1), MEMBER, room());
+    assert_eq!(
+        refusal_code(&drain(&mut core), InboundId(1)),
+        Some(ErrorCode::NotFound),
+        "a node that serves no relayed paths says so"
+    );
+
+    // Room for one allocation of 3000 kbit/s.
+    core.serve_relayed_paths(RelayBudget {
+        upload_kbps: 5000,
+        stream_kbps: 1500,
+        allocation_kbps: 3000,
+    });
+    core.handle_relay_request(now, InboundId(2), MEMBER, room());
+    core.handle_relay_request(now, InboundId(3), STRANGER, room());
+    core.handle_relay_request(now, InboundId(4), HOST, room());
+    let outputs = drain(&mut core);
+    assert!(outputs.contains(&NodeOutput::GrantRelay {
+        request: InboundId(2),
+        peer: MEMBER,
+        kbps: 3000
+    }));
+    assert_eq!(
+        refusal_code(&outputs, InboundId(3)),
+        Some(ErrorCode::NotAuthorized)
+    );
+    assert_eq!(
+        refusal_code(&outputs, InboundId(4)),
+        Some(ErrorCode::Overloaded),
+        "over budget"
+    );
+    core.handle_relay_ended(MEMBER);
+    core.handle_relay_request(now, InboundId(5), HOST, room());
+    assert!(drain(&mut core).contains(&NodeOutput::GrantRelay {
+        request: InboundId(5),
+        peer: HOST,
+        kbps: 3000
+    }));
+}
+
+#[test]
+fn a_node_behind_a_per_destination_nat_seeks_a_relay_naming_its_room() {
+    let now = epoch();
+    let seeks = |outputs: &[NodeOutput<u32>]| {
+        outputs
+            .iter()
+            .filter(|o| matches!(o, NodeOutput::SeekRelay { .. }))
+            .count()
+    };
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(LOCAL as u8)), now);
+    core.handle_nat(now, true);
+    assert_eq!(seeks(&drain(&mut core)), 0, "in no room yet");
+    core.join(now, room(), meet());
+    assert!(drain(&mut core).contains(&NodeOutput::SeekRelay { room: room() }));
+    core.handle_relay_found(now, false);
+    core.handle_timeout(now + Duration::from_secs(5));
+    assert_eq!(seeks(&drain(&mut core)), 0, "waits before asking again");
+    core.handle_timeout(now + Duration::from_secs(11));
+    assert_eq!(seeks(&drain(&mut core)), 1);
+    core.handle_relay_found(now + Duration::from_secs(11), true);
+    core.handle_timeout(now + Duration::from_secs(30));
+    assert_eq!(seeks(&drain(&mut core)), 0, "found");
+}

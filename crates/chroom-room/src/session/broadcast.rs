@@ -495,6 +495,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.rooms.get(&room)?.tree.as_ref()?.outranked_by
     }
 
+    /// Broadcast children this node feeds, in all its rooms.
+    pub fn tree_child_count(&self) -> usize {
+        self.rooms
+            .values()
+            .filter_map(|state| state.tree.as_ref())
+            .map(|tree| tree.overlay.child_count())
+            .sum()
+    }
+
     /// The members this node feeds in `room`'s tree.
     pub fn tree_children(&self, room: RoomId) -> Vec<P> {
         self.rooms

@@ -71,6 +71,23 @@ impl NodeActor {
                 NodeOutput::Silence { link, silenced } => {
                     self.outbox.order(MediaOrder::Silence { link, silenced });
                 }
+                NodeOutput::GrantRelay {
+                    request,
+                    peer,
+                    kbps,
+                } => {
+                    if let Some(Inbound::Relay { reply }) = self.inbound.remove(&request) {
+                        self.grant_relay(reply, peer, kbps);
+                    }
+                }
+                NodeOutput::SeekRelay { room } => {
+                    let (net, media) = (self.parts.net.clone(), self.parts.media.clone());
+                    let results = self.results.clone();
+                    self.steps.spawn(async move {
+                        let found = relay::seek(net, media, room).await;
+                        let _ = results.send(StepResult::RelaySought { found }).await;
+                    });
+                }
                 _ => {}
             }
         }
@@ -246,6 +263,38 @@ impl NodeActor {
                 delivery,
             };
             let _ = results.send(sent).await;
+        });
+    }
+}
+
+impl NodeActor {
+    /// Opens the allocation the core granted `peer` and answers its request with it; a
+    /// failure is answered as such and frees the budget again.
+    fn grant_relay(&mut self, reply: SignalReplyId, peer: PeerId, kbps: u32) {
+        let (net, media, results) = (
+            self.parts.net.clone(),
+            self.parts.media.clone(),
+            self.results.clone(),
+        );
+        self.steps.spawn(async move {
+            let (response, token) = match media.allocate_relay(kbps).await {
+                Ok(grant) => {
+                    let granted = chroom_proto::RelayGrant {
+                        server: grant.server,
+                        relayed: grant.relayed,
+                        token: grant.token,
+                        kbps,
+                    };
+                    (SignalResponse::Relay(granted), Some(grant.token))
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %short(&peer), error = %e, "relay allocation failed");
+                    let error = SignalError::new(ErrorCode::Internal, e.to_string());
+                    (SignalResponse::Error(error), None)
+                }
+            };
+            let _ = net.respond(reply, response).await;
+            let _ = results.send(StepResult::RelayOpened { peer, token }).await;
         });
     }
 }
