@@ -2,6 +2,7 @@
 //! over UDP) on 127.0.0.1, in one process.
 
 pub mod lab;
+pub mod lab_devnet;
 pub mod process;
 
 use std::os::unix::fs::PermissionsExt;

@@ -7,33 +7,19 @@
 //! bootstrap and relayer nodes (the STUN servers of the homes).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use chroom_node::publish::MediaSource;
 use chroom_tests::lab::{Home, Host, Lab, Nat};
-use chroom_tests::process::NodeProcess;
-use chroom_tests::{
-    Chain, CuttableProxy, check_against_source, compare_with_source, eventually, fixtures,
-    init_tracing,
-};
+use chroom_tests::lab_devnet::{LabDevnet, link_remote};
+use chroom_tests::{check_against_source, compare_with_source, eventually, fixtures, init_tracing};
 use chroom_types::RoomKind;
 
-/// Fixed ports of the public nodes (others take any free port).
-const P2P_PORT: u16 = 4001;
-const MEDIA_PORT: u16 = 4002;
-const RPC_PORT: u16 = 8545;
-/// Anvil accounts: 1 may speak in every cell's room, 2 may listen; 3 and 4 run the public
-/// nodes and have no role.
+/// Anvil accounts: 1 may speak in every cell's room, 2 may listen.
 const PUBLISHER: usize = 1;
 const RECORDER: usize = 2;
-const BOOTSTRAP: usize = 3;
-const RELAYER: usize = 4;
-/// The relayer's `[relay]`: room for every relayed path the cells ask for (each node behind
-/// a symmetric NAT takes one).
-const RELAY_SECTION: &str = "\n[relay]\nupload_budget_kbps = 100000\n";
 /// Cells running at once.
 const CELLS_AT_ONCE: usize = 4;
 /// Frames each recorder takes (two seconds of the test video).
@@ -41,18 +27,11 @@ const FRAMES: &str = "60";
 /// Frames the rebinding cell records: eight seconds, the router rebinding at about one.
 const REBIND_FRAMES: &str = "240";
 
-/// What a cell's nodes share: the lab, the chain as the lab sees it, and the public nodes.
+/// The devnet in the lab, and the test media.
 struct World {
-    lab: Lab,
-    chain: Chain,
-    rpc_url: String,
-    stun_servers: Vec<SocketAddr>,
-    bootstrap: String,
-    dir: tempfile::TempDir,
+    devnet: LabDevnet,
     source: MediaSource,
-    fixtures: (PathBuf, PathBuf),
-    _rpc: CuttableProxy,
-    _public_nodes: Vec<NodeProcess>,
+    fixtures: (String, String),
 }
 
 /// A node's place in the lab, for the printed matrix.
@@ -66,93 +45,17 @@ struct Place {
 
 impl World {
     async fn new() -> Self {
-        let mut lab = Lab::new().unwrap_or_else(|e| panic!("{e}"));
-        let (chain, _) = Chain::with_room("lab-unused").await;
-        let chain_host = lab.public_host("chain").unwrap();
-        let listener = lab.listen_tcp(&chain_host, RPC_PORT).unwrap();
-        let anvil = SocketAddr::from(([127, 0, 0, 1], chain.anvil.port()));
-        let rpc = CuttableProxy::serve(tokio::net::TcpListener::from_std(listener).unwrap(), anvil);
-        let rpc_url = format!("http://{}:{RPC_PORT}", chain_host.addr);
-        let dir = tempfile::Builder::new()
-            .disable_cleanup(true)
-            .tempdir()
-            .unwrap();
-        let fixtures = fixtures();
-        let source = MediaSource::load(Some(&fixtures.0), Some(&fixtures.1)).unwrap();
-        let mut world = Self {
-            lab,
-            chain,
-            rpc_url,
-            stun_servers: Vec::new(),
-            bootstrap: String::new(),
-            dir,
+        let (video, audio) = fixtures();
+        let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+        let fixtures = (
+            video.to_string_lossy().into_owned(),
+            audio.to_string_lossy().into_owned(),
+        );
+        Self {
+            devnet: LabDevnet::start().await,
             source,
             fixtures,
-            _rpc: rpc,
-            _public_nodes: Vec::new(),
-        };
-        let boot_host = world.lab.public_host("boot").unwrap();
-        let relayer_host = world.lab.public_host("relayer").unwrap();
-        let mut boot = world.public_node(&boot_host, BOOTSTRAP, "boot", false);
-        boot.started(Duration::from_secs(30)).await;
-        world.bootstrap = format!(
-            "/ip4/{}/tcp/{P2P_PORT}/p2p/{}",
-            boot_host.addr,
-            boot.peer_id()
-        );
-        let mut relayer = world.public_node(&relayer_host, RELAYER, "relayer", true);
-        relayer.started(Duration::from_secs(30)).await;
-        world.stun_servers = [boot_host.addr, relayer_host.addr]
-            .map(|ip| SocketAddr::from((ip, MEDIA_PORT)))
-            .to_vec();
-        world._public_nodes = vec![boot, relayer];
-        world
-    }
-
-    /// A long-lived public node on fixed ports (the bootstrap, the relayer).
-    fn public_node(&self, host: &Host, account: usize, name: &str, relay: bool) -> NodeProcess {
-        let dir = self.dir.path().join(name);
-        let mut config = self.config(host, account, &dir, P2P_PORT, MEDIA_PORT);
-        if relay {
-            config.push_str(RELAY_SECTION);
         }
-        NodeProcess::spawn_in(&dir, &config, Some(&host.ns), &["node"])
-    }
-
-    /// A node config for `host`: libp2p and media on every address of the host, offering the
-    /// host's own address, asking the public nodes for its NAT mapping, acting for `account`
-    /// and checking the registry. A node on fixed ports is a public one: it serves libp2p
-    /// relay circuits (signaling for nodes behind NATs).
-    fn config(&self, host: &Host, account: usize, dir: &Path, p2p: u16, media: u16) -> String {
-        let key = self.chain.key_file(dir, account);
-        let quote = |items: Vec<String>| {
-            items
-                .iter()
-                .map(|item| format!("\"{item}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let bootstrap = quote(
-            Some(self.bootstrap.clone())
-                .filter(|b| !b.is_empty())
-                .into_iter()
-                .collect(),
-        );
-        let stun = quote(self.stun_servers.iter().map(ToString::to_string).collect());
-        format!(
-            "[net]\nlisten = [\"/ip4/0.0.0.0/tcp/{p2p}\"]\nbootstrap = [{bootstrap}]\n\
-             kad_mode = \"server\"\nsignal_timeout = \"10s\"\nrelay_service = {public}\n\n\
-             [media]\nbind = \"0.0.0.0:{media}\"\nadvertise = [\"{addr}\"]\n\
-             stun_servers = [{stun}]\n\n\
-             [identity]\naccount_key_file = \"{key}\"\n\n\
-             [registry]\nrpc_url = \"{rpc}\"\naddress = \"{registry}\"\npoll_interval = \"200ms\"\n\n\
-             [log]\nfilter = \"chroom=info\"\n",
-            addr = host.addr,
-            public = p2p != 0,
-            key = key.display(),
-            rpc = self.rpc_url,
-            registry = self.chain.registry.address(),
-        )
     }
 
     /// Runs one cell: a publisher at `from`, a recorder at `to`, in a room of their own; with
@@ -166,29 +69,25 @@ impl World {
         rebind: Option<&Home>,
     ) -> (SocketAddr, bool) {
         let room = format!("cell-{index}");
-        self.chain.add_room(&room, RoomKind::Conference).await;
-        let dir = self.dir.path().join(&room);
-        let (video, audio) = (
-            self.fixtures.0.to_string_lossy().into_owned(),
-            self.fixtures.1.to_string_lossy().into_owned(),
-        );
-        let publisher_dir = dir.join("publisher");
-        let mut publisher = NodeProcess::spawn_in(
-            &publisher_dir,
-            &self.config(&from.host, PUBLISHER, &publisher_dir, 0, 0),
-            Some(&from.host.ns),
+        let devnet = &self.devnet;
+        devnet.chain.add_room(&room, RoomKind::Conference).await;
+        let (video, audio) = &self.fixtures;
+        let mut publisher = devnet.node(
+            &from.host,
+            PUBLISHER,
+            &format!("{room}/publisher"),
             &[
-                "publish", "--room", &room, "--video", &video, "--audio", &audio,
+                "publish", "--room", &room, "--video", video, "--audio", audio,
             ],
+            "",
         );
         publisher.started(Duration::from_secs(30)).await;
-        let recorder_dir = dir.join("recorder");
-        let out = dir.join("out");
+        let out = devnet.dir().join(&room).join("out");
         let out_arg = out.to_string_lossy().into_owned();
-        let mut recorder = NodeProcess::spawn_in(
-            &recorder_dir,
-            &self.config(&to.host, RECORDER, &recorder_dir, 0, 0),
-            Some(&to.host.ns),
+        let mut recorder = devnet.node(
+            &to.host,
+            RECORDER,
+            &format!("{room}/recorder"),
             &[
                 "record",
                 "--room",
@@ -202,6 +101,7 @@ impl World {
                     FRAMES
                 },
             ],
+            "",
         );
         if let Some(home) = rebind {
             eventually(Duration::from_secs(30), "the recorder's link", || async {
@@ -209,7 +109,7 @@ impl World {
             })
             .await;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            self.lab.rebind(home).unwrap();
+            devnet.lab.rebind(home).unwrap();
         }
         recorder.finished(Duration::from_secs(60)).await;
         let video = std::fs::read_dir(&out)
@@ -240,23 +140,11 @@ impl World {
     }
 }
 
-/// How the first connected link's handshake reached a node, from its log: from where, and
-/// whether through the node's own relay allocation.
-fn link_remote(log: &str) -> Option<(SocketAddr, bool)> {
-    log.lines()
-        .filter(|line| line.contains("link connected"))
-        .find_map(|line| {
-            let (_, rest) = line.split_once("remote=Some(")?;
-            let remote = rest.split_once(')')?.0.parse().ok()?;
-            Some((remote, line.contains("via_relay=true")))
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_link_across_every_pair_of_nats() {
     init_tracing();
     let mut world = World::new().await;
-    let lab = &mut world.lab;
+    let lab = &mut world.devnet.lab;
     let public = |lab: &mut Lab, name| Place {
         name: "public",
         router: None,
@@ -295,7 +183,7 @@ async fn members_link_across_every_pair_of_nats() {
         (&random_2a, &kept_1b),
         (&random_1b, &random_2a),
     ];
-    let relayer_ip = world.stun_servers[1].ip();
+    let relayer_ip = world.devnet.relayer_ip();
     let world = &world;
     let rebinding = (&public_a, &rebound_a, Some(&rebound));
     let runs = cells

@@ -1,0 +1,165 @@
+//! A devnet inside the network lab: the chain (anvil with the registry, in this process)
+//! reachable at a public lab host, a public bootstrap node and a public relayer (the homes'
+//! STUN servers; the relayer also grants relayed media paths), and configs for `chroom`
+//! processes on any lab host that use them. The NAT matrix, the pages behind NATs and the
+//! NAT benchmark share it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::lab::{Host, Lab};
+use crate::process::NodeProcess;
+use crate::{Chain, CuttableProxy};
+
+/// Fixed ports of the public nodes (others take any free port).
+pub const P2P_PORT: u16 = 4001;
+/// The public nodes' media port.
+pub const MEDIA_PORT: u16 = 4002;
+const RPC_PORT: u16 = 8545;
+/// Anvil accounts 3 and 4 run the public nodes and have no role.
+const BOOTSTRAP: usize = 3;
+const RELAYER: usize = 4;
+/// The relayer's `[relay]`: room for every relayed path a test asks for (each node behind a
+/// symmetric NAT takes one).
+const RELAY_SECTION: &str = "\n[relay]\nupload_budget_kbps = 100000\n";
+
+/// See the module docs. Dropping it stops the public nodes, the chain and the lab.
+#[derive(Debug)]
+pub struct LabDevnet {
+    /// The lab; add homes and hosts to it.
+    pub lab: Lab,
+    /// The chain, as this process reaches it.
+    pub chain: Chain,
+    rpc_url: String,
+    stun_servers: Vec<SocketAddr>,
+    bootstrap: String,
+    relayer_ip: IpAddr,
+    dir: tempfile::TempDir,
+    _rpc: CuttableProxy,
+    _public_nodes: Vec<NodeProcess>,
+}
+
+impl LabDevnet {
+    /// A lab with the chain and the public nodes up.
+    pub async fn start() -> Self {
+        let mut lab = Lab::new().unwrap_or_else(|e| panic!("{e}"));
+        let (chain, _) = Chain::with_room("lab-unused").await;
+        let chain_host = lab.public_host("chain").unwrap();
+        let listener = lab.listen_tcp(&chain_host, RPC_PORT).unwrap();
+        let anvil = SocketAddr::from(([127, 0, 0, 1], chain.anvil.port()));
+        let rpc = CuttableProxy::serve(tokio::net::TcpListener::from_std(listener).unwrap(), anvil);
+        let boot_host = lab.public_host("boot").unwrap();
+        let relayer_host = lab.public_host("relayer").unwrap();
+        let mut devnet = Self {
+            lab,
+            chain,
+            rpc_url: format!("http://{}:{RPC_PORT}", chain_host.addr),
+            stun_servers: Vec::new(),
+            bootstrap: String::new(),
+            relayer_ip: relayer_host.addr.into(),
+            dir: tempfile::tempdir().unwrap(),
+            _rpc: rpc,
+            _public_nodes: Vec::new(),
+        };
+        let mut boot = devnet.public_node(&boot_host, BOOTSTRAP, "boot", false);
+        boot.started(Duration::from_secs(30)).await;
+        devnet.bootstrap = format!(
+            "/ip4/{}/tcp/{P2P_PORT}/p2p/{}",
+            boot_host.addr,
+            boot.peer_id()
+        );
+        let mut relayer = devnet.public_node(&relayer_host, RELAYER, "relayer", true);
+        relayer.started(Duration::from_secs(30)).await;
+        devnet.stun_servers = [boot_host.addr, relayer_host.addr]
+            .map(|ip| SocketAddr::from((ip, MEDIA_PORT)))
+            .to_vec();
+        devnet._public_nodes = vec![boot, relayer];
+        devnet
+    }
+
+    /// Where node state goes: a directory removed with the devnet.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The relayer's address: a link from it is relayed.
+    pub fn relayer_ip(&self) -> IpAddr {
+        self.relayer_ip
+    }
+
+    /// Starts `chroom <command…>` on `host`, acting for anvil account `account`, its state in
+    /// `<dir>/<name>`; `extra` is appended to its config (a `[web]` section, say).
+    pub fn node(
+        &self,
+        host: &Host,
+        account: usize,
+        name: &str,
+        command: &[&str],
+        extra: &str,
+    ) -> NodeProcess {
+        let dir = self.dir().join(name);
+        let mut config = self.config(host, account, &dir, 0, 0);
+        config.push_str(extra);
+        NodeProcess::spawn_in(&dir, &config, Some(&host.ns), command)
+    }
+
+    /// A long-lived public node on fixed ports (the bootstrap, the relayer).
+    fn public_node(&self, host: &Host, account: usize, name: &str, relay: bool) -> NodeProcess {
+        let dir = self.dir().join(name);
+        let mut config = self.config(host, account, &dir, P2P_PORT, MEDIA_PORT);
+        if relay {
+            config.push_str(RELAY_SECTION);
+        }
+        NodeProcess::spawn_in(&dir, &config, Some(&host.ns), &["node"])
+    }
+
+    /// A node config for `host`, as `node-config/production.toml` has it: libp2p and media on
+    /// every address of the host, offering the host's own address, asking the public nodes
+    /// for its NAT mapping, acting for `account` and checking the registry. A node on fixed
+    /// ports is a public one: it serves libp2p relay circuits (signaling for nodes behind
+    /// NATs).
+    fn config(&self, host: &Host, account: usize, dir: &Path, p2p: u16, media: u16) -> String {
+        let key: PathBuf = self.chain.key_file(dir, account);
+        let quote = |items: Vec<String>| {
+            items
+                .iter()
+                .map(|item| format!("\"{item}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let bootstrap = quote(
+            Some(self.bootstrap.clone())
+                .filter(|b| !b.is_empty())
+                .into_iter()
+                .collect(),
+        );
+        let stun = quote(self.stun_servers.iter().map(ToString::to_string).collect());
+        format!(
+            "[net]\nlisten = [\"/ip4/0.0.0.0/tcp/{p2p}\"]\nbootstrap = [{bootstrap}]\n\
+             kad_mode = \"server\"\nsignal_timeout = \"10s\"\nrelay_service = {public}\n\n\
+             [media]\nbind = \"0.0.0.0:{media}\"\nadvertise = [\"{addr}\"]\n\
+             stun_servers = [{stun}]\n\n\
+             [identity]\naccount_key_file = \"{key}\"\n\n\
+             [registry]\nrpc_url = \"{rpc}\"\naddress = \"{registry}\"\npoll_interval = \"200ms\"\n\n\
+             [log]\nfilter = \"chroom=info\"\n",
+            addr = host.addr,
+            public = p2p != 0,
+            key = key.display(),
+            rpc = self.rpc_url,
+            registry = self.chain.registry.address(),
+        )
+    }
+}
+
+/// How the first connected link's handshake reached a node, from its log: from where, and
+/// whether through the node's own relay allocation.
+pub fn link_remote(log: &str) -> Option<(SocketAddr, bool)> {
+    log.lines()
+        .filter(|line| line.contains("link connected"))
+        .find_map(|line| {
+            let (_, rest) = line.split_once("remote=Some(")?;
+            let remote = rest.split_once(')')?.0.parse().ok()?;
+            Some((remote, line.contains("via_relay=true")))
+        })
+}
