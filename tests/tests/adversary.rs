@@ -1,7 +1,8 @@
 //! Attackers against real nodes on a devnet (issue 12): a node acting for a stranger's account
 //! that poses as a broadcast's root and invites viewers under itself, and a peer whose rights
-//! cannot be learned while the registry is cut off. Every attempt is refused with a reason and
-//! counted; honest members keep receiving.
+//! cannot be learned while the registry is cut off, and strangers and latecomers asking a
+//! relayer for a relayed media path (issue 13). Every attempt is refused with a reason;
+//! honest members keep receiving.
 
 use std::time::Duration;
 
@@ -227,4 +228,86 @@ async fn a_peer_whose_rights_cannot_be_learned_gets_no_media_and_its_link_closes
         }
     }
     cancel.cancel();
+}
+
+/// Asks `relayer` for a relayed path in `room` until its answer is more than "being looked
+/// up" (it asks the registry about the asker first).
+async fn ask_for_relay(
+    asker: &chroom_node::RunningNode,
+    relayer: chroom_net::PeerId,
+    room: chroom_types::RoomId,
+) -> SignalResponse {
+    eventually(Duration::from_secs(30), "a relayer's verdict", || async {
+        let response = asker
+            .net()
+            .request(relayer, SignalRequest::Relay { room })
+            .await
+            .ok()?;
+        match &response {
+            SignalResponse::Error(e) if e.code == ErrorCode::Unavailable => None,
+            _ => Some(response),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayer_grants_relayed_paths_to_members_only_and_within_its_budget() {
+    init_tracing();
+    // Account 1 speaks, 2 listens, 3 is nobody; 4 volunteers as a relayer with upload for
+    // exactly one relayed path.
+    let (chain, room) = Chain::with_room("members-only").await;
+    let dir = tempfile::tempdir().unwrap();
+    let relayer = chain
+        .node_with(&dir.path().join("relayer"), 4, &[], |config| {
+            config.relay = Some(chroom_node::config::RelayConfig {
+                capacity: 1,
+                rooms: Vec::new(),
+                budget: chroom_room::relaying::RelayBudget {
+                    upload_kbps: 6000,
+                    stream_kbps: 1500,
+                    allocation_kbps: 6000,
+                },
+            });
+        })
+        .await;
+    let boot = tcp_addr(&relayer).await;
+    let node = |name: &str, account| {
+        let dir = dir.path().join(name);
+        let boot = boot.clone();
+        let chain = &chain;
+        async move { chain.node(&dir, account, &[boot]).await }
+    };
+    let (listener, stranger, speaker) = (
+        node("listener", 2).await,
+        node("stranger", 3).await,
+        node("speaker", 1).await,
+    );
+    let relayer_id = relayer.peer_id();
+
+    match ask_for_relay(&listener, relayer_id, room).await {
+        SignalResponse::Relay(grant) => {
+            assert_eq!(grant.server, relayer.media_addr());
+            assert_eq!(grant.kbps, 6000);
+        }
+        other => panic!("a member was not granted a relayed path: {other:?}"),
+    }
+    match ask_for_relay(&stranger, relayer_id, room).await {
+        SignalResponse::Error(refusal) => {
+            assert_eq!(refusal.code, ErrorCode::NotAuthorized, "{refusal}");
+        }
+        other => panic!("a stranger got {other:?}"),
+    }
+    match ask_for_relay(&speaker, relayer_id, room).await {
+        SignalResponse::Error(refusal) => {
+            assert_eq!(refusal.code, ErrorCode::Overloaded, "{refusal}");
+            assert!(
+                refusal.message.contains("over the upload budget"),
+                "{refusal}"
+            );
+        }
+        other => panic!("a relayer over budget granted {other:?}"),
+    }
+    let served = relayer.stats().await.unwrap().relay.allocations;
+    assert_eq!(served, 1, "only the member's allocation is open");
 }
