@@ -472,8 +472,28 @@ pub async fn run_page_scenario(
     input: serde_json::Value,
     timeout: Duration,
 ) -> serde_json::Value {
+    run_page_scenario_in(None, script, input, timeout).await
+}
+
+/// Like [`run_page_scenario`], with Node.js and its Chromium inside the network namespace
+/// `netns`, if given (a lab host): the page then reaches that host's loopback, as a browser
+/// in a home reaches the node running beside it.
+pub async fn run_page_scenario_in(
+    netns: Option<&str>,
+    script: &str,
+    input: serde_json::Value,
+    timeout: Duration,
+) -> serde_json::Value {
     let root = workspace_root();
-    let mut child = tokio::process::Command::new("node")
+    let mut command = match netns {
+        Some(netns) => {
+            let mut command = tokio::process::Command::new("ip");
+            command.args(["netns", "exec", netns, "node"]);
+            command
+        }
+        None => tokio::process::Command::new("node"),
+    };
+    let mut child = command
         .arg(root.join("tests/web").join(script))
         .arg(input.to_string())
         .current_dir(&root)
