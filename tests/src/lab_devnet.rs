@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chroom_types::RoomKind;
+
 use crate::lab::{Host, Lab};
 use crate::process::NodeProcess;
 use crate::{Chain, CuttableProxy};
@@ -17,7 +19,10 @@ pub const P2P_PORT: u16 = 4001;
 /// The public nodes' media port.
 pub const MEDIA_PORT: u16 = 4002;
 const RPC_PORT: u16 = 8545;
-/// Anvil accounts 3 and 4 run the public nodes and have no role.
+/// Anvil accounts: 1 may speak in every call's room, 2 may listen; 3 and 4 run the public
+/// nodes and have no role.
+const PUBLISHER: usize = 1;
+const RECORDER: usize = 2;
 const BOOTSTRAP: usize = 3;
 const RELAYER: usize = 4;
 /// The relayer's `[relay]`: room for every relayed path a test asks for (each node behind a
@@ -37,7 +42,8 @@ pub struct LabDevnet {
     relayer_ip: IpAddr,
     dir: tempfile::TempDir,
     _rpc: CuttableProxy,
-    _public_nodes: Vec<NodeProcess>,
+    /// The bootstrap node, then the relayer.
+    public_nodes: Vec<NodeProcess>,
 }
 
 impl LabDevnet {
@@ -60,7 +66,7 @@ impl LabDevnet {
             relayer_ip: relayer_host.addr.into(),
             dir: tempfile::tempdir().unwrap(),
             _rpc: rpc,
-            _public_nodes: Vec::new(),
+            public_nodes: Vec::new(),
         };
         let mut boot = devnet.public_node(&boot_host, BOOTSTRAP, "boot", false);
         boot.started(Duration::from_secs(30)).await;
@@ -74,13 +80,18 @@ impl LabDevnet {
         devnet.stun_servers = [boot_host.addr, relayer_host.addr]
             .map(|ip| SocketAddr::from((ip, MEDIA_PORT)))
             .to_vec();
-        devnet._public_nodes = vec![boot, relayer];
+        devnet.public_nodes = vec![boot, relayer];
         devnet
     }
 
     /// Where node state goes: a directory removed with the devnet.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The relayer's process id (its CPU use is a figure of the NAT benchmark).
+    pub fn relayer_pid(&self) -> u32 {
+        self.public_nodes[1].pid()
     }
 
     /// The relayer's address: a link from it is relayed.
@@ -149,6 +160,73 @@ impl LabDevnet {
             rpc = self.rpc_url,
             registry = self.chain.registry.address(),
         )
+    }
+}
+
+/// A call in a room of its own: a member publishing the test media at one host, another
+/// recording it at another.
+#[derive(Debug)]
+pub struct Call {
+    /// The `chroom publish` process (anvil account 1, a speaker).
+    pub publisher: NodeProcess,
+    /// The `chroom record` process (anvil account 2, a listener).
+    pub recorder: NodeProcess,
+    /// Where the recorder writes.
+    pub out: PathBuf,
+}
+
+impl LabDevnet {
+    /// Registers `room` and starts a [`Call`] in it: the publisher at `from` (started once it
+    /// returns), the recorder at `to`, recording until `stop` (`["--frames", "60"]`, say).
+    pub async fn call(
+        &self,
+        room: &str,
+        from: &Host,
+        to: &Host,
+        media: &(PathBuf, PathBuf),
+        stop: &[&str],
+    ) -> Call {
+        self.chain.add_room(room, RoomKind::Conference).await;
+        let (video, audio) = (media.0.to_string_lossy(), media.1.to_string_lossy());
+        let mut publisher = self.node(
+            from,
+            PUBLISHER,
+            &format!("{room}/publisher"),
+            &[
+                "publish", "--room", room, "--video", &video, "--audio", &audio,
+            ],
+            "",
+        );
+        publisher.started(Duration::from_secs(30)).await;
+        let out = self.dir().join(room).join("out");
+        let out_arg = out.to_string_lossy();
+        let mut command = vec!["record", "--room", room, "--out", &out_arg];
+        command.extend_from_slice(stop);
+        let recorder = self.node(to, RECORDER, &format!("{room}/recorder"), &command, "");
+        Call {
+            publisher,
+            recorder,
+            out,
+        }
+    }
+}
+
+impl Call {
+    /// The recorded video file, once the recorder has made it.
+    pub fn video(&self) -> Option<PathBuf> {
+        std::fs::read_dir(&self.out)
+            .ok()?
+            .map(|entry| entry.ok().map(|e| e.path()))
+            .find(|path| {
+                path.as_ref()
+                    .is_some_and(|p| p.extension().is_some_and(|e| e == "ivf"))
+            })
+            .flatten()
+    }
+
+    /// How the recorder's link reached it (see [`link_remote`]).
+    pub fn path(&self) -> Option<(SocketAddr, bool)> {
+        link_remote(&self.recorder.log_tail(usize::MAX))
     }
 }
 

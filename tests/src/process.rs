@@ -162,6 +162,11 @@ impl NodeProcess {
         self.exited = Some(self.child.wait().expect("waiting for the killed process"));
     }
 
+    /// The process id (of `chroom` itself: `ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id

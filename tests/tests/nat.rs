@@ -7,19 +7,16 @@
 //! bootstrap and relayer nodes (the STUN servers of the homes).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use chroom_node::publish::MediaSource;
 use chroom_tests::lab::{Home, Host, Lab, Nat};
-use chroom_tests::lab_devnet::{LabDevnet, link_remote};
+use chroom_tests::lab_devnet::LabDevnet;
 use chroom_tests::{check_against_source, compare_with_source, eventually, fixtures, init_tracing};
-use chroom_types::RoomKind;
 
-/// Anvil accounts: 1 may speak in every cell's room, 2 may listen.
-const PUBLISHER: usize = 1;
-const RECORDER: usize = 2;
 /// Cells running at once.
 const CELLS_AT_ONCE: usize = 4;
 /// Frames each recorder takes (two seconds of the test video).
@@ -31,7 +28,7 @@ const REBIND_FRAMES: &str = "240";
 struct World {
     devnet: LabDevnet,
     source: MediaSource,
-    fixtures: (String, String),
+    media: (PathBuf, PathBuf),
 }
 
 /// A node's place in the lab, for the printed matrix.
@@ -45,16 +42,12 @@ struct Place {
 
 impl World {
     async fn new() -> Self {
-        let (video, audio) = fixtures();
-        let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
-        let fixtures = (
-            video.to_string_lossy().into_owned(),
-            audio.to_string_lossy().into_owned(),
-        );
+        let media = fixtures();
+        let source = MediaSource::load(Some(&media.0), Some(&media.1)).unwrap();
         Self {
             devnet: LabDevnet::start().await,
             source,
-            fixtures,
+            media,
         }
     }
 
@@ -69,54 +62,31 @@ impl World {
         rebind: Option<&Home>,
     ) -> (SocketAddr, bool) {
         let room = format!("cell-{index}");
+        let frames = if rebind.is_some() {
+            REBIND_FRAMES
+        } else {
+            FRAMES
+        };
         let devnet = &self.devnet;
-        devnet.chain.add_room(&room, RoomKind::Conference).await;
-        let (video, audio) = &self.fixtures;
-        let mut publisher = devnet.node(
-            &from.host,
-            PUBLISHER,
-            &format!("{room}/publisher"),
-            &[
-                "publish", "--room", &room, "--video", video, "--audio", audio,
-            ],
-            "",
-        );
-        publisher.started(Duration::from_secs(30)).await;
-        let out = devnet.dir().join(&room).join("out");
-        let out_arg = out.to_string_lossy().into_owned();
-        let mut recorder = devnet.node(
-            &to.host,
-            RECORDER,
-            &format!("{room}/recorder"),
-            &[
-                "record",
-                "--room",
+        let mut call = devnet
+            .call(
                 &room,
-                "--out",
-                &out_arg,
-                "--frames",
-                if rebind.is_some() {
-                    REBIND_FRAMES
-                } else {
-                    FRAMES
-                },
-            ],
-            "",
-        );
+                &from.host,
+                &to.host,
+                &self.media,
+                &["--frames", frames],
+            )
+            .await;
         if let Some(home) = rebind {
             eventually(Duration::from_secs(30), "the recorder's link", || async {
-                link_remote(&recorder.log_tail(usize::MAX))
+                call.path()
             })
             .await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             devnet.lab.rebind(home).unwrap();
         }
-        recorder.finished(Duration::from_secs(60)).await;
-        let video = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .find(|path| path.extension().is_some_and(|e| e == "ivf"))
-            .expect("a video file recorded");
+        call.recorder.finished(Duration::from_secs(60)).await;
+        let video = call.video().expect("a video file recorded");
         if rebind.is_some() {
             let recorded = compare_with_source(&video, &self.source);
             println!(
@@ -131,7 +101,7 @@ impl World {
         } else {
             check_against_source(&video, &self.source);
         }
-        link_remote(&recorder.log_tail(usize::MAX)).unwrap_or_else(|| {
+        call.path().unwrap_or_else(|| {
             panic!(
                 "{} → {}: the recorder logged no connected link",
                 from.name, to.name
