@@ -1115,6 +1115,14 @@ impl Sim {
         if CostModel::path(nat_a, nat_b) == Path::Relayed {
             self.links.1 += 1;
         }
+        if !self.members[parent as usize].alive {
+            // Accepted just before it died: the subscription fails at the connect timeout.
+            let at = self.now + costs.connect_timeout;
+            self.members[member as usize].link_up_at = None;
+            let peer = parent;
+            self.push(at, Action::Disconnect { member, peer });
+            return;
+        }
         let at = self.now + setup;
         let m = &mut self.members[member as usize];
         m.link_up_at = Some(at);
