@@ -88,12 +88,21 @@ fn main() -> ExitCode {
         wall.as_secs_f64(),
         peak_rss_mib().map_or_else(|| "?".to_owned(), |m| m.to_string())
     ));
+    let verdict = |failures: Vec<String>| {
+        if failures.is_empty() {
+            "pass".to_owned()
+        } else {
+            format!("FAIL ({})", failures.join("; "))
+        }
+    };
+    summary.push_str(&format!(
+        "tree (shape, everyone fed): {}\ntime targets (join p99 < {:?}, repair p99 < {:?}, no orphan > 10 s): {}\n",
+        verdict(report.tree_failures()),
+        scenario.join_target,
+        scenario.repair_target,
+        verdict(report.time_failures())
+    ));
     let failures = report.acceptance_failures();
-    summary.push_str(&if failures.is_empty() {
-        "acceptance: pass\n".to_owned()
-    } else {
-        format!("acceptance: FAIL ({})\n", failures.join("; "))
-    });
     print!("{summary}");
     if let Some(dir) = &args.out
         && let Err(e) = write_outputs(dir, &report, &summary)

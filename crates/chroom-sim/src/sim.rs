@@ -156,7 +156,7 @@ impl Scenario {
 }
 
 /// A tree invariant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Invariant {
     /// A member feeds more children than its capacity.
     FanOut,
@@ -257,6 +257,8 @@ pub struct SimReport {
     pub violations: Vec<Violation>,
     /// How many invariant checks failed in all.
     pub violation_count: u64,
+    /// How many invariant checks failed, by invariant.
+    pub violations_by_invariant: BTreeMap<Invariant, u64>,
 }
 
 impl SimReport {
@@ -271,13 +273,52 @@ impl SimReport {
 
     /// What fails the acceptance criteria, in words; empty if the run passes.
     pub fn acceptance_failures(&self) -> Vec<String> {
+        let mut failures = self.tree_failures();
+        failures.extend(self.time_failures());
+        failures
+    }
+
+    /// What breaks the tree's shape or leaves members out, whatever the timing: invariant
+    /// violations (fan-out, cycles, level order, stale parents, dropped messages), depth beyond
+    /// ⌈log_f N⌉ + 2, members never joined, orphans never repaired.
+    pub fn tree_failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
-        if self.violation_count > 0 {
-            failures.push(format!("{} invariant violations", self.violation_count));
+        let broken: u64 = self
+            .violations_by_invariant
+            .iter()
+            .filter(|(invariant, _)| **invariant != Invariant::OrphanedTooLong)
+            .map(|(_, n)| n)
+            .sum();
+        if broken > 0 {
+            failures.push(format!(
+                "{broken} invariant violations ({:?})",
+                self.violations_by_invariant
+            ));
         }
         let bound = self.scenario.depth_bound();
         if self.max_depth > bound {
             failures.push(format!("max depth {} > bound {bound}", self.max_depth));
+        }
+        if self.unrepaired > 0 {
+            failures.push(format!("{} orphans never repaired", self.unrepaired));
+        }
+        if self.never_joined > 0 {
+            failures.push(format!("{} members never joined", self.never_joined));
+        }
+        failures
+    }
+
+    /// What misses the time targets: join and repair p99, members left without a parent for
+    /// more than 10 s.
+    pub fn time_failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        let orphaned = self
+            .violations_by_invariant
+            .get(&Invariant::OrphanedTooLong)
+            .copied()
+            .unwrap_or(0);
+        if orphaned > 0 {
+            failures.push(format!("{orphaned} members without a parent for over 10 s"));
         }
         let p99 = |v: &[Duration]| Self::percentile(v, 99.0).unwrap_or_default();
         let (join, repair) = (self.scenario.join_target, self.scenario.repair_target);
@@ -289,12 +330,6 @@ impl SimReport {
                 "repair p99 {:?} >= {repair:?}",
                 p99(&self.repair_times)
             ));
-        }
-        if self.unrepaired > 0 {
-            failures.push(format!("{} orphans never repaired", self.unrepaired));
-        }
-        if self.never_joined > 0 {
-            failures.push(format!("{} members never joined", self.never_joined));
         }
         failures
     }
@@ -399,7 +434,11 @@ impl SimReport {
                 min_connected * 100.0
             );
         }
-        let _ = writeln!(out, "invariant violations: {}", self.violation_count);
+        let _ = writeln!(
+            out,
+            "invariant violations: {} {:?}",
+            self.violation_count, self.violations_by_invariant
+        );
         for v in &self.violations {
             let _ = writeln!(
                 out,
@@ -590,6 +629,7 @@ struct Sim {
     max_depth: u32,
     violations: Vec<Violation>,
     violation_count: u64,
+    violations_by_invariant: BTreeMap<Invariant, u64>,
 }
 
 impl Sim {
@@ -682,6 +722,7 @@ impl Sim {
             max_depth: 0,
             violations: Vec::new(),
             violation_count: 0,
+            violations_by_invariant: BTreeMap::new(),
             scenario,
         };
         sim.schedule_churn();
@@ -1461,6 +1502,7 @@ impl Sim {
             samples: self.samples,
             violations: self.violations,
             violation_count: self.violation_count,
+            violations_by_invariant: self.violations_by_invariant,
             scenario: self.scenario,
         }
     }
@@ -1486,6 +1528,7 @@ impl Sim {
 
     fn violation(&mut self, invariant: Invariant, member: u32, detail: String) {
         self.violation_count += 1;
+        *self.violations_by_invariant.entry(invariant).or_default() += 1;
         if self.violations.len() < MAX_VIOLATIONS_KEPT {
             self.violations.push(Violation {
                 at: self.now,
