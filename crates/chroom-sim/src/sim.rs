@@ -565,14 +565,19 @@ struct PairState {
     verified_at_us: u32,
 }
 
-/// Hashes a pair key with one multiplication (Fx): a million members make tens of millions
-/// of pairs, and SipHash's resistance to chosen keys buys nothing in a simulation.
+/// Hashes a pair key with splitmix64's finaliser: a million members make tens of millions of
+/// pairs, and SipHash's resistance to chosen keys buys nothing in a simulation. (A bare
+/// multiplication is not enough: its low bits, which pick the bucket, would depend on the
+/// receiver alone, and every joiner's pair with the root would land in one bucket.)
 #[derive(Debug, Default)]
 struct PairHasher(u64);
 
 impl Hasher for PairHasher {
     fn finish(&self) -> u64 {
-        self.0
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
     fn write(&mut self, bytes: &[u8]) {
         for byte in bytes {
@@ -580,7 +585,7 @@ impl Hasher for PairHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        self.0 = self.0.rotate_left(5) ^ n;
     }
 }
 
