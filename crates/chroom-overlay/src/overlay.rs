@@ -542,6 +542,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.children.keys().copied()
     }
 
+    /// Whether this member feeds `peer`.
+    pub fn has_child(&self, peer: P) -> bool {
+        self.children.contains_key(&peer)
+    }
+
     /// How many members this one feeds.
     pub fn child_count(&self) -> usize {
         self.children.len()

@@ -12,7 +12,9 @@
 //! `chroom-sim` (the binary) prints the report and writes plots ([`plot`]).
 #![forbid(unsafe_code)]
 
+pub mod costs;
 pub mod plot;
 mod sim;
 
+pub use costs::CostModel;
 pub use sim::{Invariant, Sample, Scenario, SimReport, Violation, run};
