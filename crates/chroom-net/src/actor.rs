@@ -26,6 +26,12 @@ use crate::config::{KadMode, NetConfig};
 use crate::nat::{self, Reachability, RelayAction, RelayPlan};
 use crate::signal::Frame;
 
+/// Longest a connection may take to be set up (transport, Noise, yamux). A home node's
+/// address taken from before it held a relay circuit points at a NAT that drops the dial
+/// silently, and a signaling request waiting on that dial would wait out its whole timeout;
+/// failing it sooner lets the retry use the circuit (libp2p's default is 10 s).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Correlates a [`NetEvent::SignalRequest`] with the [`NetHandle::respond`] that answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalReplyId(u64);
@@ -439,6 +445,7 @@ impl NetActor {
             })
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_connection_timeout(CONNECTION_TIMEOUT)
             .build();
         let mut unready_listeners = HashSet::new();
         for addr in &config.listen {

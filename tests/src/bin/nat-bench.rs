@@ -1,4 +1,5 @@
-//! `cargo run --release -p chroom-tests --bin nat-bench -- [RUNS] [RELAY_SECONDS]` (as root):
+//! `cargo run --release -p chroom-tests --bin nat-bench -- [RUNS] [RELAY_SECONDS] [CELL]` (as
+//! root; CELL keeps only the cells whose name contains it, and skips the relayer's load):
 //! what crossing NATs costs, measured in the network lab on a devnet.
 //!
 //! - **Connect time** per matrix cell: from starting a recorder (a `chroom record` process
@@ -29,6 +30,7 @@ async fn main() {
     let relay_seconds: u64 = args
         .next()
         .map_or(20, |a| a.parse().expect("RELAY_SECONDS: a number"));
+    let only = args.next();
     let media = fixtures();
     let mut devnet = LabDevnet::start().await;
     let lab = &mut devnet.lab;
@@ -69,7 +71,11 @@ async fn main() {
     println!("connect time, recorder start → first video frame, {runs} runs per cell:");
     println!("{:<36} {:>8} {:>8}  path", "cell", "p50", "max");
     let (mut direct, mut relayed) = (0, 0);
-    for (c, (name, from, to)) in cells.iter().enumerate() {
+    let chosen = cells.iter().enumerate().filter(|(_, (name, ..))| {
+        only.as_ref()
+            .is_none_or(|only| name.contains(only.as_str()))
+    });
+    for (c, (name, from, to)) in chosen {
         let mut times = Vec::new();
         let mut path = "";
         for run in 0..runs {
@@ -95,6 +101,14 @@ async fn main() {
             };
             times.push(first_frame);
             call.recorder.finished(Duration::from_secs(60)).await;
+            if let Ok(keep) = std::env::var("NAT_BENCH_LOGS") {
+                // For a person looking into a slow cell: both nodes' logs of every run.
+                let to = PathBuf::from(keep).join(&room);
+                std::fs::create_dir_all(&to).unwrap();
+                for (who, node) in [("publisher", &call.publisher), ("recorder", &call.recorder)] {
+                    std::fs::copy(node.log_path(), to.join(format!("{who}.log"))).unwrap();
+                }
+            }
             let (remote, own_relay) = call.path().expect("a connected link");
             path = if own_relay || remote.ip() == devnet.relayer_ip() {
                 "relayed"
@@ -118,6 +132,9 @@ async fn main() {
         "{direct} of {} cells direct, {relayed} relayed",
         direct + relayed
     );
+    if only.is_some() {
+        return;
+    }
 
     let window = Duration::from_secs(relay_seconds);
     let mut calls = Vec::new();
