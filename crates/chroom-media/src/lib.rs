@@ -50,6 +50,8 @@ mod router;
 mod sdp;
 mod socket;
 pub mod stun;
+#[cfg(test)]
+mod testing;
 
 pub use actor::MediaActor;
 pub use api::{

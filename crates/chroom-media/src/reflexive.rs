@@ -256,15 +256,7 @@ impl ReflexiveTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[allow(clippy::disallowed_methods)]
-    fn epoch() -> Instant {
-        Instant::now()
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
+    use crate::testing::{addr, epoch};
 
     /// Answers each request as a server that sees the asker at `mapped`.
     fn answer(request: &[u8], mapped: SocketAddr) -> Vec<u8> {

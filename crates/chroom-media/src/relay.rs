@@ -258,15 +258,7 @@ impl AllocationRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[allow(clippy::disallowed_methods)]
-    fn epoch() -> Instant {
-        Instant::now()
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
+    use crate::testing::{addr, epoch};
 
     const TOKEN: RelayToken = [7; TOKEN_LEN];
 
