@@ -1063,14 +1063,7 @@ impl Sim {
         let now = self.instant();
         self.members[member as usize].link_up_at = None;
         self.touch(member, |o| o.handle_peer_disconnected(now, parent));
-        let at = self.now + costs.consent_timeout;
-        self.push(
-            at,
-            Action::Disconnect {
-                member: parent,
-                peer: member,
-            },
-        );
+        self.disconnect_after(costs.consent_timeout, parent, member);
     }
 
     fn record(&mut self, member: u32, event: OverlayEvent<u32>) {
@@ -1163,10 +1156,8 @@ impl Sim {
         }
         if !self.members[parent as usize].alive {
             // Accepted just before it died: the subscription fails at the connect timeout.
-            let at = self.now + costs.connect_timeout;
             self.members[member as usize].link_up_at = None;
-            let peer = parent;
-            self.push(at, Action::Disconnect { member, peer });
+            self.disconnect_after(costs.connect_timeout, member, parent);
             return;
         }
         let at = self.now + setup;
@@ -1198,14 +1189,7 @@ impl Sim {
         // link never carried media (it was starved itself) at ICE consent.
         let m = &self.members[member as usize];
         if let Some(parent) = m.overlay.parent() {
-            let at = self.now + costs.consent_timeout;
-            self.push(
-                at,
-                Action::Disconnect {
-                    member: parent,
-                    peer: member,
-                },
-            );
+            self.disconnect_after(costs.consent_timeout, parent, member);
         }
         for id in children {
             let up = self.members[id as usize]
@@ -1217,16 +1201,7 @@ impl Sim {
             } else {
                 costs.connect_timeout
             };
-            {
-                let at = self.now + fails_after;
-                self.push(
-                    at,
-                    Action::Disconnect {
-                        member: id,
-                        peer: member,
-                    },
-                );
-            }
+            self.disconnect_after(fails_after, id, member);
             self.to_refresh.push(id);
         }
         self.to_refresh
@@ -1257,15 +1232,15 @@ impl Sim {
         neighbours.sort_unstable();
         neighbours.dedup();
         for neighbour in neighbours {
-            let at = self.now + self.uniform(delay);
-            self.push(
-                at,
-                Action::Disconnect {
-                    member: neighbour,
-                    peer: member,
-                },
-            );
+            let after = self.uniform(delay);
+            self.disconnect_after(after, neighbour, member);
         }
+    }
+
+    /// `member` learns, `after` from now, that its link to `peer` is gone.
+    fn disconnect_after(&mut self, after: Duration, member: u32, peer: u32) {
+        let at = self.now + after;
+        self.push(at, Action::Disconnect { member, peer });
     }
 
     /// The invariants one step can break: the member's fan-out, and the level order on the
