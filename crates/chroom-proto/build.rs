@@ -3,7 +3,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files = ["chroom/signal/v1/signal.proto", "chroom/room/v1/room.proto"];
-    for file in files {
+    // The imported protos too: a change to any of them changes the generated code.
+    for file in files.iter().chain(&["chroom/overlay/v1/overlay.proto"]) {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
     let descriptors = protox::compile(files, [&root])?;

@@ -130,7 +130,8 @@ struct LinkState {
     /// When media (a packet or frame) last arrived, once any has; `None` again once its
     /// silence was reported.
     last_media: Option<Instant>,
-    /// Its silence was reported and media has not arrived since.
+    /// No media arrived yet, or its silence was reported and none arrived since: the next to
+    /// arrive is reported ([`MediaEvent::LinkFlowing`]).
     silent: bool,
     /// Where the last datagram it accepted came from.
     last_source: Option<SocketAddr>,
@@ -471,7 +472,8 @@ impl MediaActor {
             pending_offer,
             connect_deadline: Some(now + self.config.connect_timeout),
             last_media: None,
-            silent: false,
+            // No media yet: the first to arrive is reported like media coming back.
+            silent: true,
             last_source: None,
             last_via_relay: false,
             next_timeout: now,

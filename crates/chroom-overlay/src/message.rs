@@ -78,6 +78,13 @@ pub enum Message<P> {
     },
     /// Child to parent: stop feeding me.
     Left,
+    /// Child to parent: your media stopped reaching me. A parent whose own feed stopped
+    /// answers [`Message::Repairing`]; any other leaves the child to conclude, at its deadline,
+    /// that the parent (or the path to it) is gone.
+    Probe,
+    /// Parent to children (and on down): this member's feed stopped and it is finding a new
+    /// parent; wait for it rather than scatter.
+    Repairing,
 }
 
 impl<P> Message<P> {
@@ -137,6 +144,8 @@ impl<P> Message<P> {
             },
             Self::Evicted { to } => Message::Evicted { to: candidate(to)? },
             Self::Left => Message::Left,
+            Self::Probe => Message::Probe,
+            Self::Repairing => Message::Repairing,
         })
     }
 }

@@ -36,6 +36,16 @@ pub struct OverlayConfig {
     /// How often a member with a free slot looks for a deep member of its subtree to move up.
     /// Default 1 s, jittered.
     pub improve_interval: Duration,
+    /// How long a member whose parent's media stopped ([`Overlay::handle_parent_silent`])
+    /// waits for the parent to say it is repairing before taking it as gone. Default 400 ms:
+    /// one round trip and the parent's own silence timer, with room to spare.
+    pub probe_timeout: Duration,
+    /// How long a parent that said it is repairing is waited for before it is asked again.
+    /// Default 2 s.
+    pub repair_hold: Duration,
+    /// Longest a member waits for a repairing parent in all, from the moment its media
+    /// stopped: past it, a parent that still repairs is left for another. Default 8 s.
+    pub max_repair_wait: Duration,
     /// How long a leaving relayer keeps feeding children that have not moved yet. Default 3 s.
     pub handover_timeout: Duration,
 }
@@ -49,6 +59,9 @@ impl Default for OverlayConfig {
             max_retry_backoff: Duration::from_secs(5),
             state_interval: Duration::from_secs(1),
             improve_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(400),
+            repair_hold: Duration::from_secs(2),
+            max_repair_wait: Duration::from_secs(8),
             handover_timeout: Duration::from_secs(3),
         }
     }
@@ -128,6 +141,9 @@ pub enum OverlayEvent<P> {
     ParentLost {
         /// The lost parent.
         parent: P,
+        /// Its media had stopped and it did not say it was repairing (rather than its
+        /// connection being lost).
+        silent: bool,
     },
     /// A peer broke the protocol; its message was ignored.
     PeerMisbehaved {
@@ -175,6 +191,10 @@ pub struct Overlay<P> {
     children: BTreeMap<P, Child<P>>,
     /// Backup parents, from the parent's latest state.
     backups: Vec<Candidate<P>>,
+    /// Whether the parent's media reaches this member.
+    feed: Feed,
+    /// Whether the children were told this member's feed stopped (since it last flowed).
+    children_told: bool,
     seek: Option<Seek<P>>,
     /// The report last sent to the current parent.
     reported: Option<Report<P>>,
@@ -202,6 +222,37 @@ enum Phase {
     Leaving,
     /// Left.
     Gone,
+}
+
+/// What this member knows of its parent's media. Silence is the driver's to notice
+/// ([`Overlay::handle_parent_silent`]); a broadcast never pauses, so a silent parent is gone
+/// (its process killed, its network cut, which the transport notices only after seconds), or
+/// it lost its own feed and repairs. Only the parent knows which: it is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// Media flows, or nothing says otherwise.
+    Flowing,
+    /// Attached to a new parent after losing the last one; no media yet.
+    Starting,
+    /// Media stopped at `since`; the parent was probed and must say it repairs by `deadline`.
+    Probing { since: Instant, deadline: Instant },
+    /// The parent said it repairs: wait for it until `until`, then probe again.
+    Held { since: Instant, until: Instant },
+}
+
+/// What a join request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinAnswer<P> {
+    /// Not here (not attached, leaving, or the asker is this member's parent).
+    Refuse,
+    /// The asker is a child already: accepted again (the first answer was slow).
+    Again,
+    /// A free slot (or an invitation) takes it.
+    Take,
+    /// It takes this viewer's (or idle relayer's) slot, which moves down under it.
+    PushDown(P),
+    /// Pointed further down (or up, if this member is too deep for it).
+    Redirect,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +329,8 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             level: 0,
             children: BTreeMap::new(),
             backups: Vec::new(),
+            feed: Feed::Flowing,
+            children_told: false,
             seek: None,
             reported: None,
             state_sent: None,
@@ -442,6 +495,92 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                     self.finish_leave_if_done();
                 }
             }
+            Message::Probe => {
+                // Silence says nothing here: the child's path to this member is broken, and
+                // the child finds that out at its deadline.
+                if self.children.contains_key(&from) && self.feed_stopped() {
+                    self.transmit(from, Message::Repairing);
+                }
+            }
+            Message::Repairing => {
+                if self.parent == Some(from) {
+                    let since = match self.feed {
+                        Feed::Probing { since, .. } | Feed::Held { since, .. } => since,
+                        Feed::Flowing | Feed::Starting => now,
+                    };
+                    let until = now + self.config.repair_hold;
+                    self.feed = Feed::Held { since, until };
+                    self.tell_children_repairing();
+                }
+            }
+        }
+    }
+
+    /// Media from the parent stopped arriving. The parent is probed: one that repairs says so
+    /// ([`Message::Repairing`]) and is waited for; one that says nothing by
+    /// [`OverlayConfig::probe_timeout`] is gone and a repair starts. Either way the children
+    /// are told this member repairs, so they wait too rather than scatter.
+    pub fn handle_parent_silent(&mut self, now: Instant) {
+        let Some(parent) = self.parent else {
+            return;
+        };
+        if !matches!(self.feed, Feed::Flowing | Feed::Starting) || self.phase != Phase::Member {
+            return;
+        }
+        self.probe(now, now, parent);
+        self.tell_children_repairing();
+    }
+
+    /// Media from the parent arrives (again).
+    pub fn handle_parent_flowing(&mut self) {
+        self.feed = Feed::Flowing;
+        self.children_told = false;
+    }
+
+    /// Whether this member's own feed stopped: its parent is silent or it has none.
+    fn feed_stopped(&self) -> bool {
+        match self.role {
+            Role::Root { .. } => false,
+            Role::Relayer { .. } | Role::Viewer => {
+                self.parent.is_none() || self.feed != Feed::Flowing
+            }
+        }
+    }
+
+    fn probe(&mut self, now: Instant, since: Instant, parent: P) {
+        let deadline = now + self.config.probe_timeout;
+        self.feed = Feed::Probing { since, deadline };
+        self.transmit(parent, Message::Probe);
+    }
+
+    fn tell_children_repairing(&mut self) {
+        if self.children_told {
+            return;
+        }
+        self.children_told = true;
+        let children: Vec<P> = self.children.keys().copied().collect();
+        for child in children {
+            self.transmit(child, Message::Repairing);
+        }
+    }
+
+    /// The feed's deadlines: a probe unanswered, a hold over.
+    fn feed_timeout(&mut self, now: Instant) {
+        let Some(parent) = self.parent else {
+            return;
+        };
+        match self.feed {
+            Feed::Probing { deadline, .. } if deadline <= now => {
+                self.lose_parent(now, parent, true);
+            }
+            Feed::Held { since, until } if until <= now => {
+                if now.saturating_duration_since(since) >= self.config.max_repair_wait {
+                    self.lose_parent(now, parent, true);
+                } else {
+                    self.probe(now, since, parent);
+                }
+            }
+            Feed::Flowing | Feed::Starting | Feed::Probing { .. } | Feed::Held { .. } => {}
         }
     }
 
@@ -455,25 +594,34 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             self.finish_leave_if_done();
         }
         if self.parent == Some(peer) {
-            self.parent = None;
-            self.reported = None;
-            self.event(OverlayEvent::ParentLost { parent: peer });
-            if self.phase == Phase::Member {
-                let backups = self.backups.clone();
-                self.start_seek(now, SeekReason::Repair, backups);
-                // Others may still list the lost parent for a while: never ask it.
-                if let Some(seek) = &mut self.seek {
-                    seek.tried.insert(peer);
-                }
-            }
+            self.lose_parent(now, peer, false);
         } else if self.is_asking(peer) {
             self.clear_current();
             self.try_next(now);
         }
     }
 
+    /// The parent is gone (`silent`: its media stopped and it did not say it repairs): a
+    /// repair starts, and the children, whose feed stops with this member's, are told.
+    fn lose_parent(&mut self, now: Instant, parent: P, silent: bool) {
+        self.parent = None;
+        self.reported = None;
+        self.feed = Feed::Flowing;
+        self.event(OverlayEvent::ParentLost { parent, silent });
+        if self.phase == Phase::Member {
+            self.tell_children_repairing();
+            let backups = self.backups.clone();
+            self.start_seek(now, SeekReason::Repair, backups);
+            // Others may still list the lost parent for a while: never ask it.
+            if let Some(seek) = &mut self.seek {
+                seek.tried.insert(parent);
+            }
+        }
+    }
+
     /// Time passed. Spurious calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.feed_timeout(now);
         if let Some(seek) = &mut self.seek {
             if seek.current.is_some_and(|(_, deadline, _)| deadline <= now) {
                 seek.current = None;
@@ -515,11 +663,22 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .as_ref()
             .and_then(|s| s.current.map(|(_, deadline, _)| deadline).or(s.retry_at));
         let invites = self.invites.iter().map(|(_, until)| *until);
-        [seek, self.state_due, self.leave_deadline, self.next_improve]
-            .into_iter()
-            .flatten()
-            .chain(invites)
-            .min()
+        let feed = match self.feed {
+            Feed::Flowing | Feed::Starting => None,
+            Feed::Probing { deadline, .. } => Some(deadline),
+            Feed::Held { until, .. } => Some(until),
+        };
+        [
+            seek,
+            feed,
+            self.state_due,
+            self.leave_deadline,
+            self.next_improve,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(invites)
+        .min()
     }
 
     /// This member.
@@ -582,23 +741,27 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.dropped_events
     }
 
-    fn on_join(&mut self, now: Instant, from: P, below_level: Option<u32>, capacity: u32) {
+    /// Whether a join from `from` would make it a child here now (rather than be redirected or
+    /// refused). A driver that must check a joiner's rights before taking it can answer the
+    /// others at once: a redirect only points at members of the tree.
+    pub fn would_take(&self, from: P, below_level: Option<u32>, capacity: u32) -> bool {
+        matches!(
+            self.join_answer(from, below_level, capacity),
+            JoinAnswer::Again | JoinAnswer::Take | JoinAnswer::PushDown(_)
+        )
+    }
+
+    fn join_answer(&self, from: P, below_level: Option<u32>, capacity: u32) -> JoinAnswer<P> {
         if self.phase != Phase::Member || !self.is_attached() || self.parent == Some(from) {
-            self.transmit(from, Message::Refused);
-            return;
+            return JoinAnswer::Refuse;
         }
         if self.children.contains_key(&from) {
-            // A repeated request (the answer was slow): answer the same.
-            let candidates = self.candidates_for_children();
-            let level = self.level;
-            self.transmit(from, Message::Accepted { level, candidates });
-            return;
+            return JoinAnswer::Again;
         }
         if below_level.is_none_or(|below| self.level < below) {
             let invited = self.invites.iter().any(|(p, _)| *p == from);
             if self.spare() > 0 || invited {
-                self.accept(now, from, capacity);
-                return;
+                return JoinAnswer::Take;
             }
             // SplitStream's push-down: relayers belong near the root, viewers below them. A
             // relayer that must stay this high (it feeds children) may also push down a
@@ -612,6 +775,23 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             if capacity > 0
                 && let Some((&pushed, _)) = viewer.or(idle_relayer)
             {
+                return JoinAnswer::PushDown(pushed);
+            }
+        }
+        JoinAnswer::Redirect
+    }
+
+    fn on_join(&mut self, now: Instant, from: P, below_level: Option<u32>, capacity: u32) {
+        match self.join_answer(from, below_level, capacity) {
+            JoinAnswer::Refuse => self.transmit(from, Message::Refused),
+            JoinAnswer::Again => {
+                // A repeated request (the answer was slow): answer the same.
+                let candidates = self.candidates_for_children();
+                let level = self.level;
+                self.transmit(from, Message::Accepted { level, candidates });
+            }
+            JoinAnswer::Take => self.accept(now, from, capacity),
+            JoinAnswer::PushDown(pushed) => {
                 self.children.remove(&pushed);
                 self.event(OverlayEvent::ChildRemoved { child: pushed });
                 let to = Candidate {
@@ -622,10 +802,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 };
                 self.transmit(pushed, Message::Evicted { to });
                 self.accept(now, from, capacity);
-                return;
             }
+            JoinAnswer::Redirect => self.redirect(from, below_level, capacity),
         }
-        self.redirect(from, below_level, capacity);
     }
 
     fn accept(&mut self, now: Instant, child: P, capacity: u32) {
@@ -720,14 +899,23 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     }
 
     fn on_accepted(&mut self, now: Instant, from: P, level: u32, candidates: Vec<Candidate<P>>) {
-        let Some((_, _, below)) = self
+        let current = self
             .seek
             .as_ref()
             .and_then(|s| s.current)
             .filter(|(peer, _, _)| *peer == from)
-        else {
+            .map(|(_, _, below)| below);
+        // An acceptance that came after its request timed out is as good while the search
+        // goes on: the slot is held for this member, and the search may only find dead or
+        // slower members after it.
+        let late = self
+            .seek
+            .as_ref()
+            .filter(|s| s.tried.contains(&from))
+            .map(|_| self.seek_bound());
+        let Some(below) = current.or(late) else {
             if self.parent != Some(from) {
-                // Late (the request timed out) or unasked: release the slot.
+                // Unasked, or answered after the search ended: release the slot.
                 self.transmit(from, Message::Left);
             }
             return;
@@ -748,6 +936,14 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         }
         let seek = self.seek.take().expect("checked above");
         let previous = self.parent.replace(from).filter(|old| *old != from);
+        // A new link, whose silence is noticed anew. A member that lost its feed has none
+        // until the link carries media ([`Self::handle_parent_flowing`]); one that moves
+        // keeps the old parent's until then.
+        self.feed = if previous.is_some() {
+            Feed::Flowing
+        } else {
+            Feed::Starting
+        };
         if let Some(old) = previous {
             self.transmit(old, Message::Left);
         }

@@ -57,6 +57,8 @@ pub(crate) fn tree_from_wire(wire: pb::TreeMessage) -> Result<TreeMessage, Decod
             })?)?,
         },
         pb::tree_message::Kind::Left(_) => Message::Left,
+        pb::tree_message::Kind::Probe(_) => Message::Probe,
+        pb::tree_message::Kind::Repairing(_) => Message::Repairing,
     };
     Ok(TreeMessage { room, message })
 }
@@ -102,6 +104,8 @@ pub(crate) fn tree_to_wire(tree: &TreeMessage) -> pb::TreeMessage {
             to: Some(candidate_to_wire(to)),
         }),
         Message::Left => Kind::Left(pb::Left {}),
+        Message::Probe => Kind::Probe(pb::Probe {}),
+        Message::Repairing => Kind::Repairing(pb::Repairing {}),
     };
     pb::TreeMessage {
         room_id: Bytes::copy_from_slice(tree.room.as_bytes()),
@@ -198,6 +202,8 @@ mod tests {
             },
             Message::Evicted { to: candidate(7) },
             Message::Left,
+            Message::Probe,
+            Message::Repairing,
         ];
         for message in messages {
             let request = SignalRequest::Tree(TreeMessage { room, message });

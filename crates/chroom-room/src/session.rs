@@ -31,6 +31,8 @@ pub struct RoomSession<P> {
     links: HashMap<LinkId, (RoomId, LinkRole<P>)>,
     /// Links held (no media either way) until their peer's right is known, and since when.
     held: HashMap<LinkId, Instant>,
+    /// Links from publishers whose media stopped, and when they are given up if it stays so.
+    silent: HashMap<LinkId, Instant>,
     outputs: VecDeque<Output<P>>,
     access: AccessBook<P>,
     /// Subscribe requests and gossip messages waiting for registry facts.
@@ -119,6 +121,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             rooms: BTreeMap::new(),
             links: HashMap::new(),
             held: HashMap::new(),
+            silent: HashMap::new(),
             outputs: VecDeque::new(),
             pending: Vec::new(),
             queued_events: 0,
@@ -456,19 +459,38 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     /// Media stopped (`flowing` false) or came back on `link`. A publisher never pauses (a
-    /// muted track still sends), so a link from one falling silent has lost its path — the
-    /// peer's NAT rebound, its network changed — or its peer: it is closed and subscribed
-    /// again after [`SessionConfig::retry_backoff`], and the new link's ICE finds the path
-    /// anew (the publisher replaces the old link with it). A tree parent's silence is the
-    /// tree's to repair.
+    /// muted track still sends), so a link from one that stays silent for
+    /// [`SessionConfig::receive_silence_grace`] more has lost its path — the peer's NAT
+    /// rebound, its network changed — or its peer: it is closed and subscribed again after
+    /// [`SessionConfig::retry_backoff`], and the new link's ICE finds the path anew (the
+    /// publisher replaces the old link with it). A tree parent's silence is the tree's to
+    /// repair.
     pub fn handle_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
         match self.links.get(&link) {
-            Some((_, LinkRole::Receiving(_))) if !flowing => {
-                self.outputs.push_back(Output::CloseLink { link });
-                self.handle_link_closed(now, link);
+            Some((_, LinkRole::Receiving(_))) if flowing => {
+                self.silent.remove(&link);
+            }
+            Some((_, LinkRole::Receiving(_))) => {
+                let deadline = now + self.config.receive_silence_grace;
+                self.silent.entry(link).or_insert(deadline);
+                self.give_up_silent_links(now);
             }
             Some((_, LinkRole::TreeUpstream(_))) => self.tree_link_media(now, link, flowing),
             _ => {}
+        }
+    }
+
+    /// Closes the publishers' links silent past their grace (each is subscribed again).
+    fn give_up_silent_links(&mut self, now: Instant) {
+        let over: Vec<LinkId> = self
+            .silent
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(link, _)| *link)
+            .collect();
+        for link in over {
+            self.outputs.push_back(Output::CloseLink { link });
+            self.handle_link_closed(now, link);
         }
     }
 
@@ -522,6 +544,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             self.enforce_all(now);
         }
         self.close_unverified_links(now);
+        self.give_up_silent_links(now);
         let (expired, waiting): (Vec<_>, Vec<_>) =
             self.pending.drain(..).partition(|p| p.deadline <= now);
         self.pending = waiting;
@@ -540,15 +563,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     self.gossip_verdict(id, pending.room, GossipVerdict::Ignore(reason));
                 }
             }
-        }
-        let silent: Vec<RoomId> = self
-            .rooms
-            .keys()
-            .copied()
-            .filter(|room| self.parent_silence_over(*room, now))
-            .collect();
-        for room in silent {
-            self.drop_silent_parent(now, room);
         }
         let mut subscribes = Vec::new();
         let mut trees = Vec::new();
@@ -613,7 +627,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .map(|p| p.deadline)
             .chain(self.facts_expire_at())
             .chain(self.unverified_deadline())
-            .chain(self.silent_parent_deadline())
+            .chain(self.silent.values().copied())
             .min();
         self.rooms
             .values()

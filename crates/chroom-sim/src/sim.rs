@@ -787,6 +787,12 @@ impl Sim {
         let now = self.instant();
         match action {
             Action::Deliver { from, to, message } => {
+                if self.members[to as usize].alive
+                    && let Some(at) = self.check_join(from, to, &message)
+                {
+                    self.push(at, Action::Deliver { from, to, message });
+                    return;
+                }
                 if self.trace.is_some_and(|t| t == from || t == to) {
                     let alive = self.members[to as usize].alive;
                     tracing::info!(at = ?self.now, from, to, alive, ?message, "deliver");
@@ -946,26 +952,75 @@ impl Sim {
         }
         let departs = state.busy_until_us.max(now_us);
         let arrives = departs.saturating_add(micros(one_way));
-        // A refusal or a goodbye only takes something away from its sender: no check.
-        let checked = !matches!(message, Message::Refused | Message::Left);
+        // A refusal or a goodbye only takes something away from its sender, and a redirect
+        // is a hint: no check. A join is checked only if the receiver takes it, which it
+        // decides on arrival ([`Self::check_join`]).
+        let checked = !matches!(
+            message,
+            Message::Refused | Message::Left | Message::Redirected { .. } | Message::Join { .. }
+        );
         let handled = if checked {
             if state.verified_at_us == 0 {
-                state.verified_at_us = arrives.saturating_add(micros(costs.lookup(&mut self.rng)));
-                self.lookups += 1;
-                if to == ROOT {
-                    let second = arrives as usize / 1_000_000;
-                    if self.root_lookups.len() <= second {
-                        self.root_lookups.resize(second + 1, 0);
-                    }
-                    self.root_lookups[second] += 1;
-                }
+                let lookup = costs.lookup(&mut self.rng);
+                self.start_lookup(from, to, arrives, lookup);
             }
+            let state = self.pairs.entry(pair(from, to)).or_default();
             arrives.max(state.verified_at_us)
         } else {
             arrives
         };
+        let state = self.pairs.entry(pair(from, to)).or_default();
         state.busy_until_us = handled.saturating_add(micros(one_way));
         Duration::from_micros(u64::from(handled))
+    }
+
+    /// `to`'s registry lookup of `from`, starting at `at_us` and taking `lookup`.
+    fn start_lookup(&mut self, from: u32, to: u32, at_us: u32, lookup: Duration) {
+        let state = self.pairs.entry(pair(from, to)).or_default();
+        state.verified_at_us = at_us.saturating_add(micros(lookup));
+        self.lookups += 1;
+        if to == ROOT {
+            let second = at_us as usize / 1_000_000;
+            if self.root_lookups.len() <= second {
+                self.root_lookups.resize(second + 1, 0);
+            }
+            self.root_lookups[second] += 1;
+        }
+    }
+
+    /// With costs, a join arriving at `to`: one it would take waits for `to`'s lookup of the
+    /// joiner if `to` does not know it yet (the acknowledgement with it), one it only
+    /// redirects is answered at once. Returns when to deliver it, if not now.
+    fn check_join(&mut self, from: u32, to: u32, message: &Message<u32>) -> Option<Duration> {
+        let costs = self.scenario.costs.as_ref()?;
+        let &Message::Join {
+            below_level,
+            capacity,
+        } = message
+        else {
+            return None;
+        };
+        let now_us = micros(self.now);
+        let verified_at = self.pairs.get(&pair(from, to)).map(|s| s.verified_at_us);
+        if verified_at.is_some_and(|at| at != 0 && at <= now_us)
+            || !self.members[to as usize]
+                .overlay
+                .would_take(from, below_level, capacity)
+        {
+            return None;
+        }
+        let at = match verified_at {
+            Some(at) if at != 0 => at,
+            _ => {
+                let lookup = costs.lookup(&mut self.rng);
+                self.start_lookup(from, to, now_us, lookup);
+                self.pairs[&pair(from, to)].verified_at_us
+            }
+        };
+        let one_way = (self.members[from as usize].access + self.members[to as usize].access) / 2;
+        let state = self.pairs.entry(pair(from, to)).or_default();
+        state.busy_until_us = state.busy_until_us.max(at.saturating_add(micros(one_way)));
+        Some(Duration::from_micros(u64::from(at)))
     }
 
     /// Looks again at whether media reaches the members in `to_refresh`, and below them when
@@ -990,6 +1045,8 @@ impl Sim {
             }
             m.receiving = receiving;
             if receiving {
+                // The node hears the link's first (or renewed) media.
+                m.overlay.handle_parent_flowing();
                 if !m.received_once {
                     m.received_once = true;
                     self.join_times.push(now - m.joined_at);
@@ -1002,11 +1059,10 @@ impl Sim {
                 }
             } else if m.alive {
                 m.silent_since = Some(now);
-                let level = m.overlay.level();
                 // The last packet came up to one packet gap before; the node's silence timer
                 // runs from it.
                 let gap = uniform(&mut self.rng, (Duration::ZERO, costs.packet_gap));
-                let at = (now + costs.silence_deadline(level)).saturating_sub(gap);
+                let at = (now + costs.silence_timeout).saturating_sub(gap);
                 self.push(
                     at.max(now),
                     Action::SilenceCheck {
@@ -1040,30 +1096,20 @@ impl Sim {
         m.previous.filter(|p| feeds(*p))
     }
 
-    /// The node's reaction to media silence (`session/broadcast.rs` `handle_link_media`): a
-    /// parent whose linked link stayed silent past the member's grace is dropped, its link
-    /// closed. The parent learns it only when ICE consent fails.
+    /// The node's reaction to media silence (`session/broadcast.rs` `handle_link_media`): the
+    /// overlay probes the silent parent and drops it unless it says it repairs.
     fn silence_check(&mut self, member: u32, since: Duration) {
-        let costs = self.scenario.costs.clone().expect("scheduled with costs");
         let m = &self.members[member as usize];
         if !m.alive || m.receiving || m.silent_since != Some(since) {
             return;
         }
-        let Some(parent) = m.overlay.parent() else {
-            return;
-        };
         // Only the link that was carrying media goes silent; a link still connecting (or one
         // that never carried media) raises no silence.
-        if m.link_up_at.is_none_or(|up| up > since) {
+        if m.overlay.parent().is_none() || m.link_up_at.is_none_or(|up| up > since) {
             return;
         }
-        if self.members[parent as usize].alive {
-            self.silent_parent_drops += 1;
-        }
         let now = self.instant();
-        self.members[member as usize].link_up_at = None;
-        self.touch(member, |o| o.handle_peer_disconnected(now, parent));
-        self.disconnect_after(costs.consent_timeout, parent, member);
+        self.touch(member, |o| o.handle_parent_silent(now));
     }
 
     fn record(&mut self, member: u32, event: OverlayEvent<u32>) {
@@ -1124,9 +1170,19 @@ impl Sim {
             OverlayEvent::SeekFailed { reason, .. } => {
                 *self.failed_rounds.entry(reason_name(reason)).or_default() += 1;
             }
-            OverlayEvent::ParentLost { .. } => {
+            OverlayEvent::ParentLost { parent, silent } => {
                 // The session closes the lost parent's link.
                 self.members[member as usize].link_up_at = None;
+                if silent {
+                    if self.members[parent as usize].alive {
+                        self.silent_parent_drops += 1;
+                    }
+                    // A live parent notices only when ICE consent fails.
+                    let consent = self.scenario.costs.as_ref().map(|c| c.consent_timeout);
+                    if let Some(consent) = consent {
+                        self.disconnect_after(consent, parent, member);
+                    }
+                }
             }
             _ => {}
         }
@@ -1549,6 +1605,8 @@ fn kind_of<P>(message: &Message<P>) -> &'static str {
         Message::Refused => "refused",
         Message::Report { .. } => "report",
         Message::State { .. } => "state",
+        Message::Probe => "probe",
+        Message::Repairing => "repairing",
     }
 }
 

@@ -120,6 +120,11 @@ async fn a_full_frame_channel_costs_frames_not_control() {
         matches!(connected, MediaEvent::LinkConnected { link: l } if l == link),
         "{connected:?}"
     );
+    let flowing = next_event(&mut events).await;
+    assert!(
+        matches!(flowing, MediaEvent::LinkFlowing { link: l } if l == link),
+        "the first media is reported: {flowing:?}"
+    );
     for closed in [spare, link] {
         let event = next_event(&mut events).await;
         assert!(

@@ -304,7 +304,10 @@ fn losing_the_parent_repairs_through_backups_never_asking_the_lost_parent() {
     assert_eq!(viewer.parent(), None);
     assert!(matches!(
         events(&mut viewer)[..],
-        [OverlayEvent::ParentLost { parent: 10 }]
+        [OverlayEvent::ParentLost {
+            parent: 10,
+            silent: false
+        }]
     ));
     let out = sent(&mut viewer);
     // Backup 50 (from the parent's acceptance) is asked, not the lost parent and not the root.
@@ -779,4 +782,160 @@ fn a_child_taken_as_a_viewer_is_never_offered_as_a_parent() {
     sent(&mut root);
     root.handle_message(now, 6, join(0));
     assert_eq!(to(&sent(&mut root), 6), vec![Message::Refused]);
+}
+
+#[test]
+fn a_silent_parent_that_does_not_answer_the_probe_is_lost_and_the_children_wait() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut relayer = relayer_with_children(now, 4, 2);
+    relayer.handle_parent_flowing();
+    relayer.handle_parent_silent(now);
+    let out = sent(&mut relayer);
+    assert_eq!(to(&out, ROOT), vec![Message::Probe]);
+    // Its children's media stops with its own: they are told it repairs, once.
+    assert_eq!(to(&out, 100), vec![Message::Repairing]);
+    assert_eq!(to(&out, 101), vec![Message::Repairing]);
+    relayer.handle_parent_silent(now + Duration::from_millis(10));
+    assert!(sent(&mut relayer).is_empty());
+    assert_eq!(relayer.poll_timeout(), Some(now + config.probe_timeout));
+
+    // A child probing meanwhile is told the same.
+    relayer.handle_message(now, 100, Message::Probe);
+    assert_eq!(to(&sent(&mut relayer), 100), vec![Message::Repairing]);
+
+    relayer.handle_timeout(now + config.probe_timeout);
+    assert_eq!(relayer.parent(), None);
+    assert!(events(&mut relayer).contains(&OverlayEvent::ParentLost {
+        parent: ROOT,
+        silent: true
+    }));
+    assert!(relayer.is_seeking());
+}
+
+#[test]
+fn a_silent_parent_that_repairs_is_waited_for_within_bounds() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = attached_viewer(now, 5, 10, 2);
+    viewer.handle_parent_flowing();
+    viewer.handle_parent_silent(now);
+    assert_eq!(to(&sent(&mut viewer), 10), vec![Message::Probe]);
+    // Only the parent's word counts.
+    viewer.handle_message(now, 50, Message::Repairing);
+    viewer.handle_message(now, 10, Message::Repairing);
+    assert_eq!(viewer.poll_timeout(), Some(now + config.repair_hold));
+
+    // Held, then asked again; media coming back ends it all.
+    let asked_again = now + config.repair_hold;
+    viewer.handle_timeout(asked_again);
+    assert_eq!(to(&sent(&mut viewer), 10), vec![Message::Probe]);
+    assert_eq!(viewer.parent(), Some(10));
+    viewer.handle_parent_flowing();
+    assert_eq!(viewer.poll_timeout(), None);
+
+    // A parent that keeps saying it repairs is left after max_repair_wait in all.
+    let later = asked_again + Duration::from_secs(1);
+    viewer.handle_parent_silent(later);
+    let mut t = later;
+    while viewer.parent().is_some() {
+        viewer.handle_message(t, 10, Message::Repairing);
+        t = viewer.poll_timeout().expect("waiting on the parent");
+        viewer.handle_timeout(t);
+        assert!(t <= later + config.max_repair_wait + config.probe_timeout);
+    }
+    assert!(t >= later + config.max_repair_wait);
+    assert!(events(&mut viewer).contains(&OverlayEvent::ParentLost {
+        parent: 10,
+        silent: true
+    }));
+}
+
+#[test]
+fn a_member_fed_normally_leaves_a_probing_child_to_its_deadline() {
+    let now = epoch();
+    let mut relayer = relayer_with_children(now, 4, 1);
+    // Attached after a join, the feed counts as stopped until media arrives.
+    relayer.handle_message(now, 100, Message::Probe);
+    assert_eq!(to(&sent(&mut relayer), 100), vec![Message::Repairing]);
+    relayer.handle_parent_flowing();
+    relayer.handle_message(now, 100, Message::Probe);
+    // A probe from a member that is no child is nobody's business either.
+    relayer.handle_message(now, 77, Message::Probe);
+    assert!(sent(&mut relayer).is_empty());
+    // The root never repairs.
+    let mut root = root(now, 2);
+    root.handle_message(now, 1, join(0));
+    sent(&mut root);
+    root.handle_message(now, 1, Message::Probe);
+    assert!(sent(&mut root).is_empty());
+}
+
+#[test]
+fn would_take_says_what_a_join_would_get() {
+    let now = epoch();
+    let mut root = root(now, 1);
+    assert!(root.would_take(1, None, 0));
+    root.handle_message(now, 1, join(0));
+    sent(&mut root);
+    // The asker again: accepted again.
+    assert!(root.would_take(1, None, 0));
+    // Full of viewers: a viewer is redirected, a relayer pushes one down.
+    assert!(!root.would_take(2, None, 0));
+    assert!(root.would_take(3, None, 4));
+    root.handle_message(now, 2, join(0));
+    assert_eq!(to(&sent(&mut root), 2), vec![Message::Refused]);
+    root.handle_message(now, 3, join(4));
+    assert!(matches!(
+        to(&sent(&mut root), 3)[..],
+        [Message::Accepted { .. }]
+    ));
+    // Not attached: refused, never taken.
+    let viewer = member(now, 9, Role::Viewer);
+    assert!(!viewer.would_take(1, None, 0));
+}
+
+#[test]
+fn an_acceptance_after_its_request_timed_out_is_taken_while_the_search_goes_on() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = member(now, 5, Role::Viewer);
+    viewer.join(now, ROOT).unwrap();
+    viewer.handle_message(
+        now,
+        ROOT,
+        Message::Redirected {
+            candidates: vec![candidate(20, 1, 4), candidate(21, 1, 4)],
+        },
+    );
+    let asked_first = sent(&mut viewer)
+        .into_iter()
+        .find(|t| t.message == join(0) && t.to != ROOT)
+        .expect("a candidate asked")
+        .to;
+    // No answer in time: the other candidate is asked.
+    let later = now + config.request_timeout;
+    viewer.handle_timeout(later);
+    let asked_next = sent(&mut viewer)[0].to;
+    assert_ne!(asked_next, asked_first);
+    // The first one's acceptance arrives late: taken, and the other's, later still, released.
+    viewer.handle_message(
+        later,
+        asked_first,
+        Message::Accepted {
+            level: 1,
+            candidates: Vec::new(),
+        },
+    );
+    assert_eq!(viewer.parent(), Some(asked_first));
+    viewer.handle_message(
+        later,
+        asked_next,
+        Message::Accepted {
+            level: 1,
+            candidates: Vec::new(),
+        },
+    );
+    assert_eq!(to(&sent(&mut viewer), asked_next), vec![Message::Left]);
+    assert_eq!(viewer.parent(), Some(asked_first));
 }

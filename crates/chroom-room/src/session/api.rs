@@ -44,10 +44,11 @@ pub struct SessionConfig {
     pub unverified_link_timeout: Duration,
     /// How often the registry may be asked about accounts it was not asked about before.
     pub lookup_limits: LookupLimits,
-    /// A tree parent whose media stopped ([`RoomSession::handle_link_media`]) is taken as gone
-    /// at once at level 1 and 2, and after this much more per level deeper: a relayer whose own
-    /// parent died repairs first, so its subtree does not scatter. Default 1 s.
-    pub silence_grace_per_level: Duration,
+    /// A publisher's link reported silent ([`RoomSession::handle_link_media`]) is given up
+    /// (and subscribed again) if it stays silent this much longer. Default 500 ms: with the
+    /// media layer's 500 ms, a second without media. A tree parent's silence is the overlay's
+    /// (`OverlayConfig::probe_timeout`): it asks the parent rather than wait.
+    pub receive_silence_grace: Duration,
     /// Tuning of broadcast relay trees.
     pub tree: OverlayConfig,
     /// Seeds the tree's random choices. Default 0; nodes derive it from their key.
@@ -69,7 +70,7 @@ impl Default for SessionConfig {
             max_staleness: Duration::from_secs(10 * 60),
             unverified_link_timeout: Duration::from_secs(10),
             lookup_limits: LookupLimits::default(),
-            silence_grace_per_level: Duration::from_secs(1),
+            receive_silence_grace: Duration::from_millis(500),
             tree: OverlayConfig::default(),
             seed: 0,
         }

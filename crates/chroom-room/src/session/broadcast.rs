@@ -36,8 +36,6 @@ pub(crate) struct Tree<P> {
     refused: BTreeSet<P>,
     /// For the root: the proven broadcaster whose claim beats this node's, once found.
     outranked_by: Option<P>,
-    /// The parent's media stopped: when it counts as gone unless media comes back.
-    parent_silent_until: Option<Instant>,
     /// Claimants that could not be reached when joined (a provider record outlives the
     /// broadcast it announced): passed over until they prove their account again.
     unreachable_roots: BTreeSet<P>,
@@ -109,7 +107,6 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
             introduced: BTreeSet::new(),
             refused: BTreeSet::new(),
             outranked_by: None,
-            parent_silent_until: None,
             unreachable_roots: BTreeSet::new(),
             overlay,
             kinds,
@@ -193,16 +190,18 @@ enum Sender {
 
 fn sender_of<P>(message: &Message<P>) -> Sender {
     match message {
-        Message::Join { .. } | Message::Report { .. } => Sender::Child,
+        Message::Join { .. } | Message::Report { .. } | Message::Probe => Sender::Child,
         Message::Accepted { level, .. }
         | Message::State { level, .. }
         | Message::Invite { level } => Sender::Parent {
             level: Some(*level),
         },
-        Message::Redirected { .. } | Message::Handover { .. } | Message::Evicted { .. } => {
+        Message::Handover { .. } | Message::Evicted { .. } | Message::Repairing => {
             Sender::Parent { level: None }
         }
-        Message::Refused | Message::Left => Sender::Anyone,
+        // A redirect is a hint from a member this node asked: it is followed only to members
+        // that prove their own place when they accept.
+        Message::Refused | Message::Left | Message::Redirected { .. } => Sender::Anyone,
     }
 }
 
@@ -257,6 +256,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 self.refuse_tree(request, peer, room, error);
                 return;
             }
+            // A join this node would only redirect needs no rights: the answer points at
+            // members of the tree, which is no secret from a joiner, and the member that takes
+            // the joiner checks it. Root and relayers near it are spared a registry lookup per
+            // joiner passing through.
+            Verdict::Unknown(_) if self.only_redirects(room, peer, &message) => {}
             Verdict::Unknown(account) => {
                 let waiting = Waiting::Tree {
                     request,
@@ -305,6 +309,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             tree.overlay.handle_message(now, peer, message);
         }
         self.drain_tree(room);
+    }
+
+    /// Whether `message` is a join this node would not take now (it redirects or refuses).
+    fn only_redirects(&self, room: RoomId, peer: P, message: &Message<P>) -> bool {
+        let Message::Join {
+            below_level,
+            capacity,
+        } = message
+        else {
+            return false;
+        };
+        self.rooms
+            .get(&room)
+            .and_then(|state| state.tree.as_ref())
+            .is_some_and(|tree| !tree.overlay.would_take(peer, *below_level, *capacity))
     }
 
     /// Refuses a tree message, and says so: a refused tree message is a peer trying what
@@ -590,7 +609,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     level,
                 });
             }
-            OverlayEvent::ParentLost { .. } => {
+            OverlayEvent::ParentLost { parent, silent } => {
+                if silent {
+                    self.emit(RoomEvent::ParentSilent { room, parent });
+                }
                 let Some(tree) = self.tree_mut(room) else {
                     return;
                 };
@@ -726,15 +748,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         true
     }
 
-    /// Media stopped (`flowing` false) or came back on a tree parent's `link`: a broadcast
-    /// never pauses, so the parent is gone without a word (its process killed, its network
-    /// cut), which libp2p and ICE notice only many seconds later. Deeper in the tree the
-    /// parent gets longer, so the relayer above repairs first.
+    /// Media stopped (`flowing` false) or came back (or began) on a tree parent's `link`: the
+    /// overlay probes a silent parent, which is gone unless it says it repairs
+    /// (`chroom-overlay`, `Overlay::handle_parent_silent`).
     pub(super) fn tree_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
         let Some(&(room, LinkRole::TreeUpstream(_))) = self.links.get(&link) else {
             return;
         };
-        let grace = self.config.silence_grace_per_level;
         let Some(tree) = self.tree_mut(room) else {
             return;
         };
@@ -742,49 +762,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             return;
         }
         if flowing {
-            tree.parent_silent_until = None;
-            return;
+            tree.overlay.handle_parent_flowing();
+        } else {
+            tree.overlay.handle_parent_silent(now);
         }
-        let deeper = tree.overlay.level().saturating_sub(2);
-        tree.parent_silent_until = Some(now + grace.saturating_mul(deeper));
-        self.drop_silent_parent(now, room);
-    }
-
-    /// Drops `room`'s tree parent if its silence lasted past its grace.
-    pub(super) fn drop_silent_parent(&mut self, now: Instant, room: RoomId) {
-        let Some(tree) = self.tree_mut(room) else {
-            return;
-        };
-        if tree.parent_silent_until.is_none_or(|until| until > now) {
-            return;
-        }
-        tree.parent_silent_until = None;
-        let Some(Upstream {
-            parent,
-            link: UpstreamLink::Linked(link),
-        }) = tree.upstream
-        else {
-            return;
-        };
-        self.emit(RoomEvent::ParentSilent { room, parent });
-        self.outputs.push_back(Output::CloseLink { link });
-        self.handle_link_closed(now, link);
-    }
-
-    /// When a silent tree parent counts as gone, if one is silent.
-    pub(super) fn silent_parent_deadline(&self) -> Option<Instant> {
-        self.rooms
-            .values()
-            .filter_map(|state| state.tree.as_ref()?.parent_silent_until)
-            .min()
-    }
-
-    /// Whether `room`'s tree parent's silence lasted past its grace at `now`.
-    pub(super) fn parent_silence_over(&self, room: RoomId, now: Instant) -> bool {
-        self.rooms
-            .get(&room)
-            .and_then(|state| state.tree.as_ref()?.parent_silent_until)
-            .is_some_and(|until| until <= now)
+        self.drain_tree(room);
     }
 
     /// A tree link closed: a lost parent or child is lost to the tree too.
@@ -809,7 +791,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     .is_some_and(|u| u.link == UpstreamLink::Linked(link));
                 if current {
                     tree.upstream = None;
-                    tree.parent_silent_until = None;
                     tree.overlay.handle_peer_disconnected(now, parent);
                     self.emit(RoomEvent::SubscriptionLost {
                         room,

@@ -284,6 +284,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// Forgets a link (closed or being closed).
     pub(super) fn forget_link(&mut self, link: LinkId) -> Option<(RoomId, LinkRole<P>)> {
         self.held.remove(&link);
+        self.silent.remove(&link);
         self.links.remove(&link)
     }
 

@@ -198,7 +198,18 @@ fn a_silent_subscription_is_closed_and_made_again() {
     // Media coming back is nothing to act on.
     session.handle_link_media(now, LinkId(3), true);
     assert!(drain(&mut session).is_empty());
+    // Silent, then flowing again within the grace: kept.
+    let grace = SessionConfig::default().receive_silence_grace;
     session.handle_link_media(now, LinkId(3), false);
+    session.handle_link_media(now + grace / 2, LinkId(3), true);
+    session.handle_timeout(now + grace);
+    assert!(drain(&mut session).is_empty());
+    // Silent past the grace: given up.
+    session.handle_link_media(now + grace, LinkId(3), false);
+    assert!(drain(&mut session).is_empty());
+    assert_eq!(session.poll_timeout(), Some(now + grace * 2));
+    let now = now + grace * 2;
+    session.handle_timeout(now);
     let outputs = drain(&mut session);
     assert!(
         outputs.contains(&Output::CloseLink { link: LinkId(3) }),

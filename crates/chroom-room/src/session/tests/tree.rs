@@ -264,9 +264,7 @@ fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
             candidates: Vec::new(),
         },
         Message::Invite { level: 0 },
-        Message::Redirected {
-            candidates: Vec::new(),
-        },
+        Message::Repairing,
     ]
     .into_iter()
     .enumerate()
@@ -314,7 +312,8 @@ fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
         peer: 3
     }));
     assert_eq!(session.tree_parent(room()), Some(3));
-    // A goodbye or a refusal needs no proof: it only takes away.
+    // A goodbye or a refusal needs no proof: it only takes away. Nor does a redirect: it is
+    // followed only if this node asked its sender, and only to members that prove their place.
     session.handle_tree_request(now, InboundId(13), 9, room(), Message::Left);
     assert!(drain(&mut session).contains(&Output::AckTree {
         request: InboundId(13),
@@ -417,11 +416,22 @@ fn attached_under(session: &mut RoomSession<u32>, now: Instant, parent: u32, lev
 }
 
 #[test]
-fn a_parent_whose_media_stops_is_taken_as_gone() {
+fn a_parent_whose_media_stops_and_that_does_not_say_it_repairs_is_taken_as_gone() {
     let now = epoch();
     let mut session = viewer_joining_root_3(now);
     let link = attached_under(&mut session, now, 3, 0);
+    session.handle_link_media(now, link, true);
     session.handle_link_media(now, link, false);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::SendTree {
+        peer: 3,
+        room: room(),
+        message: Message::Probe
+    }));
+    assert!(!outputs.contains(&Output::CloseLink { link }));
+    let deadline = now + SessionConfig::default().tree.probe_timeout;
+    assert_eq!(session.poll_timeout(), Some(deadline));
+    session.handle_timeout(deadline);
     let outputs = drain(&mut session);
     assert!(outputs.contains(&Output::CloseLink { link }), "{outputs:?}");
     assert!(outputs.contains(&Output::Event(RoomEvent::ParentSilent {
@@ -432,17 +442,11 @@ fn a_parent_whose_media_stops_is_taken_as_gone() {
 }
 
 #[test]
-fn deeper_in_the_tree_a_silent_parent_gets_time_to_repair_above() {
+fn a_silent_parent_that_says_it_repairs_is_waited_for_and_redirects_need_no_proof() {
     let now = epoch();
     let mut session = viewer_joining_root_3(now);
-    // The root redirects to relayer 8, at level 2: this viewer is at level 3.
-    let relayer = AccessFacts::Known {
-        kind: RoomKind::Broadcast,
-        membership: Membership::NotMember,
-        relayer: true,
-    };
-    session.handle_peer_account(now, 8, Some(account(8)));
-    session.handle_access(now, room(), account(8), relayer);
+    // The root redirects to relayer 8, at level 2: a hint, taken without its sender's facts
+    // (the root's are known here anyway) and without 8's, which 8 proves by accepting.
     let candidate = chroom_overlay::Candidate {
         peer: 8,
         level: 2,
@@ -453,25 +457,88 @@ fn deeper_in_the_tree_a_silent_parent_gets_time_to_repair_above() {
         candidates: vec![candidate],
     };
     session.handle_tree_request(now, InboundId(40), 3, room(), redirect);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::SendTree {
+        peer: 8,
+        room: room(),
+        message: join_message(0)
+    }));
+    let relayer = AccessFacts::Known {
+        kind: RoomKind::Broadcast,
+        membership: Membership::NotMember,
+        relayer: true,
+    };
+    session.handle_peer_account(now, 8, Some(account(8)));
+    session.handle_access(now, room(), account(8), relayer);
     drain(&mut session);
     let link = attached_under(&mut session, now, 8, 2);
-    let grace = SessionConfig::default().silence_grace_per_level;
+    session.handle_link_media(now, link, true);
+    let config = SessionConfig::default().tree;
 
-    // Silent, then flowing again within the grace (the relayer repaired above): kept.
+    // Silent: 8 is asked, says it repairs, and is kept past the probe's deadline.
     session.handle_link_media(now, link, false);
+    drain(&mut session);
+    session.handle_tree_request(now, InboundId(41), 8, room(), Message::Repairing);
+    session.handle_timeout(now + config.probe_timeout);
     assert!(!drain(&mut session).contains(&Output::CloseLink { link }));
-    session.handle_link_media(now + grace / 2, link, true);
-    session.handle_timeout(now + grace * 2);
+    session.handle_link_media(now + config.repair_hold / 2, link, true);
+    session.handle_timeout(now + config.repair_hold);
     assert!(!drain(&mut session).contains(&Output::CloseLink { link }));
     assert_eq!(session.tree_parent(room()), Some(8));
 
-    // Silent past the grace: gone.
-    let later = now + grace * 3;
+    // A stranger cannot hold this node under a dead parent: its word is refused unproven.
+    let later = now + config.repair_hold * 2;
     session.handle_link_media(later, link, false);
-    assert!(session.poll_timeout().is_some_and(|t| t <= later + grace));
-    session.handle_timeout(later + grace);
+    session.handle_tree_request(later, InboundId(42), 99, room(), Message::Repairing);
+    session.handle_timeout(later + config.probe_timeout);
     assert!(drain(&mut session).contains(&Output::CloseLink { link }));
     assert_eq!(session.tree_parent(room()), None);
+}
+
+#[test]
+fn a_join_this_node_would_only_redirect_is_answered_without_a_lookup() {
+    let now = epoch();
+    let mut session = enforcing_root(now);
+    let listener = facts(RoomKind::Broadcast, Membership::Member(Role::Listener));
+    for child in [7, 8] {
+        session.handle_peer_account(now, child, Some(account(child as u8)));
+        session.handle_access(now, room(), account(child as u8), listener);
+        session.handle_tree_request(now, InboundId(child.into()), child, room(), join_message(0));
+    }
+    drain(&mut session);
+    // Full (capacity 2): a joiner whose facts are unknown is redirected at once, no lookup.
+    session.handle_peer_account(now, 9, Some(account(9)));
+    drain(&mut session);
+    session.handle_tree_request(now, InboundId(9), 9, room(), join_message(0));
+    let outputs = drain(&mut session);
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::LookupAccess { .. })),
+        "{outputs:?}"
+    );
+    assert!(outputs.contains(&Output::AckTree {
+        request: InboundId(9),
+        peer: 9
+    }));
+    // A slot frees: the same joiner now waits for its facts before it is taken.
+    session.handle_tree_request(now, InboundId(10), 8, room(), Message::Left);
+    drain(&mut session);
+    session.handle_tree_request(now, InboundId(11), 9, room(), join_message(0));
+    let outputs = drain(&mut session);
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::LookupAccess { .. })),
+        "{outputs:?}"
+    );
+    assert!(!outputs.iter().any(|o| matches!(
+        o,
+        Output::SendTree {
+            message: Message::Accepted { .. },
+            ..
+        }
+    )));
 }
 
 #[test]
