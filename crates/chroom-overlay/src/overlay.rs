@@ -686,6 +686,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.local
     }
 
+    /// The member this one is asking to take it, if it is looking for a parent.
+    pub fn asking(&self) -> Option<P> {
+        self.seek.as_ref()?.current.map(|(peer, _, _)| peer)
+    }
+
     /// The member feeding this one, if attached.
     pub fn parent(&self) -> Option<P> {
         self.parent

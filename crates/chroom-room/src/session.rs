@@ -156,7 +156,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         });
         entry.participation = participation;
         entry.next_discovery = (discovers && !entry.lookup_running).then_some(now);
-        self.drain_tree(room);
+        self.drain_tree(now, room);
         self.handle_timeout(now);
     }
 
@@ -165,7 +165,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     pub fn leave(&mut self, now: Instant, room: RoomId) {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.leave(now);
-            self.drain_tree(room);
+            self.drain_tree(now, room);
         }
         let Some(state) = self.rooms.remove(&room) else {
             return;
@@ -604,7 +604,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         }
         self.outputs.extend(subscribes);
         for room in trees {
-            self.drain_tree(room);
+            self.drain_tree(now, room);
         }
     }
 

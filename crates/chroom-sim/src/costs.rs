@@ -111,6 +111,9 @@ pub struct CostModel {
     /// `StunTiming` gives up after 9 retransmits with an RTO of 250 ms doubling to 3 s
     /// (0.25 + 0.5 + 1 + 2 + 5 × 3 s); libp2p ping (15 s interval, 20 s timeout) is slower.
     pub consent_timeout: Duration,
+    /// A tree message (other than a join or an acceptance) unacknowledged this long means its
+    /// receiver is gone. Default 3 s: `TREE_ACK_TIMEOUT` (`crates/chroom-room/src/node/mod.rs`).
+    pub tree_ack_timeout: Duration,
     /// A link whose peer died before it connected fails after this long. Default 15 s:
     /// `MediaConfig::connect_timeout`.
     pub connect_timeout: Duration,
@@ -137,6 +140,7 @@ impl Default for CostModel {
             silence_timeout: ms(500),
             packet_gap: ms(20),
             consent_timeout: ms(18_750),
+            tree_ack_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(15),
         }
     }

@@ -96,8 +96,9 @@ fn main() -> ExitCode {
         }
     };
     summary.push_str(&format!(
-        "tree (shape, everyone fed): {}\ntime targets (join p99 < {:?}, repair p99 < {:?}, no orphan > 10 s): {}\n",
+        "tree shape: {}\neveryone fed at the end: {}\ntime targets (join p99 < {:?}, repair p99 < {:?}, no orphan > 10 s): {}\n",
         verdict(report.tree_failures()),
+        verdict(report.left_out()),
         scenario.join_target,
         scenario.repair_target,
         verdict(report.time_failures())

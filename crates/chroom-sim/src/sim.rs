@@ -274,13 +274,13 @@ impl SimReport {
     /// What fails the acceptance criteria, in words; empty if the run passes.
     pub fn acceptance_failures(&self) -> Vec<String> {
         let mut failures = self.tree_failures();
+        failures.extend(self.left_out());
         failures.extend(self.time_failures());
         failures
     }
 
-    /// What breaks the tree's shape or leaves members out, whatever the timing: invariant
-    /// violations (fan-out, cycles, level order, stale parents, dropped messages), depth beyond
-    /// ⌈log_f N⌉ + 2, members never joined, orphans never repaired.
+    /// What breaks the tree's shape, whatever the timing: invariant violations (fan-out,
+    /// cycles, level order, stale parents, dropped messages), depth beyond ⌈log_f N⌉ + 2.
     pub fn tree_failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
         let broken: u64 = self
@@ -299,6 +299,12 @@ impl SimReport {
         if self.max_depth > bound {
             failures.push(format!("max depth {} > bound {bound}", self.max_depth));
         }
+        failures
+    }
+
+    /// Members left out at the end: never joined, or orphaned and never repaired.
+    pub fn left_out(&self) -> Vec<String> {
+        let mut failures = Vec::new();
         if self.unrepaired > 0 {
             failures.push(format!("{} orphans never repaired", self.unrepaired));
         }
@@ -800,6 +806,13 @@ impl Sim {
                 *self.messages_by_kind.entry(kind_of(&message)).or_default() += 1;
                 if !self.members[to as usize].alive {
                     self.lost_messages += 1;
+                    // Unacknowledged, it tells its sender the receiver is gone.
+                    let ack = self.scenario.costs.as_ref().map(|c| c.tree_ack_timeout);
+                    if let Some(ack) = ack
+                        && !matches!(message, Message::Join { .. } | Message::Accepted { .. })
+                    {
+                        self.disconnect_after(ack, from, to);
+                    }
                 }
                 if self.members[to as usize].alive {
                     self.touch(to, |o| o.handle_message(now, from, message));
@@ -944,7 +957,7 @@ impl Sim {
         message: &Message<u32>,
         one_way: Duration,
     ) -> Duration {
-        let costs = self.scenario.costs.as_ref().expect("called with costs");
+        let costs = self.scenario.costs.clone().expect("called with costs");
         let now_us = micros(self.now);
         let state = self.pairs.entry(pair(from, to)).or_default();
         if state.busy_until_us > now_us {
@@ -959,8 +972,23 @@ impl Sim {
             message,
             Message::Refused | Message::Left | Message::Redirected { .. } | Message::Join { .. }
         );
+        if matches!(message, Message::Join { .. })
+            && self
+                .pairs
+                .get(&pair(to, from))
+                .is_none_or(|s| s.verified_at_us == 0)
+        {
+            // The joiner looks up the member it asks while the join travels
+            // (`session/broadcast.rs` `prefetch_feeder`): its acceptance needs the answer.
+            let lookup = costs.lookup(&mut self.rng);
+            self.start_lookup(to, from, now_us, lookup);
+        }
         let handled = if checked {
-            if state.verified_at_us == 0 {
+            if self
+                .pairs
+                .get(&pair(from, to))
+                .is_none_or(|s| s.verified_at_us == 0)
+            {
                 let lookup = costs.lookup(&mut self.rng);
                 self.start_lookup(from, to, arrives, lookup);
             }

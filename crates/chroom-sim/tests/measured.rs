@@ -1,9 +1,10 @@
 //! Issue 13's run at 1/20 scale — 50 000 viewers, 1 000 relayers, 5 % of relayers crashing —
 //! with the real node's costs (`chroom_sim::costs`): the tree stays sound (no cycle, no member
-//! above its fan-out, level order, no stale parent, depth ≤ ⌈log_f N⌉ + 2), everyone gets the
-//! broadcast, and the run is reproducible. The full run (1 000 000 viewers) and its times are
-//! in docs/PERFORMANCE.md; the time targets are reported here, not asserted: with the node's
-//! current costs they are missed (see that section).
+//! above its fan-out, level order, no stale parent, depth ≤ ⌈log_f N⌉ + 2), over 99 % of the
+//! members get the broadcast at the end, and the run is reproducible. The full run
+//! (1 000 000 viewers) and its times are in docs/PERFORMANCE.md. Reported here, not asserted,
+//! because the node misses them (see that section): the time targets, and the few orphans of
+//! the last crashes still searching for a free slot when the run ends.
 
 use chroom_sim::{Scenario, run};
 
@@ -27,6 +28,7 @@ fn a_measured_broadcast_at_one_twentieth_scale_keeps_the_tree_sound() {
     assert!(report.links.1 > 0, "some links needed a relayer");
     let last = report.samples.last().expect("samples were taken");
     assert!(last.connected > 0.99, "{}", report.summary());
+    println!("left out at the end: {:?}", report.left_out());
     println!("time targets missed: {:?}", report.time_failures());
 }
 

@@ -54,6 +54,12 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// Most tree messages queued for one peer; a peer that stops acknowledging is dropped from the
 /// tree long before this fills.
 const MAX_TREE_QUEUE: usize = 256;
+/// A tree peer that has not acknowledged a message in this long is gone (its process killed,
+/// its network cut, which the transport notices only after its own, longer timeouts): a
+/// parent stops counting a dead child, and stops offering its slots to joiners. Tree
+/// messages are acknowledged when handled, at once; only a join and an acceptance may wait for
+/// a registry lookup, and those have the overlay's own deadline.
+const TREE_ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Most own-access checks waiting for the registry at once (one per open page, in practice).
 const MAX_OWN_CHECKS: usize = 64;
@@ -69,14 +75,23 @@ struct PendingGossip<P> {
 /// Tree messages to one peer, sent one at a time so they arrive in order.
 #[derive(Debug)]
 struct TreeQueue<P> {
-    in_flight: bool,
+    in_flight: Option<InFlight>,
     waiting: VecDeque<(RoomId, Message<P>)>,
+}
+
+/// The tree message out to a peer.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    room: RoomId,
+    /// Unacknowledged by then, the peer is gone ([`TREE_ACK_TIMEOUT`]); `None` for messages
+    /// whose handling may wait for the registry.
+    ack_by: Option<Instant>,
 }
 
 impl<P> Default for TreeQueue<P> {
     fn default() -> Self {
         Self {
-            in_flight: false,
+            in_flight: None,
             waiting: VecDeque::new(),
         }
     }
@@ -473,7 +488,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             }
         }
         if let Some(queue) = self.tree_queues.get_mut(&peer) {
-            queue.in_flight = false;
+            queue.in_flight = None;
         }
         self.send_next_tree(peer);
     }
@@ -635,6 +650,19 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.session.handle_timeout(now);
+        let unanswered: Vec<(P, RoomId)> = self
+            .tree_queues
+            .iter()
+            .filter_map(|(peer, q)| {
+                let f = q.in_flight?;
+                f.ack_by
+                    .is_some_and(|by| by <= now)
+                    .then_some((*peer, f.room))
+            })
+            .collect();
+        for (peer, room) in unanswered {
+            self.handle_tree_delivery(now, peer, room, TreeDelivery::Unreachable);
+        }
         if self.next_beat.is_some_and(|at| at <= now) {
             self.next_beat = Some(now + PRESENCE_INTERVAL);
             for room in self.present_in.clone() {
@@ -691,12 +719,17 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let checks = self.own_checks.iter().map(|check| check.deadline);
         let bindings = self.bindings.values().copied();
+        let acks = self
+            .tree_queues
+            .values()
+            .filter_map(|q| q.in_flight.and_then(|f| f.ack_by));
         [self.session.poll_timeout(), self.next_beat]
             .into_iter()
             .flatten()
             .chain([self.next_housekeeping])
             .chain(checks)
             .chain(bindings)
+            .chain(acks)
             .min()
     }
 
@@ -795,13 +828,17 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         let Some(queue) = self.tree_queues.get_mut(&peer) else {
             return;
         };
-        if queue.in_flight {
+        if queue.in_flight.is_some() {
             return;
         }
         let Some((room, message)) = queue.waiting.pop_front() else {
             return;
         };
-        queue.in_flight = true;
+        let waits_for_registry = matches!(message, Message::Join { .. } | Message::Accepted { .. });
+        queue.in_flight = Some(InFlight {
+            room,
+            ack_by: (!waits_for_registry).then(|| self.now + TREE_ACK_TIMEOUT),
+        });
         self.outputs.push_back(NodeOutput::SendTree {
             peer,
             room,

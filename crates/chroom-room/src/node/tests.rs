@@ -853,6 +853,46 @@ fn tree_messages_to_a_peer_go_one_at_a_time() {
     assert_ne!(second[0].1, first[0].1);
 }
 
+#[test]
+fn a_tree_peer_that_stops_acknowledging_is_taken_as_gone() {
+    let now = epoch();
+    let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
+    let room: RoomId = "b1".parse::<RoomName>().unwrap().id();
+    let root = 1;
+    core.join(now, room, Participation::View(vec![MediaKind::Video]));
+    core.handle_publishers(now, room, &[root]);
+    drain(&mut core);
+    core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
+    let accepted = Message::Accepted {
+        level: 0,
+        candidates: Vec::new(),
+    };
+    core.handle_tree_request(now, InboundId(1), root, room, accepted);
+    let to_root = |outputs: &[NodeOutput<u32>]| {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                NodeOutput::SendTree { peer, message, .. } if *peer == root => {
+                    Some(message.clone())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Attached: it reports to its parent, which never acknowledges (it is gone).
+    let sent = to_root(&drain(&mut core));
+    assert!(matches!(sent[..], [Message::Report { .. }]), "{sent:?}");
+    let deadline = core.poll_timeout().expect("an acknowledgement is awaited");
+    assert!(deadline <= now + TREE_ACK_TIMEOUT);
+    core.handle_timeout(now + TREE_ACK_TIMEOUT - Duration::from_millis(1));
+    assert!(to_root(&drain(&mut core)).is_empty());
+    // Taken as gone: the search for a parent starts over and, nothing else being known, asks
+    // the root again, no longer stuck behind the unanswered report.
+    core.handle_timeout(now + TREE_ACK_TIMEOUT);
+    let asked = to_root(&drain(&mut core));
+    assert!(matches!(asked[..], [Message::Join { .. }]), "{asked:?}");
+}
+
 /// Issue 12, hole 5: file requests were checked against the roster only, so a banned member
 /// fetched files until its presence timed out. The registry's verdict now decides each one.
 #[test]

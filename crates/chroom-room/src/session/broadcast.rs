@@ -308,7 +308,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.handle_message(now, peer, message);
         }
-        self.drain_tree(room);
+        self.drain_tree(now, room);
     }
 
     /// Whether `message` is a join this node would not take now (it redirects or refuses).
@@ -455,7 +455,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             // To the tree a refusal is a refusal: ask the next candidate.
             tree.overlay.handle_message(now, peer, Message::Refused);
         }
-        self.drain_tree(room);
+        self.drain_tree(now, room);
     }
 
     /// A tree message to `peer` could not be delivered: to the tree, the peer is gone. The
@@ -480,7 +480,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(tree) = self.tree_mut(room) {
             tree.overlay.handle_peer_disconnected(now, peer);
         }
-        self.drain_tree(room);
+        self.drain_tree(now, room);
     }
 
     /// The transport lost every connection to `peer`: every tree it was part of repairs.
@@ -544,11 +544,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             tree.joined = true;
             tree.root = Some(root);
         }
-        self.drain_tree(room);
+        self.drain_tree(now, room);
     }
 
     /// Carries out what the overlay asked for: messages, links, forwarding.
-    pub(super) fn drain_tree(&mut self, room: RoomId) {
+    pub(super) fn drain_tree(&mut self, now: Instant, room: RoomId) {
         let mut events = Vec::new();
         let Some(tree) = self.tree_mut(room) else {
             return;
@@ -564,10 +564,38 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         while let Some(event) = tree.overlay.poll_event() {
             events.push(event);
         }
+        let asked = tree.overlay.asking();
         self.outputs.extend(sends);
+        if let Some(peer) = asked {
+            self.prefetch_feeder(now, room, peer);
+        }
         for event in events {
             self.on_tree_event(room, event);
         }
+    }
+
+    /// Starts learning whether `peer`, asked to take this node into `room`'s tree, may feed
+    /// it: its acceptance needs the answer, and asking the registry while the join is on its
+    /// way takes a lookup off the path in. Called again when its account becomes known.
+    pub(super) fn prefetch_feeder(&mut self, now: Instant, room: RoomId, peer: P) {
+        if let Verdict::Unknown(account) = self.feeder_verdict(peer, room) {
+            // Throttled, the acceptance asks again.
+            self.look_up(now, room, account, peer);
+        }
+    }
+
+    /// The rooms whose tree this node is asking `peer` to join.
+    pub(super) fn trees_asking(&self, peer: P) -> Vec<RoomId> {
+        self.rooms
+            .iter()
+            .filter(|(_, state)| {
+                state
+                    .tree
+                    .as_ref()
+                    .is_some_and(|t| t.overlay.asking() == Some(peer))
+            })
+            .map(|(room, _)| *room)
+            .collect()
     }
 
     fn on_tree_event(&mut self, room: RoomId, event: OverlayEvent<P>) {
@@ -691,7 +719,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                     tree.upstream = None;
                     tree.overlay.handle_peer_disconnected(now, parent);
                 }
-                self.drain_tree(room);
+                self.drain_tree(now, room);
             }
         }
         true
@@ -766,7 +794,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         } else {
             tree.overlay.handle_parent_silent(now);
         }
-        self.drain_tree(room);
+        self.drain_tree(now, room);
     }
 
     /// A tree link closed: a lost parent or child is lost to the tree too.
@@ -813,7 +841,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             }
             LinkRole::Receiving(_) | LinkRole::Sending(_) => {}
         }
-        self.drain_tree(room);
+        self.drain_tree(now, room);
     }
 
     /// Tells the driver where the parent's packets go (relayers only).

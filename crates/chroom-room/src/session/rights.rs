@@ -25,6 +25,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             return;
         }
         self.access.set_account(peer, account);
+        for room in self.trees_asking(peer) {
+            self.prefetch_feeder(now, room, peer);
+        }
         let links: Vec<LinkId> = self
             .links
             .iter()

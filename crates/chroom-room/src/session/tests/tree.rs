@@ -608,3 +608,35 @@ fn a_flood_of_refused_claims_never_crowds_out_the_real_root() {
     found(&mut session, now, &[3]);
     assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
 }
+
+#[test]
+fn the_member_asked_to_take_this_node_is_looked_up_while_the_join_travels() {
+    let now = epoch();
+    let mut session = viewer_joining_root_3(now);
+    let redirect = Message::Redirected {
+        candidates: vec![chroom_overlay::Candidate {
+            peer: 8,
+            level: 1,
+            spare: 1,
+            room: 1,
+        }],
+    };
+    session.handle_tree_request(now, InboundId(40), 3, room(), redirect);
+    // 8's account is not known yet: nothing to look up until it says which it acts for.
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::SendTree {
+        peer: 8,
+        room: room(),
+        message: join_message(0)
+    }));
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::LookupAccess { .. }))
+    );
+    session.handle_peer_account(now, 8, Some(account(8)));
+    assert!(drain(&mut session).contains(&Output::LookupAccess {
+        room: room(),
+        account: account(8)
+    }));
+}
