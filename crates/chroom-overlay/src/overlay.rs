@@ -312,6 +312,10 @@ struct Seek<P> {
     hops: u32,
     rounds: u32,
     retry_at: Option<Instant>,
+    /// Ask the entry (the root) before anything else: a round that followed what this member
+    /// knew found nothing, and reports near it may be stale; the root redirects by the room
+    /// of whole subtrees.
+    entry_first: bool,
 }
 
 impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
@@ -1015,6 +1019,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             hops: 0,
             rounds: 0,
             retry_at: None,
+            entry_first: false,
         });
         self.enqueue(candidates, Freshness::Known);
         self.try_next(now);
@@ -1065,15 +1070,22 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .filter(|e| !seek.tried.contains(e) && !self.children.contains_key(e));
         let next = if seek.hops >= self.config.max_join_hops {
             None
-        } else if let Some(index) = pick_candidate(&seek.fresh, self.entry, &mut self.rng) {
+        } else if std::mem::take(&mut seek.entry_first) && entry_untried.is_some() {
+            entry_untried
+        } else if let Some(index) = pick_with_room(&seek.fresh, self.entry, &mut self.rng) {
             Some(seek.fresh.swap_remove(index).peer)
-        } else if let Some(index) = pick_candidate(&seek.queue, self.entry, &mut self.rng) {
+        } else if let Some(index) = pick_with_room(&seek.queue, self.entry, &mut self.rng) {
             Some(seek.queue.swap_remove(index).peer)
         } else if seek.reason == SeekReason::Improve {
             None
-        } else {
-            // Nothing local worked: ask the root, which knows where the free slots are.
+        } else if entry_untried.is_some() {
+            // Nothing known here has room: ask the root, which knows where the free slots are
+            // (a full subtree only redirects within itself).
             entry_untried
+        } else if let Some(index) = shallowest(&seek.fresh, self.entry) {
+            Some(seek.fresh.swap_remove(index).peer)
+        } else {
+            shallowest(&seek.queue, self.entry).map(|index| seek.queue.swap_remove(index).peer)
         };
         if let Some(peer) = next {
             seek.tried.insert(peer);
@@ -1111,6 +1123,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             seek.tried.clear();
             seek.fresh.clear();
             seek.hops = 0;
+            seek.entry_first = true;
         }
         self.enqueue(backups, Freshness::Known);
         self.try_next(now);
@@ -1381,21 +1394,31 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
 /// Weighting by room sends members that join or repair at the same moment where the slots are
 /// in proportion to them, instead of letting them all race for the few nearest free slots
 /// (each of which turns into another round trip when it fills first).
-fn pick_candidate<P: Copy + PartialEq>(
+/// A candidate other than `entry` drawn in proportion to the room it reported; `None` if none
+/// reported any.
+fn pick_with_room<P: Copy + PartialEq>(
     queue: &[Candidate<P>],
     entry: Option<P>,
     rng: &mut ChaCha8Rng,
 ) -> Option<usize> {
-    let room = |c: &Candidate<P>| u64::from(c.room.max(c.spare));
     let weights: Vec<u64> = queue
         .iter()
-        .map(|c| if Some(c.peer) == entry { 0 } else { room(c) })
+        .map(|c| {
+            if Some(c.peer) == entry {
+                0
+            } else {
+                u64::from(c.room.max(c.spare))
+            }
+        })
         .collect();
-    draw_weighted(&weights, rng).or_else(|| {
-        (0..queue.len())
-            .filter(|i| Some(queue[*i].peer) != entry)
-            .min_by_key(|i| queue[*i].level)
-    })
+    draw_weighted(&weights, rng)
+}
+
+/// The shallowest candidate other than `entry`: reports lag, so one said to be full may not be.
+fn shallowest<P: Copy + PartialEq>(queue: &[Candidate<P>], entry: Option<P>) -> Option<usize> {
+    (0..queue.len())
+        .filter(|i| Some(queue[*i].peer) != entry)
+        .min_by_key(|i| queue[*i].level)
 }
 
 /// An index drawn with probability proportional to its weight; `None` if all weights are 0.

@@ -1016,9 +1016,10 @@ impl Sim {
         }
     }
 
-    /// With costs, a join arriving at `to`: one it would take waits for `to`'s lookup of the
-    /// joiner if `to` does not know it yet (the acknowledgement with it), one it only
-    /// redirects is answered at once. Returns when to deliver it, if not now.
+    /// With costs, a join arriving at `to`: a relayer's that it would take waits for `to`'s
+    /// lookup of the joiner if `to` does not know it yet (the acknowledgement with it); a
+    /// viewer's is taken at once, the lookup started beside it; one it only redirects is
+    /// answered at once. Returns when to deliver it, if not now.
     fn check_join(&mut self, from: u32, to: u32, message: &Message<u32>) -> Option<Duration> {
         let costs = self.scenario.costs.as_ref()?;
         let &Message::Join {
@@ -1045,6 +1046,11 @@ impl Sim {
                 self.pairs[&pair(from, to)].verified_at_us
             }
         };
+        if capacity == 0 {
+            // A viewer is taken at once; its link stays held until the lookup is back
+            // ([`Self::open_link`]).
+            return None;
+        }
         let one_way = (self.members[from as usize].access + self.members[to as usize].access) / 2;
         let state = self.pairs.entry(pair(from, to)).or_default();
         state.busy_until_us = state.busy_until_us.max(at.saturating_add(micros(one_way)));
@@ -1244,7 +1250,12 @@ impl Sim {
             self.disconnect_after(costs.connect_timeout, member, parent);
             return;
         }
-        let at = self.now + setup;
+        // The parent holds the link until its lookup of this member is back.
+        let verified = self
+            .pairs
+            .get(&pair(member, parent))
+            .map_or(Duration::ZERO, |s| Duration::from_micros(u64::from(s.verified_at_us)));
+        let at = (self.now + setup).max(verified);
         let m = &mut self.members[member as usize];
         m.link_up_at = Some(at);
         m.previous = previous.filter(|p| was_fed_by == Some(*p));

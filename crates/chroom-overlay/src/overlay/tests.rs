@@ -939,3 +939,59 @@ fn an_acceptance_after_its_request_timed_out_is_taken_while_the_search_goes_on()
     assert_eq!(to(&sent(&mut viewer), asked_next), vec![Message::Left]);
     assert_eq!(viewer.parent(), Some(asked_first));
 }
+
+#[test]
+fn with_no_room_known_the_root_is_asked_and_a_round_that_failed_starts_there() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = member(now, 5, Role::Viewer);
+    viewer.join(now, ROOT).unwrap();
+    viewer.handle_message(
+        now,
+        ROOT,
+        Message::Redirected {
+            candidates: vec![candidate(10, 1, 4)],
+        },
+    );
+    viewer.handle_message(
+        now,
+        10,
+        Message::Accepted {
+            level: 1,
+            candidates: Vec::new(),
+        },
+    );
+    assert_eq!(viewer.parent(), Some(10));
+    // Its parent gone, the backups it knows say they have no room: the root is asked first.
+    viewer.handle_message(
+        now,
+        10,
+        Message::State {
+            level: 1,
+            candidates: vec![candidate(50, 1, 0), candidate(ROOT, 0, 0)],
+        },
+    );
+    sent(&mut viewer);
+    viewer.handle_peer_disconnected(now, 10);
+    assert_eq!(to(&sent(&mut viewer), ROOT), vec![join(0)]);
+    // The root's redirect leads nowhere: candidates are tried, then the round ends.
+    viewer.handle_message(
+        now,
+        ROOT,
+        Message::Redirected {
+            candidates: vec![candidate(60, 1, 3)],
+        },
+    );
+    assert_eq!(to(&sent(&mut viewer), 60), vec![join(0)]);
+    viewer.handle_message(now, 60, Message::Refused);
+    assert_eq!(to(&sent(&mut viewer), 50), vec![join(0)]);
+    viewer.handle_message(now, 50, Message::Refused);
+    assert!(sent(&mut viewer).is_empty());
+    // The next round starts at the root again, before the backups.
+    let retry = viewer.poll_timeout().expect("a retry is due");
+    assert!(retry <= now + config.retry_backoff);
+    viewer.handle_timeout(retry);
+    let out = sent(&mut viewer);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].to, ROOT);
+}

@@ -261,6 +261,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             // the joiner checks it. Root and relayers near it are spared a registry lookup per
             // joiner passing through.
             Verdict::Unknown(_) if self.only_redirects(room, peer, &message) => {}
+            // A viewer's join is taken at once: its link opens held and is released only once
+            // the lookup started here says yes (revoked if no), so the lookup runs beside the
+            // link's setup instead of before it. A relayer's waits: its capacity depends on it.
+            Verdict::Unknown(account)
+                if matches!(message, Message::Join { capacity: 0, .. })
+                    && self.look_up(now, room, account, peer) => {}
             Verdict::Unknown(account) => {
                 let waiting = Waiting::Tree {
                     request,

@@ -521,7 +521,8 @@ fn a_join_this_node_would_only_redirect_is_answered_without_a_lookup() {
         request: InboundId(9),
         peer: 9
     }));
-    // A slot frees: the same joiner now waits for its facts before it is taken.
+    // A slot frees: the same joiner is taken at once, and looked up meanwhile; its link
+    // stays held until the registry says yes.
     session.handle_tree_request(now, InboundId(10), 8, room(), Message::Left);
     drain(&mut session);
     session.handle_tree_request(now, InboundId(11), 9, room(), join_message(0));
@@ -532,9 +533,47 @@ fn a_join_this_node_would_only_redirect_is_answered_without_a_lookup() {
             .any(|o| matches!(o, Output::LookupAccess { .. })),
         "{outputs:?}"
     );
-    assert!(!outputs.iter().any(|o| matches!(
+    assert!(outputs.iter().any(|o| matches!(
         o,
         Output::SendTree {
+            peer: 9,
+            message: Message::Accepted { .. },
+            ..
+        }
+    )));
+    session.handle_subscribe_request(now, InboundId(12), 9, room());
+    assert!(
+        drain(&mut session)
+            .iter()
+            .any(|o| matches!(o, Output::AcceptSubscriber { peer: 9, .. }))
+    );
+    session.handle_subscriber_linked(now, room(), 9, LinkId(90));
+    let outputs = drain(&mut session);
+    // Links open held; this one is not released.
+    assert!(
+        !outputs.contains(&Output::Hold {
+            link: LinkId(90),
+            held: false
+        }),
+        "{outputs:?}"
+    );
+    // The registry says no: the link closes and the slot frees.
+    session.handle_access(
+        now,
+        room(),
+        account(9),
+        facts(RoomKind::Broadcast, Membership::NotMember),
+    );
+    let outputs = drain(&mut session);
+    assert!(
+        outputs.contains(&Output::CloseLink { link: LinkId(90) }),
+        "{outputs:?}"
+    );
+    session.handle_tree_request(now, InboundId(13), 7, room(), join_message(0));
+    assert!(drain(&mut session).iter().any(|o| matches!(
+        o,
+        Output::SendTree {
+            peer: 7,
             message: Message::Accepted { .. },
             ..
         }
