@@ -25,8 +25,8 @@ pub struct MediaConfig {
     pub connect_timeout: Duration,
     /// A link whose media stops for this long, after some arrived, is reported
     /// ([`MediaEvent::LinkSilent`]): its peer may be gone without a word (a killed process, a
-    /// cut network), which ICE would notice only much later. Default 500 ms (25 Opus
-    /// frames); what silence means is the node's to decide.
+    /// cut network), which ICE would notice only much later. Default 300 ms (15 Opus
+    /// frames): a report costs little, what silence means is the node's to decide.
     pub silence_timeout: Duration,
     /// Media sockets of public nodes to ask where a NAT in front of this node maps its socket
     /// (STUN Binding; every node answers it). Two or more also tell a NAT that maps per
@@ -41,7 +41,7 @@ impl Default for MediaConfig {
             advertise: Vec::new(),
             max_links: 64,
             connect_timeout: Duration::from_secs(15),
-            silence_timeout: Duration::from_millis(500),
+            silence_timeout: Duration::from_millis(300),
             stun_servers: Vec::new(),
         }
     }

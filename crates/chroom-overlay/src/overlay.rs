@@ -26,6 +26,11 @@ pub struct OverlayConfig {
     pub request_timeout: Duration,
     /// Most candidates asked in one round before starting again from the entry. Default 12.
     pub max_join_hops: u32,
+    /// Candidates asked from what this member knew (its backups, and where they led) before
+    /// it asks the entry, which redirects by the room of whole subtrees: free slots near a
+    /// lost parent are raced for by all its other children, and the reports naming them lag.
+    /// Default 4.
+    pub max_local_hops: u32,
     /// Pause after a round that found no parent; doubles per failed round. Default 200 ms.
     pub retry_backoff: Duration,
     /// Longest pause between rounds. Default 5 s.
@@ -37,9 +42,13 @@ pub struct OverlayConfig {
     /// Default 1 s, jittered.
     pub improve_interval: Duration,
     /// How long a member whose parent's media stopped ([`Overlay::handle_parent_silent`])
-    /// waits for the parent to say it is repairing before taking it as gone. Default 400 ms:
-    /// one round trip and the parent's own silence timer, with room to spare.
+    /// waits for the parent to say it is repairing before taking it as gone. Default 250 ms:
+    /// five median round trips. A parent whose own feed stopped has usually said so already
+    /// (it tells its children when it notices, as early as they do).
     pub probe_timeout: Duration,
+    /// How long a new parent's link may take to carry media before the parent is probed as if
+    /// it had fallen silent. Default 2 s (links connect in 0.05–0.5 s in the NAT lab).
+    pub link_setup_timeout: Duration,
     /// How long a parent that said it is repairing is waited for before it is asked again.
     /// Default 2 s.
     pub repair_hold: Duration,
@@ -55,11 +64,13 @@ impl Default for OverlayConfig {
         Self {
             request_timeout: Duration::from_millis(500),
             max_join_hops: 12,
+            max_local_hops: 4,
             retry_backoff: Duration::from_millis(200),
             max_retry_backoff: Duration::from_secs(5),
             state_interval: Duration::from_secs(1),
             improve_interval: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(400),
+            probe_timeout: Duration::from_millis(250),
+            link_setup_timeout: Duration::from_secs(2),
             repair_hold: Duration::from_secs(2),
             max_repair_wait: Duration::from_secs(8),
             handover_timeout: Duration::from_secs(3),
@@ -232,8 +243,10 @@ enum Phase {
 enum Feed {
     /// Media flows, or nothing says otherwise.
     Flowing,
-    /// Attached to a new parent after losing the last one; no media yet.
-    Starting,
+    /// Attached to a new parent after losing the last one; no media yet. A parent whose media
+    /// has not come by `probe_at` (it may have died while the link was set up, which ICE
+    /// notices only at its connect timeout) is probed.
+    Starting { since: Instant, probe_at: Instant },
     /// Media stopped at `since`; the parent was probed and must say it repairs by `deadline`.
     Probing { since: Instant, deadline: Instant },
     /// The parent said it repairs: wait for it until `until`, then probe again.
@@ -510,7 +523,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 if self.parent == Some(from) {
                     let since = match self.feed {
                         Feed::Probing { since, .. } | Feed::Held { since, .. } => since,
-                        Feed::Flowing | Feed::Starting => now,
+                        Feed::Flowing | Feed::Starting { .. } => now,
                     };
                     let until = now + self.config.repair_hold;
                     self.feed = Feed::Held { since, until };
@@ -528,7 +541,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         let Some(parent) = self.parent else {
             return;
         };
-        if !matches!(self.feed, Feed::Flowing | Feed::Starting) || self.phase != Phase::Member {
+        if !matches!(self.feed, Feed::Flowing | Feed::Starting { .. })
+            || self.phase != Phase::Member
+        {
             return;
         }
         self.probe(now, now, parent);
@@ -584,7 +599,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                     self.probe(now, since, parent);
                 }
             }
-            Feed::Flowing | Feed::Starting | Feed::Probing { .. } | Feed::Held { .. } => {}
+            Feed::Starting { since, probe_at } if probe_at <= now => {
+                self.probe(now, since, parent);
+            }
+            Feed::Flowing | Feed::Starting { .. } | Feed::Probing { .. } | Feed::Held { .. } => {}
         }
     }
 
@@ -668,7 +686,8 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .and_then(|s| s.current.map(|(_, deadline, _)| deadline).or(s.retry_at));
         let invites = self.invites.iter().map(|(_, until)| *until);
         let feed = match self.feed {
-            Feed::Flowing | Feed::Starting => None,
+            Feed::Flowing => None,
+            Feed::Starting { probe_at, .. } => Some(probe_at),
             Feed::Probing { deadline, .. } => Some(deadline),
             Feed::Held { until, .. } => Some(until),
         };
@@ -951,7 +970,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.feed = if previous.is_some() {
             Feed::Flowing
         } else {
-            Feed::Starting
+            Feed::Starting {
+                since: now,
+                probe_at: now + self.config.link_setup_timeout,
+            }
         };
         if let Some(old) = previous {
             self.transmit(old, Message::Left);
@@ -1070,7 +1092,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .filter(|e| !seek.tried.contains(e) && !self.children.contains_key(e));
         let next = if seek.hops >= self.config.max_join_hops {
             None
-        } else if std::mem::take(&mut seek.entry_first) && entry_untried.is_some() {
+        } else if (std::mem::take(&mut seek.entry_first) || seek.hops >= self.config.max_local_hops)
+            && entry_untried.is_some()
+        {
             entry_untried
         } else if let Some(index) = pick_with_room(&seek.fresh, self.entry, &mut self.rng) {
             Some(seek.fresh.swap_remove(index).peer)

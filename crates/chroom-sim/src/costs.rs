@@ -100,7 +100,7 @@ pub struct CostModel {
     pub rpcs_per_lookup: u32,
     /// A tree link carrying no media for this long counts as silent, and the overlay probes
     /// the parent (`OverlayConfig::probe_timeout` and the repair hold are the overlay's own,
-    /// run by the simulator as the node runs them). Default 500 ms:
+    /// run by the simulator as the node runs them). Default 300 ms:
     /// `MediaConfig::silence_timeout` (`crates/chroom-media/src/api.rs`).
     pub silence_timeout: Duration,
     /// Longest gap between two packets of a live broadcast, by which the last packet before a
@@ -137,7 +137,7 @@ impl Default for CostModel {
             relay_round_trips: 2,
             rpc_round_trip: (ms(20), ms(80)),
             rpcs_per_lookup: 3,
-            silence_timeout: ms(500),
+            silence_timeout: ms(300),
             packet_gap: ms(20),
             consent_timeout: ms(18_750),
             tree_ack_timeout: Duration::from_secs(3),

@@ -1254,7 +1254,9 @@ impl Sim {
         let verified = self
             .pairs
             .get(&pair(member, parent))
-            .map_or(Duration::ZERO, |s| Duration::from_micros(u64::from(s.verified_at_us)));
+            .map_or(Duration::ZERO, |s| {
+                Duration::from_micros(u64::from(s.verified_at_us))
+            });
         let at = (self.now + setup).max(verified);
         let m = &mut self.members[member as usize];
         m.link_up_at = Some(at);

@@ -995,3 +995,23 @@ fn with_no_room_known_the_root_is_asked_and_a_round_that_failed_starts_there() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].to, ROOT);
 }
+
+#[test]
+fn a_new_parent_whose_link_never_carries_media_is_probed() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = attached_viewer(now, 5, 10, 2);
+    // The parent died while the link was set up: no media, no silence to notice.
+    assert_eq!(viewer.poll_timeout(), Some(now + config.link_setup_timeout));
+    let probe_at = now + config.link_setup_timeout;
+    viewer.handle_timeout(probe_at);
+    assert_eq!(to(&sent(&mut viewer), 10), vec![Message::Probe]);
+    viewer.handle_timeout(probe_at + config.probe_timeout);
+    assert_eq!(viewer.parent(), None);
+    // Media in time leaves a parent alone.
+    let mut fed = attached_viewer(now, 6, 10, 2);
+    fed.handle_parent_flowing();
+    fed.handle_timeout(probe_at);
+    assert!(sent(&mut fed).is_empty());
+    assert_eq!(fed.parent(), Some(10));
+}

@@ -45,8 +45,8 @@ pub struct SessionConfig {
     /// How often the registry may be asked about accounts it was not asked about before.
     pub lookup_limits: LookupLimits,
     /// A publisher's link reported silent ([`RoomSession::handle_link_media`]) is given up
-    /// (and subscribed again) if it stays silent this much longer. Default 500 ms: with the
-    /// media layer's 500 ms, a second without media. A tree parent's silence is the overlay's
+    /// (and subscribed again) if it stays silent this much longer. Default 700 ms: with the
+    /// media layer's 300 ms, a second without media. A tree parent's silence is the overlay's
     /// (`OverlayConfig::probe_timeout`): it asks the parent rather than wait.
     pub receive_silence_grace: Duration,
     /// Tuning of broadcast relay trees.
@@ -70,7 +70,7 @@ impl Default for SessionConfig {
             max_staleness: Duration::from_secs(10 * 60),
             unverified_link_timeout: Duration::from_secs(10),
             lookup_limits: LookupLimits::default(),
-            receive_silence_grace: Duration::from_millis(500),
+            receive_silence_grace: Duration::from_millis(700),
             tree: OverlayConfig::default(),
             seed: 0,
         }
