@@ -78,10 +78,13 @@ pub enum Message<P> {
     },
     /// Child to parent: stop feeding me.
     Left,
-    /// Child to parent: your media stopped reaching me. A parent whose own feed stopped
-    /// answers [`Message::Repairing`]; any other leaves the child to conclude, at its deadline,
-    /// that the parent (or the path to it) is gone.
+    /// Child to parent: your media stopped reaching me (or never came). A parent whose own
+    /// feed stopped answers [`Message::Repairing`], any other [`Message::Feeding`]; silence
+    /// tells the child, at its deadline, that the parent is gone.
     Probe,
+    /// Parent to child, answering a [`Message::Probe`]: this member's feed flows and it sends
+    /// to the child. A new link is waited for; a silent one is broken all the same.
+    Feeding,
     /// Parent to children (and on down): this member's feed stopped and it is finding a new
     /// parent; wait for it rather than scatter.
     Repairing,
@@ -145,6 +148,7 @@ impl<P> Message<P> {
             Self::Evicted { to } => Message::Evicted { to: candidate(to)? },
             Self::Left => Message::Left,
             Self::Probe => Message::Probe,
+            Self::Feeding => Message::Feeding,
             Self::Repairing => Message::Repairing,
         })
     }

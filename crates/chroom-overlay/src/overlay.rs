@@ -46,8 +46,10 @@ pub struct OverlayConfig {
     /// five median round trips. A parent whose own feed stopped has usually said so already
     /// (it tells its children when it notices, as early as they do).
     pub probe_timeout: Duration,
-    /// How long a new parent's link may take to carry media before the parent is probed as if
-    /// it had fallen silent. Default 2 s (links connect in 0.05–0.5 s in the NAT lab).
+    /// How long a new parent's link may take to carry media before the parent is probed: a
+    /// dead one says nothing and is left, a live one says it feeds this member
+    /// ([`Message::Feeding`]) and is given as long again. Default 1 s (links connect in
+    /// 0.05–0.5 s in the NAT lab; the media layer gives up on a link at its connect timeout).
     pub link_setup_timeout: Duration,
     /// How long a parent that said it is repairing is waited for before it is asked again.
     /// Default 2 s.
@@ -62,7 +64,7 @@ pub struct OverlayConfig {
 impl Default for OverlayConfig {
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(300),
             max_join_hops: 12,
             max_local_hops: 4,
             retry_backoff: Duration::from_millis(200),
@@ -70,7 +72,7 @@ impl Default for OverlayConfig {
             state_interval: Duration::from_secs(1),
             improve_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(250),
-            link_setup_timeout: Duration::from_secs(2),
+            link_setup_timeout: Duration::from_secs(1),
             repair_hold: Duration::from_secs(2),
             max_repair_wait: Duration::from_secs(8),
             handover_timeout: Duration::from_secs(3),
@@ -248,7 +250,13 @@ enum Feed {
     /// notices only at its connect timeout) is probed.
     Starting { since: Instant, probe_at: Instant },
     /// Media stopped at `since`; the parent was probed and must say it repairs by `deadline`.
-    Probing { since: Instant, deadline: Instant },
+    Probing {
+        since: Instant,
+        deadline: Instant,
+        /// Probed because a new link carried nothing yet (rather than fell silent): a parent
+        /// that answers it feeds this member is waited for longer.
+        starting: bool,
+    },
     /// The parent said it repairs: wait for it until `until`, then probe again.
     Held { since: Instant, until: Instant },
 }
@@ -513,10 +521,27 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 }
             }
             Message::Probe => {
-                // Silence says nothing here: the child's path to this member is broken, and
-                // the child finds that out at its deadline.
-                if self.children.contains_key(&from) && self.feed_stopped() {
-                    self.transmit(from, Message::Repairing);
+                if self.children.contains_key(&from) {
+                    let answer = if self.feed_stopped() {
+                        Message::Repairing
+                    } else {
+                        Message::Feeding
+                    };
+                    self.transmit(from, answer);
+                }
+            }
+            Message::Feeding => {
+                // A link still being set up to a live parent: wait for it. A link that fell
+                // silent is broken whatever the parent sends into it: its deadline stands.
+                if self.parent == Some(from)
+                    && let Feed::Probing {
+                        since,
+                        starting: true,
+                        ..
+                    } = self.feed
+                {
+                    let probe_at = now + self.config.link_setup_timeout;
+                    self.feed = Feed::Starting { since, probe_at };
                 }
             }
             Message::Repairing => {
@@ -546,7 +571,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         {
             return;
         }
-        self.probe(now, now, parent);
+        self.probe(now, now, parent, false);
         self.tell_children_repairing();
     }
 
@@ -566,9 +591,13 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         }
     }
 
-    fn probe(&mut self, now: Instant, since: Instant, parent: P) {
+    fn probe(&mut self, now: Instant, since: Instant, parent: P, starting: bool) {
         let deadline = now + self.config.probe_timeout;
-        self.feed = Feed::Probing { since, deadline };
+        self.feed = Feed::Probing {
+            since,
+            deadline,
+            starting,
+        };
         self.transmit(parent, Message::Probe);
     }
 
@@ -596,11 +625,11 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 if now.saturating_duration_since(since) >= self.config.max_repair_wait {
                     self.lose_parent(now, parent, true);
                 } else {
-                    self.probe(now, since, parent);
+                    self.probe(now, since, parent, false);
                 }
             }
             Feed::Starting { since, probe_at } if probe_at <= now => {
-                self.probe(now, since, parent);
+                self.probe(now, since, parent, true);
             }
             Feed::Flowing | Feed::Starting { .. } | Feed::Probing { .. } | Feed::Held { .. } => {}
         }

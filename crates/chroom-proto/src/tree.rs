@@ -59,6 +59,7 @@ pub(crate) fn tree_from_wire(wire: pb::TreeMessage) -> Result<TreeMessage, Decod
         pb::tree_message::Kind::Left(_) => Message::Left,
         pb::tree_message::Kind::Probe(_) => Message::Probe,
         pb::tree_message::Kind::Repairing(_) => Message::Repairing,
+        pb::tree_message::Kind::Feeding(_) => Message::Feeding,
     };
     Ok(TreeMessage { room, message })
 }
@@ -106,6 +107,7 @@ pub(crate) fn tree_to_wire(tree: &TreeMessage) -> pb::TreeMessage {
         Message::Left => Kind::Left(pb::Left {}),
         Message::Probe => Kind::Probe(pb::Probe {}),
         Message::Repairing => Kind::Repairing(pb::Repairing {}),
+        Message::Feeding => Kind::Feeding(pb::Feeding {}),
     };
     pb::TreeMessage {
         room_id: Bytes::copy_from_slice(tree.room.as_bytes()),
@@ -204,6 +206,7 @@ mod tests {
             Message::Left,
             Message::Probe,
             Message::Repairing,
+            Message::Feeding,
         ];
         for message in messages {
             let request = SignalRequest::Tree(TreeMessage { room, message });

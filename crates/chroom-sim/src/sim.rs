@@ -1648,6 +1648,7 @@ fn kind_of<P>(message: &Message<P>) -> &'static str {
         Message::State { .. } => "state",
         Message::Probe => "probe",
         Message::Repairing => "repairing",
+        Message::Feeding => "feeding",
     }
 }
 

@@ -852,7 +852,7 @@ fn a_silent_parent_that_repairs_is_waited_for_within_bounds() {
 }
 
 #[test]
-fn a_member_fed_normally_leaves_a_probing_child_to_its_deadline() {
+fn a_probe_is_answered_with_what_the_member_knows_of_its_own_feed() {
     let now = epoch();
     let mut relayer = relayer_with_children(now, 4, 1);
     // Attached after a join, the feed counts as stopped until media arrives.
@@ -860,7 +860,8 @@ fn a_member_fed_normally_leaves_a_probing_child_to_its_deadline() {
     assert_eq!(to(&sent(&mut relayer), 100), vec![Message::Repairing]);
     relayer.handle_parent_flowing();
     relayer.handle_message(now, 100, Message::Probe);
-    // A probe from a member that is no child is nobody's business either.
+    assert_eq!(to(&sent(&mut relayer), 100), vec![Message::Feeding]);
+    // A probe from a member that is no child is nobody's business.
     relayer.handle_message(now, 77, Message::Probe);
     assert!(sent(&mut relayer).is_empty());
     // The root never repairs.
@@ -868,7 +869,21 @@ fn a_member_fed_normally_leaves_a_probing_child_to_its_deadline() {
     root.handle_message(now, 1, join(0));
     sent(&mut root);
     root.handle_message(now, 1, Message::Probe);
-    assert!(sent(&mut root).is_empty());
+    assert_eq!(to(&sent(&mut root), 1), vec![Message::Feeding]);
+}
+
+#[test]
+fn a_silent_parent_that_says_it_feeds_is_still_left_at_the_deadline() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = attached_viewer(now, 5, 10, 2);
+    viewer.handle_parent_flowing();
+    viewer.handle_parent_silent(now);
+    sent(&mut viewer);
+    // Its media does not arrive whatever it sends: the path is broken.
+    viewer.handle_message(now, 10, Message::Feeding);
+    viewer.handle_timeout(now + config.probe_timeout);
+    assert_eq!(viewer.parent(), None);
 }
 
 #[test]
@@ -1008,6 +1023,17 @@ fn a_new_parent_whose_link_never_carries_media_is_probed() {
     assert_eq!(to(&sent(&mut viewer), 10), vec![Message::Probe]);
     viewer.handle_timeout(probe_at + config.probe_timeout);
     assert_eq!(viewer.parent(), None);
+    // A live parent says it feeds: its slow link is given as long again.
+    let mut slow = attached_viewer(now, 7, 10, 2);
+    slow.handle_timeout(probe_at);
+    sent(&mut slow);
+    slow.handle_message(probe_at, 10, Message::Feeding);
+    slow.handle_timeout(probe_at + config.probe_timeout);
+    assert_eq!(slow.parent(), Some(10));
+    assert_eq!(
+        slow.poll_timeout(),
+        Some(probe_at + config.link_setup_timeout)
+    );
     // Media in time leaves a parent alone.
     let mut fed = attached_viewer(now, 6, 10, 2);
     fed.handle_parent_flowing();

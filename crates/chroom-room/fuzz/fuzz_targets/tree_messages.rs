@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let candidates = vec![candidate(rest), candidate(rest / 8)];
         let level = u32::from(level % 4);
-        let message = match kind % 13 {
+        let message = match kind % 14 {
             0 => Message::Join {
                 below_level: (rest % 2 == 0).then_some(level),
                 capacity: u32::from(rest % 3),
@@ -85,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
             9 => Message::Left,
             10 => Message::Probe,
             11 => Message::Repairing,
+            12 => Message::Feeding,
             _ => {
                 now += Duration::from_millis(u64::from(rest) * 20);
                 session.handle_timeout(now);

@@ -196,9 +196,10 @@ fn sender_of<P>(message: &Message<P>) -> Sender {
         | Message::Invite { level } => Sender::Parent {
             level: Some(*level),
         },
-        Message::Handover { .. } | Message::Evicted { .. } | Message::Repairing => {
-            Sender::Parent { level: None }
-        }
+        Message::Handover { .. }
+        | Message::Evicted { .. }
+        | Message::Repairing
+        | Message::Feeding => Sender::Parent { level: None },
         // A redirect is a hint from a member this node asked: it is followed only to members
         // that prove their own place when they accept.
         Message::Refused | Message::Left | Message::Redirected { .. } => Sender::Anyone,
