@@ -24,6 +24,9 @@ pub struct OverlayConfig {
     /// How long to wait for an answer to a join request before asking the next candidate.
     /// Default 500 ms (ten median round trips).
     pub request_timeout: Duration,
+    /// How long a member that left a join unanswered is not asked again (the entry excepted).
+    /// Default 10 s.
+    pub unresponsive_for: Duration,
     /// Most candidates asked in one round before starting again from the entry. Default 12.
     pub max_join_hops: u32,
     /// Candidates asked from what this member knew (its backups, and where they led) before
@@ -65,6 +68,7 @@ impl Default for OverlayConfig {
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_millis(300),
+            unresponsive_for: Duration::from_secs(10),
             max_join_hops: 12,
             max_local_hops: 4,
             retry_backoff: Duration::from_millis(200),
@@ -217,6 +221,9 @@ pub struct Overlay<P> {
     state_due: Option<Instant>,
     /// Deep members invited to move up, until when the invitation holds a slot.
     invites: Vec<(P, Instant)>,
+    /// Members that left a join unanswered, and until when they are not asked again: a dead
+    /// member stays named in others' reports for a while, and every round would ask it.
+    unresponsive: Vec<(P, Instant)>,
     next_improve: Option<Instant>,
     leave_deadline: Option<Instant>,
     transmits: VecDeque<Transmit<P>>,
@@ -362,6 +369,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             last_state_at: None,
             state_due: None,
             invites: Vec::new(),
+            unresponsive: Vec::new(),
             next_improve: None,
             leave_deadline: None,
             transmits: VecDeque::new(),
@@ -674,8 +682,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.feed_timeout(now);
         if let Some(seek) = &mut self.seek {
-            if seek.current.is_some_and(|(_, deadline, _)| deadline <= now) {
+            if let Some((peer, _, _)) = seek.current.filter(|(_, deadline, _)| *deadline <= now) {
                 seek.current = None;
+                self.unresponsive
+                    .push((peer, now + self.config.unresponsive_for));
                 self.try_next(now);
             } else if seek.retry_at.is_some_and(|at| at <= now) {
                 self.restart_round(now);
@@ -1109,10 +1119,13 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         if seek.current.is_some() {
             return;
         }
+        self.unresponsive.retain(|(_, until)| *until > now);
+        let unresponsive = &self.unresponsive;
         let usable = |c: &Candidate<P>| {
             !self.children.contains_key(&c.peer)
                 && Some(c.peer) != self.parent
                 && below.is_none_or(|b| c.level < b)
+                && !unresponsive.iter().any(|(p, _)| *p == c.peer)
         };
         seek.queue.retain(usable);
         seek.fresh.retain(usable);
