@@ -221,8 +221,9 @@ pub struct Overlay<P> {
     state_due: Option<Instant>,
     /// Deep members invited to move up, until when the invitation holds a slot.
     invites: Vec<(P, Instant)>,
-    /// Members that left a join unanswered, and until when they are not asked again: a dead
-    /// member stays named in others' reports for a while, and every round would ask it.
+    /// Members that left a join unanswered, and until when they are not asked again unless
+    /// they are heard from: a dead member stays named in others' reports for a while, and
+    /// every round would ask it.
     unresponsive: Vec<(P, Instant)>,
     next_improve: Option<Instant>,
     leave_deadline: Option<Instant>,
@@ -444,6 +445,8 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         if from == self.local {
             return;
         }
+        // Anything from it, a late answer included, says it is alive: only slow.
+        self.unresponsive.retain(|(p, _)| *p != from);
         if matches!(self.phase, Phase::Idle | Phase::Gone) {
             match message {
                 // Release a slot reserved for a request this member no longer stands by.
