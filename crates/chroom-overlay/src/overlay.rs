@@ -54,6 +54,10 @@ pub struct OverlayConfig {
     /// ([`Message::Feeding`]) and is given as long again. Default 1 s (links connect in
     /// 0.05–0.5 s in the NAT lab; the media layer gives up on a link at its connect timeout).
     pub link_setup_timeout: Duration,
+    /// How much longer a silent parent that says it feeds this member is waited for, once:
+    /// a stall (of this node under load, or of the path) passes, a broken path does not.
+    /// Default 700 ms: a live parent is left after about a second of silence.
+    pub feeding_grace: Duration,
     /// How long a parent that said it is repairing is waited for before it is asked again.
     /// Default 2 s.
     pub repair_hold: Duration,
@@ -77,6 +81,7 @@ impl Default for OverlayConfig {
             improve_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(250),
             link_setup_timeout: Duration::from_secs(1),
+            feeding_grace: Duration::from_millis(700),
             repair_hold: Duration::from_secs(2),
             max_repair_wait: Duration::from_secs(8),
             handover_timeout: Duration::from_secs(3),
@@ -264,6 +269,8 @@ enum Feed {
         /// Probed because a new link carried nothing yet (rather than fell silent): a parent
         /// that answers it feeds this member is waited for longer.
         starting: bool,
+        /// The parent said it feeds this member and the deadline was pushed back once.
+        extended: bool,
     },
     /// The parent said it repairs: wait for it until `until`, then probe again.
     Held { since: Instant, until: Instant },
@@ -473,6 +480,18 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                     self.enqueue(candidates, Freshness::Fresh);
                     self.clear_current();
                     self.try_next(now);
+                } else if let Some(seek) = self
+                    .seek
+                    .as_mut()
+                    .filter(|s| s.tried.contains(&from) && s.current.is_none())
+                {
+                    // An answer that came after its request timed out, while the search has
+                    // nobody left to ask: followed, or a slow network would never get past
+                    // its first hop.
+                    seek.retry_at = None;
+                    seek.hops = 0;
+                    self.enqueue(candidates, Freshness::Fresh);
+                    self.try_next(now);
                 }
             }
             Message::Refused => {
@@ -542,17 +561,28 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 }
             }
             Message::Feeding => {
-                // A link still being set up to a live parent: wait for it. A link that fell
-                // silent is broken whatever the parent sends into it: its deadline stands.
+                // A live parent. A link still being set up to it is waited for; one that fell
+                // silent gets a little longer once (this node, or the path, may have stalled)
+                // and is broken after that, whatever the parent sends into it.
                 if self.parent == Some(from)
                     && let Feed::Probing {
                         since,
-                        starting: true,
+                        starting,
+                        extended: false,
                         ..
                     } = self.feed
                 {
-                    let probe_at = now + self.config.link_setup_timeout;
-                    self.feed = Feed::Starting { since, probe_at };
+                    self.feed = if starting {
+                        let probe_at = now + self.config.link_setup_timeout;
+                        Feed::Starting { since, probe_at }
+                    } else {
+                        Feed::Probing {
+                            since,
+                            deadline: now + self.config.feeding_grace,
+                            starting,
+                            extended: true,
+                        }
+                    };
                 }
             }
             Message::Repairing => {
@@ -608,6 +638,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             since,
             deadline,
             starting,
+            extended: false,
         };
         self.transmit(parent, Message::Probe);
     }

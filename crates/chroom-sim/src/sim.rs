@@ -1169,6 +1169,8 @@ impl Sim {
                     return;
                 }
                 let m = &mut self.members[member as usize];
+                // Without costs media is not modelled: it flows as soon as a parent takes it.
+                m.overlay.handle_parent_flowing();
                 m.attached_once = true;
                 m.unattached_since = None;
                 m.orphan_reported = false;

@@ -873,16 +873,20 @@ fn a_probe_is_answered_with_what_the_member_knows_of_its_own_feed() {
 }
 
 #[test]
-fn a_silent_parent_that_says_it_feeds_is_still_left_at_the_deadline() {
+fn a_silent_parent_that_says_it_feeds_gets_a_little_longer_once() {
     let now = epoch();
     let config = OverlayConfig::default();
     let mut viewer = attached_viewer(now, 5, 10, 2);
     viewer.handle_parent_flowing();
     viewer.handle_parent_silent(now);
     sent(&mut viewer);
-    // Its media does not arrive whatever it sends: the path is broken.
+    // It is alive: given a little longer, once.
     viewer.handle_message(now, 10, Message::Feeding);
     viewer.handle_timeout(now + config.probe_timeout);
+    assert_eq!(viewer.parent(), Some(10));
+    viewer.handle_message(now, 10, Message::Feeding);
+    // Its media does not arrive whatever it sends: the path is broken.
+    viewer.handle_timeout(now + config.feeding_grace);
     assert_eq!(viewer.parent(), None);
 }
 
@@ -1040,4 +1044,25 @@ fn a_new_parent_whose_link_never_carries_media_is_probed() {
     fed.handle_timeout(probe_at);
     assert!(sent(&mut fed).is_empty());
     assert_eq!(fed.parent(), Some(10));
+}
+
+#[test]
+fn a_redirect_that_came_late_is_followed_when_nobody_is_left_to_ask() {
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = member(now, 5, Role::Viewer);
+    viewer.join(now, ROOT).unwrap();
+    sent(&mut viewer);
+    // The root answers after the request timed out: the round has ended.
+    viewer.handle_timeout(now + config.request_timeout);
+    assert!(sent(&mut viewer).is_empty());
+    let late = now + config.request_timeout * 2;
+    viewer.handle_message(
+        late,
+        ROOT,
+        Message::Redirected {
+            candidates: vec![candidate(20, 1, 4)],
+        },
+    );
+    assert_eq!(to(&sent(&mut viewer), 20), vec![join(0)]);
 }
