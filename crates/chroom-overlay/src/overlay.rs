@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::message::{Candidate, MAX_CANDIDATES, Message, Transmit};
+use feed::Feed;
 
 /// Most messages queued for sending; beyond it new ones are dropped and counted
 /// ([`Overlay::dropped_transmits`]): the driver is not draining.
@@ -248,32 +249,6 @@ enum Phase {
     Leaving,
     /// Left.
     Gone,
-}
-
-/// What this member knows of its parent's media. Silence is the driver's to notice
-/// ([`Overlay::handle_parent_silent`]); a broadcast never pauses, so a silent parent is gone
-/// (its process killed, its network cut, which the transport notices only after seconds), or
-/// it lost its own feed and repairs. Only the parent knows which: it is asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
-    /// Media flows, or nothing says otherwise.
-    Flowing,
-    /// Attached to a new parent after losing the last one; no media yet. A parent whose media
-    /// has not come by `probe_at` (it may have died while the link was set up, which ICE
-    /// notices only at its connect timeout) is probed.
-    Starting { since: Instant, probe_at: Instant },
-    /// Media stopped at `since`; the parent was probed and must say it repairs by `deadline`.
-    Probing {
-        since: Instant,
-        deadline: Instant,
-        /// Probed because a new link carried nothing yet (rather than fell silent): a parent
-        /// that answers it feeds this member is waited for longer.
-        starting: bool,
-        /// The parent said it feeds this member and the deadline was pushed back once.
-        extended: bool,
-    },
-    /// The parent said it repairs: wait for it until `until`, then probe again.
-    Held { since: Instant, until: Instant },
 }
 
 /// What a join request gets.
@@ -550,130 +525,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                     self.finish_leave_if_done();
                 }
             }
-            Message::Probe => {
-                if self.children.contains_key(&from) {
-                    let answer = if self.feed_stopped() {
-                        Message::Repairing
-                    } else {
-                        Message::Feeding
-                    };
-                    self.transmit(from, answer);
-                }
-            }
-            Message::Feeding => {
-                // A live parent. A link still being set up to it is waited for; one that fell
-                // silent gets a little longer once (this node, or the path, may have stalled)
-                // and is broken after that, whatever the parent sends into it.
-                if self.parent == Some(from)
-                    && let Feed::Probing {
-                        since,
-                        starting,
-                        extended: false,
-                        ..
-                    } = self.feed
-                {
-                    self.feed = if starting {
-                        let probe_at = now + self.config.link_setup_timeout;
-                        Feed::Starting { since, probe_at }
-                    } else {
-                        Feed::Probing {
-                            since,
-                            deadline: now + self.config.feeding_grace,
-                            starting,
-                            extended: true,
-                        }
-                    };
-                }
-            }
-            Message::Repairing => {
-                if self.parent == Some(from) {
-                    let since = match self.feed {
-                        Feed::Probing { since, .. } | Feed::Held { since, .. } => since,
-                        Feed::Flowing | Feed::Starting { .. } => now,
-                    };
-                    let until = now + self.config.repair_hold;
-                    self.feed = Feed::Held { since, until };
-                    self.tell_children_repairing();
-                }
-            }
-        }
-    }
-
-    /// Media from the parent stopped arriving. The parent is probed: one that repairs says so
-    /// ([`Message::Repairing`]) and is waited for; one that says nothing by
-    /// [`OverlayConfig::probe_timeout`] is gone and a repair starts. Either way the children
-    /// are told this member repairs, so they wait too rather than scatter.
-    pub fn handle_parent_silent(&mut self, now: Instant) {
-        let Some(parent) = self.parent else {
-            return;
-        };
-        if !matches!(self.feed, Feed::Flowing | Feed::Starting { .. })
-            || self.phase != Phase::Member
-        {
-            return;
-        }
-        self.probe(now, now, parent, false);
-        self.tell_children_repairing();
-    }
-
-    /// Media from the parent arrives (again).
-    pub fn handle_parent_flowing(&mut self) {
-        self.feed = Feed::Flowing;
-        self.children_told = false;
-    }
-
-    /// Whether this member's own feed stopped: its parent is silent or it has none.
-    fn feed_stopped(&self) -> bool {
-        match self.role {
-            Role::Root { .. } => false,
-            Role::Relayer { .. } | Role::Viewer => {
-                self.parent.is_none() || self.feed != Feed::Flowing
-            }
-        }
-    }
-
-    fn probe(&mut self, now: Instant, since: Instant, parent: P, starting: bool) {
-        let deadline = now + self.config.probe_timeout;
-        self.feed = Feed::Probing {
-            since,
-            deadline,
-            starting,
-            extended: false,
-        };
-        self.transmit(parent, Message::Probe);
-    }
-
-    fn tell_children_repairing(&mut self) {
-        if self.children_told {
-            return;
-        }
-        self.children_told = true;
-        let children: Vec<P> = self.children.keys().copied().collect();
-        for child in children {
-            self.transmit(child, Message::Repairing);
-        }
-    }
-
-    /// The feed's deadlines: a probe unanswered, a hold over.
-    fn feed_timeout(&mut self, now: Instant) {
-        let Some(parent) = self.parent else {
-            return;
-        };
-        match self.feed {
-            Feed::Probing { deadline, .. } if deadline <= now => {
-                self.lose_parent(now, parent, true);
-            }
-            Feed::Held { since, until } if until <= now => {
-                if now.saturating_duration_since(since) >= self.config.max_repair_wait {
-                    self.lose_parent(now, parent, true);
-                } else {
-                    self.probe(now, since, parent, false);
-                }
-            }
-            Feed::Starting { since, probe_at } if probe_at <= now => {
-                self.probe(now, since, parent, true);
-            }
-            Feed::Flowing | Feed::Starting { .. } | Feed::Probing { .. } | Feed::Held { .. } => {}
+            Message::Probe => self.on_probe(from),
+            Message::Feeding => self.on_feeding(now, from),
+            Message::Repairing => self.on_repairing(now, from),
         }
     }
 
@@ -758,12 +612,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .as_ref()
             .and_then(|s| s.current.map(|(_, deadline, _)| deadline).or(s.retry_at));
         let invites = self.invites.iter().map(|(_, until)| *until);
-        let feed = match self.feed {
-            Feed::Flowing => None,
-            Feed::Starting { probe_at, .. } => Some(probe_at),
-            Feed::Probing { deadline, .. } => Some(deadline),
-            Feed::Held { until, .. } => Some(until),
-        };
+        let feed = self.feed_deadline();
         [
             seek,
             feed,
@@ -1546,5 +1395,6 @@ fn dedup_by_peer<P: Eq + Hash + Copy>(candidates: &mut Vec<Candidate<P>>) {
     candidates.retain(|c| seen.insert(c.peer));
 }
 
+mod feed;
 #[cfg(test)]
 mod tests;
