@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -15,9 +15,6 @@ use str0m::format::Codec;
 use str0m::media::{Direction, MediaAdded, Mid};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc};
-
-/// The first retransmit of an unanswered ICE check; it doubles from there.
-const ICE_INITIAL_RTO: Duration = Duration::from_millis(100);
 
 use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
 use crate::link::Link;
@@ -103,11 +100,6 @@ pub(crate) fn new_rtc(
     if let Some(cert) = cert {
         builder = builder.set_dtls_cert(cert.clone());
     }
-    // Behind a NAT the answerer's first checks are dropped until the offerer's own check
-    // opened the mapping; the answerer's next one leaves after this RTO (its nominated check
-    // does not jump the queue in str0m's ICE, `is` 0.12). str0m's 250 ms made every link to a
-    // home take 300 ms where 50 ms would do; browsers re-check unanswered pairs every ~50 ms.
-    builder.set_initial_stun_rto(ICE_INITIAL_RTO);
     let mut rtc = builder
         .set_rtp_mode(mode == LinkMode::Packets)
         .clear_codecs()

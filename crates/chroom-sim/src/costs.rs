@@ -83,10 +83,9 @@ pub struct CostModel {
     pub link_setup_round_trips: u32,
     /// Added when the offerer is behind a NAT: the answerer's first check is dropped until
     /// the offerer's own check opened the mapping, and the retransmit follows after ICE's
-    /// initial RTO (`chroom-media` `sdp.rs` `ICE_INITIAL_RTO`: 100 ms). Measured (`nat-bench`
-    /// node logs): answer to connected 150 ms in every lab cell whose recorder sits behind a
-    /// NAT (public, port-preserving and relayed publishers alike; debug build), against 52 ms
-    /// the other way round; 300 ms with str0m's default RTO of 250 ms.
+    /// initial RTO (str0m's `is` 0.12 `StunTiming`: 250 ms; its nominated check does not jump
+    /// that timer). Measured (`nat-bench` node logs): answer to connected 301–303 ms in every
+    /// lab cell whose recorder sits behind a NAT, against 52 ms the other way round.
     pub hole_punch_wait: Duration,
     /// Extra round trips of a relayed link's setup: the relayer's hop. Default 2 (the
     /// allocation itself is made when the node starts).
@@ -133,7 +132,7 @@ impl Default for CostModel {
             },
             link_setup: (ms(30), ms(100)),
             link_setup_round_trips: 4,
-            hole_punch_wait: ms(100),
+            hole_punch_wait: ms(250),
             relay_round_trips: 2,
             rpc_round_trip: (ms(20), ms(80)),
             rpcs_per_lookup: 3,
@@ -223,9 +222,9 @@ mod tests {
             let public = costs.link_setup(&mut rng, Nat::Public, Nat::Symmetric, rtt);
             assert!(public >= ms(230) && public < ms(300), "{public:?}");
             let home = costs.link_setup(&mut rng, Nat::PortPreserving, Nat::Public, rtt);
-            assert!(home >= ms(330) && home < ms(400), "{home:?}");
+            assert!(home >= ms(480) && home < ms(550), "{home:?}");
             let relayed = costs.link_setup(&mut rng, Nat::Symmetric, Nat::PortPreserving, rtt);
-            assert!(relayed >= ms(430) && relayed < ms(500), "{relayed:?}");
+            assert!(relayed >= ms(580) && relayed < ms(650), "{relayed:?}");
             let lookup = costs.lookup(&mut rng);
             assert!(lookup >= ms(60) && lookup < ms(240));
         }
