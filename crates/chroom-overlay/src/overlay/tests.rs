@@ -51,6 +51,18 @@ fn join(capacity: u32) -> Message<u32> {
     }
 }
 
+/// An acceptance at `level` naming no backups.
+fn accepted(level: u32) -> Message<u32> {
+    Message::Accepted {
+        level,
+        candidates: Vec::new(),
+    }
+}
+
+fn redirected(candidates: Vec<Candidate<u32>>) -> Message<u32> {
+    Message::Redirected { candidates }
+}
+
 fn candidate(peer: u32, level: u32, room: u32) -> Candidate<u32> {
     Candidate {
         peer,
@@ -191,9 +203,7 @@ fn redirects_refusals_and_timeouts_move_on_to_the_next_candidate() {
     viewer.handle_message(
         now,
         ROOT,
-        Message::Redirected {
-            candidates: vec![candidate(20, 1, 4), candidate(21, 1, 4)],
-        },
+        redirected(vec![candidate(20, 1, 4), candidate(21, 1, 4)]),
     );
     let first = sent(&mut viewer)[0].to;
     assert!([20, 21].contains(&first));
@@ -923,9 +933,7 @@ fn an_acceptance_after_its_request_timed_out_is_taken_while_the_search_goes_on()
     viewer.handle_message(
         now,
         ROOT,
-        Message::Redirected {
-            candidates: vec![candidate(20, 1, 4), candidate(21, 1, 4)],
-        },
+        redirected(vec![candidate(20, 1, 4), candidate(21, 1, 4)]),
     );
     let asked_first = sent(&mut viewer)
         .into_iter()
@@ -938,23 +946,9 @@ fn an_acceptance_after_its_request_timed_out_is_taken_while_the_search_goes_on()
     let asked_next = sent(&mut viewer)[0].to;
     assert_ne!(asked_next, asked_first);
     // The first one's acceptance arrives late: taken, and the other's, later still, released.
-    viewer.handle_message(
-        later,
-        asked_first,
-        Message::Accepted {
-            level: 1,
-            candidates: Vec::new(),
-        },
-    );
+    viewer.handle_message(later, asked_first, accepted(1));
     assert_eq!(viewer.parent(), Some(asked_first));
-    viewer.handle_message(
-        later,
-        asked_next,
-        Message::Accepted {
-            level: 1,
-            candidates: Vec::new(),
-        },
-    );
+    viewer.handle_message(later, asked_next, accepted(1));
     assert_eq!(to(&sent(&mut viewer), asked_next), vec![Message::Left]);
     assert_eq!(viewer.parent(), Some(asked_first));
 }
@@ -965,21 +959,8 @@ fn with_no_room_known_the_root_is_asked_and_a_round_that_failed_starts_there() {
     let config = OverlayConfig::default();
     let mut viewer = member(now, 5, Role::Viewer);
     viewer.join(now, ROOT).unwrap();
-    viewer.handle_message(
-        now,
-        ROOT,
-        Message::Redirected {
-            candidates: vec![candidate(10, 1, 4)],
-        },
-    );
-    viewer.handle_message(
-        now,
-        10,
-        Message::Accepted {
-            level: 1,
-            candidates: Vec::new(),
-        },
-    );
+    viewer.handle_message(now, ROOT, redirected(vec![candidate(10, 1, 4)]));
+    viewer.handle_message(now, 10, accepted(1));
     assert_eq!(viewer.parent(), Some(10));
     // Its parent gone, the backups it knows say they have no room: the root is asked first.
     viewer.handle_message(
@@ -994,13 +975,7 @@ fn with_no_room_known_the_root_is_asked_and_a_round_that_failed_starts_there() {
     viewer.handle_peer_disconnected(now, 10);
     assert_eq!(to(&sent(&mut viewer), ROOT), vec![join(0)]);
     // The root's redirect leads nowhere: candidates are tried, then the round ends.
-    viewer.handle_message(
-        now,
-        ROOT,
-        Message::Redirected {
-            candidates: vec![candidate(60, 1, 3)],
-        },
-    );
+    viewer.handle_message(now, ROOT, redirected(vec![candidate(60, 1, 3)]));
     assert_eq!(to(&sent(&mut viewer), 60), vec![join(0)]);
     viewer.handle_message(now, 60, Message::Refused);
     assert_eq!(to(&sent(&mut viewer), 50), vec![join(0)]);
@@ -1057,12 +1032,6 @@ fn a_redirect_that_came_late_is_followed_when_nobody_is_left_to_ask() {
     viewer.handle_timeout(now + config.request_timeout);
     assert!(sent(&mut viewer).is_empty());
     let late = now + config.request_timeout * 2;
-    viewer.handle_message(
-        late,
-        ROOT,
-        Message::Redirected {
-            candidates: vec![candidate(20, 1, 4)],
-        },
-    );
+    viewer.handle_message(late, ROOT, redirected(vec![candidate(20, 1, 4)]));
     assert_eq!(to(&sent(&mut viewer), 20), vec![join(0)]);
 }
