@@ -482,8 +482,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             Message::Evicted { to } => {
                 if self.parent == Some(from) {
                     // The parent has already dropped this member.
-                    self.parent = None;
-                    self.reported = None;
+                    self.detach();
                     let mut candidates = vec![to];
                     candidates.extend(self.backups.iter().filter(|c| c.peer != from).copied());
                     self.start_seek(now, SeekReason::Evicted, candidates);
@@ -522,9 +521,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     /// The parent is gone (`silent`: its media stopped and it did not say it repairs): a
     /// repair starts, and the children, whose feed stops with this member's, are told.
     fn lose_parent(&mut self, now: Instant, parent: P, silent: bool) {
-        self.parent = None;
-        self.reported = None;
-        self.feed = Feed::Flowing;
+        self.detach();
         self.event(OverlayEvent::ParentLost { parent, silent });
         if self.phase == Phase::Member {
             self.tell_children_repairing();
@@ -1060,7 +1057,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     }
 
     fn finish_leave(&mut self) {
-        if let Some(parent) = self.parent.take() {
+        if let Some(parent) = self.detach() {
             self.transmit(parent, Message::Left);
         }
         let children: Vec<P> = std::mem::take(&mut self.children).into_keys().collect();
@@ -1074,6 +1071,15 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.next_improve = None;
         self.invites.clear();
         self.event(OverlayEvent::Left);
+    }
+
+    /// Forgets the parent, and with it what was known of its feed: a feed deadline without a
+    /// parent would never be handled (nothing to probe), and a driver that asks for the next
+    /// timeout would be called back at once forever.
+    fn detach(&mut self) -> Option<P> {
+        self.reported = None;
+        self.feed = Feed::Flowing;
+        self.parent.take()
     }
 
     fn transmit(&mut self, to: P, message: Message<P>) {

@@ -170,6 +170,9 @@ pub enum Invariant {
     OrphanedTooLong,
     /// A member's message queue overflowed.
     DroppedMessages,
+    /// A member's next timeout was still due after it was handled: a real node's driver would
+    /// spin. The simulator stops calling that member's timer (it would loop forever).
+    StuckTimer,
 }
 
 /// One broken invariant.
@@ -839,6 +842,13 @@ impl Sim {
                     }
                     self.members[member as usize].timer = None;
                     self.touch(member, |o| o.handle_timeout(now));
+                    let m = &mut self.members[member as usize];
+                    if m.timer == Some(self.now) {
+                        // Dropped from `timer`, the entry just queued is ignored when it pops.
+                        m.timer = None;
+                        let detail = "its timeout was still due once handled".to_owned();
+                        self.violation(Invariant::StuckTimer, member, detail);
+                    }
                 }
             }
             Action::Join { member } => {

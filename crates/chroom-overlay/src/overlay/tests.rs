@@ -307,6 +307,29 @@ fn an_evicted_viewer_joins_the_relayer_that_took_its_slot() {
 }
 
 #[test]
+fn an_eviction_while_the_parent_is_probed_leaves_no_feed_deadline_behind() {
+    // Found by the million-viewer simulation: the probe's deadline outlived the parent, so
+    // `poll_timeout` kept naming a past instant that `handle_timeout` never cleared.
+    let now = epoch();
+    let mut viewer = attached_viewer(now, 5, 10, 2);
+    viewer.handle_parent_silent(now);
+    viewer.handle_message(
+        now,
+        10,
+        Message::Evicted {
+            to: candidate(40, 2, 8),
+        },
+    );
+    let later = now + Duration::from_secs(1);
+    viewer.handle_timeout(later);
+    assert!(
+        viewer.poll_timeout().is_none_or(|at| at > later),
+        "a timeout at {:?} is still due after being handled",
+        viewer.poll_timeout()
+    );
+}
+
+#[test]
 fn losing_the_parent_repairs_through_backups_never_asking_the_lost_parent() {
     let now = epoch();
     let mut viewer = attached_viewer(now, 5, 10, 2);
