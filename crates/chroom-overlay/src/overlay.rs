@@ -75,7 +75,7 @@ impl Default for OverlayConfig {
         Self {
             request_timeout: Duration::from_millis(300),
             unresponsive_for: Duration::from_secs(10),
-            max_join_hops: 12,
+            max_join_hops: 24,
             max_local_hops: 4,
             retry_backoff: Duration::from_millis(200),
             max_retry_backoff: Duration::from_secs(5),
@@ -525,12 +525,13 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         self.event(OverlayEvent::ParentLost { parent, silent });
         if self.phase == Phase::Member {
             self.tell_children_repairing();
+            // Others may still list the lost parent for a while (and its own state named it
+            // among the backups): not asked again unless it is heard from.
+            self.backups.retain(|c| c.peer != parent);
+            self.unresponsive
+                .push((parent, now + self.config.unresponsive_for));
             let backups = self.backups.clone();
             self.start_seek(now, SeekReason::Repair, backups);
-            // Others may still list the lost parent for a while: never ask it.
-            if let Some(seek) = &mut self.seek {
-                seek.tried.insert(parent);
-            }
         }
     }
 
@@ -752,15 +753,15 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     fn redirect(&mut self, from: P, below_level: Option<u32>, capacity: u32) {
         let fits = |c: &Candidate<P>| c.peer != from && below_level.is_none_or(|b| c.level < b);
         let level = self.level + 1;
-        // The shallowest free slot under each of a few children, and children drawn by room.
-        let mut spots: Vec<Candidate<P>> = self
+        // Free slots under a few children, drawn by how many there are: naming the same
+        // few to every joiner until the reports catch up would send them all to one place.
+        let spots: Vec<Candidate<P>> = self
             .children
             .values()
             .filter_map(|c| c.report.spare)
             .filter(fits)
             .collect();
-        spots.sort_by_key(|c| c.level);
-        let mut candidates: Vec<Candidate<P>> = spots.into_iter().take(3).collect();
+        let mut candidates = draw_by(&spots, 3, |c| c.spare, &mut self.rng);
         candidates.extend(
             self.draw_children_by_room(2)
                 .into_iter()
@@ -784,8 +785,25 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             pushdown.sort_by_key(|c| c.level);
             candidates.extend(pushdown.into_iter().take(2));
         }
-        if below_level.is_some_and(|b| self.level >= b) || candidates.is_empty() {
+        if below_level.is_some_and(|b| self.level >= b) {
+            // Too deep for the joiner: only the members above can take it.
             candidates.extend(self.backups.iter().copied().filter(fits));
+        } else if candidates.is_empty() {
+            // A dead end: the reports that led here were stale. Members beside this one
+            // (its parent's children with room) first; the ones above, whose room counts
+            // whole subtrees, would only send the joiner down again.
+            let level = self.level;
+            let (beside, above): (Vec<Candidate<P>>, Vec<Candidate<P>>) = self
+                .backups
+                .iter()
+                .copied()
+                .filter(fits)
+                .partition(|c| c.level >= level);
+            if beside.iter().any(|c| c.room > 0) {
+                candidates.extend(beside);
+            } else {
+                candidates.extend(beside.into_iter().chain(above));
+            }
         }
         dedup_by_peer(&mut candidates);
         candidates.truncate(MAX_CANDIDATES);
@@ -799,21 +817,13 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     /// Up to `count` distinct children, each drawn with probability proportional to the free
     /// slots in its subtree, with those free slots.
     fn draw_children_by_room(&mut self, count: usize) -> Vec<(P, u32)> {
-        let mut pool: Vec<(P, u32)> = self
+        let pool: Vec<(P, u32)> = self
             .children
             .iter()
             .filter(|(_, c)| c.report.room > 0)
             .map(|(peer, c)| (*peer, c.report.room))
             .collect();
-        let mut drawn = Vec::with_capacity(count);
-        while drawn.len() < count {
-            let weights: Vec<u64> = pool.iter().map(|(_, room)| u64::from(*room)).collect();
-            let Some(index) = draw_weighted(&weights, &mut self.rng) else {
-                break;
-            };
-            drawn.push(pool.swap_remove(index));
-        }
-        drawn
+        draw_by(&pool, count, |(_, room)| *room, &mut self.rng)
     }
 
     fn on_parent_state(
@@ -1097,6 +1107,26 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         }
         self.events.push_back(event);
     }
+}
+
+/// Up to `count` distinct items of `items`, each drawn with probability proportional to
+/// `weight` among those left; items of weight 0 are never drawn.
+fn draw_by<T: Copy>(
+    items: &[T],
+    count: usize,
+    weight: impl Fn(&T) -> u32,
+    rng: &mut ChaCha8Rng,
+) -> Vec<T> {
+    let mut pool: Vec<T> = items.to_vec();
+    let mut drawn = Vec::with_capacity(count);
+    while drawn.len() < count {
+        let weights: Vec<u64> = pool.iter().map(|item| u64::from(weight(item))).collect();
+        let Some(index) = draw_weighted(&weights, rng) else {
+            break;
+        };
+        drawn.push(pool.swap_remove(index));
+    }
+    drawn
 }
 
 /// An index drawn with probability proportional to its weight; `None` if all weights are 0.

@@ -187,9 +187,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             && entry_untried.is_some()
         {
             entry_untried
-        } else if let Some(index) = pick_with_room(&seek.fresh, self.entry, &mut self.rng) {
+        } else if let Some(index) = pick_with_room(&seek.fresh, self.entry, below, &mut self.rng) {
             Some(seek.fresh.swap_remove(index).peer)
-        } else if let Some(index) = pick_with_room(&seek.queue, self.entry, &mut self.rng) {
+        } else if let Some(index) = pick_with_room(&seek.queue, self.entry, below, &mut self.rng) {
             Some(seek.queue.swap_remove(index).peer)
         } else if seek.reason == SeekReason::Improve {
             None
@@ -269,7 +269,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
 }
 
 /// A candidate other than `entry` (the root) drawn at random, weighted by the room it reported
-/// (free slots in its subtree, its own included); `None` if none reported any.
+/// (free slots in its subtree, its own included); `None` if none reported any. For a member
+/// that must stay above level `below`, a candidate one level above that counts only its own
+/// free slots: the room under it is too deep.
 ///
 /// Weighting by room sends members that join or repair at the same moment where the slots are
 /// in proportion to them, instead of letting them all race for the few nearest free slots
@@ -277,6 +279,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
 fn pick_with_room<P: Copy + PartialEq>(
     queue: &[Candidate<P>],
     entry: Option<P>,
+    below: Option<u32>,
     rng: &mut ChaCha8Rng,
 ) -> Option<usize> {
     let weights: Vec<u64> = queue
@@ -284,6 +287,8 @@ fn pick_with_room<P: Copy + PartialEq>(
         .map(|c| {
             if Some(c.peer) == entry {
                 0
+            } else if below.is_some_and(|b| c.level + 1 >= b) {
+                u64::from(c.spare)
             } else {
                 u64::from(c.room.max(c.spare))
             }

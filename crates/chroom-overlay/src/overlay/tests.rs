@@ -346,6 +346,33 @@ fn losing_the_parent_repairs_through_backups_never_asking_the_lost_parent() {
     // Backup 50 (from the parent's acceptance) is asked, not the lost parent and not the root.
     assert_eq!(to(&out, 50), vec![join(0)]);
     assert!(to(&out, 10).is_empty() && to(&out, ROOT).is_empty());
+    // Neither later in the round, when others still name it, nor in the next round.
+    let mut viewer = member(now, 5, Role::Viewer);
+    viewer.join(now, ROOT).unwrap();
+    viewer.handle_message(now, ROOT, redirected(vec![candidate(10, 1, 9)]));
+    let state = vec![candidate(10, 1, 0), candidate(50, 1, 4)];
+    viewer.handle_message(
+        now,
+        10,
+        Message::Accepted {
+            level: 1,
+            candidates: state,
+        },
+    );
+    sent(&mut viewer);
+    viewer.handle_peer_disconnected(now, 10);
+    let timeout = OverlayConfig::default().request_timeout;
+    let mut at = now + timeout;
+    viewer.handle_timeout(at);
+    viewer.handle_message(at, ROOT, redirected(vec![candidate(10, 1, 9)]));
+    for _ in 0..4 {
+        at += OverlayConfig::default().max_retry_backoff;
+        viewer.handle_timeout(at);
+    }
+    let asked: Vec<u32> = sent(&mut viewer).iter().map(|t| t.to).collect();
+    assert!(asked.contains(&50) && asked.contains(&ROOT), "{asked:?}");
+    assert!(!asked.contains(&10), "{asked:?}");
+    eprintln!("ASKED {asked:?}");
     // The orphan takes no children while it is cut off.
     let mut orphan = relayer_with_children(now, 4, 1);
     orphan.handle_peer_disconnected(now, ROOT);
