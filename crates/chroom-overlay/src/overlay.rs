@@ -75,7 +75,7 @@ impl Default for OverlayConfig {
         Self {
             request_timeout: Duration::from_millis(300),
             unresponsive_for: Duration::from_secs(10),
-            max_join_hops: 24,
+            max_join_hops: 12,
             max_local_hops: 4,
             retry_backoff: Duration::from_millis(200),
             max_retry_backoff: Duration::from_secs(5),

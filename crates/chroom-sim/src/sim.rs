@@ -473,6 +473,13 @@ enum Action {
         to: u32,
         message: Message<u32>,
     },
+    /// With costs: a report or a state parked in `Sim::parked_news` (a newer one replaces it
+    /// while it waits behind the message in flight).
+    DeliverNews {
+        from: u32,
+        to: u32,
+        id: u64,
+    },
     Disconnect {
         member: u32,
         peer: u32,
@@ -598,6 +605,19 @@ impl Hasher for PairHasher {
     }
 }
 
+/// For a message that only says what holds now (a report up, a state down), the key under
+/// which a newer one replaces it while it waits in the sender's queue (`chroom-room`
+/// `node/mod.rs` `queue_tree`).
+fn news_key(from: u32, to: u32, message: &Message<u32>) -> Option<u64> {
+    let kind = match message {
+        Message::Report { .. } => 0,
+        Message::State { .. } => 1,
+        _ => return None,
+    };
+    // Member ids stay below 2^31 (a million-member run uses 21 bits).
+    Some((pair(from, to) << 1) | kind)
+}
+
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
@@ -615,6 +635,11 @@ struct Sim {
     parent_of: Vec<u32>,
     /// With costs: what each node knows of each peer it heard from.
     pairs: HashMap<u64, PairState, BuildHasherDefault<PairHasher>>,
+    /// With costs: reports and states scheduled, by id (see [`Action::DeliverNews`]).
+    parked_news: HashMap<u64, Message<u32>>,
+    /// With costs: the latest report or state scheduled per sender, receiver and kind
+    /// ([`news_key`]), and when it leaves the sender's queue.
+    waiting_news: HashMap<u64, (u64, u32), BuildHasherDefault<PairHasher>>,
     /// Members whose media may have started or stopped, to look at after a step.
     to_refresh: Vec<u32>,
     outages: Vec<Duration>,
@@ -712,6 +737,8 @@ impl Sim {
             parent_of: vec![NO_PARENT; members.len()],
             members,
             pairs: HashMap::default(),
+            parked_news: HashMap::new(),
+            waiting_news: HashMap::default(),
             to_refresh: Vec::new(),
             outages: Vec::new(),
             lookups: 0,
@@ -821,6 +848,15 @@ impl Sim {
                     self.touch(to, |o| o.handle_message(now, from, message));
                 }
             }
+            Action::DeliverNews { from, to, id } => {
+                let message = self.parked_news.remove(&id).expect("parked when scheduled");
+                if let Some(key) = news_key(from, to, &message)
+                    && self.waiting_news.get(&key).is_some_and(|(i, _)| *i == id)
+                {
+                    self.waiting_news.remove(&key);
+                }
+                self.step(Action::Deliver { from, to, message });
+            }
             Action::Disconnect { member, peer } => {
                 if self.trace == Some(member) {
                     tracing::info!(at = ?self.now, member, peer, "disconnect");
@@ -919,19 +955,33 @@ impl Sim {
             }
             let delay =
                 (self.members[index].access + self.members[transmit.to as usize].access) / 2;
-            let at = if self.scenario.costs.is_some() {
-                self.costed_delivery(member, transmit.to, &transmit.message, delay)
+            if self.scenario.costs.is_none() {
+                let (from, to, message) = (member, transmit.to, transmit.message);
+                self.push(self.now + delay, Action::Deliver { from, to, message });
+                continue;
+            }
+            let news = news_key(member, transmit.to, &transmit.message);
+            if let Some(key) = news
+                && let Some(&(id, departs_us)) = self.waiting_news.get(&key)
+                && departs_us > micros(self.now)
+            {
+                // Still waiting behind the message in flight: the node replaces it.
+                self.parked_news.insert(id, transmit.message);
+                continue;
+            }
+            let (departs_us, at) =
+                self.costed_delivery(member, transmit.to, &transmit.message, delay);
+            let (from, to) = (member, transmit.to);
+            if let Some(key) = news {
+                self.seq += 1;
+                let id = self.seq;
+                self.parked_news.insert(id, transmit.message);
+                self.waiting_news.insert(key, (id, departs_us));
+                self.push(at, Action::DeliverNews { from, to, id });
             } else {
-                self.now + delay
-            };
-            self.push(
-                at,
-                Action::Deliver {
-                    from: member,
-                    to: transmit.to,
-                    message: transmit.message,
-                },
-            );
+                let message = transmit.message;
+                self.push(at, Action::Deliver { from, to, message });
+            }
         }
         while let Some(event) = self.members[index].overlay.poll_event() {
             self.record(member, event);
@@ -966,7 +1016,7 @@ impl Sim {
         to: u32,
         message: &Message<u32>,
         one_way: Duration,
-    ) -> Duration {
+    ) -> (u32, Duration) {
         let costs = self.scenario.costs.clone().expect("called with costs");
         let now_us = micros(self.now);
         let state = self.pairs.entry(pair(from, to)).or_default();
@@ -1009,7 +1059,7 @@ impl Sim {
         };
         let state = self.pairs.entry(pair(from, to)).or_default();
         state.busy_until_us = handled.saturating_add(micros(one_way));
-        Duration::from_micros(u64::from(handled))
+        (departs, Duration::from_micros(u64::from(handled)))
     }
 
     /// `to`'s registry lookup of `from`, starting at `at_us` and taking `lookup`.

@@ -816,6 +816,22 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
 
     fn queue_tree(&mut self, peer: P, room: RoomId, message: Message<P>) {
         let queue = self.tree_queues.entry(peer).or_default();
+        // A report or a state says what holds now: one still waiting is replaced, in its
+        // place, rather than queued behind. Queued, each waits a round trip for the one
+        // before: a relayer whose subtree changes faster than that would tell its parent
+        // ever older news, and fill the queue.
+        let supersedes = |(r, queued): &(RoomId, Message<P>)| {
+            *r == room
+                && matches!(
+                    (queued, &message),
+                    (Message::Report { .. }, Message::Report { .. })
+                        | (Message::State { .. }, Message::State { .. })
+                )
+        };
+        if let Some(waiting) = queue.waiting.iter_mut().find(|w| supersedes(w)) {
+            waiting.1 = message;
+            return;
+        }
         if queue.waiting.len() >= MAX_TREE_QUEUE {
             tracing::warn!(?peer, "tree queue full: dropping a message");
             return;

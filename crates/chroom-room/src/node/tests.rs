@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use chroom_overlay::Message;
+use chroom_overlay::{Candidate, Message};
 use chroom_proto::{ErrorCode, FileOffer};
 use chroom_types::{
     Account, Action, FileHash, LinkId, MediaKind, Membership, Moderation, Role, RoomKind, RoomName,
@@ -851,6 +851,64 @@ fn tree_messages_to_a_peer_go_one_at_a_time() {
     let second = sent(&drain(&mut core));
     assert_eq!(second.len(), 1);
     assert_ne!(second[0].1, first[0].1);
+}
+
+#[test]
+fn a_waiting_report_is_replaced_by_a_newer_one_not_queued_behind_it() {
+    let now = epoch();
+    let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
+    let room: RoomId = "b1".parse::<RoomName>().unwrap().id();
+    let root = 1;
+    core.join(now, room, Participation::View(vec![MediaKind::Video]));
+    core.handle_publishers(now, room, &[root]);
+    drain(&mut core);
+    core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
+    let accepted = Message::Accepted {
+        level: 0,
+        candidates: Vec::new(),
+    };
+    core.handle_tree_request(now, InboundId(1), root, room, accepted);
+    let to_root = |outputs: &[NodeOutput<u32>]| {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                NodeOutput::SendTree { peer, message, .. } if *peer == root => {
+                    Some(message.clone())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // The first report is out and unacknowledged: what follows waits.
+    assert!(matches!(
+        to_root(&drain(&mut core))[..],
+        [Message::Report { .. }]
+    ));
+    let report = |deepest: u32| Message::Report {
+        spare: None,
+        room: 0,
+        pushdown: None,
+        deepest: Some(Candidate {
+            peer: deepest,
+            level: 3,
+            spare: 0,
+            room: 0,
+        }),
+    };
+    for deepest in [20, 21, 22] {
+        core.queue_tree(root, room, report(deepest));
+    }
+    core.queue_tree(root, room, Message::Probe);
+    core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
+    assert_eq!(
+        to_root(&drain(&mut core)),
+        vec![report(22)],
+        "only the newest"
+    );
+    core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
+    assert_eq!(to_root(&drain(&mut core)), vec![Message::Probe]);
+    core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
+    assert!(to_root(&drain(&mut core)).is_empty());
 }
 
 #[test]
