@@ -8,6 +8,8 @@ need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 # The page tests drive Debian's Chromium (headless, fake camera and microphone).
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+# ... and Debian's Firefox ESR (headless over WebDriver BiDi, fake media from its prefs).
+[[ -x /usr/bin/firefox-esr ]] || need_apt+=(firefox-esr)
 # The network lab (tests/src/lab.rs) builds NAT routers with nftables and forgets their
 # mappings with conntrack.
 command -v nft >/dev/null || need_apt+=(nftables)
@@ -21,8 +23,8 @@ fi
 
 # forge, anvil and solcjs come from npm, pinned to exact versions in package.json.
 if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc \
-    || ! -d node_modules/playwright-core ]]; then
-    echo "setup: installing npm tools (forge, anvil, solc, playwright-core)"
+    || ! -d node_modules/playwright-core || ! -d node_modules/puppeteer-core ]]; then
+    echo "setup: installing npm tools (forge, anvil, solc, playwright-core, puppeteer-core)"
     # `npm ci` rejects this lock: the registry has no entries for the other platforms'
     # optional binaries. `install --no-save` honours the exact pins and leaves the lock alone.
     npm install --no-audit --no-fund --no-save --loglevel=error
