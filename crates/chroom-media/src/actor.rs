@@ -64,7 +64,12 @@ pub struct MediaActor {
     /// bind the first host candidate (the socket does not say which of its addresses a datagram
     /// came to, and ICE matches it against the candidates).
     receive_addr: SocketAddr,
+    /// Host candidates of links to other nodes.
     candidates: Vec<SocketAddr>,
+    /// Host candidates of links to this node's own user's browser: for a wildcard bind, the
+    /// machine's interface addresses (listed again for each such link), so a browser that
+    /// refuses loopback candidates (Firefox) reaches the node too.
+    page_candidates: Vec<SocketAddr>,
     /// Learns where a NAT in front of the socket maps it (STUN Binding to
     /// [`MediaConfig::stun_servers`]); new links offer that address beside the host ones.
     reflexive: ReflexiveTracker,
@@ -164,6 +169,8 @@ impl MediaActor {
             source,
         })?;
         let candidates = sdp::host_candidates(&config, local_addr);
+        let page_candidates = sdp::page_candidates(local_addr);
+        log_page_candidates(&page_candidates);
         let receive_addr = match candidates.first() {
             Some(first) if local_addr.ip().is_unspecified() => *first,
             _ => local_addr,
@@ -191,6 +198,7 @@ impl MediaActor {
             local_addr,
             receive_addr,
             candidates,
+            page_candidates,
             dtls_cert,
             commands: rx,
             events,
@@ -208,7 +216,7 @@ impl MediaActor {
             scratch: Scratch::default(),
         };
         actor.learn_mapping_at_start().await;
-        Ok((actor, MediaHandle::new(tx, local_addr)))
+        Ok((actor, MediaHandle::new(tx, receive_addr)))
     }
 
     /// Asks the STUN servers before the first link, for at most [`FIRST_MAPPING_WAIT`], so
@@ -233,7 +241,7 @@ impl MediaActor {
                     break;
                 }
                 let now = Instant::now();
-                for (source, datagram) in buffers.datagrams() {
+                for (source, _, datagram) in buffers.datagrams() {
                     // Nobody knows this node's links yet: anything else can be sent again.
                     self.reflexive.handle_datagram(now, source, datagram);
                 }
@@ -483,10 +491,24 @@ impl MediaActor {
         self.router.add_link(id, role);
     }
 
-    /// A new str0m instance with this node's host candidates and certificate.
-    fn new_rtc(&self, mode: LinkMode) -> Rtc {
+    /// A new str0m instance with the host candidates for `peer` and this node's certificate.
+    fn new_rtc(&mut self, mode: LinkMode, peer: LinkPeer) -> Rtc {
+        let candidates = match peer {
+            LinkPeer::Node => &self.candidates,
+            LinkPeer::Page => {
+                if self.local_addr.ip().is_unspecified() {
+                    // Interfaces come and go (a laptop changes networks): list them again.
+                    let now = sdp::page_candidates(self.local_addr);
+                    if now != self.page_candidates {
+                        log_page_candidates(&now);
+                        self.page_candidates = now;
+                    }
+                }
+                &self.page_candidates
+            }
+        };
         sdp::new_rtc(
-            &self.candidates,
+            candidates,
             self.reflexive_candidate(),
             self.relay_client
                 .as_ref()
@@ -504,7 +526,7 @@ impl MediaActor {
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc(mode);
+        let mut rtc = self.new_rtc(mode, LinkPeer::Node);
         let offer = sdp::create_offer(&mut rtc, receive, send)?;
         let mut link = self.new_link(rtc, mode);
         offer.record_media(&mut link);
@@ -520,7 +542,7 @@ impl MediaActor {
         audio_only: bool,
     ) -> Result<PlaybackOffer, MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc(LinkMode::Frames);
+        let mut rtc = self.new_rtc(LinkMode::Frames, LinkPeer::Page);
         let built = sdp::create_playback_offer(&mut rtc, slots, audio_only)?;
         let link = self.new_link(rtc, LinkMode::Frames);
         let offer = built.to_offer(link.id);
@@ -556,7 +578,11 @@ impl MediaActor {
         local_source: Option<Track>,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc(mode);
+        let peer = match local_source {
+            Some(_) => LinkPeer::Page,
+            None => LinkPeer::Node,
+        };
+        let mut rtc = self.new_rtc(mode, peer);
         let answer = sdp::accept_offer(&mut rtc, offer_sdp)?;
         let mut link = self.new_link(rtc, mode);
         let role = match local_source {
@@ -642,6 +668,30 @@ impl MediaActor {
                 }
             }
         }
+    }
+}
+
+/// Who is at the other end of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkPeer {
+    /// Another node.
+    Node,
+    /// This node's own user's browser (or another WebRTC stack driving the page API), on
+    /// this machine.
+    Page,
+}
+
+/// Says which addresses pages are offered, and warns when none is one a browser that refuses
+/// loopback (Firefox, by default) can use.
+fn log_page_candidates(candidates: &[SocketAddr]) {
+    if candidates.iter().all(|c| c.ip().is_loopback()) {
+        tracing::warn!(
+            ?candidates,
+            "media reachable by pages on loopback only: Firefox pages will get no media \
+             (bind [media] to 0.0.0.0 on a machine with a network interface)"
+        );
+    } else {
+        tracing::info!(?candidates, "host candidates for pages");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The actor's socket side: reading datagrams in batches, handing each to the link that
 //! accepts it (or holding it briefly until one does), and sending what the links produced.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use str0m::Input;
@@ -45,8 +45,8 @@ impl MediaActor {
                 Ok(received) => {
                     // Hop latency counts from here, the moment the batch left the kernel.
                     let now = Instant::now();
-                    for (source, datagram) in buffers.datagrams() {
-                        self.handle_datagram(now, datagram, source);
+                    for (source, local_ip, datagram) in buffers.datagrams() {
+                        self.handle_datagram(now, datagram, source, local_ip);
                         self.process();
                         if self
                             .scratch
@@ -84,7 +84,14 @@ impl MediaActor {
         }
     }
 
-    fn handle_datagram(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) {
+    /// A datagram from `source` to this socket (at `local_ip`, when the OS says).
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        source: SocketAddr,
+        local_ip: Option<IpAddr>,
+    ) {
         if self.reflexive.handle_datagram(now, source, bytes) {
             self.poll_reflexive(now);
             return;
@@ -102,7 +109,23 @@ impl MediaActor {
             self.handle_relay_frame(now, bytes, source);
             return;
         }
-        self.receive_at(now, bytes, source, self.receive_addr);
+        let destination = self.arrival_addr(local_ip);
+        self.receive_at(now, bytes, source, destination);
+    }
+
+    /// The host candidate a datagram to `local_ip` arrived at, as ICE must be told (it drops
+    /// checks to an address that is none of the link's candidates). A socket bound to one
+    /// address has one. A wildcard bind has several: the IP the datagram was sent to if it is
+    /// one of them (a page's link to an interface address), else the first host candidate
+    /// (an advertised address a NAT forwards to some other local IP, say).
+    fn arrival_addr(&self, local_ip: Option<IpAddr>) -> SocketAddr {
+        if !self.local_addr.ip().is_unspecified() {
+            return self.receive_addr;
+        }
+        local_ip
+            .map(|ip| SocketAddr::new(ip, self.local_addr.port()))
+            .filter(|addr| self.page_candidates.contains(addr) || self.candidates.contains(addr))
+            .unwrap_or(self.receive_addr)
     }
 
     /// A datagram for a link, from `source` to `destination` (this socket, or the relayed
@@ -158,7 +181,10 @@ impl MediaActor {
         };
         state.link.handle_input(input);
         state.last_source = Some(source);
-        state.last_via_relay = destination != self.receive_addr;
+        state.last_via_relay = self
+            .relay_client
+            .as_ref()
+            .is_some_and(|client| client.grant.relayed == destination);
         state.next_timeout = now;
         self.dirty.push(*id);
         true
