@@ -128,6 +128,7 @@ struct FrameOut {
 #[derive(Debug)]
 struct LinkState {
     link: Link,
+    peer: LinkPeer,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -466,6 +467,7 @@ impl MediaActor {
     fn insert_link(
         &mut self,
         mut link: Link,
+        peer: LinkPeer,
         pending_offer: Option<SdpPendingOffer>,
         role: LinkRole,
     ) {
@@ -477,6 +479,7 @@ impl MediaActor {
         link.handle_input(Input::Timeout(now));
         let state = LinkState {
             link,
+            peer,
             pending_offer,
             connect_deadline: Some(now + self.config.connect_timeout),
             last_media: None,
@@ -531,7 +534,7 @@ impl MediaActor {
         let mut link = self.new_link(rtc, mode);
         offer.record_media(&mut link);
         let id = link.id;
-        self.insert_link(link, Some(offer.pending), LinkRole::Peer);
+        self.insert_link(link, LinkPeer::Node, Some(offer.pending), LinkRole::Peer);
         tracing::debug!(link = %id, "created offer");
         Ok((id, offer.sdp))
     }
@@ -550,7 +553,7 @@ impl MediaActor {
             slots: built.slots,
             screen: built.screen,
         };
-        self.insert_link(link, Some(built.pending), role);
+        self.insert_link(link, LinkPeer::Page, Some(built.pending), role);
         tracing::debug!(link = %offer.link, slots, "created playback offer");
         Ok(offer)
     }
@@ -593,7 +596,7 @@ impl MediaActor {
             None => LinkRole::Peer,
         };
         let id = link.id;
-        self.insert_link(link, None, role);
+        self.insert_link(link, peer, None, role);
         tracing::debug!(link = %id, "accepted offer");
         Ok((id, answer))
     }

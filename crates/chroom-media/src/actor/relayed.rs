@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::MediaActor;
+use super::datagrams::Arrival;
 use crate::api::{LinkClosed, MediaError, MediaEvent};
 use crate::relay::{
     self, AllocationRules, KEEPALIVE_INTERVAL, Pass, RelayFrame, RelayGrant, RelayToken,
@@ -181,7 +182,7 @@ impl MediaActor {
                     return;
                 }
                 let relayed = client.grant.relayed;
-                self.receive_at(now, payload, peer, relayed);
+                self.receive_at(now, payload, peer, Arrival::Relayed(relayed));
             }
             None => tracing::trace!(%source, "malformed relay frame"),
         }
