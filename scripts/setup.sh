@@ -14,6 +14,8 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmp
 # mappings with conntrack.
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v conntrack >/dev/null || need_apt+=(conntrack)
+# tests/interop/aiortc_page.py runs aiortc (a WebRTC stack that is no browser) from PyPI.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]} from Debian"
     export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +30,14 @@ if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_mod
     # `npm ci` rejects this lock: the registry has no entries for the other platforms'
     # optional binaries. `install --no-save` honours the exact pins and leaves the lock alone.
     npm install --no-audit --no-fund --no-save --loglevel=error
+fi
+
+# aiortc and aiohttp for the page API interop test, pinned. Debian's Python refuses pip
+# installs outside a virtualenv unless told (PEP 668); this machine is a test machine.
+if ! python3 -c "import aiortc, aiohttp" 2>/dev/null; then
+    echo "setup: installing aiortc and aiohttp from PyPI"
+    pip_install=(python3 -m pip install --quiet --no-input aiortc==1.16.0 aiohttp==3.14.5)
+    "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi
 
 if ! command -v cargo-nextest >/dev/null; then

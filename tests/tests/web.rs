@@ -1,19 +1,25 @@
-//! The node's page in a real browser (Debian's Chromium, headless): members of a registry room
-//! meet on their own nodes' pages, see each other's roles, chat; a stranger's page is refused
-//! with the reason; bad input on the page API gets an error and the node keeps serving.
+//! The node's page in a real browser (Debian's Chromium, headless, and Debian's Firefox ESR
+//! with its default ICE settings): members of a registry room meet on their own nodes' pages,
+//! see each other's roles, chat; a stranger's page is refused with the reason; bad input on the
+//! page API gets an error and the node keeps serving. Pages in both engines share a conference
+//! and an audio space, and a WebRTC stack that is no browser (aiortc) drives the page API.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
-use chroom_tests::{Chain, init_tracing, run_page_scenario, tcp_addr, workspace_root};
+use chroom_tests::{
+    Chain, fixtures, init_tracing, run_aiortc_page, run_page_scenario, tcp_addr, workspace_root,
+};
 use chroom_types::MediaKind;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
 
 fn serve_page(config: &mut NodeConfig) {
     config.web = Some("127.0.0.1:0".parse().expect("an address"));
@@ -314,6 +320,66 @@ async fn firefox_and_chromium_pages_in_one_conference_play_each_other() {
     )
     .await;
     assert_each_page_plays_the_others(&seen, watch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_browser_webrtc_stack_on_the_page_api_sends_to_the_room_and_plays_it() {
+    init_tracing();
+    // aiortc (Python) drives account 1's page API as a page would; account 2's node meets it
+    // in the conference with the fixtures, receiving and sending.
+    let (chain, room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain
+        .node_with(&dir.path().join("a"), 1, &[], serve_page)
+        .await;
+    let boot = [tcp_addr(&a).await];
+    let mut b = chain.node(&dir.path().join("b"), 2, &boot).await;
+    let mut frames = b.take_frames().unwrap();
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    b.join(
+        room,
+        Participation::Meet {
+            publish: source.kinds(),
+            receive: vec![MediaKind::Audio, MediaKind::Video],
+        },
+    )
+    .await
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let playing = publish(&b, &source, Looping::Forever, cancel.clone());
+    let link = page_url(&a);
+    let client = run_aiortc_page(&link, "standup", 12);
+    // B receives what aiortc sends, as frames from A's node.
+    let received = async {
+        let mut counts = HashMap::<MediaKind, usize>::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while counts.get(&MediaKind::Video).copied().unwrap_or(0) < 60
+            || counts.get(&MediaKind::Audio).copied().unwrap_or(0) < 100
+        {
+            let Ok(Some(frame)) = tokio::time::timeout_at(deadline, frames.recv()).await else {
+                break;
+            };
+            assert_eq!(frame.peer, a.peer_id());
+            *counts.entry(frame.frame.kind).or_default() += 1;
+        }
+        counts
+    };
+    let (seen, counts) = tokio::select! {
+        both = async { tokio::join!(client, received) } => both,
+        stopped = playing => panic!("B's publisher stopped: {stopped:?}"),
+    };
+    cancel.cancel();
+    assert!(
+        counts.get(&MediaKind::Video) >= Some(&60) && counts.get(&MediaKind::Audio) >= Some(&100),
+        "B received only {counts:?} from aiortc"
+    );
+    // aiortc answered the node's playback offer as any standards stack does and decodes B.
+    assert_eq!(seen["errors"], json!([]), "{seen}");
+    assert_eq!(seen["publish"], "connected", "{seen}");
+    assert_eq!(seen["playback"], "connected", "{seen}");
+    assert!(seen["decoded"]["video"].as_u64() > Some(60), "{seen}");
+    assert!(seen["decoded"]["audio"].as_u64() > Some(100), "{seen}");
 }
 
 /// Every page of a conference scenario (`watchEachOther` in tests/web/lib.mjs) played every
