@@ -171,7 +171,7 @@ impl MediaActor {
         })?;
         let candidates = sdp::host_candidates(&config, local_addr);
         let page_candidates = sdp::page_candidates(local_addr);
-        log_page_candidates(&page_candidates);
+        log_page_candidates(local_addr, &page_candidates);
         let receive_addr = match candidates.first() {
             Some(first) if local_addr.ip().is_unspecified() => *first,
             _ => local_addr,
@@ -503,7 +503,7 @@ impl MediaActor {
                     // Interfaces come and go (a laptop changes networks): list them again.
                     let now = sdp::page_candidates(self.local_addr);
                     if now != self.page_candidates {
-                        log_page_candidates(&now);
+                        log_page_candidates(self.local_addr, &now);
                         self.page_candidates = now;
                     }
                 }
@@ -684,17 +684,22 @@ enum LinkPeer {
     Page,
 }
 
-/// Says which addresses pages are offered, and warns when none is one a browser that refuses
-/// loopback (Firefox, by default) can use.
-fn log_page_candidates(candidates: &[SocketAddr]) {
-    if candidates.iter().all(|c| c.ip().is_loopback()) {
+/// Says which addresses pages are offered, and when none is one a browser that refuses
+/// loopback (Firefox, by default) can use: a warning when the machine has no other interface,
+/// a note when the socket was bound to loopback on purpose (a relayer's, say).
+fn log_page_candidates(bound: SocketAddr, candidates: &[SocketAddr]) {
+    if !candidates.iter().all(|c| c.ip().is_loopback()) {
+        tracing::info!(?candidates, "host candidates for pages");
+    } else if bound.ip().is_unspecified() {
         tracing::warn!(
             ?candidates,
-            "media reachable by pages on loopback only: Firefox pages will get no media \
-             (bind [media] to 0.0.0.0 on a machine with a network interface)"
+            "no network interface but loopback: Firefox pages will get no media"
         );
     } else {
-        tracing::info!(?candidates, "host candidates for pages");
+        tracing::info!(
+            ?candidates,
+            "media bound to loopback: Firefox pages will get no media (bind [media] to 0.0.0.0)"
+        );
     }
 }
 
