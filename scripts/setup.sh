@@ -8,10 +8,14 @@ need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 # The page tests drive Debian's Chromium (headless, fake camera and microphone).
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
+# ... and Debian's Firefox ESR (headless over WebDriver BiDi, fake media from its prefs).
+[[ -x /usr/bin/firefox-esr ]] || need_apt+=(firefox-esr)
 # The network lab (tests/src/lab.rs) builds NAT routers with nftables and forgets their
 # mappings with conntrack.
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v conntrack >/dev/null || need_apt+=(conntrack)
+# tests/interop/aiortc_page.py runs aiortc (a WebRTC stack that is no browser) from PyPI.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if ((${#need_apt[@]})); then
     echo "setup: installing ${need_apt[*]} from Debian"
     export DEBIAN_FRONTEND=noninteractive
@@ -21,11 +25,19 @@ fi
 
 # forge, anvil and solcjs come from npm, pinned to exact versions in package.json.
 if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc \
-    || ! -d node_modules/playwright-core ]]; then
-    echo "setup: installing npm tools (forge, anvil, solc, playwright-core)"
+    || ! -d node_modules/playwright-core || ! -d node_modules/puppeteer-core ]]; then
+    echo "setup: installing npm tools (forge, anvil, solc, playwright-core, puppeteer-core)"
     # `npm ci` rejects this lock: the registry has no entries for the other platforms'
     # optional binaries. `install --no-save` honours the exact pins and leaves the lock alone.
     npm install --no-audit --no-fund --no-save --loglevel=error
+fi
+
+# aiortc and aiohttp for the page API interop test, pinned. Debian's Python refuses pip
+# installs outside a virtualenv unless told (PEP 668); this machine is a test machine.
+if ! python3 -c "import aiortc, aiohttp" 2>/dev/null; then
+    echo "setup: installing aiortc and aiohttp from PyPI"
+    pip_install=(python3 -m pip install --quiet --no-input aiortc==1.16.0 aiohttp==3.14.5)
+    "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi
 
 if ! command -v cargo-nextest >/dev/null; then

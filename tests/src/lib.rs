@@ -465,7 +465,8 @@ impl Chain {
 }
 
 /// Runs the page scenario `tests/web/<script>` in Debian's Chromium (playwright-core from
-/// `node_modules`) with `input`, and returns the JSON it prints. Panics with the script's
+/// `node_modules`; Firefox through puppeteer-core for pages the scenario opens there) with
+/// `input`, and returns the JSON it prints. Panics with the script's
 /// error output if it fails or takes over `timeout`.
 pub async fn run_page_scenario(
     script: &str,
@@ -493,15 +494,37 @@ pub async fn run_page_scenario_in(
         }
         None => tokio::process::Command::new("node"),
     };
-    let mut child = command
+    command
         .arg(root.join("tests/web").join(script))
-        .arg(input.to_string())
-        .current_dir(&root)
+        .arg(input.to_string());
+    run_json_client(command, script, timeout).await
+}
+
+/// Runs `tests/interop/aiortc_page.py` (aiortc, a WebRTC stack that is no browser, driving
+/// the page API of the node whose page link is `page_link`) in `room` for `seconds`, and
+/// returns the JSON it prints.
+pub async fn run_aiortc_page(page_link: &str, room: &str, seconds: u64) -> serde_json::Value {
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(workspace_root().join("tests/interop/aiortc_page.py"))
+        .args([page_link, room, &seconds.to_string()]);
+    run_json_client(command, "aiortc_page.py", Duration::from_secs(seconds + 60)).await
+}
+
+/// Runs `command` (a test client printing one JSON line) from the workspace root and returns
+/// what it printed. Panics with its error output if it fails or takes over `timeout`.
+async fn run_json_client(
+    mut command: tokio::process::Command,
+    script: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    let mut child = command
+        .current_dir(workspace_root())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("node (Node.js) runs: run scripts/setup.sh");
+        .unwrap_or_else(|e| panic!("{script} does not start ({e}): run scripts/setup.sh"));
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
     let read_all = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
@@ -517,15 +540,12 @@ pub async fn run_page_scenario_in(
             read_all(Box::new(stderr)),
             child.wait()
         );
-        (out, err, status.expect("waiting for the page scenario"))
+        (out, err, status.expect("waiting for the client"))
     };
     let (out, err, status) = tokio::time::timeout(timeout, run)
         .await
-        .unwrap_or_else(|_| panic!("page scenario {script} took over {timeout:?}"));
-    assert!(
-        status.success(),
-        "page scenario {script} failed ({status}):\n{err}"
-    );
+        .unwrap_or_else(|_| panic!("{script} took over {timeout:?}"));
+    assert!(status.success(), "{script} failed ({status}):\n{err}");
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{script} printed {out:?}: {e}"))
 }
 

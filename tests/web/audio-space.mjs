@@ -1,19 +1,20 @@
 // An audio space: a speaker's and a listener's pages join. Nothing negotiates video; the
 // listener hears the speaker; the listener sends nothing; the page says who speaks and listens.
 //
-// Input: { speaker, listener, room, screenshots }. Output: what each page negotiated and heard.
+// Input: { speaker, listener, room, screenshots, listener_engine } (the listener's page opens in
+// Chromium unless `listener_engine` is "firefox"). Output: what each page negotiated and heard.
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
 
 main(async (browser, input) => {
-  const open = async (url) => {
-    const page = await openPage(browser, roomUrl(url, input.room));
+  const open = async (url, engine) => {
+    const page = await openPage(browser, roomUrl(url, input.room), { engine });
     await page.waitForSelector("#call:not([hidden])", { timeout: TIMEOUT });
     return page;
   };
   const speaker = await open(input.speaker);
-  const listener = await open(input.listener);
+  const listener = await open(input.listener, input.listener_engine);
   await speaker.waitForFunction(() => window.chroom.publishPc?.connectionState === "connected", null, {
     timeout: TIMEOUT,
   });
@@ -35,7 +36,10 @@ main(async (browser, input) => {
   });
   const sdp = (page, pc) => page.evaluate((which) => window.chroom[which]?.remoteDescription?.sdp ?? null, pc);
   const mlines = (text) => (text ?? "").split("\n").filter((l) => l.startsWith("m=")).map((l) => l.split(" ")[0]);
-  if (input.screenshots) await listener.screenshot({ path: `${input.screenshots}/audio-space.png` });
+  if (input.screenshots) {
+    const name = input.listener_engine === "firefox" ? "audio-space-firefox" : "audio-space";
+    await listener.screenshot({ path: `${input.screenshots}/${name}.png` });
+  }
   return {
     speaker_publish: mlines(await sdp(speaker, "publishPc")),
     listener_playback: mlines(await sdp(listener, "playbackPc")),

@@ -10,10 +10,9 @@
 //           screen: { presenter, shared: { width, height }, viewers: [{ peer, label, width,
 //           height, frames: [framesDecoded…] }], stopped },
 //           sharing: { hash, sender_status, receivers: [{ chat, progress: [received…], saved }] } }.
-import { main, openPage, roomUrl } from "./lib.mjs";
+import { describeCall, main, openPage, roomUrl, watchEachOther } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
-const SAMPLE_MS = 250;
 
 // What a page shows of a shared screen: the presenter, the picture's size, and the frames
 // decoded on the playback link's screen m-line.
@@ -44,7 +43,7 @@ async function shareScreen(pages, screenshots) {
   try {
     await presenter.waitForFunction(() => window.chroom.screen, null, { timeout: TIMEOUT });
   } catch (error) {
-    throw new Error(`the presenter's screen was not captured: ${JSON.stringify(await describe(presenter))}`, { cause: error });
+    throw new Error(`the presenter's screen was not captured: ${JSON.stringify(await describeCall(presenter))}`, { cause: error });
   }
   const shared = await presenter.evaluate(() => window.chroom.screen.getVideoTracks()[0].getSettings());
   for (const [i, page] of viewers.entries()) {
@@ -58,7 +57,7 @@ async function shareScreen(pages, screenshots) {
         { timeout: TIMEOUT },
       );
     } catch (error) {
-      throw new Error(`viewer ${i} does not show the screen: ${JSON.stringify(await describe(page))}`, { cause: error });
+      throw new Error(`viewer ${i} does not show the screen: ${JSON.stringify(await describeCall(page))}`, { cause: error });
     }
   }
   const first = await Promise.all(viewers.map(presentation));
@@ -118,87 +117,17 @@ async function shareFile(pages, file, downloads) {
   };
 }
 
-async function inbound(page) {
-  return page.evaluate(async () => {
-    const pc = window.chroom.playbackPc;
-    if (!pc) return { videos: {}, audio: {} };
-    const stats = await pc.getStats();
-    const videos = {};
-    const audio = {};
-    stats.forEach((r) => {
-      if (r.type !== "inbound-rtp") return;
-      if (r.kind === "video") videos[r.mid] = r.framesDecoded ?? 0;
-      if (r.kind === "audio") audio[r.mid] = r.totalSamplesReceived ?? 0;
-    });
-    return { videos, audio };
-  });
-}
-
-// What a page shows and holds, for failure messages.
-async function describe(page) {
-  return page.evaluate(() => {
-    const s = window.chroom;
-    return {
-      error: document.querySelector("#error").hidden ? null : document.querySelector("#error").textContent,
-      participants: s.participants.map((p) => p.peer_id),
-      slotPeers: s.slotPeers,
-      tracks: [...s.tracks.keys()],
-      screenMid: s.screenMid,
-      screenPeer: s.screenPeer,
-      playback: s.playbackPc?.connectionState ?? null,
-      publish: s.publishPc?.connectionState ?? null,
-      videos: [...document.querySelectorAll("#grid video")].map((v) => ({ slot: v.dataset.slot, ready: v.readyState })),
-    };
-  });
-}
-
 main(async (browser, input) => {
   const pages = [];
   for (const url of input.urls) {
     pages.push(await openPage(browser, roomUrl(url, input.room)));
   }
-  // Everyone sees the two others playing.
-  for (const [i, page] of pages.entries()) {
-    try {
-      await page.waitForFunction(
-        () => [...document.querySelectorAll("#grid video[data-slot]")].filter((v) => v.readyState >= 2).length === 2,
-        null,
-        { timeout: TIMEOUT },
-      );
-    } catch (error) {
-      throw new Error(`page ${i} does not play two others: ${JSON.stringify(await describe(page))}`, { cause: error });
-    }
-  }
-  const samples = pages.map(() => []);
-  const rounds = Math.ceil(input.watch_ms / SAMPLE_MS);
-  for (let round = 0; round < rounds; round++) {
-    const seen = await Promise.all(pages.map(inbound));
-    seen.forEach((s, i) => samples[i].push(s));
-    await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
-  }
+  const watched = await watchEachOther(pages, input.watch_ms);
   if (input.screenshots) {
     await pages[0].screenshot({ path: `${input.screenshots}/conference.png` });
   }
   const screen = await shareScreen(pages, input.screenshots);
   const sharing = await shareFile(pages, input.file, input.downloads);
   if (input.screenshots) await pages[1].screenshot({ path: `${input.screenshots}/file-received.png` });
-  return {
-    sample_ms: SAMPLE_MS,
-    screen,
-    sharing,
-    pages: await Promise.all(
-      pages.map(async (page, i) => {
-        const videos = {};
-        for (const s of samples[i]) {
-          for (const [mid, frames] of Object.entries(s.videos)) (videos[mid] ??= []).push(frames);
-        }
-        return {
-          videos,
-          audio: samples[i].at(-1).audio,
-          playing: await page.$$eval("#grid video[data-slot]", (vs) => vs.filter((v) => !v.paused).length),
-          error: (await page.isVisible("#error")) ? await page.textContent("#error") : null,
-        };
-      }),
-    ),
-  };
+  return { ...watched, screen, sharing };
 });

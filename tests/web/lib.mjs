@@ -1,6 +1,9 @@
 // Shared by the page scenarios: Debian's Chromium driven by playwright-core, headless, with a
-// fake camera and microphone. Browsers cannot be downloaded here; the system one is used.
+// fake camera and microphone, and on request Debian's Firefox ESR driven by puppeteer-core over
+// WebDriver BiDi (Playwright's Firefox is a patched build that cannot be downloaded here).
+// Browsers cannot be downloaded here; the system ones are used.
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 
 // `autoplay`: let pages play sound before the user clicks anything (as a browser does for a
 // site the user has played media on before); without it Chromium holds sound back.
@@ -21,6 +24,7 @@ export async function launch({ autoplay = true } = {}) {
 export async function main(scenario, options = {}) {
   const input = JSON.parse(process.argv[2] ?? "{}");
   const browser = await launch(options);
+  firefoxOptions = options;
   try {
     const output = await scenario(browser, input);
     process.stdout.write(`${JSON.stringify(output)}\n`);
@@ -29,15 +33,106 @@ export async function main(scenario, options = {}) {
     process.exitCode = 1;
   } finally {
     await browser.close();
+    await (await firefox)?.close();
   }
 }
 
-// A page in a fresh browser context (its own cookies, its own fake devices) at `url`.
-export async function openPage(browser, url) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+// A page in a fresh browser context (its own cookies, its own fake devices) at `url`, in
+// `browser` (Chromium) or, with `engine: "firefox"`, in the scenario's Firefox.
+export async function openPage(browser, url, { engine = "chromium" } = {}) {
+  if (engine === "firefox") {
+    firefox ??= launchFirefox(firefoxOptions);
+    const context = await (await firefox).createBrowserContext();
+    const page = await context.newPage();
+    await page.setViewport(VIEWPORT);
+    await page.goto(url);
+    return new FirefoxPage(page);
+  }
+  const context = await browser.newContext({ viewport: VIEWPORT });
   const page = await context.newPage();
   await page.goto(url);
   return page;
+}
+
+const VIEWPORT = { width: 1280, height: 800 };
+
+// The scenario's Firefox, launched by the first page that asks for it; closed by `main`.
+let firefox = null;
+let firefoxOptions = {};
+
+// Firefox with its defaults but for fake devices granted without asking (and, with `autoplay`,
+// sound allowed before a click). Its ICE prefs stay as users have them: host addresses hidden
+// behind mDNS names and no loopback candidates, so a page reaches its node only through an
+// address the node offers on a real interface.
+async function launchFirefox({ autoplay = true } = {}) {
+  const prefs = {
+    "media.navigator.streams.fake": true,
+    "media.navigator.permission.disabled": true,
+  };
+  // 0: allow audible autoplay (the default, 1, blocks it until the user interacts).
+  if (autoplay) prefs["media.autoplay.default"] = 0;
+  return puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
+    headless: true,
+    extraPrefsFirefox: prefs,
+  });
+}
+
+// A puppeteer page behind the part of Playwright's page API the scenarios use, so a scenario
+// runs unchanged in either engine.
+class FirefoxPage {
+  constructor(page) {
+    this.page = page;
+  }
+
+  goto(url) {
+    return this.page.goto(url);
+  }
+
+  evaluate(fn, arg) {
+    return this.page.evaluate(fn, arg);
+  }
+
+  waitForFunction(fn, arg, { timeout = 30_000, polling = 100 } = {}) {
+    return this.page.waitForFunction(fn, { timeout, polling }, arg);
+  }
+
+  waitForSelector(selector, { timeout = 30_000 } = {}) {
+    // Playwright waits for a visible element by default.
+    return this.page.waitForSelector(selector, { timeout, visible: true });
+  }
+
+  waitForTimeout(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  click(selector) {
+    return this.page.click(selector);
+  }
+
+  textContent(selector) {
+    return this.page.$eval(selector, (element) => element.textContent);
+  }
+
+  isVisible(selector) {
+    return this.page.evaluate((s) => {
+      const element = document.querySelector(s);
+      return Boolean(element) && element.checkVisibility();
+    }, selector);
+  }
+
+  $eval(selector, fn, arg) {
+    return this.page.$eval(selector, fn, arg);
+  }
+
+  $$eval(selector, fn, arg) {
+    return this.page.$$eval(selector, fn, arg);
+  }
+
+  screenshot(options) {
+    return this.page.screenshot(options);
+  }
 }
 
 // The URL of `room` on the page served at `base` (which ends in "/").
@@ -57,4 +152,83 @@ export async function participants(page) {
       role: item.querySelector(".role").textContent,
     })),
   );
+}
+
+const SAMPLE_MS = 250;
+
+// Waits until each of `pages` (in one conference) plays every other, then samples for
+// `watchMs` what each decodes of them. Returns { sample_ms, pages: [{ videos: { mid:
+// [framesDecoded every sample_ms…] }, audio: { mid: samples }, playing, error }] }.
+export async function watchEachOther(pages, watchMs, { timeout = 45_000 } = {}) {
+  const others = pages.length - 1;
+  for (const [i, page] of pages.entries()) {
+    try {
+      await page.waitForFunction(
+        (n) => [...document.querySelectorAll("#grid video[data-slot]")].filter((v) => v.readyState >= 2).length === n,
+        others,
+        { timeout },
+      );
+    } catch (error) {
+      throw new Error(`page ${i} does not play ${others} others: ${JSON.stringify(await describeCall(page))}`, { cause: error });
+    }
+  }
+  const samples = pages.map(() => []);
+  const rounds = Math.ceil(watchMs / SAMPLE_MS);
+  for (let round = 0; round < rounds; round++) {
+    const seen = await Promise.all(pages.map(inbound));
+    seen.forEach((s, i) => samples[i].push(s));
+    await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
+  }
+  return {
+    sample_ms: SAMPLE_MS,
+    pages: await Promise.all(
+      pages.map(async (page, i) => {
+        const videos = {};
+        for (const s of samples[i]) {
+          for (const [mid, frames] of Object.entries(s.videos)) (videos[mid] ??= []).push(frames);
+        }
+        return {
+          videos,
+          audio: samples[i].at(-1).audio,
+          playing: await page.$$eval("#grid video[data-slot]", (vs) => vs.filter((v) => !v.paused).length),
+          error: (await page.isVisible("#error")) ? await page.textContent("#error") : null,
+        };
+      }),
+    ),
+  };
+}
+
+// What a page decodes on its playback link: frames per video m-line, samples per audio one.
+async function inbound(page) {
+  return page.evaluate(async () => {
+    const pc = window.chroom.playbackPc;
+    if (!pc) return { videos: {}, audio: {} };
+    const stats = await pc.getStats();
+    const videos = {};
+    const audio = {};
+    stats.forEach((r) => {
+      if (r.type !== "inbound-rtp") return;
+      if (r.kind === "video") videos[r.mid] = r.framesDecoded ?? 0;
+      if (r.kind === "audio") audio[r.mid] = r.totalSamplesReceived ?? 0;
+    });
+    return { videos, audio };
+  });
+}
+
+// What a page in a call shows and holds, for failure messages.
+export async function describeCall(page) {
+  return page.evaluate(() => {
+    const s = window.chroom;
+    return {
+      error: document.querySelector("#error").hidden ? null : document.querySelector("#error").textContent,
+      participants: s.participants.map((p) => p.peer_id),
+      slotPeers: s.slotPeers,
+      tracks: [...s.tracks.keys()],
+      screenMid: s.screenMid,
+      screenPeer: s.screenPeer,
+      playback: s.playbackPc?.connectionState ?? null,
+      publish: s.publishPc?.connectionState ?? null,
+      videos: [...document.querySelectorAll("#grid video")].map((v) => ({ slot: v.dataset.slot, ready: v.readyState })),
+    };
+  });
 }

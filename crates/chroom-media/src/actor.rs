@@ -64,7 +64,12 @@ pub struct MediaActor {
     /// bind the first host candidate (the socket does not say which of its addresses a datagram
     /// came to, and ICE matches it against the candidates).
     receive_addr: SocketAddr,
+    /// Host candidates of links to other nodes.
     candidates: Vec<SocketAddr>,
+    /// Host candidates of links to this node's own user's browser: for a wildcard bind, the
+    /// machine's interface addresses (listed again for each such link), so a browser that
+    /// refuses loopback candidates (Firefox) reaches the node too.
+    page_candidates: Vec<SocketAddr>,
     /// Learns where a NAT in front of the socket maps it (STUN Binding to
     /// [`MediaConfig::stun_servers`]); new links offer that address beside the host ones.
     reflexive: ReflexiveTracker,
@@ -123,6 +128,7 @@ struct FrameOut {
 #[derive(Debug)]
 struct LinkState {
     link: Link,
+    peer: LinkPeer,
     pending_offer: Option<SdpPendingOffer>,
     connect_deadline: Option<Instant>,
     next_timeout: Instant,
@@ -164,6 +170,8 @@ impl MediaActor {
             source,
         })?;
         let candidates = sdp::host_candidates(&config, local_addr);
+        let page_candidates = sdp::page_candidates(local_addr);
+        log_page_candidates(local_addr, &page_candidates);
         let receive_addr = match candidates.first() {
             Some(first) if local_addr.ip().is_unspecified() => *first,
             _ => local_addr,
@@ -191,6 +199,7 @@ impl MediaActor {
             local_addr,
             receive_addr,
             candidates,
+            page_candidates,
             dtls_cert,
             commands: rx,
             events,
@@ -208,7 +217,7 @@ impl MediaActor {
             scratch: Scratch::default(),
         };
         actor.learn_mapping_at_start().await;
-        Ok((actor, MediaHandle::new(tx, local_addr)))
+        Ok((actor, MediaHandle::new(tx, receive_addr)))
     }
 
     /// Asks the STUN servers before the first link, for at most [`FIRST_MAPPING_WAIT`], so
@@ -233,7 +242,7 @@ impl MediaActor {
                     break;
                 }
                 let now = Instant::now();
-                for (source, datagram) in buffers.datagrams() {
+                for (source, _, datagram) in buffers.datagrams() {
                     // Nobody knows this node's links yet: anything else can be sent again.
                     self.reflexive.handle_datagram(now, source, datagram);
                 }
@@ -458,6 +467,7 @@ impl MediaActor {
     fn insert_link(
         &mut self,
         mut link: Link,
+        peer: LinkPeer,
         pending_offer: Option<SdpPendingOffer>,
         role: LinkRole,
     ) {
@@ -469,6 +479,7 @@ impl MediaActor {
         link.handle_input(Input::Timeout(now));
         let state = LinkState {
             link,
+            peer,
             pending_offer,
             connect_deadline: Some(now + self.config.connect_timeout),
             last_media: None,
@@ -483,10 +494,24 @@ impl MediaActor {
         self.router.add_link(id, role);
     }
 
-    /// A new str0m instance with this node's host candidates and certificate.
-    fn new_rtc(&self, mode: LinkMode) -> Rtc {
+    /// A new str0m instance with the host candidates for `peer` and this node's certificate.
+    fn new_rtc(&mut self, mode: LinkMode, peer: LinkPeer) -> Rtc {
+        let candidates = match peer {
+            LinkPeer::Node => &self.candidates,
+            LinkPeer::Page => {
+                if self.local_addr.ip().is_unspecified() {
+                    // Interfaces come and go (a laptop changes networks): list them again.
+                    let now = sdp::page_candidates(self.local_addr);
+                    if now != self.page_candidates {
+                        log_page_candidates(self.local_addr, &now);
+                        self.page_candidates = now;
+                    }
+                }
+                &self.page_candidates
+            }
+        };
         sdp::new_rtc(
-            &self.candidates,
+            candidates,
             self.reflexive_candidate(),
             self.relay_client
                 .as_ref()
@@ -504,12 +529,12 @@ impl MediaActor {
         mode: LinkMode,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc(mode);
+        let mut rtc = self.new_rtc(mode, LinkPeer::Node);
         let offer = sdp::create_offer(&mut rtc, receive, send)?;
         let mut link = self.new_link(rtc, mode);
         offer.record_media(&mut link);
         let id = link.id;
-        self.insert_link(link, Some(offer.pending), LinkRole::Peer);
+        self.insert_link(link, LinkPeer::Node, Some(offer.pending), LinkRole::Peer);
         tracing::debug!(link = %id, "created offer");
         Ok((id, offer.sdp))
     }
@@ -520,7 +545,7 @@ impl MediaActor {
         audio_only: bool,
     ) -> Result<PlaybackOffer, MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc(LinkMode::Frames);
+        let mut rtc = self.new_rtc(LinkMode::Frames, LinkPeer::Page);
         let built = sdp::create_playback_offer(&mut rtc, slots, audio_only)?;
         let link = self.new_link(rtc, LinkMode::Frames);
         let offer = built.to_offer(link.id);
@@ -528,7 +553,7 @@ impl MediaActor {
             slots: built.slots,
             screen: built.screen,
         };
-        self.insert_link(link, Some(built.pending), role);
+        self.insert_link(link, LinkPeer::Page, Some(built.pending), role);
         tracing::debug!(link = %offer.link, slots, "created playback offer");
         Ok(offer)
     }
@@ -556,7 +581,11 @@ impl MediaActor {
         local_source: Option<Track>,
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
-        let mut rtc = self.new_rtc(mode);
+        let peer = match local_source {
+            Some(_) => LinkPeer::Page,
+            None => LinkPeer::Node,
+        };
+        let mut rtc = self.new_rtc(mode, peer);
         let answer = sdp::accept_offer(&mut rtc, offer_sdp)?;
         let mut link = self.new_link(rtc, mode);
         let role = match local_source {
@@ -567,7 +596,7 @@ impl MediaActor {
             None => LinkRole::Peer,
         };
         let id = link.id;
-        self.insert_link(link, None, role);
+        self.insert_link(link, peer, None, role);
         tracing::debug!(link = %id, "accepted offer");
         Ok((id, answer))
     }
@@ -642,6 +671,35 @@ impl MediaActor {
                 }
             }
         }
+    }
+}
+
+/// Who is at the other end of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkPeer {
+    /// Another node.
+    Node,
+    /// This node's own user's browser (or another WebRTC stack driving the page API), on
+    /// this machine.
+    Page,
+}
+
+/// Says which addresses pages are offered, and when none is one a browser that refuses
+/// loopback (Firefox, by default) can use: a warning when the machine has no other interface,
+/// a note when the socket was bound to loopback on purpose (a relayer's, say).
+fn log_page_candidates(bound: SocketAddr, candidates: &[SocketAddr]) {
+    if !candidates.iter().all(|c| c.ip().is_loopback()) {
+        tracing::info!(?candidates, "host candidates for pages");
+    } else if bound.ip().is_unspecified() {
+        tracing::warn!(
+            ?candidates,
+            "no network interface but loopback: Firefox pages will get no media"
+        );
+    } else {
+        tracing::info!(
+            ?candidates,
+            "media bound to loopback: Firefox pages will get no media (bind [media] to 0.0.0.0)"
+        );
     }
 }
 

@@ -13,10 +13,15 @@ use crate::relay::RelayToken;
 /// Media driver configuration.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// UDP address to bind. Default `127.0.0.1:0` (loopback, any port) for local development.
+    /// UDP address to bind. Default `0.0.0.0:0` (every IPv4 address, any port): the user's own
+    /// browser is offered the machine's interface addresses, since Firefox neither gathers nor
+    /// pairs loopback candidates. Links to other nodes are offered `advertise` (loopback by
+    /// default) all the same; anything else that reaches the socket must pass ICE's and
+    /// DTLS's checks like any datagram.
     pub bind: SocketAddr,
-    /// Addresses offered to peers as ICE host candidates. Default empty: the bound address, or
-    /// 127.0.0.1 when bound to an unspecified address.
+    /// Addresses offered to other nodes as ICE host candidates. Default empty: the bound
+    /// address, or 127.0.0.1 when bound to an unspecified address. (Pages are offered the
+    /// machine's interface addresses instead, see [`MediaConfig::bind`].)
     pub advertise: Vec<IpAddr>,
     /// Most links at once; further offers are refused with [`MediaError::TooManyLinks`].
     /// Default 64.
@@ -37,7 +42,7 @@ pub struct MediaConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         Self {
-            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
             advertise: Vec::new(),
             max_links: 64,
             connect_timeout: Duration::from_secs(15),

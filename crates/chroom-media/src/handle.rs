@@ -91,7 +91,9 @@ impl MediaHandle {
         }
     }
 
-    /// The UDP address every link of this node uses.
+    /// The UDP address every link of this node uses, as other nodes reach it: the bound
+    /// address, or for a wildcard bind its first host candidate (an advertised address, else
+    /// 127.0.0.1).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

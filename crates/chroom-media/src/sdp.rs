@@ -4,7 +4,7 @@
 //! These functions work on one `Rtc` or [`Link`] and never see the actor: it allocates link ids
 //! and registers links with the router once negotiation succeeded.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
@@ -159,6 +159,60 @@ pub(crate) fn host_candidates(config: &MediaConfig, local: SocketAddr) -> Vec<So
     vec![local]
 }
 
+/// The ICE host candidates for links to this node's own user's browser, for a socket bound at
+/// `local`: for a wildcard bind, every address of the machine's interfaces of the socket's
+/// family, others before loopback; else the bound address.
+///
+/// Why not the node links' candidates: a browser on this machine can always reach the node on
+/// an interface address, but Firefox (by default) neither gathers nor pairs loopback
+/// candidates, so a node that offers only 127.0.0.1 is unreachable to it; and an advertised
+/// public address may not loop back at all. The browser's own host addresses are hidden
+/// behind mDNS names, so the node's candidates are the only way the two find each other.
+pub(crate) fn page_candidates(local: SocketAddr) -> Vec<SocketAddr> {
+    if !local.ip().is_unspecified() {
+        return vec![local];
+    }
+    let ips = match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list network interfaces: pages get loopback only");
+            Vec::new()
+        }
+    };
+    order_page_ips(local, ips)
+}
+
+/// The addresses `ips` a socket bound at the wildcard `local` can offer a browser, in order of
+/// preference: others first (in the order given), then loopback, which is always there.
+fn order_page_ips(local: SocketAddr, ips: Vec<IpAddr>) -> Vec<SocketAddr> {
+    let usable = |ip: &IpAddr| match (local.ip(), ip) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => true,
+        // A v6 wildcard socket also takes IPv4 (mapped) on Linux by default, but its
+        // datagrams then carry mapped addresses ICE would not match: offer only v6 there.
+        // Link-local v6 needs a scope id candidates cannot carry.
+        (IpAddr::V6(_), IpAddr::V6(v6)) => !v6.is_unicast_link_local(),
+        _ => false,
+    };
+    let loopback = match local.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    let mut ordered: Vec<IpAddr> = Vec::new();
+    for ip in ips
+        .iter()
+        .filter(|ip| !ip.is_loopback())
+        .chain(std::iter::once(&loopback))
+    {
+        if usable(ip) && !ordered.contains(ip) {
+            ordered.push(*ip);
+        }
+    }
+    ordered
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, local.port()))
+        .collect()
+}
+
 /// An offer on `rtc` with one m-line per track in `receive` or `send`, in [`Track::ALL`] order.
 pub(crate) fn create_offer(
     rtc: &mut Rtc,
@@ -308,5 +362,55 @@ fn str0m_kind(kind: MediaKind) -> str0m::media::MediaKind {
     match kind {
         MediaKind::Audio => str0m::media::MediaKind::Audio,
         MediaKind::Video => str0m::media::MediaKind::Video,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_page_gets_interface_addresses_before_loopback() {
+        let local: SocketAddr = "0.0.0.0:4002".parse().unwrap();
+        let ips = [
+            "127.0.0.1",
+            "192.0.2.2",
+            "::1",
+            "2001:db8::2",
+            "10.1.0.7",
+            "192.0.2.2",
+        ]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
+        assert_eq!(
+            order_page_ips(local, ips),
+            addrs(&["192.0.2.2:4002", "10.1.0.7:4002", "127.0.0.1:4002"])
+        );
+    }
+
+    #[test]
+    fn a_machine_with_loopback_only_offers_loopback() {
+        let local: SocketAddr = "0.0.0.0:9".parse().unwrap();
+        assert_eq!(order_page_ips(local, Vec::new()), addrs(&["127.0.0.1:9"]));
+        let local: SocketAddr = "[::]:9".parse().unwrap();
+        let ips = ["fe80::1", "2001:db8::2", "192.0.2.2"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        assert_eq!(
+            order_page_ips(local, ips),
+            addrs(&["[2001:db8::2]:9", "[::1]:9"])
+        );
+    }
+
+    #[test]
+    fn a_socket_bound_to_one_address_offers_that_one() {
+        let local: SocketAddr = "127.0.0.1:4002".parse().unwrap();
+        assert_eq!(page_candidates(local), vec![local]);
     }
 }

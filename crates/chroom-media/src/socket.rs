@@ -6,7 +6,7 @@
 //! frame's dozen packets to a child makes one system call, not twelve.
 
 use std::io::{self, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
@@ -71,36 +71,39 @@ impl MediaSocket {
     /// Sends and empties `outbox`. UDP is lossy anyway: a full socket buffer drops datagrams,
     /// it does not stall every other link; drops are logged and counted in `outbox`.
     pub(crate) fn send(&self, outbox: &mut Outbox) {
-        outbox.queued.sort_by_key(|(destination, _)| *destination);
+        outbox
+            .queued
+            .sort_by_key(|datagram| (datagram.destination, datagram.source_ip));
         let max_segments = self.state.max_gso_segments().max(1);
         let mut rest = &outbox.queued[..];
-        while let Some(((destination, first), _)) = rest.split_first() {
+        while let Some(first) = rest.first() {
             let run = gso_run(rest, max_segments);
             let transmit = if run == 1 {
                 Transmit {
-                    destination: *destination,
+                    destination: first.destination,
                     ecn: None,
-                    contents: first,
+                    contents: &first.contents,
                     segment_size: None,
-                    src_ip: None,
+                    src_ip: first.source_ip,
                 }
             } else {
                 outbox.batch.clear();
-                for (_, contents) in &rest[..run] {
-                    outbox.batch.extend_from_slice(contents);
+                for datagram in &rest[..run] {
+                    outbox.batch.extend_from_slice(&datagram.contents);
                 }
                 Transmit {
-                    destination: *destination,
+                    destination: first.destination,
                     ecn: None,
                     contents: &outbox.batch,
-                    segment_size: Some(first.len()),
-                    src_ip: None,
+                    segment_size: Some(first.contents.len()),
+                    src_ip: first.source_ip,
                 }
             };
             let sent = self.io.try_io(Interest::WRITABLE, || {
                 self.state.send(UdpSockRef::from(&self.io), &transmit)
             });
             if let Err(e) = sent {
+                let destination = first.destination;
                 tracing::debug!(%destination, datagrams = run, error = %e, "udp send dropped");
                 outbox.dropped += run as u64;
             }
@@ -110,18 +113,25 @@ impl MediaSocket {
     }
 }
 
-/// How many datagrams from the start of `queued` (sorted by destination) one GSO send can
-/// carry: same destination, all as long as the first except a shorter last one.
-fn gso_run(queued: &[(SocketAddr, Vec<u8>)], max_segments: usize) -> usize {
-    let Some(((destination, first), rest)) = queued.split_first() else {
+/// How many datagrams from the start of `queued` (sorted by destination and source) one GSO
+/// send can carry: same destination and source, all as long as the first except a shorter
+/// last one.
+fn gso_run(queued: &[Queued], max_segments: usize) -> usize {
+    let Some((first, rest)) = queued.split_first() else {
         return 0;
     };
-    let size = first.len();
+    let size = first.contents.len();
     let mut run = 1;
     let mut bytes = size;
-    for (next_destination, contents) in rest {
+    for Queued {
+        destination,
+        source_ip,
+        contents,
+    } in rest
+    {
         if run == max_segments
-            || next_destination != destination
+            || *destination != first.destination
+            || *source_ip != first.source_ip
             || contents.len() > size
             || bytes + contents.len() > MAX_BATCH_BYTES
         {
@@ -155,8 +165,9 @@ impl Default for RecvBuffers {
 }
 
 impl RecvBuffers {
-    /// The datagrams of the last read, in arrival order, split at GRO boundaries.
-    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+    /// The datagrams of the last read, in arrival order, split at GRO boundaries: where each
+    /// came from, the local IP it was sent to (when the OS says), and its bytes.
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, Option<IpAddr>, &[u8])> {
         self.meta[..self.filled]
             .iter()
             .zip(self.storage.chunks(MAX_BATCH_BYTES))
@@ -168,7 +179,7 @@ impl RecvBuffers {
                 };
                 slot[..meta.len]
                     .chunks(stride.max(1))
-                    .map(move |datagram| (meta.addr, datagram))
+                    .map(move |datagram| (meta.addr, meta.dst_ip, datagram))
             })
     }
 }
@@ -176,15 +187,40 @@ impl RecvBuffers {
 /// Datagrams waiting to be sent, and how many sends failed so far.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    queued: Vec<(SocketAddr, Vec<u8>)>,
+    queued: Vec<Queued>,
     /// Reused buffer of one GSO send.
     batch: Vec<u8>,
     pub(crate) dropped: u64,
 }
 
+/// A datagram in the [`Outbox`].
+#[derive(Debug)]
+struct Queued {
+    destination: SocketAddr,
+    /// The local IP it must leave from (a socket bound to a wildcard address has several),
+    /// or `None` for the one the OS picks.
+    source_ip: Option<IpAddr>,
+    contents: Vec<u8>,
+}
+
 impl Outbox {
+    /// Queues a datagram leaving from the IP the OS picks for `destination`.
     pub(crate) fn push(&mut self, destination: SocketAddr, contents: Vec<u8>) {
-        self.queued.push((destination, contents));
+        self.push_from(None, destination, contents);
+    }
+
+    /// Queues a datagram leaving from `source_ip` (one of the socket's addresses), if given.
+    pub(crate) fn push_from(
+        &mut self,
+        source_ip: Option<IpAddr>,
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    ) {
+        self.queued.push(Queued {
+            destination,
+            source_ip,
+            contents,
+        });
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -196,10 +232,14 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn queued(entries: &[(u16, usize)]) -> Vec<(SocketAddr, Vec<u8>)> {
+    fn queued(entries: &[(u16, usize)]) -> Vec<Queued> {
         entries
             .iter()
-            .map(|&(port, len)| (SocketAddr::from(([127, 0, 0, 1], port)), vec![0; len]))
+            .map(|&(port, len)| Queued {
+                destination: SocketAddr::from(([127, 0, 0, 1], port)),
+                source_ip: None,
+                contents: vec![0; len],
+            })
             .collect()
     }
 
@@ -245,11 +285,58 @@ mod tests {
         while received.len() < sent.len() {
             receiver.readable().await.unwrap();
             receiver.try_recv(&mut buffers).unwrap();
-            for (from, datagram) in buffers.datagrams() {
+            for (from, _, datagram) in buffers.datagrams() {
                 assert_eq!(from, sender.local_addr().unwrap());
                 received.push(datagram.to_vec());
             }
         }
         assert_eq!(received, sent);
+    }
+
+    /// A wildcard-bound socket has many local addresses: it learns which one each datagram
+    /// came to, and answers from that one (a peer drops an ICE answer from another address).
+    /// 127.0.0.2 is a local address of its own on Linux, and the OS would answer a peer on
+    /// 127.0.0.1 from 127.0.0.1.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_wildcard_socket_knows_the_address_a_datagram_came_to_and_answers_from_it() {
+        let node = MediaSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+            .await
+            .unwrap();
+        let port = node.local_addr().unwrap().port();
+        let peer = MediaSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let alias = IpAddr::from([127, 0, 0, 2]);
+        let mut outbox = Outbox::default();
+        outbox.push(SocketAddr::new(alias, port), b"check".to_vec());
+        peer.io.writable().await.unwrap();
+        peer.send(&mut outbox);
+
+        let mut buffers = RecvBuffers::default();
+        let (from, to) = loop {
+            node.readable().await.unwrap();
+            if node.try_recv(&mut buffers).unwrap() > 0 {
+                let (from, to, datagram) = buffers.datagrams().next().unwrap();
+                assert_eq!(datagram, b"check");
+                break (from, to);
+            }
+        };
+        assert_eq!(from, peer.local_addr().unwrap());
+        assert_eq!(to, Some(alias));
+
+        outbox.push_from(to, from, b"answer".to_vec());
+        node.io.writable().await.unwrap();
+        node.send(&mut outbox);
+        assert_eq!(outbox.dropped, 0);
+        loop {
+            peer.readable().await.unwrap();
+            if peer.try_recv(&mut buffers).unwrap() > 0 {
+                let (from, _, datagram) = buffers.datagrams().next().unwrap();
+                assert_eq!(datagram, b"answer");
+                assert_eq!(from, SocketAddr::new(alias, port));
+                return;
+            }
+        }
     }
 }

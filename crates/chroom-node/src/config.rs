@@ -310,9 +310,11 @@ pub enum KadModeSetting {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaSection {
-    /// UDP address for all WebRTC links. Default `127.0.0.1:0`.
+    /// UDP address for all WebRTC links. Default `0.0.0.0:0`: the page is offered this
+    /// machine's interface addresses (Firefox will not use loopback ones).
     pub bind: Option<SocketAddr>,
-    /// IPs to offer as ICE host candidates. Default: the bound IP (127.0.0.1 for a wildcard).
+    /// IPs to offer other nodes as ICE host candidates. Default: the bound IP (127.0.0.1 for a
+    /// wildcard).
     #[serde(default)]
     pub advertise: Vec<IpAddr>,
     /// Most WebRTC links at once. Default 64.

@@ -1,13 +1,13 @@
 //! The actor's socket side: reading datagrams in batches, handing each to the link that
 //! accepts it (or holding it briefly until one does), and sending what the links produced.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use str0m::Input;
 use str0m::net::{Protocol, Receive};
 
-use super::MediaActor;
+use super::{LinkPeer, MediaActor};
 use crate::socket::{RECV_SLOTS, RecvBuffers};
 
 /// Datagrams that no link accepted yet, kept briefly. The DTLS ClientHello often arrives in the
@@ -31,8 +31,17 @@ const MAX_OUTBOX_HOLD: Duration = Duration::from_micros(20);
 pub(super) struct Unrouted {
     received_at: Instant,
     source: SocketAddr,
-    destination: SocketAddr,
+    arrival: Arrival,
     bytes: Vec<u8>,
+}
+
+/// Where a datagram for a link arrived.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Arrival {
+    /// Through this node's relay allocation, at its relayed address.
+    Relayed(SocketAddr),
+    /// At the socket, sent to `local_ip` (when the OS says).
+    Socket { local_ip: Option<IpAddr> },
 }
 
 impl MediaActor {
@@ -45,8 +54,8 @@ impl MediaActor {
                 Ok(received) => {
                     // Hop latency counts from here, the moment the batch left the kernel.
                     let now = Instant::now();
-                    for (source, datagram) in buffers.datagrams() {
-                        self.handle_datagram(now, datagram, source);
+                    for (source, local_ip, datagram) in buffers.datagrams() {
+                        self.handle_datagram(now, datagram, source, local_ip);
                         self.process();
                         if self
                             .scratch
@@ -84,7 +93,14 @@ impl MediaActor {
         }
     }
 
-    fn handle_datagram(&mut self, now: Instant, bytes: &[u8], source: SocketAddr) {
+    /// A datagram from `source` to this socket (at `local_ip`, when the OS says).
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        source: SocketAddr,
+        local_ip: Option<IpAddr>,
+    ) {
         if self.reflexive.handle_datagram(now, source, bytes) {
             self.poll_reflexive(now);
             return;
@@ -102,19 +118,40 @@ impl MediaActor {
             self.handle_relay_frame(now, bytes, source);
             return;
         }
-        self.receive_at(now, bytes, source, self.receive_addr);
+        self.receive_at(now, bytes, source, Arrival::Socket { local_ip });
     }
 
-    /// A datagram for a link, from `source` to `destination` (this socket, or the relayed
-    /// address it came to).
+    /// The host candidate a datagram that arrived at `arrival` came to, as ICE on a link to
+    /// `peer` must be told (it drops checks to an address that is none of the link's
+    /// candidates). A socket bound to one address has one. A wildcard bind has several: a page
+    /// is offered the machine's interface addresses, so for its links the IP the datagram was
+    /// sent to. Other nodes are offered the advertised addresses, which need not be local at
+    /// all (a cloud host's public IP, which its provider's NAT forwards to a private one): for
+    /// their links the first host candidate, whatever IP the datagram came to.
+    fn destination(&self, arrival: Arrival, peer: LinkPeer) -> SocketAddr {
+        let local_ip = match (arrival, peer) {
+            (Arrival::Relayed(relayed), _) => return relayed,
+            (Arrival::Socket { .. }, LinkPeer::Node) => return self.receive_addr,
+            (Arrival::Socket { local_ip }, LinkPeer::Page) => local_ip,
+        };
+        if !self.local_addr.ip().is_unspecified() {
+            return self.receive_addr;
+        }
+        local_ip
+            .map(|ip| SocketAddr::new(ip, self.local_addr.port()))
+            .filter(|addr| self.page_candidates.contains(addr))
+            .unwrap_or(self.receive_addr)
+    }
+
+    /// A datagram for a link, from `source`, that arrived at `arrival`.
     pub(super) fn receive_at(
         &mut self,
         now: Instant,
         bytes: &[u8],
         source: SocketAddr,
-        destination: SocketAddr,
+        arrival: Arrival,
     ) {
-        if self.demux(now, bytes, source, destination) {
+        if self.demux(now, bytes, source, arrival) {
             // A link just made progress: datagrams it could not take before may fit now.
             self.retry_unrouted(now);
             return;
@@ -126,39 +163,39 @@ impl MediaActor {
         self.unrouted.push_back(Unrouted {
             received_at: now,
             source,
-            destination,
+            arrival,
             bytes: bytes.to_vec(),
         });
     }
 
     /// Feeds a datagram to the link that accepts it; false if none does.
-    fn demux(
-        &mut self,
-        now: Instant,
-        bytes: &[u8],
-        source: SocketAddr,
-        destination: SocketAddr,
-    ) -> bool {
+    fn demux(&mut self, now: Instant, bytes: &[u8], source: SocketAddr, arrival: Arrival) -> bool {
         let Ok(contents) = bytes.try_into() else {
             tracing::trace!(%source, "unrecognised datagram");
             // Not WebRTC at all: count it as handled so it is never retried.
             return true;
         };
-        let input = Input::Receive(
+        // Which link takes a datagram does not depend on where it arrived (str0m goes by
+        // source, ICE credentials and DTLS state), only what the link is told does.
+        let page_destination = self.destination(arrival, LinkPeer::Page);
+        let mut input = Input::Receive(
             now,
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination,
+                destination: self.destination(arrival, LinkPeer::Node),
                 contents,
             },
         );
         let Some((id, state)) = self.links.iter_mut().find(|(_, s)| s.link.accepts(&input)) else {
             return false;
         };
+        if let (LinkPeer::Page, Input::Receive(_, receive)) = (state.peer, &mut input) {
+            receive.destination = page_destination;
+        }
         state.link.handle_input(input);
         state.last_source = Some(source);
-        state.last_via_relay = destination != self.receive_addr;
+        state.last_via_relay = matches!(arrival, Arrival::Relayed(_));
         state.next_timeout = now;
         self.dirty.push(*id);
         true
@@ -170,7 +207,7 @@ impl MediaActor {
             if now.saturating_duration_since(datagram.received_at) > UNROUTED_MAX_AGE {
                 continue;
             }
-            if !self.demux(now, &datagram.bytes, datagram.source, datagram.destination) {
+            if !self.demux(now, &datagram.bytes, datagram.source, datagram.arrival) {
                 self.unrouted.push_back(datagram);
             }
         }

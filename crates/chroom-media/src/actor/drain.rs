@@ -2,6 +2,7 @@
 //! to subscribers, playback slots and the node, keyframe requests upstream. The hot path of a
 //! relayer: scratch buffers are reused and nothing here allocates per packet.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,12 @@ impl MediaActor {
         let mut outputs = std::mem::take(&mut self.scratch.outputs);
         let mut connected = Vec::new();
         let events = &mut self.pending_events;
+        // Only a wildcard bind has several source addresses to choose from.
+        let local_ips: &[SocketAddr] = if self.local_addr.ip().is_unspecified() {
+            &self.page_candidates
+        } else {
+            &[]
+        };
         for id in ids {
             let Some(state) = self.links.get_mut(id) else {
                 continue;
@@ -155,6 +162,7 @@ impl MediaActor {
                             contents,
                         } => relayed::transmit(
                             self.relay_client.as_ref(),
+                            local_ips,
                             &mut self.outbox,
                             source,
                             destination,

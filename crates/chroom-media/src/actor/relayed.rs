@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::MediaActor;
+use super::datagrams::Arrival;
 use crate::api::{LinkClosed, MediaError, MediaEvent};
 use crate::relay::{
     self, AllocationRules, KEEPALIVE_INTERVAL, Pass, RelayFrame, RelayGrant, RelayToken,
@@ -64,9 +65,12 @@ pub(super) struct RelayClient {
 }
 
 /// Sends a link's datagram: through the relayer when it leaves from the relayed address,
-/// else straight from the socket.
+/// else straight from the socket, from the source address ICE chose when the socket has
+/// several (`local_ips`: the socket's own addresses among its candidates, for a wildcard
+/// bind; a peer drops a check's answer that comes from another address than it asked).
 pub(super) fn transmit(
     client: Option<&RelayClient>,
+    local_ips: &[SocketAddr],
     outbox: &mut Outbox,
     source: SocketAddr,
     destination: SocketAddr,
@@ -77,7 +81,10 @@ pub(super) fn transmit(
             let frame = relay::to_peer(&client.grant.token, destination, &contents);
             outbox.push(client.grant.server, frame);
         }
-        _ => outbox.push(destination, contents),
+        _ => {
+            let source_ip = local_ips.contains(&source).then_some(source.ip());
+            outbox.push_from(source_ip, destination, contents);
+        }
     }
 }
 
@@ -175,7 +182,7 @@ impl MediaActor {
                     return;
                 }
                 let relayed = client.grant.relayed;
-                self.receive_at(now, payload, peer, relayed);
+                self.receive_at(now, payload, peer, Arrival::Relayed(relayed));
             }
             None => tracing::trace!(%source, "malformed relay frame"),
         }
