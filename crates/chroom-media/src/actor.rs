@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use chroom_types::{LinkId, LinkMode, Track};
 use str0m::change::SdpPendingOffer;
 use str0m::config::DtlsCert;
-use str0m::{Input, Rtc};
+use str0m::{Candidate, Input, Rtc};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
@@ -438,6 +438,13 @@ impl MediaActor {
                     state.close(LinkClosed::ByRequest);
                 }
             }
+            Command::AddRemoteCandidates {
+                link,
+                candidates,
+                reply,
+            } => {
+                let _ = reply.send(self.add_remote_candidates(link, &candidates));
+            }
             Command::SendFrame {
                 track,
                 rtp_time,
@@ -568,6 +575,30 @@ impl MediaActor {
             .take()
             .ok_or(MediaError::NoPendingOffer { link })?;
         sdp::accept_answer(&mut state.link, pending, answer_sdp)?;
+        state.next_timeout = Instant::now();
+        Ok(())
+    }
+
+    fn add_remote_candidates(
+        &mut self,
+        link: LinkId,
+        candidates: &[String],
+    ) -> Result<(), MediaError> {
+        let state = self
+            .links
+            .get_mut(&link)
+            .ok_or(MediaError::UnknownLink { link })?;
+        let parsed = candidates
+            .iter()
+            .map(|line| {
+                Candidate::from_sdp_string(line).map_err(|e| MediaError::BadSdp {
+                    reason: format!("candidate {line:?}: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for candidate in parsed {
+            state.link.rtc_mut().add_remote_candidate(candidate);
+        }
         state.next_timeout = Instant::now();
         Ok(())
     }

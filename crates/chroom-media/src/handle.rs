@@ -69,6 +69,11 @@ pub(crate) enum Command {
     CloseLink {
         link: LinkId,
     },
+    AddRemoteCandidates {
+        link: LinkId,
+        candidates: Vec<String>,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
     SendFrame {
         track: Track,
         rtp_time: u64,
@@ -256,6 +261,22 @@ impl MediaHandle {
     /// candidate (`None`: no relayed path any more).
     pub async fn use_relay(&self, grant: Option<RelayGrant>) {
         let _ = self.commands.send(Command::UseRelay { grant }).await;
+    }
+
+    /// Adds ICE candidates the peer of `link` learned after its offer or answer (trickle ICE,
+    /// RFC 8838): each is an SDP `candidate:` attribute value, without the `a=`. Either all
+    /// are added or, if one does not parse, none ([`MediaError::BadSdp`]).
+    pub async fn add_remote_candidates(
+        &self,
+        link: LinkId,
+        candidates: Vec<String>,
+    ) -> Result<(), MediaError> {
+        self.request(|reply| Command::AddRemoteCandidates {
+            link,
+            candidates,
+            reply,
+        })
+        .await
     }
 
     /// Closes a link. Closing an unknown link does nothing.
