@@ -249,6 +249,12 @@ impl RunningNode {
         self.web.as_ref().map(|web| web.link.as_str())
     }
 
+    /// The Bearer token WHIP clients publish to this node with (`POST /whip/<room>`), if
+    /// its page is served. Like the page link, it acts for the node's account.
+    pub fn whip_token(&self) -> Option<&str> {
+        self.web.as_ref().map(|web| web.whip_token.as_str())
+    }
+
     /// When [`Self::start`] was called.
     pub fn started_at(&self) -> Instant {
         self.started_at

@@ -18,6 +18,9 @@
 //! Jupyter does); the link sets an HttpOnly, SameSite=Strict cookie and every request without
 //! it gets 401. The API's WebSocket and uploads must also come from this server's own page
 //! (an `Origin` naming it; none at all is refused too).
+//!
+//! WHIP ingest (RFC 9725, `web::whip`) lets a streaming tool publish into a room as the node's
+//! user, with a Bearer token derived from the page's key instead of the cookie.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::node::{NodeHandle, OwnRefusal};
 
 mod page;
+mod whip;
 
 use page::PageSession;
 
@@ -58,6 +62,9 @@ pub struct Served {
     pub addr: SocketAddr,
     /// The page's link, carrying its key: give it to the node's user only.
     pub link: String,
+    /// The Bearer token of the node's WHIP ingest (`POST /whip/<room>`, see the module
+    /// docs of `web::whip`): like the link, for the node's user only.
+    pub whip_token: String,
 }
 
 /// Binds `listen` and serves the page and API until `shutdown`.
@@ -70,11 +77,14 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("binding the web page on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    let key: Arc<str> = page_key()?.into();
+    let key: Arc<str> = random_hex(32)?.into();
+    let whip_token = whip::whip_token(&key);
     let state = WebState {
         node,
         pages_in: Arc::default(),
         key: key.clone(),
+        whip: whip::Sessions::default(),
+        whip_token: whip_token.clone().into(),
     };
     let app = Router::new()
         .route("/", get(index))
@@ -88,6 +98,7 @@ pub async fn serve(
         )
         .route("/api/files/{hash}", get(download))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .merge(whip::routes().layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES)))
         .with_state(state);
     let server = async move {
         let result = axum::serve(listener, app)
@@ -98,16 +109,21 @@ pub async fn serve(
         }
     };
     let link = format!("http://{addr}/?token={key}");
-    Ok((Served { addr, link }, server))
+    let served = Served {
+        addr,
+        link,
+        whip_token,
+    };
+    Ok((served, server))
 }
 
-/// A fresh secret for the page, 32 random bytes in hex.
-fn page_key() -> anyhow::Result<String> {
+/// `len` fresh random bytes in hex: the page's key, WHIP session ids.
+fn random_hex(len: usize) -> anyhow::Result<String> {
     use std::io::Read;
-    let mut bytes = [0u8; 32];
+    let mut bytes = vec![0u8; len];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(|e| anyhow::anyhow!("reading /dev/urandom for the page's key: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("reading /dev/urandom: {e}"))?;
     Ok(hex::encode(bytes))
 }
 
@@ -193,11 +209,66 @@ async fn app_css() -> Response {
 #[derive(Debug, Clone)]
 struct WebState {
     node: NodeHandle,
-    /// Pages in each room: the node leaves a room when its last page does (a user may have the
-    /// page open twice).
+    /// Pages and WHIP sessions in each room: the node leaves a room when the last of them does
+    /// (a user may have the page open twice, or stream into the room the page is in).
     pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
     /// The page's key (see the module docs).
     key: Arc<str>,
+    /// The WHIP publishers' sessions.
+    whip: whip::Sessions,
+    /// The WHIP clients' Bearer token.
+    whip_token: Arc<str>,
+}
+
+impl WebState {
+    /// Counts one more page or WHIP session in `room`, joining it as `participation` if
+    /// `Join::Always` or nothing of this node's user is there yet.
+    async fn enter_room(
+        &self,
+        room: RoomId,
+        participation: chroom_room::Participation,
+        join: Join,
+    ) -> anyhow::Result<()> {
+        let present = self.pages().get(&room).is_some_and(|count| *count > 0);
+        if join == Join::Always || !present {
+            self.node.join(room, participation).await?;
+        }
+        *self.pages().entry(room).or_default() += 1;
+        Ok(())
+    }
+
+    /// Counts one page or WHIP session less in `room`; the node leaves it with the last.
+    async fn leave_room(&self, room: RoomId) {
+        let last = {
+            let mut pages = self.pages();
+            let count = pages.entry(room).or_default();
+            *count = count.saturating_sub(1);
+            let last = *count == 0;
+            if last {
+                pages.remove(&room);
+            }
+            last
+        };
+        if last && let Err(e) = self.node.leave(room).await {
+            tracing::debug!(error = %e, "leaving room for a page");
+        }
+    }
+
+    fn pages(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, usize>> {
+        // A panic while holding this lock leaves a count, not a broken invariant: go on.
+        self.pages_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether [`WebState::enter_room`] joins a room the node's user is in already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// Joins again, with the new participation (a page asks for its own way in).
+    Always,
+    /// Keeps the participation of who is there (a WHIP publisher adds its media to it).
+    IfAbsent,
 }
 
 async fn upgrade(

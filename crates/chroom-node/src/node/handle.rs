@@ -399,6 +399,16 @@ impl NodeHandle {
         Ok((link, answer))
     }
 
+    /// Adds ICE candidates the user's browser (or WHIP client) trickled after its offer: SDP
+    /// `candidate:` attribute values.
+    pub async fn add_browser_candidates(
+        &self,
+        link: LinkId,
+        candidates: Vec<String>,
+    ) -> anyhow::Result<()> {
+        Ok(self.media.add_remote_candidates(link, candidates).await?)
+    }
+
     /// Closes a link to the user's browser.
     pub async fn close_browser_media(&self, link: LinkId) {
         self.media.close_link(link).await;

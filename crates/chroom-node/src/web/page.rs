@@ -2,8 +2,6 @@
 //! actions (join, media links, chat, files, screen, moderation, sign-in) and tells the page
 //! what changed (roster, playback places, chat, files, hosts' decisions).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -13,12 +11,12 @@ use chroom_proto::page::{
     decode_page_request,
 };
 use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
-use chroom_types::{Action, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track};
+use chroom_types::{Action, LinkId, Moderation, Role, RoomKind, RoomName, Track};
 use tokio::sync::broadcast;
 
 mod playback;
 
-use super::WebState;
+use super::{Join, WebState};
 use crate::files::{FetchState, FileStatus};
 use crate::node::{ChatMessage, ModerationNotice, NodeHandle, Participant, RoomStatus};
 
@@ -87,7 +85,7 @@ struct Closed;
 pub(super) struct PageSession {
     socket: WebSocket,
     node: NodeHandle,
-    pages_in: Arc<Mutex<HashMap<RoomId, usize>>>,
+    web: WebState,
     room: Option<RoomName>,
     /// `room`'s kind, from the registry check on joining.
     kind: Option<RoomKind>,
@@ -117,8 +115,8 @@ impl PageSession {
     pub(super) fn new(socket: WebSocket, web: WebState) -> Self {
         Self {
             socket,
-            node: web.node,
-            pages_in: web.pages_in,
+            node: web.node.clone(),
+            web,
             room: None,
             kind: None,
             may_publish: false,
@@ -448,10 +446,13 @@ impl PageSession {
             Err(e) => return self.error(e.to_string()).await,
         };
         self.leave_room().await;
-        if let Err(e) = self.node.join(room.id(), part.participation).await {
+        if let Err(e) = self
+            .web
+            .enter_room(room.id(), part.participation, Join::Always)
+            .await
+        {
             return self.error(format!("cannot join: {e:#}")).await;
         }
-        *self.pages().entry(room.id()).or_default() += 1;
         tracing::info!(room = %room.as_str(), "page joined room");
         self.room = Some(room.clone());
         self.kind = access.kind;
@@ -616,26 +617,7 @@ impl PageSession {
             return;
         };
         tracing::info!(room = %room.as_str(), "page left room");
-        let last = {
-            let mut pages = self.pages();
-            let count = pages.entry(room.id()).or_default();
-            *count = count.saturating_sub(1);
-            let last = *count == 0;
-            if last {
-                pages.remove(&room.id());
-            }
-            last
-        };
-        if last && let Err(e) = self.node.leave(room.id()).await {
-            tracing::debug!(error = %e, "leaving room for a page");
-        }
-    }
-
-    fn pages(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, usize>> {
-        // A panic while holding this lock leaves a count, not a broken invariant: go on.
-        self.pages_in
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.web.leave_room(room.id()).await;
     }
 
     async fn error(&mut self, message: impl Into<String>) -> Result<(), Closed> {

@@ -396,6 +396,9 @@ async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
     if let Some(link) = node.page_link() {
         println!("web {link}");
     }
+    if let Some(token) = node.whip_token() {
+        println!("whip_token {token}");
+    }
     Ok(node)
 }
 

@@ -1,0 +1,369 @@
+//! WHIP ingest (RFC 9725): a standard WebRTC publisher (OBS, GStreamer's `whip-client`, a
+//! browser library) sends its camera and microphone into a room through this node, as the
+//! node's own user — the way the page's camera goes in.
+//!
+//! - `POST /whip/<room>` with an SDP offer (`application/sdp`) joins `<room>` (if no page of
+//!   this node is in it already) and answers `201 Created` with the SDP answer and the
+//!   session's `Location` (`/whip/<room>/<session>`). In a broadcast room whose registry
+//!   entry lets the node's account go live, the node goes live as the broadcast's root.
+//! - `PATCH <Location>` with `application/trickle-ice-sdpfrag` adds the client's trickled ICE
+//!   candidates (`204`); ICE restarts are not supported (`422`).
+//! - `DELETE <Location>` ends the session (`200`): the link closes and the node leaves the
+//!   room unless a page of this node is still in it.
+//! - `OPTIONS` on both answers CORS preflights; every answer allows any origin, since the
+//!   token, not a cookie, is what lets a request in.
+//!
+//! Every request but `OPTIONS` carries `Authorization: Bearer <token>`, where the token is
+//! derived from the page's key at start ([`whip_token`]) and printed with the page link: it
+//! acts for the node's account, so the registry decides whether it may publish or go live,
+//! but it does not open the page (a streaming tool given it cannot chat or moderate).
+//!
+//! Errors get RFC 9725's codes: `401` without the token, `415` for another content type,
+//! `400` for an offer or fragment that does not parse, `403` where the account may not
+//! publish, `404` for an unknown session, `503` when the registry or the media socket
+//! cannot take it now.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{options, post};
+use chroom_room::node::{OwnRefusal, page_part};
+use chroom_types::{Action, LinkId, RoomId, RoomKind, RoomName, Track};
+
+use super::{Join, WebState};
+
+/// The content type of an SDP offer or answer (RFC 4566).
+const SDP: &str = "application/sdp";
+/// The content type of a trickle ICE fragment (RFC 8840).
+const SDP_FRAG: &str = "application/trickle-ice-sdpfrag";
+/// Largest offer or fragment read: a WHIP offer has two m-lines and a few candidates.
+pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The context of the WHIP token's key derivation from the page's key (BLAKE3 `derive_key`).
+const TOKEN_CONTEXT: &str = "chroom 2026-12 whip bearer token from the page key";
+
+/// The WHIP sessions a node serves, by session id.
+pub(super) type Sessions = Arc<Mutex<HashMap<String, Session>>>;
+
+/// One WHIP publisher's session.
+#[derive(Debug)]
+pub(super) struct Session {
+    room: RoomId,
+    link: LinkId,
+    /// The ICE username fragment of the client's offer: a fragment naming another one is an
+    /// ICE restart.
+    ice_ufrag: Option<String>,
+}
+
+/// The Bearer token WHIP clients of the node whose page key is `page_key` present: the key
+/// itself would open the page, so the token is derived from it one way.
+pub(super) fn whip_token(page_key: &str) -> String {
+    hex::encode(blake3::derive_key(TOKEN_CONTEXT, page_key.as_bytes()))
+}
+
+/// The WHIP routes (outside the page's cookie check: they check their token).
+pub(super) fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/whip/{room}", post(publish).options(preflight))
+        .route(
+            "/whip/{room}/{session}",
+            options(preflight).patch(trickle).delete(end),
+        )
+        .layer(axum::middleware::map_response(allow_any_origin))
+}
+
+/// `POST /whip/<room>`: joins the room and answers the client's offer.
+async fn publish(
+    State(web): State<WebState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(refused) = refuse(&web, &headers, SDP, &body) {
+        return refused;
+    }
+    // What str0m would refuse only after the node joined the room.
+    let has_media = body.lines().any(|line| line.starts_with("m="));
+    if !body.trim_start().starts_with("v=0") || !has_media {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the body is not an SDP offer with media",
+        );
+    }
+    let room: RoomName = match room.parse() {
+        Ok(room) => room,
+        Err(e) => return problem(StatusCode::NOT_FOUND, &format!("not a room name: {e}")),
+    };
+    let access = match web.node.check_own_access(&room, Action::Listen).await {
+        Ok(Ok(access)) => access,
+        Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, &refusal.to_string());
+        }
+        Ok(Err(refusal)) => return problem(StatusCode::FORBIDDEN, &refusal.to_string()),
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
+    };
+    // In a broadcast room a publisher is its root or nothing: viewers send no media.
+    let live = access.kind == Some(RoomKind::Broadcast);
+    let part = match page_part(access, live) {
+        Ok(part) if part.may_publish => part,
+        Ok(_) => {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "this node's account may not send media in this room",
+            );
+        }
+        Err(e) => return problem(StatusCode::FORBIDDEN, &e.to_string()),
+    };
+    if let Err(e) = web
+        .enter_room(room.id(), part.participation, Join::IfAbsent)
+        .await
+    {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("cannot join: {e:#}"),
+        );
+    }
+    let ice_ufrag = attribute(&body, "ice-ufrag").map(str::to_owned);
+    let (link, answer) = match web.node.accept_browser_media(body, Track::Camera).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            web.leave_room(room.id()).await;
+            let e = format!("{e:#}");
+            let status = if e.contains("bad sdp") {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return problem(status, &format!("offer not accepted: {e}"));
+        }
+    };
+    let id = match super::random_hex(16) {
+        Ok(id) => id,
+        Err(e) => {
+            web.node.close_browser_media(link).await;
+            web.leave_room(room.id()).await;
+            return problem(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"));
+        }
+    };
+    tracing::info!(room = %room.as_str(), %link, session = %id, "whip publisher joined");
+    web.whip_sessions().insert(
+        id.clone(),
+        Session {
+            room: room.id(),
+            link,
+            ice_ufrag,
+        },
+    );
+    let location = format!("/whip/{}/{id}", room.as_str());
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, SDP.to_owned()),
+            (header::LOCATION, location),
+            (header::ETAG, format!("\"{id}\"")),
+        ],
+        answer,
+    )
+        .into_response()
+}
+
+/// `PATCH /whip/<room>/<session>`: the client's trickled candidates.
+async fn trickle(
+    State(web): State<WebState>,
+    Path((_, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(refused) = refuse(&web, &headers, SDP_FRAG, &body) {
+        return refused;
+    }
+    let (link, ice_ufrag) = {
+        let sessions = web.whip_sessions();
+        let Some(found) = sessions.get(&session) else {
+            return problem(StatusCode::NOT_FOUND, "no such whip session");
+        };
+        (found.link, found.ice_ufrag.clone())
+    };
+    if let Some(ufrag) = attribute(&body, "ice-ufrag")
+        && ice_ufrag.as_deref().is_some_and(|known| known != ufrag)
+    {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ice restarts are not supported: post a new offer",
+        );
+    }
+    let candidates: Vec<String> = body
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("a="))
+        .filter(|value| value.starts_with("candidate:"))
+        .map(str::to_owned)
+        .collect();
+    if candidates.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    match web.node.add_browser_candidates(link, candidates).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            let e = format!("{e:#}");
+            if e.contains("bad sdp") {
+                return problem(StatusCode::BAD_REQUEST, &e);
+            }
+            // The link closed under the session: it is over.
+            web.end_session(&session).await;
+            problem(StatusCode::NOT_FOUND, &e)
+        }
+    }
+}
+
+/// `DELETE /whip/<room>/<session>`: the client stops publishing.
+async fn end(
+    State(web): State<WebState>,
+    Path((_, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&web, &headers) {
+        return unauthorized();
+    }
+    if web.end_session(&session).await {
+        return StatusCode::OK.into_response();
+    }
+    problem(StatusCode::NOT_FOUND, "no such whip session")
+}
+
+/// `OPTIONS`: what a browser's CORS preflight asks (RFC 9725 §4.2).
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            ("accept-post", SDP),
+            ("accept-patch", SDP_FRAG),
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS.as_str(),
+                "POST, PATCH, DELETE, OPTIONS",
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS.as_str(),
+                "Authorization, Content-Type, If-Match",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE.as_str(), "86400"),
+        ],
+    )
+        .into_response()
+}
+
+/// Every WHIP answer may be read by any page: requests are let in by their token.
+async fn allow_any_origin(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link"),
+    );
+    response
+}
+
+impl WebState {
+    /// Ends a WHIP session: closes its link and leaves its room unless a page is there.
+    /// Returns whether there was one.
+    async fn end_session(&self, session: &str) -> bool {
+        let Some(ended) = self.whip_sessions().remove(session) else {
+            return false;
+        };
+        tracing::info!(link = %ended.link, session, "whip publisher left");
+        self.node.close_browser_media(ended.link).await;
+        self.leave_room(ended.room).await;
+        true
+    }
+
+    fn whip_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // A panic while holding this lock leaves a map, not a broken invariant: go on.
+        self.whip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The answer for a request that lacks the token or sends `content_type`'s opposite, if
+/// it does.
+fn refuse(web: &WebState, headers: &HeaderMap, content_type: &str, body: &str) -> Option<Response> {
+    if !authorized(web, headers) {
+        return Some(unauthorized());
+    }
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::trim);
+    if !given.is_some_and(|given| given.eq_ignore_ascii_case(content_type)) {
+        return Some(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("send {content_type}"),
+        ));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Some(problem(StatusCode::PAYLOAD_TOO_LARGE, "too long"));
+    }
+    None
+}
+
+/// Whether a request carries this node's WHIP token.
+fn authorized(web: &WebState, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| super::same_secret(token.trim(), &web.whip_token))
+}
+
+fn unauthorized() -> Response {
+    tracing::warn!("refused a whip request without this node's token");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "send the whip token this node printed when it started (Authorization: Bearer …)",
+    )
+        .into_response()
+}
+
+fn problem(status: StatusCode, why: &str) -> Response {
+    tracing::debug!(%status, why, "whip request refused");
+    (status, why.to_owned()).into_response()
+}
+
+/// The value of the first `a=<name>:` line of an SDP or SDP fragment.
+fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_derived_from_the_page_key_one_way() {
+        let token = whip_token("00ff");
+        assert_eq!(token.len(), 64);
+        assert_eq!(token, whip_token("00ff"));
+        assert_ne!(token, whip_token("00fe"));
+        assert_ne!(token, "00ff");
+    }
+
+    #[test]
+    fn sdp_attributes_are_read_from_their_lines() {
+        let frag = "a=ice-ufrag:abcd\r\na=ice-pwd:secret\r\nm=audio 9 RTP/AVP 0\r\n";
+        assert_eq!(attribute(frag, "ice-ufrag"), Some("abcd"));
+        assert_eq!(attribute(frag, "ice-pwd"), Some("secret"));
+        assert_eq!(attribute(frag, "ice-options"), None);
+    }
+}
