@@ -511,6 +511,17 @@ pub async fn run_aiortc_page(page_link: &str, room: &str, seconds: u64) -> serde
     run_json_client(command, "aiortc_page.py", Duration::from_secs(seconds + 60)).await
 }
 
+/// Runs `tests/interop/aiortc_whip.py` (aiortc as a WHIP publisher) against the WHIP endpoint
+/// `url` with `token`, sending `frames` video frames, and returns the JSON it prints.
+pub async fn run_aiortc_whip(url: &str, token: &str, frames: u64) -> serde_json::Value {
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(workspace_root().join("tests/interop/aiortc_whip.py"))
+        .args([url, token, &frames.to_string()]);
+    let timeout = Duration::from_secs(frames / 30 + 90);
+    run_json_client(command, "aiortc_whip.py", timeout).await
+}
+
 /// Runs `command` (a test client printing one JSON line) from the workspace root and returns
 /// what it printed. Panics with its error output if it fails or takes over `timeout`.
 async fn run_json_client(
