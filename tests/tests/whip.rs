@@ -256,6 +256,12 @@ async fn bad_whip_requests_get_rfc_status_codes_and_the_node_keeps_serving() {
     let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
     let path = "/whip/whip-desk";
 
+    // A client that goes away without a DELETE: its link never connects, and when it times
+    // out the session ends by itself (checked last).
+    let abandoned = http(addr, "POST", path, &[auth, sdp], OFFER).await;
+    assert_eq!(abandoned.status, 201, "{abandoned:?}");
+    let abandoned = abandoned.headers["location"].clone();
+
     // A browser's preflight needs no token and learns what it may send.
     let answer = http(
         addr,
@@ -380,6 +386,18 @@ async fn bad_whip_requests_get_rfc_status_codes_and_the_node_keeps_serving() {
     assert_eq!(answer.status, 404, "{answer:?}");
     let answer = http(addr, "PATCH", &location, &[auth, frag], candidates).await;
     assert_eq!(answer.status, 404, "{answer:?}");
+
+    eventually(
+        Duration::from_secs(40),
+        "the abandoned session to end",
+        || async {
+            let end = "a=end-of-candidates\r\n";
+            let answer = http(addr, "PATCH", &abandoned, &[auth, frag], end).await;
+            assert!([204, 404].contains(&answer.status), "{answer:?}");
+            (answer.status == 404).then_some(())
+        },
+    )
+    .await;
 
     // The registry decides: a stranger's node (account 3 has no role in the room) may not
     // publish there with its own token.

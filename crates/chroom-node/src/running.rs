@@ -130,6 +130,7 @@ impl RunningNode {
         let (frames_tx, frames_rx) = mpsc::channel(FRAME_BUFFER);
         let (chat_tx, _) = broadcast::channel(NOTICE_BUFFER);
         let (notices_tx, _) = broadcast::channel(NOTICE_BUFFER);
+        let (closed_links_tx, _) = broadcast::channel(NOTICE_BUFFER);
         let (views_tx, views_rx) = watch::channel(0);
         let files = Files::new(
             store.clone(),
@@ -181,6 +182,7 @@ impl RunningNode {
             account: account_tx,
             chat: chat_tx.clone(),
             notices: notices_tx.clone(),
+            closed_links: closed_links_tx.clone(),
             views: views_tx,
             links,
             frames: tap.clone(),
@@ -206,6 +208,7 @@ impl RunningNode {
             commands: commands_tx,
             chat: chat_tx,
             notices: notices_tx,
+            closed_links: closed_links_tx,
             views: views_rx,
         };
         let web = match config.web {

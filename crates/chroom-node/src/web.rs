@@ -99,11 +99,12 @@ pub async fn serve(
         .route("/api/files/{hash}", get(download))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .merge(whip::routes().layer(DefaultBodyLimit::max(whip::MAX_BODY_BYTES)))
-        .with_state(state);
+        .with_state(state.clone());
+    let sweep = whip::end_closed_sessions(state, shutdown.clone());
     let server = async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let (result, ()) = tokio::join!(serve.into_future(), sweep);
         if let Err(e) = result {
             tracing::warn!(error = %e, "web page server stopped");
         }

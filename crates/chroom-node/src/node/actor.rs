@@ -147,6 +147,8 @@ pub(crate) struct Parts {
     pub(crate) account: watch::Sender<Option<Acting>>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
+    /// Every link that closed, for those holding one (a WHIP session).
+    pub(crate) closed_links: broadcast::Sender<LinkId>,
     /// The core's view version, for pages to refresh when it moves.
     pub(crate) views: watch::Sender<u64>,
     pub(crate) links: LinkPeers,
@@ -391,6 +393,8 @@ impl NodeActor {
         match event {
             MediaEvent::LinkClosed { link, reason } => {
                 tracing::info!(%link, ?reason, "link closed");
+                // Nobody listening is fine.
+                let _ = self.parts.closed_links.send(link);
                 self.parts.links.remove(link);
                 self.core.handle_link_closed(Instant::now(), link);
             }

@@ -110,6 +110,7 @@ pub struct NodeHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
+    pub(crate) closed_links: broadcast::Sender<LinkId>,
     pub(crate) views: watch::Receiver<u64>,
 }
 
@@ -319,6 +320,11 @@ impl NodeHandle {
     /// which link, muted or sharing a screen), so a page refreshes at once instead of polling.
     pub fn view_changes(&self) -> watch::Receiver<u64> {
         self.views.clone()
+    }
+
+    /// Links that closed (by request, failure or timeout), from now on.
+    pub fn closed_links(&self) -> broadcast::Receiver<LinkId> {
+        self.closed_links.subscribe()
     }
 
     /// Hosts' decisions carried out on this node, from now on.

@@ -33,6 +33,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
 use chroom_room::node::{OwnRefusal, page_part};
 use chroom_types::{Action, LinkId, RoomId, RoomKind, RoomName, Track};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::{Join, WebState};
 
@@ -266,6 +268,34 @@ async fn allow_any_origin(mut response: Response) -> Response {
         HeaderValue::from_static("Location, ETag, Link"),
     );
     response
+}
+
+/// Ends the WHIP sessions whose link closes by itself (the client went away without a
+/// DELETE, or its link failed), until `shutdown`.
+pub(super) async fn end_closed_sessions(web: WebState, shutdown: CancellationToken) {
+    let mut closed = web.node.closed_links();
+    loop {
+        let link = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            link = closed.recv() => match link {
+                Ok(link) => link,
+                // Missed closes are found at the session's next request (its link is unknown).
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "whip sessions missed link closes");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let session = web
+            .whip_sessions()
+            .iter()
+            .find_map(|(id, session)| (session.link == link).then(|| id.clone()));
+        if let Some(session) = session {
+            web.end_session(&session).await;
+        }
+    }
 }
 
 impl WebState {
