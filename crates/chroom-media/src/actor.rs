@@ -438,6 +438,9 @@ impl MediaActor {
                     state.close(LinkClosed::ByRequest);
                 }
             }
+            Command::AcceptPlaybackOffer { offer_sdp, reply } => {
+                let _ = reply.send(self.accept_playback_offer(&offer_sdp));
+            }
             Command::AddRemoteCandidates {
                 link,
                 candidates,
@@ -563,6 +566,21 @@ impl MediaActor {
         self.insert_link(link, LinkPeer::Page, Some(built.pending), role);
         tracing::debug!(link = %offer.link, slots, "created playback offer");
         Ok(offer)
+    }
+
+    fn accept_playback_offer(&mut self, offer_sdp: &str) -> Result<(LinkId, String), MediaError> {
+        self.check_capacity()?;
+        let mut rtc = self.new_rtc(LinkMode::Frames, LinkPeer::Page);
+        let (answer, slot) = sdp::accept_playback_offer(&mut rtc, offer_sdp)?;
+        let link = self.new_link(rtc, LinkMode::Frames);
+        let id = link.id;
+        let role = LinkRole::Playback {
+            slots: vec![slot],
+            screen: None,
+        };
+        self.insert_link(link, LinkPeer::Page, None, role);
+        tracing::debug!(link = %id, "accepted playback offer");
+        Ok((id, answer))
     }
 
     fn accept_answer(&mut self, link: LinkId, answer_sdp: &str) -> Result<(), MediaError> {

@@ -69,6 +69,10 @@ pub(crate) enum Command {
     CloseLink {
         link: LinkId,
     },
+    AcceptPlaybackOffer {
+        offer_sdp: String,
+        reply: oneshot::Sender<Result<(LinkId, String), MediaError>>,
+    },
     AddRemoteCandidates {
         link: LinkId,
         candidates: Vec<String>,
@@ -208,6 +212,17 @@ impl MediaHandle {
             reply,
         })
         .await
+    }
+
+    /// Answers a player's offer to receive (WHEP): a playback link with one slot (its first
+    /// audio and video m-lines; an audio m-line is required) and no screen, showing what
+    /// [`Self::play`] says in slot 0.
+    pub async fn accept_playback_offer(
+        &self,
+        offer_sdp: String,
+    ) -> Result<(LinkId, String), MediaError> {
+        self.request(|reply| Command::AcceptPlaybackOffer { offer_sdp, reply })
+            .await
     }
 
     /// Shows what arrives on `source` in `slot` of the `playback` link (`None`: nothing).

@@ -273,6 +273,32 @@ pub(crate) fn create_playback_offer(
     })
 }
 
+/// Accepts a player's offer to receive (WHEP) on `rtc`: its first audio and first video
+/// m-line become the one slot the link shows. Returns the answer and the slot.
+pub(crate) fn accept_playback_offer(
+    rtc: &mut Rtc,
+    offer_sdp: &str,
+) -> Result<(String, SlotMids), MediaError> {
+    let (mut audio, mut video) = (None, None);
+    let mut kind = None;
+    for line in offer_sdp.lines().map(str::trim) {
+        if let Some(media) = line.strip_prefix("m=") {
+            kind = media.split(' ').next();
+        } else if let Some(mid) = line.strip_prefix("a=mid:") {
+            match kind {
+                Some("audio") if audio.is_none() => audio = Some(Mid::from(mid)),
+                Some("video") if video.is_none() => video = Some(Mid::from(mid)),
+                _ => {}
+            }
+        }
+    }
+    let audio = audio.ok_or_else(|| MediaError::BadSdp {
+        reason: "a playback offer needs an audio m-line".into(),
+    })?;
+    let answer = accept_offer(rtc, offer_sdp)?;
+    Ok((answer, SlotMids { audio, video }))
+}
+
 /// Completes the offer `pending` of `link` with the peer's answer. A bad answer closes the link.
 pub(crate) fn accept_answer(
     link: &mut Link,
