@@ -522,6 +522,16 @@ pub async fn run_aiortc_whip(url: &str, token: &str, frames: u64) -> serde_json:
     run_json_client(command, "aiortc_whip.py", timeout).await
 }
 
+/// Runs `tests/interop/aiortc_whep.py` (aiortc as a WHEP player) against the WHEP endpoint
+/// `url` with `token` for `seconds`, and returns the JSON it prints.
+pub async fn run_aiortc_whep(url: &str, token: &str, seconds: u64) -> serde_json::Value {
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(workspace_root().join("tests/interop/aiortc_whep.py"))
+        .args([url, token, &seconds.to_string()]);
+    run_json_client(command, "aiortc_whep.py", Duration::from_secs(seconds + 60)).await
+}
+
 /// Runs `command` (a test client printing one JSON line) from the workspace root and returns
 /// what it printed. Panics with its error output if it fails or takes over `timeout`.
 async fn run_json_client(

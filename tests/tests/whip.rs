@@ -9,12 +9,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::record::{RecordStats, Recorder};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
-use chroom_tests::{Chain, eventually, init_tracing, run_aiortc_whip, tcp_addr};
-use chroom_types::{MediaKind, RoomId};
+use chroom_tests::{
+    Chain, eventually, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip, tcp_addr,
+};
+use chroom_types::{MediaKind, RoomId, RoomKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 /// Video frames the test pattern runs for (30 per second).
 const STREAM_FRAMES: u64 = 360;
@@ -399,6 +403,17 @@ async fn bad_whip_requests_get_rfc_status_codes_and_the_node_keeps_serving() {
     )
     .await;
 
+    // WHEP takes the same token and gets the same checks; a player must offer to receive
+    // audio (the offer above only sends video).
+    let answer = http(addr, "POST", "/whep/whip-desk", &[sdp], OFFER).await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+    let answer = http(addr, "POST", "/whep/whip-desk", &[auth, frag], OFFER).await;
+    assert_eq!(answer.status, 415, "{answer:?}");
+    let answer = http(addr, "POST", "/whep/whip-desk", &[auth, sdp], OFFER).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let answer = http(addr, "DELETE", "/whep/whip-desk/0123abcd", &[auth], "").await;
+    assert_eq!(answer.status, 404, "{answer:?}");
+
     // The registry decides: a stranger's node (account 3 has no role in the room) may not
     // publish there with its own token.
     let stranger = chain
@@ -416,4 +431,64 @@ async fn bad_whip_requests_get_rfc_status_codes_and_the_node_keeps_serving() {
     assert_eq!(answer.status, 403, "{answer:?}");
     stranger.shutdown().await;
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_player_watches_a_broadcast_through_a_viewers_node() {
+    init_tracing();
+    // Account 1 broadcasts the fixtures; account 2 may only watch: its node serves a WHEP
+    // player (aiortc), which sees the broadcast through the node's place in the tree.
+    let (chain, room) = Chain::with_room_of_kind("whep-show", RoomKind::Broadcast).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = chain.node(&dir.path().join("root"), 1, &[]).await;
+    let (video, audio) = fixtures();
+    let source = MediaSource::load(Some(&video), Some(&audio)).unwrap();
+    root.join(
+        room,
+        Participation::Broadcast {
+            kinds: source.kinds(),
+            capacity: 4,
+        },
+    )
+    .await
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let playing = publish(&root, &source, Looping::Forever, cancel.clone());
+    let boot = [tcp_addr(&root).await];
+    let viewer = chain
+        .node_with(&dir.path().join("viewer"), 2, &boot, serve_page)
+        .await;
+    let url = format!("http://{}/whep/whep-show", viewer.web_addr().unwrap());
+    let token = viewer.whip_token().unwrap().to_owned();
+
+    // A listener's node may watch but not publish into the broadcast.
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/sdp"),
+    ];
+    let refused = http(
+        viewer.web_addr().unwrap(),
+        "POST",
+        "/whip/whep-show",
+        &headers,
+        OFFER,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+
+    let seen = tokio::select! {
+        seen = run_aiortc_whep(&url, &token, 12) => seen,
+        stopped = playing => panic!("the broadcaster stopped: {stopped:?}"),
+    };
+    cancel.cancel();
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["post"], 201, "{seen}");
+    assert_eq!(seen["delete"], 200, "{seen}");
+    assert!(seen["decoded"]["video"].as_u64() > Some(100), "{seen}");
+    assert!(seen["decoded"]["audio"].as_u64() > Some(200), "{seen}");
+    // The DELETE took the viewer's node out of the broadcast (no page of its user is in it).
+    left_room(&root, room, &viewer).await;
+    viewer.shutdown().await;
+    root.shutdown().await;
 }

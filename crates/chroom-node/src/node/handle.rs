@@ -430,6 +430,15 @@ impl NodeHandle {
         Ok(self.media.create_playback_offer(slots, audio_only).await?)
     }
 
+    /// Answers a player's offer to watch (WHEP): a link with one place, filled by
+    /// [`Self::play_in_browser`] with slot 0.
+    pub async fn accept_browser_playback_offer(
+        &self,
+        offer_sdp: String,
+    ) -> anyhow::Result<(LinkId, String)> {
+        Ok(self.media.accept_playback_offer(offer_sdp).await?)
+    }
+
     /// Completes a link this node offered its user's browser.
     pub async fn accept_browser_answer(
         &self,

@@ -13,6 +13,13 @@
 //! - `OPTIONS` on both answers CORS preflights; every answer allows any origin, since the
 //!   token, not a cookie, is what lets a request in.
 //!
+//! WHEP playback (the WHEP draft, draft-ietf-wish-whep) is the same the other way: `POST
+//! /whep/<room>` with a player's receive-only offer (an audio m-line, a video m-line) joins the
+//! room as the node's user would to watch it and answers with a link showing one member: the
+//! first this node receives from (in a broadcast, the broadcaster through the tree), the next
+//! when that one goes. `PATCH`, `DELETE` and `OPTIONS` on `/whep/<room>/<session>` are as for
+//! WHIP.
+//!
 //! Every request but `OPTIONS` carries `Authorization: Bearer <token>`, where the token is
 //! derived from the page's key at start ([`whip_token`]) and printed with the page link: it
 //! acts for the node's account, so the registry decides whether it may publish or go live,
@@ -25,6 +32,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -37,6 +45,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::{Join, WebState};
+use crate::node::NodeHandle;
 
 /// The content type of an SDP offer or answer (RFC 4566).
 const SDP: &str = "application/sdp";
@@ -44,6 +53,8 @@ const SDP: &str = "application/sdp";
 const SDP_FRAG: &str = "application/trickle-ice-sdpfrag";
 /// Largest offer or fragment read: a WHIP offer has two m-lines and a few candidates.
 pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How often a WHEP link checks whom it shows, besides whenever the node's view changes.
+const FEED_CHECK: Duration = Duration::from_secs(1);
 /// The context of the WHIP token's key derivation from the page's key (BLAKE3 `derive_key`).
 const TOKEN_CONTEXT: &str = "chroom 2026-12 whip bearer token from the page key";
 
@@ -58,6 +69,8 @@ pub(super) struct Session {
     /// The ICE username fragment of the client's offer: a fragment naming another one is an
     /// ICE restart.
     ice_ufrag: Option<String>,
+    /// A WHEP session's task choosing whom its link shows; cancelled when the session ends.
+    feeder: Option<CancellationToken>,
 }
 
 /// The Bearer token WHIP clients of the node whose page key is `page_key` present: the key
@@ -72,6 +85,11 @@ pub(super) fn routes() -> Router<WebState> {
         .route("/whip/{room}", post(publish).options(preflight))
         .route(
             "/whip/{room}/{session}",
+            options(preflight).patch(trickle).delete(end),
+        )
+        .route("/whep/{room}", post(play).options(preflight))
+        .route(
+            "/whep/{room}/{session}",
             options(preflight).patch(trickle).delete(end),
         )
         .layer(axum::middleware::map_response(allow_any_origin))
@@ -157,6 +175,7 @@ async fn publish(
             room: room.id(),
             link,
             ice_ufrag,
+            feeder: None,
         },
     );
     let location = format!("/whip/{}/{id}", room.as_str());
@@ -170,6 +189,122 @@ async fn publish(
         answer,
     )
         .into_response()
+}
+
+/// `POST /whep/<room>`: joins the room to watch it and answers the player's offer.
+async fn play(
+    State(web): State<WebState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(refused) = refuse(&web, &headers, SDP, &body) {
+        return refused;
+    }
+    let has_media = body.lines().any(|line| line.starts_with("m="));
+    if !body.trim_start().starts_with("v=0") || !has_media {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the body is not an SDP offer with media",
+        );
+    }
+    let room: RoomName = match room.parse() {
+        Ok(room) => room,
+        Err(e) => return problem(StatusCode::NOT_FOUND, &format!("not a room name: {e}")),
+    };
+    let access = match web.node.check_own_access(&room, Action::Listen).await {
+        Ok(Ok(access)) => access,
+        Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
+            return problem(StatusCode::SERVICE_UNAVAILABLE, &refusal.to_string());
+        }
+        Ok(Err(refusal)) => return problem(StatusCode::FORBIDDEN, &refusal.to_string()),
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
+    };
+    let part = match page_part(access, false) {
+        Ok(part) => part,
+        Err(e) => return problem(StatusCode::FORBIDDEN, &e.to_string()),
+    };
+    if let Err(e) = web
+        .enter_room(room.id(), part.participation, Join::IfAbsent)
+        .await
+    {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("cannot join: {e:#}"),
+        );
+    }
+    let ice_ufrag = attribute(&body, "ice-ufrag").map(str::to_owned);
+    let (link, answer) = match web.node.accept_browser_playback_offer(body).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            web.leave_room(room.id()).await;
+            let e = format!("{e:#}");
+            let status = if e.contains("bad sdp") {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return problem(status, &format!("offer not accepted: {e}"));
+        }
+    };
+    let id = match super::random_hex(16) {
+        Ok(id) => id,
+        Err(e) => {
+            web.node.close_browser_media(link).await;
+            web.leave_room(room.id()).await;
+            return problem(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"));
+        }
+    };
+    tracing::info!(room = %room.as_str(), %link, session = %id, "whep player joined");
+    let feeder = CancellationToken::new();
+    tokio::spawn(feed(web.node.clone(), room.id(), link, feeder.clone()));
+    web.whip_sessions().insert(
+        id.clone(),
+        Session {
+            room: room.id(),
+            link,
+            ice_ufrag,
+            feeder: Some(feeder),
+        },
+    );
+    let location = format!("/whep/{}/{id}", room.as_str());
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, SDP.to_owned()),
+            (header::LOCATION, location),
+            (header::ETAG, format!("\"{id}\"")),
+        ],
+        answer,
+    )
+        .into_response()
+}
+
+/// Keeps a WHEP link showing a member of `room`: the one it shows while this node receives
+/// from it, else the first this node receives from. Until `stop`.
+async fn feed(node: NodeHandle, room: RoomId, link: LinkId, stop: CancellationToken) {
+    let mut changes = node.view_changes();
+    let mut check = tokio::time::interval(FEED_CHECK);
+    let mut shown: Option<LinkId> = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            _ = check.tick() => {}
+            Ok(()) = changes.changed() => {}
+        }
+        let Ok(receiving) = node.receiving_from(room).await else {
+            return;
+        };
+        if shown.is_some_and(|shown| receiving.iter().any(|(_, from)| *from == shown)) {
+            continue;
+        }
+        let next = receiving.first().map(|(_, from)| *from);
+        if next != shown {
+            shown = next;
+            node.play_in_browser(link, 0, shown).await;
+        }
+    }
 }
 
 /// `PATCH /whip/<room>/<session>`: the client's trickled candidates.
@@ -305,7 +440,10 @@ impl WebState {
         let Some(ended) = self.whip_sessions().remove(session) else {
             return false;
         };
-        tracing::info!(link = %ended.link, session, "whip publisher left");
+        tracing::info!(link = %ended.link, session, "whip or whep session ended");
+        if let Some(feeder) = ended.feeder {
+            feeder.cancel();
+        }
         self.node.close_browser_media(ended.link).await;
         self.leave_room(ended.room).await;
         true
