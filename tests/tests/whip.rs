@@ -492,3 +492,55 @@ async fn a_whep_player_watches_a_broadcast_through_a_viewers_node() {
     viewer.shutdown().await;
     root.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_in_a_broadcast_room_goes_live_as_the_root_of_its_tree() {
+    init_tracing();
+    // Account 1 may broadcast: the WHIP stream makes its node the root. Account 2's node
+    // watches as a viewer, fed through the tree.
+    let (chain, room) = Chain::with_room_of_kind("whip-live", RoomKind::Broadcast).await;
+    let dir = tempfile::tempdir().unwrap();
+    let studio = chain
+        .node_with(&dir.path().join("studio"), 1, &[], serve_page)
+        .await;
+    let boot = [tcp_addr(&studio).await];
+    let mut viewer = chain.node(&dir.path().join("viewer"), 2, &boot).await;
+    let mut frames = viewer.take_frames().unwrap();
+    viewer
+        .join(
+            room,
+            Participation::View(vec![MediaKind::Audio, MediaKind::Video]),
+        )
+        .await
+        .unwrap();
+    let url = format!("http://{}/whip/whip-live", studio.web_addr().unwrap());
+    let token = studio.whip_token().unwrap().to_owned();
+    let client = run_aiortc_whip(&url, &token, 240);
+    let watched = async {
+        let mut video = BTreeSet::new();
+        let mut quiet = Duration::from_secs(40);
+        while let Ok(Some(frame)) = tokio::time::timeout(quiet, frames.recv()).await {
+            assert_eq!(frame.peer, studio.peer_id());
+            quiet = Duration::from_secs(3);
+            if frame.frame.kind == MediaKind::Video {
+                video.insert(frame.frame.rtp_time);
+            }
+        }
+        video
+    };
+    let (seen, video) = tokio::join!(client, watched);
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["post"], 201, "{seen}");
+    assert_eq!(seen["delete"], 200, "{seen}");
+    let (first, last) = (
+        *video.first().expect("video arrived"),
+        *video.last().unwrap(),
+    );
+    let sent = (last - first) / FRAME_TICKS + 1;
+    let received = video.len() as u64;
+    println!("broadcast viewer: {received} of the {sent} frames sent since its first");
+    assert!(received * 100 >= sent * 99, "{received} of {sent}");
+    assert!(received >= 150, "only {received} of 240 frames");
+    viewer.shutdown().await;
+    studio.shutdown().await;
+}
