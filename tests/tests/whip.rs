@@ -184,7 +184,7 @@ async fn a_whip_publisher_streams_into_a_conference_and_a_recorder_records_it() 
     );
     // What was sent before the studio's link to the recorder was up is gone; little was.
     assert!(
-        received * 10 >= sent_total * 8,
+        received * 10 >= sent_total * 9,
         "only {received} of {sent_total} frames"
     );
     assert!(audio_frames > 200, "audio frames: {audio_frames}");
@@ -540,7 +540,7 @@ async fn a_whip_publisher_in_a_broadcast_room_goes_live_as_the_root_of_its_tree(
     let received = video.len() as u64;
     println!("broadcast viewer: {received} of the {sent} frames sent since its first");
     assert!(received * 100 >= sent * 99, "{received} of {sent}");
-    assert!(received >= 150, "only {received} of 240 frames");
+    assert!(received >= 200, "only {received} of 240 frames");
     viewer.shutdown().await;
     studio.shutdown().await;
 }

@@ -95,100 +95,35 @@ pub(super) fn routes() -> Router<WebState> {
         .layer(axum::middleware::map_response(allow_any_origin))
 }
 
-/// `POST /whip/<room>`: joins the room and answers the client's offer.
+/// Which way a session's media goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// WHEP: the node sends the room to the client.
+    Play,
+    /// WHIP: the client sends into the room.
+    Publish,
+}
+
+impl Way {
+    /// The path the session's endpoint and resource live under.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Play => "whep",
+            Self::Publish => "whip",
+        }
+    }
+}
+
+/// `POST /whip/<room>`: joins the room and answers the client's offer to send.
 async fn publish(
     State(web): State<WebState>,
     Path(room): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Some(refused) = refuse(&web, &headers, SDP, &body) {
-        return refused;
-    }
-    // What str0m would refuse only after the node joined the room.
-    let has_media = body.lines().any(|line| line.starts_with("m="));
-    if !body.trim_start().starts_with("v=0") || !has_media {
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "the body is not an SDP offer with media",
-        );
-    }
-    let room: RoomName = match room.parse() {
-        Ok(room) => room,
-        Err(e) => return problem(StatusCode::NOT_FOUND, &format!("not a room name: {e}")),
-    };
-    let access = match web.node.check_own_access(&room, Action::Listen).await {
-        Ok(Ok(access)) => access,
-        Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, &refusal.to_string());
-        }
-        Ok(Err(refusal)) => return problem(StatusCode::FORBIDDEN, &refusal.to_string()),
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
-    };
-    // In a broadcast room a publisher is its root or nothing: viewers send no media.
-    let live = access.kind == Some(RoomKind::Broadcast);
-    let part = match page_part(access, live) {
-        Ok(part) if part.may_publish => part,
-        Ok(_) => {
-            return problem(
-                StatusCode::FORBIDDEN,
-                "this node's account may not send media in this room",
-            );
-        }
-        Err(e) => return problem(StatusCode::FORBIDDEN, &e.to_string()),
-    };
-    if let Err(e) = web
-        .enter_room(room.id(), part.participation, Join::IfAbsent)
+    open(web, &room, &headers, body, Way::Publish)
         .await
-    {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("cannot join: {e:#}"),
-        );
-    }
-    let ice_ufrag = attribute(&body, "ice-ufrag").map(str::to_owned);
-    let (link, answer) = match web.node.accept_browser_media(body, Track::Camera).await {
-        Ok(accepted) => accepted,
-        Err(e) => {
-            web.leave_room(room.id()).await;
-            let e = format!("{e:#}");
-            let status = if e.contains("bad sdp") {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            return problem(status, &format!("offer not accepted: {e}"));
-        }
-    };
-    let id = match super::random_hex(16) {
-        Ok(id) => id,
-        Err(e) => {
-            web.node.close_browser_media(link).await;
-            web.leave_room(room.id()).await;
-            return problem(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"));
-        }
-    };
-    tracing::info!(room = %room.as_str(), %link, session = %id, "whip publisher joined");
-    web.whip_sessions().insert(
-        id.clone(),
-        Session {
-            room: room.id(),
-            link,
-            ice_ufrag,
-            feeder: None,
-        },
-    );
-    let location = format!("/whip/{}/{id}", room.as_str());
-    (
-        StatusCode::CREATED,
-        [
-            (header::CONTENT_TYPE, SDP.to_owned()),
-            (header::LOCATION, location),
-            (header::ETAG, format!("\"{id}\"")),
-        ],
-        answer,
-    )
-        .into_response()
+        .unwrap_or_else(|refused| refused)
 }
 
 /// `POST /whep/<room>`: joins the room to watch it and answers the player's offer.
@@ -198,43 +133,48 @@ async fn play(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Some(refused) = refuse(&web, &headers, SDP, &body) {
-        return refused;
+    open(web, &room, &headers, body, Way::Play)
+        .await
+        .unwrap_or_else(|refused| refused)
+}
+
+/// Opens a WHIP or WHEP session: checks the request, joins `room` as the registry lets this
+/// node's account, and answers the offer (`201 Created`, the session's `Location`).
+async fn open(
+    web: WebState,
+    room: &str,
+    headers: &HeaderMap,
+    offer: String,
+    way: Way,
+) -> Result<Response, Response> {
+    if let Some(refused) = refuse(&web, headers, SDP, &offer) {
+        return Err(refused);
     }
-    let has_media = body.lines().any(|line| line.starts_with("m="));
-    if !body.trim_start().starts_with("v=0") || !has_media {
-        return problem(
+    // What str0m would refuse only after the node joined the room.
+    let has_media = offer.lines().any(|line| line.starts_with("m="));
+    if !offer.trim_start().starts_with("v=0") || !has_media {
+        return Err(problem(
             StatusCode::BAD_REQUEST,
             "the body is not an SDP offer with media",
-        );
+        ));
     }
-    let room: RoomName = match room.parse() {
-        Ok(room) => room,
-        Err(e) => return problem(StatusCode::NOT_FOUND, &format!("not a room name: {e}")),
-    };
-    let access = match web.node.check_own_access(&room, Action::Listen).await {
-        Ok(Ok(access)) => access,
-        Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, &refusal.to_string());
-        }
-        Ok(Err(refusal)) => return problem(StatusCode::FORBIDDEN, &refusal.to_string()),
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
-    };
-    let part = match page_part(access, false) {
-        Ok(part) => part,
-        Err(e) => return problem(StatusCode::FORBIDDEN, &e.to_string()),
-    };
+    let room: RoomName = room
+        .parse()
+        .map_err(|e| problem(StatusCode::NOT_FOUND, &format!("not a room name: {e}")))?;
+    let participation = participation(&web, &room, way).await?;
     if let Err(e) = web
-        .enter_room(room.id(), part.participation, Join::IfAbsent)
+        .enter_room(room.id(), participation, Join::IfAbsent)
         .await
     {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("cannot join: {e:#}"),
-        );
+        let why = format!("cannot join: {e:#}");
+        return Err(problem(StatusCode::SERVICE_UNAVAILABLE, &why));
     }
-    let ice_ufrag = attribute(&body, "ice-ufrag").map(str::to_owned);
-    let (link, answer) = match web.node.accept_browser_playback_offer(body).await {
+    let ice_ufrag = attribute(&offer, "ice-ufrag").map(str::to_owned);
+    let accepted = match way {
+        Way::Play => web.node.accept_browser_playback_offer(offer).await,
+        Way::Publish => web.node.accept_browser_media(offer, Track::Camera).await,
+    };
+    let (link, answer) = match accepted {
         Ok(accepted) => accepted,
         Err(e) => {
             web.leave_room(room.id()).await;
@@ -244,7 +184,7 @@ async fn play(
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            return problem(status, &format!("offer not accepted: {e}"));
+            return Err(problem(status, &format!("offer not accepted: {e}")));
         }
     };
     let id = match super::random_hex(16) {
@@ -252,23 +192,27 @@ async fn play(
         Err(e) => {
             web.node.close_browser_media(link).await;
             web.leave_room(room.id()).await;
-            return problem(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"));
+            return Err(problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("{e:#}"),
+            ));
         }
     };
-    tracing::info!(room = %room.as_str(), %link, session = %id, "whep player joined");
-    let feeder = CancellationToken::new();
-    tokio::spawn(feed(web.node.clone(), room.id(), link, feeder.clone()));
-    web.whip_sessions().insert(
-        id.clone(),
-        Session {
-            room: room.id(),
-            link,
-            ice_ufrag,
-            feeder: Some(feeder),
-        },
-    );
-    let location = format!("/whep/{}/{id}", room.as_str());
-    (
+    tracing::info!(room = %room.as_str(), %link, session = %id, ?way, "session opened");
+    let feeder = (way == Way::Play).then(|| {
+        let feeder = CancellationToken::new();
+        tokio::spawn(feed(web.node.clone(), room.id(), link, feeder.clone()));
+        feeder
+    });
+    let session = Session {
+        room: room.id(),
+        link,
+        ice_ufrag,
+        feeder,
+    };
+    web.whip_sessions().insert(id.clone(), session);
+    let location = format!("/{}/{}/{id}", way.path(), room.as_str());
+    Ok((
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, SDP.to_owned()),
@@ -277,7 +221,39 @@ async fn play(
         ],
         answer,
     )
-        .into_response()
+        .into_response())
+}
+
+/// How this node takes part in `room` for a session going `way`, if the registry lets its
+/// account: a publisher in a broadcast room goes live (its root or nothing: viewers send no
+/// media); a player watches as the page would.
+async fn participation(
+    web: &WebState,
+    room: &RoomName,
+    way: Way,
+) -> Result<chroom_room::Participation, Response> {
+    let access = match web.node.check_own_access(room, Action::Listen).await {
+        Ok(Ok(access)) => access,
+        Ok(Err(refusal @ OwnRefusal::Unavailable)) => {
+            return Err(problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &refusal.to_string(),
+            ));
+        }
+        Ok(Err(refusal)) => return Err(problem(StatusCode::FORBIDDEN, &refusal.to_string())),
+        Err(e) => {
+            return Err(problem(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")));
+        }
+    };
+    let live = way == Way::Publish && access.kind == Some(RoomKind::Broadcast);
+    match page_part(access, live) {
+        Ok(part) if way == Way::Play || part.may_publish => Ok(part.participation),
+        Ok(_) => Err(problem(
+            StatusCode::FORBIDDEN,
+            "this node's account may not send media in this room",
+        )),
+        Err(e) => Err(problem(StatusCode::FORBIDDEN, &e.to_string())),
+    }
 }
 
 /// Keeps a WHEP link showing a member of `room`: the one it shows while this node receives
@@ -440,7 +416,7 @@ impl WebState {
         let Some(ended) = self.whip_sessions().remove(session) else {
             return false;
         };
-        tracing::info!(link = %ended.link, session, "whip or whep session ended");
+        tracing::info!(link = %ended.link, session, "session ended");
         if let Some(feeder) = ended.feeder {
             feeder.cancel();
         }
