@@ -434,6 +434,63 @@ mod tests {
         );
     }
 
+    /// A player's offer to receive, as str0m makes it: `kinds` m-lines, receive-only.
+    fn player_offer(kinds: &[str0m::media::MediaKind]) -> String {
+        let now = Instant::now();
+        let mut player = new_rtc(
+            &addrs(&["127.0.0.1:9"]),
+            None,
+            None,
+            None,
+            LinkMode::Frames,
+            now,
+        );
+        let mut change = player.sdp_api();
+        for kind in kinds {
+            change.add_media(*kind, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, _pending) = change.apply().unwrap();
+        offer.to_sdp_string()
+    }
+
+    #[test]
+    fn a_players_first_audio_and_video_m_lines_make_its_one_slot() {
+        use str0m::media::MediaKind::{Audio, Video};
+        let offer = player_offer(&[Video, Audio, Video]);
+        let now = Instant::now();
+        let mut node = new_rtc(
+            &addrs(&["127.0.0.1:10"]),
+            None,
+            None,
+            None,
+            LinkMode::Frames,
+            now,
+        );
+        let (answer, slot) = accept_playback_offer(&mut node, &offer).unwrap();
+        assert!(answer.contains("a=sendonly"), "{answer}");
+        let mids: Vec<Mid> = offer
+            .lines()
+            .filter_map(|line| line.strip_prefix("a=mid:"))
+            .map(Mid::from)
+            .collect();
+        assert_eq!(slot.audio, mids[1]);
+        assert_eq!(slot.video, Some(mids[0]));
+
+        let video_only = player_offer(&[Video]);
+        let mut node = new_rtc(
+            &addrs(&["127.0.0.1:10"]),
+            None,
+            None,
+            None,
+            LinkMode::Frames,
+            now,
+        );
+        assert!(matches!(
+            accept_playback_offer(&mut node, &video_only),
+            Err(MediaError::BadSdp { .. })
+        ));
+    }
+
     #[test]
     fn a_socket_bound_to_one_address_offers_that_one() {
         let local: SocketAddr = "127.0.0.1:4002".parse().unwrap();
