@@ -14,7 +14,8 @@ use chroom_node::record::{RecordStats, Recorder};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
 use chroom_tests::{
-    Chain, eventually, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip, tcp_addr,
+    Chain, eventually, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip, run_page_scenario,
+    tcp_addr,
 };
 use chroom_types::{MediaKind, RoomId, RoomKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -477,8 +478,22 @@ async fn a_whep_player_watches_a_broadcast_through_a_viewers_node() {
     .await;
     assert_eq!(refused.status, 403, "{refused:?}");
 
-    let seen = tokio::select! {
-        seen = run_aiortc_whep(&url, &token, 12) => seen,
+    // aiortc, then Chromium on a page of another origin (`localhost` is not `127.0.0.1`):
+    // its fetches pass the CORS preflight.
+    let web = viewer.web_addr().unwrap();
+    let chromium_input = serde_json::json!({
+        "origin": format!("http://localhost:{}/", web.port()),
+        "url": url,
+        "token": token,
+        "seconds": 8,
+    });
+    let players = async {
+        let aiortc = run_aiortc_whep(&url, &token, 12).await;
+        let chromium = run_page_scenario("whep.mjs", chromium_input, Duration::from_secs(90)).await;
+        (aiortc, chromium)
+    };
+    let (seen, chromium) = tokio::select! {
+        seen = players => seen,
         stopped = playing => panic!("the broadcaster stopped: {stopped:?}"),
     };
     cancel.cancel();
@@ -487,6 +502,11 @@ async fn a_whep_player_watches_a_broadcast_through_a_viewers_node() {
     assert_eq!(seen["delete"], 200, "{seen}");
     assert!(seen["decoded"]["video"].as_u64() > Some(100), "{seen}");
     assert!(seen["decoded"]["audio"].as_u64() > Some(200), "{seen}");
+    assert_eq!(chromium["post"], 201, "{chromium}");
+    assert_eq!(chromium["state"], "connected", "{chromium}");
+    assert_eq!(chromium["delete"], 200, "{chromium}");
+    assert!(chromium["video_frames"].as_u64() > Some(100), "{chromium}");
+    assert!(chromium["audio_packets"].as_u64() > Some(200), "{chromium}");
     // The DELETE took the viewer's node out of the broadcast (no page of its user is in it).
     left_room(&root, room, &viewer).await;
     viewer.shutdown().await;
