@@ -60,6 +60,8 @@ pub(crate) struct Link {
     /// What a video m-line the peer added without naming its track carries (a browser's
     /// m-lines have random track ids).
     unnamed_video: Track,
+    /// The video tracks a keyframe arrived on: until one does, every frame asks for one.
+    keyframed: Vec<Track>,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
     failure: Option<String>,
 }
@@ -74,6 +76,7 @@ impl Link {
             send_mids: Mids::default(),
             recv_mids: Mids::default(),
             unnamed_video: Track::Camera,
+            keyframed: Vec::new(),
             failure: None,
         }
     }
@@ -352,8 +355,17 @@ impl Link {
                     MediaKind::Video
                 };
                 let track = self.received_track(Some(data.mid), kind);
-                if !data.contiguous && kind == MediaKind::Video {
-                    out.push(LinkOutput::KeyframeNeeded { track });
+                if kind == MediaKind::Video {
+                    if data.is_keyframe() && !self.keyframed.contains(&track) {
+                        self.keyframed.push(track);
+                    }
+                    // The request on connecting can come too early: the sender's source may
+                    // not be sending yet (a WHIP client still connecting), or its keyframe
+                    // was dropped while this link was held. Until a keyframe arrives, every
+                    // frame asks (the router's rate limit keeps that to one a second).
+                    if !data.contiguous || !self.keyframed.contains(&track) {
+                        out.push(LinkOutput::KeyframeNeeded { track });
+                    }
                 }
                 out.push(LinkOutput::Frame {
                     track,
