@@ -204,7 +204,9 @@ fn check_files(stats: &RecordStats) {
         (&recording.video_path, "vp8"),
         (&recording.audio_path, "opus"),
     ] {
-        let path = path.as_ref().expect("recorded");
+        let path = path
+            .as_ref()
+            .unwrap_or_else(|| panic!("no {codec} recorded: {stats:?}"));
         ffprobe_reads(path, codec);
     }
 }
