@@ -13,6 +13,7 @@ mod clock;
 pub mod config;
 pub mod files;
 pub mod identity;
+pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod record;
@@ -21,7 +22,7 @@ pub mod web;
 
 pub use config::{ConfigError, NodeConfig, Overrides};
 pub use node::{
-    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, RoomStatus,
-    TreePosition,
+    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, RoomReport,
+    RoomStatus, TreePosition,
 };
 pub use running::RunningNode;
