@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -57,7 +58,7 @@ struct Shared {
     started_at: Instant,
     node: NodeHandle,
     latest: watch::Receiver<Option<Snapshot>>,
-    failed_refreshes: std::sync::atomic::AtomicU64,
+    failed_refreshes: AtomicU64,
 }
 
 /// Binds `listen`, then serves `/metrics` and `/status` and refreshes the snapshot until
@@ -132,15 +133,11 @@ async fn refresh(
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "metrics snapshot failed");
-                shared
-                    .failed_refreshes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.failed_refreshes.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
                 tracing::debug!("metrics snapshot: the node did not answer in time");
-                shared
-                    .failed_refreshes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.failed_refreshes.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -148,9 +145,7 @@ async fn refresh(
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let snapshot = shared.latest.borrow().clone();
-    let failed = shared
-        .failed_refreshes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let failed = shared.failed_refreshes.load(Ordering::Relaxed);
     let text = render(
         &shared.peer_id,
         Instant::now(),

@@ -225,6 +225,14 @@ fn shipped_configs_parse() {
     let production = &parsed["production.toml"];
     assert!(production.registry.is_some() && !production.open_access);
     assert!(parsed["dev.toml"].open_access);
+    // Operators of public hosts and relayers get `/metrics` and `chroom status`, on loopback.
+    for name in ["production.toml", "relayer.toml"] {
+        let metrics = parsed[name]
+            .metrics
+            .unwrap_or_else(|| panic!("node-config/{name} has no [metrics]"));
+        assert!(metrics.ip().is_loopback(), "{name}: {metrics}");
+    }
+    assert_eq!(parsed["dev.toml"].metrics, None);
     // Public hosts and relayers give nodes behind NATs a relay; a home node does not.
     assert!(production.net.relay_service && parsed["relayer.toml"].net.relay_service);
     assert!(!parsed["dev.toml"].net.relay_service);
