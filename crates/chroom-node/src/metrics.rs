@@ -218,26 +218,26 @@ pub fn render(
         "Rooms this node is in.",
         snapshot.rooms.len() as f64,
     );
-    let per_room = [
+    let per_room: [(&str, &str, RoomValue); 4] = [
         (
             "chroom_room_members",
             "Other members heard in the room.",
-            (|r: &RoomReport| r.members) as fn(&RoomReport) -> usize,
+            |room| room.members,
         ),
         (
             "chroom_room_media_links",
             "Links carrying members' media to this node in the room.",
-            |r| r.media_links,
+            |room| room.media_links,
         ),
         (
             "chroom_room_feeding",
             "Members this node feeds in the room (subscribers or relay-tree children).",
-            |r| r.feeding,
+            |room| room.feeding,
         ),
         (
             "chroom_room_tree_attached",
             "1 when this node has a parent in the room's relay tree.",
-            |r| usize::from(r.tree_parent.is_some()),
+            |room| usize::from(room.tree_parent.is_some()),
         ),
     ];
     for (name, help, value) in per_room {
@@ -476,6 +476,9 @@ pub fn render(
     }
     out.finish()
 }
+
+/// One per-room gauge's value, read from a room's report.
+type RoomValue = fn(&RoomReport) -> usize;
 
 /// A metric family's type.
 #[derive(Debug, Clone, Copy)]
