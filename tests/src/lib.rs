@@ -3,6 +3,7 @@
 
 pub mod lab;
 pub mod lab_devnet;
+pub mod ops;
 pub mod process;
 
 use std::os::unix::fs::PermissionsExt;

@@ -167,6 +167,25 @@ impl NodeProcess {
         self.child.id()
     }
 
+    /// Where the node serves `/metrics` (its config has `[metrics]`; it prints the address
+    /// after its `peer_id` line). Panics, with the log's tail, if it printed none.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        log.lines()
+            .find_map(|line| {
+                line.strip_prefix("metrics http://")?
+                    .strip_suffix("/metrics")
+            })
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "chroom in {} printed no metrics address:\n{}",
+                    self.dir.display(),
+                    self.log_tail(LOG_TAIL_LINES)
+                )
+            })
+    }
+
     /// The node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id

@@ -1,6 +1,8 @@
 //! A broadcast carried by relayers on loopback: one broadcaster, three relayers, twelve
 //! viewers. The relayers are `chroom` processes; `kill -9` of one mid-stream: its viewers receive
-//! again within 2 s, and viewers under the other relayers miss no frame.
+//! again within 2 s, and viewers under the other relayers miss no frame. The relayers' `/metrics`
+//! (scraped and parsed as Prometheus text) count the viewers they feed, and their relay
+//! counters rise while they carry the broadcast.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use chroom_net::{Multiaddr, PeerId};
 use chroom_node::RunningNode;
 use chroom_room::Participation;
 use chroom_tests::process::NodeProcess;
-use chroom_tests::{Publisher, eventually, init_tracing, start_node, tcp_addr};
+use chroom_tests::{Publisher, eventually, init_tracing, ops, start_node, tcp_addr};
 use chroom_types::{MediaKind, RoomId, RoomName};
 
 const ROOM: &str = "concert";
@@ -40,6 +42,9 @@ bind = "127.0.0.1:0"
 upload_budget_kbps = {upload_budget_kbps}
 stream_kbps = {stream_kbps}
 rooms = ["{ROOM}"]
+
+[metrics]
+listen = "127.0.0.1:0"
 
 [log]
 filter = "chroom=info"
@@ -209,6 +214,51 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                     gaps.is_empty(),
                     "viewer {i} missed frames around the crash: {gaps:?}"
                 );
+            }
+            // Checked after the crash (a scrape before it would shift its timing): each
+            // surviving relayer's `/metrics` counts at least the viewers that name it their
+            // parent now, within its capacity, and its relay counter rises across two scrapes.
+            let mut parents = Vec::new();
+            for (node, _) in &viewers {
+                parents.push(node.tree_position(room).await.unwrap().parent);
+            }
+            let room_label = &room.to_string();
+            for i in (0..RELAYERS).filter(|i| *i != victim_index) {
+                let metrics = relayers[i].metrics_addr();
+                let named = parents
+                    .iter()
+                    .filter(|parent| **parent == Some(relayer_ids[i]))
+                    .count() as f64;
+                let forwarded = |scraped: &prometheus_parse::Scrape| {
+                    assert!(ops::is_counter(
+                        scraped,
+                        "chroom_relay_packets_forwarded_total"
+                    ));
+                    ops::sample(scraped, "chroom_relay_packets_forwarded_total", &[])
+                        .expect("relay counter")
+                };
+                let before = eventually(
+                    Duration::from_secs(10),
+                    &format!("relayer {i}'s metrics count the {named} viewers it feeds"),
+                    || async move {
+                        let scraped = ops::scrape(metrics).await;
+                        let labels = [("room", room_label.as_str()), ("part", "relay")];
+                        let feeding = ops::sample(&scraped, "chroom_room_feeding", &labels)?;
+                        let attached = ops::sample(&scraped, "chroom_room_tree_attached", &labels)?;
+                        let fits = (named..=f64::from(RELAY_CAPACITY)).contains(&feeding);
+                        (fits && attached == 1.0).then(|| forwarded(&scraped))
+                    },
+                )
+                .await;
+                eventually(
+                    Duration::from_secs(5),
+                    &format!("relayer {i}'s forwarded packets rise"),
+                    || async move {
+                        let scraped = ops::scrape(metrics).await;
+                        (forwarded(&scraped) > before).then_some(())
+                    },
+                )
+                .await;
             }
         })
         .await;

@@ -2,11 +2,13 @@
 //! own access is served from the registry cache during an RPC outage (but not past
 //! `max_staleness`, when links needing a right close until the chain is back, and a ban made
 //! meanwhile holds once it is), and a chat line
-//! comes back to its sender with the time its members see on it.
+//! comes back to its sender with the time its members see on it. The chat test also scrapes
+//! the listener's `/metrics` before and after the chat (it parses as Prometheus text, and its
+//! counters rise) and runs `chroom status` against it.
 
 use std::time::Duration;
 
-use chroom_tests::{Chain, eventually, init_tracing, take_part, tcp_addr, until_present};
+use chroom_tests::{Chain, eventually, init_tracing, ops, take_part, tcp_addr, until_present};
 
 use chroom_types::{Action, RoomName};
 
@@ -51,12 +53,40 @@ async fn a_chat_line_returns_to_its_sender_with_the_time_members_see() {
     let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
     let bootstrap = [tcp_addr(&speaker).await];
     let listener = chain
-        .node(&dir.path().join("listener"), 2, &bootstrap)
+        .node_with(&dir.path().join("listener"), 2, &bootstrap, |config| {
+            config.metrics = Some(([127, 0, 0, 1], 0).into());
+        })
         .await;
     take_part(&speaker, room).await;
     take_part(&listener, room).await;
     until_present(&speaker, room, 2).await;
     until_present(&listener, room, 2).await;
+    let metrics = listener.metrics_addr().expect("metrics served");
+    let room_label = &room.to_string();
+    let before = eventually(
+        Duration::from_secs(10),
+        "the metrics snapshot shows the room and its other member",
+        || async move {
+            let scraped = ops::scrape(metrics).await;
+            let members = ops::sample(
+                &scraped,
+                "chroom_room_members",
+                &[("room", room_label), ("part", "receive")],
+            );
+            (ops::sample(&scraped, "chroom_rooms", &[]) == Some(1.0) && members == Some(1.0))
+                .then_some(scraped)
+        },
+    )
+    .await;
+    let delivered = |scraped: &prometheus_parse::Scrape| {
+        ops::sample(
+            scraped,
+            "chroom_gossip_messages_total",
+            &[("verdict", "delivered")],
+        )
+        .expect("gossip counter")
+    };
+    assert!(ops::is_counter(&before, "chroom_gossip_messages_total"));
 
     let mut heard = listener.chat_messages();
     // Lines sent before the mesh takes the listener in are lost (gossip keeps nothing): send
@@ -85,6 +115,49 @@ async fn a_chat_line_returns_to_its_sender_with_the_time_members_see() {
         "the sender's echo carries the time members see"
     );
     assert_eq!(sent.account, Some(chain.account(1)));
+
+    let delivered_before = delivered(&before);
+    let after = eventually(
+        Duration::from_secs(10),
+        "the delivered chat lines show in /metrics",
+        || async move {
+            let scraped = ops::scrape(metrics).await;
+            (delivered(&scraped) > delivered_before).then_some(scraped)
+        },
+    )
+    .await;
+    let counter = |scraped: &prometheus_parse::Scrape, name: &str| {
+        ops::sample(scraped, name, &[]).unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert!(counter(&after, "chroom_uptime_seconds") > counter(&before, "chroom_uptime_seconds"));
+    assert!(
+        counter(&after, "chroom_registry_lookups_total") >= 1.0
+            && counter(&after, "chroom_registry_facts_read_total") >= 1.0,
+        "the speaker's account was looked up in the registry"
+    );
+    assert!(counter(&after, "chroom_registry_head_block") >= 1.0);
+    assert_eq!(counter(&after, "chroom_registry_stale"), 0.0);
+
+    let status = tokio::process::Command::new(chroom_tests::process::chroom_binary())
+        .args(["status", "--addr", &metrics.to_string()])
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "chroom status: {printed}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(printed.contains("health ok"), "{printed}");
+    assert!(
+        printed.contains(&format!("{room_label} receive: 1 members")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&listener.peer_id().to_base58()),
+        "{printed}"
+    );
     listener.shutdown().await;
     speaker.shutdown().await;
 }

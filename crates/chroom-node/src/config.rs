@@ -44,6 +44,8 @@ pub struct FileConfig {
     /// `[files]`: files shared in rooms.
     #[serde(default)]
     pub files: FilesSection,
+    /// `[metrics]`: Prometheus `/metrics` and `chroom status`. Absent: not served.
+    pub metrics: Option<MetricsSection>,
 }
 
 /// `[files]`: files shared in rooms.
@@ -411,6 +413,8 @@ pub struct NodeConfig {
     pub file_serve_kbps: u32,
     /// Which files other members share this node fetches, and how much it keeps.
     pub file_limits: FileLimits,
+    /// Where `/metrics` and `/status` are served; `None` serves neither.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Upload spent serving file chunks when the config does not say: 4 MB/s.
@@ -646,6 +650,7 @@ impl NodeConfig {
                 None => DEFAULT_FILE_SERVE_KBPS,
             },
             file_limits: file_limits(&parsed.files),
+            metrics: metrics_listen(parsed.metrics).map_err(error)?,
         };
         config.check_access().map_err(error)?;
         Ok(config)
@@ -689,6 +694,7 @@ impl NodeConfig {
             web: None,
             file_serve_kbps: DEFAULT_FILE_SERVE_KBPS,
             file_limits: FileLimits::default(),
+            metrics: None,
         }
     }
 }
@@ -704,6 +710,37 @@ fn file_limits(section: &FilesSection) -> FileLimits {
         total_quota: size(section.total_quota, defaults.total_quota),
         max_room_files: section.max_room_files.unwrap_or(defaults.max_room_files),
     }
+}
+
+/// `[metrics]`: where a node serves Prometheus `/metrics` and the `/status` that
+/// `chroom status` reads (docs/OPERATIONS.md lists the metrics).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// HTTP address, e.g. `127.0.0.1:9464`. Both endpoints are unauthenticated and read-only;
+    /// they name the rooms this node is in and its peers.
+    pub listen: SocketAddr,
+    /// Serve on an address other machines can reach (for a Prometheus server elsewhere:
+    /// anyone who can reach it learns which rooms this node is in). Default false: a
+    /// non-loopback `listen` is refused.
+    #[serde(default)]
+    pub allow_remote: bool,
+}
+
+/// `[metrics]`'s address, refusing one other machines can reach unless allowed.
+fn metrics_listen(section: Option<MetricsSection>) -> Result<Option<SocketAddr>, String> {
+    let Some(section) = section else {
+        return Ok(None);
+    };
+    if !section.listen.ip().is_loopback() && !section.allow_remote {
+        return Err(format!(
+            "metrics.listen: {} can be reached from other machines, and /metrics and /status \
+             tell anyone who asks which rooms this node is in; serve them on loopback, or set \
+             metrics.allow_remote = true",
+            section.listen
+        ));
+    }
+    Ok(Some(section.listen))
 }
 
 /// Bitrate of one broadcast stream when the config does not say.

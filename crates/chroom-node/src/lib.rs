@@ -5,7 +5,8 @@
 //! This crate decides nothing about rooms (that is `chroom-room`'s `NodeCore`, which the
 //! [`node`] runtime feeds and obeys) and speaks no protocol itself (that is `chroom-net` and
 //! `chroom-media`); it owns process concerns: config files, the node key on disk, logging, the
-//! CLI and its exit codes, and the page and API it serves its user ([`web`]). How its tasks
+//! CLI and its exit codes, the page and API it serves its user ([`web`]), and its operators'
+//! `/metrics` and `chroom status` ([`metrics`]). How its tasks
 //! fit together: `docs/runtime.md`.
 
 pub mod admin;
@@ -13,6 +14,7 @@ mod clock;
 pub mod config;
 pub mod files;
 pub mod identity;
+pub mod metrics;
 pub mod node;
 pub mod publish;
 pub mod record;
@@ -21,7 +23,7 @@ pub mod web;
 
 pub use config::{ConfigError, NodeConfig, Overrides};
 pub use node::{
-    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, RoomStatus,
-    TreePosition,
+    ChatMessage, NodeFrame, NodeHandle, NodeStats, OwnAccess, OwnRefusal, Participant, RoomReport,
+    RoomStatus, TreePosition,
 };
 pub use running::RunningNode;

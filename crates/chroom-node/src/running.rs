@@ -43,6 +43,8 @@ pub struct RunningNode {
     handle: NodeHandle,
     /// Where the user's page is served, if configured.
     web: Option<crate::web::Served>,
+    /// Where `/metrics` and `/status` are served, if configured.
+    metrics: Option<std::net::SocketAddr>,
     frames: Option<mpsc::Receiver<NodeFrame>>,
     tap: FrameTap,
     shutdown: CancellationToken,
@@ -222,9 +224,26 @@ impl RunningNode {
             }
             None => None,
         };
+        let metrics = match config.metrics {
+            Some(listen) => {
+                let (addr, server, refresher) = crate::metrics::serve(
+                    listen,
+                    handle.clone(),
+                    started_at,
+                    shutdown.child_token(),
+                )
+                .await?;
+                tasks.spawn(server);
+                tasks.spawn(refresher);
+                tracing::info!(%addr, "metrics served");
+                Some(addr)
+            }
+            None => None,
+        };
         let node = Self {
             handle,
             web,
+            metrics,
             frames: Some(frames_rx),
             tap,
             shutdown,
@@ -245,6 +264,11 @@ impl RunningNode {
     /// Where the user's page is served (`[web] listen`), if it is.
     pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
         self.web.as_ref().map(|web| web.addr)
+    }
+
+    /// Where `/metrics` and `/status` are served (`[metrics] listen`), if they are.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
     }
 
     /// The link that opens the user's page (it carries the page's key), if it is served.

@@ -49,7 +49,11 @@ pub struct OverlayConfig {
     /// How long a member whose parent's media stopped ([`Overlay::handle_parent_silent`])
     /// waits for the parent to say it is repairing before taking it as gone. Default 250 ms:
     /// five median round trips. A parent whose own feed stopped has usually said so already
-    /// (it tells its children when it notices, as early as they do).
+    /// (it tells its children when it notices, as early as they do). A member whose quickest
+    /// answer to a join took longer gives twice that round trip instead: on a long link (a
+    /// satellite, a far mobile network) a fixed 250 ms would take every live parent for gone,
+    /// and such a member would move from parent to parent forever. (The acceptance alone
+    /// would overstate it: it may wait for a registry lookup.)
     pub probe_timeout: Duration,
     /// How long a new parent's link may take to carry media before the parent is probed: a
     /// dead one says nothing and is left, a live one says it feeds this member
@@ -217,6 +221,9 @@ pub struct Overlay<P> {
     backups: Vec<Candidate<P>>,
     /// Whether the parent's media reaches this member.
     feed: Feed,
+    /// The quickest answer to a join in the search that found the parent: a round trip of
+    /// this member's own link (see [`Self::probe`]'s deadline).
+    parent_rtt: Option<Duration>,
     /// Whether the children were told this member's feed stopped (since it last flowed).
     children_told: bool,
     seek: Option<Seek<P>>,
@@ -316,6 +323,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             children: BTreeMap::new(),
             backups: Vec::new(),
             feed: Feed::Flowing,
+            parent_rtt: None,
             children_told: false,
             seek: None,
             reported: None,
@@ -409,6 +417,13 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             }
             return;
         }
+        if matches!(
+            message,
+            Message::Accepted { .. } | Message::Redirected { .. } | Message::Refused
+        ) && let Some(seek) = &mut self.seek
+        {
+            seek.note_answer(now, from);
+        }
         match message {
             Message::Join {
                 below_level,
@@ -429,7 +444,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 } else if let Some(seek) = self
                     .seek
                     .as_mut()
-                    .filter(|s| s.tried.contains(&from) && s.current.is_none())
+                    .filter(|s| s.tried.contains_key(&from) && s.current.is_none())
                 {
                     // An answer that came after its request timed out, while the search has
                     // nobody left to ask: followed, or a slow network would never get past
@@ -1089,6 +1104,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     fn detach(&mut self) -> Option<P> {
         self.reported = None;
         self.feed = Feed::Flowing;
+        self.parent_rtt = None;
         self.parent.take()
     }
 

@@ -7,6 +7,7 @@
 //! node at once: during an outage the node serves from it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chroom_room::follower::{Follower, FollowerConfig, FollowerOutput, Freshness};
@@ -48,10 +49,37 @@ pub enum RegistryEvent {
     },
 }
 
+/// What a registry actor has done so far, for metrics: monotonic counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Lookups the node asked for (an account not yet known in a room).
+    pub lookups_requested: u64,
+    /// Lookups dropped because the actor's inbox was full (the room core's timeout answers).
+    pub lookups_dropped: u64,
+    /// Facts read from the chain (`access` calls answered), for lookups and changes.
+    pub facts_read: u64,
+    /// RPC calls that failed or timed out.
+    pub rpc_errors: u64,
+    /// The latest chain head the actor read (0 before the first).
+    pub head_block: u64,
+}
+
+/// The actor's counters, shared with its handles: atomics, so reading them never waits for
+/// the actor (which may sit in an RPC call for seconds).
+#[derive(Debug, Default)]
+struct SharedStats {
+    lookups_requested: AtomicU64,
+    lookups_dropped: AtomicU64,
+    facts_read: AtomicU64,
+    rpc_errors: AtomicU64,
+    head_block: AtomicU64,
+}
+
 /// Handle to a running [`RegistryActor`].
 #[derive(Debug, Clone)]
 pub struct RegistryHandle {
     lookups: mpsc::Sender<(RoomId, Account)>,
+    stats: Arc<SharedStats>,
 }
 
 impl RegistryHandle {
@@ -59,8 +87,22 @@ impl RegistryHandle {
     /// Never blocks: when the inbox is full the request is dropped and the room core's lookup
     /// timeout answers the waiting request.
     pub fn lookup(&self, room: RoomId, account: Account) {
+        self.stats.lookups_requested.fetch_add(1, Ordering::Relaxed);
         if self.lookups.try_send((room, account)).is_err() {
+            self.stats.lookups_dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(room = %room.fmt_short(), %account, "registry lookup queue full");
+        }
+    }
+
+    /// The actor's counters so far.
+    pub fn stats(&self) -> RegistryStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RegistryStats {
+            lookups_requested: read(&self.stats.lookups_requested),
+            lookups_dropped: read(&self.stats.lookups_dropped),
+            facts_read: read(&self.stats.facts_read),
+            rpc_errors: read(&self.stats.rpc_errors),
+            head_block: read(&self.stats.head_block),
         }
     }
 }
@@ -73,6 +115,7 @@ pub struct RegistryActor {
     follower: Follower<AccessRead>,
     lookups: mpsc::Receiver<(RoomId, Account)>,
     events: mpsc::Sender<RegistryEvent>,
+    stats: Arc<SharedStats>,
 }
 
 impl RegistryActor {
@@ -92,6 +135,7 @@ impl RegistryActor {
             cached.iter().map(|(room, account, _)| (*room, *account)),
         );
         let (tx, rx) = mpsc::channel(256);
+        let stats = Arc::new(SharedStats::default());
         Ok((
             Self {
                 client,
@@ -99,8 +143,9 @@ impl RegistryActor {
                 follower,
                 lookups: rx,
                 events,
+                stats: stats.clone(),
             },
-            RegistryHandle { lookups: tx },
+            RegistryHandle { lookups: tx, stats },
         ))
     }
 
@@ -144,7 +189,10 @@ impl RegistryActor {
         while let Some(output) = self.follower.poll_output() {
             match output {
                 FollowerOutput::FetchHead => match timed(self.client.head()).await {
-                    Ok(head) => self.follower.handle_head(Instant::now(), head),
+                    Ok(head) => {
+                        self.stats.head_block.store(head, Ordering::Relaxed);
+                        self.follower.handle_head(Instant::now(), head);
+                    }
                     Err(e) => self.rpc_failed("head", &e),
                 },
                 FollowerOutput::FetchChanges { from, to } => {
@@ -159,6 +207,7 @@ impl RegistryActor {
                     block,
                 } => match timed(self.client.access(room, account, block)).await {
                     Ok(read) => {
+                        self.stats.facts_read.fetch_add(1, Ordering::Relaxed);
                         self.follower
                             .handle_facts(Instant::now(), room, account, block, read);
                     }
@@ -228,6 +277,7 @@ impl RegistryActor {
 
     fn rpc_failed(&mut self, what: &str, error: &crate::RegistryError) {
         tracing::debug!(call = what, %error, "registry rpc failed");
+        self.stats.rpc_errors.fetch_add(1, Ordering::Relaxed);
         self.follower.handle_rpc_error(Instant::now());
     }
 

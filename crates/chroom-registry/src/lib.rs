@@ -13,5 +13,5 @@ pub mod actor;
 pub mod client;
 pub mod contract;
 
-pub use actor::{RegistryActor, RegistryEvent, RegistryHandle};
+pub use actor::{RegistryActor, RegistryEvent, RegistryHandle, RegistryStats};
 pub use client::{AccessRead, RegistryClient, RegistryError};

@@ -643,6 +643,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .min()
     }
 
+    /// The rooms this node is in, and how it takes part in each.
+    pub fn rooms(&self) -> impl Iterator<Item = (RoomId, &Participation)> + '_ {
+        self.rooms
+            .iter()
+            .map(|(room, state)| (*room, &state.participation))
+    }
+
     /// Whether this node is in `room`.
     pub fn is_in_room(&self, room: RoomId) -> bool {
         self.rooms.contains_key(&room)

@@ -225,6 +225,14 @@ fn shipped_configs_parse() {
     let production = &parsed["production.toml"];
     assert!(production.registry.is_some() && !production.open_access);
     assert!(parsed["dev.toml"].open_access);
+    // Operators of public hosts and relayers get `/metrics` and `chroom status`, on loopback.
+    for name in ["production.toml", "relayer.toml"] {
+        let metrics = parsed[name]
+            .metrics
+            .unwrap_or_else(|| panic!("node-config/{name} has no [metrics]"));
+        assert!(metrics.ip().is_loopback(), "{name}: {metrics}");
+    }
+    assert_eq!(parsed["dev.toml"].metrics, None);
     // Public hosts and relayers give nodes behind NATs a relay; a home node does not.
     assert!(production.net.relay_service && parsed["relayer.toml"].net.relay_service);
     assert!(!parsed["dev.toml"].net.relay_service);
@@ -354,4 +362,42 @@ fn stun_servers_are_socket_addresses() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("stun_servers"), "{err}");
+}
+
+#[test]
+fn metrics_are_off_unless_configured_and_on_loopback_unless_remote_is_allowed() {
+    assert_eq!(parse_open("").unwrap().metrics, None);
+    let local = parse_open("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+    assert_eq!(local.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+    let v6 = parse_open("[metrics]\nlisten = \"[::1]:9464\"\n").unwrap();
+    assert_eq!(v6.metrics, Some("[::1]:9464".parse().unwrap()));
+    let error = parse_open("[metrics]\nlisten = \"0.0.0.0:9464\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("dev.toml: metrics.listen: 0.0.0.0:9464")
+            && error.contains("allow_remote"),
+        "{error}"
+    );
+    let remote = parse_open("[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\n").unwrap();
+    assert_eq!(remote.metrics, Some("0.0.0.0:9464".parse().unwrap()));
+}
+
+#[test]
+fn bad_metrics_sections_name_the_key() {
+    let missing = parse_open("[metrics]\nallow_remote = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("listen"), "{missing}");
+    let bad_addr = parse_open("[metrics]\nlisten = \"localhost:9464\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad_addr.contains("dev.toml") && bad_addr.contains("listen"),
+        "{bad_addr}"
+    );
+    let unknown = parse_open("[metrics]\nlisten = \"127.0.0.1:9464\"\npath = \"/m\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("path"), "{unknown}");
 }

@@ -27,7 +27,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::api::{ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, TreePosition};
+use super::api::{
+    ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, RoomReport, TreePosition,
+};
 use super::frames::{FrameTap, LinkDirection, LinkPeers};
 use super::handle::{Acting, Command};
 use super::outbox::{MediaOrder, Outbox};

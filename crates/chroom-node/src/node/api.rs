@@ -3,7 +3,8 @@
 
 use chroom_media::{ReceivedFrame, RelayStats};
 use chroom_net::PeerId;
-use chroom_types::LinkId;
+use chroom_registry::RegistryStats;
+use chroom_types::{LinkId, RoomId};
 
 pub use chroom_room::node::{OwnAccess, OwnRefusal};
 
@@ -39,6 +40,23 @@ pub struct TreePosition {
     pub children: Vec<PeerId>,
 }
 
+/// One room this node is in, as `chroom status` and `/metrics` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomReport {
+    /// The room.
+    pub room: RoomId,
+    /// How this node takes part: `meet`, `publish`, `receive`, `broadcast`, `relay` or `view`.
+    pub part: &'static str,
+    /// Other members heard in the room (this node not counted).
+    pub members: usize,
+    /// Links carrying members' media to this node in the room.
+    pub media_links: usize,
+    /// Members this node feeds in the room (subscribers, or children in its relay tree).
+    pub feeding: usize,
+    /// The member feeding this node in the room's relay tree, if it uses one and is attached.
+    pub tree_parent: Option<PeerId>,
+}
+
 /// Counters of a node, for tests and the CLI.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeStats {
@@ -52,6 +70,13 @@ pub struct NodeStats {
     pub malformed_requests: u64,
     /// The registry is unreachable and the node serves cached memberships.
     pub registry_stale: bool,
+    /// How long the registry has been unreachable, in whole seconds (`None`: reachable).
+    pub registry_unreachable_secs: Option<u64>,
+    /// The registry has been unreachable past `max_staleness`: its cached verdicts are no
+    /// longer used, and peers whose right must be checked are refused (fail closed).
+    pub registry_cache_expired: bool,
+    /// What the registry actor has done (`None`: no registry, open access).
+    pub registry: Option<RegistryStats>,
     /// The latest refusal a publisher sent this node, in words.
     pub last_refusal: Option<String>,
     /// Peers whose identity binding this node has verified (on connect, or with a request).

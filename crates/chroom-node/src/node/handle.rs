@@ -18,8 +18,8 @@ use chroom_types::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::api::{
-    ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, Participant, RoomStatus,
-    TreePosition,
+    ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, Participant, RoomReport,
+    RoomStatus, TreePosition,
 };
 use crate::files::Files;
 
@@ -71,6 +71,7 @@ pub(crate) enum Command {
         room: RoomId,
         reply: oneshot::Sender<RoomStatus>,
     },
+    Rooms(oneshot::Sender<Vec<RoomReport>>),
     Receiving {
         room: RoomId,
         reply: oneshot::Sender<Vec<(PeerId, LinkId)>>,
@@ -364,6 +365,11 @@ impl NodeHandle {
             done,
         })
         .await
+    }
+
+    /// The rooms this node is in, with their members and links.
+    pub async fn rooms(&self) -> anyhow::Result<Vec<RoomReport>> {
+        self.ask(Command::Rooms).await
     }
 
     /// Current counters.

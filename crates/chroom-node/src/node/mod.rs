@@ -21,7 +21,7 @@ pub(crate) mod signaling;
 
 pub use api::{
     ChatMessage, ModerationNotice, NodeFrame, NodeStats, OwnAccess, OwnRefusal, Participant,
-    RoomStatus, TreePosition,
+    RoomReport, RoomStatus, TreePosition,
 };
 pub(crate) use handle::Acting;
 pub use handle::NodeHandle;

@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Overlay, Phase, Role};
 use crate::message::Message;
@@ -70,7 +70,8 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     }
 
     fn probe(&mut self, now: Instant, since: Instant, parent: P, starting: bool) {
-        let deadline = now + self.config.probe_timeout;
+        let round_trips = self.parent_rtt.map_or(Duration::ZERO, |rtt| rtt * 2);
+        let deadline = now + self.config.probe_timeout.max(round_trips);
         self.feed = Feed::Probing {
             since,
             deadline,

@@ -1,9 +1,9 @@
 //! Looking for a parent: which candidate to ask next, and what the answers do to the search.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
 
@@ -29,7 +29,11 @@ pub(super) struct Seek<P> {
     pub(super) fresh: Vec<Candidate<P>>,
     /// Candidates not asked yet in this round.
     pub(super) queue: Vec<Candidate<P>>,
-    pub(super) tried: HashSet<P>,
+    /// Candidates asked in this round, and when.
+    pub(super) tried: HashMap<P, Instant>,
+    /// The quickest answer to a join in this search: a redirect or a refusal needs no
+    /// registry lookup, so it shows the round trip of the links alone.
+    pub(super) fastest_answer: Option<Duration>,
     /// The candidate asked, until when, and the level bound the request carried.
     pub(super) current: Option<(P, Instant, Option<u32>)>,
     pub(super) hops: u32,
@@ -39,6 +43,16 @@ pub(super) struct Seek<P> {
     /// knew found nothing, and reports near it may be stale; the root redirects by the room
     /// of whole subtrees.
     pub(super) entry_first: bool,
+}
+
+impl<P: Copy + Eq + Hash> Seek<P> {
+    /// An answer to a join from `from` arrived.
+    pub(super) fn note_answer(&mut self, now: Instant, from: P) {
+        if let Some(asked) = self.tried.get(&from) {
+            let took = now.saturating_duration_since(*asked);
+            self.fastest_answer = Some(self.fastest_answer.map_or(took, |t| t.min(took)));
+        }
+    }
 }
 
 impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
@@ -61,7 +75,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         let late = self
             .seek
             .as_ref()
-            .filter(|s| s.tried.contains(&from))
+            .filter(|s| s.tried.contains_key(&from))
             .map(|_| self.seek_bound());
         let Some(below) = current.or(late) else {
             if self.parent != Some(from) {
@@ -85,6 +99,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             return;
         }
         let seek = self.seek.take().expect("checked above");
+        self.parent_rtt = seek.fastest_answer;
         let previous = self.parent.replace(from).filter(|old| *old != from);
         // A new link, whose silence is noticed anew. A member that lost its feed has none
         // until the link carries media ([`Self::handle_parent_flowing`]); one that moves
@@ -124,7 +139,8 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             started: now,
             fresh: Vec::new(),
             queue: Vec::new(),
-            tried: HashSet::new(),
+            tried: HashMap::new(),
+            fastest_answer: None,
             current: None,
             hops: 0,
             rounds: 0,
@@ -147,7 +163,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 .any(|c| c.peer == candidate.peer);
             if seek.queue.len() + seek.fresh.len() < MAX_QUEUED_CANDIDATES
                 && candidate.peer != self.local
-                && !seek.tried.contains(&candidate.peer)
+                && !seek.tried.contains_key(&candidate.peer)
                 && !known
             {
                 match freshness {
@@ -180,7 +196,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         seek.fresh.retain(usable);
         let entry_untried = self
             .entry
-            .filter(|e| !seek.tried.contains(e) && !self.children.contains_key(e));
+            .filter(|e| !seek.tried.contains_key(e) && !self.children.contains_key(e));
         let next = if seek.hops >= self.config.max_join_hops {
             None
         } else if (std::mem::take(&mut seek.entry_first) || seek.hops >= self.config.max_local_hops)
@@ -203,7 +219,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             shallowest(&seek.queue, self.entry).map(|index| seek.queue.swap_remove(index).peer)
         };
         if let Some(peer) = next {
-            seek.tried.insert(peer);
+            seek.tried.insert(peer, now);
             seek.hops += 1;
             seek.current = Some((peer, now + self.config.request_timeout, below));
             self.transmit(

@@ -951,6 +951,32 @@ fn a_silent_parent_that_says_it_feeds_gets_a_little_longer_once() {
 }
 
 #[test]
+fn a_parent_on_a_long_link_is_given_its_round_trip_to_answer_a_probe() {
+    // Found by the simulation: a viewer 300 ms from every parent took each live parent for
+    // gone (its answer came after the 250 ms probe timeout) and never got the broadcast.
+    let now = epoch();
+    let rtt = Duration::from_millis(400);
+    let mut viewer = member(now, 5, Role::Viewer);
+    viewer.join(now, ROOT).unwrap();
+    viewer.handle_message(now + rtt, ROOT, accepted(0));
+    sent(&mut viewer);
+    let silent = now + Duration::from_secs(2);
+    viewer.handle_parent_silent(silent);
+    assert_eq!(to(&sent(&mut viewer), ROOT), vec![Message::Probe]);
+    let answer = silent + rtt;
+    viewer.handle_timeout(answer - Duration::from_millis(1));
+    viewer.handle_message(answer, ROOT, Message::Feeding);
+    assert_eq!(viewer.parent(), Some(ROOT), "{:?}", events(&mut viewer));
+    // Unanswered past twice its round trip, it is gone.
+    let mut other = member(now, 6, Role::Viewer);
+    other.join(now, ROOT).unwrap();
+    other.handle_message(now + rtt, ROOT, accepted(0));
+    other.handle_parent_silent(silent);
+    other.handle_timeout(silent + rtt * 2);
+    assert_eq!(other.parent(), None);
+}
+
+#[test]
 fn would_take_says_what_a_join_would_get() {
     let now = epoch();
     let mut root = root(now, 1);

@@ -110,6 +110,19 @@ pub enum Participation {
 }
 
 impl Participation {
+    /// A short lowercase name of how this node takes part (`meet`, `publish`, `receive`,
+    /// `broadcast`, `relay`, `view`), for status lines and metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Broadcast { .. } => "broadcast",
+            Self::Publish(_) => "publish",
+            Self::Receive(_) => "receive",
+            Self::Meet { .. } => "meet",
+            Self::Relay { .. } => "relay",
+            Self::View(_) => "view",
+        }
+    }
+
     /// Whether this takes part in the room's relay tree rather than its mesh.
     pub fn uses_tree(&self) -> bool {
         matches!(

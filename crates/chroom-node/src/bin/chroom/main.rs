@@ -71,6 +71,16 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
     },
+    /// Print a running node's rooms, links and health, read from its `[metrics] listen`.
+    /// Exits non-zero when it reports a problem.
+    Status {
+        /// The running node's config file: its `[metrics] listen` is asked.
+        #[arg(long, default_value = "node-config/dev.toml")]
+        config: PathBuf,
+        /// Ask this address (`ip:port`) instead of the config's `[metrics] listen`.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
     /// Benchmarks (figures for docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -399,6 +409,9 @@ async fn start(args: &NodeArgs) -> anyhow::Result<RunningNode> {
     if let Some(token) = node.whip_token() {
         println!("whip_token {token}");
     }
+    if let Some(addr) = node.metrics_addr() {
+        println!("metrics http://{addr}/metrics");
+    }
     Ok(node)
 }
 
@@ -502,6 +515,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             node.shutdown().await;
+        }
+        Command::Status { config, addr } => {
+            let addr = match addr {
+                Some(addr) => addr,
+                None => NodeConfig::load(&config, &Overrides::default())?
+                    .metrics
+                    .with_context(|| {
+                        format!(
+                            "{} has no [metrics] section: the node serves no status (or pass \
+                             --addr)",
+                            config.display()
+                        )
+                    })?,
+            };
+            let report = chroom_node::metrics::fetch_status(addr).await?;
+            print!("{}", report.to_text());
+            anyhow::ensure!(
+                report.problems.is_empty(),
+                "the node reports {} problem(s)",
+                report.problems.len()
+            );
         }
         Command::Devnet(DevnetCommand::Up { port, dir, anvil }) => {
             init_tracing("chroom=info");

@@ -80,6 +80,9 @@ impl NodeActor {
             Command::Participants { room, reply } => {
                 let _ = reply.send(self.core.participants(room));
             }
+            Command::Rooms(reply) => {
+                let _ = reply.send(self.room_reports());
+            }
             Command::Receiving { room, reply } => {
                 let _ = reply.send(self.core.session().media_links(room));
             }
@@ -104,6 +107,13 @@ impl NodeActor {
                     requests_refused: counters.requests_refused,
                     malformed_requests: counters.malformed_requests,
                     registry_stale: counters.registry_stale,
+                    registry_unreachable_secs: self
+                        .core
+                        .session()
+                        .registry_unreachable_since()
+                        .map(|since| now.saturating_duration_since(since).as_secs()),
+                    registry_cache_expired: self.core.session().registry_cache_expired(),
+                    registry: self.parts.registry.as_ref().map(RegistryHandle::stats),
                     last_refusal: counters.last_refusal,
                     peers_with_accounts: self.core.peers_with_accounts(),
                     gossip_delivered: counters.gossip_delivered,
@@ -125,6 +135,30 @@ impl NodeActor {
                 });
             }
         }
+    }
+
+    /// Every room this node is in, for `chroom status` and `/metrics`.
+    fn room_reports(&self) -> Vec<RoomReport> {
+        let session = self.core.session();
+        session
+            .rooms()
+            .map(|(room, participation)| {
+                let members = self
+                    .core
+                    .participants(room)
+                    .iter()
+                    .filter(|member| !member.is_self)
+                    .count();
+                RoomReport {
+                    room,
+                    part: participation.name(),
+                    members,
+                    media_links: session.media_links(room).len(),
+                    feeding: session.subscriber_count(room) + session.tree_children(room).len(),
+                    tree_parent: session.tree_parent(room),
+                }
+            })
+            .collect()
     }
 
     /// Publishes `say` and tells `done` how it went (`alone_is_fine`: nobody listening in the
