@@ -853,9 +853,9 @@ fn tree_messages_to_a_peer_go_one_at_a_time() {
     assert_ne!(second[0].1, first[0].1);
 }
 
-#[test]
-fn a_waiting_report_is_replaced_by_a_newer_one_not_queued_behind_it() {
-    let now = epoch();
+/// A viewer in broadcast room "b1" whose join the root (peer 1) accepted: its first report to
+/// the root is out, unacknowledged. Returns the core, the room and the root.
+fn viewer_attached_under_the_root(now: Instant) -> (NodeCore<u32>, RoomId, u32) {
     let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
     let room: RoomId = "b1".parse::<RoomName>().unwrap().id();
     let root = 1;
@@ -868,20 +868,29 @@ fn a_waiting_report_is_replaced_by_a_newer_one_not_queued_behind_it() {
         candidates: Vec::new(),
     };
     core.handle_tree_request(now, InboundId(1), root, room, accepted);
-    let to_root = |outputs: &[NodeOutput<u32>]| {
-        outputs
-            .iter()
-            .filter_map(|o| match o {
-                NodeOutput::SendTree { peer, message, .. } if *peer == root => {
-                    Some(message.clone())
-                }
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
+    (core, room, root)
+}
+
+/// The tree messages among `outputs` sent to `peer`.
+fn tree_messages_to(outputs: &[NodeOutput<u32>], peer: u32) -> Vec<Message<u32>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            NodeOutput::SendTree {
+                peer: to, message, ..
+            } if *to == peer => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_waiting_report_is_replaced_by_a_newer_one_not_queued_behind_it() {
+    let now = epoch();
+    let (mut core, room, root) = viewer_attached_under_the_root(now);
     // The first report is out and unacknowledged: what follows waits.
     assert!(matches!(
-        to_root(&drain(&mut core))[..],
+        tree_messages_to(&drain(&mut core), root)[..],
         [Message::Report { .. }]
     ));
     let report = |deepest: u32| Message::Report {
@@ -901,53 +910,34 @@ fn a_waiting_report_is_replaced_by_a_newer_one_not_queued_behind_it() {
     core.queue_tree(root, room, Message::Probe);
     core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
     assert_eq!(
-        to_root(&drain(&mut core)),
+        tree_messages_to(&drain(&mut core), root),
         vec![report(22)],
         "only the newest"
     );
     core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
-    assert_eq!(to_root(&drain(&mut core)), vec![Message::Probe]);
+    assert_eq!(
+        tree_messages_to(&drain(&mut core), root),
+        vec![Message::Probe]
+    );
     core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
-    assert!(to_root(&drain(&mut core)).is_empty());
+    assert!(tree_messages_to(&drain(&mut core), root).is_empty());
 }
 
 #[test]
 fn a_tree_peer_that_stops_acknowledging_is_taken_as_gone() {
     let now = epoch();
-    let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
-    let room: RoomId = "b1".parse::<RoomName>().unwrap().id();
-    let root = 1;
-    core.join(now, room, Participation::View(vec![MediaKind::Video]));
-    core.handle_publishers(now, room, &[root]);
-    drain(&mut core);
-    core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);
-    let accepted = Message::Accepted {
-        level: 0,
-        candidates: Vec::new(),
-    };
-    core.handle_tree_request(now, InboundId(1), root, room, accepted);
-    let to_root = |outputs: &[NodeOutput<u32>]| {
-        outputs
-            .iter()
-            .filter_map(|o| match o {
-                NodeOutput::SendTree { peer, message, .. } if *peer == root => {
-                    Some(message.clone())
-                }
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
+    let (mut core, _, root) = viewer_attached_under_the_root(now);
     // Attached: it reports to its parent, which never acknowledges (it is gone).
-    let sent = to_root(&drain(&mut core));
+    let sent = tree_messages_to(&drain(&mut core), root);
     assert!(matches!(sent[..], [Message::Report { .. }]), "{sent:?}");
     let deadline = core.poll_timeout().expect("an acknowledgement is awaited");
     assert!(deadline <= now + TREE_ACK_TIMEOUT);
     core.handle_timeout(now + TREE_ACK_TIMEOUT - Duration::from_millis(1));
-    assert!(to_root(&drain(&mut core)).is_empty());
+    assert!(tree_messages_to(&drain(&mut core), root).is_empty());
     // Taken as gone: the search for a parent starts over and, nothing else being known, asks
     // the root again, no longer stuck behind the unanswered report.
     core.handle_timeout(now + TREE_ACK_TIMEOUT);
-    let asked = to_root(&drain(&mut core));
+    let asked = tree_messages_to(&drain(&mut core), root);
     assert!(matches!(asked[..], [Message::Join { .. }]), "{asked:?}");
 }
 
