@@ -638,3 +638,27 @@ pub fn compare_with_source(recorded: &Path, source: &MediaSource) -> Recorded {
             / header.timebase_den,
     }
 }
+
+/// The codec ffprobe reads in the recorded file at `path`, asserting ffprobe accepts the file
+/// without a complaint (a valid container, not just bytes).
+pub fn ffprobe_codec(path: &Path) -> String {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (scripts/setup.sh installs ffmpeg)");
+    assert!(
+        output.status.success() && output.stderr.is_empty(),
+        "ffprobe rejected {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

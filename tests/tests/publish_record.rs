@@ -2,13 +2,14 @@
 //! DHT, links over WebRTC and writes byte-identical frames to files ffprobe accepts.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chroom_node::RunningNode;
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_room::Participation;
-use chroom_tests::{Publisher, check_against_source, init_tracing, start_node, tcp_addr};
+use chroom_tests::{
+    Publisher, check_against_source, ffprobe_codec, init_tracing, start_node, tcp_addr,
+};
 use chroom_types::{MediaKind, RoomId, RoomName};
 
 /// Records from the room until `frames` video frames are written; returns the output dir.
@@ -44,27 +45,9 @@ async fn record(
 }
 
 fn ffprobe_ok(path: &Path) {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (scripts/setup.sh installs ffmpeg)");
+    let codec = ffprobe_codec(path);
     assert!(
-        output.status.success() && output.stderr.is_empty(),
-        "ffprobe rejected {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let codec = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        codec.trim() == "vp8" || codec.trim() == "opus",
+        codec == "vp8" || codec == "opus",
         "unexpected codec {codec:?} in {}",
         path.display()
     );

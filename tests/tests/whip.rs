@@ -14,8 +14,8 @@ use chroom_node::record::{RecordStats, Recorder};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
 use chroom_tests::{
-    Chain, eventually, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip, run_page_scenario,
-    tcp_addr,
+    Chain, eventually, ffprobe_codec, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip,
+    run_page_scenario, tcp_addr,
 };
 use chroom_types::{MediaKind, RoomId, RoomKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -212,25 +212,7 @@ fn check_files(stats: &RecordStats) {
 }
 
 fn ffprobe_reads(path: &Path, codec: &str) {
-    let output = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (scripts/setup.sh installs ffmpeg)");
-    assert!(
-        output.status.success() && output.stderr.is_empty(),
-        "ffprobe rejected {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), codec);
+    assert_eq!(ffprobe_codec(path), codec, "{}", path.display());
 }
 
 /// Waits until `node` no longer lists `gone` in `room`.
