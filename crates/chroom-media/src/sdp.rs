@@ -434,17 +434,15 @@ mod tests {
         );
     }
 
+    /// A frame-mode link offering only the host candidate `addr`.
+    fn host_only_rtc(addr: &str, now: Instant) -> Rtc {
+        new_rtc(&addrs(&[addr]), None, None, None, LinkMode::Frames, now)
+    }
+
     /// A player's offer to receive, as str0m makes it: `kinds` m-lines, receive-only.
     fn player_offer(kinds: &[str0m::media::MediaKind]) -> String {
         let now = Instant::now();
-        let mut player = new_rtc(
-            &addrs(&["127.0.0.1:9"]),
-            None,
-            None,
-            None,
-            LinkMode::Frames,
-            now,
-        );
+        let mut player = host_only_rtc("127.0.0.1:9", now);
         let mut change = player.sdp_api();
         for kind in kinds {
             change.add_media(*kind, Direction::RecvOnly, None, None, None);
@@ -458,14 +456,7 @@ mod tests {
         use str0m::media::MediaKind::{Audio, Video};
         let offer = player_offer(&[Video, Audio, Video]);
         let now = Instant::now();
-        let mut node = new_rtc(
-            &addrs(&["127.0.0.1:10"]),
-            None,
-            None,
-            None,
-            LinkMode::Frames,
-            now,
-        );
+        let mut node = host_only_rtc("127.0.0.1:10", now);
         let (answer, slot) = accept_playback_offer(&mut node, &offer).unwrap();
         assert!(answer.contains("a=sendonly"), "{answer}");
         let mids: Vec<Mid> = offer
@@ -477,14 +468,7 @@ mod tests {
         assert_eq!(slot.video, Some(mids[0]));
 
         let video_only = player_offer(&[Video]);
-        let mut node = new_rtc(
-            &addrs(&["127.0.0.1:10"]),
-            None,
-            None,
-            None,
-            LinkMode::Frames,
-            now,
-        );
+        let mut node = host_only_rtc("127.0.0.1:10", now);
         assert!(matches!(
             accept_playback_offer(&mut node, &video_only),
             Err(MediaError::BadSdp { .. })
