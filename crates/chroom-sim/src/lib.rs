@@ -14,7 +14,9 @@
 
 pub mod costs;
 pub mod plot;
+mod report;
 mod sim;
 
 pub use costs::CostModel;
-pub use sim::{Invariant, Sample, Scenario, SimReport, Violation, run};
+pub use report::{Invariant, Sample, SimReport, Violation};
+pub use sim::{Scenario, run};
