@@ -10,6 +10,9 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmp
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 # ... and Debian's Firefox ESR (headless over WebDriver BiDi, fake media from its prefs).
 [[ -x /usr/bin/firefox-esr ]] || need_apt+=(firefox-esr)
+# Headless Firefox has no screen to share: the Firefox screen-share test gives it a virtual
+# display (Xvfb, run by xvfb-run).
+command -v xvfb-run >/dev/null || need_apt+=(xvfb xauth)
 # The network lab (tests/src/lab.rs) builds NAT routers with nftables and forgets their
 # mappings with conntrack.
 command -v nft >/dev/null || need_apt+=(nftables)

@@ -20,6 +20,9 @@ bash scripts/contracts.sh --check
 echo "== tests"
 cargo nextest run --workspace --locked --profile ci
 
+echo "== the demo (README's first command), headless"
+DEMO_SECONDS=8 DEMO_PROFILE=dev bash scripts/demo.sh
+
 echo "== doc tests"
 cargo test --workspace --locked --doc
 

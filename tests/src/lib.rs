@@ -486,15 +486,41 @@ pub async fn run_page_scenario_in(
     input: serde_json::Value,
     timeout: Duration,
 ) -> serde_json::Value {
-    let root = workspace_root();
-    let mut command = match netns {
-        Some(netns) => {
-            let mut command = tokio::process::Command::new("ip");
-            command.args(["netns", "exec", netns, "node"]);
-            command
-        }
-        None => tokio::process::Command::new("node"),
+    let launcher: Vec<&str> = match netns {
+        Some(netns) => vec!["ip", "netns", "exec", netns],
+        None => vec![],
     };
+    run_page_scenario_with(&launcher, script, input, timeout).await
+}
+
+/// Like [`run_page_scenario`], on a virtual X display (Xvfb): its Firefox then runs with a
+/// window (`lib.mjs` launches it headless only without a display), so it has a screen to
+/// share, which headless Firefox has not. Chromium stays headless with its fake screen.
+pub async fn run_page_scenario_on_a_display(
+    script: &str,
+    input: serde_json::Value,
+    timeout: Duration,
+) -> serde_json::Value {
+    run_page_scenario_with(&["xvfb-run", "--auto-servernum"], script, input, timeout).await
+}
+
+/// Runs `node tests/web/<script> <input>` behind `launcher` (a command and its arguments that
+/// run the rest, or nothing).
+async fn run_page_scenario_with(
+    launcher: &[&str],
+    script: &str,
+    input: serde_json::Value,
+    timeout: Duration,
+) -> serde_json::Value {
+    let root = workspace_root();
+    let (program, args) = launcher
+        .split_first()
+        .map_or(("node", &[][..]), |(program, rest)| (*program, rest));
+    let mut command = tokio::process::Command::new(program);
+    command.args(args);
+    if !launcher.is_empty() {
+        command.arg("node");
+    }
     command
         .arg(root.join("tests/web").join(script))
         .arg(input.to_string());

@@ -11,7 +11,8 @@ use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
 use chroom_tests::{
-    Chain, fixtures, init_tracing, run_aiortc_page, run_page_scenario, tcp_addr, workspace_root,
+    Chain, fixtures, init_tracing, run_aiortc_page, run_page_scenario,
+    run_page_scenario_on_a_display, tcp_addr, workspace_root,
 };
 use chroom_types::MediaKind;
 use futures::{SinkExt, StreamExt};
@@ -232,28 +233,8 @@ async fn three_pages_in_a_conference_play_each_other_see_a_shared_screen_and_get
 
     assert_each_page_plays_the_others(&seen, watch);
 
-    // The first page shared its screen: both others showed it large, named its presenter, and
-    // decoded it at the screen's size (not a camera's), frames still coming; then it ended.
-    let screen = &seen["screen"];
-    let presenter = nodes[0].peer_id().to_base58();
-    assert_eq!(screen["presenter"], presenter.as_str(), "{screen}");
-    for viewer in screen["viewers"].as_array().unwrap() {
-        assert_eq!(viewer["peer"], presenter.as_str(), "{screen}");
-        assert!(
-            viewer["label"].as_str().unwrap().ends_with("is presenting"),
-            "{screen}"
-        );
-        // The screen's width (Chromium's fake screen is 1280 wide, the page asks for a
-        // 640 × 360 camera); its height is cropped to the captured frames' 16:9.
-        assert_eq!(viewer["width"], screen["shared"]["width"], "{screen}");
-        assert!(viewer["width"].as_u64() > Some(640), "{screen}");
-        let frames = viewer["frames"].as_array().unwrap();
-        assert!(
-            frames[1].as_u64() > frames[0].as_u64(),
-            "the screen froze: {screen}"
-        );
-    }
-    assert_eq!(screen["stopped"], true, "{screen}");
+    // The first page shared its screen: both others showed it large and saw it end.
+    assert_screen_shown(&seen["screen"], &nodes[0]);
 
     // The first page said a line and shared 5 MB: both others read the line, watched the file
     // arrive, and saved exactly its bytes; its name everywhere is its BLAKE3 hash.
@@ -303,8 +284,11 @@ async fn firefox_and_chromium_pages_in_one_conference_play_each_other() {
     // mDNS names): it reaches its node only through an address the node offers on a real
     // interface, and it answers the node's playback offer as a standards ICE agent does.
     let engines = ["chromium", "firefox", "firefox"];
+    // A Firefox page shares its screen; the Chromium page and the other Firefox page show it.
+    let presenter = 1;
     let watch = Duration::from_secs(8);
-    let seen = run_page_scenario(
+    // Headless Firefox has no screen to share: this scenario gets a virtual display.
+    let seen = run_page_scenario_on_a_display(
         "engines.mjs",
         json!({
             "pages": nodes
@@ -314,12 +298,14 @@ async fn firefox_and_chromium_pages_in_one_conference_play_each_other() {
                 .collect::<Vec<_>>(),
             "room": "standup",
             "watch_ms": watch.as_millis() as u64,
+            "presenter": presenter,
             "screenshots": screenshots(),
         }),
         Duration::from_secs(150),
     )
     .await;
     assert_each_page_plays_the_others(&seen, watch);
+    assert_screen_shown(&seen["screen"], &nodes[presenter]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +366,31 @@ async fn a_non_browser_webrtc_stack_on_the_page_api_sends_to_the_room_and_plays_
     assert_eq!(seen["playback"], "connected", "{seen}");
     assert!(seen["decoded"]["video"].as_u64() > Some(60), "{seen}");
     assert!(seen["decoded"]["audio"].as_u64() > Some(100), "{seen}");
+}
+
+/// What a page scenario's screen share saw (`shareScreen` in `lib.mjs`): every viewer showed
+/// the presenter's screen large, named its presenter, decoded it at the screen's size (not a
+/// camera's) with frames still coming; then it ended everywhere.
+fn assert_screen_shown(screen: &serde_json::Value, presenter: &RunningNode) {
+    let presenter = presenter.peer_id().to_base58();
+    assert_eq!(screen["presenter"], presenter.as_str(), "{screen}");
+    for viewer in screen["viewers"].as_array().unwrap() {
+        assert_eq!(viewer["peer"], presenter.as_str(), "{screen}");
+        assert!(
+            viewer["label"].as_str().unwrap().ends_with("is presenting"),
+            "{screen}"
+        );
+        // The screen's width (wider than the 640 × 360 camera the page asks for); its height
+        // may be cropped to the captured frames' 16:9.
+        assert_eq!(viewer["width"], screen["shared"]["width"], "{screen}");
+        assert!(viewer["width"].as_u64() > Some(640), "{screen}");
+        let frames = viewer["frames"].as_array().unwrap();
+        assert!(
+            frames[1].as_u64() > frames[0].as_u64(),
+            "the screen froze: {screen}"
+        );
+    }
+    assert_eq!(screen["stopped"], true, "{screen}");
 }
 
 /// Every page of a conference scenario (`watchEachOther` in tests/web/lib.mjs) played every
@@ -897,7 +908,7 @@ async fn a_presenter_goes_live_from_the_page_and_viewers_watch_through_the_tree(
     let (chain, room) = Chain::with_room_of_kind("stage", chroom_types::RoomKind::Broadcast).await;
     chain.grant(room, 4, chroom_types::Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
-    // Account 1 presents; accounts 2 and 4 watch.
+    // Account 1 presents; accounts 2 (in Chromium) and 4 (in Firefox) watch.
     let nodes = page_nodes(&chain, dir.path(), &[1, 2, 4]).await;
     let seen = run_page_scenario(
         "broadcast.mjs",
@@ -905,6 +916,7 @@ async fn a_presenter_goes_live_from_the_page_and_viewers_watch_through_the_tree(
             "room": "stage",
             "presenter": page_url(&nodes[0]),
             "viewers": [page_url(&nodes[1]), page_url(&nodes[2])],
+            "viewer_engines": ["chromium", "firefox"],
             "screenshots": screenshots(),
         }),
         Duration::from_secs(150),

@@ -3,7 +3,7 @@
 // a remote video; then the whole call holds for `hold_ms` while the bench samples member 0's
 // node. Prints "steady" when the call is whole, then the result as JSON.
 //
-// Input: { urls, room, runs, hold_ms }. Output: { join_to_first_frame_ms: [..],
+// Input: { urls, room, runs, hold_ms, engine }. Output: { join_to_first_frame_ms: [..],
 // clicked_at_unix_ms: [..] } (the wall clock of each click, to find the join in nodes' logs).
 import { main, openPage, roomUrl } from "./lib.mjs";
 
@@ -20,7 +20,7 @@ main(async (browser, input) => {
     others.push(page);
   }
 
-  const page = await open(input.urls[0]);
+  const page = await openPage(browser, input.urls[0], { engine: input.engine ?? "chromium" });
   const joins = [];
   const clicks = [];
   for (let run = 0; run < input.runs; run++) {

@@ -3,7 +3,8 @@
 // live; when the presenter ends, the viewers see the broadcast is over, and when it goes live
 // again they watch again.
 //
-// Input: { room, presenter, viewers: [url, url], screenshots } (page URLs).
+// Input: { room, presenter, viewers: [url, url], viewer_engines: ["chromium" | "firefox", ..],
+//         screenshots } (page URLs; viewers are Chromium unless `viewer_engines` says).
 // Output: { presenter_audience, viewers: [{ frames: [a, b], audience, refusal }], after_end,
 //           again: [[framesDecoded, 1 s later]…] }.
 import { main, openPage, roomUrl } from "./lib.mjs";
@@ -27,7 +28,10 @@ main(async (browser, input) => {
   await presenter.waitForFunction(() => window.chroom.live && window.chroom.publishPc?.connectionState === "connected", null, { timeout: TIMEOUT });
 
   const viewers = [];
-  for (const url of input.viewers) viewers.push(await openPage(browser, roomUrl(url, input.room)));
+  for (const [i, url] of input.viewers.entries()) {
+    const engine = input.viewer_engines?.[i] ?? "chromium";
+    viewers.push(await openPage(browser, roomUrl(url, input.room), { engine }));
+  }
   const seen = [];
   for (const viewer of viewers) {
     await viewer.waitForFunction(() => [...document.querySelectorAll("#grid video[data-slot]")].some((v) => v.readyState >= 2), null, { timeout: TIMEOUT });
@@ -36,7 +40,13 @@ main(async (browser, input) => {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     seen.push({ frames: [first, await framesDecoded(viewer)], audience: await viewer.textContent("#audience"), goLive: await viewer.isVisible("#go-live") });
   }
-  if (input.screenshots) await viewers[0].screenshot({ path: `${input.screenshots}/broadcast-viewer.png` });
+  if (input.screenshots) {
+    for (const [i, viewer] of viewers.entries()) {
+      const engine = input.viewer_engines?.[i] ?? "chromium";
+      const name = engine === "chromium" ? "broadcast-viewer" : `broadcast-viewer-${engine}`;
+      await viewer.screenshot({ path: `${input.screenshots}/${name}.png` });
+    }
+  }
   await presenter.waitForFunction(() => document.querySelector("#audience").textContent.includes("2 watching"), null, { timeout: TIMEOUT });
   const presenterAudience = await presenter.textContent("#audience");
 

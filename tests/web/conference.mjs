@@ -10,76 +10,9 @@
 //           screen: { presenter, shared: { width, height }, viewers: [{ peer, label, width,
 //           height, frames: [framesDecoded…] }], stopped },
 //           sharing: { hash, sender_status, receivers: [{ chat, progress: [received…], saved }] } }.
-import { describeCall, main, openPage, roomUrl, watchEachOther } from "./lib.mjs";
+import { main, openPage, roomUrl, shareScreen, watchEachOther } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
-
-// What a page shows of a shared screen: the presenter, the picture's size, and the frames
-// decoded on the playback link's screen m-line.
-async function presentation(page) {
-  return page.evaluate(async () => {
-    const s = window.chroom;
-    const video = document.querySelector("#presentation-video");
-    let frames = 0;
-    const stats = await s.playbackPc.getStats();
-    stats.forEach((r) => {
-      if (r.type === "inbound-rtp" && r.mid === s.screenMid) frames = r.framesDecoded ?? 0;
-    });
-    return {
-      peer: document.querySelector("#presentation").dataset.peer ?? null,
-      label: document.querySelector("#presentation-label").textContent,
-      width: video.videoWidth,
-      height: video.videoHeight,
-      frames,
-    };
-  });
-}
-
-// The first page shares its screen; the others must show it large, then see it end.
-async function shareScreen(pages, screenshots) {
-  const [presenter, ...viewers] = pages;
-  await presenter.click("#share-screen");
-  const presenterPeer = await presenter.evaluate(() => window.chroom.self.peerId);
-  try {
-    await presenter.waitForFunction(() => window.chroom.screen, null, { timeout: TIMEOUT });
-  } catch (error) {
-    throw new Error(`the presenter's screen was not captured: ${JSON.stringify(await describeCall(presenter))}`, { cause: error });
-  }
-  const shared = await presenter.evaluate(() => window.chroom.screen.getVideoTracks()[0].getSettings());
-  for (const [i, page] of viewers.entries()) {
-    try {
-      await page.waitForFunction(
-        (peer) =>
-          !document.querySelector("#presentation").hidden &&
-          document.querySelector("#presentation").dataset.peer === peer &&
-          document.querySelector("#presentation-video").readyState >= 2,
-        presenterPeer,
-        { timeout: TIMEOUT },
-      );
-    } catch (error) {
-      throw new Error(`viewer ${i} does not show the screen: ${JSON.stringify(await describeCall(page))}`, { cause: error });
-    }
-  }
-  const first = await Promise.all(viewers.map(presentation));
-  await new Promise((resolve) => setTimeout(resolve, 2000));
-  const second = await Promise.all(viewers.map(presentation));
-  if (screenshots) await viewers[0].screenshot({ path: `${screenshots}/presentation.png` });
-  await presenter.click("#share-screen");
-  let stopped = true;
-  for (const page of viewers) {
-    try {
-      await page.waitForFunction(() => document.querySelector("#presentation").hidden, null, { timeout: TIMEOUT });
-    } catch {
-      stopped = false;
-    }
-  }
-  return {
-    presenter: presenterPeer,
-    shared: { width: shared.width, height: shared.height },
-    viewers: second.map((seen, i) => ({ ...seen, frames: [first[i].frames, seen.frames] })),
-    stopped,
-  };
-}
 
 // The first page says a line and shares `file`; the others download it into `downloads`.
 async function shareFile(pages, file, downloads) {
@@ -126,7 +59,7 @@ main(async (browser, input) => {
   if (input.screenshots) {
     await pages[0].screenshot({ path: `${input.screenshots}/conference.png` });
   }
-  const screen = await shareScreen(pages, input.screenshots);
+  const screen = await shareScreen(pages, input.screenshots && `${input.screenshots}/presentation.png`);
   const sharing = await shareFile(pages, input.file, input.downloads);
   if (input.screenshots) await pages[1].screenshot({ path: `${input.screenshots}/file-received.png` });
   return { ...watched, screen, sharing };

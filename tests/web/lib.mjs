@@ -74,7 +74,8 @@ async function launchFirefox({ autoplay = true } = {}) {
   return puppeteer.launch({
     browser: "firefox",
     executablePath: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
-    headless: true,
+    // With a display (the tests' Xvfb) Firefox gets a window, and so a screen to share.
+    headless: !process.env.DISPLAY,
     extraPrefsFirefox: prefs,
   });
 }
@@ -109,6 +110,12 @@ class FirefoxPage {
 
   click(selector) {
     return this.page.click(selector);
+  }
+
+  async fill(selector, value) {
+    // Playwright's fill replaces the value; puppeteer's type appends to it.
+    await this.page.$eval(selector, (element) => (element.value = ""));
+    await this.page.type(selector, value);
   }
 
   textContent(selector) {
@@ -231,4 +238,74 @@ export async function describeCall(page) {
       videos: [...document.querySelectorAll("#grid video")].map((v) => ({ slot: v.dataset.slot, ready: v.readyState })),
     };
   });
+}
+
+const SCREEN_TIMEOUT = 45_000;
+
+// What a page shows of a shared screen: the presenter, the picture's size, and the frames
+// decoded on the playback link's screen m-line.
+async function presentation(page) {
+  return page.evaluate(async () => {
+    const s = window.chroom;
+    const video = document.querySelector("#presentation-video");
+    let frames = 0;
+    const stats = await s.playbackPc.getStats();
+    stats.forEach((r) => {
+      if (r.type === "inbound-rtp" && r.mid === s.screenMid) frames = r.framesDecoded ?? 0;
+    });
+    return {
+      peer: document.querySelector("#presentation").dataset.peer ?? null,
+      label: document.querySelector("#presentation-label").textContent,
+      width: video.videoWidth,
+      height: video.videoHeight,
+      frames,
+    };
+  });
+}
+
+// The first page shares its screen; the others must show it large, then see it end. The first
+// viewer is photographed into `screenshot` (a path) if given.
+export async function shareScreen(pages, screenshot) {
+  const [presenter, ...viewers] = pages;
+  await presenter.click("#share-screen");
+  const presenterPeer = await presenter.evaluate(() => window.chroom.self.peerId);
+  try {
+    await presenter.waitForFunction(() => window.chroom.screen, null, { timeout: SCREEN_TIMEOUT });
+  } catch (error) {
+    throw new Error(`the presenter's screen was not captured: ${JSON.stringify(await describeCall(presenter))}`, { cause: error });
+  }
+  const shared = await presenter.evaluate(() => window.chroom.screen.getVideoTracks()[0].getSettings());
+  for (const [i, page] of viewers.entries()) {
+    try {
+      await page.waitForFunction(
+        (peer) =>
+          !document.querySelector("#presentation").hidden &&
+          document.querySelector("#presentation").dataset.peer === peer &&
+          document.querySelector("#presentation-video").readyState >= 2,
+        presenterPeer,
+        { timeout: SCREEN_TIMEOUT },
+      );
+    } catch (error) {
+      throw new Error(`viewer ${i} does not show the screen: ${JSON.stringify(await describeCall(page))}`, { cause: error });
+    }
+  }
+  const first = await Promise.all(viewers.map(presentation));
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const second = await Promise.all(viewers.map(presentation));
+  if (screenshot) await viewers[0].screenshot({ path: screenshot });
+  await presenter.click("#share-screen");
+  let stopped = true;
+  for (const page of viewers) {
+    try {
+      await page.waitForFunction(() => document.querySelector("#presentation").hidden, null, { timeout: SCREEN_TIMEOUT });
+    } catch {
+      stopped = false;
+    }
+  }
+  return {
+    presenter: presenterPeer,
+    shared: { width: shared.width, height: shared.height },
+    viewers: second.map((seen, i) => ({ ...seen, frames: [first[i].frames, seen.frames] })),
+    stopped,
+  };
 }

@@ -46,6 +46,7 @@ mod handle;
 mod link;
 pub mod reflexive;
 pub mod relay;
+pub mod remote_sdp;
 mod router;
 mod sdp;
 mod socket;

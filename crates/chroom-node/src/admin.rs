@@ -71,7 +71,6 @@ fn node_config(dir: &Path, i: usize, key: &Path, rpc_url: &str, registry: Addres
         "# Written by `chroom devnet up`: dev account {i} on the local devnet.\n\
          [node]\ndata_dir = \"{data}\"\n\n\
          [net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\nkad_mode = \"server\"\n\n\
-         [media]\nbind = \"127.0.0.1:0\"\n\n\
          [web]\nlisten = \"127.0.0.1:{web_port}\"\n\n\
          [identity]\naccount_key_file = \"{key}\"\n\n\
          [registry]\nrpc_url = \"{rpc_url}\"\naddress = \"{registry}\"\npoll_interval = \"200ms\"\n",

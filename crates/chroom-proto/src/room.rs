@@ -38,6 +38,8 @@ pub enum RoomMessageBody {
         leaving: bool,
         /// The author is sharing a screen (on its links' screen m-line).
         sharing_screen: bool,
+        /// The author sends media but subscribes to nobody: meeting members subscribe to it.
+        publish_only: bool,
     },
     /// The author shares a file with the room.
     FileOffer(FileOffer),
@@ -149,6 +151,7 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
         Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence {
             leaving: presence.leaving,
             sharing_screen: presence.sharing_screen,
+            publish_only: presence.publish_only,
         },
         None => {
             return Err(DecodeError::MissingKind {
@@ -173,9 +176,11 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
         RoomMessageBody::Presence {
             leaving,
             sharing_screen,
+            publish_only,
         } => pb::room_message::Body::Presence(pb::Presence {
             leaving: *leaving,
             sharing_screen: *sharing_screen,
+            publish_only: *publish_only,
         }),
         RoomMessageBody::Moderate { target, action } => {
             let action = match action {

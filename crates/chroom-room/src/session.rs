@@ -216,12 +216,22 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// A member arrived in `room` (its first presence beat passed the registry check). In a
     /// conference every member publishes, so this links to it at once instead of waiting for
     /// the next DHT lookup or for a retry backed off while it was away (the lower id of a pair
-    /// opens the link).
-    pub fn handle_member_present(&mut self, now: Instant, room: RoomId, peer: P) {
+    /// opens the link; a `publish_only` member, which subscribes to nobody, is linked to by
+    /// every meeting member).
+    pub fn handle_member_present(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        peer: P,
+        publish_only: bool,
+    ) {
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
-        if !matches!(state.participation, Participation::Meet { .. }) || peer <= self.local {
+        // Of two meeting members the lower id subscribes; a publisher that subscribes to
+        // nobody is subscribed to by everyone.
+        let subscribes = peer > self.local || (publish_only && peer != self.local);
+        if !matches!(state.participation, Participation::Meet { .. }) || !subscribes {
             return;
         }
         match state.publishers.entry(peer).or_insert(Publisher::Waiting {
@@ -232,6 +242,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             Publisher::Subscribing { .. } | Publisher::Linked { .. } => return,
         }
         self.handle_timeout(now);
+    }
+
+    /// Whether this node only publishes in `room` (subscribes to nobody there): its presence
+    /// says so, so that meeting members with higher ids link to it.
+    pub fn publishes_only(&self, room: RoomId) -> bool {
+        self.rooms
+            .get(&room)
+            .is_some_and(|state| matches!(state.participation, Participation::Publish(_)))
     }
 
     /// A member said it is leaving `room`: its links there close now rather than when ICE

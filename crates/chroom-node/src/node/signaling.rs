@@ -129,9 +129,11 @@ pub(crate) fn encode_say(
         Say::Presence {
             leaving,
             sharing_screen,
+            publish_only,
         } => RoomMessageBody::Presence {
             leaving,
             sharing_screen,
+            publish_only,
         },
     };
     Some(encode_room_message(&RoomMessage {
@@ -159,9 +161,11 @@ pub(crate) fn decode_heard(
         RoomMessageBody::Presence {
             leaving,
             sharing_screen,
+            publish_only,
         } => Say::Presence {
             leaving,
             sharing_screen,
+            publish_only,
         },
         _ => return Err("unknown message kind".to_owned()),
     };

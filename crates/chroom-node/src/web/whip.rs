@@ -39,6 +39,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
+use chroom_media::remote_sdp::{CheckedOffer, TrickleFragment};
 use chroom_room::node::{OwnRefusal, page_part};
 use chroom_types::{Action, LinkId, RoomId, RoomKind, RoomName, Track};
 use tokio::sync::broadcast;
@@ -150,14 +151,13 @@ async fn open(
     if let Some(refused) = refuse(&web, headers, SDP, &offer) {
         return Err(refused);
     }
-    // What str0m would refuse only after the node joined the room.
-    let has_media = offer.lines().any(|line| line.starts_with("m="));
-    if !offer.trim_start().starts_with("v=0") || !has_media {
-        return Err(problem(
+    // Checked before the node joins the room for it.
+    let checked = CheckedOffer::parse(&offer).map_err(|e| {
+        problem(
             StatusCode::BAD_REQUEST,
-            "the body is not an SDP offer with media",
-        ));
-    }
+            &format!("the body is not an SDP offer with media: {e}"),
+        )
+    })?;
     let room: RoomName = room
         .parse()
         .map_err(|e| problem(StatusCode::NOT_FOUND, &format!("not a room name: {e}")))?;
@@ -169,7 +169,7 @@ async fn open(
         let why = format!("cannot join: {e:#}");
         return Err(problem(StatusCode::SERVICE_UNAVAILABLE, &why));
     }
-    let ice_ufrag = attribute(&offer, "ice-ufrag").map(str::to_owned);
+    let ice_ufrag = checked.ice_ufrag;
     let accepted = match way {
         Way::Play => web.node.accept_browser_playback_offer(offer).await,
         Way::Publish => web.node.accept_browser_media(offer, Track::Camera).await,
@@ -300,20 +300,19 @@ async fn trickle(
         };
         (found.link, found.ice_ufrag.clone())
     };
-    if let Some(ufrag) = attribute(&body, "ice-ufrag")
-        && ice_ufrag.as_deref().is_some_and(|known| known != ufrag)
+    let fragment = match TrickleFragment::parse(&body) {
+        Ok(fragment) => fragment,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("{e}")),
+    };
+    if let Some(ufrag) = &fragment.ice_ufrag
+        && ice_ufrag.as_ref().is_some_and(|known| known != ufrag)
     {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "ice restarts are not supported: post a new offer",
         );
     }
-    let candidates: Vec<String> = body
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("a="))
-        .filter(|value| value.starts_with("candidate:"))
-        .map(str::to_owned)
-        .collect();
+    let candidates = fragment.candidates;
     if candidates.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
@@ -480,16 +479,6 @@ fn problem(status: StatusCode, why: &str) -> Response {
     (status, why.to_owned()).into_response()
 }
 
-/// The value of the first `a=<name>:` line of an SDP or SDP fragment.
-fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
-    sdp.lines().find_map(|line| {
-        line.trim()
-            .strip_prefix("a=")?
-            .strip_prefix(name)?
-            .strip_prefix(':')
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,13 +490,5 @@ mod tests {
         assert_eq!(token, whip_token("00ff"));
         assert_ne!(token, whip_token("00fe"));
         assert_ne!(token, "00ff");
-    }
-
-    #[test]
-    fn sdp_attributes_are_read_from_their_lines() {
-        let frag = "a=ice-ufrag:abcd\r\na=ice-pwd:secret\r\nm=audio 9 RTP/AVP 0\r\n";
-        assert_eq!(attribute(frag, "ice-ufrag"), Some("abcd"));
-        assert_eq!(attribute(frag, "ice-pwd"), Some("secret"));
-        assert_eq!(attribute(frag, "ice-options"), None);
     }
 }

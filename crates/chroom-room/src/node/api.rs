@@ -32,6 +32,9 @@ pub enum Say<P> {
         leaving: bool,
         /// The author shares a screen.
         sharing_screen: bool,
+        /// The author sends media but subscribes to nobody (a headless publisher): a meeting
+        /// member subscribes to it even where its id is lower.
+        publish_only: bool,
     },
 }
 

@@ -43,6 +43,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             Say::Presence {
                 leaving,
                 sharing_screen,
+                publish_only,
             } => {
                 let beat = Beat {
                     account,
@@ -56,7 +57,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 if leaving {
                     self.session.handle_member_left(now, room, author);
                 } else if changed {
-                    self.session.handle_member_present(now, room, author);
+                    self.session
+                        .handle_member_present(now, room, author, publish_only);
                 }
             }
             Say::Moderate { target, action } => {

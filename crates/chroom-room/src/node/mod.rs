@@ -215,6 +215,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         Some(Say::Presence {
             leaving: true,
             sharing_screen: false,
+            publish_only: false,
         })
     }
 
@@ -740,6 +741,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         let say = Say::Presence {
             leaving,
             sharing_screen,
+            publish_only: self.session.publishes_only(room),
         };
         self.outputs.push_back(NodeOutput::Publish { room, say });
     }

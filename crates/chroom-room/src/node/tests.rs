@@ -104,6 +104,7 @@ fn beat() -> Say<u32> {
     Say::Presence {
         leaving: false,
         sharing_screen: false,
+        publish_only: false,
     }
 }
 
@@ -197,7 +198,8 @@ fn presence_beats_follow_the_interval_and_leaving_says_goodbye() {
         goodbye,
         Some(Say::Presence {
             leaving: true,
-            sharing_screen: false
+            sharing_screen: false,
+            publish_only: false,
         })
     );
     assert!(drain(&mut core).contains(&NodeOutput::PauseFiles { room: room() }));
@@ -221,6 +223,7 @@ fn sharing_a_screen_is_announced_at_once() {
     let sharing = Say::Presence {
         leaving: false,
         sharing_screen: true,
+        publish_only: false,
     };
     assert_eq!(publishes(&drain(&mut core)), vec![&sharing]);
     core.share_screen(room(), true);
@@ -364,6 +367,70 @@ fn presence_lists_members_and_links_to_an_arrival_at_once() {
 }
 
 #[test]
+fn a_member_links_to_a_publisher_that_subscribes_to_nobody_whatever_their_ids() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    // Two speakers with lower ids than LOCAL's: a meeting member and a headless publisher.
+    let (meeting, headless) = (2, 3);
+    for peer in [meeting, headless] {
+        let acct = account(peer as u8);
+        core.handle_peer_binding(
+            now,
+            UNIX_MS / 1000,
+            peer,
+            Some((acct, UNIX_MS / 1000 + 3600)),
+        );
+        core.handle_access(now, room(), acct, facts(Some(Role::Speaker)));
+    }
+    hear(&mut core, now, 100, meeting, beat());
+    let headless_beat = Say::Presence {
+        leaving: false,
+        sharing_screen: false,
+        publish_only: true,
+    };
+    hear(&mut core, now, 101, headless, headless_beat);
+    let subscribed: Vec<u32> = drain(&mut core)
+        .iter()
+        .filter_map(|o| match o {
+            NodeOutput::Session(Output::Subscribe { peer, .. }) => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    // The meeting member opens the link itself (its id is lower); the headless one never would.
+    assert_eq!(subscribed, vec![headless]);
+}
+
+#[test]
+fn a_publisher_that_subscribes_to_nobody_says_so_in_its_presence() {
+    let now = epoch();
+    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(LOCAL as u8)), now);
+    core.handle_access(
+        now,
+        room(),
+        account(LOCAL as u8),
+        facts(Some(Role::Speaker)),
+    );
+    core.join(
+        now,
+        room(),
+        Participation::Publish(vec![MediaKind::Audio, MediaKind::Video]),
+    );
+    let outputs = drain(&mut core);
+    let said = publishes(&outputs);
+    assert!(
+        said.iter().any(|say| matches!(
+            say,
+            Say::Presence {
+                publish_only: true,
+                leaving: false,
+                ..
+            }
+        )),
+        "{said:?}"
+    );
+}
+
+#[test]
 fn a_hosts_removal_is_carried_out_and_the_removed_member_is_refused() {
     let now = epoch();
     let mut core = in_a_room(now);
@@ -443,6 +510,7 @@ fn a_node_removed_by_a_host_leaves_the_room() {
     let goodbye = Say::Presence {
         leaving: true,
         sharing_screen: false,
+        publish_only: false,
     };
     assert!(publishes(&outputs).contains(&&goodbye));
     assert!(outputs.contains(&NodeOutput::PauseFiles { room: room() }));

@@ -286,9 +286,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4000)]
         packets_per_second: u32,
     },
-    /// A call in Debian's Chromium between `members` node processes: time from clicking Join to
+    /// A call of browser pages between `members` node processes: time from clicking Join to
     /// the first remote video frame, and CPU and RSS of one node serving its page in the call.
     Call {
+        /// Browser engines of the joining page, measured one after the other in one run (the
+        /// other members' pages are Chromium).
+        #[arg(long, value_delimiter = ',', default_value = "chromium")]
+        engines: Vec<bench::Engine>,
         /// Members in the call (each a node process and a page).
         #[arg(long, default_value_t = 3)]
         members: usize,
@@ -638,13 +642,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bench::relay(&children, window, packets_per_second).await?;
         }
         Command::Bench(BenchCommand::Call {
+            engines,
             members,
             runs,
             window,
             logs,
         }) => {
             init_tracing("chroom=warn");
-            bench::call(members, runs, window, logs.as_deref()).await?;
+            bench::call(&engines, members, runs, window, logs.as_deref()).await?;
         }
         Command::Bench(BenchCommand::Files {
             size,

@@ -21,7 +21,7 @@ mod flood;
 mod relay;
 mod revoke;
 
-pub(crate) use call::call;
+pub(crate) use call::{Engine, call};
 pub(crate) use files::files;
 pub(crate) use flood::{FloodPlan, flood};
 pub(crate) use relay::relay;
