@@ -1,6 +1,6 @@
 //! A broadcast carried by relayers on loopback: one broadcaster, three relayers, twelve
 //! viewers. The relayers are `chroom` processes; `kill -9` of one mid-stream: its viewers receive
-//! again (within 10 s; the time is printed), and viewers under the other relayers miss no frame.
+//! again (within 5 s; the time is printed), and viewers under the other relayers miss no frame.
 //! The relayers' `/metrics` (scraped and parsed as Prometheus text) count the viewers they feed,
 //! and their relay counters rise while they carry the broadcast.
 
@@ -134,15 +134,17 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                 )
                 .await;
             }
-            // Every viewer is fed by a relayer, never by the root (it is full of relayers).
+            // Every viewer is fed by a relayer, never by the root (it is full of relayers). A
+            // viewer may still be moving (on this loaded machine a new link can take seconds
+            // and be given up): wait until each one names a relayer its parent.
             let mut parent_of = HashMap::new();
-            for (node, _) in &viewers {
-                let parent = node
-                    .tree_position(room)
-                    .await
-                    .unwrap()
-                    .parent
-                    .expect("attached");
+            for (i, (node, _)) in viewers.iter().enumerate() {
+                let parent = eventually(
+                    Duration::from_secs(20),
+                    &format!("viewer {i} attached"),
+                    || async { node.tree_position(room).await.ok()?.parent },
+                )
+                .await;
                 assert!(
                     relayer_ids.contains(&parent),
                     "viewer fed by {parent}, not a relayer"
@@ -169,12 +171,12 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
             relayers[victim_index].kill_9();
 
             // Every orphan must receive again; how fast is a figure for a quiet machine
-            // (`docs/PERFORMANCE.md`, the relayer kill), printed here: on a loaded 2-core
-            // machine with a dozen processes the same repair took up to 4 s.
+            // (`docs/PERFORMANCE.md`, the relayer kill), printed here. The bound leaves room
+            // for a loaded 2-core machine with a dozen processes (up to 2.8 s seen).
             for i in &orphans {
                 let received = &viewers[*i].1;
                 eventually(
-                    Duration::from_secs(10),
+                    Duration::from_secs(5),
                     &format!("orphan {i} receives again"),
                     || async {
                         (frames_since(received, killed_at + Duration::from_millis(50)).len() >= 3)

@@ -307,7 +307,7 @@ impl MediaActor {
                         // str0m packetizes a written frame on the link's next timeout, which
                         // draining sets to now: run it at once instead of a timer tick later.
                         self.process();
-                        self.handle_timeout();
+                        self.handle_timeout_after_reading(&mut buffers);
                     }
                     readable = self.socket.readable() => {
                         if let Err(e) = readable {
@@ -334,7 +334,9 @@ impl MediaActor {
                         // Nobody listens any more.
                         None => self.pending_events.clear(),
                     },
-                    () = tokio::time::sleep_until(deadline.into()) => self.handle_timeout(),
+                    () = tokio::time::sleep_until(deadline.into()) => {
+                        self.handle_timeout_after_reading(&mut buffers);
+                    }
                 }
                 self.flush();
             }
@@ -666,6 +668,22 @@ impl MediaActor {
         }
         // The caller drains the link, which sends the request.
         true
+    }
+
+    /// Runs the due timers, but first reads what already arrived when a link's silence is due:
+    /// an actor woken late (a starved process) must not take packets waiting in the socket
+    /// for a parent gone quiet.
+    fn handle_timeout_after_reading(&mut self, buffers: &mut RecvBuffers) {
+        let now = Instant::now();
+        let silence = self.config.silence_timeout;
+        if self
+            .links
+            .values()
+            .any(|s| s.last_media.is_some_and(|at| at + silence <= now))
+        {
+            self.receive(buffers);
+        }
+        self.handle_timeout();
     }
 
     fn handle_timeout(&mut self) {

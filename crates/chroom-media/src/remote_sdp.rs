@@ -33,7 +33,7 @@ impl CheckedOffer {
             .session
             .ice_creds()
             .or_else(|| offer.media_lines[0].ice_creds());
-        Ok(CheckedOffer {
+        Ok(Self {
             ice_ufrag: creds.map(|creds| creds.ufrag),
             media_lines: offer.media_lines.len(),
         })
@@ -55,7 +55,7 @@ impl TrickleFragment {
     /// `a=end-of-candidates`, …) are skipped; a candidate that does not parse, or a second
     /// username fragment, fails the whole fragment.
     pub fn parse(body: &str) -> Result<Self, MediaError> {
-        let mut fragment = TrickleFragment {
+        let mut fragment = Self {
             ice_ufrag: None,
             candidates: Vec::new(),
         };

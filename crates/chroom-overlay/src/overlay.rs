@@ -522,6 +522,12 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     /// repair starts, and the children, whose feed stops with this member's, are told.
     fn lose_parent(&mut self, now: Instant, parent: P, silent: bool) {
         self.detach();
+        if silent {
+            // A parent taken for gone by its silence may only be slow (a starved process, a
+            // link still being set up): told, it frees the slot now instead of when the link
+            // times out, 15 s later.
+            self.transmit(parent, Message::Left);
+        }
         self.event(OverlayEvent::ParentLost { parent, silent });
         if self.phase == Phase::Member {
             self.tell_children_repairing();

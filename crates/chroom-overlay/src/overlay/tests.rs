@@ -871,6 +871,8 @@ fn a_silent_parent_that_does_not_answer_the_probe_is_lost_and_the_children_wait(
         silent: true
     }));
     assert!(relayer.is_seeking());
+    // A parent taken for gone may only be slow: it is told, so it frees the slot.
+    assert!(to(&sent(&mut relayer), ROOT).contains(&Message::Left));
 }
 
 #[test]

@@ -13,8 +13,8 @@ pub(crate) enum Engine {
 impl Engine {
     fn name(self) -> &'static str {
         match self {
-            Engine::Chromium => "chromium",
-            Engine::Firefox => "firefox",
+            Self::Chromium => "chromium",
+            Self::Firefox => "firefox",
         }
     }
 }
