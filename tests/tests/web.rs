@@ -750,7 +750,7 @@ async fn an_audio_space_negotiates_no_video_and_listeners_hear_speakers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_mutes_and_removes_a_member_and_every_node_carries_it_out() {
     init_tracing();
-    // The room's owner (account 0) hosts; account 1 speaks, account 2 listens.
+    // The room's owner (account 0) hosts from Firefox; account 1 speaks, account 2 listens.
     let (chain, _room) = Chain::with_room("standup").await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = page_nodes(&chain, dir.path(), &[0, 1, 2]).await;
@@ -761,6 +761,7 @@ async fn a_host_mutes_and_removes_a_member_and_every_node_carries_it_out() {
             "host": page_url(&nodes[0]),
             "speaker": page_url(&nodes[1]),
             "listener": page_url(&nodes[2]),
+            "host_engine": "firefox",
         }),
         Duration::from_secs(150),
     )

@@ -3,7 +3,8 @@
 // receives the speaker's microphone until the host unmutes), then removes the speaker, who is
 // put out of the room, and ignored and put out again when coming back.
 //
-// Input: { room, host, speaker, listener } (page URLs).
+// Input: { room, host, speaker, listener, host_engine } (page URLs; the host's page in
+//        `host_engine`, Chromium by default).
 // Output: what each page showed and received at each step.
 import { main, openPage, participants, roomUrl } from "./lib.mjs";
 
@@ -36,7 +37,7 @@ const isMuted = (p) => document.querySelector(`#participants li[data-peer="${p}"
 const isUnmuted = (p) => document.querySelector(`#participants li[data-peer="${p}"]`)?.classList.contains("muted-by-host") === false;
 
 main(async (browser, input) => {
-  const host = await openPage(browser, roomUrl(input.host, input.room));
+  const host = await openPage(browser, roomUrl(input.host, input.room), { engine: input.host_engine ?? "chromium" });
   const speaker = await openPage(browser, roomUrl(input.speaker, input.room));
   const listener = await openPage(browser, roomUrl(input.listener, input.room));
   const pages = [host, speaker, listener];
