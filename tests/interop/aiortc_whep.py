@@ -2,33 +2,41 @@
 
 It offers to receive one audio and one video track, posts the offer (candidates included:
 aiortc gathers first) to the WHEP endpoint URL with the Bearer TOKEN, completes the link with
-the answer, counts the frames it decodes per kind for SECONDS after connecting, then DELETEs
-the session.
+the answer, counts the frames it decodes per kind for SECONDS after connecting (and notes
+each change of the video's size: a switch to another member), then DELETEs the session.
 
 Usage: python3 aiortc_whep.py URL TOKEN SECONDS
-Prints one JSON line: { post, delete, connected, decoded: { audio, video }, errors }.
+Prints one JSON line: { post, delete, connected, decoded: { audio, video }, started_unix_ms,
+sizes: [[ms since started_unix_ms, width, height], ...], errors }.
 """
 
 import asyncio
 import json
 import sys
+import time
 import urllib.parse
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 
-async def count(track, decoded):
+async def count(track, result, started):
+    sizes = result["sizes"]
     try:
         while True:
-            await track.recv()
-            decoded[track.kind] += 1
+            frame = await track.recv()
+            result["decoded"][track.kind] += 1
+            if track.kind == "video" and (not sizes or sizes[-1][1:] != [frame.width, frame.height]):
+                at = round((asyncio.get_running_loop().time() - started) * 1000)
+                sizes.append([at, frame.width, frame.height])
     except Exception:  # the track ended
         pass
 
 
 async def run(url, token, seconds):
-    result = {"errors": [], "decoded": {"audio": 0, "video": 0}}
+    result = {"errors": [], "decoded": {"audio": 0, "video": 0}, "sizes": []}
+    started = asyncio.get_running_loop().time()
+    result["started_unix_ms"] = round(time.time() * 1000)
     auth = {"Authorization": f"Bearer {token}"}
     # No STUN server (aiortc would otherwise ask Google's): the node is on this machine.
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -39,7 +47,7 @@ async def run(url, token, seconds):
 
     @pc.on("track")
     def on_track(track):
-        tasks.append(asyncio.ensure_future(count(track, result["decoded"])))
+        tasks.append(asyncio.ensure_future(count(track, result, started)))
 
     @pc.on("connectionstatechange")
     def on_state():

@@ -52,7 +52,7 @@ pub fn fixtures() -> (PathBuf, PathBuf) {
     let video = dir.join("video.ivf");
     let audio = dir.join("audio.ogg");
     GENERATE.call_once(|| {
-        if video.exists() && audio.exists() {
+        if video.exists() && audio.exists() && dir.join(SMALL_VIDEO).exists() {
             return;
         }
         let status = Command::new("bash")
@@ -64,6 +64,15 @@ pub fn fixtures() -> (PathBuf, PathBuf) {
     });
     (video, audio)
 }
+
+/// The second test camera (`scripts/fixtures.sh`): the fixture video at 320 × 180, to tell two
+/// publishers apart by what a receiver decodes.
+pub fn small_video_fixture() -> PathBuf {
+    let (video, _) = fixtures();
+    video.with_file_name(SMALL_VIDEO)
+}
+
+const SMALL_VIDEO: &str = "video-small.ivf";
 
 /// Starts a loopback node with its state in `dir`, bootstrapping from `bootstrap`. It checks no
 /// registry: every peer may do everything ([`Chain::node`] starts one that checks).

@@ -1,23 +1,25 @@
-//! WHIP ingest (RFC 9725) on a node's web server: Debian's `whip-client` (Meetecho's simple
-//! WHIP client, GStreamer's webrtcbin) streams a test pattern into a registry conference
-//! through its user's node, trickling its candidates; a recorder node records the frames and
-//! ffprobe reads the files; the client's DELETE takes the node out of the room. Bad WHIP
-//! requests get RFC 9725's status codes and the node keeps serving.
+//! WHIP ingest (RFC 9725) on a node's web server: aiortc (a WebRTC stack that is no browser)
+//! streams a test pattern into a registry conference through its user's node, trickling its
+//! candidates; a recorder node records the frames and ffprobe reads the files; the client's
+//! DELETE takes the node out of the room. Bad WHIP requests get RFC 9725's status codes and the
+//! node keeps serving. WHEP players (aiortc, Chromium) watch a broadcast through a viewer's
+//! node, and a conference's active speaker. (Debian's `whip-client` cannot be used here: the
+//! README says why.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chroom_node::publish::{Looping, MediaSource, publish};
+use chroom_node::publish::{AudioLevel, Looping, MediaSource, publish};
 use chroom_node::record::{RecordStats, Recorder};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
 use chroom_tests::{
     Chain, eventually, ffprobe_codec, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip,
-    run_page_scenario, tcp_addr,
+    run_page_scenario, small_video_fixture, tcp_addr,
 };
-use chroom_types::{MediaKind, RoomId, RoomKind};
+use chroom_types::{MediaKind, Role, RoomId, RoomKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -498,6 +500,106 @@ async fn a_whep_player_watches_a_broadcast_through_a_viewers_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_player_watches_a_conferences_active_speaker() {
+    init_tracing();
+    // Accounts 1 and 3 speak in a conference, each a headless publisher whose audio packets
+    // carry a level; 1's camera is 640 × 360, 3's 320 × 180, so the player tells them apart.
+    // Account 2's node serves a WHEP player (aiortc): it must show whoever speaks.
+    let (chain, room) = Chain::with_room("whep-call").await;
+    chain.grant(room, 3, Role::Speaker).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (video, audio) = fixtures();
+    let first_level = AudioLevel::new(-20);
+    let second_level = AudioLevel::new(-127);
+    let first_source = MediaSource::load(Some(&video), Some(&audio))
+        .unwrap()
+        .with_audio_level(first_level.clone());
+    let second_source = MediaSource::load(Some(&small_video_fixture()), Some(&audio))
+        .unwrap()
+        .with_audio_level(second_level.clone());
+    let first = chain.node(&dir.path().join("first"), 1, &[]).await;
+    let boot = [tcp_addr(&first).await];
+    let second = chain.node(&dir.path().join("second"), 3, &boot).await;
+    for (node, source) in [(&first, &first_source), (&second, &second_source)] {
+        node.join(room, Participation::Publish(source.kinds()))
+            .await
+            .unwrap();
+    }
+    let cancel = CancellationToken::new();
+    let playing = async {
+        tokio::try_join!(
+            publish(&first, &first_source, Looping::Forever, cancel.clone()),
+            publish(&second, &second_source, Looping::Forever, cancel.clone()),
+        )
+    };
+    let viewer = chain
+        .node_with(&dir.path().join("viewer"), 2, &boot, serve_page)
+        .await;
+    let url = format!("http://{}/whep/whep-call", viewer.web_addr().unwrap());
+    let token = viewer.whip_token().unwrap().to_owned();
+    let watch = async {
+        // The viewer's user is in the room already (as a page would have it), receiving both,
+        // so the player's first picture is the speaker's, not whoever linked first.
+        viewer
+            .join(
+                room,
+                Participation::Meet {
+                    publish: vec![],
+                    receive: vec![MediaKind::Audio, MediaKind::Video],
+                },
+            )
+            .await
+            .unwrap();
+        eventually(
+            Duration::from_secs(30),
+            "both publishers received",
+            || async { (viewer.receiving_from(room).await.ok()?.len() == 2).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The first speaks; 8 s into the session it falls silent and the second speaks.
+        let switch = async {
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            first_level.set(-127);
+            second_level.set(-20);
+            unix_ms()
+        };
+        tokio::join!(run_aiortc_whep(&url, &token, 14), switch)
+    };
+    let (seen, switched_at) = tokio::select! {
+        seen = watch => seen,
+        stopped = playing => panic!("a publisher stopped: {stopped:?}"),
+    };
+    cancel.cancel();
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(
+        (&seen["post"], &seen["delete"]),
+        (&201.into(), &200.into()),
+        "{seen}"
+    );
+    // It showed the first speaker, then the second once the first fell silent, and nothing in
+    // between: no flapping, no black.
+    let shown: Vec<(u64, u64)> = seen["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[1].as_u64().unwrap(), s[2].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shown, vec![(640, 360), (320, 180)], "{seen}");
+    // How long the floor took to change hands, to the first frame of the new speaker: the
+    // detector's smoothing and hold, the player's next check, the new speaker's keyframe.
+    let shown_at =
+        seen["started_unix_ms"].as_u64().unwrap() + seen["sizes"][1][0].as_u64().unwrap();
+    let took = shown_at.saturating_sub(switched_at);
+    println!("the player showed the new speaker {took} ms after the speakers changed");
+    assert!(took < 5_000, "{took} ms: {seen}");
+    assert!(seen["decoded"]["audio"].as_u64() > Some(200), "{seen}");
+    viewer.shutdown().await;
+    second.shutdown().await;
+    first.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whip_publisher_in_a_broadcast_room_goes_live_as_the_root_of_its_tree() {
     init_tracing();
     // Account 1 may broadcast: the WHIP stream makes its node the root. Account 2's node
@@ -547,4 +649,12 @@ async fn a_whip_publisher_in_a_broadcast_room_goes_live_as_the_root_of_its_tree(
     assert!(received >= 200, "only {received} of 240 frames");
     viewer.shutdown().await;
     studio.shutdown().await;
+}
+
+/// Now, in milliseconds since the Unix epoch (to compare with a client's clock).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
 }

@@ -39,6 +39,7 @@ use crate::reflexive::{Mapping, ReflexiveTracker};
 use crate::router::{KeyframeReason, KeyframeTarget, LinkRole, Router};
 use crate::sdp::{self, Reflexive};
 use crate::socket::{MediaSocket, Outbox, RecvBuffers};
+use crate::speaker::Speakers;
 
 use self::datagrams::Unrouted;
 use self::relayed::{RelayClient, RelayServer};
@@ -85,6 +86,8 @@ pub struct MediaActor {
     links: HashMap<LinkId, LinkState>,
     /// Decides where packets, frames and keyframe requests go; the actor carries it out.
     router: Router,
+    /// Who speaks, from the audio levels members' packets carry.
+    speakers: Speakers,
     next_link: u64,
     started: Instant,
     unrouted: VecDeque<Unrouted>,
@@ -123,6 +126,7 @@ struct FrameOut {
     track: Track,
     rtp_time: u64,
     data: Arc<[u8]>,
+    audio_level: Option<i8>,
 }
 
 #[derive(Debug)]
@@ -206,6 +210,7 @@ impl MediaActor {
             frames,
             links: HashMap::new(),
             router: Router::default(),
+            speakers: Speakers::default(),
             next_link: 1,
             started: Instant::now(),
             unrouted: VecDeque::new(),
@@ -412,6 +417,9 @@ impl MediaActor {
                     self.request_keyframe(Instant::now(), target);
                 }
             }
+            Command::DominantSpeaker { among, reply } => {
+                let _ = reply.send(self.speakers.dominant(Instant::now(), &among));
+            }
             Command::ShowScreen { playback, source } => {
                 if let Some(target) = self.router.show_screen(playback, source) {
                     self.request_keyframe(Instant::now(), target);
@@ -454,8 +462,9 @@ impl MediaActor {
                 track,
                 rtp_time,
                 data,
+                audio_level,
             } => {
-                self.write_frame(Instant::now(), track, rtp_time, &data);
+                self.write_frame(Instant::now(), track, rtp_time, &data, audio_level);
             }
         }
     }

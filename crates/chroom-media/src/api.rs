@@ -112,6 +112,9 @@ pub struct ReceivedFrame {
     pub data: Arc<[u8]>,
     /// When its first packet arrived.
     pub received_at: Instant,
+    /// The sender's audio level (RFC 6464: 0 loudest, −127 dBov silence), if its packets
+    /// carry one (browsers send it; a file has none).
+    pub audio_level: Option<i8>,
 }
 
 /// A histogram of durations with quarter-octave buckets (each about 19 % wide), from 1 µs to

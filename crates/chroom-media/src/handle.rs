@@ -58,6 +58,10 @@ pub(crate) enum Command {
         playback: LinkId,
         source: Option<LinkId>,
     },
+    DominantSpeaker {
+        among: Vec<LinkId>,
+        reply: oneshot::Sender<Option<LinkId>>,
+    },
     Silence {
         link: LinkId,
         silenced: bool,
@@ -82,6 +86,7 @@ pub(crate) enum Command {
         track: Track,
         rtp_time: u64,
         data: Arc<[u8]>,
+        audio_level: Option<i8>,
     },
 }
 
@@ -238,6 +243,18 @@ impl MediaHandle {
             .await;
     }
 
+    /// The dominant speaker among the links `among` (members' links this node receives
+    /// from): the one holding the floor by the audio levels their packets carry, else the
+    /// loudest speaking now; `None` if none of them has spoken (or carries levels).
+    pub async fn dominant_speaker(&self, among: Vec<LinkId>) -> Option<LinkId> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::DominantSpeaker { among, reply })
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+
     /// Shows the screen shared on `source` in the screen m-line of the `playback` link
     /// (`None`: nothing). Asks the source for a keyframe of it.
     pub async fn show_screen(&self, playback: LinkId, source: Option<LinkId>) {
@@ -301,18 +318,22 @@ impl MediaHandle {
     }
 
     /// Sends a local frame to every connected link that receives `track`. `rtp_time` is in
-    /// the track's RTP clock ([`crate::VIDEO_CLOCK_HZ`], [`crate::AUDIO_CLOCK_HZ`]).
+    /// the track's RTP clock ([`crate::VIDEO_CLOCK_HZ`], [`crate::AUDIO_CLOCK_HZ`]); an audio
+    /// frame may carry its level (RFC 6464: 0 loudest, −127 dBov silence), which members use
+    /// to tell who speaks.
     pub async fn send_frame(
         &self,
         track: Track,
         rtp_time: u64,
         data: Arc<[u8]>,
+        audio_level: Option<i8>,
     ) -> Result<(), MediaError> {
         self.commands
             .send(Command::SendFrame {
                 track,
                 rtp_time,
                 data,
+                audio_level,
             })
             .await
             .map_err(|_| MediaError::Stopped)

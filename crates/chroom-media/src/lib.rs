@@ -50,6 +50,7 @@ pub mod remote_sdp;
 mod router;
 mod sdp;
 mod socket;
+pub mod speaker;
 pub mod stun;
 #[cfg(test)]
 mod testing;

@@ -16,6 +16,9 @@ use str0m::{Event, Input, Output, Rtc};
 
 use crate::sdp::{Mids, added_track, codec_for};
 
+/// Levels above this (dBov) are marked as voice activity when a level is passed on.
+const VOICE_ACTIVITY_DBOV: i8 = -50;
+
 /// What draining a link produced, handed back to the driver.
 #[derive(Debug)]
 pub(crate) enum LinkOutput {
@@ -31,6 +34,8 @@ pub(crate) enum LinkOutput {
         rtp_time: u64,
         contiguous: bool,
         data: Arc<[u8]>,
+        /// The sender's audio level (RFC 6464, −dBov), if its packets carry one.
+        audio_level: Option<i8>,
     },
     /// An RTP packet (links in [`LinkMode::Packets`]), to forward as it is.
     Packet {
@@ -135,14 +140,16 @@ impl Link {
         track: Track,
         rtp_time: MediaTime,
         data: &Arc<[u8]>,
+        audio_level: Option<i8>,
     ) -> bool {
         let Some(mid) = self.send_mids.mid_of(track) else {
             return false;
         };
-        self.write_frame_on(now, mid, track.kind(), rtp_time, data)
+        self.write_frame_on(now, mid, track.kind(), rtp_time, data, audio_level)
     }
 
-    /// Writes one frame on the m-line `mid` (which must send `kind`'s codec), if connected.
+    /// Writes one frame on the m-line `mid` (which must send `kind`'s codec), if connected,
+    /// with the sender's audio level (RFC 6464) passed on where it came with one.
     pub(crate) fn write_frame_on(
         &mut self,
         now: Instant,
@@ -150,6 +157,7 @@ impl Link {
         kind: MediaKind,
         rtp_time: MediaTime,
         data: &Arc<[u8]>,
+        audio_level: Option<i8>,
     ) -> bool {
         if !self.connected || self.failure.is_some() {
             return false;
@@ -165,6 +173,11 @@ impl Link {
                 .map(|p| p.pt())
             else {
                 return Ok(false);
+            };
+            let writer = match audio_level {
+                // The voice-activity flag: speech is well above the silence floor.
+                Some(level) => writer.audio_level(level, level > VOICE_ACTIVITY_DBOV),
+                None => writer,
             };
             writer.write(pt, now, rtp_time, data.clone()).map(|()| true)
         }));
@@ -371,6 +384,7 @@ impl Link {
                     track,
                     rtp_time: data.time.numer(),
                     contiguous: data.contiguous,
+                    audio_level: data.ext_vals.audio_level,
                     data: data.data,
                 });
             }

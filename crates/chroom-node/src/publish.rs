@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -21,6 +22,31 @@ const DEFAULT_OPUS_SAMPLES: u32 = 960;
 pub struct MediaSource {
     video: Option<Track>,
     audio: Option<Track>,
+    /// The level its audio packets say they carry, if set: a file's loudness is not known
+    /// without decoding it.
+    audio_level: Option<AudioLevel>,
+}
+
+/// The audio level (RFC 6464: 0 loudest, −127 dBov silence) a source's packets carry, which
+/// whoever holds a clone may change while it plays (a bot that speaks now and then, a test).
+/// Members take the loudest for the active speaker.
+#[derive(Debug, Clone)]
+pub struct AudioLevel(Arc<AtomicI8>);
+
+impl AudioLevel {
+    /// A level starting at `dbov`.
+    pub fn new(dbov: i8) -> Self {
+        Self(Arc::new(AtomicI8::new(dbov)))
+    }
+
+    /// From now on the packets carry `dbov`.
+    pub fn set(&self, dbov: i8) {
+        self.0.store(dbov, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> i8 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// One track: frames with their offsets (in the track's RTP clock) from the track's start.
@@ -49,7 +75,17 @@ impl MediaSource {
         );
         let video = video.map(load_video).transpose()?;
         let audio = audio.map(load_audio).transpose()?;
-        Ok(Self { video, audio })
+        Ok(Self {
+            video,
+            audio,
+            audio_level: None,
+        })
+    }
+
+    /// The same media, its audio packets carrying `level` as it is set while playing.
+    pub fn with_audio_level(mut self, level: AudioLevel) -> Self {
+        self.audio_level = Some(level);
+        self
     }
 
     /// The kinds this source has.
@@ -158,26 +194,19 @@ pub async fn publish(
     cancel: CancellationToken,
 ) -> anyhow::Result<PublishStats> {
     let start = Instant::now();
-    let video = source.video.as_ref().map(|t| {
-        play(
-            node,
-            t,
-            MediaKind::Video,
-            VIDEO_CLOCK_HZ,
-            start,
-            looping,
-            &cancel,
-        )
-    });
+    let video = source
+        .video
+        .as_ref()
+        .map(|t| play(node, t, MediaKind::Video, start, looping, &cancel, None));
     let audio = source.audio.as_ref().map(|t| {
         play(
             node,
             t,
             MediaKind::Audio,
-            AUDIO_CLOCK_HZ,
             start,
             looping,
             &cancel,
+            source.audio_level.as_ref(),
         )
     });
     let (video, audio) = tokio::join!(
@@ -204,11 +233,15 @@ async fn play(
     node: &RunningNode,
     track: &Track,
     kind: MediaKind,
-    clock_hz: u32,
     start: Instant,
     looping: Looping,
     cancel: &CancellationToken,
+    level: Option<&AudioLevel>,
 ) -> anyhow::Result<u64> {
+    let clock_hz = match kind {
+        MediaKind::Video => VIDEO_CLOCK_HZ,
+        MediaKind::Audio => AUDIO_CLOCK_HZ,
+    };
     let mut sent = 0;
     for pass in 0u64.. {
         if pass > 0 && looping == Looping::Once {
@@ -221,7 +254,10 @@ async fn play(
                 () = cancel.cancelled() => return Ok(sent),
                 () = tokio::time::sleep_until(due.into()) => {}
             }
-            node.send_frame(kind, rtp_time, data.clone()).await?;
+            // Without a level set, a file's audio carries none: nobody takes it for the
+            // active speaker.
+            let level = level.map(AudioLevel::get);
+            node.send_frame(kind, rtp_time, data.clone(), level).await?;
             sent += 1;
         }
     }

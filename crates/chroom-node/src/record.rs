@@ -261,6 +261,7 @@ mod tests {
                 contiguous: true,
                 data: key.clone().into(),
                 received_at: started,
+                audio_level: None,
             },
         };
         recorder.write(&frame(Track::Screen)).unwrap();

@@ -55,6 +55,7 @@ impl MediaActor {
                 continue;
             };
             self.router.handle_link_closed(id);
+            self.speakers.forget(id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             self.pending_events
@@ -78,14 +79,25 @@ impl MediaActor {
         let mut written = Vec::new();
         for frame in frames.drain(..) {
             match frame.to {
-                None => {
-                    written.extend(self.write_frame(now, frame.track, frame.rtp_time, &frame.data))
-                }
+                None => written.extend(self.write_frame(
+                    now,
+                    frame.track,
+                    frame.rtp_time,
+                    &frame.data,
+                    frame.audio_level,
+                )),
                 Some((link, mid)) => {
                     let kind = frame.track.kind();
                     let time = media_time(kind, frame.rtp_time);
                     if self.links.get_mut(&link).is_some_and(|state| {
-                        state.link.write_frame_on(now, mid, kind, time, &frame.data)
+                        state.link.write_frame_on(
+                            now,
+                            mid,
+                            kind,
+                            time,
+                            &frame.data,
+                            frame.audio_level,
+                        )
                     }) {
                         written.push(link);
                     }
@@ -113,6 +125,7 @@ impl MediaActor {
         track: Track,
         rtp_time: u64,
         data: &Arc<[u8]>,
+        audio_level: Option<i8>,
     ) -> Vec<LinkId> {
         let time = media_time(track.kind(), rtp_time);
         let links = &mut self.links;
@@ -120,9 +133,9 @@ impl MediaActor {
             .subscribers()
             .iter()
             .filter(|id| {
-                links
-                    .get_mut(*id)
-                    .is_some_and(|state| state.link.write_frame(now, track, time, data))
+                links.get_mut(*id).is_some_and(|state| {
+                    state.link.write_frame(now, track, time, data, audio_level)
+                })
             })
             .copied()
             .collect()
@@ -183,6 +196,7 @@ impl MediaActor {
                             rtp_time,
                             contiguous,
                             data,
+                            audio_level,
                         } => {
                             state.media_arrived(now, events);
                             match self.router.route_frame(*id, track) {
@@ -193,15 +207,22 @@ impl MediaActor {
                                         track,
                                         rtp_time,
                                         data,
+                                        audio_level,
                                     })
                                 }
                                 FrameRoute::ToNode { show_on } => {
+                                    if let Some(level) = audio_level
+                                        && track == Track::Microphone
+                                    {
+                                        self.speakers.observe(now, *id, level);
+                                    }
                                     if let Some(to) = show_on {
                                         self.scratch.frames_out.push(FrameOut {
                                             to: Some(to),
                                             track,
                                             rtp_time,
                                             data: data.clone(),
+                                            audio_level,
                                         });
                                     }
                                     let frame = ReceivedFrame {
@@ -211,6 +232,7 @@ impl MediaActor {
                                         contiguous,
                                         data,
                                         received_at: now,
+                                        audio_level,
                                     };
                                     // Never wait for the frame reader: a slow recorder loses
                                     // frames, it does not stall every link of the node.

@@ -41,13 +41,9 @@ async fn next_event(events: &mut mpsc::Receiver<MediaEvent>) -> MediaEvent {
         .expect("the actor runs")
 }
 
-#[tokio::test]
-async fn a_full_frame_channel_costs_frames_not_control() {
-    let shutdown = CancellationToken::new();
-    // Room for one event and one frame, and nothing read until the end.
-    let receiver = spawn(1, 1, &shutdown).await;
-    let mut sender = spawn(16, 16, &shutdown).await;
-
+/// Links `sender`'s microphone to `receiver` (which offers) and waits until the sender's side
+/// connects. Returns the receiver's link and the sender's.
+async fn link_microphone(receiver: &Node, sender: &mut Node) -> (LinkId, LinkId) {
     let (link, offer) = receiver
         .handle
         .create_offer(&[Track::Microphone], &[], LinkMode::Frames)
@@ -68,6 +64,18 @@ async fn a_full_frame_channel_costs_frames_not_control() {
         "{connected:?}"
     );
 
+    (link, sender_link)
+}
+
+#[tokio::test]
+async fn a_full_frame_channel_costs_frames_not_control() {
+    let shutdown = CancellationToken::new();
+    // Room for one event and one frame, and nothing read until the end.
+    let receiver = spawn(1, 1, &shutdown).await;
+    let mut sender = spawn(16, 16, &shutdown).await;
+
+    let (link, _) = link_microphone(&receiver, &mut sender).await;
+
     // Send until the receiver has dropped a few frames: its channel holds one.
     let data: Arc<[u8]> = Arc::from(vec![0x55; 80]);
     let give_up = Instant::now() + PATIENCE;
@@ -76,7 +84,7 @@ async fn a_full_frame_channel_costs_frames_not_control() {
         for _ in 0..5 {
             sender
                 .handle
-                .send_frame(Track::Microphone, rtp_time, data.clone())
+                .send_frame(Track::Microphone, rtp_time, data.clone(), None)
                 .await
                 .unwrap();
             rtp_time += 960;
@@ -135,6 +143,41 @@ async fn a_full_frame_channel_costs_frames_not_control() {
             "{event:?}"
         );
     }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_senders_audio_level_arrives_with_its_frames_and_names_the_speaker() {
+    let shutdown = CancellationToken::new();
+    let mut receiver = spawn(16, 1024, &shutdown).await;
+    let mut sender = spawn(16, 16, &shutdown).await;
+    let (link, _) = link_microphone(&receiver, &mut sender).await;
+    assert_eq!(receiver.handle.dominant_speaker(vec![link]).await, None);
+
+    // A second and a half of speech at −20 dBov, paced as a microphone sends it.
+    let data: Arc<[u8]> = Arc::from(vec![0x55; 80]);
+    for i in 0..75u64 {
+        sender
+            .handle
+            .send_frame(Track::Microphone, i * 960, data.clone(), Some(-20))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (from, frame) = tokio::time::timeout(PATIENCE, receiver.frames.recv())
+        .await
+        .expect("a frame in time")
+        .expect("the actor runs");
+    assert_eq!((from, frame.audio_level), (link, Some(-20)));
+    assert_eq!(
+        receiver.handle.dominant_speaker(vec![link]).await,
+        Some(link)
+    );
+    // Asked about other links only, it names none of them.
+    assert_eq!(
+        receiver.handle.dominant_speaker(vec![LinkId(999)]).await,
+        None
+    );
     shutdown.cancel();
 }
 

@@ -379,17 +379,26 @@ impl NodeHandle {
         Ok(stats)
     }
 
-    /// Sends a local frame, as the main track of its kind, to every subscriber of this node.
+    /// Sends a local frame, as the main track of its kind, to every subscriber of this node;
+    /// an audio frame may carry its level (RFC 6464: 0 loudest, −127 dBov silence), from which
+    /// members tell who speaks.
     pub async fn send_frame(
         &self,
         kind: MediaKind,
         rtp_time: u64,
         data: Arc<[u8]>,
+        audio_level: Option<i8>,
     ) -> anyhow::Result<()> {
         Ok(self
             .media
-            .send_frame(Track::main(kind), rtp_time, data)
+            .send_frame(Track::main(kind), rtp_time, data, audio_level)
             .await?)
+    }
+
+    /// The dominant speaker among the links `among` (members this node receives from), by
+    /// the audio levels their packets carry; `None` if none of them has spoken.
+    pub async fn dominant_speaker(&self, among: Vec<LinkId>) -> Option<LinkId> {
+        self.media.dominant_speaker(among).await
     }
 
     /// Answers the user's browser's offer to send its camera and microphone, or (`video` being

@@ -15,9 +15,10 @@
 //!
 //! WHEP playback (the WHEP draft, draft-ietf-wish-whep) is the same the other way: `POST
 //! /whep/<room>` with a player's receive-only offer (an audio m-line, a video m-line) joins the
-//! room as the node's user would to watch it and answers with a link showing one member: the
-//! first this node receives from (in a broadcast, the broadcaster through the tree), the next
-//! when that one goes. `PATCH`, `DELETE` and `OPTIONS` on `/whep/<room>/<session>` are as for
+//! room as the node's user would to watch it and answers with a link showing one member: in a
+//! conference the active speaker (by the audio levels members' packets carry, held against
+//! flapping: `chroom_media::speaker`), else the first this node receives from; in a broadcast
+//! the broadcaster through the tree. `PATCH`, `DELETE` and `OPTIONS` on `/whep/<room>/<session>` are as for
 //! WHIP.
 //!
 //! Every request but `OPTIONS` carries `Authorization: Bearer <token>`, where the token is
@@ -54,8 +55,9 @@ const SDP: &str = "application/sdp";
 const SDP_FRAG: &str = "application/trickle-ice-sdpfrag";
 /// Largest offer or fragment read: a WHIP offer has two m-lines and a few candidates.
 pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How often a WHEP link checks whom it shows, besides whenever the node's view changes.
-const FEED_CHECK: Duration = Duration::from_secs(1);
+/// How often a WHEP link checks whom it shows (who speaks), besides whenever the node's view
+/// changes.
+const FEED_CHECK: Duration = Duration::from_millis(300);
 /// The context of the WHIP token's key derivation from the page's key (BLAKE3 `derive_key`).
 const TOKEN_CONTEXT: &str = "chroom 2026-12 whip bearer token from the page key";
 
@@ -256,8 +258,10 @@ async fn participation(
     }
 }
 
-/// Keeps a WHEP link showing a member of `room`: the one it shows while this node receives
-/// from it, else the first this node receives from. Until `stop`.
+/// Keeps a WHEP link showing a member of `room`: the dominant speaker among those this node
+/// receives from (by the audio levels their packets carry), else the one it shows while this
+/// node still receives from it, else the first. In a broadcast that is the broadcaster. Until
+/// `stop`.
 async fn feed(node: NodeHandle, room: RoomId, link: LinkId, stop: CancellationToken) {
     let mut changes = node.view_changes();
     let mut check = tokio::time::interval(FEED_CHECK);
@@ -272,10 +276,12 @@ async fn feed(node: NodeHandle, room: RoomId, link: LinkId, stop: CancellationTo
         let Ok(receiving) = node.receiving_from(room).await else {
             return;
         };
-        if shown.is_some_and(|shown| receiving.iter().any(|(_, from)| *from == shown)) {
-            continue;
-        }
-        let next = receiving.first().map(|(_, from)| *from);
+        let links: Vec<LinkId> = receiving.iter().map(|(_, from)| *from).collect();
+        let still_shown = shown.filter(|shown| links.contains(shown));
+        let next = match node.dominant_speaker(links.clone()).await {
+            Some(speaker) => Some(speaker),
+            None => still_shown.or_else(|| links.first().copied()),
+        };
         if next != shown {
             shown = next;
             node.play_in_browser(link, 0, shown).await;

@@ -221,7 +221,7 @@ async fn send_synthetic(root: RunningNode, pps: u32, cancel: CancellationToken) 
             sent += 1;
             rtp_time += step;
             if root
-                .send_frame(MediaKind::Video, rtp_time, frame.clone())
+                .send_frame(MediaKind::Video, rtp_time, frame.clone(), None)
                 .await
                 .is_err()
             {
