@@ -80,7 +80,7 @@ fn screenshots() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
     init_tracing();
-    // Account 1 speaks, account 2 listens, account 3 is nobody.
+    // Account 1 speaks, account 2 listens (from Firefox), account 3 is nobody.
     let (chain, _room) = Chain::with_room("standup").await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = page_nodes(&chain, dir.path(), &[1, 2, 3]).await;
@@ -94,6 +94,7 @@ async fn members_meet_and_chat_on_their_pages_and_a_stranger_is_refused() {
             "room": "standup",
             "member_a": page_url(a),
             "member_b": page_url(b),
+            "member_b_engine": "firefox",
             "stranger": page_url(stranger),
             "screenshots": screenshots(),
         }),
@@ -286,7 +287,7 @@ async fn firefox_and_chromium_pages_in_one_conference_play_each_other() {
     let engines = ["chromium", "firefox", "firefox"];
     // A Firefox page shares its screen; the Chromium page and the other Firefox page show it.
     let presenter = 1;
-    let watch = Duration::from_secs(8);
+    let watch = Duration::from_secs(10);
     // Headless Firefox has no screen to share: this scenario gets a virtual display.
     let seen = run_page_scenario_on_a_display(
         "engines.mjs",

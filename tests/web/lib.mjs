@@ -112,6 +112,11 @@ class FirefoxPage {
     return this.page.click(selector);
   }
 
+  async press(selector, key) {
+    const element = await this.page.$(selector);
+    await element.press(key);
+  }
+
   async fill(selector, value) {
     // Playwright's fill replaces the value; puppeteer's type appends to it.
     await this.page.$eval(selector, (element) => (element.value = ""));

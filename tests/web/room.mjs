@@ -2,7 +2,8 @@
 // each other with their registry roles, chat, and one leaves and comes back to the chat so far;
 // a stranger's page is refused.
 //
-// Input: { room, member_a, member_b, stranger, screenshots } where the three are page URLs.
+// Input: { room, member_a, member_b, member_b_engine, stranger, screenshots } where the three
+//        are page URLs (B's page in `member_b_engine`, Chromium by default).
 // Output: what each page showed at each step.
 import { main, openPage, participants, roomUrl } from "./lib.mjs";
 
@@ -13,7 +14,7 @@ main(async (browser, input) => {
 
   // A joins by link, B by typing the room's name.
   const a = await open(roomUrl(input.member_a, input.room));
-  const b = await open(input.member_b);
+  const b = await openPage(browser, input.member_b, { engine: input.member_b_engine ?? "chromium" });
   await b.fill("#room-input", input.room);
   await b.click("#join-button");
   await a.waitForSelector("#call:not([hidden])", { timeout: TIMEOUT });
