@@ -215,6 +215,19 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                     gaps.is_empty(),
                     "viewer {i} missed frames around the crash: {gaps:?}"
                 );
+                // The node counts what it was handed: at least what the test has read.
+                let read = viewers[i].1.lock().unwrap().len() as u64;
+                let counted = viewers[i]
+                    .0
+                    .stats()
+                    .await
+                    .unwrap()
+                    .relay
+                    .video_frames_received;
+                assert!(
+                    counted >= read && read > 0,
+                    "{counted} counted, {read} read"
+                );
             }
             // Checked after the crash (a scrape before it would shift its timing): each
             // surviving relayer's `/metrics` counts at least the viewers that name it their
@@ -260,6 +273,20 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                     },
                 )
                 .await;
+                // Its socket sent at least the payload it forwarded (plus SRTP and headers),
+                // and received the broadcast.
+                let scraped = ops::scrape(metrics).await;
+                let media = |direction| {
+                    ops::sample(
+                        &scraped,
+                        "chroom_media_bytes_total",
+                        &[("direction", direction)],
+                    )
+                    .expect("media byte counters")
+                };
+                let payload = ops::sample(&scraped, "chroom_relay_bytes_forwarded_total", &[]);
+                assert!(media("sent") >= payload.expect("payload counter"));
+                assert!(media("received") > 0.0);
             }
         })
         .await;

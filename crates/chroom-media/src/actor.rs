@@ -439,6 +439,7 @@ impl MediaActor {
             Command::UseRelay { grant } => self.use_relay(grant),
             Command::RelayStats(reply) => {
                 let mut stats = self.relay.clone();
+                stats.socket_bytes_sent = self.outbox.sent_bytes;
                 stats.children = self.router.child_count();
                 stats.allocations = self.allocations();
                 let _ = reply.send(stats);

@@ -281,6 +281,15 @@ pub struct RelayStats {
     /// Datagrams of allocations dropped: from peers without permission, for a client that
     /// never spoke, or over the allocation's rate.
     pub relayed_dropped: u64,
+    /// Bytes of every datagram the media socket sent (all links, STUN, relaying): the node's
+    /// media upload.
+    pub socket_bytes_sent: u64,
+    /// Bytes of every datagram the media socket received: the node's media download.
+    pub socket_bytes_received: u64,
+    /// Video frames from remote members handed to the node (received, decrypted, whole).
+    pub video_frames_received: u64,
+    /// Audio frames from remote members handed to the node.
+    pub audio_frames_received: u64,
 }
 
 /// An offer to play remote members' media in this node's user's browser.

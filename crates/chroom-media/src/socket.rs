@@ -102,10 +102,13 @@ impl MediaSocket {
             let sent = self.io.try_io(Interest::WRITABLE, || {
                 self.state.send(UdpSockRef::from(&self.io), &transmit)
             });
-            if let Err(e) = sent {
-                let destination = first.destination;
-                tracing::debug!(%destination, datagrams = run, error = %e, "udp send dropped");
-                outbox.dropped += run as u64;
+            match sent {
+                Ok(()) => outbox.sent_bytes += transmit.contents.len() as u64,
+                Err(e) => {
+                    let destination = first.destination;
+                    tracing::debug!(%destination, datagrams = run, error = %e, "udp send dropped");
+                    outbox.dropped += run as u64;
+                }
             }
             rest = &rest[run..];
         }
@@ -191,6 +194,8 @@ pub(crate) struct Outbox {
     /// Reused buffer of one GSO send.
     batch: Vec<u8>,
     pub(crate) dropped: u64,
+    /// Bytes handed to the kernel so far.
+    pub(crate) sent_bytes: u64,
 }
 
 /// A datagram in the [`Outbox`].

@@ -402,6 +402,36 @@ pub fn render(
         relay.relayed_dropped as f64,
     );
     out.family(
+        "chroom_media_bytes_total",
+        Type::Counter,
+        "Bytes of every datagram the media socket sent or received (all links, STUN, relaying).",
+    );
+    out.sample(
+        "chroom_media_bytes_total",
+        &[("direction", "sent")],
+        relay.socket_bytes_sent as f64,
+    );
+    out.sample(
+        "chroom_media_bytes_total",
+        &[("direction", "received")],
+        relay.socket_bytes_received as f64,
+    );
+    out.family(
+        "chroom_frames_received_total",
+        Type::Counter,
+        "Frames from remote members handed to the node (received, decrypted, whole), by kind.",
+    );
+    out.sample(
+        "chroom_frames_received_total",
+        &[("kind", "video")],
+        relay.video_frames_received as f64,
+    );
+    out.sample(
+        "chroom_frames_received_total",
+        &[("kind", "audio")],
+        relay.audio_frames_received as f64,
+    );
+    out.family(
         "chroom_frames_dropped_total",
         Type::Counter,
         "Received frames dropped because their reader fell behind, by where.",
@@ -558,8 +588,24 @@ pub struct StatusReport {
     pub sending_links: usize,
     /// Peers whose identity binding this node has verified.
     pub peers_with_accounts: usize,
+    /// What its media socket carried since it started.
+    #[serde(default)]
+    pub media: MediaTotals,
     /// The rooms it is in.
     pub rooms: Vec<RoomLine>,
+}
+
+/// What a node's media socket carried since it started, in a [`StatusReport`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MediaTotals {
+    /// Bytes of every datagram sent: the node's media upload.
+    pub bytes_sent: u64,
+    /// Bytes of every datagram received.
+    pub bytes_received: u64,
+    /// Video frames from remote members handed to the node (received, decrypted, whole).
+    pub video_frames_received: u64,
+    /// Audio frames from remote members handed to the node.
+    pub audio_frames_received: u64,
 }
 
 /// One room in a [`StatusReport`].
@@ -597,6 +643,7 @@ impl StatusReport {
             receiving_links: 0,
             sending_links: 0,
             peers_with_accounts: 0,
+            media: MediaTotals::default(),
             rooms: Vec::new(),
         };
         let Some(snapshot) = snapshot else {
@@ -633,6 +680,12 @@ impl StatusReport {
         report.receiving_links = stats.receiving_links;
         report.sending_links = stats.sending_links;
         report.peers_with_accounts = stats.peers_with_accounts;
+        report.media = MediaTotals {
+            bytes_sent: stats.relay.socket_bytes_sent,
+            bytes_received: stats.relay.socket_bytes_received,
+            video_frames_received: stats.relay.video_frames_received,
+            audio_frames_received: stats.relay.audio_frames_received,
+        };
         report.rooms = snapshot
             .rooms
             .iter()
@@ -671,6 +724,15 @@ impl StatusReport {
             text,
             "links {} receiving, {} sending; {} peers with verified accounts",
             self.receiving_links, self.sending_links, self.peers_with_accounts
+        );
+        let media = &self.media;
+        let _ = writeln!(
+            text,
+            "media {:.1} MB sent, {:.1} MB received; {} video and {} audio frames received",
+            media.bytes_sent as f64 / 1e6,
+            media.bytes_received as f64 / 1e6,
+            media.video_frames_received,
+            media.audio_frames_received
         );
         let _ = writeln!(text, "rooms {}", self.rooms.len());
         for room in &self.rooms {

@@ -55,6 +55,7 @@ impl MediaActor {
                     // Hop latency counts from here, the moment the batch left the kernel.
                     let now = Instant::now();
                     for (source, local_ip, datagram) in buffers.datagrams() {
+                        self.relay.socket_bytes_received += datagram.len() as u64;
                         self.handle_datagram(now, datagram, source, local_ip);
                         self.process();
                         if self

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chroom_types::{LinkId, Track};
+use chroom_types::{LinkId, MediaKind, Track};
 use str0m::Input;
 
 use super::{FrameOut, MediaActor, relayed};
@@ -239,6 +239,10 @@ impl MediaActor {
                                     if self.frames.try_send((*id, frame)).is_err() {
                                         self.relay.frames_dropped += 1;
                                         tracing::trace!(link = %id, "frame channel full: frame dropped");
+                                    } else if track.kind() == MediaKind::Video {
+                                        self.relay.video_frames_received += 1;
+                                    } else {
+                                        self.relay.audio_frames_received += 1;
                                     }
                                 }
                             }

@@ -48,8 +48,12 @@ enum Command {
         once: bool,
         /// Broadcast: be the root of the room's relay tree, feeding this many children
         /// directly (relayers carry it further).
-        #[arg(long, value_name = "CHILDREN")]
+        #[arg(long, value_name = "CHILDREN", conflicts_with = "meet")]
         broadcast: Option<u32>,
+        /// Meet: receive every other member too (a headless conference member; what it
+        /// receives is counted in `/metrics`, not kept).
+        #[arg(long)]
+        meet: bool,
     },
     /// Record every publisher in a room to IVF and Ogg files.
     Record {
@@ -338,6 +342,25 @@ enum BenchCommand {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: Duration,
     },
+    /// A conference of headless members (node processes publishing the test media and
+    /// receiving everyone): per-node CPU, RSS, upload and video frames delivered, by size.
+    Conference {
+        /// VP8 IVF file every member publishes.
+        #[arg(long, default_value = "fixtures/generated/video.ivf")]
+        video: PathBuf,
+        /// Opus Ogg file every member publishes.
+        #[arg(long, default_value = "fixtures/generated/audio.ogg")]
+        audio: PathBuf,
+        /// Conference sizes to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "4,8,16,24")]
+        members: Vec<usize>,
+        /// Time for the members to find and link each other before measuring.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        settle: Duration,
+        /// Measurement window per size.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        window: Duration,
+    },
 }
 
 /// Options every node-running command shares.
@@ -435,14 +458,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             audio,
             once,
             broadcast,
+            meet,
         } => {
             let source = MediaSource::load(video.as_deref(), audio.as_deref())?;
-            let node = start(&node).await?;
+            let mut node = start(&node).await?;
             let participation = match broadcast {
                 Some(capacity) => Participation::Broadcast {
                     kinds: source.kinds(),
                     capacity,
                 },
+                None if meet => {
+                    // Read and let go of what arrives: counted by the media actor, kept by
+                    // nobody (an unread channel would drop frames instead).
+                    if let Some(mut frames) = node.take_frames() {
+                        tokio::spawn(async move { while frames.recv().await.is_some() {} });
+                    }
+                    Participation::Meet {
+                        publish: source.kinds(),
+                        receive: vec![MediaKind::Audio, MediaKind::Video],
+                    }
+                }
                 None => Participation::Publish(source.kinds()),
             };
             node.join(room.id(), participation).await?;
@@ -658,6 +693,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve_kbps,
         }) => {
             bench::files(size, receivers, runs, serve_kbps).await?;
+        }
+        Command::Bench(BenchCommand::Conference {
+            video,
+            audio,
+            members,
+            settle,
+            window,
+        }) => {
+            init_tracing("chroom=warn");
+            bench::conference(&video, &audio, &members, settle, window).await?;
         }
         Command::Bench(BenchCommand::Serve {
             video,

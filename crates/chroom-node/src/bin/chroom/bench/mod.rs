@@ -16,12 +16,14 @@ use chroom_node::{NodeConfig, RunningNode};
 
 mod call;
 mod chain;
+mod conference;
 mod files;
 mod flood;
 mod relay;
 mod revoke;
 
 pub(crate) use call::{Engine, call};
+pub(crate) use conference::conference;
 pub(crate) use files::files;
 pub(crate) use flood::{FloodPlan, flood};
 pub(crate) use relay::relay;
