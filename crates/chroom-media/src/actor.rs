@@ -147,6 +147,8 @@ struct LinkState {
     last_source: Option<SocketAddr>,
     /// Whether that datagram came through this node's own relay allocation.
     last_via_relay: bool,
+    /// The link's latest send bandwidth estimate, bits per second (links that estimate).
+    bandwidth_estimate: Option<u64>,
 }
 
 impl MediaActor {
@@ -417,6 +419,14 @@ impl MediaActor {
                     self.request_keyframe(Instant::now(), target);
                 }
             }
+            Command::BandwidthEstimates(reply) => {
+                let estimates = self
+                    .links
+                    .iter()
+                    .filter_map(|(id, state)| Some((*id, state.bandwidth_estimate?)))
+                    .collect();
+                let _ = reply.send(estimates);
+            }
             Command::DominantSpeaker { among, reply } => {
                 let _ = reply.send(self.speakers.dominant(Instant::now(), &among));
             }
@@ -509,6 +519,7 @@ impl MediaActor {
             silent: true,
             last_source: None,
             last_via_relay: false,
+            bandwidth_estimate: None,
             next_timeout: now,
             close_cause: None,
         };
@@ -540,6 +551,9 @@ impl MediaActor {
                 .map(|client| (client.grant.relayed, self.receive_addr)),
             self.dtls_cert.as_ref(),
             mode,
+            // Only where a conference's media crosses the network: a page is on this machine,
+            // and tree links forward packets as they come (see `MediaConfig`).
+            self.config.bandwidth_estimation && peer == LinkPeer::Node && mode == LinkMode::Frames,
             Instant::now(),
         )
     }

@@ -37,7 +37,16 @@ pub struct MediaConfig {
     /// (STUN Binding; every node answers it). Two or more also tell a NAT that maps per
     /// destination, whose mapping is of no use to others. Default none: no NAT in the way.
     pub stun_servers: Vec<SocketAddr>,
+    /// Estimate the bandwidth of each link to another node in a conference (transport-wide
+    /// congestion control feedback and str0m's delay-based estimator, probing up to
+    /// [`BWE_DESIRED_BPS`]); the estimates are reported per link. Default off: it costs TWCC
+    /// feedback on every such link, and nothing acts on the estimate yet.
+    pub bandwidth_estimation: bool,
 }
+
+/// What a link with bandwidth estimation probes for: room for a 720p camera, a screen and
+/// audio.
+pub const BWE_DESIRED_BPS: u64 = 5_000_000;
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -48,6 +57,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(15),
             silence_timeout: Duration::from_millis(300),
             stun_servers: Vec::new(),
+            bandwidth_estimation: false,
         }
     }
 }

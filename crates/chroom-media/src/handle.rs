@@ -58,6 +58,7 @@ pub(crate) enum Command {
         playback: LinkId,
         source: Option<LinkId>,
     },
+    BandwidthEstimates(oneshot::Sender<Vec<(LinkId, u64)>>),
     DominantSpeaker {
         among: Vec<LinkId>,
         reply: oneshot::Sender<Option<LinkId>>,
@@ -241,6 +242,21 @@ impl MediaHandle {
                 source,
             })
             .await;
+    }
+
+    /// Each link's latest send bandwidth estimate, bits per second (only links to other nodes
+    /// in a conference, with [`crate::MediaConfig::bandwidth_estimation`] on).
+    pub async fn bandwidth_estimates(&self) -> Vec<(LinkId, u64)> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::BandwidthEstimates(reply))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// The dominant speaker among the links `among` (members' links this node receives

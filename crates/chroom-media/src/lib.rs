@@ -57,8 +57,8 @@ mod testing;
 
 pub use actor::MediaActor;
 pub use api::{
-    LatencyHistogram, LinkClosed, MediaConfig, MediaError, MediaEvent, PlaybackOffer, PlaybackSlot,
-    ReceivedFrame, RelayStats,
+    BWE_DESIRED_BPS, LatencyHistogram, LinkClosed, MediaConfig, MediaError, MediaEvent,
+    PlaybackOffer, PlaybackSlot, ReceivedFrame, RelayStats,
 };
 pub use chroom_types::LinkMode;
 pub use handle::MediaHandle;

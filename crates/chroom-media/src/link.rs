@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Pt};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
@@ -29,6 +30,10 @@ pub(crate) enum LinkOutput {
         contents: Vec<u8>,
     },
     Connected,
+    /// The link's send bandwidth, as estimated (links with bandwidth estimation only).
+    BandwidthEstimate {
+        bits_per_second: u64,
+    },
     Frame {
         track: Track,
         rtp_time: u64,
@@ -317,6 +322,11 @@ impl Link {
             Event::Connected => {
                 self.connected = true;
                 out.push(LinkOutput::Connected);
+                // Probe for room for what a member may send (does nothing on a link without
+                // bandwidth estimation).
+                self.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::ZERO, Bitrate::bps(crate::api::BWE_DESIRED_BPS));
                 // A subscriber can only decode from a keyframe: ask for one right away instead of
                 // waiting for the sender's next periodic keyframe.
                 for track in [Track::Camera, Track::Screen] {
@@ -355,6 +365,11 @@ impl Link {
                 out.push(LinkOutput::Packet {
                     track,
                     packet: Box::new(packet),
+                });
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                out.push(LinkOutput::BandwidthEstimate {
+                    bits_per_second: estimate.as_u64(),
                 });
             }
             Event::KeyframeRequest(request) => {

@@ -9,6 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::format::Codec;
@@ -75,19 +76,26 @@ impl BuiltPlayback {
 /// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates and, when
 /// the node is behind a NAT that maps it the same way for everyone, its server-reflexive
 /// address (`reflexive`, with the host address it maps), and a relayer's allocation
-/// (`relayed`: its address, and the local address that reaches the relayer).
+/// (`relayed`: its address, and the local address that reaches the relayer). With `bwe` the
+/// link estimates its bandwidth (transport-wide congestion control).
 pub(crate) fn new_rtc(
     candidates: &[SocketAddr],
     reflexive: Option<Reflexive>,
     relayed: Option<(SocketAddr, SocketAddr)>,
     cert: Option<&DtlsCert>,
     mode: LinkMode,
+    bwe: bool,
     now: Instant,
 ) -> Rtc {
-    // str0m's standard header extensions minus transport-wide congestion control and
-    // abs-send-time: no link runs bandwidth estimation, and building TWCC feedback nobody
-    // reads cost a 1 → 1 relayer a fifth of its CPU. The ids stay str0m's standard ones.
+    // str0m's standard header extensions minus abs-send-time, and minus transport-wide
+    // congestion control unless the link estimates its bandwidth: building TWCC feedback
+    // nobody reads cost a 1 → 1 relayer a fifth of its CPU. The ids stay str0m's standard ones.
     let mut builder = Rtc::builder().clear_extension_map();
+    if bwe {
+        builder = builder
+            .set_extension(3, Extension::TransportSequenceNumber)
+            .enable_bwe(Some(Bitrate::mbps(1)));
+    }
     for (id, extension) in [
         (1, Extension::AudioLevel),
         (4, Extension::RtpMid),
@@ -436,7 +444,15 @@ mod tests {
 
     /// A frame-mode link offering only the host candidate `addr`.
     fn host_only_rtc(addr: &str, now: Instant) -> Rtc {
-        new_rtc(&addrs(&[addr]), None, None, None, LinkMode::Frames, now)
+        new_rtc(
+            &addrs(&[addr]),
+            None,
+            None,
+            None,
+            LinkMode::Frames,
+            false,
+            now,
+        )
     }
 
     /// A player's offer to receive, as str0m makes it: `kinds` m-lines, receive-only.

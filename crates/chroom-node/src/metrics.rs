@@ -274,8 +274,18 @@ pub fn render(
         "Links closed because their peer's right stayed unknown past link_check_timeout.",
         stats.links_unverified as f64,
     );
-    // Bandwidth estimates go here once chroom-media reports them per link:
-    // `chroom_link_bandwidth_estimate_bits_per_second{direction, peer}` (gauge).
+    out.family(
+        "chroom_link_bandwidth_estimate_bits_per_second",
+        Type::Gauge,
+        "What a link to a member can carry to it, as estimated ([media] bandwidth_estimation).",
+    );
+    for (peer, bits_per_second) in &stats.bandwidth_estimates {
+        out.sample(
+            "chroom_link_bandwidth_estimate_bits_per_second",
+            &[("direction", "send"), ("peer", &peer.to_base58())],
+            *bits_per_second as f64,
+        );
+    }
     out.single(
         "chroom_peers_with_accounts",
         Type::Gauge,

@@ -186,7 +186,7 @@ impl RunningNode {
             notices: notices_tx.clone(),
             closed_links: closed_links_tx.clone(),
             views: views_tx,
-            links,
+            links: links.clone(),
             frames: tap.clone(),
         };
         let actor = NodeActor::new(core, peer_id, parts, &shutdown);
@@ -212,6 +212,7 @@ impl RunningNode {
             notices: notices_tx,
             closed_links: closed_links_tx,
             views: views_rx,
+            links: links.clone(),
         };
         let web = match config.web {
             Some(listen) => {

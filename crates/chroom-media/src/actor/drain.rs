@@ -191,6 +191,9 @@ impl MediaActor {
                             events.push_back(MediaEvent::LinkConnected { link: *id });
                             connected.push(*id);
                         }
+                        LinkOutput::BandwidthEstimate { bits_per_second } => {
+                            state.bandwidth_estimate = Some(bits_per_second);
+                        }
                         LinkOutput::Frame {
                             track,
                             rtp_time,

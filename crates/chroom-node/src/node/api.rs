@@ -102,4 +102,7 @@ pub struct NodeStats {
     pub frames_dropped: u64,
     /// What this node relayed.
     pub relay: RelayStats,
+    /// Each link to a member whose bandwidth is estimated: the member, and the estimate of
+    /// what the link can carry to it, bits per second (`[media] bandwidth_estimation`).
+    pub bandwidth_estimates: Vec<(PeerId, u64)>,
 }

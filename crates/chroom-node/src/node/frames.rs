@@ -47,7 +47,7 @@ impl LinkPeers {
         (receiving, links.len() - receiving)
     }
 
-    fn peer(&self, link: LinkId) -> Option<PeerId> {
+    pub(crate) fn peer(&self, link: LinkId) -> Option<PeerId> {
         let links = self.0.read().unwrap_or_else(PoisonError::into_inner);
         links.get(&link).map(|(peer, _)| *peer)
     }

@@ -21,6 +21,7 @@ use super::api::{
     ChatMessage, ModerationNotice, NodeStats, OwnAccess, OwnRefusal, Participant, RoomReport,
     RoomStatus, TreePosition,
 };
+use super::frames::LinkPeers;
 use crate::files::Files;
 
 /// The account a node acts for, as its handles see it.
@@ -113,6 +114,8 @@ pub struct NodeHandle {
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
     pub(crate) closed_links: broadcast::Sender<LinkId>,
     pub(crate) views: watch::Receiver<u64>,
+    /// Which member each link carries (written by the actor).
+    pub(crate) links: LinkPeers,
 }
 
 impl NodeHandle {
@@ -376,6 +379,13 @@ impl NodeHandle {
     pub async fn stats(&self) -> anyhow::Result<NodeStats> {
         let mut stats = self.ask(Command::Stats).await?;
         stats.relay = self.media.relay_stats().await?;
+        stats.bandwidth_estimates = self
+            .media
+            .bandwidth_estimates()
+            .await
+            .into_iter()
+            .filter_map(|(link, bps)| Some((self.links.peer(link)?, bps)))
+            .collect();
         Ok(stats)
     }
 

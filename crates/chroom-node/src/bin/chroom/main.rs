@@ -360,6 +360,10 @@ enum BenchCommand {
         /// Measurement window per size.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: Duration,
+        /// Members estimate each link's bandwidth (`[media] bandwidth_estimation`), to see
+        /// what it costs.
+        #[arg(long)]
+        bandwidth_estimation: bool,
     },
 }
 
@@ -700,9 +704,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             members,
             settle,
             window,
+            bandwidth_estimation,
         }) => {
             init_tracing("chroom=warn");
-            bench::conference(&video, &audio, &members, settle, window).await?;
+            let plan = bench::ConferencePlan {
+                members,
+                settle,
+                window,
+                bandwidth_estimation,
+            };
+            bench::conference(&video, &audio, &plan).await?;
         }
         Command::Bench(BenchCommand::Serve {
             video,

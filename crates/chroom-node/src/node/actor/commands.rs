@@ -125,6 +125,7 @@ impl NodeActor {
                     lookups_throttled: self.core.session().lookups_throttled(),
                     frames_dropped: self.parts.frames.dropped.load(Ordering::Relaxed),
                     relay: Default::default(),
+                    bandwidth_estimates: Vec::new(),
                 });
             }
             Command::Tree { room, reply } => {

@@ -4,17 +4,27 @@ use chroom_node::metrics::{MediaTotals, fetch_status};
 
 use super::*;
 
-/// For each count in `members`, a conference of that many headless members, each a `chroom
+/// What `chroom bench conference` measures.
+pub(crate) struct ConferencePlan {
+    /// Conference sizes, one after the other.
+    pub(crate) members: Vec<usize>,
+    /// Time for the members to link before measuring.
+    pub(crate) settle: Duration,
+    /// The measurement window.
+    pub(crate) window: Duration,
+    /// Members estimate their links' bandwidth.
+    pub(crate) bandwidth_estimation: bool,
+}
+
+/// For each size in `plan`, a conference of that many headless members, each a `chroom
 /// publish --meet` process sending `video` and `audio` and receiving every other member (today
-/// a full mesh: every member uploads one copy per other member). After `settle`, measures each
-/// process over `window`: CPU, RSS, media upload, and the video frames it was delivered
-/// (received, decrypted, whole) against what the others sent it.
+/// a full mesh: every member uploads one copy per other member). After the settle time,
+/// measures each process over the window: CPU, RSS, media upload, and the video frames it was
+/// delivered (received, decrypted, whole) against what the others sent it.
 pub(crate) async fn conference(
     video: &Path,
     audio: &Path,
-    members: &[usize],
-    settle: Duration,
-    window: Duration,
+    plan: &ConferencePlan,
 ) -> anyhow::Result<()> {
     let source = MediaSource::load(Some(video), Some(audio))?;
     let fps = source.video_frame_ticks().map_or(30.0, |ticks| {
@@ -24,9 +34,9 @@ pub(crate) async fn conference(
         "| members | node CPU mean / max (one core = 100 %) | node RSS mean | upload per node | video delivered per node | delivered / sent |"
     );
     println!("|---|---|---|---|---|---|");
-    for &count in members {
+    for &count in &plan.members {
         anyhow::ensure!(count >= 2, "a conference needs at least 2 members");
-        let row = conference_once(video, audio, count, settle, window).await?;
+        let row = conference_once(video, audio, count, plan).await?;
         let expected = fps * (count - 1) as f64;
         println!(
             "| {count} | {:.1} % / {:.1} % | {} MiB | {:.2} Mbit/s | {:.1} frames/s | {:.1} % |",
@@ -78,16 +88,18 @@ async fn conference_once(
     video: &Path,
     audio: &Path,
     count: usize,
-    settle: Duration,
-    window: Duration,
+    plan: &ConferencePlan,
 ) -> anyhow::Result<ConferenceFigures> {
+    let window = plan.window;
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("member.toml");
     std::fs::write(
         &config,
         format!(
-            "{OPEN_NODE}[metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n"
+            "{OPEN_NODE}[media]\nbandwidth_estimation = {}\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n\
+             [log]\nfilter = \"chroom=warn\"\n",
+            plan.bandwidth_estimation
         ),
     )?;
     let mut members = Vec::new();
@@ -137,7 +149,7 @@ async fn conference_once(
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         members.push(Member { child, status });
     }
-    tokio::time::sleep(settle).await;
+    tokio::time::sleep(plan.settle).await;
     let mut before = Vec::new();
     for member in &members {
         before.push(sample(member).await?);

@@ -23,7 +23,7 @@ mod relay;
 mod revoke;
 
 pub(crate) use call::{Engine, call};
-pub(crate) use conference::conference;
+pub(crate) use conference::{ConferencePlan, conference};
 pub(crate) use files::files;
 pub(crate) use flood::{FloodPlan, flood};
 pub(crate) use relay::relay;
