@@ -2,18 +2,19 @@
 
 use super::*;
 /// Forwarding throughput and hop latency of one relayer feeding `children` viewers, for each
-/// count given. The relayer runs alone on its own thread (a single-threaded runtime), so its
-/// CPU time is that thread's; the broadcaster sends synthetic VP8-sized frames at
-/// `offered_pps` packets per second.
+/// count given, and what the viewers were delivered: frames received whole and decrypted,
+/// against the frames the broadcaster sent (the loss is the rest). The relayer runs alone on
+/// its own thread (a single-threaded runtime), so its CPU time is that thread's; the
+/// broadcaster sends synthetic VP8-sized frames at `offered_pps` packets per second.
 pub(crate) async fn relay(
     children: &[usize],
     window: Duration,
     offered_pps: u32,
 ) -> anyhow::Result<()> {
     println!(
-        "| children | forwarded pkt/s | payload Mbit/s | relayer CPU | pkt/s per core | hop p50 | hop p99 |"
+        "| children | forwarded pkt/s | payload Mbit/s | relayer CPU | pkt/s per core | hop p50 | hop p99 | frames delivered / sent × viewers |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for &count in children {
         relay_once(count, window, offered_pps).await?;
     }
@@ -130,7 +131,13 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     .await?;
 
     let cancel = CancellationToken::new();
-    let sender = tokio::spawn(send_synthetic(root, offered_pps, cancel.clone()));
+    let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sender = tokio::spawn(send_synthetic(
+        root,
+        offered_pps,
+        frames_sent.clone(),
+        cancel.clone(),
+    ));
     let mut viewers = Vec::new();
     for i in 0..count {
         let mut config = open_loopback(dir.path().join(format!("viewer-{i}")));
@@ -150,6 +157,19 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     }
     // Let links connect and the rate settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Frames each viewer's media stack received whole and decrypted: those handed to the
+    // node, and those the node let go because nothing here reads them (reading them all would
+    // cost this process, which runs every viewer, more than the relayer it measures).
+    let delivered = async || -> anyhow::Result<u64> {
+        let mut frames = 0;
+        for viewer in &viewers {
+            let relay = viewer.stats().await?.relay;
+            frames += relay.video_frames_received + relay.frames_dropped;
+        }
+        Ok(frames)
+    };
+    let sent_before = frames_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let delivered_before = delivered().await?;
     let before = relayer.node.stats().await?.relay;
     let cpu_before = relayer.cpu_nanos().await?;
     let started = Instant::now();
@@ -157,6 +177,10 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     let after = relayer.node.stats().await?.relay;
     let cpu_after = relayer.cpu_nanos().await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let sent = frames_sent.load(std::sync::atomic::Ordering::Relaxed) - sent_before;
+    // Frames in flight at the window's edges make this exact only to a frame or two each.
+    let delivered = delivered().await? - delivered_before;
+    let delivered_share = 100.0 * delivered as f64 / (sent as f64 * count as f64).max(1.0);
     cancel.cancel();
     let _ = sender.await;
 
@@ -174,7 +198,7 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
         "-".to_owned()
     };
     let row = format!(
-        "| 1 → {count} | {:.0} | {:.1} | {:.0} % | {per_core} | {} | {} |",
+        "| 1 → {count} | {:.0} | {:.1} | {:.0} % | {per_core} | {} | {} | {delivered_share:.2} % |",
         packets as f64 / elapsed,
         bytes as f64 * 8.0 / elapsed / 1e6,
         cpu_seconds / elapsed * 100.0,
@@ -200,7 +224,12 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
 /// Sends VP8-sized synthetic frames (about 11 packets each) at `pps` packets per second, in
 /// bursts once a millisecond: tokio's timers are no finer, so one frame per tick would cap the
 /// rate near 1 000 frames per second.
-async fn send_synthetic(root: RunningNode, pps: u32, cancel: CancellationToken) {
+async fn send_synthetic(
+    root: RunningNode,
+    pps: u32,
+    frames_sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    cancel: CancellationToken,
+) {
     const FRAME_BYTES: usize = 12_000;
     const PACKETS_PER_FRAME: u32 = 11;
     const TICK: Duration = Duration::from_millis(1);
@@ -227,6 +256,7 @@ async fn send_synthetic(root: RunningNode, pps: u32, cancel: CancellationToken) 
             {
                 break 'sending;
             }
+            frames_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     root.shutdown().await;
