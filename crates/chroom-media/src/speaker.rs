@@ -139,113 +139,70 @@ mod tests {
     const B: LinkId = LinkId(2);
     const FRAME: Duration = Duration::from_millis(20);
 
-    /// Feeds `levels` (one per link) every 20 ms for `span`, from `*now` on.
-    fn speak(speakers: &mut Speakers, now: &mut Instant, span: Duration, levels: &[(LinkId, i8)]) {
-        let end = *now + span;
-        while *now < end {
-            for (link, level) in levels {
-                speakers.observe(*now, *link, *level);
+    /// Two members, A and B, whose audio frames arrive every 20 ms.
+    struct Call {
+        speakers: Speakers,
+        now: Instant,
+    }
+
+    impl Call {
+        fn new() -> Self {
+            Self {
+                speakers: Speakers::default(),
+                now: Instant::now(),
             }
-            *now += FRAME;
+        }
+
+        /// A speaks at `a` dBov and B at `b` for `ms` milliseconds; then who has the floor.
+        fn talk(&mut self, ms: u64, a: i8, b: i8) -> Option<LinkId> {
+            let end = self.now + Duration::from_millis(ms);
+            while self.now < end {
+                self.speakers.observe(self.now, A, a);
+                self.speakers.observe(self.now, B, b);
+                self.now += FRAME;
+            }
+            self.speakers.dominant(self.now, &[A, B])
         }
     }
 
     #[test]
     fn the_one_speaking_holds_the_floor_and_silence_gives_nobody_it() {
-        let mut now = Instant::now();
-        let mut speakers = Speakers::default();
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_secs(1),
-            &[(A, -127), (B, -127)],
-        );
-        assert_eq!(speakers.dominant(now, &[A, B]), None);
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_secs(1),
-            &[(A, -127), (B, -20)],
-        );
-        assert_eq!(speakers.dominant(now, &[A, B]), Some(B));
+        let mut call = Call::new();
+        assert_eq!(call.talk(1000, -127, -127), None);
+        assert_eq!(call.talk(1000, -127, -20), Some(B));
     }
 
     #[test]
     fn a_cough_does_not_take_the_floor_but_a_new_speaker_does() {
-        let mut now = Instant::now();
-        let mut speakers = Speakers::default();
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_secs(2),
-            &[(A, -20), (B, -127)],
-        );
-        assert_eq!(speakers.dominant(now, &[A, B]), Some(A));
+        let mut call = Call::new();
+        assert_eq!(call.talk(2000, -20, -127), Some(A));
         // B coughs for 60 ms over A's talking: smoothed, it stays below A.
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_millis(60),
-            &[(A, -20), (B, 0)],
-        );
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_secs(1),
-            &[(A, -20), (B, -127)],
-        );
-        assert_eq!(speakers.dominant(now, &[A, B]), Some(A));
+        call.talk(60, -20, 0);
+        assert_eq!(call.talk(1000, -20, -127), Some(A));
         // A stops; B talks: B has the floor within a second and a half.
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_millis(1500),
-            &[(A, -127), (B, -25)],
-        );
-        assert_eq!(speakers.dominant(now, &[A, B]), Some(B));
+        assert_eq!(call.talk(1500, -127, -25), Some(B));
     }
 
     #[test]
     fn two_talking_over_each_other_do_not_flap() {
-        let mut now = Instant::now();
-        let mut speakers = Speakers::default();
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_secs(1),
-            &[(A, -30), (B, -127)],
-        );
-        let mut holders = Vec::new();
+        let mut call = Call::new();
+        call.talk(1000, -30, -127);
         // B as loud as A, a little louder and a little quieter in turn: A keeps the floor.
-        for round in 0..20 {
-            let b = if round % 2 == 0 { -28 } else { -32 };
-            speak(
-                &mut speakers,
-                &mut now,
-                Duration::from_millis(200),
-                &[(A, -30), (B, b)],
-            );
-            holders.push(speakers.dominant(now, &[A, B]));
-        }
+        let holders: Vec<Option<LinkId>> = (0..20)
+            .map(|round| call.talk(200, -30, if round % 2 == 0 { -28 } else { -32 }))
+            .collect();
         assert!(holders.iter().all(|h| *h == Some(A)), "{holders:?}");
     }
 
     #[test]
     fn a_holder_outside_the_set_asked_about_or_gone_is_passed_over() {
-        let mut now = Instant::now();
-        let mut speakers = Speakers::default();
-        speak(
-            &mut speakers,
-            &mut now,
-            Duration::from_secs(1),
-            &[(A, -10), (B, -30)],
-        );
-        assert_eq!(speakers.dominant(now, &[A, B]), Some(A));
-        assert_eq!(speakers.dominant(now, &[B]), Some(B));
-        speakers.forget(A);
-        assert_eq!(speakers.dominant(now, &[A, B]), Some(B));
+        let mut call = Call::new();
+        assert_eq!(call.talk(1000, -10, -30), Some(A));
+        let now = call.now;
+        assert_eq!(call.speakers.dominant(now, &[B]), Some(B));
+        call.speakers.forget(A);
+        assert_eq!(call.speakers.dominant(now, &[A, B]), Some(B));
         // B stops sending altogether: after a while nobody is speaking.
-        now += STALE;
-        assert_eq!(speakers.dominant(now, &[A, B]), None);
+        assert_eq!(call.speakers.dominant(now + STALE, &[A, B]), None);
     }
 }

@@ -88,9 +88,6 @@ async fn call_in(
             .arg(&config)
             .arg("--data-dir")
             .arg(dir.path().join(format!("node-{i}")));
-        if let Some(addr) = &bootstrap {
-            command.arg("--bootstrap").arg(addr);
-        }
         let stderr = match logs {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -101,26 +98,11 @@ async fn call_in(
             }
             None => Stdio::null(),
         };
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a node")?;
-        let mut lines = BufReader::new(child.stdout.take().context("node stdout")?).lines();
-        while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.strip_prefix("listen ")
-                && addr.contains("/tcp/")
-                && bootstrap.is_none()
-            {
-                bootstrap = Some(addr.to_owned());
-            }
-            if let Some(url) = line.strip_prefix("web ") {
-                urls.push(url.to_owned());
-                break;
-            }
-        }
-        anyhow::ensure!(urls.len() == i + 1, "node {i} printed no web address");
+        command.stderr(stderr);
+        let (child, url) = spawn_announcing(command, &mut bootstrap, "web ")
+            .await
+            .with_context(|| format!("node {i}"))?;
+        urls.push(url);
         nodes.push(child);
     }
     let measured = nodes[0].id().context("node pid")?;

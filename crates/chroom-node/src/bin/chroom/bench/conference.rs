@@ -121,32 +121,11 @@ async fn conference_once(
             .arg(video)
             .arg("--audio")
             .arg(audio);
-        if let Some(addr) = &bootstrap {
-            command.arg("--bootstrap").arg(addr);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a member")?;
-        let mut lines = BufReader::new(child.stdout.take().context("member stdout")?).lines();
-        let mut status = None;
-        while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.strip_prefix("listen ")
-                && addr.contains("/tcp/")
-                && bootstrap.is_none()
-            {
-                bootstrap = Some(addr.to_owned());
-            }
-            if let Some(url) = line.strip_prefix("metrics http://") {
-                status = Some(url.trim_end_matches("/metrics").parse()?);
-                break;
-            }
-        }
-        let status = status.with_context(|| format!("member {i} printed no metrics address"))?;
-        // The rest of its output is not needed, but it must be read or the member blocks.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        command.stderr(Stdio::null());
+        let (child, url) = spawn_announcing(command, &mut bootstrap, "metrics http://")
+            .await
+            .with_context(|| format!("member {i}"))?;
+        let status = url.trim_end_matches("/metrics").parse()?;
         members.push(Member { child, status });
     }
     tokio::time::sleep(plan.settle).await;

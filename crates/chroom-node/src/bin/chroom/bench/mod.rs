@@ -40,6 +40,42 @@ fn open_loopback(data_dir: std::path::PathBuf) -> NodeConfig {
 /// Config of the node processes the benchmarks start: no registry, as [`open_loopback`].
 const OPEN_NODE: &str = "[node]\nopen_access = true\n\n";
 
+/// Starts `command`, a `chroom` process that prints its listen addresses and then a line
+/// starting with `marker`, bootstrapped from `bootstrap` if one is known (else its first TCP
+/// listen address becomes `bootstrap`). Returns the child and what followed `marker`; the rest
+/// of its output is read and let go, so it never blocks on a full pipe.
+async fn spawn_announcing(
+    mut command: Command,
+    bootstrap: &mut Option<String>,
+    marker: &str,
+) -> anyhow::Result<(Child, String)> {
+    if let Some(addr) = bootstrap.as_deref() {
+        command.arg("--bootstrap").arg(addr);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a chroom process")?;
+    let mut lines = BufReader::new(child.stdout.take().context("its stdout")?).lines();
+    let mut announced = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(addr) = line.strip_prefix("listen ")
+            && addr.contains("/tcp/")
+            && bootstrap.is_none()
+        {
+            *bootstrap = Some(addr.to_owned());
+        }
+        if let Some(value) = line.strip_prefix(marker) {
+            announced = Some(value.to_owned());
+            break;
+        }
+    }
+    let announced = announced.with_context(|| format!("it printed no {marker:?} line"))?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, announced))
+}
+
 /// Starts a publisher and, `runs` times, a fresh recorder node bootstrapped to it; prints the
 /// time from the recorder's start to its first frame and first keyframe.
 pub(crate) async fn first_frame(source: &MediaSource, runs: usize) -> anyhow::Result<()> {
