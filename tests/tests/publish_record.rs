@@ -1,5 +1,6 @@
 //! publish → record between real nodes on loopback: the recorder finds the publisher in the
-//! DHT, links over WebRTC and writes byte-identical frames to files ffprobe accepts.
+//! DHT, links over WebRTC and writes byte-identical frames to files ffprobe accepts. Headless
+//! members (`chroom publish --meet`) meet and count what reaches them.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -7,8 +8,10 @@ use std::time::{Duration, Instant};
 use chroom_node::RunningNode;
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_room::Participation;
+use chroom_tests::process::NodeProcess;
 use chroom_tests::{
-    Publisher, check_against_source, ffprobe_codec, init_tracing, start_node, tcp_addr,
+    Publisher, check_against_source, eventually, ffprobe_codec, fixtures, init_tracing, ops,
+    start_node, tcp_addr,
 };
 use chroom_types::{MediaKind, RoomId, RoomName};
 
@@ -105,4 +108,60 @@ async fn one_publisher_serves_three_recorders_at_once() {
         assert!(recording.video_frames >= 60, "{recording:?}");
         check_against_source(recording.video_path.as_ref().unwrap(), &source);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_members_meet_and_count_what_reaches_them() {
+    init_tracing();
+    // Two `chroom publish --meet` processes (what `chroom bench conference` runs): each sends
+    // the fixtures and receives the other, and its `/metrics` counts the frames handed to it
+    // and the bytes its media socket sent.
+    let dir = tempfile::tempdir().unwrap();
+    let boot = start_node(&dir.path().join("boot"), &[]).await;
+    let boot_addr = tcp_addr(&boot).await;
+    let (video, audio) = fixtures();
+    let config = format!(
+        "[node]\nopen_access = true\n\n[net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n\
+         bootstrap = [\"{boot_addr}\"]\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    let (video, audio) = (video.to_str().unwrap(), audio.to_str().unwrap());
+    let command = [
+        "publish", "--meet", "--room", "huddle", "--video", video, "--audio", audio,
+    ];
+    let mut members: Vec<NodeProcess> = (0..2)
+        .map(|i| {
+            NodeProcess::spawn_in(
+                &dir.path().join(format!("member{i}")),
+                &config,
+                None,
+                &command,
+            )
+        })
+        .collect();
+    for member in &mut members {
+        member.started(Duration::from_secs(20)).await;
+    }
+    for (i, member) in members.iter().enumerate() {
+        let metrics = member.metrics_addr();
+        eventually(
+            Duration::from_secs(30),
+            &format!("member {i} counts the other's frames"),
+            || async move {
+                let scraped = ops::scrape(metrics).await;
+                let frames = ops::sample(
+                    &scraped,
+                    "chroom_frames_received_total",
+                    &[("kind", "video")],
+                )?;
+                let sent = ops::sample(
+                    &scraped,
+                    "chroom_media_bytes_total",
+                    &[("direction", "sent")],
+                )?;
+                (frames >= 60.0 && sent > 100_000.0).then_some(())
+            },
+        )
+        .await;
+    }
+    boot.shutdown().await;
 }
