@@ -179,62 +179,6 @@ fn a_person_joining_announces_itself_and_resumes_files_a_relayer_does_not() {
 }
 
 #[test]
-fn presence_beats_follow_the_interval_and_leaving_says_goodbye() {
-    let now = epoch();
-    let mut core = in_a_room(now);
-    let due = core.poll_timeout().unwrap();
-    assert!(due <= now + PRESENCE_INTERVAL);
-    let later = now + PRESENCE_INTERVAL;
-    core.handle_timeout(later);
-    assert_eq!(publishes(&drain(&mut core)), vec![&beat()]);
-    core.handle_timeout(later + Duration::from_millis(10));
-    assert!(
-        publishes(&drain(&mut core)).is_empty(),
-        "one beat per interval"
-    );
-
-    let goodbye = core.leave(later, room());
-    assert_eq!(
-        goodbye,
-        Some(Say::Presence {
-            leaving: true,
-            sharing_screen: false,
-            publish_only: false,
-        })
-    );
-    assert!(drain(&mut core).contains(&NodeOutput::PauseFiles { room: room() }));
-    core.handle_timeout(later + PRESENCE_INTERVAL * 2);
-    assert!(
-        publishes(&drain(&mut core)).is_empty(),
-        "no beats after leaving"
-    );
-    assert_eq!(
-        core.leave(later, room()),
-        None,
-        "leaving twice says nothing"
-    );
-}
-
-#[test]
-fn sharing_a_screen_is_announced_at_once() {
-    let now = epoch();
-    let mut core = in_a_room(now);
-    core.share_screen(room(), true);
-    let sharing = Say::Presence {
-        leaving: false,
-        sharing_screen: true,
-        publish_only: false,
-    };
-    assert_eq!(publishes(&drain(&mut core)), vec![&sharing]);
-    core.share_screen(room(), true);
-    assert!(
-        publishes(&drain(&mut core)).is_empty(),
-        "no change, no message"
-    );
-    assert!(core.participants(room())[0].sharing_screen);
-}
-
-#[test]
 fn room_messages_are_checked_before_the_registry_is_asked() {
     let now = epoch();
     let mut core = in_a_room(now);
@@ -340,94 +284,6 @@ fn a_message_whose_authors_rights_are_unknown_waits_for_the_registry() {
     let outputs = drain(&mut core);
     assert_eq!(verdict_of(&outputs, 1), Some(&GossipVerdict::Deliver));
     assert!(outputs.iter().any(|o| matches!(o, NodeOutput::Chat(_))));
-}
-
-#[test]
-fn presence_lists_members_and_links_to_an_arrival_at_once() {
-    let now = epoch();
-    let mut core = in_a_room(now);
-    linked_to_member(&mut core, now);
-    let listed: Vec<(u32, bool, Option<Role>)> = core
-        .participants(room())
-        .iter()
-        .map(|p| (p.peer, p.is_self, p.role))
-        .collect();
-    assert_eq!(
-        listed,
-        vec![
-            (LOCAL, true, Some(Role::Listener)),
-            (MEMBER, false, Some(Role::Listener))
-        ]
-    );
-    // Silent for the presence timeout: gone.
-    let later = now + PRESENCE_TIMEOUT + Duration::from_secs(2);
-    core.handle_timeout(later);
-    drain(&mut core);
-    assert_eq!(core.participants(room()).len(), 1);
-}
-
-#[test]
-fn a_member_links_to_a_publisher_that_subscribes_to_nobody_whatever_their_ids() {
-    let now = epoch();
-    let mut core = in_a_room(now);
-    // Two speakers with lower ids than LOCAL's: a meeting member and a headless publisher.
-    let (meeting, headless) = (2, 3);
-    for peer in [meeting, headless] {
-        let acct = account(peer as u8);
-        core.handle_peer_binding(
-            now,
-            UNIX_MS / 1000,
-            peer,
-            Some((acct, UNIX_MS / 1000 + 3600)),
-        );
-        core.handle_access(now, room(), acct, facts(Some(Role::Speaker)));
-    }
-    hear(&mut core, now, 100, meeting, beat());
-    let headless_beat = Say::Presence {
-        leaving: false,
-        sharing_screen: false,
-        publish_only: true,
-    };
-    hear(&mut core, now, 101, headless, headless_beat);
-    let subscribed: Vec<u32> = drain(&mut core)
-        .iter()
-        .filter_map(|o| match o {
-            NodeOutput::Session(Output::Subscribe { peer, .. }) => Some(*peer),
-            _ => None,
-        })
-        .collect();
-    // The meeting member opens the link itself (its id is lower); the headless one never would.
-    assert_eq!(subscribed, vec![headless]);
-}
-
-#[test]
-fn a_publisher_that_subscribes_to_nobody_says_so_in_its_presence() {
-    let now = epoch();
-    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(LOCAL as u8)), now);
-    core.handle_access(
-        now,
-        room(),
-        account(LOCAL as u8),
-        facts(Some(Role::Speaker)),
-    );
-    core.join(
-        now,
-        room(),
-        Participation::Publish(vec![MediaKind::Audio, MediaKind::Video]),
-    );
-    let outputs = drain(&mut core);
-    let said = publishes(&outputs);
-    assert!(
-        said.iter().any(|say| matches!(
-            say,
-            Say::Presence {
-                publish_only: true,
-                leaving: false,
-                ..
-            }
-        )),
-        "{said:?}"
-    );
 }
 
 #[test]
@@ -1229,3 +1085,5 @@ fn a_node_behind_a_per_destination_nat_seeks_a_relay_naming_its_room() {
     core.handle_timeout(now + Duration::from_secs(30));
     assert_eq!(seeks(&drain(&mut core)), 0, "found");
 }
+
+mod presence;
