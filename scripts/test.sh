@@ -18,7 +18,9 @@ echo "== contracts (forge build + test, artifact freshness)"
 bash scripts/contracts.sh --check
 
 echo "== tests"
-cargo nextest run --workspace --locked --profile ci
+# A failed test's panic message is the last thing it prints (no backtrace after it), so the
+# tail of a CI log says what failed.
+RUST_BACKTRACE=0 cargo nextest run --workspace --locked --profile ci
 
 echo "== the demo (README's first command), headless"
 DEMO_SECONDS=8 DEMO_PROFILE=dev bash scripts/demo.sh
