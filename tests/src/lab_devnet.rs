@@ -244,3 +244,10 @@ pub fn link_remote(log: &str) -> Option<(SocketAddr, bool)> {
             Some((remote, line.contains("via_relay=true")))
         })
 }
+
+/// The page link a `chroom node` printed (`web http://127.0.0.1:PORT/?token=…`).
+pub fn page_link(log: &str) -> Option<String> {
+    log.lines()
+        .find_map(|line| line.strip_prefix("web "))
+        .map(str::to_owned)
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use chroom_tests::lab::{Host, Nat};
-use chroom_tests::lab_devnet::{LabDevnet, link_remote};
+use chroom_tests::lab_devnet::{LabDevnet, link_remote, page_link};
 use chroom_tests::process::NodeProcess;
 use chroom_tests::{eventually, init_tracing, run_page_scenario_in};
 use chroom_types::{Role, RoomKind};
@@ -165,11 +165,4 @@ async fn page_call(me: &Member, other: &Member, dir: &Path) -> serde_json::Value
         PAGE_TIMEOUT + Duration::from_secs(15),
     )
     .await
-}
-
-/// The page link a `chroom node` printed (`web http://127.0.0.1:PORT/?token=…`).
-fn page_link(log: &str) -> Option<String> {
-    log.lines()
-        .find_map(|line| line.strip_prefix("web "))
-        .map(str::to_owned)
 }

@@ -180,16 +180,23 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
 
     // B receives A's browser's video and audio, as frames from A's node.
     let mut counts = HashMap::<MediaKind, usize>::new();
+    // The page sends its 640×360 camera as simulcast layers; nothing limits the loopback link
+    // between the nodes, so B ends on the top layer (after a lower one, at most, while the
+    // browser's estimate of its own link ramps up).
+    let top = (640, 360);
+    let mut sizes = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while counts.get(&MediaKind::Video).copied().unwrap_or(0) < 60
         || counts.get(&MediaKind::Audio).copied().unwrap_or(0) < 100
+        || sizes.last() != Some(&top)
     {
         let frame = tokio::time::timeout_at(deadline, frames.recv())
             .await
-            .unwrap_or_else(|_| panic!("B received only {counts:?} from A's page"))
+            .unwrap_or_else(|_| panic!("B received {counts:?} from A's page, keyframes {sizes:?}"))
             .expect("frames flow");
         assert_eq!(frame.peer, a.peer_id());
         *counts.entry(frame.frame.kind).or_default() += 1;
+        sizes.extend(chroom_node::record::vp8_keyframe_size(&frame.frame.data));
     }
     let seen = page.await.unwrap();
     assert_eq!(seen["connection_state"], "connected", "{seen}");

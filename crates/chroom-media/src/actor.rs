@@ -34,10 +34,11 @@ use crate::api::{
     LinkClosed, MediaConfig, MediaError, MediaEvent, PlaybackOffer, ReceivedFrame, RelayStats,
 };
 use crate::handle::{Command, MediaHandle};
+use crate::layers::{LayerIndex, LayeredFrame, Simulcast};
 use crate::link::{Link, LinkOutput};
 use crate::reflexive::{Mapping, ReflexiveTracker};
 use crate::router::{KeyframeReason, KeyframeTarget, LinkRole, Router};
-use crate::sdp::{self, Reflexive};
+use crate::sdp::{self, Congestion, Reflexive};
 use crate::socket::{MediaSocket, Outbox, RecvBuffers};
 use crate::speaker::Speakers;
 
@@ -88,6 +89,8 @@ pub struct MediaActor {
     router: Router,
     /// Who speaks, from the audio levels members' packets carry.
     speakers: Speakers,
+    /// Which layer of this node's page's camera each link gets.
+    simulcast: Simulcast,
     next_link: u64,
     started: Instant,
     unrouted: VecDeque<Unrouted>,
@@ -127,6 +130,8 @@ struct FrameOut {
     rtp_time: u64,
     data: Arc<[u8]>,
     audio_level: Option<i8>,
+    /// The local source it came from and its simulcast layer, if the source sends layers.
+    layer: Option<(LinkId, LayeredFrame)>,
 }
 
 #[derive(Debug)]
@@ -213,6 +218,7 @@ impl MediaActor {
             links: HashMap::new(),
             router: Router::default(),
             speakers: Speakers::default(),
+            simulcast: Simulcast::default(),
             next_link: 1,
             started: Instant::now(),
             unrouted: VecDeque::new(),
@@ -475,7 +481,15 @@ impl MediaActor {
                 data,
                 audio_level,
             } => {
-                self.write_frame(Instant::now(), track, rtp_time, &data, audio_level);
+                let frame = FrameOut {
+                    to: None,
+                    track,
+                    rtp_time,
+                    data,
+                    audio_level,
+                    layer: None,
+                };
+                self.write_frame(Instant::now(), &frame);
             }
         }
     }
@@ -527,6 +541,19 @@ impl MediaActor {
         self.router.add_link(id, role);
     }
 
+    /// Congestion control on a new link: estimates where a conference's media crosses the
+    /// network, feedback for a page's browser, none on tree links (they forward packets as
+    /// they come; see `MediaConfig::bandwidth_estimation`).
+    fn congestion(&self, mode: LinkMode, peer: LinkPeer) -> Congestion {
+        match (peer, mode) {
+            (LinkPeer::Page, _) => Congestion::Feedback,
+            (LinkPeer::Node, LinkMode::Frames) if self.config.bandwidth_estimation => {
+                Congestion::Estimate
+            }
+            (LinkPeer::Node, _) => Congestion::Off,
+        }
+    }
+
     /// A new str0m instance with the host candidates for `peer` and this node's certificate.
     fn new_rtc(&mut self, mode: LinkMode, peer: LinkPeer) -> Rtc {
         let candidates = match peer {
@@ -551,9 +578,7 @@ impl MediaActor {
                 .map(|client| (client.grant.relayed, self.receive_addr)),
             self.dtls_cert.as_ref(),
             mode,
-            // Only where a conference's media crosses the network: a page is on this machine,
-            // and tree links forward packets as they come (see `MediaConfig`).
-            self.config.bandwidth_estimation && peer == LinkPeer::Node && mode == LinkMode::Frames,
+            self.congestion(mode, peer),
             Instant::now(),
         )
     }
@@ -682,7 +707,7 @@ impl MediaActor {
         let Some(state) = self.links.get_mut(&target.link) else {
             return false;
         };
-        if !state.link.request_keyframe(target.track) {
+        if !state.link.request_keyframe(target.track, None) {
             return false;
         }
         self.router
@@ -692,6 +717,29 @@ impl MediaActor {
         }
         // The caller drains the link, which sends the request.
         true
+    }
+
+    /// Asks the local source `source` for a keyframe of each layer of `track` a receiver waits
+    /// for before it can switch to it, as often as the router lets this node's browser be
+    /// asked. Returns whether it asked.
+    fn request_layer_keyframes(&mut self, now: Instant, source: LinkId, track: Track) -> bool {
+        if !self.router.keyframe_due(now, source, track) {
+            return false;
+        }
+        let Some(state) = self.links.get_mut(&source) else {
+            return false;
+        };
+        let wanted = self.simulcast.wanted_keyframes(source, track);
+        let mut asked = false;
+        for (layer, _) in wanted.iter().enumerate().filter(|(_, wanted)| **wanted) {
+            asked |= state
+                .link
+                .request_keyframe(track, Some(layer as LayerIndex));
+        }
+        if asked {
+            self.router.handle_keyframe_requested(now, source, track);
+        }
+        asked
     }
 
     /// Runs the due timers, but first reads what already arrived when a link's silence is due:

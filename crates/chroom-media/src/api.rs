@@ -38,9 +38,10 @@ pub struct MediaConfig {
     /// destination, whose mapping is of no use to others. Default none: no NAT in the way.
     pub stun_servers: Vec<SocketAddr>,
     /// Estimate the bandwidth of each link to another node in a conference (transport-wide
-    /// congestion control feedback and str0m's delay-based estimator, probing up to
-    /// [`BWE_DESIRED_BPS`]); the estimates are reported per link. Default off: it costs TWCC
-    /// feedback on every such link, and nothing acts on the estimate yet.
+    /// congestion control feedback and str0m's delay-based estimator, probing as high as the
+    /// next simulcast layer needs, or [`BWE_DESIRED_BPS`] before layers are known); the
+    /// estimates pick each link's layer of the page's camera ([`crate::layers`]) and are
+    /// reported per link. Default on; off, every link gets the top layer.
     pub bandwidth_estimation: bool,
 }
 
@@ -57,7 +58,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(15),
             silence_timeout: Duration::from_millis(300),
             stun_servers: Vec::new(),
-            bandwidth_estimation: false,
+            bandwidth_estimation: true,
         }
     }
 }

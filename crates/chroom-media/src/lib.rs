@@ -17,6 +17,9 @@
 //!   children), this node's browser sources to every subscriber, playback slots and screens,
 //!   silencing, and where keyframe requests go and how often. Time is an input; it touches no
 //!   socket and no str0m `Rtc`.
+//! - [`layers`]: the sans-IO simulcast policy: which layer of a page's camera each receiving
+//!   link gets (its bandwidth estimate, the size it renders), switches on keyframes with RTP
+//!   time kept continuous, temporal thinning and pausing when nothing fits.
 //! - `sdp`: building links' `Rtc`s and their ICE host candidates, SDP offers and answers, and
 //!   which track each m-line carries.
 //! - `link`: one str0m `Rtc` with a str0m panic contained to it.
@@ -43,6 +46,7 @@ mod actor;
 mod api;
 pub mod container;
 mod handle;
+pub mod layers;
 mod link;
 pub mod reflexive;
 pub mod relay;

@@ -11,10 +11,12 @@ use std::time::Instant;
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Pt};
+use str0m::format::CodecExtra;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Pt, Rid};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
 
+use crate::layers::{LAYER_RIDS, LayerIndex, LayeredFrame, layer_of_rid};
 use crate::sdp::{Mids, added_track, codec_for};
 
 /// Levels above this (dBov) are marked as voice activity when a level is passed on.
@@ -41,6 +43,8 @@ pub(crate) enum LinkOutput {
         data: Arc<[u8]>,
         /// The sender's audio level (RFC 6464, −dBov), if its packets carry one.
         audio_level: Option<i8>,
+        /// The simulcast layer it belongs to, if the sender sends layers.
+        layer: Option<LayeredFrame>,
     },
     /// An RTP packet (links in [`LinkMode::Packets`]), to forward as it is.
     Packet {
@@ -72,6 +76,8 @@ pub(crate) struct Link {
     unnamed_video: Track,
     /// The video tracks a keyframe arrived on: until one does, every frame asks for one.
     keyframed: Vec<Track>,
+    /// The simulcast layers that arrived, per track: keyframe requests name them.
+    layered: Vec<(Track, LayerIndex)>,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
     failure: Option<String>,
 }
@@ -87,6 +93,7 @@ impl Link {
             recv_mids: Mids::default(),
             unnamed_video: Track::Camera,
             keyframed: Vec::new(),
+            layered: Vec::new(),
             failure: None,
         }
     }
@@ -105,6 +112,11 @@ impl Link {
     /// The track this link sends on `mid`, if it sends on it.
     pub(crate) fn send_track(&self, mid: Mid) -> Option<Track> {
         self.send_mids.track_of(mid)
+    }
+
+    /// Whether this link sends `track`.
+    pub(crate) fn sends(&self, track: Track) -> bool {
+        self.send_mids.mid_of(track).is_some()
     }
 
     /// Records a send m-line this side added to its own offer.
@@ -259,32 +271,53 @@ impl Link {
             .map(|p| p.pt())
     }
 
-    /// Asks the peer for a keyframe of `track` now; the router's rate limit was checked by
-    /// the caller. Returns whether a request went to str0m: false when this link does not
-    /// receive `track` or str0m cannot ask yet (no stream seen), which the rate limit must not
-    /// count.
-    pub(crate) fn request_keyframe(&mut self, track: Track) -> bool {
+    /// Asks the peer for a keyframe of `track` now (of its simulcast `layer`, if given; of
+    /// every layer it sends if not); the router's rate limit was checked by the caller.
+    /// Returns whether a request went to str0m: false when this link does not receive `track`
+    /// or str0m cannot ask yet (no stream seen), which the rate limit must not count.
+    pub(crate) fn request_keyframe(&mut self, track: Track, layer: Option<LayerIndex>) -> bool {
         let Some(mid) = self.recv_mids.mid_of(track) else {
             return false;
         };
-        match self.mode {
-            LinkMode::Frames => self.rtc.writer(mid).is_some_and(|mut writer| {
-                writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
-                    && writer
-                        .request_keyframe(None, KeyframeRequestKind::Pli)
-                        .is_ok()
-            }),
-            LinkMode::Packets => {
-                let mut api = self.rtc.direct_api();
-                match api.stream_rx_by_mid(mid, None) {
-                    Some(stream) => {
-                        stream.request_keyframe(KeyframeRequestKind::Pli);
-                        true
-                    }
-                    None => false,
-                }
-            }
+        let mut rids: Vec<Option<Rid>> = self
+            .layered
+            .iter()
+            .filter(|(layered, index)| *layered == track && layer.is_none_or(|l| l == *index))
+            .map(|(_, index)| Some(Rid::from(LAYER_RIDS[*index as usize])))
+            .collect();
+        if rids.is_empty() {
+            rids.push(layer.map(|index| Rid::from(LAYER_RIDS[index as usize])));
         }
+        let mut asked = false;
+        for rid in rids {
+            asked |= match self.mode {
+                LinkMode::Frames => self.rtc.writer(mid).is_some_and(|mut writer| {
+                    writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
+                        && writer
+                            .request_keyframe(rid, KeyframeRequestKind::Pli)
+                            .is_ok()
+                }),
+                LinkMode::Packets => {
+                    let mut api = self.rtc.direct_api();
+                    match api.stream_rx_by_mid(mid, rid) {
+                        Some(stream) => {
+                            stream.request_keyframe(KeyframeRequestKind::Pli);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+            };
+        }
+        asked
+    }
+
+    /// Has the link's bandwidth estimation probe up to `bits_per_second` (no more: probing
+    /// costs the link what it probes with).
+    pub(crate) fn set_desired_bitrate(&mut self, bits_per_second: u64) {
+        self.rtc
+            .bwe()
+            .set_bitrate(Bitrate::ZERO, Bitrate::bps(bits_per_second));
     }
 
     /// Drains str0m's output until it returns a timeout; returns that deadline.
@@ -395,12 +428,31 @@ impl Link {
                         out.push(LinkOutput::KeyframeNeeded { track });
                     }
                 }
+                let layer = data
+                    .rid
+                    .and_then(|rid| layer_of_rid(&rid))
+                    .map(|layer| LayeredFrame {
+                        layer,
+                        temporal: match data.codec_extra {
+                            CodecExtra::Vp8(vp8) => Some(vp8.layer_index),
+                            _ => None,
+                        },
+                        keyframe: data.is_keyframe(),
+                        rtp_time: data.time.numer(),
+                        bytes: data.data.len(),
+                    });
+                if let Some(layer) = layer
+                    && !self.layered.contains(&(track, layer.layer))
+                {
+                    self.layered.push((track, layer.layer));
+                }
                 out.push(LinkOutput::Frame {
                     track,
                     rtp_time: data.time.numer(),
                     contiguous: data.contiguous,
                     audio_level: data.ext_vals.audio_level,
                     data: data.data,
+                    layer,
                 });
             }
             _ => {}

@@ -73,28 +73,42 @@ impl BuiltPlayback {
     }
 }
 
+/// Transport-wide congestion control (TWCC) on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Congestion {
+    /// None: relay-tree links, which forward packets as they come.
+    Off,
+    /// Feedback on what arrives, for the peer's estimator: a page's links (its browser sizes
+    /// its simulcast layers by it; without feedback it stays at its 300 kbit/s start).
+    Feedback,
+    /// Feedback both ways, and this side estimates what the link carries: conference links
+    /// between nodes, whose simulcast layer follows the estimate.
+    Estimate,
+}
+
 /// A new `Rtc` for a link in `mode`, offering `candidates` as ICE host candidates and, when
 /// the node is behind a NAT that maps it the same way for everyone, its server-reflexive
 /// address (`reflexive`, with the host address it maps), and a relayer's allocation
-/// (`relayed`: its address, and the local address that reaches the relayer). With `bwe` the
-/// link estimates its bandwidth (transport-wide congestion control).
+/// (`relayed`: its address, and the local address that reaches the relayer), with
+/// `congestion` control as [`Congestion`] says.
 pub(crate) fn new_rtc(
     candidates: &[SocketAddr],
     reflexive: Option<Reflexive>,
     relayed: Option<(SocketAddr, SocketAddr)>,
     cert: Option<&DtlsCert>,
     mode: LinkMode,
-    bwe: bool,
+    congestion: Congestion,
     now: Instant,
 ) -> Rtc {
     // str0m's standard header extensions minus abs-send-time, and minus transport-wide
-    // congestion control unless the link estimates its bandwidth: building TWCC feedback
-    // nobody reads cost a 1 → 1 relayer a fifth of its CPU. The ids stay str0m's standard ones.
+    // congestion control where nobody acts on it: building TWCC feedback nobody reads cost a
+    // 1 → 1 relayer a fifth of its CPU. The ids stay str0m's standard ones.
     let mut builder = Rtc::builder().clear_extension_map();
-    if bwe {
-        builder = builder
-            .set_extension(3, Extension::TransportSequenceNumber)
-            .enable_bwe(Some(Bitrate::mbps(1)));
+    if congestion != Congestion::Off {
+        builder = builder.set_extension(3, Extension::TransportSequenceNumber);
+    }
+    if congestion == Congestion::Estimate {
+        builder = builder.enable_bwe(Some(Bitrate::mbps(1)));
     }
     for (id, extension) in [
         (1, Extension::AudioLevel),
@@ -450,7 +464,7 @@ mod tests {
             None,
             None,
             LinkMode::Frames,
-            false,
+            Congestion::Off,
             now,
         )
     }

@@ -325,10 +325,9 @@ pub struct MediaSection {
     /// this node's socket; two or more also tell a symmetric NAT. Default none.
     #[serde(default)]
     pub stun_servers: Vec<SocketAddr>,
-    /// Estimate each conference link's bandwidth to other nodes (TWCC feedback), reported in
-    /// `/metrics`. Default false: nothing acts on the estimate yet.
-    #[serde(default)]
-    pub bandwidth_estimation: bool,
+    /// Estimate each conference link's bandwidth to other nodes (TWCC feedback): it picks the
+    /// simulcast layer each member gets, and is reported in `/metrics`. Default true.
+    pub bandwidth_estimation: Option<bool>,
 }
 
 /// `[log]`
@@ -493,7 +492,9 @@ impl NodeConfig {
         }
         media.advertise = parsed.media.advertise;
         media.stun_servers = parsed.media.stun_servers;
-        media.bandwidth_estimation = parsed.media.bandwidth_estimation;
+        if let Some(estimate) = parsed.media.bandwidth_estimation {
+            media.bandwidth_estimation = estimate;
+        }
         if let Some(max_links) = parsed.media.max_links {
             if max_links == 0 {
                 return Err(error("media.max_links: must be at least 1".into()));

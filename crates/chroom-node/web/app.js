@@ -220,7 +220,7 @@ async function startPublishing(audioOnly) {
     const pc = new RTCPeerConnection();
     state.publishPc = pc;
     for (const track of stream.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      addSendTransceiver(pc, track, stream, track.kind === "video" ? cameraLayers(track) : undefined);
     }
     // No waiting for ICE gathering: the node offers its own addresses and takes this
     // browser's from its first connectivity check (its host addresses are mDNS names the
@@ -230,6 +230,43 @@ async function startPublishing(audioOnly) {
     send({ type: "publish", sdp: pc.localDescription.sdp });
   } catch (error) {
     showError(`camera or microphone unavailable: ${error.message}`);
+  }
+}
+
+// The camera goes to the node as simulcast layers, lowest first, named as the node expects
+// (quarter, half and full size). The node sends each member the largest layer its link to
+// that member carries; three temporal layers (L1T3) let it halve or quarter a layer's frame
+// rate at once while it waits for a smaller layer's keyframe. libwebrtc drops the top layers
+// of a camera too small for them (two layers below 960×540, one below 480×270), so a smaller
+// camera sends fewer layers: its own size and the ones below.
+const CAMERA_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4 },
+  { rid: "h", scaleResolutionDownBy: 2 },
+  { rid: "f", scaleResolutionDownBy: 1 },
+];
+// A layer's bitrate cap: 0.08 bits per pixel per frame at 30 fps (VP8 at a good quality for
+// a face; 550 kbit/s at 640×360, 2.2 Mbit/s at 1280×720), and at least 50 kbit/s.
+const BITS_PER_PIXEL = 0.08;
+
+function cameraLayers(track) {
+  const { width = 0, height = 0 } = track.getSettings();
+  const layers = height >= 540 ? CAMERA_LAYERS : height >= 270 ? CAMERA_LAYERS.slice(1) : [];
+  if (layers.length === 0) return undefined;
+  return layers.map((layer) => {
+    const pixels = (width / layer.scaleResolutionDownBy) * (height / layer.scaleResolutionDownBy);
+    return { ...layer, maxBitrate: Math.max(50_000, Math.round(pixels * 30 * BITS_PER_PIXEL)) };
+  });
+}
+
+// Adds a send-only transceiver for `track`, with simulcast `layers` if given. Temporal layers
+// are asked for where the browser takes `scalabilityMode`, and left out where it does not.
+function addSendTransceiver(pc, track, stream, layers) {
+  if (!layers) return pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  const temporal = layers.map((layer) => ({ ...layer, scalabilityMode: "L1T3" }));
+  try {
+    return pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: temporal });
+  } catch {
+    return pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings: layers });
   }
 }
 

@@ -3,7 +3,6 @@
 //! relayer: scratch buffers are reused and nothing here allocates per packet.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, MediaKind, Track};
@@ -11,6 +10,7 @@ use str0m::Input;
 
 use super::{FrameOut, MediaActor, relayed};
 use crate::api::{MediaEvent, ReceivedFrame};
+use crate::layers::{AUDIO_RESERVE_BPS, Budget};
 use crate::link::{LinkOutput, media_time};
 use crate::router::FrameRoute;
 
@@ -56,6 +56,7 @@ impl MediaActor {
             };
             self.router.handle_link_closed(id);
             self.speakers.forget(id);
+            self.simulcast.forget(id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             self.pending_events
@@ -79,13 +80,7 @@ impl MediaActor {
         let mut written = Vec::new();
         for frame in frames.drain(..) {
             match frame.to {
-                None => written.extend(self.write_frame(
-                    now,
-                    frame.track,
-                    frame.rtp_time,
-                    &frame.data,
-                    frame.audio_level,
-                )),
+                None => written.extend(self.write_frame(now, &frame)),
                 Some((link, mid)) => {
                     let kind = frame.track.kind();
                     let time = media_time(kind, frame.rtp_time);
@@ -118,27 +113,49 @@ impl MediaActor {
     }
 
     /// Writes a frame from this node on every subscriber that sends its track (the router's
-    /// subscribers: every link but local sources). Returns the links written to.
-    pub(super) fn write_frame(
-        &mut self,
-        now: Instant,
-        track: Track,
-        rtp_time: u64,
-        data: &Arc<[u8]>,
-        audio_level: Option<i8>,
-    ) -> Vec<LinkId> {
-        let time = media_time(track.kind(), rtp_time);
-        let links = &mut self.links;
-        self.router
-            .subscribers()
-            .iter()
-            .filter(|id| {
-                links.get_mut(*id).is_some_and(|state| {
-                    state.link.write_frame(now, track, time, data, audio_level)
-                })
-            })
-            .copied()
-            .collect()
+    /// subscribers: every link but local sources); a layered frame goes only where the
+    /// simulcast choice sends it. Returns the links written to.
+    pub(super) fn write_frame(&mut self, now: Instant, frame: &FrameOut) -> Vec<LinkId> {
+        let kind = frame.track.kind();
+        let mut written = Vec::new();
+        for id in self.router.subscribers() {
+            let Some(state) = self.links.get_mut(id) else {
+                continue;
+            };
+            if !state.link.sends(frame.track) {
+                continue;
+            }
+            let rtp_time = match frame.layer {
+                None => frame.rtp_time,
+                Some((source, layered)) => {
+                    let budget = Budget {
+                        estimate: state.bandwidth_estimate,
+                        reserved: AUDIO_RESERVE_BPS,
+                        max_layer: None,
+                    };
+                    let routed =
+                        self.simulcast
+                            .route(now, source, frame.track, *id, layered, budget);
+                    match routed {
+                        Some(rtp_time) => rtp_time,
+                        None => continue,
+                    }
+                }
+            };
+            let time = media_time(kind, rtp_time);
+            if state
+                .link
+                .write_frame(now, frame.track, time, &frame.data, frame.audio_level)
+            {
+                written.push(*id);
+            }
+        }
+        if let Some((source, _)) = frame.layer
+            && self.request_layer_keyframes(now, source, frame.track)
+        {
+            written.push(source);
+        }
+        written
     }
 
     /// Drains `ids`, sending their datagrams; frames go where the router says, link changes to
@@ -193,6 +210,12 @@ impl MediaActor {
                         }
                         LinkOutput::BandwidthEstimate { bits_per_second } => {
                             state.bandwidth_estimate = Some(bits_per_second);
+                            // Probe only as high as the next layer up needs.
+                            if let Some(probe) =
+                                self.simulcast.probe_bitrate(now, *id, AUDIO_RESERVE_BPS)
+                            {
+                                state.link.set_desired_bitrate(probe);
+                            }
                         }
                         LinkOutput::Frame {
                             track,
@@ -200,17 +223,22 @@ impl MediaActor {
                             contiguous,
                             data,
                             audio_level,
+                            layer,
                         } => {
                             state.media_arrived(now, events);
                             match self.router.route_frame(*id, track) {
                                 FrameRoute::Silenced | FrameRoute::Held => {}
                                 FrameRoute::ToSubscribers => {
+                                    if let Some(layered) = &layer {
+                                        self.simulcast.observe(now, *id, track, layered);
+                                    }
                                     self.scratch.frames_out.push(FrameOut {
                                         to: None,
                                         track,
                                         rtp_time,
                                         data,
                                         audio_level,
+                                        layer: layer.map(|layered| (*id, layered)),
                                     })
                                 }
                                 FrameRoute::ToNode { show_on } => {
@@ -226,6 +254,7 @@ impl MediaActor {
                                             rtp_time,
                                             data: data.clone(),
                                             audio_level,
+                                            layer: None,
                                         });
                                     }
                                     let frame = ReceivedFrame {
@@ -252,7 +281,7 @@ impl MediaActor {
                         }
                         LinkOutput::KeyframeNeeded { track } => {
                             if self.router.keyframe_due(now, *id, track)
-                                && state.link.request_keyframe(track)
+                                && state.link.request_keyframe(track, None)
                             {
                                 self.router.handle_keyframe_requested(now, *id, track);
                                 asked = true;

@@ -360,10 +360,10 @@ enum BenchCommand {
         /// Measurement window per size.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         window: Duration,
-        /// Members estimate each link's bandwidth (`[media] bandwidth_estimation`), to see
-        /// what it costs.
+        /// Members do not estimate their links' bandwidth (`[media] bandwidth_estimation =
+        /// false`), to see what estimating costs.
         #[arg(long)]
-        bandwidth_estimation: bool,
+        no_bandwidth_estimation: bool,
     },
 }
 
@@ -704,14 +704,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             members,
             settle,
             window,
-            bandwidth_estimation,
+            no_bandwidth_estimation,
         }) => {
             init_tracing("chroom=warn");
             let plan = bench::ConferencePlan {
                 members,
                 settle,
                 window,
-                bandwidth_estimation,
+                bandwidth_estimation: !no_bandwidth_estimation,
             };
             bench::conference(&video, &audio, &plan).await?;
         }

@@ -1,0 +1,465 @@
+//! Simulcast: which of a source's layers each receiving link gets (LiveKit's and mediasoup's
+//! "simulcast consumer"), and how the switch stays invisible to the receiver's decoder.
+//!
+//! Sans-IO, like the router: time and bandwidth estimates are inputs, frames are described by
+//! their layer, temporal layer and keyframe flag, and every answer is a plain value.
+//!
+//! The policy, per receiving link and source:
+//! - the **target** is the highest layer whose measured bitrate fits the link's estimate, less
+//!   what audio and other streams on the link need (audio is never dropped), and no larger
+//!   than the receiver renders;
+//! - going **down** starts at once: until a keyframe of the lower layer arrives, the current
+//!   layer is thinned to its base temporal layer (a frame in two or four is kept, which still
+//!   decodes);
+//! - going **up** (or across) happens only on a keyframe of the target layer, which the
+//!   caller asks the source for ([`LayerChoice::wants_keyframe`]);
+//! - when not even the lowest layer's base fits, video **pauses**; the link stays audio-only
+//!   until the estimate grows back over the lowest layer;
+//! - the receiver sees one stream: RTP time continues across switches (each layer has its own
+//!   timestamp origin in some browsers), and the sending link numbers packets itself.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chroom_types::{LinkId, Track};
+
+use crate::VIDEO_CLOCK_HZ;
+
+/// A simulcast layer of one source: 0 is the lowest (smallest) one.
+pub type LayerIndex = u8;
+
+/// How many layers a source sends at most.
+pub const MAX_LAYERS: usize = 3;
+
+/// The RTP stream ids pages send their camera's layers under, lowest first (LiveKit's names:
+/// quarter, half, full resolution).
+pub const LAYER_RIDS: [&str; MAX_LAYERS] = ["q", "h", "f"];
+
+/// The layer a stream id names, if it is one of [`LAYER_RIDS`].
+pub fn layer_of_rid(rid: &str) -> Option<LayerIndex> {
+    LAYER_RIDS
+        .iter()
+        .position(|name| *name == rid)
+        .map(|index| index as LayerIndex)
+}
+
+/// What a link's audio takes beside the video (Opus at about 32 kbit/s, plus RTP, SRTP and
+/// UDP overhead at 50 packets a second): reserved before any layer is chosen.
+pub const AUDIO_RESERVE_BPS: u64 = 56_000;
+
+/// Share of a link's estimate video may use: the rest absorbs the estimate's error and
+/// retransmissions.
+const ESTIMATE_USABLE: f64 = 0.85;
+
+/// What a switch up must leave spare, so a layer at the edge of the estimate does not flap.
+const UP_HEADROOM: f64 = 1.15;
+
+/// The base temporal layer's share of a layer's bitrate (libwebrtc's L1T3 split is roughly
+/// 60/20/20; the base is kept when a link cannot take the whole layer).
+const BASE_TEMPORAL_SHARE: f64 = 0.6;
+
+/// How long a lower choice must hold before a receiver is moved down to it: a delay-based
+/// estimate dips for a moment when a machine is busy, and a switch costs a keyframe.
+const DOWN_AFTER: Duration = Duration::from_millis(500);
+
+/// How long "nothing fits" must hold before a receiver's video pauses: a pause is a freeze,
+/// so only a lasting shortfall earns it.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+
+/// How long a higher choice must hold before a receiver is moved up to it.
+const UP_AFTER: Duration = Duration::from_millis(1500);
+
+/// Window the layers' bitrates are measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// A layer that sent nothing for this long is taken as gone: the browser stopped it (its
+/// encoder drops top layers when its CPU or its own link cannot keep up), and a receiver
+/// forwarded that layer sees nothing until it switches, so the wait is a freeze. 15 frames at
+/// 30 fps: longer than an encoder skips.
+const LAYER_GONE_AFTER: Duration = Duration::from_millis(500);
+
+/// One frame of a layered source, as far as the choice goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayeredFrame {
+    pub layer: LayerIndex,
+    /// The temporal layer (0 the base), where the codec says.
+    pub temporal: Option<u8>,
+    pub keyframe: bool,
+    /// The source's RTP time of the frame (90 kHz for video).
+    pub rtp_time: u64,
+    pub bytes: usize,
+}
+
+/// The measured bitrate of each layer of one source.
+#[derive(Debug, Default)]
+pub struct LayerRates {
+    layers: [RateWindow; MAX_LAYERS],
+}
+
+#[derive(Debug, Default)]
+struct RateWindow {
+    /// Bytes counted in the window that began at `since`.
+    bytes: u64,
+    since: Option<Instant>,
+    /// The last full window's bitrate.
+    rate: Option<u64>,
+    last_frame: Option<Instant>,
+}
+
+impl LayerRates {
+    /// Counts a frame of `layer`.
+    pub fn observe(&mut self, now: Instant, layer: LayerIndex, bytes: usize) {
+        let Some(window) = self.layers.get_mut(layer as usize) else {
+            return;
+        };
+        window.last_frame = Some(now);
+        let since = *window.since.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= RATE_WINDOW {
+            window.rate = Some((window.bytes * 8 * 1000) / elapsed.as_millis().max(1) as u64);
+            window.bytes = 0;
+            window.since = Some(now);
+        }
+        window.bytes += bytes as u64;
+    }
+
+    /// The bitrate of `layer` over its last full window; `None` while unknown or when the
+    /// layer stopped arriving.
+    pub fn rate(&self, now: Instant, layer: LayerIndex) -> Option<u64> {
+        let window = self.layers.get(layer as usize)?;
+        let fresh = window
+            .last_frame
+            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_GONE_AFTER);
+        if !fresh {
+            return None;
+        }
+        window.rate
+    }
+
+    /// Whether frames of `layer` arrive.
+    pub fn is_arriving(&self, now: Instant, layer: LayerIndex) -> bool {
+        self.layers.get(layer as usize).is_some_and(|window| {
+            window
+                .last_frame
+                .is_some_and(|at| now.saturating_duration_since(at) < LAYER_GONE_AFTER)
+        })
+    }
+}
+
+/// What a receiving link should get of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// This layer, whole.
+    Layer(LayerIndex),
+    /// This layer's base temporal layer only (nothing whole fits).
+    Base(LayerIndex),
+    /// No video: not even the lowest layer's base fits.
+    Paused,
+}
+
+/// What the receiver may take, in the terms of [`choose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// The link's send estimate (bit/s); `None` without bandwidth estimation: no limit.
+    pub estimate: Option<u64>,
+    /// What else the link carries (audio, other streams), bit/s.
+    pub reserved: u64,
+    /// The highest layer the receiver has use for (the size it renders at).
+    pub max_layer: Option<LayerIndex>,
+}
+
+/// The layer a receiver with `budget` should get now that it gets `current`, from the
+/// layers' measured `rates`. Layers not arriving are skipped; a layer whose rate is not known
+/// yet (its first second) counts as fitting, so a call starts on the top layer and adapts.
+pub fn choose(now: Instant, rates: &LayerRates, budget: Budget, current: Target) -> Target {
+    let layers = 0..MAX_LAYERS as LayerIndex;
+    let lowest = layers.clone().find(|layer| rates.is_arriving(now, *layer));
+    let Some(lowest) = lowest else {
+        return current;
+    };
+    let usable = budget
+        .max_layer
+        .map_or(MAX_LAYERS as LayerIndex - 1, |max| max.max(lowest));
+    let mut candidates = layers
+        .rev()
+        .filter(|layer| *layer <= usable && rates.is_arriving(now, *layer));
+    let Some(estimate) = budget.estimate else {
+        return candidates.next().map_or(current, Target::Layer);
+    };
+    let spare = (estimate as f64 * ESTIMATE_USABLE) - budget.reserved as f64;
+    let held = match current {
+        Target::Layer(layer) => Some(layer),
+        Target::Base(_) | Target::Paused => None,
+    };
+    // Staying (or going down) needs the layer to fit; going up needs headroom too.
+    let fits = |layer: LayerIndex| {
+        let rate = rates.rate(now, layer).unwrap_or(0) as f64;
+        let headroom = if held.is_some_and(|held| layer <= held) {
+            1.0
+        } else {
+            UP_HEADROOM
+        };
+        rate * headroom <= spare
+    };
+    if let Some(layer) = candidates.find(|layer| fits(*layer)) {
+        return Target::Layer(layer);
+    }
+    let base = rates.rate(now, lowest).unwrap_or(0) as f64 * BASE_TEMPORAL_SHARE;
+    if base <= spare {
+        Target::Base(lowest)
+    } else {
+        Target::Paused
+    }
+}
+
+impl Target {
+    /// Order from nothing to the top layer whole.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Paused => 0,
+            Self::Base(layer) => 2 * layer + 1,
+            Self::Layer(layer) => 2 * layer + 2,
+        }
+    }
+}
+
+/// One receiving link's view of one layered source: what it is sent now, what it should be
+/// sent, and the RTP time it has seen. See the module doc.
+#[derive(Debug)]
+pub struct LayerChoice {
+    target: Target,
+    /// A different target [`choose`] keeps giving, and since when: it becomes the target once
+    /// it has held long enough ([`Self::propose`]).
+    proposed: Option<(Target, Instant)>,
+    /// The layer frames are forwarded from (after its keyframe); `None` before the first
+    /// keyframe and while paused.
+    current: Option<LayerIndex>,
+    /// Added to the source's RTP time of the current layer.
+    offset: u64,
+    /// The last RTP time sent, and when.
+    last_sent: Option<(u64, Instant)>,
+}
+
+impl Default for LayerChoice {
+    fn default() -> Self {
+        Self {
+            target: Target::Layer(MAX_LAYERS as LayerIndex - 1),
+            proposed: None,
+            current: None,
+            offset: 0,
+            last_sent: None,
+        }
+    }
+}
+
+impl LayerChoice {
+    /// [`choose`] says `target` now. It becomes the target once it has held: down for
+    /// [`DOWN_AFTER`] (a pause for [`PAUSE_AFTER`]), up for [`UP_AFTER`]; at once, unless
+    /// paused, while nothing is forwarded yet or the layer forwarded stopped arriving (waiting
+    /// would only prolong a freeze). Returns whether the target changed.
+    pub fn propose(&mut self, now: Instant, target: Target, current_arriving: bool) -> bool {
+        if target == self.target {
+            self.proposed = None;
+            return false;
+        }
+        let down = target.rank() < self.target.rank();
+        let since = match self.proposed {
+            // The same direction keeps its clock: a choice sliding from one lower layer to
+            // another is one lasting shortfall.
+            Some((proposed, since)) if (proposed.rank() < self.target.rank()) == down => since,
+            _ => now,
+        };
+        self.proposed = Some((target, since));
+        let hold = match target {
+            Target::Paused => PAUSE_AFTER,
+            _ if down => DOWN_AFTER,
+            _ => UP_AFTER,
+        };
+        let waiting = self.current.is_none() || !current_arriving;
+        let at_once = target != Target::Paused && self.target != Target::Paused && waiting;
+        if at_once || now.saturating_duration_since(since) >= hold {
+            self.set_target(target);
+            self.proposed = None;
+            return true;
+        }
+        false
+    }
+
+    /// The layer this receiver should get from now on.
+    pub fn set_target(&mut self, target: Target) {
+        self.target = target;
+        if target == Target::Paused {
+            self.current = None;
+        }
+    }
+
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// The layer being forwarded, if any.
+    pub fn current(&self) -> Option<LayerIndex> {
+        self.current
+    }
+
+    /// The layer a keyframe is needed of before the target can be forwarded: the target is
+    /// not the layer being forwarded.
+    pub fn wants_keyframe(&self) -> Option<LayerIndex> {
+        let wanted = match self.target {
+            Target::Layer(layer) | Target::Base(layer) => layer,
+            Target::Paused => return None,
+        };
+        (self.current != Some(wanted)).then_some(wanted)
+    }
+
+    /// Whether `frame` goes to this receiver, and under which RTP time.
+    pub fn forward(&mut self, now: Instant, frame: LayeredFrame) -> Option<u64> {
+        let (wanted, base_only) = match self.target {
+            Target::Layer(layer) => (layer, false),
+            Target::Base(layer) => (layer, true),
+            Target::Paused => return None,
+        };
+        if frame.layer == wanted && frame.keyframe && self.current != Some(wanted) {
+            self.switch_to(now, frame);
+        }
+        if self.current != Some(frame.layer) {
+            return None;
+        }
+        // Going down, the current layer goes on thinned to its base until the target's
+        // keyframe; going up, it goes on whole.
+        let thinned = if frame.layer == wanted {
+            base_only
+        } else {
+            wanted < frame.layer
+        };
+        if thinned && frame.temporal.is_some_and(|temporal| temporal > 0) {
+            return None;
+        }
+        let time = frame.rtp_time.wrapping_add(self.offset);
+        self.last_sent = Some((time, now));
+        Some(time)
+    }
+
+    /// Forwards from `frame`'s layer from now on, its RTP time continuing from the last one
+    /// sent by as much as the wall clock moved.
+    fn switch_to(&mut self, now: Instant, frame: LayeredFrame) {
+        self.current = Some(frame.layer);
+        self.offset = match self.last_sent {
+            Some((last, at)) => {
+                let elapsed = now.saturating_duration_since(at);
+                let ticks =
+                    (elapsed.as_micros() as u64 * u64::from(VIDEO_CLOCK_HZ) / 1_000_000).max(1);
+                last.wrapping_add(ticks).wrapping_sub(frame.rtp_time)
+            }
+            None => 0,
+        };
+    }
+}
+
+/// The layered sources of this node (its page's camera) and each receiving link's choice of
+/// them: the routing state the actor consults per layered frame.
+#[derive(Debug, Default)]
+pub struct Simulcast {
+    sources: HashMap<(LinkId, Track), LayeredSource>,
+}
+
+#[derive(Debug, Default)]
+struct LayeredSource {
+    rates: LayerRates,
+    receivers: HashMap<LinkId, LayerChoice>,
+}
+
+impl Simulcast {
+    /// A frame of `track` arrived on `source` in one of its layers: counts it.
+    pub fn observe(&mut self, now: Instant, source: LinkId, track: Track, frame: &LayeredFrame) {
+        let layered = self.sources.entry((source, track)).or_default();
+        layered.rates.observe(now, frame.layer, frame.bytes);
+    }
+
+    /// Whether `frame` (of `track` from `source`) goes to `receiver`, and under which RTP
+    /// time; the receiver's target is brought up to date with its `budget` first.
+    pub fn route(
+        &mut self,
+        now: Instant,
+        source: LinkId,
+        track: Track,
+        receiver: LinkId,
+        frame: LayeredFrame,
+        budget: Budget,
+    ) -> Option<u64> {
+        let layered = self.sources.get_mut(&(source, track))?;
+        let choice = layered.receivers.entry(receiver).or_default();
+        let target = choose(now, &layered.rates, budget, choice.target());
+        let arriving = choice
+            .current()
+            .is_some_and(|current| layered.rates.is_arriving(now, current));
+        if choice.propose(now, target, arriving) {
+            tracing::debug!(%receiver, ?target, estimate = ?budget.estimate, "simulcast layer target");
+        }
+        choice.forward(now, frame)
+    }
+
+    /// The keyframes receivers of `source`'s `track` wait for, one per layer wanted.
+    pub fn wanted_keyframes(&self, source: LinkId, track: Track) -> [bool; MAX_LAYERS] {
+        let mut wanted = [false; MAX_LAYERS];
+        if let Some(layered) = self.sources.get(&(source, track)) {
+            for layer in layered
+                .receivers
+                .values()
+                .filter_map(LayerChoice::wants_keyframe)
+            {
+                wanted[layer as usize] = true;
+            }
+        }
+        wanted
+    }
+
+    /// The layer `receiver` gets of `source`'s `track`, if it gets one (for its stats).
+    pub fn forwarded_layer(
+        &self,
+        source: LinkId,
+        track: Track,
+        receiver: LinkId,
+    ) -> Option<LayerIndex> {
+        self.sources
+            .get(&(source, track))?
+            .receivers
+            .get(&receiver)?
+            .current()
+    }
+
+    /// What `receiver` should probe for: the bitrate of the next layer up from the one it
+    /// gets (with headroom), so the estimate grows only as far as there is a layer to use.
+    pub fn probe_bitrate(&self, now: Instant, receiver: LinkId, reserved: u64) -> Option<u64> {
+        let mut wanted = None;
+        for layered in self.sources.values() {
+            let Some(choice) = layered.receivers.get(&receiver) else {
+                continue;
+            };
+            let next = match choice.target() {
+                Target::Layer(layer) => layer.saturating_add(1),
+                Target::Base(layer) => layer,
+                Target::Paused => 0,
+            };
+            let rate = (next..MAX_LAYERS as LayerIndex)
+                .find_map(|layer| layered.rates.rate(now, layer))
+                .or_else(|| layered.rates.rate(now, next.saturating_sub(1)));
+            if let Some(rate) = rate {
+                let bits = (rate as f64 * UP_HEADROOM / ESTIMATE_USABLE) as u64 + reserved;
+                wanted = Some(wanted.unwrap_or(0) + bits);
+            }
+        }
+        wanted
+    }
+
+    /// `link` is gone, as source or receiver.
+    pub fn forget(&mut self, link: LinkId) {
+        self.sources.retain(|(source, _), _| *source != link);
+        for layered in self.sources.values_mut() {
+            layered.receivers.remove(&link);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,297 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// A source sending three layers at 150 kbit/s, 500 kbit/s and 1.5 Mbit/s, 30 frames a
+/// second, L1T3 (temporal layers 0, 2, 1, 2, …), a keyframe of every layer at frame 0.
+struct Source {
+    start: Instant,
+    frame: u64,
+    rates: LayerRates,
+}
+
+const LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+const FRAME_GAP: Duration = Duration::from_micros(33_333);
+
+impl Source {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            frame: 0,
+            rates: LayerRates::default(),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.start + FRAME_GAP * self.frame as u32
+    }
+
+    /// The next captured frame, as each layer sends it; `keyframes` marks them keyframes.
+    fn next(&mut self, keyframes: bool) -> [LayeredFrame; 3] {
+        let now = self.now();
+        let temporal = [0, 2, 1, 2][(self.frame % 4) as usize];
+        let frames = std::array::from_fn(|layer| LayeredFrame {
+            layer: layer as LayerIndex,
+            temporal: Some(temporal),
+            keyframe: keyframes,
+            // Each layer's timestamps start elsewhere, as separate RTP streams may.
+            rtp_time: 1_000_000 * (layer as u64 + 1) + self.frame * 3000,
+            bytes: (LAYER_BPS[layer] / 8 / 30) as usize,
+        });
+        for frame in &frames {
+            self.rates.observe(now, frame.layer, frame.bytes);
+        }
+        self.frame += 1;
+        frames
+    }
+
+    /// Runs `n` frames through `choice`; returns the layers and RTP times it forwarded.
+    fn run(
+        &mut self,
+        choice: &mut LayerChoice,
+        n: usize,
+        keyframe_at: Option<usize>,
+    ) -> Vec<(u8, u64)> {
+        let mut sent = Vec::new();
+        for i in 0..n {
+            let now = self.now();
+            for frame in self.next(keyframe_at == Some(i)) {
+                if let Some(time) = choice.forward(now, frame) {
+                    sent.push((frame.layer, time));
+                }
+            }
+        }
+        sent
+    }
+}
+
+fn budget(estimate: u64) -> Budget {
+    Budget {
+        estimate: Some(estimate),
+        reserved: 40_000,
+        max_layer: None,
+    }
+}
+
+#[test]
+fn stream_ids_name_layers_lowest_first() {
+    assert_eq!(layer_of_rid("q"), Some(0));
+    assert_eq!(layer_of_rid("f"), Some(2));
+    assert_eq!(layer_of_rid("x"), None);
+}
+
+#[test]
+fn the_highest_layer_that_fits_the_estimate_is_chosen() {
+    let mut source = Source::new();
+    let mut choice = LayerChoice::default();
+    source.run(&mut choice, 40, Some(0));
+    let now = source.now();
+    let top = Target::Layer(2);
+    // No estimate (no bandwidth estimation on the link): the top layer.
+    let unlimited = Budget::default();
+    assert_eq!(choose(now, &source.rates, unlimited, top), top);
+    assert_eq!(choose(now, &source.rates, budget(4_000_000), top), top);
+    assert_eq!(
+        choose(now, &source.rates, budget(1_000_000), top),
+        Target::Layer(1)
+    );
+    assert_eq!(
+        choose(now, &source.rates, budget(300_000), top),
+        Target::Layer(0)
+    );
+    // 150 kbit/s does not fit in 100 kbit/s, its base (60 %) does.
+    assert_eq!(
+        choose(now, &source.rates, budget(160_000), top),
+        Target::Base(0)
+    );
+    assert_eq!(
+        choose(now, &source.rates, budget(100_000), top),
+        Target::Paused
+    );
+}
+
+#[test]
+fn a_small_tile_gets_a_small_layer_however_much_bandwidth() {
+    let mut source = Source::new();
+    source.run(&mut LayerChoice::default(), 40, Some(0));
+    let small = Budget {
+        max_layer: Some(0),
+        ..budget(10_000_000)
+    };
+    assert_eq!(
+        choose(source.now(), &source.rates, small, Target::Layer(2)),
+        Target::Layer(0)
+    );
+}
+
+#[test]
+fn going_up_needs_headroom_staying_does_not() {
+    let mut source = Source::new();
+    source.run(&mut LayerChoice::default(), 40, Some(0));
+    let now = source.now();
+    // 1.5 Mbit/s + 40 kbit/s of audio in 85 % of 1.85 Mbit/s: it stays, it would not go up.
+    let edge = budget(1_850_000);
+    assert_eq!(
+        choose(now, &source.rates, edge, Target::Layer(2)),
+        Target::Layer(2)
+    );
+    assert_eq!(
+        choose(now, &source.rates, edge, Target::Layer(1)),
+        Target::Layer(1)
+    );
+}
+
+#[test]
+fn layers_that_stop_arriving_are_not_chosen() {
+    let mut source = Source::new();
+    source.run(&mut LayerChoice::default(), 40, Some(0));
+    // Only the lowest layer goes on (the browser dropped the others).
+    let mut now = source.now();
+    for _ in 0..60 {
+        now += FRAME_GAP;
+        source.rates.observe(now, 0, 600);
+    }
+    assert_eq!(
+        choose(now, &source.rates, Budget::default(), Target::Layer(2)),
+        Target::Layer(0)
+    );
+}
+
+#[test]
+fn a_switch_down_thins_at_once_and_moves_on_the_lower_keyframe() {
+    let mut source = Source::new();
+    let mut choice = LayerChoice::default();
+    let sent = source.run(&mut choice, 8, Some(0));
+    assert!(sent.iter().all(|(layer, _)| *layer == 2), "{sent:?}");
+    assert_eq!(sent.len(), 8);
+    choice.set_target(Target::Layer(0));
+    assert_eq!(choice.wants_keyframe(), Some(0));
+    // Until layer 0's keyframe the top layer goes on, its base temporal layer only.
+    let thinned = source.run(&mut choice, 8, None);
+    assert_eq!(thinned.len(), 2, "{thinned:?}");
+    assert!(thinned.iter().all(|(layer, _)| *layer == 2));
+    let switched = source.run(&mut choice, 8, Some(0));
+    assert!(
+        switched.iter().all(|(layer, _)| *layer == 0),
+        "{switched:?}"
+    );
+    assert_eq!(switched.len(), 8);
+    assert_eq!(choice.wants_keyframe(), None);
+}
+
+#[test]
+fn a_switch_up_waits_for_the_upper_keyframe_and_keeps_the_lower_layer_whole() {
+    let mut source = Source::new();
+    let mut choice = LayerChoice::default();
+    choice.set_target(Target::Layer(0));
+    source.run(&mut choice, 4, Some(0));
+    choice.set_target(Target::Layer(2));
+    let waiting = source.run(&mut choice, 4, None);
+    assert_eq!(
+        waiting.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [0, 0, 0, 0]
+    );
+    // The lower layer's frame of the same capture may go before the upper keyframe; nothing of
+    // it after.
+    let switched = source.run(&mut choice, 4, Some(0));
+    assert_eq!(
+        switched.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [0, 2, 2, 2, 2]
+    );
+}
+
+#[test]
+fn rtp_time_runs_on_across_switches() {
+    let mut source = Source::new();
+    let mut choice = LayerChoice::default();
+    let mut sent = source.run(&mut choice, 5, Some(0));
+    choice.set_target(Target::Layer(0));
+    sent.extend(source.run(&mut choice, 5, Some(0)));
+    choice.set_target(Target::Layer(1));
+    sent.extend(source.run(&mut choice, 5, Some(2)));
+    let times: Vec<u64> = sent.iter().map(|(_, time)| *time).collect();
+    assert!(times.len() >= 12, "{sent:?}");
+    // One frame is 3000 ticks at 90 kHz; a switch keeps that step, whatever the layer's own
+    // timestamps.
+    for pair in times.windows(2) {
+        let step = pair[1].wrapping_sub(pair[0]);
+        assert!(step > 0 && step <= 3 * 3000, "{sent:?}");
+    }
+}
+
+#[test]
+fn a_paused_link_sends_no_video_and_resumes_on_a_keyframe() {
+    let mut source = Source::new();
+    let mut choice = LayerChoice::default();
+    source.run(&mut choice, 4, Some(0));
+    choice.set_target(Target::Paused);
+    assert_eq!(choice.wants_keyframe(), None);
+    assert!(source.run(&mut choice, 10, Some(5)).is_empty());
+    choice.set_target(Target::Layer(0));
+    assert_eq!(choice.wants_keyframe(), Some(0));
+    assert!(source.run(&mut choice, 3, None).is_empty());
+    assert_eq!(source.run(&mut choice, 3, Some(0)).len(), 3);
+}
+
+#[test]
+fn a_base_target_sends_the_base_temporal_layer_only() {
+    let mut source = Source::new();
+    let mut choice = LayerChoice::default();
+    choice.set_target(Target::Base(0));
+    let sent = source.run(&mut choice, 16, Some(0));
+    // Frames 0, 4, 8, 12 are temporal layer 0.
+    assert_eq!(sent.len(), 4, "{sent:?}");
+}
+
+/// A receiver forwarding the top layer, at `start`.
+fn forwarding_top(start: Instant) -> LayerChoice {
+    let mut choice = LayerChoice::default();
+    let keyframe = LayeredFrame {
+        layer: 2,
+        temporal: Some(0),
+        keyframe: true,
+        rtp_time: 0,
+        bytes: 1000,
+    };
+    assert!(choice.forward(start, keyframe).is_some());
+    choice
+}
+
+#[test]
+fn a_dip_shorter_than_the_hold_moves_nobody() {
+    let start = Instant::now();
+    let mut choice = forwarding_top(start);
+    let ms = |n| start + Duration::from_millis(n);
+    assert!(!choice.propose(ms(0), Target::Layer(0), true));
+    assert!(!choice.propose(ms(300), Target::Layer(1), true));
+    // The estimate recovered: the dip is forgotten.
+    assert!(!choice.propose(ms(400), Target::Layer(2), true));
+    assert!(!choice.propose(ms(600), Target::Layer(1), true));
+    assert_eq!(choice.target(), Target::Layer(2));
+    // A lasting shortfall moves it down half a second after it began.
+    assert!(choice.propose(ms(1100), Target::Layer(0), true));
+    assert_eq!(choice.target(), Target::Layer(0));
+}
+
+#[test]
+fn only_a_lasting_shortfall_pauses_and_going_up_waits_longer_than_going_down() {
+    let start = Instant::now();
+    let mut choice = forwarding_top(start);
+    let ms = |n| start + Duration::from_millis(n);
+    assert!(!choice.propose(ms(0), Target::Paused, true));
+    assert!(!choice.propose(ms(1900), Target::Paused, true));
+    assert!(choice.propose(ms(2000), Target::Paused, true));
+    assert!(!choice.propose(ms(2100), Target::Layer(2), false));
+    assert!(!choice.propose(ms(3500), Target::Layer(2), false));
+    assert!(choice.propose(ms(3600), Target::Layer(2), false));
+}
+
+#[test]
+fn a_receiver_with_nothing_yet_or_a_layer_gone_moves_at_once() {
+    let start = Instant::now();
+    let mut fresh = LayerChoice::default();
+    assert!(fresh.propose(start, Target::Layer(1), false));
+    let mut choice = forwarding_top(start);
+    // Its layer stopped arriving (the browser dropped it): waiting would prolong a freeze.
+    assert!(choice.propose(start, Target::Layer(1), false));
+}
