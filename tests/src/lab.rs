@@ -71,6 +71,9 @@ pub struct Lab {
     /// LANs routed without translation, and their router: every public-side namespace needs
     /// the way back.
     routed: Vec<(String, Ipv4Addr)>,
+    /// Namespaces with a leg on the public segment (public hosts, home routers); hosts in a
+    /// home reach other LANs through their router.
+    public_side: Vec<String>,
 }
 
 /// Labs made by this process, so concurrent tests in one process do not collide.
@@ -107,6 +110,7 @@ impl Lab {
             homes: 0,
             veths: 0,
             routed: Vec::new(),
+            public_side: Vec::new(),
         };
         lab.add_ns(&public)?;
         lab.run(&public, &["ip", "link", "add", "br0", "type", "bridge"])?;
@@ -126,6 +130,7 @@ impl Lab {
         )?;
         self.run(&ns, &["ip", "link", "set", "eth0", "up"])?;
         self.add_routes(&ns)?;
+        self.public_side.push(ns.clone());
         Ok(Host { ns, addr })
     }
 
@@ -150,6 +155,7 @@ impl Lab {
         )?;
         self.run(&router, &["ip", "link", "set", "wan", "up"])?;
         self.add_routes(&router)?;
+        self.public_side.push(router.clone());
         self.run(&router, &["ip", "link", "add", "lan", "type", "bridge"])?;
         let gateway = format!("10.78.{subnet}.1/24");
         self.run(&router, &["ip", "addr", "add", &gateway, "dev", "lan"])?;
@@ -178,8 +184,8 @@ impl Lab {
             // Without translation the public side must know the way back to the LAN.
             let lan = format!("10.78.{subnet}.0/24");
             let via = public_addr.to_string();
-            for ns in self.public_side().into_iter().filter(|ns| *ns != router) {
-                self.run(&ns, &["ip", "route", "add", &lan, "via", &via])?;
+            for ns in self.public_side.iter().filter(|ns| **ns != router) {
+                self.run(ns, &["ip", "route", "add", &lan, "via", &via])?;
             }
             self.routed.push((lan, public_addr));
         }
@@ -374,15 +380,6 @@ impl Lab {
             0,
             self.public_hosts + 1,
         ))
-    }
-
-    /// Namespaces with a leg on the public segment (hosts and routers), not the segment.
-    fn public_side(&self) -> Vec<String> {
-        self.namespaces
-            .iter()
-            .filter(|ns| **ns != self.public)
-            .cloned()
-            .collect()
     }
 }
 

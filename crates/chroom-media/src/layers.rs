@@ -394,7 +394,7 @@ impl Simulcast {
             .current()
             .is_some_and(|current| layered.rates.is_arriving(now, current));
         if choice.propose(now, target, arriving) {
-            tracing::debug!(%receiver, ?target, estimate = ?budget.estimate, "simulcast layer target");
+            tracing::info!(%receiver, ?target, estimate = ?budget.estimate, "simulcast layer target");
         }
         choice.forward(now, frame)
     }
