@@ -9,7 +9,8 @@
 //! other member (frames, the width of the last one, audio packets) every 200 ms, and the test
 //! lays the samples beside the moments the shaping changed:
 //! - at 500 kbit/s the shaped member still sees both others, on their lower layer;
-//! - at 100 kbit/s its video of them pauses while their audio goes on;
+//! - at 100 kbit/s its video of them pauses while their audio goes on, and their tiles show
+//!   "poor connection";
 //! - once 4 Mbit/s is back it is on their top layer again within 10 s;
 //! - its uplink at 500 kbit/s, the others get its lower layer;
 //! - throughout, the two unshaped members keep each other's top layer.
@@ -98,6 +99,8 @@ struct Seen {
     frames: u64,
     width: u64,
     audio: u64,
+    /// The tile showed the "poor connection" mark.
+    poor: bool,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,16 +225,37 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
             rising(&between(&shaped_view, from, to), |s| s.audio),
             "member {of}'s audio stopped at 100 kbit/s"
         );
+        assert!(
+            late.last().is_some_and(|s| s.poor),
+            "member {of}'s tile shows no poor connection while its video is paused"
+        );
         // 4 Mbit/s again: back to the top layer (the acceptance asks within 10 s; printed).
         let (from, _) = window(3);
+        // Decoding again, at the top width (a paused video keeps its last width).
         let back = between(&shaped_view, from, ended)
-            .into_iter()
-            .find(|s| s.width == TOP_WIDTH)
+            .windows(2)
+            .find(|w| w[1].width == TOP_WIDTH && w[1].frames > w[0].frames)
+            .map(|w| w[1])
             .unwrap_or_else(|| panic!("member {of} never back on its top layer"));
         println!(
             "page 2 back on member {of}'s top layer {} ms after 4 Mbit/s returned (asked: {} ms)",
             back.t - from,
             BACK_ON_TOP_WITHIN.as_millis()
+        );
+    }
+    // Once video flows again the mark is gone, and no page marked what it kept receiving.
+    for (viewer, of) in [(2, 0), (2, 1), (0, 1), (1, 0), (0, 2), (1, 2)] {
+        let s = series(viewer, of);
+        assert!(
+            s.last().is_some_and(|s| !s.poor),
+            "page {viewer} still marks member {of}"
+        );
+    }
+    for (viewer, of) in [(0, 1), (1, 0)] {
+        let s = between(&series(viewer, of), began[0], ended);
+        assert!(
+            s.iter().all(|s| !s.poor),
+            "page {viewer} marked member {of}"
         );
     }
     // Uplink 500 kbit/s: the others get the shaped member's lower layer, still moving.
@@ -310,6 +334,7 @@ fn samples(page: &serde_json::Value, peer: &str) -> Vec<Seen> {
                 frames: of["frames"].as_u64().unwrap(),
                 width: of["width"].as_u64().unwrap(),
                 audio: of["audio"].as_u64().unwrap(),
+                poor: of["poor"].as_bool().unwrap(),
             }
         })
         .collect()

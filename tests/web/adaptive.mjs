@@ -2,11 +2,12 @@
 // sends its fake camera and microphone, and once it decodes every other member (`peers`) it
 // writes the file `ready`. From then until the file `stop` appears it samples, every
 // `sample_ms`, what it gets of each other member on its playback link: video frames decoded,
-// the width of the last one, and audio packets received. Times are Unix milliseconds, so the
+// the width of the last one, audio packets received, and whether its tile shows the "poor
+// connection" mark. Times are Unix milliseconds, so the
 // test can lay them beside the moments it changed the shaping.
 //
 // Input: { url, room, peers: [peer id…], ready, stop, sample_ms, timeout_ms }.
-// Output: { self, samples: [{ t, peers: { <peer>: { frames, width, audio } } }] }.
+// Output: { self, samples: [{ t, peers: { <peer>: { frames, width, audio, poor } } }] }.
 import { access, writeFile } from "node:fs/promises";
 
 import { main, openPage, roomUrl } from "./lib.mjs";
@@ -16,7 +17,10 @@ async function received(page, peers) {
   return page.evaluate(async (peers) => {
     const s = window.chroom;
     const seen = {};
-    for (const peer of peers) seen[peer] = { frames: 0, width: 0, audio: 0 };
+    for (const peer of peers) {
+      const tile = document.querySelector(`#grid [data-peer="${CSS.escape(peer)}"]`);
+      seen[peer] = { frames: 0, width: 0, audio: 0, poor: tile?.classList.contains("poor-connection") ?? false };
+    }
     if (!s.playbackPc) return seen;
     const stats = await s.playbackPc.getStats();
     for (const peer of peers) {

@@ -378,6 +378,36 @@ async function startPlayback({ sdp, slots, screen_mid }) {
   send({ type: "playback_answer", sdp: pc.localDescription.sdp });
 }
 
+// A member whose video stopped while its audio goes on is on a poor connection: a node on the
+// way paused the video because the link carries no layer of it (its own uplink, or this
+// node's downlink). Its tile says so until frames come again.
+const POOR_AFTER_MS = 1500;
+const lastDecoded = new Map(); // peer -> { frames, packets, since }
+
+async function markPoorConnections() {
+  const pc = state.playbackPc;
+  if (!pc) return;
+  const stats = await pc.getStats();
+  const byMid = new Map();
+  stats.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.mid != null) byMid.set(r.mid, r);
+  });
+  const now = Date.now();
+  state.slotPeers.forEach((peer, slot) => {
+    const mids = state.slots[slot];
+    if (!peer || !mids?.videoMid) return;
+    const frames = byMid.get(mids.videoMid)?.framesDecoded ?? 0;
+    const packets = byMid.get(mids.audioMid)?.packetsReceived ?? 0;
+    const last = lastDecoded.get(peer);
+    const stalled = last !== undefined && frames === last.frames;
+    const since = stalled ? last.since : now;
+    lastDecoded.set(peer, { frames, packets, since });
+    const audioGoesOn = last !== undefined && packets > last.packets;
+    const poor = frames > 0 && stalled && audioGoesOn && now - since >= POOR_AFTER_MS;
+    $("grid").querySelector(`[data-peer="${CSS.escape(peer)}"]`)?.classList.toggle("poor-connection", poor);
+  });
+}
+
 // The tracks showing `peerId`, if a slot shows it.
 function remoteTracks(peerId) {
   const slot = state.slotPeers.indexOf(peerId);
@@ -800,6 +830,7 @@ $("copy-link").addEventListener("click", async () => {
 });
 
 connect();
+setInterval(markPoorConnections, 500);
 
 // For tests and the curious: the page's state, read-only by convention.
 window.chroom = state;
