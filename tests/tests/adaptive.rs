@@ -200,17 +200,11 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
         // Downlink 500 kbit/s: the shaped member sees the other on a lower layer, audio going on.
         let (from, to) = window(1);
         let s = between(&shaped_view, from, to);
-        if let Some(lower) = s.iter().find(|s| s.width < TOP_WIDTH) {
-            println!(
-                "page 2 on member {of}'s lower layer {} ms into 500 kbit/s",
-                lower.t - from
-            );
-        }
-        let late = between(&s, to - 2000, to);
-        assert!(
-            late.iter().all(|s| s.width > 0 && s.width < TOP_WIDTH),
-            "member {of} at 500 kbit/s: {:?}",
-            widths(&s)
+        assert_on_a_lower_layer(
+            &s,
+            from,
+            to,
+            &format!("page 2 of member {of}, at 500 kbit/s"),
         );
         assert!(rising(&s, |s| s.audio), "member {of}'s audio at 500 kbit/s");
         // Downlink 100 kbit/s: video pauses, audio goes on.
@@ -262,23 +256,28 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
     for viewer in [0, 1] {
         let (from, to) = window(4);
         let s = between(&series(viewer, 2), from, to);
-        if let Some(lower) = s.iter().find(|s| s.width < TOP_WIDTH) {
-            println!(
-                "page {viewer} on the shaped member's lower layer {} ms into its uplink at 500 kbit/s",
-                lower.t - from
-            );
-        }
+        let what = format!("page {viewer} of the shaped member, its uplink at 500 kbit/s");
+        assert_on_a_lower_layer(&s, from, to, &what);
         let late = between(&s, to - 2000, to);
-        assert!(
-            late.iter().all(|s| s.width > 0 && s.width < TOP_WIDTH),
-            "page {viewer} of the shaped member, its uplink at 500 kbit/s: {:?}",
-            widths(&s)
-        );
         assert!(
             rising(&late, |s| s.frames),
             "page {viewer}: the shaped member froze"
         );
     }
+}
+
+/// Prints when `samples` (taken from `from` to `to`) first showed a layer under the top, and
+/// asserts their last 2 s all did.
+fn assert_on_a_lower_layer(samples: &[Seen], from: u64, to: u64, what: &str) {
+    if let Some(lower) = samples.iter().find(|s| s.width < TOP_WIDTH) {
+        println!("{what}: on a lower layer after {} ms", lower.t - from);
+    }
+    let late = between(samples, to - 2000, to);
+    assert!(
+        late.iter().all(|s| s.width > 0 && s.width < TOP_WIDTH),
+        "{what}: {:?}",
+        widths(samples)
+    );
 }
 
 /// Shapes `member`'s access link as `phase` says: what its router sends into the home
