@@ -7,13 +7,14 @@ import puppeteer from "puppeteer-core";
 
 // `autoplay`: let pages play sound before the user clicks anything (as a browser does for a
 // site the user has played media on before); without it Chromium holds sound back.
-export async function launch({ autoplay = true } = {}) {
+// `cameraFps`: the fake camera's frame rate (Chromium's default is 20).
+export async function launch({ autoplay = true, cameraFps } = {}) {
   const args = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    cameraFps ? `--use-fake-device-for-media-stream=fps=${cameraFps}` : "--use-fake-device-for-media-stream",
   ];
   if (autoplay) args.push("--autoplay-policy=no-user-gesture-required");
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args });

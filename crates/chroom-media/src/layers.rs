@@ -356,6 +356,18 @@ impl LayerChoice {
     }
 }
 
+/// What a receiving link's bandwidth estimation aims at, bit/s (str0m's `set_bitrate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BitrateGoals {
+    /// What the next layer up needs (0 on the top layer). The link pads up to it as far as
+    /// its estimate allows: a link carrying less than it could (a receiver lowered or paused)
+    /// then shows the estimator the room there is, which it would otherwise find only 1.5×
+    /// what the link carries at a time.
+    pub minimum: u64,
+    /// What the top layer needs: probes go as high.
+    pub desired: u64,
+}
+
 /// The layered sources of this node (its page's camera) and each receiving link's choice of
 /// them: the routing state the actor consults per layered frame.
 #[derive(Debug, Default)]
@@ -428,28 +440,45 @@ impl Simulcast {
             .current()
     }
 
-    /// What `receiver` should probe for: the bitrate of the next layer up from the one it
-    /// gets (with headroom), so the estimate grows only as far as there is a layer to use.
-    pub fn probe_bitrate(&self, now: Instant, receiver: LinkId, reserved: u64) -> Option<u64> {
-        let mut wanted = None;
+    /// What `receiver`'s bandwidth estimation should aim at, summed over the layered sources
+    /// it gets (`None`: it gets none). See [`BitrateGoals`].
+    pub fn bitrate_goals(
+        &self,
+        now: Instant,
+        receiver: LinkId,
+        reserved: u64,
+    ) -> Option<BitrateGoals> {
+        let mut goals: Option<BitrateGoals> = None;
         for layered in self.sources.values() {
             let Some(choice) = layered.receivers.get(&receiver) else {
                 continue;
             };
-            let next = match choice.target() {
-                Target::Layer(layer) => layer.saturating_add(1),
-                Target::Base(layer) => layer,
-                Target::Paused => 0,
+            let rates = &layered.rates;
+            let need = |layer: LayerIndex| {
+                rates
+                    .rate(now, layer)
+                    .map(|rate| (rate as f64 * UP_HEADROOM / ESTIMATE_USABLE) as u64 + reserved)
             };
-            let rate = (next..MAX_LAYERS as LayerIndex)
-                .find_map(|layer| layered.rates.rate(now, layer))
-                .or_else(|| layered.rates.rate(now, next.saturating_sub(1)));
-            if let Some(rate) = rate {
-                let bits = (rate as f64 * UP_HEADROOM / ESTIMATE_USABLE) as u64 + reserved;
-                wanted = Some(wanted.unwrap_or(0) + bits);
-            }
+            let arriving = || (0..MAX_LAYERS as LayerIndex).filter(|l| rates.is_arriving(now, *l));
+            let Some(top) = arriving().next_back() else {
+                continue;
+            };
+            // The layer to make room for next: the one above the current, the current one
+            // if thinned, the lowest if paused; none on top.
+            let next = match choice.target() {
+                Target::Layer(layer) => arriving().find(|l| *l > layer),
+                Target::Base(layer) => Some(layer),
+                Target::Paused => arriving().next(),
+            };
+            let goal = BitrateGoals {
+                minimum: next.and_then(need).unwrap_or(0),
+                desired: need(top).unwrap_or(0),
+            };
+            let sum = goals.get_or_insert_default();
+            sum.minimum += goal.minimum;
+            sum.desired += goal.desired;
         }
-        wanted
+        goals
     }
 
     /// `link` is gone, as source or receiver.

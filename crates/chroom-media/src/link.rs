@@ -16,7 +16,7 @@ use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Pt
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
 
-use crate::layers::{LAYER_RIDS, LayerIndex, LayeredFrame, layer_of_rid};
+use crate::layers::{BitrateGoals, LAYER_RIDS, LayerIndex, LayeredFrame, layer_of_rid};
 use crate::sdp::{Mids, added_track, codec_for};
 
 /// Levels above this (dBov) are marked as voice activity when a level is passed on.
@@ -312,12 +312,13 @@ impl Link {
         asked
     }
 
-    /// Has the link's bandwidth estimation probe up to `bits_per_second` (no more: probing
-    /// costs the link what it probes with).
-    pub(crate) fn set_desired_bitrate(&mut self, bits_per_second: u64) {
+    /// Aims the link's bandwidth estimation at `goals`: padding up to the minimum as the
+    /// estimate allows, probes up to the desired rate (no higher: probing costs the link what
+    /// it probes with).
+    pub(crate) fn set_bitrate_goals(&mut self, goals: BitrateGoals) {
         self.rtc
             .bwe()
-            .set_bitrate(Bitrate::ZERO, Bitrate::bps(bits_per_second));
+            .set_bitrate(Bitrate::bps(goals.minimum), Bitrate::bps(goals.desired));
     }
 
     /// Drains str0m's output until it returns a timeout; returns that deadline.

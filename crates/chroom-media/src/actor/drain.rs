@@ -210,11 +210,10 @@ impl MediaActor {
                         }
                         LinkOutput::BandwidthEstimate { bits_per_second } => {
                             state.bandwidth_estimate = Some(bits_per_second);
-                            // Probe only as high as the next layer up needs.
-                            if let Some(probe) =
-                                self.simulcast.probe_bitrate(now, *id, AUDIO_RESERVE_BPS)
+                            if let Some(goals) =
+                                self.simulcast.bitrate_goals(now, *id, AUDIO_RESERVE_BPS)
                             {
-                                state.link.set_desired_bitrate(probe);
+                                state.link.set_bitrate_goals(goals);
                             }
                         }
                         LinkOutput::Frame {

@@ -1,5 +1,7 @@
 use std::time::{Duration, Instant};
 
+use chroom_types::{LinkId, Track};
+
 use super::*;
 
 /// A source sending three layers at 150 kbit/s, 500 kbit/s and 1.5 Mbit/s, 30 frames a
@@ -294,4 +296,38 @@ fn a_receiver_with_nothing_yet_or_a_layer_gone_moves_at_once() {
     let mut choice = forwarding_top(start);
     // Its layer stopped arriving (the browser dropped it): waiting would prolong a freeze.
     assert!(choice.propose(start, Target::Layer(1), false));
+}
+
+#[test]
+fn a_lowered_receiver_makes_room_for_the_next_layer_and_one_on_top_pads_nothing() {
+    let source_link = LinkId(1);
+    let (lowered, on_top) = (LinkId(2), LinkId(3));
+    let mut source = Source::new();
+    let mut simulcast = Simulcast::default();
+    let unlimited = Budget::default();
+    let tight = budget(700_000);
+    for _ in 0..40 {
+        let now = source.now();
+        for frame in source.next(false) {
+            simulcast.observe(now, source_link, Track::Camera, &frame);
+            for (receiver, budget) in [(lowered, tight), (on_top, unlimited)] {
+                simulcast.route(now, source_link, Track::Camera, receiver, frame, budget);
+            }
+        }
+    }
+    let now = source.now();
+    let need = |bps: u64| (bps as f64 * UP_HEADROOM / ESTIMATE_USABLE) as u64 + 40_000;
+    let goals = |receiver| simulcast.bitrate_goals(now, receiver, 40_000).unwrap();
+    // On layer 1 it pads toward layer 2's need; both probe up to the top layer's.
+    let lowered_goals = goals(lowered);
+    assert!(
+        lowered_goals.minimum.abs_diff(need(1_500_000)) < 20_000,
+        "{lowered_goals:?}"
+    );
+    assert!(
+        lowered_goals.desired.abs_diff(need(1_500_000)) < 20_000,
+        "{lowered_goals:?}"
+    );
+    assert_eq!(goals(on_top).minimum, 0);
+    assert!(simulcast.bitrate_goals(now, LinkId(9), 40_000).is_none());
 }
