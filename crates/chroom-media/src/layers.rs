@@ -6,15 +6,16 @@
 //!
 //! The policy, per receiving link and source:
 //! - the **target** is the highest layer whose measured bitrate fits the link's estimate, less
-//!   what audio and other streams on the link need (audio is never dropped), and no larger
-//!   than the receiver renders;
-//! - going **down** starts at once: until a keyframe of the lower layer arrives, the current
-//!   layer is thinned to its base temporal layer (a frame in two or four is kept, which still
-//!   decodes);
-//! - going **up** (or across) happens only on a keyframe of the target layer, which the
-//!   caller asks the source for ([`LayerChoice::wants_keyframe`]);
+//!   what audio needs (audio is never dropped), and no higher than [`Budget::max_layer`];
+//! - a new target must hold before it is taken ([`LayerChoice::propose`]): a dip of a
+//!   delay-based estimate moves nobody;
+//! - going **down**, the current layer is thinned to its base temporal layer (a frame in two
+//!   or four is kept, which still decodes) until a keyframe of the lower layer arrives;
+//! - every switch happens on a keyframe of the target layer, which the caller asks the source
+//!   for ([`Simulcast::wanted_keyframes`]);
 //! - when not even the lowest layer's base fits, video **pauses**; the link stays audio-only
-//!   until the estimate grows back over the lowest layer;
+//!   until the estimate grows back over the lowest layer, and pads toward it meanwhile
+//!   ([`BitrateGoals`]);
 //! - the receiver sees one stream: RTP time continues across switches (each layer has its own
 //!   timestamp origin in some browsers), and the sending link numbers packets itself.
 
@@ -126,14 +127,10 @@ impl LayerRates {
     /// The bitrate of `layer` over its last full window; `None` while unknown or when the
     /// layer stopped arriving.
     pub fn rate(&self, now: Instant, layer: LayerIndex) -> Option<u64> {
-        let window = self.layers.get(layer as usize)?;
-        let fresh = window
-            .last_frame
-            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_GONE_AFTER);
-        if !fresh {
+        if !self.is_arriving(now, layer) {
             return None;
         }
-        window.rate
+        self.layers[layer as usize].rate
     }
 
     /// Whether frames of `layer` arrive.
@@ -164,7 +161,8 @@ pub struct Budget {
     pub estimate: Option<u64>,
     /// What else the link carries (audio, other streams), bit/s.
     pub reserved: u64,
-    /// The highest layer the receiver has use for (the size it renders at).
+    /// The highest layer the receiver has use for (the size it renders at); `None`: any.
+    /// Nothing sets it yet: pages do not report their tiles' sizes.
     pub max_layer: Option<LayerIndex>,
 }
 
@@ -177,12 +175,13 @@ pub fn choose(now: Instant, rates: &LayerRates, budget: Budget, current: Target)
     let Some(lowest) = lowest else {
         return current;
     };
-    let usable = budget
+    // The receiver's limit, but never below what there is.
+    let highest_useful = budget
         .max_layer
         .map_or(MAX_LAYERS as LayerIndex - 1, |max| max.max(lowest));
     let mut candidates = layers
         .rev()
-        .filter(|layer| *layer <= usable && rates.is_arriving(now, *layer));
+        .filter(|layer| *layer <= highest_useful && rates.is_arriving(now, *layer));
     let Some(estimate) = budget.estimate else {
         return candidates.next().map_or(current, Target::Layer);
     };
@@ -254,7 +253,7 @@ impl Default for LayerChoice {
 
 impl LayerChoice {
     /// [`choose`] says `target` now. It becomes the target once it has held: down for
-    /// [`DOWN_AFTER`] (a pause for [`PAUSE_AFTER`]), up for [`UP_AFTER`]; at once, unless
+    /// `DOWN_AFTER` (a pause for `PAUSE_AFTER`), up for `UP_AFTER`; at once, unless
     /// paused, while nothing is forwarded yet or the layer forwarded stopped arriving (waiting
     /// would only prolong a freeze). Returns whether the target changed.
     pub fn propose(&mut self, now: Instant, target: Target, current_arriving: bool) -> bool {
