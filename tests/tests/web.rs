@@ -208,6 +208,35 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_tile_gets_a_small_layer_and_a_large_one_the_top() {
+    init_tracing();
+    let (chain, _room) = Chain::with_room("standup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[1, 2]).await;
+    // B's window: 480×270, its tile of A well under 180 pixels tall.
+    let seen = run_page_scenario(
+        "tile-size.mjs",
+        json!({
+            "urls": nodes.iter().map(page_url).collect::<Vec<_>>(),
+            "room": "standup",
+            "peer_a": nodes[0].peer_id().to_base58(),
+            "peer_b": nodes[1].peer_id().to_base58(),
+            "small": { "width": 480, "height": 270 },
+            "settle_ms": 4000,
+            "timeout_ms": 60_000,
+        }),
+        Duration::from_secs(90),
+    )
+    .await;
+    println!("{seen}");
+    // A's camera is 640×360, sent as 640×360 and 320×180: the small window gets the smaller,
+    // the grown one the top; A, large all along, gets B's top layer.
+    assert_eq!(seen["small_width"], 320, "{seen}");
+    assert_eq!(seen["large_width"], 640, "{seen}");
+    assert_eq!(seen["a_sees_b_width"], 640, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pages_in_a_conference_play_each_other_see_a_shared_screen_and_get_a_file() {
     init_tracing();
     let (chain, room) = Chain::with_room("standup").await;

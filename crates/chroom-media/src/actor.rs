@@ -441,6 +441,11 @@ impl MediaActor {
                     self.request_keyframe(Instant::now(), target);
                 }
             }
+            Command::ShownHeight { link, height } => {
+                if self.links.contains_key(&link) {
+                    self.simulcast.set_shown_height(link, height);
+                }
+            }
             Command::Silence { link, silenced } => {
                 if silenced {
                     self.router.silence(link);

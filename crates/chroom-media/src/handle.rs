@@ -67,6 +67,10 @@ pub(crate) enum Command {
         link: LinkId,
         silenced: bool,
     },
+    ShownHeight {
+        link: LinkId,
+        height: Option<u32>,
+    },
     Hold {
         link: LinkId,
         held: bool,
@@ -286,6 +290,15 @@ impl MediaHandle {
         let _ = self
             .commands
             .send(Command::Silence { link, silenced })
+            .await;
+    }
+
+    /// The peer of `link` shows this node's camera `height` pixels tall (`None`: as large as
+    /// the link carries): the link gets no taller simulcast layer than that needs.
+    pub async fn set_shown_height(&self, link: LinkId, height: Option<u32>) {
+        let _ = self
+            .commands
+            .send(Command::ShownHeight { link, height })
             .await;
     }
 

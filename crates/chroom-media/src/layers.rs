@@ -89,12 +89,16 @@ pub struct LayeredFrame {
     /// The source's RTP time of the frame (90 kHz for video).
     pub rtp_time: u64,
     pub bytes: usize,
+    /// The picture's height, where the frame says (a VP8 keyframe).
+    pub height: Option<u16>,
 }
 
 /// The measured bitrate of each layer of one source.
 #[derive(Debug, Default)]
 pub struct LayerRates {
     layers: [RateWindow; MAX_LAYERS],
+    /// Each layer's picture height, from its last keyframe.
+    heights: [Option<u16>; MAX_LAYERS],
 }
 
 #[derive(Debug, Default)]
@@ -109,10 +113,15 @@ struct RateWindow {
 
 impl LayerRates {
     /// Counts a frame of `layer`.
-    pub fn observe(&mut self, now: Instant, layer: LayerIndex, bytes: usize) {
-        let Some(window) = self.layers.get_mut(layer as usize) else {
+    pub fn observe(&mut self, now: Instant, frame: &LayeredFrame) {
+        let layer = frame.layer as usize;
+        let Some(window) = self.layers.get_mut(layer) else {
             return;
         };
+        if frame.height.is_some() {
+            self.heights[layer] = frame.height;
+        }
+        let bytes = frame.bytes;
         window.last_frame = Some(now);
         let since = *window.since.get_or_insert(now);
         let elapsed = now.saturating_duration_since(since);
@@ -131,6 +140,19 @@ impl LayerRates {
             return None;
         }
         self.layers[layer as usize].rate
+    }
+
+    /// The lowest arriving layer at least `height` pixels tall (the top one if none is): what
+    /// a receiver showing the source that tall has use for.
+    pub fn layer_for_height(&self, now: Instant, height: u32) -> Option<LayerIndex> {
+        let mut arriving = (0..MAX_LAYERS as LayerIndex).filter(|l| self.is_arriving(now, *l));
+        let tall_enough = |layer: &LayerIndex| {
+            self.heights[*layer as usize].is_some_and(|h| u32::from(h) >= height)
+        };
+        arriving
+            .clone()
+            .find(tall_enough)
+            .or_else(|| arriving.next_back())
     }
 
     /// Whether frames of `layer` arrive.
@@ -161,8 +183,8 @@ pub struct Budget {
     pub estimate: Option<u64>,
     /// What else the link carries (audio, other streams), bit/s.
     pub reserved: u64,
-    /// The highest layer the receiver has use for (the size it renders at); `None`: any.
-    /// Nothing sets it yet: pages do not report their tiles' sizes.
+    /// The highest layer the receiver has use for (the size it shows the source at, see
+    /// [`Simulcast::set_shown_height`]); `None`: any.
     pub max_layer: Option<LayerIndex>,
 }
 
@@ -372,6 +394,8 @@ pub struct BitrateGoals {
 #[derive(Debug, Default)]
 pub struct Simulcast {
     sources: HashMap<(LinkId, Track), LayeredSource>,
+    /// How tall each receiving link's peer shows this node's camera, where it said.
+    shown_heights: HashMap<LinkId, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -384,7 +408,16 @@ impl Simulcast {
     /// A frame of `track` arrived on `source` in one of its layers: counts it.
     pub fn observe(&mut self, now: Instant, source: LinkId, track: Track, frame: &LayeredFrame) {
         let layered = self.sources.entry((source, track)).or_default();
-        layered.rates.observe(now, frame.layer, frame.bytes);
+        layered.rates.observe(now, frame);
+    }
+
+    /// `receiver`'s peer shows this node's camera `height` pixels tall (`None`: it did not
+    /// say, or wants it as large as the link carries): it gets no taller layer than that needs.
+    pub fn set_shown_height(&mut self, receiver: LinkId, height: Option<u32>) {
+        match height {
+            Some(height) => self.shown_heights.insert(receiver, height),
+            None => self.shown_heights.remove(&receiver),
+        };
     }
 
     /// Whether `frame` (of `track` from `source`) goes to `receiver`, and under which RTP
@@ -399,6 +432,11 @@ impl Simulcast {
         budget: Budget,
     ) -> Option<u64> {
         let layered = self.sources.get_mut(&(source, track))?;
+        let shown = self.shown_heights.get(&receiver);
+        let budget = Budget {
+            max_layer: shown.and_then(|height| layered.rates.layer_for_height(now, *height)),
+            ..budget
+        };
         let choice = layered.receivers.entry(receiver).or_default();
         let target = choose(now, &layered.rates, budget, choice.target());
         let arriving = choice
@@ -482,6 +520,7 @@ impl Simulcast {
 
     /// `link` is gone, as source or receiver.
     pub fn forget(&mut self, link: LinkId) {
+        self.shown_heights.remove(&link);
         self.sources.retain(|(source, _), _| *source != link);
         for layered in self.sources.values_mut() {
             layered.receivers.remove(&link);

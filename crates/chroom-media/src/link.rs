@@ -16,6 +16,7 @@ use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaTime, Mid, Pt
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
 
+use crate::codec::vp8_keyframe_size;
 use crate::layers::{BitrateGoals, LAYER_RIDS, LayerIndex, LayeredFrame, layer_of_rid};
 use crate::sdp::{Mids, added_track, codec_for};
 
@@ -441,6 +442,7 @@ impl Link {
                         keyframe: data.is_keyframe(),
                         rtp_time: data.time.numer(),
                         bytes: data.data.len(),
+                        height: vp8_keyframe_size(&data.data).map(|(_, height)| height),
                     });
                 if let Some(layer) = layer
                     && !self.layered.contains(&(track, layer.layer))

@@ -408,6 +408,30 @@ async function markPoorConnections() {
   });
 }
 
+// Tells the node how tall each member's camera is shown, in device pixels, so each member's
+// node sends no taller layer than that needs (a small tile gets a small layer). A tile covers
+// its box, cropping the picture: a box wider than 16:9 needs the picture as tall as its width
+// makes it. Sent when a size moves by a quarter or more.
+let sentHeights = { room: null, heights: new Map() };
+
+function reportVideoSizes() {
+  if (!state.room) return;
+  if (sentHeights.room !== state.room) sentHeights = { room: state.room, heights: new Map() };
+  const sizes = [];
+  for (const video of $("grid").querySelectorAll("video[data-slot]")) {
+    const peer = state.slotPeers[Number(video.dataset.slot)];
+    if (!peer) continue;
+    const shown = Math.max(video.clientHeight, (video.clientWidth * 9) / 16);
+    const height = Math.round(shown * devicePixelRatio);
+    const last = sentHeights.heights.get(peer);
+    if (height > 0 && (last === undefined || Math.abs(height - last) >= last / 4)) {
+      sizes.push({ peer_id: peer, height });
+      sentHeights.heights.set(peer, height);
+    }
+  }
+  if (sizes.length > 0) send({ type: "video_sizes", sizes });
+}
+
 // The tracks showing `peerId`, if a slot shows it.
 function remoteTracks(peerId) {
   const slot = state.slotPeers.indexOf(peerId);
@@ -831,6 +855,7 @@ $("copy-link").addEventListener("click", async () => {
 
 connect();
 setInterval(markPoorConnections, 500);
+setInterval(reportVideoSizes, 1000);
 
 // For tests and the curious: the page's state, read-only by convention.
 window.chroom = state;

@@ -96,6 +96,25 @@ pub enum ClientMessage {
         /// The file's hash, as [`FileView::hash`] gives it.
         hash: String,
     },
+    /// How tall the page shows other members' cameras now, in device pixels: each member's
+    /// node then sends no taller layer than that needs. Members not named keep what they got.
+    VideoSizes {
+        /// At most [`MAX_SHOWN_SIZES`].
+        sizes: Vec<ShownSize>,
+    },
+}
+
+/// Most members one [`ClientMessage::VideoSizes`] may name.
+pub const MAX_SHOWN_SIZES: usize = 64;
+
+/// How tall a page shows one member's camera.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShownSize {
+    /// The member's PeerId.
+    pub peer_id: String,
+    /// Device pixels.
+    pub height: u32,
 }
 
 /// What a host may do to a member, in [`ClientMessage::Moderate`] and

@@ -43,6 +43,14 @@ pub enum SignalRequest {
         /// The room (the asker must be a member).
         room: RoomId,
     },
+    /// How tall the asker shows the responder's camera in `room`, so the responder sends the
+    /// smallest layer at least that tall; answered with [`SignalResponse::Ack`].
+    VideoWanted {
+        /// The room.
+        room: RoomId,
+        /// Pixels; `None`: as large as the link carries.
+        max_height: Option<u32>,
+    },
 }
 
 /// Bytes of a relay allocation's token.
@@ -329,6 +337,12 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
                 .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
             Ok(SignalRequest::Relay { room })
         }
+        Some(pb::signal_request::Kind::VideoWanted(wanted)) => {
+            let room = RoomId::try_from(wanted.room_id.as_ref())
+                .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
+            let max_height = (wanted.max_height > 0).then_some(wanted.max_height);
+            Ok(SignalRequest::VideoWanted { room, max_height })
+        }
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -364,6 +378,12 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
         SignalRequest::Relay { room } => pb::signal_request::Kind::Relay(pb::RelayRequest {
             room_id: Bytes::copy_from_slice(room.as_bytes()),
         }),
+        SignalRequest::VideoWanted { room, max_height } => {
+            pb::signal_request::Kind::VideoWanted(pb::VideoWanted {
+                room_id: Bytes::copy_from_slice(room.as_bytes()),
+                max_height: max_height.unwrap_or(0),
+            })
+        }
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -535,6 +555,27 @@ mod tests {
         ] {
             assert_eq!(decode_response(&encode_response(&response)), Ok(response));
         }
+    }
+
+    #[test]
+    fn video_wanted_round_trips_and_zero_means_no_limit() {
+        for max_height in [Some(180), None] {
+            let request = SignalRequest::VideoWanted {
+                room: room(),
+                max_height,
+            };
+            assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+        }
+        let short_room = pb::SignalRequest {
+            kind: Some(pb::signal_request::Kind::VideoWanted(pb::VideoWanted {
+                room_id: Bytes::from_static(&[1; 5]),
+                max_height: 180,
+            })),
+        };
+        assert_eq!(
+            decode_request(&short_room.encode_to_vec()),
+            Err(DecodeError::BadRoomId { len: 5 })
+        );
     }
 
     #[test]

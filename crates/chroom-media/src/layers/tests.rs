@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, Track};
@@ -13,6 +14,7 @@ struct Source {
 }
 
 const LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+const LAYER_HEIGHTS: [u16; 3] = [180, 360, 720];
 const FRAME_GAP: Duration = Duration::from_micros(33_333);
 
 impl Source {
@@ -39,9 +41,10 @@ impl Source {
             // Each layer's timestamps start elsewhere, as separate RTP streams may.
             rtp_time: 1_000_000 * (layer as u64 + 1) + self.frame * 3000,
             bytes: (LAYER_BPS[layer] / 8 / 30) as usize,
+            height: keyframes.then_some(LAYER_HEIGHTS[layer]),
         });
         for frame in &frames {
-            self.rates.observe(now, frame.layer, frame.bytes);
+            self.rates.observe(now, frame);
         }
         self.frame += 1;
         frames
@@ -151,7 +154,15 @@ fn layers_that_stop_arriving_are_not_chosen() {
     let mut now = source.now();
     for _ in 0..60 {
         now += FRAME_GAP;
-        source.rates.observe(now, 0, 600);
+        let frame = LayeredFrame {
+            layer: 0,
+            temporal: None,
+            keyframe: false,
+            rtp_time: 0,
+            bytes: 600,
+            height: None,
+        };
+        source.rates.observe(now, &frame);
     }
     assert_eq!(
         choose(now, &source.rates, Budget::default(), Target::Layer(2)),
@@ -254,6 +265,7 @@ fn forwarding_top(start: Instant) -> LayerChoice {
         keyframe: true,
         rtp_time: 0,
         bytes: 1000,
+        height: Some(720),
     };
     assert!(choice.forward(start, keyframe).is_some());
     choice
@@ -330,4 +342,38 @@ fn a_lowered_receiver_makes_room_for_the_next_layer_and_one_on_top_pads_nothing(
     );
     assert_eq!(goals(on_top).minimum, 0);
     assert!(simulcast.bitrate_goals(now, LinkId(9), 40_000).is_none());
+}
+
+#[test]
+fn a_receiver_showing_the_source_small_gets_the_smallest_layer_tall_enough() {
+    let source_link = LinkId(1);
+    let (small, large, unsaid) = (LinkId(2), LinkId(3), LinkId(4));
+    let mut source = Source::new();
+    let mut simulcast = Simulcast::default();
+    simulcast.set_shown_height(small, Some(200));
+    simulcast.set_shown_height(large, Some(1080));
+    let mut got = HashMap::new();
+    for i in 0..100 {
+        let now = source.now();
+        // A keyframe of every layer now and then, as receivers switching ask for.
+        let frames = source.next(i % 10 == 0);
+        for frame in &frames {
+            simulcast.observe(now, source_link, Track::Camera, frame);
+        }
+        for frame in frames {
+            for receiver in [small, large, unsaid] {
+                let budget = Budget::default();
+                if simulcast
+                    .route(now, source_link, Track::Camera, receiver, frame, budget)
+                    .is_some()
+                {
+                    got.insert(receiver, frame.layer);
+                }
+            }
+        }
+    }
+    // 200 px wants the 360-line layer; taller than any wants the top; no word, the top.
+    assert_eq!(got[&small], 1);
+    assert_eq!(got[&large], 2);
+    assert_eq!(got[&unsaid], 2);
 }

@@ -383,6 +383,21 @@ impl NodeActor {
                 self.inbound.insert(id, Inbound::Relay { reply });
                 self.core.handle_relay_request(now, id, peer, room);
             }
+            SignalRequest::VideoWanted {
+                room: _,
+                max_height,
+            } => {
+                // A peer may only shrink what it gets itself: the links this node sends to it
+                // (the Noise-authenticated sender). No right to check, so no core decision.
+                let links = self.parts.links.sending_to(peer);
+                let (net, media) = (self.parts.net.clone(), self.parts.media.clone());
+                tokio::spawn(async move {
+                    for link in links {
+                        media.set_shown_height(link, max_height).await;
+                    }
+                    let _ = net.respond(reply, SignalResponse::Ack).await;
+                });
+            }
             other => {
                 tracing::warn!(%peer, ?other, "unsupported signaling request");
                 let error = SignalError::new(ErrorCode::Malformed, "unsupported request");

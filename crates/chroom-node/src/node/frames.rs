@@ -47,6 +47,16 @@ impl LinkPeers {
         (receiving, links.len() - receiving)
     }
 
+    /// The links this node sends its media to `peer` on.
+    pub(crate) fn sending_to(&self, peer: PeerId) -> Vec<LinkId> {
+        let links = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        links
+            .iter()
+            .filter(|(_, (to, direction))| *to == peer && *direction == LinkDirection::Send)
+            .map(|(link, _)| *link)
+            .collect()
+    }
+
     pub(crate) fn peer(&self, link: LinkId) -> Option<PeerId> {
         let links = self.0.read().unwrap_or_else(PoisonError::into_inner);
         links.get(&link).map(|(peer, _)| *peer)

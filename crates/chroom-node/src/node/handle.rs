@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chroom_media::{MediaHandle, PlaybackOffer};
 use chroom_net::{Multiaddr, NetHandle, PeerId, Presence};
-use chroom_proto::FileOffer;
+use chroom_proto::{FileOffer, SignalRequest};
 use chroom_room::Participation;
 use chroom_store::Store;
 use chroom_types::{
@@ -119,6 +119,22 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
+    /// Tells `peer` how tall this node's page shows its camera in `room`, so it sends no
+    /// taller layer than that needs. Not waited for: a peer that does not answer keeps sending
+    /// what it did.
+    pub fn show_video_at(&self, room: RoomId, peer: PeerId, height: u32) {
+        let net = self.net.clone();
+        let request = SignalRequest::VideoWanted {
+            room,
+            max_height: Some(height),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = net.request(peer, request).await {
+                tracing::debug!(%peer, error = %e, "could not say how large its video is shown");
+            }
+        });
+    }
+
     /// Sends the actor a command carrying a reply channel and waits for the reply.
     async fn ask<T>(
         &self,

@@ -2,13 +2,14 @@
 //! actions (join, media links, chat, files, screen, moderation, sign-in) and tells the page
 //! what changed (roster, playback places, chat, files, hosts' decisions).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use chroom_net::PeerId;
 use chroom_proto::page::{
-    ClientMessage, FileFetch, FileView, ModerateAction, ParticipantView, ServerMessage,
-    decode_page_request,
+    ClientMessage, FileFetch, FileView, MAX_SHOWN_SIZES, ModerateAction, ParticipantView,
+    ServerMessage, ShownSize, decode_page_request,
 };
 use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
 use chroom_types::{Action, LinkId, Moderation, Role, RoomKind, RoomName, Track};
@@ -109,6 +110,8 @@ pub(super) struct PageSession {
     shown: Vec<ParticipantView>,
     /// The notices last sent, to send only changes.
     notices: Vec<String>,
+    /// How tall the page said it shows each member's camera, as last told that member's node.
+    shown_heights: HashMap<PeerId, u32>,
 }
 
 impl PageSession {
@@ -129,6 +132,7 @@ impl PageSession {
             screen_shown: None,
             shown: Vec::new(),
             notices: Vec::new(),
+            shown_heights: HashMap::new(),
         }
     }
 
@@ -239,6 +243,7 @@ impl PageSession {
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
             ClientMessage::FetchFile { hash } => self.fetch_file(&hash).await,
+            ClientMessage::VideoSizes { sizes } => self.video_sizes(sizes).await,
             ClientMessage::SignInText => {
                 let expires_at_unix = crate::clock::unix_now() + WALLET_BINDING_TTL.as_secs();
                 let text = self.node.binding_text(expires_at_unix);
@@ -607,7 +612,28 @@ impl PageSession {
         self.send(&message).await
     }
 
+    /// Tells each member's node how tall the page shows its camera, when that changed.
+    async fn video_sizes(&mut self, sizes: Vec<ShownSize>) -> Result<(), Closed> {
+        let Some(room) = self.room.as_ref().map(RoomName::id) else {
+            return self.error("join a room before sizing its videos").await;
+        };
+        if sizes.len() > MAX_SHOWN_SIZES {
+            let error = format!("{} sizes, at most {MAX_SHOWN_SIZES}", sizes.len());
+            return self.error(error).await;
+        }
+        for ShownSize { peer_id, height } in sizes {
+            let Ok(peer) = peer_id.parse::<PeerId>() else {
+                return self.error(format!("{peer_id:?} is not a PeerId")).await;
+            };
+            if self.shown_heights.insert(peer, height) != Some(height) {
+                self.node.show_video_at(room, peer, height);
+            }
+        }
+        Ok(())
+    }
+
     async fn leave_room(&mut self) {
+        self.shown_heights.clear();
         self.stop_screen().await;
         if let Some(link) = self.media_link.take() {
             self.node.close_browser_media(link).await;
