@@ -70,6 +70,10 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// How long a higher choice must hold before a receiver is moved up to it.
 const UP_AFTER: Duration = Duration::from_millis(1500);
 
+/// How long after its first frame a receiver moves up without waiting for [`UP_AFTER`]: a
+/// source's lowest layer tends to arrive first, and a call should not open on it.
+const STARTING: Duration = Duration::from_secs(2);
+
 /// Window the layers' bitrates are measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
@@ -259,6 +263,8 @@ pub struct LayerChoice {
     offset: u64,
     /// The last RTP time sent, and when.
     last_sent: Option<(u64, Instant)>,
+    /// When the first frame was forwarded.
+    first_sent: Option<Instant>,
 }
 
 impl Default for LayerChoice {
@@ -269,6 +275,7 @@ impl Default for LayerChoice {
             current: None,
             offset: 0,
             last_sent: None,
+            first_sent: None,
         }
     }
 }
@@ -277,7 +284,8 @@ impl LayerChoice {
     /// [`choose`] says `target` now. It becomes the target once it has held: down for
     /// `DOWN_AFTER` (a pause for `PAUSE_AFTER`), up for `UP_AFTER`; at once, unless
     /// paused, while nothing is forwarded yet or the layer forwarded stopped arriving (waiting
-    /// would only prolong a freeze). Returns whether the target changed.
+    /// would only prolong a freeze), and up at once in the receiver's first seconds
+    /// (`STARTING`). Returns whether the target changed.
     pub fn propose(&mut self, now: Instant, target: Target, current_arriving: bool) -> bool {
         if target == self.target {
             self.proposed = None;
@@ -297,7 +305,12 @@ impl LayerChoice {
             _ => UP_AFTER,
         };
         let waiting = self.current.is_none() || !current_arriving;
-        let at_once = target != Target::Paused && self.target != Target::Paused && waiting;
+        let starting = self
+            .first_sent
+            .is_some_and(|first| now.saturating_duration_since(first) < STARTING);
+        let at_once = target != Target::Paused
+            && self.target != Target::Paused
+            && (waiting || (starting && !down));
         if at_once || now.saturating_duration_since(since) >= hold {
             self.set_target(target);
             self.proposed = None;
@@ -358,6 +371,7 @@ impl LayerChoice {
         }
         let time = frame.rtp_time.wrapping_add(self.offset);
         self.last_sent = Some((time, now));
+        self.first_sent.get_or_insert(now);
         Some(time)
     }
 

@@ -291,6 +291,8 @@ fn a_dip_shorter_than_the_hold_moves_nobody() {
 fn only_a_lasting_shortfall_pauses_and_going_up_waits_longer_than_going_down() {
     let start = Instant::now();
     let mut choice = forwarding_top(start);
+    // Past its first seconds, when it moves up at once.
+    let start = start + Duration::from_secs(5);
     let ms = |n| start + Duration::from_millis(n);
     assert!(!choice.propose(ms(0), Target::Paused, true));
     assert!(!choice.propose(ms(1900), Target::Paused, true));
@@ -376,4 +378,31 @@ fn a_receiver_showing_the_source_small_gets_the_smallest_layer_tall_enough() {
     assert_eq!(got[&small], 1);
     assert_eq!(got[&large], 2);
     assert_eq!(got[&unsaid], 2);
+}
+
+#[test]
+fn a_receiver_opening_on_a_low_layer_moves_up_at_once_in_its_first_seconds() {
+    let start = Instant::now();
+    let later = |ms| start + Duration::from_millis(ms);
+    let opening_low = || {
+        let mut choice = LayerChoice::default();
+        assert!(choice.propose(start, Target::Layer(0), false));
+        let keyframe = LayeredFrame {
+            layer: 0,
+            temporal: Some(0),
+            keyframe: true,
+            rtp_time: 0,
+            bytes: 500,
+            height: Some(180),
+        };
+        assert!(choice.forward(start, keyframe).is_some());
+        choice
+    };
+    // The top layer's first frames come a moment later: up at once.
+    let mut fresh = opening_low();
+    assert!(fresh.propose(later(300), Target::Layer(2), true));
+    // Past the first seconds, a move up waits for its choice to hold.
+    let mut settled = opening_low();
+    assert!(!settled.propose(later(2500), Target::Layer(2), true));
+    assert!(settled.propose(later(4000), Target::Layer(2), true));
 }
