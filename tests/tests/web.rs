@@ -11,7 +11,7 @@ use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
 use chroom_tests::{
-    Chain, fixtures, init_tracing, run_aiortc_page, run_page_scenario,
+    Chain, eventually, fixtures, init_tracing, run_aiortc_page, run_page_scenario,
     run_page_scenario_on_a_display, tcp_addr, workspace_root,
 };
 use chroom_types::MediaKind;
@@ -214,7 +214,7 @@ async fn a_small_tile_gets_a_small_layer_and_a_large_one_the_top() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = page_nodes(&chain, dir.path(), &[1, 2]).await;
     // B's window: 480×270, its tile of A well under 180 pixels tall.
-    let seen = run_page_scenario(
+    let scenario = run_page_scenario(
         "tile-size.mjs",
         json!({
             "urls": nodes.iter().map(page_url).collect::<Vec<_>>(),
@@ -226,8 +226,18 @@ async fn a_small_tile_gets_a_small_layer_and_a_large_one_the_top() {
             "timeout_ms": 60_000,
         }),
         Duration::from_secs(90),
-    )
-    .await;
+    );
+    // Meanwhile A's node says, in its stats (and /metrics), that B gets its half-size layer.
+    let b = nodes[1].peer_id();
+    let half_size = eventually(
+        Duration::from_secs(60),
+        "B on A's half-size layer",
+        || async {
+            let layers = nodes[0].stats().await.ok()?.camera_layers;
+            layers.contains(&(b, Some(1))).then_some(())
+        },
+    );
+    let (seen, ()) = tokio::join!(scenario, half_size);
     println!("{seen}");
     // A's camera is 640×360, sent as 640×360 and 320×180: the small window gets the smaller,
     // the grown one the top; A, large all along, gets B's top layer.

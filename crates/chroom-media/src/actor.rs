@@ -433,6 +433,9 @@ impl MediaActor {
                     .collect();
                 let _ = reply.send(estimates);
             }
+            Command::CameraLayers(reply) => {
+                let _ = reply.send(self.simulcast.camera_layers());
+            }
             Command::DominantSpeaker { among, reply } => {
                 let _ = reply.send(self.speakers.dominant(Instant::now(), &among));
             }

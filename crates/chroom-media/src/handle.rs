@@ -8,6 +8,7 @@ use chroom_types::{LinkId, LinkMode, Track};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{MediaError, PlaybackOffer, RelayStats};
+use crate::layers::LayerIndex;
 use crate::relay::RelayGrant;
 
 /// What a [`MediaHandle`] asks of the actor; each carries its reply channel if it has one.
@@ -59,6 +60,7 @@ pub(crate) enum Command {
         source: Option<LinkId>,
     },
     BandwidthEstimates(oneshot::Sender<Vec<(LinkId, u64)>>),
+    CameraLayers(oneshot::Sender<Vec<(LinkId, Option<LayerIndex>)>>),
     DominantSpeaker {
         among: Vec<LinkId>,
         reply: oneshot::Sender<Option<LinkId>>,
@@ -246,6 +248,21 @@ impl MediaHandle {
                 source,
             })
             .await;
+    }
+
+    /// Each link receiving this node's page's camera, and the simulcast layer it gets (`None`:
+    /// none now, its video paused or waiting for a keyframe).
+    pub async fn camera_layers(&self) -> Vec<(LinkId, Option<LayerIndex>)> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::CameraLayers(reply))
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Each link's latest send bandwidth estimate, bits per second (only links to other nodes

@@ -477,18 +477,15 @@ impl Simulcast {
         wanted
     }
 
-    /// The layer `receiver` gets of `source`'s `track`, if it gets one (for its stats).
-    pub fn forwarded_layer(
-        &self,
-        source: LinkId,
-        track: Track,
-        receiver: LinkId,
-    ) -> Option<LayerIndex> {
+    /// Each link receiving this node's camera, and the layer it gets (`None`: none, paused or
+    /// waiting for its first keyframe).
+    pub fn camera_layers(&self) -> Vec<(LinkId, Option<LayerIndex>)> {
         self.sources
-            .get(&(source, track))?
-            .receivers
-            .get(&receiver)?
-            .current()
+            .iter()
+            .filter(|((_, track), _)| *track == Track::Camera)
+            .flat_map(|(_, layered)| layered.receivers.iter())
+            .map(|(receiver, choice)| (*receiver, choice.current()))
+            .collect()
     }
 
     /// What `receiver`'s bandwidth estimation should aim at, summed over the layered sources

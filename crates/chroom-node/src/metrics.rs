@@ -286,6 +286,18 @@ pub fn render(
             *bits_per_second as f64,
         );
     }
+    out.family(
+        "chroom_link_camera_layer",
+        Type::Gauge,
+        "The simulcast layer of this node's page's camera a member gets: 0 quarter, 1 half, 2 full size (q, h, f); -1 none (paused).",
+    );
+    for (peer, layer) in &stats.camera_layers {
+        out.sample(
+            "chroom_link_camera_layer",
+            &[("peer", &peer.to_base58())],
+            layer.map_or(-1.0, f64::from),
+        );
+    }
     out.single(
         "chroom_peers_with_accounts",
         Type::Gauge,

@@ -174,6 +174,9 @@ pub(crate) struct NodeActor {
     next_check: u64,
     /// Whom each relay allocation this node serves was granted to.
     allocations: HashMap<RelayToken, PeerId>,
+    /// How tall each connected peer said it shows this node's camera: kept for links made
+    /// after it said.
+    shown_heights: HashMap<PeerId, Option<u32>>,
 }
 
 impl NodeActor {
@@ -204,6 +207,7 @@ impl NodeActor {
             own_checks: HashMap::new(),
             next_check: 0,
             allocations: HashMap::new(),
+            shown_heights: HashMap::new(),
         }
     }
 
@@ -269,7 +273,10 @@ impl NodeActor {
                 request,
             } => self.handle_signal_request(now, peer, reply, request),
             NetEvent::PeerConnected { peer, .. } => self.say_hello(peer),
-            NetEvent::PeerDisconnected { peer } => self.core.handle_peer_disconnected(now, peer),
+            NetEvent::PeerDisconnected { peer } => {
+                self.shown_heights.remove(&peer);
+                self.core.handle_peer_disconnected(now, peer);
+            }
             NetEvent::RoomMessage {
                 message,
                 room,
@@ -388,8 +395,11 @@ impl NodeActor {
                 max_height,
             } => {
                 // A peer may only shrink what it gets itself: the links this node sends to it
-                // (the Noise-authenticated sender). No right to check, so no core decision.
-                let links = self.parts.links.sending_to(peer);
+                // (the Noise-authenticated sender), now and later. No right to check, so no
+                // core decision.
+                self.shown_heights.insert(peer, max_height);
+                let links = self.parts.links.to(peer);
+                tracing::debug!(peer = %short(&peer), ?max_height, ?links, "peer shows this node's camera");
                 let (net, media) = (self.parts.net.clone(), self.parts.media.clone());
                 tokio::spawn(async move {
                     for link in links {
@@ -403,6 +413,16 @@ impl NodeActor {
                 let error = SignalError::new(ErrorCode::Malformed, "unsupported request");
                 refuse(&self.parts.net, reply, error);
             }
+        }
+    }
+
+    /// Records which member `link` carries and applies what that member said of the size it
+    /// shows this node's camera, if it said so before the link was made.
+    fn link_opened(&mut self, link: LinkId, peer: PeerId, direction: LinkDirection) {
+        self.parts.links.insert(link, peer, direction);
+        if let Some(height) = self.shown_heights.get(&peer).copied() {
+            let media = self.parts.media.clone();
+            tokio::spawn(async move { media.set_shown_height(link, height).await });
         }
     }
 
@@ -454,12 +474,12 @@ impl NodeActor {
                     self.handle_binding(now, peer, &binding);
                 }
                 if let Ok(link) = &result {
-                    self.parts.links.insert(*link, peer, LinkDirection::Receive);
+                    self.link_opened(*link, peer, LinkDirection::Receive);
                 }
                 self.core.handle_subscribe_result(now, id, result);
             }
             StepResult::SubscriberLinked { room, peer, link } => {
-                self.parts.links.insert(link, peer, LinkDirection::Send);
+                self.link_opened(link, peer, LinkDirection::Send);
                 self.core.handle_subscriber_linked(now, room, peer, link);
             }
             StepResult::Hello { peer, binding } => match binding {

@@ -105,4 +105,7 @@ pub struct NodeStats {
     /// Each link to a member whose bandwidth is estimated: the member, and the estimate of
     /// what the link can carry to it, bits per second (`[media] bandwidth_estimation`).
     pub bandwidth_estimates: Vec<(PeerId, u64)>,
+    /// Each member receiving this node's page's camera, and the simulcast layer it gets (0 the
+    /// smallest; `None`: none now, its video paused or waiting for a keyframe).
+    pub camera_layers: Vec<(PeerId, Option<u8>)>,
 }

@@ -47,12 +47,13 @@ impl LinkPeers {
         (receiving, links.len() - receiving)
     }
 
-    /// The links this node sends its media to `peer` on.
-    pub(crate) fn sending_to(&self, peer: PeerId) -> Vec<LinkId> {
+    /// The links to `peer`, either way (a link a member opened to this node carries this
+    /// node's media back too).
+    pub(crate) fn to(&self, peer: PeerId) -> Vec<LinkId> {
         let links = self.0.read().unwrap_or_else(PoisonError::into_inner);
         links
             .iter()
-            .filter(|(_, (to, direction))| *to == peer && *direction == LinkDirection::Send)
+            .filter(|(_, (to, _))| *to == peer)
             .map(|(link, _)| *link)
             .collect()
     }

@@ -402,6 +402,13 @@ impl NodeHandle {
             .into_iter()
             .filter_map(|(link, bps)| Some((self.links.peer(link)?, bps)))
             .collect();
+        stats.camera_layers = self
+            .media
+            .camera_layers()
+            .await
+            .into_iter()
+            .filter_map(|(link, layer)| Some((self.links.peer(link)?, layer)))
+            .collect();
         Ok(stats)
     }
 

@@ -126,6 +126,7 @@ impl NodeActor {
                     frames_dropped: self.parts.frames.dropped.load(Ordering::Relaxed),
                     relay: Default::default(),
                     bandwidth_estimates: Vec::new(),
+                    camera_layers: Vec::new(),
                 });
             }
             Command::Tree { room, reply } => {
