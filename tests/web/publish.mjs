@@ -16,11 +16,14 @@ main(async (browser, input) => {
   await page.waitForTimeout(input.hold_ms);
   const sent = await page.evaluate(async () => {
     const stats = await window.chroom.publishPc.getStats();
+    // The camera goes out as simulcast layers, one outbound stream each: packets add up,
+    // frames are those of the layer that encoded most (each layer encodes the same pictures).
     const out = {};
     stats.forEach((report) => {
-      if (report.type === "outbound-rtp") {
-        out[report.kind] = { packets: report.packetsSent, frames: report.framesEncoded ?? null };
-      }
+      if (report.type !== "outbound-rtp") return;
+      const seen = (out[report.kind] ??= { packets: 0, frames: null });
+      seen.packets += report.packetsSent ?? 0;
+      if (report.framesEncoded !== undefined) seen.frames = Math.max(seen.frames ?? 0, report.framesEncoded);
     });
     return out;
   });
