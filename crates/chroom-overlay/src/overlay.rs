@@ -444,6 +444,10 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
                 if self.is_asking(from) {
                     self.clear_current();
                     self.try_next(now);
+                } else if self.parent == Some(from) {
+                    // The parent took this member in, then found it may not be there: it is
+                    // fed from there no more (a repair then asks others, who refuse it too).
+                    self.lose_parent(now, from, false);
                 }
             }
             Message::State { level, candidates } => {

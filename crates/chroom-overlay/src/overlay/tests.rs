@@ -330,6 +330,27 @@ fn an_eviction_while_the_parent_is_probed_leaves_no_feed_deadline_behind() {
 }
 
 #[test]
+fn a_parent_that_refuses_its_child_after_taking_it_in_feeds_it_no_more() {
+    let now = epoch();
+    let mut viewer = attached_viewer(now, 5, 10, 2);
+    // The parent found out the viewer may not watch.
+    viewer.handle_message(now, 10, Message::Refused);
+    assert_eq!(viewer.parent(), None);
+    assert!(events(&mut viewer).contains(&OverlayEvent::ParentLost {
+        parent: 10,
+        silent: false
+    }));
+    // It asks elsewhere (a backup), never the parent that refused it.
+    let out = sent(&mut viewer);
+    assert_eq!(to(&out, 50), vec![join(0)]);
+    assert!(to(&out, 10).is_empty());
+    // A refusal from a member it is not asking, nor fed by, changes nothing.
+    let mut other = attached_viewer(now, 6, 10, 2);
+    other.handle_message(now, 77, Message::Refused);
+    assert_eq!(other.parent(), Some(10));
+}
+
+#[test]
 fn losing_the_parent_repairs_through_backups_never_asking_the_lost_parent() {
     let now = epoch();
     let mut viewer = attached_viewer(now, 5, 10, 2);

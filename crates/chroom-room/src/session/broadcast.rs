@@ -457,10 +457,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// `peer` refused a tree message this node sent (it may not watch the room, say).
     pub fn handle_tree_refused(&mut self, now: Instant, peer: P, room: RoomId, error: SignalError) {
+        let not_authorized = error.code == ErrorCode::NotAuthorized;
         self.emit(RoomEvent::TreeRefused { room, peer, error });
         if let Some(tree) = self.tree_mut(room) {
-            // To the tree a refusal is a refusal: ask the next candidate.
-            tree.overlay.handle_message(now, peer, Message::Refused);
+            // To a member asking to join, a refusal is a refusal: it asks the next candidate.
+            // From its parent only a verdict counts (this member may not watch): a parent still
+            // learning this member's right refuses for now, and that is no reason to leave.
+            let from_parent = tree.overlay.parent() == Some(peer);
+            if !from_parent || not_authorized {
+                tree.overlay.handle_message(now, peer, Message::Refused);
+            }
         }
         self.drain_tree(now, room);
     }
