@@ -616,6 +616,11 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
             text(r#"{"type":"playback_answer","sdp":"v=0"}"#),
             "no playback offer",
         ),
+        (text(r#"{"type":"video_sizes","sizes":[]}"#), "join a room"),
+        (
+            text(r#"{"type":"video_sizes","sizes":[{"peer_id":"x","height":-1}]}"#),
+            "not a valid request",
+        ),
     ];
     for (message, expected) in cases {
         let error = page.refused(message).await;
@@ -641,6 +646,22 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         .refused(text(r#"{"type":"playback_answer","sdp":"garbage"}"#))
         .await;
     assert!(error.contains("playback answer refused"), "{error}");
+    let error = page
+        .refused(text(
+            r#"{"type":"video_sizes","sizes":[{"peer_id":"nobody","height":180}]}"#,
+        ))
+        .await;
+    assert!(error.contains("is not a PeerId"), "{error}");
+    let many = (0..65)
+        .map(|_| r#"{"peer_id":"nobody","height":180}"#)
+        .collect::<Vec<_>>()
+        .join(",");
+    let error = page
+        .refused(text(&format!(
+            r#"{{"type":"video_sizes","sizes":[{many}]}}"#
+        )))
+        .await;
+    assert!(error.contains("at most 64"), "{error}");
 
     // A frame over the transport limit closes that connection only.
     let mut greedy = RawPage::connect(&node).await;

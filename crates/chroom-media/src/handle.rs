@@ -253,29 +253,24 @@ impl MediaHandle {
     /// Each link receiving this node's page's camera, and the simulcast layer it gets (`None`:
     /// none now, its video paused or waiting for a keyframe).
     pub async fn camera_layers(&self) -> Vec<(LinkId, Option<LayerIndex>)> {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::CameraLayers(reply))
-            .await
-            .is_err()
-        {
-            return Vec::new();
-        }
-        answer.await.unwrap_or_default()
+        self.ask_or_default(Command::CameraLayers).await
     }
 
     /// Each link's latest send bandwidth estimate, bits per second (only links to other nodes
     /// in a conference, with [`crate::MediaConfig::bandwidth_estimation`] on).
     pub async fn bandwidth_estimates(&self) -> Vec<(LinkId, u64)> {
+        self.ask_or_default(Command::BandwidthEstimates).await
+    }
+
+    /// Sends the actor the command `ask` makes with a reply channel, and waits for the reply;
+    /// the default (nothing) once the actor has stopped.
+    async fn ask_or_default<T: Default>(
+        &self,
+        ask: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> T {
         let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::BandwidthEstimates(reply))
-            .await
-            .is_err()
-        {
-            return Vec::new();
+        if self.commands.send(ask(reply)).await.is_err() {
+            return T::default();
         }
         answer.await.unwrap_or_default()
     }

@@ -58,6 +58,14 @@ impl LinkPeers {
             .collect()
     }
 
+    /// Per-link figures named by the member each link carries (links gone meanwhile left out).
+    pub(crate) fn by_member<T>(&self, per_link: Vec<(LinkId, T)>) -> Vec<(PeerId, T)> {
+        per_link
+            .into_iter()
+            .filter_map(|(link, figure)| Some((self.peer(link)?, figure)))
+            .collect()
+    }
+
     pub(crate) fn peer(&self, link: LinkId) -> Option<PeerId> {
         let links = self.0.read().unwrap_or_else(PoisonError::into_inner);
         links.get(&link).map(|(peer, _)| *peer)

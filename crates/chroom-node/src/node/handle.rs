@@ -395,20 +395,8 @@ impl NodeHandle {
     pub async fn stats(&self) -> anyhow::Result<NodeStats> {
         let mut stats = self.ask(Command::Stats).await?;
         stats.relay = self.media.relay_stats().await?;
-        stats.bandwidth_estimates = self
-            .media
-            .bandwidth_estimates()
-            .await
-            .into_iter()
-            .filter_map(|(link, bps)| Some((self.links.peer(link)?, bps)))
-            .collect();
-        stats.camera_layers = self
-            .media
-            .camera_layers()
-            .await
-            .into_iter()
-            .filter_map(|(link, layer)| Some((self.links.peer(link)?, layer)))
-            .collect();
+        stats.bandwidth_estimates = self.links.by_member(self.media.bandwidth_estimates().await);
+        stats.camera_layers = self.links.by_member(self.media.camera_layers().await);
         Ok(stats)
     }
 
