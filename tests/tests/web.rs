@@ -209,6 +209,17 @@ async fn a_pages_camera_and_microphone_reach_another_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_tile_gets_a_small_layer_and_a_large_one_the_top() {
+    small_tile_then_large("chromium").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_firefox_tile_gets_a_small_layer_and_a_large_one_the_top() {
+    small_tile_then_large("firefox").await;
+}
+
+/// A Chromium page and a page in `engine_b` (B) call; B's window starts small, then grows
+/// (tests/web/tile-size.mjs).
+async fn small_tile_then_large(engine_b: &str) {
     init_tracing();
     let (chain, _room) = Chain::with_room("standup").await;
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +235,7 @@ async fn a_small_tile_gets_a_small_layer_and_a_large_one_the_top() {
             "small": { "width": 480, "height": 270 },
             "settle_ms": 4000,
             "timeout_ms": 60_000,
+            "engine_b": engine_b,
         }),
         Duration::from_secs(90),
     );

@@ -109,6 +109,10 @@ class FirefoxPage {
     return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
+  setViewportSize(size) {
+    return this.page.setViewport(size);
+  }
+
   click(selector) {
     return this.page.click(selector);
   }

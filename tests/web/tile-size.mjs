@@ -3,7 +3,8 @@
 // simulcast layer at least that tall. The second page samples the width of the first member's
 // video it decodes while small, then grows its window and samples again.
 //
-// Input: { urls: [a, b], room, peer_a, peer_b, small: { width, height }, settle_ms, timeout_ms }.
+// Input: { urls: [a, b], room, peer_a, peer_b, small: { width, height }, settle_ms, timeout_ms,
+//          engine_b: "chromium" | "firefox" }.
 // Output: { small_width, large_width, large_after_ms, a_sees_b_width }.
 import { main, openPage, roomUrl } from "./lib.mjs";
 
@@ -36,7 +37,7 @@ async function waitForWidth(page, peer, accept, deadline, what) {
 main(async (browser, input) => {
   const deadline = Date.now() + input.timeout_ms;
   const a = await openPage(browser, roomUrl(input.urls[0], input.room));
-  const b = await openPage(browser, roomUrl(input.urls[1], input.room));
+  const b = await openPage(browser, roomUrl(input.urls[1], input.room), { engine: input.engine_b ?? "chromium" });
   await b.setViewportSize(input.small);
   await waitForWidth(b, input.peer_a, (w) => w > 0, deadline, "the small page never played A");
   // Let the size reach A's node and the layer switch settle.
