@@ -33,6 +33,7 @@ use tracing::Instrument;
 use crate::api::{
     LinkClosed, MediaConfig, MediaError, MediaEvent, PlaybackOffer, ReceivedFrame, RelayStats,
 };
+use crate::codec::vp8_keyframe_size;
 use crate::handle::{Command, MediaHandle};
 use crate::layers::{LayerIndex, LayeredFrame, Simulcast};
 use crate::link::{Link, LinkOutput};
@@ -121,6 +122,11 @@ struct Scratch {
     /// Where the router sends one keyframe request.
     keyframes: Vec<KeyframeTarget>,
 }
+
+/// Where the simulcast choice files the layers of frames the node sends itself (a headless
+/// publisher's): no link has this id, so keyframes are never asked of it (its files have
+/// them often).
+const HEADLESS_SOURCE: LinkId = LinkId(u64::MAX);
 
 #[derive(Debug)]
 struct FrameOut {
@@ -488,16 +494,32 @@ impl MediaActor {
                 rtp_time,
                 data,
                 audio_level,
+                layer,
             } => {
+                let now = Instant::now();
+                let layer = layer.map(|layer| {
+                    let size = vp8_keyframe_size(&data);
+                    let layered = LayeredFrame {
+                        layer,
+                        temporal: None,
+                        keyframe: size.is_some(),
+                        rtp_time,
+                        bytes: data.len(),
+                        height: size.map(|(_, height)| height),
+                    };
+                    self.simulcast
+                        .observe(now, HEADLESS_SOURCE, track, &layered);
+                    (HEADLESS_SOURCE, layered)
+                });
                 let frame = FrameOut {
                     to: None,
                     track,
                     rtp_time,
                     data,
                     audio_level,
-                    layer: None,
+                    layer,
                 };
-                self.write_frame(Instant::now(), &frame);
+                self.write_frame(now, &frame);
             }
         }
     }
@@ -549,16 +571,14 @@ impl MediaActor {
         self.router.add_link(id, role);
     }
 
-    /// Congestion control on a new link: estimates where a conference's media crosses the
-    /// network, feedback for a page's browser, none on tree links (they forward packets as
-    /// they come; see `MediaConfig::bandwidth_estimation`).
-    fn congestion(&self, mode: LinkMode, peer: LinkPeer) -> Congestion {
-        match (peer, mode) {
-            (LinkPeer::Page, _) => Congestion::Feedback,
-            (LinkPeer::Node, LinkMode::Frames) if self.config.bandwidth_estimation => {
-                Congestion::Estimate
-            }
-            (LinkPeer::Node, _) => Congestion::Off,
+    /// Congestion control on a new link: estimates wherever media crosses the network to
+    /// another node (a relayer's too: it picks each child's layer by it), feedback for a
+    /// page's browser (see `MediaConfig::bandwidth_estimation`).
+    fn congestion(&self, peer: LinkPeer) -> Congestion {
+        match peer {
+            LinkPeer::Page => Congestion::Feedback,
+            LinkPeer::Node if self.config.bandwidth_estimation => Congestion::Estimate,
+            LinkPeer::Node => Congestion::Off,
         }
     }
 
@@ -586,7 +606,7 @@ impl MediaActor {
                 .map(|client| (client.grant.relayed, self.receive_addr)),
             self.dtls_cert.as_ref(),
             mode,
-            self.congestion(mode, peer),
+            self.congestion(peer),
             Instant::now(),
         )
     }
@@ -599,7 +619,7 @@ impl MediaActor {
     ) -> Result<(LinkId, String), MediaError> {
         self.check_capacity()?;
         let mut rtc = self.new_rtc(mode, LinkPeer::Node);
-        let offer = sdp::create_offer(&mut rtc, receive, send)?;
+        let offer = sdp::create_offer(&mut rtc, receive, send, mode == LinkMode::Packets)?;
         let mut link = self.new_link(rtc, mode);
         offer.record_media(&mut link);
         let id = link.id;

@@ -37,11 +37,12 @@ pub struct MediaConfig {
     /// (STUN Binding; every node answers it). Two or more also tell a NAT that maps per
     /// destination, whose mapping is of no use to others. Default none: no NAT in the way.
     pub stun_servers: Vec<SocketAddr>,
-    /// Estimate the bandwidth of each link to another node in a conference (transport-wide
-    /// congestion control feedback and str0m's delay-based estimator, probing as high as the
-    /// next simulcast layer needs, or [`BWE_DESIRED_BPS`] before layers are known); the
-    /// estimates pick each link's layer of the page's camera ([`crate::layers`]) and are
-    /// reported per link. Default on; off, every link gets the top layer.
+    /// Estimate the bandwidth of each link to another node, in conferences and relay trees
+    /// (transport-wide congestion control feedback and str0m's delay-based estimator, probing
+    /// as high as the next simulcast layer needs, or [`BWE_DESIRED_BPS`] before layers are
+    /// known); the estimates pick each link's layer of a layered camera ([`crate::layers`]:
+    /// the page's, or a relayer's parent's for each child) and are reported per link. Default
+    /// on; off, every link gets the top layer.
     pub bandwidth_estimation: bool,
 }
 

@@ -94,6 +94,8 @@ pub(crate) enum Command {
         rtp_time: u64,
         data: Arc<[u8]>,
         audio_level: Option<i8>,
+        /// The simulcast layer of a headless layered source.
+        layer: Option<LayerIndex>,
     },
 }
 
@@ -375,6 +377,29 @@ impl MediaHandle {
                 rtp_time,
                 data,
                 audio_level,
+                layer: None,
+            })
+            .await
+            .map_err(|_| MediaError::Stopped)
+    }
+
+    /// Sends a local VP8 frame of simulcast `layer` of `track` (a headless source encoding
+    /// several sizes): each link gets the layer that fits it, as a page's layers do.
+    /// `rtp_time` is each layer's own, in [`crate::VIDEO_CLOCK_HZ`].
+    pub async fn send_layer_frame(
+        &self,
+        track: Track,
+        layer: LayerIndex,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    ) -> Result<(), MediaError> {
+        self.commands
+            .send(Command::SendFrame {
+                track,
+                rtp_time,
+                data,
+                audio_level: None,
+                layer: Some(layer),
             })
             .await
             .map_err(|_| MediaError::Stopped)

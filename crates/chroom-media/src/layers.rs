@@ -32,6 +32,9 @@ pub type LayerIndex = u8;
 /// How many layers a source sends at most.
 pub const MAX_LAYERS: usize = 3;
 
+/// The highest layer there is.
+pub const TOP_LAYER: LayerIndex = MAX_LAYERS as LayerIndex - 1;
+
 /// The RTP stream ids pages send their camera's layers under, lowest first (LiveKit's names:
 /// quarter, half, full resolution).
 pub const LAYER_RIDS: [&str; MAX_LAYERS] = ["q", "h", "f"];
@@ -265,6 +268,23 @@ pub struct LayerChoice {
     last_sent: Option<(u64, Instant)>,
     /// When the first frame was forwarded.
     first_sent: Option<Instant>,
+    /// Sequence numbering, when packets are forwarded ([`Self::forward_packet`]).
+    numbering: Option<Numbering>,
+}
+
+/// How a receiver's packets are numbered: one sequence with no gaps, whichever layer they
+/// come from and however many the choice held back.
+#[derive(Debug, Clone, Copy)]
+struct Numbering {
+    /// Added to the current layer's (extended) sequence number.
+    offset: u64,
+    /// Packets numbered below this came before the offset last changed: if one arrives late,
+    /// its number would collide with a later packet's, so it is dropped.
+    valid_from: u64,
+    /// The highest sequence number received of the current layer.
+    last_in: u64,
+    /// The last number sent.
+    last_out: u64,
 }
 
 impl Default for LayerChoice {
@@ -276,6 +296,7 @@ impl Default for LayerChoice {
             offset: 0,
             last_sent: None,
             first_sent: None,
+            numbering: None,
         }
     }
 }
@@ -375,6 +396,56 @@ impl LayerChoice {
         Some(time)
     }
 
+    /// Whether `packet` goes to this receiver, and under which sequence number and RTP time:
+    /// [`Self::forward`] for a relayer, which sees each frame as its packets (`packet.keyframe`
+    /// set on a keyframe's first packet only). Packets are renumbered so the receiver sees no
+    /// gap where a layer switched or a packet was held back, and no jump at a switch.
+    pub fn forward_packet(
+        &mut self,
+        now: Instant,
+        packet: LayeredFrame,
+        seq: u64,
+    ) -> Option<(u64, u64)> {
+        let before = self.current;
+        let forwarded = self.forward(now, packet);
+        let switched = self.current != before;
+        let Some(time) = forwarded else {
+            // A packet of the forwarded layer held back (thinned): the ones after it close
+            // the gap.
+            if let Some(numbering) = &mut self.numbering
+                && !switched
+                && self.current == Some(packet.layer)
+                && seq > numbering.last_in
+            {
+                numbering.offset = numbering.offset.wrapping_sub(1);
+                numbering.valid_from = seq + 1;
+                numbering.last_in = seq;
+            }
+            return None;
+        };
+        let numbering = match &mut self.numbering {
+            Some(numbering) if !switched => numbering,
+            _ => {
+                // A new layer (or the first): its first packet follows the last one sent.
+                let next = self.numbering.map_or(seq, |n| n.last_out.wrapping_add(1));
+                self.numbering = Some(Numbering {
+                    offset: next.wrapping_sub(seq),
+                    valid_from: seq,
+                    last_in: seq,
+                    last_out: next,
+                });
+                return Some((next, time));
+            }
+        };
+        if seq < numbering.valid_from {
+            return None;
+        }
+        let out = seq.wrapping_add(numbering.offset);
+        numbering.last_in = numbering.last_in.max(seq);
+        numbering.last_out = numbering.last_out.max(out);
+        Some((out, time))
+    }
+
     /// Forwards from `frame`'s layer from now on, its RTP time continuing from the last one
     /// sent by as much as the wall clock moved.
     fn switch_to(&mut self, now: Instant, frame: LayeredFrame) {
@@ -445,6 +516,37 @@ impl Simulcast {
         frame: LayeredFrame,
         budget: Budget,
     ) -> Option<u64> {
+        self.choice(now, source, track, receiver, budget)?
+            .forward(now, frame)
+    }
+
+    /// [`Self::route`] for a relayer's packet with sequence number `seq`: whether it goes to
+    /// `receiver`, and under which sequence number and RTP time (see
+    /// [`LayerChoice::forward_packet`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn route_packet(
+        &mut self,
+        now: Instant,
+        source: LinkId,
+        track: Track,
+        receiver: LinkId,
+        packet: LayeredFrame,
+        seq: u64,
+        budget: Budget,
+    ) -> Option<(u64, u64)> {
+        self.choice(now, source, track, receiver, budget)?
+            .forward_packet(now, packet, seq)
+    }
+
+    /// `receiver`'s choice of `source`'s `track`, its target brought up to date with `budget`.
+    fn choice(
+        &mut self,
+        now: Instant,
+        source: LinkId,
+        track: Track,
+        receiver: LinkId,
+        budget: Budget,
+    ) -> Option<&mut LayerChoice> {
         let layered = self.sources.get_mut(&(source, track))?;
         let shown = self.shown_heights.get(&receiver);
         let budget = Budget {
@@ -459,7 +561,7 @@ impl Simulcast {
         if choice.propose(now, target, arriving) {
             tracing::info!(%receiver, ?target, estimate = ?budget.estimate, "simulcast layer target");
         }
-        choice.forward(now, frame)
+        Some(choice)
     }
 
     /// The keyframes receivers of `source`'s `track` wait for, one per layer wanted.

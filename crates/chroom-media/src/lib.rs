@@ -20,7 +20,7 @@
 //! - [`layers`]: the sans-IO simulcast policy: which layer of a page's camera each receiving
 //!   link gets (its bandwidth estimate, the size it renders), switches on keyframes with RTP
 //!   time kept continuous, temporal thinning and pausing when nothing fits.
-//! - `codec`: what the node reads of VP8 bytes (a keyframe's size).
+//! - `codec`: what the node reads of VP8 bytes (a keyframe's size, a packet's descriptor).
 //! - `sdp`: building links' `Rtc`s and their ICE host candidates, SDP offers and answers, and
 //!   which track each m-line carries.
 //! - `link`: one str0m `Rtc` with a str0m panic contained to it.
@@ -67,7 +67,7 @@ pub use api::{
     PlaybackOffer, PlaybackSlot, ReceivedFrame, RelayStats,
 };
 pub use chroom_types::LinkMode;
-pub use codec::vp8_keyframe_size;
+pub use codec::{Vp8Packet, vp8_keyframe_size, vp8_packet};
 pub use handle::MediaHandle;
 
 /// RTP clock rate of VP8 video (RFC 7741).

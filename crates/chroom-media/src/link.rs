@@ -17,7 +17,7 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Event, Input, Output, Rtc};
 
 use crate::codec::vp8_keyframe_size;
-use crate::layers::{BitrateGoals, LAYER_RIDS, LayerIndex, LayeredFrame, layer_of_rid};
+use crate::layers::{BitrateGoals, LAYER_RIDS, LayerIndex, LayeredFrame, TOP_LAYER, layer_of_rid};
 use crate::sdp::{Mids, added_track, codec_for};
 
 /// Levels above this (dBov) are marked as voice activity when a level is passed on.
@@ -47,10 +47,12 @@ pub(crate) enum LinkOutput {
         /// The simulcast layer it belongs to, if the sender sends layers.
         layer: Option<LayeredFrame>,
     },
-    /// An RTP packet (links in [`LinkMode::Packets`]), to forward as it is.
+    /// An RTP packet (links in [`LinkMode::Packets`]), to forward.
     Packet {
         track: Track,
         packet: Box<RtpPacket>,
+        /// The simulcast layer it belongs to, if its parent sends layers.
+        layer: Option<LayerIndex>,
     },
     /// This link needs a keyframe of `track` from its peer (it just connected, or lost
     /// video): the actor asks for one if the router's rate limit allows.
@@ -59,7 +61,7 @@ pub(crate) enum LinkOutput {
     },
     /// The peer asked for a keyframe of the stream on `mid`.
     KeyframeRequested {
-        /// The m-line asked about.
+        /// The m-line asked about (of a link that sends layers, every layer is asked for).
         mid: Mid,
     },
 }
@@ -79,6 +81,9 @@ pub(crate) struct Link {
     keyframed: Vec<Track>,
     /// The simulcast layers that arrived, per track: keyframe requests name them.
     layered: Vec<(Track, LayerIndex)>,
+    /// The tracks this link sends as simulcast layers (a tree link to a relayer, which picks
+    /// a layer for each of its children), known once connected.
+    sends_layers: Vec<Track>,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
     failure: Option<String>,
 }
@@ -95,6 +100,7 @@ impl Link {
             unnamed_video: Track::Camera,
             keyframed: Vec::new(),
             layered: Vec::new(),
+            sends_layers: Vec::new(),
             failure: None,
         }
     }
@@ -113,6 +119,11 @@ impl Link {
     /// The track this link sends on `mid`, if it sends on it.
     pub(crate) fn send_track(&self, mid: Mid) -> Option<Track> {
         self.send_mids.track_of(mid)
+    }
+
+    /// Whether this link sends `track` as simulcast layers, each written on its own stream.
+    pub(crate) fn sends_layers(&self, track: Track) -> bool {
+        self.sends_layers.contains(&track)
     }
 
     /// Whether this link sends `track`.
@@ -163,11 +174,30 @@ impl Link {
         let Some(mid) = self.send_mids.mid_of(track) else {
             return false;
         };
-        self.write_frame_on(now, mid, track.kind(), rtp_time, data, audio_level)
+        self.write_frame_on(now, mid, track.kind(), rtp_time, data, audio_level, None)
+    }
+
+    /// Writes a frame of simulcast `layer` on that layer's stream of `track` (a link that
+    /// [`Self::sends_layers`]; a source without layers goes out as the top one).
+    pub(crate) fn write_layer_frame(
+        &mut self,
+        now: Instant,
+        track: Track,
+        layer: Option<LayerIndex>,
+        rtp_time: MediaTime,
+        data: &Arc<[u8]>,
+    ) -> bool {
+        let Some(mid) = self.send_mids.mid_of(track) else {
+            return false;
+        };
+        let rid = Rid::from(LAYER_RIDS[usize::from(layer.unwrap_or(TOP_LAYER))]);
+        self.write_frame_on(now, mid, track.kind(), rtp_time, data, None, Some(rid))
     }
 
     /// Writes one frame on the m-line `mid` (which must send `kind`'s codec), if connected,
-    /// with the sender's audio level (RFC 6464) passed on where it came with one.
+    /// with the sender's audio level (RFC 6464) passed on where it came with one, on the
+    /// simulcast stream `rid` if given.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_frame_on(
         &mut self,
         now: Instant,
@@ -176,6 +206,7 @@ impl Link {
         rtp_time: MediaTime,
         data: &Arc<[u8]>,
         audio_level: Option<i8>,
+        rid: Option<Rid>,
     ) -> bool {
         if !self.connected || self.failure.is_some() {
             return false;
@@ -195,6 +226,10 @@ impl Link {
             let writer = match audio_level {
                 // The voice-activity flag: speech is well above the silence floor.
                 Some(level) => writer.audio_level(level, level > VOICE_ACTIVITY_DBOV),
+                None => writer,
+            };
+            let writer = match rid {
+                Some(rid) => writer.rid(rid),
                 None => writer,
             };
             writer.write(pt, now, rtp_time, data.clone()).map(|()| true)
@@ -218,10 +253,19 @@ impl Link {
         }
     }
 
-    /// Forwards an RTP packet received on another link, keeping its sequence number and RTP
-    /// time (so every hop of a relay tree numbers packets alike, and a child that changes
+    /// Forwards an RTP packet received on another link. A packet of simulcast `layer` goes
+    /// on that layer's stream where this link [`Self::sends_layers`]; otherwise on the one
+    /// stream, numbered `renumbered` (sequence number, RTP time: the layer chosen for this
+    /// child, see `layers::LayerChoice::forward_packet`) or, without, keeping its own number
+    /// and time (so every hop of a relay tree numbers packets alike, and a child that changes
     /// parent sees no jump). Returns whether str0m took it.
-    pub(crate) fn write_packet(&mut self, track: Track, packet: &RtpPacket) -> bool {
+    pub(crate) fn write_packet(
+        &mut self,
+        track: Track,
+        packet: &RtpPacket,
+        layer: Option<LayerIndex>,
+        renumbered: Option<(u64, u64)>,
+    ) -> bool {
         if !self.connected || self.failure.is_some() || self.mode != LinkMode::Packets {
             return false;
         }
@@ -232,23 +276,24 @@ impl Link {
         let Some(pt) = self.send_pt(mid, kind) else {
             return false;
         };
+        let rid = self
+            .sends_layers(track)
+            .then(|| Rid::from(LAYER_RIDS[usize::from(layer.unwrap_or(TOP_LAYER))]));
+        let (seq_no, time) = match renumbered {
+            Some((seq, time)) if rid.is_none() => (seq.into(), time),
+            _ => (packet.seq_no, packet.time.numer()),
+        };
         let rtc = &mut self.rtc;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut api = rtc.direct_api();
-            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+            let Some(stream) = api.stream_tx_by_mid(mid, rid) else {
                 return false;
             };
             // Only the low 32 bits of the extended time travel in the header.
-            let time = packet.time.numer() as u32;
-            let write = RtpWrite::new(
-                pt,
-                packet.seq_no,
-                time,
-                packet.timestamp,
-                packet.payload.clone(),
-            )
-            .marker(packet.header.marker)
-            .nackable(kind == MediaKind::Video);
+            let time = time as u32;
+            let write = RtpWrite::new(pt, seq_no, time, packet.timestamp, packet.payload.clone())
+                .marker(packet.header.marker)
+                .nackable(kind == MediaKind::Video);
             stream.write_rtp(write);
             true
         }));
@@ -376,6 +421,17 @@ impl Link {
                 let track = added_track(&self.rtc, &added, self.unnamed_video);
                 if matches!(added.direction, Direction::SendOnly | Direction::SendRecv) {
                     self.send_mids.insert(added.mid, track);
+                    // The streams of every negotiated layer exist once the SDP is applied.
+                    let top = Some(Rid::from(LAYER_RIDS[usize::from(TOP_LAYER)]));
+                    if self
+                        .rtc
+                        .direct_api()
+                        .stream_tx_by_mid(added.mid, top)
+                        .is_some()
+                        && !self.sends_layers.contains(&track)
+                    {
+                        self.sends_layers.push(track);
+                    }
                 }
                 if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv) {
                     self.recv_mids.insert(added.mid, track);
@@ -397,9 +453,24 @@ impl Link {
                     MediaKind::Video
                 };
                 let track = self.received_track(packet.header.ext_vals.mid, kind);
+                // str0m's senders name the layer in every packet; a stream announced by its
+                // first packets only is known by its SSRC.
+                let rid = packet.header.ext_vals.rid.or_else(|| {
+                    self.rtc
+                        .direct_api()
+                        .stream_rx(&packet.header.ssrc)
+                        .and_then(|stream| stream.rid())
+                });
+                let layer = rid.and_then(|rid| layer_of_rid(&rid));
+                if let Some(layer) = layer
+                    && !self.layered.contains(&(track, layer))
+                {
+                    self.layered.push((track, layer));
+                }
                 out.push(LinkOutput::Packet {
                     track,
                     packet: Box::new(packet),
+                    layer,
                 });
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {

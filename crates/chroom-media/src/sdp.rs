@@ -13,11 +13,12 @@ use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaAdded, Mid};
+use str0m::media::{Direction, MediaAdded, Mid, Simulcast, SimulcastLayer};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc};
 
 use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
+use crate::layers::LAYER_RIDS;
 use crate::link::Link;
 use crate::router::SlotMids;
 
@@ -236,10 +237,14 @@ fn order_page_ips(local: SocketAddr, ips: Vec<IpAddr>) -> Vec<SocketAddr> {
 }
 
 /// An offer on `rtc` with one m-line per track in `receive` or `send`, in [`Track::ALL`] order.
+/// With `receive_layers` (a relayer's link from its parent) the camera is asked for as
+/// simulcast layers ([`LAYER_RIDS`]), so the relayer can give each child the layer that
+/// child's link carries.
 pub(crate) fn create_offer(
     rtc: &mut Rtc,
     receive: &[Track],
     send: &[Track],
+    receive_layers: bool,
 ) -> Result<BuiltOffer, MediaError> {
     let mut change = rtc.sdp_api();
     let mut media = Vec::new();
@@ -253,7 +258,15 @@ pub(crate) fn create_offer(
         // The track's name goes in the msid, so the answering node knows the screen's m-line
         // from the camera's.
         let name = Some(track.name().to_owned());
-        let mid = change.add_media(str0m_kind(track.kind()), direction, None, name, None);
+        let layers = (receive_layers && track == Track::Camera && direction == Direction::RecvOnly)
+            .then(|| {
+                let mut layers = Simulcast::new();
+                for rid in LAYER_RIDS {
+                    layers.add_recv_layer(SimulcastLayer::new(rid));
+                }
+                layers
+            });
+        let mid = change.add_media(str0m_kind(track.kind()), direction, None, name, layers);
         media.push((mid, track, direction));
     }
     let (offer, pending) = change.apply().ok_or_else(|| MediaError::BadSdp {

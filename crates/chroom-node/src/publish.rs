@@ -1,13 +1,14 @@
 //! Headless publishing: plays VP8 from an IVF file and Opus from an Ogg file into a room, in
 //! real time, as a live source (looping by default).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chroom_media::container::{ivf, ogg};
+use chroom_media::layers::{LayerIndex, MAX_LAYERS};
 use chroom_media::{AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ};
 use chroom_types::MediaKind;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,8 @@ const DEFAULT_OPUS_SAMPLES: u32 = 960;
 #[derive(Debug, Clone)]
 pub struct MediaSource {
     video: Option<Track>,
+    /// Smaller encodings of the video, lowest first: simulcast layers below `video`.
+    lower_layers: Vec<Track>,
     audio: Option<Track>,
     /// The level its audio packets say they carry, if set: a file's loudness is not known
     /// without decoding it.
@@ -77,9 +80,29 @@ impl MediaSource {
         let audio = audio.map(load_audio).transpose()?;
         Ok(Self {
             video,
+            lower_layers: Vec::new(),
             audio,
             audio_level: None,
         })
+    }
+
+    /// The same media, with `paths` (VP8 in IVF, lowest first) sent as simulcast layers below
+    /// the video, each link getting the layer it carries as it would of a page's camera.
+    pub fn with_lower_layers(mut self, paths: &[PathBuf]) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            paths.is_empty() || self.video.is_some(),
+            "lower layers need a --video to be the top one"
+        );
+        anyhow::ensure!(
+            paths.len() < MAX_LAYERS,
+            "at most {} lower layers (simulcast has {MAX_LAYERS})",
+            MAX_LAYERS - 1
+        );
+        self.lower_layers = paths
+            .iter()
+            .map(|path| load_video(path))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(self)
     }
 
     /// The same media, its audio packets carrying `level` as it is set while playing.
@@ -194,22 +217,29 @@ pub async fn publish(
     cancel: CancellationToken,
 ) -> anyhow::Result<PublishStats> {
     let start = Instant::now();
-    let video = source
-        .video
-        .as_ref()
-        .map(|t| play(node, t, MediaKind::Video, start, looping, &cancel, None));
-    let audio = source.audio.as_ref().map(|t| {
-        play(
-            node,
-            t,
-            MediaKind::Audio,
-            start,
-            looping,
-            &cancel,
-            source.audio_level.as_ref(),
-        )
+    // Layered, the top layer comes after the lower ones.
+    let layered = !source.lower_layers.is_empty();
+    let top = source.lower_layers.len() as LayerIndex;
+    let video = source.video.as_ref().map(|t| {
+        let playing = Playing::Video(layered.then_some(top));
+        play(node, t, playing, start, looping, &cancel)
     });
-    let (video, audio) = tokio::join!(
+    let lower =
+        futures::future::try_join_all(source.lower_layers.iter().zip(0..).map(|(track, layer)| {
+            play(
+                node,
+                track,
+                Playing::Video(Some(layer)),
+                start,
+                looping,
+                &cancel,
+            )
+        }));
+    let audio = source.audio.as_ref().map(|t| {
+        let playing = Playing::Audio(source.audio_level.as_ref());
+        play(node, t, playing, start, looping, &cancel)
+    });
+    let (video, audio, lower) = tokio::join!(
         async {
             match video {
                 Some(f) => f.await,
@@ -221,26 +251,36 @@ pub async fn publish(
                 Some(f) => f.await,
                 None => Ok(0),
             }
-        }
+        },
+        lower
     );
+    lower?;
     Ok(PublishStats {
         video_frames: video?,
         audio_packets: audio?,
     })
 }
 
+/// What one [`play`] sends.
+#[derive(Clone, Copy)]
+enum Playing<'a> {
+    /// Video, as this simulcast layer if the source has layers.
+    Video(Option<LayerIndex>),
+    /// Audio, its packets carrying this level if set.
+    Audio(Option<&'a AudioLevel>),
+}
+
 async fn play(
     node: &RunningNode,
     track: &Track,
-    kind: MediaKind,
+    playing: Playing<'_>,
     start: Instant,
     looping: Looping,
     cancel: &CancellationToken,
-    level: Option<&AudioLevel>,
 ) -> anyhow::Result<u64> {
-    let clock_hz = match kind {
-        MediaKind::Video => VIDEO_CLOCK_HZ,
-        MediaKind::Audio => AUDIO_CLOCK_HZ,
+    let clock_hz = match playing {
+        Playing::Video(_) => VIDEO_CLOCK_HZ,
+        Playing::Audio(_) => AUDIO_CLOCK_HZ,
     };
     let mut sent = 0;
     for pass in 0u64.. {
@@ -254,10 +294,22 @@ async fn play(
                 () = cancel.cancelled() => return Ok(sent),
                 () = tokio::time::sleep_until(due.into()) => {}
             }
-            // Without a level set, a file's audio carries none: nobody takes it for the
-            // active speaker.
-            let level = level.map(AudioLevel::get);
-            node.send_frame(kind, rtp_time, data.clone(), level).await?;
+            match playing {
+                Playing::Video(None) => {
+                    node.send_frame(MediaKind::Video, rtp_time, data.clone(), None)
+                        .await?;
+                }
+                Playing::Video(Some(layer)) => {
+                    node.send_video_layer(layer, rtp_time, data.clone()).await?;
+                }
+                Playing::Audio(level) => {
+                    // Without a level set, a file's audio carries none: nobody takes it for
+                    // the active speaker.
+                    let level = level.map(AudioLevel::get);
+                    node.send_frame(MediaKind::Audio, rtp_time, data.clone(), level)
+                        .await?;
+                }
+            }
             sent += 1;
         }
     }

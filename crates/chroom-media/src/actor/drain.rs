@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, MediaKind, Track};
 use str0m::Input;
+use str0m::rtp::RtpPacket;
 
 use super::{FrameOut, MediaActor, relayed};
 use crate::api::{MediaEvent, ReceivedFrame};
-use crate::layers::{AUDIO_RESERVE_BPS, Budget};
+use crate::codec::vp8_packet;
+use crate::layers::{AUDIO_RESERVE_BPS, Budget, LayerIndex, LayeredFrame};
 use crate::link::{LinkOutput, media_time};
 use crate::router::FrameRoute;
 
@@ -92,6 +94,7 @@ impl MediaActor {
                             time,
                             &frame.data,
                             frame.audio_level,
+                            None,
                         )
                     }) {
                         written.push(link);
@@ -123,6 +126,18 @@ impl MediaActor {
                 continue;
             };
             if !state.link.sends(frame.track) {
+                continue;
+            }
+            if state.link.sends_layers(frame.track) {
+                // A relayer: every layer, each on its own stream, for it to choose from.
+                let layer = frame.layer.map(|(_, layered)| layered.layer);
+                let time = media_time(kind, frame.rtp_time);
+                if state
+                    .link
+                    .write_layer_frame(now, frame.track, layer, time, &frame.data)
+                {
+                    written.push(*id);
+                }
                 continue;
             }
             let rtp_time = match frame.layer {
@@ -324,17 +339,45 @@ impl MediaActor {
     ) {
         for (from, output) in relayed.drain(..) {
             match output {
-                LinkOutput::Packet { track, packet } => {
+                LinkOutput::Packet {
+                    track,
+                    packet,
+                    layer,
+                } => {
                     let children = self.router.downstream(from);
                     if children.is_empty() {
                         continue;
                     }
                     received.push(packet.timestamp);
+                    let layered = layer.and_then(|layer| layered_packet(layer, &packet));
+                    if let Some(layered) = &layered {
+                        self.simulcast.observe(now, from, track, layered);
+                    }
                     for child in children {
-                        let sent = self
-                            .links
-                            .get_mut(child)
-                            .is_some_and(|state| state.link.write_packet(track, &packet));
+                        let Some(state) = self.links.get_mut(child) else {
+                            continue;
+                        };
+                        // A child that takes one stream gets the layer its link carries,
+                        // renumbered; a relayer takes every layer as it comes.
+                        let renumbered = match layered {
+                            Some(layered) if !state.link.sends_layers(track) => {
+                                let budget = Budget {
+                                    estimate: state.bandwidth_estimate,
+                                    reserved: AUDIO_RESERVE_BPS,
+                                    max_layer: None,
+                                };
+                                let seq = *packet.seq_no;
+                                match self
+                                    .simulcast
+                                    .route_packet(now, from, track, *child, layered, seq, budget)
+                                {
+                                    Some(renumbered) => Some(renumbered),
+                                    None => continue,
+                                }
+                            }
+                            _ => None,
+                        };
+                        let sent = state.link.write_packet(track, &packet, layer, renumbered);
                         if sent {
                             self.relay.packets_forwarded += 1;
                             self.relay.bytes_forwarded += packet.payload.len() as u64;
@@ -344,6 +387,12 @@ impl MediaActor {
                         } else {
                             self.relay.dropped += 1;
                         }
+                    }
+                    if layered.is_some()
+                        && self.request_layer_keyframes(now, from, track)
+                        && !written.contains(&from)
+                    {
+                        written.push(from);
                     }
                 }
                 LinkOutput::KeyframeRequested { mid } => {
@@ -389,4 +438,18 @@ impl MediaActor {
             "relaying"
         );
     }
+}
+
+/// What the layer choice needs of a relayed video packet of simulcast `layer` (`None` for a
+/// payload that is not VP8 as it should be: it goes nowhere a layer is chosen).
+fn layered_packet(layer: LayerIndex, packet: &RtpPacket) -> Option<LayeredFrame> {
+    let vp8 = vp8_packet(&packet.payload)?;
+    Some(LayeredFrame {
+        layer,
+        temporal: vp8.temporal,
+        keyframe: vp8.keyframe,
+        rtp_time: packet.time.numer(),
+        bytes: packet.payload.len(),
+        height: vp8.height,
+    })
 }

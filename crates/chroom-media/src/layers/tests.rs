@@ -406,3 +406,98 @@ fn a_receiver_opening_on_a_low_layer_moves_up_at_once_in_its_first_seconds() {
     assert!(!settled.propose(later(2500), Target::Layer(2), true));
     assert!(settled.propose(later(4000), Target::Layer(2), true));
 }
+
+/// Packets of a [`Source`]'s frames, three per frame, each layer numbered from its own origin
+/// (separate RTP streams); only a keyframe's first packet says it is one.
+struct Packets {
+    source: Source,
+    next_seq: [u64; 3],
+}
+
+impl Packets {
+    fn new() -> Self {
+        Self {
+            source: Source::new(),
+            next_seq: [100, 40_000, 65_000],
+        }
+    }
+
+    /// Runs `n` frames' packets through `choice`; returns (layer, seq out, time out).
+    fn run(
+        &mut self,
+        choice: &mut LayerChoice,
+        n: usize,
+        keyframe_at: Option<usize>,
+    ) -> Vec<(u8, u64, u64)> {
+        let mut sent = Vec::new();
+        for i in 0..n {
+            let now = self.source.now();
+            for frame in self.source.next(keyframe_at == Some(i)) {
+                for part in 0..3 {
+                    let layer = frame.layer as usize;
+                    let seq = self.next_seq[layer];
+                    self.next_seq[layer] += 1;
+                    let packet = LayeredFrame {
+                        keyframe: frame.keyframe && part == 0,
+                        bytes: frame.bytes / 3,
+                        ..frame
+                    };
+                    if let Some((seq, time)) = choice.forward_packet(now, packet, seq) {
+                        sent.push((frame.layer, seq, time));
+                    }
+                }
+            }
+        }
+        sent
+    }
+}
+
+#[test]
+fn forwarded_packets_are_numbered_without_gaps_across_thinning_and_switches() {
+    let mut packets = Packets::new();
+    let mut choice = LayerChoice::default();
+    let mut sent = packets.run(&mut choice, 8, Some(0));
+    choice.set_target(Target::Layer(0));
+    // Thinned (three frames in four held back), then layer 0 from its keyframe.
+    let down = packets.run(&mut choice, 8, None);
+    assert_eq!(down.len(), 2 * 3, "{down:?}");
+    sent.extend(down);
+    sent.extend(packets.run(&mut choice, 8, Some(0)));
+    choice.set_target(Target::Layer(1));
+    sent.extend(packets.run(&mut choice, 8, Some(3)));
+    let layers: Vec<u8> = sent.iter().map(|s| s.0).collect();
+    assert!(layers.contains(&0) && layers.contains(&1) && layers.contains(&2));
+    for pair in sent.windows(2) {
+        assert_eq!(pair[1].1, pair[0].1 + 1, "a gap or a jump: {pair:?}");
+        // At most four frames apart (thinned to one frame in four).
+        let step = pair[1].2.wrapping_sub(pair[0].2);
+        assert!(step <= 4 * 3000, "RTP time jumped: {pair:?}");
+    }
+}
+
+#[test]
+fn a_late_packet_from_before_a_held_back_one_is_dropped_not_renumbered_onto_another() {
+    let start = Instant::now();
+    let mut choice = LayerChoice::default();
+    let packet = |keyframe: bool, temporal: u8| LayeredFrame {
+        layer: 2,
+        temporal: Some(temporal),
+        keyframe,
+        rtp_time: 9000,
+        bytes: 400,
+        height: None,
+    };
+    assert_eq!(
+        choice.forward_packet(start, packet(true, 0), 10),
+        Some((10, 9000))
+    );
+    choice.set_target(Target::Base(2));
+    // Packet 12 (temporal layer 2) is held back; 13 then takes number 12.
+    assert_eq!(choice.forward_packet(start, packet(false, 2), 12), None);
+    assert_eq!(
+        choice.forward_packet(start, packet(false, 0), 13),
+        Some((12, 9000))
+    );
+    // 11 arrives late: numbered as before it would collide with what 12 became.
+    assert_eq!(choice.forward_packet(start, packet(false, 0), 11), None);
+}

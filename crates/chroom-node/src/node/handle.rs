@@ -416,6 +416,20 @@ impl NodeHandle {
             .await?)
     }
 
+    /// Sends a frame of simulcast `layer` of this node's camera (a headless source with
+    /// several encodings, see `MediaSource::with_lower_layers`).
+    pub async fn send_video_layer(
+        &self,
+        layer: chroom_media::layers::LayerIndex,
+        rtp_time: u64,
+        data: Arc<[u8]>,
+    ) -> anyhow::Result<()> {
+        Ok(self
+            .media
+            .send_layer_frame(Track::Camera, layer, rtp_time, data)
+            .await?)
+    }
+
     /// The dominant speaker among the links `among` (members this node receives from), by
     /// the audio levels their packets carry; `None` if none of them has spoken.
     pub async fn dominant_speaker(&self, among: Vec<LinkId>) -> Option<LinkId> {

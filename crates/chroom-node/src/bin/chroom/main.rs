@@ -40,6 +40,10 @@ enum Command {
         /// VP8 video in an IVF file.
         #[arg(long)]
         video: Option<PathBuf>,
+        /// A smaller encoding of the same video, sent as a lower simulcast layer (repeatable,
+        /// lowest first; `--video` is the top layer): each link gets the layer it carries.
+        #[arg(long = "layer", value_name = "IVF", requires = "video")]
+        layers: Vec<PathBuf>,
         /// Opus audio in an Ogg file.
         #[arg(long)]
         audio: Option<PathBuf>,
@@ -459,12 +463,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             node,
             room,
             video,
+            layers,
             audio,
             once,
             broadcast,
             meet,
         } => {
-            let source = MediaSource::load(video.as_deref(), audio.as_deref())?;
+            let source = MediaSource::load(video.as_deref(), audio.as_deref())?
+                .with_lower_layers(&layers)?;
             let mut node = start(&node).await?;
             let participation = match broadcast {
                 Some(capacity) => Participation::Broadcast {
