@@ -176,7 +176,7 @@ impl MediaActor {
         static CRYPTO: Once = Once::new();
         CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
 
-        let socket = MediaSocket::bind(config.bind)
+        let socket = MediaSocket::bind(config.bind, config.receive_offload)
             .await
             .map_err(|source| MediaError::Bind {
                 addr: config.bind,
@@ -470,6 +470,11 @@ impl MediaActor {
             Command::RelayStats(reply) => {
                 let mut stats = self.relay.clone();
                 stats.socket_bytes_sent = self.outbox.sent_bytes;
+                stats.rtp_packets_received += self
+                    .links
+                    .values()
+                    .map(|state| state.link.packets_received())
+                    .sum::<u64>();
                 stats.children = self.router.child_count();
                 stats.allocations = self.allocations();
                 let _ = reply.send(stats);

@@ -44,6 +44,10 @@ pub struct MediaConfig {
     /// the page's, or a relayer's parent's for each child) and are reported per link. Default
     /// on; off, every link gets the top layer.
     pub bandwidth_estimation: bool,
+    /// Let the kernel coalesce received datagrams (UDP GRO) where it can. Default on; off
+    /// only to measure what each datagram costs (loopback coalesces far more than a network
+    /// card would).
+    pub receive_offload: bool,
 }
 
 /// What a link with bandwidth estimation probes for: room for a 720p camera, a screen and
@@ -60,6 +64,7 @@ impl Default for MediaConfig {
             silence_timeout: Duration::from_millis(300),
             stun_servers: Vec::new(),
             bandwidth_estimation: true,
+            receive_offload: true,
         }
     }
 }
@@ -196,6 +201,21 @@ impl LatencyHistogram {
         None
     }
 
+    /// The count of each bucket, shortest first (to carry a histogram elsewhere).
+    pub fn buckets(&self) -> &[u64] {
+        &self.buckets
+    }
+
+    /// A histogram with these bucket counts (as [`Self::buckets`] gave them; missing ones
+    /// count zero, extra ones are ignored).
+    pub fn from_buckets(counts: &[u64]) -> Self {
+        let mut histogram = Self::default();
+        for (bucket, count) in histogram.buckets.iter_mut().zip(counts) {
+            *bucket = *count;
+        }
+        histogram
+    }
+
     /// Everything counted since `earlier` (a copy taken before).
     pub fn since(&self, earlier: &Self) -> Self {
         Self {
@@ -302,6 +322,9 @@ pub struct RelayStats {
     pub video_frames_received: u64,
     /// Audio frames from remote members handed to the node.
     pub audio_frames_received: u64,
+    /// RTP packets received and decrypted on every link (retransmissions included), as of
+    /// each link's last report (once a second): what reached this node, packet by packet.
+    pub rtp_packets_received: u64,
 }
 
 /// An offer to play remote members' media in this node's user's browser.

@@ -104,6 +104,8 @@ pub struct LayeredFrame {
 #[derive(Debug, Default)]
 pub struct LayerRates {
     layers: [RateWindow; MAX_LAYERS],
+    /// Every layer a frame ever arrived of, one bit each.
+    seen: u8,
     /// Each layer's picture height, from its last keyframe.
     heights: [Option<u16>; MAX_LAYERS],
 }
@@ -128,6 +130,7 @@ impl LayerRates {
         if frame.height.is_some() {
             self.heights[layer] = frame.height;
         }
+        self.seen |= 1 << layer;
         let bytes = frame.bytes;
         window.last_frame = Some(now);
         let since = *window.since.get_or_insert(now);
@@ -160,6 +163,12 @@ impl LayerRates {
             .clone()
             .find(tall_enough)
             .or_else(|| arriving.next_back())
+    }
+
+    /// Whether frames of more than one layer ever arrived: only then is there a choice (a
+    /// source sending one stream is forwarded as it is, as it would be without layers).
+    pub fn has_choice(&self) -> bool {
+        self.seen.count_ones() > 1
     }
 
     /// Whether frames of `layer` arrive.
@@ -490,10 +499,18 @@ struct LayeredSource {
 }
 
 impl Simulcast {
-    /// A frame of `track` arrived on `source` in one of its layers: counts it.
-    pub fn observe(&mut self, now: Instant, source: LinkId, track: Track, frame: &LayeredFrame) {
+    /// A frame of `track` arrived on `source` in one of its layers: counts it. Returns
+    /// whether the source has more than one layer to choose from ([`LayerRates::has_choice`]).
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        source: LinkId,
+        track: Track,
+        frame: &LayeredFrame,
+    ) -> bool {
         let layered = self.sources.entry((source, track)).or_default();
         layered.rates.observe(now, frame);
+        layered.rates.has_choice()
     }
 
     /// `receiver`'s peer shows this node's camera `height` pixels tall (`None`: it did not

@@ -86,6 +86,8 @@ pub(crate) struct Link {
     sends_layers: Vec<Track>,
     /// Set when str0m panicked or failed: the link is dead and must be dropped.
     failure: Option<String>,
+    /// RTP packets received and decrypted, per stream as str0m last reported (cumulative).
+    ingress: Vec<((Mid, Option<Rid>), u64)>,
 }
 
 impl Link {
@@ -102,6 +104,7 @@ impl Link {
             layered: Vec::new(),
             sends_layers: Vec::new(),
             failure: None,
+            ingress: Vec::new(),
         }
     }
 
@@ -119,6 +122,12 @@ impl Link {
     /// The track this link sends on `mid`, if it sends on it.
     pub(crate) fn send_track(&self, mid: Mid) -> Option<Track> {
         self.send_mids.track_of(mid)
+    }
+
+    /// RTP packets this link received and decrypted, retransmissions included, as of str0m's
+    /// last report (once a second).
+    pub(crate) fn packets_received(&self) -> u64 {
+        self.ingress.iter().map(|(_, packets)| packets).sum()
     }
 
     /// Whether this link sends `track` as simulcast layers, each written on its own stream.
@@ -477,6 +486,13 @@ impl Link {
                 out.push(LinkOutput::BandwidthEstimate {
                     bits_per_second: estimate.as_u64(),
                 });
+            }
+            Event::MediaIngressStats(stats) => {
+                let stream = (stats.mid, stats.rid);
+                match self.ingress.iter_mut().find(|(s, _)| *s == stream) {
+                    Some((_, packets)) => *packets = stats.packets,
+                    None => self.ingress.push((stream, stats.packets)),
+                }
             }
             Event::KeyframeRequest(request) => {
                 out.push(LinkOutput::KeyframeRequested { mid: request.mid });

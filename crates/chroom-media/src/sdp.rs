@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, LinkMode, MediaKind, Track};
 use str0m::bwe::Bitrate;
@@ -19,6 +19,9 @@ use str0m::{Candidate, Rtc};
 
 use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
 use crate::layers::LAYER_RIDS;
+
+/// How often str0m reports what each received stream carried.
+const INGRESS_STATS_INTERVAL: Duration = Duration::from_secs(1);
 use crate::link::Link;
 use crate::router::SlotMids;
 
@@ -125,6 +128,9 @@ pub(crate) fn new_rtc(
     }
     let mut rtc = builder
         .set_rtp_mode(mode == LinkMode::Packets)
+        // Each stream's received-packet count, once a second: what reached this node, for
+        // loss figures (a few events a second per link).
+        .set_stats_interval(Some(INGRESS_STATS_INTERVAL))
         .clear_codecs()
         .enable_vp8(true)
         .enable_opus(true, false)

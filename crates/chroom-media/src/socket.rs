@@ -27,9 +27,18 @@ pub(crate) struct MediaSocket {
 }
 
 impl MediaSocket {
-    pub(crate) async fn bind(addr: SocketAddr) -> io::Result<Self> {
+    /// Binds `addr`; with `receive_offload` off, the kernel hands over every datagram on its
+    /// own (no GRO), as it would from a network card that coalesces nothing.
+    pub(crate) async fn bind(addr: SocketAddr, receive_offload: bool) -> io::Result<Self> {
         let io = UdpSocket::bind(addr).await?;
         let state = UdpSocketState::new(UdpSockRef::from(&io))?;
+        #[cfg(target_os = "linux")]
+        if !receive_offload {
+            use nix::sys::socket::{setsockopt, sockopt::UdpGroSegment};
+            setsockopt(&io, UdpGroSegment, &false).map_err(io::Error::from)?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = receive_offload;
         Ok(Self { io, state })
     }
 
@@ -269,8 +278,8 @@ mod tests {
     #[tokio::test]
     async fn batched_sends_arrive_as_the_same_datagrams_in_order() {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let sender = MediaSocket::bind(loopback).await.unwrap();
-        let receiver = MediaSocket::bind(loopback).await.unwrap();
+        let sender = MediaSocket::bind(loopback, true).await.unwrap();
+        let receiver = MediaSocket::bind(loopback, true).await.unwrap();
         let to = receiver.local_addr().unwrap();
         let mut outbox = Outbox::default();
         let sent: Vec<Vec<u8>> = (0..20u8)
@@ -305,11 +314,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_wildcard_socket_knows_the_address_a_datagram_came_to_and_answers_from_it() {
-        let node = MediaSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))
+        let node = MediaSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0)), true)
             .await
             .unwrap();
         let port = node.local_addr().unwrap().port();
-        let peer = MediaSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let peer = MediaSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)), true)
             .await
             .unwrap();
         let alias = IpAddr::from([127, 0, 0, 2]);

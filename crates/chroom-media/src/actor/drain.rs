@@ -56,6 +56,7 @@ impl MediaActor {
             let Some(state) = self.links.remove(&id) else {
                 continue;
             };
+            self.relay.rtp_packets_received += state.link.packets_received();
             self.router.handle_link_closed(id);
             self.speakers.forget(id);
             self.simulcast.forget(id);
@@ -349,10 +350,11 @@ impl MediaActor {
                         continue;
                     }
                     received.push(packet.timestamp);
-                    let layered = layer.and_then(|layer| layered_packet(layer, &packet));
-                    if let Some(layered) = &layered {
-                        self.simulcast.observe(now, from, track, layered);
-                    }
+                    // Only a parent sending several layers leaves a choice; one stream (a
+                    // source without layers goes out as the top one) is passed on as it comes.
+                    let layered = layer
+                        .and_then(|layer| layered_packet(layer, &packet))
+                        .filter(|layered| self.simulcast.observe(now, from, track, layered));
                     for child in children {
                         let Some(state) = self.links.get_mut(child) else {
                             continue;

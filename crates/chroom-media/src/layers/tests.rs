@@ -501,3 +501,27 @@ fn a_late_packet_from_before_a_held_back_one_is_dropped_not_renumbered_onto_anot
     // 11 arrives late: numbered as before it would collide with what 12 became.
     assert_eq!(choice.forward_packet(start, packet(false, 0), 11), None);
 }
+
+#[test]
+fn a_source_with_one_layer_leaves_no_choice_until_a_second_arrives() {
+    let start = Instant::now();
+    let mut rates = LayerRates::default();
+    let frame = |layer| LayeredFrame {
+        layer,
+        temporal: None,
+        keyframe: false,
+        rtp_time: 0,
+        bytes: 1000,
+        height: None,
+    };
+    rates.observe(start, &frame(2));
+    rates.observe(start + FRAME_GAP, &frame(2));
+    assert!(!rates.has_choice());
+    rates.observe(start + FRAME_GAP * 2, &frame(0));
+    assert!(rates.has_choice());
+    // A layer that stopped still counts: the source is layered, one of its layers paused.
+    let later = start + Duration::from_secs(5);
+    rates.observe(later, &frame(2));
+    assert!(!rates.is_arriving(later, 0));
+    assert!(rates.has_choice());
+}

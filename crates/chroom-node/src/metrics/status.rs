@@ -46,6 +46,17 @@ pub struct MediaTotals {
     pub video_frames_received: u64,
     /// Audio frames from remote members handed to the node.
     pub audio_frames_received: u64,
+    /// RTP packets received and decrypted (retransmissions included), as of each link's last
+    /// once-a-second report.
+    #[serde(default)]
+    pub rtp_packets_received: u64,
+    /// RTP packets written to relay-tree children.
+    #[serde(default)]
+    pub packets_forwarded: u64,
+    /// Each relayed packet's hop, from its read off the socket to its last copy's send: the
+    /// counts of `LatencyHistogram`'s buckets (empty when nothing was relayed).
+    #[serde(default)]
+    pub hop_buckets: Vec<u64>,
 }
 
 /// One room in a [`StatusReport`].
@@ -125,6 +136,9 @@ impl StatusReport {
             bytes_received: stats.relay.socket_bytes_received,
             video_frames_received: stats.relay.video_frames_received,
             audio_frames_received: stats.relay.audio_frames_received,
+            rtp_packets_received: stats.relay.rtp_packets_received,
+            packets_forwarded: stats.relay.packets_forwarded,
+            hop_buckets: stats.relay.hop_latency.buckets().to_vec(),
         };
         report.rooms = snapshot
             .rooms
