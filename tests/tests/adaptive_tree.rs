@@ -6,8 +6,9 @@
 //! The relayer picks each child's layer by its link's bandwidth estimate, so at 1 Mbit/s the
 //! shaped viewer gets the lower layer while its sibling keeps the top one, and once the limit
 //! lifts it is back on top. Both are checked twice: in the relayer's `/metrics` (the layer it
-//! forwards to each child) and in what each viewer recorded (the keyframes it decoded: their
-//! heights say which layer reached it, and the frame counts say it kept receiving).
+//! forwards to each child, beside the link's estimate) and in what each viewer recorded (the
+//! keyframes it got: their heights say which layer reached it, and the frame counts say it
+//! kept receiving).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -35,6 +36,13 @@ const SHAPED_KBIT: u32 = 1000;
 /// How long each phase may take to show its layers (the layer choice waits for a keyframe, and
 /// for a higher estimate to hold before it moves up).
 const SETTLE: Duration = Duration::from_secs(25);
+/// How long both viewers stay on the top layer before the shaping starts.
+const STEADY: Duration = Duration::from_secs(4);
+/// How long the shaped viewer may take to be back on top once the limit lifts: its estimate
+/// has to grow back past the top layer's need and hold there, then a keyframe of the top layer
+/// is waited for. 5.8–7.1 s on this machine (printed; the issue asks for 10 s): the bound
+/// leaves room for a loaded CI machine.
+const BACK_ON_TOP: Duration = Duration::from_secs(20);
 
 /// The layer the relayer (its metrics in namespace `ns`) forwards to each viewer (by the order
 /// of `viewers`; -1 none, -2 no link). Blocks on a thread in the relayer's namespace.
@@ -49,6 +57,19 @@ fn layers(devnet: &LabDevnet, ns: &str, viewers: &[String]) -> Vec<i64> {
         .join()
         .expect("scrape thread");
     let scrape = rx.recv().expect("a scrape");
+    let estimates: Vec<f64> = viewers
+        .iter()
+        .map(|peer| {
+            ops::sample(
+                &scrape,
+                "chroom_link_bandwidth_estimate_bits_per_second",
+                &[("peer", peer)],
+            )
+            .unwrap_or(0.0)
+                / 1e6
+        })
+        .collect();
+    eprintln!("estimates (Mbit/s) {estimates:.2?}");
     viewers
         .iter()
         .map(|peer| {
@@ -194,14 +215,28 @@ async fn a_relayer_gives_a_shaped_viewer_the_lower_layer_and_its_sibling_the_top
             .unwrap_or_else(|e| panic!("{e}"));
     };
     shape(OPEN_KBIT);
+    eprintln!("viewers {peers:?}; the second one's downlink is shaped");
 
-    // Open: both children on the top layer.
-    eventually(SETTLE, "both viewers on the top layer", || async {
-        (layers(&devnet, &relay_ns, &peers) == [1, 1]).then_some(())
-    })
-    .await;
+    // Open: both children on the top layer, and staying there (a link's estimate starts at
+    // 1 Mbit/s and grows: the first seconds may take a child down and up again).
+    let mut on_top_since = None;
+    let open_at = Instant::now();
+    while on_top_since.is_none_or(|since: Instant| since.elapsed() < STEADY) {
+        assert!(
+            open_at.elapsed() < SETTLE + STEADY,
+            "the viewers never settled on the top layer: {:?}",
+            layers(&devnet, &relay_ns, &peers)
+        );
+        if layers(&devnet, &relay_ns, &peers) == [1, 1] {
+            on_top_since.get_or_insert_with(Instant::now);
+        } else {
+            on_top_since = None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // Shaped: the shaped child moves down; its sibling stays on top all along.
     shape(SHAPED_KBIT);
+    eprintln!("shaped to {SHAPED_KBIT} kbit/s");
     let shaped_at = Instant::now();
     let mut sibling_samples = Vec::new();
     let down = loop {
@@ -230,7 +265,7 @@ async fn a_relayer_gives_a_shaped_viewer_the_lower_layer_and_its_sibling_the_top
     shape(OPEN_KBIT);
     let opened_at = Instant::now();
     let mut up = None;
-    while opened_at.elapsed() < SETTLE {
+    while opened_at.elapsed() < BACK_ON_TOP {
         let now = layers(&devnet, &relay_ns, &peers);
         sibling_samples.push(now[0]);
         if now[1] == 1 {
@@ -246,9 +281,16 @@ async fn a_relayer_gives_a_shaped_viewer_the_lower_layer_and_its_sibling_the_top
          {sibling_on_top} of {} samples",
         sibling_samples.len()
     );
+    let targets: Vec<String> = relayer
+        .log_tail(usize::MAX)
+        .lines()
+        .filter(|line| line.contains("simulcast layer target"))
+        .map(str::to_owned)
+        .collect();
+    println!("the relayer's layer targets:\n{}", targets.join("\n"));
     assert!(
         up.is_some(),
-        "the shaped viewer was not back on the top layer within {SETTLE:?}"
+        "the shaped viewer was not back on the top layer within {BACK_ON_TOP:?}"
     );
     assert!(
         shaped_samples.iter().all(|l| *l <= 0),
@@ -270,9 +312,17 @@ async fn a_relayer_gives_a_shaped_viewer_the_lower_layer_and_its_sibling_the_top
         "recorded: sibling {sibling_frames} frames, keyframe heights {sibling_heights:?}; \
          shaped {shaped_frames} frames, keyframe heights {shaped_heights:?}"
     );
-    assert!(shaped_heights.contains(&LOW_HEIGHT) && shaped_heights.contains(&TOP_HEIGHT));
+    // The shaping took the recordings' second halves (the first is the links' start, where an
+    // estimate may begin below the top layer, and the steady part before the shaping).
+    let second_half = |heights: &[u16]| heights[heights.len() / 2..].to_vec();
     assert!(
-        sibling_heights.iter().skip(1).all(|h| *h == TOP_HEIGHT),
+        second_half(&shaped_heights).contains(&LOW_HEIGHT) && shaped_heights.contains(&TOP_HEIGHT),
+        "{shaped_heights:?}"
+    );
+    assert!(
+        second_half(&sibling_heights)
+            .iter()
+            .all(|h| *h == TOP_HEIGHT),
         "{sibling_heights:?}"
     );
     assert!(

@@ -350,11 +350,15 @@ impl MediaActor {
                         continue;
                     }
                     received.push(packet.timestamp);
-                    // Only a parent sending several layers leaves a choice; one stream (a
-                    // source without layers goes out as the top one) is passed on as it comes.
-                    let layered = layer
-                        .and_then(|layer| layered_packet(layer, &packet))
-                        .filter(|layered| self.simulcast.observe(now, from, track, layered));
+                    let layered = layer.and_then(|layer| layered_packet(layer, &packet));
+                    // Only a parent sending several layers leaves a choice; of one stream (a
+                    // source without layers goes out as the top one) no child is paused. It
+                    // still goes through the choice: a child must never see one layer's
+                    // sequence numbers, then another's (a jump of more than half the space
+                    // breaks its SRTP, which reads the rollover counter from the number).
+                    let has_choice = layered
+                        .as_ref()
+                        .is_some_and(|layered| self.simulcast.observe(now, from, track, layered));
                     for child in children {
                         let Some(state) = self.links.get_mut(child) else {
                             continue;
@@ -364,7 +368,7 @@ impl MediaActor {
                         let renumbered = match layered {
                             Some(layered) if !state.link.sends_layers(track) => {
                                 let budget = Budget {
-                                    estimate: state.bandwidth_estimate,
+                                    estimate: state.bandwidth_estimate.filter(|_| has_choice),
                                     reserved: AUDIO_RESERVE_BPS,
                                     max_layer: None,
                                 };

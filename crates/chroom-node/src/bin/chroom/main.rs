@@ -58,6 +58,10 @@ enum Command {
         /// receives is counted in `/metrics`, not kept).
         #[arg(long)]
         meet: bool,
+        /// With --meet: tell every other member its video is shown this many pixels tall, as
+        /// a page's gallery tile would (they send no taller layer than that needs).
+        #[arg(long, value_name = "PIXELS", requires = "meet")]
+        show_at: Option<u32>,
     },
     /// Record every publisher in a room to IVF and Ogg files.
     Record {
@@ -293,6 +297,14 @@ enum BenchCommand {
         /// Packets per second the broadcaster sends.
         #[arg(long, default_value_t = 4000)]
         packets_per_second: u32,
+        /// Viewers take every datagram on its own (no UDP GRO): loopback coalesces what a
+        /// network card would not.
+        #[arg(long)]
+        no_receive_offload: bool,
+        /// Nodes estimate no link's bandwidth (no transport-wide congestion feedback): its
+        /// cost on the relayer is the difference.
+        #[arg(long)]
+        no_bandwidth_estimation: bool,
     },
     /// A call of browser pages between `members` node processes: time from clicking Join to
     /// the first remote video frame, and CPU and RSS of one node serving its page in the call.
@@ -368,6 +380,14 @@ enum BenchCommand {
         /// false`), to see what estimating costs.
         #[arg(long)]
         no_bandwidth_estimation: bool,
+        /// Members send this smaller encoding as a lower simulcast layer too (repeatable,
+        /// lowest first), as pages send their camera.
+        #[arg(long = "layer", value_name = "IVF")]
+        layers: Vec<PathBuf>,
+        /// Members show each other this many pixels tall (a gallery's tiles): with layers,
+        /// each sends the others the smallest layer that tall.
+        #[arg(long, value_name = "PIXELS")]
+        show_at: Option<u32>,
     },
 }
 
@@ -468,6 +488,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             once,
             broadcast,
             meet,
+            show_at,
         } => {
             let source = MediaSource::load(video.as_deref(), audio.as_deref())?
                 .with_lower_layers(&layers)?;
@@ -491,6 +512,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Participation::Publish(source.kinds()),
             };
             node.join(room.id(), participation).await?;
+            if let Some(height) = show_at {
+                tokio::spawn(show_members_at((*node).clone(), room.id(), height));
+            }
             println!("publishing in room {room:?}");
             let cancel = CancellationToken::new();
             let looping = if once {
@@ -682,9 +706,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             children,
             window,
             packets_per_second,
+            no_receive_offload,
+            no_bandwidth_estimation,
         }) => {
             init_tracing("chroom=warn");
-            bench::relay(&children, window, packets_per_second).await?;
+            let plan = bench::RelayPlan {
+                children,
+                window,
+                offered_pps: packets_per_second,
+                receive_offload: !no_receive_offload,
+                bandwidth_estimation: !no_bandwidth_estimation,
+            };
+            bench::relay(&plan).await?;
         }
         Command::Bench(BenchCommand::Call {
             engines,
@@ -711,6 +744,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             settle,
             window,
             no_bandwidth_estimation,
+            layers,
+            show_at,
         }) => {
             init_tracing("chroom=warn");
             let plan = bench::ConferencePlan {
@@ -718,6 +753,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settle,
                 window,
                 bandwidth_estimation: !no_bandwidth_estimation,
+                lower_layers: layers,
+                show_at,
             };
             bench::conference(&video, &audio, &plan).await?;
         }
@@ -742,5 +779,23 @@ fn print_progress(recorder: &Recorder) {
             p.video_frames,
             p.audio_packets
         );
+    }
+}
+
+/// Tells every member `node` receives from in `room` that it shows their video `height`
+/// pixels tall (once each, as they come), for as long as the node runs.
+async fn show_members_at(node: chroom_node::NodeHandle, room: chroom_types::RoomId, height: u32) {
+    let mut told = std::collections::HashSet::new();
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let Ok(members) = node.receiving_from(room).await else {
+            return;
+        };
+        for (peer, _) in members {
+            if told.insert(peer) {
+                node.show_video_at(room, peer, height);
+            }
+        }
     }
 }

@@ -14,6 +14,10 @@ pub(crate) struct ConferencePlan {
     pub(crate) window: Duration,
     /// Members estimate their links' bandwidth.
     pub(crate) bandwidth_estimation: bool,
+    /// Smaller encodings members send as lower simulcast layers, lowest first.
+    pub(crate) lower_layers: Vec<std::path::PathBuf>,
+    /// The height members show each other at, if they say.
+    pub(crate) show_at: Option<u32>,
 }
 
 /// For each size in `plan`, a conference of that many headless members, each a `chroom
@@ -121,6 +125,12 @@ async fn conference_once(
             .arg(video)
             .arg("--audio")
             .arg(audio);
+        for layer in &plan.lower_layers {
+            command.arg("--layer").arg(layer);
+        }
+        if let Some(height) = plan.show_at {
+            command.arg("--show-at").arg(height.to_string());
+        }
         command.stderr(Stdio::null());
         let (child, url) = spawn_announcing(command, &mut bootstrap, "metrics http://")
             .await

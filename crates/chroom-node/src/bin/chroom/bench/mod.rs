@@ -26,7 +26,7 @@ pub(crate) use call::{Engine, call};
 pub(crate) use conference::{ConferencePlan, conference};
 pub(crate) use files::files;
 pub(crate) use flood::{FloodPlan, flood};
-pub(crate) use relay::relay;
+pub(crate) use relay::{RelayPlan, relay};
 pub(crate) use revoke::revoke;
 
 /// A loopback node that checks no registry: these benchmarks time media and files, not access

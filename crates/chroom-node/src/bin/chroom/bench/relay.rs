@@ -1,109 +1,110 @@
-//! `chroom bench relay`: one relayer's forwarding rate and hop latency.
+//! `chroom bench relay`: one relayer's forwarding rate, its cost, its hop latency, and what
+//! its viewers were delivered.
+//!
+//! The scenario, so another SFU can be put through the same numbers: one publisher, one
+//! relayer, N viewers, all on loopback. The publisher sends synthetic VP8-sized frames (12 kB,
+//! 11 RTP packets of ~1 100 bytes of payload, ~1 200-byte SRTP datagrams) at the offered rate;
+//! the relayer receives them once over DTLS-SRTP and sends each packet to every viewer over its
+//! own DTLS-SRTP link. The relayer is a `chroom node` process of its own (its CPU is the whole
+//! process's, from `/proc`); the publisher and the viewers share this process.
+
+use chroom_media::LatencyHistogram;
+use chroom_node::metrics::{MediaTotals, fetch_status};
 
 use super::*;
-/// Forwarding throughput and hop latency of one relayer feeding `children` viewers, for each
-/// count given, and what the viewers were delivered: frames received whole and decrypted,
-/// against the frames the broadcaster sent (the loss is the rest). The relayer runs alone on
-/// its own thread (a single-threaded runtime), so its CPU time is that thread's; the
-/// broadcaster sends synthetic VP8-sized frames at `offered_pps` packets per second.
-pub(crate) async fn relay(
-    children: &[usize],
-    window: Duration,
-    offered_pps: u32,
-) -> anyhow::Result<()> {
+
+/// What `chroom bench relay` measures.
+pub(crate) struct RelayPlan {
+    /// Viewer counts, one after the other.
+    pub(crate) children: Vec<usize>,
+    /// The measurement window per count.
+    pub(crate) window: Duration,
+    /// Packets per second the publisher sends.
+    pub(crate) offered_pps: u32,
+    /// Viewers let the kernel coalesce received datagrams (GRO). Off, each datagram costs
+    /// their side a wake-up, as from a network card that coalesces nothing.
+    pub(crate) receive_offload: bool,
+    /// Every node estimates its links' bandwidth (the relayer picks each viewer's layer).
+    pub(crate) bandwidth_estimation: bool,
+}
+
+/// For each count in `plan`, a relay tree of one publisher, one relayer process and that many
+/// viewers; prints one table row each (see the module doc).
+pub(crate) async fn relay(plan: &RelayPlan) -> anyhow::Result<()> {
     println!(
-        "| children | forwarded pkt/s | payload Mbit/s | relayer CPU | pkt/s per core | hop p50 | hop p99 | frames delivered / sent × viewers |"
+        "| viewers | forwarded pkt/s | relayer CPU | forwarded pkt/s per relayer core | hop p50 | hop p99 | packets delivered / relayed (loss) | frames delivered / sent × viewers |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for &count in children {
-        relay_once(count, window, offered_pps).await?;
+    for &count in &plan.children {
+        relay_once(count, plan).await?;
     }
     Ok(())
 }
 
-/// The relayer's thread: its node, and its CPU time (ns) on request.
-struct RelayerThread {
-    node: RunningNode,
-    cpu: std::sync::mpsc::SyncSender<tokio::sync::oneshot::Sender<u64>>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
+/// The relayer process and where it serves `/status`.
+struct Relayer {
+    child: Child,
+    status: std::net::SocketAddr,
 }
 
-impl RelayerThread {
-    fn start(config: NodeConfig, room: RoomName, capacity: u32) -> anyhow::Result<Self> {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (cpu_tx, cpu_rx) =
-            std::sync::mpsc::sync_channel::<tokio::sync::oneshot::Sender<u64>>(4);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("relayer".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow::anyhow!("relayer runtime: {e}")));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let node = match RunningNode::start(config).await {
-                        Ok(node) => node,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    if let Err(e) = node
-                        .join(room.id(), Participation::Relay { capacity })
-                        .await
-                    {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                    let _ = ready_tx.send(Ok(node));
-                    let mut stop = std::pin::pin!(stop_rx);
-                    loop {
-                        // CPU requests come from another runtime: poll for them between ticks.
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            () = tokio::time::sleep(Duration::from_millis(20)) => {
-                                while let Ok(reply) = cpu_rx.try_recv() {
-                                    let _ = reply.send(thread_cpu_nanos().unwrap_or(0));
-                                }
-                            }
-                        }
-                    }
-                });
-            })?;
-        let node = ready_rx.recv().context("relayer thread died")??;
-        Ok(Self {
-            node,
-            cpu: cpu_tx,
-            stop: stop_tx,
-            thread,
-        })
+impl Relayer {
+    async fn start(
+        dir: &Path,
+        viewers: usize,
+        plan: &RelayPlan,
+        root: &str,
+    ) -> anyhow::Result<Self> {
+        let config = dir.join("relayer.toml");
+        // Capacity is the upload budget over the stream's bitrate: exactly `viewers` children.
+        let stream_kbps = 1000;
+        std::fs::write(
+            &config,
+            format!(
+                "{OPEN_NODE}[net]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n\n\
+                 [media]\nbind = \"127.0.0.1:0\"\nmax_links = {max_links}\n\
+                 bandwidth_estimation = {estimate}\n\n\
+                 [relay]\nupload_budget_kbps = {budget}\nstream_kbps = {stream_kbps}\n\
+                 rooms = [\"{ROOM}\"]\n\n\
+                 [metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n",
+                max_links = viewers + 8,
+                estimate = plan.bandwidth_estimation,
+                budget = viewers * stream_kbps,
+            ),
+        )?;
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .args(["node", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("relayer"));
+        command.stderr(Stdio::null());
+        let mut bootstrap = Some(root.to_owned());
+        let (child, url) = spawn_announcing(command, &mut bootstrap, "metrics http://")
+            .await
+            .context("the relayer process")?;
+        let status = url.trim_end_matches("/metrics").parse()?;
+        Ok(Self { child, status })
     }
 
-    async fn cpu_nanos(&self) -> anyhow::Result<u64> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.cpu.send(tx).context("relayer thread stopped")?;
-        rx.await.context("relayer thread stopped")
-    }
-
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-        drop(self.node);
+    /// Its CPU ticks so far and its media counters.
+    async fn sample(&self) -> anyhow::Result<(u64, MediaTotals)> {
+        let pid = self.child.id().context("the relayer exited")?;
+        let (ticks, _) = proc_sample(pid)?;
+        Ok((ticks, fetch_status(self.status).await?.media))
     }
 }
 
-async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow::Result<()> {
+const ROOM: &str = "bench-relay";
+
+async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let room: RoomName = "bench-relay".parse()?;
-    let root = RunningNode::start(open_loopback(dir.path().join("root"))).await?;
+    let room: RoomName = ROOM.parse()?;
+    let node_config = |name: String| {
+        let mut config = open_loopback(dir.path().join(name));
+        config.media.bandwidth_estimation = plan.bandwidth_estimation;
+        config
+    };
+    let root = RunningNode::start(node_config("root".into())).await?;
     // The root feeds the relayer only: every viewer hangs under it.
     root.join(
         room.id(),
@@ -114,34 +115,23 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     )
     .await?;
     let bootstrap = root.listen_addrs().await?;
-    let mut relayer_config = open_loopback(dir.path().join("relayer"));
-    relayer_config.net.bootstrap = bootstrap.clone();
-    relayer_config.media.max_links = count + 8;
-    let relayer = RelayerThread::start(relayer_config, room.clone(), u32::try_from(count)?)?;
-    let relayer_id = relayer.node.peer_id();
+    let root_addr = bootstrap
+        .iter()
+        .map(ToString::to_string)
+        .find(|addr| addr.contains("/tcp/"))
+        .context("the root's TCP address")?;
+    let mut relayer = Relayer::start(dir.path(), count, plan, &root_addr).await?;
+    let root_id = root.peer_id();
     wait_until(Duration::from_secs(30), "relayer attached", async || {
-        relayer
-            .node
-            .tree_position(room.id())
-            .await
-            .ok()?
-            .parent
-            .map(|_| ())
+        let children = root.tree_position(room.id()).await.ok()?.children;
+        (children.len() == 1).then_some(())
     })
     .await?;
-
-    let cancel = CancellationToken::new();
-    let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sender = tokio::spawn(send_synthetic(
-        root,
-        offered_pps,
-        frames_sent.clone(),
-        cancel.clone(),
-    ));
     let mut viewers = Vec::new();
     for i in 0..count {
-        let mut config = open_loopback(dir.path().join(format!("viewer-{i}")));
+        let mut config = node_config(format!("viewer-{i}"));
         config.net.bootstrap = bootstrap.clone();
+        config.media.receive_offload = plan.receive_offload;
         let viewer = RunningNode::start(config).await?;
         viewer
             .join(room.id(), Participation::View(vec![MediaKind::Video]))
@@ -151,43 +141,47 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     for viewer in &viewers {
         wait_until(Duration::from_secs(60), "viewer attached", async || {
             let parent = viewer.tree_position(room.id()).await.ok()?.parent?;
-            (parent == relayer_id).then_some(())
+            (parent != root_id).then_some(())
         })
         .await?;
     }
-    // Let links connect and the rate settle.
+    // Every link is up before the first packet: what each viewer receives is all the relayer
+    // received, copied.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cancel = CancellationToken::new();
+    let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sender = tokio::spawn(send_synthetic(
+        root,
+        plan.offered_pps,
+        frames_sent.clone(),
+        cancel.clone(),
+    ));
+    // Let the rate settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Frames each viewer's media stack received whole and decrypted: those handed to the
-    // node, and those the node let go because nothing here reads them (reading them all would
-    // cost this process, which runs every viewer, more than the relayer it measures).
-    let delivered = async || -> anyhow::Result<u64> {
-        let mut frames = 0;
-        for viewer in &viewers {
-            let relay = viewer.stats().await?.relay;
-            frames += relay.video_frames_received + relay.frames_dropped;
-        }
-        Ok(frames)
-    };
-    let sent_before = frames_sent.load(std::sync::atomic::Ordering::Relaxed);
-    let delivered_before = delivered().await?;
-    let before = relayer.node.stats().await?.relay;
-    let cpu_before = relayer.cpu_nanos().await?;
+    let (ticks_before, before) = relayer.sample().await?;
     let started = Instant::now();
-    tokio::time::sleep(window).await;
-    let after = relayer.node.stats().await?.relay;
-    let cpu_after = relayer.cpu_nanos().await?;
+    tokio::time::sleep(plan.window).await;
+    let (ticks_after, after) = relayer.sample().await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let sent = frames_sent.load(std::sync::atomic::Ordering::Relaxed) - sent_before;
-    // Frames in flight at the window's edges make this exact only to a frame or two each.
-    let delivered = delivered().await? - delivered_before;
-    let delivered_share = 100.0 * delivered as f64 / (sent as f64 * count as f64).max(1.0);
     cancel.cancel();
     let _ = sender.await;
+    // Every packet in flight arrives, and every link reports its count (once a second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, total) = relayer.sample().await?;
+    let mut delivered_packets = 0;
+    let mut delivered_frames = 0;
+    for viewer in &viewers {
+        let relay = viewer.stats().await?.relay;
+        delivered_packets += relay.rtp_packets_received;
+        // Frames received whole and decrypted: those handed to the node, and those it let go
+        // because nothing here reads them.
+        delivered_frames += relay.video_frames_received + relay.frames_dropped;
+    }
 
     let packets = after.packets_forwarded - before.packets_forwarded;
-    let bytes = after.bytes_forwarded - before.bytes_forwarded;
-    let cpu_seconds = (cpu_after - cpu_before) as f64 / 1e9;
-    let hops = after.hop_latency.since(&before.hop_latency);
+    let cpu_seconds = (ticks_after - ticks_before) as f64 / 100.0;
+    let hops = LatencyHistogram::from_buckets(&after.hop_buckets)
+        .since(&LatencyHistogram::from_buckets(&before.hop_buckets));
     let micros = |p| {
         hops.percentile(p)
             .map_or_else(|| "-".to_owned(), |d| format!("{} µs", d.as_micros()))
@@ -197,15 +191,18 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     } else {
         "-".to_owned()
     };
-    let row = format!(
-        "| 1 → {count} | {:.0} | {:.1} | {:.0} % | {per_core} | {} | {} | {delivered_share:.2} % |",
+    // What the relayer took in, once per viewer, against what the viewers took in.
+    let owed = total.rtp_packets_received * count as u64;
+    let loss = 100.0 * (1.0 - delivered_packets as f64 / owed.max(1) as f64);
+    let sent_frames = frames_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let frame_share = 100.0 * delivered_frames as f64 / (sent_frames * count as u64).max(1) as f64;
+    println!(
+        "| 1 → {count} | {:.0} | {:.0} % | {per_core} | {} | {} | {delivered_packets} / {owed} ({loss:.3} % lost) | {frame_share:.2} % |",
         packets as f64 / elapsed,
-        bytes as f64 * 8.0 / elapsed / 1e6,
         cpu_seconds / elapsed * 100.0,
         micros(50.0),
         micros(99.0),
     );
-    println!("{row}");
     let teardown = async {
         for viewer in viewers {
             viewer.shutdown().await;
@@ -217,7 +214,7 @@ async fn relay_once(count: usize, window: Duration, offered_pps: u32) -> anyhow:
     {
         eprintln!("viewers took over 20 s to stop");
     }
-    tokio::task::spawn_blocking(move || relayer.stop()).await?;
+    relayer.child.kill().await?;
     Ok(())
 }
 
@@ -260,15 +257,4 @@ async fn send_synthetic(
         }
     }
     root.shutdown().await;
-}
-
-/// CPU time of the calling thread, in nanoseconds (scheduler accounting: finer than the
-/// 10 ms ticks of `stat`, which matters for a thread using a few percent of a core).
-fn thread_cpu_nanos() -> anyhow::Result<u64> {
-    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-    Ok(schedstat
-        .split_whitespace()
-        .next()
-        .context("schedstat format")?
-        .parse()?)
 }
