@@ -2,12 +2,12 @@
 // sends its fake camera and microphone, and once it decodes every other member (`peers`) it
 // writes the file `ready`. From then until the file `stop` appears it samples, every
 // `sample_ms`, what it gets of each other member on its playback link: video frames decoded,
-// the width of the last one, audio packets received, and whether its tile shows the "poor
-// connection" mark. Times are Unix milliseconds, so the
+// the width of the last one, audio packets received, bytes received (video and audio), and
+// whether its tile shows the "poor connection" mark. Times are Unix milliseconds, so the
 // test can lay them beside the moments it changed the shaping.
 //
 // Input: { url, room, peers: [peer id…], ready, stop, sample_ms, timeout_ms }.
-// Output: { self, samples: [{ t, peers: { <peer>: { frames, width, audio, poor } } }] }.
+// Output: { self, samples: [{ t, peers: { <peer>: { frames, width, audio, bytes, poor } } }] }.
 import { access, writeFile } from "node:fs/promises";
 
 import { main, openPage, roomUrl } from "./lib.mjs";
@@ -19,7 +19,7 @@ async function received(page, peers) {
     const seen = {};
     for (const peer of peers) {
       const tile = document.querySelector(`#grid [data-peer="${CSS.escape(peer)}"]`);
-      seen[peer] = { frames: 0, width: 0, audio: 0, poor: tile?.classList.contains("poor-connection") ?? false };
+      seen[peer] = { frames: 0, width: 0, audio: 0, bytes: 0, poor: tile?.classList.contains("poor-connection") ?? false };
     }
     if (!s.playbackPc) return seen;
     const stats = await s.playbackPc.getStats();
@@ -32,8 +32,12 @@ async function received(page, peers) {
         if (r.mid === videoMid) {
           seen[peer].frames = r.framesDecoded ?? 0;
           seen[peer].width = r.frameWidth ?? 0;
+          seen[peer].bytes += r.bytesReceived ?? 0;
         }
-        if (r.mid === audioMid) seen[peer].audio = r.packetsReceived ?? 0;
+        if (r.mid === audioMid) {
+          seen[peer].audio = r.packetsReceived ?? 0;
+          seen[peer].bytes += r.bytesReceived ?? 0;
+        }
       });
     }
     return seen;

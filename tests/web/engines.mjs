@@ -29,4 +29,5 @@ main(async (browser, input) => {
     pages: watched.pages.map((seen, i) => ({ engine: input.pages[i].engine, ...seen })),
     screen,
   };
-});
+  // Two browsers and three nodes share two cores: see conference.mjs.
+}, { cameraFps: 10 });
