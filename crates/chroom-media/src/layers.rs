@@ -626,12 +626,19 @@ impl Simulcast {
                     .rate(now, layer)
                     .map(|rate| (rate as f64 * UP_HEADROOM / ESTIMATE_USABLE) as u64 + reserved)
             };
-            let arriving = || (0..MAX_LAYERS as LayerIndex).filter(|l| rates.is_arriving(now, *l));
+            // Only layers the receiver has use for (no taller than it shows the source).
+            let useful = self
+                .shown_heights
+                .get(&receiver)
+                .and_then(|height| rates.layer_for_height(now, *height))
+                .unwrap_or(TOP_LAYER);
+            let arriving = || (0..=useful).filter(|l| rates.is_arriving(now, *l));
             let Some(top) = arriving().next_back() else {
                 continue;
             };
             // The layer to make room for next: the one above the current, the current one
-            // if thinned, the lowest if paused; none on top.
+            // if thinned, the lowest if paused; none on top (of what the receiver has use
+            // for: a link must not pad toward a layer its receiver would not be sent).
             let next = match choice.target() {
                 Target::Layer(layer) => arriving().find(|l| *l > layer),
                 Target::Base(layer) => Some(layer),

@@ -378,6 +378,15 @@ fn a_receiver_showing_the_source_small_gets_the_smallest_layer_tall_enough() {
     assert_eq!(got[&small], 1);
     assert_eq!(got[&large], 2);
     assert_eq!(got[&unsaid], 2);
+    // The small one's link neither pads nor probes toward the layers it would not be sent.
+    let now = source.now();
+    let need = |bps: u64| (bps as f64 * UP_HEADROOM / ESTIMATE_USABLE) as u64 + 40_000;
+    let small_goals = simulcast.bitrate_goals(now, small, 40_000).unwrap();
+    assert_eq!(small_goals.minimum, 0, "{small_goals:?}");
+    assert!(
+        small_goals.desired.abs_diff(need(500_000)) < 20_000,
+        "{small_goals:?}"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub(crate) struct RelayPlan {
 /// viewers; prints one table row each (see the module doc).
 pub(crate) async fn relay(plan: &RelayPlan) -> anyhow::Result<()> {
     println!(
-        "| viewers | forwarded pkt/s | relayer CPU | forwarded pkt/s per relayer core | hop p50 | hop p99 | packets delivered / relayed (loss) | frames delivered / sent × viewers |"
+        "| viewers | forwarded pkt/s | relayer CPU | forwarded pkt/s per relayer core | hop p50 | hop p99 | packets at the viewers / relayed to them | frames delivered / sent × viewers (loss) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for &count in &plan.children {
@@ -64,7 +64,7 @@ impl Relayer {
                  [media]\nbind = \"127.0.0.1:0\"\nmax_links = {max_links}\n\
                  bandwidth_estimation = {estimate}\n\n\
                  [relay]\nupload_budget_kbps = {budget}\nstream_kbps = {stream_kbps}\n\
-                 rooms = [\"{ROOM}\"]\n\n\
+                 allocation_kbps = {stream_kbps}\nrooms = [\"{ROOM}\"]\n\n\
                  [metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n",
                 max_links = viewers + 8,
                 estimate = plan.bandwidth_estimation,
@@ -77,7 +77,8 @@ impl Relayer {
             .arg(&config)
             .arg("--data-dir")
             .arg(dir.join("relayer"));
-        command.stderr(Stdio::null());
+        // Its warnings and errors (a config it refuses, say) show beside the table.
+        command.stderr(Stdio::inherit());
         let mut bootstrap = Some(root.to_owned());
         let (child, url) = spawn_announcing(command, &mut bootstrap, "metrics http://")
             .await
@@ -127,6 +128,16 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
         (children.len() == 1).then_some(())
     })
     .await?;
+    // The broadcast runs before the viewers come: a tree whose parent sends nothing takes it
+    // for gone.
+    let cancel = CancellationToken::new();
+    let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sender = tokio::spawn(send_synthetic(
+        root,
+        plan.offered_pps,
+        frames_sent.clone(),
+        cancel.clone(),
+    ));
     let mut viewers = Vec::new();
     for i in 0..count {
         let mut config = node_config(format!("viewer-{i}"));
@@ -138,44 +149,57 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
             .await?;
         viewers.push(viewer);
     }
-    for viewer in &viewers {
-        wait_until(Duration::from_secs(60), "viewer attached", async || {
-            let parent = viewer.tree_position(room.id()).await.ok()?.parent?;
-            (parent != root_id).then_some(())
-        })
-        .await?;
+    let attach_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut attached = 0;
+        let mut parents = std::collections::BTreeMap::new();
+        for viewer in &viewers {
+            let parent = viewer.tree_position(room.id()).await?.parent;
+            if parent.is_some_and(|parent| parent != root_id) {
+                attached += 1;
+            }
+            *parents.entry(parent.map(|p| p.to_string())).or_insert(0) += 1;
+        }
+        if attached == count {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < attach_deadline,
+            "{attached} of {count} viewers under the relayer after 120 s; parents: {parents:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Every link is up before the first packet: what each viewer receives is all the relayer
-    // received, copied.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let cancel = CancellationToken::new();
-    let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sender = tokio::spawn(send_synthetic(
-        root,
-        plan.offered_pps,
-        frames_sent.clone(),
-        cancel.clone(),
-    ));
-    // Let the rate settle.
+    // Let links connect and the rate settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Frames each viewer's media stack received whole and decrypted: those handed to the
+    // node, and those the node let go because nothing here reads them.
+    let frames_delivered = async || -> anyhow::Result<u64> {
+        let mut frames = 0;
+        for viewer in &viewers {
+            let relay = viewer.stats().await?.relay;
+            frames += relay.video_frames_received + relay.frames_dropped;
+        }
+        Ok(frames)
+    };
+    let sent_before = frames_sent.load(std::sync::atomic::Ordering::Relaxed);
+    let delivered_before = frames_delivered().await?;
     let (ticks_before, before) = relayer.sample().await?;
     let started = Instant::now();
     tokio::time::sleep(plan.window).await;
     let (ticks_after, after) = relayer.sample().await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let sent_frames = frames_sent.load(std::sync::atomic::Ordering::Relaxed) - sent_before;
+    // Frames in flight at the window's edges make this exact only to a frame or two each.
+    let delivered_frames = frames_delivered().await? - delivered_before;
     cancel.cancel();
     let _ = sender.await;
-    // Every packet in flight arrives, and every link reports its count (once a second).
+    // Every packet in flight arrives, and every link reports its count (once a second): the
+    // packet counts are totals over the whole run, each viewer's from its link's start.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (_, total) = relayer.sample().await?;
     let mut delivered_packets = 0;
-    let mut delivered_frames = 0;
     for viewer in &viewers {
-        let relay = viewer.stats().await?.relay;
-        delivered_packets += relay.rtp_packets_received;
-        // Frames received whole and decrypted: those handed to the node, and those it let go
-        // because nothing here reads them.
-        delivered_frames += relay.video_frames_received + relay.frames_dropped;
+        delivered_packets += viewer.stats().await?.relay.rtp_packets_received;
     }
 
     let packets = after.packets_forwarded - before.packets_forwarded;
@@ -191,17 +215,21 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     } else {
         "-".to_owned()
     };
-    // What the relayer took in, once per viewer, against what the viewers took in.
-    let owed = total.rtp_packets_received * count as u64;
-    let loss = 100.0 * (1.0 - delivered_packets as f64 / owed.max(1) as f64);
-    let sent_frames = frames_sent.load(std::sync::atomic::Ordering::Relaxed);
-    let frame_share = 100.0 * delivered_frames as f64 / (sent_frames * count as u64).max(1) as f64;
+    // Packets the viewers' stacks received and decrypted (str0m counts retransmissions too,
+    // so more than the relayer sent first-hand means resends) against what it relayed.
+    let relayed = total.packets_forwarded;
+    let packet_share = 100.0 * delivered_packets as f64 / relayed.max(1) as f64;
+    // Frames whole at the viewers against what the publisher sent, once per viewer: the loss
+    // a viewer sees.
+    let owed_frames = sent_frames * count as u64;
+    let frame_share = 100.0 * delivered_frames as f64 / owed_frames.max(1) as f64;
     println!(
-        "| 1 → {count} | {:.0} | {:.0} % | {per_core} | {} | {} | {delivered_packets} / {owed} ({loss:.3} % lost) | {frame_share:.2} % |",
+        "| 1 → {count} | {:.0} | {:.0} % | {per_core} | {} | {} | {delivered_packets} / {relayed} ({packet_share:.2} %) | {delivered_frames} / {owed_frames} ({:.3} % lost) |",
         packets as f64 / elapsed,
         cpu_seconds / elapsed * 100.0,
         micros(50.0),
         micros(99.0),
+        (100.0 - frame_share).max(0.0),
     );
     let teardown = async {
         for viewer in viewers {
