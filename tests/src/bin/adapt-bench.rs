@@ -7,7 +7,7 @@
 //! through two Chroom nodes (each page sends its node simulcast, the node picks the layer the
 //! other's link carries; `tests/web/adaptive.mjs`). Both cameras are Chromium's fake 640×360 at
 //! 10 fps. The second home of each call has its downlink shaped with `tbf` on the same
-//! schedule, at the same moments: 4 Mbit/s → 500 kbit/s → 4 Mbit/s.
+//! schedule, at the same moments: 4 Mbit/s → 250 kbit/s → 100 kbit/s → 4 Mbit/s.
 //!
 //! Per phase and call, from what the shaped side's page decoded (sampled every 200 ms): the
 //! widths it showed, the total time its video stood still, what it received (video and audio)
@@ -29,10 +29,12 @@ const WEB_SECTION: &str = "\n[web]\nlisten = \"127.0.0.1:7800\"\n";
 const SAMPLE_MS: u64 = 200;
 const TOP_WIDTH: u64 = 640;
 
-/// (name, downlink kbit/s, seconds).
-const SCHEDULE: [(&str, u32, u64); 3] = [
-    ("4 Mbit/s", 4000, 8),
-    ("500 kbit/s", 500, 20),
+/// (name, downlink kbit/s, seconds). Chromium's fake camera is easy to encode: at 10 fps its
+/// 640×360 takes about 140 kbit/s, so the limits that make either call adapt are low ones.
+const SCHEDULE: [(&str, u32, u64); 4] = [
+    ("4 Mbit/s", 4000, 10),
+    ("250 kbit/s", 250, 15),
+    ("100 kbit/s", 100, 15),
     ("4 Mbit/s again", 4000, 25),
 ];
 
