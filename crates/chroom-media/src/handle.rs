@@ -371,16 +371,14 @@ impl MediaHandle {
         data: Arc<[u8]>,
         audio_level: Option<i8>,
     ) -> Result<(), MediaError> {
-        self.commands
-            .send(Command::SendFrame {
-                track,
-                rtp_time,
-                data,
-                audio_level,
-                layer: None,
-            })
-            .await
-            .map_err(|_| MediaError::Stopped)
+        self.queue(Command::SendFrame {
+            track,
+            rtp_time,
+            data,
+            audio_level,
+            layer: None,
+        })
+        .await
     }
 
     /// Sends a local VP8 frame of simulcast `layer` of `track` (a headless source encoding
@@ -393,14 +391,20 @@ impl MediaHandle {
         rtp_time: u64,
         data: Arc<[u8]>,
     ) -> Result<(), MediaError> {
+        self.queue(Command::SendFrame {
+            track,
+            rtp_time,
+            data,
+            audio_level: None,
+            layer: Some(layer),
+        })
+        .await
+    }
+
+    /// Hands the actor a command that needs no answer (waiting while its queue is full).
+    async fn queue(&self, command: Command) -> Result<(), MediaError> {
         self.commands
-            .send(Command::SendFrame {
-                track,
-                rtp_time,
-                data,
-                audio_level: None,
-                layer: Some(layer),
-            })
+            .send(command)
             .await
             .map_err(|_| MediaError::Stopped)
     }
