@@ -315,3 +315,21 @@ async fn play(
     }
     Ok(sent)
 }
+
+/// Tells every member `node` receives from in `room` that it shows their video `height`
+/// pixels tall (once each, as they come), for as long as the node runs.
+pub async fn show_members_at(node: crate::NodeHandle, room: chroom_types::RoomId, height: u32) {
+    let mut told = std::collections::HashSet::new();
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let Ok(members) = node.receiving_from(room).await else {
+            return;
+        };
+        for (peer, _) in members {
+            if told.insert(peer) {
+                node.show_video_at(room, peer, height);
+            }
+        }
+    }
+}

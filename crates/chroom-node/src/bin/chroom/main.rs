@@ -513,7 +513,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             node.join(room.id(), participation).await?;
             if let Some(height) = show_at {
-                tokio::spawn(show_members_at((*node).clone(), room.id(), height));
+                tokio::spawn(chroom_node::publish::show_members_at(
+                    (*node).clone(),
+                    room.id(),
+                    height,
+                ));
             }
             println!("publishing in room {room:?}");
             let cancel = CancellationToken::new();
@@ -779,23 +783,5 @@ fn print_progress(recorder: &Recorder) {
             p.video_frames,
             p.audio_packets
         );
-    }
-}
-
-/// Tells every member `node` receives from in `room` that it shows their video `height`
-/// pixels tall (once each, as they come), for as long as the node runs.
-async fn show_members_at(node: chroom_node::NodeHandle, room: chroom_types::RoomId, height: u32) {
-    let mut told = std::collections::HashSet::new();
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        every.tick().await;
-        let Ok(members) = node.receiving_from(room).await else {
-            return;
-        };
-        for (peer, _) in members {
-            if told.insert(peer) {
-                node.show_video_at(room, peer, height);
-            }
-        }
     }
 }
