@@ -14,7 +14,6 @@
 //! as a share of the limit, and how long after each change it took to show a smaller picture
 //! (down) and the full one again (up).
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -28,6 +27,9 @@ const ROOM: &str = "anchored-call";
 const WEB_SECTION: &str = "\n[web]\nlisten = \"127.0.0.1:7800\"\n";
 const SAMPLE_MS: u64 = 200;
 const TOP_WIDTH: u64 = 640;
+/// The homes: the call through Chroom's two, then the direct call's two (the second of each
+/// pair is shaped).
+const HOMES: [&str; 4] = ["chroom-a", "chroom-b", "anchor-a", "anchor-b"];
 
 /// (name, downlink kbit/s, seconds). Chromium's fake camera is easy to encode: at 10 fps its
 /// 640×360 takes about 140 kbit/s, so the limits that make either call adapt are low ones.
@@ -71,7 +73,7 @@ async fn main() {
     devnet.chain.grant(room, 2, Role::Speaker).await;
     let mut hosts = Vec::new();
     let mut routers = Vec::new();
-    for name in ["chroom-a", "chroom-b", "anchor-a", "anchor-b"] {
+    for name in HOMES {
         let lab = &mut devnet.lab;
         let mut home = lab.home(name, Nat::None).unwrap();
         hosts.push(lab.home_host(&mut home, &format!("{name}-pc")).unwrap());
@@ -98,18 +100,6 @@ async fn main() {
     let stop = dir.join("stop");
     let ready = |name: &str| dir.join(format!("ready-{name}"));
     let timeout = Duration::from_secs(300);
-    let common = |ready: &Path| {
-        json!({
-            "ready": ready, "stop": &stop, "sample_ms": SAMPLE_MS,
-            "timeout_ms": timeout.as_millis() as u64,
-        })
-    };
-    let with = |mut base: Value, extra: Value| {
-        for (key, value) in extra.as_object().unwrap() {
-            base[key] = value.clone();
-        }
-        base
-    };
     let shape = |kbit: u32| {
         for router in [&routers[1], &routers[3]] {
             devnet
@@ -119,46 +109,30 @@ async fn main() {
         }
     };
     shape(SCHEDULE[0].1);
-    let pages = futures::future::join4(
-        run_page_scenario_in(
-            Some(&hosts[0].ns),
+    // Each home's page: its script, and what it needs beyond the shared input.
+    let scripts = [
+        (
             "adaptive.mjs",
-            with(
-                common(&ready("chroom-a")),
-                json!({ "url": urls[0], "room": ROOM, "peers": [peers[1]] }),
-            ),
-            timeout,
+            json!({ "url": urls[0], "room": ROOM, "peers": [peers[1]] }),
         ),
-        run_page_scenario_in(
-            Some(&hosts[1].ns),
+        (
             "adaptive.mjs",
-            with(
-                common(&ready("chroom-b")),
-                json!({ "url": urls[1], "room": ROOM, "peers": [peers[0]] }),
-            ),
-            timeout,
+            json!({ "url": urls[1], "room": ROOM, "peers": [peers[0]] }),
         ),
-        run_page_scenario_in(
-            Some(&hosts[2].ns),
-            "direct-call.mjs",
-            with(
-                common(&ready("anchor-a")),
-                json!({ "role": "caller", "dir": &dir }),
-            ),
-            timeout,
-        ),
-        run_page_scenario_in(
-            Some(&hosts[3].ns),
-            "direct-call.mjs",
-            with(
-                common(&ready("anchor-b")),
-                json!({ "role": "callee", "dir": &dir }),
-            ),
-            timeout,
-        ),
-    );
+        ("direct-call.mjs", json!({ "role": "caller", "dir": &dir })),
+        ("direct-call.mjs", json!({ "role": "callee", "dir": &dir })),
+    ];
+    let pages = futures::future::join_all(scripts.into_iter().zip(&hosts).zip(HOMES).map(
+        |(((script, mut input), host), home)| {
+            input["ready"] = json!(ready(home));
+            input["stop"] = json!(&stop);
+            input["sample_ms"] = json!(SAMPLE_MS);
+            input["timeout_ms"] = json!(timeout.as_millis() as u64);
+            run_page_scenario_in(Some(&host.ns), script, input, timeout)
+        },
+    ));
     let schedule = async {
-        for name in ["chroom-a", "chroom-b", "anchor-a", "anchor-b"] {
+        for name in HOMES {
             let ready = ready(name);
             eventually(Duration::from_secs(120), "every page decoding", || async {
                 ready.exists().then_some(())
@@ -174,7 +148,8 @@ async fn main() {
         std::fs::write(&stop, "").unwrap();
         (began, unix_ms())
     };
-    let ((_, chroom_b, _, anchor_b), (began, ended)) = tokio::join!(pages, schedule);
+    let (pages, (began, ended)) = tokio::join!(pages, schedule);
+    let (chroom_b, anchor_b) = (&pages[1], &pages[3]);
     let through_chroom: Vec<Seen> = chroom_b["samples"]
         .as_array()
         .unwrap()
