@@ -50,6 +50,7 @@ pub mod files;
 pub mod follower;
 pub mod gossip;
 pub mod moderation;
+pub mod orchestrator;
 pub mod node;
 pub mod rate;
 pub mod relaying;

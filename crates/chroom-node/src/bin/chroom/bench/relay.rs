@@ -6,7 +6,8 @@
 //! 11 RTP packets of ~1 100 bytes of payload, ~1 200-byte SRTP datagrams) at the offered rate;
 //! the relayer receives them once over DTLS-SRTP and sends each packet to every viewer over its
 //! own DTLS-SRTP link. The relayer is a `chroom node` process of its own (its CPU is the whole
-//! process's, from `/proc`); the publisher and the viewers share this process.
+//! process's, from `/proc`); the publisher and the viewers share this process, the publisher
+//! on a thread of its own.
 
 use chroom_media::LatencyHistogram;
 use chroom_node::metrics::{MediaTotals, fetch_status};
@@ -105,7 +106,16 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
         config.media.bandwidth_estimation = plan.bandwidth_estimation;
         config
     };
-    let root = RunningNode::start(node_config("root".into())).await?;
+    // The publisher gets a runtime (a thread) of its own: among the viewers' tasks it would wait
+    // behind fifty nodes decrypting, and a relayer takes a parent silent for 300 ms for gone.
+    let publisher_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-publisher")
+        .enable_all()
+        .build()?;
+    let root = publisher_runtime
+        .spawn(RunningNode::start(node_config("root".into())))
+        .await??;
     // The root feeds the relayer only: every viewer hangs under it.
     root.join(
         room.id(),
@@ -132,7 +142,7 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     // for gone.
     let cancel = CancellationToken::new();
     let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sender = tokio::spawn(send_synthetic(
+    let sender = publisher_runtime.spawn(send_synthetic(
         root,
         plan.offered_pps,
         frames_sent.clone(),
@@ -243,6 +253,7 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
         eprintln!("viewers took over 20 s to stop");
     }
     relayer.child.kill().await?;
+    publisher_runtime.shutdown_background();
     Ok(())
 }
 
