@@ -27,6 +27,27 @@ contract RoomRegistry {
         TokenGated
     }
 
+    /// @notice Who hosts a room while no member with a host role (or above) is present.
+    enum HostFallback {
+        None,
+        FirstJoiner,
+        HighestRole
+    }
+
+    /// @notice How members come to present: whoever asks first, or when a host passes it.
+    enum Presenting {
+        Free,
+        Approval
+    }
+
+    /// @notice How nodes assign a room's roles among the members present (the orchestrator).
+    struct Orchestration {
+        HostFallback hostFallback;
+        Presenting presenting;
+        /// Listeners may step on the stage without a host's invitation.
+        bool openStage;
+    }
+
     /// @notice Roles, lowest first. `None` means no access.
     enum Role {
         None,
@@ -62,11 +83,14 @@ contract RoomRegistry {
     mapping(bytes32 => mapping(address => Role)) private granted;
     mapping(bytes32 => mapping(address => bool)) private banned;
     mapping(address => Relayer) private relayers;
+    mapping(bytes32 => Orchestration) private orchestrations;
 
     /// @notice A room was created by `owner`.
     event RoomCreated(bytes32 indexed room, address indexed owner, Kind kind, JoinPolicy policy, string name);
     /// @notice A room's join policy or metadata changed.
     event RoomUpdated(bytes32 indexed room, JoinPolicy policy, address token, uint256 minBalance, string metadataUri);
+    /// @notice The room's orchestration policy changed.
+    event OrchestrationChanged(bytes32 indexed room, HostFallback hostFallback, Presenting presenting, bool openStage);
     /// @notice `account`'s granted role changed from `oldRole` to `newRole`, by `by`.
     event RoleChanged(bytes32 indexed room, address indexed account, Role oldRole, Role newRole, address by);
     /// @notice `account` was banned from the room by `by`.
@@ -163,6 +187,16 @@ contract RoomRegistry {
         emit RoomUpdated(id, policy, token, minBalance, metadataUri);
     }
 
+    /// @notice Sets how nodes assign the room's roles among the members present. Owner or
+    /// admin only.
+    function setOrchestration(bytes32 id, HostFallback hostFallback, Presenting presenting, bool openStage)
+        external
+    {
+        _requireAtLeast(id, Role.Admin);
+        orchestrations[id] = Orchestration(hostFallback, presenting, openStage);
+        emit OrchestrationChanged(id, hostFallback, presenting, openStage);
+    }
+
     /// @notice Grants `account` the role `role` (None revokes). Owner or admin only; the new
     /// role may not be above the caller's, the account's current role must be below it, and the
     /// owner's role is untouchable here.
@@ -219,15 +253,16 @@ contract RoomRegistry {
 
     /// @notice Everything a node needs to decide about `account` in room `id`, in one call:
     /// whether the room exists, its kind, the account's effective role (after ban and join
-    /// policy) and whether it is banned. Does not revert for unknown rooms.
+    /// policy), whether it is banned, and the room's orchestration. Does not revert for
+    /// unknown rooms.
     function access(bytes32 id, address account)
         external
         view
-        returns (bool exists, Kind kind, Role role, bool accountBanned)
+        returns (bool exists, Kind kind, Role role, bool accountBanned, Orchestration memory orchestration)
     {
         Room storage room = rooms[id];
-        if (!room.exists) return (false, Kind.Conference, Role.None, false);
-        return (true, room.kind, _effectiveRole(id, room, account), banned[id][account]);
+        if (!room.exists) return (false, Kind.Conference, Role.None, false, orchestration);
+        return (true, room.kind, _effectiveRole(id, room, account), banned[id][account], orchestrations[id]);
     }
 
     /// @notice `account`'s effective role: None if banned; else its granted role; else

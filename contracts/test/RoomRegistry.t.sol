@@ -20,6 +20,9 @@ contract RoomRegistryTest is Base {
     );
     event MemberBanned(bytes32 indexed room, address indexed account, address by);
     event RelayerRegistered(address indexed account, bytes peerId, uint32 capacity);
+    event OrchestrationChanged(
+        bytes32 indexed room, RoomRegistry.HostFallback hostFallback, RoomRegistry.Presenting presenting, bool openStage
+    );
 
     function setUp() public {
         registry = new RoomRegistry();
@@ -134,7 +137,7 @@ contract RoomRegistryTest is Base {
         registry.ban(room, HOST);
         assertEq(role(HOST), uint256(RoomRegistry.Role.None), "banned host has no role");
         assertTrue(!registry.canJoin(room, HOST), "banned cannot join");
-        (bool exists,, RoomRegistry.Role r, bool isBanned) = registry.access(room, HOST);
+        (bool exists,, RoomRegistry.Role r, bool isBanned,) = registry.access(room, HOST);
         assertTrue(exists && isBanned && r == RoomRegistry.Role.None, "access() reports the ban");
 
         vm.prank(OWNER);
@@ -181,8 +184,33 @@ contract RoomRegistryTest is Base {
         vm.expectRevert(abi.encodeWithSelector(RoomRegistry.UnknownRoom.selector, nowhere));
         vm.prank(OWNER);
         registry.setRole(nowhere, ALICE, RoomRegistry.Role.Listener);
-        (bool exists,,,) = registry.access(nowhere, ALICE);
+        (bool exists,,,,) = registry.access(nowhere, ALICE);
         assertTrue(!exists, "access() on unknown room");
+    }
+
+    function test_orchestration_is_set_by_admins_and_reported_by_access() public {
+        (,,,, RoomRegistry.Orchestration memory before) = registry.access(room, ALICE);
+        assertTrue(
+            before.hostFallback == RoomRegistry.HostFallback.None
+                && before.presenting == RoomRegistry.Presenting.Free && !before.openStage,
+            "a new room: no fallback host, free presenting, closed stage"
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(RoomRegistry.NotAuthorized.selector, room, HOST, RoomRegistry.Role.Host)
+        );
+        vm.prank(HOST);
+        registry.setOrchestration(room, RoomRegistry.HostFallback.FirstJoiner, RoomRegistry.Presenting.Free, true);
+
+        vm.expectEmit(true, false, false, true);
+        emit OrchestrationChanged(room, RoomRegistry.HostFallback.FirstJoiner, RoomRegistry.Presenting.Approval, true);
+        vm.prank(ADMIN);
+        registry.setOrchestration(room, RoomRegistry.HostFallback.FirstJoiner, RoomRegistry.Presenting.Approval, true);
+        (,,,, RoomRegistry.Orchestration memory set) = registry.access(room, BOB);
+        assertTrue(
+            set.hostFallback == RoomRegistry.HostFallback.FirstJoiner
+                && set.presenting == RoomRegistry.Presenting.Approval && set.openStage,
+            "access() reports the orchestration"
+        );
     }
 
     function test_erc20_gate_follows_the_balance() public {

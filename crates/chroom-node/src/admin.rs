@@ -8,7 +8,7 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use chroom_registry::RegistryClient;
 use chroom_registry::client::JoinPolicy;
-use chroom_types::{Account, Role, RoomKind, RoomName};
+use chroom_types::{Account, Role, RoomKind, RoomName, RoomPolicy};
 
 use crate::config::NodeConfig;
 use crate::identity::{load_account_key, load_or_create_node_key, write_private_file};
@@ -144,6 +144,13 @@ pub enum RoomAction {
         /// The account.
         account: Account,
     },
+    /// Set the room's orchestration policy.
+    Orchestrate {
+        /// The room.
+        name: RoomName,
+        /// The policy.
+        policy: RoomPolicy,
+    },
 }
 
 /// Runs a `chroom room` command against the registry in `config`.
@@ -174,9 +181,12 @@ pub async fn room(config: &NodeConfig, action: RoomAction) -> anyhow::Result<()>
             println!("  owner {}", info.owner);
             println!("  kind {:?}", info.kind);
             println!("  policy {:?}", info.policy);
+            let head = registry.head().await?;
+            let read = registry
+                .access(name.id(), account.unwrap_or(info.owner), head)
+                .await?;
+            println!("  {}", describe_policy(read.room_policy));
             if let Some(account) = account {
-                let head = registry.head().await?;
-                let read = registry.access(name.id(), account, head).await?;
                 println!("  {account}: {:?} at block {head}", read.membership);
             }
         }
@@ -216,8 +226,30 @@ pub async fn room(config: &NodeConfig, action: RoomAction) -> anyhow::Result<()>
                 name.as_str()
             );
         }
+        RoomAction::Orchestrate { name, policy } => {
+            let block = registry.set_room_policy(name.id(), policy).await?;
+            println!(
+                "{:?}: {} (block {block})",
+                name.as_str(),
+                describe_policy(policy)
+            );
+        }
     }
     Ok(())
+}
+
+/// A room policy in words.
+fn describe_policy(policy: RoomPolicy) -> String {
+    format!(
+        "host fallback {}, presenting {}, stage {}",
+        policy.host_fallback.name(),
+        policy.presenting.name(),
+        if policy.open_stage {
+            "open"
+        } else {
+            "by invitation"
+        }
+    )
 }
 
 /// Registers this node (its PeerId from the data dir) as a relayer of the config's account.

@@ -286,6 +286,7 @@ impl RegistryActor {
             room_kind: record.room_kind,
             membership: record.membership,
             relayer: record.relayer,
+            room_policy: record.room_policy,
         };
         let event = RegistryEvent::Facts {
             room,
@@ -303,6 +304,7 @@ fn record(read: AccessRead, block: u64) -> AccessRecord {
         room_kind: read.room_kind,
         membership: read.membership,
         relayer: read.relayer,
+        room_policy: read.room_policy,
         block,
     }
 }

@@ -11,10 +11,11 @@ use alloy::rpc::types::Filter;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use chroom_room::follower::Change;
-use chroom_types::{Account, Membership, Role, RoomId, RoomKind, RoomName};
+use chroom_types::{Account, Membership, Role, RoomId, RoomKind, RoomName, RoomPolicy};
 
 use crate::contract::{
-    RoomRegistry, TestERC20, kind_value, membership, role_name, role_value, room_kind,
+    RoomRegistry, TestERC20, kind_value, membership, orchestration_values, role_name, role_value,
+    room_kind, room_policy,
 };
 
 /// The contract's `JoinPolicy.TokenGated` value.
@@ -58,6 +59,8 @@ pub struct AccessRead {
     pub membership: Membership,
     /// The account is in the relayer directory (it may carry broadcasts without a role).
     pub relayer: bool,
+    /// How the room's roles are assigned among the members present (default for no room).
+    pub room_policy: RoomPolicy,
 }
 
 /// A registry call failed.
@@ -165,6 +168,7 @@ impl RegistryClient {
                 room_kind: None,
                 membership: Membership::NotMember,
                 relayer,
+                room_policy: RoomPolicy::default(),
             });
         }
         let info = registry
@@ -186,6 +190,7 @@ impl RegistryClient {
             room_kind: room_kind(read.kind),
             membership: membership(read.role, read.accountBanned),
             relayer,
+            room_policy: room_policy(&read.orchestration),
         })
     }
 
@@ -234,6 +239,7 @@ impl RegistryClient {
                 }
                 RoomRegistry::RoomCreated::SIGNATURE_HASH
                 | RoomRegistry::RoomUpdated::SIGNATURE_HASH
+                | RoomRegistry::OrchestrationChanged::SIGNATURE_HASH
                 | RoomRegistry::OwnershipTransferred::SIGNATURE_HASH => room().map(Change::Room),
                 // The relayer events index the account first.
                 RoomRegistry::RelayerRegistered::SIGNATURE_HASH
@@ -307,6 +313,23 @@ impl RegistryClient {
         let call = registry.unban(
             B256::from(*room.as_bytes()),
             Address::from(*account.as_bytes()),
+        );
+        self.mined(call.send().await).await
+    }
+
+    /// Sets how nodes assign `room`'s roles among the members present.
+    pub async fn set_room_policy(
+        &self,
+        room: RoomId,
+        policy: RoomPolicy,
+    ) -> Result<u64, RegistryError> {
+        let registry = RoomRegistry::new(self.address, &self.provider);
+        let (host_fallback, presenting, open_stage) = orchestration_values(policy);
+        let call = registry.setOrchestration(
+            B256::from(*room.as_bytes()),
+            host_fallback,
+            presenting,
+            open_stage,
         );
         self.mined(call.send().await).await
     }

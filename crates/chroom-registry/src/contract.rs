@@ -1,7 +1,7 @@
 //! alloy bindings generated from the committed contract artifacts, and the mapping between the
 //! contract's enums and Chroom's types.
 
-use chroom_types::{Membership, Role, RoomKind};
+use chroom_types::{HostFallback, Membership, Presenting, Role, RoomKind, RoomPolicy};
 
 alloy::sol!(
     #[allow(missing_docs, clippy::too_many_arguments)]
@@ -83,6 +83,26 @@ pub(crate) fn membership(role: u8, banned: bool) -> Membership {
     }
 }
 
+/// The contract's orchestration as Chroom's room policy. A value from a newer contract reads
+/// as the default: no fallback host, free presenting, closed stage (nothing granted that the
+/// room did not ask for).
+pub(crate) fn room_policy(orchestration: &RoomRegistry::Orchestration) -> RoomPolicy {
+    RoomPolicy {
+        host_fallback: HostFallback::from_value(orchestration.hostFallback).unwrap_or_default(),
+        presenting: Presenting::from_value(orchestration.presenting).unwrap_or_default(),
+        open_stage: orchestration.openStage,
+    }
+}
+
+/// Chroom's room policy as the contract's arguments.
+pub(crate) fn orchestration_values(policy: RoomPolicy) -> (u8, u8, bool) {
+    (
+        policy.host_fallback.value(),
+        policy.presenting.value(),
+        policy.open_stage,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +131,27 @@ mod tests {
         ] {
             assert_eq!(room_kind(kind_value(kind)), Some(kind));
         }
+        for host_fallback in HostFallback::ALL {
+            for presenting in Presenting::ALL {
+                let policy = RoomPolicy {
+                    host_fallback,
+                    presenting,
+                    open_stage: true,
+                };
+                let (host, presenting, open) = orchestration_values(policy);
+                let read = RoomRegistry::Orchestration {
+                    hostFallback: host,
+                    presenting,
+                    openStage: open,
+                };
+                assert_eq!(room_policy(&read), policy);
+            }
+        }
+        let newer = RoomRegistry::Orchestration {
+            hostFallback: 9,
+            presenting: 9,
+            openStage: false,
+        };
+        assert_eq!(room_policy(&newer), RoomPolicy::default());
     }
 }

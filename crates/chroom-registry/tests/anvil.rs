@@ -9,7 +9,9 @@ use chroom_registry::client::JoinPolicy;
 use chroom_registry::contract::TestERC721;
 use chroom_registry::{RegistryClient, RegistryError};
 use chroom_room::follower::Change;
-use chroom_types::{Account, Membership, Role, RoomKind, RoomName};
+use chroom_types::{
+    Account, HostFallback, Membership, Presenting, Role, RoomKind, RoomName, RoomPolicy,
+};
 
 fn anvil() -> AnvilInstance {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -93,6 +95,22 @@ async fn roles_bans_and_reverts_on_a_real_chain() {
         .filter(|c| **c == Change::Account(room, account(&alice)))
         .count();
     assert_eq!(alice_changes, 2, "grant and ban: {changes:?}");
+
+    // The orchestration policy: every access read carries it, and setting it is a room change.
+    assert_eq!(at_ban.room_policy, RoomPolicy::default());
+    let policy = RoomPolicy {
+        host_fallback: HostFallback::FirstJoiner,
+        presenting: Presenting::Approval,
+        open_stage: true,
+    };
+    let orchestrated = registry.set_room_policy(room, policy).await.unwrap();
+    let read = registry
+        .access(room, account(&alice), orchestrated)
+        .await
+        .unwrap();
+    assert_eq!(read.room_policy, policy);
+    let changes = registry.changes(orchestrated, orchestrated).await.unwrap();
+    assert_eq!(changes, [Change::Room(room)]);
 
     let nowhere = "nowhere".parse::<RoomName>().unwrap().id();
     let read = registry

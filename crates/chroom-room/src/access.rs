@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use chroom_types::{Account, Action, Membership, RoomId, RoomKind};
+use chroom_types::{Account, Action, Membership, RoomId, RoomKind, RoomPolicy};
 
 use crate::rate::{KeyedBuckets, Rate, TokenBucket};
 
@@ -97,6 +97,8 @@ pub enum AccessFacts {
         membership: Membership,
         /// The account is in the relayer directory: it may carry the room's broadcast.
         relayer: bool,
+        /// How the room's roles are assigned among the members present.
+        policy: RoomPolicy,
     },
     /// The registry has no such room.
     UnknownRoom,

@@ -25,44 +25,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chroom_types::{Account, Role};
+pub use chroom_types::{HostFallback, Presenting, RoomPolicy};
 
 /// How long a member must have been present before it counts for hosting, when someone who
 /// has been present longer can host.
 pub const HOST_GRACE: Duration = Duration::from_secs(2);
-
-
-/// Who hosts when no member with an on-chain host role is present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HostFallback {
-    /// Nobody: the room has no host until one returns.
-    #[default]
-    None,
-    /// The member who joined first.
-    FirstJoiner,
-    /// The member with the highest on-chain role (then the first to join).
-    HighestRole,
-}
-
-/// How members come to present (share a screen, take the stage in a conference).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Presenting {
-    /// A member who asks presents once nobody else does (first asked, first served).
-    #[default]
-    Free,
-    /// A member presents when a host passes it the presentation (hosts present at once).
-    Approval,
-}
-
-/// A room's orchestration policy, stored with the room in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RoomPolicy {
-    /// Who hosts when no on-chain host is present.
-    pub host_fallback: HostFallback,
-    /// How members come to present.
-    pub presenting: Presenting,
-    /// Listeners may step on the stage without an invitation.
-    pub open_stage: bool,
-}
 
 /// What every node knows about a member present in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,7 +390,12 @@ impl<P: Copy + Ord> Orchestration<P> {
 
     /// The winning write about `subject` on `topic` among those that count: made during the
     /// subject's visit, by an author `may_write` allows.
-    fn latest(&self, topic: Topic, subject: P, may_write: impl Fn(P) -> bool) -> Option<(P, Write)> {
+    fn latest(
+        &self,
+        topic: Topic,
+        subject: P,
+        may_write: impl Fn(P) -> bool,
+    ) -> Option<(P, Write)> {
         let joined = self.members.get(&subject)?.facts.joined_at_ms;
         self.writes
             .get(&(topic, subject))?
@@ -447,14 +419,18 @@ impl<P: Copy + Ord> Orchestration<P> {
         // The latest hand-over by a host, to someone present.
         let passed = people
             .iter()
-            .filter_map(|to| self.latest(Topic::Passed, *to, is_host).map(|(by, w)| (*to, by, w)))
+            .filter_map(|to| {
+                self.latest(Topic::Passed, *to, is_host)
+                    .map(|(by, w)| (*to, by, w))
+            })
             .max_by_key(|(_, by, w)| write_order(*by, *w));
         // Asks that stand: a hand-over voids every ask older than it but its receiver's.
         let mut asks: Vec<(u64, P)> = people
             .iter()
             .filter_map(|peer| {
                 let (_, ask) = self.latest(Topic::Asks, *peer, |a| a == *peer)?;
-                let void = passed.is_some_and(|(to, _, pass)| to != *peer && ask.at_ms < pass.at_ms);
+                let void =
+                    passed.is_some_and(|(to, _, pass)| to != *peer && ask.at_ms < pass.at_ms);
                 (ask.on && !void).then_some((ask.at_ms, *peer))
             })
             .collect();

@@ -11,7 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use chroom_types::{Account, Membership, Role, RoomId, RoomKind};
+use chroom_types::{
+    Account, HostFallback, Membership, Presenting, Role, RoomId, RoomKind, RoomPolicy,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 mod files;
@@ -95,12 +97,14 @@ pub struct AccessRecord {
     pub membership: Membership,
     /// The account is in the registry's relayer directory.
     pub relayer: bool,
+    /// The room's orchestration policy.
+    pub room_policy: RoomPolicy,
     /// The block the facts were read at.
     pub block: u64,
 }
 
 impl AccessRecord {
-    fn encode(&self) -> [u8; 10] {
+    fn encode(&self) -> [u8; 11] {
         let kind = match self.room_kind {
             None => 0,
             Some(RoomKind::Conference) => 1,
@@ -116,17 +120,23 @@ impl AccessRecord {
             Membership::Member(Role::Admin) => 5,
             Membership::Member(Role::Owner) => 6,
         };
-        let mut out = [0u8; 10];
+        let mut out = [0u8; 11];
         // The top bit of the kind byte: records written before relayers were tracked read as
         // "not a relayer".
         out[0] = kind | if self.relayer { RELAYER_BIT } else { 0 };
         out[1] = membership;
-        out[2..].copy_from_slice(&self.block.to_le_bytes());
+        out[2..10].copy_from_slice(&self.block.to_le_bytes());
+        out[10] = encode_policy(self.room_policy);
         out
     }
 
+    /// Also reads the 10-byte records written before rooms had a policy (as the default).
     fn decode(bytes: &[u8]) -> Option<Self> {
-        let bytes: &[u8; 10] = bytes.try_into().ok()?;
+        let (bytes, room_policy) = match bytes.len() {
+            10 => (bytes, RoomPolicy::default()),
+            11 => (&bytes[..10], decode_policy(bytes[10])?),
+            _ => return None,
+        };
         let relayer = bytes[0] & RELAYER_BIT != 0;
         let room_kind = match bytes[0] & !RELAYER_BIT {
             0 => None,
@@ -150,9 +160,27 @@ impl AccessRecord {
             room_kind,
             membership,
             relayer,
+            room_policy,
             block,
         })
     }
+}
+
+/// A room policy in a byte: the host fallback in bits 0–1, presenting in bit 2, an open stage
+/// in bit 3.
+fn encode_policy(policy: RoomPolicy) -> u8 {
+    policy.host_fallback.value() | policy.presenting.value() << 2 | u8::from(policy.open_stage) << 3
+}
+
+fn decode_policy(byte: u8) -> Option<RoomPolicy> {
+    if byte >> 4 != 0 {
+        return None;
+    }
+    Some(RoomPolicy {
+        host_fallback: HostFallback::from_value(byte & 0b11)?,
+        presenting: Presenting::from_value(byte >> 2 & 1)?,
+        open_stage: byte & 0b1000 != 0,
+    })
 }
 
 const RELAYER_BIT: u8 = 0x80;
@@ -643,6 +671,7 @@ mod tests {
             room_kind: Some(RoomKind::Broadcast),
             membership,
             relayer: false,
+            room_policy: RoomPolicy::default(),
             block,
         };
         {
@@ -688,12 +717,29 @@ mod tests {
                         room_kind,
                         membership,
                         relayer,
+                        room_policy: RoomPolicy::default(),
                         block: u64::MAX - 1,
                     };
                     assert_eq!(AccessRecord::decode(&record.encode()), Some(record));
+                    // A record from before rooms had a policy.
+                    assert_eq!(AccessRecord::decode(&record.encode()[..10]), Some(record));
                 }
             }
         }
+        for host_fallback in HostFallback::ALL {
+            for presenting in Presenting::ALL {
+                for open_stage in [false, true] {
+                    let policy = RoomPolicy {
+                        host_fallback,
+                        presenting,
+                        open_stage,
+                    };
+                    assert_eq!(decode_policy(encode_policy(policy)), Some(policy));
+                }
+            }
+        }
+        assert_eq!(decode_policy(0b11), None);
+        assert_eq!(decode_policy(0x10), None);
         assert_eq!(AccessRecord::decode(&[9; 10]), None);
         assert_eq!(AccessRecord::decode(&[0; 3]), None);
     }

@@ -92,6 +92,87 @@ impl Role {
     }
 }
 
+/// Who hosts when no member with an on-chain host role is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum HostFallback {
+    /// Nobody: the room has no host until one returns.
+    #[default]
+    None,
+    /// The member who joined first.
+    FirstJoiner,
+    /// The member with the highest on-chain role (then the first to join).
+    HighestRole,
+}
+
+/// How members come to present (share a screen, take the stage in a conference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Presenting {
+    /// A member who asks presents once nobody else does (first asked, first served).
+    #[default]
+    Free,
+    /// A member presents when a host passes it the presentation (hosts present at once).
+    Approval,
+}
+
+impl HostFallback {
+    /// Its number: its place in [`Self::ALL`] (the contract's value).
+    pub fn value(self) -> u8 {
+        Self::ALL.iter().position(|v| *v == self).unwrap_or(0) as u8
+    }
+
+    /// The value numbered `value`, if there is one.
+    pub fn from_value(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
+    }
+
+    /// Every value, in the contract's order.
+    pub const ALL: [Self; 3] = [Self::None, Self::FirstJoiner, Self::HighestRole];
+
+    /// Its name in messages, on the page and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::FirstJoiner => "first-joiner",
+            Self::HighestRole => "highest-role",
+        }
+    }
+}
+
+impl Presenting {
+    /// Its number: its place in [`Self::ALL`] (the contract's value).
+    pub fn value(self) -> u8 {
+        Self::ALL.iter().position(|v| *v == self).unwrap_or(0) as u8
+    }
+
+    /// The value numbered `value`, if there is one.
+    pub fn from_value(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
+    }
+
+    /// Every value, in the contract's order.
+    pub const ALL: [Self; 2] = [Self::Free, Self::Approval];
+
+    /// Its name in messages, on the page and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Approval => "approval",
+        }
+    }
+}
+
+/// How a room's roles are assigned among the members present (the orchestrator's policy),
+/// stored with the room in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RoomPolicy {
+    /// Who hosts when no on-chain host is present.
+    pub host_fallback: HostFallback,
+    /// How members come to present.
+    pub presenting: Presenting,
+    /// Listeners may step on the stage without an invitation.
+    pub open_stage: bool,
+}
+
 /// What the registry says about an account in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Membership {

@@ -15,7 +15,8 @@ use sha3::{Digest, Keccak256};
 mod access;
 
 pub use access::{
-    Account, Action, IdentityBinding, InvalidAccount, Membership, Moderation, Role, RoomKind,
+    Account, Action, HostFallback, IdentityBinding, InvalidAccount, Membership, Moderation,
+    Presenting, Role, RoomKind, RoomPolicy,
 };
 
 /// Largest signaling message a node accepts from a peer, in bytes.

@@ -525,10 +525,12 @@ impl NodeActor {
                         room_kind: Some(kind),
                         membership,
                         relayer,
+                        room_policy,
                     } => AccessFacts::Known {
                         kind,
                         membership,
                         relayer,
+                        policy: room_policy,
                     },
                     AccessRead {
                         room_kind: None, ..

@@ -21,6 +21,7 @@ fn facts(peer: u8) -> Option<AccessFacts> {
         kind: RoomKind::Broadcast,
         membership,
         relayer,
+        policy: chroom_types::RoomPolicy::default(),
     };
     match peer {
         0 | 6 => Some(known(Membership::Member(Role::Speaker), false)),

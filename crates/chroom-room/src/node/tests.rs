@@ -53,6 +53,7 @@ fn facts(role: Option<Role>) -> AccessFacts {
         kind: RoomKind::Conference,
         membership: role.map_or(Membership::NotMember, Membership::Member),
         relayer: false,
+        policy: chroom_types::RoomPolicy::default(),
     }
 }
 
@@ -437,6 +438,7 @@ fn refusals_name_the_account_and_the_room() {
         kind: RoomKind::Conference,
         membership: Membership::Banned,
         relayer: false,
+        policy: chroom_types::RoomPolicy::default(),
     };
     let text = |facts| {
         own_access(&room, account(1), facts, Action::Listen)
@@ -568,6 +570,7 @@ fn a_ban_stops_file_serving_at_once() {
         kind: RoomKind::Conference,
         membership: Membership::Banned,
         relayer: false,
+        policy: chroom_types::RoomPolicy::default(),
     };
     core.handle_access(now, room(), account(MEMBER as u8), banned);
     drain(&mut core);

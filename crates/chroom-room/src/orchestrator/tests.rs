@@ -53,7 +53,11 @@ fn on_chain_hosts_host_together_and_the_fallback_only_fills_their_absence() {
             &[(1, LISTENER, 10), (2, HOST, 30), (3, HOST, 20)],
         );
         let hosts = room.assignments(later);
-        assert_eq!(hosts.hosts, [3, 2], "{policy:?}: co-hosts, first joined first");
+        assert_eq!(
+            hosts.hosts,
+            [3, 2],
+            "{policy:?}: co-hosts, first joined first"
+        );
         assert!(hosts.hosts_on_chain);
     }
 }
@@ -62,7 +66,12 @@ fn on_chain_hosts_host_together_and_the_fallback_only_fills_their_absence() {
 fn each_fallback_policy_picks_its_acting_host() {
     let start = epoch();
     let later = start + HOST_GRACE;
-    let members = [(1, LISTENER, 30), (2, SPEAKER, 40), (3, LISTENER, 20), (4, SPEAKER, 40)];
+    let members = [
+        (1, LISTENER, 30),
+        (2, SPEAKER, 40),
+        (3, LISTENER, 20),
+        (4, SPEAKER, 40),
+    ];
     let table = [
         (HostFallback::None, None),
         (HostFallback::FirstJoiner, Some(3)),
@@ -82,7 +91,11 @@ fn each_fallback_policy_picks_its_acting_host() {
 fn a_ban_always_wins_and_a_headless_publisher_never_hosts() {
     let start = epoch();
     let later = start + HOST_GRACE;
-    let mut room = room(fallback(HostFallback::FirstJoiner), start, &[(2, LISTENER, 20)]);
+    let mut room = room(
+        fallback(HostFallback::FirstJoiner),
+        start,
+        &[(2, LISTENER, 20)],
+    );
     room.member_present(
         start,
         1,
@@ -139,7 +152,11 @@ fn failover_is_immediate_and_a_returning_host_reclaims_after_the_grace_period() 
 #[test]
 fn a_fresh_room_has_a_host_before_anyone_is_past_the_grace_period() {
     let start = epoch();
-    let room = room(fallback(HostFallback::FirstJoiner), start, &[(4, LISTENER, 10)]);
+    let room = room(
+        fallback(HostFallback::FirstJoiner),
+        start,
+        &[(4, LISTENER, 10)],
+    );
     assert_eq!(room.assignments(start).hosts, [4]);
 }
 
@@ -160,7 +177,8 @@ fn free_presenting_serves_the_first_who_asked_and_hands_over_on_stop() {
     assert_eq!(room.assignments(start).presenter, Some(3));
 
     // A host takes it: older asks are void, the host presents until it stops.
-    room.handle_cue(1, 400, Cue::PassPresentation { to: 1 }).unwrap();
+    room.handle_cue(1, 400, Cue::PassPresentation { to: 1 })
+        .unwrap();
     let taken = room.assignments(start);
     assert_eq!(taken.presenter, Some(1));
     assert!(taken.waiting_to_present.is_empty());
@@ -181,9 +199,11 @@ fn under_approval_a_member_presents_only_when_a_host_passes_it() {
     assert_eq!(asked.presenter, None);
     assert_eq!(asked.waiting_to_present, [2]);
     // A non-host's pass counts for nothing.
-    room.handle_cue(2, 150, Cue::PassPresentation { to: 2 }).unwrap();
+    room.handle_cue(2, 150, Cue::PassPresentation { to: 2 })
+        .unwrap();
     assert_eq!(room.assignments(start).presenter, None);
-    room.handle_cue(1, 200, Cue::PassPresentation { to: 2 }).unwrap();
+    room.handle_cue(1, 200, Cue::PassPresentation { to: 2 })
+        .unwrap();
     assert_eq!(room.assignments(start).presenter, Some(2));
     // The presenter leaves: nobody presents.
     room.member_left(2);
@@ -196,7 +216,12 @@ fn hands_queue_in_raising_order_and_an_invitation_answers_one() {
     let mut room = room(
         RoomPolicy::default(),
         start,
-        &[(1, HOST, 10), (2, LISTENER, 20), (3, LISTENER, 30), (4, LISTENER, 40)],
+        &[
+            (1, HOST, 10),
+            (2, LISTENER, 20),
+            (3, LISTENER, 30),
+            (4, LISTENER, 40),
+        ],
     );
     room.handle_cue(4, 300, Cue::RaiseHand).unwrap();
     room.handle_cue(2, 100, Cue::RaiseHand).unwrap();
@@ -206,13 +231,16 @@ fn hands_queue_in_raising_order_and_an_invitation_answers_one() {
     room.handle_cue(2, 400, Cue::LowerHand { of: 3 }).unwrap();
     assert_eq!(room.assignments(start).hands, [2, 3, 4]);
     room.handle_cue(4, 400, Cue::LowerHand { of: 4 }).unwrap();
-    room.handle_cue(1, 500, Cue::InviteToStage { who: 2 }).unwrap();
+    room.handle_cue(1, 500, Cue::InviteToStage { who: 2 })
+        .unwrap();
     let assigned = room.assignments(start);
     assert_eq!(assigned.hands, [3]);
     assert_eq!(assigned.stage, [2]);
     // Revoked, and a grant from a non-host counts for nothing.
-    room.handle_cue(1, 600, Cue::RemoveFromStage { who: 2 }).unwrap();
-    room.handle_cue(3, 600, Cue::InviteToStage { who: 4 }).unwrap();
+    room.handle_cue(1, 600, Cue::RemoveFromStage { who: 2 })
+        .unwrap();
+    room.handle_cue(3, 600, Cue::InviteToStage { who: 4 })
+        .unwrap();
     assert!(room.assignments(start).stage.is_empty());
 }
 
@@ -224,7 +252,8 @@ fn a_grant_lapses_when_its_host_goes_and_a_new_visit_starts_clean() {
         start,
         &[(1, HOST, 10), (2, LISTENER, 20)],
     );
-    room.handle_cue(1, 100, Cue::InviteToStage { who: 2 }).unwrap();
+    room.handle_cue(1, 100, Cue::InviteToStage { who: 2 })
+        .unwrap();
     room.handle_cue(2, 110, Cue::RaiseHand).unwrap();
     assert_eq!(room.assignments(start).stage, [2]);
     room.member_left(1);
@@ -238,11 +267,18 @@ fn a_grant_lapses_when_its_host_goes_and_a_new_visit_starts_clean() {
 #[test]
 fn only_an_open_stage_lets_a_listener_step_on_and_anyone_may_step_down() {
     let start = epoch();
-    let mut closed = room(RoomPolicy::default(), start, &[(1, LISTENER, 10), (2, HOST, 5)]);
+    let mut closed = room(
+        RoomPolicy::default(),
+        start,
+        &[(1, LISTENER, 10), (2, HOST, 5)],
+    );
     let step_on = Cue::InviteToStage { who: 1 };
     assert_eq!(closed.judge(start, 1, step_on), Err(CueRefused::Policy));
     closed.handle_cue(1, 100, step_on).unwrap();
-    assert!(closed.assignments(start).stage.is_empty(), "counts for nothing");
+    assert!(
+        closed.assignments(start).stage.is_empty(),
+        "counts for nothing"
+    );
     assert_eq!(
         closed.judge(start, 1, Cue::InviteToStage { who: 2 }),
         Err(CueRefused::NotHost)
@@ -253,9 +289,11 @@ fn only_an_open_stage_lets_a_listener_step_on_and_anyone_may_step_down() {
         ..RoomPolicy::default()
     };
     let mut room = room(open, start, &[(1, LISTENER, 10)]);
-    room.handle_cue(1, 100, Cue::InviteToStage { who: 1 }).unwrap();
+    room.handle_cue(1, 100, Cue::InviteToStage { who: 1 })
+        .unwrap();
     assert_eq!(room.assignments(start).stage, [1]);
-    room.handle_cue(1, 200, Cue::RemoveFromStage { who: 1 }).unwrap();
+    room.handle_cue(1, 200, Cue::RemoveFromStage { who: 1 })
+        .unwrap();
     assert!(room.assignments(start).stage.is_empty());
 }
 
@@ -322,13 +360,13 @@ fn policy() -> impl Strategy<Value = RoomPolicy> {
         Just(HostFallback::HighestRole),
     ];
     let presenting = prop_oneof![Just(Presenting::Free), Just(Presenting::Approval)];
-    (host_fallback, presenting, any::<bool>()).prop_map(|(host_fallback, presenting, open_stage)| {
-        RoomPolicy {
+    (host_fallback, presenting, any::<bool>()).prop_map(
+        |(host_fallback, presenting, open_stage)| RoomPolicy {
             host_fallback,
             presenting,
             open_stage,
-        }
-    })
+        },
+    )
 }
 
 proptest! {

@@ -467,6 +467,7 @@ fn facts(kind: RoomKind, membership: Membership) -> AccessFacts {
         kind,
         membership,
         relayer: false,
+        policy: chroom_types::RoomPolicy::default(),
     }
 }
 

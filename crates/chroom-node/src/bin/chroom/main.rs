@@ -4,15 +4,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chroom_node::admin::{self, RoomAction};
+use chroom_node::admin;
 use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::record::{Recorder, StopAfter};
 use chroom_node::{NodeConfig, Overrides, RunningNode};
 use chroom_room::Participation;
-use chroom_types::{Account, MediaKind, Role, RoomKind, RoomName};
+use chroom_types::{MediaKind, RoomName};
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod room;
+use room::RoomCommand;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -136,71 +138,6 @@ enum DevnetCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum RoomCommand {
-    /// Create a room owned by the config's account.
-    Create {
-        /// Room name.
-        name: RoomName,
-        /// conference, audio-space or broadcast.
-        #[arg(long, value_enum, default_value = "conference")]
-        kind: KindArg,
-        /// open, allowlist or token.
-        #[arg(long, default_value = "allowlist")]
-        policy: String,
-        /// ERC-20 or ERC-721 gating the room (with --policy token).
-        #[arg(long)]
-        token: Option<alloy::primitives::Address>,
-        /// Balance that admits (with --policy token). Default 1.
-        #[arg(long)]
-        min_balance: Option<u64>,
-        /// Metadata URI.
-        #[arg(long, default_value = "")]
-        metadata: String,
-    },
-    /// Show a room, and an account's standing in it.
-    Show {
-        /// Room name.
-        name: RoomName,
-        /// Account to check.
-        #[arg(long)]
-        account: Option<Account>,
-    },
-    /// List every room.
-    List,
-    /// Give an account a role.
-    Grant {
-        /// Room name.
-        name: RoomName,
-        /// The account.
-        account: Account,
-        /// listener, speaker, host or admin.
-        #[arg(value_enum)]
-        role: RoleArg,
-    },
-    /// Take an account's role away.
-    Revoke {
-        /// Room name.
-        name: RoomName,
-        /// The account.
-        account: Account,
-    },
-    /// Ban an account from the room.
-    Ban {
-        /// Room name.
-        name: RoomName,
-        /// The account.
-        account: Account,
-    },
-    /// Lift a ban.
-    Unban {
-        /// Room name.
-        name: RoomName,
-        /// The account.
-        account: Account,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 enum RelayerCommand {
     /// Register this node (PeerId from the data dir) as a relayer of the config's account.
     Register {
@@ -208,21 +145,6 @@ enum RelayerCommand {
         #[arg(long)]
         capacity: u32,
     },
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum KindArg {
-    Conference,
-    AudioSpace,
-    Broadcast,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum RoleArg {
-    Listener,
-    Speaker,
-    Host,
-    Admin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -621,49 +543,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Room { node, action } => {
             let config = node.load()?;
             init_tracing("chroom=warn");
-            let action = match action {
-                RoomCommand::Create {
-                    name,
-                    kind,
-                    policy,
-                    token,
-                    min_balance,
-                    metadata,
-                } => RoomAction::Create {
-                    name,
-                    kind: match kind {
-                        KindArg::Conference => RoomKind::Conference,
-                        KindArg::AudioSpace => RoomKind::AudioSpace,
-                        KindArg::Broadcast => RoomKind::Broadcast,
-                    },
-                    policy: admin::join_policy(&policy, token, min_balance)?,
-                    metadata_uri: metadata,
-                },
-                RoomCommand::Show { name, account } => RoomAction::Show { name, account },
-                RoomCommand::List => RoomAction::List,
-                RoomCommand::Grant {
-                    name,
-                    account,
-                    role,
-                } => RoomAction::SetRole {
-                    name,
-                    account,
-                    role: Some(match role {
-                        RoleArg::Listener => Role::Listener,
-                        RoleArg::Speaker => Role::Speaker,
-                        RoleArg::Host => Role::Host,
-                        RoleArg::Admin => Role::Admin,
-                    }),
-                },
-                RoomCommand::Revoke { name, account } => RoomAction::SetRole {
-                    name,
-                    account,
-                    role: None,
-                },
-                RoomCommand::Ban { name, account } => RoomAction::Ban { name, account },
-                RoomCommand::Unban { name, account } => RoomAction::Unban { name, account },
-            };
-            admin::room(&config, action).await?;
+            admin::room(&config, action.into_action()?).await?;
         }
         Command::Relayer {
             node,

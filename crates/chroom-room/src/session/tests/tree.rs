@@ -92,6 +92,7 @@ fn only_registered_relayers_keep_their_capacity_in_the_tree() {
         kind: RoomKind::Broadcast,
         membership: Membership::NotMember,
         relayer: true,
+        policy: chroom_types::RoomPolicy::default(),
     };
     session.handle_peer_account(now, 5, Some(account(5)));
     session.handle_peer_account(now, 6, Some(account(6)));
@@ -245,6 +246,7 @@ fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
         kind: RoomKind::Broadcast,
         membership: Membership::NotMember,
         relayer: true,
+        policy: chroom_types::RoomPolicy::default(),
     };
     session.handle_peer_account(now, 7, Some(account(7)));
     session.handle_access(
@@ -467,6 +469,7 @@ fn a_silent_parent_that_says_it_repairs_is_waited_for_and_redirects_need_no_proo
         kind: RoomKind::Broadcast,
         membership: Membership::NotMember,
         relayer: true,
+        policy: chroom_types::RoomPolicy::default(),
     };
     session.handle_peer_account(now, 8, Some(account(8)));
     session.handle_access(now, room(), account(8), relayer);
