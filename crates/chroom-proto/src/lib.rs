@@ -14,7 +14,7 @@ mod signal;
 mod tree;
 
 pub use room::{
-    FileOffer, RoomMessage, RoomMessageBody, check_file_name, decode_room_message,
+    FileOffer, Presence, RoomMessage, RoomMessageBody, check_file_name, decode_room_message,
     encode_room_message,
 };
 pub use signal::{

@@ -23,6 +23,21 @@ pub struct RoomMessage {
     pub body: RoomMessageBody,
 }
 
+/// A presence beat: the author is in the room, or leaving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Presence {
+    /// The author is leaving.
+    pub leaving: bool,
+    /// The author is sharing a screen (on its links' screen m-line).
+    pub sharing_screen: bool,
+    /// The author sends media but subscribes to nobody: meeting members subscribe to it.
+    pub publish_only: bool,
+    /// When the author joined the room, unix milliseconds (0: it does not say).
+    pub joined_at_unix_ms: u64,
+    /// How soon the author's next beat comes, milliseconds (0: the usual interval).
+    pub beat_interval_ms: u32,
+}
+
 /// The content of a [`RoomMessage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,14 +48,7 @@ pub enum RoomMessageBody {
         text: String,
     },
     /// The author is in the room (`leaving`: is leaving it now).
-    Presence {
-        /// The author is leaving.
-        leaving: bool,
-        /// The author is sharing a screen (on its links' screen m-line).
-        sharing_screen: bool,
-        /// The author sends media but subscribes to nobody: meeting members subscribe to it.
-        publish_only: bool,
-    },
+    Presence(Presence),
     /// The author shares a file with the room.
     FileOffer(FileOffer),
     /// A host's decision about a member.
@@ -148,11 +156,13 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
                 action,
             }
         }
-        Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence {
+        Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence(Presence {
             leaving: presence.leaving,
             sharing_screen: presence.sharing_screen,
             publish_only: presence.publish_only,
-        },
+            joined_at_unix_ms: presence.joined_at_unix_ms,
+            beat_interval_ms: presence.beat_interval_ms,
+        }),
         None => {
             return Err(DecodeError::MissingKind {
                 message: "RoomMessage",
@@ -173,14 +183,12 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
         RoomMessageBody::Chat { text } => {
             pb::room_message::Body::Chat(pb::Chat { text: text.clone() })
         }
-        RoomMessageBody::Presence {
-            leaving,
-            sharing_screen,
-            publish_only,
-        } => pb::room_message::Body::Presence(pb::Presence {
-            leaving: *leaving,
-            sharing_screen: *sharing_screen,
-            publish_only: *publish_only,
+        RoomMessageBody::Presence(presence) => pb::room_message::Body::Presence(pb::Presence {
+            leaving: presence.leaving,
+            sharing_screen: presence.sharing_screen,
+            publish_only: presence.publish_only,
+            joined_at_unix_ms: presence.joined_at_unix_ms,
+            beat_interval_ms: presence.beat_interval_ms,
         }),
         RoomMessageBody::Moderate { target, action } => {
             let action = match action {

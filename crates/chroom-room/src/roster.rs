@@ -12,6 +12,14 @@ pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
 /// A member not heard from for this long has left (three missed beats).
 pub const PRESENCE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How often a member that hosts a room says it is there: its absence is noticed sooner, so
+/// another member takes over hosting within seconds of its node dying. Every beat says how
+/// soon the next one comes, and a member is gone after three of its own intervals.
+pub const HOST_PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Missed beats after which a member has left.
+const MISSED_BEATS: u32 = 3;
+
 /// A member of a room as the roster knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Present {
@@ -21,6 +29,12 @@ pub struct Present {
     pub last_seen: Instant,
     /// Its last beat said it shares a screen.
     pub sharing_screen: bool,
+    /// It sends media but subscribes to nobody (a headless publisher, no person behind it).
+    pub publish_only: bool,
+    /// When it joined, by its first beat heard in this visit (unix milliseconds).
+    pub joined_at_unix_ms: u64,
+    /// Silent for this long, it has left: three of the intervals its last beat announced.
+    pub timeout: Duration,
 }
 
 /// What a presence beat says.
@@ -32,6 +46,12 @@ pub struct Beat {
     pub leaving: bool,
     /// The author is sharing a screen.
     pub sharing_screen: bool,
+    /// The author is a headless publisher.
+    pub publish_only: bool,
+    /// When the author says it joined (unix milliseconds).
+    pub joined_at_unix_ms: u64,
+    /// How soon the author's next beat comes (`None`: [`PRESENCE_INTERVAL`]).
+    pub interval: Option<Duration>,
 }
 
 /// The members present in each room. Sans-IO: time is an input.
@@ -56,30 +76,46 @@ impl<P: Copy + Ord + Hash> Roster<P> {
         if beat.leaving {
             return members.remove(&peer).is_some();
         }
+        let before = members.get(&peer);
         let present = Present {
             account: beat.account,
             last_seen: now,
             sharing_screen: beat.sharing_screen,
+            publish_only: beat.publish_only,
+            // One visit keeps the join time its first beat gave: later beats may differ by
+            // the author's clock drift, and a member must not look new with every beat.
+            joined_at_unix_ms: before.map_or(beat.joined_at_unix_ms, |b| b.joined_at_unix_ms),
+            // A beat cannot stretch its author's timeout past the usual one, nor shrink it
+            // below a host's.
+            timeout: (beat.interval.unwrap_or(PRESENCE_INTERVAL) * MISSED_BEATS).clamp(
+                HOST_PRESENCE_INTERVAL * MISSED_BEATS,
+                PRESENCE_TIMEOUT,
+            ),
         };
-        match members.insert(peer, present) {
-            None => true,
-            Some(before) => before.account != beat.account,
-        }
+        let changed = before.is_none_or(|b| b.account != beat.account);
+        members.insert(peer, present);
+        changed
     }
 
-    /// Forgets members not heard from within [`PRESENCE_TIMEOUT`]. Returns the rooms whose
-    /// membership changed.
-    pub fn expire(&mut self, now: Instant) -> Vec<RoomId> {
-        let mut changed = Vec::new();
+    /// Forgets members not heard from within their timeout. Returns the members forgotten.
+    pub fn expire(&mut self, now: Instant) -> Vec<(RoomId, P)> {
+        let mut gone = Vec::new();
         for (room, members) in &mut self.rooms {
-            let before = members.len();
-            members.retain(|_, p| now.saturating_duration_since(p.last_seen) < PRESENCE_TIMEOUT);
-            if members.len() != before {
-                changed.push(*room);
-            }
+            members.retain(|peer, p| {
+                let alive = now.saturating_duration_since(p.last_seen) < p.timeout;
+                if !alive {
+                    gone.push((*room, *peer));
+                }
+                alive
+            });
         }
         self.rooms.retain(|_, members| !members.is_empty());
-        changed
+        gone
+    }
+
+    /// What the roster knows of `peer` in `room`.
+    pub fn member(&self, room: RoomId, peer: P) -> Option<&Present> {
+        self.rooms.get(&room)?.get(&peer)
     }
 
     /// Forgets a room this node left.
@@ -131,6 +167,9 @@ mod tests {
         account: None,
         leaving: true,
         sharing_screen: false,
+        publish_only: false,
+        joined_at_unix_ms: 0,
+        interval: None,
     };
 
     #[test]
@@ -159,9 +198,36 @@ mod tests {
         assert!(roster.expire(start + PRESENCE_TIMEOUT).is_empty());
         assert_eq!(
             roster.expire(start + PRESENCE_INTERVAL + PRESENCE_TIMEOUT),
-            [ROOM]
+            [(ROOM, 1)]
         );
         assert!(roster.members(ROOM).is_empty());
+    }
+
+    #[test]
+    fn a_fast_beating_host_times_out_sooner_and_a_visit_keeps_its_first_join_time() {
+        let start = epoch();
+        let mut roster = Roster::default();
+        let host_beat = |joined_at_unix_ms| Beat {
+            joined_at_unix_ms,
+            interval: Some(HOST_PRESENCE_INTERVAL),
+            ..beat(None)
+        };
+        roster.handle_presence(start, ROOM, 1u8, host_beat(100));
+        // A beat claiming a day between beats gets the usual timeout, not a day's.
+        let lazy = Beat {
+            interval: Some(Duration::from_secs(86_400)),
+            ..beat(None)
+        };
+        roster.handle_presence(start, ROOM, 2u8, lazy);
+        // A later beat of the same visit, its clock drifted by a millisecond.
+        roster.handle_presence(start, ROOM, 1u8, host_beat(101));
+        assert_eq!(roster.member(ROOM, 1).unwrap().joined_at_unix_ms, 100);
+        assert_eq!(
+            roster.expire(start + HOST_PRESENCE_INTERVAL * 3),
+            [(ROOM, 1)]
+        );
+        assert!(roster.is_present(ROOM, 2));
+        assert_eq!(roster.expire(start + PRESENCE_TIMEOUT), [(ROOM, 2)]);
     }
 
     #[test]

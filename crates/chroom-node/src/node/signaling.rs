@@ -126,15 +126,7 @@ pub(crate) fn encode_say(
             target: chroom_net::node_id_of(&target)?,
             action,
         },
-        Say::Presence {
-            leaving,
-            sharing_screen,
-            publish_only,
-        } => RoomMessageBody::Presence {
-            leaving,
-            sharing_screen,
-            publish_only,
-        },
+        Say::Presence(presence) => RoomMessageBody::Presence(presence),
     };
     Some(encode_room_message(&RoomMessage {
         room,
@@ -158,15 +150,7 @@ pub(crate) fn decode_heard(
                 .ok_or("a host's decision about a key that names no node")?,
             action,
         },
-        RoomMessageBody::Presence {
-            leaving,
-            sharing_screen,
-            publish_only,
-        } => Say::Presence {
-            leaving,
-            sharing_screen,
-            publish_only,
-        },
+        RoomMessageBody::Presence(presence) => Say::Presence(presence),
         _ => return Err("unknown message kind".to_owned()),
     };
     let heard = Heard {

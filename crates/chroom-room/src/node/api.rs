@@ -2,7 +2,7 @@
 //! orders and reports, and its errors and counters.
 
 use chroom_overlay::Message;
-use chroom_proto::{FileOffer, SignalError};
+use chroom_proto::{FileOffer, Presence, SignalError};
 use chroom_types::{Account, Action, LinkId, Moderation, Role, RoomId};
 
 use super::rules::{OwnAccess, OwnRefusal};
@@ -26,16 +26,9 @@ pub enum Say<P> {
         /// What is decided.
         action: Moderation,
     },
-    /// The author is in the room (`leaving`: is leaving it now).
-    Presence {
-        /// The author is leaving.
-        leaving: bool,
-        /// The author shares a screen.
-        sharing_screen: bool,
-        /// The author sends media but subscribes to nobody (a headless publisher): a meeting
-        /// member subscribes to it even where its id is lower.
-        publish_only: bool,
-    },
+    /// The author is in the room (`leaving`: is leaving it now). A headless publisher
+    /// (`publish_only`) is subscribed to by meeting members even where their id is lower.
+    Presence(Presence),
 }
 
 impl<P> Say<P> {
@@ -45,7 +38,7 @@ impl<P> Say<P> {
             // Sharing a file is saying something in the room.
             Self::Chat { .. } | Self::FileOffer(_) => Action::Chat,
             Self::Moderate { .. } => Action::Moderate,
-            Self::Presence { .. } => Action::Listen,
+            Self::Presence(_) => Action::Listen,
         }
     }
 }
@@ -274,6 +267,10 @@ pub enum CommandError {
          account"
     )]
     AccountInUse,
+    /// Neither an on-chain role nor the room's policy makes this node's user a host over the
+    /// member.
+    #[error("your role in this room does not let you mute or remove that member")]
+    NotHost,
 }
 
 /// What the node counts, for its stats.

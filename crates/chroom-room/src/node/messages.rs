@@ -40,25 +40,29 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 sent_at_unix_ms: heard.sent_at_unix_ms,
                 text,
             })),
-            Say::Presence {
-                leaving,
-                sharing_screen,
-                publish_only,
-            } => {
+            Say::Presence(presence) => {
                 let beat = Beat {
                     account,
-                    leaving,
-                    sharing_screen,
+                    leaving: presence.leaving,
+                    sharing_screen: presence.sharing_screen,
+                    publish_only: presence.publish_only,
+                    // A node that does not say joined when it first spoke; nobody joins later
+                    // than it speaks.
+                    joined_at_unix_ms: match presence.joined_at_unix_ms {
+                        0 => heard.sent_at_unix_ms,
+                        joined => joined.min(heard.sent_at_unix_ms),
+                    },
+                    interval: (presence.beat_interval_ms > 0)
+                        .then(|| Duration::from_millis(presence.beat_interval_ms.into())),
                 };
                 let now = self.now;
                 let changed = self.roster.handle_presence(now, room, author, beat);
-                // A beat may say a screen is shared now, which the roster does not count.
-                self.view_version += 1;
-                if leaving {
+                self.refresh_member(room, author);
+                if presence.leaving {
                     self.session.handle_member_left(now, room, author);
                 } else if changed {
                     self.session
-                        .handle_member_present(now, room, author, publish_only);
+                        .handle_member_present(now, room, author, presence.publish_only);
                 }
             }
             Say::Moderate { target, action } => {
@@ -110,6 +114,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     ..Beat::default()
                 };
                 self.roster.handle_presence(now, room, target, gone);
+                self.refresh_member(room, target);
                 self.session.handle_member_left(now, room, target);
             }
         }

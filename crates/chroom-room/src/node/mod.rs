@@ -19,14 +19,15 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use chroom_overlay::Message;
-use chroom_proto::{ErrorCode, FileOffer, SignalError};
+use chroom_proto::{ErrorCode, FileOffer, Presence, SignalError};
 use chroom_types::{Account, Action, LinkId, Moderation, RoomId, RoomName};
 
 use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
 use crate::moderation::Moderations;
 use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
-use crate::roster::{Beat, PRESENCE_INTERVAL, Roster};
+use crate::orchestrator::Orchestration;
+use crate::roster::{Beat, HOST_PRESENCE_INTERVAL, PRESENCE_INTERVAL, Roster};
 use crate::session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
     SubscribeId,
@@ -34,6 +35,7 @@ use crate::session::{
 
 mod api;
 mod messages;
+mod orchestration;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -128,6 +130,13 @@ pub struct NodeCore<P> {
     /// Links whose arriving microphone is dropped now.
     silenced: BTreeSet<LinkId>,
     own_checks: Vec<OwnCheck>,
+    /// When this node joined each room it is present in (unix milliseconds), as its beats say.
+    joined_at: HashMap<RoomId, u64>,
+    /// Who holds what in each room this node is present in.
+    orchestrations: HashMap<RoomId, Orchestration<P>>,
+    /// What this node's beats said last, per room.
+    beating: HashMap<RoomId, orchestration::Beating>,
+    /// The beat timer's next tick (each tick sends the beats due).
     next_beat: Option<Instant>,
     next_housekeeping: Instant,
     /// The latest time an input carried: the time of work done while outputs are drained
@@ -161,6 +170,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             own_sources: BTreeSet::new(),
             silenced: BTreeSet::new(),
             own_checks: Vec::new(),
+            joined_at: HashMap::new(),
+            orchestrations: HashMap::new(),
+            beating: HashMap::new(),
             next_beat: None,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
             now,
@@ -179,17 +191,32 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
 
     // ---- commands from this node's user ----
 
-    /// Takes part in `room`. A person (not a relayer) announces its presence there and goes on
-    /// fetching the room's files.
-    pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
+    /// Takes part in `room` from `now_unix_ms` on. A person (not a relayer) announces its
+    /// presence there and goes on fetching the room's files.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        now_unix_ms: u64,
+        room: RoomId,
+        participation: Participation,
+    ) {
         self.now = self.now.max(now);
         let person = !matches!(participation, Participation::Relay { .. });
         self.view_version += 1;
         self.session.join(now, room, participation);
         if person && self.present_in.insert(room) {
+            self.joined_at.insert(room, now_unix_ms);
+            let mut orchestration = Orchestration::default();
+            if let Some(AccessFacts::Known { policy, .. }) =
+                self.account.and_then(|a| self.session.facts(room, a))
+            {
+                orchestration.set_policy(policy);
+            }
+            self.orchestrations.insert(room, orchestration);
+            self.refresh_member(room, self.local);
             self.announce(room, false);
             self.outputs.push_back(NodeOutput::ResumeFiles { room });
-            self.next_beat.get_or_insert(now + PRESENCE_INTERVAL);
+            self.next_beat.get_or_insert(now + HOST_PRESENCE_INTERVAL);
             self.seek_relay(now);
         }
     }
@@ -205,6 +232,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.roster.forget_room(room);
         self.moderation.forget_room(room);
         self.sharing_screen.remove(&room);
+        self.joined_at.remove(&room);
+        self.orchestrations.remove(&room);
+        self.beating.remove(&room);
         self.outputs.push_back(NodeOutput::PauseFiles { room });
         if !self.present_in.remove(&room) {
             return None;
@@ -212,11 +242,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if self.present_in.is_empty() {
             self.next_beat = None;
         }
-        Some(Say::Presence {
+        Some(Say::Presence(Presence {
             leaving: true,
-            sharing_screen: false,
-            publish_only: false,
-        })
+            ..Presence::default()
+        }))
     }
 
     /// This node's user shares a screen in `room` (or stops): members learn it at once.
@@ -246,6 +275,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             return Err(CommandError::NotInRoom {
                 doing: "moderating",
             });
+        }
+        let by_role = self.session.access_policy() == AccessPolicy::Open
+            || self
+                .account
+                .and_then(|account| self.session.facts(room, account))
+                .is_some_and(|facts| facts.allows(Action::Moderate));
+        if !by_role && !self.acting_host_may_moderate(room, self.local, target) {
+            return Err(CommandError::NotHost);
         }
         self.carry_out(room, target, action, (self.local, self.account));
         self.moderation.record_own(room, target, action);
@@ -548,6 +585,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             return self.ignore_gossip(id, "sent too long ago (or in the future)");
         }
         let action = heard.say.action();
+        // A host by the room's policy has no on-chain role to show for it: the orchestration,
+        // which every member computes alike, is its right.
+        let acting_host = match heard.say {
+            Say::Moderate { target, .. } => self.acting_host_may_moderate(topic, author, target),
+            _ => false,
+        };
         self.gossip.insert(
             id,
             PendingGossip {
@@ -556,6 +599,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 heard,
             },
         );
+        if acting_host {
+            return self.decide_gossip(id, GossipVerdict::Deliver);
+        }
         self.session
             .handle_room_message(now, id, topic, account, action);
     }
@@ -575,6 +621,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     ) {
         self.now = self.now.max(now);
         self.session.handle_access(now, room, account, facts);
+        self.refresh_account(room, account, facts);
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.own_checks)
             .into_iter()
             .partition(|check| check.room.id() == room && check.account == account);
@@ -665,16 +712,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.handle_tree_delivery(now, peer, room, TreeDelivery::Unreachable);
         }
         if self.next_beat.is_some_and(|at| at <= now) {
-            self.next_beat = Some(now + PRESENCE_INTERVAL);
-            for room in self.present_in.clone() {
-                self.announce(room, false);
-            }
+            self.next_beat = Some(now + HOST_PRESENCE_INTERVAL);
+            self.beat(now);
         }
         if self.next_housekeeping <= now {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             self.seek_relay(now);
-            if !self.roster.expire(now).is_empty() {
-                self.view_version += 1;
+            for (room, peer) in self.roster.expire(now) {
+                self.refresh_member(room, peer);
             }
         }
         let expired: Vec<P> = self
@@ -738,11 +783,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
 
     fn announce(&mut self, room: RoomId, leaving: bool) {
         let sharing_screen = !leaving && self.sharing_screen.contains(&room);
-        let say = Say::Presence {
+        let interval = self.beat_interval(room);
+        self.beating.insert(
+            room,
+            orchestration::Beating {
+                last: self.now,
+                interval,
+            },
+        );
+        let say = Say::Presence(Presence {
             leaving,
             sharing_screen,
             publish_only: self.session.publishes_only(room),
-        };
+            joined_at_unix_ms: self.joined_at.get(&room).copied().unwrap_or_default(),
+            beat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+        });
         self.outputs.push_back(NodeOutput::Publish { room, say });
     }
 

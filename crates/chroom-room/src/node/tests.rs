@@ -85,7 +85,7 @@ fn in_a_room(now: Instant) -> NodeCore<u32> {
         }
         core.handle_access(now, room(), acct, facts(role));
     }
-    core.join(now, room(), meet());
+    core.join(now, UNIX_MS, room(), meet());
     drain(&mut core);
     core
 }
@@ -101,12 +101,13 @@ fn hear(core: &mut NodeCore<u32>, now: Instant, id: u64, author: u32, say: Say<u
     core.handle_room_message(now, UNIX_MS, GossipId(id), room(), author, acct, heard);
 }
 
+/// A beat of a member that joined at [`UNIX_MS`] and does not host.
 fn beat() -> Say<u32> {
-    Say::Presence {
-        leaving: false,
-        sharing_screen: false,
-        publish_only: false,
-    }
+    Say::Presence(Presence {
+        joined_at_unix_ms: UNIX_MS,
+        beat_interval_ms: PRESENCE_INTERVAL.as_millis() as u32,
+        ..Presence::default()
+    })
 }
 
 fn verdict_of(outputs: &[NodeOutput<u32>], id: u64) -> Option<&GossipVerdict> {
@@ -166,14 +167,14 @@ fn linked_to_member(core: &mut NodeCore<u32>, now: Instant) -> LinkId {
 fn a_person_joining_announces_itself_and_resumes_files_a_relayer_does_not() {
     let now = epoch();
     let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
-    core.join(now, room(), meet());
+    core.join(now, UNIX_MS, room(), meet());
     let outputs = drain(&mut core);
     assert_eq!(publishes(&outputs), vec![&beat()]);
     assert!(outputs.contains(&NodeOutput::ResumeFiles { room: room() }));
     assert!(core.is_present(room()));
 
     let other: RoomId = "relayed".parse::<RoomName>().unwrap().id();
-    core.join(now, other, Participation::Relay { capacity: 4 });
+    core.join(now, UNIX_MS, other, Participation::Relay { capacity: 4 });
     let outputs = drain(&mut core);
     assert!(publishes(&outputs).is_empty());
     assert!(!core.is_present(other));
@@ -513,7 +514,7 @@ fn an_expired_binding_loses_its_rights() {
     let now = epoch();
     let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(1)), now);
     core.handle_access(now, room(), account(2), facts(Some(Role::Listener)));
-    core.join(now, room(), meet());
+    core.join(now, UNIX_MS, room(), meet());
     core.handle_peer_binding(
         now,
         UNIX_MS / 1000,
@@ -765,7 +766,7 @@ fn a_node_behind_a_per_destination_nat_seeks_a_relay_naming_its_room() {
     let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(LOCAL as u8)), now);
     core.handle_nat(now, true);
     assert_eq!(seeks(&drain(&mut core)), 0, "in no room yet");
-    core.join(now, room(), meet());
+    core.join(now, UNIX_MS, room(), meet());
     assert!(drain(&mut core).contains(&NodeOutput::SeekRelay { room: room() }));
     core.handle_relay_found(now, false);
     core.handle_timeout(now + Duration::from_secs(5));
@@ -778,5 +779,6 @@ fn a_node_behind_a_per_destination_nat_seeks_a_relay_naming_its_room() {
 }
 
 mod moderation;
+mod orchestration;
 mod presence;
 mod tree;

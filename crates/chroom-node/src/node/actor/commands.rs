@@ -27,7 +27,7 @@ impl NodeActor {
                 let (joined, wait) = oneshot::channel();
                 // Queued before what the core publishes on joining: the topic comes first.
                 self.outbox.join_topic(room, presence, joined);
-                self.core.join(now, room, participation);
+                self.core.join(now, unix_now_ms(), room, participation);
                 tokio::spawn(async move {
                     let result = match wait.await {
                         Ok(result) => result.map_err(Into::into),

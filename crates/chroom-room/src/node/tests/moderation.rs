@@ -79,11 +79,10 @@ fn a_node_removed_by_a_host_leaves_the_room() {
     };
     hear(&mut core, now, 1, HOST, remove);
     let outputs = drain(&mut core);
-    let goodbye = Say::Presence {
+    let goodbye = Say::Presence(Presence {
         leaving: true,
-        sharing_screen: false,
-        publish_only: false,
-    };
+        ..Presence::default()
+    });
     assert!(publishes(&outputs).contains(&&goodbye));
     assert!(outputs.contains(&NodeOutput::PauseFiles { room: room() }));
     assert!(!core.is_present(room()));
@@ -160,7 +159,7 @@ fn a_hosts_own_decisions_are_told_again_to_a_member_arriving() {
     let now = epoch();
     let mut core = NodeCore::new(enforcing(), HOST, Some(account(HOST as u8)), now);
     core.handle_access(now, room(), account(HOST as u8), facts(Some(Role::Host)));
-    core.join(now, room(), meet());
+    core.join(now, UNIX_MS, room(), meet());
     drain(&mut core);
     let say = core
         .moderate(now, room(), MEMBER, Moderation::Mute)
@@ -179,7 +178,15 @@ fn a_hosts_own_decisions_are_told_again_to_a_member_arriving() {
     );
     core.handle_room_peer_joined(room());
     let outputs = drain(&mut core);
-    assert_eq!(publishes(&outputs), vec![&beat(), &say]);
+    // A host beats every second.
+    let Say::Presence(usual) = beat() else {
+        unreachable!("a beat is a presence")
+    };
+    let host_beat = Say::Presence(Presence {
+        beat_interval_ms: HOST_PRESENCE_INTERVAL.as_millis() as u32,
+        ..usual
+    });
+    assert_eq!(publishes(&outputs), vec![&host_beat, &say]);
     assert!(outputs.contains(&NodeOutput::OfferFilesAgain { room: room() }));
 
     let elsewhere = "elsewhere".parse::<RoomName>().unwrap().id();

@@ -20,11 +20,10 @@ fn presence_beats_follow_the_interval_and_leaving_says_goodbye() {
     let goodbye = core.leave(later, room());
     assert_eq!(
         goodbye,
-        Some(Say::Presence {
+        Some(Say::Presence(Presence {
             leaving: true,
-            sharing_screen: false,
-            publish_only: false,
-        })
+            ..Presence::default()
+        }))
     );
     assert!(drain(&mut core).contains(&NodeOutput::PauseFiles { room: room() }));
     core.handle_timeout(later + PRESENCE_INTERVAL * 2);
@@ -44,11 +43,13 @@ fn sharing_a_screen_is_announced_at_once() {
     let now = epoch();
     let mut core = in_a_room(now);
     core.share_screen(room(), true);
-    let sharing = Say::Presence {
-        leaving: false,
-        sharing_screen: true,
-        publish_only: false,
+    let Say::Presence(usual) = beat() else {
+        unreachable!("a beat is a presence")
     };
+    let sharing = Say::Presence(Presence {
+        sharing_screen: true,
+        ..usual
+    });
     assert_eq!(publishes(&drain(&mut core)), vec![&sharing]);
     core.share_screen(room(), true);
     assert!(
@@ -99,11 +100,10 @@ fn a_member_links_to_a_publisher_that_subscribes_to_nobody_whatever_their_ids() 
         core.handle_access(now, room(), acct, facts(Some(Role::Speaker)));
     }
     hear(&mut core, now, 100, meeting, beat());
-    let headless_beat = Say::Presence {
-        leaving: false,
-        sharing_screen: false,
+    let headless_beat = Say::Presence(Presence {
         publish_only: true,
-    };
+        ..Presence::default()
+    });
     hear(&mut core, now, 101, headless, headless_beat);
     let subscribed: Vec<u32> = drain(&mut core)
         .iter()
@@ -126,8 +126,7 @@ fn a_publisher_that_subscribes_to_nobody_says_so_in_its_presence() {
         account(LOCAL as u8),
         facts(Some(Role::Speaker)),
     );
-    core.join(
-        now,
+    core.join(now, UNIX_MS,
         room(),
         Participation::Publish(vec![MediaKind::Audio, MediaKind::Video]),
     );
@@ -136,11 +135,11 @@ fn a_publisher_that_subscribes_to_nobody_says_so_in_its_presence() {
     assert!(
         said.iter().any(|say| matches!(
             say,
-            Say::Presence {
+            Say::Presence(Presence {
                 publish_only: true,
                 leaving: false,
                 ..
-            }
+            })
         )),
         "{said:?}"
     );
