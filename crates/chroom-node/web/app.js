@@ -491,11 +491,11 @@ function leaveCall() {
   history.replaceState(null, "", "/");
 }
 
-const HOST_ROLES = ["host", "admin", "owner"];
-
 function renderParticipants() {
   const list = $("participants");
-  const hosting = HOST_ROLES.includes(state.role);
+  // Whoever hosts now: by an on-chain role, or as the acting host the room's policy names
+  // while no on-chain host is present (every node computes the same).
+  const hosting = Boolean(state.participants.find((p) => p.is_self)?.hosting);
   list.replaceChildren(
     ...state.participants.map((p) => {
       const item = document.createElement("li");
@@ -507,7 +507,8 @@ function renderParticipants() {
       name.title = p.account ?? p.peer_id;
       const role = document.createElement("span");
       role.className = "role";
-      role.textContent = p.role ?? "";
+      role.textContent = p.acting_host ? "host (acting)" : (p.role ?? "");
+      item.classList.toggle("hosting", p.hosting);
       item.append(name, role);
       // Hosts ask; every node checks the registry before it mutes or removes anyone.
       if (hosting && !p.is_self) {

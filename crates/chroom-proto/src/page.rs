@@ -319,6 +319,10 @@ pub struct ParticipantView {
     pub sharing_screen: bool,
     /// A host muted it.
     pub muted_by_host: bool,
+    /// It hosts the room now (by its role, or as the policy's acting host).
+    pub hosting: bool,
+    /// It hosts by the room's policy, not by an on-chain role.
+    pub acting_host: bool,
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ pub enum CueRefused {
 }
 
 /// Who holds what in a room, as every node computes it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignments<P> {
     /// Who hosts, first the lead: the on-chain hosts present, or else the acting host.
     pub hosts: Vec<P>,
@@ -110,6 +110,19 @@ pub struct Assignments<P> {
     /// Members a host invited onto the stage (or who stepped on an open stage), on top of
     /// those whose role lets them speak anyway.
     pub stage: Vec<P>,
+}
+
+impl<P> Default for Assignments<P> {
+    fn default() -> Self {
+        Self {
+            hosts: Vec::new(),
+            hosts_on_chain: false,
+            presenter: None,
+            waiting_to_present: Vec::new(),
+            hands: Vec::new(),
+            stage: Vec::new(),
+        }
+    }
 }
 
 /// What a write is about.

@@ -87,10 +87,8 @@ impl<P: Copy + Ord + Hash> Roster<P> {
             joined_at_unix_ms: before.map_or(beat.joined_at_unix_ms, |b| b.joined_at_unix_ms),
             // A beat cannot stretch its author's timeout past the usual one, nor shrink it
             // below a host's.
-            timeout: (beat.interval.unwrap_or(PRESENCE_INTERVAL) * MISSED_BEATS).clamp(
-                HOST_PRESENCE_INTERVAL * MISSED_BEATS,
-                PRESENCE_TIMEOUT,
-            ),
+            timeout: (beat.interval.unwrap_or(PRESENCE_INTERVAL) * MISSED_BEATS)
+                .clamp(HOST_PRESENCE_INTERVAL * MISSED_BEATS, PRESENCE_TIMEOUT),
         };
         let changed = before.is_none_or(|b| b.account != beat.account);
         members.insert(peer, present);

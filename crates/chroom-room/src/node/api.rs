@@ -101,6 +101,10 @@ pub struct Participant<P> {
     pub sharing_screen: bool,
     /// A host muted it.
     pub muted_by_host: bool,
+    /// It hosts the room now (by its on-chain role, or as the policy's acting host).
+    pub hosting: bool,
+    /// It hosts by the room's policy, not by an on-chain role.
+    pub acting_host: bool,
 }
 
 /// What a page shows about a room beside its members: what its user should know is wrong.

@@ -25,8 +25,8 @@ use chroom_types::{Account, Action, LinkId, Moderation, RoomId, RoomName};
 use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
 use crate::moderation::Moderations;
-use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
 use crate::orchestrator::Orchestration;
+use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
 use crate::roster::{Beat, HOST_PRESENCE_INTERVAL, PRESENCE_INTERVAL, Roster};
 use crate::session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
@@ -276,11 +276,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 doing: "moderating",
             });
         }
+        // Refused here only where the registry's known answer denies it and the policy does
+        // not make up for it; unknown, every member's node asks the registry anyway.
         let by_role = self.session.access_policy() == AccessPolicy::Open
             || self
                 .account
                 .and_then(|account| self.session.facts(room, account))
-                .is_some_and(|facts| facts.allows(Action::Moderate));
+                .is_none_or(|facts| facts.allows(Action::Moderate));
         if !by_role && !self.acting_host_may_moderate(room, self.local, target) {
             return Err(CommandError::NotHost);
         }

@@ -38,9 +38,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// Whether `by` may act as a host on `target` in `room` without an on-chain host role:
     /// the room's policy made it acting host.
     pub(super) fn acting_host_may_moderate(&self, room: RoomId, by: P, target: P) -> bool {
-        self.orchestrations.get(&room).is_some_and(|o| {
-            o.is_acting_host(self.now, by) && o.may_moderate(self.now, by, target)
-        })
+        self.orchestrations
+            .get(&room)
+            .is_some_and(|o| o.is_acting_host(self.now, by) && o.may_moderate(self.now, by, target))
     }
 
     /// Tells `room`'s orchestration what is known of `peer` now: its beats' facts and its

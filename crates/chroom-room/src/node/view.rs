@@ -76,6 +76,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             } => Some(role),
             _ => None,
         };
+        let assignments = self.assignments(room).unwrap_or_default();
+        let hosting = |peer| assignments.hosts.contains(&peer);
+        let acting_host = |peer| hosting(peer) && !assignments.hosts_on_chain;
         let mut participants = Vec::new();
         if self.present_in.contains(&room) {
             participants.push(Participant {
@@ -85,6 +88,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 is_self: true,
                 sharing_screen: self.sharing_screen.contains(&room),
                 muted_by_host: self.moderation.is_muted(room, self.local),
+                hosting: hosting(self.local),
+                acting_host: acting_host(self.local),
             });
         }
         participants.extend(
@@ -98,6 +103,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     is_self: false,
                     sharing_screen: present.sharing_screen,
                     muted_by_host: self.moderation.is_muted(room, peer),
+                    hosting: hosting(peer),
+                    acting_host: acting_host(peer),
                 }),
         );
         participants

@@ -39,8 +39,20 @@ fn with_a_fallback(now: Instant) -> NodeCore<u32> {
             ..Presence::default()
         })
     };
-    hear(&mut core, now, 1, HOST, beat_as(UNIX_MS - 9_000, HOST_PRESENCE_INTERVAL));
-    hear(&mut core, now, 2, MEMBER, beat_as(UNIX_MS - 5_000, PRESENCE_INTERVAL));
+    hear(
+        &mut core,
+        now,
+        1,
+        HOST,
+        beat_as(UNIX_MS - 9_000, HOST_PRESENCE_INTERVAL),
+    );
+    hear(
+        &mut core,
+        now,
+        2,
+        MEMBER,
+        beat_as(UNIX_MS - 5_000, PRESENCE_INTERVAL),
+    );
     drain(&mut core);
     core
 }
@@ -121,7 +133,10 @@ fn this_node_beats_every_second_while_it_hosts() {
     assert!(
         matches!(
             said.as_slice(),
-            [Say::Presence(Presence { beat_interval_ms: 1000, .. })]
+            [Say::Presence(Presence {
+                beat_interval_ms: 1000,
+                ..
+            })]
         ),
         "{said:?}"
     );

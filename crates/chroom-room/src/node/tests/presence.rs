@@ -126,7 +126,9 @@ fn a_publisher_that_subscribes_to_nobody_says_so_in_its_presence() {
         account(LOCAL as u8),
         facts(Some(Role::Speaker)),
     );
-    core.join(now, UNIX_MS,
+    core.join(
+        now,
+        UNIX_MS,
         room(),
         Participation::Publish(vec![MediaKind::Audio, MediaKind::Video]),
     );

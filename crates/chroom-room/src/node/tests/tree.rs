@@ -13,7 +13,12 @@ fn tree_messages_to_a_peer_go_one_at_a_time() {
         .collect();
     let root = 1;
     for room in &rooms {
-        core.join(now, UNIX_MS, *room, Participation::View(vec![MediaKind::Video]));
+        core.join(
+            now,
+            UNIX_MS,
+            *room,
+            Participation::View(vec![MediaKind::Video]),
+        );
         core.handle_publishers(now, *room, &[root]);
     }
     let sent = |outputs: &[NodeOutput<u32>]| {
@@ -44,7 +49,12 @@ fn viewer_attached_under_the_root(now: Instant) -> (NodeCore<u32>, RoomId, u32) 
     let mut core = NodeCore::new(SessionConfig::default(), LOCAL, None, now);
     let room: RoomId = "b1".parse::<RoomName>().unwrap().id();
     let root = 1;
-    core.join(now, UNIX_MS, room, Participation::View(vec![MediaKind::Video]));
+    core.join(
+        now,
+        UNIX_MS,
+        room,
+        Participation::View(vec![MediaKind::Video]),
+    );
     core.handle_publishers(now, room, &[root]);
     drain(&mut core);
     core.handle_tree_delivery(now, root, room, TreeDelivery::Acknowledged);

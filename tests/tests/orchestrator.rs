@@ -1,0 +1,148 @@
+//! The orchestrator across nodes: a room whose policy makes the first joiner host while no
+//! on-chain host is present. Four members on their own nodes' pages; the on-chain host's node
+//! is a `chroom` process, killed with `kill -9` and started again.
+
+use std::time::Duration;
+
+use chroom_node::{NodeConfig, RunningNode};
+use chroom_tests::process::{NodeProcess, chroom_binary};
+use chroom_tests::*;
+use chroom_types::{HostFallback, Role, RoomPolicy};
+use serde_json::json;
+
+const ROOM: &str = "town-hall";
+
+fn serve_page(config: &mut NodeConfig) {
+    config.web = Some("127.0.0.1:0".parse().expect("an address"));
+}
+
+/// The config of the host's node process: the page, its account, the registry.
+fn host_config(chain: &Chain, dir: &std::path::Path, boot: &libp2p::Multiaddr) -> String {
+    let key = chain.key_file(dir, 0);
+    format!(
+        r#"[net]
+listen = ["/ip4/127.0.0.1/tcp/0"]
+bootstrap = ["{boot}"]
+
+[media]
+bind = "0.0.0.0:0"
+
+[web]
+listen = "127.0.0.1:0"
+
+[identity]
+account_key_file = "{key}"
+
+[registry]
+rpc_url = "{rpc}"
+address = "{registry}"
+poll_interval = "200ms"
+"#,
+        key = key.display(),
+        rpc = chain.proxy.url(),
+        registry = chain.registry.address(),
+    )
+}
+
+/// The page link a node process printed (`web http://…`).
+async fn page_link(process: &NodeProcess) -> String {
+    eventually(Duration::from_secs(20), "the host's page link", || async {
+        let log = std::fs::read_to_string(process.log_path()).ok()?;
+        log.lines()
+            .find_map(|line| line.strip_prefix("web "))
+            .map(str::to_owned)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hosts_place_is_taken_by_the_policys_acting_host_and_reclaimed_on_return() {
+    init_tracing();
+    // Account 0 owns the room (an on-chain host); 1 speaks, 2 and 3 listen.
+    let (chain, room) = Chain::with_room(ROOM).await;
+    chain.grant(room, 3, Role::Listener).await;
+    let policy = RoomPolicy {
+        host_fallback: HostFallback::FirstJoiner,
+        ..RoomPolicy::default()
+    };
+    chain.registry.set_room_policy(room, policy).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut members: Vec<RunningNode> = Vec::new();
+    let mut boot = Vec::new();
+    for account in 1..=3 {
+        let node = chain
+            .node_with(
+                &dir.path().join(format!("member-{account}")),
+                account,
+                &boot,
+                serve_page,
+            )
+            .await;
+        if boot.is_empty() {
+            boot.push(tcp_addr(&node).await);
+        }
+        members.push(node);
+    }
+    let host_dir = dir.path().join("host");
+    let mut host = NodeProcess::spawn(&host_dir, &host_config(&chain, &host_dir, &boot[0]));
+    host.started(Duration::from_secs(20)).await;
+    let host_link = page_link(&host).await;
+    let member_links: Vec<String> = members
+        .iter()
+        .map(|node| node.page_link().expect("the page is served").to_owned())
+        .collect();
+
+    let seen = run_page_scenario(
+        "host-failover.mjs",
+        json!({
+            "room": ROOM,
+            "host": {
+                "url": host_link,
+                "pid": host.pid(),
+                "command": chroom_binary(),
+                "args": ["node", "--config", host_dir.join("node.toml"), "--data-dir", &host_dir],
+            },
+            "members": member_links,
+        }),
+        Duration::from_secs(120),
+    )
+    .await;
+    println!("{seen}");
+
+    // Before the kill, members saw no host controls: only the on-chain host had them.
+    assert_eq!(seen["controls_before"], json!([0, 0, 0]), "{seen}");
+    // After it, every remaining page showed one acting host, the same one (the scenario
+    // checks they agree), a member and not the dead host, within 5 s of the kill.
+    let acting = seen["acting"].as_str().unwrap();
+    assert!(
+        seen["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == acting),
+        "{seen}"
+    );
+    for waited in seen["failover_ms"].as_array().unwrap() {
+        let waited = waited.as_u64().unwrap();
+        assert!(
+            waited <= 5_000,
+            "a page showed the acting host {waited} ms after the kill"
+        );
+    }
+    // The host came back and hosts again on every page, the returning node's own included.
+    let host_peer = seen["host"].as_str().unwrap();
+    for view in seen["after"].as_array().unwrap() {
+        let hosts: Vec<&str> = view["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["hosting"] == true)
+            .map(|p| p["peer"].as_str().unwrap())
+            .collect();
+        assert_eq!(hosts, [host_peer], "{seen}");
+    }
+    for member in members {
+        member.shutdown().await;
+    }
+}
