@@ -208,6 +208,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// What a member arriving or leaving costs the orchestrator core (run by every node).
+    Orchestrator {
+        /// Room sizes to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        members: Vec<u32>,
+        /// Arrivals and departures to time per size.
+        #[arg(long, default_value_t = 2000)]
+        changes: usize,
+    },
     /// Forwarding throughput and hop latency of one relayer feeding N viewers, on loopback.
     Relay {
         /// Children counts to measure, comma-separated.
@@ -575,6 +584,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 clients,
             };
             bench::flood(&anvil, &source, plan, &limits).await?;
+        }
+        Command::Bench(BenchCommand::Orchestrator { members, changes }) => {
+            bench::orchestrator(&members, changes);
         }
         Command::Bench(BenchCommand::Revoke {
             video,

@@ -19,6 +19,7 @@ mod chain;
 mod conference;
 mod files;
 mod flood;
+mod orchestrator;
 mod relay;
 mod revoke;
 
@@ -26,6 +27,7 @@ pub(crate) use call::{Engine, call};
 pub(crate) use conference::{ConferencePlan, conference};
 pub(crate) use files::files;
 pub(crate) use flood::{FloodPlan, flood};
+pub(crate) use orchestrator::orchestrator;
 pub(crate) use relay::{RelayPlan, relay};
 pub(crate) use revoke::revoke;
 
