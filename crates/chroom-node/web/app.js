@@ -119,6 +119,7 @@ function handle(message) {
       enterCall(message);
       if (message.may_publish) startPublishing(message.kind === "audio_space");
       $("share-screen").hidden = !message.may_publish || message.kind !== "conference";
+      $("raise-hand").hidden = message.kind === "broadcast";
       break;
     case "playback_offer":
       startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
@@ -510,6 +511,15 @@ function renderParticipants() {
       role.textContent = p.acting_host ? "host (acting)" : (p.role ?? "");
       item.classList.toggle("hosting", p.hosting);
       item.append(name, role);
+      // Raised hands in the order every node shows them; who is on stage or presents.
+      const marks = document.createElement("span");
+      marks.className = "marks";
+      marks.textContent = [
+        p.hand != null ? `✋ ${p.hand + 1}` : "",
+        p.on_stage ? "on stage" : "",
+        p.presenting ? "presenting" : "",
+      ].filter(Boolean).join(" · ");
+      item.append(marks);
       // Hosts ask; every node checks the registry before it mutes or removes anyone.
       if (hosting && !p.is_self) {
         const actions = document.createElement("span");
@@ -530,6 +540,20 @@ function renderParticipants() {
           );
         }
         actions.append(mute, remove);
+        const cue = (label, kind) => {
+          const button = document.createElement("button");
+          button.type = "button";
+          button.className = "ghost small";
+          button.dataset.cue = kind;
+          button.textContent = label;
+          button.addEventListener("click", () => send({ type: "cue", cue: kind, peer_id: p.peer_id }));
+          actions.append(button);
+        };
+        if (p.hand != null) {
+          cue("Invite on stage", "invite_to_stage");
+          cue("Lower hand", "lower_hand");
+        }
+        if (p.on_stage) cue("Off stage", "remove_from_stage");
         item.append(actions);
       }
       return item;
@@ -537,6 +561,7 @@ function renderParticipants() {
   );
   $("participant-count").textContent = String(state.participants.length);
   const self = state.participants.find((p) => p.is_self);
+  setPressed($("raise-hand"), self?.hand != null, self?.hand != null ? "Lower hand" : "Raise hand");
   const mic = $("toggle-mic");
   mic.disabled = Boolean(self?.muted_by_host);
   mic.title = self?.muted_by_host ? "A host muted you: your node does not send your microphone" : "";
@@ -845,6 +870,10 @@ $("toggle-camera").addEventListener("click", (e) =>
 );
 
 $("share-screen").addEventListener("click", () => (state.screen ? stopScreenShare() : startScreenShare()));
+$("raise-hand").addEventListener("click", () => {
+  const self = state.participants.find((p) => p.is_self);
+  send({ type: "cue", cue: self?.hand != null ? "lower_hand" : "raise_hand" });
+});
 
 $("copy-link").addEventListener("click", async () => {
   try {

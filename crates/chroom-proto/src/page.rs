@@ -89,6 +89,16 @@ pub enum ClientMessage {
         /// What to do.
         action: ModerateAction,
     },
+    /// Ask or decide who presents and who is on the stage (the room's orchestrator takes it
+    /// if the page's user may): raise or lower a hand, invite a member on stage, …
+    Cue {
+        /// What.
+        cue: CueAction,
+        /// The member it is about, for the cues that name one (`lower_hand` without one is
+        /// the page's own hand).
+        #[serde(default)]
+        peer_id: Option<String>,
+    },
     /// Fetch a file of the page's room that the node did not fetch by itself (a
     /// [`FileView`] whose `fetch` is [`FileFetch::OnRequest`]). The node still checks its
     /// file space; the file's next [`ServerMessage::File`] says what became of it.
@@ -115,6 +125,26 @@ pub struct ShownSize {
     pub peer_id: String,
     /// Device pixels.
     pub height: u32,
+}
+
+/// A cue a page sends ([`ClientMessage::Cue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CueAction {
+    /// Ask to present.
+    Present,
+    /// Stop presenting, or withdraw the ask.
+    StopPresenting,
+    /// As a host: give the presentation to the member.
+    PassPresentation,
+    /// Raise the page's hand.
+    RaiseHand,
+    /// Lower a hand: the page's own, or as a host the member's.
+    LowerHand,
+    /// As a host: invite the member on stage (or step on an open stage oneself).
+    InviteToStage,
+    /// As a host: take the member off the stage (or step down oneself).
+    RemoveFromStage,
 }
 
 /// What a host may do to a member, in [`ClientMessage::Moderate`] and
@@ -323,6 +353,12 @@ pub struct ParticipantView {
     pub hosting: bool,
     /// It hosts by the room's policy, not by an on-chain role.
     pub acting_host: bool,
+    /// It presents.
+    pub presenting: bool,
+    /// Its place among the raised hands (0 first), if its hand is up.
+    pub hand: Option<usize>,
+    /// A host invited it onto the stage.
+    pub on_stage: bool,
 }
 
 #[cfg(test)]
@@ -350,6 +386,20 @@ mod tests {
             decode_page_request(r#"{"type":"fetch_file","hash":"ab12"}"#),
             Ok(ClientMessage::FetchFile {
                 hash: "ab12".into()
+            })
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"cue","cue":"raise_hand"}"#),
+            Ok(ClientMessage::Cue {
+                cue: CueAction::RaiseHand,
+                peer_id: None
+            })
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"cue","cue":"invite_to_stage","peer_id":"12D3"}"#),
+            Ok(ClientMessage::Cue {
+                cue: CueAction::InviteToStage,
+                peer_id: Some("12D3".into())
             })
         );
         assert_eq!(

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use chroom_types::{
-    FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
+    Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
     MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId,
 };
 use prost::Message;
@@ -51,6 +51,13 @@ pub enum RoomMessageBody {
     Presence(Presence),
     /// The author shares a file with the room.
     FileOffer(FileOffer),
+    /// A cue for the orchestrator, decided at `at_unix_ms`.
+    Cue {
+        /// What is asked or decided, naming members by node.
+        cue: Cue<NodeId>,
+        /// When its author decided it, unix milliseconds.
+        at_unix_ms: u64,
+    },
     /// A host's decision about a member.
     Moderate {
         /// The member's node.
@@ -134,6 +141,7 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
         Some(pb::room_message::Body::FileOffer(offer)) => {
             RoomMessageBody::FileOffer(file_offer_from_wire(offer)?)
         }
+        Some(pb::room_message::Body::Cue(cue)) => cue_from_wire(&cue)?,
         Some(pb::room_message::Body::Moderate(moderate)) => {
             let target: [u8; 32] =
                 moderate.target[..]
@@ -190,6 +198,9 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             joined_at_unix_ms: presence.joined_at_unix_ms,
             beat_interval_ms: presence.beat_interval_ms,
         }),
+        RoomMessageBody::Cue { cue, at_unix_ms } => {
+            pb::room_message::Body::Cue(cue_to_wire(*cue, *at_unix_ms))
+        }
         RoomMessageBody::Moderate { target, action } => {
             let action = match action {
                 Moderation::Mute => pb::ModerateAction::Mute,
@@ -217,6 +228,51 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
     .encode_to_vec()
 }
 
+fn cue_from_wire(cue: &pb::Cue) -> Result<RoomMessageBody, DecodeError> {
+    let subject = || -> Result<NodeId, DecodeError> {
+        let key: [u8; 32] = cue.subject[..]
+            .try_into()
+            .map_err(|_| DecodeError::BadNodeId {
+                len: cue.subject.len(),
+            })?;
+        Ok(NodeId::from_public_key(key))
+    };
+    let cue_kind = pb::CueKind::try_from(cue.kind).unwrap_or(pb::CueKind::Unspecified);
+    let decoded = match cue_kind {
+        pb::CueKind::Present => Cue::Present,
+        pb::CueKind::StopPresenting => Cue::StopPresenting,
+        pb::CueKind::PassPresentation => Cue::PassPresentation { to: subject()? },
+        pb::CueKind::RaiseHand => Cue::RaiseHand,
+        pb::CueKind::LowerHand => Cue::LowerHand { of: subject()? },
+        pb::CueKind::InviteToStage => Cue::InviteToStage { who: subject()? },
+        pb::CueKind::RemoveFromStage => Cue::RemoveFromStage { who: subject()? },
+        pb::CueKind::Unspecified => return Err(DecodeError::MissingKind { message: "Cue" }),
+    };
+    Ok(RoomMessageBody::Cue {
+        cue: decoded,
+        at_unix_ms: cue.at_unix_ms,
+    })
+}
+
+fn cue_to_wire(cue: Cue<NodeId>, at_unix_ms: u64) -> pb::Cue {
+    let kind = match cue {
+        Cue::Present => pb::CueKind::Present,
+        Cue::StopPresenting => pb::CueKind::StopPresenting,
+        Cue::PassPresentation { .. } => pb::CueKind::PassPresentation,
+        Cue::RaiseHand => pb::CueKind::RaiseHand,
+        Cue::LowerHand { .. } => pb::CueKind::LowerHand,
+        Cue::InviteToStage { .. } => pb::CueKind::InviteToStage,
+        Cue::RemoveFromStage { .. } => pb::CueKind::RemoveFromStage,
+    };
+    pb::Cue {
+        kind: kind.into(),
+        subject: cue
+            .subject()
+            .map_or_else(Bytes::new, |node| Bytes::copy_from_slice(node.as_bytes())),
+        at_unix_ms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chroom_types::Account;
@@ -234,6 +290,49 @@ mod tests {
             sent_at_unix_ms: 1_790_000_000_000,
             body: RoomMessageBody::Chat { text: text.into() },
         }
+    }
+
+    #[test]
+    fn every_cue_round_trips_and_a_cue_without_its_subject_is_refused() {
+        let someone = NodeId::from_public_key([3; 32]);
+        for cue in [
+            Cue::Present,
+            Cue::StopPresenting,
+            Cue::PassPresentation { to: someone },
+            Cue::RaiseHand,
+            Cue::LowerHand { of: someone },
+            Cue::InviteToStage { who: someone },
+            Cue::RemoveFromStage { who: someone },
+        ] {
+            let message = RoomMessage {
+                body: RoomMessageBody::Cue {
+                    cue,
+                    at_unix_ms: 1_790_000_000_000,
+                },
+                ..chat("")
+            };
+            assert_eq!(
+                decode_room_message(&encode_room_message(&message)),
+                Ok(message)
+            );
+        }
+        let wire = |kind: pb::CueKind, subject: &[u8]| {
+            let mut message = pb::RoomMessage::decode(&encode_room_message(&chat(""))[..]).unwrap();
+            message.body = Some(pb::room_message::Body::Cue(pb::Cue {
+                kind: kind.into(),
+                subject: Bytes::copy_from_slice(subject),
+                at_unix_ms: 1,
+            }));
+            decode_room_message(&message.encode_to_vec())
+        };
+        assert_eq!(
+            wire(pb::CueKind::InviteToStage, &[1; 5]),
+            Err(DecodeError::BadNodeId { len: 5 })
+        );
+        assert_eq!(
+            wire(pb::CueKind::Unspecified, &[]),
+            Err(DecodeError::MissingKind { message: "Cue" })
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chroom_types::{Account, Role};
-pub use chroom_types::{HostFallback, Presenting, RoomPolicy};
+pub use chroom_types::{Cue, HostFallback, Presenting, RoomPolicy};
 
 /// How long a member must have been present before it counts for hosting, when someone who
 /// has been present longer can host.
@@ -45,39 +45,6 @@ pub struct MemberFacts {
     pub joined_at_ms: u64,
     /// A person is behind it (a page), not a headless publisher: it can host and present.
     pub person: bool,
-}
-
-/// What a member asks or a host decides about the room's roles; stamped with its author and
-/// the time its author sent it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Cue<P> {
-    /// The author asks to present.
-    Present,
-    /// The author stops presenting, or withdraws its ask.
-    StopPresenting,
-    /// A host gives the presentation to a member (itself, to take it).
-    PassPresentation {
-        /// Who presents.
-        to: P,
-    },
-    /// The author raises its hand.
-    RaiseHand,
-    /// A member lowers its own hand; a host lowers anyone's.
-    LowerHand {
-        /// Whose hand.
-        of: P,
-    },
-    /// A host invites a member onto the stage (a session grant), or the member steps on an
-    /// open stage itself.
-    InviteToStage {
-        /// Who may speak.
-        who: P,
-    },
-    /// A host takes a member off the stage, or a member steps down itself.
-    RemoveFromStage {
-        /// Who.
-        who: P,
-    },
 }
 
 /// Why a cue was not taken.
@@ -509,6 +476,32 @@ impl<P: Copy + Ord> Orchestration<P> {
             .map(|m| m.present_since + HOST_GRACE)
             .filter(|at| *at > now)
             .min()
+    }
+
+    /// The cues `author` made that stand, with their times: what it tells members who arrive
+    /// (gossip keeps nothing for them).
+    pub fn cues_by(&self, author: P) -> Vec<(u64, Cue<P>)> {
+        self.writes
+            .iter()
+            .filter_map(|((topic, subject), by_author)| {
+                let write = by_author.get(&author)?;
+                let cue = match (topic, write.on) {
+                    (Topic::Asks, true) => Cue::Present,
+                    (Topic::Asks, false) => Cue::StopPresenting,
+                    (Topic::Passed, _) => Cue::PassPresentation { to: *subject },
+                    (Topic::Hand, true) => Cue::RaiseHand,
+                    (Topic::Hand, false) => Cue::LowerHand { of: *subject },
+                    (Topic::Stage, true) => Cue::InviteToStage { who: *subject },
+                    (Topic::Stage, false) => Cue::RemoveFromStage { who: *subject },
+                };
+                Some((write.at_ms, cue))
+            })
+            .collect()
+    }
+
+    /// Whether `peer`'s presence is known here.
+    pub fn is_present(&self, peer: P) -> bool {
+        self.members.contains_key(&peer)
     }
 
     /// Members present (their presence known here).

@@ -173,6 +173,65 @@ pub struct RoomPolicy {
     pub open_stage: bool,
 }
 
+/// What a member asks or a host decides about the room's roles; stamped with its author and
+/// the time its author sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cue<P> {
+    /// The author asks to present.
+    Present,
+    /// The author stops presenting, or withdraws its ask.
+    StopPresenting,
+    /// A host gives the presentation to a member (itself, to take it).
+    PassPresentation {
+        /// Who presents.
+        to: P,
+    },
+    /// The author raises its hand.
+    RaiseHand,
+    /// A member lowers its own hand; a host lowers anyone's.
+    LowerHand {
+        /// Whose hand.
+        of: P,
+    },
+    /// A host invites a member onto the stage (a session grant), or the member steps on an
+    /// open stage itself.
+    InviteToStage {
+        /// Who may speak.
+        who: P,
+    },
+    /// A host takes a member off the stage, or a member steps down itself.
+    RemoveFromStage {
+        /// Who.
+        who: P,
+    },
+}
+
+impl<P> Cue<P> {
+    /// The same cue naming members another way (as nodes on the wire, as peers in a node).
+    pub fn map<Q>(self, mut name: impl FnMut(P) -> Option<Q>) -> Option<Cue<Q>> {
+        Some(match self {
+            Self::Present => Cue::Present,
+            Self::StopPresenting => Cue::StopPresenting,
+            Self::PassPresentation { to } => Cue::PassPresentation { to: name(to)? },
+            Self::RaiseHand => Cue::RaiseHand,
+            Self::LowerHand { of } => Cue::LowerHand { of: name(of)? },
+            Self::InviteToStage { who } => Cue::InviteToStage { who: name(who)? },
+            Self::RemoveFromStage { who } => Cue::RemoveFromStage { who: name(who)? },
+        })
+    }
+
+    /// The member it names, if it names one.
+    pub fn subject(&self) -> Option<&P> {
+        match self {
+            Self::Present | Self::StopPresenting | Self::RaiseHand => None,
+            Self::PassPresentation { to: subject }
+            | Self::LowerHand { of: subject }
+            | Self::InviteToStage { who: subject }
+            | Self::RemoveFromStage { who: subject } => Some(subject),
+        }
+    }
+}
+
 /// What the registry says about an account in a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Membership {

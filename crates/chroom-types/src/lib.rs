@@ -15,7 +15,7 @@ use sha3::{Digest, Keccak256};
 mod access;
 
 pub use access::{
-    Account, Action, HostFallback, IdentityBinding, InvalidAccount, Membership, Moderation,
+    Account, Action, Cue, HostFallback, IdentityBinding, InvalidAccount, Membership, Moderation,
     Presenting, Role, RoomKind, RoomPolicy,
 };
 

@@ -12,8 +12,8 @@ use chroom_proto::{FileOffer, SignalRequest};
 use chroom_room::Participation;
 use chroom_store::Store;
 use chroom_types::{
-    Account, Action, FileHash, IdentityBinding, LinkId, MediaKind, Moderation, RoomId, RoomName,
-    Track,
+    Account, Action, Cue, FileHash, IdentityBinding, LinkId, MediaKind, Moderation, RoomId,
+    RoomName, Track,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -54,6 +54,11 @@ pub(crate) enum Command {
         room: RoomId,
         target: PeerId,
         action: Moderation,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
+    Cue {
+        room: RoomId,
+        cue: Cue<PeerId>,
         done: oneshot::Sender<anyhow::Result<()>>,
     },
     OfferFile {
@@ -334,6 +339,13 @@ impl NodeHandle {
             done,
         })
         .await?
+    }
+
+    /// Asks or decides `cue` in `room` for this node's user (raise a hand, invite a member on
+    /// stage, …): refused here if the room's orchestrator would not take it from this node,
+    /// else told to every member.
+    pub async fn cue(&self, room: RoomId, cue: Cue<PeerId>) -> anyhow::Result<()> {
+        self.ask(|done| Command::Cue { room, cue, done }).await?
     }
 
     /// Changes whenever what a page shows of a room may have changed (who is present, over

@@ -127,6 +127,10 @@ pub(crate) fn encode_say(
             action,
         },
         Say::Presence(presence) => RoomMessageBody::Presence(presence),
+        Say::Cue { cue, at_unix_ms } => RoomMessageBody::Cue {
+            cue: cue.map(|peer| chroom_net::node_id_of(&peer))?,
+            at_unix_ms,
+        },
     };
     Some(encode_room_message(&RoomMessage {
         room,
@@ -151,6 +155,12 @@ pub(crate) fn decode_heard(
             action,
         },
         RoomMessageBody::Presence(presence) => Say::Presence(presence),
+        RoomMessageBody::Cue { cue, at_unix_ms } => Say::Cue {
+            cue: cue
+                .map(chroom_net::peer_id_of)
+                .ok_or("a cue about a key that names no node")?,
+            at_unix_ms,
+        },
         _ => return Err("unknown message kind".to_owned()),
     };
     let heard = Heard {

@@ -8,11 +8,11 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use chroom_net::PeerId;
 use chroom_proto::page::{
-    ClientMessage, FileFetch, FileView, MAX_SHOWN_SIZES, ModerateAction, ParticipantView,
-    ServerMessage, ShownSize, decode_page_request,
+    ClientMessage, CueAction, FileFetch, FileView, MAX_SHOWN_SIZES, ModerateAction,
+    ParticipantView, ServerMessage, ShownSize, decode_page_request,
 };
 use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
-use chroom_types::{Action, LinkId, Moderation, Role, RoomKind, RoomName, Track};
+use chroom_types::{Action, Cue, LinkId, Moderation, Role, RoomKind, RoomName, Track};
 use tokio::sync::broadcast;
 
 mod playback;
@@ -50,6 +50,9 @@ fn participant_view(p: &Participant) -> ParticipantView {
         muted_by_host: p.muted_by_host,
         hosting: p.hosting,
         acting_host: p.acting_host,
+        presenting: p.presenting,
+        hand: p.hand,
+        on_stage: p.on_stage,
     }
 }
 
@@ -244,6 +247,7 @@ impl PageSession {
                 Ok(())
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
+            ClientMessage::Cue { cue, peer_id } => self.cue(cue, peer_id.as_deref()).await,
             ClientMessage::FetchFile { hash } => self.fetch_file(&hash).await,
             ClientMessage::VideoSizes { sizes } => self.video_sizes(sizes).await,
             ClientMessage::SignInText => {
@@ -348,6 +352,32 @@ impl PageSession {
             ModerateAction::Remove => Moderation::Remove,
         };
         match self.node.moderate(room.id(), target, action).await {
+            Ok(()) => Ok(()),
+            Err(e) => self.error(format!("{e:#}")).await,
+        }
+    }
+
+    /// Asks the room's orchestrator for `action` (about `peer_id`, where it names a member).
+    async fn cue(&mut self, action: CueAction, peer_id: Option<&str>) -> Result<(), Closed> {
+        let Some(room) = self.room.clone() else {
+            return self.error("join a room first").await;
+        };
+        let me = self.node.peer_id();
+        let subject = match peer_id.map(str::parse::<PeerId>) {
+            None => me,
+            Some(Ok(peer)) => peer,
+            Some(Err(_)) => return self.error(format!("{peer_id:?} is not a PeerId")).await,
+        };
+        let cue = match action {
+            CueAction::Present => Cue::Present,
+            CueAction::StopPresenting => Cue::StopPresenting,
+            CueAction::PassPresentation => Cue::PassPresentation { to: subject },
+            CueAction::RaiseHand => Cue::RaiseHand,
+            CueAction::LowerHand => Cue::LowerHand { of: subject },
+            CueAction::InviteToStage => Cue::InviteToStage { who: subject },
+            CueAction::RemoveFromStage => Cue::RemoveFromStage { who: subject },
+        };
+        match self.node.cue(room.id(), cue).await {
             Ok(()) => Ok(()),
             Err(e) => self.error(format!("{e:#}")).await,
         }

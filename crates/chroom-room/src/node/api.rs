@@ -3,7 +3,7 @@
 
 use chroom_overlay::Message;
 use chroom_proto::{FileOffer, Presence, SignalError};
-use chroom_types::{Account, Action, LinkId, Moderation, Role, RoomId};
+use chroom_types::{Account, Action, Cue, LinkId, Moderation, Role, RoomId};
 
 use super::rules::{OwnAccess, OwnRefusal};
 use crate::gossip::{GossipId, GossipVerdict};
@@ -19,6 +19,13 @@ pub enum Say<P> {
     },
     /// The author shares a file with the room.
     FileOffer(FileOffer),
+    /// A cue for the room's orchestrator, decided at `at_unix_ms`.
+    Cue {
+        /// What is asked or decided.
+        cue: Cue<P>,
+        /// When its author decided it, unix milliseconds.
+        at_unix_ms: u64,
+    },
     /// A host's decision about a member.
     Moderate {
         /// The member.
@@ -38,7 +45,8 @@ impl<P> Say<P> {
             // Sharing a file is saying something in the room.
             Self::Chat { .. } | Self::FileOffer(_) => Action::Chat,
             Self::Moderate { .. } => Action::Moderate,
-            Self::Presence(_) => Action::Listen,
+            // Any member may ask; who may decide is the orchestrator's to judge.
+            Self::Presence(_) | Self::Cue { .. } => Action::Listen,
         }
     }
 }
@@ -105,6 +113,12 @@ pub struct Participant<P> {
     pub hosting: bool,
     /// It hosts by the room's policy, not by an on-chain role.
     pub acting_host: bool,
+    /// It presents.
+    pub presenting: bool,
+    /// Its place among the raised hands (0 first), if its hand is up.
+    pub hand: Option<usize>,
+    /// A host invited it onto the stage (it may speak beyond its role).
+    pub on_stage: bool,
 }
 
 /// What a page shows about a room beside its members: what its user should know is wrong.
@@ -275,6 +289,9 @@ pub enum CommandError {
     /// member.
     #[error("your role in this room does not let you mute or remove that member")]
     NotHost,
+    /// The orchestrator does not take this cue from this node's user.
+    #[error("{0}")]
+    Cue(#[from] crate::orchestrator::CueRefused),
 }
 
 /// What the node counts, for its stats.

@@ -68,6 +68,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             Say::Moderate { target, action } => {
                 self.carry_out(room, target, action, (author, account));
             }
+            Say::Cue { cue, at_unix_ms } => {
+                if let Some(orchestration) = self.orchestrations.get_mut(&room)
+                    && orchestration.handle_cue(author, at_unix_ms, cue).is_ok()
+                {
+                    self.view_version += 1;
+                }
+            }
             Say::FileOffer(offer) => {
                 if self.present_in.contains(&room) {
                     self.outputs.push_back(NodeOutput::FetchFile {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chroom_overlay::Message;
 use chroom_proto::{ErrorCode, FileOffer, Presence, SignalError};
-use chroom_types::{Account, Action, LinkId, Moderation, RoomId, RoomName};
+use chroom_types::{Account, Action, Cue, LinkId, Moderation, RoomId, RoomName};
 
 use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
@@ -291,6 +291,30 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         Ok(Say::Moderate { target, action })
     }
 
+    /// This node's user asks or decides `cue` in `room` at `now_unix_ms`: taken here at once if
+    /// the orchestrator takes it from this node; returns the message that tells every member.
+    pub fn cue(
+        &mut self,
+        now: Instant,
+        now_unix_ms: u64,
+        room: RoomId,
+        cue: Cue<P>,
+    ) -> Result<Say<P>, CommandError> {
+        self.now = self.now.max(now);
+        let Some(orchestration) = self.orchestrations.get_mut(&room) else {
+            return Err(CommandError::NotInRoom {
+                doing: "taking part in",
+            });
+        };
+        orchestration.judge(now, self.local, cue)?;
+        orchestration.handle_cue(self.local, now_unix_ms, cue)?;
+        self.view_version += 1;
+        Ok(Say::Cue {
+            cue,
+            at_unix_ms: now_unix_ms,
+        })
+    }
+
     /// This node's user offers a file in `room`: returns the offer to publish.
     pub fn offer_file(&mut self, room: RoomId, offer: FileOffer) -> Result<Say<P>, CommandError> {
         if !self.present_in.contains(&room) {
@@ -558,6 +582,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             let say = Say::Moderate { target, action };
             self.outputs.push_back(NodeOutput::Publish { room, say });
         }
+        let cues = self
+            .orchestrations
+            .get(&room)
+            .map(|o| o.cues_by(self.local))
+            .unwrap_or_default();
+        for (at_unix_ms, cue) in cues {
+            let say = Say::Cue { cue, at_unix_ms };
+            self.outputs.push_back(NodeOutput::Publish { room, say });
+        }
         self.outputs.push_back(NodeOutput::OfferFilesAgain { room });
     }
 
@@ -585,6 +618,18 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
         if !is_fresh(heard.sent_at_unix_ms, now_unix_ms) {
             return self.ignore_gossip(id, "sent too long ago (or in the future)");
+        }
+        if let Say::Cue { cue, .. } = &heard.say {
+            let Some(orchestration) = self.orchestrations.get(&topic) else {
+                return self.ignore_gossip(id, "a cue for a room this node is not present in");
+            };
+            if !orchestration.is_present(author) {
+                return self.ignore_gossip(id, "a cue from a member not heard from yet");
+            }
+            if let Err(refused) = orchestration.judge(now, author, *cue) {
+                let error = SignalError::new(ErrorCode::NotAuthorized, format!("a cue: {refused}"));
+                return self.decide_gossip(id, GossipVerdict::Reject(error));
+            }
         }
         let action = heard.say.action();
         // A host by the room's policy has no on-chain role to show for it: the orchestration,

@@ -79,6 +79,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         let assignments = self.assignments(room).unwrap_or_default();
         let hosting = |peer| assignments.hosts.contains(&peer);
         let acting_host = |peer| hosting(peer) && !assignments.hosts_on_chain;
+        let presenting = |peer| assignments.presenter == Some(peer);
+        let hand = |peer| assignments.hands.iter().position(|p| *p == peer);
+        let on_stage = |peer| assignments.stage.contains(&peer);
         let mut participants = Vec::new();
         if self.present_in.contains(&room) {
             participants.push(Participant {
@@ -90,6 +93,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 muted_by_host: self.moderation.is_muted(room, self.local),
                 hosting: hosting(self.local),
                 acting_host: acting_host(self.local),
+                presenting: presenting(self.local),
+                hand: hand(self.local),
+                on_stage: on_stage(self.local),
             });
         }
         participants.extend(
@@ -105,6 +111,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     muted_by_host: self.moderation.is_muted(room, peer),
                     hosting: hosting(peer),
                     acting_host: acting_host(peer),
+                    presenting: presenting(peer),
+                    hand: hand(peer),
+                    on_stage: on_stage(peer),
                 }),
         );
         participants

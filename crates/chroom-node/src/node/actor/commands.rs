@@ -66,6 +66,14 @@ impl NodeActor {
                     }
                 }
             }
+            Command::Cue { room, cue, done } => {
+                match self.core.cue(now, unix_now_ms(), room, cue) {
+                    Ok(say) => self.publish_then(room, say, done, false),
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                    }
+                }
+            }
             Command::OfferFile { room, offer, done } => match self.core.offer_file(room, offer) {
                 // Alone in the room: members arriving are offered it then.
                 Ok(say) => self.publish_then(room, say, done, true),
