@@ -146,3 +146,60 @@ async fn a_killed_hosts_place_is_taken_by_the_policys_acting_host_and_reclaimed_
         member.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raised_hands_queue_alike_on_every_page_and_the_host_invites_on_stage() {
+    init_tracing();
+    // An audio space: account 0 owns it (hosts), 2 and 3 listen (3 from Firefox).
+    let (chain, room) =
+        Chain::with_room_of_kind("q-and-a", chroom_types::RoomKind::AudioSpace).await;
+    chain.grant(room, 3, Role::Listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut boot = Vec::new();
+    for account in [0, 2, 3] {
+        let node = chain
+            .node_with(
+                &dir.path().join(format!("node-{account}")),
+                account,
+                &boot,
+                serve_page,
+            )
+            .await;
+        if boot.is_empty() {
+            boot.push(tcp_addr(&node).await);
+        }
+        nodes.push(node);
+    }
+    let link = |i: usize| nodes[i].page_link().expect("the page is served").to_owned();
+    let seen = run_page_scenario(
+        "hands.mjs",
+        json!({ "room": "q-and-a", "host": link(0), "first": link(1), "second": link(2) }),
+        Duration::from_secs(120),
+    )
+    .await;
+
+    // Every page showed the same queue, first raised first (the scenario waits for it).
+    let (first, second) = (&seen["first"], &seen["second"]);
+    for view in seen["queued"].as_array().unwrap() {
+        assert_eq!(view["hands"], json!([first, second]), "{seen}");
+    }
+    // The host's page offers the stage; a listener's offers nothing, and its node refuses.
+    assert_eq!(
+        seen["host_buttons"],
+        json!(["Invite on stage", "Lower hand"]),
+        "{seen}"
+    );
+    assert_eq!(seen["listener_buttons"], 0, "{seen}");
+    assert!(
+        seen["refusal"].as_str().unwrap().contains("only a host"),
+        "{seen}"
+    );
+    for view in seen["invited"].as_array().unwrap() {
+        assert_eq!(view["stage"], json!([first]), "{seen}");
+        assert_eq!(view["hands"], json!([second]), "{seen}");
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

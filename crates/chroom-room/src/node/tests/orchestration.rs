@@ -2,9 +2,9 @@
 //! fast a silent host is replaced.
 
 use super::*;
-use crate::orchestrator::HOST_GRACE;
+use crate::orchestrator::{CueRefused, HOST_GRACE};
 use crate::roster::HOST_PRESENCE_INTERVAL;
-use chroom_types::{HostFallback, RoomPolicy};
+use chroom_types::{Cue, HostFallback, RoomPolicy};
 
 fn first_joiner() -> AccessFacts {
     let AccessFacts::Known {
@@ -140,4 +140,67 @@ fn this_node_beats_every_second_while_it_hosts() {
         ),
         "{said:?}"
     );
+}
+
+#[test]
+fn hands_queue_alike_and_a_forged_stage_grant_is_rejected() {
+    let now = epoch();
+    let mut core = with_a_fallback(now);
+    let cue = |cue, at_unix_ms| Say::Cue { cue, at_unix_ms };
+    hear(&mut core, now, 3, MEMBER, cue(Cue::RaiseHand, UNIX_MS - 10));
+    let raised = core.cue(now, UNIX_MS, room(), Cue::RaiseHand).unwrap();
+    assert_eq!(raised, cue(Cue::RaiseHand, UNIX_MS));
+    drain(&mut core);
+    assert_eq!(core.assignments(room()).unwrap().hands, [MEMBER, LOCAL]);
+
+    // A listener inviting another on stage: its node refuses, and so does every other.
+    assert_eq!(
+        core.cue(now, UNIX_MS, room(), Cue::InviteToStage { who: MEMBER }),
+        Err(CommandError::Cue(CueRefused::NotHost))
+    );
+    hear(
+        &mut core,
+        now,
+        4,
+        STRANGER,
+        cue(Cue::InviteToStage { who: LOCAL }, UNIX_MS),
+    );
+    assert!(matches!(
+        verdict_of(&drain(&mut core), 4),
+        Some(GossipVerdict::Ignore(_))
+    ));
+    hear(
+        &mut core,
+        now,
+        5,
+        MEMBER,
+        cue(Cue::InviteToStage { who: LOCAL }, UNIX_MS),
+    );
+    assert!(matches!(
+        verdict_of(&drain(&mut core), 5),
+        Some(GossipVerdict::Reject(_))
+    ));
+    assert!(core.assignments(room()).unwrap().stage.is_empty());
+
+    // The host invites: on stage, the hand answered.
+    hear(
+        &mut core,
+        now,
+        6,
+        HOST,
+        cue(Cue::InviteToStage { who: LOCAL }, UNIX_MS + 1),
+    );
+    drain(&mut core);
+    let assigned = core.assignments(room()).unwrap();
+    assert_eq!(assigned.stage, [LOCAL]);
+    assert_eq!(assigned.hands, [MEMBER]);
+    assert!(core.participants(room())[0].on_stage);
+
+    // A member arriving later hears this node's cues in force again.
+    core.handle_room_peer_joined(room());
+    let told = publishes(&drain(&mut core))
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(told.contains(&cue(Cue::RaiseHand, UNIX_MS)), "{told:?}");
 }

@@ -1,0 +1,66 @@
+// Hands and the stage in an audio space: two listeners raise their hands, one after the other
+// (the second from Firefox); every page shows the same queue. A listener's page trying to
+// invite another on stage is refused. The host invites the first: every page shows it on
+// stage and the queue moves up.
+//
+// Input: { room, host, first, second } (page URLs).
+// Output: the queue and stage each page showed at each step, and the refusal.
+import { main, openPage, roomUrl } from "./lib.mjs";
+
+const TIMEOUT = 30_000;
+
+// [hands in queue order, members on stage], as a page shows them.
+const shown = (page) =>
+  page.evaluate(() => {
+    const people = window.chroom.participants ?? [];
+    const hands = people.filter((p) => p.hand != null).sort((a, b) => a.hand - b.hand).map((p) => p.peer_id);
+    const stage = people.filter((p) => p.on_stage).map((p) => p.peer_id);
+    return { hands, stage };
+  });
+
+async function untilAll(pages, check, what) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const views = await Promise.all(pages.map(shown));
+    if (views.every(check)) return views;
+    if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(views)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+main(async (browser, input) => {
+  const host = await openPage(browser, roomUrl(input.host, input.room));
+  const first = await openPage(browser, roomUrl(input.first, input.room));
+  const second = await openPage(browser, roomUrl(input.second, input.room), { engine: "firefox" });
+  const pages = [host, first, second];
+  for (const page of pages) {
+    await page.waitForFunction(() => (window.chroom.participants ?? []).length === 3, null, { timeout: TIMEOUT });
+  }
+  const peerOf = (page) => page.evaluate(() => window.chroom.self.peerId);
+  const [firstPeer, secondPeer] = [await peerOf(first), await peerOf(second)];
+
+  await first.click("#raise-hand");
+  await untilAll(pages, (v) => same(v.hands, [firstPeer]), "the first hand");
+  await second.click("#raise-hand");
+  const queued = await untilAll(pages, (v) => same(v.hands, [firstPeer, secondPeer]), "both hands, in order");
+  const hostButtons = await host.$$eval(`#participants li[data-peer="${firstPeer}"] button[data-cue]`, (bs) => bs.map((b) => b.textContent));
+  const listenerButtons = await second.$$eval("#participants button[data-cue]", (bs) => bs.length);
+
+  // A listener cannot invite: its own node refuses.
+  await second.evaluate(
+    (peer) => window.chroom.socket.send(JSON.stringify({ type: "cue", cue: "invite_to_stage", peer_id: peer })),
+    firstPeer,
+  );
+  await second.waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
+  const refusal = await second.textContent("#error");
+
+  await host.click(`#participants li[data-peer="${firstPeer}"] button[data-cue="invite_to_stage"]`);
+  const invited = await untilAll(
+    pages,
+    (v) => same(v.stage, [firstPeer]) && same(v.hands, [secondPeer]),
+    "the first on stage, the second next",
+  );
+  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited };
+});
