@@ -56,7 +56,9 @@ impl Relayer {
         root: &str,
     ) -> anyhow::Result<Self> {
         let config = dir.join("relayer.toml");
-        // Capacity is the upload budget over the stream's bitrate: exactly `viewers` children.
+        // Capacity is the upload budget over the stream's bitrate: `viewers` children and a
+        // fifth more, so a viewer that left a slot the relayer still counts (it learns of it
+        // only when the viewer's `Left` arrives) does not lock a newcomer out.
         let stream_kbps = 1000;
         std::fs::write(
             &config,
@@ -69,7 +71,7 @@ impl Relayer {
                  [metrics]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n",
                 max_links = viewers + 8,
                 estimate = plan.bandwidth_estimation,
-                budget = viewers * stream_kbps,
+                budget = (viewers + viewers.div_ceil(5)) * stream_kbps,
             ),
         )?;
         let mut command = Command::new(std::env::current_exe()?);
@@ -98,6 +100,24 @@ impl Relayer {
 
 const ROOM: &str = "bench-relay";
 
+/// The publisher's own runtime, let go without waiting for its tasks however the run ends (a
+/// runtime dropped the usual way inside another would block it).
+struct PublisherRuntime(Option<tokio::runtime::Runtime>);
+
+impl PublisherRuntime {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for PublisherRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let room: RoomName = ROOM.parse()?;
@@ -108,12 +128,15 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     };
     // The publisher gets a runtime (a thread) of its own: among the viewers' tasks it would wait
     // behind fifty nodes decrypting, and a relayer takes a parent silent for 300 ms for gone.
-    let publisher_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("bench-publisher")
-        .enable_all()
-        .build()?;
+    let publisher_runtime = PublisherRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-publisher")
+            .enable_all()
+            .build()?,
+    ));
     let root = publisher_runtime
+        .handle()
         .spawn(RunningNode::start(node_config("root".into())))
         .await??;
     // The root feeds the relayer only: every viewer hangs under it.
@@ -142,7 +165,7 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     // for gone.
     let cancel = CancellationToken::new();
     let frames_sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sender = publisher_runtime.spawn(send_synthetic(
+    let sender = publisher_runtime.handle().spawn(send_synthetic(
         root,
         plan.offered_pps,
         frames_sent.clone(),
@@ -253,7 +276,6 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
         eprintln!("viewers took over 20 s to stop");
     }
     relayer.child.kill().await?;
-    publisher_runtime.shutdown_background();
     Ok(())
 }
 
