@@ -148,7 +148,7 @@ async fn a_killed_hosts_place_is_taken_by_the_policys_acting_host_and_reclaimed_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raised_hands_queue_alike_on_every_page_and_the_host_invites_on_stage() {
+async fn raised_hands_queue_alike_on_every_page_the_host_invites_on_stage_and_names_show() {
     init_tracing();
     // An audio space: account 0 owns it (hosts), 2 and 3 listen (3 from Firefox).
     let (chain, room) =
@@ -199,6 +199,17 @@ async fn raised_hands_queue_alike_on_every_page_and_the_host_invites_on_stage() 
         assert_eq!(view["stage"], json!([first]), "{seen}");
         assert_eq!(view["hands"], json!([second]), "{seen}");
     }
+    // A display name shows beside the account on every page; an address is no name.
+    for name in seen["names"].as_array().unwrap() {
+        assert!(name.as_str().unwrap().starts_with("Ada · 0x"), "{seen}");
+    }
+    assert!(
+        seen["name_refusal"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be an account address"),
+        "{seen}"
+    );
     for node in nodes {
         node.shutdown().await;
     }

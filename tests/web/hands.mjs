@@ -1,7 +1,8 @@
 // Hands and the stage in an audio space: two listeners raise their hands, one after the other
 // (the second from Firefox); every page shows the same queue. A listener's page trying to
 // invite another on stage is refused. The host invites the first: every page shows it on
-// stage and the queue moves up.
+// stage and the queue moves up. The first sets a display name: every page shows it beside its
+// account; a name written as an address is refused.
 //
 // Input: { room, host, first, second } (page URLs).
 // Output: the queue and stage each page showed at each step, and the refusal.
@@ -62,5 +63,22 @@ main(async (browser, input) => {
     (v) => same(v.stage, [firstPeer]) && same(v.hands, [secondPeer]),
     "the first on stage, the second next",
   );
-  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited };
+
+  // Names: shown beside the account on every page; an address as a name is refused.
+  await first.evaluate(() => window.chroom.socket.send(JSON.stringify({ type: "set_name", name: "Ada" })));
+  const nameOf = (page, peer) =>
+    page.$eval(`#participants li[data-peer="${peer}"] .name`, (e) => e.textContent).catch(() => null);
+  const deadline = Date.now() + TIMEOUT;
+  let names;
+  for (;;) {
+    names = await Promise.all(pages.map((page) => nameOf(page, firstPeer)));
+    if (names.every((n) => n?.startsWith("Ada · 0x"))) break;
+    if (Date.now() > deadline) throw new Error(`the name: ${JSON.stringify(names)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const address = await second.evaluate(() => window.chroom.participants.find((p) => !p.is_self && p.account).account);
+  await second.evaluate((name) => window.chroom.socket.send(JSON.stringify({ type: "set_name", name })), address);
+  await second.waitForFunction(() => document.querySelector("#error").textContent.includes("address"), null, { timeout: TIMEOUT });
+  const name_refusal = await second.textContent("#error");
+  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal };
 });

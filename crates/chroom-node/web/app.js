@@ -32,8 +32,11 @@ function short(text) {
   return text.length > 14 ? `${text.slice(0, 6)}…${text.slice(-4)}` : text;
 }
 
+// A member's name as pages show it: the name its user set (its node checks it is no address)
+// beside the account its binding proves, so a name never passes for another account.
 function displayName(p) {
-  return p.account ? short(p.account) : `node ${short(p.peer_id)}`;
+  const id = p.account ? short(p.account) : `node ${short(p.peer_id)}`;
+  return p.display_name ? `${p.display_name} · ${id}` : id;
 }
 
 function showError(message) {
@@ -59,6 +62,8 @@ function connect() {
   const socket = new WebSocket(url);
   state.socket = socket;
   socket.addEventListener("open", () => {
+    const name = localStorage.getItem("chroom.name");
+    if (name) send({ type: "set_name", name });
     const room = roomFromLocation();
     if (room) {
       join(room);
@@ -838,9 +843,16 @@ function shareFile(file) {
 
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  const name = $("name-input").value.trim();
+  if (name !== (localStorage.getItem("chroom.name") ?? "")) {
+    if (name) localStorage.setItem("chroom.name", name);
+    else localStorage.removeItem("chroom.name");
+    send({ type: "set_name", name });
+  }
   const room = $("room-input").value.trim();
   if (room) join(room);
 });
+$("name-input").value = localStorage.getItem("chroom.name") ?? "";
 
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -89,6 +89,13 @@ pub enum ClientMessage {
         /// What to do.
         action: ModerateAction,
     },
+    /// The name the page's user goes by in every room (shown beside its account); empty or
+    /// absent: by its account alone.
+    SetName {
+        /// The name.
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Ask or decide who presents and who is on the stage (the room's orchestrator takes it
     /// if the page's user may): raise or lower a hand, invite a member on stage, …
     Cue {
@@ -359,6 +366,8 @@ pub struct ParticipantView {
     pub hand: Option<usize>,
     /// A host invited it onto the stage.
     pub on_stage: bool,
+    /// The name its user goes by, if it set one.
+    pub display_name: Option<String>,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use chroom_types::{
     Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
-    MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId,
+    MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId, check_display_name,
 };
 use prost::Message;
 
@@ -24,7 +24,7 @@ pub struct RoomMessage {
 }
 
 /// A presence beat: the author is in the room, or leaving it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Presence {
     /// The author is leaving.
     pub leaving: bool,
@@ -36,6 +36,8 @@ pub struct Presence {
     pub joined_at_unix_ms: u64,
     /// How soon the author's next beat comes, milliseconds (0: the usual interval).
     pub beat_interval_ms: u32,
+    /// The name the author's user goes by, if it set one ([`check_display_name`]).
+    pub display_name: Option<String>,
 }
 
 /// The content of a [`RoomMessage`].
@@ -165,6 +167,14 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
             }
         }
         Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence(Presence {
+            display_name: match presence.display_name {
+                name if name.is_empty() => None,
+                name => {
+                    check_display_name(&name)
+                        .map_err(|reason| DecodeError::BadDisplayName { reason })?;
+                    Some(name)
+                }
+            },
             leaving: presence.leaving,
             sharing_screen: presence.sharing_screen,
             publish_only: presence.publish_only,
@@ -197,6 +207,7 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             publish_only: presence.publish_only,
             joined_at_unix_ms: presence.joined_at_unix_ms,
             beat_interval_ms: presence.beat_interval_ms,
+            display_name: presence.display_name.clone().unwrap_or_default(),
         }),
         RoomMessageBody::Cue { cue, at_unix_ms } => {
             pb::room_message::Body::Cue(cue_to_wire(*cue, *at_unix_ms))
@@ -333,6 +344,28 @@ mod tests {
             wire(pb::CueKind::Unspecified, &[]),
             Err(DecodeError::MissingKind { message: "Cue" })
         );
+    }
+
+    #[test]
+    fn a_presence_names_its_user_and_an_address_as_a_name_is_refused() {
+        let named = |name: &str| RoomMessage {
+            body: RoomMessageBody::Presence(Presence {
+                display_name: Some(name.into()),
+                ..Presence::default()
+            }),
+            ..chat("")
+        };
+        let message = named("Ada");
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Ok(message)
+        );
+        assert!(matches!(
+            decode_room_message(&encode_room_message(&named(
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            ))),
+            Err(DecodeError::BadDisplayName { .. })
+        ));
     }
 
     #[test]

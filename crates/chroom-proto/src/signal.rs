@@ -244,6 +244,12 @@ pub enum DecodeError {
         /// Length sent.
         len: usize,
     },
+    /// A display name that [`chroom_types::check_display_name`] refuses.
+    #[error("bad display name: {reason}")]
+    BadDisplayName {
+        /// Why.
+        reason: &'static str,
+    },
     /// A tree message listing more than [`chroom_overlay::MAX_CANDIDATES`] candidates.
     #[error("{len} candidates, the limit is {}", chroom_overlay::MAX_CANDIDATES)]
     TooManyCandidates {

@@ -35,10 +35,12 @@ pub struct Present {
     pub joined_at_unix_ms: u64,
     /// Silent for this long, it has left: three of the intervals its last beat announced.
     pub timeout: Duration,
+    /// The name its user goes by, if it set one.
+    pub display_name: Option<String>,
 }
 
 /// What a presence beat says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Beat {
     /// The account its author proved, if any.
     pub account: Option<Account>,
@@ -52,6 +54,8 @@ pub struct Beat {
     pub joined_at_unix_ms: u64,
     /// How soon the author's next beat comes (`None`: [`PRESENCE_INTERVAL`]).
     pub interval: Option<Duration>,
+    /// The name the author's user goes by.
+    pub display_name: Option<String>,
 }
 
 /// The members present in each room. Sans-IO: time is an input.
@@ -89,6 +93,7 @@ impl<P: Copy + Ord + Hash> Roster<P> {
             // below a host's.
             timeout: (beat.interval.unwrap_or(PRESENCE_INTERVAL) * MISSED_BEATS)
                 .clamp(HOST_PRESENCE_INTERVAL * MISSED_BEATS, PRESENCE_TIMEOUT),
+            display_name: beat.display_name,
         };
         let changed = before.is_none_or(|b| b.account != beat.account);
         members.insert(peer, present);
@@ -168,6 +173,7 @@ mod tests {
         publish_only: false,
         joined_at_unix_ms: 0,
         interval: None,
+        display_name: None,
     };
 
     #[test]

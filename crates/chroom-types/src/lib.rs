@@ -31,6 +31,28 @@ pub const MAX_ROOM_MESSAGE_BYTES: usize = 16 * 1024;
 /// Longest chat line, in bytes of UTF-8.
 pub const MAX_CHAT_TEXT_BYTES: usize = 4096;
 
+/// Longest display name a member may set, in bytes.
+pub const MAX_DISPLAY_NAME_BYTES: usize = 64;
+
+/// Why a display name is refused, if it is: empty, too long, with control characters, or
+/// written as an account address (the page shows a member's address beside its name, and a
+/// name must not pass for another one's).
+pub fn check_display_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("a display name cannot be empty");
+    }
+    if name.len() > MAX_DISPLAY_NAME_BYTES {
+        return Err("a display name is at most 64 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a display name cannot hold control characters");
+    }
+    if name.trim().parse::<Account>().is_ok() {
+        return Err("a display name cannot be an account address");
+    }
+    Ok(())
+}
+
 /// Longest room name accepted anywhere (CLI, config, wire).
 pub const MAX_ROOM_NAME_BYTES: usize = 128;
 
@@ -353,6 +375,20 @@ pub enum LinkIntent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_are_short_printable_and_never_an_address() {
+        assert_eq!(check_display_name("Ada Lovelace"), Ok(()));
+        for bad in [
+            "",
+            "   ",
+            "bell\u{7}",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            &"x".repeat(65),
+        ] {
+            assert!(check_display_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn room_id_is_keccak_of_name() {

@@ -61,6 +61,10 @@ pub(crate) enum Command {
         cue: Cue<PeerId>,
         done: oneshot::Sender<anyhow::Result<()>>,
     },
+    SetDisplayName {
+        name: Option<String>,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
     OfferFile {
         room: RoomId,
         offer: FileOffer,
@@ -346,6 +350,12 @@ impl NodeHandle {
     /// else told to every member.
     pub async fn cue(&self, room: RoomId, cue: Cue<PeerId>) -> anyhow::Result<()> {
         self.ask(|done| Command::Cue { room, cue, done }).await?
+    }
+
+    /// This node's user goes by `name` in every room (`None`: by its account alone).
+    pub async fn set_display_name(&self, name: Option<String>) -> anyhow::Result<()> {
+        self.ask(|done| Command::SetDisplayName { name, done })
+            .await?
     }
 
     /// Changes whenever what a page shows of a room may have changed (who is present, over

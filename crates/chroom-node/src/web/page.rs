@@ -53,6 +53,7 @@ fn participant_view(p: &Participant) -> ParticipantView {
         presenting: p.presenting,
         hand: p.hand,
         on_stage: p.on_stage,
+        display_name: p.display_name.clone(),
     }
 }
 
@@ -248,6 +249,13 @@ impl PageSession {
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
             ClientMessage::Cue { cue, peer_id } => self.cue(cue, peer_id.as_deref()).await,
+            ClientMessage::SetName { name } => {
+                let name = name.filter(|name| !name.trim().is_empty());
+                match self.node.set_display_name(name).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.error(format!("{e:#}")).await,
+                }
+            }
             ClientMessage::FetchFile { hash } => self.fetch_file(&hash).await,
             ClientMessage::VideoSizes { sizes } => self.video_sizes(sizes).await,
             ClientMessage::SignInText => {

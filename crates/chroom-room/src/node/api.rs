@@ -119,6 +119,8 @@ pub struct Participant<P> {
     pub hand: Option<usize>,
     /// A host invited it onto the stage (it may speak beyond its role).
     pub on_stage: bool,
+    /// The name its user goes by, if it set one.
+    pub display_name: Option<String>,
 }
 
 /// What a page shows about a room beside its members: what its user should know is wrong.
@@ -289,6 +291,9 @@ pub enum CommandError {
     /// member.
     #[error("your role in this room does not let you mute or remove that member")]
     NotHost,
+    /// The display name is refused ([`chroom_types::check_display_name`]).
+    #[error("{0}")]
+    DisplayName(&'static str),
     /// The orchestrator does not take this cue from this node's user.
     #[error("{0}")]
     Cue(#[from] crate::orchestrator::CueRefused),

@@ -54,6 +54,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     },
                     interval: (presence.beat_interval_ms > 0)
                         .then(|| Duration::from_millis(presence.beat_interval_ms.into())),
+                    display_name: presence.display_name,
                 };
                 let now = self.now;
                 let changed = self.roster.handle_presence(now, room, author, beat);

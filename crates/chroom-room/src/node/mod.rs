@@ -134,6 +134,8 @@ pub struct NodeCore<P> {
     joined_at: HashMap<RoomId, u64>,
     /// Who holds what in each room this node is present in.
     orchestrations: HashMap<RoomId, Orchestration<P>>,
+    /// The name this node's user goes by, told in its beats.
+    display_name: Option<String>,
     /// What this node's beats said last, per room.
     beating: HashMap<RoomId, orchestration::Beating>,
     /// The beat timer's next tick (each tick sends the beats due).
@@ -172,6 +174,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             own_checks: Vec::new(),
             joined_at: HashMap::new(),
             orchestrations: HashMap::new(),
+            display_name: None,
             beating: HashMap::new(),
             next_beat: None,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
@@ -313,6 +316,22 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             cue,
             at_unix_ms: now_unix_ms,
         })
+    }
+
+    /// This node's user goes by `name` (`None`: by its account alone) from now on: told at
+    /// once in every room it is present in.
+    pub fn set_display_name(&mut self, name: Option<String>) -> Result<(), CommandError> {
+        if let Some(name) = &name {
+            chroom_types::check_display_name(name).map_err(CommandError::DisplayName)?;
+        }
+        if self.display_name != name {
+            self.display_name = name;
+            self.view_version += 1;
+            for room in self.present_in.clone() {
+                self.announce(room, false);
+            }
+        }
+        Ok(())
     }
 
     /// This node's user offers a file in `room`: returns the offer to publish.
@@ -844,6 +863,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             publish_only: self.session.publishes_only(room),
             joined_at_unix_ms: self.joined_at.get(&room).copied().unwrap_or_default(),
             beat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+            display_name: self.display_name.clone(),
         });
         self.outputs.push_back(NodeOutput::Publish { room, say });
     }

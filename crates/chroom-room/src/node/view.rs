@@ -96,6 +96,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 presenting: presenting(self.local),
                 hand: hand(self.local),
                 on_stage: on_stage(self.local),
+                display_name: self.display_name.clone(),
             });
         }
         participants.extend(
@@ -114,6 +115,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     presenting: presenting(peer),
                     hand: hand(peer),
                     on_stage: on_stage(peer),
+                    display_name: present.display_name.clone(),
                 }),
         );
         participants

@@ -74,6 +74,9 @@ impl NodeActor {
                     }
                 }
             }
+            Command::SetDisplayName { name, done } => {
+                let _ = done.send(self.core.set_display_name(name).map_err(Into::into));
+            }
             Command::OfferFile { room, offer, done } => match self.core.offer_file(room, offer) {
                 // Alone in the room: members arriving are offered it then.
                 Ok(say) => self.publish_then(room, say, done, true),

@@ -146,3 +146,40 @@ fn a_publisher_that_subscribes_to_nobody_says_so_in_its_presence() {
         "{said:?}"
     );
 }
+
+#[test]
+fn a_display_name_is_told_at_once_shown_for_members_and_an_address_refused() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let address = account(MEMBER as u8).to_string();
+    assert!(matches!(
+        core.set_display_name(Some(address)),
+        Err(CommandError::DisplayName(_))
+    ));
+    core.set_display_name(Some("Ada".into())).unwrap();
+    let said = publishes(&drain(&mut core))
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(
+        matches!(said.as_slice(), [Say::Presence(Presence { display_name: Some(name), .. })] if name == "Ada"),
+        "{said:?}"
+    );
+    assert_eq!(
+        core.participants(room())[0].display_name.as_deref(),
+        Some("Ada")
+    );
+
+    let named = Say::Presence(Presence {
+        display_name: Some("Grace".into()),
+        ..Presence::default()
+    });
+    hear(&mut core, now, 1, MEMBER, named);
+    drain(&mut core);
+    let member = core
+        .participants(room())
+        .into_iter()
+        .find(|p| p.peer == MEMBER)
+        .unwrap();
+    assert_eq!(member.display_name.as_deref(), Some("Grace"));
+}
