@@ -10,6 +10,7 @@ use chroom_media::{MediaHandle, PlaybackOffer};
 use chroom_net::{Multiaddr, NetHandle, PeerId, Presence};
 use chroom_proto::{FileOffer, SignalRequest};
 use chroom_room::Participation;
+use chroom_room::orchestrator::Assignments;
 use chroom_store::Store;
 use chroom_types::{
     Account, Action, Cue, FileHash, IdentityBinding, LinkId, MediaKind, Moderation, RoomId,
@@ -104,6 +105,10 @@ pub(crate) enum Command {
     Tree {
         room: RoomId,
         reply: oneshot::Sender<TreePosition>,
+    },
+    Assignments {
+        room: RoomId,
+        reply: oneshot::Sender<Option<Assignments<PeerId>>>,
     },
 }
 
@@ -289,6 +294,12 @@ impl NodeHandle {
     /// This node's place in `room`'s relay tree (empty if the room is not a broadcast here).
     pub async fn tree_position(&self, room: RoomId) -> anyhow::Result<TreePosition> {
         self.ask(|reply| Command::Tree { room, reply }).await
+    }
+
+    /// Who hosts, presents and is on stage in `room`, as this node's orchestrator computes it
+    /// (`None`: the node is not present there).
+    pub async fn assignments(&self, room: RoomId) -> anyhow::Result<Option<Assignments<PeerId>>> {
+        self.ask(|reply| Command::Assignments { room, reply }).await
     }
 
     /// Writes `text` in `room`'s chat (joined first), signed with this node's account binding.

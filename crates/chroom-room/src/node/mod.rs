@@ -216,6 +216,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 orchestration.set_policy(policy);
             }
             self.orchestrations.insert(room, orchestration);
+            // Whether this node hosts (and so beats every second) depends on its own role:
+            // learn it now, not only when its page asks.
+            if let Some(account) = self.account
+                && self.session.facts(room, account).is_none()
+            {
+                self.session.look_up_own(now, room, account);
+            }
             self.refresh_member(room, self.local);
             self.announce(room, false);
             self.outputs.push_back(NodeOutput::ResumeFiles { room });

@@ -208,6 +208,22 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// From `kill -9` of a room's host to every member naming the same acting host, and from
+    /// its return to every member naming it host again, on a local anvil.
+    Failover {
+        /// Opus Ogg file the host publishes.
+        #[arg(long, default_value = "fixtures/generated/audio.ogg")]
+        audio: PathBuf,
+        /// The anvil binary.
+        #[arg(
+            long,
+            default_value = "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+        )]
+        anvil: PathBuf,
+        /// Failovers to time.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// What a member arriving or leaving costs the orchestrator core (run by every node).
     Orchestrator {
         /// Room sizes to measure, comma-separated.
@@ -584,6 +600,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 clients,
             };
             bench::flood(&anvil, &source, plan, &limits).await?;
+        }
+        Command::Bench(BenchCommand::Failover { audio, anvil, runs }) => {
+            init_tracing("chroom=warn");
+            bench::failover(&anvil, &audio, runs).await?;
         }
         Command::Bench(BenchCommand::Orchestrator { members, changes }) => {
             bench::orchestrator(&members, changes);

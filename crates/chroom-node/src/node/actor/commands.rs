@@ -140,6 +140,9 @@ impl NodeActor {
                     camera_layers: Vec::new(),
                 });
             }
+            Command::Assignments { room, reply } => {
+                let _ = reply.send(self.core.assignments(room));
+            }
             Command::Tree { room, reply } => {
                 let session = self.core.session();
                 let _ = reply.send(TreePosition {
