@@ -199,6 +199,11 @@ async fn raised_hands_queue_alike_on_every_page_the_host_invites_on_stage_and_na
         assert_eq!(view["stage"], json!([first]), "{seen}");
         assert_eq!(view["hands"], json!([second]), "{seen}");
     }
+    // Each listener's page highlighted the host, the one who speaks, as the active speaker,
+    // and nobody who does not.
+    for seen_by in seen["speakers_seen"].as_array().unwrap() {
+        assert_eq!(seen_by, &json!([seen["host"]]), "{seen}");
+    }
     // A display name shows beside the account on every page; an address is no name.
     for name in seen["names"].as_array().unwrap() {
         assert!(name.as_str().unwrap().starts_with("Ada · 0x"), "{seen}");

@@ -1,4 +1,5 @@
-// Hands and the stage in an audio space: two listeners raise their hands, one after the other
+// Hands and the stage in an audio space: the host speaks and each listener's page highlights
+// it as the active speaker; two listeners raise their hands, one after the other
 // (the second from Firefox); every page shows the same queue. A listener's page trying to
 // invite another on stage is refused. The host invites the first: every page shows it on
 // stage and the queue moves up. The first sets a display name: every page shows it beside its
@@ -40,7 +41,13 @@ main(async (browser, input) => {
     await page.waitForFunction(() => (window.chroom.participants ?? []).length === 3, null, { timeout: TIMEOUT });
   }
   const peerOf = (page) => page.evaluate(() => window.chroom.self.peerId);
-  const [firstPeer, secondPeer] = [await peerOf(first), await peerOf(second)];
+  const [hostPeer, firstPeer, secondPeer] = [await peerOf(host), await peerOf(first), await peerOf(second)];
+  // The host speaks (its page's fake microphone beeps): each listener's page highlights it as
+  // the active speaker.
+  for (const page of [first, second]) {
+    await page.waitForFunction((peer) => window.chroom.speakersSeen.has(peer), hostPeer, { timeout: TIMEOUT });
+  }
+  const speakersSeen = await Promise.all([first, second].map((page) => page.evaluate(() => [...window.chroom.speakersSeen])));
 
   await first.click("#raise-hand");
   await untilAll(pages, (v) => same(v.hands, [firstPeer]), "the first hand");
@@ -80,5 +87,5 @@ main(async (browser, input) => {
   await second.evaluate((name) => window.chroom.socket.send(JSON.stringify({ type: "set_name", name })), address);
   await second.waitForFunction(() => document.querySelector("#error").textContent.includes("address"), null, { timeout: TIMEOUT });
   const name_refusal = await second.textContent("#error");
-  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal };
+  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal, host: hostPeer, speakers_seen: speakersSeen };
 });

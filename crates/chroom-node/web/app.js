@@ -414,6 +414,42 @@ async function markPoorConnections() {
   });
 }
 
+// The active speaker: the loudest member heard (its decoded audio level), held at least
+// SPEAKER_HOLD_MS so the highlight does not flicker between two people talking at once. Its
+// tile and its line in the participant list are highlighted.
+const SPEAKING_LEVEL = 0.05; // about -26 dBov
+const SPEAKER_HOLD_MS = 800;
+let speakerSince = 0;
+state.activeSpeaker = null;
+state.speakersSeen = new Set();
+
+async function markActiveSpeaker() {
+  const pc = state.playbackPc;
+  if (!pc) return;
+  const levels = new Map();
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio" && r.mid != null) levels.set(r.mid, r.audioLevel ?? 0);
+  });
+  let loudest = null;
+  let loudestLevel = SPEAKING_LEVEL;
+  state.slotPeers.forEach((peer, slot) => {
+    const level = levels.get(state.slots[slot]?.audioMid) ?? 0;
+    if (peer && level > loudestLevel) {
+      loudest = peer;
+      loudestLevel = level;
+    }
+  });
+  const now = Date.now();
+  if (loudest !== state.activeSpeaker && now - speakerSince >= SPEAKER_HOLD_MS) {
+    state.activeSpeaker = loudest;
+    speakerSince = now;
+    if (loudest) state.speakersSeen.add(loudest);
+  }
+  document.querySelectorAll("#grid .tile, #participants li").forEach((element) => {
+    element.classList.toggle("speaking", state.activeSpeaker !== null && element.dataset.peer === state.activeSpeaker);
+  });
+}
+
 // Tells the node how tall each member's camera is shown, in device pixels, so each member's
 // node sends no taller layer than that needs (a small tile gets a small layer). A tile covers
 // its box, cropping the picture: a box wider than 16:9 needs the picture as tall as its width
@@ -897,6 +933,7 @@ $("copy-link").addEventListener("click", async () => {
 
 connect();
 setInterval(markPoorConnections, 500);
+setInterval(markActiveSpeaker, 300);
 setInterval(reportVideoSizes, 1000);
 
 // For tests and the curious: the page's state, read-only by convention.
