@@ -148,7 +148,7 @@ async fn a_killed_hosts_place_is_taken_by_the_policys_acting_host_and_reclaimed_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raised_hands_queue_alike_on_every_page_the_host_invites_on_stage_and_names_show() {
+async fn hands_queue_alike_a_listener_invited_on_stage_is_heard_until_taken_off_and_names_show() {
     init_tracing();
     // An audio space: account 0 owns it (hosts), 2 and 3 listen (3 from Firefox).
     let (chain, room) =
@@ -204,6 +204,12 @@ async fn raised_hands_queue_alike_on_every_page_the_host_invites_on_stage_and_na
     for seen_by in seen["speakers_seen"].as_array().unwrap() {
         assert_eq!(seen_by, &json!([seen["host"]]), "{seen}");
     }
+    // On stage, the listener was heard by the host and the other listener; off it, by nobody
+    // (Opus sends 50 packets a second: over 2 s, tens).
+    for heard in seen["heard_on_stage"].as_array().unwrap() {
+        assert!(heard.as_i64() > Some(20), "{seen}");
+    }
+    assert_eq!(seen["heard_off_stage"], json!([0, 0]), "{seen}");
     // A display name shows beside the account on every page; an address is no name.
     for name in seen["names"].as_array().unwrap() {
         assert!(name.as_str().unwrap().starts_with("Ada · 0x"), "{seen}");

@@ -2,7 +2,8 @@
 // it as the active speaker; two listeners raise their hands, one after the other
 // (the second from Firefox); every page shows the same queue. A listener's page trying to
 // invite another on stage is refused. The host invites the first: every page shows it on
-// stage and the queue moves up. The first sets a display name: every page shows it beside its
+// stage, the queue moves up, and the first's page speaks (its node takes part as a speaker)
+// and is heard by the others until the host takes it off the stage. The first sets a display name: every page shows it beside its
 // account; a name written as an address is refused.
 //
 // Input: { room, host, first, second } (page URLs).
@@ -31,6 +32,31 @@ async function untilAll(pages, check, what) {
 }
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+// Audio packets `page` has received from `peer` (null: no slot plays it).
+const audioFrom = (page, peer) =>
+  page.evaluate(async (peer) => {
+    const s = window.chroom;
+    const slot = s.slotPeers.indexOf(peer);
+    if (slot < 0 || !s.playbackPc) return null;
+    let packets = null;
+    (await s.playbackPc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.mid === s.slots[slot].audioMid) packets = r.packetsReceived;
+    });
+    return packets;
+  }, peer);
+
+// Waits (`expected`) until `page` receives audio from `peer`, or (not expected) checks that it
+// receives none over two seconds. Returns the packets counted over the last two seconds.
+async function audioRising(page, peer, expected) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const before = (await audioFrom(page, peer)) ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const gained = ((await audioFrom(page, peer)) ?? 0) - before;
+    if (!expected || gained > 0 || Date.now() > deadline) return gained;
+  }
+}
 
 main(async (browser, input) => {
   const host = await openPage(browser, roomUrl(input.host, input.room));
@@ -71,6 +97,18 @@ main(async (browser, input) => {
     "the first on stage, the second next",
   );
 
+  // On stage, the first listener's page speaks: the host's and the other listener's pages
+  // receive its microphone. Taken off the stage, it is silenced on both.
+  await first.waitForFunction(() => window.chroom.local !== null && window.chroom.local !== undefined, null, { timeout: TIMEOUT });
+  const heardOnStage = [];
+  for (const page of [host, second]) heardOnStage.push(await audioRising(page, firstPeer, true));
+  await host.click(`#participants li[data-peer="${firstPeer}"] button[data-cue="remove_from_stage"]`);
+  await untilAll(pages, (v) => v.stage.length === 0, "off stage");
+  // Packets already on their way may still land: judge from a second on.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const heardOffStage = [];
+  for (const page of [host, second]) heardOffStage.push(await audioRising(page, firstPeer, false));
+
   // Names: shown beside the account on every page; an address as a name is refused.
   await first.evaluate(() => window.chroom.socket.send(JSON.stringify({ type: "set_name", name: "Ada" })));
   const nameOf = (page, peer) =>
@@ -87,5 +125,5 @@ main(async (browser, input) => {
   await second.evaluate((name) => window.chroom.socket.send(JSON.stringify({ type: "set_name", name })), address);
   await second.waitForFunction(() => document.querySelector("#error").textContent.includes("address"), null, { timeout: TIMEOUT });
   const name_refusal = await second.textContent("#error");
-  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal, host: hostPeer, speakers_seen: speakersSeen };
+  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal, host: hostPeer, speakers_seen: speakersSeen, heard_on_stage: heardOnStage, heard_off_stage: heardOffStage };
 });

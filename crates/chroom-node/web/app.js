@@ -147,10 +147,18 @@ function handle(message) {
     case "left":
       leaveCall();
       break;
-    case "participants":
+    case "participants": {
       state.participants = message.participants;
       renderParticipants();
+      // Invited on stage (or taken off it): take part again the new way, which the node
+      // decides from the stage (speaking, or listening only).
+      const onStage = Boolean(state.participants.find((p) => p.is_self)?.on_stage);
+      if (state.kind === "audio_space" && state.room && onStage !== state.onStage) {
+        if (state.onStage !== undefined) send({ type: "join", room: state.room });
+        state.onStage = onStage;
+      }
       break;
+    }
     case "notices":
       renderNotices(message.notices);
       break;
@@ -514,6 +522,7 @@ function stopPublishing() {
 
 function leaveCall() {
   stopPublishing();
+  state.onStage = undefined;
   // The node keeps a prepared playback link that shows video; it closes any other.
   if (state.playbackPrepared && state.kind !== "audio_space") {
     state.slotPeers = [];

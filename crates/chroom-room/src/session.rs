@@ -1,6 +1,6 @@
 //! [`RoomSession`]: rooms, subscriptions and subscribers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -33,6 +33,9 @@ pub struct RoomSession<P> {
     held: HashMap<LinkId, Instant>,
     /// Links from publishers whose media stopped, and when they are given up if it stays so.
     silent: HashMap<LinkId, Instant>,
+    /// Members each room's orchestrator put on stage: they may publish there beyond their
+    /// role (never when banned).
+    stage: HashMap<RoomId, BTreeSet<P>>,
     outputs: VecDeque<Output<P>>,
     access: AccessBook<P>,
     /// Subscribe requests and gossip messages waiting for registry facts.
@@ -122,6 +125,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             links: HashMap::new(),
             held: HashMap::new(),
             silent: HashMap::new(),
+            stage: HashMap::new(),
             outputs: VecDeque::new(),
             pending: Vec::new(),
             queued_events: 0,
@@ -138,11 +142,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// the tree.
     pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
         let discovers = participation.discovers();
-        let changed_tree = self.rooms.get(&room).is_some_and(|state| {
-            state.participation != participation
-                && (state.participation.uses_tree() || participation.uses_tree())
-        });
-        if changed_tree {
+        // Taking part another way (a listener put on stage now speaks, a viewer goes live):
+        // the room's links were negotiated for the old way (what each carries, which tree),
+        // so they close and are made again.
+        let changed = self
+            .rooms
+            .get(&room)
+            .is_some_and(|state| state.participation != participation);
+        if changed {
             self.leave(now, room);
         }
         let tree = broadcast::Tree::new(&participation, self.local, &self.config, now);

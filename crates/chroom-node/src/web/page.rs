@@ -484,17 +484,32 @@ impl PageSession {
             Ok(Err(refusal)) => return self.error(format!("cannot join: {refusal}")).await,
             Err(_) => return Err(Closed),
         };
-        let part = match page_part(access, live) {
+        let on_stage = matches!(
+            self.node.assignments(room.id()).await,
+            Ok(Some(assignments)) if assignments.stage.contains(&self.node.peer_id())
+        );
+        let part = match page_part(access, live, on_stage) {
             Ok(part) => part,
             Err(e) => return self.error(e.to_string()).await,
         };
-        self.leave_room().await;
+        // Taking part another way in the same room (coming on or off a stage) enters it again
+        // before leaving the old way, so the node stays present: members would take a leave
+        // for a new visit, and a stage grant ends with the visit. A broadcast room's tree is
+        // left and joined afresh.
+        let stays = self.room.as_ref().is_some_and(|r| r.id() == room.id())
+            && access.kind != Some(RoomKind::Broadcast);
+        if !stays {
+            self.leave_room().await;
+        }
         if let Err(e) = self
             .web
             .enter_room(room.id(), part.participation, Join::Always)
             .await
         {
             return self.error(format!("cannot join: {e:#}")).await;
+        }
+        if stays {
+            self.leave_room().await;
         }
         tracing::info!(room = %room.as_str(), "page joined room");
         self.room = Some(room.clone());

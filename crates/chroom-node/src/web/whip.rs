@@ -248,7 +248,8 @@ async fn participation(
         }
     };
     let live = way == Way::Publish && access.kind == Some(RoomKind::Broadcast);
-    match page_part(access, live) {
+    // A WHIP publisher is no member on a stage: its account's role decides.
+    match page_part(access, live, false) {
         Ok(part) if way == Way::Play || part.may_publish => Ok(part.participation),
         Ok(_) => Err(problem(
             StatusCode::FORBIDDEN,

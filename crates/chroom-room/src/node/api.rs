@@ -295,7 +295,7 @@ pub enum CommandError {
     #[error("{0}")]
     DisplayName(&'static str),
     /// The orchestrator does not take this cue from this node's user.
-    #[error("{0}")]
+    #[error(transparent)]
     Cue(#[from] crate::orchestrator::CueRefused),
 }
 

@@ -74,6 +74,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     && orchestration.handle_cue(author, at_unix_ms, cue).is_ok()
                 {
                     self.view_version += 1;
+                    self.sync_stage(room);
                 }
             }
             Say::FileOffer(offer) => {

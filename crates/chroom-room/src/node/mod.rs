@@ -319,6 +319,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         orchestration.judge(now, self.local, cue)?;
         orchestration.handle_cue(self.local, now_unix_ms, cue)?;
         self.view_version += 1;
+        self.sync_stage(room);
         Ok(Say::Cue {
             cue,
             at_unix_ms: now_unix_ms,

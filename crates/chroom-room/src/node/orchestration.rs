@@ -65,6 +65,23 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             }
         }
         self.view_version += 1;
+        self.sync_stage(room);
+    }
+
+    /// Lets the session know who is on `room`'s stage now: their media is let through
+    /// whatever their role (a grant that lapses closes their links unless the role allows).
+    pub(super) fn sync_stage(&mut self, room: RoomId) {
+        let stage = self
+            .assignments(room)
+            .map(|a| a.stage.into_iter().collect())
+            .unwrap_or_default();
+        self.session.set_stage(self.now, room, stage);
+    }
+
+    /// Whether this node's user is on `room`'s stage.
+    pub fn is_on_stage(&self, room: RoomId) -> bool {
+        self.assignments(room)
+            .is_some_and(|a| a.stage.contains(&self.local))
     }
 
     /// The registry said something about `account` in `room`: the room's policy, and the

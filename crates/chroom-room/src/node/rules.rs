@@ -136,9 +136,13 @@ pub struct PagePart {
 #[error("only a broadcast room's presenters and hosts can go live")]
 pub struct CannotGoLive;
 
-/// How a page with `access` takes part in its room, going `live` (broadcasting) or not.
-pub fn page_part(access: OwnAccess, live: bool) -> Result<PagePart, CannotGoLive> {
+/// How a page with `access` takes part in its room, going `live` (broadcasting) or not, its
+/// user put `on_stage` by a host or not.
+pub fn page_part(access: OwnAccess, live: bool, on_stage: bool) -> Result<PagePart, CannotGoLive> {
     let may_publish = match (access.kind, access.role) {
+        // A host put the user on an audio space's or a conference's stage: it speaks for the
+        // session (a broadcast has one root, which the stage does not change).
+        (Some(kind), _) if on_stage && kind != RoomKind::Broadcast => true,
         (Some(kind), Some(role)) => Membership::Member(role).allows(kind, Action::Publish),
         // No registry: development, everyone may.
         _ => true,

@@ -466,34 +466,34 @@ fn a_page_takes_part_by_room_kind_role_and_going_live() {
         kind: Some(kind),
         role: Some(role),
     };
-    let conference = page_part(access(RoomKind::Conference, Role::Listener), false).unwrap();
+    let conference = page_part(access(RoomKind::Conference, Role::Listener), false, false).unwrap();
     assert_eq!(conference.participation, meet());
     assert!(conference.may_publish && !conference.may_go_live);
 
-    let listener = page_part(access(RoomKind::AudioSpace, Role::Listener), false).unwrap();
+    let listener = page_part(access(RoomKind::AudioSpace, Role::Listener), false, false).unwrap();
     assert_eq!(
         listener.participation,
         Participation::Receive(vec![MediaKind::Audio])
     );
     assert!(!listener.may_publish);
-    let speaker = page_part(access(RoomKind::AudioSpace, Role::Speaker), false).unwrap();
+    let speaker = page_part(access(RoomKind::AudioSpace, Role::Speaker), false, false).unwrap();
     assert!(
         matches!(speaker.participation, Participation::Meet { ref publish, .. } if publish == &[MediaKind::Audio])
     );
 
-    let viewer = page_part(access(RoomKind::Broadcast, Role::Listener), false).unwrap();
+    let viewer = page_part(access(RoomKind::Broadcast, Role::Listener), false, false).unwrap();
     assert!(matches!(viewer.participation, Participation::View(_)));
     assert!(!viewer.may_publish && !viewer.may_go_live);
     assert_eq!(
-        page_part(access(RoomKind::Broadcast, Role::Listener), true),
+        page_part(access(RoomKind::Broadcast, Role::Listener), true, false),
         Err(CannotGoLive)
     );
-    let presenter = page_part(access(RoomKind::Broadcast, Role::Speaker), false).unwrap();
+    let presenter = page_part(access(RoomKind::Broadcast, Role::Speaker), false, false).unwrap();
     assert!(
         presenter.may_go_live && !presenter.may_publish,
         "watching until live"
     );
-    let live = page_part(access(RoomKind::Broadcast, Role::Speaker), true).unwrap();
+    let live = page_part(access(RoomKind::Broadcast, Role::Speaker), true, false).unwrap();
     assert_eq!(
         live.participation,
         Participation::Broadcast {
@@ -503,7 +503,7 @@ fn a_page_takes_part_by_room_kind_role_and_going_live() {
     );
     assert!(live.may_publish);
     assert_eq!(
-        page_part(access(RoomKind::Conference, Role::Owner), true),
+        page_part(access(RoomKind::Conference, Role::Owner), true, false),
         Err(CannotGoLive),
         "a conference has no broadcast"
     );

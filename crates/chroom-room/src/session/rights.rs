@@ -2,12 +2,13 @@
 //! registry's facts (and their expiry during an outage), lookups, and closing links whose
 //! peer lost the right they need.
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use chroom_proto::{ErrorCode, SignalError};
-use chroom_types::{Account, Action, LinkId, RoomId};
+use chroom_types::{Account, Action, LinkId, Membership, RoomId};
 
 use super::{LinkRole, Output, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting};
 use crate::access::{AccessFacts, AccessPolicy, Asker, LookupStart, Verdict};
@@ -291,6 +292,53 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         self.links.remove(&link)
     }
 
+    /// Whether `peer` may send this node media in `room`: its role allows it, or the room's
+    /// orchestrator put it on stage (unless the registry bans it).
+    fn publish_verdict(&self, peer: P, room: RoomId) -> Verdict {
+        let on_stage = self
+            .stage
+            .get(&room)
+            .is_some_and(|stage| stage.contains(&peer));
+        let banned = matches!(
+            self.access.facts_of(peer, room),
+            Some(AccessFacts::Known {
+                membership: Membership::Banned,
+                ..
+            })
+        );
+        if on_stage && !banned {
+            return Verdict::Allowed;
+        }
+        self.access.check(peer, room, Action::Publish)
+    }
+
+    /// The members `room`'s orchestrator put on stage now. Links from members who left it
+    /// are checked again (and close unless their role lets them publish); links held for
+    /// members who came on it are let through.
+    pub fn set_stage(&mut self, now: Instant, room: RoomId, stage: BTreeSet<P>) {
+        if self
+            .stage
+            .get(&room)
+            .map_or(stage.is_empty(), |current| *current == stage)
+        {
+            return;
+        }
+        if stage.is_empty() {
+            self.stage.remove(&room);
+        } else {
+            self.stage.insert(room, stage);
+        }
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (r, role))| *r == room && matches!(role, LinkRole::Receiving(_)))
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.enforce_link(now, link);
+        }
+    }
+
     /// Whether `peer` may carry `room`'s broadcast to this node: a registered relayer, or the
     /// root this node verified (still allowed to broadcast). Anyone else is denied, whatever
     /// its role: another speaker feeding this node would feed it something else.
@@ -339,7 +387,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let peer = role.peer();
         let verdict = match role {
             LinkRole::Sending(_) => self.access.check(peer, room, Action::Listen),
-            LinkRole::Receiving(_) => self.access.check(peer, room, Action::Publish),
+            LinkRole::Receiving(_) => self.publish_verdict(peer, room),
             LinkRole::TreeUpstream(_) => self.feeder_verdict(peer, room),
             LinkRole::TreeDownstream(_) => self.child_verdict(peer, room),
         };
@@ -442,9 +490,9 @@ pub(super) fn denial(
     let why = match facts {
         AccessFacts::UnknownRoom => "the registry has no such room".to_owned(),
         AccessFacts::Known { membership, .. } => match membership {
-            chroom_types::Membership::Banned => "the account is banned".to_owned(),
-            chroom_types::Membership::NotMember => "the account is not a member".to_owned(),
-            chroom_types::Membership::Member(role) => format!("its role is {role:?}"),
+            Membership::Banned => "the account is banned".to_owned(),
+            Membership::NotMember => "the account is not a member".to_owned(),
+            Membership::Member(role) => format!("its role is {role:?}"),
         },
     };
     SignalError::new(
