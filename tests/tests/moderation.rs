@@ -13,7 +13,14 @@ async fn a_member_who_is_not_a_host_cannot_remove_anyone() {
     let dir = tempfile::tempdir().unwrap();
     let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
     let boot = [tcp_addr(&speaker).await];
-    let listener = chain.node(&dir.path().join("listener"), 2, &boot).await;
+    // The listener's node checks nothing itself (no registry: a node run with its own checks
+    // off, as an attacker would), so it publishes what its honest node would refuse.
+    let listener = chain
+        .node_with(&dir.path().join("listener"), 2, &boot, |config| {
+            config.registry = None;
+            config.open_access = true;
+        })
+        .await;
     let owner = chain.node(&dir.path().join("owner"), 0, &boot).await;
     for node in [&speaker, &listener, &owner] {
         take_part(node, room).await;

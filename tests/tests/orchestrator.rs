@@ -225,3 +225,63 @@ async fn hands_queue_alike_a_listener_invited_on_stage_is_heard_until_taken_off_
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_presents_at_a_time_and_the_host_hands_the_presentation_over() {
+    init_tracing();
+    // A conference: account 0 owns it (hosts), 1 and 2 are members.
+    let (chain, _room) = Chain::with_room("review").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut boot = Vec::new();
+    for account in [0, 1, 2] {
+        let node = chain
+            .node_with(
+                &dir.path().join(format!("node-{account}")),
+                account,
+                &boot,
+                serve_page,
+            )
+            .await;
+        if boot.is_empty() {
+            boot.push(tcp_addr(&node).await);
+        }
+        nodes.push(node);
+    }
+    let link = |i: usize| nodes[i].page_link().expect("the page is served").to_owned();
+    let seen = run_page_scenario(
+        "presenting.mjs",
+        json!({ "room": "review", "host": link(0), "first": link(1), "second": link(2) }),
+        Duration::from_secs(120),
+    )
+    .await;
+
+    let (first, second) = (&seen["first"], &seen["second"]);
+    for view in seen["first_presents"].as_array().unwrap() {
+        assert_eq!(view["presenting"], json!([first]), "{seen}");
+    }
+    // Asking while another presents puts a member in line without capturing its screen, and
+    // its node refuses a screen offer meanwhile.
+    for view in seen["in_line"].as_array().unwrap() {
+        assert_eq!(view["presenting"], json!([first]), "{seen}");
+        assert_eq!(view["asking"], json!([second]), "{seen}");
+    }
+    assert_eq!(seen["second_sharing_while_in_line"], false, "{seen}");
+    assert!(
+        seen["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("in line to present"),
+        "{seen}"
+    );
+    // Handed over: every page shows the second presenting, then its screen.
+    for view in seen["handed_over"].as_array().unwrap() {
+        assert_eq!(view["presenting"], json!([second]), "{seen}");
+    }
+    for view in seen["second_shown"].as_array().unwrap() {
+        assert_eq!(view["shown"], *second, "{seen}");
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

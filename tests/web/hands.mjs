@@ -46,16 +46,19 @@ const audioFrom = (page, peer) =>
     return packets;
   }, peer);
 
-// Waits (`expected`) until `page` receives audio from `peer`, or (not expected) checks that it
-// receives none over two seconds. Returns the packets counted over the last two seconds.
+// Packets `page` receives from `peer` over two seconds.
+async function audioOver2s(page, peer) {
+  const before = (await audioFrom(page, peer)) ?? 0;
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  return ((await audioFrom(page, peer)) ?? 0) - before;
+}
+
+// Waits (`expected`) until `page` receives audio from `peer` and counts it over the next two
+// seconds, or (not expected) counts what it receives over two seconds.
 async function audioRising(page, peer, expected) {
   const deadline = Date.now() + TIMEOUT;
-  for (;;) {
-    const before = (await audioFrom(page, peer)) ?? 0;
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const gained = ((await audioFrom(page, peer)) ?? 0) - before;
-    if (!expected || gained > 0 || Date.now() > deadline) return gained;
-  }
+  while (expected && (await audioOver2s(page, peer)) === 0 && Date.now() < deadline);
+  return audioOver2s(page, peer);
 }
 
 main(async (browser, input) => {

@@ -139,6 +139,12 @@ function handle(message) {
         showError(`the node's answer was refused: ${e.message}`);
       });
       break;
+    case "screen_refused":
+      // Someone else presents (this page is in line now), or a host must let it: stop the
+      // capture the page started.
+      stopScreenShare({ tellNode: false });
+      showError(message.message);
+      break;
     case "screen_answer":
       state.screenPc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
         showError(`the node's answer to the screen share was refused: ${e.message}`);
@@ -566,6 +572,7 @@ function renderParticipants() {
       marks.className = "marks";
       marks.textContent = [
         p.hand != null ? `✋ ${p.hand + 1}` : "",
+        p.asking_to_present ? "asks to present" : "",
         p.on_stage ? "on stage" : "",
         p.presenting ? "presenting" : "",
       ].filter(Boolean).join(" · ");
@@ -604,6 +611,7 @@ function renderParticipants() {
           cue("Lower hand", "lower_hand");
         }
         if (p.on_stage) cue("Off stage", "remove_from_stage");
+        if (p.asking_to_present) cue("Let present", "pass_presentation");
         item.append(actions);
       }
       return item;
@@ -612,6 +620,12 @@ function renderParticipants() {
   $("participant-count").textContent = String(state.participants.length);
   const self = state.participants.find((p) => p.is_self);
   setPressed($("raise-hand"), self?.hand != null, self?.hand != null ? "Lower hand" : "Raise hand");
+  // The presentation went to someone else: stop sharing. Waiting for a turn: say so.
+  if (state.screen && self && !self.presenting && state.wasPresenting) stopScreenShare();
+  state.wasPresenting = Boolean(self?.presenting);
+  if (!state.screen) {
+    setPressed($("share-screen"), Boolean(self?.asking_to_present), self?.asking_to_present ? "In line to present" : "Share screen");
+  }
   const mic = $("toggle-mic");
   mic.disabled = Boolean(self?.muted_by_host);
   mic.title = self?.muted_by_host ? "A host muted you: your node does not send your microphone" : "";
@@ -926,7 +940,16 @@ $("toggle-camera").addEventListener("click", (e) =>
   toggle("video", e.currentTarget, ["Stop video", "Start video"]),
 );
 
-$("share-screen").addEventListener("click", () => (state.screen ? stopScreenShare() : startScreenShare()));
+// One member presents at a time: while another does, the button asks for a turn (or withdraws
+// the ask) instead of capturing the screen.
+$("share-screen").addEventListener("click", () => {
+  const self = state.participants.find((p) => p.is_self);
+  const presenter = state.participants.find((p) => p.presenting && !p.is_self);
+  if (state.screen) stopScreenShare();
+  else if (self?.asking_to_present) send({ type: "cue", cue: "stop_presenting" });
+  else if (presenter) send({ type: "cue", cue: "present" });
+  else startScreenShare();
+});
 $("raise-hand").addEventListener("click", () => {
   const self = state.participants.find((p) => p.is_self);
   send({ type: "cue", cue: self?.hand != null ? "lower_hand" : "raise_hand" });

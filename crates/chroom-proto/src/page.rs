@@ -236,6 +236,12 @@ pub enum ServerMessage {
         /// The answer.
         sdp: String,
     },
+    /// The node did not take a [`ClientMessage::ShareScreen`] offer: someone else presents
+    /// (the page's user is in line now), or the room's policy waits for a host.
+    ScreenRefused {
+        /// Why, for people.
+        message: String,
+    },
     /// The node offers to send the page the other members' media: one audio and one video
     /// m-line per slot; [`ServerMessage::Slots`] says who is shown in which.
     PlaybackOffer {
@@ -366,6 +372,8 @@ pub struct ParticipantView {
     pub hand: Option<usize>,
     /// A host invited it onto the stage.
     pub on_stage: bool,
+    /// It asked to present and waits for its turn.
+    pub asking_to_present: bool,
     /// The name its user goes by, if it set one.
     pub display_name: Option<String>,
 }

@@ -142,14 +142,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// the tree.
     pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
         let discovers = participation.discovers();
-        // Taking part another way (a listener put on stage now speaks, a viewer goes live):
-        // the room's links were negotiated for the old way (what each carries, which tree),
-        // so they close and are made again.
-        let changed = self
-            .rooms
-            .get(&room)
-            .is_some_and(|state| state.participation != participation);
-        if changed {
+        // Taking part another way (a listener put on stage now meets the others, a viewer
+        // goes live): the room's links were made for the old way (a listener's carry nothing
+        // back; a tree is another tree), so they close and are made again. A change within the
+        // same way (what a meeting member sends) keeps them.
+        let changed_way = self.rooms.get(&room).is_some_and(|state| {
+            std::mem::discriminant(&state.participation) != std::mem::discriminant(&participation)
+                || (state.participation != participation
+                    && (state.participation.uses_tree() || participation.uses_tree()))
+        });
+        if changed_way {
             self.leave(now, room);
         }
         let tree = broadcast::Tree::new(&participation, self.local, &self.config, now);

@@ -12,7 +12,7 @@ use chroom_proto::page::{
     ParticipantView, ServerMessage, ShownSize, decode_page_request,
 };
 use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
-use chroom_types::{Action, Cue, LinkId, Moderation, Role, RoomKind, RoomName, Track};
+use chroom_types::{Action, Cue, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track};
 use tokio::sync::broadcast;
 
 mod playback;
@@ -53,6 +53,7 @@ fn participant_view(p: &Participant) -> ParticipantView {
         presenting: p.presenting,
         hand: p.hand,
         on_stage: p.on_stage,
+        asking_to_present: p.asking_to_present,
         display_name: p.display_name.clone(),
     }
 }
@@ -310,6 +311,11 @@ impl PageSession {
                 .error("audio spaces carry no video: there is no screen to share")
                 .await;
         }
+        if sharing && let Some(refusal) = self.present(room).await {
+            return self
+                .send(&ServerMessage::ScreenRefused { message: refusal })
+                .await;
+        }
         let slot = if sharing {
             &mut self.screen_link
         } else {
@@ -331,6 +337,31 @@ impl PageSession {
             return Err(Closed);
         }
         self.send(&ServerMessage::ScreenAnswer { sdp }).await
+    }
+
+    /// Asks to present in `room` (one member presents at a time): `None` if this node's user
+    /// presents now, else why not (it stays in line; a host may hand it the presentation).
+    async fn present(&mut self, room: RoomId) -> Option<String> {
+        let me = self.node.peer_id();
+        let assignments = async || match self.node.assignments(room).await {
+            Ok(Some(assignments)) => Some(assignments),
+            _ => None,
+        };
+        let asked = assignments()
+            .await
+            .is_some_and(|a| a.presenter == Some(me) || a.waiting_to_present.contains(&me));
+        // Asking again would put the ask at the back of the line.
+        if !asked && let Err(e) = self.node.cue(room, Cue::Present).await {
+            return Some(format!("cannot present: {e:#}"));
+        }
+        match assignments().await.and_then(|a| a.presenter) {
+            Some(presenter) if presenter == me => None,
+            Some(presenter) => Some(format!(
+                "node {} presents now: you are in line to present",
+                &presenter.to_base58()[..12]
+            )),
+            None => Some("a host lets members present here: you are in line".into()),
+        }
     }
 
     /// Asks the room to carry out a host's decision, if this node's account may moderate.
@@ -467,6 +498,7 @@ impl PageSession {
         if let Some(room) = &self.room {
             // A stopped node has nobody to tell.
             let _ = self.node.share_screen(room.id(), false).await;
+            let _ = self.node.cue(room.id(), Cue::StopPresenting).await;
         }
     }
 

@@ -119,6 +119,8 @@ pub struct Participant<P> {
     pub hand: Option<usize>,
     /// A host invited it onto the stage (it may speak beyond its role).
     pub on_stage: bool,
+    /// It asked to present and waits for its turn.
+    pub asking_to_present: bool,
     /// The name its user goes by, if it set one.
     pub display_name: Option<String>,
 }

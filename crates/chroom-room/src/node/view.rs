@@ -82,6 +82,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         let presenting = |peer| assignments.presenter == Some(peer);
         let hand = |peer| assignments.hands.iter().position(|p| *p == peer);
         let on_stage = |peer| assignments.stage.contains(&peer);
+        let asking_to_present = |peer| assignments.waiting_to_present.contains(&peer);
         let mut participants = Vec::new();
         if self.present_in.contains(&room) {
             participants.push(Participant {
@@ -96,6 +97,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 presenting: presenting(self.local),
                 hand: hand(self.local),
                 on_stage: on_stage(self.local),
+                asking_to_present: asking_to_present(self.local),
                 display_name: self.display_name.clone(),
             });
         }
@@ -115,6 +117,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     presenting: presenting(peer),
                     hand: hand(peer),
                     on_stage: on_stage(peer),
+                    asking_to_present: asking_to_present(peer),
                     display_name: present.display_name.clone(),
                 }),
         );
