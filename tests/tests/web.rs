@@ -633,6 +633,22 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
             text(r#"{"type":"video_sizes","sizes":[{"peer_id":"x","height":-1}]}"#),
             "not a valid request",
         ),
+        (text(r#"{"type":"cue","cue":"raise_hand"}"#), "join a room"),
+        (
+            text(r#"{"type":"cue","cue":"shout"}"#),
+            "not a valid request",
+        ),
+        (
+            text(r#"{"type":"set_name","name":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8"}"#),
+            "cannot be an account address",
+        ),
+        (
+            text(&format!(
+                r#"{{"type":"set_name","name":"{}"}}"#,
+                "n".repeat(65)
+            )),
+            "at most 64 bytes",
+        ),
     ];
     for (message, expected) in cases {
         let error = page.refused(message).await;
@@ -654,6 +670,12 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         .refused(text(r#"{"type":"share_screen","sdp":"v=0\r\nnonsense"}"#))
         .await;
     assert!(error.contains("cannot send media"), "{error}");
+    let error = page
+        .refused(text(
+            r#"{"type":"cue","cue":"invite_to_stage","peer_id":"nobody"}"#,
+        ))
+        .await;
+    assert!(error.contains("is not a PeerId"), "{error}");
     let error = page
         .refused(text(r#"{"type":"playback_answer","sdp":"garbage"}"#))
         .await;

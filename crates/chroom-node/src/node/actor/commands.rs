@@ -68,7 +68,8 @@ impl NodeActor {
             }
             Command::Cue { room, cue, done } => {
                 match self.core.cue(now, unix_now_ms(), room, cue) {
-                    Ok(say) => self.publish_then(room, say, done, false),
+                    // Taken here already; alone in the room, members arriving are told then.
+                    Ok(say) => self.publish_then(room, say, done, true),
                     Err(e) => {
                         let _ = done.send(Err(e.into()));
                     }
