@@ -285,3 +285,55 @@ async fn one_member_presents_at_a_time_and_the_host_hands_the_presentation_over(
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webinars_viewers_ask_the_hosts_within_a_rate() {
+    init_tracing();
+    // A broadcast: account 0 owns it (hosts), 2 and 3 watch.
+    let (chain, room) =
+        Chain::with_room_of_kind("webinar", chroom_types::RoomKind::Broadcast).await;
+    chain.grant(room, 3, Role::Listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut boot = Vec::new();
+    for account in [0, 2, 3] {
+        let node = chain
+            .node_with(
+                &dir.path().join(format!("node-{account}")),
+                account,
+                &boot,
+                serve_page,
+            )
+            .await;
+        if boot.is_empty() {
+            boot.push(tcp_addr(&node).await);
+        }
+        nodes.push(node);
+    }
+    let link = |i: usize| nodes[i].page_link().expect("the page is served").to_owned();
+    let seen = run_page_scenario(
+        "questions.mjs",
+        json!({ "room": "webinar", "host": link(0), "asker": link(1), "other": link(2) }),
+        Duration::from_secs(120),
+    )
+    .await;
+
+    let asked = json!([
+        "Will the slides be shared?",
+        "Is there a recording?",
+        "Which chain is it on?"
+    ]);
+    assert_eq!(seen["ask_button"], true, "{seen}");
+    // The host's page lists the three questions; the other viewer's shows none.
+    assert_eq!(seen["host"], asked, "{seen}");
+    assert_eq!(seen["asker"], asked, "{seen}");
+    assert_eq!(seen["other"], json!([]), "{seen}");
+    // The fourth at once is refused by the asker's own node.
+    assert!(
+        seen["refusal"].as_str().unwrap().contains("too often"),
+        "{seen}"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

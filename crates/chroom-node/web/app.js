@@ -125,6 +125,8 @@ function handle(message) {
       if (message.may_publish) startPublishing(message.kind === "audio_space");
       $("share-screen").hidden = !message.may_publish || message.kind !== "conference";
       $("raise-hand").hidden = message.kind === "broadcast";
+      // Webinars and audio spaces: ask the hosts, apart from the chat.
+      $("ask-hosts").hidden = message.kind === "conference";
       break;
     case "playback_offer":
       startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
@@ -780,9 +782,14 @@ function byline({ peer_id, account, sent_at_unix_ms, own }) {
   return from;
 }
 
+// A chat line, or a question to the hosts: those show on hosts' pages (and the asker's own),
+// for a host to answer in the chat or to invite the asker on stage.
 function addChat(line) {
+  const hosting = Boolean(state.participants.find((p) => p.is_self)?.hosting);
+  if (line.question && !hosting && !line.own) return;
   const item = document.createElement("li");
   if (line.own) item.classList.add("own");
+  if (line.question) item.classList.add("question");
   const body = document.createElement("span");
   body.className = "text";
   body.textContent = line.text;
@@ -912,6 +919,14 @@ $("join-form").addEventListener("submit", (event) => {
   if (room) join(room);
 });
 $("name-input").value = localStorage.getItem("chroom.name") ?? "";
+
+$("ask-hosts").addEventListener("click", () => {
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (!text) return;
+  send({ type: "ask", text });
+  input.value = "";
+});
 
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -89,6 +89,11 @@ pub enum ClientMessage {
         /// What to do.
         action: ModerateAction,
     },
+    /// Ask the room's hosts a question (a webinar's Q&A), 1 to 500 bytes.
+    Ask {
+        /// The question.
+        text: String,
+    },
     /// The name the page's user goes by in every room (shown beside its account); empty or
     /// absent: by its account alone.
     SetName {
@@ -225,6 +230,8 @@ pub enum ServerMessage {
         text: String,
         /// Written on this page.
         own: bool,
+        /// A question to the room's hosts: hosts' pages list it apart from the chat.
+        question: bool,
     },
     /// The node's answer to a [`ClientMessage::Publish`] offer.
     PublishAnswer {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use chroom_types::{
     Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
-    MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId, check_display_name,
+    MAX_QUESTION_BYTES, MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId, check_display_name,
 };
 use prost::Message;
 
@@ -53,6 +53,11 @@ pub enum RoomMessageBody {
     Presence(Presence),
     /// The author shares a file with the room.
     FileOffer(FileOffer),
+    /// A question to the room's hosts, 1 to [`MAX_QUESTION_BYTES`] bytes.
+    Question {
+        /// The text.
+        text: String,
+    },
     /// A cue for the orchestrator, decided at `at_unix_ms`.
     Cue {
         /// What is asked or decided, naming members by node.
@@ -144,6 +149,16 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
             RoomMessageBody::FileOffer(file_offer_from_wire(offer)?)
         }
         Some(pb::room_message::Body::Cue(cue)) => cue_from_wire(&cue)?,
+        Some(pb::room_message::Body::Question(question)) => {
+            if question.text.is_empty() || question.text.len() > MAX_QUESTION_BYTES {
+                return Err(DecodeError::BadQuestion {
+                    len: question.text.len(),
+                });
+            }
+            RoomMessageBody::Question {
+                text: question.text,
+            }
+        }
         Some(pb::room_message::Body::Moderate(moderate)) => {
             let target: [u8; 32] =
                 moderate.target[..]
@@ -209,6 +224,9 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             beat_interval_ms: presence.beat_interval_ms,
             display_name: presence.display_name.clone().unwrap_or_default(),
         }),
+        RoomMessageBody::Question { text } => {
+            pb::room_message::Body::Question(pb::Question { text: text.clone() })
+        }
         RoomMessageBody::Cue { cue, at_unix_ms } => {
             pb::room_message::Body::Cue(cue_to_wire(*cue, *at_unix_ms))
         }
@@ -366,6 +384,25 @@ mod tests {
             ))),
             Err(DecodeError::BadDisplayName { .. })
         ));
+    }
+
+    #[test]
+    fn questions_round_trip_and_empty_or_long_ones_are_refused() {
+        let asking = |text: &str| RoomMessage {
+            body: RoomMessageBody::Question { text: text.into() },
+            ..chat("")
+        };
+        let message = asking("Is there a recording?");
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Ok(message)
+        );
+        for (text, len) in [("", 0), (&*"q".repeat(501), 501)] {
+            assert_eq!(
+                decode_room_message(&encode_room_message(&asking(text))),
+                Err(DecodeError::BadQuestion { len })
+            );
+        }
     }
 
     #[test]

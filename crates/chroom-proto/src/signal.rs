@@ -244,6 +244,15 @@ pub enum DecodeError {
         /// Length sent.
         len: usize,
     },
+    /// A question that is empty or longer than [`chroom_types::MAX_QUESTION_BYTES`].
+    #[error(
+        "a question is 1 to {} bytes, this one {len}",
+        chroom_types::MAX_QUESTION_BYTES
+    )]
+    BadQuestion {
+        /// Length sent.
+        len: usize,
+    },
     /// A display name that [`chroom_types::check_display_name`] refuses.
     #[error("bad display name: {reason}")]
     BadDisplayName {

@@ -31,6 +31,9 @@ pub const MAX_ROOM_MESSAGE_BYTES: usize = 16 * 1024;
 /// Longest chat line, in bytes of UTF-8.
 pub const MAX_CHAT_TEXT_BYTES: usize = 4096;
 
+/// Longest question to a room's hosts, in bytes.
+pub const MAX_QUESTION_BYTES: usize = 500;
+
 /// Longest display name a member may set, in bytes.
 pub const MAX_DISPLAY_NAME_BYTES: usize = 64;
 

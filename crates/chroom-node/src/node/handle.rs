@@ -66,6 +66,11 @@ pub(crate) enum Command {
         name: Option<String>,
         done: oneshot::Sender<anyhow::Result<()>>,
     },
+    Ask {
+        room: RoomId,
+        text: String,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
     OfferFile {
         room: RoomId,
         offer: FileOffer,
@@ -334,6 +339,7 @@ impl NodeHandle {
                     account: line.account,
                     sent_at_unix_ms: line.sent_at_unix_ms,
                     text: line.text,
+                    question: false,
                 })
             })
             .collect())
@@ -361,6 +367,12 @@ impl NodeHandle {
     /// else told to every member.
     pub async fn cue(&self, room: RoomId, cue: Cue<PeerId>) -> anyhow::Result<()> {
         self.ask(|done| Command::Cue { room, cue, done }).await?
+    }
+
+    /// Asks `room`'s hosts `text` (a webinar's Q&A), signed with this node's account binding.
+    /// Refused when this node's user asks more often than members take questions.
+    pub async fn ask_hosts(&self, room: RoomId, text: String) -> anyhow::Result<()> {
+        self.ask(|done| Command::Ask { room, text, done }).await?
     }
 
     /// This node's user goes by `name` in every room (`None`: by its account alone).

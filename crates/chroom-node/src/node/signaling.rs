@@ -121,6 +121,7 @@ pub(crate) fn encode_say(
 ) -> Option<Vec<u8>> {
     let body = match say {
         Say::Chat { text } => RoomMessageBody::Chat { text },
+        Say::Question { text } => RoomMessageBody::Question { text },
         Say::FileOffer(offer) => RoomMessageBody::FileOffer(offer),
         Say::Moderate { target, action } => RoomMessageBody::Moderate {
             target: chroom_net::node_id_of(&target)?,
@@ -148,6 +149,7 @@ pub(crate) fn decode_heard(
     let message = decode_room_message(data).map_err(|e| e.to_string())?;
     let say = match message.body {
         RoomMessageBody::Chat { text } => Say::Chat { text },
+        RoomMessageBody::Question { text } => Say::Question { text },
         RoomMessageBody::FileOffer(offer) => Say::FileOffer(offer),
         RoomMessageBody::Moderate { target, action } => Say::Moderate {
             target: chroom_net::peer_id_of(target)

@@ -250,6 +250,26 @@ impl PageSession {
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
             ClientMessage::Cue { cue, peer_id } => self.cue(cue, peer_id.as_deref()).await,
+            ClientMessage::Ask { text } => {
+                let Some(room) = self.room.as_ref().map(RoomName::id) else {
+                    return self.error("join a room before asking its hosts").await;
+                };
+                match self.node.ask_hosts(room, text.clone()).await {
+                    // The page shows its own question as sent.
+                    Ok(()) => {
+                        let line = ChatMessage {
+                            room,
+                            author: self.node.peer_id(),
+                            account: None,
+                            sent_at_unix_ms: crate::clock::unix_now_ms(),
+                            text,
+                            question: true,
+                        };
+                        self.forward_chat(line).await
+                    }
+                    Err(e) => self.error(format!("question not sent: {e:#}")).await,
+                }
+            }
             ClientMessage::SetName { name } => {
                 let name = name.filter(|name| !name.trim().is_empty());
                 match self.node.set_display_name(name).await {
@@ -674,6 +694,7 @@ impl PageSession {
             sent_at_unix_ms: line.sent_at_unix_ms,
             text: line.text,
             own: line.author == self.node.peer_id(),
+            question: line.question,
         };
         self.send(&message).await
     }

@@ -19,6 +19,11 @@ pub enum Say<P> {
     },
     /// The author shares a file with the room.
     FileOffer(FileOffer),
+    /// A question to the room's hosts.
+    Question {
+        /// The text.
+        text: String,
+    },
     /// A cue for the room's orchestrator, decided at `at_unix_ms`.
     Cue {
         /// What is asked or decided.
@@ -43,7 +48,8 @@ impl<P> Say<P> {
     pub fn action(&self) -> Action {
         match self {
             // Sharing a file is saying something in the room.
-            Self::Chat { .. } | Self::FileOffer(_) => Action::Chat,
+            // Asking is saying something in the room too.
+            Self::Chat { .. } | Self::FileOffer(_) | Self::Question { .. } => Action::Chat,
             Self::Moderate { .. } => Action::Moderate,
             // Any member may ask; who may decide is the orchestrator's to judge.
             Self::Presence(_) | Self::Cue { .. } => Action::Listen,
@@ -75,6 +81,9 @@ pub struct ChatLine<P> {
     pub sent_at_unix_ms: u64,
     /// The text.
     pub text: String,
+    /// A question to the room's hosts (webinar Q&A), not a line of chat: hosts' pages list
+    /// it, and it is not kept with the chat.
+    pub question: bool,
 }
 
 /// A host's decision, carried out on this node.
@@ -293,6 +302,13 @@ pub enum CommandError {
     /// member.
     #[error("your role in this room does not let you mute or remove that member")]
     NotHost,
+    /// A question is empty or longer than [`chroom_types::MAX_QUESTION_BYTES`].
+    #[error("a question is 1 to 500 bytes")]
+    BadQuestion,
+    /// This node's user asks more often than the room's members take questions from one
+    /// author.
+    #[error("you ask too often: wait a little before the next question")]
+    AskingTooOften,
     /// The display name is refused ([`chroom_types::check_display_name`]).
     #[error("{0}")]
     DisplayName(&'static str),

@@ -39,6 +39,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 account,
                 sent_at_unix_ms: heard.sent_at_unix_ms,
                 text,
+                question: false,
+            })),
+            Say::Question { text } => self.outputs.push_back(NodeOutput::Chat(ChatLine {
+                room,
+                author,
+                account,
+                sent_at_unix_ms: heard.sent_at_unix_ms,
+                text,
+                question: true,
             })),
             Say::Presence(presence) => {
                 let beat = Beat {

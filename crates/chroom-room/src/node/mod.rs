@@ -26,6 +26,7 @@ use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
 use crate::moderation::Moderations;
 use crate::orchestrator::Orchestration;
+use crate::rate::{KeyedBuckets, Rate};
 use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
 use crate::roster::{Beat, HOST_PRESENCE_INTERVAL, PRESENCE_INTERVAL, Roster};
 use crate::session::{
@@ -62,6 +63,16 @@ const MAX_TREE_QUEUE: usize = 256;
 /// messages are acknowledged when handled, at once; only a join and an acceptance may wait for
 /// a registry lookup, and those have the overlay's own deadline.
 const TREE_ACK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a member may ask a room's hosts a question: three at once, then one every 20 s.
+/// A node takes no more from an author, nor sends more for its own user.
+const QUESTION_RATE: Rate = Rate {
+    per_second: 1.0 / 20.0,
+    burst: 3.0,
+};
+
+/// Most authors whose questions are counted at once.
+const MAX_ASKERS: usize = 4 * 1024;
 
 /// Most own-access checks waiting for the registry at once (one per open page, in practice).
 const MAX_OWN_CHECKS: usize = 64;
@@ -134,6 +145,8 @@ pub struct NodeCore<P> {
     joined_at: HashMap<RoomId, u64>,
     /// Who holds what in each room this node is present in.
     orchestrations: HashMap<RoomId, Orchestration<P>>,
+    /// Questions taken per (room, author), against [`QUESTION_RATE`].
+    questions: KeyedBuckets<(RoomId, P)>,
     /// The name this node's user goes by, told in its beats.
     display_name: Option<String>,
     /// What this node's beats said last, per room.
@@ -175,6 +188,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             joined_at: HashMap::new(),
             orchestrations: HashMap::new(),
             display_name: None,
+            questions: KeyedBuckets::new(MAX_ASKERS),
             beating: HashMap::new(),
             next_beat: None,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
@@ -324,6 +338,27 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             cue,
             at_unix_ms: now_unix_ms,
         })
+    }
+
+    /// This node's user asks `room`'s hosts `text`: returns the question to publish.
+    pub fn ask(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        text: String,
+    ) -> Result<Say<P>, CommandError> {
+        self.now = self.now.max(now);
+        if !self.present_in.contains(&room) {
+            return Err(CommandError::NotInRoom { doing: "asking in" });
+        }
+        if text.trim().is_empty() || text.len() > chroom_types::MAX_QUESTION_BYTES {
+            return Err(CommandError::BadQuestion);
+        }
+        // Others would not take more: asking more would only be lost.
+        if !self.questions.take(now, (room, self.local), QUESTION_RATE) {
+            return Err(CommandError::AskingTooOften);
+        }
+        Ok(Say::Question { text })
     }
 
     /// This node's user goes by `name` (`None`: by its account alone) from now on: told at
@@ -645,6 +680,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
         if !is_fresh(heard.sent_at_unix_ms, now_unix_ms) {
             return self.ignore_gossip(id, "sent too long ago (or in the future)");
+        }
+        if matches!(heard.say, Say::Question { .. })
+            && !self.questions.take(now, (topic, author), QUESTION_RATE)
+        {
+            return self.ignore_gossip(id, "its author asks too often");
         }
         if let Say::Cue { cue, .. } = &heard.say {
             let Some(orchestration) = self.orchestrations.get(&topic) else {

@@ -255,6 +255,7 @@ fn chat_from_a_member_is_delivered_with_its_send_time_and_a_strangers_is_rejecte
     assert_eq!(
         lines,
         vec![ChatLine {
+            question: false,
             room: room(),
             author: MEMBER,
             account: Some(account(MEMBER as u8)),

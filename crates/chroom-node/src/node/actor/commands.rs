@@ -75,6 +75,12 @@ impl NodeActor {
                     }
                 }
             }
+            Command::Ask { room, text, done } => match self.core.ask(now, room, text) {
+                Ok(say) => self.publish_then(room, say, done, false),
+                Err(e) => {
+                    let _ = done.send(Err(e.into()));
+                }
+            },
             Command::SetDisplayName { name, done } => {
                 let _ = done.send(self.core.set_display_name(name).map_err(Into::into));
             }
@@ -213,6 +219,7 @@ impl NodeActor {
             account: author.as_ref().map(|b| b.account),
             sent_at_unix_ms: unix_now_ms(),
             text: text.clone(),
+            question: false,
         };
         let Some(bytes) = encode_say(room, Say::Chat { text }, author, line.sent_at_unix_ms) else {
             return;

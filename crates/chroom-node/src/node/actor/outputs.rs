@@ -11,7 +11,10 @@ impl NodeActor {
                 NodeOutput::Session(output) => self.carry_out_session(output),
                 NodeOutput::Chat(line) => {
                     tracing::info!(room = %line.room.fmt_short(), author = %short(&line.author), "chat message");
-                    keep_chat(&self.parts.store, &line);
+                    // Questions are for the hosts now, not the room's chat history.
+                    if !line.question {
+                        keep_chat(&self.parts.store, &line);
+                    }
                     // No receiver is fine: nobody is reading chat on this node.
                     let _ = self.parts.chat.send(line);
                 }

@@ -204,3 +204,47 @@ fn hands_queue_alike_and_a_forged_stage_grant_is_rejected() {
         .collect::<Vec<_>>();
     assert!(told.contains(&cue(Cue::RaiseHand, UNIX_MS)), "{told:?}");
 }
+
+#[test]
+fn a_flood_of_questions_is_taken_three_at_once_then_one_every_twenty_seconds() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let question = |n: u64| Say::Question {
+        text: format!("question {n}"),
+    };
+    let mut delivered = 0;
+    for id in 1..=5 {
+        hear(&mut core, now, id, MEMBER, question(id));
+        let outputs = drain(&mut core);
+        delivered += outputs
+            .iter()
+            .filter(|o| matches!(o, NodeOutput::Chat(ChatLine { question: true, .. })))
+            .count();
+        if id > 3 {
+            assert!(
+                matches!(verdict_of(&outputs, id), Some(GossipVerdict::Ignore(_))),
+                "question {id}"
+            );
+        }
+    }
+    assert_eq!(delivered, 3);
+    let later = now + Duration::from_secs(20);
+    hear(&mut core, later, 6, MEMBER, question(6));
+    assert_eq!(
+        verdict_of(&drain(&mut core), 6),
+        Some(&GossipVerdict::Deliver)
+    );
+
+    // This node's own user is held to the same rate before anything is sent.
+    for _ in 0..3 {
+        core.ask(now, room(), "ours?".into()).unwrap();
+    }
+    assert_eq!(
+        core.ask(now, room(), "ours?".into()),
+        Err(CommandError::AskingTooOften)
+    );
+    assert_eq!(
+        core.ask(later, room(), " ".into()),
+        Err(CommandError::BadQuestion)
+    );
+}
