@@ -26,13 +26,14 @@ use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, is_fresh};
 use crate::moderation::Moderations;
 use crate::orchestrator::Orchestration;
-use crate::rate::{KeyedBuckets, Rate};
+use crate::rate::KeyedBuckets;
 use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
 use crate::roster::{Beat, HOST_PRESENCE_INTERVAL, PRESENCE_INTERVAL, Roster};
 use crate::session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
     SubscribeId,
 };
+use orchestration::{MAX_ASKERS, QUESTION_RATE};
 
 mod api;
 mod messages;
@@ -63,16 +64,6 @@ const MAX_TREE_QUEUE: usize = 256;
 /// messages are acknowledged when handled, at once; only a join and an acceptance may wait for
 /// a registry lookup, and those have the overlay's own deadline.
 const TREE_ACK_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How often a member may ask a room's hosts a question: three at once, then one every 20 s.
-/// A node takes no more from an author, nor sends more for its own user.
-const QUESTION_RATE: Rate = Rate {
-    per_second: 1.0 / 20.0,
-    burst: 3.0,
-};
-
-/// Most authors whose questions are counted at once.
-const MAX_ASKERS: usize = 4 * 1024;
 
 /// Most own-access checks waiting for the registry at once (one per open page, in practice).
 const MAX_OWN_CHECKS: usize = 64;
@@ -313,68 +304,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.carry_out(room, target, action, (self.local, self.account));
         self.moderation.record_own(room, target, action);
         Ok(Say::Moderate { target, action })
-    }
-
-    /// This node's user asks or decides `cue` in `room` at `now_unix_ms`: taken here at once if
-    /// the orchestrator takes it from this node; returns the message that tells every member.
-    pub fn cue(
-        &mut self,
-        now: Instant,
-        now_unix_ms: u64,
-        room: RoomId,
-        cue: Cue<P>,
-    ) -> Result<Say<P>, CommandError> {
-        self.now = self.now.max(now);
-        let Some(orchestration) = self.orchestrations.get_mut(&room) else {
-            return Err(CommandError::NotInRoom {
-                doing: "taking part in",
-            });
-        };
-        orchestration.judge(now, self.local, cue)?;
-        orchestration.handle_cue(self.local, now_unix_ms, cue)?;
-        self.view_version += 1;
-        self.sync_stage(room);
-        Ok(Say::Cue {
-            cue,
-            at_unix_ms: now_unix_ms,
-        })
-    }
-
-    /// This node's user asks `room`'s hosts `text`: returns the question to publish.
-    pub fn ask(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        text: String,
-    ) -> Result<Say<P>, CommandError> {
-        self.now = self.now.max(now);
-        if !self.present_in.contains(&room) {
-            return Err(CommandError::NotInRoom { doing: "asking in" });
-        }
-        if text.trim().is_empty() || text.len() > chroom_types::MAX_QUESTION_BYTES {
-            return Err(CommandError::BadQuestion);
-        }
-        // Others would not take more: asking more would only be lost.
-        if !self.questions.take(now, (room, self.local), QUESTION_RATE) {
-            return Err(CommandError::AskingTooOften);
-        }
-        Ok(Say::Question { text })
-    }
-
-    /// This node's user goes by `name` (`None`: by its account alone) from now on: told at
-    /// once in every room it is present in.
-    pub fn set_display_name(&mut self, name: Option<String>) -> Result<(), CommandError> {
-        if let Some(name) = &name {
-            chroom_types::check_display_name(name).map_err(CommandError::DisplayName)?;
-        }
-        if self.display_name != name {
-            self.display_name = name;
-            self.view_version += 1;
-            for room in self.present_in.clone() {
-                self.announce(room, false);
-            }
-        }
-        Ok(())
     }
 
     /// This node's user offers a file in `room`: returns the offer to publish.

@@ -1,5 +1,6 @@
 //! The rooms' orchestration as the node core keeps it: members' facts fed from presence and
-//! the registry, the policy from the registry, who hosts, and how often this node beats.
+//! the registry, the policy from the registry, who hosts, how often this node beats, and its
+//! user's cues, questions and display name.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -8,11 +9,22 @@ use chroom_types::{Account, Membership, RoomId, RoomPolicy};
 
 use super::*;
 use crate::orchestrator::{Assignments, MemberFacts, Orchestration};
+use crate::rate::Rate;
 use crate::roster::HOST_PRESENCE_INTERVAL;
 
 /// A beat is due this much before its interval is up: the timer that sends it is a tick of
 /// [`HOST_PRESENCE_INTERVAL`], and a beat a tick late would stretch a 5 s interval to 6 s.
 const BEAT_SLACK: Duration = Duration::from_millis(100);
+
+/// How often a member may ask a room's hosts a question: three at once, then one every 20 s.
+/// A node takes no more from an author, nor sends more for its own user.
+pub(super) const QUESTION_RATE: Rate = Rate {
+    per_second: 1.0 / 20.0,
+    burst: 3.0,
+};
+
+/// Most authors whose questions are counted at once.
+pub(super) const MAX_ASKERS: usize = 4 * 1024;
 
 /// What this node's presence beats in a room last said, and when.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +34,72 @@ pub(super) struct Beating {
 }
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
+    // ---- commands from this node's user ----
+
+    /// This node's user asks or decides `cue` in `room` at `now_unix_ms`: taken here at once if
+    /// the orchestrator takes it from this node; returns the message that tells every member.
+    pub fn cue(
+        &mut self,
+        now: Instant,
+        now_unix_ms: u64,
+        room: RoomId,
+        cue: Cue<P>,
+    ) -> Result<Say<P>, CommandError> {
+        self.now = self.now.max(now);
+        let Some(orchestration) = self.orchestrations.get_mut(&room) else {
+            return Err(CommandError::NotInRoom {
+                doing: "taking part in",
+            });
+        };
+        orchestration.judge(now, self.local, cue)?;
+        orchestration.handle_cue(self.local, now_unix_ms, cue)?;
+        self.view_version += 1;
+        self.sync_stage(room);
+        Ok(Say::Cue {
+            cue,
+            at_unix_ms: now_unix_ms,
+        })
+    }
+
+    /// This node's user asks `room`'s hosts `text`: returns the question to publish.
+    pub fn ask(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        text: String,
+    ) -> Result<Say<P>, CommandError> {
+        self.now = self.now.max(now);
+        if !self.present_in.contains(&room) {
+            return Err(CommandError::NotInRoom { doing: "asking in" });
+        }
+        if text.trim().is_empty() || text.len() > chroom_types::MAX_QUESTION_BYTES {
+            return Err(CommandError::BadQuestion);
+        }
+        // Others would not take more: asking more would only be lost.
+        if !self.questions.take(now, (room, self.local), QUESTION_RATE) {
+            return Err(CommandError::AskingTooOften);
+        }
+        Ok(Say::Question { text })
+    }
+
+    /// This node's user goes by `name` (`None`: by its account alone) from now on: told at
+    /// once in every room it is present in.
+    pub fn set_display_name(&mut self, name: Option<String>) -> Result<(), CommandError> {
+        if let Some(name) = &name {
+            chroom_types::check_display_name(name).map_err(CommandError::DisplayName)?;
+        }
+        if self.display_name != name {
+            self.display_name = name;
+            self.view_version += 1;
+            for room in self.present_in.clone() {
+                self.announce(room, false);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- what the core knows ----
+
     /// Who holds what in `room`, if this node is present there.
     pub fn assignments(&self, room: RoomId) -> Option<Assignments<P>> {
         Some(self.orchestrations.get(&room)?.assignments(self.now))
