@@ -16,6 +16,35 @@ fn serve_page(config: &mut NodeConfig) {
     config.web = Some("127.0.0.1:0".parse().expect("an address"));
 }
 
+/// Nodes serving pages, acting for the anvil `accounts` given, the first bootstrapping the rest.
+async fn page_nodes(chain: &Chain, dir: &std::path::Path, accounts: &[usize]) -> Vec<RunningNode> {
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut boot = Vec::new();
+    for &account in accounts {
+        let node = chain
+            .node_with(
+                &dir.join(format!("node-{account}")),
+                account,
+                &boot,
+                serve_page,
+            )
+            .await;
+        if boot.is_empty() {
+            boot.push(tcp_addr(&node).await);
+        }
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// The page link of each of `nodes`.
+fn page_links(nodes: &[RunningNode]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|node| node.page_link().expect("the page is served").to_owned())
+        .collect()
+}
+
 /// The config of the host's node process: the page, its account, the registry.
 fn host_config(chain: &Chain, dir: &std::path::Path, boot: &libp2p::Multiaddr) -> String {
     let key = chain.key_file(dir, 0);
@@ -68,30 +97,13 @@ async fn a_killed_hosts_place_is_taken_by_the_policys_acting_host_and_reclaimed_
     chain.registry.set_room_policy(room, policy).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut members: Vec<RunningNode> = Vec::new();
-    let mut boot = Vec::new();
-    for account in 1..=3 {
-        let node = chain
-            .node_with(
-                &dir.path().join(format!("member-{account}")),
-                account,
-                &boot,
-                serve_page,
-            )
-            .await;
-        if boot.is_empty() {
-            boot.push(tcp_addr(&node).await);
-        }
-        members.push(node);
-    }
+    let members = page_nodes(&chain, dir.path(), &[1, 2, 3]).await;
+    let boot = [tcp_addr(&members[0]).await];
     let host_dir = dir.path().join("host");
     let mut host = NodeProcess::spawn(&host_dir, &host_config(&chain, &host_dir, &boot[0]));
     host.started(Duration::from_secs(20)).await;
     let host_link = page_link(&host).await;
-    let member_links: Vec<String> = members
-        .iter()
-        .map(|node| node.page_link().expect("the page is served").to_owned())
-        .collect();
+    let member_links = page_links(&members);
 
     let seen = run_page_scenario(
         "host-failover.mjs",
@@ -155,26 +167,11 @@ async fn hands_queue_alike_a_listener_invited_on_stage_is_heard_until_taken_off_
         Chain::with_room_of_kind("q-and-a", chroom_types::RoomKind::AudioSpace).await;
     chain.grant(room, 3, Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    let mut boot = Vec::new();
-    for account in [0, 2, 3] {
-        let node = chain
-            .node_with(
-                &dir.path().join(format!("node-{account}")),
-                account,
-                &boot,
-                serve_page,
-            )
-            .await;
-        if boot.is_empty() {
-            boot.push(tcp_addr(&node).await);
-        }
-        nodes.push(node);
-    }
-    let link = |i: usize| nodes[i].page_link().expect("the page is served").to_owned();
+    let nodes = page_nodes(&chain, dir.path(), &[0, 2, 3]).await;
+    let links = page_links(&nodes);
     let seen = run_page_scenario(
         "hands.mjs",
-        json!({ "room": "q-and-a", "host": link(0), "first": link(1), "second": link(2) }),
+        json!({ "room": "q-and-a", "host": links[0], "first": links[1], "second": links[2] }),
         Duration::from_secs(120),
     )
     .await;
@@ -232,26 +229,11 @@ async fn one_member_presents_at_a_time_and_the_host_hands_the_presentation_over(
     // A conference: account 0 owns it (hosts), 1 and 2 are members.
     let (chain, _room) = Chain::with_room("review").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    let mut boot = Vec::new();
-    for account in [0, 1, 2] {
-        let node = chain
-            .node_with(
-                &dir.path().join(format!("node-{account}")),
-                account,
-                &boot,
-                serve_page,
-            )
-            .await;
-        if boot.is_empty() {
-            boot.push(tcp_addr(&node).await);
-        }
-        nodes.push(node);
-    }
-    let link = |i: usize| nodes[i].page_link().expect("the page is served").to_owned();
+    let nodes = page_nodes(&chain, dir.path(), &[0, 1, 2]).await;
+    let links = page_links(&nodes);
     let seen = run_page_scenario(
         "presenting.mjs",
-        json!({ "room": "review", "host": link(0), "first": link(1), "second": link(2) }),
+        json!({ "room": "review", "host": links[0], "first": links[1], "second": links[2] }),
         Duration::from_secs(120),
     )
     .await;
@@ -294,26 +276,11 @@ async fn a_webinars_viewers_ask_the_hosts_within_a_rate() {
         Chain::with_room_of_kind("webinar", chroom_types::RoomKind::Broadcast).await;
     chain.grant(room, 3, Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    let mut boot = Vec::new();
-    for account in [0, 2, 3] {
-        let node = chain
-            .node_with(
-                &dir.path().join(format!("node-{account}")),
-                account,
-                &boot,
-                serve_page,
-            )
-            .await;
-        if boot.is_empty() {
-            boot.push(tcp_addr(&node).await);
-        }
-        nodes.push(node);
-    }
-    let link = |i: usize| nodes[i].page_link().expect("the page is served").to_owned();
+    let nodes = page_nodes(&chain, dir.path(), &[0, 2, 3]).await;
+    let links = page_links(&nodes);
     let seen = run_page_scenario(
         "questions.mjs",
-        json!({ "room": "webinar", "host": link(0), "asker": link(1), "other": link(2) }),
+        json!({ "room": "webinar", "host": links[0], "asker": links[1], "other": links[2] }),
         Duration::from_secs(120),
     )
     .await;

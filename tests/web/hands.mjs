@@ -8,7 +8,7 @@
 //
 // Input: { room, host, first, second } (page URLs).
 // Output: the queue and stage each page showed at each step, and the refusal.
-import { main, openPage, roomUrl } from "./lib.mjs";
+import { main, openPage, roomUrl, untilEvery } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
 
@@ -21,15 +21,8 @@ const shown = (page) =>
     return { hands, stage };
   });
 
-async function untilAll(pages, check, what) {
-  const deadline = Date.now() + TIMEOUT;
-  for (;;) {
-    const views = await Promise.all(pages.map(shown));
-    if (views.every(check)) return views;
-    if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(views)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+// Waits until every page shows what `check` asks; returns what each showed.
+const untilAll = (pages, check, what) => untilEvery(pages, shown, check, what, TIMEOUT);
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 

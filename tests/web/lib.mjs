@@ -160,6 +160,18 @@ export function roomUrl(base, room) {
   return url.toString();
 }
 
+// Waits until `check(await read(page))` holds for every one of `pages` (polled every 100 ms);
+// returns what `read` gave for each. Throws what they showed if `timeout` ms pass first.
+export async function untilEvery(pages, read, check, what, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const views = await Promise.all(pages.map(read));
+    if (views.every(check)) return views;
+    if (Date.now() > deadline) throw new Error(`${what}: ${JSON.stringify(views)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 // The participant list a page shows: [{ name, role }].
 export async function participants(page) {
   return page.$$eval("#participants li", (items) =>
