@@ -1,5 +1,5 @@
-//! What a delivered room message means: a gossip verdict carried out (chat, presence, a file
-//! offer, a host's decision).
+//! Room messages: the checks one passes before the registry is asked, and what a delivered one
+//! means (chat, presence, a file offer, a host's decision, a cue, a question).
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -7,6 +7,110 @@ use std::hash::Hash;
 use super::*;
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
+    /// A peer subscribed to `room`'s topic: it can hear this node now, so this node says it is
+    /// here rather than at the next beat, and tells it what it missed (this node's decisions
+    /// as a host that are in force, and the files it offered).
+    pub fn handle_room_peer_joined(&mut self, room: RoomId) {
+        if !self.present_in.contains(&room) {
+            return;
+        }
+        self.announce(room, false);
+        for (target, action) in self.moderation.own(room) {
+            let say = Say::Moderate { target, action };
+            self.outputs.push_back(NodeOutput::Publish { room, say });
+        }
+        let cues = self
+            .orchestrations
+            .get(&room)
+            .map(|o| o.cues_by(self.local))
+            .unwrap_or_default();
+        for (at_unix_ms, cue) in cues {
+            let say = Say::Cue { cue, at_unix_ms };
+            self.outputs.push_back(NodeOutput::Publish { room, say });
+        }
+        self.outputs.push_back(NodeOutput::OfferFilesAgain { room });
+    }
+
+    /// A message arrived in `topic`, written by `author`, whose binding proved `account` (if
+    /// it carried one that verified). Checked here for what needs no registry (it names its
+    /// topic's room, is recent, its author was not removed), then against the registry by
+    /// the session; answered by a [`NodeOutput::Gossip`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_room_message(
+        &mut self,
+        now: Instant,
+        now_unix_ms: u64,
+        id: GossipId,
+        topic: RoomId,
+        author: P,
+        account: Option<Account>,
+        heard: Heard<P>,
+    ) {
+        self.now = self.now.max(now);
+        if heard.room != topic {
+            return self.reject_gossip(id, "names another room");
+        }
+        if self.moderation.is_removed(topic, author) {
+            return self.ignore_gossip(id, "its author was removed from the room");
+        }
+        if !is_fresh(heard.sent_at_unix_ms, now_unix_ms) {
+            return self.ignore_gossip(id, "sent too long ago (or in the future)");
+        }
+        if matches!(heard.say, Say::Question { .. })
+            && !self.questions.take(now, (topic, author), QUESTION_RATE)
+        {
+            return self.ignore_gossip(id, "its author asks too often");
+        }
+        if let Say::Cue { cue, .. } = &heard.say {
+            let Some(orchestration) = self.orchestrations.get(&topic) else {
+                return self.ignore_gossip(id, "a cue for a room this node is not present in");
+            };
+            if !orchestration.is_present(author) {
+                return self.ignore_gossip(id, "a cue from a member not heard from yet");
+            }
+            if let Err(refused) = orchestration.judge(now, author, *cue) {
+                let error = SignalError::new(ErrorCode::NotAuthorized, format!("a cue: {refused}"));
+                return self.decide_gossip(id, GossipVerdict::Reject(error));
+            }
+        }
+        let action = heard.say.action();
+        // A host by the room's policy has no on-chain role to show for it: the orchestration,
+        // which every member computes alike, is its right.
+        let acting_host = match heard.say {
+            Say::Moderate { target, .. } => self.acting_host_may_moderate(topic, author, target),
+            _ => false,
+        };
+        self.gossip.insert(
+            id,
+            PendingGossip {
+                author,
+                account,
+                heard,
+            },
+        );
+        if acting_host {
+            return self.decide_gossip(id, GossipVerdict::Deliver);
+        }
+        self.session
+            .handle_room_message(now, id, topic, account, action);
+    }
+
+    /// A room message that did not decode, or says something this node does not know.
+    pub fn handle_bad_room_message(&mut self, id: GossipId, reason: &str) {
+        self.reject_gossip(id, reason);
+    }
+
+    pub(super) fn reject_gossip(&mut self, id: GossipId, reason: &str) {
+        self.gossip.remove(&id);
+        let error = SignalError::new(ErrorCode::Malformed, reason);
+        self.decide_gossip(id, GossipVerdict::Reject(error));
+    }
+
+    pub(super) fn ignore_gossip(&mut self, id: GossipId, reason: &str) {
+        self.gossip.remove(&id);
+        self.decide_gossip(id, GossipVerdict::Ignore(reason.to_owned()));
+    }
+
     /// Reports a verdict and, for a delivered message, carries out what it says.
     pub(super) fn decide_gossip(&mut self, id: GossipId, verdict: GossipVerdict) {
         let pending = self.gossip.remove(&id);

@@ -34,6 +34,7 @@ use crate::session::{
     SubscribeId,
 };
 use orchestration::{MAX_ASKERS, QUESTION_RATE};
+use tree::TreeQueue;
 
 mod api;
 mod messages;
@@ -41,6 +42,7 @@ mod orchestration;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod tree;
 mod view;
 
 pub use api::{
@@ -55,16 +57,6 @@ pub use rules::{
 /// How often expired bindings and silent members are looked for.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most tree messages queued for one peer; a peer that stops acknowledging is dropped from the
-/// tree long before this fills.
-const MAX_TREE_QUEUE: usize = 256;
-/// A tree peer that has not acknowledged a message in this long is gone (its process killed,
-/// its network cut, which the transport notices only after its own, longer timeouts): a
-/// parent stops counting a dead child, and stops offering its slots to joiners. Tree
-/// messages are acknowledged when handled, at once; only a join and an acceptance may wait for
-/// a registry lookup, and those have the overlay's own deadline.
-const TREE_ACK_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// Most own-access checks waiting for the registry at once (one per open page, in practice).
 const MAX_OWN_CHECKS: usize = 64;
 
@@ -74,31 +66,6 @@ struct PendingGossip<P> {
     author: P,
     account: Option<Account>,
     heard: Heard<P>,
-}
-
-/// Tree messages to one peer, sent one at a time so they arrive in order.
-#[derive(Debug)]
-struct TreeQueue<P> {
-    in_flight: Option<InFlight>,
-    waiting: VecDeque<(RoomId, Message<P>)>,
-}
-
-/// The tree message out to a peer.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    room: RoomId,
-    /// Unacknowledged by then, the peer is gone ([`TREE_ACK_TIMEOUT`]); `None` for messages
-    /// whose handling may wait for the registry.
-    ack_by: Option<Instant>,
-}
-
-impl<P> Default for TreeQueue<P> {
-    fn default() -> Self {
-        Self {
-            in_flight: None,
-            waiting: VecDeque::new(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -521,33 +488,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
     }
 
-    /// A tree message to `peer` fared as `delivery`; the next one goes out.
-    pub fn handle_tree_delivery(
-        &mut self,
-        now: Instant,
-        peer: P,
-        room: RoomId,
-        delivery: TreeDelivery,
-    ) {
-        self.now = self.now.max(now);
-        match delivery {
-            TreeDelivery::Acknowledged | TreeDelivery::Misanswered => {}
-            TreeDelivery::Refused(error) => {
-                self.session.handle_tree_refused(now, peer, room, error);
-            }
-            TreeDelivery::Unreachable => {
-                // Later messages to a vanished peer would only time out one by one.
-                self.tree_queues.remove(&peer);
-                self.session.handle_tree_unreachable(now, peer, room);
-                return;
-            }
-        }
-        if let Some(queue) = self.tree_queues.get_mut(&peer) {
-            queue.in_flight = None;
-        }
-        self.send_next_tree(peer);
-    }
-
     /// The transport lost every connection to `peer`.
     pub fn handle_peer_disconnected(&mut self, now: Instant, peer: P) {
         self.now = self.now.max(now);
@@ -559,99 +499,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.bindings.remove(&peer);
             self.session.handle_peer_account(now, peer, None);
         }
-    }
-
-    /// A peer subscribed to `room`'s topic: it can hear this node now, so this node says it is
-    /// here rather than at the next beat, and tells it what it missed (this node's decisions
-    /// as a host that are in force, and the files it offered).
-    pub fn handle_room_peer_joined(&mut self, room: RoomId) {
-        if !self.present_in.contains(&room) {
-            return;
-        }
-        self.announce(room, false);
-        for (target, action) in self.moderation.own(room) {
-            let say = Say::Moderate { target, action };
-            self.outputs.push_back(NodeOutput::Publish { room, say });
-        }
-        let cues = self
-            .orchestrations
-            .get(&room)
-            .map(|o| o.cues_by(self.local))
-            .unwrap_or_default();
-        for (at_unix_ms, cue) in cues {
-            let say = Say::Cue { cue, at_unix_ms };
-            self.outputs.push_back(NodeOutput::Publish { room, say });
-        }
-        self.outputs.push_back(NodeOutput::OfferFilesAgain { room });
-    }
-
-    /// A message arrived in `topic`, written by `author`, whose binding proved `account` (if
-    /// it carried one that verified). Checked here for what needs no registry (it names its
-    /// topic's room, is recent, its author was not removed), then against the registry by
-    /// the session; answered by a [`NodeOutput::Gossip`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn handle_room_message(
-        &mut self,
-        now: Instant,
-        now_unix_ms: u64,
-        id: GossipId,
-        topic: RoomId,
-        author: P,
-        account: Option<Account>,
-        heard: Heard<P>,
-    ) {
-        self.now = self.now.max(now);
-        if heard.room != topic {
-            return self.reject_gossip(id, "names another room");
-        }
-        if self.moderation.is_removed(topic, author) {
-            return self.ignore_gossip(id, "its author was removed from the room");
-        }
-        if !is_fresh(heard.sent_at_unix_ms, now_unix_ms) {
-            return self.ignore_gossip(id, "sent too long ago (or in the future)");
-        }
-        if matches!(heard.say, Say::Question { .. })
-            && !self.questions.take(now, (topic, author), QUESTION_RATE)
-        {
-            return self.ignore_gossip(id, "its author asks too often");
-        }
-        if let Say::Cue { cue, .. } = &heard.say {
-            let Some(orchestration) = self.orchestrations.get(&topic) else {
-                return self.ignore_gossip(id, "a cue for a room this node is not present in");
-            };
-            if !orchestration.is_present(author) {
-                return self.ignore_gossip(id, "a cue from a member not heard from yet");
-            }
-            if let Err(refused) = orchestration.judge(now, author, *cue) {
-                let error = SignalError::new(ErrorCode::NotAuthorized, format!("a cue: {refused}"));
-                return self.decide_gossip(id, GossipVerdict::Reject(error));
-            }
-        }
-        let action = heard.say.action();
-        // A host by the room's policy has no on-chain role to show for it: the orchestration,
-        // which every member computes alike, is its right.
-        let acting_host = match heard.say {
-            Say::Moderate { target, .. } => self.acting_host_may_moderate(topic, author, target),
-            _ => false,
-        };
-        self.gossip.insert(
-            id,
-            PendingGossip {
-                author,
-                account,
-                heard,
-            },
-        );
-        if acting_host {
-            return self.decide_gossip(id, GossipVerdict::Deliver);
-        }
-        self.session
-            .handle_room_message(now, id, topic, account, action);
-    }
-
-    /// A room message that did not decode, or says something this node does not know.
-    pub fn handle_bad_room_message(&mut self, id: GossipId, reason: &str) {
-        self.reject_gossip(id, reason);
     }
 
     /// The registry's facts about `account` in `room`.
@@ -859,17 +706,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.outputs.push_back(NodeOutput::Session(refusal));
     }
 
-    fn reject_gossip(&mut self, id: GossipId, reason: &str) {
-        self.gossip.remove(&id);
-        let error = SignalError::new(ErrorCode::Malformed, reason);
-        self.decide_gossip(id, GossipVerdict::Reject(error));
-    }
-
-    fn ignore_gossip(&mut self, id: GossipId, reason: &str) {
-        self.gossip.remove(&id);
-        self.decide_gossip(id, GossipVerdict::Ignore(reason.to_owned()));
-    }
-
     fn take_session_output(&mut self, output: Output<P>) {
         match output {
             Output::GossipVerdict { id, verdict, .. } => self.decide_gossip(id, verdict),
@@ -913,54 +749,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             }
             other => self.outputs.push_back(NodeOutput::Session(other)),
         }
-    }
-
-    fn queue_tree(&mut self, peer: P, room: RoomId, message: Message<P>) {
-        let queue = self.tree_queues.entry(peer).or_default();
-        // A report or a state says what holds now: one still waiting is replaced, in its
-        // place, rather than queued behind. Queued, each waits a round trip for the one
-        // before: a relayer whose subtree changes faster than that would tell its parent
-        // ever older news, and fill the queue.
-        let supersedes = |(r, queued): &(RoomId, Message<P>)| {
-            *r == room
-                && matches!(
-                    (queued, &message),
-                    (Message::Report { .. }, Message::Report { .. })
-                        | (Message::State { .. }, Message::State { .. })
-                )
-        };
-        if let Some(waiting) = queue.waiting.iter_mut().find(|w| supersedes(w)) {
-            waiting.1 = message;
-            return;
-        }
-        if queue.waiting.len() >= MAX_TREE_QUEUE {
-            tracing::warn!(?peer, "tree queue full: dropping a message");
-            return;
-        }
-        queue.waiting.push_back((room, message));
-        self.send_next_tree(peer);
-    }
-
-    fn send_next_tree(&mut self, peer: P) {
-        let Some(queue) = self.tree_queues.get_mut(&peer) else {
-            return;
-        };
-        if queue.in_flight.is_some() {
-            return;
-        }
-        let Some((room, message)) = queue.waiting.pop_front() else {
-            return;
-        };
-        let waits_for_registry = matches!(message, Message::Join { .. } | Message::Accepted { .. });
-        queue.in_flight = Some(InFlight {
-            room,
-            ack_by: (!waits_for_registry).then(|| self.now + TREE_ACK_TIMEOUT),
-        });
-        self.outputs.push_back(NodeOutput::SendTree {
-            peer,
-            room,
-            message,
-        });
     }
 
     /// Drops the microphone of members a host muted (this node's own, if it is one of them)

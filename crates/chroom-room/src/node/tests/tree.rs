@@ -2,6 +2,7 @@
 //! waiting one, a peer that stops acknowledging.
 
 use super::*;
+use crate::node::tree::TREE_ACK_TIMEOUT;
 
 #[test]
 fn tree_messages_to_a_peer_go_one_at_a_time() {
