@@ -75,7 +75,7 @@ async def run(link, room, seconds):
                     playback.on("track", lambda track: tasks.append(asyncio.ensure_future(count(track, decoded))))
                     await playback.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
                     await playback.setLocalDescription(await playback.createAnswer())
-                    await ws.send_json({"type": "playback_answer", "sdp": playback.localDescription.sdp})
+                    await ws.send_json({"type": "playback_answer", "offer": message["offer"], "sdp": playback.localDescription.sdp})
                 elif kind == "error":
                     errors.append(message.get("message", message))
     result = {

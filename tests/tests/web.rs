@@ -625,7 +625,7 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
             "there is no room",
         ),
         (
-            text(r#"{"type":"playback_answer","sdp":"v=0"}"#),
+            text(r#"{"type":"playback_answer","offer":1,"sdp":"v=0"}"#),
             "no playback offer",
         ),
         (text(r#"{"type":"video_sizes","sizes":[]}"#), "join a room"),
@@ -661,7 +661,8 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
     // The same connection still works: join, then a malformed offer is refused.
     page.send(text(r#"{"type":"join","room":"standup"}"#)).await;
     assert_eq!(page.next().await["type"], "joined");
-    assert_eq!(page.next().await["type"], "playback_offer");
+    let offer = page.next().await;
+    assert_eq!(offer["type"], "playback_offer");
     let error = page
         .refused(text(r#"{"type":"publish","sdp":"v=0\r\nnonsense"}"#))
         .await;
@@ -677,7 +678,10 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         .await;
     assert!(error.contains("is not a PeerId"), "{error}");
     let error = page
-        .refused(text(r#"{"type":"playback_answer","sdp":"garbage"}"#))
+        .refused(text(&format!(
+            r#"{{"type":"playback_answer","offer":{},"sdp":"garbage"}}"#,
+            offer["offer"]
+        )))
         .await;
     assert!(error.contains("playback answer refused"), "{error}");
     let error = page

@@ -7,7 +7,8 @@
 // account; a name written as an address is refused.
 //
 // Input: { room, host, first, second } (page URLs).
-// Output: the queue and stage each page showed at each step, and the refusal.
+// Output: the queue and stage each page showed at each step, the refusal, and the time from
+// the host's invitation to the first packet of the listener's microphone at the host's page.
 import { main, openPage, roomUrl, untilEvery } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
@@ -86,6 +87,7 @@ main(async (browser, input) => {
   await second.waitForSelector("#error:not([hidden])", { timeout: TIMEOUT });
   const refusal = await second.textContent("#error");
 
+  const granted = Date.now();
   await host.click(`#participants li[data-peer="${firstPeer}"] button[data-cue="invite_to_stage"]`);
   const invited = await untilAll(
     pages,
@@ -96,6 +98,12 @@ main(async (browser, input) => {
   // On stage, the first listener's page speaks: the host's and the other listener's pages
   // receive its microphone. Taken off the stage, it is silenced on both.
   await first.waitForFunction(() => window.chroom.local !== null && window.chroom.local !== undefined, null, { timeout: TIMEOUT });
+  // From the host's click to the first of the listener's packets at the host's page.
+  while (!((await audioFrom(host, firstPeer)) > 0)) {
+    if (Date.now() > granted + TIMEOUT) throw new Error("the listener on stage is never heard");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const grantToHeardMs = Date.now() - granted;
   const heardOnStage = [];
   for (const page of [host, second]) heardOnStage.push(await audioRising(page, firstPeer, true));
   await host.click(`#participants li[data-peer="${firstPeer}"] button[data-cue="remove_from_stage"]`);
@@ -121,5 +129,5 @@ main(async (browser, input) => {
   await second.evaluate((name) => window.chroom.socket.send(JSON.stringify({ type: "set_name", name })), address);
   await second.waitForFunction(() => document.querySelector("#error").textContent.includes("address"), null, { timeout: TIMEOUT });
   const name_refusal = await second.textContent("#error");
-  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal, host: hostPeer, speakers_seen: speakersSeen, heard_on_stage: heardOnStage, heard_off_stage: heardOffStage };
+  return { first: firstPeer, second: secondPeer, queued, host_buttons: hostButtons, listener_buttons: listenerButtons, refusal, invited, names, name_refusal, host: hostPeer, speakers_seen: speakersSeen, heard_on_stage: heardOnStage, heard_off_stage: heardOffStage, grant_to_heard_ms: grantToHeardMs };
 });

@@ -376,7 +376,7 @@ async function signBinding({ text, expires_at_unix }) {
 }
 
 // The node offers one audio and one video m-line per slot; each slot shows one member.
-async function startPlayback({ sdp, slots, screen_mid }) {
+async function startPlayback({ offer, sdp, slots, screen_mid }) {
   state.playbackPc?.close();
   state.tracks.clear();
   state.slots = slots.map((s) => ({ audioMid: s.audio_mid, videoMid: s.video_mid ?? null }));
@@ -397,7 +397,7 @@ async function startPlayback({ sdp, slots, screen_mid }) {
     throw error;
   }
   if (state.playbackPc !== pc) return;
-  send({ type: "playback_answer", sdp: pc.localDescription.sdp });
+  send({ type: "playback_answer", offer, sdp: pc.localDescription.sdp });
 }
 
 // A member whose video stopped while its audio goes on is on a poor connection: a node on the

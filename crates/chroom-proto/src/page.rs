@@ -62,6 +62,8 @@ pub enum ClientMessage {
     PlaybackAnswer {
         /// The answer.
         sdp: String,
+        /// The offer it answers (its `offer`): an answer to one replaced since is dropped.
+        offer: u64,
     },
     /// Share the page's screen with the room: an SDP offer with one send-only video m-line.
     ShareScreen {
@@ -252,6 +254,9 @@ pub enum ServerMessage {
     /// The node offers to send the page the other members' media: one audio and one video
     /// m-line per slot; [`ServerMessage::Slots`] says who is shown in which.
     PlaybackOffer {
+        /// Which offer this is: the page's answer names it, so an answer to an offer replaced
+        /// meanwhile (the page joined again quickly) is not taken for the new one's.
+        offer: u64,
         /// The offer.
         sdp: String,
         /// Each slot's m-lines.

@@ -12,7 +12,9 @@ use chroom_proto::page::{
     ParticipantView, ServerMessage, ShownSize, decode_page_request,
 };
 use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
-use chroom_types::{Action, Cue, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track};
+use chroom_types::{
+    Account, Action, Cue, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track,
+};
 use tokio::sync::broadcast;
 
 mod playback;
@@ -75,14 +77,13 @@ fn notices(status: &RoomStatus) -> Vec<String> {
             minutes(for_secs)
         )),
     }
-    if let Some((peer, account)) = &status.outranked_by {
-        let who = account.map_or_else(|| peer.to_base58(), |a| a.to_string());
-        notices.push(format!(
-            "{who} is live in this room too and viewers watch them: this broadcast reaches \
-             nobody new."
-        ));
-    }
     notices
+}
+
+/// How a page names another member: its account, or its node if it proved none.
+fn who(member: &(PeerId, Option<Account>)) -> String {
+    let (peer, account) = member;
+    account.map_or_else(|| peer.to_base58(), |a| a.to_string())
 }
 
 /// The page's connection is gone (or unusable): stop serving it.
@@ -205,6 +206,22 @@ impl PageSession {
         let Ok(status) = self.node.room_status(room.id()).await else {
             return Err(Closed);
         };
+        // Two pages went live at once: one broadcast wins on every node (the lowest node id),
+        // and the other page goes back to watching it rather than broadcasting to nobody.
+        if let Some(winner) = &status.outranked_by
+            && self.kind == Some(RoomKind::Broadcast)
+            && self.may_publish
+        {
+            let name = room.as_str().to_owned();
+            self.join(&name, false).await?;
+            return self
+                .error(format!(
+                    "{} went live at the same moment, and viewers watch them: a room carries \
+                     one broadcast at a time, so this page watches it too.",
+                    who(winner)
+                ))
+                .await;
+        }
         let notices = notices(&status);
         if notices == self.notices {
             return Ok(());
@@ -300,12 +317,17 @@ impl PageSession {
                 }
                 self.offer_playback(false, PLAYBACK_SLOTS).await
             }
-            ClientMessage::PlaybackAnswer { sdp } => {
+            ClientMessage::PlaybackAnswer { sdp, offer } => {
                 let Some(link) = self.playback_link else {
                     return self
                         .error("no playback offer is waiting for an answer")
                         .await;
                 };
+                if offer != link.0 {
+                    // The page answered an offer replaced since; it answers the new one next.
+                    tracing::debug!(offer, current = %link, "answer to a replaced playback offer");
+                    return Ok(());
+                }
                 match self.node.accept_browser_answer(link, sdp).await {
                     Ok(()) => Ok(()),
                     Err(e) => self.error(format!("playback answer refused: {e:#}")).await,
@@ -449,7 +471,7 @@ impl PageSession {
         expires_at_unix: u64,
         signature: &str,
     ) -> Result<(), Closed> {
-        let Ok(account) = account.parse::<chroom_types::Account>() else {
+        let Ok(account) = account.parse::<Account>() else {
             return self.error(format!("{account:?} is not an account")).await;
         };
         let mut bytes = [0u8; 65];
@@ -544,6 +566,19 @@ impl PageSession {
             Ok(part) => part,
             Err(e) => return self.error(e.to_string()).await,
         };
+        // A broadcast already on: going live would take its viewers (or lose to it).
+        if live
+            && let Ok(status) = self.node.room_status(room.id()).await
+            && let Some(broadcaster) = &status.watching
+        {
+            return self
+                .error(format!(
+                    "{} is live in this room: a room carries one broadcast at a time, so go \
+                     live once theirs ends.",
+                    who(broadcaster)
+                ))
+                .await;
+        }
         // Taking part another way in the same room (coming on or off a stage) enters it again
         // before leaving the old way, so the node stays present: members would take a leave
         // for a new visit, and a stage grant ends with the visit. A broadcast room's tree is

@@ -142,6 +142,9 @@ pub struct RoomStatus<P> {
     /// This node broadcasts in the room, and another broadcaster's claim wins (viewers watch
     /// that one): its node and account.
     pub outranked_by: Option<(P, Option<Account>)>,
+    /// The broadcaster this node watches in the room (proven, not this node): its node and
+    /// account.
+    pub watching: Option<(P, Option<Account>)>,
 }
 
 /// Whether rights can be checked against the registry.

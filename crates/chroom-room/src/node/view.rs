@@ -56,13 +56,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 }
             }
         };
-        let outranked_by = self
-            .session
-            .tree_outranked_by(room)
-            .map(|peer| (peer, self.roster.account_of(room, peer)));
+        let with_account = |peer: P| (peer, self.roster.account_of(room, peer));
         RoomStatus {
             registry,
-            outranked_by,
+            outranked_by: self.session.tree_outranked_by(room).map(with_account),
+            watching: self
+                .session
+                .tree_root(room)
+                .filter(|root| *root != self.local)
+                .map(with_account),
         }
     }
 

@@ -265,6 +265,32 @@ fn a_grant_lapses_when_its_host_goes_and_a_new_visit_starts_clean() {
 }
 
 #[test]
+fn a_replayed_grant_counts_for_nothing_after_its_revocation_or_the_visit() {
+    let start = epoch();
+    let mut room = room(
+        fallback(HostFallback::None),
+        start,
+        &[(1, HOST, 10), (2, LISTENER, 20)],
+    );
+    let grant = Cue::InviteToStage { who: 2 };
+    room.handle_cue(1, 100, grant).unwrap();
+    room.handle_cue(1, 200, Cue::RemoveFromStage { who: 2 })
+        .unwrap();
+    // The grant heard again (a replay, or gossip late): older than its revocation.
+    room.handle_cue(1, 100, grant).unwrap();
+    assert!(room.assignments(start).stage.is_empty());
+
+    // Granted again, then member 2 leaves and comes back: a replay of that grant belongs to
+    // the visit before.
+    room.handle_cue(1, 300, grant).unwrap();
+    assert_eq!(room.assignments(start).stage, [2]);
+    room.member_left(2);
+    room.member_present(start, 2, person(LISTENER, 1_000));
+    room.handle_cue(1, 300, grant).unwrap();
+    assert!(room.assignments(start).stage.is_empty());
+}
+
+#[test]
 fn only_an_open_stage_lets_a_listener_step_on_and_anyone_may_step_down() {
     let start = epoch();
     let mut closed = room(

@@ -346,7 +346,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// The proven broadcaster of `room`: this node if it broadcasts, else the claimant this
     /// node verified and joined.
-    pub(super) fn tree_root(&self, room: RoomId) -> Option<P> {
+    pub fn tree_root(&self, room: RoomId) -> Option<P> {
         let tree = self.rooms.get(&room)?.tree.as_ref()?;
         if tree.is_root {
             Some(self.local)

@@ -51,6 +51,7 @@ impl PageSession {
         self.slots = vec![None; offer.slots.len()];
         self.screen_shown = None;
         let message = ServerMessage::PlaybackOffer {
+            offer: offer.link.0,
             sdp: offer.sdp,
             slots: offer
                 .slots
