@@ -341,7 +341,10 @@ async fn two_pages_going_live_at_once_leave_one_broadcast_and_the_other_page_wat
         assert!(told.contains("is live in this room"), "{seen}");
     }
     assert!(
-        seen["audience"].as_str().unwrap().contains("live · 2 watching"),
+        seen["audience"]
+            .as_str()
+            .unwrap()
+            .contains("live · 2 watching"),
         "{seen}"
     );
     // The other page and the viewer play the winner's broadcast, and nothing else.

@@ -7,6 +7,7 @@ const state = {
   socket: null,
   self: null, // { peerId, account }
   room: null,
+  visit: 0, // counts joins and leaves: work begun for an earlier one is dropped
   kind: null, // "conference", "audio_space" or "broadcast"
   role: null, // this node's role in the room, from the registry
   live: false, // broadcasting this page's camera and microphone to a broadcast room
@@ -118,6 +119,7 @@ function handle(message) {
       signBinding(message);
       break;
     case "joined":
+      state.visit += 1;
       showError("");
       // Joined again (going live or back to watching): what was sent before has stopped.
       stopPublishing();
@@ -223,15 +225,16 @@ function enterCall({ room, kind, role, may_publish, may_go_live }) {
 
 // Sends the camera and microphone to this page's own node, which sends them on to the room.
 async function startPublishing(audioOnly) {
-  const room = state.room;
+  const visit = state.visit;
   try {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: true,
       video: audioOnly ? false : { width: 640, height: 360, frameRate: 30 },
     });
-    // Out of the room while the camera started (a host removed this page's node, say):
-    // nothing to send, and the node's refusal would hide why.
-    if (state.room !== room) {
+    // Out of the room while the camera started (a host removed this page's node, say), or
+    // in it another way (back to watching): nothing to send, and the node's refusal would
+    // hide why.
+    if (state.visit !== visit) {
       stream.getTracks().forEach((track) => track.stop());
       return;
     }
@@ -248,7 +251,7 @@ async function startPublishing(audioOnly) {
     // browser's from its first connectivity check (its host addresses are mDNS names the
     // node could not use anyway), which saves the gathering time on every join.
     await pc.setLocalDescription(await pc.createOffer());
-    if (state.room !== room) return;
+    if (state.visit !== visit) return;
     send({ type: "publish", sdp: pc.localDescription.sdp });
   } catch (error) {
     showError(`camera or microphone unavailable: ${error.message}`);
@@ -529,6 +532,7 @@ function stopPublishing() {
 }
 
 function leaveCall() {
+  state.visit += 1;
   stopPublishing();
   state.onStage = undefined;
   // The node keeps a prepared playback link that shows video; it closes any other.

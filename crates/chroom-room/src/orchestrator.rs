@@ -174,11 +174,15 @@ impl<P: Copy + Ord> Orchestration<P> {
     }
 
     /// `peer` is present with `facts` (a beat, or a registry answer about its account).
-    pub fn member_present(&mut self, now: Instant, peer: P, facts: MemberFacts) {
+    /// Returns whether that is news (a new visit, or facts that changed): a beat that repeats
+    /// what is known changes no assignment.
+    pub fn member_present(&mut self, now: Instant, peer: P, facts: MemberFacts) -> bool {
         match self.members.get_mut(&peer) {
             // The same visit: its facts may have grown (its role is known now).
             Some(member) if member.facts.joined_at_ms == facts.joined_at_ms => {
+                let news = member.facts != facts;
                 member.facts = facts;
+                news
             }
             // A new visit: the grace period starts again, and what it asked before is void
             // (older than its join).
@@ -190,17 +194,20 @@ impl<P: Copy + Ord> Orchestration<P> {
                         present_since: now,
                     },
                 );
+                true
             }
         }
     }
 
     /// `peer` left (its goodbye, its silence, or its removal): its asks and grants go.
-    pub fn member_left(&mut self, peer: P) {
-        self.members.remove(&peer);
+    /// Returns whether it was present (the writes of an author never present counted for
+    /// nothing).
+    pub fn member_left(&mut self, peer: P) -> bool {
         self.writes.retain(|(_, subject), by_author| {
             by_author.remove(&peer);
             *subject != peer && !by_author.is_empty()
         });
+        self.members.remove(&peer).is_some()
     }
 
     /// Whether `cue` from `author` would count now: what a node checks before it sends one for

@@ -170,7 +170,17 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     display_name: presence.display_name,
                 };
                 let now = self.now;
+                // What pages show of the member beside its assignments.
+                let shown = |roster: &Roster<P>| {
+                    roster
+                        .member(room, author)
+                        .map(|p| (p.sharing_screen, p.publish_only, p.display_name.clone()))
+                };
+                let shown_before = shown(&self.roster);
                 let changed = self.roster.handle_presence(now, room, author, beat);
+                if shown(&self.roster) != shown_before {
+                    self.view_version += 1;
+                }
                 self.refresh_member(room, author);
                 if presence.leaving {
                     self.session.handle_member_left(now, room, author);

@@ -109,6 +109,8 @@ pub struct NodeCore<P> {
     display_name: Option<String>,
     /// What this node's beats said last, per room.
     beating: HashMap<RoomId, orchestration::Beating>,
+    /// When the assignments were last brought up to date with members' grace periods.
+    graces_checked: Instant,
     /// The beat timer's next tick (each tick sends the beats due).
     next_beat: Option<Instant>,
     next_housekeeping: Instant,
@@ -150,6 +152,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             beating: HashMap::new(),
             next_beat: None,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            graces_checked: now,
             now,
             outputs: VecDeque::new(),
             counters: NodeCounters::default(),
@@ -601,6 +604,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         for (peer, room) in unanswered {
             self.handle_tree_delivery(now, peer, room, TreeDelivery::Unreachable);
         }
+        self.settle_graces(now);
         if self.next_beat.is_some_and(|at| at <= now) {
             self.next_beat = Some(now + HOST_PRESENCE_INTERVAL);
             self.beat(now);
@@ -659,14 +663,18 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             .tree_queues
             .values()
             .filter_map(|q| q.in_flight.and_then(|f| f.ack_by));
-        [self.session.poll_timeout(), self.next_beat]
-            .into_iter()
-            .flatten()
-            .chain([self.next_housekeeping])
-            .chain(checks)
-            .chain(bindings)
-            .chain(acks)
-            .min()
+        [
+            self.session.poll_timeout(),
+            self.next_beat,
+            self.next_grace_end(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([self.next_housekeeping])
+        .chain(checks)
+        .chain(bindings)
+        .chain(acks)
+        .min()
     }
 
     // ---- private ----

@@ -122,7 +122,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     }
 
     /// Tells `room`'s orchestration what is known of `peer` now: its beats' facts and its
-    /// account's standing, or that it is gone.
+    /// account's standing, or that it is gone. The assignments are computed again only when
+    /// that is news: a member's every beat repeats what is known.
     pub(super) fn refresh_member(&mut self, room: RoomId, peer: P) {
         let facts = if peer == self.local {
             self.joined_at.get(&room).map(|joined| {
@@ -136,14 +137,42 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             })
         };
         let now = self.now;
-        if let Some(orchestration) = self.orchestrations.get_mut(&room) {
-            match facts {
-                Some(facts) => orchestration.member_present(now, peer, facts),
-                None => orchestration.member_left(peer),
-            }
+        let Some(orchestration) = self.orchestrations.get_mut(&room) else {
+            return;
+        };
+        let news = match facts {
+            Some(facts) => orchestration.member_present(now, peer, facts),
+            None => orchestration.member_left(peer),
+        };
+        if news {
+            self.view_version += 1;
+            self.sync_stage(room);
         }
-        self.view_version += 1;
-        self.sync_stage(room);
+    }
+
+    /// Brings the assignments of rooms where a member's grace period ended since the last
+    /// look up to date: who hosts, and so whose stage grants count, may have changed with no
+    /// new fact.
+    pub(super) fn settle_graces(&mut self, now: Instant) {
+        let since = std::mem::replace(&mut self.graces_checked, now);
+        let settled: Vec<RoomId> = self
+            .orchestrations
+            .iter()
+            .filter(|(_, o)| o.next_change(since).is_some_and(|at| at <= now))
+            .map(|(room, _)| *room)
+            .collect();
+        for room in settled {
+            self.view_version += 1;
+            self.sync_stage(room);
+        }
+    }
+
+    /// When a member's grace period ends next, in any room.
+    pub(super) fn next_grace_end(&self) -> Option<Instant> {
+        self.orchestrations
+            .values()
+            .filter_map(|o| o.next_change(self.graces_checked))
+            .min()
     }
 
     /// Lets the session know who is on `room`'s stage now: their media is let through

@@ -783,3 +783,37 @@ mod moderation;
 mod orchestration;
 mod presence;
 mod tree;
+
+#[test]
+fn a_beat_repeating_what_is_known_changes_no_view_and_a_grace_period_ending_does() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    hear(&mut core, now, 1, MEMBER, beat());
+    drain(&mut core);
+    let arrived = core.view_version();
+    assert!(core.participants(room()).iter().any(|p| p.peer == MEMBER));
+
+    // The same visit, nothing new: the assignments are not computed again.
+    let later = now + Duration::from_secs(1);
+    hear(&mut core, later, 2, MEMBER, beat());
+    drain(&mut core);
+    assert_eq!(core.view_version(), arrived);
+
+    // The member's grace period ends: who may host changed with no new fact.
+    let settled = now + crate::orchestrator::HOST_GRACE;
+    assert!(core.poll_timeout().is_some_and(|at| at <= settled));
+    core.handle_timeout(settled);
+    assert!(core.view_version() > arrived);
+
+    // A beat that says something new (a display name) is shown.
+    let named = core.view_version();
+    let say = Say::Presence(Presence {
+        joined_at_unix_ms: UNIX_MS,
+        beat_interval_ms: PRESENCE_INTERVAL.as_millis() as u32,
+        display_name: Some("Ada".into()),
+        ..Presence::default()
+    });
+    hear(&mut core, settled, 3, MEMBER, say);
+    drain(&mut core);
+    assert!(core.view_version() > named);
+}

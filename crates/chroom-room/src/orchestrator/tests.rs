@@ -421,7 +421,9 @@ proptest! {
             let mut room = Orchestration::new(policy);
             for fact in order {
                 match fact {
-                    Fact::Presence(peer, facts) => room.member_present(now, peer, facts),
+                    Fact::Presence(peer, facts) => {
+                        room.member_present(now, peer, facts);
+                    }
                     Fact::Cue(author, at, cue) => {
                         // Refused cues are refused whatever the order (bans and a closed
                         // stage do not depend on it).

@@ -5,7 +5,8 @@
 //! The room: `members` members (one in a hundred with an on-chain host role, the rest
 //! listeners and speakers), a first-joiner fallback, a fifth of them with a hand up, a tenth
 //! asking to present, a few invited on stage. Each change is one member arriving and then the
-//! same member leaving, each followed by computing the assignments, as the node does.
+//! same member leaving, each followed by computing the assignments, as the node does. Beside
+//! them, a member's beat that repeats what is known: the node then computes nothing more.
 
 use std::time::{Duration, Instant};
 
@@ -17,13 +18,17 @@ pub(crate) fn orchestrator(members: &[u32], changes: usize) {
     println!("| members | change | p50 | p99 | mean |");
     println!("|---|---|---|---|---|");
     for &count in members {
-        let (arrivals, departures) = measure(count, changes);
-        for (what, mut samples) in [("arrival", arrivals), ("departure", departures)] {
+        let (arrivals, departures, beats) = measure(count, changes);
+        for (what, mut samples) in [
+            ("arrival + assignments", arrivals),
+            ("departure + assignments", departures),
+            ("beat with nothing new", beats),
+        ] {
             samples.sort();
             let at = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
             let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
             println!(
-                "| {count} | {what} + assignments | {:.1} µs | {:.1} µs | {:.1} µs |",
+                "| {count} | {what} | {:.1} µs | {:.1} µs | {:.1} µs |",
                 micros(at(0.5)),
                 micros(at(0.99)),
                 micros(mean),
@@ -50,7 +55,7 @@ fn facts(i: u32) -> MemberFacts {
     }
 }
 
-fn measure(count: u32, changes: usize) -> (Vec<Duration>, Vec<Duration>) {
+fn measure(count: u32, changes: usize) -> (Vec<Duration>, Vec<Duration>, Vec<Duration>) {
     let start = Instant::now();
     let mut room = Orchestration::new(RoomPolicy {
         host_fallback: HostFallback::FirstJoiner,
@@ -72,6 +77,7 @@ fn measure(count: u32, changes: usize) -> (Vec<Duration>, Vec<Duration>) {
     }
     let mut arrivals = Vec::with_capacity(changes);
     let mut departures = Vec::with_capacity(changes);
+    let mut beats = Vec::with_capacity(changes);
     let mut shown = 0;
     for change in 0..changes {
         let newcomer = count + change as u32;
@@ -84,8 +90,14 @@ fn measure(count: u32, changes: usize) -> (Vec<Duration>, Vec<Duration>) {
         room.member_left(newcomer);
         shown += room.assignments(now).hands.len();
         departures.push(began.elapsed());
+        let member = change as u32 % count;
+        let began = Instant::now();
+        if room.member_present(now, member, facts(member)) {
+            shown += room.assignments(now).hands.len();
+        }
+        beats.push(began.elapsed());
     }
     // Used, so the work is not optimized away.
     assert!(shown > 0 || count < 10);
-    (arrivals, departures)
+    (arrivals, departures, beats)
 }
