@@ -38,6 +38,9 @@ pub struct Presence {
     pub beat_interval_ms: u32,
     /// The name the author's user goes by, if it set one ([`check_display_name`]).
     pub display_name: Option<String>,
+    /// How many times the author remade its links in the room during this visit: when it
+    /// grows, members link to it afresh.
+    pub links_epoch: u32,
 }
 
 /// The content of a [`RoomMessage`].
@@ -195,6 +198,7 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
             publish_only: presence.publish_only,
             joined_at_unix_ms: presence.joined_at_unix_ms,
             beat_interval_ms: presence.beat_interval_ms,
+            links_epoch: presence.links_epoch,
         }),
         None => {
             return Err(DecodeError::MissingKind {
@@ -223,6 +227,7 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             joined_at_unix_ms: presence.joined_at_unix_ms,
             beat_interval_ms: presence.beat_interval_ms,
             display_name: presence.display_name.clone().unwrap_or_default(),
+            links_epoch: presence.links_epoch,
         }),
         RoomMessageBody::Question { text } => {
             pb::room_message::Body::Question(pb::Question { text: text.clone() })
@@ -361,6 +366,26 @@ mod tests {
         assert_eq!(
             wire(pb::CueKind::Unspecified, &[]),
             Err(DecodeError::MissingKind { message: "Cue" })
+        );
+    }
+
+    #[test]
+    fn a_presence_round_trips_every_field() {
+        let message = RoomMessage {
+            body: RoomMessageBody::Presence(Presence {
+                leaving: false,
+                sharing_screen: true,
+                publish_only: true,
+                joined_at_unix_ms: 1_800_000_000_000,
+                beat_interval_ms: 1_000,
+                display_name: Some("Ada".into()),
+                links_epoch: 2,
+            }),
+            ..chat("")
+        };
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Ok(message)
         );
     }
 

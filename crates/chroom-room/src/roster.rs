@@ -37,6 +37,8 @@ pub struct Present {
     pub timeout: Duration,
     /// The name its user goes by, if it set one.
     pub display_name: Option<String>,
+    /// How many times it remade its links in this visit (the most any beat said).
+    pub links_epoch: u32,
 }
 
 /// What a presence beat says.
@@ -56,6 +58,8 @@ pub struct Beat {
     pub interval: Option<Duration>,
     /// The name the author's user goes by.
     pub display_name: Option<String>,
+    /// How many times the author remade its links in this visit.
+    pub links_epoch: u32,
 }
 
 /// The members present in each room. Sans-IO: time is an input.
@@ -94,6 +98,8 @@ impl<P: Copy + Ord + Hash> Roster<P> {
             timeout: (beat.interval.unwrap_or(PRESENCE_INTERVAL) * MISSED_BEATS)
                 .clamp(HOST_PRESENCE_INTERVAL * MISSED_BEATS, PRESENCE_TIMEOUT),
             display_name: beat.display_name,
+            // A late beat must not make an old count look new again.
+            links_epoch: before.map_or(beat.links_epoch, |b| b.links_epoch.max(beat.links_epoch)),
         };
         let changed = before.is_none_or(|b| b.account != beat.account);
         members.insert(peer, present);
@@ -174,6 +180,7 @@ mod tests {
         joined_at_unix_ms: 0,
         interval: None,
         display_name: None,
+        links_epoch: 0,
     };
 
     #[test]

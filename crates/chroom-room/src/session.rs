@@ -139,8 +139,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// Takes part in `room`. Joining a room again replaces how this node takes part.
     /// Joining a broadcast room with another part in its tree than before starts over in
-    /// the tree.
-    pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) {
+    /// the tree. Returns whether links this node had in the room were closed to be made
+    /// again (it takes part another way): its peers should be told.
+    pub fn join(&mut self, now: Instant, room: RoomId, participation: Participation) -> bool {
         let discovers = participation.discovers();
         // Taking part another way (a listener put on stage now meets the others, a viewer
         // goes live): the room's links were made for the old way (a listener's carry nothing
@@ -167,6 +168,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         entry.next_discovery = (discovers && !entry.lookup_running).then_some(now);
         self.drain_tree(now, room);
         self.handle_timeout(now);
+        changed_way
     }
 
     /// Leaves `room`, closing its links. In a relay tree, children are handed over to this
@@ -234,23 +236,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         peer: P,
         publish_only: bool,
     ) {
-        let Some(state) = self.rooms.get_mut(&room) else {
-            return;
-        };
-        // Of two meeting members the lower id subscribes; a publisher that subscribes to
-        // nobody is subscribed to by everyone.
-        let subscribes = peer > self.local || (publish_only && peer != self.local);
-        if !matches!(state.participation, Participation::Meet { .. }) || !subscribes {
-            return;
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|state| matches!(state.participation, Participation::Meet { .. }))
+        {
+            self.subscribe_soon(now, room, peer, publish_only);
         }
-        match state.publishers.entry(peer).or_insert(Publisher::Waiting {
-            at: now,
-            failures: 0,
-        }) {
-            Publisher::Waiting { at, .. } => *at = now,
-            Publisher::Subscribing { .. } | Publisher::Linked { .. } => return,
-        }
-        self.handle_timeout(now);
     }
 
     /// Whether this node only publishes in `room` (subscribes to nobody there): its presence
@@ -264,23 +256,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// A member said it is leaving `room`: its links there close now rather than when ICE
     /// notices (tens of seconds later), and nothing is retried until it is seen again.
     pub fn handle_member_left(&mut self, now: Instant, room: RoomId, peer: P) {
-        let links: Vec<LinkId> = self
-            .links
-            .iter()
-            .filter(|(_, (r, role))| {
-                *r == room
-                    && role.peer() == peer
-                    && matches!(role, LinkRole::Receiving(_) | LinkRole::Sending(_))
-            })
-            .map(|(link, _)| *link)
-            .collect();
-        for link in links {
-            self.handle_link_closed(now, link);
-            self.outputs.push_back(Output::CloseLink { link });
-        }
-        if let Some(state) = self.rooms.get_mut(&room) {
-            state.publishers.remove(&peer);
-        }
+        self.close_member_links(now, room, peer, |role| {
+            matches!(role, LinkRole::Receiving(_) | LinkRole::Sending(_))
+        });
         // Gone from the room is gone from its relay tree: its children find another parent
         // now rather than when its link times out.
         if self
@@ -289,6 +267,84 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .is_some_and(|state| state.tree.is_some())
         {
             self.tree_peer_gone(now, peer, room);
+        }
+    }
+
+    /// A member remade its links in `room` without leaving (it takes part another way now,
+    /// as a listener put on stage does): its side closed the links made for the old way.
+    /// Those this node opened close here too, at once rather than when ICE notices, and it
+    /// subscribes afresh where it should: a meeting member by the pair's rule, a listener
+    /// always (the member may speak now). Those the member opened are left to its own new
+    /// subscription, which replaces them, or to ICE: closing them here could close that new
+    /// one if it arrived before the news.
+    pub fn handle_member_relinked(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        peer: P,
+        publish_only: bool,
+    ) {
+        self.close_member_links(now, room, peer, |role| {
+            matches!(role, LinkRole::Receiving(_))
+        });
+        self.subscribe_soon(now, room, peer, publish_only);
+    }
+
+    /// Subscribes to `peer` in `room` now instead of at the next lookup or retry, if this
+    /// node receives there, the pair's rule lets it and it is not linked or subscribing
+    /// already. Of two meeting members the lower id subscribes; a `publish_only` member,
+    /// which subscribes to nobody, is subscribed to by everyone; a listener subscribes to
+    /// whoever publishes.
+    pub(super) fn subscribe_soon(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        peer: P,
+        publish_only: bool,
+    ) {
+        let local = self.local;
+        let Some(state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+        let ours = match state.participation {
+            Participation::Receive(_) => true,
+            Participation::Meet { .. } => peer > local || publish_only,
+            _ => false,
+        };
+        if !ours || peer == local {
+            return;
+        }
+        match state.publishers.entry(peer).or_insert(Publisher::Waiting {
+            at: now,
+            failures: 0,
+        }) {
+            Publisher::Waiting { at, .. } => *at = now,
+            Publisher::Subscribing { .. } | Publisher::Linked { .. } => return,
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Closes this node's media links with `peer` in `room` whose role `which` picks, and
+    /// forgets what it published.
+    fn close_member_links(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        peer: P,
+        which: impl Fn(&LinkRole<P>) -> bool,
+    ) {
+        let links: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, (r, role))| *r == room && role.peer() == peer && which(role))
+            .map(|(link, _)| *link)
+            .collect();
+        for link in links {
+            self.handle_link_closed(now, link);
+            self.outputs.push_back(Output::CloseLink { link });
+        }
+        if let Some(state) = self.rooms.get_mut(&room) {
+            state.publishers.remove(&peer);
         }
     }
 
@@ -357,6 +413,15 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         match result {
             Ok(link) => {
                 state.publishers.insert(peer, Publisher::Linked { link });
+                // A meeting pair keeps one link, which carries both ways: one the peer opened
+                // before (when it only listened, say) is stale now.
+                let stale = matches!(state.participation, Participation::Meet { .. })
+                    .then(|| state.subscribers.remove(&peer))
+                    .flatten();
+                if let Some(old) = stale {
+                    self.forget_link(old);
+                    self.outputs.push_back(Output::CloseLink { link: old });
+                }
                 self.emit(RoomEvent::Subscribed { room, peer, link });
                 // Media is only taken from those the registry lets publish.
                 self.track_link(now, link, room, LinkRole::Receiving(peer));

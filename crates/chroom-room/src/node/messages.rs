@@ -168,6 +168,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     interval: (presence.beat_interval_ms > 0)
                         .then(|| Duration::from_millis(presence.beat_interval_ms.into())),
                     display_name: presence.display_name,
+                    links_epoch: presence.links_epoch,
                 };
                 let now = self.now;
                 // What pages show of the member beside its assignments.
@@ -177,13 +178,19 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                         .map(|p| (p.sharing_screen, p.publish_only, p.display_name.clone()))
                 };
                 let shown_before = shown(&self.roster);
+                let epoch_before = self.roster.member(room, author).map(|p| p.links_epoch);
                 let changed = self.roster.handle_presence(now, room, author, beat);
+                // The same visit, its links remade on its side.
+                let relinked = epoch_before.is_some_and(|e| presence.links_epoch > e);
                 if shown(&self.roster) != shown_before {
                     self.view_version += 1;
                 }
                 self.refresh_member(room, author);
                 if presence.leaving {
                     self.session.handle_member_left(now, room, author);
+                } else if relinked {
+                    self.session
+                        .handle_member_relinked(now, room, author, presence.publish_only);
                 } else if changed {
                     self.session
                         .handle_member_present(now, room, author, presence.publish_only);

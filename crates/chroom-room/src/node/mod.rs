@@ -111,6 +111,9 @@ pub struct NodeCore<P> {
     beating: HashMap<RoomId, orchestration::Beating>,
     /// When the assignments were last brought up to date with members' grace periods.
     graces_checked: Instant,
+    /// How many times this node remade its links in each room during its visit (told in
+    /// its beats, so members link to it afresh).
+    links_epochs: HashMap<RoomId, u32>,
     /// The beat timer's next tick (each tick sends the beats due).
     next_beat: Option<Instant>,
     next_housekeeping: Instant,
@@ -153,6 +156,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             next_beat: None,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
             graces_checked: now,
+            links_epochs: HashMap::new(),
             now,
             outputs: VecDeque::new(),
             counters: NodeCounters::default(),
@@ -181,7 +185,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.now = self.now.max(now);
         let person = !matches!(participation, Participation::Relay { .. });
         self.view_version += 1;
-        self.session.join(now, room, participation);
+        let remade = self.session.join(now, room, participation);
+        if remade && self.present_in.contains(&room) {
+            // Present already (a listener put on stage): members must drop the links made
+            // for the old way now, not when ICE finds them dead.
+            *self.links_epochs.entry(room).or_default() += 1;
+            self.announce(room, false);
+        }
         if person && self.present_in.insert(room) {
             self.joined_at.insert(room, now_unix_ms);
             let mut orchestration = Orchestration::default();
@@ -218,6 +228,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.moderation.forget_room(room);
         self.sharing_screen.remove(&room);
         self.joined_at.remove(&room);
+        self.links_epochs.remove(&room);
         self.orchestrations.remove(&room);
         self.beating.remove(&room);
         self.outputs.push_back(NodeOutput::PauseFiles { room });
@@ -696,6 +707,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             joined_at_unix_ms: self.joined_at.get(&room).copied().unwrap_or_default(),
             beat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
             display_name: self.display_name.clone(),
+            links_epoch: self.links_epochs.get(&room).copied().unwrap_or_default(),
         });
         self.outputs.push_back(NodeOutput::Publish { room, say });
     }

@@ -316,17 +316,20 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// are checked again (and close unless their role lets them publish); links held for
     /// members who came on it are let through.
     pub fn set_stage(&mut self, now: Instant, room: RoomId, stage: BTreeSet<P>) {
-        if self
-            .stage
-            .get(&room)
-            .map_or(stage.is_empty(), |current| *current == stage)
-        {
+        let before = self.stage.get(&room).cloned().unwrap_or_default();
+        if before == stage {
             return;
         }
+        let arrived: Vec<P> = stage.difference(&before).copied().collect();
         if stage.is_empty() {
             self.stage.remove(&room);
         } else {
             self.stage.insert(room, stage);
+        }
+        // Members who came on stage speak now: subscribed to at once (a link to one that
+        // was refused before it came on stage was closed), not at the next lookup.
+        for peer in arrived {
+            self.subscribe_soon(now, room, peer, false);
         }
         let links: Vec<LinkId> = self
             .links

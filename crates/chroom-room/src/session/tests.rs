@@ -290,6 +290,51 @@ fn a_conference_member_links_once_per_pair_both_ways() {
 }
 
 #[test]
+fn a_member_that_takes_part_another_way_is_linked_afresh_with_one_link_per_pair() {
+    let now = epoch();
+    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 5);
+    let kinds = vec![MediaKind::Audio];
+    session.join(
+        now,
+        room(),
+        Participation::Meet {
+            publish: kinds.clone(),
+            receive: kinds.clone(),
+        },
+    );
+    // Member 7 listened: it subscribed to this node, over link 3.
+    session.handle_subscribe_request(now, InboundId(0), 7, room());
+    session.handle_subscriber_linked(now, room(), 7, LinkId(3));
+    drain(&mut session);
+
+    // It speaks now (put on stage), its old links closed on its side: the higher id of the
+    // pair, it is subscribed to at once, and that link replaces the one it opened.
+    session.handle_member_relinked(now, room(), 7, false);
+    let (id, peer) = subscribe_ids(&drain(&mut session))[0];
+    assert_eq!(peer, 7);
+    session.handle_subscribe_result(now, id, Ok(LinkId(4)));
+    assert!(drain(&mut session).contains(&Output::CloseLink { link: LinkId(3) }));
+    assert_eq!(session.media_links(room()), vec![(7, LinkId(4))]);
+
+    // Member 7 takes part another way again: the link this node opened closes, and it is
+    // subscribed to afresh.
+    session.handle_member_relinked(now, room(), 7, false);
+    let outputs = drain(&mut session);
+    assert!(outputs.contains(&Output::CloseLink { link: LinkId(4) }));
+    assert_eq!(subscribe_ids(&outputs).len(), 1, "{outputs:?}");
+
+    // A lower id subscribes by itself: nothing is closed or asked of it here (its new
+    // subscription, maybe on its way already, replaces its old link).
+    session.handle_subscribe_request(now, InboundId(1), 2, room());
+    session.handle_subscriber_linked(now, room(), 2, LinkId(5));
+    drain(&mut session);
+    session.handle_member_relinked(now, room(), 2, false);
+    let outputs = drain(&mut session);
+    assert!(outputs.is_empty(), "{outputs:?}");
+    assert!(session.media_links(room()).contains(&(2, LinkId(5))));
+}
+
+#[test]
 fn requests_are_checked_against_room_and_role() {
     let now = epoch();
     let mut session: RoomSession<u32> = RoomSession::new(

@@ -183,3 +183,39 @@ fn a_display_name_is_told_at_once_shown_for_members_and_an_address_refused() {
         .unwrap();
     assert_eq!(member.display_name.as_deref(), Some("Grace"));
 }
+
+#[test]
+fn taking_part_another_way_tells_members_to_link_afresh() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let Say::Presence(usual) = beat() else {
+        unreachable!("a beat is a presence")
+    };
+    // Taken off stage: the node listens now, its links made for speaking closed. Its next
+    // beat, at once, says so.
+    core.join(
+        now,
+        UNIX_MS,
+        room(),
+        Participation::Receive(vec![MediaKind::Audio]),
+    );
+    let relinked = Say::Presence(Presence {
+        links_epoch: 1,
+        ..usual.clone()
+    });
+    assert_eq!(publishes(&drain(&mut core)), vec![&relinked]);
+    // The same way again changes nothing; another way counts once more.
+    core.join(
+        now,
+        UNIX_MS,
+        room(),
+        Participation::Receive(vec![MediaKind::Audio]),
+    );
+    assert!(publishes(&drain(&mut core)).is_empty());
+    core.join(now, UNIX_MS, room(), meet());
+    let again = Say::Presence(Presence {
+        links_epoch: 2,
+        ..usual
+    });
+    assert_eq!(publishes(&drain(&mut core)), vec![&again]);
+}
