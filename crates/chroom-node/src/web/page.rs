@@ -11,17 +11,20 @@ use chroom_proto::page::{
     ClientMessage, CueAction, FileFetch, FileView, MAX_SHOWN_SIZES, ModerateAction,
     ParticipantView, ServerMessage, ShownSize, decode_page_request,
 };
-use chroom_room::node::{OwnRefusal, RegistryStatus, page_part};
+use chroom_room::node::{OwnRefusal, page_part};
 use chroom_types::{
     Account, Action, Cue, LinkId, Moderation, Role, RoomId, RoomKind, RoomName, Track,
 };
 use tokio::sync::broadcast;
 
 mod playback;
+mod view;
+
+use view::who;
 
 use super::{Join, WebState};
 use crate::files::{FetchState, FileStatus};
-use crate::node::{ChatMessage, ModerationNotice, NodeHandle, Participant, RoomStatus};
+use crate::node::{ChatMessage, ModerationNotice, NodeHandle};
 
 /// Remote members a page is first offered places for (a 3 × 3 grid with the page's own
 /// camera); a bigger room gets a bigger offer, in steps of this many.
@@ -41,50 +44,6 @@ const WALLET_BINDING_TTL: Duration = Duration::from_secs(12 * 3600);
 /// How often a page's participant list and places are refreshed even if the node says
 /// nothing changed (sent only when they did). The node's view changes refresh them at once.
 const ROSTER_REFRESH: Duration = Duration::from_secs(2);
-
-fn participant_view(p: &Participant) -> ParticipantView {
-    ParticipantView {
-        peer_id: p.peer.to_base58(),
-        account: p.account.map(|a| a.to_string()),
-        role: p.role.map(Role::name),
-        is_self: p.is_self,
-        sharing_screen: p.sharing_screen,
-        muted_by_host: p.muted_by_host,
-        hosting: p.hosting,
-        acting_host: p.acting_host,
-        presenting: p.presenting,
-        hand: p.hand,
-        on_stage: p.on_stage,
-        asking_to_present: p.asking_to_present,
-        display_name: p.display_name.clone(),
-    }
-}
-
-/// What a page says is wrong in its room, one sentence per problem.
-fn notices(status: &RoomStatus) -> Vec<String> {
-    let mut notices = Vec::new();
-    let minutes = |secs: u64| secs.div_ceil(60);
-    match status.registry {
-        RegistryStatus::Reachable => {}
-        RegistryStatus::CacheServing { for_secs } => notices.push(format!(
-            "The room registry has not answered for {} min: rights are checked against what \
-             this node read before.",
-            minutes(for_secs)
-        )),
-        RegistryStatus::Unreachable { for_secs } => notices.push(format!(
-            "The room registry has not answered for {} min: nobody's rights can be checked, \
-             so links to other members are closed until it answers.",
-            minutes(for_secs)
-        )),
-    }
-    notices
-}
-
-/// How a page names another member: its account, or its node if it proved none.
-fn who(member: &(PeerId, Option<Account>)) -> String {
-    let (peer, account) = member;
-    account.map_or_else(|| peer.to_base58(), |a| a.to_string())
-}
 
 /// The page's connection is gone (or unusable): stop serving it.
 #[derive(Debug)]
@@ -190,48 +149,6 @@ impl PageSession {
             }
         }
         self.leave_room().await;
-    }
-
-    /// Sends the page who is present and which member each place shows, where they changed.
-    async fn refresh(&mut self) -> Result<(), Closed> {
-        self.refresh_participants().await?;
-        self.refresh_notices().await?;
-        self.refresh_slots().await
-    }
-
-    async fn refresh_notices(&mut self) -> Result<(), Closed> {
-        let Some(room) = &self.room else {
-            return Ok(());
-        };
-        let Ok(status) = self.node.room_status(room.id()).await else {
-            return Err(Closed);
-        };
-        // Two pages went live at once: one broadcast wins on every node (the lowest node id),
-        // and the other page goes back to watching it rather than broadcasting to nobody.
-        if let Some(winner) = &status.outranked_by
-            && self.kind == Some(RoomKind::Broadcast)
-            && self.may_publish
-        {
-            let name = room.as_str().to_owned();
-            self.join(&name, false).await?;
-            return self
-                .error(format!(
-                    "{} went live at the same moment, and viewers watch them: a room carries \
-                     one broadcast at a time, so this page watches it too.",
-                    who(winner)
-                ))
-                .await;
-        }
-        let notices = notices(&status);
-        if notices == self.notices {
-            return Ok(());
-        }
-        self.notices.clone_from(&notices);
-        let message = ServerMessage::Notices {
-            room: room.as_str().to_owned(),
-            notices,
-        };
-        self.send(&message).await
     }
 
     async fn handle_frame(&mut self, frame: Message) -> Result<(), Closed> {
@@ -730,25 +647,6 @@ impl PageSession {
             text: line.text,
             own: line.author == self.node.peer_id(),
             question: line.question,
-        };
-        self.send(&message).await
-    }
-
-    async fn refresh_participants(&mut self) -> Result<(), Closed> {
-        let Some(room) = &self.room else {
-            return Ok(());
-        };
-        let Ok(participants) = self.node.participants(room.id()).await else {
-            return Err(Closed);
-        };
-        let views: Vec<ParticipantView> = participants.iter().map(participant_view).collect();
-        if views == self.shown {
-            return Ok(());
-        }
-        self.shown.clone_from(&views);
-        let message = ServerMessage::Participants {
-            room: room.as_str().to_owned(),
-            participants: views,
         };
         self.send(&message).await
     }

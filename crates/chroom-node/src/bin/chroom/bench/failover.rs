@@ -6,6 +6,7 @@
 //! person's place: it may host); three members are nodes in this process. Each run kills the
 //! host's process and starts it again from the same data dir (the same node).
 
+use chroom_room::roster::HOST_PRESENCE_INTERVAL;
 use chroom_types::{HostFallback, Role, RoomPolicy};
 
 use super::chain::BenchChain;
@@ -102,6 +103,12 @@ pub(crate) async fn failover(anvil: &Path, audio: &Path, runs: usize) -> anyhow:
     })
     .await?;
     for run in 0..runs {
+        // The kill lands anywhere in the host's beat interval: a failover takes from two to
+        // three beat intervals after the last beat heard, so the phase is sampled evenly
+        // across runs (the golden ratio's fractions), not fixed by when the last reclaim was
+        // seen.
+        let phase = (run as f64 * 0.618_034).fract();
+        tokio::time::sleep(HOST_PRESENCE_INTERVAL.mul_f64(phase)).await;
         host.start_kill()?;
         let killed = Instant::now();
         let acting = wait_until(Duration::from_secs(30), "an acting host", async || {
