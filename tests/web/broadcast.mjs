@@ -7,19 +7,9 @@
 //         screenshots } (page URLs; viewers are Chromium unless `viewer_engines` says).
 // Output: { presenter_audience, viewers: [{ frames: [a, b], audience, refusal }], after_end,
 //           again: [[framesDecoded, 1 s later]…] }.
-import { main, openPage, roomUrl } from "./lib.mjs";
+import { main, openPage, roomUrl, videoFramesDecoded } from "./lib.mjs";
 
 const TIMEOUT = 45_000;
-
-async function framesDecoded(page) {
-  return page.evaluate(async () => {
-    let frames = 0;
-    (await window.chroom.playbackPc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded ?? 0;
-    });
-    return frames;
-  });
-}
 
 main(async (browser, input) => {
   const presenter = await openPage(browser, roomUrl(input.presenter, input.room));
@@ -36,9 +26,9 @@ main(async (browser, input) => {
   for (const viewer of viewers) {
     await viewer.waitForFunction(() => [...document.querySelectorAll("#grid video[data-slot]")].some((v) => v.readyState >= 2), null, { timeout: TIMEOUT });
     await viewer.waitForFunction(() => document.querySelector("#audience").textContent.includes("2 watching"), null, { timeout: TIMEOUT });
-    const first = await framesDecoded(viewer);
+    const first = await videoFramesDecoded(viewer);
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    seen.push({ frames: [first, await framesDecoded(viewer)], audience: await viewer.textContent("#audience"), goLive: await viewer.isVisible("#go-live") });
+    seen.push({ frames: [first, await videoFramesDecoded(viewer)], audience: await viewer.textContent("#audience"), goLive: await viewer.isVisible("#go-live") });
   }
   if (input.screenshots) {
     for (const [i, viewer] of viewers.entries()) {
@@ -69,9 +59,9 @@ main(async (browser, input) => {
   for (const viewer of viewers) {
     await viewer.waitForFunction(() => document.querySelector("#audience").textContent.startsWith("live"), null, { timeout: TIMEOUT });
     await viewer.waitForFunction(() => [...document.querySelectorAll("#grid video[data-slot]")].some((v) => v.readyState >= 2), null, { timeout: TIMEOUT });
-    const first = await framesDecoded(viewer);
+    const first = await videoFramesDecoded(viewer);
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    again.push([first, await framesDecoded(viewer)]);
+    again.push([first, await videoFramesDecoded(viewer)]);
   }
   return {
     presenter_audience: presenterAudience,

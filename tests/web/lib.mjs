@@ -172,6 +172,17 @@ export async function untilEvery(pages, read, check, what, timeout = 30_000) {
   }
 }
 
+// Video frames a page decoded on its playback link, all m-lines together.
+export async function videoFramesDecoded(page) {
+  return page.evaluate(async () => {
+    let frames = 0;
+    (await window.chroom.playbackPc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded ?? 0;
+    });
+    return frames;
+  });
+}
+
 // The participant list a page shows: [{ name, role }].
 export async function participants(page) {
   return page.$$eval("#participants li", (items) =>

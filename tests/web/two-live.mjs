@@ -5,28 +5,18 @@
 // Input: { room, first, second, viewer } (page URLs; first and second may go live).
 // Output: { peers: [first, second], live: [bool, bool], told, audience, loser_frames,
 //           viewer_frames, viewer_shows, again }.
-import { main, openPage, roomUrl } from "./lib.mjs";
+import { main, openPage, roomUrl, videoFramesDecoded } from "./lib.mjs";
 
 const TIMEOUT = 60_000;
-
-async function framesDecoded(page) {
-  return page.evaluate(async () => {
-    let frames = 0;
-    (await window.chroom.playbackPc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded ?? 0;
-    });
-    return frames;
-  });
-}
 
 const banner = (page) => page.evaluate(() => (document.querySelector("#error").hidden ? null : document.querySelector("#error").textContent));
 
 // Frames decoded before and 2 s after a page plays the broadcast.
 async function plays(page) {
   await page.waitForFunction(() => [...document.querySelectorAll("#grid video[data-slot]")].some((v) => v.readyState >= 2), null, { timeout: TIMEOUT });
-  const first = await framesDecoded(page);
+  const first = await videoFramesDecoded(page);
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  return [first, await framesDecoded(page)];
+  return [first, await videoFramesDecoded(page)];
 }
 
 main(async (browser, input) => {

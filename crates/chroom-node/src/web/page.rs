@@ -3,7 +3,7 @@
 //! what changed (roster, playback places, chat, files, hosts' decisions).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use chroom_net::PeerId;
@@ -45,6 +45,11 @@ const WALLET_BINDING_TTL: Duration = Duration::from_secs(12 * 3600);
 /// nothing changed (sent only when they did). The node's view changes refresh them at once.
 const ROSTER_REFRESH: Duration = Duration::from_secs(2);
 
+/// How often the sizes the page shows members' cameras at are told their nodes again. Each is
+/// told once when it changes, without waiting for an answer: one lost on the way (or overtaken
+/// by an older one) would hold a member's layer wrong for as long as the page keeps its size.
+const HEIGHTS_RETOLD: Duration = Duration::from_secs(5);
+
 /// The page's connection is gone (or unusable): stop serving it.
 #[derive(Debug)]
 struct Closed;
@@ -79,6 +84,8 @@ pub(super) struct PageSession {
     notices: Vec<String>,
     /// How tall the page said it shows each member's camera, as last told that member's node.
     shown_heights: HashMap<PeerId, u32>,
+    /// When `shown_heights` were last told again in full.
+    heights_told: Instant,
 }
 
 impl PageSession {
@@ -100,6 +107,7 @@ impl PageSession {
             shown: Vec::new(),
             notices: Vec::new(),
             shown_heights: HashMap::new(),
+            heights_told: Instant::now(),
         }
     }
 

@@ -232,19 +232,25 @@ fn a_silent_subscription_is_closed_and_made_again() {
     assert!(drain(&mut session).is_empty());
 }
 
-#[test]
-fn a_conference_member_links_once_per_pair_both_ways() {
-    let now = epoch();
-    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 5);
-    let kinds = vec![MediaKind::Audio, MediaKind::Video];
+/// A session of node 5 meeting in the room, sending and receiving `kinds`.
+fn meeting(now: Instant, kinds: &[MediaKind]) -> RoomSession<u32> {
+    let mut session = RoomSession::new(SessionConfig::default(), 5);
     session.join(
         now,
         room(),
         Participation::Meet {
-            publish: kinds.clone(),
-            receive: kinds.clone(),
+            publish: kinds.to_vec(),
+            receive: kinds.to_vec(),
         },
     );
+    session
+}
+
+#[test]
+fn a_conference_member_links_once_per_pair_both_ways() {
+    let now = epoch();
+    let kinds = vec![MediaKind::Audio, MediaKind::Video];
+    let mut session = meeting(now, &kinds);
     assert_eq!(
         drain(&mut session),
         vec![Output::FindPublishers { room: room() }]
@@ -292,16 +298,7 @@ fn a_conference_member_links_once_per_pair_both_ways() {
 #[test]
 fn a_member_that_takes_part_another_way_is_linked_afresh_with_one_link_per_pair() {
     let now = epoch();
-    let mut session: RoomSession<u32> = RoomSession::new(SessionConfig::default(), 5);
-    let kinds = vec![MediaKind::Audio];
-    session.join(
-        now,
-        room(),
-        Participation::Meet {
-            publish: kinds.clone(),
-            receive: kinds.clone(),
-        },
-    );
+    let mut session = meeting(now, &[MediaKind::Audio]);
     // Member 7 listened: it subscribed to this node, over link 3.
     session.handle_subscribe_request(now, InboundId(0), 7, room());
     session.handle_subscriber_linked(now, room(), 7, LinkId(3));

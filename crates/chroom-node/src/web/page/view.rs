@@ -59,7 +59,23 @@ impl PageSession {
     pub(super) async fn refresh(&mut self) -> Result<(), Closed> {
         self.refresh_participants().await?;
         self.refresh_notices().await?;
+        self.retell_heights();
         self.refresh_slots().await
+    }
+
+    /// Tells members' nodes again how tall the page shows their cameras, every
+    /// [`HEIGHTS_RETOLD`](super::HEIGHTS_RETOLD).
+    fn retell_heights(&mut self) {
+        let Some(room) = self.room.as_ref().map(|r| r.id()) else {
+            return;
+        };
+        if self.heights_told.elapsed() < super::HEIGHTS_RETOLD {
+            return;
+        }
+        self.heights_told = std::time::Instant::now();
+        for (peer, height) in &self.shown_heights {
+            self.node.show_video_at(room, *peer, *height);
+        }
     }
 
     async fn refresh_notices(&mut self) -> Result<(), Closed> {
