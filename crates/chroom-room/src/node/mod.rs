@@ -111,6 +111,10 @@ pub struct NodeCore<P> {
     beating: HashMap<RoomId, orchestration::Beating>,
     /// When the assignments were last brought up to date with members' grace periods.
     graces_checked: Instant,
+    /// When a member's grace period ends next, in any room (kept as members arrive, so
+    /// polling for the next timeout does not walk every member; a member that left may leave
+    /// it early, which only wakes the core once for nothing).
+    grace_ends: Option<Instant>,
     /// How many times this node remade its links in each room during its visit (told in
     /// its beats, so members link to it afresh).
     links_epochs: HashMap<RoomId, u32>,
@@ -156,6 +160,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             next_beat: None,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
             graces_checked: now,
+            grace_ends: None,
             links_epochs: HashMap::new(),
             now,
             outputs: VecDeque::new(),
@@ -674,18 +679,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             .tree_queues
             .values()
             .filter_map(|q| q.in_flight.and_then(|f| f.ack_by));
-        [
-            self.session.poll_timeout(),
-            self.next_beat,
-            self.next_grace_end(),
-        ]
-        .into_iter()
-        .flatten()
-        .chain([self.next_housekeeping])
-        .chain(checks)
-        .chain(bindings)
-        .chain(acks)
-        .min()
+        [self.session.poll_timeout(), self.next_beat, self.grace_ends]
+            .into_iter()
+            .flatten()
+            .chain([self.next_housekeeping])
+            .chain(checks)
+            .chain(bindings)
+            .chain(acks)
+            .min()
     }
 
     // ---- private ----

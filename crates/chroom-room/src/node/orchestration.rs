@@ -147,6 +147,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if news {
             self.view_version += 1;
             self.sync_stage(room);
+            // A member arrived: its grace period may end before any other's.
+            let ends = self
+                .orchestrations
+                .get(&room)
+                .and_then(|o| o.next_change(now));
+            self.grace_ends = self.grace_ends.into_iter().chain(ends).min();
         }
     }
 
@@ -154,6 +160,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// look up to date: who hosts, and so whose stage grants count, may have changed with no
     /// new fact.
     pub(super) fn settle_graces(&mut self, now: Instant) {
+        if self.grace_ends.is_none_or(|at| at > now) {
+            return;
+        }
         let since = std::mem::replace(&mut self.graces_checked, now);
         let settled: Vec<RoomId> = self
             .orchestrations
@@ -165,14 +174,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.view_version += 1;
             self.sync_stage(room);
         }
-    }
-
-    /// When a member's grace period ends next, in any room.
-    pub(super) fn next_grace_end(&self) -> Option<Instant> {
-        self.orchestrations
+        self.grace_ends = self
+            .orchestrations
             .values()
-            .filter_map(|o| o.next_change(self.graces_checked))
-            .min()
+            .filter_map(|o| o.next_change(now))
+            .min();
     }
 
     /// Lets the session know who is on `room`'s stage now: their media is let through
