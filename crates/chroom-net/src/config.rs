@@ -35,8 +35,8 @@ pub struct NetConfig {
     pub provide_retry_interval: Duration,
     /// Serve circuit relay v2 reservations so nodes behind NATs can be reached through this
     /// node (signaling only: circuits are capped, see the `nat` module). For nodes on a public
-    /// address: bootstrap nodes and relayers. Default false. The relay is advertised only once
-    /// AutoNAT has confirmed this node's address, since a reservation must name it.
+    /// address: bootstrap nodes and relayers. Default false. The relay is advertised once
+    /// AutoNAT has confirmed this node's address (a reservation must name it), and from then on.
     pub relay_service: bool,
     /// Count private addresses (RFC 1918, loopback) as reachable in AutoNAT probes, both as
     /// client and as server. Default false: a peer on the same LAN can reach a private address,

@@ -22,11 +22,29 @@ impl NetActor {
             return;
         }
         self.external = external;
+        self.keep_relay_advertised();
         for (room, presence) in &self.rooms {
             self.unprovided.extend(presence.provided_keys(*room));
         }
         self.provide_pending();
         self.report_reachability().await;
+    }
+
+    /// Once an address of this node was confirmed, its relay service stays advertised.
+    /// libp2p's relay withdraws the hop protocol whenever the set of confirmed addresses is
+    /// empty, even for a moment (AutoNAT swapping one observed address for another, or one
+    /// failed probe right after the first success). Members holding a reservation on it take
+    /// the withdrawal for the relay leaving, release the reservation and are unreachable until
+    /// they reserve again (30 s later): seen in the lab as a call through the relayer that never
+    /// started. A reservation granted while no address is confirmed names none; the member's
+    /// libp2p refuses it and the member asks again later.
+    fn keep_relay_advertised(&mut self) {
+        if self.external.is_empty() {
+            return;
+        }
+        if let Some(relay) = self.swarm.behaviour_mut().relay.as_mut() {
+            relay.set_status(Some(relay::Status::Enable));
+        }
     }
 
     pub(super) async fn report_reachability(&mut self) {
