@@ -3,7 +3,7 @@
 # a network stack, a WebRTC stack or a chain client. The node crate's modules form no cycle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cores=(chroom-types chroom-proto chroom-room chroom-overlay)
+cores=(chroom-types chroom-proto chroom-room chroom-overlay chroom-docs)
 forbidden='^(tokio|libp2p|libp2p-[a-z-]+|str0m|alloy|alloy-[a-z-]+|mio|socket2) '
 status=0
 for core in "${cores[@]}"; do

@@ -226,6 +226,12 @@ impl<A: Ord + Clone> Documents<A> {
         &self.config
     }
 
+    /// How many authors' allowances are kept.
+    #[cfg(test)]
+    pub(crate) fn tracked_authors(&self) -> usize {
+        self.authors.len()
+    }
+
     /// Refuses to open a document past the room's cap.
     fn check_room_for(&self, name: &DocName) -> Result<(), UpdateError> {
         let max = self.config.max_documents;

@@ -66,6 +66,9 @@ mod rate;
 mod scan;
 mod sync;
 
+#[cfg(test)]
+mod tests;
+
 pub use document::{Applied, Document, MalformedUpdate, StateVectorError, TEXT_NAME, UpdateError};
 pub use documents::{Access, Documents, DocumentsConfig, SyncError};
 pub use name::{DocName, MAX_NAME_BYTES, NameError};
