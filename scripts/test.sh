@@ -17,6 +17,9 @@ bash scripts/check-layering.sh
 echo "== contracts (forge build + test, artifact freshness)"
 bash scripts/contracts.sh --check
 
+echo "== page bundle freshness"
+bash scripts/page-bundle.sh --check
+
 echo "== tests"
 # A failed test's panic message is the last thing it prints (no backtrace after it), so the
 # tail of a CI log says what failed.

@@ -4,6 +4,7 @@
 pub mod lab;
 pub mod lab_devnet;
 pub mod ops;
+pub mod pages;
 pub mod process;
 
 use std::os::unix::fs::PermissionsExt;

@@ -4,38 +4,14 @@
 
 use std::time::Duration;
 
-use chroom_node::{NodeConfig, RunningNode};
+use chroom_node::RunningNode;
+use chroom_tests::pages::page_nodes;
 use chroom_tests::process::{NodeProcess, chroom_binary};
 use chroom_tests::*;
 use chroom_types::{HostFallback, Role, RoomPolicy};
 use serde_json::json;
 
 const ROOM: &str = "town-hall";
-
-fn serve_page(config: &mut NodeConfig) {
-    config.web = Some("127.0.0.1:0".parse().expect("an address"));
-}
-
-/// Nodes serving pages, acting for the anvil `accounts` given, the first bootstrapping the rest.
-async fn page_nodes(chain: &Chain, dir: &std::path::Path, accounts: &[usize]) -> Vec<RunningNode> {
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    let mut boot = Vec::new();
-    for &account in accounts {
-        let node = chain
-            .node_with(
-                &dir.join(format!("node-{account}")),
-                account,
-                &boot,
-                serve_page,
-            )
-            .await;
-        if boot.is_empty() {
-            boot.push(tcp_addr(&node).await);
-        }
-        nodes.push(node);
-    }
-    nodes
-}
 
 /// The page link of each of `nodes`.
 fn page_links(nodes: &[RunningNode]) -> Vec<String> {

@@ -10,9 +10,10 @@ use std::time::Duration;
 use chroom_node::publish::{Looping, MediaSource, publish};
 use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
+use chroom_tests::pages::{page_nodes, page_url, screenshots, serve_page};
 use chroom_tests::{
     Chain, eventually, fixtures, init_tracing, run_aiortc_page, run_page_scenario,
-    run_page_scenario_on_a_display, tcp_addr, workspace_root,
+    run_page_scenario_on_a_display, tcp_addr,
 };
 use chroom_types::MediaKind;
 use futures::{SinkExt, StreamExt};
@@ -21,14 +22,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
-
-fn serve_page(config: &mut NodeConfig) {
-    config.web = Some("127.0.0.1:0".parse().expect("an address"));
-}
-
-fn page_url(node: &RunningNode) -> String {
-    node.page_link().expect("the page is served").to_owned()
-}
 
 /// The cookie a browser holds after opening the page's link, and the page's own origin.
 fn page_headers(node: &RunningNode) -> [(&'static str, String); 2] {
@@ -52,29 +45,6 @@ fn api_request(
         request.headers_mut().insert(*name, value.parse().unwrap());
     }
     request
-}
-
-/// Nodes serving pages, acting for the anvil `accounts` given, the first bootstrapping the rest.
-async fn page_nodes(chain: &Chain, dir: &std::path::Path, accounts: &[usize]) -> Vec<RunningNode> {
-    let mut nodes: Vec<RunningNode> = Vec::new();
-    let mut boot = Vec::new();
-    for (i, &account) in accounts.iter().enumerate() {
-        let node = chain
-            .node_with(&dir.join(format!("node-{i}")), account, &boot, serve_page)
-            .await;
-        if boot.is_empty() {
-            boot.push(tcp_addr(&node).await);
-        }
-        nodes.push(node);
-    }
-    nodes
-}
-
-/// Where the scenarios save screenshots (target/screenshots).
-fn screenshots() -> std::path::PathBuf {
-    let dir = workspace_root().join("target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use chroom_node::RunningNode;
 use chroom_node::publish::{AudioLevel, Looping, MediaSource, publish};
 use chroom_node::record::{RecordStats, Recorder};
-use chroom_node::{NodeConfig, RunningNode};
 use chroom_room::Participation;
+use chroom_tests::pages::serve_page;
 use chroom_tests::{
     Chain, eventually, ffprobe_codec, fixtures, init_tracing, run_aiortc_whep, run_aiortc_whip,
     run_page_scenario, small_video_fixture, tcp_addr,
@@ -27,10 +28,6 @@ use tokio_util::sync::CancellationToken;
 const STREAM_FRAMES: u64 = 360;
 /// The RTP clock ticks between two of its frames (90 kHz at 30 fps).
 const FRAME_TICKS: u64 = 3000;
-
-fn serve_page(config: &mut NodeConfig) {
-    config.web = Some("127.0.0.1:0".parse().expect("an address"));
-}
 
 /// An answer: status, headers (lowercase names), body.
 #[derive(Debug)]

@@ -128,6 +128,12 @@ class FirefoxPage {
     await this.page.type(selector, value);
   }
 
+  async type(selector, text, { delay = 0 } = {}) {
+    // Keys go where the element's caret is, as in Playwright.
+    await this.page.focus(selector);
+    await this.page.keyboard.type(text, { delay });
+  }
+
   textContent(selector) {
     return this.page.$eval(selector, (element) => element.textContent);
   }

@@ -51,6 +51,8 @@ const MAX_WS_FRAME_BYTES: usize = 1024 * 1024;
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
+/// The Notes panel with yjs, bundled by `scripts/page-bundle.sh` from `web/src/notes.mjs`.
+const NOTES_JS: &str = include_str!("../web/notes.js");
 
 /// The cookie holding the page's key.
 const KEY_COOKIE: &str = "chroom_page";
@@ -89,7 +91,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/", get(index))
         .route("/r/{room}", get(index))
-        .route("/app.js", get(app_js))
+        .route("/app.js", get(|| async { script(APP_JS) }))
+        .route("/notes.js", get(|| async { script(NOTES_JS) }))
         .route("/app.css", get(app_css))
         .route("/api/ws", get(upgrade))
         .route(
@@ -194,10 +197,10 @@ async fn index() -> Html<&'static str> {
     Html(INDEX_HTML)
 }
 
-async fn app_js() -> Response {
+fn script(source: &'static str) -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        APP_JS,
+        source,
     )
         .into_response()
 }

@@ -1,7 +1,12 @@
 // The page of a Chroom node. It talks to its own node only, over /api/ws (JSON messages tagged
 // by `type`); the node checks everything against the registry and the room's peers.
 
+import { Note } from "/notes.js";
+
 const $ = (id) => document.getElementById(id);
+
+// The document a page opens first in a room.
+const FIRST_NOTE = "notes";
 
 const state = {
   socket: null,
@@ -26,6 +31,7 @@ const state = {
   screenPc: null, // the RTCPeerConnection sending it to the node
   files: new Map(), // hash -> the node's latest word on a shared file
   walletAccount: null, // the account the browser wallet offered, while signing in
+  note: null, // the shared document open in the Notes panel (a Note)
 };
 
 function short(text) {
@@ -129,6 +135,26 @@ function handle(message) {
       $("raise-hand").hidden = message.kind === "broadcast";
       // Webinars and audio spaces: ask the hosts, apart from the chat.
       $("ask-hosts").hidden = message.kind === "conference";
+      // Joined again (on stage, say): what the page may do with the document may differ.
+      openNote(state.note?.name ?? FIRST_NOTE);
+      break;
+    case "doc":
+      if (message.room === state.room && message.name === state.note?.name) {
+        state.note.load(message.state, message.editable);
+        renderNoteList(message.names);
+        $("note-status").textContent = message.editable
+          ? ""
+          : "Read only: your role in this room lets you read along.";
+      }
+      break;
+    case "doc_update":
+      if (message.room !== state.room) break;
+      if (message.name === state.note?.name) state.note.apply(message.update);
+      else renderNoteList([message.name]);
+      break;
+    case "doc_refused":
+      if (message.name === state.note?.name) state.note.refused();
+      showError(`Your edit of “${message.name}” was not taken: ${message.message}`);
       break;
     case "playback_offer":
       startPlayback(message).catch((e) => showError(`cannot show the others: ${e.message}`));
@@ -192,6 +218,28 @@ function handle(message) {
       showError(message.message);
       break;
   }
+}
+
+// Opens a shared document of the room in the Notes panel; the node sends its state.
+function openNote(name) {
+  state.note?.close();
+  state.note = new Note(name, $("note-text"), (update) => send({ type: "edit_doc", name, update }));
+  renderNoteList([name]);
+  send({ type: "open_doc", name });
+}
+
+// Adds `names` to the list of the room's documents, the open one selected.
+function renderNoteList(names) {
+  const select = $("note-select");
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const name of names) {
+    if (known.has(name)) continue;
+    known.add(name);
+    const option = document.createElement("option");
+    option.value = option.textContent = name;
+    select.append(option);
+  }
+  if (state.note) select.value = state.note.name;
 }
 
 function join(room) {
@@ -543,6 +591,10 @@ function leaveCall() {
     stopPlayback();
   }
   state.room = null;
+  state.note?.close();
+  state.note = null;
+  $("note-text").value = "";
+  $("note-select").replaceChildren();
   state.participants = [];
   renderParticipants();
   renderNotices([]);
@@ -939,6 +991,12 @@ $("chat-form").addEventListener("submit", (event) => {
   if (!text) return;
   send({ type: "chat", text });
   input.value = "";
+});
+
+$("note-select").addEventListener("change", (event) => openNote(event.target.value));
+$("new-note").addEventListener("click", () => {
+  const name = prompt("Name of the new shared document (up to 64 characters)")?.trim();
+  if (name) openNote(name.slice(0, 64));
 });
 
 $("file-input").addEventListener("change", (event) => {

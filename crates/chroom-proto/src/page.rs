@@ -126,6 +126,20 @@ pub enum ClientMessage {
         /// At most [`MAX_SHOWN_SIZES`].
         sizes: Vec<ShownSize>,
     },
+    /// Open one of the room's shared documents (a new name starts a new one at its first
+    /// edit): the node answers with a [`ServerMessage::Doc`], then sends members' edits of it
+    /// as [`ServerMessage::DocUpdate`]s.
+    OpenDoc {
+        /// The document's name, 1 to 64 bytes.
+        name: String,
+    },
+    /// An edit of an open document made on the page: a Yjs update (v1), base64.
+    EditDoc {
+        /// The document's name.
+        name: String,
+        /// The update, base64 (standard alphabet, padded).
+        update: String,
+    },
 }
 
 /// Most members one [`ClientMessage::VideoSizes`] may name.
@@ -300,6 +314,38 @@ pub enum ServerMessage {
         by_account: Option<String>,
         /// It is about this page's node (removed: the page is out of the room).
         is_self: bool,
+    },
+    /// One of the room's shared documents, as the page asked for it with
+    /// [`ClientMessage::OpenDoc`] (or again after an edit of the page was refused: the page
+    /// starts over from it).
+    Doc {
+        /// The room's name.
+        room: String,
+        /// The document's name.
+        name: String,
+        /// The whole document as one Yjs update (v1), base64; empty for a new document.
+        state: String,
+        /// The page's user may edit it (else the page shows it read-only).
+        editable: bool,
+        /// The names of the room's documents.
+        names: Vec<String>,
+    },
+    /// A member's edit of a document of the page's room: a Yjs update (v1), base64.
+    DocUpdate {
+        /// The room's name.
+        room: String,
+        /// The document's name.
+        name: String,
+        /// The update.
+        update: String,
+    },
+    /// The node refused an edit made on the page; a [`ServerMessage::Doc`] with the document
+    /// as the node holds it follows.
+    DocRefused {
+        /// The document's name.
+        name: String,
+        /// Why, for people.
+        message: String,
     },
     /// A request could not be carried out; `message` says why, for people.
     Error {

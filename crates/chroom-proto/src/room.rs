@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 use chroom_types::{
-    Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES,
-    MAX_QUESTION_BYTES, MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId, check_display_name,
+    Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_DOC_UPDATE_BYTES, MAX_FILE_BYTES,
+    MAX_FILE_NAME_BYTES, MAX_QUESTION_BYTES, MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId,
+    check_display_name, check_doc_name,
 };
 use prost::Message;
 
@@ -74,6 +75,14 @@ pub enum RoomMessageBody {
         target: NodeId,
         /// What is decided.
         action: Moderation,
+    },
+    /// An edit of one of the room's shared documents.
+    DocUpdate {
+        /// The document ([`check_doc_name`]).
+        name: String,
+        /// A Yjs v1 update, 1 to [`MAX_DOC_UPDATE_BYTES`] bytes (its content is the documents
+        /// core's to check).
+        update: Bytes,
     },
 }
 
@@ -184,6 +193,18 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
                 action,
             }
         }
+        Some(pb::room_message::Body::DocUpdate(edit)) => {
+            check_doc_name(&edit.name).map_err(|reason| DecodeError::BadDocUpdate { reason })?;
+            if edit.update.is_empty() || edit.update.len() > MAX_DOC_UPDATE_BYTES {
+                return Err(DecodeError::BadDocUpdate {
+                    reason: "a document update is 1 byte to 12 KiB",
+                });
+            }
+            RoomMessageBody::DocUpdate {
+                name: edit.name,
+                update: edit.update,
+            }
+        }
         Some(pb::room_message::Body::Presence(presence)) => RoomMessageBody::Presence(Presence {
             display_name: match presence.display_name {
                 name if name.is_empty() => None,
@@ -244,6 +265,12 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             pb::room_message::Body::Moderate(pb::Moderate {
                 target: Bytes::copy_from_slice(target.as_bytes()),
                 action: action.into(),
+            })
+        }
+        RoomMessageBody::DocUpdate { name, update } => {
+            pb::room_message::Body::DocUpdate(pb::DocUpdate {
+                name: name.clone(),
+                update: update.clone(),
             })
         }
         RoomMessageBody::FileOffer(offer) => pb::room_message::Body::FileOffer(pb::FileOffer {
@@ -387,6 +414,34 @@ mod tests {
             decode_room_message(&encode_room_message(&message)),
             Ok(message)
         );
+    }
+
+    #[test]
+    fn a_document_edit_round_trips_and_a_bad_name_or_size_is_refused() {
+        let edit = |name: &str, update: Vec<u8>| RoomMessage {
+            body: RoomMessageBody::DocUpdate {
+                name: name.into(),
+                update: update.into(),
+            },
+            ..chat("")
+        };
+        let message = edit("notes", vec![1, 2, 3]);
+        assert_eq!(
+            decode_room_message(&encode_room_message(&message)),
+            Ok(message)
+        );
+        for bad in [
+            edit("", vec![1]),
+            edit("a\nb", vec![1]),
+            edit(&"n".repeat(65), vec![1]),
+            edit("notes", vec![]),
+            edit("notes", vec![0; MAX_DOC_UPDATE_BYTES + 1]),
+        ] {
+            assert!(matches!(
+                decode_room_message(&encode_room_message(&bad)),
+                Err(DecodeError::BadDocUpdate { .. })
+            ));
+        }
     }
 
     #[test]

@@ -253,6 +253,12 @@ pub enum DecodeError {
         /// Length sent.
         len: usize,
     },
+    /// A shared document's edit with a bad name or size.
+    #[error("bad document update: {reason}")]
+    BadDocUpdate {
+        /// Why.
+        reason: &'static str,
+    },
     /// A display name that [`chroom_types::check_display_name`] refuses.
     #[error("bad display name: {reason}")]
     BadDisplayName {

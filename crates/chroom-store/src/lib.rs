@@ -16,6 +16,7 @@ use chroom_types::{
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+mod docs;
 mod files;
 
 pub use files::{FileSpace, StoredFile};
@@ -542,7 +543,7 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction and commits it; an error from `f` aborts it.
-    fn write(
+    pub(crate) fn write(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), StoreError> {

@@ -274,6 +274,8 @@ pub enum Action {
     Publish,
     /// Write in the room's chat.
     Chat,
+    /// Edit the room's shared documents (everyone else reads them).
+    Edit,
     /// Mute or remove others.
     Moderate,
 }
@@ -301,6 +303,10 @@ impl Membership {
             // In a conference every admitted member shows their camera.
             (RoomKind::Conference, Action::Publish) => Role::Listener,
             (RoomKind::AudioSpace | RoomKind::Broadcast, Action::Publish) => Role::Speaker,
+            // Who may speak may write: every member of a conference, the speakers of an
+            // audio space or a broadcast (listeners and viewers read along).
+            (RoomKind::Conference, Action::Edit) => Role::Listener,
+            (RoomKind::AudioSpace | RoomKind::Broadcast, Action::Edit) => Role::Speaker,
             (_, Action::Moderate) => Role::Host,
         };
         role >= needed
@@ -331,11 +337,15 @@ mod tests {
         assert!(!listener.allows(AudioSpace, Publish));
         assert!(!listener.allows(Broadcast, Publish));
         assert!(speaker.allows(Broadcast, Publish));
+        assert!(listener.allows(Conference, Edit));
+        assert!(!listener.allows(AudioSpace, Edit));
+        assert!(!listener.allows(Broadcast, Edit));
+        assert!(speaker.allows(AudioSpace, Edit));
         assert!(!speaker.allows(Conference, Moderate));
         assert!(Membership::Member(Role::Host).allows(AudioSpace, Moderate));
         for kind in [Conference, AudioSpace, Broadcast] {
             assert!(listener.allows(kind, Chat));
-            for action in [Listen, Publish, Chat, Moderate] {
+            for action in [Listen, Publish, Chat, Edit, Moderate] {
                 assert!(!Membership::Banned.allows(kind, action));
                 assert!(!Membership::NotMember.allows(kind, action));
                 assert!(Membership::Member(Role::Owner).allows(kind, action));

@@ -56,6 +56,29 @@ pub fn check_display_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Longest name of a room's shared document, in bytes.
+pub const MAX_DOC_NAME_BYTES: usize = 64;
+
+/// Largest edit of a shared document a member may send at once (an encoded Yjs update), in
+/// bytes: it travels in one room message, whose own limit it leaves room for. A page pasting
+/// more sends it in several edits.
+pub const MAX_DOC_UPDATE_BYTES: usize = 12 * 1024;
+
+/// Why a shared document's name is refused, if it is: empty, too long or with control
+/// characters.
+pub fn check_doc_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        return Err("a document name cannot be empty");
+    }
+    if name.len() > MAX_DOC_NAME_BYTES {
+        return Err("a document name is at most 64 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a document name cannot hold control characters");
+    }
+    Ok(())
+}
+
 /// Longest room name accepted anywhere (CLI, config, wire).
 pub const MAX_ROOM_NAME_BYTES: usize = 128;
 

@@ -148,6 +148,7 @@ pub(crate) struct Parts {
     pub(crate) identity: Option<OwnBinding>,
     pub(crate) account: watch::Sender<Option<Acting>>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
+    pub(crate) doc_edits: broadcast::Sender<crate::node::DocEdit>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
     /// Every link that closed, for those holding one (a WHIP session).
     pub(crate) closed_links: broadcast::Sender<LinkId>,
@@ -242,7 +243,27 @@ impl NodeActor {
                 moved
             });
         }
+        // What members wrote since the last store would be lost with the process.
+        self.core.store_all_docs();
+        while let Some(output) = self.core.poll_output() {
+            if let NodeOutput::StoreDoc {
+                room,
+                name,
+                compacted,
+            } = output
+            {
+                self.store_doc(room, &name, &compacted);
+            }
+        }
         self.steps.shutdown().await;
+    }
+
+    /// Keeps a document's copy, on the loop: a later copy must never be overwritten by an
+    /// earlier one still being written, and each document is stored at most every 2 s.
+    fn store_doc(&self, room: RoomId, name: &str, compacted: &[u8]) {
+        if let Err(e) = self.parts.store.put_doc(room, name, compacted) {
+            tracing::warn!(room = %room.fmt_short(), doc = %name, error = %e, "document not stored");
+        }
     }
 
     fn own_binding(&mut self) -> Option<IdentityBinding> {

@@ -115,6 +115,7 @@ pub(crate) enum Command {
         room: RoomId,
         reply: oneshot::Sender<Option<Assignments<PeerId>>>,
     },
+    Doc(super::DocCommand),
 }
 
 /// What the rest of the process needs to ask a running node: cheap to clone, valid while the
@@ -130,6 +131,7 @@ pub struct NodeHandle {
     pub(crate) media: MediaHandle,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
+    pub(crate) doc_edits: broadcast::Sender<super::DocEdit>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
     pub(crate) closed_links: broadcast::Sender<LinkId>,
     pub(crate) views: watch::Receiver<u64>,
@@ -155,7 +157,7 @@ impl NodeHandle {
     }
 
     /// Sends the actor a command carrying a reply channel and waits for the reply.
-    async fn ask<T>(
+    pub(crate) async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> anyhow::Result<T> {

@@ -9,10 +9,12 @@
 //! - `signaling`: multi-step signaling and wire conversions;
 //! - `outbox`: ordered publications and media orders, off the loop;
 //! - `frames`: frames to the recorder, off the loop;
-//! - `relay`: relayed media paths over the network (announcing, seeking).
+//! - `relay`: relayed media paths over the network (announcing, seeking);
+//! - `docs`: the rooms' shared documents between the node and its pages.
 
 pub(crate) mod actor;
 pub mod api;
+mod docs;
 pub(crate) mod frames;
 mod handle;
 mod outbox;
@@ -23,5 +25,7 @@ pub use api::{
     ChatMessage, ModerationNotice, NodeFrame, NodeStats, OwnAccess, OwnRefusal, Participant,
     RoomReport, RoomStatus, TreePosition,
 };
+pub(crate) use docs::DocCommand;
+pub use docs::{DocEdit, OpenedDoc};
 pub(crate) use handle::Acting;
 pub use handle::NodeHandle;

@@ -123,6 +123,10 @@ pub(crate) fn encode_say(
         Say::Chat { text } => RoomMessageBody::Chat { text },
         Say::Question { text } => RoomMessageBody::Question { text },
         Say::FileOffer(offer) => RoomMessageBody::FileOffer(offer),
+        Say::DocUpdate { name, update } => RoomMessageBody::DocUpdate {
+            name,
+            update: update.into(),
+        },
         Say::Moderate { target, action } => RoomMessageBody::Moderate {
             target: chroom_net::node_id_of(&target)?,
             action,
@@ -151,6 +155,10 @@ pub(crate) fn decode_heard(
         RoomMessageBody::Chat { text } => Say::Chat { text },
         RoomMessageBody::Question { text } => Say::Question { text },
         RoomMessageBody::FileOffer(offer) => Say::FileOffer(offer),
+        RoomMessageBody::DocUpdate { name, update } => Say::DocUpdate {
+            name,
+            update: update.into(),
+        },
         RoomMessageBody::Moderate { target, action } => Say::Moderate {
             target: chroom_net::peer_id_of(target)
                 .ok_or("a host's decision about a key that names no node")?,

@@ -2,7 +2,7 @@
 //! actions (join, media links, chat, files, screen, moderation, sign-in) and tells the page
 //! what changed (roster, playback places, chat, files, hosts' decisions).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
@@ -17,6 +17,7 @@ use chroom_types::{
 };
 use tokio::sync::broadcast;
 
+mod docs;
 mod playback;
 mod view;
 
@@ -60,6 +61,8 @@ pub(super) struct PageSession {
     node: NodeHandle,
     web: WebState,
     room: Option<RoomName>,
+    /// The documents of `room` the page opened: members' edits of these are passed on.
+    open_docs: BTreeSet<String>,
     /// `room`'s kind, from the registry check on joining.
     kind: Option<RoomKind>,
     /// Whether this node may send media in `room`.
@@ -95,6 +98,7 @@ impl PageSession {
             node: web.node.clone(),
             web,
             room: None,
+            open_docs: BTreeSet::new(),
             kind: None,
             may_publish: false,
             media_link: None,
@@ -116,6 +120,7 @@ impl PageSession {
             return;
         }
         let mut chat = self.node.chat_messages();
+        let mut doc_edits = self.node.doc_edits();
         let mut files = self.node.files().subscribe();
         let mut notices = self.node.moderation_notices();
         let mut refresh = tokio::time::interval(ROSTER_REFRESH);
@@ -136,6 +141,11 @@ impl PageSession {
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         self.error(format!("{missed} chat messages were lost on the way to this page")).await
                     }
+                    Err(broadcast::error::RecvError::Closed) => Err(Closed),
+                },
+                edit = doc_edits.recv() => match edit {
+                    Ok(edit) => self.forward_doc_edit(edit).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.reopen_docs().await,
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
                 notice = notices.recv() => match notice {
@@ -221,6 +231,8 @@ impl PageSession {
             }
             ClientMessage::FetchFile { hash } => self.fetch_file(&hash).await,
             ClientMessage::VideoSizes { sizes } => self.video_sizes(sizes).await,
+            ClientMessage::OpenDoc { name } => self.open_doc(&name).await,
+            ClientMessage::EditDoc { name, update } => self.edit_doc(&name, &update).await,
             ClientMessage::SignInText => {
                 let expires_at_unix = crate::clock::unix_now() + WALLET_BINDING_TTL.as_secs();
                 let text = self.node.binding_text(expires_at_unix);
@@ -681,6 +693,7 @@ impl PageSession {
 
     async fn leave_room(&mut self) {
         self.shown_heights.clear();
+        self.open_docs.clear();
         self.stop_screen().await;
         if let Some(link) = self.media_link.take() {
             self.node.close_browser_media(link).await;

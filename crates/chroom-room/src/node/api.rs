@@ -38,6 +38,13 @@ pub enum Say<P> {
         /// What is decided.
         action: Moderation,
     },
+    /// An edit of the room's shared document `name` (a Yjs update).
+    DocUpdate {
+        /// The document.
+        name: String,
+        /// The update.
+        update: Vec<u8>,
+    },
     /// The author is in the room (`leaving`: is leaving it now). A headless publisher
     /// (`publish_only`) is subscribed to by meeting members even where their id is lower.
     Presence(Presence),
@@ -51,6 +58,7 @@ impl<P> Say<P> {
             // Asking is saying something in the room too.
             Self::Chat { .. } | Self::FileOffer(_) | Self::Question { .. } => Action::Chat,
             Self::Moderate { .. } => Action::Moderate,
+            Self::DocUpdate { .. } => Action::Edit,
             // Any member may ask; who may decide is the orchestrator's to judge.
             Self::Presence(_) | Self::Cue { .. } => Action::Listen,
         }
@@ -276,6 +284,24 @@ pub enum NodeOutput<P> {
         /// The room to name.
         room: RoomId,
     },
+    /// A member's edit changed `room`'s document `name`: pass `update` to the pages showing it.
+    DocUpdated {
+        /// The room.
+        room: RoomId,
+        /// The document.
+        name: String,
+        /// The member's update, as it arrived.
+        update: Vec<u8>,
+    },
+    /// Store this copy of `room`'s document `name` in place of the last one.
+    StoreDoc {
+        /// The room.
+        room: RoomId,
+        /// The document.
+        name: String,
+        /// The whole document as one update.
+        compacted: Vec<u8>,
+    },
     /// Drop (`silenced`) or pass again the microphone arriving on `link`.
     Silence {
         /// The link.
@@ -315,6 +341,12 @@ pub enum CommandError {
     /// The display name is refused ([`chroom_types::check_display_name`]).
     #[error("{0}")]
     DisplayName(&'static str),
+    /// This node's user may only read the room's shared documents.
+    #[error("your role in this room lets you read its documents, not edit them")]
+    ReadOnly,
+    /// The room's documents refuse the edit (the reason names the limit).
+    #[error("{0}")]
+    Doc(String),
     /// The orchestrator does not take this cue from this node's user.
     #[error(transparent)]
     Cue(#[from] crate::orchestrator::CueRefused),
@@ -343,4 +375,7 @@ pub struct NodeCounters {
     pub roots_refused: u64,
     /// Links closed because their peer's right stayed unknown past the deadline.
     pub links_unverified: u64,
+    /// Members' document edits refused after their right was proven (malformed, too fast,
+    /// or past a document's cap).
+    pub doc_updates_refused: u64,
 }

@@ -196,6 +196,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                         .handle_member_present(now, room, author, presence.publish_only);
                 }
             }
+            Say::DocUpdate { name, update } => self.deliver_doc_update(room, author, name, update),
             Say::Moderate { target, action } => {
                 self.carry_out(room, target, action, (author, account));
             }

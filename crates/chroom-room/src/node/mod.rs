@@ -37,6 +37,7 @@ use orchestration::{MAX_ASKERS, QUESTION_RATE};
 use tree::TreeQueue;
 
 mod api;
+mod docs;
 mod messages;
 mod orchestration;
 mod rules;
@@ -133,6 +134,8 @@ pub struct NodeCore<P> {
     relay_ledger: Option<RelayLedger<P>>,
     /// The relayed path this node seeks for itself.
     relay_seek: RelaySeek,
+    /// The shared documents of the rooms this node is present in.
+    docs: docs::RoomsDocs<P>,
 }
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
@@ -168,6 +171,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             view_version: 0,
             relay_ledger: None,
             relay_seek: RelaySeek::default(),
+            docs: HashMap::new(),
         }
     }
 
@@ -206,6 +210,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 orchestration.set_policy(policy);
             }
             self.orchestrations.insert(room, orchestration);
+            self.docs.insert(room, docs::RoomDocs::new());
             // Whether this node hosts (and so beats every second) depends on its own role:
             // learn it now, not only when its page asks.
             if let Some(account) = self.account
@@ -236,6 +241,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.links_epochs.remove(&room);
         self.orchestrations.remove(&room);
         self.beating.remove(&room);
+        // What changed since the last store is stored now: the node keeps no document of a
+        // room it is not in.
+        self.store_docs(now, docs::Unstored::Of(room));
+        self.docs.remove(&room);
         self.outputs.push_back(NodeOutput::PauseFiles { room });
         if !self.present_in.remove(&room) {
             return None;
@@ -621,6 +630,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.handle_tree_delivery(now, peer, room, TreeDelivery::Unreachable);
         }
         self.settle_graces(now);
+        self.store_docs(now, docs::Unstored::Due);
         if self.next_beat.is_some_and(|at| at <= now) {
             self.next_beat = Some(now + HOST_PRESENCE_INTERVAL);
             self.beat(now);
@@ -679,14 +689,19 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             .tree_queues
             .values()
             .filter_map(|q| q.in_flight.and_then(|f| f.ack_by));
-        [self.session.poll_timeout(), self.next_beat, self.grace_ends]
-            .into_iter()
-            .flatten()
-            .chain([self.next_housekeeping])
-            .chain(checks)
-            .chain(bindings)
-            .chain(acks)
-            .min()
+        [
+            self.session.poll_timeout(),
+            self.next_beat,
+            self.grace_ends,
+            self.docs_store_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([self.next_housekeeping])
+        .chain(checks)
+        .chain(bindings)
+        .chain(acks)
+        .min()
     }
 
     // ---- private ----

@@ -779,6 +779,7 @@ fn a_node_behind_a_per_destination_nat_seeks_a_relay_naming_its_room() {
     assert_eq!(seeks(&drain(&mut core)), 0, "found");
 }
 
+mod docs;
 mod moderation;
 mod orchestration;
 mod presence;

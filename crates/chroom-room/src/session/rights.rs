@@ -488,6 +488,7 @@ pub(super) fn denial(
         Action::Listen => "join",
         Action::Publish => "publish in",
         Action::Chat => "chat in",
+        Action::Edit => "edit the documents of",
         Action::Moderate => "moderate",
     };
     let why = match facts {

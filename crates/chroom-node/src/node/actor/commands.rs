@@ -2,6 +2,7 @@
 
 use super::outputs::keep_chat;
 use super::*;
+use crate::node::{DocCommand, OpenedDoc};
 
 impl NodeActor {
     pub(super) fn handle_command(&mut self, command: Command) {
@@ -27,7 +28,11 @@ impl NodeActor {
                 let (joined, wait) = oneshot::channel();
                 // Queued before what the core publishes on joining: the topic comes first.
                 self.outbox.join_topic(room, presence, joined);
+                let arriving = !self.core.is_present(room);
                 self.core.join(now, unix_now_ms(), room, participation);
+                if arriving && self.core.is_present(room) {
+                    self.load_docs(room);
+                }
                 tokio::spawn(async move {
                     let result = match wait.await {
                         Ok(result) => result.map_err(Into::into),
@@ -105,6 +110,7 @@ impl NodeActor {
                 let _ = reply.send(self.core.session().media_links(room));
             }
             Command::SendChat { room, text, done } => self.send_chat(room, text, done),
+            Command::Doc(command) => self.doc_command(now, command),
             Command::ShareScreen {
                 room,
                 sharing,
@@ -204,6 +210,45 @@ impl NodeActor {
             };
             let _ = done.send(result);
         });
+    }
+
+    fn doc_command(&mut self, now: Instant, command: DocCommand) {
+        match command {
+            DocCommand::Open { room, name, reply } => {
+                let opened = self.core.doc_state(room, &name).map(|state| OpenedDoc {
+                    state,
+                    editable: self.core.may_edit(room),
+                    names: self.core.doc_names(room),
+                });
+                let _ = reply.send(opened);
+            }
+            DocCommand::Edit {
+                room,
+                name,
+                update,
+                done,
+            } => match self.core.edit_doc(now, room, &name, update) {
+                // Alone in the room: members arriving catch up from this node's copy.
+                Ok(say) => self.publish_then(room, say, done, true),
+                Err(e) => {
+                    let _ = done.send(Err(e.into()));
+                }
+            },
+            DocCommand::Text { room, name, reply } => {
+                let _ = reply.send(self.core.doc_text(room, &name));
+            }
+        }
+    }
+
+    /// Starts `room`'s documents from the copies this node stored. Read on the loop: a few
+    /// documents of at most a few MiB, once per visit.
+    fn load_docs(&mut self, room: RoomId) {
+        match self.parts.store.room_docs(room) {
+            Ok(stored) => self.core.handle_docs_loaded(room, stored),
+            Err(e) => {
+                tracing::warn!(room = %room.fmt_short(), error = %e, "stored documents unreadable")
+            }
+        }
     }
 
     pub(super) fn send_chat(

@@ -2,6 +2,7 @@
 //! store or the registry.
 
 use super::*;
+use crate::node::DocEdit;
 
 impl NodeActor {
     /// Carries out every output of the core.
@@ -83,6 +84,15 @@ impl NodeActor {
                         self.grant_relay(reply, peer, kbps);
                     }
                 }
+                NodeOutput::DocUpdated { room, name, update } => {
+                    // No receiver is fine: no page is open.
+                    let _ = self.parts.doc_edits.send(DocEdit { room, name, update });
+                }
+                NodeOutput::StoreDoc {
+                    room,
+                    name,
+                    compacted,
+                } => self.store_doc(room, &name, &compacted),
                 NodeOutput::SeekRelay { room } => {
                     let (net, media) = (self.parts.net.clone(), self.parts.media.clone());
                     let results = self.results.clone();

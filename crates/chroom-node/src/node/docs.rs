@@ -1,0 +1,87 @@
+//! The room's shared documents between the node and its pages: a page opens a document (its
+//! state, whether it may edit, the room's other documents), sends its edits, and hears the
+//! members' edits. Deciding which edits count is the core's (`chroom_room::node`).
+
+use chroom_types::RoomId;
+use tokio::sync::{broadcast, oneshot};
+
+use super::handle::{Command, NodeHandle};
+
+/// A member's edit that changed one of a room's documents on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocEdit {
+    /// The room.
+    pub room: RoomId,
+    /// The document.
+    pub name: String,
+    /// The Yjs update (v1), as the member sent it.
+    pub update: Vec<u8>,
+}
+
+/// A document as a page opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedDoc {
+    /// The whole document as one Yjs update (empty if the room has none of that name yet).
+    pub state: Vec<u8>,
+    /// This node's user may edit it (as far as the registry's known answer goes).
+    pub editable: bool,
+    /// The names of the room's documents.
+    pub names: Vec<String>,
+}
+
+/// Commands about documents, carried to the node actor.
+#[derive(Debug)]
+pub(crate) enum DocCommand {
+    Open {
+        room: RoomId,
+        name: String,
+        reply: oneshot::Sender<Option<OpenedDoc>>,
+    },
+    Edit {
+        room: RoomId,
+        name: String,
+        update: Vec<u8>,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
+    Text {
+        room: RoomId,
+        name: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
+}
+
+impl NodeHandle {
+    /// `room`'s document `name` for a page: `None` if this node is not present in the room.
+    pub async fn open_doc(&self, room: RoomId, name: &str) -> anyhow::Result<Option<OpenedDoc>> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Doc(DocCommand::Open { room, name, reply }))
+            .await
+    }
+
+    /// This node's user's edit of `room`'s document `name`: applied here and published to the
+    /// room, or refused with the reason (read-only, too large, too fast, the document full).
+    pub async fn edit_doc(&self, room: RoomId, name: &str, update: Vec<u8>) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.ask(|done| {
+            Command::Doc(DocCommand::Edit {
+                room,
+                name,
+                update,
+                done,
+            })
+        })
+        .await?
+    }
+
+    /// The text of `room`'s document `name` as this node holds it.
+    pub async fn doc_text(&self, room: RoomId, name: &str) -> anyhow::Result<Option<String>> {
+        let name = name.to_owned();
+        self.ask(|reply| Command::Doc(DocCommand::Text { room, name, reply }))
+            .await
+    }
+
+    /// Members' edits, from now on. Each call gives an independent receiver.
+    pub fn doc_edits(&self) -> broadcast::Receiver<DocEdit> {
+        self.doc_edits.subscribe()
+    }
+}
