@@ -88,9 +88,16 @@ pub enum MalformedUpdate {
     /// A client id past 53 bits (yjs makes 32-bit ones).
     #[error("client id past 53 bits")]
     ClientTooLarge,
+    /// A clock past 2^31 - 1 (yrs computes with clocks as `i32`).
+    #[error("clock past 31 bits")]
+    ClockOverflow,
     /// yrs refused to decode it (bad UTF-8, a number out of range, ...).
     #[error("undecodable: {0}")]
     Decode(String),
+    /// An item's origins cannot be real: the same character on both sides, or a later
+    /// change of its own author.
+    #[error("forged origins")]
+    ForgedOrigin,
     /// yrs refused to apply it: an item names as its parent an item that holds no type.
     #[error("unappliable: {0}")]
     Integrate(String),
@@ -106,12 +113,18 @@ pub enum MalformedUpdate {
     /// yrs panicked on it (a yrs bug; the document was restored).
     #[error("yrs panicked on it")]
     Panicked,
+    /// A client's changes written twice in one update (yjs writes each once).
+    #[error("a client written twice")]
+    RepeatedClient,
     /// A subdocument: documents here hold no documents.
     #[error("subdocuments are not supported")]
     Subdocument,
     /// The bytes end before the update does.
     #[error("ends early")]
     Truncated,
+    /// A string that is not UTF-8.
+    #[error("a string is not UTF-8")]
+    Utf8,
     /// An item of a content kind that does not exist.
     #[error("unknown content kind {0}")]
     UnknownContent(u8),

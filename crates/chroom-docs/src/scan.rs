@@ -5,16 +5,26 @@
 //! stack, which aborts the process (no `catch_unwind` can stop it). So every update is walked
 //! here first, mirroring yrs's own v1 decoder (`Update::decode`, `ItemContent::decode`,
 //! `Any::decode`, `IdSet::decode` in yrs 0.28), and refused when values nest deeper than
-//! [`MAX_ANY_DEPTH`]. The walk also refuses what a document of this crate never holds:
-//! subdocuments and the legacy JSON content kind (which yrs 0.28 reads one string past what
-//! it writes). Whatever passes is then decoded by yrs, which checks the rest (UTF-8, value
-//! ranges).
+//! [`MAX_ANY_DEPTH`]. The walk also refuses what a document of this crate never holds
+//! (subdocuments, and the legacy JSON content kind, which yrs 0.28 reads one string past what
+//! it writes) and what yrs trusts and then mishandles: clocks past 31 bits, a client written
+//! twice, origins that cannot be real. Whatever passes is then decoded by yrs, which checks
+//! the rest (UTF-8, value ranges).
+
+use std::collections::BTreeSet;
 
 use crate::MalformedUpdate;
 
 /// Deepest nesting of values inside an `Any` content (an array in a map in an array...).
 /// JSON-like values in editors nest a few levels; yjs itself has no limit.
 pub(crate) const MAX_ANY_DEPTH: usize = 32;
+
+/// Highest clock accepted: yrs keeps clocks in `u32` but subtracts them as `i32`. A client
+/// reaching it would have typed two billion characters.
+const MAX_CLOCK: u64 = i32::MAX as u64;
+
+/// An item's id: its author's client id and the author's clock at it.
+type Id = (u64, u64);
 
 /// What the walk learnt about an update that decides how carefully it is applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,12 +62,25 @@ pub(crate) fn check_update_v1(bytes: &[u8]) -> Result<Shape, MalformedUpdate> {
     let mut reader = Reader { bytes, at: 0 };
     let mut shape = Shape::default();
     let clients = reader.count()?;
+    let mut seen = BTreeSet::new();
     for _ in 0..clients {
         let structs = reader.count()?;
-        reader.client()?;
-        reader.var()?; // first clock
+        let client = reader.client()?;
+        // yjs writes each client's structs once. yrs appends a repeated client's structs to
+        // the first run, clocks restarting, and integrating ids twice frees a block still in
+        // use (a heap use-after-free the fuzzer found in yrs 0.28.1).
+        if !seen.insert(client) {
+            return Err(MalformedUpdate::RepeatedClient);
+        }
+        // yrs adds each struct's length to a 32-bit clock unchecked and takes differences of
+        // clocks as `i32`: past 2^31 a block lands where yrs finds no room for it and it
+        // panics (found by the fuzzer). The client's structs must end below 2^31.
+        let mut clock = reader.clock()?;
         for _ in 0..structs {
-            check_struct(&mut reader, &mut shape)?;
+            clock = clock.saturating_add(check_struct(&mut reader, &mut shape, (client, clock))?);
+            if clock > MAX_CLOCK {
+                return Err(MalformedUpdate::ClockOverflow);
+            }
         }
     }
     check_delete_set(&mut reader)?;
@@ -70,36 +93,53 @@ pub(crate) fn check_state_vector_v1(bytes: &[u8]) -> Result<(), MalformedUpdate>
     let entries = reader.count()?;
     for _ in 0..entries {
         reader.client()?;
-        reader.var()?; // clock
+        reader.clock()?;
     }
     Ok(())
 }
 
-fn check_struct(reader: &mut Reader<'_>, shape: &mut Shape) -> Result<(), MalformedUpdate> {
+/// One struct with id `own`; returns the number of clock ticks it takes.
+fn check_struct(
+    reader: &mut Reader<'_>,
+    shape: &mut Shape,
+    own: Id,
+) -> Result<u64, MalformedUpdate> {
     let info = reader.byte()?;
     // yrs takes GC and Skip only from a bare info byte; with flags they would be items of an
     // unknown content kind, which it refuses. Refuse them here the same way.
     if info == GC || info == SKIP {
-        reader.var()?; // length
-        return Ok(());
+        return reader.var(); // length
     }
     let kind = info & 0x1f;
     // Bit 4 is never set by yjs (content kinds are < 16); yrs would ignore it, yjs refuses.
     if info & 0x10 != 0 || kind == GC || kind == SKIP {
         return Err(MalformedUpdate::UnknownContent(kind));
     }
-    if info & HAS_ORIGIN != 0 {
-        reader.id()?;
+    let origin = (info & HAS_ORIGIN != 0).then(|| reader.id()).transpose()?;
+    let right_origin = (info & HAS_RIGHT_ORIGIN != 0)
+        .then(|| reader.id())
+        .transpose()?;
+    // Yjs places an item between its origins and trusts that the left one lies left of the
+    // right one: a forged pair places it differently depending on how the blocks around are
+    // split, so replicas (or one replica before and after reloading) would read different
+    // texts. Two checks need no document: both origins are never one character, and an item
+    // refers only to what existed when it was made, so never to its own client's later
+    // clocks.
+    if origin.is_some() && origin == right_origin {
+        return Err(MalformedUpdate::ForgedOrigin);
     }
-    if info & HAS_RIGHT_ORIGIN != 0 {
-        reader.id()?;
+    let made_later = |id: Id| id.0 == own.0 && id.1 >= own.1;
+    if origin.into_iter().chain(right_origin).any(made_later) {
+        return Err(MalformedUpdate::ForgedOrigin);
     }
-    if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+    if origin.is_none() && right_origin.is_none() {
         // Without origins the item says where it lives: a root type by name, or an item by id.
         if reader.var()? == 1 {
             reader.string()?;
         } else {
-            reader.id()?;
+            if made_later(reader.id()?) {
+                return Err(MalformedUpdate::ForgedOrigin);
+            }
             shape.parent_by_id = true;
         }
         if info & HAS_PARENT_SUB != 0 {
@@ -109,13 +149,13 @@ fn check_struct(reader: &mut Reader<'_>, shape: &mut Shape) -> Result<(), Malfor
     check_content(reader, kind)
 }
 
-fn check_content(reader: &mut Reader<'_>, kind: u8) -> Result<(), MalformedUpdate> {
+/// An item's content; returns its length in clock ticks (a string's is its UTF-16 length).
+fn check_content(reader: &mut Reader<'_>, kind: u8) -> Result<u64, MalformedUpdate> {
     match kind {
-        CONTENT_DELETED => {
-            reader.var()?;
-        }
+        CONTENT_DELETED => return reader.var(),
         CONTENT_JSON => return Err(MalformedUpdate::LegacyJson),
-        CONTENT_BINARY | CONTENT_STRING | CONTENT_EMBED => {
+        CONTENT_STRING => return reader.utf16_len(),
+        CONTENT_BINARY | CONTENT_EMBED => {
             reader.string()?;
         }
         CONTENT_FORMAT => {
@@ -139,11 +179,12 @@ fn check_content(reader: &mut Reader<'_>, kind: u8) -> Result<(), MalformedUpdat
             for _ in 0..values {
                 check_any(reader, 1)?;
             }
+            return Ok(values);
         }
         CONTENT_DOC => return Err(MalformedUpdate::Subdocument),
         other => return Err(MalformedUpdate::UnknownContent(other)),
     }
-    Ok(())
+    Ok(1)
 }
 
 /// One lib0 `Any` value at nesting `depth` (1 for a top-level value).
@@ -189,8 +230,11 @@ fn check_delete_set(reader: &mut Reader<'_>) -> Result<(), MalformedUpdate> {
         reader.client()?;
         let ranges = reader.count()?;
         for _ in 0..ranges {
-            reader.var()?; // clock
-            reader.var()?; // length
+            // yrs adds the two as 32-bit numbers.
+            let end = reader.clock()? + reader.clock()?;
+            if end > MAX_CLOCK {
+                return Err(MalformedUpdate::ClockOverflow);
+            }
         }
     }
     Ok(())
@@ -228,25 +272,41 @@ impl Reader<'_> {
     }
 
     /// A length-prefixed byte string (the UTF-8 check is yrs's).
-    fn string(&mut self) -> Result<(), MalformedUpdate> {
+    fn string(&mut self) -> Result<&[u8], MalformedUpdate> {
         let len = self.var()?;
-        let len = usize::try_from(len).map_err(|_| MalformedUpdate::Truncated)?;
-        self.skip(len)
+        let start = self.at;
+        self.skip(usize::try_from(len).map_err(|_| MalformedUpdate::Truncated)?)?;
+        Ok(&self.bytes[start..self.at])
+    }
+
+    /// A length-prefixed UTF-8 string; returns its length in UTF-16 code units, which is
+    /// how Yjs counts clock ticks.
+    fn utf16_len(&mut self) -> Result<u64, MalformedUpdate> {
+        let text = std::str::from_utf8(self.string()?).map_err(|_| MalformedUpdate::Utf8)?;
+        Ok(text.encode_utf16().count() as u64)
+    }
+
+    /// A clock value, at most [`MAX_CLOCK`].
+    fn clock(&mut self) -> Result<u64, MalformedUpdate> {
+        let clock = self.var()?;
+        if clock > MAX_CLOCK {
+            return Err(MalformedUpdate::ClockOverflow);
+        }
+        Ok(clock)
     }
 
     /// A client id: yjs makes them 32-bit, and yrs takes at most 53 bits (it asserts so in
     /// debug builds, which would be a panic on untrusted input).
-    fn client(&mut self) -> Result<(), MalformedUpdate> {
-        if self.var()? >= 1 << 53 {
+    fn client(&mut self) -> Result<u64, MalformedUpdate> {
+        let client = self.var()?;
+        if client >= 1 << 53 {
             return Err(MalformedUpdate::ClientTooLarge);
         }
-        Ok(())
+        Ok(client)
     }
 
-    fn id(&mut self) -> Result<(), MalformedUpdate> {
-        self.client()?;
-        self.var()?; // clock
-        Ok(())
+    fn id(&mut self) -> Result<Id, MalformedUpdate> {
+        Ok((self.client()?, self.clock()?))
     }
 
     fn skip(&mut self, len: usize) -> Result<(), MalformedUpdate> {
@@ -297,6 +357,63 @@ mod tests {
         assert_eq!(check_update_v1(&subdoc), Err(MalformedUpdate::Subdocument));
         let json = [1, 1, 5, 0, CONTENT_JSON, 1, 1, b't', 0, 0];
         assert_eq!(check_update_v1(&json), Err(MalformedUpdate::LegacyJson));
+    }
+
+    #[test]
+    fn clocks_past_31_bits_are_refused() {
+        // A delete range ending past 2^32 (the fuzzer's first find: yrs adds with overflow).
+        let range = [0, 1, 2, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 2];
+        assert_eq!(check_update_v1(&range), Err(MalformedUpdate::ClockOverflow));
+        // A GC run at clock 2^31 (the fuzzer's second: yrs panics placing it).
+        let gc = [1, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x08, 0, 23, 0];
+        assert_eq!(check_update_v1(&gc), Err(MalformedUpdate::ClockOverflow));
+        // A string starting at clock 2^31 - 1 and two ticks long.
+        let string = [
+            1, 1, 5, 0xff, 0xff, 0xff, 0xff, 0x07, 4, 1, 1, b't', 2, b'a', b'b', 0,
+        ];
+        assert_eq!(
+            check_update_v1(&string),
+            Err(MalformedUpdate::ClockOverflow)
+        );
+        let fits = [
+            1, 1, 5, 0xfd, 0xff, 0xff, 0xff, 0x07, 4, 1, 1, b't', 2, b'a', b'b', 0,
+        ];
+        assert_eq!(check_update_v1(&fits), Ok(Shape::default()));
+    }
+
+    #[test]
+    fn forged_origins_are_refused() {
+        // Client 2 types "c", "m", then "r" whose origins were both set to "m" (a bit flip the
+        // fuzzer found: the text read "cmr" before reloading and "crm" after).
+        let same = [
+            1, 3, 2, 0, 4, 1, 4, b't', b'e', b'x', b't', 1, b'c', 0x84, 2, 0, 1, b'm', 0xc4, 2, 1,
+            2, 1, 1, b'r', 0,
+        ];
+        assert_eq!(check_update_v1(&same), Err(MalformedUpdate::ForgedOrigin));
+        // "r" with its author's own later change (2, 5) as its left origin.
+        let later = [
+            1, 3, 2, 0, 4, 1, 4, b't', b'e', b'x', b't', 1, b'c', 0x84, 2, 0, 1, b'm', 0x84, 2, 5,
+            1, b'r', 0,
+        ];
+        assert_eq!(check_update_v1(&later), Err(MalformedUpdate::ForgedOrigin));
+        // As typed: "r" after "m".
+        let fine = [
+            1, 3, 2, 0, 4, 1, 4, b't', b'e', b'x', b't', 1, b'c', 0x84, 2, 0, 1, b'm', 0x84, 2, 1,
+            1, b'r', 0,
+        ];
+        assert_eq!(check_update_v1(&fine), Ok(Shape::default()));
+    }
+
+    #[test]
+    fn a_client_written_twice_is_refused() {
+        // Client 1's deleted struct at clock 96, then client 1 again at clock 1.
+        let twice = [2, 1, 1, 96, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0];
+        assert_eq!(
+            check_update_v1(&twice),
+            Err(MalformedUpdate::RepeatedClient)
+        );
+        let once = [2, 1, 1, 96, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 0];
+        assert_eq!(check_update_v1(&once), Ok(Shape::default()));
     }
 
     #[test]

@@ -618,6 +618,8 @@ proptest! {
                 state_vector(&doc.state_vector()),
                 pages[0].doc.transact().state_vector()
             );
+            // The stored form reads the same once loaded.
+            prop_assert_eq!(text(&reload(&docs)), doc.text());
             texts.push(doc.text());
         }
         prop_assert_eq!(&texts[0], &expected);
