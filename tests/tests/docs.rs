@@ -1,15 +1,18 @@
 //! Shared documents across nodes and browsers: members of a conference type into one note at
 //! once from Chromium and Firefox pages, and every page and every node's stored copy ends with
-//! the same text; an audio space's listener reads along and cannot write.
+//! the same text; an audio space's listener reads along and cannot write. Nodes catch up on a
+//! large note by pulling it from a member, and a member stopped while others wrote, then
+//! writing alone, merges both ways when it is back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chroom_docs::{Documents, DocumentsConfig};
 use chroom_store::Store;
-use chroom_tests::pages::{page_nodes, page_url, screenshots};
-use chroom_tests::{Chain, init_tracing, run_page_scenario};
-use chroom_types::{Role, RoomKind, RoomName};
+use chroom_tests::pages::{page_nodes, page_url, screenshots, serve_page};
+use chroom_tests::{Chain, eventually, init_tracing, run_page_scenario, take_part, tcp_addr};
+use chroom_types::{Role, RoomId, RoomKind, RoomName};
 use serde_json::json;
+use yrs::{Doc, Text, Transact};
 
 const ROOM: &str = "planning";
 const SPACE: &str = "fireside";
@@ -74,6 +77,17 @@ async fn three_pages_typing_at_once_converge_and_a_listener_reads_along() {
         .map(|run| run.as_str().unwrap().chars().count())
         .sum();
     assert_eq!(text.chars().count(), typed, "{text:?}");
+    // Each page shows the two others editing, on the line their caret is on.
+    for editors in seen["editors"].as_array().unwrap() {
+        let editors = editors.as_array().unwrap();
+        assert_eq!(editors.len(), 2, "{editors:?}");
+        assert!(
+            editors
+                .iter()
+                .all(|e| e.as_str().unwrap().contains("· line 1")),
+            "{editors:?}"
+        );
+    }
 
     // Every node stored that text (its pages closed, it left the room and stored its copy).
     let mut kept = Vec::new();
@@ -98,4 +112,144 @@ async fn three_pages_typing_at_once_converge_and_a_listener_reads_along() {
             .contains("Read only"),
         "{space}"
     );
+}
+
+/// A writer's copy of a note: each edit comes out as the Yjs update a page would send.
+struct Writer {
+    doc: Doc,
+}
+
+impl Writer {
+    fn new(client: u64) -> Self {
+        Self {
+            doc: Doc::with_client_id(client),
+        }
+    }
+
+    /// Appends `text` to what this writer has seen of the note.
+    fn append(&self, text: &str) -> Vec<u8> {
+        let shared = self.doc.get_or_insert_text(chroom_docs::TEXT_NAME);
+        let mut txn = self.doc.transact_mut();
+        let end = shared.len(&txn);
+        shared.insert(&mut txn, end, text);
+        txn.encode_update_v1()
+    }
+}
+
+/// The text of `room`'s note on `node`, once it holds `len` characters or more.
+async fn note_of_at_least(node: &chroom_node::RunningNode, room: RoomId, len: usize) -> String {
+    eventually(
+        Duration::from_secs(60),
+        "the note reaches the node",
+        || async {
+            node.doc_text(room, "notes")
+                .await
+                .ok()
+                .flatten()
+                .filter(|text| text.len() >= len)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_catch_up_on_a_large_note_and_edits_made_apart_merge_when_a_member_returns() {
+    init_tracing();
+    let (chain, room) = Chain::with_room(ROOM).await;
+    chain.grant(room, 3, Role::Listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = |name: &str| dir.path().join(name);
+
+    // A's store holds a 1 MB note already (the room has been in use).
+    let seed = Writer::new(7);
+    let line = "a line of the long-running meeting notes, kept for months by the team\n";
+    let big = seed.append(&line.repeat(1_000_000 / line.len() + 1));
+    std::fs::create_dir_all(data("a")).unwrap();
+    {
+        let (store, _) = Store::open(data("a").join("chroom.redb"), "seed", 1).unwrap();
+        store.put_doc(room, "notes", &big).unwrap();
+    }
+    let a = chain.node(&data("a"), 1, &[]).await;
+    let boot = [tcp_addr(&a).await];
+    let b = chain.node(&data("b"), 2, &boot).await;
+    let c = chain.node_with(&data("c"), 3, &boot, serve_page).await;
+    let started = Instant::now();
+    for node in [&a, &b, &c] {
+        take_part(node, room).await;
+    }
+    let full = a.doc_text(room, "notes").await.unwrap().unwrap();
+    assert!(full.len() >= 1_000_000);
+    for node in [&b, &c] {
+        let caught_up = note_of_at_least(node, room, full.len()).await;
+        assert!(caught_up == full, "a member caught up on another text");
+    }
+    println!(
+        "two members caught up on a 1 MB note in {:?}",
+        started.elapsed()
+    );
+
+    // B stops; A and C write meanwhile.
+    b.shutdown().await;
+    let edits = [
+        (&a, Writer::new(11), "A wrote while B was away. "),
+        (&c, Writer::new(33), "C wrote while B was away. "),
+    ];
+    for (node, writer, text) in &edits {
+        node.edit_doc(room, "notes", writer.append(text))
+            .await
+            .unwrap();
+    }
+    for node in [&a, &c] {
+        eventually(
+            Duration::from_secs(30),
+            "A and C see each other's edit",
+            || async {
+                let text = node.doc_text(room, "notes").await.ok()??;
+                edits.iter().all(|(_, _, t)| text.contains(t)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    // B starts again from its data, alone: it writes before it finds the others.
+    let b = chain.node(&data("b"), 2, &[]).await;
+    take_part(&b, room).await;
+    let alone = "B wrote alone. ";
+    b.edit_doc(room, "notes", Writer::new(22).append(alone))
+        .await
+        .unwrap();
+    b.net().dial(boot[0].clone()).await.unwrap();
+    let back = Instant::now();
+
+    // Everyone ends with one text holding the note and all three edits.
+    let wanted = full.len() + alone.len() + edits.iter().map(|(_, _, t)| t.len()).sum::<usize>();
+    let mut texts = Vec::new();
+    for node in [&a, &b, &c] {
+        texts.push(note_of_at_least(node, room, wanted).await);
+    }
+    println!(
+        "edits made apart merged {:?} after the member dialed back",
+        back.elapsed()
+    );
+    assert!(
+        texts.iter().all(|t| *t == texts[0]),
+        "the nodes hold different texts"
+    );
+    for text in edits.iter().map(|(_, _, t)| *t).chain([alone]) {
+        assert!(texts[0].contains(text), "{text:?} was lost");
+    }
+    assert_eq!(texts[0].len(), wanted);
+    // A page opening the room on C (its node in the room since before) shows the whole note.
+    let length = texts[0].encode_utf16().count();
+    let loaded = run_page_scenario(
+        "notes-load.mjs",
+        json!({ "url": page_url(&c), "room": ROOM, "length": length }),
+        Duration::from_secs(60),
+    )
+    .await;
+    println!(
+        "a page opening the room showed the note (1 MB and the edits) in {} ms",
+        loaded["ms"]
+    );
+    assert_eq!(loaded["shown"], length, "{loaded}");
 }

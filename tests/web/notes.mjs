@@ -5,7 +5,7 @@
 // Input: { room, pages: [url, url, url], engines: [engine, ...], space, speaker, listener,
 //          screenshots } (page URLs; `space` is an audio space where `speaker` may write and
 //          `listener` may only read).
-// Output: { typed: [[runs typed] per page], texts: [final text per page], space: {...} }.
+// Output: { typed: [[runs typed] per page], editors: [[who else edits, per page]], texts: [final text per page], space: {...} }.
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 30_000;
@@ -64,6 +64,18 @@ main(async (browser, input) => {
     await untilConverged(pages, total);
   }
   const texts = await Promise.all(pages.map(noteText));
+  // Every page shows the two others editing, with where their carets are.
+  for (const page of pages) {
+    await page.waitForFunction(
+      () => document.querySelectorAll("#note-editors li").length === 2 &&
+        document.querySelectorAll("#note-carets .caret").length === 2,
+      null,
+      { timeout: TIMEOUT },
+    );
+  }
+  const editors = await Promise.all(
+    pages.map((page) => page.$$eval("#note-editors li", (items) => items.map((i) => i.textContent))),
+  );
   if (input.screenshots) await pages[0].screenshot({ path: `${input.screenshots}/notes.png` });
 
   // An audio space: the speaker writes, the listener's page shows it read-only.
@@ -85,7 +97,7 @@ main(async (browser, input) => {
     listener_status: await listener.textContent("#note-status"),
     speaker_text: await noteText(speaker),
   };
-  return { typed, texts, space };
+  return { typed, texts, editors, space };
 });
 
 async function untilConverged(pages, total) {

@@ -156,6 +156,8 @@ pub struct Document {
     /// Bytes of updates applied since: the encoded size is at most about
     /// [`GROWTH_PER_UPDATE_BYTE`] times this more than `measured_bytes`.
     unmeasured_bytes: usize,
+    /// Changes waiting for earlier updates may include items naming their parent by id.
+    parent_by_id_waiting: bool,
 }
 
 impl Document {
@@ -172,6 +174,7 @@ impl Document {
             text,
             measured_bytes: 0,
             unmeasured_bytes: 0,
+            parent_by_id_waiting: false,
         };
         document.measured_bytes = document.compact().len();
         document
@@ -186,6 +189,12 @@ impl Document {
     ) -> Result<Applied, UpdateError> {
         let shape = scan::check_update_v1(update)?;
         let decoded = decode_update(update)?;
+        // Items naming their parent by id are what makes yrs stop half way through an update
+        // (an id that holds no type), and, waiting for an earlier update, they can integrate
+        // later into a state whose own encoding yrs then refuses to load (the fuzzer found one
+        // under a character). Such updates, and any update while such items wait, are applied
+        // on a state that can be restored, and kept only if their result loads.
+        let risky = shape.parent_by_id || (self.parent_by_id_waiting && self.is_waiting());
         let headroom = |document: &Self| {
             let bound = document.unmeasured_bytes.saturating_add(update.len());
             document
@@ -193,30 +202,44 @@ impl Document {
                 .saturating_add(bound.saturating_mul(GROWTH_PER_UPDATE_BYTE))
                 <= max_bytes
         };
-        if !shape.parent_by_id && headroom(self) {
+        if !risky && headroom(self) {
             self.unmeasured_bytes += update.len();
             return self.integrate(decoded, None);
         }
-        // Near the cap, or an update yrs could stop applying half way: measure, and keep the
-        // state to go back to.
+        // Near the cap, or risky: measure, and keep the state to go back to.
         let snapshot = self.compact();
         self.measured_bytes = snapshot.len();
         self.unmeasured_bytes = 0;
-        if !shape.parent_by_id && headroom(self) {
+        if !risky && headroom(self) {
             self.unmeasured_bytes = update.len();
             return self.integrate(decoded, Some(&snapshot));
         }
         let applied = self.integrate(decoded, Some(&snapshot))?;
-        let would_be = self.compact().len();
-        if would_be > max_bytes {
-            debug!(would_be, max_bytes, "update refused: document full");
+        let state = self.compact();
+        if state.len() > max_bytes {
+            debug!(
+                would_be = state.len(),
+                max_bytes, "update refused: document full"
+            );
             self.restore(&snapshot);
             return Err(UpdateError::DocumentFull {
-                would_be,
+                would_be: state.len(),
                 max: max_bytes,
             });
         }
-        self.measured_bytes = would_be;
+        if risky {
+            // The loaded copy only tells: yrs reintegrating waiting changes from an encoding
+            // is less complete than in memory (see `is_waiting`), so the copy is not kept.
+            let loaded = Self::new();
+            let result = decode_update(&state).and_then(|update| loaded.try_integrate(update));
+            if let Err(error) = result {
+                debug!(%error, "update refused: its result does not load");
+                self.restore(&snapshot);
+                return Err(error.into());
+            }
+            self.parent_by_id_waiting = applied.waiting;
+        }
+        self.measured_bytes = state.len();
         Ok(applied)
     }
 
@@ -278,6 +301,7 @@ impl Document {
             return;
         }
         fresh.measured_bytes = snapshot.len();
+        fresh.parent_by_id_waiting = self.parent_by_id_waiting;
         *self = fresh;
     }
 
@@ -291,12 +315,29 @@ impl Document {
     /// (the answer to SyncStep1: SyncStep2). Includes changes waiting for earlier updates,
     /// as yjs does.
     pub fn diff(&self, remote_state_vector: &[u8]) -> Result<Vec<u8>, StateVectorError> {
-        scan::check_state_vector_v1(remote_state_vector)
-            .map_err(|error| StateVectorError::Malformed(error.to_string()))?;
-        let decoded = catch_unwind(|| StateVector::decode_v1(remote_state_vector))
-            .map_err(|_| StateVectorError::Malformed("yrs panicked".into()))?
-            .map_err(|error| StateVectorError::Malformed(error.to_string()))?;
+        let decoded = decode_state_vector(remote_state_vector)?;
         Ok(self.doc.transact().encode_state_as_update_v1(&decoded))
+    }
+
+    /// Whether a remote state vector covers insertions this document lacks: the member holds
+    /// something this node should ask it for. (A state vector counts insertions only: what a
+    /// member deleted shows in a diff, not here.)
+    pub fn lacks(&self, remote_state_vector: &[u8]) -> Result<bool, StateVectorError> {
+        let remote = decode_state_vector(remote_state_vector)?;
+        let own = self.doc.transact().state_vector();
+        Ok(remote
+            .iter()
+            .any(|(client, clock)| *clock > own.get(client)))
+    }
+
+    /// Whether this document holds insertions a remote state vector does not cover: the
+    /// member lacks something this node can send it.
+    pub fn ahead_of(&self, remote_state_vector: &[u8]) -> Result<bool, StateVectorError> {
+        let remote = decode_state_vector(remote_state_vector)?;
+        let own = self.doc.transact().state_vector();
+        Ok(own
+            .iter()
+            .any(|(client, clock)| *clock > remote.get(client)))
     }
 
     /// The whole document as one v1 update: what the store keeps, and what
@@ -306,6 +347,15 @@ impl Document {
         self.doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default())
+    }
+
+    /// Whether some changes wait for earlier updates that have not arrived (lost or late):
+    /// a state vector exchange with a member fetches them. Store [`Self::compact`] when
+    /// nothing waits where possible: yrs 0.28 loads waiting changes back less completely than
+    /// it holds them in memory (out-of-order runs of one author can stay stuck until the next
+    /// exchange).
+    pub fn is_waiting(&self) -> bool {
+        self.doc.transact().store().pending_update().is_some()
     }
 
     /// The shared text as it reads now.
@@ -318,6 +368,15 @@ impl Document {
     pub fn encoded_len(&self) -> usize {
         self.compact().len()
     }
+}
+
+/// A member's state vector, checked before yrs decodes it.
+fn decode_state_vector(bytes: &[u8]) -> Result<StateVector, StateVectorError> {
+    scan::check_state_vector_v1(bytes)
+        .map_err(|error| StateVectorError::Malformed(error.to_string()))?;
+    catch_unwind(|| StateVector::decode_v1(bytes))
+        .map_err(|_| StateVectorError::Malformed("yrs panicked".into()))?
+        .map_err(|error| StateVectorError::Malformed(error.to_string()))
 }
 
 impl fmt::Debug for Document {

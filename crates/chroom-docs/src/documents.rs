@@ -201,6 +201,26 @@ impl<A: Ord + Clone> Documents<A> {
         })
     }
 
+    /// Whether a member's state vector of a document covers edits this store lacks (all of
+    /// them, for a document the room does not hold).
+    pub fn lacks(&self, name: &str, remote_state_vector: &[u8]) -> Result<bool, SyncError> {
+        let name = DocName::new(name)?;
+        Ok(match self.documents.get(&name) {
+            Some(document) => document.lacks(remote_state_vector)?,
+            None => Document::new().lacks(remote_state_vector)?,
+        })
+    }
+
+    /// Whether this store holds insertions of a document that a member's state vector does
+    /// not cover (none, for a document the room does not hold).
+    pub fn ahead_of(&self, name: &str, remote_state_vector: &[u8]) -> Result<bool, SyncError> {
+        let name = DocName::new(name)?;
+        Ok(match self.documents.get(&name) {
+            Some(document) => document.ahead_of(remote_state_vector)?,
+            None => false,
+        })
+    }
+
     /// A document by name.
     pub fn document(&self, name: &str) -> Option<&Document> {
         self.documents.get(name)

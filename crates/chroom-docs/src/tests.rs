@@ -175,6 +175,7 @@ fn an_update_ahead_of_a_lost_one_waits_and_then_applies() {
         }
     );
     assert_eq!(text(&docs), "");
+    assert!(docs.document(NOTES).unwrap().is_waiting());
     let late = edit(&mut docs, 1, &first).unwrap();
     assert_eq!(
         late,
@@ -184,6 +185,7 @@ fn an_update_ahead_of_a_lost_one_waits_and_then_applies() {
         }
     );
     assert_eq!(text(&docs), "aXb");
+    assert!(!docs.document(NOTES).unwrap().is_waiting());
 }
 
 #[test]
@@ -284,6 +286,29 @@ fn an_item_whose_parent_is_no_container_is_refused_whole() {
         state_vector(&before)
     );
     assert_eq!(text(&docs), "abc");
+}
+
+#[test]
+fn an_update_whose_result_would_not_load_is_refused() {
+    let page = Page::new(1);
+    let mut docs = store();
+    edit(&mut docs, 1, &page.insert(0, "shared notes, typed before")).unwrap();
+    // Found by the fuzzer: client 2's items wait under an item of client 1 that is a
+    // character; in memory yrs holds them, but the document's encoding would not load.
+    let update = [
+        2, 2, 1, 0, 1, 8, 0, 2, 0x7a, 1, 0x62, 1, 1, 0x62, 0, 2, 1, 0,
+    ];
+    let result = edit(&mut docs, 2, &update);
+    assert!(
+        matches!(
+            result,
+            Err(UpdateError::Malformed(MalformedUpdate::Integrate(_)))
+        ),
+        "{result:?}"
+    );
+    let doc = docs.document(NOTES).unwrap();
+    assert!(!doc.is_waiting());
+    assert_eq!(reload(&docs).document(NOTES).unwrap().text(), doc.text());
 }
 
 #[test]
@@ -659,4 +684,25 @@ fn an_empty_state_vector_asks_for_everything() {
     let page = Page::new(2);
     page.receive(&diff);
     assert_eq!(page.text(), "all of it");
+}
+
+#[test]
+fn a_store_tells_whether_a_members_state_vector_holds_edits_it_lacks() {
+    let (mut ahead, mut behind) = (store(), store());
+    let page = Page::new(1);
+    let first = page.insert(0, "shared");
+    edit(&mut ahead, 1, &first).unwrap();
+    edit(&mut behind, 1, &first).unwrap();
+    let sv = |s: &Documents<u32>| s.state_vector(NOTES).unwrap();
+    assert!(!behind.lacks(NOTES, &sv(&ahead)).unwrap());
+
+    edit(&mut ahead, 1, &page.insert(6, " more")).unwrap();
+    assert!(behind.lacks(NOTES, &sv(&ahead)).unwrap());
+    assert!(!ahead.lacks(NOTES, &sv(&behind)).unwrap());
+    assert!(ahead.ahead_of(NOTES, &sv(&behind)).unwrap());
+    assert!(!behind.ahead_of(NOTES, &sv(&ahead)).unwrap());
+    assert!(!store().ahead_of(NOTES, &sv(&ahead)).unwrap());
+    // A store without the document lacks whatever a member wrote in it.
+    assert!(store().lacks(NOTES, &sv(&ahead)).unwrap());
+    assert!(store().lacks(NOTES, &[0xff, 0xff]).is_err());
 }

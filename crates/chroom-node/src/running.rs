@@ -131,7 +131,7 @@ impl RunningNode {
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (frames_tx, frames_rx) = mpsc::channel(FRAME_BUFFER);
         let (chat_tx, _) = broadcast::channel(NOTICE_BUFFER);
-        let (doc_edits_tx, _) = broadcast::channel(NOTICE_BUFFER);
+        let (doc_events_tx, _) = broadcast::channel(NOTICE_BUFFER);
         let (notices_tx, _) = broadcast::channel(NOTICE_BUFFER);
         let (closed_links_tx, _) = broadcast::channel(NOTICE_BUFFER);
         let (views_tx, views_rx) = watch::channel(0);
@@ -184,7 +184,7 @@ impl RunningNode {
             identity,
             account: account_tx,
             chat: chat_tx.clone(),
-            doc_edits: doc_edits_tx.clone(),
+            doc_events: doc_events_tx.clone(),
             notices: notices_tx.clone(),
             closed_links: closed_links_tx.clone(),
             views: views_tx,
@@ -211,7 +211,7 @@ impl RunningNode {
             media,
             commands: commands_tx,
             chat: chat_tx,
-            doc_edits: doc_edits_tx,
+            doc_events: doc_events_tx,
             notices: notices_tx,
             closed_links: closed_links_tx,
             views: views_rx,

@@ -152,6 +152,11 @@ function handle(message) {
       if (message.name === state.note?.name) state.note.apply(message.update);
       else renderNoteList([message.name]);
       break;
+    case "doc_cursor":
+      if (message.room === state.room && message.name === state.note?.name) {
+        state.note.caret(message.peer_id, message.anchor, message.head);
+      }
+      break;
     case "doc_refused":
       if (message.name === state.note?.name) state.note.refused();
       showError(`Your edit of “${message.name}” was not taken: ${message.message}`);
@@ -186,6 +191,7 @@ function handle(message) {
     case "participants": {
       state.participants = message.participants;
       renderParticipants();
+      state.note?.keepCarets(new Set(state.participants.map((p) => p.peer_id)));
       // Invited on stage (or taken off it): take part again the new way, which the node
       // decides from the stage (speaking, or listening only).
       const onStage = Boolean(state.participants.find((p) => p.is_self)?.on_stage);
@@ -223,9 +229,50 @@ function handle(message) {
 // Opens a shared document of the room in the Notes panel; the node sends its state.
 function openNote(name) {
   state.note?.close();
-  state.note = new Note(name, $("note-text"), (update) => send({ type: "edit_doc", name, update }));
+  state.note = new Note(name, $("note-text"), {
+    send: (update) => send({ type: "edit_doc", name, update }),
+    sendCaret: (anchor, head) => send({ type: "doc_cursor", name, anchor, head }),
+    showCarets,
+  });
   renderNoteList([name]);
   send({ type: "open_doc", name });
+}
+
+// A member's colour in the notes: the same on every page.
+function caretColor(peerId) {
+  let hash = 0;
+  for (const c of peerId) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
+  return `hsl(${hash % 360} 80% 62%)`;
+}
+
+// Who edits the open note, and their carets drawn over the text (a copy of the text laid
+// out as the textarea lays it out, transparent but for the carets).
+function showCarets(carets) {
+  const people = new Map(state.participants.map((p) => [p.peer_id, p]));
+  $("note-editors").replaceChildren(
+    ...carets.map(({ peerId, line }) => {
+      const item = document.createElement("li");
+      const who = people.get(peerId);
+      item.style.setProperty("--caret", caretColor(peerId));
+      item.textContent = `${who ? displayName(who) : `node ${short(peerId)}`} · line ${line}`;
+      return item;
+    }),
+  );
+  const area = $("note-text");
+  const text = area.value;
+  const parts = [];
+  let from = 0;
+  for (const { peerId, index } of [...carets].sort((a, b) => a.index - b.index)) {
+    parts.push(document.createTextNode(text.slice(from, index)));
+    const mark = document.createElement("span");
+    mark.className = "caret";
+    mark.style.setProperty("--caret", caretColor(peerId));
+    parts.push(mark);
+    from = index;
+  }
+  parts.push(document.createTextNode(`${text.slice(from)}\n`));
+  $("note-carets").replaceChildren(...parts);
+  $("note-carets").scrollTop = area.scrollTop;
 }
 
 // Adds `names` to the list of the room's documents, the open one selected.
@@ -994,6 +1041,9 @@ $("chat-form").addEventListener("submit", (event) => {
 });
 
 $("note-select").addEventListener("change", (event) => openNote(event.target.value));
+$("note-text").addEventListener("scroll", (event) => {
+  $("note-carets").scrollTop = event.target.scrollTop;
+});
 $("new-note").addEventListener("click", () => {
   const name = prompt("Name of the new shared document (up to 64 characters)")?.trim();
   if (name) openNote(name.slice(0, 64));

@@ -8,11 +8,15 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod docs;
 pub mod page;
 mod room;
 mod signal;
 mod tree;
 
+pub use docs::{
+    DocPart, DocPull, MAX_DOC_DIFF_BYTES, MAX_DOC_NAMES, MAX_DOC_PART_BYTES, MAX_STATE_VECTOR_BYTES,
+};
 pub use room::{
     FileOffer, Presence, RoomMessage, RoomMessageBody, check_file_name, decode_room_message,
     encode_room_message,

@@ -133,6 +133,17 @@ pub enum ClientMessage {
         /// The document's name, 1 to 64 bytes.
         name: String,
     },
+    /// Where the page's caret and selection are in an open document, for the other members'
+    /// pages: Yjs relative positions (`Y.encodeRelativePosition`), base64; both empty: the
+    /// page left the document. At most a few times a second.
+    DocCursor {
+        /// The document's name.
+        name: String,
+        /// One end of the selection.
+        anchor: String,
+        /// The other end (the caret).
+        head: String,
+    },
     /// An edit of an open document made on the page: a Yjs update (v1), base64.
     EditDoc {
         /// The document's name.
@@ -338,6 +349,21 @@ pub enum ServerMessage {
         name: String,
         /// The update.
         update: String,
+    },
+    /// Where another member's selection is in a document of the page's room.
+    DocCursor {
+        /// The room's name.
+        room: String,
+        /// The document's name.
+        name: String,
+        /// The member's PeerId.
+        peer_id: String,
+        /// The member's account.
+        account: Option<String>,
+        /// One end of the selection (a Yjs relative position, base64).
+        anchor: String,
+        /// The other end (the caret); both empty: the member left the document.
+        head: String,
     },
     /// The node refused an edit made on the page; a [`ServerMessage::Doc`] with the document
     /// as the node holds it follows.

@@ -2,9 +2,9 @@
 
 use bytes::Bytes;
 use chroom_types::{
-    Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_DOC_UPDATE_BYTES, MAX_FILE_BYTES,
-    MAX_FILE_NAME_BYTES, MAX_QUESTION_BYTES, MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId,
-    check_display_name, check_doc_name,
+    Cue, FileHash, IdentityBinding, MAX_CHAT_TEXT_BYTES, MAX_DOC_POSITION_BYTES,
+    MAX_DOC_UPDATE_BYTES, MAX_FILE_BYTES, MAX_FILE_NAME_BYTES, MAX_QUESTION_BYTES,
+    MAX_ROOM_MESSAGE_BYTES, Moderation, NodeId, RoomId, check_display_name, check_doc_name,
 };
 use prost::Message;
 
@@ -75,6 +75,16 @@ pub enum RoomMessageBody {
         target: NodeId,
         /// What is decided.
         action: Moderation,
+    },
+    /// Where the author's selection is in one of the room's shared documents.
+    DocCursor {
+        /// The document ([`check_doc_name`]).
+        name: String,
+        /// One end of the selection, a Yjs relative position of at most
+        /// [`MAX_DOC_POSITION_BYTES`]; with `head` empty: the author left the document.
+        anchor: Bytes,
+        /// The other end (the caret).
+        head: Bytes,
     },
     /// An edit of one of the room's shared documents.
     DocUpdate {
@@ -193,6 +203,20 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
                 action,
             }
         }
+        Some(pb::room_message::Body::DocCursor(cursor)) => {
+            let bad = |reason| DecodeError::BadDocUpdate { reason };
+            check_doc_name(&cursor.name).map_err(bad)?;
+            if cursor.anchor.len() > MAX_DOC_POSITION_BYTES
+                || cursor.head.len() > MAX_DOC_POSITION_BYTES
+            {
+                return Err(bad("a position in a document is at most 64 bytes"));
+            }
+            RoomMessageBody::DocCursor {
+                name: cursor.name,
+                anchor: cursor.anchor,
+                head: cursor.head,
+            }
+        }
         Some(pb::room_message::Body::DocUpdate(edit)) => {
             check_doc_name(&edit.name).map_err(|reason| DecodeError::BadDocUpdate { reason })?;
             if edit.update.is_empty() || edit.update.len() > MAX_DOC_UPDATE_BYTES {
@@ -265,6 +289,13 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             pb::room_message::Body::Moderate(pb::Moderate {
                 target: Bytes::copy_from_slice(target.as_bytes()),
                 action: action.into(),
+            })
+        }
+        RoomMessageBody::DocCursor { name, anchor, head } => {
+            pb::room_message::Body::DocCursor(pb::DocCursor {
+                name: name.clone(),
+                anchor: anchor.clone(),
+                head: head.clone(),
             })
         }
         RoomMessageBody::DocUpdate { name, update } => {
@@ -426,6 +457,22 @@ mod tests {
             ..chat("")
         };
         let message = edit("notes", vec![1, 2, 3]);
+        let cursor = |anchor: Vec<u8>| RoomMessage {
+            body: RoomMessageBody::DocCursor {
+                name: "notes".into(),
+                anchor: anchor.into(),
+                head: Bytes::from_static(&[1]),
+            },
+            ..chat("")
+        };
+        assert_eq!(
+            decode_room_message(&encode_room_message(&cursor(vec![2; 64]))),
+            Ok(cursor(vec![2; 64]))
+        );
+        assert!(matches!(
+            decode_room_message(&encode_room_message(&cursor(vec![2; 65]))),
+            Err(DecodeError::BadDocUpdate { .. })
+        ));
         assert_eq!(
             decode_room_message(&encode_room_message(&message)),
             Ok(message)

@@ -51,6 +51,9 @@ pub enum SignalRequest {
         /// Pixels; `None`: as large as the link carries.
         max_height: Option<u32>,
     },
+    /// What the asker lacks of a room's shared document; answered with
+    /// [`SignalResponse::DocPart`].
+    DocPull(crate::DocPull),
 }
 
 /// Bytes of a relay allocation's token.
@@ -103,6 +106,8 @@ pub enum SignalResponse {
     FileData(Bytes),
     /// The allocation a [`SignalRequest::Relay`] asked for.
     Relay(RelayGrant),
+    /// The part of a document's diff a [`SignalRequest::DocPull`] asked for.
+    DocPart(crate::DocPart),
 }
 
 /// A refusal: a machine-readable code and a sentence for people.
@@ -253,9 +258,15 @@ pub enum DecodeError {
         /// Length sent.
         len: usize,
     },
-    /// A shared document's edit with a bad name or size.
+    /// A shared document's edit or cursor with a bad name or size.
     #[error("bad document update: {reason}")]
     BadDocUpdate {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A document pull or part that breaks a limit.
+    #[error("bad document sync: {reason}")]
+    BadDocSync {
         /// Why.
         reason: &'static str,
     },
@@ -364,6 +375,9 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
             let max_height = (wanted.max_height > 0).then_some(wanted.max_height);
             Ok(SignalRequest::VideoWanted { room, max_height })
         }
+        Some(pb::signal_request::Kind::DocPull(pull)) => {
+            Ok(SignalRequest::DocPull(crate::docs::pull_from_wire(pull)?))
+        }
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -405,6 +419,9 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
                 max_height: max_height.unwrap_or(0),
             })
         }
+        SignalRequest::DocPull(pull) => {
+            pb::signal_request::Kind::DocPull(crate::docs::pull_to_wire(pull))
+        }
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -430,6 +447,9 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
         },
         Some(pb::signal_response::Kind::Ack(_)) => SignalResponse::Ack,
         Some(pb::signal_response::Kind::FileData(data)) => SignalResponse::FileData(data.data),
+        Some(pb::signal_response::Kind::DocPart(part)) => {
+            SignalResponse::DocPart(crate::docs::part_from_wire(part)?)
+        }
         Some(pb::signal_response::Kind::Relay(grant)) => {
             let bad = |reason: &'static str| DecodeError::BadRelayGrant { reason };
             let addr = |ip: &[u8], port: u32| -> Result<SocketAddr, DecodeError> {
@@ -478,6 +498,9 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
         SignalResponse::Ack => pb::signal_response::Kind::Ack(pb::Ack {}),
         SignalResponse::FileData(data) => {
             pb::signal_response::Kind::FileData(pb::FileData { data: data.clone() })
+        }
+        SignalResponse::DocPart(part) => {
+            pb::signal_response::Kind::DocPart(crate::docs::part_to_wire(part))
         }
         SignalResponse::Relay(grant) => {
             let ip = |addr: &SocketAddr| match addr.ip() {

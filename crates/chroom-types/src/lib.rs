@@ -64,6 +64,10 @@ pub const MAX_DOC_NAME_BYTES: usize = 64;
 /// more sends it in several edits.
 pub const MAX_DOC_UPDATE_BYTES: usize = 12 * 1024;
 
+/// Largest encoded Yjs relative position (one end of a member's selection in a shared
+/// document), in bytes.
+pub const MAX_DOC_POSITION_BYTES: usize = 64;
+
 /// Why a shared document's name is refused, if it is: empty, too long or with control
 /// characters.
 pub fn check_doc_name(name: &str) -> Result<(), &'static str> {

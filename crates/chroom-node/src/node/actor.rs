@@ -43,6 +43,7 @@ use crate::files::Files;
 use crate::identity::OwnBinding;
 
 mod commands;
+mod doc_sync;
 mod outputs;
 
 /// Results of spawned signaling steps, fed back into the core.
@@ -96,6 +97,12 @@ enum StepResult {
     RelaySought {
         found: bool,
     },
+    /// A member answered a pull of a room's documents.
+    DocPart {
+        room: RoomId,
+        peer: PeerId,
+        answer: Result<chroom_proto::DocPart, String>,
+    },
 }
 
 /// A request from a peer waiting for the core's answer, with what answering it needs.
@@ -117,6 +124,11 @@ enum Inbound {
     Relay {
         reply: SignalReplyId,
     },
+    DocPull {
+        reply: SignalReplyId,
+        peer: PeerId,
+        pull: chroom_proto::DocPull,
+    },
 }
 
 impl Inbound {
@@ -125,7 +137,8 @@ impl Inbound {
             Self::File { reply, .. }
             | Self::Subscribe { reply, .. }
             | Self::Tree { reply }
-            | Self::Relay { reply } => reply,
+            | Self::Relay { reply }
+            | Self::DocPull { reply, .. } => reply,
         }
     }
 }
@@ -148,7 +161,7 @@ pub(crate) struct Parts {
     pub(crate) identity: Option<OwnBinding>,
     pub(crate) account: watch::Sender<Option<Acting>>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
-    pub(crate) doc_edits: broadcast::Sender<crate::node::DocEdit>,
+    pub(crate) doc_events: broadcast::Sender<crate::node::DocEvent>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
     /// Every link that closed, for those holding one (a WHIP session).
     pub(crate) closed_links: broadcast::Sender<LinkId>,
@@ -411,6 +424,12 @@ impl NodeActor {
                 self.inbound.insert(id, Inbound::Relay { reply });
                 self.core.handle_relay_request(now, id, peer, room);
             }
+            SignalRequest::DocPull(pull) => {
+                let room = pull.room;
+                self.inbound
+                    .insert(id, Inbound::DocPull { reply, peer, pull });
+                self.core.handle_doc_pull(now, id, peer, room);
+            }
             SignalRequest::VideoWanted {
                 room: _,
                 max_height,
@@ -529,6 +548,9 @@ impl NodeActor {
                 None => self.core.handle_relay_ended(peer),
             },
             StepResult::RelaySought { found } => self.core.handle_relay_found(now, found),
+            StepResult::DocPart { room, peer, answer } => {
+                self.core.handle_doc_part(now, room, peer, answer);
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //! state, whether it may edit, the room's other documents), sends its edits, and hears the
 //! members' edits. Deciding which edits count is the core's (`chroom_room::node`).
 
-use chroom_types::RoomId;
+use chroom_net::PeerId;
+use chroom_types::{Account, RoomId};
 use tokio::sync::{broadcast, oneshot};
 
 use super::handle::{Command, NodeHandle};
@@ -16,6 +17,32 @@ pub struct DocEdit {
     pub name: String,
     /// The Yjs update (v1), as the member sent it.
     pub update: Vec<u8>,
+}
+
+/// Where a member's selection is in one of a room's documents (Yjs relative positions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocCursor {
+    /// The room.
+    pub room: RoomId,
+    /// The member's node.
+    pub peer: PeerId,
+    /// The account it proved.
+    pub account: Option<Account>,
+    /// The document.
+    pub name: String,
+    /// One end of the selection.
+    pub anchor: Vec<u8>,
+    /// The other end (the caret); both empty: the member left the document.
+    pub head: Vec<u8>,
+}
+
+/// What members do in a room's documents, for the pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocEvent {
+    /// A member's edit changed a document.
+    Edit(DocEdit),
+    /// A member's selection moved.
+    Cursor(DocCursor),
 }
 
 /// A document as a page opens it.
@@ -47,6 +74,13 @@ pub(crate) enum DocCommand {
         room: RoomId,
         name: String,
         reply: oneshot::Sender<Option<String>>,
+    },
+    Cursor {
+        room: RoomId,
+        name: String,
+        anchor: Vec<u8>,
+        head: Vec<u8>,
+        done: oneshot::Sender<anyhow::Result<()>>,
     },
 }
 
@@ -80,8 +114,30 @@ impl NodeHandle {
             .await
     }
 
-    /// Members' edits, from now on. Each call gives an independent receiver.
-    pub fn doc_edits(&self) -> broadcast::Receiver<DocEdit> {
-        self.doc_edits.subscribe()
+    /// Where this node's user's selection is in `room`'s document `name`, for the members'
+    /// pages (not stored; a move faster than members take is dropped, the next one counts).
+    pub async fn move_doc_cursor(
+        &self,
+        room: RoomId,
+        name: &str,
+        anchor: Vec<u8>,
+        head: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let name = name.to_owned();
+        self.ask(|done| {
+            Command::Doc(DocCommand::Cursor {
+                room,
+                name,
+                anchor,
+                head,
+                done,
+            })
+        })
+        .await?
+    }
+
+    /// Members' edits and carets, from now on. Each call gives an independent receiver.
+    pub fn doc_events(&self) -> broadcast::Receiver<DocEvent> {
+        self.doc_events.subscribe()
     }
 }

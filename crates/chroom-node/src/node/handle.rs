@@ -131,7 +131,7 @@ pub struct NodeHandle {
     pub(crate) media: MediaHandle,
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) chat: broadcast::Sender<ChatMessage>,
-    pub(crate) doc_edits: broadcast::Sender<super::DocEdit>,
+    pub(crate) doc_events: broadcast::Sender<super::DocEvent>,
     pub(crate) notices: broadcast::Sender<ModerationNotice>,
     pub(crate) closed_links: broadcast::Sender<LinkId>,
     pub(crate) views: watch::Receiver<u64>,

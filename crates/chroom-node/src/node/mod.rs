@@ -26,6 +26,6 @@ pub use api::{
     RoomReport, RoomStatus, TreePosition,
 };
 pub(crate) use docs::DocCommand;
-pub use docs::{DocEdit, OpenedDoc};
+pub use docs::{DocCursor, DocEdit, DocEvent, OpenedDoc};
 pub(crate) use handle::Acting;
 pub use handle::NodeHandle;

@@ -127,6 +127,11 @@ pub(crate) fn encode_say(
             name,
             update: update.into(),
         },
+        Say::DocCursor { name, anchor, head } => RoomMessageBody::DocCursor {
+            name,
+            anchor: anchor.into(),
+            head: head.into(),
+        },
         Say::Moderate { target, action } => RoomMessageBody::Moderate {
             target: chroom_net::node_id_of(&target)?,
             action,
@@ -158,6 +163,11 @@ pub(crate) fn decode_heard(
         RoomMessageBody::DocUpdate { name, update } => Say::DocUpdate {
             name,
             update: update.into(),
+        },
+        RoomMessageBody::DocCursor { name, anchor, head } => Say::DocCursor {
+            name,
+            anchor: anchor.into(),
+            head: head.into(),
         },
         RoomMessageBody::Moderate { target, action } => Say::Moderate {
             target: chroom_net::peer_id_of(target)

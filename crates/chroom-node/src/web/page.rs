@@ -120,7 +120,7 @@ impl PageSession {
             return;
         }
         let mut chat = self.node.chat_messages();
-        let mut doc_edits = self.node.doc_edits();
+        let mut doc_events = self.node.doc_events();
         let mut files = self.node.files().subscribe();
         let mut notices = self.node.moderation_notices();
         let mut refresh = tokio::time::interval(ROSTER_REFRESH);
@@ -143,8 +143,8 @@ impl PageSession {
                     }
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
-                edit = doc_edits.recv() => match edit {
-                    Ok(edit) => self.forward_doc_edit(edit).await,
+                event = doc_events.recv() => match event {
+                    Ok(event) => self.forward_doc_event(event).await,
                     Err(broadcast::error::RecvError::Lagged(_)) => self.reopen_docs().await,
                     Err(broadcast::error::RecvError::Closed) => Err(Closed),
                 },
@@ -233,6 +233,9 @@ impl PageSession {
             ClientMessage::VideoSizes { sizes } => self.video_sizes(sizes).await,
             ClientMessage::OpenDoc { name } => self.open_doc(&name).await,
             ClientMessage::EditDoc { name, update } => self.edit_doc(&name, &update).await,
+            ClientMessage::DocCursor { name, anchor, head } => {
+                self.move_doc_cursor(&name, &anchor, &head).await
+            }
             ClientMessage::SignInText => {
                 let expires_at_unix = crate::clock::unix_now() + WALLET_BINDING_TTL.as_secs();
                 let text = self.node.binding_text(expires_at_unix);

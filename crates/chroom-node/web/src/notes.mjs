@@ -48,12 +48,28 @@ function difference(before, after, caret) {
   };
 }
 
-// One open document on the page. `send(update)` carries a local edit (base64) to the node.
+// How often the page tells the others where its caret is, at most.
+const CARET_TOLD_EVERY_MS = 250;
+
+// A member whose caret was not heard of for this long is not shown editing any more.
+const CARET_FORGOTTEN_MS = 60_000;
+
+// One open document on the page. `send(update)` carries a local edit (base64) to the node;
+// `sendCaret(anchor, head)` the page's selection (base64 relative positions); `showCarets`
+// gets the other members' carets ([{ peerId, index, line }]) whenever they may have moved.
 export class Note {
-  constructor(name, textarea, send) {
+  constructor(name, textarea, { send, sendCaret, showCarets }) {
     this.name = name;
     this.textarea = textarea;
     this.send = send;
+    this.sendCaret = sendCaret;
+    this.showCarets = showCarets;
+    this.carets = new Map(); // peerId -> { anchor, head, heard }
+    this.caretTimer = null;
+    this.onSelect = () => this.tellCaret();
+    for (const kind of ["keyup", "mouseup", "select", "focus"]) {
+      textarea.addEventListener(kind, this.onSelect);
+    }
     this.doc = null;
     this.text = null;
     this.shown = "";
@@ -105,6 +121,7 @@ export class Note {
     const selection = focused ? [at(area.selectionStart), at(area.selectionEnd)] : null;
     if (update) Y.applyUpdate(this.doc, update, "node");
     this.show(this.text.toString());
+    this.renderCarets();
     if (selection) {
       const [from, to] = selection.map((p) => Y.createAbsolutePositionFromRelativePosition(p, this.doc));
       if (from && to) area.setSelectionRange(from.index, to.index);
@@ -115,8 +132,62 @@ export class Note {
     return this.text ? this.text.toString() : "";
   }
 
+  // Another member's caret (base64 relative positions; both empty: it left the document).
+  caret(peerId, anchor, head) {
+    if (!anchor && !head) this.carets.delete(peerId);
+    else {
+      this.carets.set(peerId, {
+        anchor: Y.decodeRelativePosition(fromBase64(anchor)),
+        head: Y.decodeRelativePosition(fromBase64(head)),
+        heard: Date.now(),
+      });
+    }
+    this.renderCarets();
+  }
+
+  // Forgets the carets of members no longer in the room.
+  keepCarets(peerIds) {
+    for (const peerId of [...this.carets.keys()]) {
+      if (!peerIds.has(peerId)) this.carets.delete(peerId);
+    }
+    this.renderCarets();
+  }
+
+  renderCarets() {
+    if (!this.doc) return;
+    const now = Date.now();
+    const shown = [];
+    for (const [peerId, caret] of this.carets) {
+      if (now - caret.heard > CARET_FORGOTTEN_MS) continue;
+      const at = Y.createAbsolutePositionFromRelativePosition(caret.head, this.doc);
+      if (!at) continue;
+      const line = this.shown.slice(0, at.index).split("\n").length;
+      shown.push({ peerId, index: at.index, line });
+    }
+    this.showCarets(shown);
+  }
+
+  // Tells the others where the caret is now, at most every CARET_TOLD_EVERY_MS.
+  tellCaret() {
+    if (!this.doc || this.textarea.readOnly || this.caretTimer) return;
+    this.caretTimer = setTimeout(() => {
+      this.caretTimer = null;
+      if (!this.doc) return;
+      const area = this.textarea;
+      const at = (index) =>
+        toBase64(Y.encodeRelativePosition(Y.createRelativePositionFromTypeIndex(this.text, index, -1)));
+      this.sendCaret(at(area.selectionStart), at(area.selectionEnd));
+    }, CARET_TOLD_EVERY_MS);
+  }
+
   close() {
     this.textarea.removeEventListener("input", this.onInput);
+    for (const kind of ["keyup", "mouseup", "select", "focus"]) {
+      this.textarea.removeEventListener(kind, this.onSelect);
+    }
+    clearTimeout(this.caretTimer);
+    if (this.doc && !this.textarea.readOnly) this.sendCaret("", "");
+    this.showCarets([]);
     this.doc?.destroy();
     this.doc = null;
   }
@@ -134,6 +205,8 @@ export class Note {
       const chunk = change.inserted.slice(i, i + MAX_CHARS_PER_EDIT);
       this.doc.transact(() => this.text.insert(change.at + i, chunk), this);
     }
+    this.renderCarets();
+    this.tellCaret();
   }
 
   show(value) {

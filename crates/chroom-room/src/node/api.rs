@@ -38,6 +38,16 @@ pub enum Say<P> {
         /// What is decided.
         action: Moderation,
     },
+    /// Where the author's selection is in the room's shared document `name` (Yjs relative
+    /// positions; both empty: it left the document).
+    DocCursor {
+        /// The document.
+        name: String,
+        /// One end of the selection.
+        anchor: Vec<u8>,
+        /// The other end (the caret).
+        head: Vec<u8>,
+    },
     /// An edit of the room's shared document `name` (a Yjs update).
     DocUpdate {
         /// The document.
@@ -58,7 +68,8 @@ impl<P> Say<P> {
             // Asking is saying something in the room too.
             Self::Chat { .. } | Self::FileOffer(_) | Self::Question { .. } => Action::Chat,
             Self::Moderate { .. } => Action::Moderate,
-            Self::DocUpdate { .. } => Action::Edit,
+            // Only those who may edit have a caret worth showing.
+            Self::DocUpdate { .. } | Self::DocCursor { .. } => Action::Edit,
             // Any member may ask; who may decide is the orchestrator's to judge.
             Self::Presence(_) | Self::Cue { .. } => Action::Listen,
         }
@@ -292,6 +303,37 @@ pub enum NodeOutput<P> {
         name: String,
         /// The member's update, as it arrived.
         update: Vec<u8>,
+    },
+    /// Ask `peer` for what this node lacks of a document of `room` (`pull`); report the
+    /// answer with [`super::NodeCore::handle_doc_part`].
+    PullDoc {
+        /// The room.
+        room: RoomId,
+        /// The member asked.
+        peer: P,
+        /// What is asked.
+        pull: chroom_proto::DocPull,
+    },
+    /// Answer an accepted [`super::NodeCore::handle_doc_pull`] with
+    /// [`super::NodeCore::doc_part`].
+    ServeDocPart {
+        /// The request.
+        request: InboundId,
+    },
+    /// A member's selection in `room`'s document `name` moved: tell the pages showing it.
+    DocCursor {
+        /// The room.
+        room: RoomId,
+        /// The member.
+        author: P,
+        /// The account it proved.
+        account: Option<Account>,
+        /// The document.
+        name: String,
+        /// One end of the selection (a Yjs relative position).
+        anchor: Vec<u8>,
+        /// The other end (the caret).
+        head: Vec<u8>,
     },
     /// Store this copy of `room`'s document `name` in place of the last one.
     StoreDoc {

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use chroom_docs::{Access, Documents, DocumentsConfig, UpdateError};
 use chroom_types::{Action, MAX_DOC_UPDATE_BYTES, RoomId};
 
+use super::doc_sync::Syncing;
 use super::{CommandError, NodeCore, NodeOutput, Say};
 use crate::access::AccessPolicy;
+use crate::rate::Rate;
 
 /// Longest a changed document waits to be stored: a node killed loses at most this much of
 /// what it heard (what it wrote itself its members hold too).
@@ -23,10 +25,19 @@ pub(super) const STORE_INTERVAL: Duration = Duration::from_secs(2);
 /// One room's documents, with the ones changed since they were last stored.
 #[derive(Debug)]
 pub(super) struct RoomDocs<P> {
-    documents: Documents<P>,
+    pub(super) documents: Documents<P>,
     /// Changed documents, and when they are stored at the latest.
     unstored: BTreeMap<String, Instant>,
+    /// Catching up with members.
+    pub(super) syncing: Syncing<P>,
 }
+
+/// How often a member's caret may move, as members relay it: a page tells its node at most
+/// every 250 ms; bursts cover switching documents.
+pub(super) const CURSOR_RATE: Rate = Rate {
+    per_second: 8.0,
+    burst: 16.0,
+};
 
 /// The limits every node applies alike: an edit travels in one room message.
 fn config() -> DocumentsConfig {
@@ -37,14 +48,15 @@ fn config() -> DocumentsConfig {
 }
 
 impl<P: Ord + Clone> RoomDocs<P> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(now: Instant) -> Self {
         Self {
             documents: Documents::new(config()),
             unstored: BTreeMap::new(),
+            syncing: Syncing::new(now),
         }
     }
 
-    fn changed(&mut self, now: Instant, name: &str) {
+    pub(super) fn changed(&mut self, now: Instant, name: &str) {
         self.unstored
             .entry(name.to_owned())
             .or_insert(now + STORE_INTERVAL);
@@ -98,6 +110,34 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             name: name.to_owned(),
             update,
         })
+    }
+
+    /// Where this node's user's selection is in `room`'s document `name`: returned to publish,
+    /// `None` if its user moves faster than members take (the next move tells them). Refused
+    /// where the user may only read: nobody shows a reader's caret.
+    pub fn move_cursor(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        name: &str,
+        anchor: Vec<u8>,
+        head: Vec<u8>,
+    ) -> Result<Option<Say<P>>, CommandError> {
+        self.now = self.now.max(now);
+        if !self.docs.contains_key(&room) {
+            return Err(CommandError::NotInRoom { doing: "editing" });
+        }
+        if !self.may_edit(room) {
+            return Err(CommandError::ReadOnly);
+        }
+        if !self.cursors.take(now, (room, self.local), CURSOR_RATE) {
+            return Ok(None);
+        }
+        Ok(Some(Say::DocCursor {
+            name: name.to_owned(),
+            anchor,
+            head,
+        }))
     }
 
     /// Whether this node's user may edit `room`'s documents, as far as this node knows:

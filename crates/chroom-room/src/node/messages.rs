@@ -61,6 +61,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         {
             return self.ignore_gossip(id, "its author asks too often");
         }
+        if matches!(heard.say, Say::DocCursor { .. })
+            && !self.cursors.take(now, (topic, author), docs::CURSOR_RATE)
+        {
+            return self.ignore_gossip(id, "its author moves its caret too often");
+        }
         if let Say::Cue { cue, .. } = &heard.say {
             let Some(orchestration) = self.orchestrations.get(&topic) else {
                 return self.ignore_gossip(id, "a cue for a room this node is not present in");
@@ -195,8 +200,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     self.session
                         .handle_member_present(now, room, author, presence.publish_only);
                 }
+                if epoch_before.is_none() && !presence.leaving {
+                    self.doc_member_arrived(room, author);
+                }
             }
             Say::DocUpdate { name, update } => self.deliver_doc_update(room, author, name, update),
+            Say::DocCursor { name, anchor, head } => {
+                self.outputs.push_back(NodeOutput::DocCursor {
+                    room,
+                    author,
+                    account,
+                    name,
+                    anchor,
+                    head,
+                });
+            }
             Say::Moderate { target, action } => {
                 self.carry_out(room, target, action, (author, account));
             }

@@ -37,6 +37,7 @@ use orchestration::{MAX_ASKERS, QUESTION_RATE};
 use tree::TreeQueue;
 
 mod api;
+mod doc_sync;
 mod docs;
 mod messages;
 mod orchestration;
@@ -136,6 +137,8 @@ pub struct NodeCore<P> {
     relay_seek: RelaySeek,
     /// The shared documents of the rooms this node is present in.
     docs: docs::RoomsDocs<P>,
+    /// Caret moves taken per (room, author), against [`docs::CURSOR_RATE`].
+    cursors: KeyedBuckets<(RoomId, P)>,
 }
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
@@ -172,6 +175,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             relay_ledger: None,
             relay_seek: RelaySeek::default(),
             docs: HashMap::new(),
+            cursors: KeyedBuckets::new(MAX_ASKERS),
         }
     }
 
@@ -210,7 +214,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 orchestration.set_policy(policy);
             }
             self.orchestrations.insert(room, orchestration);
-            self.docs.insert(room, docs::RoomDocs::new());
+            self.docs.insert(room, docs::RoomDocs::new(now));
             // Whether this node hosts (and so beats every second) depends on its own role:
             // learn it now, not only when its page asks.
             if let Some(account) = self.account
@@ -631,6 +635,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
         self.settle_graces(now);
         self.store_docs(now, docs::Unstored::Due);
+        self.sync_docs(now);
         if self.next_beat.is_some_and(|at| at <= now) {
             self.next_beat = Some(now + HOST_PRESENCE_INTERVAL);
             self.beat(now);
@@ -694,6 +699,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.next_beat,
             self.grace_ends,
             self.docs_store_due(),
+            self.doc_syncs_due(),
         ]
         .into_iter()
         .flatten()

@@ -67,7 +67,12 @@ fn enforcing() -> SessionConfig {
 /// A node (LOCAL, a listener) present in the conference, with a host (HOST) and a member
 /// (MEMBER) whose bindings and roles it knows, and a stranger (STRANGER) who is no member.
 fn in_a_room(now: Instant) -> NodeCore<u32> {
-    let mut core = NodeCore::new(enforcing(), LOCAL, Some(account(LOCAL as u8)), now);
+    in_a_room_as(now, LOCAL)
+}
+
+/// Like [`in_a_room`], as the node `local` (LOCAL or MEMBER, both listeners).
+fn in_a_room_as(now: Instant, local: u32) -> NodeCore<u32> {
+    let mut core = NodeCore::new(enforcing(), local, Some(account(local as u8)), now);
     for (peer, role) in [
         (LOCAL, Some(Role::Listener)),
         (HOST, Some(Role::Host)),
@@ -75,7 +80,7 @@ fn in_a_room(now: Instant) -> NodeCore<u32> {
         (STRANGER, None),
     ] {
         let acct = account(peer as u8);
-        if peer != LOCAL {
+        if peer != local {
             core.handle_peer_binding(
                 now,
                 UNIX_MS / 1000,

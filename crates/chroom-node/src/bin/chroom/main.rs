@@ -224,6 +224,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         runs: usize,
     },
+    /// Shared notes between loopback nodes: keystroke latency node to node, bytes per
+    /// keystroke, a newcomer catching up on a large note, memory per open note.
+    Docs {
+        /// Keystrokes to time.
+        #[arg(long, default_value_t = 500)]
+        keys: usize,
+        /// Size of the note a newcomer catches up on, in bytes of text.
+        #[arg(long, default_value_t = 1_000_000)]
+        note_bytes: usize,
+        /// Newcomers to time.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// What a member arriving or leaving costs the orchestrator core (run by every node).
     Orchestrator {
         /// Room sizes to measure, comma-separated.
@@ -604,6 +617,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Failover { audio, anvil, runs }) => {
             init_tracing("chroom=warn");
             bench::failover(&anvil, &audio, runs).await?;
+        }
+        Command::Bench(BenchCommand::Docs {
+            keys,
+            note_bytes,
+            runs,
+        }) => {
+            init_tracing("chroom=warn");
+            bench::docs(keys, note_bytes, runs).await?;
         }
         Command::Bench(BenchCommand::Orchestrator { members, changes }) => {
             bench::orchestrator(&members, changes);

@@ -237,6 +237,21 @@ impl NodeActor {
             DocCommand::Text { room, name, reply } => {
                 let _ = reply.send(self.core.doc_text(room, &name));
             }
+            DocCommand::Cursor {
+                room,
+                name,
+                anchor,
+                head,
+                done,
+            } => match self.core.move_cursor(now, room, &name, anchor, head) {
+                Ok(Some(say)) => self.publish_then(room, say, done, true),
+                Ok(None) => {
+                    let _ = done.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = done.send(Err(e.into()));
+                }
+            },
         }
     }
 

@@ -2,7 +2,7 @@
 //! store or the registry.
 
 use super::*;
-use crate::node::DocEdit;
+use crate::node::{DocCursor, DocEdit, DocEvent};
 
 impl NodeActor {
     /// Carries out every output of the core.
@@ -86,8 +86,30 @@ impl NodeActor {
                 }
                 NodeOutput::DocUpdated { room, name, update } => {
                     // No receiver is fine: no page is open.
-                    let _ = self.parts.doc_edits.send(DocEdit { room, name, update });
+                    let edit = DocEdit { room, name, update };
+                    let _ = self.parts.doc_events.send(DocEvent::Edit(edit));
                 }
+                NodeOutput::DocCursor {
+                    room,
+                    author,
+                    account,
+                    name,
+                    anchor,
+                    head,
+                } => {
+                    let cursor = DocCursor {
+                        room,
+                        peer: author,
+                        account,
+                        name,
+                        anchor,
+                        head,
+                    };
+                    // No receiver is fine: no page is open.
+                    let _ = self.parts.doc_events.send(DocEvent::Cursor(cursor));
+                }
+                NodeOutput::PullDoc { room, peer, pull } => self.pull_doc(room, peer, pull),
+                NodeOutput::ServeDocPart { request } => self.serve_doc_part(request),
                 NodeOutput::StoreDoc {
                     room,
                     name,

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use chroom_proto::page::ServerMessage;
 
 use super::{Closed, PageSession};
-use crate::node::DocEdit;
+use crate::node::{DocCursor, DocEdit, DocEvent};
 
 impl PageSession {
     pub(super) async fn open_doc(&mut self, name: &str) -> Result<(), Closed> {
@@ -57,8 +57,59 @@ impl PageSession {
         self.open_doc(name).await
     }
 
+    pub(super) async fn move_doc_cursor(
+        &mut self,
+        name: &str,
+        anchor: &str,
+        head: &str,
+    ) -> Result<(), Closed> {
+        let Some(room) = self.room.as_ref().map(|r| r.id()) else {
+            return self.error("join a room before editing its documents").await;
+        };
+        let (Ok(anchor), Ok(head)) = (STANDARD.decode(anchor), STANDARD.decode(head)) else {
+            return self
+                .error("a caret is two base64 Yjs relative positions")
+                .await;
+        };
+        match self.node.move_doc_cursor(room, name, anchor, head).await {
+            Ok(()) => Ok(()),
+            // Readers have no caret to show: nothing to tell the page.
+            Err(e) => {
+                tracing::debug!(error = %e, "caret not told");
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn forward_doc_event(&mut self, event: DocEvent) -> Result<(), Closed> {
+        match event {
+            DocEvent::Edit(edit) => self.forward_doc_edit(edit).await,
+            DocEvent::Cursor(cursor) => self.forward_doc_cursor(cursor).await,
+        }
+    }
+
+    /// A member's caret, for the page if it shows that document.
+    async fn forward_doc_cursor(&mut self, cursor: DocCursor) -> Result<(), Closed> {
+        let Some(room) = self.room.as_ref() else {
+            return Ok(());
+        };
+        if room.id() != cursor.room || !self.open_docs.contains(&cursor.name) {
+            return Ok(());
+        }
+        let room = room.as_str().to_owned();
+        self.send(&ServerMessage::DocCursor {
+            room,
+            name: cursor.name,
+            peer_id: cursor.peer.to_base58(),
+            account: cursor.account.map(|a| a.to_string()),
+            anchor: STANDARD.encode(&cursor.anchor),
+            head: STANDARD.encode(&cursor.head),
+        })
+        .await
+    }
+
     /// A member's edit, for the page if it shows that document.
-    pub(super) async fn forward_doc_edit(&mut self, edit: DocEdit) -> Result<(), Closed> {
+    async fn forward_doc_edit(&mut self, edit: DocEdit) -> Result<(), Closed> {
         let Some(room) = self.room.as_ref() else {
             return Ok(());
         };

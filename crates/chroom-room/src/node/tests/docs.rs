@@ -4,6 +4,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Text, Transact, Update};
 
 use super::*;
+use crate::node::doc_sync::SYNC_INTERVAL;
 use crate::node::docs::STORE_INTERVAL;
 
 const NOTES: &str = "notes";
@@ -240,4 +241,148 @@ fn an_edit_arriving_before_the_one_it_follows_still_reaches_the_pages() {
         .collect();
     assert_eq!(passed, vec![&edits[1], &edits[0]]);
     assert_eq!(core.doc_text(room(), NOTES).as_deref(), Some("ab"));
+}
+
+/// A document of `len` characters as one compacted update.
+fn long_document(len: usize) -> Vec<u8> {
+    let doc = Doc::with_client_id(9);
+    let shared = doc.get_or_insert_text(chroom_docs::TEXT_NAME);
+    let line = "a line of shared notes, long enough to fill parts\n";
+    let mut txn = doc.transact_mut();
+    let mut written = 0;
+    while written < len {
+        shared.insert(&mut txn, written as u32, line);
+        written += line.len();
+    }
+    txn.encode_update_v1()
+}
+
+/// Carries every pull `asker` makes to `server` and the parts back, until no pull is left;
+/// returns how many pulls went.
+fn carry_pulls(asker: &mut NodeCore<u32>, server: &mut NodeCore<u32>, now: Instant) -> usize {
+    let (asker_id, server_id) = (asker.local, server.local);
+    let mut pulls = 0;
+    let mut outputs = drain(asker);
+    while let Some(pull) = outputs.iter().find_map(|o| match o {
+        NodeOutput::PullDoc { peer, pull, .. } if *peer == server_id => Some(pull.clone()),
+        _ => None,
+    }) {
+        pulls += 1;
+        server.handle_doc_pull(now, InboundId(pulls as u64), asker_id, room());
+        assert!(
+            drain(server).contains(&NodeOutput::ServeDocPart {
+                request: InboundId(pulls as u64)
+            }),
+            "a member present in the room is served"
+        );
+        let part = server.doc_part(asker_id, &pull).map_err(|e| e.to_string());
+        asker.handle_doc_part(now, room(), server_id, part);
+        outputs = drain(asker);
+    }
+    pulls
+}
+
+#[test]
+fn a_node_catches_up_in_parts_and_a_member_behind_it_pulls_back() {
+    let now = epoch();
+    let mut local = in_a_room_as(now, LOCAL);
+    let mut member = in_a_room_as(now, MEMBER);
+    member.handle_docs_loaded(room(), vec![(NOTES.into(), long_document(200_000))]);
+    let text = member.doc_text(room(), NOTES).unwrap();
+    assert!(text.len() >= 200_000);
+
+    // The member arrives: LOCAL asks it for the room's documents at once, then for the one it
+    // lacks, in parts.
+    hear(&mut local, now, 1, MEMBER, beat());
+    hear(&mut member, now, 1, LOCAL, beat());
+    drain(&mut member);
+    let _ = drain(&mut local);
+    local.handle_timeout(now);
+    let pulls = carry_pulls(&mut local, &mut member, now);
+    assert!(
+        pulls >= 3,
+        "names, then the diff in more than one part: {pulls}"
+    );
+    assert_eq!(local.counters().doc_updates_refused, 0);
+    assert!(local.doc_text(room(), NOTES) == Some(text), "caught up");
+
+    // LOCAL writes while the member is not listening; at LOCAL's next round the member sees
+    // from LOCAL's state vector that it lacks something, and pulls it from LOCAL.
+    local
+        .edit_doc(now, room(), NOTES, typed(1, "offline edit. "))
+        .unwrap();
+    let later = now + SYNC_INTERVAL;
+    // Both beat meanwhile (members that go quiet are gone, and get no documents).
+    hear(&mut local, later, 2, MEMBER, beat());
+    hear(&mut member, later, 2, LOCAL, beat());
+    drain(&mut member);
+    local.handle_timeout(later);
+    carry_pulls(&mut local, &mut member, later);
+    member.handle_timeout(later);
+    let pulled_back = carry_pulls(&mut member, &mut local, later);
+    assert!(pulled_back >= 1);
+    assert!(member.doc_text(room(), NOTES) == local.doc_text(room(), NOTES));
+    assert!(
+        member
+            .doc_text(room(), NOTES)
+            .unwrap()
+            .contains("offline edit.")
+    );
+}
+
+#[test]
+fn a_stranger_gets_no_document() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    core.handle_doc_pull(now, InboundId(1), STRANGER, room());
+    let outputs = drain(&mut core);
+    assert_eq!(
+        refusal_code(&outputs, InboundId(1)),
+        Some(ErrorCode::NotInRoom)
+    );
+}
+
+#[test]
+fn carets_of_members_who_edit_reach_the_pages_within_a_rate() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    let caret = |at: u8| Say::DocCursor {
+        name: NOTES.into(),
+        anchor: vec![at],
+        head: vec![at],
+    };
+    let shown = |outputs: &[NodeOutput<u32>]| {
+        outputs
+            .iter()
+            .filter(|o| matches!(o, NodeOutput::DocCursor { author: MEMBER, .. }))
+            .count()
+    };
+    hear(&mut core, now, 1, MEMBER, caret(1));
+    assert_eq!(shown(&drain(&mut core)), 1);
+
+    // A flood is cut at the rate: a burst's worth passes, the rest is dropped.
+    for id in 2..100 {
+        hear(&mut core, now, id, MEMBER, caret(id as u8));
+    }
+    let passed = shown(&drain(&mut core));
+    assert!((10..=20).contains(&passed), "{passed}");
+
+    // This node's own caret goes out; a reader's does not.
+    assert!(
+        core.move_cursor(now, room(), NOTES, vec![1], vec![2])
+            .unwrap()
+            .is_some()
+    );
+    let mut space = in_an_audio_space(now);
+    assert_eq!(
+        space.move_cursor(now, room(), NOTES, vec![1], vec![2]),
+        Err(CommandError::ReadOnly)
+    );
+    hear(&mut space, now, 1, MEMBER, caret(1));
+    let outputs = drain(&mut space);
+    assert!(matches!(
+        verdict_of(&outputs, 1),
+        Some(GossipVerdict::Reject(_))
+    ));
+    assert_eq!(shown(&outputs), 0);
 }

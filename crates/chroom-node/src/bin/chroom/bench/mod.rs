@@ -17,6 +17,7 @@ use chroom_node::{NodeConfig, RunningNode};
 mod call;
 mod chain;
 mod conference;
+mod docs;
 mod failover;
 mod files;
 mod flood;
@@ -26,6 +27,7 @@ mod revoke;
 
 pub(crate) use call::{Engine, call};
 pub(crate) use conference::{ConferencePlan, conference};
+pub(crate) use docs::docs;
 pub(crate) use failover::failover;
 pub(crate) use files::files;
 pub(crate) use flood::{FloodPlan, flood};
