@@ -291,6 +291,8 @@ impl Document {
     }
 
     /// Replaces the document by the state `snapshot` encodes (this document's own encoding).
+    /// Changes that waited come back less completely than they were held (see
+    /// [`Self::is_waiting`]); the next state vector exchange fetches what stays stuck.
     fn restore(&mut self, snapshot: &[u8]) {
         let mut fresh = Self::new();
         let result = decode_update(snapshot).and_then(|update| fresh.try_integrate(update));

@@ -8,9 +8,10 @@
 //!   makes them) and applies it only if the author may edit (the caller passes the room's
 //!   verdict as [`Access`]), it fits the per-update cap, the author keeps to its rate (a token
 //!   bucket; time is an input), the room has room for the document, and the document stays
-//!   under its size cap. Malformed bytes are refused without a panic, including the ones that
-//!   would make yrs itself recurse the stack away (`scan.rs`). A refused update leaves the
-//!   document as it was. An update applied before changes nothing ([`Applied::changed`]).
+//!   under its size cap. Malformed bytes are refused without a panic, including the ones yrs
+//!   itself mishandles (a stack-exhausting nesting, a use-after-free, clock overflows: every
+//!   update is walked before yrs decodes it, `scan.rs`). A refused update leaves the document
+//!   as it was. An update applied before changes nothing ([`Applied::changed`]).
 //! - **Sync**: state vectors and diffs (Yjs SyncStep1 → SyncStep2) for a member catching up
 //!   or repairing updates lost in gossip, and the y-protocols message encoding
 //!   ([`SyncMessage`]) so a page running y-protocols can speak the same bytes.
