@@ -28,8 +28,9 @@ fi
 
 # forge, anvil and solcjs come from npm, pinned to exact versions in package.json.
 if [[ ! -x node_modules/@foundry-rs/forge-linux-amd64/bin/forge || ! -d node_modules/solc \
-    || ! -d node_modules/playwright-core || ! -d node_modules/puppeteer-core ]]; then
-    echo "setup: installing npm tools (forge, anvil, solc, playwright-core, puppeteer-core)"
+    || ! -d node_modules/playwright-core || ! -d node_modules/puppeteer-core \
+    || ! -d node_modules/yjs || ! -x node_modules/.bin/esbuild ]]; then
+    echo "setup: installing npm tools (forge, anvil, solc, playwright-core, puppeteer-core, yjs, esbuild)"
     # `npm ci` rejects this lock: the registry has no entries for the other platforms'
     # optional binaries. `install --no-save` honours the exact pins and leaves the lock alone.
     npm install --no-audit --no-fund --no-save --loglevel=error

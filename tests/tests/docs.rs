@@ -2,14 +2,18 @@
 //! once from Chromium and Firefox pages, and every page and every node's stored copy ends with
 //! the same text; an audio space's listener reads along and cannot write. Nodes catch up on a
 //! large note by pulling it from a member, and a member stopped while others wrote, then
-//! writing alone, merges both ways when it is back.
+//! writing alone, merges both ways when it is back. A listener's node forging an edit onto the
+//! room's topic is refused by the others.
 
 use std::time::{Duration, Instant};
 
 use chroom_docs::{Documents, DocumentsConfig};
+use chroom_proto::{RoomMessage, RoomMessageBody, encode_room_message};
 use chroom_store::Store;
 use chroom_tests::pages::{page_nodes, page_url, screenshots, serve_page};
-use chroom_tests::{Chain, eventually, init_tracing, run_page_scenario, take_part, tcp_addr};
+use chroom_tests::{
+    Chain, eventually, init_tracing, run_page_scenario, take_part, tcp_addr, until_present,
+};
 use chroom_types::{Role, RoomId, RoomKind, RoomName};
 use serde_json::json;
 use yrs::{Doc, Text, Transact};
@@ -252,4 +256,64 @@ async fn members_catch_up_on_a_large_note_and_edits_made_apart_merge_when_a_memb
         loaded["ms"]
     );
     assert_eq!(loaded["shown"], length, "{loaded}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listeners_forged_edit_is_refused_by_the_other_nodes() {
+    init_tracing();
+    // Account 1 speaks in the audio space, account 2 listens.
+    let (chain, room) = Chain::with_room_of_kind(SPACE, RoomKind::AudioSpace).await;
+    let dir = tempfile::tempdir().unwrap();
+    let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
+    let boot = [tcp_addr(&speaker).await];
+    let listener = chain.node(&dir.path().join("listener"), 2, &boot).await;
+    for node in [&speaker, &listener] {
+        take_part(node, room).await;
+    }
+    until_present(&speaker, room, 2).await;
+    speaker
+        .edit_doc(room, "notes", Writer::new(1).append("agenda"))
+        .await
+        .unwrap();
+    note_of_at_least(&listener, room, "agenda".len()).await;
+
+    // The listener's own node refuses its edit.
+    let refused = listener
+        .edit_doc(room, "notes", Writer::new(2).append("mine"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("read"), "{refused:#}");
+
+    // A listener node doing it anyway: a signed room message straight onto the topic.
+    let rejected_before = speaker.stats().await.unwrap().gossip_rejected;
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let binding = chroom_registry::sign(
+        &chain.key(2),
+        &listener.peer_id().to_base58(),
+        now_unix.as_secs() + 3600,
+    )
+    .unwrap();
+    let forged = encode_room_message(&RoomMessage {
+        room,
+        author: Some(binding),
+        sent_at_unix_ms: now_unix.as_millis() as u64,
+        body: RoomMessageBody::DocUpdate {
+            name: "notes".into(),
+            update: Writer::new(2).append("forged ").into(),
+        },
+    });
+    listener.net().publish(room, forged).await.unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the speaker's node rejects it",
+        || async {
+            let rejected = speaker.stats().await.ok()?.gossip_rejected;
+            (rejected > rejected_before).then_some(())
+        },
+    )
+    .await;
+    let text = speaker.doc_text(room, "notes").await.unwrap();
+    assert_eq!(text.as_deref(), Some("agenda"));
 }

@@ -5,49 +5,24 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Longest document name, in bytes of UTF-8.
-pub const MAX_NAME_BYTES: usize = 64;
+/// Longest document name, in bytes of UTF-8 (the rule every Chroom layer applies:
+/// [`chroom_types::check_doc_name`]).
+pub const MAX_NAME_BYTES: usize = chroom_types::MAX_DOC_NAME_BYTES;
 
-/// The name of one of a room's documents: 1 to [`MAX_NAME_BYTES`] bytes of text without
-/// control characters, so it can be shown, logged and used as a store key as it is.
+/// The name of one of a room's documents: 1 to [`MAX_NAME_BYTES`] bytes of text, not blank,
+/// without control characters, so it can be shown, logged and used as a store key as it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DocName(String);
 
 /// Why a string is not a document name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum NameError {
-    /// The name holds a control character (a newline, an escape, ...).
-    #[error("a document name holds no control characters")]
-    ControlCharacter,
-    /// The name is empty.
-    #[error("a document name is not empty")]
-    Empty,
-    /// The name is longer than [`MAX_NAME_BYTES`].
-    #[error("a document name has at most {max} bytes, not {len}")]
-    TooLong {
-        /// The name's length in bytes.
-        len: usize,
-        /// [`MAX_NAME_BYTES`].
-        max: usize,
-    },
-}
+#[error("{0}")]
+pub struct NameError(&'static str);
 
 impl DocName {
     /// Checks a name.
     pub fn new(name: &str) -> Result<Self, NameError> {
-        if name.is_empty() {
-            return Err(NameError::Empty);
-        }
-        if name.len() > MAX_NAME_BYTES {
-            return Err(NameError::TooLong {
-                len: name.len(),
-                max: MAX_NAME_BYTES,
-            });
-        }
-        if name.chars().any(char::is_control) {
-            return Err(NameError::ControlCharacter);
-        }
+        chroom_types::check_doc_name(name).map_err(NameError)?;
         Ok(Self(name.to_owned()))
     }
 
@@ -94,8 +69,9 @@ mod tests {
             DocName::new("Notes — week 3").unwrap().as_str(),
             "Notes — week 3"
         );
-        assert_eq!(DocName::new(""), Err(NameError::Empty));
-        assert_eq!(DocName::new("a\nb"), Err(NameError::ControlCharacter));
+        for bad in ["", "  ", "a\nb"] {
+            assert!(DocName::new(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(
             DocName::new(&"x".repeat(MAX_NAME_BYTES))
                 .unwrap()
@@ -103,9 +79,6 @@ mod tests {
                 .len(),
             64
         );
-        assert_eq!(
-            DocName::new(&"é".repeat(33)),
-            Err(NameError::TooLong { len: 66, max: 64 })
-        );
+        assert!(DocName::new(&"é".repeat(33)).is_err());
     }
 }

@@ -122,6 +122,8 @@ export class Note {
     if (update) Y.applyUpdate(this.doc, update, "node");
     this.show(this.text.toString());
     this.renderCarets();
+    // Members' edits shown: for whoever watches the page (the benchmarks time keystrokes by it).
+    this.textarea.dispatchEvent(new CustomEvent("members-edit"));
     if (selection) {
       const [from, to] = selection.map((p) => Y.createAbsolutePositionFromRelativePosition(p, this.doc));
       if (from && to) area.setSelectionRange(from.index, to.index);

@@ -236,6 +236,17 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in due {
+                // A copy compacted while changes wait for an earlier update can reload with
+                // them stuck: wait for the gap to close (a round of catching up closes it),
+                // unless the node is leaving the room or stopping.
+                let waiting = docs
+                    .documents
+                    .document(&name)
+                    .is_some_and(chroom_docs::Document::is_waiting);
+                if waiting && which == Unstored::Due {
+                    docs.unstored.insert(name, now + STORE_INTERVAL);
+                    continue;
+                }
                 docs.unstored.remove(&name);
                 if let Some(doc) = docs.documents.document(&name) {
                     self.outputs.push_back(NodeOutput::StoreDoc {

@@ -236,6 +236,10 @@ enum BenchCommand {
         /// Newcomers to time.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Also time keystrokes page to page, in Chromium (run from the repository after
+        /// scripts/setup.sh).
+        #[arg(long)]
+        pages: bool,
     },
     /// What a member arriving or leaving costs the orchestrator core (run by every node).
     Orchestrator {
@@ -622,9 +626,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keys,
             note_bytes,
             runs,
+            pages,
         }) => {
             init_tracing("chroom=warn");
-            bench::docs(keys, note_bytes, runs).await?;
+            bench::docs(keys, note_bytes, runs, pages).await?;
         }
         Command::Bench(BenchCommand::Orchestrator { members, changes }) => {
             bench::orchestrator(&members, changes);

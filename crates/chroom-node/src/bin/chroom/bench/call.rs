@@ -71,40 +71,8 @@ async fn call_in(
     window: Duration,
     logs: Option<&Path>,
 ) -> anyhow::Result<CallFigures> {
-    let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!("{OPEN_NODE}[web]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n"),
-    )?;
-    let mut nodes = Vec::new();
-    let mut urls = Vec::new();
-    let mut bootstrap: Option<String> = None;
-    for i in 0..members {
-        let mut command = Command::new(&exe);
-        command
-            .args(["node", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path().join(format!("node-{i}")));
-        let stderr = match logs {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)?;
-                if std::env::var_os("RUST_LOG").is_none() {
-                    command.env("RUST_LOG", "chroom=debug");
-                }
-                Stdio::from(std::fs::File::create(dir.join(format!("node-{i}.log")))?)
-            }
-            None => Stdio::null(),
-        };
-        command.stderr(stderr);
-        let (child, url) = spawn_announcing(command, &mut bootstrap, "web ")
-            .await
-            .with_context(|| format!("node {i}"))?;
-        urls.push(url);
-        nodes.push(child);
-    }
+    let (nodes, urls) = page_nodes(dir.path(), members, logs).await?;
     let measured = nodes[0].id().context("node pid")?;
     let input = serde_json::json!({
         "urls": urls,

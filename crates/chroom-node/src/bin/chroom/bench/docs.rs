@@ -81,7 +81,52 @@ fn rss_bytes() -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-pub(crate) async fn docs(keys: usize, note_bytes: usize, runs: usize) -> anyhow::Result<()> {
+/// Keystrokes typed on one page and shown on another, each page on its own `chroom node`
+/// process (driven by `tests/web/bench-notes.mjs` in Chromium); `keys` keys `gap` apart.
+async fn page_to_page(keys: usize, gap: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nodes, urls) = page_nodes(dir.path(), 2, None).await?;
+    let input = serde_json::json!({
+        "urls": urls,
+        "room": "bench-notes",
+        "keys": keys,
+        "gap_ms": gap.as_millis() as u64,
+    });
+    let output = Command::new("node")
+        .arg("tests/web/bench-notes.mjs")
+        .arg(input.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .context("starting node (Node.js) with tests/web/bench-notes.mjs: run from the repository after scripts/setup.sh")?;
+    anyhow::ensure!(output.status.success(), "the page scenario failed");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let mut shown: Vec<f64> = result["keystroke_ms"]
+        .as_array()
+        .map(|list| list.iter().filter_map(serde_json::Value::as_f64).collect())
+        .unwrap_or_default();
+    shown.sort_by(f64::total_cmp);
+    anyhow::ensure!(!shown.is_empty(), "no keystroke was timed: {result}");
+    let at = |p: f64| shown[((shown.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "keystroke, page to page (Chromium, each page on its own node process): p50 {:.0} ms, p99 {:.0} ms over {} keys ({} lost)",
+        at(0.5),
+        at(0.99),
+        shown.len(),
+        keys - shown.len()
+    );
+    Ok(())
+}
+
+pub(crate) async fn docs(
+    keys: usize,
+    note_bytes: usize,
+    runs: usize,
+    pages: bool,
+) -> anyhow::Result<()> {
+    if pages {
+        page_to_page(keys, Duration::from_millis(80)).await?;
+    }
     let dir = tempfile::tempdir()?;
     let room: RoomName = "bench-docs".parse()?;
     let room = room.id();

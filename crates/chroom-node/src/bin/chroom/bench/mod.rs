@@ -35,6 +35,50 @@ pub(crate) use orchestrator::orchestrator;
 pub(crate) use relay::{RelayPlan, relay};
 pub(crate) use revoke::revoke;
 
+/// Starts `members` `chroom node` processes on loopback, each serving its page, the first
+/// bootstrapping the rest (logs at debug level into `logs`, if given). Returns them and their
+/// page links.
+async fn page_nodes(
+    dir: &Path,
+    members: usize,
+    logs: Option<&Path>,
+) -> anyhow::Result<(Vec<Child>, Vec<String>)> {
+    let exe = std::env::current_exe()?;
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!("{OPEN_NODE}[web]\nlisten = \"127.0.0.1:0\"\n\n[log]\nfilter = \"chroom=warn\"\n"),
+    )?;
+    let mut nodes = Vec::new();
+    let mut urls = Vec::new();
+    let mut bootstrap: Option<String> = None;
+    for i in 0..members {
+        let mut command = Command::new(&exe);
+        command
+            .args(["node", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join(format!("node-{i}")));
+        let stderr = match logs {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                if std::env::var_os("RUST_LOG").is_none() {
+                    command.env("RUST_LOG", "chroom=debug");
+                }
+                Stdio::from(std::fs::File::create(dir.join(format!("node-{i}.log")))?)
+            }
+            None => Stdio::null(),
+        };
+        command.stderr(stderr);
+        let (child, url) = spawn_announcing(command, &mut bootstrap, "web ")
+            .await
+            .with_context(|| format!("node {i}"))?;
+        urls.push(url);
+        nodes.push(child);
+    }
+    Ok((nodes, urls))
+}
+
 /// A loopback node that checks no registry: these benchmarks time media and files, not access
 /// checks (`bench revoke` starts nodes that check).
 fn open_loopback(data_dir: std::path::PathBuf) -> NodeConfig {
