@@ -18,6 +18,27 @@ fn typed(client: u64, text: &str) -> Vec<u8> {
     txn.encode_update_v1()
 }
 
+/// Has `author` (writing as yrs client `client`) publish an edit typing `text`, as message
+/// `id`; returns what the core did.
+fn hear_edit(
+    core: &mut NodeCore<u32>,
+    (now, id): (Instant, u64),
+    author: u32,
+    client: u64,
+    text: &str,
+) -> Vec<NodeOutput<u32>> {
+    let say = Say::DocUpdate {
+        name: NOTES.into(),
+        update: typed(client, text),
+    };
+    hear(core, now, id, author, say);
+    drain(core)
+}
+
+fn rejected(outputs: &[NodeOutput<u32>], id: u64) -> bool {
+    matches!(verdict_of(outputs, id), Some(GossipVerdict::Reject(_)))
+}
+
 fn text_of(compacted: &[u8]) -> String {
     let doc = Doc::new();
     let shared = doc.get_or_insert_text(chroom_docs::TEXT_NAME);
@@ -116,21 +137,8 @@ fn a_members_edit_reaches_the_pages_once_its_right_is_proven() {
     );
 
     // A stranger's edit is refused by the registry and never applied.
-    hear(
-        &mut core,
-        now,
-        3,
-        STRANGER,
-        Say::DocUpdate {
-            name: NOTES.into(),
-            update: typed(3, "intruder "),
-        },
-    );
-    let outputs = drain(&mut core);
-    assert!(matches!(
-        verdict_of(&outputs, 3),
-        Some(GossipVerdict::Reject(_))
-    ));
+    let outputs = hear_edit(&mut core, (now, 3), STRANGER, 3, "intruder ");
+    assert!(rejected(&outputs, 3));
     assert_eq!(
         core.doc_text(room(), NOTES).as_deref(),
         Some("from a member")
@@ -146,21 +154,8 @@ fn a_listeners_edit_in_an_audio_space_is_refused_here_and_by_members() {
         core.edit_doc(now, room(), NOTES, typed(1, "mine")),
         Err(CommandError::ReadOnly)
     );
-    hear(
-        &mut core,
-        now,
-        1,
-        MEMBER,
-        Say::DocUpdate {
-            name: NOTES.into(),
-            update: typed(2, "theirs"),
-        },
-    );
-    let outputs = drain(&mut core);
-    assert!(matches!(
-        verdict_of(&outputs, 1),
-        Some(GossipVerdict::Reject(_))
-    ));
+    let outputs = hear_edit(&mut core, (now, 1), MEMBER, 2, "theirs");
+    assert!(rejected(&outputs, 1));
     assert_eq!(core.doc_text(room(), NOTES), None);
 }
 
@@ -380,9 +375,6 @@ fn carets_of_members_who_edit_reach_the_pages_within_a_rate() {
     );
     hear(&mut space, now, 1, MEMBER, caret(1));
     let outputs = drain(&mut space);
-    assert!(matches!(
-        verdict_of(&outputs, 1),
-        Some(GossipVerdict::Reject(_))
-    ));
+    assert!(rejected(&outputs, 1));
     assert_eq!(shown(&outputs), 0);
 }
