@@ -63,6 +63,10 @@ pub(super) struct PageSession {
     room: Option<RoomName>,
     /// The documents of `room` the page opened: members' edits of these are passed on.
     open_docs: BTreeSet<String>,
+    /// The node took the page back from going live to watching (another broadcast won), and
+    /// the page has not asked to join since: an offer it sent for the broadcast it left is
+    /// dropped, not refused (the page was told why it watches).
+    stepped_back: bool,
     /// `room`'s kind, from the registry check on joining.
     kind: Option<RoomKind>,
     /// Whether this node may send media in `room`.
@@ -99,6 +103,7 @@ impl PageSession {
             web,
             room: None,
             open_docs: BTreeSet::new(),
+            stepped_back: false,
             kind: None,
             may_publish: false,
             media_link: None,
@@ -188,7 +193,10 @@ impl PageSession {
 
     async fn handle(&mut self, message: ClientMessage) -> Result<(), Closed> {
         match message {
-            ClientMessage::Join { room, live } => self.join(&room, live).await,
+            ClientMessage::Join { room, live } => {
+                self.stepped_back = false;
+                self.join(&room, live).await
+            }
             ClientMessage::Leave => {
                 self.leave_room().await;
                 self.send(&ServerMessage::Left).await
@@ -283,6 +291,12 @@ impl PageSession {
             return self.error("join a room before sending media").await;
         };
         if !self.may_publish {
+            if self.stepped_back && video == Track::Camera {
+                tracing::debug!(
+                    "dropped an offer made for the broadcast the page stepped back from"
+                );
+                return Ok(());
+            }
             return self
                 .error("your role in this room does not let you send media")
                 .await;

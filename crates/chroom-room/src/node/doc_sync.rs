@@ -308,6 +308,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             return;
         };
         let Some(name) = round.left.pop_front() else {
+            // Pulled whole: what the member holds is here now.
+            let peer = round.peer;
+            syncing.pulled_back.insert(peer);
             return self.end_round(now, room);
         };
         let state_vector = Bytes::from(documents.state_vector(&name).unwrap_or_default());

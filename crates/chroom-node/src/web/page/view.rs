@@ -93,6 +93,7 @@ impl PageSession {
         {
             let name = room.as_str().to_owned();
             self.join(&name, false).await?;
+            self.stepped_back = true;
             return self
                 .error(format!(
                     "{} went live at the same moment, and viewers watch them: a room carries \
