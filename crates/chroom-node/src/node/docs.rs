@@ -3,38 +3,15 @@
 //! members' edits. Deciding which edits count is the core's (`chroom_room::node`).
 
 use chroom_net::PeerId;
-use chroom_types::{Account, RoomId};
+use chroom_types::RoomId;
 use tokio::sync::{broadcast, oneshot};
 
 use super::handle::{Command, NodeHandle};
 
-/// A member's edit that changed one of a room's documents on this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocEdit {
-    /// The room.
-    pub room: RoomId,
-    /// The document.
-    pub name: String,
-    /// The Yjs update (v1), as the member sent it.
-    pub update: Vec<u8>,
-}
+pub use chroom_room::node::DocEdit;
 
-/// Where a member's selection is in one of a room's documents (Yjs relative positions).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocCursor {
-    /// The room.
-    pub room: RoomId,
-    /// The member's node.
-    pub peer: PeerId,
-    /// The account it proved.
-    pub account: Option<Account>,
-    /// The document.
-    pub name: String,
-    /// One end of the selection.
-    pub anchor: Vec<u8>,
-    /// The other end (the caret); both empty: the member left the document.
-    pub head: Vec<u8>,
-}
+/// Where a member's selection is in one of a room's documents.
+pub type DocCursor = chroom_room::node::DocCaret<PeerId>;
 
 /// What members do in a room's documents, for the pages.
 #[derive(Debug, Clone, PartialEq, Eq)]

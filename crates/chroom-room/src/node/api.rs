@@ -105,6 +105,34 @@ pub struct ChatLine<P> {
     pub question: bool,
 }
 
+/// A member's edit that changed one of a room's documents on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocEdit {
+    /// The room.
+    pub room: RoomId,
+    /// The document.
+    pub name: String,
+    /// The Yjs update (v1), as the member sent it.
+    pub update: Vec<u8>,
+}
+
+/// Where a member's selection is in one of a room's documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocCaret<P> {
+    /// The room.
+    pub room: RoomId,
+    /// The member.
+    pub author: P,
+    /// The account it proved.
+    pub account: Option<Account>,
+    /// The document.
+    pub name: String,
+    /// One end of the selection (a Yjs relative position).
+    pub anchor: Vec<u8>,
+    /// The other end (the caret); both empty: the member left the document.
+    pub head: Vec<u8>,
+}
+
 /// A host's decision, carried out on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModerationNotice<P> {
@@ -295,15 +323,8 @@ pub enum NodeOutput<P> {
         /// The room to name.
         room: RoomId,
     },
-    /// A member's edit changed `room`'s document `name`: pass `update` to the pages showing it.
-    DocUpdated {
-        /// The room.
-        room: RoomId,
-        /// The document.
-        name: String,
-        /// The member's update, as it arrived.
-        update: Vec<u8>,
-    },
+    /// A member's edit changed one of a room's documents: pass it to the pages showing it.
+    DocUpdated(DocEdit),
     /// Ask `peer` for what this node lacks of a document of `room` (`pull`); report the
     /// answer with [`super::NodeCore::handle_doc_part`].
     PullDoc {
@@ -320,21 +341,8 @@ pub enum NodeOutput<P> {
         /// The request.
         request: InboundId,
     },
-    /// A member's selection in `room`'s document `name` moved: tell the pages showing it.
-    DocCursor {
-        /// The room.
-        room: RoomId,
-        /// The member.
-        author: P,
-        /// The account it proved.
-        account: Option<Account>,
-        /// The document.
-        name: String,
-        /// One end of the selection (a Yjs relative position).
-        anchor: Vec<u8>,
-        /// The other end (the caret).
-        head: Vec<u8>,
-    },
+    /// A member's selection in one of a room's documents moved: tell the pages showing it.
+    DocCursor(DocCaret<P>),
     /// Store this copy of `room`'s document `name` in place of the last one.
     StoreDoc {
         /// The room.

@@ -24,7 +24,7 @@ use chroom_proto::{
 use chroom_types::{Action, MAX_DOC_UPDATE_BYTES, RoomId};
 
 use super::docs::RoomDocs;
-use super::{NodeCore, NodeOutput, Say};
+use super::{DocEdit, NodeCore, NodeOutput, Say};
 use crate::access::AccessPolicy;
 use crate::session::InboundId;
 
@@ -282,11 +282,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             Ok(applied) => {
                 if applied.changed {
                     docs.changed(now, name);
-                    self.outputs.push_back(NodeOutput::DocUpdated {
+                    self.outputs.push_back(NodeOutput::DocUpdated(DocEdit {
                         room,
                         name: name.to_owned(),
                         update: diff,
-                    });
+                    }));
                 }
             }
             Err(e) => {

@@ -14,7 +14,7 @@ use chroom_docs::{Access, Documents, DocumentsConfig, UpdateError};
 use chroom_types::{Action, MAX_DOC_UPDATE_BYTES, RoomId};
 
 use super::doc_sync::Syncing;
-use super::{CommandError, NodeCore, NodeOutput, Say};
+use super::{CommandError, DocEdit, NodeCore, NodeOutput, Say};
 use crate::access::AccessPolicy;
 use crate::rate::Rate;
 
@@ -207,7 +207,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 // both, and the pages, which wait the same way, need both.
                 if applied.changed || applied.waiting {
                     self.outputs
-                        .push_back(NodeOutput::DocUpdated { room, name, update });
+                        .push_back(NodeOutput::DocUpdated(DocEdit { room, name, update }));
                 }
             }
             Err(e) => {

@@ -206,14 +206,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             }
             Say::DocUpdate { name, update } => self.deliver_doc_update(room, author, name, update),
             Say::DocCursor { name, anchor, head } => {
-                self.outputs.push_back(NodeOutput::DocCursor {
+                self.outputs.push_back(NodeOutput::DocCursor(DocCaret {
                     room,
                     author,
                     account,
                     name,
                     anchor,
                     head,
-                });
+                }));
             }
             Say::Moderate { target, action } => {
                 self.carry_out(room, target, action, (author, account));

@@ -48,8 +48,8 @@ mod tree;
 mod view;
 
 pub use api::{
-    ChatLine, CommandError, Heard, ModerationNotice, NodeCounters, NodeOutput, OwnCheckId,
-    Participant, RegistryStatus, RoomStatus, Say, TreeDelivery,
+    ChatLine, CommandError, DocCaret, DocEdit, Heard, ModerationNotice, NodeCounters, NodeOutput,
+    OwnCheckId, Participant, RegistryStatus, RoomStatus, Say, TreeDelivery,
 };
 
 pub use rules::{

@@ -2,7 +2,7 @@
 //! store or the registry.
 
 use super::*;
-use crate::node::{DocCursor, DocEdit, DocEvent};
+use crate::node::DocEvent;
 
 impl NodeActor {
     /// Carries out every output of the core.
@@ -84,29 +84,12 @@ impl NodeActor {
                         self.grant_relay(reply, peer, kbps);
                     }
                 }
-                NodeOutput::DocUpdated { room, name, update } => {
-                    // No receiver is fine: no page is open.
-                    let edit = DocEdit { room, name, update };
+                // No receiver is fine: no page is open.
+                NodeOutput::DocUpdated(edit) => {
                     let _ = self.parts.doc_events.send(DocEvent::Edit(edit));
                 }
-                NodeOutput::DocCursor {
-                    room,
-                    author,
-                    account,
-                    name,
-                    anchor,
-                    head,
-                } => {
-                    let cursor = DocCursor {
-                        room,
-                        peer: author,
-                        account,
-                        name,
-                        anchor,
-                        head,
-                    };
-                    // No receiver is fine: no page is open.
-                    let _ = self.parts.doc_events.send(DocEvent::Cursor(cursor));
+                NodeOutput::DocCursor(caret) => {
+                    let _ = self.parts.doc_events.send(DocEvent::Cursor(caret));
                 }
                 NodeOutput::PullDoc { room, peer, pull } => self.pull_doc(room, peer, pull),
                 NodeOutput::ServeDocPart { request } => self.serve_doc_part(request),

@@ -100,7 +100,7 @@ impl PageSession {
         self.send(&ServerMessage::DocCursor {
             room,
             name: cursor.name,
-            peer_id: cursor.peer.to_base58(),
+            peer_id: cursor.author.to_base58(),
             account: cursor.account.map(|a| a.to_string()),
             anchor: STANDARD.encode(&cursor.anchor),
             head: STANDARD.encode(&cursor.head),

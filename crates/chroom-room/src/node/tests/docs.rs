@@ -117,11 +117,11 @@ fn a_members_edit_reaches_the_pages_once_its_right_is_proven() {
     hear(&mut core, now, 1, MEMBER, say.clone());
     let outputs = drain(&mut core);
     assert_eq!(verdict_of(&outputs, 1), Some(&GossipVerdict::Deliver));
-    assert!(outputs.contains(&NodeOutput::DocUpdated {
+    assert!(outputs.contains(&NodeOutput::DocUpdated(DocEdit {
         room: room(),
         name: NOTES.into(),
         update: update.clone(),
-    }));
+    })));
     assert_eq!(
         core.doc_text(room(), NOTES).as_deref(),
         Some("from a member")
@@ -133,7 +133,7 @@ fn a_members_edit_reaches_the_pages_once_its_right_is_proven() {
     assert!(
         !outputs
             .iter()
-            .any(|o| matches!(o, NodeOutput::DocUpdated { .. }))
+            .any(|o| matches!(o, NodeOutput::DocUpdated(_)))
     );
 
     // A stranger's edit is refused by the registry and never applied.
@@ -178,7 +178,7 @@ fn garbage_from_a_member_harms_no_document() {
     assert!(
         !outputs
             .iter()
-            .any(|o| matches!(o, NodeOutput::DocUpdated { .. }))
+            .any(|o| matches!(o, NodeOutput::DocUpdated(_)))
     );
     assert_eq!(core.doc_text(room(), NOTES).as_deref(), Some("kept"));
     assert_eq!(core.counters().doc_updates_refused, 1);
@@ -230,7 +230,7 @@ fn an_edit_arriving_before_the_one_it_follows_still_reaches_the_pages() {
     let passed: Vec<&Vec<u8>> = outputs
         .iter()
         .filter_map(|o| match o {
-            NodeOutput::DocUpdated { update, .. } => Some(update),
+            NodeOutput::DocUpdated(edit) => Some(&edit.update),
             _ => None,
         })
         .collect();
@@ -349,7 +349,7 @@ fn carets_of_members_who_edit_reach_the_pages_within_a_rate() {
     let shown = |outputs: &[NodeOutput<u32>]| {
         outputs
             .iter()
-            .filter(|o| matches!(o, NodeOutput::DocCursor { author: MEMBER, .. }))
+            .filter(|o| matches!(o, NodeOutput::DocCursor(caret) if caret.author == MEMBER))
             .count()
     };
     hear(&mut core, now, 1, MEMBER, caret(1));
