@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use chroom_types::{Account, RoomId};
 
+use crate::gossip::MAX_CLOCK_SKEW;
+
 /// How often a member says it is in a room.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -39,6 +41,8 @@ pub struct Present {
     pub display_name: Option<String>,
     /// How many times it remade its links in this visit (the most any beat said).
     pub links_epoch: u32,
+    /// When its newest beat was sent, by its own clock (unix milliseconds).
+    pub last_sent_unix_ms: u64,
 }
 
 /// What a presence beat says.
@@ -60,18 +64,33 @@ pub struct Beat {
     pub display_name: Option<String>,
     /// How many times the author remade its links in this visit.
     pub links_epoch: u32,
+    /// When the author sent it, by its own clock (unix milliseconds).
+    pub sent_at_unix_ms: u64,
+}
+
+/// A visit that ended: a beat of it that arrives late (gossip repairs losses by asking for
+/// them again, seconds after) must not bring its member back.
+#[derive(Debug, Clone, Copy)]
+struct Departed {
+    joined_at_unix_ms: u64,
+    /// Beats of the visit sent before this (by the member's clock) are late ones.
+    stale_before_unix_ms: u64,
+    /// When the record can go: a beat older than the clock skew allowed is refused anyway.
+    forget_at: Instant,
 }
 
 /// The members present in each room. Sans-IO: time is an input.
 #[derive(Debug)]
 pub struct Roster<P> {
     rooms: HashMap<RoomId, BTreeMap<P, Present>>,
+    departed: HashMap<(RoomId, P), Departed>,
 }
 
 impl<P> Default for Roster<P> {
     fn default() -> Self {
         Self {
             rooms: HashMap::new(),
+            departed: HashMap::new(),
         }
     }
 }
@@ -80,9 +99,25 @@ impl<P: Copy + Ord + Hash> Roster<P> {
     /// A delivered presence beat (the registry let its author into the room). Returns whether
     /// the room's membership changed (someone arrived or left, or proved another account).
     pub fn handle_presence(&mut self, now: Instant, room: RoomId, peer: P, beat: Beat) -> bool {
+        if self.departed.get(&(room, peer)).is_some_and(|d| {
+            d.joined_at_unix_ms == beat.joined_at_unix_ms
+                && beat.sent_at_unix_ms < d.stale_before_unix_ms
+        }) {
+            return false;
+        }
         let members = self.rooms.entry(room).or_default();
         if beat.leaving {
-            return members.remove(&peer).is_some();
+            let Some(gone) = members.remove(&peer) else {
+                return false;
+            };
+            // Everything the visit sent up to its goodbye is late from now on.
+            let last = Present {
+                last_sent_unix_ms: gone.last_sent_unix_ms.max(beat.sent_at_unix_ms),
+                timeout: Duration::ZERO,
+                ..gone
+            };
+            self.remember_departed(now, room, peer, &last);
+            return true;
         }
         let before = members.get(&peer);
         let present = Present {
@@ -100,9 +135,15 @@ impl<P: Copy + Ord + Hash> Roster<P> {
             display_name: beat.display_name,
             // A late beat must not make an old count look new again.
             links_epoch: before.map_or(beat.links_epoch, |b| b.links_epoch.max(beat.links_epoch)),
+            last_sent_unix_ms: before.map_or(beat.sent_at_unix_ms, |b| {
+                b.last_sent_unix_ms.max(beat.sent_at_unix_ms)
+            }),
         };
         let changed = before.is_none_or(|b| b.account != beat.account);
         members.insert(peer, present);
+        if changed {
+            self.departed.remove(&(room, peer));
+        }
         changed
     }
 
@@ -113,13 +154,32 @@ impl<P: Copy + Ord + Hash> Roster<P> {
             members.retain(|peer, p| {
                 let alive = now.saturating_duration_since(p.last_seen) < p.timeout;
                 if !alive {
-                    gone.push((*room, *peer));
+                    gone.push((*room, *peer, p.clone()));
                 }
                 alive
             });
         }
         self.rooms.retain(|_, members| !members.is_empty());
-        gone
+        self.departed.retain(|_, d| d.forget_at > now);
+        gone.into_iter()
+            .map(|(room, peer, last)| {
+                self.remember_departed(now, room, peer, &last);
+                (room, peer)
+            })
+            .collect()
+    }
+
+    /// Remembers a visit that ended. Its beats sent within a timeout of its last one heard
+    /// are late copies of beats that were missed; one sent after that means the member was
+    /// cut off, not gone, and is back.
+    fn remember_departed(&mut self, now: Instant, room: RoomId, peer: P, last: &Present) {
+        let timeout_ms = u64::try_from(last.timeout.as_millis()).unwrap_or(u64::MAX);
+        let departed = Departed {
+            joined_at_unix_ms: last.joined_at_unix_ms,
+            stale_before_unix_ms: last.last_sent_unix_ms.saturating_add(timeout_ms),
+            forget_at: now + MAX_CLOCK_SKEW * 2,
+        };
+        self.departed.insert((room, peer), departed);
     }
 
     /// What the roster knows of `peer` in `room`.
@@ -130,6 +190,7 @@ impl<P: Copy + Ord + Hash> Roster<P> {
     /// Forgets a room this node left.
     pub fn forget_room(&mut self, room: RoomId) {
         self.rooms.remove(&room);
+        self.departed.retain(|(r, _), _| *r != room);
     }
 
     /// Whether `peer` is present in `room`.
@@ -181,6 +242,7 @@ mod tests {
         interval: None,
         display_name: None,
         links_epoch: 0,
+        sent_at_unix_ms: 0,
     };
 
     #[test]
@@ -262,5 +324,46 @@ mod tests {
         assert!(roster.members(ROOM)[0].1.sharing_screen);
         assert!(!roster.handle_presence(now, ROOM, 1, beat(None)));
         assert!(!roster.members(ROOM)[0].1.sharing_screen);
+    }
+
+    #[test]
+    fn a_late_beat_of_a_visit_that_ended_does_not_bring_its_member_back() {
+        let start = epoch();
+        let mut roster = Roster::default();
+        let sent = |sent_at_unix_ms, joined_at_unix_ms| Beat {
+            sent_at_unix_ms,
+            joined_at_unix_ms,
+            interval: Some(HOST_PRESENCE_INTERVAL),
+            ..beat(None)
+        };
+        roster.handle_presence(start, ROOM, 1u8, sent(10_000, 1_000));
+        // Its beat of 11 000 was lost; silence makes it gone.
+        assert_eq!(
+            roster.expire(start + HOST_PRESENCE_INTERVAL * 3),
+            [(ROOM, 1)]
+        );
+        // Gossip repairs the loss seconds later: still gone.
+        let later = start + HOST_PRESENCE_INTERVAL * 5;
+        assert!(!roster.handle_presence(later, ROOM, 1, sent(11_000, 1_000)));
+        assert!(!roster.is_present(ROOM, 1));
+        // Cut off, not dead: a beat sent well after its last one brings it back.
+        assert!(roster.handle_presence(later, ROOM, 1, sent(13_000, 1_000)));
+        assert_eq!(roster.member(ROOM, 1).unwrap().joined_at_unix_ms, 1_000);
+
+        // A goodbye makes every earlier beat of the visit late, but not a new visit's.
+        let goodbye = Beat {
+            leaving: true,
+            ..sent(14_000, 1_000)
+        };
+        assert!(roster.handle_presence(later, ROOM, 1, goodbye));
+        assert!(!roster.handle_presence(later, ROOM, 1, sent(13_500, 1_000)));
+        assert!(roster.handle_presence(later, ROOM, 1, sent(14_500, 14_400)));
+
+        // Records of ended visits do not outlive the clock skew a beat is allowed.
+        roster.handle_presence(later, ROOM, 2u8, sent(20_000, 1_000));
+        roster.expire(later + PRESENCE_TIMEOUT);
+        assert!(!roster.departed.is_empty());
+        roster.expire(later + MAX_CLOCK_SKEW * 3);
+        assert!(roster.departed.is_empty());
     }
 }

@@ -174,6 +174,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                         .then(|| Duration::from_millis(presence.beat_interval_ms.into())),
                     display_name: presence.display_name,
                     links_epoch: presence.links_epoch,
+                    sent_at_unix_ms: heard.sent_at_unix_ms,
                 };
                 let now = self.now;
                 // What pages show of the member beside its assignments.

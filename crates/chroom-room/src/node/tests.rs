@@ -11,14 +11,21 @@ use crate::access::{AccessFacts, AccessPolicy};
 use crate::gossip::{GossipId, GossipVerdict, MAX_CLOCK_SKEW};
 use crate::roster::PRESENCE_TIMEOUT;
 
-/// The origin of virtual time (`Instant` has no constructor but `now()`).
+/// The origin of virtual time (`Instant` has no constructor but `now()`): one per test
+/// process, so an instant maps to the wall clock of [`unix_ms_at`].
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
-    Instant::now()
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// Wall-clock milliseconds at the epoch, for message freshness.
 const UNIX_MS: u64 = 1_800_000_000_000;
+
+/// The wall clock at virtual time `now`.
+fn unix_ms_at(now: Instant) -> u64 {
+    UNIX_MS + now.saturating_duration_since(epoch()).as_millis() as u64
+}
 
 const LOCAL: u32 = 5;
 const HOST: u32 = 7;
@@ -99,11 +106,12 @@ fn in_a_room_as(now: Instant, local: u32) -> NodeCore<u32> {
 fn hear(core: &mut NodeCore<u32>, now: Instant, id: u64, author: u32, say: Say<u32>) {
     let heard = Heard {
         room: room(),
-        sent_at_unix_ms: UNIX_MS,
+        sent_at_unix_ms: unix_ms_at(now),
         say,
     };
     let acct = Some(account(author as u8));
-    core.handle_room_message(now, UNIX_MS, GossipId(id), room(), author, acct, heard);
+    let at = unix_ms_at(now);
+    core.handle_room_message(now, at, GossipId(id), room(), author, acct, heard);
 }
 
 /// A beat of a member that joined at [`UNIX_MS`] and does not host.
