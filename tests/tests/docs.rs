@@ -3,12 +3,16 @@
 //! the same text; an audio space's listener reads along and cannot write. Nodes catch up on a
 //! large note by pulling it from a member, and a member stopped while others wrote, then
 //! writing alone, merges both ways when it is back. A listener's node forging an edit onto the
-//! room's topic is refused by the others.
+//! room's topic is refused by the others, and a node without a right that subscribes to the
+//! topic reads neither the chat nor the notes.
 
 use std::time::{Duration, Instant};
 
 use chroom_docs::{Documents, DocumentsConfig};
-use chroom_proto::{RoomMessage, RoomMessageBody, encode_room_message};
+use chroom_proto::{
+    RoomMessage, RoomMessageBody, SignalRequest, SignalResponse, encode_room_message,
+};
+use chroom_room::sealing::seal_with;
 use chroom_store::Store;
 use chroom_tests::pages::{page_nodes, page_url, screenshots, serve_page};
 use chroom_tests::{
@@ -284,7 +288,17 @@ async fn a_listeners_forged_edit_is_refused_by_the_other_nodes() {
         .unwrap_err();
     assert!(refused.to_string().contains("read"), "{refused:#}");
 
-    // A listener node doing it anyway: a signed room message straight onto the topic.
+    // A listener node doing it anyway: a signed edit, sealed with the listener's own key
+    // (members hold it: the listener is a member), straight onto the topic.
+    let key = match speaker
+        .net()
+        .request(listener.peer_id(), SignalRequest::RoomKey { room })
+        .await
+        .unwrap()
+    {
+        SignalResponse::RoomKey(key) => key,
+        other => panic!("a member is handed the listener's key: {other:?}"),
+    };
     let rejected_before = speaker.stats().await.unwrap().gossip_rejected;
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -295,14 +309,17 @@ async fn a_listeners_forged_edit_is_refused_by_the_other_nodes() {
         now_unix.as_secs() + 3600,
     )
     .unwrap();
+    let edit = RoomMessageBody::DocUpdate {
+        name: "notes".into(),
+        update: Writer::new(2).append("forged ").into(),
+    };
+    // A nonce the listener's node has not used (it sealed nothing).
+    let sealed = seal_with(&key, u64::MAX / 2, room, &edit).unwrap();
     let forged = encode_room_message(&RoomMessage {
         room,
         author: Some(binding),
         sent_at_unix_ms: now_unix.as_millis() as u64,
-        body: RoomMessageBody::DocUpdate {
-            name: "notes".into(),
-            update: Writer::new(2).append("forged ").into(),
-        },
+        body: RoomMessageBody::Sealed(sealed),
     });
     listener.net().publish(room, forged).await.unwrap();
     eventually(
@@ -316,4 +333,57 @@ async fn a_listeners_forged_edit_is_refused_by_the_other_nodes() {
     .await;
     let text = speaker.doc_text(room, "notes").await.unwrap();
     assert_eq!(text.as_deref(), Some("agenda"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_right_on_the_rooms_topic_reads_no_chat_and_no_notes() {
+    init_tracing();
+    // Accounts 1 and 2 are members of the conference; account 3 is a stranger to it.
+    let (chain, room) = Chain::with_room(ROOM).await;
+    let dir = tempfile::tempdir().unwrap();
+    let speaker = chain.node(&dir.path().join("speaker"), 1, &[]).await;
+    let boot = [tcp_addr(&speaker).await];
+    let member = chain.node(&dir.path().join("member"), 2, &boot).await;
+    // The eavesdropper: a real node acting for the stranger that checks nobody, so it takes
+    // whatever it is sent, subscribed to the room's topic like any member.
+    let eavesdropper = chain
+        .node_with(&dir.path().join("stranger"), 3, &boot, |config| {
+            config.registry = None;
+            config.open_access = true;
+        })
+        .await;
+    for node in [&speaker, &member, &eavesdropper] {
+        take_part(node, room).await;
+    }
+    until_present(&member, room, 2).await;
+    // It is in the topic's mesh: members' beats, which travel in the clear, reach it.
+    until_present(&eavesdropper, room, 3).await;
+
+    let mut chat = member.chat_messages();
+    let secret = "the launch moves to Friday";
+    speaker.send_chat(room, secret).await.unwrap();
+    speaker
+        .edit_doc(room, "notes", Writer::new(1).append("budget: 40k"))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while chat.recv().await.unwrap().text != secret {}
+    })
+    .await
+    .expect("the member reads the chat line");
+    note_of_at_least(&member, room, "budget: 40k".len()).await;
+
+    // Both reached the eavesdropper sealed; the speaker refused it its key, and after asking
+    // for 10 s it dropped them unread.
+    eventually(
+        Duration::from_secs(30),
+        "the eavesdropper drops both unread",
+        || async { (eavesdropper.stats().await.ok()?.sealed_unread >= 2).then_some(()) },
+    )
+    .await;
+    let lines = eavesdropper.chat_history(room, 100).unwrap();
+    assert!(lines.iter().all(|line| line.text != secret), "{lines:?}");
+    assert_eq!(eavesdropper.doc_text(room, "notes").await.unwrap(), None);
+    assert!(speaker.stats().await.unwrap().requests_refused > 0);
+    assert_eq!(member.stats().await.unwrap().sealed_unread, 0);
 }

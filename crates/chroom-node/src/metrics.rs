@@ -332,6 +332,12 @@ pub fn render(
         &[("verdict", "rejected")],
         stats.gossip_rejected as f64,
     );
+    out.single(
+        "chroom_sealed_unread_total",
+        Type::Counter,
+        "Sealed room messages this node could not read: no author handed it a key in time.",
+        stats.sealed_unread as f64,
+    );
 
     // Relay trees.
     out.single(

@@ -18,8 +18,9 @@ pub use docs::{
     DocPart, DocPull, MAX_DOC_DIFF_BYTES, MAX_DOC_NAMES, MAX_DOC_PART_BYTES, MAX_STATE_VECTOR_BYTES,
 };
 pub use room::{
-    FileOffer, Presence, RoomMessage, RoomMessageBody, check_file_name, decode_room_message,
-    encode_room_message,
+    FileOffer, Presence, RoomKey, RoomMessage, RoomMessageBody, SEAL_TAG_BYTES, Sealed,
+    check_file_name, decode_room_message, decode_sealed_content, encode_room_message,
+    encode_sealed_content,
 };
 pub use signal::{
     DecodeError, ErrorCode, FilePart, RELAY_TOKEN_LEN, RelayGrant, SignalError, SignalRequest,

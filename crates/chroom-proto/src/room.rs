@@ -94,6 +94,57 @@ pub enum RoomMessageBody {
         /// core's to check).
         update: Bytes,
     },
+    /// Content for members only, sealed with its author's room key.
+    Sealed(Sealed),
+}
+
+impl RoomMessageBody {
+    /// Whether this is content for members only, which travels [`Sealed`]: chat, questions,
+    /// file offers, documents' edits and carets. Presence, cues and hosts' decisions travel
+    /// in the clear: relayers and nodes waiting for a key act on them.
+    pub fn is_content(&self) -> bool {
+        match self {
+            Self::Chat { .. }
+            | Self::Question { .. }
+            | Self::FileOffer(_)
+            | Self::DocCursor { .. }
+            | Self::DocUpdate { .. } => true,
+            Self::Presence(_) | Self::Cue { .. } | Self::Moderate { .. } | Self::Sealed(_) => false,
+        }
+    }
+}
+
+/// The authentication tag ChaCha20-Poly1305 appends to a sealed message.
+pub const SEAL_TAG_BYTES: usize = 16;
+
+/// Content sealed with its author's key for the room (ChaCha20-Poly1305, the room id as
+/// associated data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Which of the author's keys, as its [`RoomKey`] said.
+    pub key_id: u32,
+    /// The nonce: never repeats under one key.
+    pub counter: u64,
+    /// [`encode_sealed_content`]'s bytes, sealed, with the tag.
+    pub ciphertext: Bytes,
+}
+
+/// The key a member seals its content in a room with, handed to members who ask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RoomKey {
+    /// Which key: a new one is made whenever a member leaves.
+    pub key_id: u32,
+    /// ChaCha20-Poly1305 key.
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for RoomKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("RoomKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A file shared with a room: members' nodes fetch it from the author.
@@ -158,7 +209,16 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
     })?;
     let room = RoomId::try_from(msg.room_id.as_ref())
         .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
-    let body = match msg.body {
+    Ok(RoomMessage {
+        room,
+        author: msg.author.map(binding_from_wire).transpose()?,
+        sent_at_unix_ms: msg.sent_at_unix_ms,
+        body: body_from_wire(msg.body)?,
+    })
+}
+
+fn body_from_wire(body: Option<pb::room_message::Body>) -> Result<RoomMessageBody, DecodeError> {
+    Ok(match body {
         Some(pb::room_message::Body::Chat(chat)) => {
             if chat.text.len() > MAX_CHAT_TEXT_BYTES {
                 return Err(DecodeError::ChatTooLong {
@@ -245,23 +305,72 @@ pub fn decode_room_message(bytes: &[u8]) -> Result<RoomMessage, DecodeError> {
             beat_interval_ms: presence.beat_interval_ms,
             links_epoch: presence.links_epoch,
         }),
+        Some(pb::room_message::Body::Sealed(sealed)) => {
+            if sealed.ciphertext.len() < SEAL_TAG_BYTES {
+                return Err(DecodeError::BadSealed {
+                    reason: "a sealed message is shorter than its tag",
+                });
+            }
+            RoomMessageBody::Sealed(Sealed {
+                key_id: sealed.key_id,
+                counter: sealed.counter,
+                ciphertext: sealed.ciphertext,
+            })
+        }
         None => {
             return Err(DecodeError::MissingKind {
                 message: "RoomMessage",
             });
         }
-    };
-    Ok(RoomMessage {
-        room,
-        author: msg.author.map(binding_from_wire).transpose()?,
-        sent_at_unix_ms: msg.sent_at_unix_ms,
-        body,
     })
 }
 
 /// Encodes a room message for gossip.
 pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
-    let body = match &message.body {
+    pb::RoomMessage {
+        room_id: Bytes::copy_from_slice(message.room.as_bytes()),
+        author: message.author.as_ref().map(binding_to_wire),
+        sent_at_unix_ms: message.sent_at_unix_ms,
+        body: Some(body_to_wire(&message.body)),
+    }
+    .encode_to_vec()
+}
+
+/// The bytes content is sealed as: a room message holding only `body`. `None` unless `body`
+/// is content ([`RoomMessageBody::is_content`]).
+pub fn encode_sealed_content(body: &RoomMessageBody) -> Option<Vec<u8>> {
+    body.is_content().then(|| {
+        pb::RoomMessage {
+            body: Some(body_to_wire(body)),
+            ..pb::RoomMessage::default()
+        }
+        .encode_to_vec()
+    })
+}
+
+/// Decodes what a [`Sealed`] opened to: one content kind and nothing else.
+pub fn decode_sealed_content(bytes: &[u8]) -> Result<RoomMessageBody, DecodeError> {
+    check_size(bytes, MAX_ROOM_MESSAGE_BYTES)?;
+    let msg = pb::RoomMessage::decode(bytes).map_err(|e| DecodeError::Protobuf {
+        message: "sealed RoomMessage",
+        reason: e.to_string(),
+    })?;
+    if !msg.room_id.is_empty() || msg.author.is_some() || msg.sent_at_unix_ms != 0 {
+        return Err(DecodeError::BadSealed {
+            reason: "sealed content carries its envelope's fields",
+        });
+    }
+    let body = body_from_wire(msg.body)?;
+    if !body.is_content() {
+        return Err(DecodeError::BadSealed {
+            reason: "only chat, questions, file offers and documents travel sealed",
+        });
+    }
+    Ok(body)
+}
+
+fn body_to_wire(body: &RoomMessageBody) -> pb::room_message::Body {
+    match body {
         RoomMessageBody::Chat { text } => {
             pb::room_message::Body::Chat(pb::Chat { text: text.clone() })
         }
@@ -310,14 +419,12 @@ pub fn encode_room_message(message: &RoomMessage) -> Vec<u8> {
             size: offer.size,
             manifest_hash: Bytes::copy_from_slice(&offer.manifest_hash),
         }),
-    };
-    pb::RoomMessage {
-        room_id: Bytes::copy_from_slice(message.room.as_bytes()),
-        author: message.author.as_ref().map(binding_to_wire),
-        sent_at_unix_ms: message.sent_at_unix_ms,
-        body: Some(body),
+        RoomMessageBody::Sealed(sealed) => pb::room_message::Body::Sealed(pb::Sealed {
+            key_id: sealed.key_id,
+            counter: sealed.counter,
+            ciphertext: sealed.ciphertext.clone(),
+        }),
     }
-    .encode_to_vec()
 }
 
 fn cue_from_wire(cue: &pb::Cue) -> Result<RoomMessageBody, DecodeError> {
@@ -653,6 +760,57 @@ mod tests {
         assert!(matches!(
             decode_room_message(&huge),
             Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn sealed_content_is_content_alone_and_a_sealed_envelope_round_trips() {
+        let content = RoomMessageBody::DocUpdate {
+            name: "notes".into(),
+            update: Bytes::from_static(b"\x01"),
+        };
+        let plain = encode_sealed_content(&content).unwrap();
+        assert_eq!(decode_sealed_content(&plain), Ok(content));
+        // Control kinds travel in the clear: they are never sealed, nor accepted sealed.
+        let presence = RoomMessageBody::Presence(Presence::default());
+        assert_eq!(encode_sealed_content(&presence), None);
+        let smuggled = pb::RoomMessage {
+            body: Some(body_to_wire(&presence)),
+            ..pb::RoomMessage::default()
+        };
+        assert!(matches!(
+            decode_sealed_content(&smuggled.encode_to_vec()),
+            Err(DecodeError::BadSealed { .. })
+        ));
+        // Content cannot claim another envelope than the one it arrived in.
+        assert!(matches!(
+            decode_sealed_content(&encode_room_message(&chat("hi"))),
+            Err(DecodeError::BadSealed { .. })
+        ));
+
+        let sealed = RoomMessage {
+            body: RoomMessageBody::Sealed(Sealed {
+                key_id: 3,
+                counter: 41,
+                ciphertext: Bytes::from(vec![7; SEAL_TAG_BYTES + 5]),
+            }),
+            ..chat("")
+        };
+        assert_eq!(
+            decode_room_message(&encode_room_message(&sealed)),
+            Ok(sealed)
+        );
+        let tagless = RoomMessage {
+            body: RoomMessageBody::Sealed(Sealed {
+                key_id: 3,
+                counter: 41,
+                ciphertext: Bytes::from(vec![7; SEAL_TAG_BYTES - 1]),
+            }),
+            ..chat("")
+        };
+        assert!(matches!(
+            decode_room_message(&encode_room_message(&tagless)),
+            Err(DecodeError::BadSealed { .. })
         ));
     }
 }

@@ -54,6 +54,12 @@ pub enum SignalRequest {
     /// What the asker lacks of a room's shared document; answered with
     /// [`SignalResponse::DocPart`].
     DocPull(crate::DocPull),
+    /// The key the responder seals its content in `room` with; answered with
+    /// [`SignalResponse::RoomKey`].
+    RoomKey {
+        /// The room (the asker must be a member present there).
+        room: RoomId,
+    },
 }
 
 /// Bytes of a relay allocation's token.
@@ -108,6 +114,8 @@ pub enum SignalResponse {
     Relay(RelayGrant),
     /// The part of a document's diff a [`SignalRequest::DocPull`] asked for.
     DocPart(crate::DocPart),
+    /// The key a [`SignalRequest::RoomKey`] asked for.
+    RoomKey(crate::RoomKey),
 }
 
 /// A refusal: a machine-readable code and a sentence for people.
@@ -270,6 +278,12 @@ pub enum DecodeError {
         /// Why.
         reason: &'static str,
     },
+    /// A sealed message, or what one opened to, that cannot be.
+    #[error("bad sealed message: {reason}")]
+    BadSealed {
+        /// Why.
+        reason: &'static str,
+    },
     /// A display name that [`chroom_types::check_display_name`] refuses.
     #[error("bad display name: {reason}")]
     BadDisplayName {
@@ -378,6 +392,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<SignalRequest, DecodeError> {
         Some(pb::signal_request::Kind::DocPull(pull)) => {
             Ok(SignalRequest::DocPull(crate::docs::pull_from_wire(pull)?))
         }
+        Some(pb::signal_request::Kind::RoomKey(ask)) => {
+            let room = RoomId::try_from(ask.room_id.as_ref())
+                .map_err(|e| DecodeError::BadRoomId { len: e.actual })?;
+            Ok(SignalRequest::RoomKey { room })
+        }
         None => Err(DecodeError::MissingKind {
             message: "SignalRequest",
         }),
@@ -422,6 +441,9 @@ pub fn encode_request(request: &SignalRequest) -> Vec<u8> {
         SignalRequest::DocPull(pull) => {
             pb::signal_request::Kind::DocPull(crate::docs::pull_to_wire(pull))
         }
+        SignalRequest::RoomKey { room } => pb::signal_request::Kind::RoomKey(pb::RoomKeyRequest {
+            room_id: Bytes::copy_from_slice(room.as_bytes()),
+        }),
     };
     pb::SignalRequest { kind: Some(kind) }.encode_to_vec()
 }
@@ -450,6 +472,12 @@ pub fn decode_response(bytes: &[u8]) -> Result<SignalResponse, DecodeError> {
         Some(pb::signal_response::Kind::DocPart(part)) => {
             SignalResponse::DocPart(crate::docs::part_from_wire(part)?)
         }
+        Some(pb::signal_response::Kind::RoomKey(key)) => SignalResponse::RoomKey(crate::RoomKey {
+            key_id: key.key_id,
+            key: key.key[..].try_into().map_err(|_| DecodeError::BadSealed {
+                reason: "a room key is not 32 bytes",
+            })?,
+        }),
         Some(pb::signal_response::Kind::Relay(grant)) => {
             let bad = |reason: &'static str| DecodeError::BadRelayGrant { reason };
             let addr = |ip: &[u8], port: u32| -> Result<SocketAddr, DecodeError> {
@@ -502,6 +530,10 @@ pub fn encode_response(response: &SignalResponse) -> Vec<u8> {
         SignalResponse::DocPart(part) => {
             pb::signal_response::Kind::DocPart(crate::docs::part_to_wire(part))
         }
+        SignalResponse::RoomKey(key) => pb::signal_response::Kind::RoomKey(pb::RoomKey {
+            key_id: key.key_id,
+            key: Bytes::copy_from_slice(&key.key),
+        }),
         SignalResponse::Relay(grant) => {
             let ip = |addr: &SocketAddr| match addr.ip() {
                 IpAddr::V4(ip) => Bytes::copy_from_slice(&ip.octets()),
@@ -574,7 +606,8 @@ mod tests {
                 binding: binding.clone(),
             };
             let hello = SignalRequest::Hello { binding };
-            for request in [subscribe, hello] {
+            let room_key = SignalRequest::RoomKey { room: room() };
+            for request in [subscribe, hello, room_key] {
                 assert_eq!(decode_request(&encode_request(&request)), Ok(request));
             }
         }
@@ -596,9 +629,23 @@ mod tests {
             },
             SignalResponse::FileData(Bytes::from_static(b"chunk")),
             SignalResponse::Error(SignalError::new(ErrorCode::NotFound, "no such file")),
+            SignalResponse::RoomKey(crate::RoomKey {
+                key_id: 7,
+                key: [9; 32],
+            }),
         ] {
             assert_eq!(decode_response(&encode_response(&response)), Ok(response));
         }
+        let short_key = pb::SignalResponse {
+            kind: Some(pb::signal_response::Kind::RoomKey(pb::RoomKey {
+                key_id: 1,
+                key: Bytes::from_static(&[1; 16]),
+            })),
+        };
+        assert!(matches!(
+            decode_response(&short_key.encode_to_vec()),
+            Err(DecodeError::BadSealed { .. })
+        ));
     }
 
     #[test]

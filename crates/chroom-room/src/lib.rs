@@ -12,7 +12,7 @@
 //! [`moderation`] what hosts decided about members; [`node`] everything else a node decides
 //! above its links (what a room message means, presence, moderation carried out, silencing,
 //! who may fetch files, its own access for its page); [`files`] how a shared file is cut, proved
-//! and fetched chunk by chunk. None owns sockets, timers, the DHT, WebRTC or RPC: drivers feed
+//! and fetched chunk by chunk; [`sealing`] the keys members seal room content with. None owns sockets, timers, the DHT, WebRTC or RPC: drivers feed
 //! inputs and carry out outputs.
 //! `docs/session.md` describes the state machine.
 //!
@@ -55,6 +55,7 @@ pub mod orchestrator;
 pub mod rate;
 pub mod relaying;
 pub mod roster;
+pub mod sealing;
 mod session;
 
 pub use access::{AccessFacts, AccessPolicy, LookupLimits};

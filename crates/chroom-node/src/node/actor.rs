@@ -45,6 +45,7 @@ use crate::identity::OwnBinding;
 mod commands;
 mod doc_sync;
 mod outputs;
+mod room_keys;
 
 /// Results of spawned signaling steps, fed back into the core.
 #[derive(Debug)]
@@ -103,6 +104,12 @@ enum StepResult {
         peer: PeerId,
         answer: Result<chroom_proto::DocPart, String>,
     },
+    /// A member answered an ask for its room key.
+    RoomKey {
+        room: RoomId,
+        peer: PeerId,
+        answer: Result<chroom_proto::RoomKey, SignalError>,
+    },
 }
 
 /// A request from a peer waiting for the core's answer, with what answering it needs.
@@ -129,6 +136,9 @@ enum Inbound {
         peer: PeerId,
         pull: chroom_proto::DocPull,
     },
+    RoomKey {
+        reply: SignalReplyId,
+    },
 }
 
 impl Inbound {
@@ -138,6 +148,7 @@ impl Inbound {
             | Self::Subscribe { reply, .. }
             | Self::Tree { reply }
             | Self::Relay { reply }
+            | Self::RoomKey { reply }
             | Self::DocPull { reply, .. } => reply,
         }
     }
@@ -291,10 +302,8 @@ impl NodeActor {
         say: Say<PeerId>,
         done: Option<oneshot::Sender<Result<(), NetError>>>,
     ) {
-        let author = self.own_binding();
-        match encode_say(room, say, author, unix_now_ms()) {
-            Some(bytes) => self.outbox.publish(room, bytes, done),
-            None => tracing::warn!("a room message names a node without an ed25519 key"),
+        if let Some(bytes) = self.encode_own(room, say, unix_now_ms()) {
+            self.outbox.publish(room, bytes, done);
         }
     }
 
@@ -430,6 +439,10 @@ impl NodeActor {
                     .insert(id, Inbound::DocPull { reply, peer, pull });
                 self.core.handle_doc_pull(now, id, peer, room);
             }
+            SignalRequest::RoomKey { room } => {
+                self.inbound.insert(id, Inbound::RoomKey { reply });
+                self.core.handle_room_key_request(now, id, peer, room);
+            }
             SignalRequest::VideoWanted {
                 room: _,
                 max_height,
@@ -550,6 +563,9 @@ impl NodeActor {
             StepResult::RelaySought { found } => self.core.handle_relay_found(now, found),
             StepResult::DocPart { room, peer, answer } => {
                 self.core.handle_doc_part(now, room, peer, answer);
+            }
+            StepResult::RoomKey { room, peer, answer } => {
+                self.core.handle_room_key(now, peer, room, answer);
             }
         }
     }

@@ -86,6 +86,9 @@ pub struct NodeStats {
     /// Room gossip messages rejected: undecodable, badly bound, or from an author the registry
     /// does not allow. Rejected messages are not forwarded.
     pub gossip_rejected: u64,
+    /// Sealed room messages this node could not read: no author handed it a key in time
+    /// (all a node without a right to a room gets of its chat and documents).
+    pub sealed_unread: u64,
     /// Times this node attached to a parent in a relay tree (joins and repairs).
     pub tree_attachments: u64,
     /// Tree messages refused: their sender's place in the tree was not proven (a stranger

@@ -119,28 +119,20 @@ pub(crate) fn encode_say(
     author: Option<IdentityBinding>,
     sent_at_unix_ms: u64,
 ) -> Option<Vec<u8>> {
-    let body = match say {
-        Say::Chat { text } => RoomMessageBody::Chat { text },
-        Say::Question { text } => RoomMessageBody::Question { text },
-        Say::FileOffer(offer) => RoomMessageBody::FileOffer(offer),
-        Say::DocUpdate { name, update } => RoomMessageBody::DocUpdate {
-            name,
-            update: update.into(),
-        },
-        Say::DocCursor { name, anchor, head } => RoomMessageBody::DocCursor {
-            name,
-            anchor: anchor.into(),
-            head: head.into(),
-        },
-        Say::Moderate { target, action } => RoomMessageBody::Moderate {
+    let body = match say.into_content() {
+        Ok(content) => content,
+        Err(Say::Moderate { target, action }) => RoomMessageBody::Moderate {
             target: chroom_net::node_id_of(&target)?,
             action,
         },
-        Say::Presence(presence) => RoomMessageBody::Presence(presence),
-        Say::Cue { cue, at_unix_ms } => RoomMessageBody::Cue {
+        Err(Say::Presence(presence)) => RoomMessageBody::Presence(presence),
+        Err(Say::Cue { cue, at_unix_ms }) => RoomMessageBody::Cue {
             cue: cue.map(|peer| chroom_net::node_id_of(&peer))?,
             at_unix_ms,
         },
+        Err(Say::Sealed(sealed)) => RoomMessageBody::Sealed(sealed),
+        // Content was converted above.
+        Err(_) => return None,
     };
     Some(encode_room_message(&RoomMessage {
         room,
@@ -156,32 +148,22 @@ pub(crate) fn decode_heard(
     data: &[u8],
 ) -> Result<(Heard<PeerId>, Option<IdentityBinding>), String> {
     let message = decode_room_message(data).map_err(|e| e.to_string())?;
-    let say = match message.body {
-        RoomMessageBody::Chat { text } => Say::Chat { text },
-        RoomMessageBody::Question { text } => Say::Question { text },
-        RoomMessageBody::FileOffer(offer) => Say::FileOffer(offer),
-        RoomMessageBody::DocUpdate { name, update } => Say::DocUpdate {
-            name,
-            update: update.into(),
-        },
-        RoomMessageBody::DocCursor { name, anchor, head } => Say::DocCursor {
-            name,
-            anchor: anchor.into(),
-            head: head.into(),
-        },
-        RoomMessageBody::Moderate { target, action } => Say::Moderate {
+    let say = match Say::from_content(message.body) {
+        Ok(content) => content,
+        Err(RoomMessageBody::Moderate { target, action }) => Say::Moderate {
             target: chroom_net::peer_id_of(target)
                 .ok_or("a host's decision about a key that names no node")?,
             action,
         },
-        RoomMessageBody::Presence(presence) => Say::Presence(presence),
-        RoomMessageBody::Cue { cue, at_unix_ms } => Say::Cue {
+        Err(RoomMessageBody::Presence(presence)) => Say::Presence(presence),
+        Err(RoomMessageBody::Cue { cue, at_unix_ms }) => Say::Cue {
             cue: cue
                 .map(chroom_net::peer_id_of)
                 .ok_or("a cue about a key that names no node")?,
             at_unix_ms,
         },
-        _ => return Err("unknown message kind".to_owned()),
+        Err(RoomMessageBody::Sealed(sealed)) => Say::Sealed(sealed),
+        Err(_) => return Err("unknown message kind".to_owned()),
     };
     let heard = Heard {
         room: message.room,

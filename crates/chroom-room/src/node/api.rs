@@ -2,7 +2,7 @@
 //! orders and reports, and its errors and counters.
 
 use chroom_overlay::Message;
-use chroom_proto::{FileOffer, Presence, SignalError};
+use chroom_proto::{FileOffer, Presence, RoomKey, RoomMessageBody, Sealed, SignalError};
 use chroom_types::{Account, Action, Cue, LinkId, Moderation, Role, RoomId};
 
 use super::rules::{OwnAccess, OwnRefusal};
@@ -58,9 +58,63 @@ pub enum Say<P> {
     /// The author is in the room (`leaving`: is leaving it now). A headless publisher
     /// (`publish_only`) is subscribed to by meeting members even where their id is lower.
     Presence(Presence),
+    /// Content sealed with its author's key ([`crate::sealing`]); opened before anything
+    /// else is judged.
+    Sealed(Sealed),
 }
 
 impl<P> Say<P> {
+    /// Whether this is content for members only, which travels sealed
+    /// ([`RoomMessageBody::is_content`]).
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            Self::Chat { .. }
+                | Self::Question { .. }
+                | Self::FileOffer(_)
+                | Self::DocUpdate { .. }
+                | Self::DocCursor { .. }
+        )
+    }
+
+    /// Content as it travels; `Err(self)` for what is not content.
+    pub fn into_content(self) -> Result<RoomMessageBody, Self> {
+        Ok(match self {
+            Self::Chat { text } => RoomMessageBody::Chat { text },
+            Self::Question { text } => RoomMessageBody::Question { text },
+            Self::FileOffer(offer) => RoomMessageBody::FileOffer(offer),
+            Self::DocUpdate { name, update } => RoomMessageBody::DocUpdate {
+                name,
+                update: update.into(),
+            },
+            Self::DocCursor { name, anchor, head } => RoomMessageBody::DocCursor {
+                name,
+                anchor: anchor.into(),
+                head: head.into(),
+            },
+            other => return Err(other),
+        })
+    }
+
+    /// What content that arrived says; `Err` gives back what is not content.
+    pub fn from_content(body: RoomMessageBody) -> Result<Self, RoomMessageBody> {
+        Ok(match body {
+            RoomMessageBody::Chat { text } => Self::Chat { text },
+            RoomMessageBody::Question { text } => Self::Question { text },
+            RoomMessageBody::FileOffer(offer) => Self::FileOffer(offer),
+            RoomMessageBody::DocUpdate { name, update } => Self::DocUpdate {
+                name,
+                update: update.into(),
+            },
+            RoomMessageBody::DocCursor { name, anchor, head } => Self::DocCursor {
+                name,
+                anchor: anchor.into(),
+                head: head.into(),
+            },
+            other => return Err(other),
+        })
+    }
+
     /// The right its author needs in the room.
     pub fn action(&self) -> Action {
         match self {
@@ -72,6 +126,8 @@ impl<P> Say<P> {
             Self::DocUpdate { .. } | Self::DocCursor { .. } => Action::Edit,
             // Any member may ask; who may decide is the orchestrator's to judge.
             Self::Presence(_) | Self::Cue { .. } => Action::Listen,
+            // Never judged sealed (opened first); reading is the least a sealer may do.
+            Self::Sealed(_) => Action::Listen,
         }
     }
 }
@@ -343,6 +399,21 @@ pub enum NodeOutput<P> {
     },
     /// A member's selection in one of a room's documents moved: tell the pages showing it.
     DocCursor(DocCaret<P>),
+    /// Ask `peer` for the key it seals its content in `room` with; report the answer with
+    /// [`super::NodeCore::handle_room_key`].
+    AskRoomKey {
+        /// The room.
+        room: RoomId,
+        /// The member asked.
+        peer: P,
+    },
+    /// Answer an accepted [`super::NodeCore::handle_room_key_request`] with this node's key.
+    ServeRoomKey {
+        /// The request.
+        request: InboundId,
+        /// The key.
+        key: RoomKey,
+    },
     /// Store this copy of `room`'s document `name` in place of the last one.
     StoreDoc {
         /// The room.
@@ -428,4 +499,7 @@ pub struct NodeCounters {
     /// Members' document edits refused after their right was proven (malformed, too fast,
     /// or past a document's cap).
     pub doc_updates_refused: u64,
+    /// Sealed room messages this node could not read: no author handed it a key in time
+    /// (what a node without a right to the room sees of its content).
+    pub sealed_unread: u64,
 }

@@ -56,6 +56,33 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if !is_fresh(heard.sent_at_unix_ms, now_unix_ms) {
             return self.ignore_gossip(id, "sent too long ago (or in the future)");
         }
+        let pending = PendingGossip {
+            author,
+            account,
+            heard,
+        };
+        self.judge_heard(now, id, pending, true);
+    }
+
+    /// Judges a room message whose envelope passed: opens it if sealed (`may_wait`: parks
+    /// it until its author's key arrives), then checks what needs no registry and asks the
+    /// session about the rest.
+    pub(super) fn judge_heard(
+        &mut self,
+        now: Instant,
+        id: GossipId,
+        pending: PendingGossip<P>,
+        may_wait: bool,
+    ) {
+        let Some(PendingGossip {
+            author,
+            account,
+            heard,
+        }) = self.open_heard(now, id, pending, may_wait)
+        else {
+            return;
+        };
+        let topic = heard.room;
         if matches!(heard.say, Say::Question { .. })
             && !self.questions.take(now, (topic, author), QUESTION_RATE)
         {
@@ -238,6 +265,8 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                     });
                 }
             }
+            // Opened before it was judged: what was delivered is what it held.
+            Say::Sealed(_) => {}
         }
     }
 

@@ -29,6 +29,7 @@ use crate::orchestrator::Orchestration;
 use crate::rate::KeyedBuckets;
 use crate::relaying::{RelayBudget, RelayLedger, RelaySeek};
 use crate::roster::{Beat, HOST_PRESENCE_INTERVAL, PRESENCE_INTERVAL, Roster};
+use crate::sealing::Sealing;
 use crate::session::{
     InboundId, Output, Participation, RoomEvent, RoomSession, SessionConfig, SubscribeFailure,
     SubscribeId,
@@ -42,6 +43,7 @@ mod docs;
 mod messages;
 mod orchestration;
 mod rules;
+mod sealing;
 #[cfg(test)]
 mod tests;
 mod tree;
@@ -62,7 +64,7 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// Most own-access checks waiting for the registry at once (one per open page, in practice).
 const MAX_OWN_CHECKS: usize = 64;
 
-/// A room message waiting for its author's rights.
+/// A room message waiting for its author's rights (or key).
 #[derive(Debug)]
 struct PendingGossip<P> {
     author: P,
@@ -139,6 +141,12 @@ pub struct NodeCore<P> {
     docs: docs::RoomsDocs<P>,
     /// Caret moves taken per (room, author), against [`docs::CURSOR_RATE`].
     cursors: KeyedBuckets<(RoomId, P)>,
+    /// This node's keys for sealing room content, and those members handed it.
+    sealing: Sealing<P>,
+    /// The members this node handed its current key, per room: one leaving means a new key.
+    key_holders: HashMap<RoomId, BTreeSet<P>>,
+    /// Sealed messages waiting for their authors' keys, per (room, author).
+    key_waits: HashMap<(RoomId, P), sealing::KeyWait>,
 }
 
 impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
@@ -176,6 +184,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             relay_seek: RelaySeek::default(),
             docs: HashMap::new(),
             cursors: KeyedBuckets::new(MAX_ASKERS),
+            sealing: Sealing::default(),
+            key_holders: HashMap::new(),
+            key_waits: HashMap::new(),
         }
     }
 
@@ -249,6 +260,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         // room it is not in.
         self.store_docs(now, docs::Unstored::Of(room));
         self.docs.remove(&room);
+        self.forget_room_keys(room);
         self.outputs.push_back(NodeOutput::PauseFiles { room });
         if !self.present_in.remove(&room) {
             return None;
@@ -636,6 +648,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.settle_graces(now);
         self.store_docs(now, docs::Unstored::Due);
         self.sync_docs(now);
+        self.ask_for_keys(now);
         if self.next_beat.is_some_and(|at| at <= now) {
             self.next_beat = Some(now + HOST_PRESENCE_INTERVAL);
             self.beat(now);
@@ -700,6 +713,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.grace_ends,
             self.docs_store_due(),
             self.doc_syncs_due(),
+            self.key_waits_due(),
         ]
         .into_iter()
         .flatten()

@@ -125,6 +125,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// account's standing, or that it is gone. The assignments are computed again only when
     /// that is news: a member's every beat repeats what is known.
     pub(super) fn refresh_member(&mut self, room: RoomId, peer: P) {
+        if peer != self.local && !self.roster.is_present(room, peer) {
+            self.seal_member_gone(room, peer);
+        }
         let facts = if peer == self.local {
             self.joined_at.get(&room).map(|joined| {
                 let person = !self.session.publishes_only(room);

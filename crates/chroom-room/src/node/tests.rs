@@ -102,8 +102,42 @@ fn in_a_room_as(now: Instant, local: u32) -> NodeCore<u32> {
     core
 }
 
-/// Has `author` say `say` in the room, as a message `id`.
+thread_local! {
+    /// Each author's sealing keys, as its node would hold them (one test per thread).
+    static AUTHORS: std::cell::RefCell<HashMap<u32, Sealing<u32>>> = Default::default();
+}
+
+/// `say` as `author`'s node publishes it: content sealed with its key, which `core` is
+/// handed first (as if it had asked).
+fn sealed_by(core: &mut NodeCore<u32>, now: Instant, author: u32, say: Say<u32>) -> Say<u32> {
+    let Ok(body) = say.into_content() else {
+        unreachable!("only content is sealed")
+    };
+    let (sealed, key) = AUTHORS.with_borrow_mut(|authors| {
+        let sealing = authors.entry(author).or_default();
+        (
+            sealing.seal(room(), &body).unwrap(),
+            sealing.own_key(room()),
+        )
+    });
+    if !core.sealing.knows(room(), author, key.key_id) {
+        core.handle_room_key(now, author, room(), Ok(key));
+    }
+    Say::Sealed(sealed)
+}
+
+/// Has `author` say `say` in the room, as a message `id` (sealed, if content).
 fn hear(core: &mut NodeCore<u32>, now: Instant, id: u64, author: u32, say: Say<u32>) {
+    let say = if say.is_content() {
+        sealed_by(core, now, author, say)
+    } else {
+        say
+    };
+    hear_as_sent(core, now, id, author, say);
+}
+
+/// Has `author` say `say` in the room, as a message `id`, exactly as given.
+fn hear_as_sent(core: &mut NodeCore<u32>, now: Instant, id: u64, author: u32, say: Say<u32>) {
     let heard = Heard {
         room: room(),
         sent_at_unix_ms: unix_ms_at(now),
@@ -796,6 +830,7 @@ mod docs;
 mod moderation;
 mod orchestration;
 mod presence;
+mod sealing;
 mod tree;
 
 #[test]

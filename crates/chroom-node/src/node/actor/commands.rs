@@ -142,6 +142,7 @@ impl NodeActor {
                     peers_with_accounts: self.core.peers_with_accounts(),
                     gossip_delivered: counters.gossip_delivered,
                     gossip_rejected: counters.gossip_rejected,
+                    sealed_unread: counters.sealed_unread,
                     tree_attachments: counters.tree_attachments,
                     tree_messages_refused: counters.tree_messages_refused,
                     roots_refused: counters.roots_refused,
@@ -272,16 +273,15 @@ impl NodeActor {
         text: String,
         done: oneshot::Sender<anyhow::Result<ChatMessage>>,
     ) {
-        let author = self.own_binding();
         let line = ChatMessage {
             room,
             author: self.local,
-            account: author.as_ref().map(|b| b.account),
+            account: self.own_binding().map(|b| b.account),
             sent_at_unix_ms: unix_now_ms(),
             text: text.clone(),
             question: false,
         };
-        let Some(bytes) = encode_say(room, Say::Chat { text }, author, line.sent_at_unix_ms) else {
+        let Some(bytes) = self.encode_own(room, Say::Chat { text }, line.sent_at_unix_ms) else {
             return;
         };
         let (sent, wait) = oneshot::channel();

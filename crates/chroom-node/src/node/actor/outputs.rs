@@ -93,6 +93,8 @@ impl NodeActor {
                 }
                 NodeOutput::PullDoc { room, peer, pull } => self.pull_doc(room, peer, pull),
                 NodeOutput::ServeDocPart { request } => self.serve_doc_part(request),
+                NodeOutput::AskRoomKey { room, peer } => self.ask_room_key(room, peer),
+                NodeOutput::ServeRoomKey { request, key } => self.serve_room_key(request, key),
                 NodeOutput::StoreDoc {
                     room,
                     name,

@@ -4,6 +4,7 @@
 
 use chroom_docs::{Documents, DocumentsConfig};
 use chroom_proto::{RoomMessage, RoomMessageBody, encode_room_message};
+use chroom_room::sealing::Sealing;
 use chroom_types::{Account, IdentityBinding, RoomId};
 use yrs::{Doc, Text, Transact};
 
@@ -185,21 +186,25 @@ pub(crate) async fn docs(
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );
-    // The room message a keystroke travels in, signed binding included (the size a node with
-    // an account sends; gossipsub adds its own framing and signature).
+    // The room message a keystroke travels in, sealed and with its signed binding (the size
+    // a node with an account sends; gossipsub adds its own framing and signature).
     let binding = IdentityBinding {
         account: Account::from_bytes([0x11; 20]),
         expires_at_unix: 1_800_000_000,
         signature: [0x22; 65],
     };
+    let keystroke = RoomMessageBody::DocUpdate {
+        name: "notes".into(),
+        update: Typist::new(1).key("k").into(),
+    };
+    let sealed = Sealing::<u8>::default()
+        .seal(room, &keystroke)
+        .context("a keystroke seals")?;
     let message = encode_room_message(&RoomMessage {
         room,
         author: Some(binding),
         sent_at_unix_ms: 1_800_000_000_000,
-        body: RoomMessageBody::DocUpdate {
-            name: "notes".into(),
-            update: Typist::new(1).key("k").into(),
-        },
+        body: RoomMessageBody::Sealed(sealed),
     });
     println!(
         "bytes per keystroke: Yjs update {:.1} (mean over the run), room message {}",
