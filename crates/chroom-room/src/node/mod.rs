@@ -556,6 +556,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.now = self.now.max(now);
         self.session.handle_access(now, room, account, facts);
         self.refresh_account(room, account, facts);
+        if !facts.allows(Action::Listen) {
+            self.seal_account_revoked(room, account);
+        }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.own_checks)
             .into_iter()
             .partition(|check| check.room.id() == room && check.account == account);

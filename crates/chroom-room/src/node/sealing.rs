@@ -213,6 +213,23 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         }
     }
 
+    /// The registry no longer lets `account` listen in `room` (banned, or its role taken):
+    /// members proving it that hold this node's key no longer read what it seals, from now
+    /// on, without waiting for their beats to stop.
+    pub(super) fn seal_account_revoked(&mut self, room: RoomId, account: Account) {
+        let revoked: Vec<P> = self
+            .key_holders
+            .get(&room)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|peer| self.roster.account_of(room, *peer) == Some(account))
+            .collect();
+        for peer in revoked {
+            self.seal_member_gone(room, peer);
+        }
+    }
+
     /// This node left `room`: every key of it goes, and what waited for one is dropped.
     pub(super) fn forget_room_keys(&mut self, room: RoomId) {
         self.sealing.forget_room(room);

@@ -200,3 +200,34 @@ fn keys_go_to_present_members_only_and_a_holder_leaving_makes_a_new_one() {
         Some(ErrorCode::NotInRoom)
     );
 }
+
+#[test]
+fn a_holder_banned_on_chain_is_no_longer_sealed_for_while_still_present() {
+    let now = epoch();
+    let mut core = in_a_room(now);
+    hear(&mut core, now, 1, MEMBER, beat());
+    drain(&mut core);
+    core.handle_room_key_request(now, InboundId(1), MEMBER, room());
+    let handed = served(&drain(&mut core), InboundId(1)).unwrap();
+    // A role change that still lets it listen keeps the key.
+    core.handle_access(
+        now,
+        room(),
+        account(MEMBER as u8),
+        facts(Some(Role::Speaker)),
+    );
+    assert_eq!(core.sealing.own_key(room()).key_id, handed.key_id);
+    // Banned: a new key at once, though its beats have not stopped yet.
+    let banned = AccessFacts::Known {
+        kind: RoomKind::Conference,
+        membership: Membership::Banned,
+        relayer: false,
+        policy: chroom_types::RoomPolicy::default(),
+    };
+    core.handle_access(now, room(), account(MEMBER as u8), banned);
+    assert_ne!(core.sealing.own_key(room()).key_id, handed.key_id);
+    core.handle_room_key_request(now, InboundId(2), MEMBER, room());
+    let outputs = drain(&mut core);
+    assert!(served(&outputs, InboundId(2)).is_none());
+    assert!(refusal_code(&outputs, InboundId(2)).is_some());
+}
