@@ -1,6 +1,6 @@
 //! Looking for a parent: which candidate to ask next, and what the answers do to the search.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -10,6 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use super::feed::Feed;
 use super::{MAX_QUEUED_CANDIDATES, Overlay, OverlayEvent, SeekReason, draw_weighted};
 use crate::message::{Candidate, MAX_CANDIDATES, Message};
+
+/// How many candidates a search remembers having asked, over all its rounds.
+const MAX_REMEMBERED_ASKED: usize = 64;
 
 /// Where [`Overlay::enqueue`] puts candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub(super) struct Seek<P> {
     pub(super) queue: Vec<Candidate<P>>,
     /// Candidates asked in this round, and when.
     pub(super) tried: HashMap<P, Instant>,
+    /// Candidates asked in any round of this search (at most [`MAX_REMEMBERED_ASKED`]): an
+    /// acceptance from one of them comes late, not unasked.
+    pub(super) asked: HashSet<P>,
     /// The quickest answer to a join in this search: a redirect or a refusal needs no
     /// registry lookup, so it shows the round trip of the links alone.
     pub(super) fastest_answer: Option<Duration>,
@@ -69,13 +75,15 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             .and_then(|s| s.current)
             .filter(|(peer, _, _)| *peer == from)
             .map(|(_, _, below)| below);
-        // An acceptance that came after its request timed out is as good while the search
-        // goes on: the slot is held for this member, and the search may only find dead or
-        // slower members after it.
+        // An acceptance that came after its request timed out, in this round or an earlier
+        // one of the search, is as good while the search goes on: the slot is held for this
+        // member, and the search may only find dead or slower members after it (on a slow
+        // link or a starved node every answer is late; releasing them all left viewers
+        // without a parent for minutes).
         let late = self
             .seek
             .as_ref()
-            .filter(|s| s.tried.contains_key(&from))
+            .filter(|s| s.asked.contains(&from))
             .map(|_| self.seek_bound());
         let Some(below) = current.or(late) else {
             if self.parent != Some(from) {
@@ -140,6 +148,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
             fresh: Vec::new(),
             queue: Vec::new(),
             tried: HashMap::new(),
+            asked: HashSet::new(),
             fastest_answer: None,
             current: None,
             hops: 0,
@@ -220,6 +229,9 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         };
         if let Some(peer) = next {
             seek.tried.insert(peer, now);
+            if seek.asked.len() < MAX_REMEMBERED_ASKED {
+                seek.asked.insert(peer);
+            }
             seek.hops += 1;
             seek.current = Some((peer, now + self.config.request_timeout, below));
             self.transmit(

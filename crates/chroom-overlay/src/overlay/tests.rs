@@ -225,17 +225,16 @@ fn redirects_refusals_and_timeouts_move_on_to_the_next_candidate() {
     let retry = viewer.poll_timeout().unwrap();
     viewer.handle_timeout(retry);
     assert_eq!(to(&sent(&mut viewer), ROOT), vec![join(0)]);
-    // An answer from a member no longer asked releases the slot it reserved.
-    viewer.handle_message(
-        retry,
-        20,
-        Message::Accepted {
-            level: 1,
-            candidates: vec![],
-        },
-    );
-    assert_eq!(to(&sent(&mut viewer), 20), vec![Message::Left]);
+    // An answer from a member this search never asked releases the slot it reserved.
+    viewer.handle_message(retry, 30, accepted(1));
+    assert_eq!(to(&sent(&mut viewer), 30), vec![Message::Left]);
     assert_eq!(viewer.parent(), None);
+    // The one that timed out in the first round answers at last (a slow link, a starved
+    // node): its slot is held for this member, which has none, so it is taken.
+    viewer.handle_message(retry, second, accepted(1));
+    let to_second = to(&sent(&mut viewer), second);
+    assert!(!to_second.contains(&Message::Left), "{to_second:?}");
+    assert_eq!(viewer.parent(), Some(second));
 }
 
 #[test]
