@@ -447,6 +447,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         message: Message<P>,
     ) {
         self.now = self.now.max(now);
+        tracing::debug!(target: "chroom::tree", local = ?self.local, from = ?peer, ?message, "tree message in");
         self.session
             .handle_tree_request(now, request, peer, room, message);
     }

@@ -51,6 +51,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         delivery: TreeDelivery,
     ) {
         self.now = self.now.max(now);
+        if delivery != TreeDelivery::Acknowledged {
+            tracing::debug!(target: "chroom::tree", local = ?self.local, to = ?peer, ?delivery, "tree message not taken");
+        }
         match delivery {
             TreeDelivery::Acknowledged | TreeDelivery::Misanswered => {}
             TreeDelivery::Refused(error) => {
@@ -110,6 +113,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             room,
             ack_by: (!waits_for_registry).then(|| self.now + TREE_ACK_TIMEOUT),
         });
+        tracing::debug!(target: "chroom::tree", local = ?self.local, to = ?peer, ?message, "tree message out");
         self.outputs.push_back(NodeOutput::SendTree {
             peer,
             room,

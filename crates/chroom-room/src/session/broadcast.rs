@@ -18,6 +18,10 @@ use super::{
 };
 use crate::access::{AccessFacts, Verdict};
 
+/// How long a root that could not be reached is passed over by a node no root feeds: it
+/// is asked again at the next discovery after this.
+pub(crate) const UNREACHABLE_ROOT_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// This node's part in one room's relay tree.
 #[derive(Debug)]
 pub(crate) struct Tree<P> {
@@ -37,8 +41,10 @@ pub(crate) struct Tree<P> {
     /// For the root: the proven broadcaster whose claim beats this node's, once found.
     outranked_by: Option<P>,
     /// Claimants that could not be reached when joined (a provider record outlives the
-    /// broadcast it announced): passed over until they prove their account again.
-    unreachable_roots: BTreeSet<P>,
+    /// broadcast it announced), and when: passed over until they prove their account again,
+    /// while another root feeds this node; without one, for [`UNREACHABLE_ROOT_HOLD`] (a
+    /// live root's answer lost under load must not leave a viewer without a broadcast).
+    unreachable_roots: BTreeMap<P, Instant>,
     /// What the link from the parent carries.
     kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
@@ -107,7 +113,7 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
             introduced: BTreeSet::new(),
             refused: BTreeSet::new(),
             outranked_by: None,
-            unreachable_roots: BTreeSet::new(),
+            unreachable_roots: BTreeMap::new(),
             overlay,
             kinds,
             upstream_mode,
@@ -142,6 +148,14 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
         self.unreachable_roots.remove(&peer);
     }
 
+    /// Whether `claimant` is passed over as root now (see `unreachable_roots`).
+    fn passed_over(&self, now: Instant, claimant: P) -> bool {
+        self.unreachable_roots.get(&claimant).is_some_and(|since| {
+            self.overlay.parent().is_some()
+                || now.saturating_duration_since(*since) < UNREACHABLE_ROOT_HOLD
+        })
+    }
+
     /// Notes peers that provide the room. At most [`MAX_CLAIMS`]: anyone can provide a key
     /// under as many PeerIds as it likes, and each unknown claimant costs a hello. When full,
     /// claims already refused or unreachable make room; else newcomers are ignored.
@@ -151,11 +165,10 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
                 continue;
             }
             if self.claims.len() >= MAX_CLAIMS {
-                let spent = self
-                    .claims
-                    .iter()
-                    .copied()
-                    .find(|c| self.refused.contains(c) || self.unreachable_roots.contains(c));
+                let spent =
+                    self.claims.iter().copied().find(|c| {
+                        self.refused.contains(c) || self.unreachable_roots.contains_key(c)
+                    });
                 match spent {
                     Some(spent) => {
                         self.claims.remove(&spent);
@@ -367,7 +380,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .claims
             .iter()
             .copied()
-            .filter(|c| !tree.unreachable_roots.contains(c))
+            .filter(|c| !tree.passed_over(now, *c))
             .collect();
         let mut proven = Vec::new();
         for peer in claims {
@@ -480,7 +493,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         };
         let joining = !tree.is_root && tree.root == Some(peer) && tree.overlay.parent().is_none();
         if joining {
-            tree.unreachable_roots.insert(peer);
+            tree.unreachable_roots.insert(peer, now);
         }
         self.tree_peer_gone(now, peer, room);
         if joining {

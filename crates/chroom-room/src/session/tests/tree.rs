@@ -2,6 +2,7 @@
 //! weighed, every tree message checked against its sender's place, silent parents.
 
 use super::*;
+use crate::session::broadcast::UNREACHABLE_ROOT_HOLD;
 
 /// A broadcasting session (root of the tree, capacity 2) that checks the registry.
 fn enforcing_root(now: Instant) -> RoomSession<u32> {
@@ -597,6 +598,13 @@ fn a_root_that_cannot_be_reached_is_passed_over_for_the_next_claim() {
     assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
     session.handle_tree_unreachable(now, 1, room());
     assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    let fed = Message::Accepted {
+        level: 0,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(1), 3, room(), fed);
+    drain(&mut session);
+    assert_eq!(session.tree_parent(room()), Some(3));
     // Found again later, it is not tried again: the viewer stays under 3.
     found(&mut session, now + Duration::from_secs(60), &[1, 3]);
     assert!(tree_joins(&drain(&mut session)).is_empty());
@@ -604,6 +612,25 @@ fn a_root_that_cannot_be_reached_is_passed_over_for_the_next_claim() {
     let back = now + Duration::from_secs(61);
     session.handle_peer_account(back, 1, None);
     session.handle_peer_account(back, 1, Some(account(1)));
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+}
+
+#[test]
+fn a_viewer_fed_by_no_root_asks_an_unreachable_one_again_after_a_while() {
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = enforcing_viewer(now);
+    session.handle_peer_account(now, 1, Some(account(1)));
+    session.handle_access(now, room(), account(1), speaker);
+    found(&mut session, now, &[1]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    // Its join is lost (a starved node, a blip): the only root is passed over for a while...
+    session.handle_tree_unreachable(now, 1, room());
+    drain(&mut session);
+    found(&mut session, now + Duration::from_secs(1), &[1]);
+    assert!(tree_joins(&drain(&mut session)).is_empty());
+    // ...not for good, though it never reconnected to prove its account again.
+    found(&mut session, now + UNREACHABLE_ROOT_HOLD, &[1]);
     assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
 }
 

@@ -186,10 +186,14 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
     loop {
         let mut attached = 0;
         let mut parents = std::collections::BTreeMap::new();
+        let mut orphans = Vec::new();
         for viewer in &viewers {
             let parent = viewer.tree_position(room.id()).await?.parent;
             if parent.is_some_and(|parent| parent != root_id) {
                 attached += 1;
+            }
+            if parent.is_none() {
+                orphans.push(viewer.peer_id().to_string());
             }
             *parents.entry(parent.map(|p| p.to_string())).or_insert(0) += 1;
         }
@@ -198,7 +202,8 @@ async fn relay_once(count: usize, plan: &RelayPlan) -> anyhow::Result<()> {
         }
         anyhow::ensure!(
             Instant::now() < attach_deadline,
-            "{attached} of {count} viewers under the relayer after 120 s; parents: {parents:?}"
+            "{attached} of {count} viewers under the relayer after 120 s; parents: {parents:?}; \
+             without a parent: {orphans:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
