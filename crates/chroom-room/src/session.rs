@@ -241,10 +241,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if let Some(tree) = &state.tree {
             // The tree finds its own way once it has its root; a root keeps an eye out for a
             // rival claim.
-            if !tree.is_joined() {
+            let joined = tree.is_joined();
+            if !joined {
                 state.next_discovery = Some(now + interval);
             } else if tree.is_root() {
                 state.next_discovery = Some(now + rediscovery);
+            }
+            if !joined {
+                // Claims heard before count as much as this lookup's: a root passed over for
+                // a while is weighed again though the DHT did not name it this time.
+                self.consider_roots(now, room);
             }
             self.handle_timeout(now);
             return;
