@@ -99,14 +99,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// [`NodeOutput::ServeDocPart`].
     pub fn handle_doc_pull(&mut self, now: Instant, request: InboundId, peer: P, room: RoomId) {
         self.now = self.now.max(now);
-        if !(self.docs.contains_key(&room) && self.roster.is_present(room, peer)) {
-            let error = SignalError::new(
-                ErrorCode::NotInRoom,
-                "documents are served to members present in the room",
-            );
-            return self.refuse(request, peer, error);
-        }
-        match self.session.check_peer(now, peer, room, Action::Listen) {
+        match self.check_present_listener(now, peer, room, "documents") {
             Ok(()) => self.outputs.push_back(NodeOutput::ServeDocPart { request }),
             Err(error) => self.refuse(request, peer, error),
         }

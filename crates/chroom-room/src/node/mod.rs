@@ -457,17 +457,28 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// the banned member's presence times out.
     pub fn handle_file_request(&mut self, now: Instant, request: InboundId, peer: P, room: RoomId) {
         self.now = self.now.max(now);
-        if !(self.present_in.contains(&room) && self.roster.is_present(room, peer)) {
-            let error = SignalError::new(
-                ErrorCode::NotInRoom,
-                "files are served to members present in the room",
-            );
-            return self.refuse(request, peer, error);
-        }
-        match self.session.check_peer(now, peer, room, Action::Listen) {
+        match self.check_present_listener(now, peer, room, "files") {
             Ok(()) => self.outputs.push_back(NodeOutput::ServeFile { request }),
             Err(error) => self.refuse(request, peer, error),
         }
+    }
+
+    /// Whether `peer` may be handed `what` of `room`: both present there, and the registry
+    /// lets it listen now (a ban stops serving at once, not when its presence times out).
+    fn check_present_listener(
+        &mut self,
+        now: Instant,
+        peer: P,
+        room: RoomId,
+        what: &str,
+    ) -> Result<(), SignalError> {
+        if !(self.present_in.contains(&room) && self.roster.is_present(room, peer)) {
+            return Err(SignalError::new(
+                ErrorCode::NotInRoom,
+                format!("{what} are served to members present in the room"),
+            ));
+        }
+        self.session.check_peer(now, peer, room, Action::Listen)
     }
 
     /// `peer` asks this node for a relayed media path for links in `room`. It gets one if

@@ -52,14 +52,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         room: RoomId,
     ) {
         self.now = self.now.max(now);
-        if !(self.present_in.contains(&room) && self.roster.is_present(room, peer)) {
-            let error = SignalError::new(
-                ErrorCode::NotInRoom,
-                "room keys are handed to members present in the room",
-            );
-            return self.refuse(request, peer, error);
-        }
-        match self.session.check_peer(now, peer, room, Action::Listen) {
+        match self.check_present_listener(now, peer, room, "room keys") {
             Ok(()) => {
                 self.key_holders.entry(room).or_default().insert(peer);
                 let key = self.sealing.own_key(room);
