@@ -133,7 +133,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 self.reject_gossip(id, &format!("a sealed message: {reason}"));
                 None
             }
-            Opened::NoKey if may_wait && self.present_in.contains(&room) => {
+            // A relayer is on the topic without taking part: content is not for it.
+            Opened::NoKey if !self.present_in.contains(&room) => {
+                self.ignore_gossip(id, "sealed content of a room this node is not present in");
+                None
+            }
+            Opened::NoKey if may_wait => {
                 self.park(now, id, pending);
                 None
             }

@@ -127,6 +127,19 @@ fn a_refused_ask_is_repeated_and_what_waits_too_long_is_dropped_unread() {
     ));
     assert_eq!(core.counters().sealed_unread, 1);
     assert!(core.key_waits.is_empty());
+
+    // Out of the room (a relayer is on the topic too), sealed content is not waited for,
+    // nor counted as unread: it was never this node's to read.
+    core.leave(late, room());
+    drain(&mut core);
+    hear_as_sent(&mut core, late, 2, MEMBER, sealed_only(MEMBER, chat("y")));
+    let outputs = drain(&mut core);
+    assert!(asks(&outputs).is_empty());
+    assert!(matches!(
+        verdict_of(&outputs, 2),
+        Some(GossipVerdict::Ignore(_))
+    ));
+    assert_eq!(core.counters().sealed_unread, 1);
 }
 
 #[test]
