@@ -130,7 +130,7 @@ fn a_refused_ask_is_repeated_and_what_waits_too_long_is_dropped_unread() {
 
     // Out of the room (a relayer is on the topic too), sealed content is not waited for,
     // nor counted as unread: it was never this node's to read.
-    core.leave(late, room());
+    assert!(core.leave(late, room()).is_some(), "a goodbye");
     drain(&mut core);
     hear_as_sent(&mut core, late, 2, MEMBER, sealed_only(MEMBER, chat("y")));
     let outputs = drain(&mut core);
