@@ -340,3 +340,50 @@ async fn two_pages_going_live_at_once_leave_one_broadcast_and_the_other_page_wat
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_invited_on_a_broadcasts_stage_is_seen_and_heard_by_the_broadcaster() {
+    init_tracing();
+    // A broadcast: account 0 owns it (hosts, goes live), 2 and 3 watch (2 from Firefox).
+    let (chain, room) = Chain::with_room_of_kind("studio", chroom_types::RoomKind::Broadcast).await;
+    chain.grant(room, 3, Role::Listener).await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = page_nodes(&chain, dir.path(), &[0, 2, 3]).await;
+    let links = page_links(&nodes);
+    let seen = run_page_scenario(
+        "broadcast-stage.mjs",
+        json!({ "room": "studio", "host": links[0], "guest": links[1], "viewer": links[2] }),
+        Duration::from_secs(180),
+    )
+    .await;
+
+    eprintln!("a broadcast's stage: {seen}");
+    let (host, guest) = (&seen["host"], &seen["guest"]);
+    assert!(
+        seen["audience"].as_str().unwrap().contains("on stage"),
+        "{seen}"
+    );
+    // On stage, the guest's camera and microphone reach the broadcaster's page (Opus sends
+    // 50 packets a second, the fake cameras tens of frames: over 2 s, both well above 10),
+    // and the guest sees and hears the broadcaster over the studio's link.
+    for got in ["host_from_guest", "guest_from_host"] {
+        assert!(seen[got]["frames"].as_i64() > Some(10), "{got}: {seen}");
+        assert!(seen[got]["audio"].as_i64() > Some(20), "{got}: {seen}");
+    }
+    // The other viewer goes on watching the broadcast, and only the broadcaster.
+    assert!(
+        seen["viewer_from_host"]["frames"].as_i64() > Some(10),
+        "{seen}"
+    );
+    assert_eq!(seen["viewer_shows"], json!([host]), "{seen}");
+    // Off stage: the host's page shows nobody but itself, and the guest watches again.
+    assert_eq!(seen["host_shows_after"], json!([host]), "{seen}");
+    assert!(
+        seen["guest_watches_after"]["frames"].as_i64() > Some(10),
+        "{seen}"
+    );
+    assert_ne!(host, guest);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

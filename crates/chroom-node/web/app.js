@@ -16,6 +16,7 @@ const state = {
   kind: null, // "conference", "audio_space" or "broadcast"
   role: null, // this node's role in the room, from the registry
   live: false, // broadcasting this page's camera and microphone to a broadcast room
+  guest: false, // on a broadcast's stage: in the broadcaster's studio
   participants: [],
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
@@ -132,7 +133,8 @@ function handle(message) {
       enterCall(message);
       if (message.may_publish) startPublishing(message.kind === "audio_space");
       $("share-screen").hidden = !message.may_publish || message.kind !== "conference";
-      $("raise-hand").hidden = message.kind === "broadcast";
+      // Viewers of a broadcast raise hands too: a host may bring them on stage.
+      $("raise-hand").hidden = Boolean(message.live);
       // Webinars and audio spaces: ask the hosts, apart from the chat.
       $("ask-hosts").hidden = message.kind === "conference";
       // Joined again (on stage, say): what the page may do with the document may differ.
@@ -195,7 +197,8 @@ function handle(message) {
       // Invited on stage (or taken off it): take part again the new way, which the node
       // decides from the stage (speaking, or listening only).
       const onStage = Boolean(state.participants.find((p) => p.is_self)?.on_stage);
-      if (state.kind === "audio_space" && state.room && onStage !== state.onStage) {
+      const stages = state.kind === "audio_space" || (state.kind === "broadcast" && !state.live);
+      if (stages && state.room && onStage !== state.onStage) {
         if (state.onStage !== undefined) send({ type: "join", room: state.room });
         state.onStage = onStage;
       }
@@ -298,12 +301,14 @@ function join(room) {
   setTimeout(() => ($("join-button").disabled = false), 1000);
 }
 
-function enterCall({ room, kind, role, may_publish, may_go_live }) {
+function enterCall({ room, kind, role, may_publish, live, may_go_live }) {
   state.room = room;
   state.kind = kind ?? null;
   state.role = role ?? null;
-  state.live = kind === "broadcast" && may_publish;
-  $("go-live").hidden = !may_go_live;
+  state.live = Boolean(live);
+  // On a broadcast's stage: in the broadcaster's studio, seen and heard by it.
+  state.guest = kind === "broadcast" && may_publish && !live;
+  $("go-live").hidden = !may_go_live || state.guest;
   $("go-live").textContent = state.live ? "End live" : "Go live";
   document.body.dataset.kind = state.kind ?? "";
   $("room-title").textContent = room;
@@ -767,10 +772,13 @@ function renderGrid() {
     $("audience").textContent = `${speakers} speaking · ${people.length - speakers} listening`;
   }
   if (broadcast) {
-    // The stage is whoever broadcasts (shown here); everyone else watches.
-    people = people.filter((p) => (p.is_self ? state.live : remoteTracks(p.peer_id)));
+    // Shown: whoever broadcasts, and in the studio the guests on stage with them; everyone
+    // else watches.
+    people = people.filter((p) => (p.is_self ? state.live || state.guest : remoteTracks(p.peer_id)));
     const watching = state.participants.length - people.length;
-    $("audience").textContent = people.length ? `live · ${watching} watching` : "waiting for the broadcast to start";
+    $("audience").textContent = state.guest
+      ? "on stage · the broadcaster sees and hears you"
+      : people.length ? `live · ${watching} watching` : "waiting for the broadcast to start";
   }
   $("audience").hidden = !audioSpace && !broadcast;
   const tiles = people.map((p) => {

@@ -219,8 +219,10 @@ pub enum ServerMessage {
         room: String,
         /// `conference`, `audio_space` or `broadcast`; absent without a registry.
         kind: Option<&'static str>,
-        /// Whether the page sends media now (in a broadcast room: it is live).
+        /// Whether the page sends media now (in a broadcast room: it is live, or on stage).
         may_publish: bool,
+        /// In a broadcast room: whether the page is live (the root of its relay tree).
+        live: bool,
         /// In a broadcast room: whether the page's role lets it go live.
         may_go_live: bool,
         /// This node's role in the room; absent without a registry.

@@ -209,7 +209,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         if state.participation.mesh_receives().is_none() {
             return;
         }
-        let meet = matches!(state.participation, Participation::Meet { .. });
+        let meet = state.participation.meets();
         for peer in publishers {
             // Conference members link once per pair: the lower id subscribes, its link carries
             // both directions, and the higher id takes it as a subscriber.
@@ -297,7 +297,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 state.publishers.insert(peer, Publisher::Linked { link });
                 // A meeting pair keeps one link, which carries both ways: one the peer opened
                 // before (when it only listened, say) is stale now.
-                let stale = matches!(state.participation, Participation::Meet { .. })
+                let stale = state
+                    .participation
+                    .meets()
                     .then(|| state.subscribers.remove(&peer))
                     .flatten();
                 if let Some(old) = stale {
@@ -334,10 +336,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         peer: P,
         room: RoomId,
     ) {
-        if self
-            .rooms
-            .get(&room)
-            .is_some_and(|state| state.tree.is_some())
+        // A broadcaster links with the members on its stage outside its tree.
+        let studio = self.in_studio(room, peer);
+        if !studio
+            && self
+                .rooms
+                .get(&room)
+                .is_some_and(|state| state.tree.is_some())
         {
             self.tree_subscribe_request(request, peer, room);
             return;
@@ -347,10 +352,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 ErrorCode::NotInRoom,
                 format!("this node is not in room {}", room.fmt_short()),
             )),
-            Some(state) if !state.participation.mesh_publishes() => Some(SignalError::new(
-                ErrorCode::NotPublishing,
-                format!("this node publishes nothing in room {}", room.fmt_short()),
-            )),
+            Some(state) if !studio && !state.participation.mesh_publishes() => {
+                Some(SignalError::new(
+                    ErrorCode::NotPublishing,
+                    format!("this node publishes nothing in room {}", room.fmt_short()),
+                ))
+            }
             Some(_) => None,
         };
         if let Some(error) = refusal {
@@ -416,7 +423,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// The driver opened the sending link for an [`Output::AcceptSubscriber`].
     pub fn handle_subscriber_linked(&mut self, now: Instant, room: RoomId, peer: P, link: LinkId) {
-        if self.tree_subscriber_linked(now, room, peer, link) {
+        if !self.in_studio(room, peer) && self.tree_subscriber_linked(now, room, peer, link) {
             return;
         }
         let Some(state) = self.rooms.get_mut(&room) else {
@@ -554,10 +561,14 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             let Some(kinds) = state.participation.mesh_receives() else {
                 continue;
             };
-            let send = match &state.participation {
-                Participation::Meet { publish, .. } => publish.clone(),
-                _ => Vec::new(),
-            };
+            let send = state.participation.mesh_sends().to_vec();
+            if matches!(state.participation, Participation::Broadcast { .. }) {
+                // A broadcaster subscribes only to members on its stage, while they are.
+                let stage = self.stage.get(room);
+                state
+                    .publishers
+                    .retain(|peer, _| stage.is_some_and(|s| s.contains(peer)));
+            }
             for (peer, publisher) in &mut state.publishers {
                 if let Publisher::Waiting { at, failures } = *publisher
                     && at <= now
@@ -630,8 +641,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     /// Every link carrying members' media to this node in `room`, with the member: links to
-    /// publishers, in a conference the links other members opened (they carry both ways), and
-    /// in a broadcast the link from this node's parent, carrying the broadcaster.
+    /// publishers, in a conference or a broadcast's studio the links other members opened
+    /// (they carry both ways), and in a broadcast the link from this node's parent, carrying
+    /// the broadcaster.
     pub fn media_links(&self, room: RoomId) -> Vec<(P, LinkId)> {
         let Some(state) = self.rooms.get(&room) else {
             return Vec::new();
@@ -644,7 +656,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 _ => None,
             })
             .collect();
-        if matches!(state.participation, Participation::Meet { .. }) {
+        if state.participation.meets() {
             links.extend(state.subscribers.iter().map(|(peer, link)| (*peer, *link)));
         }
         // A viewer receives the broadcaster over its parent in the tree.
@@ -661,6 +673,20 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .filter(|(_, state)| state.tree.is_some())
             .map(|(room, _)| *room)
             .collect()
+    }
+
+    /// Whether `peer` is on the stage of a broadcast this node is live in: they link outside
+    /// the tree, as a meeting pair (the studio).
+    fn in_studio(&self, room: RoomId, peer: P) -> bool {
+        self.rooms
+            .get(&room)
+            .is_some_and(|state| matches!(state.participation, Participation::Broadcast { .. }))
+            && self.is_on_stage(room, peer)
+    }
+
+    /// Whether `room`'s orchestrator put `peer` on stage.
+    pub(super) fn is_on_stage(&self, room: RoomId, peer: P) -> bool {
+        self.stage.get(&room).is_some_and(|s| s.contains(&peer))
     }
 
     /// Whether any link of this node's is with `peer`.

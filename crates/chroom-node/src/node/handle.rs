@@ -257,9 +257,12 @@ impl NodeHandle {
             Participation::Publish(_)
             | Participation::Meet { .. }
             | Participation::Broadcast { .. } => Presence::Publisher,
-            Participation::Receive(_) | Participation::Relay { .. } | Participation::View(_) => {
-                Presence::Member
-            }
+            // A guest on a broadcast's stage is found through the stage, never taken for a
+            // claim to the broadcast's root.
+            Participation::Receive(_)
+            | Participation::Relay { .. }
+            | Participation::View(_)
+            | Participation::Guest(_) => Presence::Member,
         };
         // The node takes part first, then joins the room's topic: a message arriving the
         // moment the topic is joined (a host telling this node it was removed) finds the room.

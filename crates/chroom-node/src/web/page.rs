@@ -71,6 +71,8 @@ pub(super) struct PageSession {
     kind: Option<RoomKind>,
     /// Whether this node may send media in `room`.
     may_publish: bool,
+    /// Whether the page broadcasts in `room` (is the root of its relay tree).
+    live: bool,
     /// The link carrying the page's camera and microphone.
     media_link: Option<LinkId>,
     /// The link carrying the page's shared screen.
@@ -106,6 +108,7 @@ impl PageSession {
             stepped_back: false,
             kind: None,
             may_publish: false,
+            live: false,
             media_link: None,
             screen_link: None,
             playback_link: None,
@@ -535,10 +538,10 @@ impl PageSession {
         }
         // Taking part another way in the same room (coming on or off a stage) enters it again
         // before leaving the old way, so the node stays present: members would take a leave
-        // for a new visit, and a stage grant ends with the visit. A broadcast room's tree is
-        // left and joined afresh.
+        // for a new visit, and a stage grant ends with the visit. Going live or ending it
+        // leaves the broadcast room first: its tree is left and joined afresh.
         let stays = self.room.as_ref().is_some_and(|r| r.id() == room.id())
-            && access.kind != Some(RoomKind::Broadcast);
+            && (access.kind != Some(RoomKind::Broadcast) || !(live || self.live));
         if !stays {
             self.leave_room().await;
         }
@@ -556,12 +559,14 @@ impl PageSession {
         self.room = Some(room.clone());
         self.kind = access.kind;
         self.may_publish = part.may_publish;
+        self.live = live;
         self.shown.clear();
         self.notices.clear();
         self.send(&ServerMessage::Joined {
             room: room.as_str().to_owned(),
             kind: access.kind.map(RoomKind::name),
             may_publish: part.may_publish,
+            live,
             may_go_live: part.may_go_live,
             role: access.role.map(Role::name),
         })
@@ -716,6 +721,7 @@ impl PageSession {
             self.node.close_browser_media(link).await;
         }
         self.clear_playback().await;
+        self.live = false;
         let Some(room) = self.room.take() else {
             return;
         };

@@ -139,18 +139,23 @@ pub struct CannotGoLive;
 /// How a page with `access` takes part in its room, going `live` (broadcasting) or not, its
 /// user put `on_stage` by a host or not.
 pub fn page_part(access: OwnAccess, live: bool, on_stage: bool) -> Result<PagePart, CannotGoLive> {
-    let may_publish = match (access.kind, access.role) {
-        // A host put the user on an audio space's or a conference's stage: it speaks for the
-        // session (a broadcast has one root, which the stage does not change).
-        (Some(kind), _) if on_stage && kind != RoomKind::Broadcast => true,
+    let role_publishes = match (access.kind, access.role) {
         (Some(kind), Some(role)) => Membership::Member(role).allows(kind, Action::Publish),
         // No registry: development, everyone may.
         _ => true,
     };
     let broadcast = access.kind == Some(RoomKind::Broadcast);
-    if live && !(broadcast && may_publish) {
+    if live && !(broadcast && role_publishes) {
         return Err(CannotGoLive);
     }
+    // A host put the user on stage: it speaks for the session. In a broadcast it joins the
+    // broadcaster's studio; the broadcast keeps its one root.
+    let guest = broadcast && on_stage && !live;
+    let may_publish = if broadcast {
+        live || guest
+    } else {
+        role_publishes || on_stage
+    };
     let av = vec![MediaKind::Audio, MediaKind::Video];
     let participation = match access.kind {
         // The broadcaster is the root of the room's relay tree; it feeds a few members
@@ -159,6 +164,7 @@ pub fn page_part(access: OwnAccess, live: bool, on_stage: bool) -> Result<PagePa
             kinds: av,
             capacity: PAGE_BROADCAST_CAPACITY,
         },
+        Some(RoomKind::Broadcast) if guest => Participation::Guest(av),
         Some(RoomKind::Broadcast) => Participation::View(av),
         // Audio spaces negotiate no video anywhere; listeners send nothing.
         Some(RoomKind::AudioSpace) if may_publish => Participation::Meet {
@@ -173,7 +179,7 @@ pub fn page_part(access: OwnAccess, live: bool, on_stage: bool) -> Result<PagePa
     };
     Ok(PagePart {
         participation,
-        may_publish: may_publish && (!broadcast || live),
-        may_go_live: broadcast && may_publish,
+        may_publish,
+        may_go_live: broadcast && role_publishes,
     })
 }

@@ -550,6 +550,21 @@ fn a_page_takes_part_by_room_kind_role_and_going_live() {
         }
     );
     assert!(live.may_publish);
+    let guest = page_part(access(RoomKind::Broadcast, Role::Listener), false, true).unwrap();
+    assert_eq!(
+        guest.participation,
+        Participation::Guest(vec![MediaKind::Audio, MediaKind::Video]),
+        "a viewer on stage joins the broadcaster's studio"
+    );
+    assert!(guest.may_publish && !guest.may_go_live);
+    assert_eq!(
+        page_part(access(RoomKind::Broadcast, Role::Listener), true, true),
+        Err(CannotGoLive),
+        "the stage never makes a second root"
+    );
+    let on_stage = page_part(access(RoomKind::AudioSpace, Role::Listener), false, true).unwrap();
+    assert!(on_stage.may_publish);
+    assert!(matches!(on_stage.participation, Participation::Meet { .. }));
     assert_eq!(
         page_part(access(RoomKind::Conference, Role::Owner), true, false),
         Err(CannotGoLive),

@@ -107,11 +107,15 @@ pub enum Participation {
     },
     /// Watch the room's broadcast: join its relay tree as a viewer receiving these kinds.
     View(Vec<MediaKind>),
+    /// On a broadcast's stage (a viewer a host invited): meet the broadcaster and the others
+    /// on stage, sending and receiving these kinds over links of their own (the studio),
+    /// outside the relay tree. The broadcaster takes part in the studio as its root.
+    Guest(Vec<MediaKind>),
 }
 
 impl Participation {
     /// A short lowercase name of how this node takes part (`meet`, `publish`, `receive`,
-    /// `broadcast`, `relay`, `view`), for status lines and metric labels.
+    /// `broadcast`, `relay`, `view`, `guest`), for status lines and metric labels.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Broadcast { .. } => "broadcast",
@@ -120,6 +124,7 @@ impl Participation {
             Self::Meet { .. } => "meet",
             Self::Relay { .. } => "relay",
             Self::View(_) => "view",
+            Self::Guest(_) => "guest",
         }
     }
 
@@ -141,20 +146,45 @@ impl Participation {
                 | Self::Relay { .. }
                 | Self::View(_)
                 | Self::Broadcast { .. }
+                | Self::Guest(_)
         )
     }
 
-    /// What this subscribes to in a mesh room, if it subscribes.
+    /// What this receives over mesh links, if it subscribes to anyone (a broadcaster only to
+    /// the members on its stage).
     pub(super) fn mesh_receives(&self) -> Option<&[MediaKind]> {
         match self {
-            Self::Receive(kinds) | Self::Meet { receive: kinds, .. } => Some(kinds),
+            Self::Receive(kinds)
+            | Self::Meet { receive: kinds, .. }
+            | Self::Guest(kinds)
+            | Self::Broadcast { kinds, .. } => Some(kinds),
             _ => None,
         }
     }
 
+    /// What this sends over the mesh links it opens: a meeting member's kinds, a guest's, and
+    /// a broadcaster's to its stage.
+    pub(super) fn mesh_sends(&self) -> &[MediaKind] {
+        match self {
+            Self::Meet { publish: kinds, .. }
+            | Self::Guest(kinds)
+            | Self::Broadcast { kinds, .. } => kinds,
+            _ => &[],
+        }
+    }
+
+    /// Whether this links with a member as a pair, one link carrying both ways (the lower id
+    /// opens it): meeting members, and a broadcast's studio.
+    pub(super) fn meets(&self) -> bool {
+        matches!(
+            self,
+            Self::Meet { .. } | Self::Guest(_) | Self::Broadcast { .. }
+        )
+    }
+
     /// Whether this feeds subscribers in a mesh room.
     pub(super) fn mesh_publishes(&self) -> bool {
-        matches!(self, Self::Publish(_) | Self::Meet { .. })
+        matches!(self, Self::Publish(_) | Self::Meet { .. } | Self::Guest(_))
     }
 }
 

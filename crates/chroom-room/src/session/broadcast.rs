@@ -100,7 +100,10 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
                 LinkMode::Frames,
                 LinkMode::Frames,
             ),
-            Participation::Publish(_) | Participation::Receive(_) | Participation::Meet { .. } => {
+            Participation::Publish(_)
+            | Participation::Receive(_)
+            | Participation::Meet { .. }
+            | Participation::Guest(_) => {
                 return None;
             }
         };

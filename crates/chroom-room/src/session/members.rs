@@ -23,11 +23,16 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         peer: P,
         publish_only: bool,
     ) {
-        if self
+        let links = self
             .rooms
             .get(&room)
-            .is_some_and(|state| matches!(state.participation, Participation::Meet { .. }))
-        {
+            .is_some_and(|state| match state.participation {
+                Participation::Meet { .. } => true,
+                // A guest links with the others on stage (and finds the broadcaster in the DHT).
+                Participation::Guest(_) => self.is_on_stage(room, peer),
+                _ => false,
+            });
+        if links {
             self.subscribe_soon(now, room, peer, publish_only);
         }
     }
@@ -93,9 +98,12 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
+        let on_stage = self.stage.get(&room).is_some_and(|s| s.contains(&peer));
         let ours = match state.participation {
             Participation::Receive(_) => true,
             Participation::Meet { .. } => peer > local || publish_only,
+            // The studio of a broadcast: its root and the members on its stage, in pairs.
+            Participation::Broadcast { .. } | Participation::Guest(_) => peer > local && on_stage,
             _ => false,
         };
         if !ours || peer == local {
@@ -113,7 +121,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
 
     /// Closes this node's media links with `peer` in `room` whose role `which` picks, and
     /// forgets what it published.
-    fn close_member_links(
+    pub(super) fn close_member_links(
         &mut self,
         now: Instant,
         room: RoomId,

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chroom_proto::{ErrorCode, SignalError};
 use chroom_types::{Account, Action, LinkId, Membership, RoomId};
 
-use super::{LinkRole, Output, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting};
+use super::{
+    LinkRole, Output, Participation, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting,
+};
 use crate::access::{AccessFacts, AccessPolicy, Asker, LookupStart, Verdict};
 
 impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
@@ -321,6 +323,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             return;
         }
         let arrived: Vec<P> = stage.difference(&before).copied().collect();
+        let departed: Vec<P> = before.difference(&stage).copied().collect();
         if stage.is_empty() {
             self.stage.remove(&room);
         } else {
@@ -330,6 +333,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         // was refused before it came on stage was closed), not at the next lookup.
         for peer in arrived {
             self.subscribe_soon(now, room, peer, false);
+        }
+        // A broadcast's studio is its stage: who leaves the stage leaves the studio, whatever
+        // its role (its media would reach nobody: viewers are fed by the tree).
+        let studio = self.rooms.get(&room).is_some_and(|state| {
+            matches!(
+                state.participation,
+                Participation::Broadcast { .. } | Participation::Guest(_)
+            )
+        });
+        if studio {
+            for peer in departed {
+                self.close_member_links(now, room, peer, |role| {
+                    matches!(role, LinkRole::Receiving(_) | LinkRole::Sending(_))
+                });
+            }
         }
         let links: Vec<LinkId> = self
             .links

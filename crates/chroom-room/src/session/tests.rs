@@ -807,4 +807,5 @@ fn fresh_account(n: u32) -> Account {
 }
 
 mod links;
+mod studio;
 mod tree;

@@ -5,7 +5,7 @@
 use chroom_net::PeerId;
 use chroom_proto::page::{ParticipantView, ServerMessage};
 use chroom_room::node::RegistryStatus;
-use chroom_types::{Account, Role, RoomKind};
+use chroom_types::{Account, Role};
 
 use super::{Closed, PageSession};
 use crate::node::{Participant, RoomStatus};
@@ -88,8 +88,7 @@ impl PageSession {
         // Two pages went live at once: one broadcast wins on every node (the lowest node id),
         // and the other page goes back to watching it rather than broadcasting to nobody.
         if let Some(winner) = &status.outranked_by
-            && self.kind == Some(RoomKind::Broadcast)
-            && self.may_publish
+            && self.live
         {
             let name = room.as_str().to_owned();
             self.join(&name, false).await?;
