@@ -342,7 +342,7 @@ async fn two_pages_going_live_at_once_leave_one_broadcast_and_the_other_page_wat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_invited_on_a_broadcasts_stage_is_seen_and_heard_by_the_broadcaster() {
+async fn a_viewer_invited_on_a_broadcasts_stage_is_in_the_program_its_audience_watches() {
     init_tracing();
     // A broadcast: account 0 owns it (hosts, goes live), 2 and 3 watch (2 from Firefox).
     let (chain, room) = Chain::with_room_of_kind("studio", chroom_types::RoomKind::Broadcast).await;
@@ -370,17 +370,34 @@ async fn a_viewer_invited_on_a_broadcasts_stage_is_seen_and_heard_by_the_broadca
         assert!(seen[got]["frames"].as_i64() > Some(10), "{got}: {seen}");
         assert!(seen[got]["audio"].as_i64() > Some(20), "{got}: {seen}");
     }
-    // The other viewer goes on watching the broadcast, and only the broadcaster.
+    // The guest gets the broadcaster's own camera (640 wide), never the program that holds
+    // its own picture and voice.
+    assert_eq!(seen["guest_from_host"]["width"], 640, "{seen}");
+    // The other viewer watches the program through the tree: both cameras side by side
+    // (the scenario waited for 1280 wide), frames and sound flowing.
+    assert_eq!(seen["viewer_from_host"]["width"], 1280, "{seen}");
     assert!(
         seen["viewer_from_host"]["frames"].as_i64() > Some(10),
         "{seen}"
     );
+    assert!(
+        seen["viewer_from_host"]["audio"].as_i64() > Some(20),
+        "{seen}"
+    );
     assert_eq!(seen["viewer_shows"], json!([host]), "{seen}");
-    // Off stage: the host's page shows nobody but itself, and the guest watches again.
+    // Off stage: the host's page shows nobody but itself, the guest watches again, and the
+    // audience gets the host's own camera again.
     assert_eq!(seen["host_shows_after"], json!([host]), "{seen}");
     assert!(
         seen["guest_watches_after"]["frames"].as_i64() > Some(10),
         "{seen}"
+    );
+    assert_eq!(seen["viewer_after"]["width"], 640, "{seen}");
+    assert!(seen["viewer_after"]["frames"].as_i64() > Some(10), "{seen}");
+    assert!(seen["viewer_after"]["audio"].as_i64() > Some(20), "{seen}");
+    eprintln!(
+        "invitation on stage → program at the other viewer: {} ms",
+        seen["invite_to_program_ms"]
     );
     assert_ne!(host, guest);
     for node in nodes {

@@ -1,13 +1,15 @@
 // A viewer brought on a broadcast's stage: the host goes live and two viewers watch. One
 // viewer (Firefox) raises its hand and the host invites it on stage: its page joins the
 // broadcaster's studio, sending its camera and microphone, which the host's page shows and
-// plays, and it sees and hears the host over that link; the other viewer goes on watching the
-// broadcast. The host takes it off the stage: it watches the broadcast again and the host's
-// page no longer shows it.
+// plays, and it sees and hears the host's own camera over that link; the other viewer watches
+// the program the host's page composes (both cameras side by side: twice as wide). The host
+// takes the guest off the stage: it watches the broadcast again, the host's page no longer
+// shows it, and the audience gets the host's own camera again.
 //
 // Input: { room, host, guest, viewer } (page URLs; host may go live).
 // Output: { host, guest, audience, host_from_guest, guest_from_host, viewer_from_host,
-//           viewer_shows, host_shows_after, guest_watches_after }.
+//           viewer_shows, host_shows_after, guest_watches_after, invite_to_program_ms }
+//           (what a page got from a member: { frames, audio, width } over 2 s).
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 60_000;
@@ -20,10 +22,10 @@ const fromPeer = (page, peer) =>
     const slot = s.slotPeers.indexOf(peer);
     if (slot < 0 || !s.playbackPc || !s.slots[slot]) return null;
     const { audioMid, videoMid } = s.slots[slot];
-    const got = { frames: 0, audio: 0 };
+    const got = { frames: 0, audio: 0, width: 0 };
     (await s.playbackPc.getStats()).forEach((r) => {
       if (r.type !== "inbound-rtp") return;
-      if (r.mid === videoMid) got.frames = r.framesDecoded ?? 0;
+      if (r.mid === videoMid) [got.frames, got.width] = [r.framesDecoded ?? 0, r.frameWidth ?? 0];
       if (r.mid === audioMid) got.audio = r.packetsReceived ?? 0;
     });
     return got;
@@ -39,8 +41,17 @@ async function receivesFrom(page, peer) {
     before = await fromPeer(page, peer);
   }
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  const after = (await fromPeer(page, peer)) ?? { frames: 0, audio: 0 };
-  return { frames: after.frames - before.frames, audio: after.audio - before.audio };
+  const after = (await fromPeer(page, peer)) ?? { frames: 0, audio: 0, width: 0 };
+  return { frames: after.frames - before.frames, audio: after.audio - before.audio, width: after.width };
+}
+
+// Waits until `page` decodes `peer`'s video `width` pixels wide.
+async function decodesWidth(page, peer, width) {
+  const deadline = Date.now() + TIMEOUT;
+  while ((await fromPeer(page, peer))?.width !== width) {
+    if (Date.now() > deadline) throw new Error(`${peer} never came ${width} wide: ${JSON.stringify(await fromPeer(page, peer))}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 const tiles = (page) => page.$$eval("#grid .tile", (tiles) => tiles.map((t) => t.dataset.peer));
@@ -65,7 +76,11 @@ main(async (browser, input) => {
   await guest.click("#raise-hand");
   const invite = `#participants li[data-peer="${guestPeer}"] button[data-cue="invite_to_stage"]`;
   await host.waitForSelector(invite, { timeout: TIMEOUT });
+  const invitedAt = Date.now();
   await host.click(invite);
+  // The audience gets the program: the host's camera and the guest's side by side.
+  await decodesWidth(viewer, hostPeer, 1280);
+  const inviteToProgram = Date.now() - invitedAt;
   await guest.waitForFunction(() => window.chroom.guest && window.chroom.publishPc, null, { timeout: TIMEOUT });
   const audience = await guest.textContent("#audience");
   const hostFromGuest = await receivesFrom(host, guestPeer);
@@ -78,6 +93,7 @@ main(async (browser, input) => {
   await host.click(offStage);
   await guest.waitForFunction(() => !window.chroom.guest && !window.chroom.publishPc, null, { timeout: TIMEOUT });
   await host.waitForFunction((peer) => !window.chroom.slotPeers.includes(peer), guestPeer, { timeout: TIMEOUT });
+  await decodesWidth(viewer, hostPeer, 640);
   const guestWatchesAfter = await receivesFrom(guest, hostPeer);
   return {
     host: hostPeer,
@@ -89,5 +105,7 @@ main(async (browser, input) => {
     viewer_shows: viewerShows,
     host_shows_after: await tiles(host),
     guest_watches_after: guestWatchesAfter,
+    viewer_after: await receivesFrom(viewer, hostPeer),
+    invite_to_program_ms: inviteToProgram,
   };
 });

@@ -41,6 +41,7 @@ use crate::router::{KeyframeReason, KeyframeTarget, Router};
 use crate::sdp::{self, Reflexive};
 use crate::socket::{MediaSocket, Outbox, RecvBuffers};
 use crate::speaker::Speakers;
+use crate::splice::Splices;
 
 use self::datagrams::Unrouted;
 use self::negotiation::{LinkPeer, log_page_candidates};
@@ -92,6 +93,8 @@ pub struct MediaActor {
     speakers: Speakers,
     /// Which layer of this node's page's camera each link gets.
     simulcast: Simulcast,
+    /// Outgoing tracks whose source may change (a broadcast's program on and off).
+    splices: Splices,
     next_link: u64,
     started: Instant,
     unrouted: VecDeque<Unrouted>,
@@ -133,6 +136,8 @@ struct FrameOut {
     /// `None`: every subscriber that sends this track; else this link's m-line.
     to: Option<(LinkId, str0m::media::Mid)>,
     track: Track,
+    /// The link it arrived on (for a frame of this node's own, the local source).
+    source: LinkId,
     rtp_time: u64,
     data: Arc<[u8]>,
     audio_level: Option<i8>,
@@ -225,6 +230,7 @@ impl MediaActor {
             router: Router::default(),
             speakers: Speakers::default(),
             simulcast: Simulcast::default(),
+            splices: Splices::default(),
             next_link: 1,
             started: Instant::now(),
             unrouted: VecDeque::new(),
@@ -463,6 +469,8 @@ impl MediaActor {
                 }
             }
             Command::Hold { link, held } => self.router.hold(link, held),
+            Command::Program { link } => self.router.set_program(link),
+            Command::Studio { links } => self.router.set_studio(links),
             Command::Allocate { kbps, reply } => {
                 let _ = reply.send(self.allocate(kbps));
             }
@@ -519,6 +527,7 @@ impl MediaActor {
                 let frame = FrameOut {
                     to: None,
                     track,
+                    source: HEADLESS_SOURCE,
                     rtp_time,
                     data,
                     audio_level,
@@ -550,6 +559,22 @@ impl MediaActor {
     /// Asks the local source `source` for a keyframe of each layer of `track` a receiver waits
     /// for before it can switch to it, as often as the router lets this node's browser be
     /// asked. Returns whether it asked.
+    /// Asks the local source `source` for a keyframe of `track` (every layer), within the
+    /// rate limit: a track it feeds from now on starts on one. Returns whether it asked.
+    fn ask_keyframe(&mut self, now: Instant, source: LinkId, track: Track) -> bool {
+        if !self.router.keyframe_due(now, source, track) {
+            return false;
+        }
+        let asked = self
+            .links
+            .get_mut(&source)
+            .is_some_and(|state| state.link.request_keyframe(track, None));
+        if asked {
+            self.router.handle_keyframe_requested(now, source, track);
+        }
+        asked
+    }
+
     fn request_layer_keyframes(&mut self, now: Instant, source: LinkId, track: Track) -> bool {
         if !self.router.keyframe_due(now, source, track) {
             return false;

@@ -69,6 +69,12 @@ pub(crate) enum Command {
         link: LinkId,
         silenced: bool,
     },
+    Program {
+        link: LinkId,
+    },
+    Studio {
+        links: Vec<LinkId>,
+    },
     ShownHeight {
         link: LinkId,
         height: Option<u32>,
@@ -296,6 +302,19 @@ impl MediaHandle {
             .commands
             .send(Command::ShowScreen { playback, source })
             .await;
+    }
+
+    /// The local source `link` (a browser's link this node accepted) carries a broadcast's
+    /// program: from now on it feeds every link outside the studio, and this node's other
+    /// sources feed only the studio, until it closes.
+    pub async fn set_program(&self, link: LinkId) {
+        let _ = self.commands.send(Command::Program { link }).await;
+    }
+
+    /// The links to the members on this node's broadcast stage (its studio), replacing the
+    /// previous set: they never get the program.
+    pub async fn set_studio(&self, links: Vec<LinkId>) {
+        let _ = self.commands.send(Command::Studio { links }).await;
     }
 
     /// Drops (or, `silenced` false, passes again) the microphone arriving on `link`: a member a

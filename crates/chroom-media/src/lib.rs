@@ -57,6 +57,7 @@ mod router;
 mod sdp;
 mod socket;
 pub mod speaker;
+mod splice;
 pub mod stun;
 #[cfg(test)]
 mod testing;

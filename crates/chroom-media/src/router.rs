@@ -114,6 +114,13 @@ pub(crate) struct Router {
     held: Vec<LinkId>,
     /// Links fed from another link, summed over all forwarding.
     children: usize,
+    /// Local sources carrying a broadcast's program (the broadcaster's page composing itself
+    /// and its guests): while one exists it feeds every subscriber outside the studio, and
+    /// the other local sources feed only the studio. At most a source or two: a list.
+    programs: Vec<LinkId>,
+    /// Links to the members on this node's broadcast stage (its studio): they get this
+    /// node's own tracks, never the program, which holds their own voices.
+    studio: Vec<LinkId>,
 }
 
 #[derive(Debug)]
@@ -177,11 +184,35 @@ impl Router {
         self.refresh_forwarding();
     }
 
+    /// Marks the local source `link` as a broadcast's program (see [`Self::feeds`]). Unknown
+    /// links and links that are not local sources are ignored.
+    pub(crate) fn set_program(&mut self, link: LinkId) {
+        if self.role(link) == Some(&LinkRole::LocalSource) && !self.programs.contains(&link) {
+            self.programs.push(link);
+        }
+    }
+
+    /// The links to the members on this node's broadcast stage, replacing the previous set.
+    pub(crate) fn set_studio(&mut self, mut links: Vec<LinkId>) {
+        links.sort_unstable();
+        links.dedup();
+        self.studio = links;
+    }
+
+    /// Whether frames of the local source `source` go to the subscriber `to`: all of them
+    /// do, unless a program is on; then the program feeds whoever is outside the studio and
+    /// the other sources feed the studio. Per frame and subscriber: scans of a few links.
+    pub(crate) fn feeds(&self, source: LinkId, to: LinkId) -> bool {
+        self.programs.is_empty() || self.programs.contains(&source) != self.studio.contains(&to)
+    }
+
     /// `link` is gone: it leaves every route, as source, upstream, child or playback link.
     pub(crate) fn handle_link_closed(&mut self, link: LinkId) {
         if self.links.remove(&link).is_none() {
             return;
         }
+        self.programs.retain(|program| *program != link);
+        self.studio.retain(|studio| *studio != link);
         self.forwarding.remove(&link);
         self.playback
             .retain(|source, route| *source != link && route.playback != link);
@@ -395,7 +426,9 @@ impl Router {
             return;
         }
         for link in &self.local_sources {
-            self.push_if_due(now, *link, sent, KeyframeReason::LocalSource, out);
+            if self.feeds(*link, from) {
+                self.push_if_due(now, *link, sent, KeyframeReason::LocalSource, out);
+            }
         }
     }
 

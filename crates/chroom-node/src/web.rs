@@ -53,6 +53,8 @@ const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
 /// The Notes panel with yjs, bundled by `scripts/page-bundle.sh` from `web/src/notes.mjs`.
 const NOTES_JS: &str = include_str!("../web/notes.js");
+/// A live broadcaster's program: its camera and its guests' composed, their sounds mixed.
+const PROGRAM_JS: &str = include_str!("../web/program.js");
 
 /// The cookie holding the page's key.
 const KEY_COOKIE: &str = "chroom_page";
@@ -93,6 +95,7 @@ pub async fn serve(
         .route("/r/{room}", get(index))
         .route("/app.js", get(|| async { script(APP_JS) }))
         .route("/notes.js", get(|| async { script(NOTES_JS) }))
+        .route("/program.js", get(|| async { script(PROGRAM_JS) }))
         .route("/app.css", get(app_css))
         .route("/api/ws", get(upgrade))
         .route(

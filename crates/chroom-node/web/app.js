@@ -2,6 +2,7 @@
 // by `type`); the node checks everything against the registry and the room's peers.
 
 import { Note } from "/notes.js";
+import { Program } from "/program.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +18,7 @@ const state = {
   role: null, // this node's role in the room, from the registry
   live: false, // broadcasting this page's camera and microphone to a broadcast room
   guest: false, // on a broadcast's stage: in the broadcaster's studio
+  program: null, // live with guests on stage: what the audience gets (program.js)
   participants: [],
   local: null, // this page's camera and microphone (MediaStream)
   publishPc: null, // the RTCPeerConnection sending them to the node
@@ -181,6 +183,11 @@ function handle(message) {
       // capture the page started.
       stopScreenShare({ tellNode: false });
       showError(message.message);
+      break;
+    case "program_answer":
+      state.program?.pc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
+        showError(`the node's answer to the program was refused: ${e.message}`);
+      });
       break;
     case "screen_answer":
       state.screenPc?.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch((e) => {
@@ -622,6 +629,7 @@ function toggle(kind, button, [onLabel, offLabel]) {
 
 function stopPublishing() {
   stopScreenShare({ tellNode: false });
+  stopProgram({ tellNode: false });
   $("toggle-mic").hidden = true;
   $("toggle-camera").hidden = true;
   $("share-screen").hidden = true;
@@ -810,6 +818,46 @@ function renderGrid() {
   grid.replaceChildren(...tiles);
   grid.dataset.count = String(tiles.length);
   renderPresentation();
+  updateProgram();
+}
+
+// Live with guests on stage, the audience gets a program: this page's camera and its guests'
+// in one picture, their sounds mixed (program.js). Without guests, the page's own tracks.
+function updateProgram() {
+  const guests = state.live ? state.slotPeers.filter(Boolean).map(remoteTracks).filter(Boolean) : [];
+  if (guests.length === 0 || !state.local) {
+    stopProgram();
+    return;
+  }
+  const own = { video: state.local.getVideoTracks()[0], audio: state.local.getAudioTracks()[0] };
+  const members = [own, ...guests.map(({ tracks }) => ({
+    video: tracks.find((t) => t.kind === "video"),
+    audio: tracks.find((t) => t.kind === "audio"),
+  }))];
+  if (!state.program) startProgram();
+  state.program.show(members);
+}
+
+function startProgram() {
+  const program = new Program();
+  state.program = program;
+  const pc = new RTCPeerConnection();
+  program.pc = pc;
+  for (const track of program.tracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  pc.createOffer()
+    .then((offer) => pc.setLocalDescription(offer))
+    .then(() => {
+      if (state.program === program) send({ type: "program", sdp: pc.localDescription.sdp });
+    })
+    .catch((error) => showError(`cannot send the program: ${error.message}`));
+}
+
+// Ends the program; tells the node unless the broadcast is over anyway.
+function stopProgram({ tellNode = true } = {}) {
+  if (!state.program) return;
+  state.program.close();
+  state.program = null;
+  if (tellNode) send({ type: "stop_program" });
 }
 
 // A shared screen takes the stage: another member's if one is shown, else this page's own.

@@ -72,6 +72,17 @@ pub enum ClientMessage {
     },
     /// Stop sharing the screen.
     StopScreen,
+    /// Live in a broadcast with guests on stage: the program the page composes (its camera
+    /// and its guests' in one picture, their sounds mixed) goes to the audience instead of
+    /// the page's own tracks, which its guests keep getting. An SDP offer with send-only
+    /// audio and video m-lines.
+    Program {
+        /// The offer.
+        sdp: String,
+    },
+    /// The program ends (no guest on stage any more): the audience gets the page's own tracks
+    /// again.
+    StopProgram,
     /// Ask for the text a wallet signs for the node to act for the wallet's account.
     SignInText,
     /// The wallet's EIP-191 signature of the [`ServerMessage::SignInText`] text: the node acts
@@ -264,6 +275,11 @@ pub enum ServerMessage {
     },
     /// The node's answer to a [`ClientMessage::Publish`] offer.
     PublishAnswer {
+        /// The answer.
+        sdp: String,
+    },
+    /// The node's answer to a [`ClientMessage::Program`] offer.
+    ProgramAnswer {
         /// The answer.
         sdp: String,
     },
@@ -484,6 +500,14 @@ mod tests {
         assert_eq!(
             decode_page_request(r#"{"type":"stop_screen"}"#),
             Ok(ClientMessage::StopScreen)
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"stop_program"}"#),
+            Ok(ClientMessage::StopProgram)
+        );
+        assert_eq!(
+            decode_page_request(r#"{"type":"program","sdp":"v=0"}"#),
+            Ok(ClientMessage::Program { sdp: "v=0".into() })
         );
         assert_eq!(
             decode_page_request(r#"{"type":"fetch_file","hash":"ab12"}"#),

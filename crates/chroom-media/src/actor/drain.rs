@@ -11,10 +11,11 @@ use str0m::rtp::RtpPacket;
 
 use super::{FrameOut, MediaActor, relayed};
 use crate::api::{MediaEvent, ReceivedFrame};
-use crate::codec::vp8_packet;
+use crate::codec::{vp8_keyframe_size, vp8_packet};
 use crate::layers::{AUDIO_RESERVE_BPS, Budget, LayerIndex, LayeredFrame};
 use crate::link::{LinkOutput, media_time};
 use crate::router::FrameRoute;
+use crate::splice::Spliced;
 
 impl MediaActor {
     /// Drains the links that took input (every link after a command), sends their datagrams,
@@ -60,6 +61,7 @@ impl MediaActor {
             self.router.handle_link_closed(id);
             self.speakers.forget(id);
             self.simulcast.forget(id);
+            self.splices.forget(id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             self.pending_events
@@ -117,16 +119,18 @@ impl MediaActor {
     }
 
     /// Writes a frame from this node on every subscriber that sends its track (the router's
-    /// subscribers: every link but local sources); a layered frame goes only where the
-    /// simulcast choice sends it. Returns the links written to.
+    /// subscribers: every link but local sources) and that its source feeds (a broadcast's
+    /// program, or the browser's own tracks); a layered frame goes only where the simulcast
+    /// choice sends it. Returns the links written to.
     pub(super) fn write_frame(&mut self, now: Instant, frame: &FrameOut) -> Vec<LinkId> {
         let kind = frame.track.kind();
         let mut written = Vec::new();
+        let mut await_keyframe = false;
         for id in self.router.subscribers() {
             let Some(state) = self.links.get_mut(id) else {
                 continue;
             };
-            if !state.link.sends(frame.track) {
+            if !state.link.sends(frame.track) || !self.router.feeds(frame.source, *id) {
                 continue;
             }
             if state.link.sends_layers(frame.track) {
@@ -158,6 +162,21 @@ impl MediaActor {
                     }
                 }
             };
+            // The program starting or ending feeds this track from another source.
+            let keyframe = match frame.layer {
+                Some((_, layered)) => layered.keyframe,
+                None => kind == MediaKind::Video && vp8_keyframe_size(&frame.data).is_some(),
+            };
+            let spliced = self
+                .splices
+                .splice(*id, frame.track, frame.source, rtp_time, keyframe);
+            let rtp_time = match spliced {
+                Spliced::Write(rtp_time) => rtp_time,
+                Spliced::AwaitKeyframe => {
+                    await_keyframe = true;
+                    continue;
+                }
+            };
             let time = media_time(kind, rtp_time);
             if state
                 .link
@@ -170,6 +189,9 @@ impl MediaActor {
             && self.request_layer_keyframes(now, source, frame.track)
         {
             written.push(source);
+        }
+        if await_keyframe && self.ask_keyframe(now, frame.source, frame.track) {
+            written.push(frame.source);
         }
         written
     }
@@ -250,6 +272,7 @@ impl MediaActor {
                                     self.scratch.frames_out.push(FrameOut {
                                         to: None,
                                         track,
+                                        source: *id,
                                         rtp_time,
                                         data,
                                         audio_level,
@@ -266,6 +289,7 @@ impl MediaActor {
                                         self.scratch.frames_out.push(FrameOut {
                                             to: Some(to),
                                             track,
+                                            source: *id,
                                             rtp_time,
                                             data: data.clone(),
                                             audio_level,

@@ -501,3 +501,43 @@ fn a_link_to_another_node_carries_nothing_either_way_until_released() {
         FrameRoute::ToSubscribers
     );
 }
+
+#[test]
+fn a_program_feeds_everyone_outside_the_studio_and_the_browsers_own_tracks_feed_the_studio() {
+    let now = Instant::now();
+    let mut router = router();
+    const PROGRAM: LinkId = LinkId(7);
+    router.add_link(PROGRAM, LinkRole::LocalSource);
+    router.set_studio(vec![B]);
+    // No program yet: every local source feeds everyone, the studio included.
+    assert!(router.feeds(BROWSER, A) && router.feeds(BROWSER, B));
+
+    router.set_program(PROGRAM);
+    assert!(router.feeds(PROGRAM, A), "a tree child gets the program");
+    assert!(
+        !router.feeds(PROGRAM, B),
+        "a guest never gets its own voice back"
+    );
+    assert!(
+        router.feeds(BROWSER, B),
+        "the studio gets the broadcaster's own tracks"
+    );
+    assert!(!router.feeds(BROWSER, A));
+    // Keyframes are asked of the source that feeds the asker.
+    let targets = |from| keyframe_targets(&router, now, from, mid("v"));
+    assert_eq!(
+        targets(A),
+        vec![target(PROGRAM, Track::Camera, KeyframeReason::LocalSource)]
+    );
+    assert_eq!(
+        targets(B),
+        vec![target(BROWSER, Track::Camera, KeyframeReason::LocalSource)]
+    );
+
+    // The program ends: the browser's tracks feed everyone again.
+    router.handle_link_closed(PROGRAM);
+    assert!(router.feeds(BROWSER, A) && router.feeds(BROWSER, B));
+    // Only local sources can be the program.
+    router.set_program(A);
+    assert!(router.feeds(BROWSER, A));
+}

@@ -505,6 +505,14 @@ impl NodeHandle {
         Ok((link, answer))
     }
 
+    /// Accepts the user's browser's offer to send the program of the broadcast this node is
+    /// live in: the audience gets it instead of the browser's own tracks while it lasts.
+    pub async fn accept_program(&self, offer_sdp: String) -> anyhow::Result<(LinkId, String)> {
+        let (link, answer) = self.accept_browser_media(offer_sdp, Track::Camera).await?;
+        self.media.set_program(link).await;
+        Ok((link, answer))
+    }
+
     /// Adds ICE candidates the user's browser (or WHIP client) trickled after its offer: SDP
     /// `candidate:` attribute values.
     pub async fn add_browser_candidates(

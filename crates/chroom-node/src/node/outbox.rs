@@ -49,6 +49,7 @@ pub(crate) enum MediaOrder {
         link: LinkId,
         silenced: bool,
     },
+    Studio(Vec<LinkId>),
     Hold {
         link: LinkId,
         held: bool,
@@ -118,6 +119,7 @@ impl Outbox {
                         version,
                     } => media.forward(upstream, downstream, version).await,
                     MediaOrder::Silence { link, silenced } => media.silence(link, silenced).await,
+                    MediaOrder::Studio(links) => media.set_studio(links).await,
                     MediaOrder::Hold { link, held } => media.hold(link, held).await,
                 }
             }

@@ -77,6 +77,8 @@ pub(super) struct PageSession {
     media_link: Option<LinkId>,
     /// The link carrying the page's shared screen.
     screen_link: Option<LinkId>,
+    /// The link carrying the program the page composes for its broadcast's audience.
+    program_link: Option<LinkId>,
     /// The link showing the other members in the page.
     playback_link: Option<LinkId>,
     /// `playback_link` carries sound only (an audio space's).
@@ -111,6 +113,7 @@ impl PageSession {
             live: false,
             media_link: None,
             screen_link: None,
+            program_link: None,
             playback_link: None,
             playback_audio_only: false,
             playback_prepared: false,
@@ -209,6 +212,11 @@ impl PageSession {
             ClientMessage::ShareScreen { sdp } => self.publish(sdp, Track::Screen).await,
             ClientMessage::StopScreen => {
                 self.stop_screen().await;
+                Ok(())
+            }
+            ClientMessage::Program { sdp } => self.program(sdp).await,
+            ClientMessage::StopProgram => {
+                self.stop_program().await;
                 Ok(())
             }
             ClientMessage::Moderate { peer_id, action } => self.moderate(&peer_id, action).await,
@@ -336,6 +344,29 @@ impl PageSession {
             return Err(Closed);
         }
         self.send(&ServerMessage::ScreenAnswer { sdp }).await
+    }
+
+    /// Takes the program the page composes while it is live with guests on stage: the
+    /// audience gets it from now on, the guests the page's own tracks.
+    async fn program(&mut self, sdp: String) -> Result<(), Closed> {
+        if !self.live {
+            return self
+                .error("only a page that is live composes a program for its audience")
+                .await;
+        }
+        self.stop_program().await;
+        let (link, sdp) = match self.node.accept_program(sdp).await {
+            Ok(accepted) => accepted,
+            Err(e) => return self.error(format!("cannot send the program: {e:#}")).await,
+        };
+        self.program_link = Some(link);
+        self.send(&ServerMessage::ProgramAnswer { sdp }).await
+    }
+
+    async fn stop_program(&mut self) {
+        if let Some(link) = self.program_link.take() {
+            self.node.close_browser_media(link).await;
+        }
     }
 
     /// Asks to present in `room` (one member presents at a time): `None` if this node's user
@@ -717,6 +748,7 @@ impl PageSession {
         self.shown_heights.clear();
         self.open_docs.clear();
         self.stop_screen().await;
+        self.stop_program().await;
         if let Some(link) = self.media_link.take() {
             self.node.close_browser_media(link).await;
         }

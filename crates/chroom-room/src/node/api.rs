@@ -423,6 +423,12 @@ pub enum NodeOutput<P> {
         /// The whole document as one update.
         compacted: Vec<u8>,
     },
+    /// These links (and no others) go to the members on the stage of a broadcast this node
+    /// is live in: they get this node's own tracks, never its page's program.
+    Studio {
+        /// The links.
+        links: Vec<LinkId>,
+    },
     /// Drop (`silenced`) or pass again the microphone arriving on `link`.
     Silence {
         /// The link.

@@ -102,6 +102,8 @@ pub struct NodeCore<P> {
     own_sources: BTreeSet<LinkId>,
     /// Links whose arriving microphone is dropped now.
     silenced: BTreeSet<LinkId>,
+    /// Links to the members on the stage of a broadcast this node is live in, as last told.
+    studio: BTreeSet<LinkId>,
     own_checks: Vec<OwnCheck>,
     /// When this node joined each room it is present in (unix milliseconds), as its beats say.
     joined_at: HashMap<RoomId, u64>,
@@ -165,6 +167,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             bindings: HashMap::new(),
             own_sources: BTreeSet::new(),
             silenced: BTreeSet::new(),
+            studio: BTreeSet::new(),
             own_checks: Vec::new(),
             joined_at: HashMap::new(),
             orchestrations: HashMap::new(),
@@ -707,8 +710,9 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 self.take_session_output(output);
                 continue;
             }
-            // Links and decisions have settled: silence follows them.
+            // Links and decisions have settled: silence and the studio follow them.
             self.refresh_silence();
+            self.refresh_studio();
             return self.outputs.pop_front();
         }
     }
@@ -819,6 +823,21 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
                 self.outputs.push_back(NodeOutput::Session(hold));
             }
             other => self.outputs.push_back(NodeOutput::Session(other)),
+        }
+    }
+
+    /// Tells the media which links form the studio of a broadcast this node is live in, when
+    /// that changed: they never get the program its page composes.
+    fn refresh_studio(&mut self) {
+        let wanted: BTreeSet<LinkId> = self
+            .present_in
+            .iter()
+            .flat_map(|room| self.session.studio_links(*room))
+            .collect();
+        if wanted != self.studio {
+            self.studio.clone_from(&wanted);
+            let links = wanted.into_iter().collect();
+            self.outputs.push_back(NodeOutput::Studio { links });
         }
     }
 

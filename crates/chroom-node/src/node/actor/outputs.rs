@@ -72,6 +72,9 @@ impl NodeActor {
                         self.parts.files.serve(reply, room, file, part);
                     }
                 }
+                NodeOutput::Studio { links } => {
+                    self.outbox.order(MediaOrder::Studio(links));
+                }
                 NodeOutput::Silence { link, silenced } => {
                     self.outbox.order(MediaOrder::Silence { link, silenced });
                 }
