@@ -344,7 +344,7 @@ async fn two_pages_going_live_at_once_leave_one_broadcast_and_the_other_page_wat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_invited_on_a_broadcasts_stage_is_in_the_program_its_audience_watches() {
     init_tracing();
-    // A broadcast: account 0 owns it (hosts, goes live), 2 and 3 watch (2 from Firefox).
+    // A broadcast: account 0 owns it (hosts, goes live, from Firefox), 2 and 3 watch.
     let (chain, room) = Chain::with_room_of_kind("studio", chroom_types::RoomKind::Broadcast).await;
     chain.grant(room, 3, Role::Listener).await;
     let dir = tempfile::tempdir().unwrap();
@@ -370,12 +370,25 @@ async fn a_viewer_invited_on_a_broadcasts_stage_is_in_the_program_its_audience_w
         assert!(seen[got]["frames"].as_i64() > Some(10), "{got}: {seen}");
         assert!(seen[got]["audio"].as_i64() > Some(20), "{got}: {seen}");
     }
-    // The guest gets the broadcaster's own camera (640 wide), never the program that holds
-    // its own picture and voice.
-    assert_eq!(seen["guest_from_host"]["width"], 640, "{seen}");
-    // The other viewer watches the program through the tree: both cameras side by side
-    // (the scenario waited for 1280 wide), frames and sound flowing.
-    assert_eq!(seen["viewer_from_host"]["width"], 1280, "{seen}");
+    // A picture's shape says how many 16:9 cameras it holds side by side (a browser short of
+    // bandwidth may scale it down, never reshape it).
+    let tiles = |got: &serde_json::Value| {
+        let (width, height) = (
+            got["width"].as_f64().unwrap(),
+            got["height"].as_f64().unwrap(),
+        );
+        (width / height * 9.0 / 16.0).round()
+    };
+    // The guest gets the broadcaster's own camera, never the program that holds its own
+    // picture and voice.
+    assert_eq!(tiles(&seen["guest_from_host"]), 1.0, "{seen}");
+    // The other viewer watches the program through the tree: both cameras side by side,
+    // frames and sound flowing.
+    assert_eq!(tiles(&seen["viewer_from_host"]), 2.0, "{seen}");
+    assert_eq!(
+        seen["mixed_voices"], 2,
+        "the host's and the guest's: {seen}"
+    );
     assert!(
         seen["viewer_from_host"]["frames"].as_i64() > Some(10),
         "{seen}"
@@ -392,12 +405,14 @@ async fn a_viewer_invited_on_a_broadcasts_stage_is_in_the_program_its_audience_w
         seen["guest_watches_after"]["frames"].as_i64() > Some(10),
         "{seen}"
     );
-    assert_eq!(seen["viewer_after"]["width"], 640, "{seen}");
+    assert_eq!(tiles(&seen["viewer_after"]), 1.0, "{seen}");
     assert!(seen["viewer_after"]["frames"].as_i64() > Some(10), "{seen}");
     assert!(seen["viewer_after"]["audio"].as_i64() > Some(20), "{seen}");
+    // Figures for docs/ORCHESTRATION.md, not checks (they depend on the machine's load).
     eprintln!(
-        "invitation on stage → program at the other viewer: {} ms",
-        seen["invite_to_program_ms"]
+        "invitation on stage → guest's page in the studio, host's page composing, program \
+         decoded by the other viewer (ms): {}",
+        seen["invite_ms"]
     );
     assert_ne!(host, guest);
     for node in nodes {

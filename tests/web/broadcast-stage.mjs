@@ -1,15 +1,16 @@
-// A viewer brought on a broadcast's stage: the host goes live and two viewers watch. One
-// viewer (Firefox) raises its hand and the host invites it on stage: its page joins the
+// A viewer brought on a broadcast's stage: the host (Firefox) goes live and two viewers watch.
+// One viewer raises its hand and the host invites it on stage: its page joins the
 // broadcaster's studio, sending its camera and microphone, which the host's page shows and
 // plays, and it sees and hears the host's own camera over that link; the other viewer watches
-// the program the host's page composes (both cameras side by side: twice as wide). The host
+// the program the host's page composes: both cameras side by side, twice as wide. The host
 // takes the guest off the stage: it watches the broadcast again, the host's page no longer
 // shows it, and the audience gets the host's own camera again.
 //
 // Input: { room, host, guest, viewer } (page URLs; host may go live).
 // Output: { host, guest, audience, host_from_guest, guest_from_host, viewer_from_host,
-//           viewer_shows, host_shows_after, guest_watches_after, invite_to_program_ms }
-//           (what a page got from a member: { frames, audio, width } over 2 s).
+//           viewer_shows, host_shows_after, guest_watches_after, viewer_after, mixed_voices,
+//           invite_ms }
+//           (what a page got from a member: { frames, audio, width, height } over 2 s).
 import { main, openPage, roomUrl } from "./lib.mjs";
 
 const TIMEOUT = 60_000;
@@ -25,7 +26,7 @@ const fromPeer = (page, peer) =>
     const got = { frames: 0, audio: 0, width: 0 };
     (await s.playbackPc.getStats()).forEach((r) => {
       if (r.type !== "inbound-rtp") return;
-      if (r.mid === videoMid) [got.frames, got.width] = [r.framesDecoded ?? 0, r.frameWidth ?? 0];
+      if (r.mid === videoMid) [got.frames, got.width, got.height] = [r.framesDecoded ?? 0, r.frameWidth ?? 0, r.frameHeight ?? 0];
       if (r.mid === audioMid) got.audio = r.packetsReceived ?? 0;
     });
     return got;
@@ -41,15 +42,19 @@ async function receivesFrom(page, peer) {
     before = await fromPeer(page, peer);
   }
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  const after = (await fromPeer(page, peer)) ?? { frames: 0, audio: 0, width: 0 };
-  return { frames: after.frames - before.frames, audio: after.audio - before.audio, width: after.width };
+  const after = (await fromPeer(page, peer)) ?? { frames: 0, audio: 0, width: 0, height: 0 };
+  const { width, height } = after;
+  return { frames: after.frames - before.frames, audio: after.audio - before.audio, width, height };
 }
 
-// Waits until `page` decodes `peer`'s video `width` pixels wide.
-async function decodesWidth(page, peer, width) {
+// Waits until `page` decodes `peer`'s video as wide for its height as `tiles` 16:9 pictures
+// side by side (the program of a host and its guest is two; a browser short of bandwidth may
+// scale a picture down, never change its shape).
+async function decodesTiles(page, peer, tiles) {
   const deadline = Date.now() + TIMEOUT;
-  while ((await fromPeer(page, peer))?.width !== width) {
-    if (Date.now() > deadline) throw new Error(`${peer} never came ${width} wide: ${JSON.stringify(await fromPeer(page, peer))}`);
+  const shape = (got) => got?.height > 0 && Math.abs(got.width / got.height - (tiles * 16) / 9) < 0.1;
+  while (!shape(await fromPeer(page, peer))) {
+    if (Date.now() > deadline) throw new Error(`${peer} never showed ${tiles} tiles: ${JSON.stringify(await fromPeer(page, peer))}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -57,8 +62,8 @@ async function decodesWidth(page, peer, width) {
 const tiles = (page) => page.$$eval("#grid .tile", (tiles) => tiles.map((t) => t.dataset.peer));
 
 main(async (browser, input) => {
-  const host = await openPage(browser, roomUrl(input.host, input.room));
-  const guest = await openPage(browser, roomUrl(input.guest, input.room), { engine: "firefox" });
+  const host = await openPage(browser, roomUrl(input.host, input.room), { engine: "firefox" });
+  const guest = await openPage(browser, roomUrl(input.guest, input.room));
   const viewer = await openPage(browser, roomUrl(input.viewer, input.room));
   const pages = [host, guest, viewer];
   for (const page of pages) {
@@ -78,12 +83,20 @@ main(async (browser, input) => {
   await host.waitForSelector(invite, { timeout: TIMEOUT });
   const invitedAt = Date.now();
   await host.click(invite);
-  // The audience gets the program: the host's camera and the guest's side by side.
-  await decodesWidth(viewer, hostPeer, 1280);
-  const inviteToProgram = Date.now() - invitedAt;
+  // The steps from the invitation to the audience: the guest's page joins the studio, the
+  // host's page shows the guest and composes the program, the other viewer decodes it (the
+  // host's camera and the guest's side by side).
+  const since = (step) => step.then(() => Date.now() - invitedAt);
+  const [toGuest, toHost, toProgram] = await Promise.all([
+    since(guest.waitForFunction(() => window.chroom.guest, null, { timeout: TIMEOUT })),
+    since(host.waitForFunction((peer) => window.chroom.slotPeers.includes(peer) && window.chroom.program, guestPeer, { timeout: TIMEOUT })),
+    since(decodesTiles(viewer, hostPeer, 2)),
+  ]);
   await guest.waitForFunction(() => window.chroom.guest && window.chroom.publishPc, null, { timeout: TIMEOUT });
   const audience = await guest.textContent("#audience");
   const hostFromGuest = await receivesFrom(host, guestPeer);
+  // The voices the host's page mixes into the program: its own and the guest's.
+  const mixed = await host.evaluate(() => window.chroom.program?.sounds.size ?? 0);
   const guestFromHost = await receivesFrom(guest, hostPeer);
   const viewerFromHost = await receivesFrom(viewer, hostPeer);
   const viewerShows = await tiles(viewer);
@@ -93,7 +106,7 @@ main(async (browser, input) => {
   await host.click(offStage);
   await guest.waitForFunction(() => !window.chroom.guest && !window.chroom.publishPc, null, { timeout: TIMEOUT });
   await host.waitForFunction((peer) => !window.chroom.slotPeers.includes(peer), guestPeer, { timeout: TIMEOUT });
-  await decodesWidth(viewer, hostPeer, 640);
+  await decodesTiles(viewer, hostPeer, 1);
   const guestWatchesAfter = await receivesFrom(guest, hostPeer);
   return {
     host: hostPeer,
@@ -106,6 +119,7 @@ main(async (browser, input) => {
     host_shows_after: await tiles(host),
     guest_watches_after: guestWatchesAfter,
     viewer_after: await receivesFrom(viewer, hostPeer),
-    invite_to_program_ms: inviteToProgram,
+    mixed_voices: mixed,
+    invite_ms: { guest_joins: toGuest, host_composes: toHost, viewer_decodes: toProgram },
   };
 });

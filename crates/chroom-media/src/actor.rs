@@ -556,9 +556,6 @@ impl MediaActor {
         true
     }
 
-    /// Asks the local source `source` for a keyframe of each layer of `track` a receiver waits
-    /// for before it can switch to it, as often as the router lets this node's browser be
-    /// asked. Returns whether it asked.
     /// Asks the local source `source` for a keyframe of `track` (every layer), within the
     /// rate limit: a track it feeds from now on starts on one. Returns whether it asked.
     fn ask_keyframe(&mut self, now: Instant, source: LinkId, track: Track) -> bool {
@@ -575,6 +572,9 @@ impl MediaActor {
         asked
     }
 
+    /// Asks the local source `source` for a keyframe of each layer of `track` a receiver waits
+    /// for before it can switch to it, as often as the router lets this node's browser be
+    /// asked. Returns whether it asked.
     fn request_layer_keyframes(&mut self, now: Instant, source: LinkId, track: Track) -> bool {
         if !self.router.keyframe_due(now, source, track) {
             return false;

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use chroom_types::{LinkId, MediaKind, Track};
 
+use crate::layers::LayerIndex;
+
 /// The gap put between the last frame of one source and the first of the next: one video
 /// frame at 30 fps (90 kHz clock), one 20 ms Opus packet (48 kHz clock).
 const fn frame_gap(kind: MediaKind) -> u64 {
@@ -26,10 +28,11 @@ pub(crate) enum Spliced {
     AwaitKeyframe,
 }
 
-/// Per outgoing track, the source feeding it and the offset that keeps its time running on.
+/// Per outgoing stream (a link's track, and on a link to a relayer, one simulcast layer of
+/// it), the source feeding it and the offset that keeps its time running on.
 #[derive(Debug, Default)]
 pub(crate) struct Splices {
-    tracks: HashMap<(LinkId, Track), Splice>,
+    tracks: HashMap<(LinkId, Track, Option<LayerIndex>), Splice>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,17 +50,16 @@ struct Splice {
 
 impl Splices {
     /// A frame of `source` at media time `time` (a `keyframe`, for video) is to be written on
-    /// `to`'s `track`.
+    /// `to`'s `track` (on its simulcast stream `layer`, to a relayer).
     pub(crate) fn splice(
         &mut self,
-        to: LinkId,
-        track: Track,
+        (to, track, layer): (LinkId, Track, Option<LayerIndex>),
         source: LinkId,
         time: u64,
         keyframe: bool,
     ) -> Spliced {
         let video = track.kind() == MediaKind::Video;
-        let splice = self.tracks.entry((to, track)).or_insert(Splice {
+        let splice = self.tracks.entry((to, track, layer)).or_insert(Splice {
             source,
             offset: 0,
             last_out: time,
@@ -86,7 +88,7 @@ impl Splices {
 
     /// `link` closed: what was kept of its tracks goes.
     pub(crate) fn forget(&mut self, link: LinkId) {
-        self.tracks.retain(|(to, _), _| *to != link);
+        self.tracks.retain(|(to, _, _), _| *to != link);
     }
 }
 
@@ -103,7 +105,7 @@ mod tests {
         let mut splices = Splices::default();
         for time in [1000, 4000, 7000] {
             assert_eq!(
-                splices.splice(TO, Track::Camera, RAW, time, false),
+                splices.splice((TO, Track::Camera, None), RAW, time, false),
                 Spliced::Write(time)
             );
         }
@@ -112,28 +114,28 @@ mod tests {
     #[test]
     fn a_new_sources_video_waits_for_its_keyframe_and_runs_on_from_the_old_time() {
         let mut splices = Splices::default();
-        splices.splice(TO, Track::Camera, RAW, 90_000, true);
+        splices.splice((TO, Track::Camera, None), RAW, 90_000, true);
         // The program's clock starts elsewhere; its inter frames are held back.
         assert_eq!(
-            splices.splice(TO, Track::Camera, PROGRAM, 5_000, false),
+            splices.splice((TO, Track::Camera, None), PROGRAM, 5_000, false),
             Spliced::AwaitKeyframe
         );
         assert_eq!(
-            splices.splice(TO, Track::Camera, PROGRAM, 8_000, true),
+            splices.splice((TO, Track::Camera, None), PROGRAM, 8_000, true),
             Spliced::Write(93_000),
             "one frame after the last one written"
         );
         assert_eq!(
-            splices.splice(TO, Track::Camera, PROGRAM, 11_000, false),
+            splices.splice((TO, Track::Camera, None), PROGRAM, 11_000, false),
             Spliced::Write(96_000)
         );
         // And back: the browser's own camera takes over at its next keyframe.
         assert_eq!(
-            splices.splice(TO, Track::Camera, RAW, 200_000, false),
+            splices.splice((TO, Track::Camera, None), RAW, 200_000, false),
             Spliced::AwaitKeyframe
         );
         assert_eq!(
-            splices.splice(TO, Track::Camera, RAW, 203_000, true),
+            splices.splice((TO, Track::Camera, None), RAW, 203_000, true),
             Spliced::Write(99_000)
         );
     }
@@ -141,25 +143,25 @@ mod tests {
     #[test]
     fn audio_switches_at_once_and_each_link_and_track_splices_alone() {
         let mut splices = Splices::default();
-        splices.splice(TO, Track::Microphone, RAW, 48_000, false);
-        splices.splice(LinkId(9), Track::Microphone, RAW, 48_000, false);
+        splices.splice((TO, Track::Microphone, None), RAW, 48_000, false);
+        splices.splice((LinkId(9), Track::Microphone, None), RAW, 48_000, false);
         assert_eq!(
-            splices.splice(TO, Track::Microphone, PROGRAM, 10, false),
+            splices.splice((TO, Track::Microphone, None), PROGRAM, 10, false),
             Spliced::Write(48_960)
         );
         assert_eq!(
-            splices.splice(LinkId(9), Track::Microphone, RAW, 48_960, false),
+            splices.splice((LinkId(9), Track::Microphone, None), RAW, 48_960, false),
             Spliced::Write(48_960),
             "another link keeps its source"
         );
         // A clock near its end wraps instead of overflowing.
         assert!(matches!(
-            splices.splice(TO, Track::Microphone, RAW, u64::MAX - 5, false),
+            splices.splice((TO, Track::Microphone, None), RAW, u64::MAX - 5, false),
             Spliced::Write(_)
         ));
         splices.forget(TO);
         assert_eq!(
-            splices.splice(TO, Track::Microphone, PROGRAM, 77, false),
+            splices.splice((TO, Track::Microphone, None), PROGRAM, 77, false),
             Spliced::Write(77)
         );
     }

@@ -844,6 +844,10 @@ function startProgram() {
   const pc = new RTCPeerConnection();
   program.pc = pc;
   for (const track of program.tracks()) pc.addTransceiver(track, { direction: "sendonly" });
+  // The audience sees a layout: short of bandwidth, the frame rate gives way, not the size.
+  const video = pc.getSenders().find((sender) => sender.track?.kind === "video");
+  const parameters = video.getParameters();
+  video.setParameters({ ...parameters, degradationPreference: "maintain-resolution" }).catch(() => {});
   pc.createOffer()
     .then((offer) => pc.setLocalDescription(offer))
     .then(() => {

@@ -20,6 +20,9 @@ export class Program {
     this.order = [];
     this.layout(1);
     this.video = this.canvas.captureStream(FPS).getVideoTracks()[0];
+    // The audience sees a layout: short of bandwidth, the frame rate gives way, not the size
+    // (else the picture starts small and grows as the link's estimate does).
+    this.video.contentHint = "detail";
     this.timer = setInterval(() => this.draw(), 1000 / FPS);
     this.pc = null;
   }

@@ -12,7 +12,7 @@ use str0m::rtp::RtpPacket;
 use super::{FrameOut, MediaActor, relayed};
 use crate::api::{MediaEvent, ReceivedFrame};
 use crate::codec::{vp8_keyframe_size, vp8_packet};
-use crate::layers::{AUDIO_RESERVE_BPS, Budget, LayerIndex, LayeredFrame};
+use crate::layers::{AUDIO_RESERVE_BPS, Budget, LayerIndex, LayeredFrame, TOP_LAYER};
 use crate::link::{LinkOutput, media_time};
 use crate::router::FrameRoute;
 use crate::splice::Spliced;
@@ -133,13 +133,29 @@ impl MediaActor {
             if !state.link.sends(frame.track) || !self.router.feeds(frame.source, *id) {
                 continue;
             }
+            // The program starting or ending feeds this track from another source.
+            let keyframe = match frame.layer {
+                Some((_, layered)) => layered.keyframe,
+                None => kind == MediaKind::Video && vp8_keyframe_size(&frame.data).is_some(),
+            };
             if state.link.sends_layers(frame.track) {
-                // A relayer: every layer, each on its own stream, for it to choose from.
-                let layer = frame.layer.map(|(_, layered)| layered.layer);
-                let time = media_time(kind, frame.rtp_time);
+                // A relayer: every layer, each on its own stream, for it to choose from (an
+                // unlayered source's on the top one).
+                let layer = frame.layer.map_or(TOP_LAYER, |(_, layered)| layered.layer);
+                let stream = (*id, frame.track, Some(layer));
+                let time = match self
+                    .splices
+                    .splice(stream, frame.source, frame.rtp_time, keyframe)
+                {
+                    Spliced::Write(time) => media_time(kind, time),
+                    Spliced::AwaitKeyframe => {
+                        await_keyframe = true;
+                        continue;
+                    }
+                };
                 if state
                     .link
-                    .write_layer_frame(now, frame.track, layer, time, &frame.data)
+                    .write_layer_frame(now, frame.track, Some(layer), time, &frame.data)
                 {
                     written.push(*id);
                 }
@@ -162,14 +178,9 @@ impl MediaActor {
                     }
                 }
             };
-            // The program starting or ending feeds this track from another source.
-            let keyframe = match frame.layer {
-                Some((_, layered)) => layered.keyframe,
-                None => kind == MediaKind::Video && vp8_keyframe_size(&frame.data).is_some(),
-            };
-            let spliced = self
-                .splices
-                .splice(*id, frame.track, frame.source, rtp_time, keyframe);
+            let spliced =
+                self.splices
+                    .splice((*id, frame.track, None), frame.source, rtp_time, keyframe);
             let rtp_time = match spliced {
                 Spliced::Write(rtp_time) => rtp_time,
                 Spliced::AwaitKeyframe => {

@@ -100,6 +100,13 @@ fn a_broadcasters_studio_is_its_stage_linked_outside_the_tree_while_on_stage() {
         root.tree_children(room()).is_empty(),
         "guests are no children"
     );
+    let mut studio = root.studio_links(room());
+    studio.sort_unstable();
+    assert_eq!(
+        studio,
+        vec![LinkId(30), LinkId(70)],
+        "they never get the program"
+    );
 
     // Off stage, out of the studio: both links close and nothing is subscribed again.
     root.set_stage(now, room(), stage(&[]));
@@ -107,6 +114,7 @@ fn a_broadcasters_studio_is_its_stage_linked_outside_the_tree_while_on_stage() {
     gone.sort_unstable();
     assert_eq!(gone, vec![LinkId(30), LinkId(70)]);
     assert!(root.media_links(room()).is_empty());
+    assert!(root.studio_links(room()).is_empty());
     let later = now + Duration::from_secs(60);
     root.handle_timeout(later);
     assert!(subscribe_ids(&drain(&mut root)).is_empty());
@@ -150,4 +158,9 @@ fn a_guest_links_with_the_broadcaster_and_the_others_on_stage_not_with_viewers()
         drain(&mut guest).as_slice(),
         [Output::AcceptSubscriber { peer: 3, .. }]
     ));
+    guest.handle_subscriber_linked(now, room(), 3, LinkId(30));
+    assert!(
+        guest.studio_links(room()).is_empty(),
+        "only the broadcaster composes a program"
+    );
 }
