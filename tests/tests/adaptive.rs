@@ -211,6 +211,13 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
         let shaped_view = series(2, of);
         // Downlink 100 kbit/s: video pauses, audio goes on.
         let (from, to) = window(2);
+        // Printed, not asserted: two voices and their links' padding fill 100 kbit/s
+        // (docs/PERFORMANCE.md).
+        let settled = between(&shaped_view, to - 5000, to);
+        println!(
+            "page 2 got {} audio packets of member {of} in the last 5 s at 100 kbit/s (50 a second sent)",
+            settled.last().map_or(0, |l| l.audio) - settled.first().map_or(0, |f| f.audio)
+        );
         let late = between(&shaped_view, to - 3000, to);
         assert_eq!(
             late.first().map(|s| s.frames),
