@@ -675,40 +675,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             .collect()
     }
 
-    /// The links of a broadcast this node is live in to the members on its stage (its
-    /// studio): they get the broadcaster's own tracks, never the program composed for the
-    /// audience, which holds their own voices.
-    pub fn studio_links(&self, room: RoomId) -> Vec<LinkId> {
-        let live = self
-            .rooms
-            .get(&room)
-            .is_some_and(|state| matches!(state.participation, Participation::Broadcast { .. }));
-        if !live {
-            return Vec::new();
-        }
-        self.links
-            .iter()
-            .filter(|(_, (r, role))| {
-                *r == room && matches!(role, LinkRole::Receiving(_) | LinkRole::Sending(_))
-            })
-            .map(|(link, _)| *link)
-            .collect()
-    }
-
-    /// Whether `peer` is on the stage of a broadcast this node is live in: they link outside
-    /// the tree, as a meeting pair (the studio).
-    fn in_studio(&self, room: RoomId, peer: P) -> bool {
-        self.rooms
-            .get(&room)
-            .is_some_and(|state| matches!(state.participation, Participation::Broadcast { .. }))
-            && self.is_on_stage(room, peer)
-    }
-
-    /// Whether `room`'s orchestrator put `peer` on stage.
-    pub(super) fn is_on_stage(&self, room: RoomId, peer: P) -> bool {
-        self.stage.get(&room).is_some_and(|s| s.contains(&peer))
-    }
-
     /// Whether any link of this node's is with `peer`.
     pub fn has_links_with(&self, peer: P) -> bool {
         self.links.values().any(|(_, role)| role.peer() == peer)
@@ -808,6 +774,7 @@ mod api;
 mod broadcast;
 mod members;
 mod rights;
+mod studio;
 #[cfg(test)]
 mod tests;
 

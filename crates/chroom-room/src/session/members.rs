@@ -95,10 +95,10 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         publish_only: bool,
     ) {
         let local = self.local;
+        let on_stage = self.is_on_stage(room, peer);
         let Some(state) = self.rooms.get_mut(&room) else {
             return;
         };
-        let on_stage = self.stage.get(&room).is_some_and(|s| s.contains(&peer));
         let ours = match state.participation {
             Participation::Receive(_) => true,
             Participation::Meet { .. } => peer > local || publish_only,

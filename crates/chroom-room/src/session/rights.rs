@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use chroom_proto::{ErrorCode, SignalError};
 use chroom_types::{Account, Action, LinkId, Membership, RoomId};
 
-use super::{
-    LinkRole, Output, Participation, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting,
-};
+use super::{LinkRole, Output, PendingRequest, Publisher, RoomEvent, RoomSession, Waiting};
 use crate::access::{AccessFacts, AccessPolicy, Asker, LookupStart, Verdict};
 
 impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
@@ -334,21 +332,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         for peer in arrived {
             self.subscribe_soon(now, room, peer, false);
         }
-        // A broadcast's studio is its stage: who leaves the stage leaves the studio, whatever
-        // its role (its media would reach nobody: viewers are fed by the tree).
-        let studio = self.rooms.get(&room).is_some_and(|state| {
-            matches!(
-                state.participation,
-                Participation::Broadcast { .. } | Participation::Guest(_)
-            )
-        });
-        if studio {
-            for peer in departed {
-                self.close_member_links(now, room, peer, |role| {
-                    matches!(role, LinkRole::Receiving(_) | LinkRole::Sending(_))
-                });
-            }
-        }
+        self.leave_studio(now, room, departed);
         let links: Vec<LinkId> = self
             .links
             .iter()
