@@ -605,6 +605,10 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         ),
         (text(r#"{"type":"cue","cue":"raise_hand"}"#), "join a room"),
         (
+            text(r#"{"type":"program","sdp":"v=0"}"#),
+            "only a page that is live",
+        ),
+        (
             text(r#"{"type":"cue","cue":"shout"}"#),
             "not a valid request",
         ),
@@ -641,6 +645,11 @@ async fn bad_input_on_the_page_api_gets_errors_and_the_node_keeps_serving() {
         .refused(text(r#"{"type":"share_screen","sdp":"v=0\r\nnonsense"}"#))
         .await;
     assert!(error.contains("cannot send media"), "{error}");
+    // A conference has no audience to compose a program for.
+    let error = page
+        .refused(text(r#"{"type":"program","sdp":"v=0"}"#))
+        .await;
+    assert!(error.contains("only a page that is live"), "{error}");
     let error = page
         .refused(text(
             r#"{"type":"cue","cue":"invite_to_stage","peer_id":"nobody"}"#,
