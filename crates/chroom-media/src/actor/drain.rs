@@ -126,6 +126,11 @@ impl MediaActor {
         let kind = frame.track.kind();
         let mut written = Vec::new();
         let mut await_keyframe = false;
+        // What a track that another source fed until now waits for (the splice).
+        let keyframe = match frame.layer {
+            Some((_, layered)) => layered.keyframe,
+            None => kind == MediaKind::Video && vp8_keyframe_size(&frame.data).is_some(),
+        };
         for id in self.router.subscribers() {
             let Some(state) = self.links.get_mut(id) else {
                 continue;
@@ -133,11 +138,6 @@ impl MediaActor {
             if !state.link.sends(frame.track) || !self.router.feeds(frame.source, *id) {
                 continue;
             }
-            // The program starting or ending feeds this track from another source.
-            let keyframe = match frame.layer {
-                Some((_, layered)) => layered.keyframe,
-                None => kind == MediaKind::Video && vp8_keyframe_size(&frame.data).is_some(),
-            };
             if state.link.sends_layers(frame.track) {
                 // A relayer: every layer, each on its own stream, for it to choose from (an
                 // unlayered source's on the top one).
