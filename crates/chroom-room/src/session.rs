@@ -777,6 +777,7 @@ mod rights;
 mod studio;
 #[cfg(test)]
 mod tests;
+mod tree_links;
 
 impl<P: Copy> LinkRole<P> {
     fn peer(self) -> P {

@@ -1,7 +1,7 @@
 //! Broadcast rooms: the session's side of the relay tree. The tree itself (who feeds whom) is
-//! [`chroom_overlay::Overlay`]'s; this module checks tree requests against the registry, turns
-//! tree changes into media links (a receive link from the parent, send links to children) and
-//! tells the driver which packets to forward.
+//! [`chroom_overlay::Overlay`]'s; this module checks tree requests against the registry, weighs
+//! claims to the root and carries out the overlay's decisions. The media links those decisions
+//! make (from the parent, to children) and the packets forwarded on them are `tree_links`'.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -13,8 +13,7 @@ use chroom_proto::{ErrorCode, SignalError};
 use chroom_types::{Action, LinkId, LinkMode, MediaKind, RoomId};
 
 use super::{
-    InboundId, LinkRole, Output, Participation, RoomEvent, RoomSession, SubscribeFailure,
-    SubscribeId, Waiting, denial, unbound,
+    InboundId, Output, Participation, RoomEvent, RoomSession, SubscribeId, Waiting, denial, unbound,
 };
 use crate::access::{AccessFacts, Verdict};
 
@@ -46,25 +45,25 @@ pub(crate) struct Tree<P> {
     /// live root's answer lost under load must not leave a viewer without a broadcast).
     unreachable_roots: BTreeMap<P, Instant>,
     /// What the link from the parent carries.
-    kinds: Vec<MediaKind>,
+    pub(super) kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
-    upstream_mode: LinkMode,
+    pub(super) upstream_mode: LinkMode,
     /// Frames from the root (local media), packets from a relayer.
-    downstream_mode: LinkMode,
-    upstream: Option<Upstream<P>>,
+    pub(super) downstream_mode: LinkMode,
+    pub(super) upstream: Option<Upstream<P>>,
     /// The link from the previous parent, closed once the new one is up (make before break).
-    retiring: Option<LinkId>,
-    downstream: BTreeMap<P, LinkId>,
+    pub(super) retiring: Option<LinkId>,
+    pub(super) downstream: BTreeMap<P, LinkId>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Upstream<P> {
-    parent: P,
-    link: UpstreamLink,
+pub(super) struct Upstream<P> {
+    pub(super) parent: P,
+    pub(super) link: UpstreamLink,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UpstreamLink {
+pub(super) enum UpstreamLink {
     Subscribing(SubscribeId),
     Linked(LinkId),
 }
@@ -698,207 +697,5 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             }
             _ => {}
         }
-    }
-
-    /// The result of a [`Output::Subscribe`] to a tree parent; false if `id` is not one.
-    pub(super) fn tree_subscribe_result(
-        &mut self,
-        now: Instant,
-        id: SubscribeId,
-        result: &Result<LinkId, SubscribeFailure>,
-    ) -> bool {
-        let found = self.rooms.iter().find_map(|(room, state)| {
-            let upstream = state.tree.as_ref()?.upstream?;
-            (upstream.link == UpstreamLink::Subscribing(id)).then_some((*room, upstream.parent))
-        });
-        let Some((room, parent)) = found else {
-            return false;
-        };
-        match result {
-            Ok(link) => {
-                let link = *link;
-                self.record_link(now, link, room, LinkRole::TreeUpstream(parent));
-                let Some(tree) = self.tree_mut(room) else {
-                    return true;
-                };
-                tree.upstream = Some(Upstream {
-                    parent,
-                    link: UpstreamLink::Linked(link),
-                });
-                if let Some(old) = tree.retiring.take() {
-                    self.close_tree_link(old);
-                }
-                self.emit(RoomEvent::Subscribed {
-                    room,
-                    peer: parent,
-                    link,
-                });
-                self.update_forwarding(room);
-                // Media from the parent is used once the parent is proven to carry the room.
-                self.enforce_link(now, link);
-            }
-            Err(failure) => {
-                self.emit(RoomEvent::SubscribeFailed {
-                    room,
-                    peer: parent,
-                    failure: failure.clone(),
-                });
-                // No media from this parent: to the tree it is gone.
-                if let Some(tree) = self.tree_mut(room) {
-                    tree.upstream = None;
-                    tree.overlay.handle_peer_disconnected(now, parent);
-                }
-                self.drain_tree(now, room);
-            }
-        }
-        true
-    }
-
-    /// A subscribe request in a tree room: only the node's children get a link.
-    pub(super) fn tree_subscribe_request(&mut self, request: InboundId, peer: P, room: RoomId) {
-        let Some(tree) = self.rooms.get(&room).and_then(|s| s.tree.as_ref()) else {
-            return;
-        };
-        if !tree.overlay.children().any(|c| c == peer) {
-            let error = SignalError::new(
-                ErrorCode::NotPublishing,
-                format!(
-                    "room {} is a broadcast: join its relay tree first",
-                    room.fmt_short()
-                ),
-            );
-            self.refuse(request, peer, error);
-            return;
-        }
-        let mode = tree.downstream_mode;
-        // The join was checked against the registry; the link is checked again as any link.
-        self.outputs.push_back(Output::AcceptSubscriber {
-            request,
-            room,
-            peer,
-            mode,
-        });
-    }
-
-    /// The driver opened a child's link; false if `room` has no tree.
-    pub(super) fn tree_subscriber_linked(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        peer: P,
-        link: LinkId,
-    ) -> bool {
-        let Some(tree) = self.tree_mut(room) else {
-            return false;
-        };
-        if !tree.overlay.children().any(|c| c == peer) {
-            // It left (or was pushed down) while its link was being set up.
-            self.close_tree_link(link);
-            return true;
-        }
-        if let Some(old) = tree.downstream.insert(peer, link) {
-            self.close_tree_link(old);
-        }
-        self.emit(RoomEvent::SubscriberAdded { room, peer, link });
-        self.update_forwarding(room);
-        self.track_link(now, link, room, LinkRole::TreeDownstream(peer));
-        true
-    }
-
-    /// Media stopped (`flowing` false) or came back (or began) on a tree parent's `link`: the
-    /// overlay probes a silent parent, which is gone unless it says it repairs
-    /// (`chroom-overlay`, `Overlay::handle_parent_silent`).
-    pub(super) fn tree_link_media(&mut self, now: Instant, link: LinkId, flowing: bool) {
-        let Some(&(room, LinkRole::TreeUpstream(_))) = self.links.get(&link) else {
-            return;
-        };
-        let Some(tree) = self.tree_mut(room) else {
-            return;
-        };
-        if tree.upstream.map(|u| u.link) != Some(UpstreamLink::Linked(link)) {
-            return;
-        }
-        if flowing {
-            tree.overlay.handle_parent_flowing();
-        } else {
-            tree.overlay.handle_parent_silent(now);
-        }
-        self.drain_tree(now, room);
-    }
-
-    /// A tree link closed: a lost parent or child is lost to the tree too.
-    pub(super) fn tree_link_closed(
-        &mut self,
-        now: Instant,
-        room: RoomId,
-        role: LinkRole<P>,
-        link: LinkId,
-    ) {
-        let Some(tree) = self.tree_mut(room) else {
-            return;
-        };
-        match role {
-            LinkRole::TreeUpstream(parent) => {
-                if tree.retiring == Some(link) {
-                    tree.retiring = None;
-                    return;
-                }
-                let current = tree
-                    .upstream
-                    .is_some_and(|u| u.link == UpstreamLink::Linked(link));
-                if current {
-                    tree.upstream = None;
-                    tree.overlay.handle_peer_disconnected(now, parent);
-                    self.emit(RoomEvent::SubscriptionLost {
-                        room,
-                        peer: parent,
-                        link,
-                    });
-                }
-            }
-            LinkRole::TreeDownstream(child) => {
-                if tree.downstream.get(&child) == Some(&link) {
-                    tree.downstream.remove(&child);
-                    tree.overlay.handle_peer_disconnected(now, child);
-                    self.emit(RoomEvent::SubscriberRemoved {
-                        room,
-                        peer: child,
-                        link,
-                    });
-                    self.update_forwarding(room);
-                }
-            }
-            LinkRole::Receiving(_) | LinkRole::Sending(_) => {}
-        }
-        self.drain_tree(now, room);
-    }
-
-    /// Tells the driver where the parent's packets go (relayers only).
-    fn update_forwarding(&mut self, room: RoomId) {
-        let Some(tree) = self.rooms.get(&room).and_then(|s| s.tree.as_ref()) else {
-            return;
-        };
-        if tree.upstream_mode != LinkMode::Packets {
-            return;
-        }
-        let Some(Upstream {
-            link: UpstreamLink::Linked(upstream),
-            ..
-        }) = tree.upstream
-        else {
-            return;
-        };
-        let downstream = tree.downstream.values().copied().collect();
-        self.forward_version += 1;
-        self.outputs.push_back(Output::Forward {
-            upstream,
-            downstream,
-            version: self.forward_version,
-        });
-    }
-
-    fn close_tree_link(&mut self, link: LinkId) {
-        self.forget_link(link);
-        self.outputs.push_back(Output::CloseLink { link });
     }
 }
