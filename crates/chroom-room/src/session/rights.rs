@@ -295,10 +295,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     /// Whether `peer` may send this node media in `room`: its role allows it, or the room's
     /// orchestrator put it on stage (unless the registry bans it).
     fn publish_verdict(&self, peer: P, room: RoomId) -> Verdict {
-        let on_stage = self
-            .stage
-            .get(&room)
-            .is_some_and(|stage| stage.contains(&peer));
+        let on_stage = self.is_on_stage(room, peer);
         let banned = matches!(
             self.access.facts_of(peer, room),
             Some(AccessFacts::Known {
