@@ -31,10 +31,12 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::api::BWE_DESIRED_BPS;
 use crate::api::{LinkClosed, MediaConfig, MediaError, MediaEvent, ReceivedFrame, RelayStats};
 use crate::codec::vp8_keyframe_size;
+use crate::estimation::{Aim, Steer};
 use crate::handle::{Command, MediaHandle};
-use crate::layers::{LayerIndex, LayeredFrame, Simulcast};
+use crate::layers::{AUDIO_RESERVE_BPS, BitrateGoals, LayerIndex, LayeredFrame, Simulcast};
 use crate::link::{Link, LinkOutput};
 use crate::reflexive::{Mapping, ReflexiveTracker};
 use crate::router::{KeyframeReason, KeyframeTarget, Router};
@@ -105,6 +107,8 @@ pub struct MediaActor {
     all_dirty: bool,
     relay: RelayStats,
     last_relay_log: Instant,
+    /// When the links' estimation is next aimed again ([`crate::estimation`]).
+    next_steer: Instant,
     /// Link events the node has not taken yet. Never dropped while the node listens: at most
     /// two per link the node opened, so the node's own commands bound it.
     pending_events: VecDeque<MediaEvent>,
@@ -124,6 +128,41 @@ struct Scratch {
     frames_out: Vec<FrameOut>,
     /// Where the router sends one keyframe request.
     keyframes: Vec<KeyframeTarget>,
+}
+
+/// How often every link's estimation is aimed again: what its receivers need changes with
+/// their layers, not only when an estimate comes.
+const STEER_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a link's estimation aims at while it carries no layered source: room for what a
+/// member may send.
+const UNLAYERED_GOALS: BitrateGoals = BitrateGoals {
+    minimum: 0,
+    desired: BWE_DESIRED_BPS,
+};
+
+/// Aims a connected link's estimation at what its receivers need now, and restarts it if it
+/// stalled ([`crate::estimation`]). Returns whether the link was touched (it may have output).
+fn steer_estimation(
+    simulcast: &Simulcast,
+    now: Instant,
+    id: LinkId,
+    state: &mut LinkState,
+) -> bool {
+    if !state.link.is_connected() {
+        return false;
+    }
+    let goals = simulcast
+        .bitrate_goals(now, id, AUDIO_RESERVE_BPS)
+        .unwrap_or(UNLAYERED_GOALS);
+    let steer = state.aim.steer(now, goals);
+    if let Some(goals) = steer.aim {
+        state.link.set_bitrate_goals(goals);
+    }
+    if let Some(bps) = steer.restart_from {
+        state.link.restart_estimation(bps);
+    }
+    steer != Steer::default()
 }
 
 /// Where the simulcast choice files the layers of frames the node sends itself (a headless
@@ -165,6 +204,8 @@ struct LinkState {
     last_via_relay: bool,
     /// The link's latest send bandwidth estimate, bits per second (links that estimate).
     bandwidth_estimate: Option<u64>,
+    /// What its estimation was aimed at, and whether it moves.
+    aim: Aim,
 }
 
 impl MediaActor {
@@ -238,6 +279,7 @@ impl MediaActor {
             all_dirty: true,
             relay: RelayStats::default(),
             last_relay_log: Instant::now(),
+            next_steer: Instant::now(),
             pending_events: VecDeque::new(),
             scratch: Scratch::default(),
         };
@@ -615,6 +657,14 @@ impl MediaActor {
         let now = Instant::now();
         self.poll_reflexive(now);
         self.relay_timers(now);
+        if self.next_steer <= now {
+            self.next_steer = now + STEER_INTERVAL;
+            for (id, state) in &mut self.links {
+                if steer_estimation(&self.simulcast, now, *id, state) {
+                    self.dirty.push(*id);
+                }
+            }
+        }
         for (id, state) in &mut self.links {
             if state.connect_deadline.is_some_and(|d| d <= now) {
                 tracing::info!(link = %state.link.id, "link did not connect in time");

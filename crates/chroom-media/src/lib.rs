@@ -47,6 +47,7 @@ mod actor;
 mod api;
 mod codec;
 pub mod container;
+mod estimation;
 mod handle;
 pub mod layers;
 mod link;

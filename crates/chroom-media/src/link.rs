@@ -376,6 +376,18 @@ impl Link {
             .set_bitrate(Bitrate::bps(goals.minimum), Bitrate::bps(goals.desired));
     }
 
+    /// Starts the link's bandwidth estimation again from `bps`, keeping its goals (see
+    /// [`crate::estimation`] for why).
+    pub(crate) fn restart_estimation(&mut self, bps: u64) {
+        tracing::info!(link = %self.id, bps, "bandwidth estimate stalled: estimation restarted");
+        self.rtc.bwe().reset(Bitrate::bps(bps));
+    }
+
+    /// Whether ICE and DTLS completed.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     /// Drains str0m's output until it returns a timeout; returns that deadline.
     pub(crate) fn drain(&mut self, now: Instant, out: &mut Vec<LinkOutput>) -> Instant {
         loop {
@@ -411,11 +423,6 @@ impl Link {
             Event::Connected => {
                 self.connected = true;
                 out.push(LinkOutput::Connected);
-                // Probe for room for what a member may send (does nothing on a link without
-                // bandwidth estimation).
-                self.rtc
-                    .bwe()
-                    .set_bitrate(Bitrate::ZERO, Bitrate::bps(crate::api::BWE_DESIRED_BPS));
                 // A subscriber can only decode from a keyframe: ask for one right away instead of
                 // waiting for the sender's next periodic keyframe.
                 for track in [Track::Camera, Track::Screen] {

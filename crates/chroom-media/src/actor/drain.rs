@@ -9,7 +9,7 @@ use chroom_types::{LinkId, MediaKind, Track};
 use str0m::Input;
 use str0m::rtp::RtpPacket;
 
-use super::{FrameOut, MediaActor, relayed};
+use super::{FrameOut, MediaActor, relayed, steer_estimation};
 use crate::api::{MediaEvent, ReceivedFrame};
 use crate::codec::{vp8_keyframe_size, vp8_packet};
 use crate::layers::{AUDIO_RESERVE_BPS, Budget, LayerIndex, LayeredFrame, TOP_LAYER};
@@ -256,14 +256,12 @@ impl MediaActor {
                             tracing::info!(link = %id, ?remote, via_relay, elapsed = ?self.started.elapsed(), "link connected");
                             events.push_back(MediaEvent::LinkConnected { link: *id });
                             connected.push(*id);
+                            steer_estimation(&self.simulcast, now, *id, state);
                         }
                         LinkOutput::BandwidthEstimate { bits_per_second } => {
                             state.bandwidth_estimate = Some(bits_per_second);
-                            if let Some(goals) =
-                                self.simulcast.bitrate_goals(now, *id, AUDIO_RESERVE_BPS)
-                            {
-                                state.link.set_bitrate_goals(goals);
-                            }
+                            state.aim.estimated(now, bits_per_second);
+                            steer_estimation(&self.simulcast, now, *id, state);
                         }
                         LinkOutput::Frame {
                             track,

@@ -10,6 +10,7 @@ use str0m::{Candidate, Input, Rtc};
 
 use super::{LinkState, MediaActor};
 use crate::api::{MediaError, PlaybackOffer};
+use crate::estimation::Aim;
 use crate::link::Link;
 use crate::router::LinkRole;
 use crate::sdp::{self, Congestion};
@@ -55,6 +56,7 @@ impl MediaActor {
             last_source: None,
             last_via_relay: false,
             bandwidth_estimate: None,
+            aim: Aim::new(now),
             next_timeout: now,
             close_cause: None,
         };
