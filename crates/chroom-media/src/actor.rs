@@ -202,9 +202,8 @@ struct LinkState {
     last_source: Option<SocketAddr>,
     /// Whether that datagram came through this node's own relay allocation.
     last_via_relay: bool,
-    /// The link's latest send bandwidth estimate, bits per second (links that estimate).
-    bandwidth_estimate: Option<u64>,
-    /// What its estimation was aimed at, and whether it moves.
+    /// Its send bandwidth estimate (links that estimate), what the estimation was aimed at,
+    /// and whether it moves.
     aim: Aim,
 }
 
@@ -483,7 +482,7 @@ impl MediaActor {
                 let estimates = self
                     .links
                     .iter()
-                    .filter_map(|(id, state)| Some((*id, state.bandwidth_estimate?)))
+                    .filter_map(|(id, state)| Some((*id, state.aim.estimate()?)))
                     .collect();
                 let _ = reply.send(estimates);
             }

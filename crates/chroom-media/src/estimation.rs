@@ -1,4 +1,9 @@
-//! Keeping a link's bandwidth estimation aimed and moving (sans-IO: time is an input).
+//! A link's bandwidth estimate as layers are chosen by it, and its estimation kept aimed and
+//! moving (sans-IO: time is an input).
+//!
+//! str0m reports a 3 s average of its estimate; the estimator's own latest value comes with
+//! the link's stats. Layers follow the average, or the latest where it dropped well below the
+//! average, so a receiver whose link narrowed gets a lower layer within a second or so.
 //!
 //! str0m's estimator is aimed with `set_bitrate(minimum, desired)` ([`BitrateGoals`]). What it
 //! should aim at follows the link's receivers and the layers arriving for them, which change
@@ -40,14 +45,22 @@ pub(crate) struct Steer {
     pub restart_from: Option<u64>,
 }
 
-/// One link's estimation, as far as aiming it goes.
+/// An estimate from the estimator itself below this share of str0m's 3 s average is a drop,
+/// and layers follow it at once: a limit that tightens shows within a stats interval instead
+/// of after the average caught up (up to 3 s). Shallower dips, which a busy machine's late
+/// reads make, wait for the average.
+const DROP_BELOW_AVERAGE: f64 = 0.75;
+
+/// One link's estimation, as far as choosing layers and aiming it goes.
 #[derive(Debug)]
 pub(crate) struct Aim {
     /// The goals the estimator was given last.
     applied: Option<BitrateGoals>,
-    /// The link's latest estimate, bit/s.
-    estimate: Option<u64>,
-    /// When the estimate last moved (or the estimator last restarted).
+    /// str0m's reported estimate (a 3 s average), bit/s.
+    average: Option<u64>,
+    /// The estimator's own latest estimate, from the link's stats, bit/s.
+    latest: Option<u64>,
+    /// When either last moved (or the estimator last restarted).
     moved_at: Instant,
 }
 
@@ -55,16 +68,35 @@ impl Aim {
     pub(crate) fn new(now: Instant) -> Self {
         Self {
             applied: None,
-            estimate: None,
+            average: None,
+            latest: None,
             moved_at: now,
         }
     }
 
-    /// The link reported an estimate.
-    pub(crate) fn estimated(&mut self, now: Instant, bps: u64) {
-        if self.estimate != Some(bps) {
-            self.estimate = Some(bps);
+    /// The link reported an estimate: str0m's average, or the estimator's latest.
+    pub(crate) fn estimated(&mut self, now: Instant, bps: u64, average: bool) {
+        let kept = if average {
+            &mut self.average
+        } else {
+            &mut self.latest
+        };
+        if *kept != Some(bps) {
+            *kept = Some(bps);
             self.moved_at = now;
+        }
+    }
+
+    /// What the link is taken to carry, bit/s: str0m's average, or the estimator's latest
+    /// where that dropped well below it ([`DROP_BELOW_AVERAGE`]).
+    pub(crate) fn estimate(&self) -> Option<u64> {
+        match (self.average, self.latest) {
+            (Some(average), Some(latest))
+                if (latest as f64) < average as f64 * DROP_BELOW_AVERAGE =>
+            {
+                Some(latest)
+            }
+            (average, _) => average,
         }
     }
 
@@ -78,7 +110,7 @@ impl Aim {
         if aim.is_some() {
             self.applied = aim;
         }
-        let restart_from = self.estimate.filter(|estimate| {
+        let restart_from = self.latest.or(self.average).filter(|estimate| {
             goals.minimum > *estimate
                 && now.saturating_duration_since(self.moved_at) >= STALLED_AFTER
         });
@@ -154,12 +186,12 @@ mod tests {
     fn an_estimate_stuck_below_what_its_link_wants_restarts_the_estimator_each_period() {
         let start = epoch();
         let mut steering = Aim::new(start);
-        steering.estimated(start, 950_000);
+        steering.estimated(start, 950_000, true);
         steering.steer(start, HELD_LOW);
         // Moving, it is left alone however long it stays low.
         for second in 1..=12 {
             let now = start + Duration::from_secs(second);
-            steering.estimated(now, 950_000 + second * 1_000);
+            steering.estimated(now, 950_000 + second * 1_000, true);
             assert_eq!(steering.steer(now, HELD_LOW), AIMED);
         }
         // Stuck: a restart from where it is, then another a period later.
@@ -188,12 +220,12 @@ mod tests {
         let late = start + STALLED_AFTER * 4;
         // On its top layer: nothing to look for.
         let mut on_top = Aim::new(start);
-        on_top.estimated(start, 950_000);
+        on_top.estimated(start, 950_000, true);
         on_top.steer(start, ON_TOP);
         assert_eq!(on_top.steer(late, ON_TOP), AIMED);
         // Already above what the next layer needs.
         let mut roomy = Aim::new(start);
-        roomy.estimated(start, 3_000_000);
+        roomy.estimated(start, 3_000_000, true);
         roomy.steer(start, HELD_LOW);
         assert_eq!(roomy.steer(late, HELD_LOW), AIMED);
         // No estimate at all (a link without estimation).
@@ -202,7 +234,7 @@ mod tests {
         assert_eq!(blind.steer(late, HELD_LOW), AIMED);
         // Goals given and a stall seen at once: both, the goals first.
         let mut both = Aim::new(start);
-        both.estimated(start, 950_000);
+        both.estimated(start, 950_000, true);
         assert_eq!(
             both.steer(late, HELD_LOW),
             Steer {
@@ -210,5 +242,42 @@ mod tests {
                 restart_from: Some(950_000)
             }
         );
+    }
+
+    #[test]
+    fn layers_follow_the_estimators_latest_value_only_where_it_dropped_well_below_the_average() {
+        let start = epoch();
+        let mut steering = Aim::new(start);
+        assert_eq!(steering.estimate(), None);
+        // Only the latest known (str0m reports its average once it has one): not used alone.
+        steering.estimated(start, 900_000, false);
+        assert_eq!(steering.estimate(), None);
+        steering.estimated(start, 3_000_000, true);
+        // A dip a busy machine makes: the average stands.
+        steering.estimated(start, 2_400_000, false);
+        assert_eq!(steering.estimate(), Some(3_000_000));
+        // A limit that tightened: the latest, before the average follows.
+        steering.estimated(start, 500_000, false);
+        assert_eq!(steering.estimate(), Some(500_000));
+        // Rising again is left to the average.
+        steering.estimated(start, 1_800_000, true);
+        steering.estimated(start, 2_600_000, false);
+        assert_eq!(steering.estimate(), Some(1_800_000));
+    }
+
+    #[test]
+    fn the_estimators_latest_value_moving_shows_it_alive() {
+        let start = epoch();
+        let mut steering = Aim::new(start);
+        steering.estimated(start, 950_000, true);
+        steering.steer(start, HELD_LOW);
+        for tick in 1..=8 {
+            let now = start + STALLED_AFTER / 2 * tick;
+            steering.estimated(now, 900_000 + u64::from(tick), false);
+            assert_eq!(steering.steer(now, HELD_LOW), AIMED);
+        }
+        // Restarted from where the estimator is, not from the average.
+        let stuck = start + STALLED_AFTER * 4 + STALLED_AFTER;
+        assert_eq!(steering.steer(stuck, HELD_LOW), restart(900_008));
     }
 }

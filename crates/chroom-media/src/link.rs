@@ -33,9 +33,11 @@ pub(crate) enum LinkOutput {
         contents: Vec<u8>,
     },
     Connected,
-    /// The link's send bandwidth, as estimated (links with bandwidth estimation only).
+    /// The link's send bandwidth, as estimated (links with bandwidth estimation only):
+    /// str0m's 3 s average (`smoothed`), or its estimator's latest value from the link's stats.
     BandwidthEstimate {
         bits_per_second: u64,
+        smoothed: bool,
     },
     Frame {
         track: Track,
@@ -492,7 +494,16 @@ impl Link {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 out.push(LinkOutput::BandwidthEstimate {
                     bits_per_second: estimate.as_u64(),
+                    smoothed: true,
                 });
+            }
+            Event::PeerStats(stats) => {
+                if let Some(estimate) = stats.bwe_tx {
+                    out.push(LinkOutput::BandwidthEstimate {
+                        bits_per_second: estimate.as_u64(),
+                        smoothed: false,
+                    });
+                }
             }
             Event::MediaIngressStats(stats) => {
                 let stream = (stats.mid, stats.rid);

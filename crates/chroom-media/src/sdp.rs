@@ -20,8 +20,9 @@ use str0m::{Candidate, Rtc};
 use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
 use crate::layers::LAYER_RIDS;
 
-/// How often str0m reports what each received stream carried.
-const INGRESS_STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often str0m reports what each received stream carried, and its estimator's own latest
+/// estimate (a drop of which lowers a receiver's layer before str0m's 3 s average shows it).
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
 use crate::link::Link;
 use crate::router::SlotMids;
 
@@ -128,9 +129,9 @@ pub(crate) fn new_rtc(
     }
     let mut rtc = builder
         .set_rtp_mode(mode == LinkMode::Packets)
-        // Each stream's received-packet count, once a second: what reached this node, for
-        // loss figures (a few events a second per link).
-        .set_stats_interval(Some(INGRESS_STATS_INTERVAL))
+        // Each stream's received-packet count, for loss figures, and the estimator's own
+        // estimate (a few events a second per link).
+        .set_stats_interval(Some(STATS_INTERVAL))
         .clear_codecs()
         .enable_vp8(true)
         .enable_opus(true, false)

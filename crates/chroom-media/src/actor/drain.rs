@@ -165,7 +165,7 @@ impl MediaActor {
                 None => frame.rtp_time,
                 Some((source, layered)) => {
                     let budget = Budget {
-                        estimate: state.bandwidth_estimate,
+                        estimate: state.aim.estimate(),
                         reserved: AUDIO_RESERVE_BPS,
                         max_layer: None,
                     };
@@ -258,9 +258,11 @@ impl MediaActor {
                             connected.push(*id);
                             steer_estimation(&self.simulcast, now, *id, state);
                         }
-                        LinkOutput::BandwidthEstimate { bits_per_second } => {
-                            state.bandwidth_estimate = Some(bits_per_second);
-                            state.aim.estimated(now, bits_per_second);
+                        LinkOutput::BandwidthEstimate {
+                            bits_per_second,
+                            smoothed,
+                        } => {
+                            state.aim.estimated(now, bits_per_second, smoothed);
                             steer_estimation(&self.simulcast, now, *id, state);
                         }
                         LinkOutput::Frame {
@@ -401,7 +403,7 @@ impl MediaActor {
                         let renumbered = match layered {
                             Some(layered) if !state.link.sends_layers(track) => {
                                 let budget = Budget {
-                                    estimate: state.bandwidth_estimate.filter(|_| has_choice),
+                                    estimate: state.aim.estimate().filter(|_| has_choice),
                                     reserved: AUDIO_RESERVE_BPS,
                                     max_layer: None,
                                 };

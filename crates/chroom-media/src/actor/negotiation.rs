@@ -55,7 +55,6 @@ impl MediaActor {
             silent: true,
             last_source: None,
             last_via_relay: false,
-            bandwidth_estimate: None,
             aim: Aim::new(now),
             next_timeout: now,
             close_cause: None,
