@@ -21,7 +21,7 @@ use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
 use crate::layers::LAYER_RIDS;
 
 /// How often str0m reports what each received stream carried, and its estimator's own latest
-/// estimate (a drop of which lowers a receiver's layer before str0m's 3 s average shows it).
+/// estimate (whose moves show the estimator alive, see `estimation.rs`).
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
 use crate::link::Link;
 use crate::router::SlotMids;
