@@ -153,6 +153,8 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
         for phase in &SCHEDULE {
             shape(&devnet, shaped, phase);
             began.push(unix_ms());
+            // Timed like the nodes' logs, to read beside them.
+            tracing::info!(target: "chroom::lab", phase = phase.name, "shaped");
             tokio::time::sleep(phase.lasts).await;
         }
         std::fs::write(&stop, "").unwrap();
@@ -162,8 +164,12 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
 
     for (i, member) in members.iter().enumerate() {
         let log = member.node.log_tail(usize::MAX);
-        let changes = log.lines().filter(|l| l.contains("simulcast layer target"));
-        println!("node {i}'s layer changes:");
+        let changes = log.lines().filter(|l| {
+            ["simulcast layer target", "link narrowed"]
+                .iter()
+                .any(|what| l.contains(what))
+        });
+        println!("node {i}'s layer changes and narrowed links:");
         for change in changes {
             println!("  {change}");
         }

@@ -141,8 +141,8 @@ const UNLAYERED_GOALS: BitrateGoals = BitrateGoals {
     desired: BWE_DESIRED_BPS,
 };
 
-/// Aims a connected link's estimation at what its receivers need now, and restarts it if it
-/// stalled ([`crate::estimation`]). Returns whether the link was touched (it may have output).
+/// Aims a connected link's estimation at what its receivers need now, and restarts it to probe
+/// if it is held below that ([`crate::estimation`]). Returns whether the link was touched (it may have output).
 fn steer_estimation(
     simulcast: &Simulcast,
     now: Instant,
@@ -429,6 +429,7 @@ impl MediaActor {
             .flatten()
             .chain(self.reflexive.poll_timeout())
             .chain(self.next_keepalive())
+            .chain((!self.links.is_empty()).then_some(self.next_steer))
             .fold(idle, Instant::min)
     }
 
@@ -479,10 +480,11 @@ impl MediaActor {
                 }
             }
             Command::BandwidthEstimates(reply) => {
+                let now = Instant::now();
                 let estimates = self
                     .links
                     .iter()
-                    .filter_map(|(id, state)| Some((*id, state.aim.estimate()?)))
+                    .filter_map(|(id, state)| Some((*id, state.aim.budget(now).estimate?)))
                     .collect();
                 let _ = reply.send(estimates);
             }

@@ -1,34 +1,54 @@
 //! A link's bandwidth estimate as layers are chosen by it, and its estimation kept aimed and
-//! moving (sans-IO: time is an input).
+//! probing (sans-IO: time is an input).
 //!
-//! str0m reports a 3 s average of its estimate, which layers follow; the estimator's own
-//! latest value comes with the link's stats and shows whether the estimator is alive.
+//! **Which estimate.** str0m reports a 3 s average of its estimate: a link that narrowed
+//! shows in it only as the old values age out, so a receiver waited up to 5 s for a lower
+//! layer in the lab. The estimator's own latest value comes with the link's stats every
+//! 500 ms and shows a narrowed link within a second. It also dips deeply for a moment on a
+//! machine too busy to read its sockets in time (to 70 kbit/s on a loopback link in CI). So
+//! layers take both ([`Budget`]): a new layer follows the latest value once it fell well
+//! below the average ([`DROP_BELOW_AVERAGE`]) or the link lost packets ([`FULL_LOSS`]), for
+//! [`NARROWED_MEMORY`]; thinning a layer or pausing video, which the user sees as a freeze,
+//! waits for the average.
 //!
-//! str0m's estimator is aimed with `set_bitrate(minimum, desired)` ([`BitrateGoals`]). What it
-//! should aim at follows the link's receivers and the layers arriving for them, which change
-//! while the estimate stays put, so the goals are derived again on a timer rather than only
-//! when an estimate comes.
+//! **Aiming.** str0m's estimator is aimed with `set_bitrate(minimum, desired)`
+//! ([`BitrateGoals`]). What it should aim at follows the link's receivers and the layers
+//! arriving for them, which change while the estimate stays put, so the goals are derived again
+//! on a timer rather than only when an estimate comes.
 //!
-//! An estimate can also stall for good. str0m 0.25 reads why its estimate is limited (a delay
-//! increase, loss) only when the estimate moves, and probes only while the last reason read
-//! allows it. Its delay-based estimate grows no further than 1.5× what the link is seen to
-//! carry. So a link whose estimate last moved in a delay increase, and that then carries
-//! little (a receiver held on a lower layer), never probes and never moves again: the lab saw
-//! a viewer's link sit at its first 1 Mbit/s estimate for a whole test, and another stay at
-//! the 0.95 Mbit/s of a lifted limit. A link held below a layer it wants whose estimate has not
-//! moved for [`STALLED_AFTER`] restarts its estimator from the estimate it has: the fresh one
-//! probes at once (three and six times that, as at a link's start), so a link with room finds
-//! it, and one without sees a 15 ms burst, as a periodic probe would send.
+//! **Probing.** str0m 0.25 reads why its estimate is limited (a delay increase, loss) only
+//! when the estimate moves, and probes only while the last reason read allows it. Its
+//! delay-based estimate grows no further than 1.5× what the link is seen to carry, and from
+//! there by about 8 % a second. So a link held on a lower layer carries little and finds room
+//! slowly or never: the lab saw a viewer's link sit at its first 1 Mbit/s estimate for a whole
+//! test, and a member's climb back from 100 kbit/s take 16 s. A link held below a layer it
+//! wants, that has not narrowed for [`PROBE_AFTER`], restarts its estimator from the estimate
+//! it has: the fresh one probes at once (three and six times that, for 15 ms, as at a link's
+//! start), so a link with room finds it within a second, and one without sees a short burst,
+//! as libwebrtc's periodic probes send.
 
 use std::time::{Duration, Instant};
 
-use crate::layers::BitrateGoals;
+use crate::layers::{AUDIO_RESERVE_BPS, BitrateGoals, Budget};
 
-/// How long an estimate may stay put while its link wants more before the estimator restarts.
-/// One with room to find moves sooner (str0m reports a new estimate when its 3 s average
-/// moves by 5 %); restarting one that only looked stuck costs a 15 ms probe, and a lifted
-/// limit must show within the 10 s the adaptive-quality issue allows.
-pub(crate) const STALLED_AFTER: Duration = Duration::from_secs(3);
+/// How long a link held below what it wants goes without narrowing or a probe before its
+/// estimator restarts and probes. A lifted limit must show within the 10 s the
+/// adaptive-quality issue allows; each probe costs a link without room a 15 ms burst.
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(3);
+
+/// The estimator's latest value below this share of str0m's average means the link narrowed
+/// (or the machine is busy): the dips of a delay-based estimate on a steady link are
+/// shallower.
+const DROP_BELOW_AVERAGE: f64 = 0.75;
+
+/// Loss over the last second (TWCC's count, in the link's stats) from which the link is taken
+/// to have narrowed: its queue overflows. libwebrtc's loss-based estimator backs off from 10 %.
+const FULL_LOSS: f32 = 0.05;
+
+/// How long after it narrowed the estimator's latest value is still followed below the
+/// average: past str0m's 3 s window, so a receiver moved down does not move straight back up
+/// on an average still full of the old estimates.
+const NARROWED_MEMORY: Duration = Duration::from_secs(4);
 
 /// How far goals may drift from those given before they are given again: a layer's measured
 /// rate moves a little every second, and each rise of the desired rate above the estimate
@@ -40,7 +60,7 @@ const GOALS_TOLERANCE: f64 = 0.1;
 pub(crate) struct Steer {
     /// Aim it at these goals.
     pub aim: Option<BitrateGoals>,
-    /// Start it again from this estimate, bit/s (it keeps the goals it was given).
+    /// Start it again from this estimate, bit/s, to probe (it keeps the goals it was given).
     pub restart_from: Option<u64>,
 }
 
@@ -53,8 +73,11 @@ pub(crate) struct Aim {
     average: Option<u64>,
     /// The estimator's own latest estimate, from the link's stats, bit/s.
     latest: Option<u64>,
-    /// When either last moved (or the estimator last restarted).
-    moved_at: Instant,
+    /// When the link last showed it narrowed: the latest estimate well below the average, or
+    /// loss.
+    narrowed_at: Option<Instant>,
+    /// When the estimator was created or last restarted.
+    probed_at: Instant,
 }
 
 impl Aim {
@@ -63,33 +86,53 @@ impl Aim {
             applied: None,
             average: None,
             latest: None,
-            moved_at: now,
+            narrowed_at: None,
+            probed_at: now,
         }
     }
 
-    /// The link reported an estimate: str0m's average, or the estimator's latest.
-    pub(crate) fn estimated(&mut self, now: Instant, bps: u64, average: bool) {
-        let kept = if average {
-            &mut self.average
-        } else {
-            &mut self.latest
+    /// str0m reported its averaged estimate.
+    pub(crate) fn averaged(&mut self, bps: u64) {
+        self.average = Some(bps);
+    }
+
+    /// The link's stats came: the estimator's latest value, and the share of packets lost
+    /// over the last second (`None` if none were reported on). Returns whether they show a
+    /// link that had not narrowed (lately) narrowing.
+    pub(crate) fn sampled(&mut self, now: Instant, latest_bps: u64, loss: Option<f32>) -> bool {
+        self.latest = Some(latest_bps);
+        let dropped = self
+            .average
+            .is_some_and(|average| (latest_bps as f64) < average as f64 * DROP_BELOW_AVERAGE);
+        if !dropped && !loss.is_some_and(|loss| loss >= FULL_LOSS) {
+            return false;
+        }
+        let was_narrowed = self.narrowed(now);
+        self.narrowed_at = Some(now);
+        !was_narrowed
+    }
+
+    fn narrowed(&self, now: Instant) -> bool {
+        self.narrowed_at
+            .is_some_and(|at| now.saturating_duration_since(at) < NARROWED_MEMORY)
+    }
+
+    /// What the link can take now, for its receivers' layers (see the module doc).
+    pub(crate) fn budget(&self, now: Instant) -> Budget {
+        let estimate = match (self.average, self.latest) {
+            (Some(average), Some(latest)) if self.narrowed(now) => Some(average.min(latest)),
+            (average, _) => average,
         };
-        if *kept != Some(bps) {
-            *kept = Some(bps);
-            self.moved_at = now;
+        Budget {
+            estimate,
+            sustained: self.average,
+            reserved: AUDIO_RESERVE_BPS,
+            max_layer: None,
         }
-    }
-
-    /// What the link is taken to carry, bit/s: str0m's average. (Following the estimator's
-    /// latest value where it drops well below the average took a narrowed link's receiver down
-    /// within a second or two in the lab, but on a starved machine it also paused loopback
-    /// calls' video on deep momentary dips: see docs/PERFORMANCE.md.)
-    pub(crate) fn estimate(&self) -> Option<u64> {
-        self.average
     }
 
     /// What to do now that the link's receivers need `goals`: aim the estimator at them if
-    /// it has other goals, and restart it if it stalled below them.
+    /// it has other goals, and restart it to probe if it is held below them and quiet.
     pub(crate) fn steer(&mut self, now: Instant, goals: BitrateGoals) -> Steer {
         let aim = self
             .applied
@@ -98,12 +141,14 @@ impl Aim {
         if aim.is_some() {
             self.applied = aim;
         }
+        let quiet_since = self
+            .narrowed_at
+            .map_or(self.probed_at, |at| at.max(self.probed_at));
         let restart_from = self.latest.or(self.average).filter(|estimate| {
-            goals.minimum > *estimate
-                && now.saturating_duration_since(self.moved_at) >= STALLED_AFTER
+            goals.minimum > *estimate && now.saturating_duration_since(quiet_since) >= PROBE_AFTER
         });
         if restart_from.is_some() {
-            self.moved_at = now;
+            self.probed_at = now;
         }
         Steer { aim, restart_from }
     }
@@ -171,58 +216,65 @@ mod tests {
     }
 
     #[test]
-    fn an_estimate_stuck_below_what_its_link_wants_restarts_the_estimator_each_period() {
+    fn a_link_held_below_what_it_wants_probes_each_period_however_its_estimate_moves() {
         let start = epoch();
         let mut steering = Aim::new(start);
-        steering.estimated(start, 950_000, true);
-        steering.steer(start, HELD_LOW);
-        // Moving, it is left alone however long it stays low.
-        for second in 1..=12 {
-            let now = start + Duration::from_secs(second);
-            steering.estimated(now, 950_000 + second * 1_000, true);
-            assert_eq!(steering.steer(now, HELD_LOW), AIMED);
+        steering.averaged(950_000);
+        assert_eq!(steering.steer(start, HELD_LOW), aim(HELD_LOW));
+        // Climbing by 1 % a second is no reason to wait: it would take minutes to get there.
+        let mut restarts = Vec::new();
+        for tenth in 1..=70 {
+            let now = start + Duration::from_millis(100 * tenth);
+            steering.sampled(now, 950_000 + tenth * 1_000, Some(0.0));
+            if let Some(from) = steering.steer(now, HELD_LOW).restart_from {
+                restarts.push((now - start, from));
+            }
         }
-        // Stuck: a restart from where it is, then another a period later.
-        let stuck_at = start + Duration::from_secs(12);
         assert_eq!(
-            steering.steer(stuck_at + STALLED_AFTER / 2, HELD_LOW),
-            AIMED
+            restarts,
+            [(PROBE_AFTER, 980_000), (PROBE_AFTER * 2, 1_010_000)],
+            "restarted from the estimator's own latest value, once a period"
         );
+    }
+
+    #[test]
+    fn loss_holds_probes_off_until_the_link_was_quiet_for_a_period() {
+        let start = epoch();
+        let mut steering = Aim::new(start);
+        steering.averaged(400_000);
+        steering.steer(start, HELD_LOW);
+        let lossy = start + PROBE_AFTER - Duration::from_millis(500);
+        steering.sampled(lossy, 380_000, Some(0.2));
+        assert_eq!(steering.steer(start + PROBE_AFTER, HELD_LOW), AIMED);
+        // Loss under the threshold (a retransmitted packet, a lost probe) does not count.
+        steering.sampled(lossy + PROBE_AFTER / 2, 380_000, Some(0.01));
         assert_eq!(
-            steering.steer(stuck_at + STALLED_AFTER, HELD_LOW),
-            restart(962_000)
-        );
-        assert_eq!(
-            steering.steer(stuck_at + STALLED_AFTER * 3 / 2, HELD_LOW),
-            AIMED
-        );
-        assert_eq!(
-            steering.steer(stuck_at + STALLED_AFTER * 2, HELD_LOW),
-            restart(962_000)
+            steering.steer(lossy + PROBE_AFTER, HELD_LOW),
+            restart(380_000)
         );
     }
 
     #[test]
     fn a_flat_estimate_that_covers_what_its_link_wants_is_left_alone() {
         let start = epoch();
-        let late = start + STALLED_AFTER * 4;
+        let late = start + PROBE_AFTER * 4;
         // On its top layer: nothing to look for.
         let mut on_top = Aim::new(start);
-        on_top.estimated(start, 950_000, true);
+        on_top.averaged(950_000);
         on_top.steer(start, ON_TOP);
         assert_eq!(on_top.steer(late, ON_TOP), AIMED);
         // Already above what the next layer needs.
         let mut roomy = Aim::new(start);
-        roomy.estimated(start, 3_000_000, true);
+        roomy.averaged(3_000_000);
         roomy.steer(start, HELD_LOW);
         assert_eq!(roomy.steer(late, HELD_LOW), AIMED);
         // No estimate at all (a link without estimation).
         let mut blind = Aim::new(start);
         blind.steer(start, HELD_LOW);
         assert_eq!(blind.steer(late, HELD_LOW), AIMED);
-        // Goals given and a stall seen at once: both, the goals first.
+        // Goals given and a probe due at once: both, the goals first.
         let mut both = Aim::new(start);
-        both.estimated(start, 950_000, true);
+        both.averaged(950_000);
         assert_eq!(
             both.steer(late, HELD_LOW),
             Steer {
@@ -233,18 +285,40 @@ mod tests {
     }
 
     #[test]
-    fn the_estimators_latest_value_moving_shows_it_alive() {
+    fn layers_follow_the_latest_value_for_a_while_once_the_link_narrowed() {
         let start = epoch();
         let mut steering = Aim::new(start);
-        steering.estimated(start, 950_000, true);
-        steering.steer(start, HELD_LOW);
-        for tick in 1..=8 {
-            let now = start + STALLED_AFTER / 2 * tick;
-            steering.estimated(now, 900_000 + u64::from(tick), false);
-            assert_eq!(steering.steer(now, HELD_LOW), AIMED);
-        }
-        // Restarted from where the estimator is, not from the average.
-        let stuck = start + STALLED_AFTER * 4 + STALLED_AFTER;
-        assert_eq!(steering.steer(stuck, HELD_LOW), restart(900_008));
+        assert_eq!(steering.budget(start).estimate, None);
+        steering.averaged(2_000_000);
+        // A shallow dip is no narrowing.
+        assert!(!steering.sampled(start, 1_800_000, Some(0.0)));
+        assert_eq!(steering.budget(start).estimate, Some(2_000_000));
+        // Well below the average: followed at once, the average beside it.
+        let narrowed = start + Duration::from_secs(1);
+        assert!(steering.sampled(narrowed, 450_000, Some(0.0)));
+        let budget = steering.budget(narrowed);
+        assert_eq!(
+            (budget.estimate, budget.sustained),
+            (Some(450_000), Some(2_000_000))
+        );
+        // The receiver moved down and the estimator recovers a little; the average still
+        // remembers the old rate, so the latest value is followed until it has caught up.
+        let calm = narrowed + NARROWED_MEMORY - Duration::from_millis(1);
+        assert!(!steering.sampled(calm, 1_600_000, Some(0.0)));
+        steering.averaged(1_700_000);
+        assert_eq!(steering.budget(calm).estimate, Some(1_600_000));
+        // A latest value above the average is never followed.
+        steering.sampled(calm, 3_000_000, Some(0.0));
+        assert_eq!(steering.budget(calm).estimate, Some(1_700_000));
+        steering.sampled(calm, 1_600_000, Some(0.0));
+        assert_eq!(
+            steering.budget(narrowed + NARROWED_MEMORY).estimate,
+            Some(1_700_000),
+            "the average again"
+        );
+        // Loss is narrowing too, however close the latest value is to the average.
+        let lossy = narrowed + NARROWED_MEMORY * 2;
+        assert!(steering.sampled(lossy, 1_500_000, Some(0.2)));
+        assert_eq!(steering.budget(lossy).estimate, Some(1_500_000));
     }
 }

@@ -13,6 +13,9 @@
 //!   or four is kept, which still decodes) until a keyframe of the lower layer arrives;
 //! - every switch happens on a keyframe of the target layer, which the caller asks the source
 //!   for ([`Simulcast::wanted_keyframes`]);
+//! - less than the lowest layer whole (its base, or nothing) is chosen only when the link's
+//!   sustained estimate too leaves no room for it ([`Budget::sustained`]): a quick estimate
+//!   that dipped lowers layers, never freezes video;
 //! - when not even the lowest layer's base fits, video **pauses**; the link stays audio-only
 //!   until the estimate grows back over the lowest layer, and pads toward it meanwhile
 //!   ([`BitrateGoals`]);
@@ -197,6 +200,11 @@ pub enum Target {
 pub struct Budget {
     /// The link's send estimate (bit/s); `None` without bandwidth estimation: no limit.
     pub estimate: Option<u64>,
+    /// What the link carried over the last seconds, where `estimate` follows a quicker
+    /// value that may only be a busy machine's dip (bit/s): video leaves the lowest layer
+    /// whole (thinned, or paused) only if this leaves no room for it either. `None`: as
+    /// `estimate`.
+    pub sustained: Option<u64>,
     /// What else the link carries (audio, other streams), bit/s.
     pub reserved: u64,
     /// The highest layer the receiver has use for (the size it shows the source at, see
@@ -223,13 +231,14 @@ pub fn choose(now: Instant, rates: &LayerRates, budget: Budget, current: Target)
     let Some(estimate) = budget.estimate else {
         return candidates.next().map_or(current, Target::Layer);
     };
-    let spare = (estimate as f64 * ESTIMATE_USABLE) - budget.reserved as f64;
+    let spare_of = |estimate: u64| (estimate as f64 * ESTIMATE_USABLE) - budget.reserved as f64;
+    let spare = spare_of(estimate);
     let held = match current {
         Target::Layer(layer) => Some(layer),
         Target::Base(_) | Target::Paused => None,
     };
     // Staying (or going down) needs the layer to fit; going up needs headroom too.
-    let fits = |layer: LayerIndex| {
+    let fits = |layer: LayerIndex, spare: f64| {
         let rate = rates.rate(now, layer).unwrap_or(0) as f64;
         let headroom = if held.is_some_and(|held| layer <= held) {
             1.0
@@ -238,8 +247,14 @@ pub fn choose(now: Instant, rates: &LayerRates, budget: Budget, current: Target)
         };
         rate * headroom <= spare
     };
-    if let Some(layer) = candidates.find(|layer| fits(*layer)) {
+    if let Some(layer) = candidates.find(|layer| fits(*layer, spare)) {
         return Target::Layer(layer);
+    }
+    // Less than a whole layer is a visible loss (a quarter of the frames, or none): only a
+    // lasting shortfall earns it.
+    let spare = budget.sustained.map_or(spare, spare_of);
+    if fits(lowest, spare) {
+        return Target::Layer(lowest);
     }
     let base = rates.rate(now, lowest).unwrap_or(0) as f64 * BASE_TEMPORAL_SHARE;
     if base <= spare {

@@ -33,11 +33,16 @@ pub(crate) enum LinkOutput {
         contents: Vec<u8>,
     },
     Connected,
-    /// The link's send bandwidth, as estimated (links with bandwidth estimation only):
-    /// str0m's 3 s average (`smoothed`), or its estimator's latest value from the link's stats.
+    /// The link's send bandwidth as str0m's 3 s average of its estimate (links with bandwidth
+    /// estimation only).
     BandwidthEstimate {
         bits_per_second: u64,
-        smoothed: bool,
+    },
+    /// The link's stats (links with bandwidth estimation only): its estimator's latest value,
+    /// and the share of what it sent that was lost over the last second, by TWCC's count.
+    EstimatorSample {
+        latest_bps: u64,
+        loss: Option<f32>,
     },
     Frame {
         track: Track,
@@ -381,7 +386,7 @@ impl Link {
     /// Starts the link's bandwidth estimation again from `bps`, keeping its goals (see
     /// [`crate::estimation`] for why).
     pub(crate) fn restart_estimation(&mut self, bps: u64) {
-        tracing::info!(link = %self.id, bps, "bandwidth estimate stalled: estimation restarted");
+        tracing::debug!(link = %self.id, bps, "bandwidth estimation restarted to probe");
         self.rtc.bwe().reset(Bitrate::bps(bps));
     }
 
@@ -494,14 +499,14 @@ impl Link {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 out.push(LinkOutput::BandwidthEstimate {
                     bits_per_second: estimate.as_u64(),
-                    smoothed: true,
                 });
             }
             Event::PeerStats(stats) => {
                 if let Some(estimate) = stats.bwe_tx {
-                    out.push(LinkOutput::BandwidthEstimate {
-                        bits_per_second: estimate.as_u64(),
-                        smoothed: false,
+                    tracing::debug!(link = %self.id, latest = estimate.as_u64(), loss = ?stats.egress_loss_fraction, rtt = ?stats.rtt, "estimator sampled");
+                    out.push(LinkOutput::EstimatorSample {
+                        latest_bps: estimate.as_u64(),
+                        loss: stats.egress_loss_fraction,
                     });
                 }
             }

@@ -12,7 +12,7 @@ use str0m::rtp::RtpPacket;
 use super::{FrameOut, MediaActor, relayed, steer_estimation};
 use crate::api::{MediaEvent, ReceivedFrame};
 use crate::codec::{vp8_keyframe_size, vp8_packet};
-use crate::layers::{AUDIO_RESERVE_BPS, Budget, LayerIndex, LayeredFrame, TOP_LAYER};
+use crate::layers::{Budget, LayerIndex, LayeredFrame, TOP_LAYER};
 use crate::link::{LinkOutput, media_time};
 use crate::router::FrameRoute;
 use crate::splice::Spliced;
@@ -164,11 +164,7 @@ impl MediaActor {
             let rtp_time = match frame.layer {
                 None => frame.rtp_time,
                 Some((source, layered)) => {
-                    let budget = Budget {
-                        estimate: state.aim.estimate(),
-                        reserved: AUDIO_RESERVE_BPS,
-                        max_layer: None,
-                    };
+                    let budget = state.aim.budget(now);
                     let routed =
                         self.simulcast
                             .route(now, source, frame.track, *id, layered, budget);
@@ -258,12 +254,15 @@ impl MediaActor {
                             connected.push(*id);
                             steer_estimation(&self.simulcast, now, *id, state);
                         }
-                        LinkOutput::BandwidthEstimate {
-                            bits_per_second,
-                            smoothed,
-                        } => {
-                            state.aim.estimated(now, bits_per_second, smoothed);
+                        LinkOutput::BandwidthEstimate { bits_per_second } => {
+                            tracing::debug!(link = %id, bits_per_second, "estimate averaged");
+                            state.aim.averaged(bits_per_second);
                             steer_estimation(&self.simulcast, now, *id, state);
+                        }
+                        LinkOutput::EstimatorSample { latest_bps, loss } => {
+                            if state.aim.sampled(now, latest_bps, loss) {
+                                tracing::info!(link = %id, latest_bps, ?loss, "link narrowed: layers follow its latest estimate");
+                            }
                         }
                         LinkOutput::Frame {
                             track,
@@ -402,10 +401,11 @@ impl MediaActor {
                         // renumbered; a relayer takes every layer as it comes.
                         let renumbered = match layered {
                             Some(layered) if !state.link.sends_layers(track) => {
-                                let budget = Budget {
-                                    estimate: state.aim.estimate().filter(|_| has_choice),
-                                    reserved: AUDIO_RESERVE_BPS,
-                                    max_layer: None,
+                                // Without a choice, no limit: it never pauses.
+                                let budget = if has_choice {
+                                    state.aim.budget(now)
+                                } else {
+                                    Budget::default()
                                 };
                                 let seq = *packet.seq_no;
                                 match self
