@@ -8,8 +8,11 @@
 //! 4 Mbit/s, then uplink 500 kbit/s → 4 Mbit/s. Each page samples what it decodes of each
 //! other member (frames, the width of the last one, audio packets) every 200 ms, and the test
 //! lays the samples beside the moments the shaping changed:
-//! - at 500 kbit/s the shaped member still sees both others, at least one on its lower layer
-//!   (the link cannot carry both top layers);
+//! - at 500 kbit/s the shaped member still sees both others, at least one on its lower layer,
+//!   and neither freezes over 500 ms (each link's estimate settles near its half of the
+//!   link, short of a top layer with the audio reserve and the estimate's margin; the streams
+//!   themselves, 140-160 kbit/s each with audio from the 10 fps fake camera, would fit: the
+//!   received rates are printed, and docs/PERFORMANCE.md has what that means for this phase);
 //! - at 100 kbit/s its video of them pauses while their audio goes on, and their tiles show
 //!   "poor connection";
 //! - once 4 Mbit/s is back it returns to their top layer (the time is printed: the
@@ -37,6 +40,9 @@ const WEB_SECTION: &str = "\n[web]\nlisten = \"127.0.0.1:7800\"\n";
 /// The width of the pages' top camera layer.
 const TOP_WIDTH: u64 = 640;
 const SAMPLE_MS: u64 = 200;
+/// The longest a video may stand still while the shaped link narrows to 500 kbit/s (the
+/// acceptance's "no video freeze over 500 ms"), as the samples show it.
+const LONGEST_FREEZE_MS: u64 = 500;
 /// What the acceptance asks for moving to the top layer once the limit lifts (printed beside
 /// the figure measured: not met yet on this machine, see docs/PERFORMANCE.md).
 const BACK_ON_TOP_WITHIN: Duration = Duration::from_secs(10);
@@ -103,6 +109,8 @@ struct Seen {
     frames: u64,
     width: u64,
     audio: u64,
+    /// Bytes received of it, video and audio.
+    bytes: u64,
     /// The tile showed the "poor connection" mark.
     poor: bool,
 }
@@ -183,11 +191,12 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
             let (from, to) = window(phase);
             let s = between(&series(viewer, of), from, to);
             println!(
-                "  {:<24} widths {:?}, longest freeze {} ms, audio +{}",
+                "  {:<24} widths {:?}, longest freeze {} ms, audio +{}, {} kbit/s received",
                 spec.name,
                 widths(&s),
                 longest_freeze(&s),
                 s.last().map_or(0, |l| l.audio) - s.first().map_or(0, |f| f.audio),
+                received_kbit(&s),
             );
         }
     }
@@ -205,13 +214,19 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
             on_top * 100.0
         );
     }
-    // Downlink 500 kbit/s: it cannot carry both others' top layers (about 300 kbit/s each
-    // from a 10 fps camera, with audio), so at least one comes on a lower layer.
+    // Downlink 500 kbit/s: at least one comes on a lower layer, with no freeze over 500 ms
+    // (as sampled every 200 ms: frames unchanged over two intervals pass, over three do not)
+    // and audio on.
     let (from, to) = window(1);
     let downlink = [0, 1].map(|of| between(&series(2, of), from, to));
     assert_one_on_a_lower_layer(&downlink, from, to, "page 2, its downlink at 500 kbit/s");
     for (of, s) in downlink.iter().enumerate() {
         assert!(rising(s, |s| s.audio), "member {of}'s audio at 500 kbit/s");
+        let freeze = longest_freeze(s);
+        assert!(
+            freeze <= LONGEST_FREEZE_MS,
+            "member {of}'s video froze {freeze} ms at 500 kbit/s"
+        );
     }
     for of in [0, 1] {
         let shaped_view = series(2, of);
@@ -365,6 +380,7 @@ fn samples(page: &serde_json::Value, peer: &str) -> Vec<Seen> {
                 frames: of["frames"].as_u64().unwrap(),
                 width: of["width"].as_u64().unwrap(),
                 audio: of["audio"].as_u64().unwrap(),
+                bytes: of["bytes"].as_u64().unwrap(),
                 poor: of["poor"].as_bool().unwrap(),
             }
         })
@@ -384,6 +400,16 @@ fn widths(samples: &[Seen]) -> Vec<u64> {
     let mut widths: Vec<u64> = samples.iter().map(|s| s.width).collect();
     widths.dedup();
     widths
+}
+
+/// The rate bytes arrived at over `samples`, kbit/s.
+fn received_kbit(samples: &[Seen]) -> u64 {
+    match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) if last.t > first.t => {
+            (last.bytes - first.bytes) * 8 / (last.t - first.t)
+        }
+        _ => 0,
+    }
 }
 
 /// The longest time, in ms, over which no frame was decoded.
