@@ -25,7 +25,9 @@
 //! wants, that has not narrowed for [`PROBE_AFTER`], restarts its estimator from the estimate
 //! it has: the fresh one probes at once (three and six times that, for 15 ms, as at a link's
 //! start), so a link with room finds it within a second, and one without sees a short burst,
-//! as libwebrtc's periodic probes send.
+//! as libwebrtc's periodic probes send. A probe that found room is followed by the next after
+//! [`PROBE_AGAIN_AFTER`], so a climb from a paused video to a top layer takes seconds, not
+//! several periods.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,15 @@ use crate::layers::{AUDIO_RESERVE_BPS, BitrateGoals, Budget};
 /// estimator restarts and probes. A lifted limit must show within the 10 s the
 /// adaptive-quality issue allows; each probe costs a link without room a 15 ms burst.
 pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(3);
+
+/// How soon a link probes again after a probe that found room ([`FOUND_ROOM`]): a link
+/// climbing back from a lifted limit (from a paused video's 40 kbit/s to a top layer's
+/// 400) takes several probes, each at most six times the last estimate, and libwebrtc too
+/// probes on at once while each probe finds more.
+const PROBE_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// A probe found room when the estimate rose by this factor over what it restarted from.
+const FOUND_ROOM: f64 = 1.5;
 
 /// The estimator's latest value below this share of str0m's average means the link narrowed
 /// (or the machine is busy): the dips of a delay-based estimate on a steady link are
@@ -78,6 +89,8 @@ pub(crate) struct Aim {
     narrowed_at: Option<Instant>,
     /// When the estimator was created or last restarted.
     probed_at: Instant,
+    /// The estimate it last restarted from, bit/s.
+    probed_from: Option<u64>,
 }
 
 impl Aim {
@@ -88,6 +101,7 @@ impl Aim {
             latest: None,
             narrowed_at: None,
             probed_at: now,
+            probed_from: None,
         }
     }
 
@@ -144,11 +158,22 @@ impl Aim {
         let quiet_since = self
             .narrowed_at
             .map_or(self.probed_at, |at| at.max(self.probed_at));
-        let restart_from = self.latest.or(self.average).filter(|estimate| {
-            goals.minimum > *estimate && now.saturating_duration_since(quiet_since) >= PROBE_AFTER
+        let estimate = self.latest.or(self.average);
+        let found_room = self
+            .probed_from
+            .zip(estimate)
+            .is_some_and(|(from, now)| now as f64 >= from as f64 * FOUND_ROOM);
+        let wait = if found_room {
+            PROBE_AGAIN_AFTER
+        } else {
+            PROBE_AFTER
+        };
+        let restart_from = estimate.filter(|estimate| {
+            goals.minimum > *estimate && now.saturating_duration_since(quiet_since) >= wait
         });
         if restart_from.is_some() {
             self.probed_at = now;
+            self.probed_from = restart_from;
         }
         Steer { aim, restart_from }
     }
@@ -251,6 +276,32 @@ mod tests {
         assert_eq!(
             steering.steer(lossy + PROBE_AFTER, HELD_LOW),
             restart(380_000)
+        );
+    }
+
+    #[test]
+    fn a_probe_that_found_room_is_followed_by_the_next_sooner() {
+        let start = epoch();
+        let mut steering = Aim::new(start);
+        steering.averaged(40_000);
+        steering.sampled(start, 40_000, Some(0.0));
+        steering.steer(start, HELD_LOW);
+        let first = start + PROBE_AFTER;
+        assert_eq!(steering.steer(first, HELD_LOW), restart(40_000));
+        // It found room: the next probe goes after a second, from there.
+        steering.sampled(first, 200_000, Some(0.0));
+        let again = first + PROBE_AGAIN_AFTER;
+        assert_eq!(
+            steering.steer(again - Duration::from_millis(1), HELD_LOW),
+            AIMED
+        );
+        assert_eq!(steering.steer(again, HELD_LOW), restart(200_000));
+        // This one found little: back to the usual period.
+        steering.sampled(again, 240_000, Some(0.0));
+        assert_eq!(steering.steer(again + PROBE_AGAIN_AFTER, HELD_LOW), AIMED);
+        assert_eq!(
+            steering.steer(again + PROBE_AFTER, HELD_LOW),
+            restart(240_000)
         );
     }
 
