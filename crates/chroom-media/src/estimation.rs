@@ -5,11 +5,14 @@
 //! shows in it only as the old values age out, so a receiver waited up to 5 s for a lower
 //! layer in the lab. The estimator's own latest value comes with the link's stats every
 //! 500 ms and shows a narrowed link within a second. It also dips deeply for a moment on a
-//! machine too busy to read its sockets in time (to 70 kbit/s on a loopback link in CI). So
-//! layers take both ([`Budget`]): a new layer follows the latest value once it fell well
-//! below the average ([`DROP_BELOW_AVERAGE`]) or the link lost packets ([`FULL_LOSS`]), for
+//! machine too busy to read its sockets in time (to 70 kbit/s on a loopback link in CI), and
+//! there str0m's average can follow it down within seconds too (it averages the estimate's
+//! changes, not time). What tells a narrowed link from a late reader is loss: a bottleneck's
+//! queue overflows, a late reader's socket buffer holds. So layers take both ([`Budget`]): a
+//! new layer follows the latest value once it fell well below the average
+//! ([`DROP_BELOW_AVERAGE`]) or the link lost packets ([`FULL_LOSS`]), for
 //! [`NARROWED_MEMORY`]; thinning a layer or pausing video, which the user sees as a freeze,
-//! waits for the average.
+//! needs the link to have lost packets within that time, and the average to agree.
 //!
 //! **Aiming.** str0m's estimator is aimed with `set_bitrate(minimum, desired)`
 //! ([`BitrateGoals`]). What it should aim at follows the link's receivers and the layers
@@ -22,7 +25,7 @@
 //! there by about 8 % a second. So a link held on a lower layer carries little and finds room
 //! slowly or never: the lab saw a viewer's link sit at its first 1 Mbit/s estimate for a whole
 //! test, and a member's climb back from 100 kbit/s take 16 s. A link held below a layer it
-//! wants, that has not narrowed for [`PROBE_AFTER`], restarts its estimator from the estimate
+//! wants, that has lost nothing for [`PROBE_AFTER`], restarts its estimator from the estimate
 //! it has: the fresh one probes at once (three and six times that, for 15 ms, as at a link's
 //! start), so a link with room finds it within a second, and one without sees a short burst,
 //! as libwebrtc's periodic probes send. A probe that found room is followed by the next after
@@ -33,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use crate::layers::{AUDIO_RESERVE_BPS, BitrateGoals, Budget};
 
-/// How long a link held below what it wants goes without narrowing or a probe before its
+/// How long a link held below what it wants goes without loss or a probe before its
 /// estimator restarts and probes. A lifted limit must show within the 10 s the
 /// adaptive-quality issue allows; each probe costs a link without room a 15 ms burst.
 pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(3);
@@ -87,6 +90,8 @@ pub(crate) struct Aim {
     /// When the link last showed it narrowed: the latest estimate well below the average, or
     /// loss.
     narrowed_at: Option<Instant>,
+    /// When the link last lost [`FULL_LOSS`] of its packets or more.
+    lost_at: Option<Instant>,
     /// When the estimator was created or last restarted.
     probed_at: Instant,
     /// The estimate it last restarted from, bit/s.
@@ -100,6 +105,7 @@ impl Aim {
             average: None,
             latest: None,
             narrowed_at: None,
+            lost_at: None,
             probed_at: now,
             probed_from: None,
         }
@@ -118,7 +124,11 @@ impl Aim {
         let dropped = self
             .average
             .is_some_and(|average| (latest_bps as f64) < average as f64 * DROP_BELOW_AVERAGE);
-        if !dropped && !loss.is_some_and(|loss| loss >= FULL_LOSS) {
+        let lost = loss.is_some_and(|loss| loss >= FULL_LOSS);
+        if lost {
+            self.lost_at = Some(now);
+        }
+        if !dropped && !lost {
             return false;
         }
         let was_narrowed = self.narrowed(now);
@@ -137,9 +147,12 @@ impl Aim {
             (Some(average), Some(latest)) if self.narrowed(now) => Some(average.min(latest)),
             (average, _) => average,
         };
+        let losing = self
+            .lost_at
+            .is_some_and(|at| now.saturating_duration_since(at) < NARROWED_MEMORY);
         Budget {
             estimate,
-            sustained: self.average,
+            confirmed: self.average.filter(|_| losing),
             reserved: AUDIO_RESERVE_BPS,
             max_layer: None,
         }
@@ -156,7 +169,7 @@ impl Aim {
             self.applied = aim;
         }
         let quiet_since = self
-            .narrowed_at
+            .lost_at
             .map_or(self.probed_at, |at| at.max(self.probed_at));
         let estimate = self.latest.or(self.average);
         let found_room = self
@@ -280,6 +293,22 @@ mod tests {
     }
 
     #[test]
+    fn a_drop_without_loss_does_not_hold_probes_off() {
+        // A starved reader's dip: the link may well have room, and a paused video waits for
+        // a probe to find it.
+        let start = epoch();
+        let mut steering = Aim::new(start);
+        steering.averaged(400_000);
+        steering.steer(start, HELD_LOW);
+        let dipped = start + PROBE_AFTER - Duration::from_millis(500);
+        assert!(steering.sampled(dipped, 60_000, Some(0.0)));
+        assert_eq!(
+            steering.steer(start + PROBE_AFTER, HELD_LOW),
+            restart(60_000)
+        );
+    }
+
+    #[test]
     fn a_probe_that_found_room_is_followed_by_the_next_sooner() {
         let start = epoch();
         let mut steering = Aim::new(start);
@@ -349,8 +378,9 @@ mod tests {
         assert!(steering.sampled(narrowed, 450_000, Some(0.0)));
         let budget = steering.budget(narrowed);
         assert_eq!(
-            (budget.estimate, budget.sustained),
-            (Some(450_000), Some(2_000_000))
+            (budget.estimate, budget.confirmed),
+            (Some(450_000), None),
+            "no loss confirms it: the lowest layer stays whole"
         );
         // The receiver moved down and the estimator recovers a little; the average still
         // remembers the old rate, so the latest value is followed until it has caught up.
@@ -367,9 +397,15 @@ mod tests {
             Some(1_700_000),
             "the average again"
         );
-        // Loss is narrowing too, however close the latest value is to the average.
+        // Loss is narrowing too, however close the latest value is to the average, and it
+        // confirms the average for as long.
         let lossy = narrowed + NARROWED_MEMORY * 2;
         assert!(steering.sampled(lossy, 1_500_000, Some(0.2)));
-        assert_eq!(steering.budget(lossy).estimate, Some(1_500_000));
+        let budget = steering.budget(lossy);
+        assert_eq!(
+            (budget.estimate, budget.confirmed),
+            (Some(1_500_000), Some(1_700_000))
+        );
+        assert_eq!(steering.budget(lossy + NARROWED_MEMORY).confirmed, None);
     }
 }

@@ -13,9 +13,10 @@
 //!   or four is kept, which still decodes) until a keyframe of the lower layer arrives;
 //! - every switch happens on a keyframe of the target layer, which the caller asks the source
 //!   for ([`Simulcast::wanted_keyframes`]);
-//! - less than the lowest layer whole (its base, or nothing) is chosen only when the link's
-//!   sustained estimate too leaves no room for it ([`Budget::sustained`]): a quick estimate
-//!   that dipped lowers layers, never freezes video;
+//! - less than the lowest layer whole (its base, or nothing) is chosen only when the link
+//!   loses packets and its averaged estimate too leaves no room for it
+//!   ([`Budget::confirmed`]): an estimate that dipped on a busy machine lowers layers, never
+//!   freezes video;
 //! - when not even the lowest layer's base fits, video **pauses**; the link stays audio-only
 //!   until the estimate grows back over the lowest layer, and pads toward it meanwhile
 //!   ([`BitrateGoals`]);
@@ -200,11 +201,12 @@ pub enum Target {
 pub struct Budget {
     /// The link's send estimate (bit/s); `None` without bandwidth estimation: no limit.
     pub estimate: Option<u64>,
-    /// What the link carried over the last seconds, where `estimate` follows a quicker
-    /// value that may only be a busy machine's dip (bit/s): video leaves the lowest layer
-    /// whole (thinned, or paused) only if this leaves no room for it either. `None`: as
-    /// `estimate`.
-    pub sustained: Option<u64>,
+    /// The link's estimate where loss shows it short (bit/s): less than the lowest layer
+    /// whole (its base temporal layer, or a pause, which the user sees as a freeze) is taken
+    /// only if this too leaves no room for that layer. `None`: the link loses nothing, so its
+    /// estimate may be a busy machine's dip (a receiver reading late), and the lowest layer
+    /// stays whole.
+    pub confirmed: Option<u64>,
     /// What else the link carries (audio, other streams), bit/s.
     pub reserved: u64,
     /// The highest layer the receiver has use for (the size it shows the source at, see
@@ -251,8 +253,16 @@ pub fn choose(now: Instant, rates: &LayerRates, budget: Budget, current: Target)
         return Target::Layer(layer);
     }
     // Less than a whole layer is a visible loss (a quarter of the frames, or none): only a
-    // lasting shortfall earns it.
-    let spare = budget.sustained.map_or(spare, spare_of);
+    // shortfall loss confirms earns it.
+    // Without it, a receiver on a whole layer keeps the lowest, and a thinned or paused one
+    // stays so until its estimate has room for a whole layer again.
+    let Some(confirmed) = budget.confirmed else {
+        return match current {
+            Target::Layer(_) => Target::Layer(lowest),
+            held_back => held_back,
+        };
+    };
+    let spare = spare_of(confirmed);
     if fits(lowest, spare) {
         return Target::Layer(lowest);
     }

@@ -73,7 +73,7 @@ impl Source {
 fn budget(estimate: u64) -> Budget {
     Budget {
         estimate: Some(estimate),
-        sustained: None,
+        confirmed: Some(estimate),
         reserved: 40_000,
         max_layer: None,
     }
@@ -117,33 +117,45 @@ fn the_highest_layer_that_fits_the_estimate_is_chosen() {
 }
 
 #[test]
-fn a_quick_estimate_lowers_layers_but_only_a_sustained_one_thins_or_pauses() {
+fn a_quick_estimate_lowers_layers_but_only_a_confirmed_one_thins_or_pauses() {
     let mut source = Source::new();
     let mut choice = LayerChoice::default();
     source.run(&mut choice, 40, Some(0));
     let now = source.now();
     let top = Target::Layer(2);
-    let dipped = |sustained: u64| Budget {
-        sustained: Some(sustained),
+    let dipped = |confirmed: Option<u64>| Budget {
+        confirmed,
         ..budget(100_000)
     };
-    // Over a sustained 4 Mbit/s, a dip to 100 kbit/s takes the lowest layer whole.
+    // A dip to 100 kbit/s on a link that loses nothing takes the lowest layer whole.
     assert_eq!(
-        choose(now, &source.rates, dipped(4_000_000), top),
+        choose(now, &source.rates, dipped(None), top),
         Target::Layer(0)
     );
-    // It thins the lowest layer, or pauses it, only where the sustained estimate does.
+    // A paused or thinned video stays so: no loss is no sign of room.
+    for held_back in [Target::Paused, Target::Base(0)] {
+        assert_eq!(
+            choose(now, &source.rates, dipped(None), held_back),
+            held_back
+        );
+    }
+    // One whose confirmed estimate still has room for it takes the lowest layer whole.
     assert_eq!(
-        choose(now, &source.rates, dipped(160_000), top),
+        choose(now, &source.rates, dipped(Some(4_000_000)), top),
+        Target::Layer(0)
+    );
+    // It thins the lowest layer, or pauses it, only where the confirmed estimate does.
+    assert_eq!(
+        choose(now, &source.rates, dipped(Some(160_000)), top),
         Target::Base(0)
     );
     assert_eq!(
-        choose(now, &source.rates, dipped(100_000), top),
+        choose(now, &source.rates, dipped(Some(100_000)), top),
         Target::Paused
     );
     // A quick estimate with room for a higher layer is followed up to it.
     let narrowed = Budget {
-        sustained: Some(4_000_000),
+        confirmed: None,
         ..budget(1_000_000)
     };
     assert_eq!(choose(now, &source.rates, narrowed, top), Target::Layer(1));
