@@ -195,7 +195,7 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
                 spec.name,
                 widths(&s),
                 longest_freeze(&s),
-                s.last().map_or(0, |l| l.audio) - s.first().map_or(0, |f| f.audio),
+                gained(&s, |s| s.audio),
                 received_kbit(&s),
             );
         }
@@ -237,7 +237,7 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
         let settled = between(&shaped_view, to - 5000, to);
         println!(
             "page 2 got {} audio packets of member {of} in the last 5 s at 100 kbit/s (50 a second sent)",
-            settled.last().map_or(0, |l| l.audio) - settled.first().map_or(0, |f| f.audio)
+            gained(&settled, |s| s.audio)
         );
         let late = between(&shaped_view, to - 3000, to);
         assert_eq!(
@@ -402,11 +402,20 @@ fn widths(samples: &[Seen]) -> Vec<u64> {
     widths
 }
 
+/// How much a counter of the page's grew over `samples`, step by step: a playback slot opened
+/// again starts its counters from zero.
+fn gained(samples: &[Seen], value: impl Fn(&Seen) -> u64) -> u64 {
+    samples
+        .windows(2)
+        .map(|w| value(&w[1]).saturating_sub(value(&w[0])))
+        .sum()
+}
+
 /// The rate bytes arrived at over `samples`, kbit/s.
 fn received_kbit(samples: &[Seen]) -> u64 {
     match (samples.first(), samples.last()) {
         (Some(first), Some(last)) if last.t > first.t => {
-            (last.bytes - first.bytes) * 8 / (last.t - first.t)
+            gained(samples, |s| s.bytes) * 8 / (last.t - first.t)
         }
         _ => 0,
     }

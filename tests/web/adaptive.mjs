@@ -49,7 +49,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Three of these pages, five nodes and the chain share two cores: at Chromium's default 20 fps
 // the machine itself delays packets enough for the nodes' delay-based estimates to dip. The
-// fake camera runs at 10 fps here.
+// fake camera runs at 10 fps here, unless CHROOM_LAB_CAMERA_FPS says otherwise (20 makes two
+// top layers overflow the 500 kbit/s phase: docs/PERFORMANCE.md).
 main(async (browser, input) => {
   const deadline = Date.now() + input.timeout_ms;
   const page = await openPage(browser, roomUrl(input.url, input.room));
@@ -68,4 +69,4 @@ main(async (browser, input) => {
     await sleep(input.sample_ms);
   }
   return { self, samples };
-}, { cameraFps: 10 });
+}, { cameraFps: Number(process.env.CHROOM_LAB_CAMERA_FPS ?? 10) });
