@@ -190,11 +190,12 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
         for (phase, spec) in SCHEDULE.iter().enumerate() {
             let (from, to) = window(phase);
             let s = between(&series(viewer, of), from, to);
+            let (freeze, frozen_at) = longest_freeze(&s);
             println!(
-                "  {:<24} widths {:?}, longest freeze {} ms, audio +{}, {} kbit/s received",
+                "  {:<24} widths {:?}, longest freeze {freeze} ms (from +{} ms), audio +{}, {} kbit/s received",
                 spec.name,
                 widths(&s),
-                longest_freeze(&s),
+                frozen_at.saturating_sub(from),
                 gained(&s, |s| s.audio),
                 received_kbit(&s),
             );
@@ -222,7 +223,7 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
     assert_one_on_a_lower_layer(&downlink, from, to, "page 2, its downlink at 500 kbit/s");
     for (of, s) in downlink.iter().enumerate() {
         assert!(rising(s, |s| s.audio), "member {of}'s audio at 500 kbit/s");
-        let freeze = longest_freeze(s);
+        let (freeze, _) = longest_freeze(s);
         assert!(
             freeze <= LONGEST_FREEZE_MS,
             "member {of}'s video froze {freeze} ms at 500 kbit/s"
@@ -421,13 +422,17 @@ fn received_kbit(samples: &[Seen]) -> u64 {
     }
 }
 
-/// The longest time, in ms, over which no frame was decoded.
-fn longest_freeze(samples: &[Seen]) -> u64 {
-    let mut longest = 0;
+/// The longest time, in ms, over which no frame was decoded, and when it began (Unix ms).
+fn longest_freeze(samples: &[Seen]) -> (u64, u64) {
+    let mut longest = (0, samples.first().map_or(0, |s| s.t));
     let mut last_change: Option<Seen> = None;
     for s in samples {
         match last_change {
-            Some(change) if change.frames == s.frames => longest = longest.max(s.t - change.t),
+            Some(change) if change.frames == s.frames => {
+                if s.t - change.t > longest.0 {
+                    longest = (s.t - change.t, change.t);
+                }
+            }
             _ => last_change = Some(*s),
         }
     }
