@@ -12,15 +12,7 @@
 //! new layer follows the latest value once it fell well below the average
 //! ([`DROP_BELOW_AVERAGE`]) or the link lost packets ([`FULL_LOSS`]), for
 //! [`NARROWED_MEMORY`]; thinning a layer or pausing video, which the user sees as a freeze,
-//! needs the receiver to have reported media lost lately ([`MEDIA_LOSS_MEMORY`]), and the
-//! average to agree.
-//!
-//! **Which loss.** TWCC's count (in the link's stats) covers every packet the link sent,
-//! its padding and probes too, and a link padding toward its next layer into a full
-//! bottleneck loses padding while its media arrives whole. In the lab at 20 fps that thinned
-//! and paused video on links whose receiver lost no media at all (its receiver reports said
-//! under 5 %). So TWCC's loss only marks a link narrowed; what confirms a freeze is the media
-//! loss the receiver reports (RTCP receiver reports, once a second per stream).
+//! needs the link to have lost packets within that time, and the average to agree.
 //!
 //! **Aiming.** str0m's estimator is aimed with `set_bitrate(minimum, desired)`
 //! ([`BitrateGoals`]). What it should aim at follows the link's receivers and the layers
@@ -72,11 +64,6 @@ const FULL_LOSS: f32 = 0.05;
 /// on an average still full of the old estimates.
 const NARROWED_MEMORY: Duration = Duration::from_secs(4);
 
-/// How long after the receiver last reported media lost a thinned or paused video may be
-/// chosen: two receiver reports. Loss of the layer a link was moved down from is reported up
-/// to a second after the move and must not push the lower layer down too.
-const MEDIA_LOSS_MEMORY: Duration = Duration::from_secs(2);
-
 /// How far goals may drift from those given before they are given again: a layer's measured
 /// rate moves a little every second, and each rise of the desired rate above the estimate
 /// would start a probe.
@@ -103,7 +90,7 @@ pub(crate) struct Aim {
     /// When the link last showed it narrowed: the latest estimate well below the average, or
     /// loss.
     narrowed_at: Option<Instant>,
-    /// When the receiver last reported [`FULL_LOSS`] or more of a stream's media lost.
+    /// When the link last lost [`FULL_LOSS`] of its packets or more.
     lost_at: Option<Instant>,
     /// When the estimator was created or last restarted.
     probed_at: Instant,
@@ -129,31 +116,21 @@ impl Aim {
         self.average = Some(bps);
     }
 
-    /// The link's stats came: the estimator's latest value, and the share of what it sent
-    /// that was lost over the last second by TWCC's count, padding and probes included
-    /// (`None` if none were reported on). Returns whether they show a link that had not
-    /// narrowed (lately) narrowing.
+    /// The link's stats came: the estimator's latest value, and the share of packets lost
+    /// over the last second (`None` if none were reported on). Returns whether they show a
+    /// link that had not narrowed (lately) narrowing.
     pub(crate) fn sampled(&mut self, now: Instant, latest_bps: u64, loss: Option<f32>) -> bool {
         self.latest = Some(latest_bps);
         let dropped = self
             .average
             .is_some_and(|average| (latest_bps as f64) < average as f64 * DROP_BELOW_AVERAGE);
         let lost = loss.is_some_and(|loss| loss >= FULL_LOSS);
-        (dropped || lost) && self.narrow(now)
-    }
-
-    /// The receiver reported `fraction` of a stream's media lost (an RTCP receiver report).
-    /// Returns whether that shows a link that had not narrowed (lately) narrowing.
-    pub(crate) fn media_lost(&mut self, now: Instant, fraction: f32) -> bool {
-        if fraction < FULL_LOSS {
+        if lost {
+            self.lost_at = Some(now);
+        }
+        if !dropped && !lost {
             return false;
         }
-        self.lost_at = Some(now);
-        self.narrow(now)
-    }
-
-    /// Marks the link narrowed now; returns whether it was not already.
-    fn narrow(&mut self, now: Instant) -> bool {
         let was_narrowed = self.narrowed(now);
         self.narrowed_at = Some(now);
         !was_narrowed
@@ -172,7 +149,7 @@ impl Aim {
         };
         let losing = self
             .lost_at
-            .is_some_and(|at| now.saturating_duration_since(at) < MEDIA_LOSS_MEMORY);
+            .is_some_and(|at| now.saturating_duration_since(at) < NARROWED_MEMORY);
         Budget {
             estimate,
             confirmed: self.average.filter(|_| losing),
@@ -306,10 +283,9 @@ mod tests {
         steering.steer(start, HELD_LOW);
         let lossy = start + PROBE_AFTER - Duration::from_millis(500);
         steering.sampled(lossy, 380_000, Some(0.2));
-        steering.media_lost(lossy, 0.2);
         assert_eq!(steering.steer(start + PROBE_AFTER, HELD_LOW), AIMED);
-        // Loss under the threshold (a retransmitted packet) does not count.
-        steering.media_lost(lossy + PROBE_AFTER / 2, 0.01);
+        // Loss under the threshold (a retransmitted packet, a lost probe) does not count.
+        steering.sampled(lossy + PROBE_AFTER / 2, 380_000, Some(0.01));
         assert_eq!(
             steering.steer(lossy + PROBE_AFTER, HELD_LOW),
             restart(380_000)
@@ -421,46 +397,15 @@ mod tests {
             Some(1_700_000),
             "the average again"
         );
-        // Loss is narrowing too, however close the latest value is to the average; media the
-        // receiver reports lost confirms the average for a while.
+        // Loss is narrowing too, however close the latest value is to the average, and it
+        // confirms the average for as long.
         let lossy = narrowed + NARROWED_MEMORY * 2;
-        assert!(steering.media_lost(lossy, 0.2));
-        steering.sampled(lossy, 1_500_000, Some(0.2));
+        assert!(steering.sampled(lossy, 1_500_000, Some(0.2)));
         let budget = steering.budget(lossy);
         assert_eq!(
             (budget.estimate, budget.confirmed),
             (Some(1_500_000), Some(1_700_000))
         );
-        assert_eq!(steering.budget(lossy + MEDIA_LOSS_MEMORY).confirmed, None);
-        assert_eq!(
-            steering.budget(lossy + MEDIA_LOSS_MEMORY).estimate,
-            Some(1_500_000),
-            "still narrowed: the latest value is followed"
-        );
-    }
-
-    #[test]
-    fn lost_padding_narrows_a_link_but_only_lost_media_confirms_a_freeze() {
-        let start = epoch();
-        let mut steering = Aim::new(start);
-        steering.averaged(400_000);
-        steering.sampled(start, 400_000, Some(0.0));
-        // A link padding toward its next layer into a full bottleneck: TWCC counts the
-        // padding lost, the receiver's reports show its media whole.
-        let padded = start + Duration::from_secs(1);
-        assert!(steering.sampled(padded, 300_000, Some(0.3)));
-        assert!(!steering.media_lost(padded, 0.0));
-        let budget = steering.budget(padded);
-        assert_eq!(
-            (budget.estimate, budget.confirmed),
-            (Some(300_000), None),
-            "follows the latest value to a lower whole layer, never to a freeze"
-        );
-        // Its probes are not held off by the padding's loss either.
-        steering.steer(start, HELD_LOW);
-        assert_eq!(
-            steering.steer(start + PROBE_AFTER, HELD_LOW),
-            restart(300_000)
-        );
+        assert_eq!(steering.budget(lossy + NARROWED_MEMORY).confirmed, None);
     }
 }

@@ -44,10 +44,6 @@ pub(crate) enum LinkOutput {
         latest_bps: u64,
         loss: Option<f32>,
     },
-    /// The peer reported this share of a stream's media lost (an RTCP receiver report).
-    MediaLoss {
-        fraction: f32,
-    },
     Frame {
         track: Track,
         rtp_time: u64,
@@ -512,11 +508,6 @@ impl Link {
                         latest_bps: estimate.as_u64(),
                         loss: stats.egress_loss_fraction,
                     });
-                }
-            }
-            Event::MediaEgressStats(stats) => {
-                if let Some(fraction) = stats.loss {
-                    out.push(LinkOutput::MediaLoss { fraction });
                 }
             }
             Event::MediaIngressStats(stats) => {

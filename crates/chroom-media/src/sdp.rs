@@ -20,10 +20,6 @@ use str0m::{Candidate, Rtc};
 use crate::api::{MediaConfig, MediaError, PlaybackOffer, PlaybackSlot};
 use crate::layers::LAYER_RIDS;
 
-/// How often a link that estimates reports on each stream it receives (RTCP receiver
-/// reports, with their loss fraction).
-const RECEIVER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
-
 /// How often str0m reports what each received stream carried, and its estimator's own latest
 /// estimate (whose moves show the estimator alive, see `estimation.rs`).
 const STATS_INTERVAL: Duration = Duration::from_millis(500);
@@ -117,12 +113,7 @@ pub(crate) fn new_rtc(
         builder = builder.set_extension(3, Extension::TransportSequenceNumber);
     }
     if congestion == Congestion::Estimate {
-        // Receiver reports for audio as often as for video (str0m's default: every 5 s): the
-        // sending node confirms a link's loss by them (`estimation.rs`), and while video is
-        // paused audio is all that arrives.
-        builder = builder
-            .enable_bwe(Some(Bitrate::mbps(1)))
-            .set_rtcp_report_interval_audio(RECEIVER_REPORT_INTERVAL);
+        builder = builder.enable_bwe(Some(Bitrate::mbps(1)));
     }
     for (id, extension) in [
         (1, Extension::AudioLevel),

@@ -259,11 +259,6 @@ impl MediaActor {
                             state.aim.averaged(bits_per_second);
                             steer_estimation(&self.simulcast, now, *id, state);
                         }
-                        LinkOutput::MediaLoss { fraction } => {
-                            if state.aim.media_lost(now, fraction) {
-                                tracing::info!(link = %id, fraction, "link narrowed: its receiver lost media");
-                            }
-                        }
                         LinkOutput::EstimatorSample { latest_bps, loss } => {
                             if state.aim.sampled(now, latest_bps, loss) {
                                 tracing::info!(link = %id, latest_bps, ?loss, "link narrowed: layers follow its latest estimate");
