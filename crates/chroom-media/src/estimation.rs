@@ -137,8 +137,7 @@ impl Aim {
     }
 
     fn narrowed(&self, now: Instant) -> bool {
-        self.narrowed_at
-            .is_some_and(|at| now.saturating_duration_since(at) < NARROWED_MEMORY)
+        lately(self.narrowed_at, now)
     }
 
     /// What the link can take now, for its receivers' layers (see the module doc).
@@ -147,12 +146,9 @@ impl Aim {
             (Some(average), Some(latest)) if self.narrowed(now) => Some(average.min(latest)),
             (average, _) => average,
         };
-        let losing = self
-            .lost_at
-            .is_some_and(|at| now.saturating_duration_since(at) < NARROWED_MEMORY);
         Budget {
             estimate,
-            confirmed: self.average.filter(|_| losing),
+            confirmed: self.average.filter(|_| lately(self.lost_at, now)),
             reserved: AUDIO_RESERVE_BPS,
             max_layer: None,
         }
@@ -190,6 +186,11 @@ impl Aim {
         }
         Steer { aim, restart_from }
     }
+}
+
+/// Whether `at` is within [`NARROWED_MEMORY`] of `now`.
+fn lately(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|at| now.saturating_duration_since(at) < NARROWED_MEMORY)
 }
 
 /// Whether `goals` moved far enough from `applied` to be given again.

@@ -253,9 +253,9 @@ pub fn choose(now: Instant, rates: &LayerRates, budget: Budget, current: Target)
         return Target::Layer(layer);
     }
     // Less than a whole layer is a visible loss (a quarter of the frames, or none): only a
-    // shortfall loss confirms earns it.
-    // Without it, a receiver on a whole layer keeps the lowest, and a thinned or paused one
-    // stays so until its estimate has room for a whole layer again.
+    // shortfall that loss confirms earns it. Without one, a receiver on a whole layer keeps
+    // the lowest, and a thinned or paused one stays so until its estimate has room for a
+    // whole layer again.
     let Some(confirmed) = budget.confirmed else {
         return match current {
             Target::Layer(_) => Target::Layer(lowest),
