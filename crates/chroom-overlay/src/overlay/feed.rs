@@ -38,7 +38,7 @@ pub(super) enum Feed {
 impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     /// Media from the parent stopped arriving. The parent is probed: one that repairs says so
     /// ([`Message::Repairing`]) and is waited for; one that says nothing by
-    /// [`OverlayConfig::probe_timeout`] is gone and a repair starts. Either way the children
+    /// [`crate::OverlayConfig::probe_timeout`] is gone and a repair starts. Either way the children
     /// are told this member repairs, so they wait too rather than scatter.
     pub fn handle_parent_silent(&mut self, now: Instant) {
         let Some(parent) = self.parent else {

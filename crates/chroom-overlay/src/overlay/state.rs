@@ -128,7 +128,7 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
 
     /// Tells the parent what the subtree offers and the children what is above them, when
     /// either changed. Level changes go out at once; backup updates at most once per
-    /// [`OverlayConfig::state_interval`].
+    /// [`crate::OverlayConfig::state_interval`].
     pub(super) fn after_change(&mut self, now: Instant) {
         // A leaving member offers nothing: it told its parent so when it started leaving.
         if let Some(parent) = self.parent.filter(|_| self.phase == Phase::Member) {
