@@ -43,7 +43,7 @@ use crate::router::{KeyframeReason, KeyframeTarget, Router};
 use crate::sdp::{self, Reflexive};
 use crate::socket::{MediaSocket, Outbox, RecvBuffers};
 use crate::speaker::Speakers;
-use crate::splice::Splices;
+use crate::splice::{PacketSplices, Splices};
 
 use self::datagrams::Unrouted;
 use self::negotiation::{LinkPeer, log_page_candidates};
@@ -97,6 +97,9 @@ pub struct MediaActor {
     simulcast: Simulcast,
     /// Outgoing tracks whose source may change (a broadcast's program on and off).
     splices: Splices,
+    /// Children's packet streams, whose numbers must run on when this relayer's parent
+    /// changes.
+    packet_splices: PacketSplices,
     next_link: u64,
     started: Instant,
     unrouted: VecDeque<Unrouted>,
@@ -160,6 +163,7 @@ fn steer_estimation(
         state.link.set_bitrate_goals(goals);
     }
     if let Some(bps) = steer.restart_from {
+        tracing::debug!(link = %id, from_bps = bps, "estimator restarted to probe");
         state.link.restart_estimation(bps);
     }
     steer != Steer::default()
@@ -271,6 +275,7 @@ impl MediaActor {
             speakers: Speakers::default(),
             simulcast: Simulcast::default(),
             splices: Splices::default(),
+            packet_splices: PacketSplices::default(),
             next_link: 1,
             started: Instant::now(),
             unrouted: VecDeque::new(),

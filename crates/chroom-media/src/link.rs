@@ -269,18 +269,17 @@ impl Link {
         }
     }
 
-    /// Forwards an RTP packet received on another link. A packet of simulcast `layer` goes
-    /// on that layer's stream where this link [`Self::sends_layers`]; otherwise on the one
-    /// stream, numbered `renumbered` (sequence number, RTP time: the layer chosen for this
-    /// child, see `layers::LayerChoice::forward_packet`) or, without, keeping its own number
-    /// and time (so every hop of a relay tree numbers packets alike, and a child that changes
-    /// parent sees no jump). Returns whether str0m took it.
+    /// Forwards an RTP packet received on another link, under sequence number `seq_no` and
+    /// RTP time `time` (the caller's: see `layers::LayerChoice::forward_packet` and
+    /// `splice::PacketSplices`). A packet of simulcast `layer` goes on that layer's stream
+    /// where this link [`Self::sends_layers`]; otherwise on the one stream. Returns whether
+    /// str0m took it.
     pub(crate) fn write_packet(
         &mut self,
         track: Track,
         packet: &RtpPacket,
         layer: Option<LayerIndex>,
-        renumbered: Option<(u64, u64)>,
+        (seq_no, time): (u64, u64),
     ) -> bool {
         if !self.connected || self.failure.is_some() || self.mode != LinkMode::Packets {
             return false;
@@ -295,10 +294,7 @@ impl Link {
         let rid = self
             .sends_layers(track)
             .then(|| Rid::from(LAYER_RIDS[usize::from(layer.unwrap_or(TOP_LAYER))]));
-        let (seq_no, time) = match renumbered {
-            Some((seq, time)) if rid.is_none() => (seq.into(), time),
-            _ => (packet.seq_no, packet.time.numer()),
-        };
+        let seq_no = seq_no.into();
         let rtc = &mut self.rtc;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut api = rtc.direct_api();

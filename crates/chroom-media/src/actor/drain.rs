@@ -62,6 +62,7 @@ impl MediaActor {
             self.speakers.forget(id);
             self.simulcast.forget(id);
             self.splices.forget(id);
+            self.packet_splices.forget(id);
             let reason = state.close_reason();
             tracing::info!(link = %id, ?reason, "link closed");
             self.pending_events
@@ -399,7 +400,7 @@ impl MediaActor {
                         };
                         // A child that takes one stream gets the layer its link carries,
                         // renumbered; a relayer takes every layer as it comes.
-                        let renumbered = match layered {
+                        let numbered = match layered {
                             Some(layered) if !state.link.sends_layers(track) => {
                                 // Without a choice, no limit: it never pauses.
                                 let budget = if has_choice {
@@ -418,7 +419,21 @@ impl MediaActor {
                             }
                             _ => None,
                         };
-                        let sent = state.link.write_packet(track, &packet, layer, renumbered);
+                        let numbered = numbered.unwrap_or((*packet.seq_no, packet.time.numer()));
+                        // The child's numbers and times run on if this node's parent changed.
+                        let stream = state
+                            .link
+                            .sends_layers(track)
+                            .then(|| layer.unwrap_or(TOP_LAYER));
+                        let Some(numbered) = self.packet_splices.splice(
+                            (*child, track, stream),
+                            from,
+                            numbered,
+                            now,
+                        ) else {
+                            continue;
+                        };
+                        let sent = state.link.write_packet(track, &packet, layer, numbered);
                         if sent {
                             self.relay.packets_forwarded += 1;
                             self.relay.bytes_forwarded += packet.payload.len() as u64;
