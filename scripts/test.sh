@@ -31,5 +31,5 @@ DEMO_SECONDS=8 DEMO_PROFILE=dev bash scripts/demo.sh
 echo "== doc tests"
 cargo test --workspace --locked --doc
 
-echo "== fuzz targets (bounded)"
-bash scripts/fuzz.sh 20
+echo "== fuzz targets (bounded, unoptimized builds: half the build time)"
+bash scripts/fuzz.sh 20 --dev

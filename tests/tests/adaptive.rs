@@ -170,7 +170,14 @@ async fn a_shaped_member_gets_lower_layers_pauses_video_below_them_and_recovers(
     };
     let (seen, (began, ended)) = tokio::join!(pages, schedule);
 
+    // `CHROOM_LAB_LOGS=<dir>` keeps each node's whole log there, to read a run's estimates
+    // and probes beside the printed samples (run the nodes at `RUST_LOG=chroom=debug`).
+    let keep_logs = std::env::var_os("CHROOM_LAB_LOGS").map(PathBuf::from);
     for (i, member) in members.iter().enumerate() {
+        if let Some(keep) = &keep_logs {
+            std::fs::create_dir_all(keep).unwrap();
+            std::fs::copy(member.node.log_path(), keep.join(format!("node{i}.log"))).unwrap();
+        }
         let log = member.node.log_tail(usize::MAX);
         let changes = log.lines().filter(|l| {
             ["simulcast layer target", "link narrowed"]
