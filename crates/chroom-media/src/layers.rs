@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use chroom_types::{LinkId, Track};
 
-use crate::VIDEO_CLOCK_HZ;
+use crate::{VIDEO_CLOCK_HZ, clock_ticks};
 
 /// A simulcast layer of one source: 0 is the lowest (smallest) one.
 pub type LayerIndex = u8;
@@ -486,9 +486,7 @@ impl LayerChoice {
         self.current = Some(frame.layer);
         self.offset = match self.last_sent {
             Some((last, at)) => {
-                let elapsed = now.saturating_duration_since(at);
-                let ticks =
-                    (elapsed.as_micros() as u64 * u64::from(VIDEO_CLOCK_HZ) / 1_000_000).max(1);
+                let ticks = clock_ticks(now.saturating_duration_since(at), VIDEO_CLOCK_HZ);
                 last.wrapping_add(ticks).wrapping_sub(frame.rtp_time)
             }
             None => 0,

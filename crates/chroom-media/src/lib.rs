@@ -76,3 +76,9 @@ pub use handle::MediaHandle;
 pub const VIDEO_CLOCK_HZ: u32 = 90_000;
 /// RTP clock rate of Opus audio (RFC 7587).
 pub const AUDIO_CLOCK_HZ: u32 = 48_000;
+
+/// How far a media clock ticking at `clock_hz` moves in `elapsed`, at least one tick: what a
+/// stream's time runs on by when another source takes it over.
+pub(crate) fn clock_ticks(elapsed: std::time::Duration, clock_hz: u32) -> u64 {
+    (elapsed.as_micros() as u64 * u64::from(clock_hz) / 1_000_000).max(1)
+}

@@ -17,7 +17,7 @@ use std::time::Instant;
 use chroom_types::{LinkId, MediaKind, Track};
 
 use crate::layers::LayerIndex;
-use crate::{AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ};
+use crate::{AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ, clock_ticks};
 
 /// The gap put between the last frame of one source and the first of the next: one video
 /// frame at 30 fps (90 kHz clock), one 20 ms Opus packet (48 kHz clock).
@@ -155,8 +155,7 @@ impl PacketSplices {
                 MediaKind::Video => VIDEO_CLOCK_HZ,
                 MediaKind::Audio => AUDIO_CLOCK_HZ,
             };
-            let elapsed = now.saturating_duration_since(splice.last_at);
-            let ticks = (elapsed.as_micros() as u64 * u64::from(clock) / 1_000_000).max(1);
+            let ticks = clock_ticks(now.saturating_duration_since(splice.last_at), clock);
             splice.retired = Some(splice.source);
             splice.source = source;
             splice.seq_offset = splice.last_seq.wrapping_add(1).wrapping_sub(seq);
