@@ -81,6 +81,33 @@ async fn viewer(dir: &std::path::Path, room: RoomId, boot: &Multiaddr) -> (Runni
     (node, received)
 }
 
+/// Waits up to `within` for `frames` video frames received from `since` on.
+async fn receives(
+    received: &Received,
+    since: Instant,
+    frames: usize,
+    within: Duration,
+    what: &str,
+) {
+    eventually(within, what, || async {
+        (frames_since(received, since).len() >= frames).then_some(())
+    })
+    .await
+}
+
+/// How long after `killed_at` the first frame came that was sent after it (50 ms on, past
+/// those in flight).
+fn resumed_after(received: &Received, killed_at: Instant) -> Duration {
+    let first = received
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|(at, _)| *at)
+        .find(|at| *at >= killed_at + Duration::from_millis(50))
+        .expect("a frame after the kill");
+    first - killed_at
+}
+
 fn frames_since(received: &Received, since: Instant) -> Vec<u64> {
     received
         .lock()
@@ -130,10 +157,12 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
             }
             let start = Instant::now();
             for (i, (_, received)) in viewers.iter().enumerate() {
-                eventually(
+                receives(
+                    received,
+                    start,
+                    10,
                     Duration::from_secs(30),
                     &format!("viewer {i} receives"),
-                    || async { (frames_since(received, start).len() >= 10).then_some(()) },
                 )
                 .await;
             }
@@ -178,23 +207,15 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
             // for a loaded 2-core machine with a dozen processes (up to 2.8 s seen).
             for i in &orphans {
                 let received = &viewers[*i].1;
-                eventually(
+                receives(
+                    received,
+                    killed_at + Duration::from_millis(50),
+                    3,
                     Duration::from_secs(5),
                     &format!("orphan {i} receives again"),
-                    || async {
-                        (frames_since(received, killed_at + Duration::from_millis(50)).len() >= 3)
-                            .then_some(())
-                    },
                 )
                 .await;
-                let resumed = received
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .find(|(at, _)| *at >= killed_at + Duration::from_millis(50))
-                    .map(|(at, _)| *at)
-                    .unwrap();
-                let waited = resumed - killed_at;
+                let waited = resumed_after(received, killed_at);
                 println!(
                     "orphan {i} received again {} ms after the kill",
                     waited.as_millis()
@@ -341,10 +362,12 @@ async fn a_relayer_that_loses_its_parent_feeds_its_children_on_over_their_links(
             // Long enough that relayer 1's link to relayer 2 numbered well past where the
             // root's new link to it will start.
             let start = Instant::now();
-            eventually(
+            receives(
+                &received,
+                start,
+                180,
                 Duration::from_secs(30),
                 "the viewer receives for 6 s",
-                || async { (frames_since(&received, start).len() >= 180).then_some(()) },
             )
             .await;
 
@@ -358,19 +381,15 @@ async fn a_relayer_that_loses_its_parent_feeds_its_children_on_over_their_links(
             )
             .await;
             let refed_at = Instant::now();
-            eventually(
+            receives(
+                &received,
+                refed_at,
+                30,
                 Duration::from_secs(4),
                 "the viewer receives again",
-                || async { (frames_since(&received, refed_at).len() >= 30).then_some(()) },
             )
             .await;
-            let resumed = received
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(at, _)| *at >= refed_at)
-                .map(|(at, _)| *at - killed_at)
-                .unwrap();
+            let resumed = resumed_after(&received, killed_at);
             println!(
                 "the viewer received again {} ms after relayer 1's kill",
                 resumed.as_millis()
