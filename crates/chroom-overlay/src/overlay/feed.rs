@@ -154,9 +154,12 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
     }
 
     /// The parent says its own feed stopped and it repairs: wait for it, and tell the
-    /// children so.
+    /// children so. Media still flowing from it says more: the word may have waited behind
+    /// others on a loaded path while the parent repaired, and holding a flowing feed would
+    /// leave a live parent once the hold ran out (a parent whose feed did stop stops this
+    /// member's too, and that silence is probed).
     pub(super) fn on_repairing(&mut self, now: Instant, from: P) {
-        if self.parent == Some(from) {
+        if self.parent == Some(from) && self.feed != Feed::Flowing {
             let since = match self.feed {
                 Feed::Probing { since, .. } | Feed::Held { since, .. } => since,
                 Feed::Flowing | Feed::Starting { .. } => now,

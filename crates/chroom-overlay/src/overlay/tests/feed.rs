@@ -72,6 +72,29 @@ fn a_silent_parent_that_repairs_is_waited_for_within_bounds() {
 }
 
 #[test]
+fn a_parent_saying_it_repairs_while_its_media_flows_is_not_held_for() {
+    // Found on a loaded machine: a relayer's word that it repaired reached its child seconds
+    // late, behind other tree messages, when media flowed again. Held on it, the child
+    // probed the parent after the hold, was answered that it feeds, and left it when the
+    // grace ran out, as if silent: media that flows all along is never reported again.
+    let now = epoch();
+    let config = OverlayConfig::default();
+    let mut viewer = attached_viewer(now, 5, 10, 2);
+    viewer.handle_parent_flowing();
+    viewer.handle_message(now, 10, Message::Repairing);
+    assert_eq!(viewer.poll_timeout(), None);
+    let later = now + config.max_repair_wait + config.repair_hold;
+    viewer.handle_timeout(later);
+    assert_eq!(viewer.parent(), Some(10));
+    assert!(sent(&mut viewer).is_empty());
+    // Once its media stops, the same word is waited on.
+    viewer.handle_parent_silent(later);
+    assert_eq!(to(&sent(&mut viewer), 10), vec![Message::Probe]);
+    viewer.handle_message(later, 10, Message::Repairing);
+    assert_eq!(viewer.poll_timeout(), Some(later + config.repair_hold));
+}
+
+#[test]
 fn a_probe_is_answered_with_what_the_member_knows_of_its_own_feed() {
     let now = epoch();
     let mut relayer = relayer_with_children(now, 4, 1);
