@@ -44,6 +44,9 @@ pub(crate) struct Tree<P> {
     /// while another root feeds this node; without one, for [`UNREACHABLE_ROOT_HOLD`] (a
     /// live root's answer lost under load must not leave a viewer without a broadcast).
     unreachable_roots: BTreeMap<P, Instant>,
+    /// This node has had a parent in this tree: its root was reached then, so a root that
+    /// answers slowly later (a loaded node, a congested path) is not a stale provider record.
+    attached_once: bool,
     /// What the link from the parent carries.
     pub(super) kinds: Vec<MediaKind>,
     /// Frames for a viewer (it records), packets for a relayer (it forwards).
@@ -116,6 +119,7 @@ impl<P: Copy + Ord + Hash + Debug> Tree<P> {
             refused: BTreeSet::new(),
             outranked_by: None,
             unreachable_roots: BTreeMap::new(),
+            attached_once: false,
             overlay,
             kinds,
             upstream_mode,
@@ -493,7 +497,13 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
         let Some(tree) = self.tree_mut(room) else {
             return;
         };
-        let joining = !tree.is_root && tree.root == Some(peer) && tree.overlay.parent().is_none();
+        // Only a root never reached is passed over: one this node was attached under before
+        // lost an answer under load (passing it over left a relayer of a one-root room
+        // without a parent, and its subtree without the broadcast, for the whole hold).
+        let joining = !tree.is_root
+            && !tree.attached_once
+            && tree.root == Some(peer)
+            && tree.overlay.parent().is_none();
         if joining {
             tree.unreachable_roots.insert(peer, now);
         }
@@ -627,6 +637,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
     }
 
     fn on_tree_event(&mut self, room: RoomId, event: OverlayEvent<P>) {
+        tracing::debug!(room = %room.fmt_short(), ?event, "tree event");
         match event {
             OverlayEvent::Attached { parent, level, .. } => {
                 let id = self.next_subscribe_id();
@@ -646,6 +657,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
                 let Some(tree) = self.tree_mut(room) else {
                     return;
                 };
+                tree.attached_once = true;
                 tree.upstream = Some(Upstream {
                     parent,
                     link: UpstreamLink::Subscribing(id),

@@ -636,6 +636,39 @@ fn a_viewer_fed_by_no_root_asks_an_unreachable_one_again_after_a_while() {
 }
 
 #[test]
+fn a_repairing_viewer_asks_its_slow_root_again_rather_than_passing_it_over() {
+    // Found on a loaded machine: a relayer whose root had taken it for gone, and whose next
+    // message the root acknowledged late, passed the only root over, left its tree (and its
+    // children) and sat without a parent for the whole hold.
+    let now = epoch();
+    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
+    let mut session = enforcing_viewer(now);
+    session.handle_peer_account(now, 1, Some(account(1)));
+    session.handle_access(now, room(), account(1), speaker);
+    found(&mut session, now, &[1]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    let fed = Message::Accepted {
+        level: 0,
+        candidates: Vec::new(),
+    };
+    session.handle_tree_request(now, InboundId(1), 1, room(), fed);
+    drain(&mut session);
+    assert_eq!(session.tree_parent(room()), Some(1));
+    // A message to the root goes unacknowledged: the viewer repairs, asking the root again.
+    session.handle_tree_unreachable(now, 1, room());
+    assert_eq!(session.tree_parent(room()), None);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    // Another goes unacknowledged while it repairs: the root is asked again shortly, not
+    // passed over for the hold.
+    session.handle_tree_unreachable(now, 1, room());
+    drain(&mut session);
+    let shortly = now + Duration::from_secs(1);
+    session.handle_timeout(shortly);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    assert!(shortly < now + UNREACHABLE_ROOT_HOLD);
+}
+
+#[test]
 fn a_viewer_whose_root_loses_its_right_moves_to_another_proven_root() {
     let now = epoch();
     let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
