@@ -115,16 +115,19 @@ impl<P: Copy + Ord + Hash + Debug> Overlay<P> {
         }
     }
 
-    /// A child's probe: what this member knows of its own feed.
+    /// A child's probe: what this member knows of its own feed. A member that is no child
+    /// here takes this one for its parent still, though it was dropped (its messages went
+    /// unacknowledged, as a dead child's do): told so, it repairs at once rather than when
+    /// its probe times out.
     pub(super) fn on_probe(&mut self, from: P) {
-        if self.children.contains_key(&from) {
-            let answer = if self.feed_stopped() {
-                Message::Repairing
-            } else {
-                Message::Feeding
-            };
-            self.transmit(from, answer);
-        }
+        let answer = if !self.children.contains_key(&from) {
+            Message::Refused
+        } else if self.feed_stopped() {
+            Message::Repairing
+        } else {
+            Message::Feeding
+        };
+        self.transmit(from, answer);
     }
 
     /// The parent says it feeds this member. A link still being set up to it is waited for;

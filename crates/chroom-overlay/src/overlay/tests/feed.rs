@@ -104,9 +104,15 @@ fn a_probe_is_answered_with_what_the_member_knows_of_its_own_feed() {
     relayer.handle_parent_flowing();
     relayer.handle_message(now, 100, Message::Probe);
     assert_eq!(to(&sent(&mut relayer), 100), vec![Message::Feeding]);
-    // A probe from a member that is no child is nobody's business.
+    // A member that is no child (any more) is told so, and repairs at once.
     relayer.handle_message(now, 77, Message::Probe);
-    assert!(sent(&mut relayer).is_empty());
+    assert_eq!(to(&sent(&mut relayer), 77), vec![Message::Refused]);
+    let mut dropped = attached_viewer(now, 77, 10, 2);
+    dropped.handle_parent_silent(now);
+    assert_eq!(to(&sent(&mut dropped), 10), vec![Message::Probe]);
+    dropped.handle_message(now, 10, Message::Refused);
+    assert_eq!(dropped.parent(), None);
+    assert!(dropped.is_seeking());
     // The root never repairs.
     let mut root = root(now, 2);
     root.handle_message(now, 1, join(0));
