@@ -1,6 +1,7 @@
 //! A broadcast carried by relayers on loopback: one broadcaster, three relayers, twelve
-//! viewers. The relayers are `chroom` processes; `kill -9` of one mid-stream: its viewers receive
-//! again (within 5 s; the time is printed), and viewers under the other relayers miss no frame.
+//! viewers. The relayers are `chroom` processes; `kill -9` of one mid-stream, once every viewer
+//! plays: its viewers receive again (within 5 s; the time is printed), and viewers under the
+//! other relayers miss no frame.
 //! The relayers' `/metrics` (scraped and parsed as Prometheus text) count the viewers they feed,
 //! and their relay counters rise while they carry the broadcast. A relayer whose own parent
 //! is killed finds another and keeps feeding its children over the links they have.
@@ -163,6 +164,19 @@ async fn relayers_carry_a_broadcast_to_every_viewer_and_a_crash_is_repaired() {
                     10,
                     Duration::from_secs(30),
                     &format!("viewer {i} receives"),
+                )
+                .await;
+            }
+            // Every viewer plays where it is now: the crash, not a move still settling, is
+            // what the others must not notice.
+            let settled = Instant::now();
+            for (i, (_, received)) in viewers.iter().enumerate() {
+                receives(
+                    received,
+                    settled,
+                    5,
+                    Duration::from_secs(20),
+                    &format!("viewer {i} plays before the kill"),
                 )
                 .await;
             }
