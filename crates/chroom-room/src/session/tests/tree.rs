@@ -222,13 +222,14 @@ fn a_viewer_joins_only_a_root_the_registry_lets_broadcast() {
 }
 
 /// A viewer that verified root 3 (a speaker) and asked it to join.
-fn viewer_joining_root_3(now: Instant) -> RoomSession<u32> {
+/// A viewer that found the one proven root `root` and asked to join its tree.
+fn viewer_joining_root(now: Instant, root: u32) -> RoomSession<u32> {
     let mut session = enforcing_viewer(now);
     let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
-    session.handle_peer_account(now, 3, Some(account(3)));
-    session.handle_access(now, room(), account(3), speaker);
-    found(&mut session, now, &[3]);
-    assert_eq!(tree_joins(&drain(&mut session)), vec![3]);
+    session.handle_peer_account(now, root, Some(account(root as u8)));
+    session.handle_access(now, room(), account(root as u8), speaker);
+    found(&mut session, now, &[root]);
+    assert_eq!(tree_joins(&drain(&mut session)), vec![root]);
     session
 }
 
@@ -241,7 +242,7 @@ fn refused_tree(outputs: &[Output<u32>], from: u32) -> bool {
 #[test]
 fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
     let now = epoch();
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     let broadcast = |m| facts(RoomKind::Broadcast, m);
     let relayer = AccessFacts::Known {
         kind: RoomKind::Broadcast,
@@ -327,7 +328,7 @@ fn tree_messages_are_taken_only_from_peers_whose_place_is_proven() {
 #[test]
 fn a_tree_parents_media_is_used_once_it_is_proven() {
     let now = epoch();
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     session.handle_tree_request(
         now,
         InboundId(1),
@@ -357,7 +358,7 @@ fn a_tree_parents_media_is_used_once_it_is_proven() {
 fn of_two_proven_roots_every_viewer_chooses_the_lowest_and_the_other_root_is_told() {
     let now = epoch();
     let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     // A second broadcaster, 1, is found later: the viewer moves to it.
     session.handle_peer_account(now, 1, Some(account(1)));
     session.handle_access(now, room(), account(1), speaker);
@@ -421,7 +422,7 @@ fn attached_under(session: &mut RoomSession<u32>, now: Instant, parent: u32, lev
 #[test]
 fn a_parent_whose_media_stops_and_that_does_not_say_it_repairs_is_taken_as_gone() {
     let now = epoch();
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     let link = attached_under(&mut session, now, 3, 0);
     session.handle_link_media(now, link, true);
     session.handle_link_media(now, link, false);
@@ -447,7 +448,7 @@ fn a_parent_whose_media_stops_and_that_does_not_say_it_repairs_is_taken_as_gone(
 #[test]
 fn a_silent_parent_that_says_it_repairs_is_waited_for_and_redirects_need_no_proof() {
     let now = epoch();
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     // The root redirects to relayer 8, at level 2: a hint, taken without its sender's facts
     // (the root's are known here anyway) and without 8's, which 8 proves by accepting.
     let candidate = chroom_overlay::Candidate {
@@ -618,12 +619,7 @@ fn a_root_that_cannot_be_reached_is_passed_over_for_the_next_claim() {
 #[test]
 fn a_viewer_fed_by_no_root_asks_an_unreachable_one_again_after_a_while() {
     let now = epoch();
-    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
-    let mut session = enforcing_viewer(now);
-    session.handle_peer_account(now, 1, Some(account(1)));
-    session.handle_access(now, room(), account(1), speaker);
-    found(&mut session, now, &[1]);
-    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    let mut session = viewer_joining_root(now, 1);
     // Its join is lost (a starved node, a blip): the only root is passed over for a while...
     session.handle_tree_unreachable(now, 1, room());
     drain(&mut session);
@@ -641,12 +637,7 @@ fn a_repairing_viewer_asks_its_slow_root_again_rather_than_passing_it_over() {
     // message the root acknowledged late, passed the only root over, left its tree (and its
     // children) and sat without a parent for the whole hold.
     let now = epoch();
-    let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
-    let mut session = enforcing_viewer(now);
-    session.handle_peer_account(now, 1, Some(account(1)));
-    session.handle_access(now, room(), account(1), speaker);
-    found(&mut session, now, &[1]);
-    assert_eq!(tree_joins(&drain(&mut session)), vec![1]);
+    let mut session = viewer_joining_root(now, 1);
     let fed = Message::Accepted {
         level: 0,
         candidates: Vec::new(),
@@ -672,7 +663,7 @@ fn a_repairing_viewer_asks_its_slow_root_again_rather_than_passing_it_over() {
 fn a_viewer_whose_root_loses_its_right_moves_to_another_proven_root() {
     let now = epoch();
     let speaker = facts(RoomKind::Broadcast, Membership::Member(Role::Speaker));
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     session.handle_peer_account(now, 4, Some(account(4)));
     session.handle_access(now, room(), account(4), speaker);
     found(&mut session, now, &[3, 4]);
@@ -715,7 +706,7 @@ fn a_flood_of_refused_claims_never_crowds_out_the_real_root() {
 #[test]
 fn the_member_asked_to_take_this_node_is_looked_up_while_the_join_travels() {
     let now = epoch();
-    let mut session = viewer_joining_root_3(now);
+    let mut session = viewer_joining_root(now, 3);
     let redirect = Message::Redirected {
         candidates: vec![chroom_overlay::Candidate {
             peer: 8,
