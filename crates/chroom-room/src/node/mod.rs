@@ -35,6 +35,7 @@ use crate::session::{
     SubscribeId,
 };
 use orchestration::{MAX_ASKERS, QUESTION_RATE};
+use own_checks::OwnCheck;
 use tree::TreeQueue;
 
 mod api;
@@ -42,6 +43,8 @@ mod doc_sync;
 mod docs;
 mod messages;
 mod orchestration;
+mod own_checks;
+mod relayed_paths;
 mod rules;
 mod sealing;
 #[cfg(test)]
@@ -61,24 +64,12 @@ pub use rules::{
 /// How often expired bindings and silent members are looked for.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most own-access checks waiting for the registry at once (one per open page, in practice).
-const MAX_OWN_CHECKS: usize = 64;
-
 /// A room message waiting for its author's rights (or key).
 #[derive(Debug)]
 struct PendingGossip<P> {
     author: P,
     account: Option<Account>,
     heard: Heard<P>,
-}
-
-#[derive(Debug)]
-struct OwnCheck {
-    id: OwnCheckId,
-    room: RoomName,
-    account: Account,
-    action: Action,
-    deadline: Instant,
 }
 
 /// The node's decisions. See the module docs.
@@ -191,11 +182,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             key_holders: HashMap::new(),
             key_waits: HashMap::new(),
         }
-    }
-
-    /// Serves relayed media paths to members of the rooms they name, within `budget`.
-    pub fn serve_relayed_paths(&mut self, budget: RelayBudget) {
-        self.relay_ledger = Some(RelayLedger::new(budget));
     }
 
     // ---- commands from this node's user ----
@@ -344,46 +330,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.account = account;
     }
 
-    /// Asks whether this node's own account may `action` in `room`, as a joining user wants
-    /// to know before anything else happens. Answered by [`NodeOutput::OwnAccess`]: at once
-    /// from what this node holds of the registry (its cache serves during an outage), or once
-    /// the registry answers, or with [`OwnRefusal::Unavailable`] after the lookup timeout.
-    pub fn check_own_access(
-        &mut self,
-        now: Instant,
-        id: OwnCheckId,
-        room: RoomName,
-        action: Action,
-    ) {
-        self.now = self.now.max(now);
-        if self.session.access_policy() == AccessPolicy::Open {
-            let access = OwnAccess {
-                kind: None,
-                role: None,
-            };
-            return self.answer_own(id, Ok(access));
-        }
-        let Some(account) = self.account else {
-            return self.answer_own(id, Err(OwnRefusal::NoAccount));
-        };
-        if let Some(facts) = self.session.facts(room.id(), account) {
-            let result = own_access(&room, account, facts, action);
-            return self.answer_own(id, result);
-        }
-        if self.own_checks.len() >= MAX_OWN_CHECKS {
-            return self.answer_own(id, Err(OwnRefusal::Unavailable));
-        }
-        self.session.look_up_own(now, room.id(), account);
-        let deadline = now + self.session.access_lookup_timeout();
-        self.own_checks.push(OwnCheck {
-            id,
-            room,
-            account,
-            action,
-            deadline,
-        });
-    }
-
     /// A link from this node's user's browser now carries its microphone (and camera).
     pub fn handle_own_source_opened(&mut self, link: LinkId) {
         self.own_sources.insert(link);
@@ -484,69 +430,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         self.session.check_peer(now, peer, room, Action::Listen)
     }
 
-    /// `peer` asks this node for a relayed media path for links in `room`. It gets one if
-    /// this node serves them, the registry makes it a member of `room`, and the upload budget
-    /// holds one more ([`crate::relaying`]).
-    pub fn handle_relay_request(
-        &mut self,
-        now: Instant,
-        request: InboundId,
-        peer: P,
-        room: RoomId,
-    ) {
-        self.now = self.now.max(now);
-        if self.relay_ledger.is_none() {
-            let error = SignalError::new(ErrorCode::NotFound, "this node relays no media paths");
-            return self.refuse(request, peer, error);
-        }
-        if let Err(error) = self.session.check_peer(now, peer, room, Action::Listen) {
-            return self.refuse(request, peer, error);
-        }
-        let children = self.session.tree_child_count();
-        let Some(ledger) = &mut self.relay_ledger else {
-            return;
-        };
-        match ledger.reserve(peer, children) {
-            Ok(kbps) => self.outputs.push_back(NodeOutput::GrantRelay {
-                request,
-                peer,
-                kbps,
-            }),
-            Err(error) => self.refuse(request, peer, error),
-        }
-    }
-
-    /// What the media socket learned of the NAT in front of it: `per_destination` when it maps
-    /// the socket anew for every destination, so peers behind filtering NATs cannot reach it
-    /// directly and it needs a relayed path ([`NodeOutput::SeekRelay`]).
-    pub fn handle_nat(&mut self, now: Instant, per_destination: bool) {
-        self.now = self.now.max(now);
-        self.relay_seek.set_needed(per_destination);
-        self.seek_relay(now);
-    }
-
-    /// A [`NodeOutput::SeekRelay`] ended; `found` if a relayer granted a path.
-    pub fn handle_relay_found(&mut self, now: Instant, found: bool) {
-        self.now = self.now.max(now);
-        self.relay_seek.searched(now, found);
-    }
-
-    fn seek_relay(&mut self, now: Instant) {
-        let Some(&room) = self.present_in.first() else {
-            return;
-        };
-        if self.relay_seek.should_search(now, true) {
-            self.outputs.push_back(NodeOutput::SeekRelay { room });
-        }
-    }
-
-    /// An allocation granted to `peer` ended (or could not be opened).
-    pub fn handle_relay_ended(&mut self, peer: P) {
-        if let Some(ledger) = &mut self.relay_ledger {
-            ledger.release(peer);
-        }
-    }
-
     /// The transport lost every connection to `peer`.
     pub fn handle_peer_disconnected(&mut self, now: Instant, peer: P) {
         self.now = self.now.max(now);
@@ -574,14 +457,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
         if !facts.allows(Action::Listen) {
             self.seal_account_revoked(room, account);
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.own_checks)
-            .into_iter()
-            .partition(|check| check.room.id() == room && check.account == account);
-        self.own_checks = waiting;
-        for check in ready {
-            let result = own_access(&check.room, account, facts, check.action);
-            self.answer_own(check.id, result);
-        }
+        self.answer_own_checks(room, account, facts);
     }
 
     /// The registry became unreachable (`Some(since)`: the last time it answered) or reachable
@@ -688,13 +564,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.bindings.remove(&peer);
             self.session.handle_peer_account(now, peer, None);
         }
-        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.own_checks)
-            .into_iter()
-            .partition(|check| check.deadline <= now);
-        self.own_checks = waiting;
-        for check in late {
-            self.answer_own(check.id, Err(OwnRefusal::Unavailable));
-        }
+        self.expire_own_checks(now);
     }
 
     // ---- outputs ----
@@ -720,7 +590,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
     /// When [`Self::handle_timeout`] should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let checks = self.own_checks.iter().map(|check| check.deadline);
         let bindings = self.bindings.values().copied();
         let acks = self
             .tree_queues
@@ -733,11 +602,11 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             self.docs_store_due(),
             self.doc_syncs_due(),
             self.key_waits_due(),
+            self.next_own_check_deadline(),
         ]
         .into_iter()
         .flatten()
         .chain([self.next_housekeeping])
-        .chain(checks)
         .chain(bindings)
         .chain(acks)
         .min()
@@ -765,10 +634,6 @@ impl<P: Copy + Eq + Ord + Hash + Debug> NodeCore<P> {
             links_epoch: self.links_epochs.get(&room).copied().unwrap_or_default(),
         });
         self.outputs.push_back(NodeOutput::Publish { room, say });
-    }
-
-    fn answer_own(&mut self, id: OwnCheckId, result: Result<OwnAccess, OwnRefusal>) {
-        self.outputs.push_back(NodeOutput::OwnAccess { id, result });
     }
 
     fn refuse(&mut self, request: InboundId, peer: P, error: SignalError) {
