@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use chroom_types::{RoomId, check_doc_name};
 
+use crate::error::DecodeError;
 use crate::generated::chroom::signal::v1 as pb;
-use crate::signal::DecodeError;
 
 /// Largest state vector a pull or a part carries, in bytes (16 bytes or so per author who
 /// ever edited the document).

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod docs;
+mod error;
 pub mod page;
 mod room;
 mod signal;
@@ -17,14 +18,15 @@ mod tree;
 pub use docs::{
     DocPart, DocPull, MAX_DOC_DIFF_BYTES, MAX_DOC_NAMES, MAX_DOC_PART_BYTES, MAX_STATE_VECTOR_BYTES,
 };
+pub use error::DecodeError;
 pub use room::{
     FileOffer, Presence, RoomKey, RoomMessage, RoomMessageBody, SEAL_TAG_BYTES, Sealed,
     check_file_name, decode_room_message, decode_sealed_content, encode_room_message,
     encode_sealed_content,
 };
 pub use signal::{
-    DecodeError, ErrorCode, FilePart, RELAY_TOKEN_LEN, RelayGrant, SignalError, SignalRequest,
-    SignalResponse, decode_request, decode_response, encode_request, encode_response,
+    ErrorCode, FilePart, RELAY_TOKEN_LEN, RelayGrant, SignalError, SignalRequest, SignalResponse,
+    decode_request, decode_response, encode_request, encode_response,
 };
 pub use tree::TreeMessage;
 

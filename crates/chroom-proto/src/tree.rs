@@ -4,8 +4,8 @@ use bytes::Bytes;
 use chroom_overlay::{Candidate, MAX_CANDIDATES, Message};
 use chroom_types::{NodeId, RoomId};
 
+use crate::error::DecodeError;
 use crate::generated::chroom::overlay::v1 as pb;
-use crate::signal::DecodeError;
 
 /// A tree message for the tree of `room`. Members are named by [`NodeId`].
 #[derive(Debug, Clone, PartialEq, Eq)]
