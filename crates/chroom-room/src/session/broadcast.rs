@@ -704,9 +704,7 @@ impl<P: Copy + Eq + Ord + Hash + Debug> RoomSession<P> {
             OverlayEvent::PeerMisbehaved { peer, reason } => {
                 tracing::warn!(room = %room.fmt_short(), ?peer, reason, "tree member misbehaved");
             }
-            OverlayEvent::SeekFailed { reason, rounds } => {
-                tracing::debug!(room = %room.fmt_short(), ?reason, rounds, "no parent found yet");
-            }
+            // Logged above, as every event: a search that found nobody yet goes on by itself.
             _ => {}
         }
     }
