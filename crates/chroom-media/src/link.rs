@@ -142,6 +142,13 @@ impl Link {
         self.sends_layers.contains(&track)
     }
 
+    /// The simulcast stream a forwarded packet of `track` and `layer` goes out on: that
+    /// layer's (the top one's, for a packet of no layer) where this link
+    /// [`Self::sends_layers`], else `None`, the track's one stream.
+    pub(crate) fn out_stream(&self, track: Track, layer: Option<LayerIndex>) -> Option<LayerIndex> {
+        self.sends_layers(track).then(|| layer.unwrap_or(TOP_LAYER))
+    }
+
     /// Whether this link sends `track`.
     pub(crate) fn sends(&self, track: Track) -> bool {
         self.send_mids.mid_of(track).is_some()
@@ -292,8 +299,8 @@ impl Link {
             return false;
         };
         let rid = self
-            .sends_layers(track)
-            .then(|| Rid::from(LAYER_RIDS[usize::from(layer.unwrap_or(TOP_LAYER))]));
+            .out_stream(track, layer)
+            .map(|stream| Rid::from(LAYER_RIDS[usize::from(stream)]));
         let seq_no = seq_no.into();
         let rtc = &mut self.rtc;
         let result = catch_unwind(AssertUnwindSafe(|| {

@@ -421,12 +421,8 @@ impl MediaActor {
                         };
                         let numbered = numbered.unwrap_or((*packet.seq_no, packet.time.numer()));
                         // The child's numbers and times run on if this node's parent changed.
-                        let stream = state
-                            .link
-                            .sends_layers(track)
-                            .then(|| layer.unwrap_or(TOP_LAYER));
                         let Some(numbered) = self.packet_splices.splice(
-                            (*child, track, stream),
+                            (*child, track, state.link.out_stream(track, layer)),
                             from,
                             numbered,
                             now,
