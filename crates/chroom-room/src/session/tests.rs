@@ -527,6 +527,28 @@ fn enforcing_publisher(now: Instant) -> RoomSession<u32> {
     session
 }
 
+/// An enforcing session receiving in `room()` (a broadcast-kind room's publisher needs
+/// speaker), subscribing to publisher 1, which proved `proven`.
+fn enforcing_receiver_subscribing(
+    now: Instant,
+    proven: Account,
+) -> (RoomSession<u32>, SubscribeId) {
+    let mut session = RoomSession::new(
+        SessionConfig {
+            access: AccessPolicy::Enforce,
+            ..SessionConfig::default()
+        },
+        0,
+    );
+    session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
+    drain(&mut session);
+    found(&mut session, now, &[1]);
+    let (id, _) = subscribe_ids(&drain(&mut session))[0];
+    session.handle_peer_account(now, 1, Some(proven));
+    drain(&mut session);
+    (session, id)
+}
+
 fn refusal(outputs: &[Output<u32>]) -> Option<SignalError> {
     outputs.iter().find_map(|o| match o {
         Output::Refuse { error, .. } => Some(error.clone()),

@@ -2,29 +2,10 @@
 
 use super::*;
 
-/// An enforcing session receiving in `room()` (a broadcast-kind room's publisher needs
-/// speaker), subscribing to publisher 1, which proved account 1.
-fn enforcing_receiver_subscribing(now: Instant) -> (RoomSession<u32>, SubscribeId) {
-    let mut session = RoomSession::new(
-        SessionConfig {
-            access: AccessPolicy::Enforce,
-            ..SessionConfig::default()
-        },
-        0,
-    );
-    session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
-    drain(&mut session);
-    found(&mut session, now, &[1]);
-    let (id, _) = subscribe_ids(&drain(&mut session))[0];
-    session.handle_peer_account(now, 1, Some(account(1)));
-    drain(&mut session);
-    (session, id)
-}
-
 #[test]
 fn a_link_carries_nothing_until_its_peers_right_is_known() {
     let now = epoch();
-    let (mut session, id) = enforcing_receiver_subscribing(now);
+    let (mut session, id) = enforcing_receiver_subscribing(now, account(1));
     session.handle_subscribe_result(now, id, Ok(LinkId(3)));
     let outputs = drain(&mut session);
     // The driver opened it held; the rights are unknown, so it stays so and they are asked.
@@ -57,7 +38,7 @@ fn a_link_carries_nothing_until_its_peers_right_is_known() {
 #[test]
 fn a_link_whose_rights_stay_unknown_closes_at_the_deadline() {
     let now = epoch();
-    let (mut session, id) = enforcing_receiver_subscribing(now);
+    let (mut session, id) = enforcing_receiver_subscribing(now, account(1));
     session.handle_subscribe_result(now, id, Ok(LinkId(3)));
     drain(&mut session);
     let deadline = now + SessionConfig::default().unverified_link_timeout;

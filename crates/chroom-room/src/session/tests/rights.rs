@@ -128,19 +128,8 @@ fn a_revoke_or_an_expired_binding_closes_the_link() {
 #[test]
 fn media_is_only_taken_from_accounts_that_may_publish() {
     let now = epoch();
-    let mut session = RoomSession::new(
-        SessionConfig {
-            access: AccessPolicy::Enforce,
-            ..SessionConfig::default()
-        },
-        0,
-    );
-    session.join(now, room(), Participation::Receive(vec![MediaKind::Video]));
-    drain(&mut session);
-    found(&mut session, now, &[1]);
-    let (id, _) = subscribe_ids(&drain(&mut session))[0];
     // The publisher's answer proved account 9, a mere listener of this broadcast.
-    session.handle_peer_account(now, 1, Some(account(9)));
+    let (mut session, id) = enforcing_receiver_subscribing(now, account(9));
     session.handle_access(
         now,
         room(),
