@@ -142,6 +142,7 @@ const STEER_INTERVAL: Duration = Duration::from_millis(500);
 const UNLAYERED_GOALS: BitrateGoals = BitrateGoals {
     minimum: 0,
     desired: BWE_DESIRED_BPS,
+    paused: false,
 };
 
 /// Aims a connected link's estimation at what its receivers need now, and restarts it to probe

@@ -30,7 +30,9 @@
 //! start), so a link with room finds it within a second, and one without sees a short burst,
 //! as libwebrtc's periodic probes send. A probe that found room is followed by the next after
 //! [`PROBE_AGAIN_AFTER`], so a climb from a paused video to a top layer takes seconds, not
-//! several periods.
+//! several periods. A link carrying a paused video probes that often all along while quiet
+//! ([`BitrateGoals::paused`]): each second of it is a freeze its user sees, and its probes,
+//! three and six times an estimate sunk to its audio's rate, are a kilobyte or two.
 
 use std::time::{Duration, Instant};
 
@@ -172,7 +174,7 @@ impl Aim {
             .probed_from
             .zip(estimate)
             .is_some_and(|(from, now)| now as f64 >= from as f64 * FOUND_ROOM);
-        let wait = if found_room {
+        let wait = if found_room || goals.paused {
             PROBE_AGAIN_AFTER
         } else {
             PROBE_AFTER
@@ -214,10 +216,12 @@ mod tests {
     const HELD_LOW: BitrateGoals = BitrateGoals {
         minimum: 2_000_000,
         desired: 2_000_000,
+        paused: false,
     };
     const ON_TOP: BitrateGoals = BitrateGoals {
         minimum: 0,
         desired: 2_000_000,
+        paused: false,
     };
 
     const AIMED: Steer = Steer {
@@ -332,6 +336,44 @@ mod tests {
         assert_eq!(
             steering.steer(again + PROBE_AFTER, HELD_LOW),
             restart(240_000)
+        );
+    }
+
+    #[test]
+    fn a_link_carrying_a_paused_video_probes_every_second_while_quiet() {
+        // Its estimate sank to 40 kbit/s; the lowest layer needs 150.
+        let paused = BitrateGoals {
+            minimum: 150_000,
+            desired: 600_000,
+            paused: true,
+        };
+        let start = epoch();
+        let mut steering = Aim::new(start);
+        steering.averaged(40_000);
+        steering.sampled(start, 40_000, Some(0.3));
+        steering.steer(start, paused);
+        // The limit lifts: the loss ends, and a second after the last of it, it probes.
+        steering.sampled(start + Duration::from_millis(500), 40_000, Some(0.0));
+        let first = start + PROBE_AGAIN_AFTER;
+        assert_eq!(
+            steering.steer(first - Duration::from_millis(1), paused),
+            AIMED
+        );
+        assert_eq!(steering.steer(first, paused), restart(40_000));
+        // It found nothing (the link is still narrow): again a second later, not a period.
+        steering.sampled(first, 45_000, Some(0.0));
+        let again = first + PROBE_AGAIN_AFTER;
+        assert_eq!(steering.steer(again, paused), restart(45_000));
+        // The video resumed on the lowest layer: the usual period again.
+        let resumed = BitrateGoals {
+            paused: false,
+            ..paused
+        };
+        steering.sampled(again, 50_000, Some(0.0));
+        assert_eq!(steering.steer(again + PROBE_AGAIN_AFTER, resumed), AIMED);
+        assert_eq!(
+            steering.steer(again + PROBE_AFTER, resumed),
+            restart(50_000)
         );
     }
 

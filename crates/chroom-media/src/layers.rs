@@ -504,6 +504,8 @@ pub struct BitrateGoals {
     pub minimum: u64,
     /// What the top layer needs: probes go as high.
     pub desired: u64,
+    /// A video the link carries is paused: it probes more often ([`crate::estimation`]).
+    pub paused: bool,
 }
 
 /// The layered sources of this node (its page's camera) and each receiving link's choice of
@@ -667,13 +669,10 @@ impl Simulcast {
                 Target::Base(layer) => Some(layer),
                 Target::Paused => arriving().next(),
             };
-            let goal = BitrateGoals {
-                minimum: next.and_then(need).unwrap_or(0),
-                desired: need(top).unwrap_or(0),
-            };
             let sum = goals.get_or_insert_default();
-            sum.minimum += goal.minimum;
-            sum.desired += goal.desired;
+            sum.minimum += next.and_then(need).unwrap_or(0);
+            sum.desired += need(top).unwrap_or(0);
+            sum.paused |= choice.target() == Target::Paused;
         }
         goals
     }

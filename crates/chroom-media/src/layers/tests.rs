@@ -361,16 +361,21 @@ fn a_receiver_with_nothing_yet_or_a_layer_gone_moves_at_once() {
 #[test]
 fn a_lowered_receiver_makes_room_for_the_next_layer_and_one_on_top_pads_nothing() {
     let source_link = LinkId(1);
-    let (lowered, on_top) = (LinkId(2), LinkId(3));
+    let (lowered, on_top, paused) = (LinkId(2), LinkId(3), LinkId(4));
     let mut source = Source::new();
     let mut simulcast = Simulcast::default();
     let unlimited = Budget::default();
     let tight = budget(700_000);
-    for _ in 0..40 {
+    // Long enough for the starved receiver's pause to hold.
+    for _ in 0..100 {
         let now = source.now();
         for frame in source.next(false) {
             simulcast.observe(now, source_link, Track::Camera, &frame);
-            for (receiver, budget) in [(lowered, tight), (on_top, unlimited)] {
+            for (receiver, budget) in [
+                (lowered, tight),
+                (on_top, unlimited),
+                (paused, budget(50_000)),
+            ] {
                 simulcast.route(now, source_link, Track::Camera, receiver, frame, budget);
             }
         }
@@ -389,6 +394,11 @@ fn a_lowered_receiver_makes_room_for_the_next_layer_and_one_on_top_pads_nothing(
         "{lowered_goals:?}"
     );
     assert_eq!(goals(on_top).minimum, 0);
+    // Only the link whose video is paused says so (it probes more often).
+    assert_eq!(
+        [lowered, on_top, paused].map(|receiver| goals(receiver).paused),
+        [false, false, true]
+    );
     assert!(simulcast.bitrate_goals(now, LinkId(9), 40_000).is_none());
 }
 
