@@ -558,8 +558,14 @@ impl Simulcast {
         frame: LayeredFrame,
         budget: Budget,
     ) -> Option<u64> {
-        self.choice(now, source, track, receiver, budget)?
-            .forward(now, frame)
+        let choice = self.choice(now, source, track, receiver, budget)?;
+        let before = choice.current();
+        let forwarded = choice.forward(now, frame);
+        if choice.current() != before {
+            // Beside the target's log line: how long the layer's keyframe was waited for.
+            tracing::debug!(%receiver, layer = frame.layer, "simulcast layer switched on its keyframe");
+        }
+        forwarded
     }
 
     /// [`Self::route`] for a relayer's packet with sequence number `seq`: whether it goes to
