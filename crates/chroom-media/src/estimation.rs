@@ -243,6 +243,17 @@ mod tests {
         }
     }
 
+    /// Asserts that `steering`, aimed at `goals`, probes from `bps` at `at` and not before.
+    fn probes_at(steering: &mut Aim, at: Instant, goals: BitrateGoals, bps: u64) {
+        let before = at - Duration::from_millis(1);
+        assert_eq!(
+            steering.steer(before, goals),
+            AIMED,
+            "a probe before {at:?}"
+        );
+        assert_eq!(steering.steer(at, goals), restart(bps));
+    }
+
     #[test]
     fn goals_are_given_once_and_again_when_they_move() {
         let start = epoch();
@@ -325,11 +336,7 @@ mod tests {
         // It found room: the next probe goes after a second, from there.
         steering.sampled(first, 200_000, Some(0.0));
         let again = first + PROBE_AGAIN_AFTER;
-        assert_eq!(
-            steering.steer(again - Duration::from_millis(1), HELD_LOW),
-            AIMED
-        );
-        assert_eq!(steering.steer(again, HELD_LOW), restart(200_000));
+        probes_at(&mut steering, again, HELD_LOW, 200_000);
         // This one found little: back to the usual period.
         steering.sampled(again, 240_000, Some(0.0));
         assert_eq!(steering.steer(again + PROBE_AGAIN_AFTER, HELD_LOW), AIMED);
@@ -355,11 +362,7 @@ mod tests {
         // The limit lifts: the loss ends, and a second after the last of it, it probes.
         steering.sampled(start + Duration::from_millis(500), 40_000, Some(0.0));
         let first = start + PROBE_AGAIN_AFTER;
-        assert_eq!(
-            steering.steer(first - Duration::from_millis(1), paused),
-            AIMED
-        );
-        assert_eq!(steering.steer(first, paused), restart(40_000));
+        probes_at(&mut steering, first, paused, 40_000);
         // It found nothing (the link is still narrow): again a second later, not a period.
         steering.sampled(first, 45_000, Some(0.0));
         let again = first + PROBE_AGAIN_AFTER;
