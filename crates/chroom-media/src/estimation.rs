@@ -46,7 +46,8 @@ pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(3);
 /// How soon a link probes again after a probe that found room ([`FOUND_ROOM`]): a link
 /// climbing back from a lifted limit (from a paused video's 40 kbit/s to a top layer's
 /// 400) takes several probes, each at most six times the last estimate, and libwebrtc too
-/// probes on at once while each probe finds more.
+/// probes on at once while each probe finds more. Also the period of a link carrying a
+/// paused video ([`BitrateGoals::paused`]).
 const PROBE_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// A probe found room when the estimate rose by this factor over what it restarted from.

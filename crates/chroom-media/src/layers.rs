@@ -494,6 +494,14 @@ impl LayerChoice {
     }
 }
 
+/// Logs `receiver` moving from layer `before` to `choice`'s current one (on that layer's
+/// keyframe): beside the target's log line, how long the keyframe was waited for.
+fn log_switch(receiver: LinkId, before: Option<LayerIndex>, choice: &LayerChoice) {
+    if let Some(layer) = choice.current().filter(|_| choice.current() != before) {
+        tracing::debug!(%receiver, layer, "simulcast layer switched on its keyframe");
+    }
+}
+
 /// What a receiving link's bandwidth estimation aims at, bit/s (str0m's `set_bitrate`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BitrateGoals {
@@ -561,10 +569,7 @@ impl Simulcast {
         let choice = self.choice(now, source, track, receiver, budget)?;
         let before = choice.current();
         let forwarded = choice.forward(now, frame);
-        if choice.current() != before {
-            // Beside the target's log line: how long the layer's keyframe was waited for.
-            tracing::debug!(%receiver, layer = frame.layer, "simulcast layer switched on its keyframe");
-        }
+        log_switch(receiver, before, choice);
         forwarded
     }
 
@@ -582,8 +587,11 @@ impl Simulcast {
         seq: u64,
         budget: Budget,
     ) -> Option<(u64, u64)> {
-        self.choice(now, source, track, receiver, budget)?
-            .forward_packet(now, packet, seq)
+        let choice = self.choice(now, source, track, receiver, budget)?;
+        let before = choice.current();
+        let forwarded = choice.forward_packet(now, packet, seq);
+        log_switch(receiver, before, choice);
+        forwarded
     }
 
     /// `receiver`'s choice of `source`'s `track`, its target brought up to date with `budget`.
